@@ -1,0 +1,49 @@
+"""rnncomp's intermediate representation: types, the op table, cells and programs, text form, verifier.
+
+Imports nothing above it (no passes, no rnncomp, no Numba): NumPy only.
+"""
+
+from .dtypes import DType, as_dtype
+from .errors import (
+    ArgumentError,
+    DSLError,
+    ParseError,
+    PassError,
+    RnncompError,
+    ShapeError,
+    UnknownOpError,
+    VerifyError,
+)
+from .graph import Cell, Node, Use, topo_order
+from .ops import OPS, OpDef, get_op
+from .shapes import Dim, Shape, as_shape, broadcast, is_identifier
+from .types import TensorType, TupleType
+from .verify import verify_cell
+
+__all__ = [
+    "ArgumentError",
+    "Cell",
+    "DSLError",
+    "DType",
+    "Dim",
+    "Node",
+    "OPS",
+    "OpDef",
+    "ParseError",
+    "PassError",
+    "RnncompError",
+    "Shape",
+    "ShapeError",
+    "TensorType",
+    "TupleType",
+    "UnknownOpError",
+    "Use",
+    "VerifyError",
+    "as_dtype",
+    "as_shape",
+    "broadcast",
+    "get_op",
+    "is_identifier",
+    "topo_order",
+    "verify_cell",
+]

@@ -1,0 +1,47 @@
+"""The rnncomp error hierarchy: every problem a user can cause is one of these, never a bare traceback."""
+
+from __future__ import annotations
+
+
+class RnncompError(Exception):
+    """Base of every error rnncomp raises on purpose."""
+
+
+class VerifyError(RnncompError):
+    """A graph breaks a rule of the IR (cycle, shape, dtype, undefined name, ...)."""
+
+
+class ShapeError(VerifyError):
+    """Operand shapes or dtypes do not fit an op's rule."""
+
+
+class UnknownOpError(VerifyError):
+    """An op name that is not in the op table."""
+
+
+class DSLError(RnncompError):
+    """The Python DSL was used in a way it does not allow."""
+
+
+class ParseError(RnncompError):
+    """IR text that does not follow the grammar; carries line, column and a caret display."""
+
+    def __init__(self, message: str, text: str = "", line: int = 0, column: int = 0):
+        self.message, self.text, self.line, self.column = message, text, line, column
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if not self.line:
+            return self.message
+        lines = self.text.splitlines() or [""]
+        src = lines[self.line - 1] if self.line - 1 < len(lines) else ""
+        caret = " " * (self.column - 1) + "^"
+        return f"{self.line}:{self.column}: {self.message}\n  {src}\n  {caret}"
+
+
+class PassError(RnncompError):
+    """A pass failed or left the IR ill-formed; names the pass and those that ran before it."""
+
+
+class ArgumentError(RnncompError):
+    """A runtime or compile argument is missing, unknown, or of the wrong shape, dtype or value."""

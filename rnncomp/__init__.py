@@ -1,0 +1,83 @@
+"""rnncomp: a graph compiler for recurrent networks.
+
+Declare one time step as a cell (`@rc.cell` or `rc.Graph`), then unroll, differentiate and compile it.
+"""
+
+from ir import (
+    ArgumentError,
+    Cell,
+    DSLError,
+    ParseError,
+    PassError,
+    RnncompError,
+    ShapeError,
+    UnknownOpError,
+    VerifyError,
+)
+
+from .dsl import (
+    Graph,
+    Param,
+    Seq,
+    State,
+    Value,
+    cast,
+    cell,
+    concat,
+    constant,
+    exp,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    mean,
+    neg,
+    relu,
+    sigmoid,
+    slice,
+    softmax,
+    softplus,
+    split,
+    sum,
+    tanh,
+    where,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentError",
+    "Cell",
+    "DSLError",
+    "Graph",
+    "Param",
+    "ParseError",
+    "PassError",
+    "RnncompError",
+    "Seq",
+    "ShapeError",
+    "State",
+    "UnknownOpError",
+    "Value",
+    "VerifyError",
+    "cast",
+    "cell",
+    "concat",
+    "constant",
+    "exp",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "mean",
+    "neg",
+    "relu",
+    "sigmoid",
+    "slice",
+    "softmax",
+    "softplus",
+    "split",
+    "sum",
+    "tanh",
+    "where",
+]

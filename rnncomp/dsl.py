@@ -1,0 +1,403 @@
+"""The Python DSL: `@rc.cell` functions and the `rc.Graph` builder, both producing a verified `Cell`.
+
+Values carry a node and a delay; ops check shapes as they are applied, so a mistake is reported
+at the line of the user's code that made it, naming the op and its operand types.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ir import Cell, DSLError, Node, RnncompError, TensorType, Use, as_dtype, as_shape, verify_cell
+from ir.ops import check_attrs, describe_call, get_op, infer_type
+from ir.shapes import is_identifier
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_site() -> str:
+    """`file.py:12`: the innermost frame outside rnncomp, where the user's call happened."""
+    f = sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_HERE):
+        f = f.f_back
+    return f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else "?"
+
+
+class Value:
+    """A value in a cell under construction: a node read at a delay (0: this step)."""
+
+    __slots__ = ("node", "delay")
+    __array_priority__ = 1000  # let `ndarray * Value` reach our __rmul__
+
+    def __init__(self, node: Node, delay: int = 0):
+        self.node, self.delay = node, delay
+
+    @property
+    def type(self) -> TensorType:
+        return self.node.type  # type: ignore[return-value]
+
+    @property
+    def shape(self) -> tuple:
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    def prev(self, d: int = 1) -> Value:
+        """This sequence input or state read d >= 1 steps back (`h[t-d]`)."""
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+        if self.node.op not in ("seq", "state"):
+            raise DSLError(
+                f"{_user_site()}: prev() reads a sequence input or a state at an earlier step; "
+                f"{self.node.name or 'this value'} is a {self.node.op}"
+            )
+        return Value(self.node, self.delay + d)
+
+    def use(self) -> Use:
+        return Use(self.node, self.delay)
+
+    def __repr__(self) -> str:
+        at = f"[t-{self.delay}]" if self.delay else ""
+        return f"<Value {self.node.name or self.node.op}{at}: {self.type}>"
+
+    def __bool__(self) -> bool:
+        raise DSLError(f"{_user_site()}: a cell value has no truth value at trace time; use rc.where(cond, a, b)")
+
+    __add__ = lambda a, b: apply("add", a, b)  # noqa: E731
+    __radd__ = lambda a, b: apply("add", b, a)  # noqa: E731
+    __sub__ = lambda a, b: apply("sub", a, b)  # noqa: E731
+    __rsub__ = lambda a, b: apply("sub", b, a)  # noqa: E731
+    __mul__ = lambda a, b: apply("mul", a, b)  # noqa: E731
+    __rmul__ = lambda a, b: apply("mul", b, a)  # noqa: E731
+    __truediv__ = lambda a, b: apply("div", a, b)  # noqa: E731
+    __rtruediv__ = lambda a, b: apply("div", b, a)  # noqa: E731
+    __matmul__ = lambda a, b: apply("matmul", a, b)  # noqa: E731
+    __rmatmul__ = lambda a, b: apply("matmul", b, a)  # noqa: E731
+    __neg__ = lambda a: apply("neg", a)  # noqa: E731
+    __pos__ = lambda a: a  # noqa: E731
+
+
+def _as_value(x: Any, like: Value | None, op: str) -> Value:
+    if isinstance(x, Value):
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        if like is None:
+            raise DSLError(f"{_user_site()}: {op}: needs at least one cell value, got only numbers")
+        return constant(float(x), like.dtype)
+    raise DSLError(f"{_user_site()}: {op}: operand {x!r} is neither a cell value nor a Python number")
+
+
+def apply(op: str, *args: Any, **attrs: Any) -> Value:
+    """Apply an op from the table to values (Python numbers become constants of the others' dtype)."""
+    like = next((a for a in args if isinstance(a, Value)), None)
+    vals = [_as_value(a, like, op) for a in args]
+    opdef = get_op(op)
+    types = [v.type for v in vals]
+    try:
+        attrs = check_attrs(opdef, attrs)
+        t = infer_type(opdef, types, attrs)
+    except RnncompError as e:
+        call = describe_call(op, types, [_vname(v) for v in vals])
+        raise type(e)(f"{_user_site()}: {e} in {call}") from None
+    return Value(Node(op, [v.use() for v in vals], attrs, t))
+
+
+def _vname(v: Value) -> str:
+    base = v.node.name or v.node.op
+    return f"{base}[t-{v.delay}]" if v.delay else base
+
+
+# ---------------------------------------------------------------- user-facing ops
+
+
+def _unary(op: str) -> Callable[[Value], Value]:
+    def f(x: Value) -> Value:
+        return apply(op, x)
+
+    f.__name__ = op
+    f.__doc__ = f"Elementwise {op}."
+    return f
+
+
+tanh, sigmoid, relu, exp, log, softplus, neg = (
+    _unary(n) for n in ("tanh", "sigmoid", "relu", "exp", "log", "softplus", "neg")
+)
+
+
+def where(cond: Value, a: Value | float, b: Value | float) -> Value:
+    """Elementwise `a` where `cond` is nonzero, else `b` (broadcasting)."""
+    like = next((v for v in (a, b, cond) if isinstance(v, Value)), None)
+    return apply("where", _as_value(cond, like, "where"), a, b)
+
+
+def cast(x: Value, dtype: Any) -> Value:
+    return apply("cast", x, to=as_dtype(dtype))
+
+
+def constant(value: Any, dtype: Any = "f32") -> Value:
+    """A constant array or scalar, the same at every step."""
+    return apply("constant", value=value, dtype=as_dtype(dtype))
+
+
+def concat(xs: Sequence[Value], axis: int = -1) -> Value:
+    if not isinstance(xs, (list, tuple)) or not xs:
+        raise DSLError(f"{_user_site()}: concat takes a non-empty list of values")
+    return apply("concat", *xs, axis=axis)
+
+
+def split(x: Value, parts: int, axis: int = -1) -> list[Value]:
+    """Split into `parts` equal pieces along `axis` (one node per piece)."""
+    return [apply("split", x, parts=parts, index=i, axis=axis) for i in range(parts)]
+
+
+def slice(x: Value, start: int, stop: int, axis: int = -1) -> Value:  # noqa: A001
+    return apply("slice", x, axis=axis, start=start, stop=stop)
+
+
+def sum(x: Value, axis: Any = None, keepdims: bool = False) -> Value:  # noqa: A001
+    return apply("sum", x, axis=axis, keepdims=keepdims)
+
+
+def mean(x: Value, axis: Any = None, keepdims: bool = False) -> Value:
+    return apply("mean", x, axis=axis, keepdims=keepdims)
+
+
+def max(x: Value, axis: Any = None, keepdims: bool = False) -> Value:  # noqa: A001
+    return apply("max", x, axis=axis, keepdims=keepdims)
+
+
+def softmax(x: Value, axis: int = -1) -> Value:
+    return apply("softmax", x, axis=axis)
+
+
+def log_softmax(x: Value, axis: int = -1) -> Value:
+    return apply("log_softmax", x, axis=axis)
+
+
+def matmul(a: Value, b: Value) -> Value:
+    return apply("matmul", a, b)
+
+
+# ---------------------------------------------------------------- the builder
+
+
+class State(Value):
+    """A state under construction: reading it gives its value this step; `.prev(d)` reads step t-d."""
+
+    __slots__ = ("graph",)
+
+    def __init__(self, node: Node, graph: Graph):
+        super().__init__(node, 0)
+        self.graph = graph
+
+    def __class_getitem__(cls, dims: Any) -> _Decl:
+        """`State["B", 32]` annotates an `@rc.cell` argument as a state."""
+        return _State_role[dims]
+
+    def define(self, value: Value) -> None:
+        """Give the state its value at step t (may be called once)."""
+        self.graph._define(self.node.name, value)  # type: ignore[arg-type]
+
+
+class Graph:
+    """Build a cell node by node; states may be read (`.prev(d)`) before they are defined."""
+
+    def __init__(self, name: str):
+        if not is_identifier(name):
+            raise DSLError(f"cell name {name!r} is not an identifier")
+        self.name = name
+        self._seqs: list[Node] = []
+        self._params: list[Node] = []
+        self._placeholders: dict[str, Node] = {}
+        self._defs: dict[str, Value] = {}
+        self._outputs: dict[str, Value] = {}
+        self._names: set[str] = set()
+
+    def _claim(self, name: str, what: str) -> None:
+        if not is_identifier(name):
+            raise DSLError(f"{_user_site()}: {what} name {name!r} is not an identifier")
+        if name in self._names:
+            raise DSLError(f"{_user_site()}: name {name!r} is already used in cell {self.name!r}")
+        self._names.add(name)
+
+    def _source(self, op: str, name: str, shape: Any, dtype: Any) -> Node:
+        self._claim(name, op)
+        try:
+            t = TensorType(as_dtype(dtype), as_shape(shape))
+        except RnncompError as e:
+            raise DSLError(f"{_user_site()}: {op} {name!r}: {e}") from None
+        return Node(op, (), {}, t, name)
+
+    def seq(self, name: str, shape: Any, dtype: Any = "f32") -> Value:
+        """A sequence input: one value per step, shape `shape` (the array passed is (T, *shape))."""
+        node = self._source("seq", name, shape, dtype)
+        self._seqs.append(node)
+        return Value(node)
+
+    def param(self, name: str, shape: Any, dtype: Any = "f32") -> Value:
+        """A parameter: the same value at every step."""
+        node = self._source("param", name, shape, dtype)
+        self._params.append(node)
+        return Value(node)
+
+    def state(self, name: str, shape: Any, dtype: Any = "f32") -> State:
+        """A recurrent value; its init (zeros unless passed) is read at steps before 0."""
+        node = self._source("state", name, shape, dtype)
+        self._placeholders[name] = node
+        return State(node, self)
+
+    def _define(self, name: str, value: Value) -> None:
+        if name in self._defs:
+            raise DSLError(f"{_user_site()}: state {name!r} is defined twice")
+        if not isinstance(value, Value):
+            raise DSLError(f"{_user_site()}: state {name!r} must be defined by a cell value, got {value!r}")
+        self._defs[name] = value
+
+    def output(self, name: str, value: Value) -> None:
+        """A per-step output, stacked to (T, ...) by a run."""
+        self._claim(name, "output")
+        if not isinstance(value, Value):
+            raise DSLError(f"{_user_site()}: output {name!r} must be a cell value, got {value!r}")
+        self._outputs[name] = value
+
+    def build(self) -> Cell:
+        """Resolve state placeholders to their definitions and return the verified Cell."""
+        return _assemble(self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs)
+
+
+def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
+    # A definition must be a fresh compute node carrying the state's name; wrap anything else.
+    def_nodes: dict[str, Node] = {}
+    claimed: set[int] = set()
+    for sname, v in defs.items():
+        node = v.node
+        if v.delay or node.op in ("seq", "param", "state", "constant") or id(node) in claimed or node.name:
+            node = Node("identity", [v.use()], {}, v.type)
+        node.name = sname
+        claimed.add(id(node))
+        def_nodes[sname] = node
+    out_nodes: dict[str, Node] = {}
+    for oname, v in outputs.items():
+        node = v.node
+        if v.delay or node.op in ("seq", "param", "state"):
+            node = Node("identity", [v.use()], {}, v.type)
+        out_nodes[oname] = node
+    # Rewire every read of a placeholder to its definition, keeping the delay.
+    subst = {id(placeholders[k]): n for k, n in def_nodes.items() if k in placeholders}
+    seen: set[int] = set()
+    stack = list(def_nodes.values()) + list(out_nodes.values())
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        n.inputs = tuple(Use(subst.get(id(u.node), u.node), u.delay) for u in n.inputs)
+        stack.extend(u.node for u in n.inputs)
+    state_types = {k: p.type for k, p in placeholders.items()}
+    cell = Cell(name, seqs, params, state_types, def_nodes, out_nodes)
+    return verify_cell(cell)
+
+
+# ---------------------------------------------------------------- the decorator
+
+
+class _Decl:
+    """`Seq["B", 16]`, `State["B", 32]`, `Param[16, 128]`: a role and a shape (and an optional dtype)."""
+
+    def __init__(self, role: str, dims: tuple, dtype: str = "f32"):
+        self.role, self.dims, self.dtype = role, dims, dtype
+
+    def __repr__(self) -> str:
+        return f"{self.role.capitalize()}{list(self.dims)}"
+
+
+class _Role:
+    def __init__(self, role: str):
+        self.role = role
+
+    def __getitem__(self, dims: Any) -> _Decl:
+        dims = dims if isinstance(dims, tuple) else (dims,)
+        dtype = "f32"
+        if dims and isinstance(dims[-1], str) and dims[-1] in ("f32", "f64", "float32", "float64"):
+            dims, dtype = dims[:-1], dims[-1]
+        return _Decl(self.role, dims, dtype)
+
+    def __repr__(self) -> str:
+        return self.role.capitalize()
+
+
+Seq = _Role("seq")
+Param = _Role("param")
+_State_role = _Role("state")
+
+
+def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
+    """Trace a Python function of one step into a Cell.
+
+    Arguments are annotated `Seq[...]`, `State[...]` or `Param[...]`; a state argument holds its
+    value from the previous step. The function returns a dict: keys naming a state give its new
+    value, other keys are per-step outputs.
+    """
+    if fn is None:
+        return lambda f: cell(f, name=name)
+    try:
+        anns = inspect.get_annotations(fn, eval_str=True)
+    except Exception as e:  # an annotation that does not evaluate
+        raise DSLError(f"@rc.cell {fn.__name__}: cannot read its annotations: {e}") from None
+    g = Graph(name or fn.__name__)
+    args: dict[str, Value] = {}
+    for pname, p in inspect.signature(fn).parameters.items():
+        decl = anns.get(pname)
+        if not isinstance(decl, _Decl):
+            raise DSLError(
+                f"@rc.cell {fn.__name__}: argument {pname!r} needs an annotation Seq[...], State[...] or Param[...]"
+            )
+        if decl.role == "seq":
+            args[pname] = g.seq(pname, decl.dims, decl.dtype)
+        elif decl.role == "param":
+            args[pname] = g.param(pname, decl.dims, decl.dtype)
+        else:
+            st = g.state(pname, decl.dims, decl.dtype)
+            args[pname] = _PrevState(st.node)
+    result = fn(**args)
+    if not isinstance(result, dict) or not result:
+        raise DSLError(
+            f"@rc.cell {fn.__name__}: must return a non-empty dict (state name -> new value, output name -> value), "
+            f"got {type(result).__name__}"
+        )
+    for key, v in result.items():
+        if not isinstance(key, str):
+            raise DSLError(f"@rc.cell {fn.__name__}: return key {key!r} is not a string")
+        if not isinstance(v, Value):
+            raise DSLError(f"@rc.cell {fn.__name__}: returned {key!r} is {v!r}, not a cell value")
+        if key in g._placeholders:
+            g._define(key, v)
+        elif key in args:
+            raise DSLError(f"@rc.cell {fn.__name__}: return key {key!r} names an input, not a state or a new output")
+        else:
+            g.output(key, v)
+    missing = [k for k in g._placeholders if k not in g._defs]
+    if missing:
+        raise DSLError(f"@rc.cell {fn.__name__}: state {missing[0]!r} is not given a new value: return it under key {missing[0]!r}")
+    return g.build()
+
+
+class _PrevState(Value):
+    """A state argument of an `@rc.cell` function: its value one step back; `.prev(d)` goes further."""
+
+    __slots__ = ()
+
+    def __init__(self, node: Node):
+        super().__init__(node, 1)
+
+    def prev(self, d: int = 1) -> Value:
+        """The state d steps back (`h.prev(1)` is the argument itself, `h.prev(2)` is h[t-2])."""
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+        return Value(self.node, d)
