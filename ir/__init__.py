@@ -3,6 +3,7 @@
 Imports nothing above it (no passes, no rnncomp, no Numba): NumPy only.
 """
 
+from . import program_ops  # noqa: F401  (registers the Program-only ops)
 from .dtypes import DType, as_dtype
 from .errors import (
     ArgumentError,
@@ -16,6 +17,7 @@ from .errors import (
 )
 from .graph import Cell, Node, Use, topo_order
 from .ops import OPS, OpDef, get_op
+from .program import LoopView, Program, Region
 from .shapes import Dim, Shape, as_shape, broadcast, is_identifier
 from .types import TensorType, TupleType
 from .verify import verify_cell
@@ -26,11 +28,14 @@ __all__ = [
     "DSLError",
     "DType",
     "Dim",
+    "LoopView",
     "Node",
     "OPS",
     "OpDef",
     "ParseError",
     "PassError",
+    "Program",
+    "Region",
     "RnncompError",
     "Shape",
     "ShapeError",

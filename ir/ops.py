@@ -21,7 +21,8 @@ import numpy as np
 
 from .dtypes import DType, as_dtype
 from .errors import ShapeError, UnknownOpError, VerifyError
-from .shapes import broadcast, norm_axis
+from .shapes import as_shape, broadcast, norm_axis
+from .symexpr import count
 from .types import TensorType
 
 REQUIRED = object()
@@ -109,11 +110,12 @@ def _check_attr(op: str, key: str, kind: str, v: Any) -> Any:
         if isinstance(v, (tuple, list)) and all(_is_int(a) for a in v):
             return tuple(int(a) for a in v)
         raise bad
+    if kind == "shape":
+        return as_shape(v)
+    if kind == "count":
+        return count(v)
     if kind == "value":
-        arr = np.asarray(v, dtype=np.float64)
-        if not np.all(np.isfinite(arr)) and arr.size:
-            pass  # inf/nan constants are allowed; the printer spells them out
-        return _freeze(arr)
+        return _freeze(np.asarray(v, dtype=np.float64))
     return v
 
 

@@ -1,0 +1,242 @@
+"""The `unroll` pass: a cyclic Cell becomes an acyclic Program for a length T.
+
+Modes: "full" (T copies, straight-line; needs a concrete T), an int k >= 2 (a loop whose body
+holds k copies, then a loop of one step for the T mod k remainder), "loop" (a body of one step).
+Every recurrent source (a state, or a sequence input read with a delay) carries its last D values,
+D being the largest delay it is read at; `masked=True` adds a `lengths` input and applies the
+copy-through rule of DESIGN.md at every step; `reverse=True` runs the steps from T-1 down to 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ir import Cell, Node, PassError, Program, Region, TensorType, TupleType, Use
+from ir import symexpr as sx
+from ir.dtypes import DType
+from ir.program import input_node
+
+LENGTHS = "lengths"
+
+
+@dataclass
+class _Plan:
+    """What unrolling needs to know about a cell, computed once."""
+
+    cell: Cell
+    order: list[Node]  # compute nodes in evaluation order
+    recurrent: list[Node]  # states' defining nodes and delayed seqs
+    depth: dict[int, int]  # id(recurrent source) -> largest delay it is read at
+    batch: object = None
+    names: dict[int, str] = field(default_factory=dict)  # id(recurrent source) -> its name
+
+
+def _plan(cell: Cell) -> _Plan:
+    nodes = cell.nodes()
+    sources = {id(n) for n in cell.inputs}
+    order = [n for n in nodes if id(n) not in sources]
+    depth: dict[int, int] = {}
+    for n in order:
+        for u in n.inputs:
+            if u.delay:
+                depth[id(u.node)] = max(depth.get(id(u.node), 0), u.delay)
+    names = {id(n): k for k, n in cell.states.items()}
+    names.update({id(s): s.name for s in cell.seqs})  # type: ignore[misc]
+    rec = [n for n in list(cell.states.values()) + cell.seqs if id(n) in depth]
+    for s in cell.states.values():  # a state nobody reads back still has a carried final value
+        if id(s) not in depth:
+            depth[id(s)] = 1
+            rec.append(s)
+    lead = [n.type.shape[0] for n in cell.seqs + list(cell.states.values()) if n.type.shape]  # type: ignore[union-attr]
+    return _Plan(cell, order, rec, depth, lead[0] if lead else None, names)
+
+
+class _Steps:
+    """Emits copies of the cell, one per step, threading the carried history of each recurrent source."""
+
+    def __init__(self, plan: _Plan, masked: bool, lengths: Node | None):
+        self.p, self.masked, self.lengths = plan, masked, lengths
+        self._zero: dict[DType, Node] = {}
+
+    def zero(self, dt: DType) -> Node:
+        if dt not in self._zero:
+            self._zero[dt] = Node("constant", (), {"value": 0.0, "dtype": dt}, TensorType(dt, ()))
+        return self._zero[dt]
+
+    def copy(
+        self, t: Node, label: str, seq_val, param_val, hist: dict[int, list[Node]]
+    ) -> tuple[dict[int, Node], dict[str, Node]]:
+        """One step: returns the new history and the step's (masked) per-step outputs."""
+        p = self.p
+        vals: dict[int, Node] = {}
+
+        def value(n: Node) -> Node:
+            if id(n) in vals:
+                return vals[id(n)]
+            if n.op == "seq":
+                return seq_val(n)
+            if n.op == "param":
+                return param_val(n)
+            raise PassError(f"unroll: node {n!r} has no value at this step")
+
+        for n in p.order:
+            ins = [Use(value(u.node)) if u.delay == 0 else Use(hist[id(u.node)][u.delay - 1]) for u in n.inputs]
+            name = f"{n.name}@{label}" if n.name and not (self.masked and id(n) in hist) else None
+            vals[id(n)] = Node(n.op, ins, n.attrs, n.type, name)
+        new_hist = {}
+        for r in p.recurrent:
+            cur = value(r)
+            if self.masked:
+                cur = Node(
+                    "select_active",
+                    [Use(t), Use(self.lengths), Use(cur), Use(hist[id(r)][0])],  # type: ignore[arg-type]
+                    {},
+                    cur.type,
+                    f"{p.names[id(r)]}@{label}" if r.op != "seq" else None,
+                )
+            new_hist[id(r)] = [cur] + hist[id(r)][:-1]
+        outs = {}
+        for k, n in p.cell.outputs.items():
+            y = value(n)
+            if self.masked:
+                y = Node("select_active", [Use(t), Use(self.lengths), Use(y), Use(self.zero(y.type.dtype))], {}, y.type)  # type: ignore[union-attr,arg-type]
+            outs[k] = y
+        return new_hist, outs
+
+
+def unroll(cell: Cell, length: int | str, mode: str | int = "loop", reverse: bool = False, masked: bool = False) -> Program:
+    """Unroll `cell` over `length` steps (an int, or a symbol such as "T") in the given mode."""
+    plan = _plan(cell)
+    T = sx.count(length)
+    if isinstance(T, sx.Sym) and not (len(T.symbols) == 1 and T.text in T.symbols):
+        raise PassError(f"unroll: a symbolic length must be a plain symbol such as 'T', got {length!r}")
+    dim_T = T if isinstance(T, int) else T.text
+    inputs, roles = [], {}
+    seq_in, param_in, init_in = {}, {}, {}
+    for s in cell.seqs:
+        seq_in[id(s)] = input_node(s.name, s.type.with_shape((dim_T,) + s.type.shape))  # type: ignore[union-attr,operator]
+        roles[s.name] = "seq"
+    for q in cell.params:
+        param_in[id(q)] = input_node(q.name, q.type)  # type: ignore[arg-type]
+        roles[q.name] = "param"
+    for name, node in cell.states.items():
+        init_in[id(node)] = input_node(name, cell.state_types.get(name, node.type))  # type: ignore[arg-type]
+        roles[name] = "init"
+    inputs = list(seq_in.values()) + list(param_in.values()) + list(init_in.values())
+    lengths = None
+    if masked:
+        if plan.batch is None:
+            raise PassError(f"unroll: cell {cell.name!r} has no batch dim (no seq or state has a leading dim), so lengths do not apply")
+        lengths = input_node(LENGTHS, TensorType(DType.i64, (plan.batch,)))  # type: ignore[arg-type]
+        inputs.append(lengths)
+        roles[LENGTHS] = "lengths"
+    steps = _Steps(plan, masked, lengths)
+
+    def first_hist() -> dict[int, list[Node]]:
+        h = {}
+        for r in plan.recurrent:
+            if r.op == "seq":
+                z = Node("zeros", (), {"shape": r.type.shape, "dtype": r.type.dtype}, r.type)  # type: ignore[union-attr]
+                h[id(r)] = [z] * plan.depth[id(r)]
+            else:
+                h[id(r)] = [init_in[id(r)]] * plan.depth[id(r)]
+        return h
+
+    if mode == "full":
+        if not isinstance(T, int):
+            raise PassError("unroll: mode 'full' needs a concrete length (compile specialises a symbolic T per call)")
+        outputs = _full(plan, steps, T, reverse, seq_in, param_in, first_hist())
+    else:
+        k = 1 if mode == "loop" else mode
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise PassError(f"unroll: mode must be 'full', 'loop' or an int k >= 1, got {mode!r}")
+        outputs = _looped(plan, T, dim_T, k, reverse, seq_in, param_in, init_in, lengths, first_hist())
+    return Program(f"{cell.name}", inputs, roles, outputs)
+
+
+def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) -> dict[str, Node]:
+    per_step: dict[str, list[Node]] = {k: [None] * T for k in plan.cell.outputs}  # type: ignore[list-item]
+    sliced: dict[tuple[int, int], Node] = {}
+
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        def seq_val(s: Node, t=t) -> Node:
+            if (id(s), t) not in sliced:
+                sliced[(id(s), t)] = Node("step", [Use(seq_in[id(s)])], {"index": t}, s.type, f"{s.name}@{t}")
+            return sliced[(id(s), t)]
+
+        tn = Node("constant", (), {"value": float(t), "dtype": DType.i64}, TensorType(DType.i64, ()))
+        hist, outs = steps.copy(tn, str(t), seq_val, lambda q: param_in[id(q)], hist)
+        for k, y in outs.items():
+            per_step[k][t] = y
+    result: dict[str, Node] = {}
+    for k, ys in per_step.items():
+        n = plan.cell.outputs[k]
+        if T:
+            result[k] = Node("stack", [Use(y) for y in ys], {}, n.type.with_shape((T,) + n.type.shape))
+        else:
+            result[k] = Node("zeros", (), {"shape": (0,) + n.type.shape, "dtype": n.type.dtype}, n.type.with_shape((0,) + n.type.shape))
+    for name, node in plan.cell.states.items():
+        result[name] = hist[id(node)][0]
+    return result
+
+
+def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, init_in, lengths, hist) -> dict[str, Node]:
+    cell = plan.cell
+    # Carried values (flattened history), stacked inputs, buffers and invariants of every loop.
+    carry = [(r, d) for r in plan.recurrent for d in range(plan.depth[id(r)])]
+    carry_vals = [hist[id(r)][d] for r, d in carry]
+    xs = [s for s in cell.seqs if any(u.delay == 0 and u.node is s for n in plan.order for u in n.inputs) or id(s) in plan.depth]
+    bufs = []
+    for name, n in cell.outputs.items():
+        t = n.type.with_shape((dim_T,) + n.type.shape)
+        bufs.append(Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t))
+    consts = [param_in[id(q)] for q in cell.params] + ([lengths] if lengths is not None else [])
+
+    q, r = sx.floordiv(T, k), sx.mod(T, k)
+    if k == 1:
+        pieces = [(1, T, 0)]
+    elif reverse:  # the remainder is the lowest steps, processed last
+        pieces = [(k, q, r), (1, r, 0)]
+    else:
+        pieces = [(k, q, 0), (1, r, sx.mul(q, k))]
+    for stride, count, start in pieces:
+        if count == 0:
+            continue
+        body = _body(plan, stride, carry, xs, consts, lengths is not None, reverse)
+        operands = carry_vals + [seq_in[id(s)] for s in xs] + bufs + consts
+        types = tuple(v.type for v in carry_vals) + tuple(b.type for b in bufs)
+        loop = Node(
+            "loop",
+            [Use(v) for v in operands],
+            {"body": body, "length": count, "start": start, "stride": stride, "reverse": reverse,
+             "n_carry": len(carry), "n_xs": len(xs), "n_buf": len(bufs)},
+            TupleType(types),  # type: ignore[arg-type]
+        )
+        parts = [Node("item", [Use(loop)], {"index": i}, t) for i, t in enumerate(types)]
+        carry_vals, bufs = parts[: len(carry)], parts[len(carry) :]
+    result = dict(zip(cell.outputs, bufs))
+    for name, node in cell.states.items():
+        result[name] = carry_vals[carry.index((node, 0))]
+    return result
+
+
+def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Region:
+    """The loop body: k copies of the cell over carried history, x slices and invariants."""
+    t_params = [input_node(f"t@{j}", TensorType(DType.i64, ())) for j in range(k)]
+    c_params = [input_node(f"{plan.names[id(r)]}@t-{d + 1}", r.type) for r, d in carry]
+    x_params = {(id(s), j): input_node(f"{s.name}@{j}", s.type) for s in xs for j in range(k)}
+    k_params = [input_node(c.name, c.type) for c in consts]
+    by_name = {c.name: p for c, p in zip(consts, k_params)}
+    steps = _Steps(plan, masked, by_name.get(LENGTHS))
+    hist: dict[int, list[Node]] = {}
+    for (r, d), prm in zip(carry, c_params):
+        hist.setdefault(id(r), []).append(prm)
+    ys: dict[str, list[Node]] = {name: [None] * k for name in plan.cell.outputs}  # type: ignore[list-item]
+    order = range(k - 1, -1, -1) if reverse else range(k)
+    for j in order:
+        hist, outs = steps.copy(t_params[j], str(j), lambda s, j=j: x_params[(id(s), j)], lambda q: by_name[q.name], hist)
+        for name, y in outs.items():
+            ys[name][j] = y
+    results = [hist[id(r)][d] for r, d in carry] + [y for name in plan.cell.outputs for y in ys[name]]
+    params = t_params + c_params + [x_params[(id(s), j)] for s in xs for j in range(k)] + k_params
+    return Region(params, results)

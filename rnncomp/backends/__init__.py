@@ -1,0 +1,1 @@
+"""Backends: code generation and launch. The only place Numba is imported."""
