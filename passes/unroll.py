@@ -16,6 +16,8 @@ from ir import symexpr as sx
 from ir.dtypes import DType
 from ir.program import input_node
 
+from .pipeline import register_pass
+
 LENGTHS = "lengths"
 
 
@@ -240,3 +242,8 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
     results = [hist[id(r)][d] for r, d in carry] + [y for name in plan.cell.outputs for y in ys[name]]
     params = t_params + c_params + [x_params[(id(s), j)] for s in xs for j in range(k)] + k_params
     return Region(params, results)
+
+
+@register_pass("unroll")
+def unroll_pass(cell: Cell, length: int | str = "T", mode: str | int = "loop", reverse: bool = False, masked: bool = False) -> Program:
+    return unroll(cell, length, mode, reverse, masked)

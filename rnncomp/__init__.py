@@ -15,6 +15,7 @@ from ir import (
     VerifyError,
 )
 
+from .compiler import CompiledProgram, compile
 from .dsl import (
     Graph,
     Param,
@@ -60,7 +61,9 @@ __all__ = [
     "UnknownOpError",
     "Value",
     "VerifyError",
+    "CompiledProgram",
     "cast",
+    "compile",
     "cell",
     "concat",
     "constant",

@@ -1,0 +1,142 @@
+"""The `simplify` pass: constant folding, identity removal, CSE, and dead loop-operand elimination.
+
+Dead nodes disappear on their own (a Program holds what its outputs reach); what needs work is a
+loop's operands: a carried value, stacked input, buffer or invariant that nothing live uses is
+removed from the loop's signature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir import LoopView, Node, Program, Region, TupleType, Use, topo_order
+from ir.ops import freeze_value, get_op
+
+from .pipeline import register_pass
+from .rewrite import rebuild, rewrite_program
+
+FOLD_LIMIT = 4096  # elements: larger constant results stay computed at run time
+
+
+@register_pass("simplify")
+def simplify(prog: Program) -> Program:
+    prog = rewrite_program(prog, _fold)
+    prog = rewrite_program(prog, _Cse())
+    return _prune_loops(prog)
+
+
+def _fold(node: Node, ops: list[Node]) -> Node:
+    if node.op == "identity":
+        return ops[0]
+    op = get_op(node.op)
+    if ops and op.numpy is not None and op.kind != "source" and all(o.op == "constant" for o in ops):
+        val = op.numpy(*[get_op("constant").numpy(**o.attrs) for o in ops], **node.attrs)
+        if np.size(val) <= FOLD_LIMIT:
+            return Node("constant", (), {"value": _frozen(val), "dtype": node.type.dtype}, node.type, node.name)  # type: ignore[union-attr]
+    return rebuild(node, ops)
+
+
+def _frozen(val: np.ndarray):
+    return freeze_value(np.asarray(val, dtype=np.float64))
+
+
+class _Cse:
+    """Hash-conses pure nodes: equal op, operands, attributes and type give one node."""
+
+    def __init__(self) -> None:
+        self.table: dict[tuple, Node] = {}
+
+    def __call__(self, node: Node, ops: list[Node]) -> Node:
+        new = rebuild(node, ops)
+        if node.op in ("input", "loop"):
+            return new
+        try:
+            key = (new.op, tuple(id(o) for o in ops), tuple(sorted(new.attrs.items())), new.type)
+            hash(key)
+        except TypeError:
+            return new
+        return self.table.setdefault(key, new)
+
+
+def _prune_loops(prog: Program) -> Program:
+    """Drop loop operands and results that nothing live needs (to a fixed point)."""
+    while True:
+        users = _users(prog.nodes(), list(prog.outputs.values()))
+        changed = False
+
+        def visit(node: Node, ops: list[Node]) -> Node:
+            nonlocal changed
+            new = rebuild(node, ops)
+            if node.op == "loop":
+                pruned = _prune_one(new, users.get(id(node), set()))
+                if pruned is not None:
+                    changed = True
+                    return pruned
+            if node.op == "item" and ops[0].attrs.get("_remap") is not None:
+                return _remap_item(node, ops[0])
+            return new
+
+        prog = _strip_remaps(rewrite_program(prog, visit, recurse=False))
+        if not changed:
+            return prog
+
+
+def _users(nodes: list[Node], outputs: list[Node]) -> dict[int, set[int]]:
+    """For each loop: the tuple indices read by `item` nodes."""
+    out: dict[int, set[int]] = {}
+    for n in nodes:
+        if n.op == "item":
+            out.setdefault(id(n.inputs[0].node), set()).add(n.attrs["index"])
+    return out
+
+
+def _live_body(v: LoopView, live_results: set[int]) -> set[int]:
+    """ids of body nodes needed by the given results."""
+    return {id(n) for n in topo_order([v.body.results[i] for i in sorted(live_results)])}
+
+
+def _prune_one(node: Node, read: set[int]) -> Node | None:
+    v = LoopView(node)
+    c, k = v.n_carry, v.stride
+    live_carry = {i for i in range(c) if i in read}
+    live_buf = {b for b in range(v.n_buf) if c + b in read}
+    # A carried value is live if read outside or needed by something live inside.
+    while True:
+        res = live_carry | {c + b * k + j for b in live_buf for j in range(k)}
+        needed = _live_body(v, res)
+        more = {i for i in range(c) if id(v.carry_params[i]) in needed} - live_carry
+        if not more:
+            break
+        live_carry |= more
+    live_x = [i for i in range(v.n_xs) if any(id(p) in needed for p in v.x_params[i])]
+    live_k = [i for i in range(len(v.consts)) if id(v.const_params[i]) in needed]
+    if len(live_carry) == c and len(live_buf) == v.n_buf and len(live_x) == v.n_xs and len(live_k) == len(v.consts):
+        return None
+    carries = sorted(live_carry)
+    bufs = sorted(live_buf)
+    params = v.t_params + [v.carry_params[i] for i in carries]
+    params += [p for i in live_x for p in v.x_params[i]] + [v.const_params[i] for i in live_k]
+    results = [v.carry_out[i] for i in carries] + [y for b in bufs for y in v.y_results[b]]
+    operands = [v.carry_in[i] for i in carries] + [v.xs[i] for i in live_x] + [v.bufs[b] for b in bufs]
+    operands += [v.consts[i] for i in live_k]
+    types = tuple(node.type.items[i] for i in carries) + tuple(node.type.items[c + b] for b in bufs)  # type: ignore[union-attr]
+    remap = {old: new for new, old in enumerate(carries + [c + b for b in bufs])}
+    attrs = {**node.attrs, "body": Region(params, results), "n_carry": len(carries), "n_xs": len(live_x),
+             "n_buf": len(bufs), "_remap": remap}
+    return Node("loop", [Use(u.node) for u in operands], attrs, TupleType(types), node.name)
+
+
+def _remap_item(item: Node, loop: Node) -> Node:
+    idx = loop.attrs["_remap"][item.attrs["index"]]
+    return Node("item", [Use(loop)], {"index": idx}, item.type, item.name)
+
+
+def _strip_remaps(prog: Program) -> Program:
+    def visit(node: Node, ops: list[Node]) -> Node:
+        if node.op == "loop" and "_remap" in node.attrs:
+            attrs = {k: v for k, v in node.attrs.items() if k != "_remap"}
+            return Node("loop", [Use(o) for o in ops], attrs, node.type, node.name)
+        new = rebuild(node, ops)
+        return new
+
+    return rewrite_program(prog, visit, recurse=False)

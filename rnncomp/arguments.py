@@ -1,0 +1,102 @@
+"""Runtime argument checking: names, shapes, dtypes and lengths, each error naming the argument.
+
+Float arrays are converted once to the compiled dtype (a copy only when the dtype or layout
+differs); integer `lengths` are taken as int64. Symbolic dims (T, B, ...) are bound from the arrays.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir import ArgumentError, Cell
+from ir.dtypes import DType
+from ir.shapes import Shape
+
+LENGTHS = "lengths"
+
+
+@dataclass
+class Bound:
+    arrays: dict[str, np.ndarray]  # every seq, param and init, converted
+    symbols: dict[str, int]  # T and every other symbol
+    T: int
+    lengths: np.ndarray | None
+
+
+def _closest(name: str, options: list[str]) -> str:
+    near = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _show(shape: Shape, env: dict[str, int]) -> str:
+    sym = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    if all(isinstance(d, int) or d in env for d in shape) and any(isinstance(d, str) for d in shape):
+        val = tuple(env.get(d, d) if isinstance(d, str) else d for d in shape)
+        return f"{sym} = {val}"
+    return sym
+
+
+def bind(cell: Cell, dtype: DType, tsym: str, length: int | None, lengths, kwargs: dict) -> Bound:
+    """Check `kwargs` against the cell's signature; bind symbols; convert arrays to `dtype`."""
+    required = {s.name: ("seq", (tsym,) + s.type.shape) for s in cell.seqs}  # type: ignore[union-attr,operator]
+    required.update({p.name: ("param", p.type.shape) for p in cell.params})  # type: ignore[union-attr,misc]
+    optional = {k: ("init", t.shape) for k, t in cell.state_types.items()}
+    known = list(required) + list(optional) + [LENGTHS]
+    for name in kwargs:
+        if name not in required and name not in optional:
+            raise ArgumentError(f"unknown argument {name!r}{_closest(name, known)}; cell {cell.name!r} takes {known}")
+    for name in required:
+        if name not in kwargs:
+            raise ArgumentError(f"missing argument {name!r} ({required[name][0]} of shape {_show(required[name][1], {})}){_closest(name, list(kwargs))}")
+    env: dict[str, int] = {} if length is None else {tsym: length}
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in kwargs.items():
+        role, shape = required.get(name) or optional[name]
+        arrays[name] = _one(name, role, value, shape, dtype, env)
+    if tsym not in env:
+        raise ArgumentError(f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length")
+    T = env[tsym]
+    lens = None if lengths is None else _lengths(lengths, T, cell, env)
+    return Bound(arrays, env, T, lens)
+
+
+def _one(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int]) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except Exception as e:  # noqa: BLE001  (anything that is not array-like)
+        raise ArgumentError(f"argument {name!r}: not an array ({e})") from None
+    if a.dtype.kind not in "fiub":
+        raise ArgumentError(f"argument {name!r}: expected a float array, got dtype {a.dtype}")
+    if a.ndim != len(shape):
+        raise ArgumentError(f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {a.shape}")
+    for i, (d, n) in enumerate(zip(shape, a.shape)):
+        if isinstance(d, str):
+            if d in env and env[d] != n:
+                raise ArgumentError(
+                    f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {a.shape}: "
+                    f"dim {i} ({d}) is {n} here but {env[d]} elsewhere"
+                )
+            env.setdefault(d, n)
+        elif d != n:
+            raise ArgumentError(f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype.numpy)
+
+
+def _lengths(value, T: int, cell: Cell, env: dict[str, int]) -> np.ndarray:
+    a = np.asarray(value)
+    if a.dtype.kind not in "iu":
+        if a.dtype.kind == "f" and a.size and np.all(a == np.round(a)):
+            raise ArgumentError(f"argument 'lengths': expected integers, got dtype {a.dtype} (cast with .astype(int))")
+        raise ArgumentError(f"argument 'lengths': expected an integer array of shape (B,), got dtype {a.dtype}")
+    lead = [s.type.shape[0] for s in cell.seqs if s.type.shape]  # type: ignore[union-attr]
+    bdim = lead[0] if lead else None
+    B = env.get(bdim) if isinstance(bdim, str) else bdim
+    if a.ndim != 1 or (B is not None and a.shape[0] != B):
+        raise ArgumentError(f"argument 'lengths': expected shape (B,) = ({B},), got {a.shape}")
+    if a.size and (a.min() < 0 or a.max() > T):
+        bad = int(a[(a < 0) | (a > T)][0])
+        raise ArgumentError(f"argument 'lengths': every length must lie in [0, T] = [0, {T}], got {bad}")
+    return a.astype(np.int64)

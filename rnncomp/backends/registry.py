@@ -1,0 +1,25 @@
+"""Backends by name. A backend turns a final Program into a runner `f(arrays, symbols) -> outputs`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ir import ArgumentError, Program
+
+Runner = Callable[[dict[str, Any], dict[str, int]], dict[str, Any]]
+
+
+def _numpy(prog: Program, options: dict[str, Any]) -> Runner:
+    from .numpy_interp import run_program
+
+    return lambda arrays, symbols: run_program(prog, arrays, symbols)
+
+
+BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {"numpy": _numpy}
+
+
+def get_backend(name: str) -> Callable[[Program, dict[str, Any]], Runner]:
+    if name not in BACKENDS:
+        raise ArgumentError(f"argument 'backend': unknown backend {name!r}; available: {sorted(BACKENDS)}")
+    return BACKENDS[name]

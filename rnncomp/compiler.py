@@ -1,0 +1,149 @@
+"""`rc.compile`: run the pass pipeline on a cell and return a callable program.
+
+A program is built lazily per variant: with or without `lengths`, and, for a full unroll, per
+sequence length (a symbolic T specialises at call time; each specialisation is cached). With
+`lengths`, no step past max(lengths) runs: the sequence is cut there and the outputs padded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import passes  # noqa: F401  (registers the passes)
+from ir import ArgumentError, Cell, RnncompError, verify_cell
+from ir.dtypes import DType, as_dtype
+from ir.shapes import is_identifier
+from passes.pipeline import PassManager
+from passes.retype import retype_cell
+
+from .arguments import LENGTHS, bind
+from .backends.registry import get_backend
+
+DEFAULT_PASSES = ["simplify", "hoist", "simplify"]
+
+
+def compile(  # noqa: A001  (the public name is fixed: rc.compile)
+    cell: Cell,
+    length: int | str | None = "T",
+    unroll: str | int = "loop",
+    backend: str = "numpy",
+    dtype: str = "float32",
+    reverse: bool = False,
+    passes: list[str] | None = None,
+) -> CompiledProgram:
+    """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
+
+    `unroll` is "full", "loop" or an int k >= 1 (k steps per loop iteration); `backend` is
+    "numpy" (more come with their own modules); `dtype` is "float32" or "float64".
+    """
+    if not isinstance(cell, Cell):
+        raise ArgumentError(f"argument 'cell': expected an rnncomp Cell (from @rc.cell or rc.Graph.build()), got {type(cell).__name__}")
+    verify_cell(cell)
+    if length is None:
+        if unroll == "full":
+            raise ArgumentError("argument 'length': a full unroll needs a length (an int, or a symbol such as 'T' to specialise per call)")
+        raise ArgumentError("argument 'length': expected an int >= 0 or a symbol such as 'T', got None")
+    if isinstance(length, bool) or not (isinstance(length, int) and length >= 0 or is_identifier(length)):
+        raise ArgumentError(f"argument 'length': expected an int >= 0 or a symbol such as 'T', got {length!r}")
+    if unroll not in ("full", "loop"):
+        if isinstance(unroll, bool) or not isinstance(unroll, int):
+            raise ArgumentError(f"argument 'unroll': expected 'full', 'loop' or an int k >= 1, got {unroll!r}")
+        if unroll < 1:
+            raise ArgumentError(f"argument 'unroll': the unroll factor must be >= 1, got {unroll}")
+    try:
+        dt = as_dtype(dtype)
+    except RnncompError:
+        dt = None
+    if dt not in (DType.f32, DType.f64):
+        raise ArgumentError(f"argument 'dtype': expected 'float32' or 'float64', got {dtype!r}")
+    get_backend(backend)  # fail early on an unknown name
+    if not isinstance(reverse, bool):
+        raise ArgumentError(f"argument 'reverse': expected a bool, got {reverse!r}")
+    names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
+    if LENGTHS in names:
+        raise ArgumentError(f"cell {cell.name!r}: the name 'lengths' is reserved for variable sequence lengths; rename it")
+    return CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
+
+
+class CompiledProgram:
+    """A compiled cell: call it with arrays; inspect any stage with `.ir(stage)`."""
+
+    def __init__(self, cell: Cell, length, unroll, backend: str, dtype: DType, reverse: bool, pipeline: list[str]):
+        self.cell = retype_cell(cell, dtype)
+        self.length, self.unroll, self.backend, self.dtype, self.reverse = length, unroll, backend, dtype, reverse
+        self.pipeline = list(pipeline)
+        dims = {d for n in self.cell.nodes() for d in getattr(n.type, "shape", ()) if isinstance(d, str)}
+        self.tsym = length if isinstance(length, str) else next(s for s in ("T", "T_", "T__", "T_steps") if s not in dims)
+        if isinstance(length, str) and length in dims:
+            raise ArgumentError(f"argument 'length': symbol {length!r} is already a dim of cell {cell.name!r}; pick another")
+        self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
+
+    # -- building
+    def _variant(self, masked: bool, T: int | None):
+        """(final program, stages, runner) for this variant; `T` matters only where the program is specialised."""
+        if self.unroll == "full":
+            spec: int | str = self.length if isinstance(self.length, int) and not masked else T  # type: ignore[assignment]
+            if spec is None:
+                raise ArgumentError("a full unroll over a symbolic length is specialised per T: pass T=... to see its IR")
+        else:
+            spec = self.tsym if masked or isinstance(self.length, str) else self.length
+        key = (masked, spec)
+        if key not in self._variants:
+            mode = "loop" if self.unroll == 1 else self.unroll
+            steps = [("unroll", {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked})]
+            steps += [(p, {}) for p in self.pipeline]
+            prog, stages = PassManager(steps).run(self.cell)
+            runner = get_backend(self.backend)(prog, {"dtype": self.dtype})
+            self._variants[key] = (prog, stages, runner)
+        return self._variants[key]
+
+    # -- running
+    def __call__(self, lengths=None, **arrays) -> dict[str, np.ndarray]:
+        """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
+        fixed = self.length if isinstance(self.length, int) else None
+        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays)
+        for name, t in self.cell.state_types.items():
+            if name not in b.arrays:
+                shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
+                if any(isinstance(d, str) for d in shape):
+                    raise ArgumentError(f"cannot make a zero init for state {name!r}: dim {shape} is not bound by any array; pass {name}=...")
+                b.arrays[name] = np.zeros(shape, self.dtype.numpy)
+        masked = b.lengths is not None
+        T_run = int(b.lengths.max()) if masked and b.lengths.size else (0 if masked else b.T)  # type: ignore[union-attr]
+        prog, _, runner = self._variant(masked, T_run)
+        run_arrays = dict(b.arrays)
+        if masked:
+            run_arrays[LENGTHS] = b.lengths
+            for s in self.cell.seqs:
+                run_arrays[s.name] = b.arrays[s.name][:T_run]  # type: ignore[index]
+        symbols = {**b.symbols, self.tsym: T_run}
+        out = runner(run_arrays, symbols)
+        result = {}
+        for k, v in out.items():
+            v = np.asarray(v)
+            if k in self.cell.outputs and v.shape[0] != b.T:
+                padded = np.zeros((b.T,) + v.shape[1:], v.dtype)
+                padded[: v.shape[0]] = v
+                v = padded
+            result[k] = v
+        return result
+
+    # -- inspection
+    def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None) -> str:
+        """The text of a stage: "cell", "unroll", or any pass of the pipeline (by name; "simplify#2" for a repeat)."""
+        if stage == "cell":
+            return str(self.cell)
+        _, stages, _ = self._variant(lengths, T)
+        if stage not in stages:
+            raise ArgumentError(f"argument 'stage': unknown stage {stage!r}; stages: {['cell'] + list(stages)}")
+        return str(stages[stage])
+
+    def stages(self, lengths: bool = False, T: int | None = None) -> dict[str, Any]:
+        """Every stage's IR object, in pipeline order."""
+        return dict(self._variant(lengths, T)[1])
+
+    def __repr__(self) -> str:
+        return (f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
+                f"backend={self.backend!r} dtype={self.dtype}>")
