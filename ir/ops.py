@@ -115,15 +115,15 @@ def _check_attr(op: str, key: str, kind: str, v: Any) -> Any:
     if kind == "count":
         return count(v)
     if kind == "value":
-        return _freeze(np.asarray(v, dtype=np.float64))
+        return freeze_value(np.asarray(v, dtype=np.float64))
     return v
 
 
-def _freeze(arr: np.ndarray) -> Any:
+def freeze_value(arr: np.ndarray) -> Any:
     """A constant's value as a float or nested tuples: hashable, printable, exact."""
     if arr.ndim == 0:
         return float(arr)
-    return tuple(_freeze(a) for a in arr)
+    return tuple(freeze_value(a) for a in arr)
 
 
 # ---------------------------------------------------------------- type rules
