@@ -69,6 +69,25 @@ def _infer_loop(ins: list[TensorType], attrs: dict) -> TupleType:
     return TupleType(tuple(carries) + tuple(bufs))
 
 
+def _infer_shift(ins: list[TensorType], attrs: dict) -> TensorType:
+    trace, init = ins
+    if trace.shape[1:] != init.shape or trace.dtype != init.dtype:
+        raise ShapeError(f"shift: init {init} is not one step of {trace}")
+    return trace
+
+
+def _shift(trace: np.ndarray, init: np.ndarray, reverse: bool) -> np.ndarray:
+    """Each step's previous value: init then trace[:-1] (or, reversed, trace[1:] then init)."""
+    out = np.empty_like(trace)
+    if len(trace):
+        if reverse:
+            out[:-1], out[-1] = trace[1:], init
+        else:
+            out[1:], out[0] = trace[:-1], init
+    return out
+
+
+register(OpDef("shift", 2, _infer_shift, _shift, {"reverse": Attr("bool", False)}, "shape"))
 register(OpDef("step", 1, _infer_step, lambda x, index: x[index], {"index": Attr("int")}, "shape"))
 register(OpDef("stack", None, _infer_stack, lambda *xs: np.stack(xs), {}, "shape"))
 register(

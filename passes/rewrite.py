@@ -54,3 +54,12 @@ def _rewrite(nodes: list[Node], params: list[Node], visit: Visit, on_region) -> 
                 target = Node(n.op, n.inputs, {**n.attrs, "body": body}, n.type, n.name)
         new[id(n)] = visit(target, ops)
     return new
+
+
+def inline_program(prog: Program, replacements: dict[str, Node]) -> dict[str, Node]:
+    """`prog`'s outputs rebuilt over other nodes: each input named in `replacements` is replaced."""
+    new: dict[int, Node] = {id(p): replacements.get(p.name, p) for p in prog.inputs}  # type: ignore[arg-type]
+    for n in prog.nodes():
+        if id(n) not in new:
+            new[id(n)] = rebuild(n, [new[id(u.node)] for u in n.inputs])
+    return {k: new[id(n)] for k, n in prog.outputs.items()}

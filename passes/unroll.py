@@ -31,9 +31,17 @@ class _Plan:
     depth: dict[int, int]  # id(recurrent source) -> largest delay it is read at
     batch: object = None
     names: dict[int, str] = field(default_factory=dict)  # id(recurrent source) -> its name
+    traces: list[str] = field(default_factory=list)  # states whose carried value is stacked per step
+    unbatched: str | None = None  # why lengths cannot apply, if they cannot
+
+    def out_types(self) -> dict[str, TensorType]:
+        """Per-step results: the cell's outputs, then `trace@s` for each traced state."""
+        out = {k: n.type for k, n in self.cell.outputs.items()}
+        out.update({f"trace@{s}": self.cell.states[s].type for s in self.traces})
+        return out  # type: ignore[return-value]
 
 
-def _plan(cell: Cell) -> _Plan:
+def _plan(cell: Cell, traces=()) -> _Plan:
     nodes = cell.nodes()
     sources = {id(n) for n in cell.inputs}
     order = [n for n in nodes if id(n) not in sources]
@@ -50,7 +58,17 @@ def _plan(cell: Cell) -> _Plan:
             depth[id(s)] = 1
             rec.append(s)
     lead = [n.type.shape[0] for n in cell.seqs + list(cell.states.values()) if n.type.shape]  # type: ignore[union-attr]
-    return _Plan(cell, order, rec, depth, lead[0] if lead else None, names)
+    batch = lead[0] if lead else None
+    return _Plan(cell, order, rec, depth, batch, names, list(traces), _unbatched(cell, batch))
+
+
+def _unbatched(cell: Cell, batch) -> str | None:
+    """Copy-through by lengths works per batch row: why it cannot here (a state or output not led by it)."""
+    for kind, items in (("state", cell.states), ("output", cell.outputs)):
+        for name, n in items.items():
+            if batch is not None and (not n.type.shape or n.type.shape[0] != batch):  # type: ignore[union-attr]
+                return f"{kind} {name!r} has type {n.type}, whose leading dim is not the batch {batch!r}"
+    return None
 
 
 class _Steps:
@@ -103,12 +121,20 @@ class _Steps:
             if self.masked:
                 y = Node("select_active", [Use(t), Use(self.lengths), Use(y), Use(self.zero(y.type.dtype))], {}, y.type)  # type: ignore[union-attr,arg-type]
             outs[k] = y
+        for s in p.traces:
+            outs[f"trace@{s}"] = new_hist[id(p.cell.states[s])][0]
         return new_hist, outs
 
 
-def unroll(cell: Cell, length: int | str, mode: str | int = "loop", reverse: bool = False, masked: bool = False) -> Program:
-    """Unroll `cell` over `length` steps (an int, or a symbol such as "T") in the given mode."""
-    plan = _plan(cell)
+def unroll(
+    cell: Cell, length: int | str, mode: str | int = "loop", reverse: bool = False, masked: bool = False, traces=()
+) -> Program:
+    """Unroll `cell` over `length` steps (an int, or a symbol such as "T") in the given mode.
+
+    `traces` names states whose value at every step is also returned, stacked, as `trace@<state>`
+    (under `masked`, the carried copy-through value): the grad pass saves states this way.
+    """
+    plan = _plan(cell, traces)
     T = sx.count(length)
     if isinstance(T, sx.Sym) and not (len(T.symbols) == 1 and T.text in T.symbols):
         raise PassError(f"unroll: a symbolic length must be a plain symbol such as 'T', got {length!r}")
@@ -129,6 +155,8 @@ def unroll(cell: Cell, length: int | str, mode: str | int = "loop", reverse: boo
     if masked:
         if plan.batch is None:
             raise PassError(f"unroll: cell {cell.name!r} has no batch dim (no seq or state has a leading dim), so lengths do not apply")
+        if plan.unbatched:
+            raise PassError(f"unroll: lengths apply per batch row, but {plan.unbatched}")
         lengths = input_node(LENGTHS, TensorType(DType.i64, (plan.batch,)))  # type: ignore[arg-type]
         inputs.append(lengths)
         roles[LENGTHS] = "lengths"
@@ -157,7 +185,8 @@ def unroll(cell: Cell, length: int | str, mode: str | int = "loop", reverse: boo
 
 
 def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) -> dict[str, Node]:
-    per_step: dict[str, list[Node]] = {k: [None] * T for k in plan.cell.outputs}  # type: ignore[list-item]
+    types = plan.out_types()
+    per_step: dict[str, list[Node]] = {k: [None] * T for k in types}  # type: ignore[list-item]
     sliced: dict[tuple[int, int], Node] = {}
 
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
@@ -172,11 +201,11 @@ def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) ->
             per_step[k][t] = y
     result: dict[str, Node] = {}
     for k, ys in per_step.items():
-        n = plan.cell.outputs[k]
+        t = types[k]
         if T:
-            result[k] = Node("stack", [Use(y) for y in ys], {}, n.type.with_shape((T,) + n.type.shape))
+            result[k] = Node("stack", [Use(y) for y in ys], {}, t.with_shape((T,) + t.shape))
         else:
-            result[k] = Node("zeros", (), {"shape": (0,) + n.type.shape, "dtype": n.type.dtype}, n.type.with_shape((0,) + n.type.shape))
+            result[k] = Node("zeros", (), {"shape": (0,) + t.shape, "dtype": t.dtype}, t.with_shape((0,) + t.shape))
     for name, node in plan.cell.states.items():
         result[name] = hist[id(node)][0]
     return result
@@ -189,8 +218,9 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, init_in, le
     carry_vals = [hist[id(r)][d] for r, d in carry]
     xs = [s for s in cell.seqs if any(u.delay == 0 and u.node is s for n in plan.order for u in n.inputs) or id(s) in plan.depth]
     bufs = []
-    for name, n in cell.outputs.items():
-        t = n.type.with_shape((dim_T,) + n.type.shape)
+    out_types = plan.out_types()
+    for name, t1 in out_types.items():
+        t = t1.with_shape((dim_T,) + t1.shape)
         bufs.append(Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t))
     consts = [param_in[id(q)] for q in cell.params] + ([lengths] if lengths is not None else [])
 
@@ -216,7 +246,7 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, init_in, le
         )
         parts = [Node("item", [Use(loop)], {"index": i}, t) for i, t in enumerate(types)]
         carry_vals, bufs = parts[: len(carry)], parts[len(carry) :]
-    result = dict(zip(cell.outputs, bufs))
+    result = dict(zip(out_types, bufs))
     for name, node in cell.states.items():
         result[name] = carry_vals[carry.index((node, 0))]
     return result
@@ -233,17 +263,18 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
     hist: dict[int, list[Node]] = {}
     for (r, d), prm in zip(carry, c_params):
         hist.setdefault(id(r), []).append(prm)
-    ys: dict[str, list[Node]] = {name: [None] * k for name in plan.cell.outputs}  # type: ignore[list-item]
+    ys: dict[str, list[Node]] = {name: [None] * k for name in plan.out_types()}  # type: ignore[list-item]
     order = range(k - 1, -1, -1) if reverse else range(k)
     for j in order:
         hist, outs = steps.copy(t_params[j], str(j), lambda s, j=j: x_params[(id(s), j)], lambda q: by_name[q.name], hist)
         for name, y in outs.items():
             ys[name][j] = y
-    results = [hist[id(r)][d] for r, d in carry] + [y for name in plan.cell.outputs for y in ys[name]]
+    results = [hist[id(r)][d] for r, d in carry] + [y for name in ys for y in ys[name]]
     params = t_params + c_params + [x_params[(id(s), j)] for s in xs for j in range(k)] + k_params
     return Region(params, results)
 
 
 @register_pass("unroll")
 def unroll_pass(cell: Cell, length: int | str = "T", mode: str | int = "loop", reverse: bool = False, masked: bool = False) -> Program:
+    """Registered form of `unroll` (Cell -> Program)."""
     return unroll(cell, length, mode, reverse, masked)

@@ -1,0 +1,397 @@
+"""The `grad` pass: backpropagation through time, derived on the cell and unrolled like the forward.
+
+Reverse-mode differentiation of one step gives a *backward cell*: its per-step inputs are the saved
+residuals, the forward's sequence inputs and the output cotangents; its states are the adjoints of
+the forward states (`dstate@s`, read one step later in time, so the backward cell runs reversed; the
+init of `dstate@s` is the cotangent of the final state s). Unrolling it with the forward's mode
+(full, k or loop) and `reverse=not reverse` yields the backward Program: a reverse Loop with carried
+adjoints. The forward saves only what the rules read (`NEEDS`), recomputing cheap unary ops of values
+it has anyway; states are saved once, as their per-step trace, and their previous values are a shift
+of it. Weight gradients of `matmul(a, W)` and input gradients of `matmul(x, W)` leave the recurrence:
+the backward loop stacks dZ, and after it dW = A^T dZ and dX = dZ W^T are single GEMMs over T*B rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ir import Cell, Node, PassError, Program, TensorType, Use
+from ir.dtypes import DType
+
+from .grad_rules import NEEDS, Builder, get_rule
+from .rewrite import inline_program
+from .unroll import LENGTHS, unroll
+
+CHEAP = {"tanh", "sigmoid", "exp", "relu", "softplus", "neg", "identity", "cast", "log"}
+
+
+@dataclass
+class GradPlan:
+    """Everything both halves of training share: the forward to run and the backward cell."""
+
+    cell: Cell  # the forward cell with every delay <= 1 (shadow states for longer delays)
+    residuals: dict[str, Node]  # "res@i" -> forward node saved per step
+    roots: dict[str, str]  # shadow state -> the state or seq it delays ("" for user states)
+    seq_shadows: set[str]  # shadow states that delay a sequence input (init zeros)
+    bwd: Cell  # the backward cell
+    dx: dict[str, list[str]] = field(default_factory=dict)  # seq -> per-step outputs to stack
+    dx_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # seq -> [(dZ output, W param)]
+    dp: dict[str, list[str]] = field(default_factory=dict)  # param -> per-step outputs to sum
+    dp_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # param -> [(A stack name, dZ output)]
+    user_states: list[str] = field(default_factory=list)
+
+    def saved(self) -> dict[str, TensorType]:
+        """Per-step values the forward keeps for the backward: residuals and root state traces."""
+        out = {k: n.type for k, n in self.residuals.items()}
+        out.update({f"trace@{s}": self.cell.states[s].type for s in self.user_states})
+        return out  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- delays > 1 become chains of delay 1
+
+
+def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
+    """A copy of `cell` where each read at delay d >= 2 (or a delayed seq read) goes through shadow states."""
+    new: dict[int, Node] = {}
+    nodes = cell.nodes()
+    for n in nodes:
+        new[id(n)] = Node(n.op, (), n.attrs, n.type, n.name)
+    states = {k: new[id(v)] for k, v in cell.states.items()}
+    state_types = dict(cell.state_types)
+    roots: dict[str, str] = {}
+    seq_shadows: set[str] = set()
+    chain: dict[tuple[int, int], Node] = {}  # (id(source), k) -> shadow state holding source[t-k] at t-1... see below
+
+    def shadow(src: Node, k: int) -> Node:
+        """A state whose value at step t is src[t-k] (so reading it at delay 1 gives src[t-k-1])."""
+        if (id(src), k) in chain:
+            return chain[(id(src), k)]
+        base = src.name if src.op == "seq" else cell.state_of(src)
+        if k == 0:  # a seq read with a delay: the shadow at k=0 is the seq itself, as a state
+            node = Node("identity", [Use(new[id(src)])], {}, src.type, f"{base}@d0")
+        else:
+            prev = new[id(src)] if (k == 1 and src.op != "seq") else shadow(src, k - 1)
+            node = Node("identity", [Use(prev, 1)], {}, src.type, f"{base}@d{k}")
+        name = node.name
+        states[name] = node  # type: ignore[index]
+        state_types[name] = src.type  # type: ignore[index,assignment]
+        roots[name] = base  # type: ignore[index]
+        if src.op == "seq":
+            seq_shadows.add(name)  # type: ignore[arg-type]
+        chain[(id(src), k)] = node
+        return node
+
+    for n in nodes:
+        ins = []
+        for u in n.inputs:
+            if u.delay == 0:
+                ins.append(Use(new[id(u.node)]))
+            elif u.node.op == "seq":
+                ins.append(Use(shadow(u.node, u.delay - 1), 1))
+            elif u.delay == 1:
+                ins.append(Use(new[id(u.node)], 1))
+            else:
+                ins.append(Use(shadow(u.node, u.delay - 1), 1))
+        new[id(n)].inputs = tuple(ins)
+    out = Cell(cell.name, [new[id(s)] for s in cell.seqs], [new[id(p)] for p in cell.params], state_types, states,
+               {k: new[id(v)] for k, v in cell.outputs.items()})
+    return out, roots, seq_shadows
+
+
+# ---------------------------------------------------------------- the backward cell
+
+
+class _Derive:
+    """Builds the backward cell of a delay-<=1 cell by a reverse walk over one step."""
+
+    def __init__(self, cell: Cell, roots: dict[str, str]):
+        self.cell, self.roots, self.b = cell, roots, Builder()
+        self.seqs: dict[str, Node] = {}
+        self.params = {p.name: Node("param", (), {}, p.type, p.name) for p in cell.params}
+        self.residuals: dict[str, Node] = {}
+        self._res_of: dict[int, Node] = {}
+        self._recomputed: dict[int, Node] = {}
+        self.outputs: dict[str, Node] = {}
+        self.state_of = {id(v): k for k, v in cell.states.items()}
+        self.placeholders = {s: Node("state", (), {}, t, f"dstate@{s}") for s, t in cell.state_types.items()}
+
+    def seq(self, name: str, t: TensorType) -> Node:
+        if name not in self.seqs:
+            self.seqs[name] = Node("seq", (), {}, t, name)
+        return self.seqs[name]
+
+    def value(self, src: Node, delay: int = 0) -> Node:
+        """The forward value of `src` read at `delay`, as a node of the backward cell."""
+        if delay:
+            return self.seq(f"prev@{self.state_of[id(src)]}", src.type)  # type: ignore[arg-type]
+        if src.op == "seq":
+            return self.seq(src.name, src.type)  # type: ignore[arg-type]
+        if src.op == "param":
+            return self.params[src.name]  # type: ignore[index]
+        if src.op == "constant":
+            return Node("constant", (), src.attrs, src.type)
+        if id(src) in self.state_of:
+            return self.seq(f"trace@{self.state_of[id(src)]}", src.type)  # type: ignore[arg-type]
+        if id(src) in self._recomputed:
+            return self._recomputed[id(src)]
+        if src.op in CHEAP and all(self._available(u) for u in src.inputs):
+            node = Node(src.op, [Use(self.value(u.node, u.delay)) for u in src.inputs], src.attrs, src.type)
+            self._recomputed[id(src)] = node
+            return node
+        if id(src) not in self._res_of:
+            name = f"res@{len(self.residuals)}"
+            self.residuals[name] = src
+            self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
+        return self._res_of[id(src)]
+
+    def _forward(self, n: Node, k) -> Node:
+        """What a rule reads: operand k's forward value, or the node's own ("out"); only as NEEDS declares."""
+        if k not in NEEDS.get(n.op, ()):
+            raise PassError(f"grad: the rule of {n.op!r} reads {k!r}, which NEEDS[{n.op!r}] does not declare")
+        return self.value(n) if k == "out" else self.value(n.inputs[k].node, n.inputs[k].delay)
+
+    def _available(self, u: Use) -> bool:
+        n = u.node
+        return u.delay > 0 or n.op in ("seq", "param", "constant") or id(n) in self.state_of or id(n) in self._res_of
+
+    def stack_name(self, src: Node, delay: int) -> str:
+        """The program-level stacked array holding `src` at every step (for a GEMM over all steps)."""
+        if delay or src.op == "seq" or id(src) in self.state_of:
+            self.value(src, delay)
+            if delay:
+                return f"prev@{self.state_of[id(src)]}"
+            return src.name if src.op == "seq" else f"trace@{self.state_of[id(src)]}"  # type: ignore[return-value]
+        if id(src) not in self._res_of:  # saved even if cheap to recompute: the GEMM reads it whole
+            name = f"res@{len(self.residuals)}"
+            self.residuals[name] = src
+            self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
+        return next(k for k, v in self.residuals.items() if v is src)
+
+    def out(self, prefix: str, node: Node) -> str:
+        for k, v in self.outputs.items():
+            if v is node:
+                return k
+        name = f"{prefix}@{len(self.outputs)}"
+        self.outputs[name] = node
+        return name
+
+    def run(self, plan: GradPlan) -> Cell:
+        cell, b = self.cell, self.b
+        adj: dict[int, list[Node]] = {}
+        carry: dict[str, list[Node]] = {s: [] for s in cell.states}
+        for name, n in cell.outputs.items():
+            adj.setdefault(id(n), []).append(self.seq(f"grad@{name}", n.type))  # type: ignore[arg-type]
+        for s, n in cell.states.items():
+            adj.setdefault(id(n), []).append(self.placeholders[s])  # read at delay 1 below
+        order = [n for n in cell.nodes() if n.op not in ("seq", "param")]
+        for n in reversed(order):
+            gs = adj.pop(id(n), None)
+            if not gs:
+                continue
+            g = gs[0]
+            for other in gs[1:]:
+                g = b("add", g, other)
+            if n.op == "constant":
+                continue
+            w = n.inputs[1] if n.op == "matmul" and len(n.inputs) == 2 else None
+            a = n.inputs[0]
+            if w is not None and w.node.op == "param" and w.delay == 0 and a.node.type.rank >= 2:  # type: ignore[union-attr]
+                dz = self.out("dz", g)
+                plan.dp_gemm.setdefault(w.node.name, []).append((self.stack_name(a.node, a.delay), dz))  # type: ignore[arg-type]
+                if a.node.op == "seq" and a.delay == 0:
+                    plan.dx_gemm.setdefault(a.node.name, []).append((dz, w.node.name))  # type: ignore[arg-type]
+                    continue
+                cts: list[Node | None] = [b("matmul", g, b("transpose", self.params[w.node.name])), None]  # type: ignore[index]
+            else:
+                cts = get_rule(n.op)(b, n, g, lambda k, n=n: self._forward(n, k))
+            for u, ct in zip(n.inputs, cts):
+                if ct is None:
+                    continue
+                if u.delay:
+                    carry[self.state_of[id(u.node)]].append(ct)
+                elif u.node.op == "seq":
+                    plan.dx.setdefault(u.node.name, []).append(self.out("dx", ct))  # type: ignore[arg-type]
+                elif u.node.op == "param":
+                    # Sum over the batch after the loop, with the time sum: one reduction, and masking
+                    # by lengths still sees the batch axis.
+                    if ct.op == "sum_to" and ct.inputs[0].node.type.rank > ct.type.rank:  # type: ignore[union-attr]
+                        ct = ct.inputs[0].node
+                    plan.dp.setdefault(u.node.name, []).append(self.out("dz", ct))  # type: ignore[arg-type]
+                elif u.node.op != "constant":
+                    adj.setdefault(id(u.node), []).append(ct)
+        return self._assemble(carry)
+
+    def _assemble(self, carry: dict[str, list[Node]]) -> Cell:
+        b = self.b
+        defs: dict[str, Node] = {}
+        for s, cts in carry.items():
+            t = self.cell.states[s].type
+            if cts:
+                d = cts[0]
+                for c in cts[1:]:
+                    d = b("add", d, c)
+                if d.type != t or d.name is not None or d.op in ("seq", "param", "constant", "state"):
+                    d = Node("identity", [Use(d)], {}, t)
+            else:
+                d = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)  # type: ignore[union-attr]
+            d.name = f"dstate@{s}"
+            defs[s] = d
+        # Every read of an adjoint placeholder is the adjoint one step later in time: delay 1 (reversed).
+        subst = {id(self.placeholders[s]): defs[s] for s in defs}
+        for k, v in self.outputs.items():
+            if id(v) in subst:
+                self.outputs[k] = Node("identity", [Use(v)], {}, v.type)
+        seen: set[int] = set()
+        stack = list(defs.values()) + list(self.outputs.values())
+        while stack:
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            n.inputs = tuple(Use(subst[id(u.node)], 1) if id(u.node) in subst else u for u in n.inputs)
+            stack.extend(u.node for u in n.inputs)
+        return Cell(
+            f"{self.cell.name}_grad",
+            list(self.seqs.values()),
+            list(self.params.values()),
+            {f"dstate@{s}": self.cell.states[s].type for s in defs},  # type: ignore[misc]
+            {f"dstate@{s}": d for s, d in defs.items()},
+            dict(self.outputs),
+        )
+
+
+def derive(cell: Cell) -> GradPlan:
+    """The training plan of a (verified) cell: normalised forward, residuals, backward cell."""
+    norm, roots, seq_shadows = normalize_delays(cell)
+    plan = GradPlan(norm, {}, roots, seq_shadows, None, user_states=list(cell.states))  # type: ignore[arg-type]
+    d = _Derive(norm, roots)
+    plan.bwd = d.run(plan)
+    plan.residuals = d.residuals
+    return plan
+
+
+# ---------------------------------------------------------------- programs
+
+
+def forward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -> Program:
+    """The training forward: outputs, final states, and the per-step residuals and state traces."""
+    cell = plan.cell
+    aug = Cell(cell.name, cell.seqs, cell.params, cell.state_types, cell.states, {**cell.outputs, **plan.residuals})
+    prog = unroll(aug, length, mode, reverse, masked, traces=plan.user_states)
+    repl = _shadow_inits(plan, prog)
+    outs = inline_program(prog, repl)
+    keep = {k: v for k, v in outs.items() if k not in plan.roots}
+    inputs = [n for n in prog.inputs if n.name not in repl]
+    return Program(f"{cell.name}_train", inputs, {n.name: prog.roles[n.name] for n in inputs}, keep)  # type: ignore[index]
+
+
+def _shadow_inits(plan: GradPlan, prog: Program) -> dict[str, Node]:
+    """Shadow states start from their root's init (or zeros for delayed seqs)."""
+    repl: dict[str, Node] = {}
+    for s in plan.roots:
+        t = plan.cell.state_types[s]
+        if s in plan.seq_shadows:
+            repl[s] = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)
+        else:
+            repl[s] = prog.input(plan.roots[s])
+    return repl
+
+
+def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -> Program:
+    """The backward: a reversed unroll of the backward cell, then the whole-sequence GEMMs and sums.
+
+    Inputs: the forward's seqs, params and inits, the saved `res@i` and `trace@s` stacks, cotangents
+    `grad@y` (per-step outputs, stacked) and `dstate@s` (final states). Outputs: a gradient for every
+    param, every state's init and every seq input, under their own names.
+    """
+    cell, bwd = plan.cell, plan.bwd
+    prog = unroll(bwd, length, mode, not reverse, masked)
+    T = next((n.type.shape[0] for n in prog.inputs if prog.roles[n.name] == "seq"), length)  # type: ignore[union-attr,index]
+    inputs: dict[str, Node] = {}
+
+    def inp(name: str, t: TensorType, role: str) -> Node:
+        if name not in inputs:
+            inputs[name] = Node("input", (), {}, t, name)
+            roles[name] = role
+        return inputs[name]
+
+    roles: dict[str, str] = {}
+    for s in cell.seqs:
+        inp(s.name, s.type.with_shape((T,) + s.type.shape), "seq")  # type: ignore[union-attr,operator,arg-type]
+    for p in cell.params:
+        inp(p.name, p.type, "param")  # type: ignore[arg-type]
+    for s in plan.user_states:
+        inp(s, cell.state_types[s], "init")
+    for name, t in plan.saved().items():
+        inp(name, t.with_shape((T,) + t.shape), "saved")  # type: ignore[arg-type]
+    for name, n in cell.outputs.items():
+        inp(f"grad@{name}", n.type.with_shape((T,) + n.type.shape), "cotangent")  # type: ignore[union-attr,operator]
+    for s in plan.user_states:
+        inp(f"dstate@{s}", cell.state_types[s], "cotangent")
+    if masked:
+        inp(LENGTHS, TensorType(DType.i64, prog.input(LENGTHS).type.shape), "lengths")  # type: ignore[union-attr]
+    b = Builder()
+    traces: dict[str, Node] = {}
+
+    def init_of(s: str) -> Node:
+        if s in plan.seq_shadows:
+            t = cell.state_types[s]
+            return Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)
+        return inputs[plan.roots.get(s, s)]
+
+    def trace(s: str) -> Node:
+        """Stacked per-step values of state s; a shadow's is its source's, shifted by one step."""
+        if s not in traces:
+            if s not in plan.roots:
+                traces[s] = inputs[f"trace@{s}"]
+            else:
+                src = plan.cell.states[s].inputs[0]
+                if src.delay == 0:  # the d0 shadow of a seq is the seq itself
+                    traces[s] = inputs[plan.roots[s]]
+                else:
+                    parent = next(k for k, v in plan.cell.states.items() if v is src.node)
+                    traces[s] = b("shift", trace(parent), init_of(parent), reverse=reverse)
+        return traces[s]
+
+    repl: dict[str, Node] = {}
+    for n in prog.inputs:
+        name = n.name
+        if name in inputs:
+            repl[name] = inputs[name]  # type: ignore[index]
+        elif name.startswith("prev@"):  # type: ignore[union-attr]
+            s = name[5:]  # type: ignore[index]
+            repl[name] = b("shift", trace(s), init_of(s), reverse=reverse)  # type: ignore[index]
+        elif name.startswith("trace@"):  # type: ignore[union-attr]
+            repl[name] = trace(name[6:])  # type: ignore[index]
+        elif name.startswith("dstate@"):  # type: ignore[union-attr]
+            t = n.type
+            repl[name] = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)  # type: ignore[union-attr,index]
+        else:
+            raise PassError(f"grad: backward input {name!r} has no source")
+    outs = inline_program(prog, repl)
+    grads: dict[str, Node] = {}
+    for s in cell.seqs:
+        terms = [outs[o] for o in plan.dx.get(s.name, [])]  # type: ignore[index]
+        terms += [b("matmul", outs[dz], b("transpose", inputs[w])) for dz, w in plan.dx_gemm.get(s.name, [])]  # type: ignore[arg-type]
+        grads[s.name] = _total(b, terms, inputs[s.name].type)  # type: ignore[index,arg-type]
+    for p in cell.params:
+        terms = [b("sum_to", outs[o], shape=p.type.shape) for o in plan.dp.get(p.name, [])]  # type: ignore[union-attr,index]
+        terms += [b("matmul_tn", _stack(a, inputs, repl), outs[dz]) for a, dz in plan.dp_gemm.get(p.name, [])]  # type: ignore[arg-type]
+        grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
+    for s in plan.user_states:
+        terms = [outs[f"dstate@{k}"] for k in [s] + [k for k, r in plan.roots.items() if r == s and k not in plan.seq_shadows]]
+        grads[s] = _total(b, terms, cell.state_types[s])
+    return Program(f"{cell.name}_grad", list(inputs.values()), roles, grads)
+
+
+def _stack(name: str, inputs: dict[str, Node], repl: dict[str, Node]) -> Node:
+    return repl.get(name) or inputs[name]
+
+
+def _total(b: Builder, terms: list[Node], t: TensorType) -> Node:
+    if not terms:
+        return Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)
+    total = terms[0]
+    for x in terms[1:]:
+        total = b("add", total, x)
+    return total

@@ -1,0 +1,254 @@
+"""Derivative rules, one per op: `RULES[op](b, node, g, x) -> cotangent per operand (or None)`.
+
+`g` is the cotangent of the node's output; `x(i)` gives operand i's forward value and `x("out")`
+the node's own forward value, both as nodes of the backward graph (loaded from the saved residuals
+or recomputed). `NEEDS[op]` says which forward values a rule reads, so the forward saves only those.
+A missing rule is a clear error naming the op. Adding an op: add its rule and its NEEDS entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ir import Node, PassError, RnncompError, TensorType, Use
+from ir.ops import check_attrs, get_op, infer_type
+
+
+class Builder:
+    """Makes typed nodes for the backward graph; Python numbers become constants of the right dtype."""
+
+    def __call__(self, op: str, *operands: Any, **attrs: Any) -> Node:
+        like = next(o for o in operands if isinstance(o, Node))
+        nodes = [o if isinstance(o, Node) else self.const(float(o), like.type.dtype) for o in operands]  # type: ignore[union-attr]
+        opdef = get_op(op)
+        try:
+            attrs = check_attrs(opdef, attrs)
+            t = infer_type(opdef, [n.type for n in nodes], attrs)  # type: ignore[misc]
+        except RnncompError as e:
+            raise PassError(f"grad: building {op} over {[str(n.type) for n in nodes]}: {e}") from None
+        return Node(op, [Use(n) for n in nodes], attrs, t)
+
+    def const(self, v: float, dtype) -> Node:
+        return Node("constant", (), {"value": v, "dtype": dtype}, TensorType(dtype, ()))
+
+    def unbroadcast(self, g: Node, like: TensorType) -> Node:
+        """Sum `g` down to the shape of an operand that was broadcast."""
+        return g if g.type.shape == like.shape else self("sum_to", g, shape=like.shape)  # type: ignore[union-attr]
+
+
+Rule = Callable[[Builder, Node, Node, Callable[[Any], Node]], list[Node | None]]
+RULES: dict[str, Rule] = {}
+NEEDS: dict[str, tuple] = {}  # forward values a rule reads: operand indices and/or "out"
+
+
+def rule(op: str, needs: tuple = ()) -> Callable[[Rule], Rule]:
+    def deco(fn: Rule) -> Rule:
+        RULES[op], NEEDS[op] = fn, needs
+        return fn
+
+    return deco
+
+
+def get_rule(op: str) -> Rule:
+    if op not in RULES:
+        raise PassError(f"grad: no derivative rule for op {op!r}; add one in passes/grad_rules.py")
+    return RULES[op]
+
+
+def _ins(node: Node) -> list[TensorType]:
+    return [u.node.type for u in node.inputs]  # type: ignore[misc]
+
+
+@rule("identity")
+def _identity(b, n, g, x):
+    return [g]
+
+
+@rule("neg")
+def _neg(b, n, g, x):
+    return [b("neg", g)]
+
+
+@rule("add")
+def _add(b, n, g, x):
+    a, c = _ins(n)
+    return [b.unbroadcast(g, a), b.unbroadcast(g, c)]
+
+
+@rule("sub")
+def _sub(b, n, g, x):
+    a, c = _ins(n)
+    return [b.unbroadcast(g, a), b.unbroadcast(b("neg", g), c)]
+
+
+@rule("mul", (0, 1))
+def _mul(b, n, g, x):
+    a, c = _ins(n)
+    return [b.unbroadcast(b("mul", g, x(1)), a), b.unbroadcast(b("mul", g, x(0)), c)]
+
+
+@rule("div", (1, "out"))
+def _div(b, n, g, x):
+    a, c = _ins(n)
+    ga = b("div", g, x(1))
+    return [b.unbroadcast(ga, a), b.unbroadcast(b("neg", b("mul", ga, x("out"))), c)]
+
+
+@rule("tanh", ("out",))
+def _tanh(b, n, g, x):
+    y = x("out")
+    return [b("mul", g, b("sub", 1.0, b("mul", y, y)))]
+
+
+@rule("sigmoid", ("out",))
+def _sigmoid(b, n, g, x):
+    y = x("out")
+    return [b("mul", g, b("mul", y, b("sub", 1.0, y)))]
+
+
+@rule("relu", ("out",))
+def _relu(b, n, g, x):
+    return [b("where", x("out"), g, 0.0)]
+
+
+@rule("exp", ("out",))
+def _exp(b, n, g, x):
+    return [b("mul", g, x("out"))]
+
+
+@rule("log", (0,))
+def _log(b, n, g, x):
+    return [b("div", g, x(0))]
+
+
+@rule("softplus", (0,))
+def _softplus(b, n, g, x):
+    return [b("mul", g, b("sigmoid", x(0)))]
+
+
+@rule("where", (0,))
+def _where(b, n, g, x):
+    _, a, c = _ins(n)
+    return [None, b.unbroadcast(b("where", x(0), g, 0.0), a), b.unbroadcast(b("where", x(0), 0.0, g), c)]
+
+
+@rule("cast")
+def _cast(b, n, g, x):
+    return [b("cast", g, to=_ins(n)[0].dtype)]
+
+
+@rule("matmul", (0, 1))
+def _matmul(b, n, g, x):
+    a, w = _ins(n)
+    ga = b("matmul", g, b("transpose", x(1)))
+    gw = b("matmul_tn", x(0), g) if a.rank > 1 else b("matmul", b("expand_dims", x(0), axes=(1,)), b("expand_dims", g, axes=(0,)))
+    return [ga, gw]
+
+
+@rule("matmul_tn", (0, 1))
+def _matmul_tn(b, n, g, x):
+    # out = A^T B over rows: dA = B g^T, dB = A g
+    return [b("matmul", x(1), b("transpose", g)), b("matmul", x(0), g)]
+
+
+def _expand_back(b, n, g, axis, keepdims):
+    t = _ins(n)[0]
+    if not keepdims:
+        axes = tuple(range(t.rank)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+        g = b("expand_dims", g, axes=tuple(a % t.rank for a in axes))
+    return b("broadcast_to", g, shape=t.shape)
+
+
+@rule("sum")
+def _sum(b, n, g, x):
+    return [_expand_back(b, n, g, n.attrs["axis"], n.attrs["keepdims"])]
+
+
+@rule("mean")
+def _mean(b, n, g, x):
+    t, out = _ins(n)[0], n.type
+    count = 1
+    for d_in in t.shape:
+        count *= d_in if isinstance(d_in, int) else 1
+    for d_out in out.shape:  # type: ignore[union-attr]
+        count //= d_out if isinstance(d_out, int) else 1
+    symbolic = [d for d in t.shape if isinstance(d, str)] != [d for d in out.shape if isinstance(d, str)]  # type: ignore[union-attr]
+    if symbolic:
+        raise PassError(f"grad: mean over a symbolic dim of {t} is not supported (its count is unknown at compile time)")
+    return [b("div", _expand_back(b, n, g, n.attrs["axis"], n.attrs["keepdims"]), float(count))]
+
+
+@rule("max", (0, "out"))
+def _max(b, n, g, x):
+    return [b("max_bwd", x(0), x("out"), g, axis=n.attrs["axis"], keepdims=n.attrs["keepdims"])]
+
+
+@rule("softmax", ("out",))
+def _softmax(b, n, g, x):
+    y, ax = x("out"), n.attrs["axis"]
+    return [b("mul", y, b("sub", g, b("sum", b("mul", g, y), axis=ax, keepdims=True)))]
+
+
+@rule("log_softmax", ("out",))
+def _log_softmax(b, n, g, x):
+    ax = n.attrs["axis"]
+    return [b("sub", g, b("mul", b("exp", x("out")), b("sum", g, axis=ax, keepdims=True)))]
+
+
+@rule("concat")
+def _concat(b, n, g, x):
+    ax, start, out = n.attrs["axis"], 0, []
+    for t in _ins(n):
+        size = t.shape[ax]
+        out.append(b("slice", g, axis=ax, start=start, stop=start + size))
+        start += size
+    return out
+
+
+@rule("split")
+def _split(b, n, g, x):
+    t = _ins(n)[0]
+    ax, parts, i = n.attrs["axis"], n.attrs["parts"], n.attrs["index"]
+    size = t.shape[ax] // parts
+    return [b("pad", g, axis=ax, before=i * size, after=(parts - 1 - i) * size)]
+
+
+@rule("slice")
+def _slice(b, n, g, x):
+    t = _ins(n)[0]
+    ax = n.attrs["axis"]
+    return [b("pad", g, axis=ax, before=n.attrs["start"], after=t.shape[ax] - n.attrs["stop"])]
+
+
+@rule("constant")
+def _constant(b, n, g, x):
+    return []
+
+
+@rule("transpose")
+def _transpose(b, n, g, x):
+    return [b("transpose", g)]
+
+
+@rule("sum_to")
+def _sum_to(b, n, g, x):
+    return [b("broadcast_to", g, shape=_ins(n)[0].shape)]
+
+
+@rule("broadcast_to")
+def _broadcast_to(b, n, g, x):
+    return [b("sum_to", g, shape=_ins(n)[0].shape)]
+
+
+@rule("expand_dims")
+def _expand_dims(b, n, g, x):
+    # Summing over the inserted size-1 axes removes them again.
+    return [b("sum", g, axis=tuple(a % n.type.rank for a in n.attrs["axes"]), keepdims=False)]  # type: ignore[union-attr]
+
+
+@rule("pad")
+def _pad(b, n, g, x):
+    t = _ins(n)[0]
+    ax = n.attrs["axis"]
+    return [b("slice", g, axis=ax, start=n.attrs["before"], stop=n.attrs["before"] + t.shape[ax])]
