@@ -3,7 +3,7 @@
 Importing this package registers every pass in `passes.pipeline.PASSES`.
 """
 
-from . import hoist, simplify, unroll  # noqa: F401  (registration)
+from . import grad, hoist, simplify, unroll  # noqa: F401  (registration)
 from .pipeline import PASSES, PassManager, parse_pipeline, register_pass
 from .retype import retype_cell
 

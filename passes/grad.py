@@ -19,8 +19,9 @@ from ir import Cell, Node, PassError, Program, TensorType, Use
 from ir.dtypes import DType
 
 from .grad_rules import NEEDS, Builder, get_rule
+from .pipeline import register_pass
 from .rewrite import inline_program
-from .unroll import LENGTHS, unroll
+from .unroll import LENGTHS, LENGTHS_LO, unroll
 
 CHEAP = {"tanh", "sigmoid", "exp", "relu", "softplus", "neg", "identity", "cast", "log"}
 
@@ -274,38 +275,35 @@ def derive(cell: Cell) -> GradPlan:
 
 
 def forward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -> Program:
-    """The training forward: outputs, final states, and the per-step residuals and state traces."""
+    """The training forward: outputs, final states, and the per-step residuals and state traces.
+
+    Every state of the normalised cell is an input and a final output, shadows included (`h@d1`
+    holds h one step back), so a run can start from a checkpoint mid-sequence and stay exact.
+    """
     cell = plan.cell
     aug = Cell(cell.name, cell.seqs, cell.params, cell.state_types, cell.states, {**cell.outputs, **plan.residuals})
     prog = unroll(aug, length, mode, reverse, masked, traces=plan.user_states)
-    repl = _shadow_inits(plan, prog)
-    outs = inline_program(prog, repl)
-    keep = {k: v for k, v in outs.items() if k not in plan.roots}
-    inputs = [n for n in prog.inputs if n.name not in repl]
-    return Program(f"{cell.name}_train", inputs, {n.name: prog.roles[n.name] for n in inputs}, keep)  # type: ignore[index]
+    prog.name = f"{cell.name}_train"
+    return prog
 
 
-def _shadow_inits(plan: GradPlan, prog: Program) -> dict[str, Node]:
-    """Shadow states start from their root's init (or zeros for delayed seqs)."""
-    repl: dict[str, Node] = {}
-    for s in plan.roots:
-        t = plan.cell.state_types[s]
-        if s in plan.seq_shadows:
-            repl[s] = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)
-        else:
-            repl[s] = prog.input(plan.roots[s])
-    return repl
+def inference_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -> Program:
+    """The normalised cell's plain forward (no residuals): what a checkpointed forward runs per segment."""
+    prog = unroll(plan.cell, length, mode, reverse, masked)
+    prog.name = f"{plan.cell.name}_segment"
+    return prog
 
 
-def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -> Program:
+def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, window: bool = False) -> Program:
     """The backward: a reversed unroll of the backward cell, then the whole-sequence GEMMs and sums.
 
-    Inputs: the forward's seqs, params and inits, the saved `res@i` and `trace@s` stacks, cotangents
-    `grad@y` (per-step outputs, stacked) and `dstate@s` (final states). Outputs: a gradient for every
-    param, every state's init and every seq input, under their own names.
+    Inputs: the forward's seqs, params and inits (every normalised state), the saved `res@i` and
+    `trace@s` stacks, cotangents `grad@y` (per-step outputs, stacked) and `dstate@s` (final states).
+    Outputs: a gradient for every param, every state's init and every seq input, under their names.
+    `window` (truncated BPTT) adds `lengths_lo`: steps outside [lengths_lo, lengths) get no gradient.
     """
     cell, bwd = plan.cell, plan.bwd
-    prog = unroll(bwd, length, mode, not reverse, masked)
+    prog = unroll(bwd, length, mode, not reverse, masked or window, window=window)
     T = next((n.type.shape[0] for n in prog.inputs if prog.roles[n.name] == "seq"), length)  # type: ignore[union-attr,index]
     inputs: dict[str, Node] = {}
 
@@ -320,24 +318,23 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) 
         inp(s.name, s.type.with_shape((T,) + s.type.shape), "seq")  # type: ignore[union-attr,operator,arg-type]
     for p in cell.params:
         inp(p.name, p.type, "param")  # type: ignore[arg-type]
-    for s in plan.user_states:
+    for s in cell.state_types:
         inp(s, cell.state_types[s], "init")
     for name, t in plan.saved().items():
         inp(name, t.with_shape((T,) + t.shape), "saved")  # type: ignore[arg-type]
     for name, n in cell.outputs.items():
         inp(f"grad@{name}", n.type.with_shape((T,) + n.type.shape), "cotangent")  # type: ignore[union-attr,operator]
-    for s in plan.user_states:
+    for s in cell.state_types:
         inp(f"dstate@{s}", cell.state_types[s], "cotangent")
-    if masked:
+    if masked or window:
         inp(LENGTHS, TensorType(DType.i64, prog.input(LENGTHS).type.shape), "lengths")  # type: ignore[union-attr]
+    if window:
+        inp(LENGTHS_LO, TensorType(DType.i64, prog.input(LENGTHS_LO).type.shape), "lengths")  # type: ignore[union-attr]
     b = Builder()
     traces: dict[str, Node] = {}
 
     def init_of(s: str) -> Node:
-        if s in plan.seq_shadows:
-            t = cell.state_types[s]
-            return Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)
-        return inputs[plan.roots.get(s, s)]
+        return inputs[s]
 
     def trace(s: str) -> Node:
         """Stacked per-step values of state s; a shadow's is its source's, shifted by one step."""
@@ -363,9 +360,6 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) 
             repl[name] = b("shift", trace(s), init_of(s), reverse=reverse)  # type: ignore[index]
         elif name.startswith("trace@"):  # type: ignore[union-attr]
             repl[name] = trace(name[6:])  # type: ignore[index]
-        elif name.startswith("dstate@"):  # type: ignore[union-attr]
-            t = n.type
-            repl[name] = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)  # type: ignore[union-attr,index]
         else:
             raise PassError(f"grad: backward input {name!r} has no source")
     outs = inline_program(prog, repl)
@@ -378,9 +372,8 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) 
         terms = [b("sum_to", outs[o], shape=p.type.shape) for o in plan.dp.get(p.name, [])]  # type: ignore[union-attr,index]
         terms += [b("matmul_tn", _stack(a, inputs, repl), outs[dz]) for a, dz in plan.dp_gemm.get(p.name, [])]  # type: ignore[arg-type]
         grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
-    for s in plan.user_states:
-        terms = [outs[f"dstate@{k}"] for k in [s] + [k for k, r in plan.roots.items() if r == s and k not in plan.seq_shadows]]
-        grads[s] = _total(b, terms, cell.state_types[s])
+    for s in cell.state_types:  # shadows too: the runtime adds them into their roots
+        grads[s] = outs[f"dstate@{s}"]
     return Program(f"{cell.name}_grad", list(inputs.values()), roles, grads)
 
 
@@ -395,3 +388,25 @@ def _total(b: Builder, terms: list[Node], t: TensorType) -> Node:
     for x in terms[1:]:
         total = b("add", total, x)
     return total
+
+
+def _plan_of(cell: Cell, plan: GradPlan | None) -> GradPlan:
+    return plan if plan is not None else derive(cell)
+
+
+@register_pass("grad_forward")
+def grad_forward_pass(cell: Cell, plan=None, length="T", mode="loop", reverse=False, masked=False) -> Program:
+    """Registered form of `forward_program` (Cell -> training forward Program)."""
+    return forward_program(_plan_of(cell, plan), length, mode, reverse, masked)
+
+
+@register_pass("grad_segment")
+def grad_segment_pass(cell: Cell, plan=None, length="T", mode="loop", reverse=False, masked=False) -> Program:
+    """Registered form of `inference_program` (a checkpointed forward's segment)."""
+    return inference_program(_plan_of(cell, plan), length, mode, reverse, masked)
+
+
+@register_pass("grad")
+def grad_pass(cell: Cell, plan=None, length="T", mode="loop", reverse=False, masked=False, window=False) -> Program:
+    """Registered form of `backward_program` (Cell -> backward Program)."""
+    return backward_program(_plan_of(cell, plan), length, mode, reverse, masked, window)

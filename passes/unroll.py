@@ -19,6 +19,7 @@ from ir.program import input_node
 from .pipeline import register_pass
 
 LENGTHS = "lengths"
+LENGTHS_LO = "lengths_lo"  # truncated BPTT: steps before it are inactive too
 
 
 @dataclass
@@ -74,9 +75,17 @@ def _unbatched(cell: Cell, batch) -> str | None:
 class _Steps:
     """Emits copies of the cell, one per step, threading the carried history of each recurrent source."""
 
-    def __init__(self, plan: _Plan, masked: bool, lengths: Node | None):
-        self.p, self.masked, self.lengths = plan, masked, lengths
+    def __init__(self, plan: _Plan, masked: bool, lengths: Node | None, lo: Node | None = None):
+        self.p, self.masked, self.lengths, self.lo = plan, masked, lengths, lo
         self._zero: dict[DType, Node] = {}
+
+    def select(self, t: Node, active: Node, inactive: Node, name: str | None = None) -> Node:
+        """`active` for rows where lo <= t < lengths, else `inactive` (copy-through / zero)."""
+        out = Node("select_active", [Use(t), Use(self.lengths), Use(active), Use(inactive)], {}, active.type, name)  # type: ignore[arg-type]
+        if self.lo is not None:
+            out.name = None
+            out = Node("select_active", [Use(t), Use(self.lo), Use(inactive), Use(out)], {}, active.type, name)
+        return out
 
     def zero(self, dt: DType) -> Node:
         if dt not in self._zero:
@@ -107,19 +116,13 @@ class _Steps:
         for r in p.recurrent:
             cur = value(r)
             if self.masked:
-                cur = Node(
-                    "select_active",
-                    [Use(t), Use(self.lengths), Use(cur), Use(hist[id(r)][0])],  # type: ignore[arg-type]
-                    {},
-                    cur.type,
-                    f"{p.names[id(r)]}@{label}" if r.op != "seq" else None,
-                )
+                cur = self.select(t, cur, hist[id(r)][0], f"{p.names[id(r)]}@{label}" if r.op != "seq" else None)
             new_hist[id(r)] = [cur] + hist[id(r)][:-1]
         outs = {}
         for k, n in p.cell.outputs.items():
             y = value(n)
             if self.masked:
-                y = Node("select_active", [Use(t), Use(self.lengths), Use(y), Use(self.zero(y.type.dtype))], {}, y.type)  # type: ignore[union-attr,arg-type]
+                y = self.select(t, y, self.zero(y.type.dtype))  # type: ignore[union-attr]
             outs[k] = y
         for s in p.traces:
             outs[f"trace@{s}"] = new_hist[id(p.cell.states[s])][0]
@@ -127,7 +130,8 @@ class _Steps:
 
 
 def unroll(
-    cell: Cell, length: int | str, mode: str | int = "loop", reverse: bool = False, masked: bool = False, traces=()
+    cell: Cell, length: int | str, mode: str | int = "loop", reverse: bool = False, masked: bool = False, traces=(),
+    window: bool = False,
 ) -> Program:
     """Unroll `cell` over `length` steps (an int, or a symbol such as "T") in the given mode.
 
@@ -160,7 +164,12 @@ def unroll(
         lengths = input_node(LENGTHS, TensorType(DType.i64, (plan.batch,)))  # type: ignore[arg-type]
         inputs.append(lengths)
         roles[LENGTHS] = "lengths"
-    steps = _Steps(plan, masked, lengths)
+    lo = None
+    if window:
+        lo = input_node(LENGTHS_LO, TensorType(DType.i64, (plan.batch,)))  # type: ignore[arg-type]
+        inputs.append(lo)
+        roles[LENGTHS_LO] = "lengths"
+    steps = _Steps(plan, masked, lengths, lo)
 
     def first_hist() -> dict[int, list[Node]]:
         h = {}
@@ -180,7 +189,7 @@ def unroll(
         k = 1 if mode == "loop" else mode
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise PassError(f"unroll: mode must be 'full', 'loop' or an int k >= 1, got {mode!r}")
-        outputs = _looped(plan, T, dim_T, k, reverse, seq_in, param_in, init_in, lengths, first_hist())
+        outputs = _looped(plan, T, dim_T, k, reverse, seq_in, param_in, lengths, lo, first_hist())
     return Program(f"{cell.name}", inputs, roles, outputs)
 
 
@@ -211,7 +220,7 @@ def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) ->
     return result
 
 
-def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, init_in, lengths, hist) -> dict[str, Node]:
+def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo, hist) -> dict[str, Node]:
     cell = plan.cell
     # Carried values (flattened history), stacked inputs, buffers and invariants of every loop.
     carry = [(r, d) for r in plan.recurrent for d in range(plan.depth[id(r)])]
@@ -222,7 +231,7 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, init_in, le
     for name, t1 in out_types.items():
         t = t1.with_shape((dim_T,) + t1.shape)
         bufs.append(Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t))
-    consts = [param_in[id(q)] for q in cell.params] + ([lengths] if lengths is not None else [])
+    consts = [param_in[id(q)] for q in cell.params] + [n for n in (lengths, lo) if n is not None]
 
     q, r = sx.floordiv(T, k), sx.mod(T, k)
     if k == 1:
@@ -259,7 +268,7 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
     x_params = {(id(s), j): input_node(f"{s.name}@{j}", s.type) for s in xs for j in range(k)}
     k_params = [input_node(c.name, c.type) for c in consts]
     by_name = {c.name: p for c, p in zip(consts, k_params)}
-    steps = _Steps(plan, masked, by_name.get(LENGTHS))
+    steps = _Steps(plan, masked, by_name.get(LENGTHS), by_name.get(LENGTHS_LO))
     hist: dict[int, list[Node]] = {}
     for (r, d), prm in zip(carry, c_params):
         hist.setdefault(id(r), []).append(prm)

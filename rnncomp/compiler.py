@@ -15,11 +15,13 @@ import passes  # noqa: F401  (registers the passes)
 from ir import ArgumentError, Cell, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
 from ir.shapes import is_identifier
+from passes.grad import derive
 from passes.pipeline import PassManager
 from passes.retype import retype_cell
 
 from .arguments import LENGTHS, bind
 from .backends.registry import get_backend
+from .training import Trainer, segment_size, segments
 
 DEFAULT_PASSES = ["simplify", "hoist", "simplify"]
 
@@ -31,12 +33,17 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     backend: str = "numpy",
     dtype: str = "float32",
     reverse: bool = False,
+    truncate: int | None = None,
+    checkpoint: int | str | None = None,
     passes: list[str] | None = None,
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
     `unroll` is "full", "loop" or an int k >= 1 (k steps per loop iteration); `backend` is
-    "numpy" (more come with their own modules); `dtype` is "float32" or "float64".
+    "numpy" (more come with their own modules); `dtype` is "float32" or "float64"; `reverse` runs
+    from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
+    gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
+    k steps and recomputes each segment in the backward pass (same gradients, less memory).
     """
     if not isinstance(cell, Cell):
         raise ArgumentError(f"argument 'cell': expected an rnncomp Cell (from @rc.cell or rc.Graph.build()), got {type(cell).__name__}")
@@ -61,10 +68,18 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     get_backend(backend)  # fail early on an unknown name
     if not isinstance(reverse, bool):
         raise ArgumentError(f"argument 'reverse': expected a bool, got {reverse!r}")
+    for name, v in (("truncate", truncate), ("checkpoint", checkpoint)):
+        if v is None or (name == "checkpoint" and v == "sqrt"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            extra = " or 'sqrt'" if name == "checkpoint" else ""
+            raise ArgumentError(f"argument {name!r}: expected an int >= 1{extra}, got {v!r}")
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
     if LENGTHS in names:
         raise ArgumentError(f"cell {cell.name!r}: the name 'lengths' is reserved for variable sequence lengths; rename it")
-    return CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
+    prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
+    prog.truncate, prog.checkpoint = truncate, checkpoint
+    return prog
 
 
 class CompiledProgram:
@@ -79,40 +94,57 @@ class CompiledProgram:
         if isinstance(length, str) and length in dims:
             raise ArgumentError(f"argument 'length': symbol {length!r} is already a dim of cell {cell.name!r}; pick another")
         self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
+        self.truncate: int | None = None
+        self.checkpoint: int | str | None = None
+        self._plan = None
+
+    @property
+    def plan(self):
+        """The training plan (normalised forward, residuals, backward cell), derived on first use."""
+        if self._plan is None:
+            self._plan = derive(self.cell)
+        return self._plan
 
     # -- building
-    def _variant(self, masked: bool, T: int | None):
-        """(final program, stages, runner) for this variant; `T` matters only where the program is specialised."""
+    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False):
+        """(final program, stages, runner) of one variant.
+
+        `kind` is "infer" (the plain forward), "train" (forward keeping residuals), "segment" (a
+        checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
+        """
         if self.unroll == "full":
-            spec: int | str = self.length if isinstance(self.length, int) and not masked else T  # type: ignore[assignment]
+            fixed = kind == "infer" and isinstance(self.length, int) and not masked
+            spec: int | str = self.length if fixed else T  # type: ignore[assignment]
             if spec is None:
                 raise ArgumentError("a full unroll over a symbolic length is specialised per T: pass T=... to see its IR")
         else:
-            spec = self.tsym if masked or isinstance(self.length, str) else self.length
-        key = (masked, spec)
+            fixed = kind == "infer" and isinstance(self.length, int) and not masked
+            spec = self.length if fixed else self.tsym  # type: ignore[assignment]
+        key = (kind, masked, spec, window)
         if key not in self._variants:
             mode = "loop" if self.unroll == 1 else self.unroll
-            steps = [("unroll", {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked})]
-            steps += [(p, {}) for p in self.pipeline]
+            opts: dict[str, Any] = {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked}
+            first = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}[kind]
+            if kind != "infer":
+                opts["plan"] = self.plan
+            if kind == "grad":
+                opts["window"] = window
+            steps = [(first, opts)] + [(p, {}) for p in self.pipeline]
             prog, stages = PassManager(steps).run(self.cell)
             runner = get_backend(self.backend)(prog, {"dtype": self.dtype})
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
+    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False):
+        return self._variant(kind, masked, T, window)[2]
+
     # -- running
     def __call__(self, lengths=None, **arrays) -> dict[str, np.ndarray]:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
-        fixed = self.length if isinstance(self.length, int) else None
-        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays)
-        for name, t in self.cell.state_types.items():
-            if name not in b.arrays:
-                shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
-                if any(isinstance(d, str) for d in shape):
-                    raise ArgumentError(f"cannot make a zero init for state {name!r}: dim {shape} is not bound by any array; pass {name}=...")
-                b.arrays[name] = np.zeros(shape, self.dtype.numpy)
+        b = self._bind(lengths, arrays)
         masked = b.lengths is not None
         T_run = int(b.lengths.max()) if masked and b.lengths.size else (0 if masked else b.T)  # type: ignore[union-attr]
-        prog, _, runner = self._variant(masked, T_run)
+        prog, _, runner = self._variant("infer", masked, T_run)
         run_arrays = dict(b.arrays)
         if masked:
             run_arrays[LENGTHS] = b.lengths
@@ -130,19 +162,84 @@ class CompiledProgram:
             result[k] = v
         return result
 
+    def _bind(self, lengths, arrays):
+        fixed = self.length if isinstance(self.length, int) else None
+        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays)
+        for name, t in self.cell.state_types.items():
+            if name not in b.arrays:
+                shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
+                if any(isinstance(d, str) for d in shape):
+                    raise ArgumentError(f"cannot make a zero init for state {name!r}: dim {shape} is not bound by any array; pass {name}=...")
+                b.arrays[name] = np.zeros(shape, self.dtype.numpy)
+        return b
+
+    # -- training
+    def vjp(self, lengths=None, **arrays):
+        """Run the forward keeping what the backward needs; returns (outputs, backward).
+
+        `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
+        returns gradients for every param, every state's init and every sequence input.
+        """
+        b = self._bind(lengths, arrays)
+        trainer = Trainer(self)
+        out, run = trainer.forward(b, b.lengths)
+
+        def backward(cotangents: dict) -> dict[str, np.ndarray]:
+            return trainer.backward(run, cotangents)
+
+        backward.nbytes = run.nbytes  # type: ignore[attr-defined]
+        return out, backward
+
+    def value_and_grad(self, output: str, lengths=None, **arrays):
+        """loss = out[output].sum() and its gradients (every param, state init and sequence input)."""
+        names = list(self.cell.outputs) + list(self.cell.states)
+        if not isinstance(output, str) or output not in names:
+            import difflib
+
+            near = difflib.get_close_matches(str(output), names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
+        out, backward = self.vjp(lengths=lengths, **arrays)
+        loss = out[output].sum()
+        return loss, backward({output: np.ones_like(out[output])})
+
+    def memory(self, T: int, **dims: int) -> dict[str, int]:
+        """Bytes kept between the forward and the backward pass for a length T (bind other dims, e.g. B=32)."""
+        plan, item = self.plan, self.dtype.numpy.itemsize
+
+        def nbytes(t) -> int:
+            n = item
+            for d in t.shape:
+                n *= dims[d] if isinstance(d, str) else d
+            return n
+
+        per_step = sum(nbytes(t) for t in plan.saved().values())
+        state = sum(nbytes(t) for t in plan.cell.state_types.values())
+        if self.checkpoint is None:
+            return {"per_step": per_step, "residuals": per_step * T, "checkpoints": 0, "total": per_step * T}
+        size = segment_size(self.checkpoint, T)
+        n_seg = len(segments(T, size, False))
+        ckpt = state * (n_seg - 1)
+        return {"per_step": per_step, "residuals": per_step * size, "checkpoints": ckpt, "total": ckpt + per_step * size}
+
     # -- inspection
-    def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None) -> str:
-        """The text of a stage: "cell", "unroll", or any pass of the pipeline (by name; "simplify#2" for a repeat)."""
+    def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:
+        """The text of a stage: "cell", "unroll", "grad", "grad_forward", or any pipeline pass by name.
+
+        A pass name refers to the forward's pipeline, or the backward's with `grad=True`
+        ("simplify#2" for a repeated pass).
+        """
         if stage == "cell":
             return str(self.cell)
-        _, stages, _ = self._variant(lengths, T)
+        stages = self.stages(lengths, T, grad or stage == "grad", train=stage == "grad_forward")
         if stage not in stages:
             raise ArgumentError(f"argument 'stage': unknown stage {stage!r}; stages: {['cell'] + list(stages)}")
         return str(stages[stage])
 
-    def stages(self, lengths: bool = False, T: int | None = None) -> dict[str, Any]:
-        """Every stage's IR object, in pipeline order."""
-        return dict(self._variant(lengths, T)[1])
+    def stages(self, lengths: bool = False, T: int | None = None, grad: bool = False, train: bool = False) -> dict[str, Any]:
+        """Every stage's IR object, in pipeline order (of the backward with `grad`, training forward with `train`)."""
+        kind = "grad" if grad else "train" if train else "infer"
+        return dict(self._variant(kind, lengths, T, window=grad and self.truncate is not None)[1])
 
     def __repr__(self) -> str:
         return (f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
