@@ -7,6 +7,7 @@ after those passes under an MLIR-style header, on stderr.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -76,6 +77,17 @@ class PassManager:
     print_after: set[str] | None = field(default_factory=print_after_from_env)
 
     def run(self, ir: Any) -> tuple[Any, dict[str, Any]]:
+        # The IR is many small acyclic objects: the cyclic GC only rescans them (quadratic in T for a
+        # full unroll), so it is paused while passes run.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run(ir)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run(self, ir: Any) -> tuple[Any, dict[str, Any]]:
         stages: dict[str, Any] = {}
         done: list[str] = []
         for name, opts in self.passes:

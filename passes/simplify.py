@@ -20,9 +20,17 @@ FOLD_LIMIT = 4096  # elements: larger constant results stay computed at run time
 
 @register_pass("simplify")
 def simplify(prog: Program) -> Program:
-    prog = rewrite_program(prog, _fold)
-    prog = rewrite_program(prog, _Cse())
-    return _prune_loops(prog)
+    cse = _Cse()
+    prog = rewrite_program(prog, lambda node, ops: _fold_or_cse(node, ops, cse))
+    return _prune_loops(prog) if any(n.op == "loop" for n in prog.nodes()) else prog
+
+
+def _fold_or_cse(node: Node, ops: list[Node], cse: _Cse) -> Node:
+    """One walk does both: fold (or drop an identity), then hash-cons what is left."""
+    new = _fold(node, ops)
+    if node.op == "identity":
+        return new
+    return cse(new, [u.node for u in new.inputs])
 
 
 def _fold(node: Node, ops: list[Node]) -> Node:
@@ -61,7 +69,7 @@ class _Cse:
 def _prune_loops(prog: Program) -> Program:
     """Drop loop operands and results that nothing live needs (to a fixed point)."""
     while True:
-        users = _users(prog.nodes(), list(prog.outputs.values()))
+        users = _users(prog.nodes())
         changed = False
 
         def visit(node: Node, ops: list[Node]) -> Node:
@@ -76,12 +84,13 @@ def _prune_loops(prog: Program) -> Program:
                 return _remap_item(node, ops[0])
             return new
 
-        prog = _strip_remaps(rewrite_program(prog, visit, recurse=False))
+        prog = rewrite_program(prog, visit, recurse=False)
         if not changed:
             return prog
+        prog = _strip_remaps(prog)
 
 
-def _users(nodes: list[Node], outputs: list[Node]) -> dict[int, set[int]]:
+def _users(nodes: list[Node]) -> dict[int, set[int]]:
     """For each loop: the tuple indices read by `item` nodes."""
     out: dict[int, set[int]] = {}
     for n in nodes:

@@ -347,9 +347,15 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
     if fn is None:
         return lambda f: cell(f, name=name)
     try:
-        anns = inspect.get_annotations(fn, eval_str=True)
+        # String annotations (`from __future__ import annotations`) may name closure variables too.
+        free = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+        anns = inspect.get_annotations(fn, eval_str=True, locals=free)
     except Exception as e:  # an annotation that does not evaluate
-        raise DSLError(f"@rc.cell {fn.__name__}: cannot read its annotations: {e}") from None
+        hint = ""
+        if isinstance(e, NameError) and any(isinstance(a, str) for a in getattr(fn, "__annotations__", {}).values()):
+            hint = (" (the annotations are strings, as under `from __future__ import annotations`, so names local to"
+                    " an enclosing function are not visible: drop that import in this module or use module-level names)")
+        raise DSLError(f"@rc.cell {fn.__name__}: cannot read its annotations: {e}{hint}") from None
     g = Graph(name or fn.__name__)
     args: dict[str, Value] = {}
     for pname, p in inspect.signature(fn).parameters.items():
