@@ -41,10 +41,19 @@ class GradPlan:
     dp_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # param -> [(A stack name, dZ output)]
     user_states: list[str] = field(default_factory=list)
 
+    @property
+    def traced(self) -> list[str]:
+        """States saved as per-step traces: the user's, and each delayed seq's first shadow.
+
+        (Under lengths a delayed seq's previous value is its carried, copy-through value, not the
+        input's previous row; other shadows are shifts of these traces.)
+        """
+        return self.user_states + [s for s in self.seq_shadows if s.endswith("@d0")]
+
     def saved(self) -> dict[str, TensorType]:
-        """Per-step values the forward keeps for the backward: residuals and root state traces."""
+        """Per-step values the forward keeps for the backward: residuals and state traces."""
         out = {k: n.type for k, n in self.residuals.items()}
-        out.update({f"trace@{s}": self.cell.states[s].type for s in self.user_states})
+        out.update({f"trace@{s}": self.cell.states[s].type for s in self.traced})
         return out  # type: ignore[return-value]
 
 
@@ -282,7 +291,7 @@ def forward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -
     """
     cell = plan.cell
     aug = Cell(cell.name, cell.seqs, cell.params, cell.state_types, cell.states, {**cell.outputs, **plan.residuals})
-    prog = unroll(aug, length, mode, reverse, masked, traces=plan.user_states)
+    prog = unroll(aug, length, mode, reverse, masked, traces=plan.traced)
     prog.name = f"{cell.name}_train"
     return prog
 
@@ -339,15 +348,12 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     def trace(s: str) -> Node:
         """Stacked per-step values of state s; a shadow's is its source's, shifted by one step."""
         if s not in traces:
-            if s not in plan.roots:
+            if s in plan.traced:
                 traces[s] = inputs[f"trace@{s}"]
             else:
-                src = plan.cell.states[s].inputs[0]
-                if src.delay == 0:  # the d0 shadow of a seq is the seq itself
-                    traces[s] = inputs[plan.roots[s]]
-                else:
-                    parent = next(k for k, v in plan.cell.states.items() if v is src.node)
-                    traces[s] = b("shift", trace(parent), init_of(parent), reverse=reverse)
+                src = plan.cell.states[s].inputs[0]  # a shadow is identity(parent[t-1])
+                parent = next(k for k, v in plan.cell.states.items() if v is src.node)
+                traces[s] = b("shift", trace(parent), init_of(parent), reverse=reverse)
         return traces[s]
 
     repl: dict[str, Node] = {}

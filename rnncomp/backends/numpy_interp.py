@@ -27,7 +27,7 @@ def _eval(nodes: list[Node], vals: dict[int, Any], symbols: dict[str, int]) -> N
             vals[id(n)] = _loop(n, [vals[id(u.node)] for u in n.inputs], symbols)
             continue
         attrs = n.attrs
-        if n.op == "zeros":
+        if "shape" in attrs:  # zeros, sum_to, broadcast_to: symbolic dims bound at run time
             attrs = {**attrs, "shape": substitute(attrs["shape"], symbols)}
         vals[id(n)] = get_op(n.op).numpy(*[vals[id(u.node)] for u in n.inputs], **attrs)  # type: ignore[misc]
 
