@@ -24,7 +24,9 @@ def _infer_sum_to(ins: list[TensorType], attrs: dict) -> TensorType:
         if broadcast(x.shape, target) != x.shape:
             raise ShapeError("")
     except ShapeError:
-        raise ShapeError(f"sum_to: {x} does not reduce to shape {list(target)} (it must broadcast to the operand)") from None
+        raise ShapeError(
+            f"sum_to: {x} does not reduce to shape {list(target)} (it must broadcast to the operand)"
+        ) from None
     return x.with_shape(target)
 
 
@@ -94,8 +96,35 @@ def _max_bwd(x: np.ndarray, y: np.ndarray, g: np.ndarray, axis, keepdims: bool) 
 
 register(OpDef("transpose", 1, _infer_transpose, lambda x: np.swapaxes(x, -1, -2), {}, "shape"))
 register(OpDef("sum_to", 1, _infer_sum_to, _sum_to, {"shape": Attr("shape")}, "reduction"))
-register(OpDef("broadcast_to", 1, _infer_broadcast_to, lambda x, shape: np.broadcast_to(x, shape).copy(), {"shape": Attr("shape")}, "shape"))
-register(OpDef("expand_dims", 1, _infer_expand_dims, lambda x, axes: np.expand_dims(x, tuple(axes)), {"axes": Attr("axes")}, "shape"))
+register(
+    OpDef(
+        "broadcast_to",
+        1,
+        _infer_broadcast_to,
+        lambda x, shape: np.broadcast_to(x, shape).copy(),
+        {"shape": Attr("shape")},
+        "shape",
+    )
+)
+register(
+    OpDef(
+        "expand_dims",
+        1,
+        _infer_expand_dims,
+        lambda x, axes: np.expand_dims(x, tuple(axes)),
+        {"axes": Attr("axes")},
+        "shape",
+    )
+)
 register(OpDef("pad", 1, _infer_pad, _pad, {"axis": Attr("int"), "before": Attr("int"), "after": Attr("int")}, "shape"))
 register(OpDef("matmul_tn", 2, _infer_matmul_tn, _matmul_tn, {}, "matmul"))
-register(OpDef("max_bwd", 3, _infer_max_bwd, _max_bwd, {"axis": Attr("axes", None), "keepdims": Attr("bool", False)}, "reduction"))
+register(
+    OpDef(
+        "max_bwd",
+        3,
+        _infer_max_bwd,
+        _max_bwd,
+        {"axis": Attr("axes", None), "keepdims": Attr("bool", False)},
+        "reduction",
+    )
+)

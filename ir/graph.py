@@ -76,6 +76,8 @@ def topo_order(roots: Iterable[Node], follow_delayed: bool = True) -> list[Node]
             node, it = stack[-1]
             advanced = False
             for use in it:
+                if not isinstance(use.node, Node):
+                    continue  # not a node: the verifier reports it with its place
                 if use.delay != 0:
                     if follow_delayed and id(use.node) not in state:
                         pending.append(use.node)
@@ -155,7 +157,7 @@ class Cell:
 
         def key(n: Node) -> tuple:
             ins = tuple((index.get(id(u.node), -1), u.delay) for u in n.inputs)
-            attrs = tuple(sorted(n.attrs.items(), key=lambda kv: kv[0]))
+            attrs = tuple((k, repr(v)) for k, v in sorted(n.attrs.items(), key=lambda kv: kv[0]))  # repr: nan == nan
             return (n.op, ins, attrs, str(n.type), n.name)
 
         return (
@@ -177,4 +179,7 @@ class Cell:
         return print_cell(self)
 
     def __repr__(self) -> str:
-        return f"<Cell {self.name}: {len(self.seqs)} seq, {len(self.params)} param, states {list(self.states)}, outputs {list(self.outputs)}>"
+        return (
+            f"<Cell {self.name}: {len(self.seqs)} seq, {len(self.params)} param, "
+            f"states {list(self.states)}, outputs {list(self.outputs)}>"
+        )

@@ -69,7 +69,7 @@ def check_attrs(op: OpDef, attrs: dict[str, Any]) -> dict[str, Any]:
     unknown = set(attrs) - set(op.attrs)
     if unknown:
         raise VerifyError(
-            f"{op.name}: unknown attribute {sorted(unknown)[0]!r}; it takes {sorted(op.attrs) or 'none'}"
+            f"{op.name}: unknown attribute {sorted(unknown)[0]!r}; it takes {', '.join(sorted(op.attrs)) or 'none'}"
         )
     out: dict[str, Any] = {}
     for key, spec in op.attrs.items():
@@ -78,7 +78,7 @@ def check_attrs(op: OpDef, attrs: dict[str, Any]) -> dict[str, Any]:
                 raise VerifyError(f"{op.name}: missing attribute {key!r}")
             out[key] = spec.default
         else:
-            out[key] = _check_attr(op.name, key, spec.kind, attrs[key])
+            out[key] = check_attr(op.name, key, spec.kind, attrs[key])
     return out
 
 
@@ -86,7 +86,8 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _check_attr(op: str, key: str, kind: str, v: Any) -> Any:
+def check_attr(op: str, key: str, kind: str, v: Any) -> Any:
+    """Validate one attribute value of the given kind; return its normal form."""
     bad = VerifyError(f"{op}: attribute {key}={v!r} is not a valid {kind}")
     if kind == "int":
         if not _is_int(v):
@@ -172,9 +173,7 @@ def _infer_matmul(ins: list[TensorType], attrs: dict) -> TensorType:
     if a.rank < 1 or b.rank != 2:
         raise ShapeError(f"matmul needs a[..., K] @ b[K, N]; got {a} @ {b}")
     if a.shape[-1] != b.shape[0]:
-        raise ShapeError(
-            f"matmul: inner dims differ: {a} @ {b} ({a.shape[-1]} != {b.shape[0]})"
-        )
+        raise ShapeError(f"matmul: inner dims differ: {a} @ {b} ({a.shape[-1]} != {b.shape[0]})")
     return TensorType(dt, a.shape[:-1] + (b.shape[1],))
 
 
@@ -231,8 +230,7 @@ def _infer_concat(ins: list[TensorType], attrs: dict) -> TensorType:
         for i in range(rank):
             if i != ax and t.shape[i] != ins[0].shape[i]:
                 raise ShapeError(
-                    f"concat along axis {attrs['axis']}: dim {i} differs: "
-                    + ", ".join(str(t) for t in ins)
+                    f"concat along axis {attrs['axis']}: dim {i} differs: " + ", ".join(str(t) for t in ins)
                 )
         total += _int_dim(t, ax, "concat")
     return TensorType(dt, ins[0].shape[:ax] + (total,) + ins[0].shape[ax + 1 :])
@@ -330,14 +328,51 @@ for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div":
 register(OpDef("where", 3, _infer_where, _where, kind="elementwise"))
 register(OpDef("cast", 1, _infer_cast, lambda x, to: x.astype(to.numpy), {"to": Attr("dtype")}, "elementwise"))
 register(OpDef("matmul", 2, _infer_matmul, np.matmul, kind="matmul"))
-register(OpDef("sum", 1, _infer_reduce("sum"), lambda x, axis, keepdims: np.sum(x, axis=_np_axes(axis), keepdims=keepdims), _REDUCE_ATTRS, "reduction"))
-register(OpDef("mean", 1, _infer_reduce("mean"), lambda x, axis, keepdims: np.mean(x, axis=_np_axes(axis), keepdims=keepdims), _REDUCE_ATTRS, "reduction"))
-register(OpDef("max", 1, _infer_reduce("max"), lambda x, axis, keepdims: np.max(x, axis=_np_axes(axis), keepdims=keepdims), _REDUCE_ATTRS, "reduction"))
+register(
+    OpDef(
+        "sum",
+        1,
+        _infer_reduce("sum"),
+        lambda x, axis, keepdims: np.sum(x, axis=_np_axes(axis), keepdims=keepdims),
+        _REDUCE_ATTRS,
+        "reduction",
+    )
+)
+register(
+    OpDef(
+        "mean",
+        1,
+        _infer_reduce("mean"),
+        lambda x, axis, keepdims: np.mean(x, axis=_np_axes(axis), keepdims=keepdims),
+        _REDUCE_ATTRS,
+        "reduction",
+    )
+)
+register(
+    OpDef(
+        "max",
+        1,
+        _infer_reduce("max"),
+        lambda x, axis, keepdims: np.max(x, axis=_np_axes(axis), keepdims=keepdims),
+        _REDUCE_ATTRS,
+        "reduction",
+    )
+)
 register(OpDef("softmax", 1, _infer_softmax("softmax"), _softmax, {"axis": Attr("int", -1)}, "reduction"))
 register(OpDef("log_softmax", 1, _infer_softmax("log_softmax"), _log_softmax, {"axis": Attr("int", -1)}, "reduction"))
-register(OpDef("concat", None, _infer_concat, lambda *xs, axis: np.concatenate(xs, axis=axis), {"axis": Attr("int")}, "shape"))
-register(OpDef("split", 1, _infer_split, _split, {"parts": Attr("int"), "index": Attr("int"), "axis": Attr("int", -1)}, "shape"))
-register(OpDef("slice", 1, _infer_slice, _slice, {"axis": Attr("int"), "start": Attr("int"), "stop": Attr("int")}, "shape"))
+register(
+    OpDef(
+        "concat", None, _infer_concat, lambda *xs, axis: np.concatenate(xs, axis=axis), {"axis": Attr("int")}, "shape"
+    )
+)
+register(
+    OpDef(
+        "split", 1, _infer_split, _split, {"parts": Attr("int"), "index": Attr("int"), "axis": Attr("int", -1)}, "shape"
+    )
+)
+register(
+    OpDef("slice", 1, _infer_slice, _slice, {"axis": Attr("int"), "start": Attr("int"), "stop": Attr("int")}, "shape")
+)
 register(
     OpDef(
         "constant",

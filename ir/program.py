@@ -42,7 +42,12 @@ class LoopView:
         self.length, self.start, self.reverse = a["length"], a["start"], a["reverse"]
         ops = list(node.inputs)
         c, x, b = self.n_carry, self.n_xs, self.n_buf
-        self.carry_in, self.xs, self.bufs, self.consts = ops[:c], ops[c : c + x], ops[c + x : c + x + b], ops[c + x + b :]
+        self.carry_in, self.xs, self.bufs, self.consts = (
+            ops[:c],
+            ops[c : c + x],
+            ops[c + x : c + x + b],
+            ops[c + x + b :],
+        )
         k = self.stride
         p = self.body.params
         self.t_params = p[:k]

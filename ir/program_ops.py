@@ -121,4 +121,3 @@ register(
         "control",
     )
 )
-

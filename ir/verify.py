@@ -28,18 +28,21 @@ def verify_cell(cell: Cell) -> Cell:
     names = name_nodes(nodes)
     declared = {id(n) for n in cell.inputs}
     defs = {id(n): k for k, n in cell.states.items()}
-    for node in nodes:
-        at = f"{where}, node {label(node, names)}"
+    for node in nodes:  # first: a placeholder left over is the root cause of any error about its readers
         if node.op == "state":
             readers = [label(m, names) for m in nodes if any(u.node is node for u in m.inputs)]
             raise VerifyError(
                 f"{where}: state {node.name!r} is read (by {', '.join(readers) or 'an output'}) "
                 "but never defined: give it a value (State.define(...) or a return key)"
             )
+    for node in nodes:
+        at = f"{where}, node {label(node, names)}"
         op = _op(node, at)
         if op.kind == "source" and node.op != "constant":
             if id(node) not in declared:
-                raise VerifyError(f"{at}: reference to {node.name!r}, which is not a declared seq or param of this cell")
+                raise VerifyError(
+                    f"{at}: reference to {node.name!r}, which is not a declared seq or param of this cell"
+                )
             continue
         for i, use in enumerate(node.inputs):
             _check_use(cell, node, i, use, at, names, defs)
@@ -47,9 +50,15 @@ def verify_cell(cell: Cell) -> Cell:
     for name in cell.state_types:
         if name not in cell.states:
             raise VerifyError(
-                f"{where}: state {name!r} is declared but never defined: give it a value (State.define(...) or a return key)"
+                f"{where}: state {name!r} is declared but never defined: "
+                "give it a value (State.define(...) or a return key)"
             )
     for name, node in cell.states.items():
+        if get_op(node.op).kind == "source" or node.name != name:
+            raise VerifyError(
+                f"{where}: state {name!r} is defined by {label(node, names)}; a state's value must be a compute "
+                "node named after it"
+            )
         decl = cell.state_types.get(name)
         if decl is not None and decl != node.type:
             raise VerifyError(
@@ -80,7 +89,9 @@ def _check_use(cell: Cell, node: Node, i: int, use, at: str, names, defs) -> Non
     if d > 0 and id(use.node) not in defs and use.node.op != "seq":
         src = label(use.node, names)
         hint = "a param is the same at every step" if use.node.op == "param" else "declare it as a state"
-        raise VerifyError(f"{at}: operand {i} reads {src} with delay {d}, but only states and seqs can be delayed ({hint})")
+        raise VerifyError(
+            f"{at}: operand {i} reads {src} with delay {d}, but only states and seqs can be delayed ({hint})"
+        )
 
 
 def _check_type(node: Node, op, at: str, names) -> None:

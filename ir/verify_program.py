@@ -37,7 +37,9 @@ def _check_nodes(nodes: list[Node], params: set[int], where: str) -> None:
                 raise VerifyError(f"{at}: a graph's parameters must be `input` nodes")
             continue
         if node.op == "input":
-            raise VerifyError(f"{at}: input {node.name!r} is not a declared parameter of this graph (captured from outside?)")
+            raise VerifyError(
+                f"{at}: input {node.name!r} is not a declared parameter of this graph (captured from outside?)"
+            )
         for i, u in enumerate(node.inputs):
             if u.delay != 0:
                 raise VerifyError(f"{at}: operand {i} still has delay {u.delay}; programs hold no delays")
@@ -48,7 +50,9 @@ def _check_nodes(nodes: list[Node], params: set[int], where: str) -> None:
             attrs = check_attrs(op, node.attrs)
             got = infer_type(op, [u.node.type for u in node.inputs], attrs)  # type: ignore[misc]
         except RnncompError as e:
-            call = describe_call(node.op, [u.node.type for u in node.inputs], [names.get(id(u.node), "?") for u in node.inputs])  # type: ignore[misc]
+            call = describe_call(
+                node.op, [u.node.type for u in node.inputs], [names.get(id(u.node), "?") for u in node.inputs]
+            )  # type: ignore[misc]
             raise VerifyError(f"{at}: {e} in {call}") from None
         if node.type != got:
             raise VerifyError(f"{at}: recorded type {node.type} differs from the inferred {got}")
@@ -66,7 +70,9 @@ def _check_loop(node: Node, at: str) -> None:
     if len(body.params) != n_params:
         raise VerifyError(f"{at}: the body takes {len(body.params)} params; the loop's operands need {n_params}")
     if len(body.results) != v.n_carry + v.n_buf * k:
-        raise VerifyError(f"{at}: the body yields {len(body.results)} results; expected {v.n_carry} carried + {v.n_buf}x{k} per-step")
+        raise VerifyError(
+            f"{at}: the body yields {len(body.results)} results; expected {v.n_carry} carried + {v.n_buf}x{k} per-step"
+        )
 
     def same(a, b, what: str) -> None:
         if a != b:
@@ -80,10 +86,18 @@ def _check_loop(node: Node, at: str) -> None:
             raise VerifyError(f"{at}: step index param {t.name} must be an integer scalar, got {t.type}")
     for i, (x, prms) in enumerate(zip(v.xs, v.x_params)):
         for p in prms:
-            same(TensorType(x.node.type.dtype, x.node.type.shape[1:]), p.type, f"xs {i}: a step of {x.node.type} vs body param {p.name}")  # type: ignore[union-attr]
+            same(
+                TensorType(x.node.type.dtype, x.node.type.shape[1:]),
+                p.type,
+                f"xs {i}: a step of {x.node.type} vs body param {p.name}",
+            )  # type: ignore[union-attr]
     for i, (b, ys) in enumerate(zip(v.bufs, v.y_results)):
         for y in ys:
-            same(TensorType(b.node.type.dtype, b.node.type.shape[1:]), y.type, f"buf {i}: a step of {b.node.type} vs body result")  # type: ignore[union-attr]
+            same(
+                TensorType(b.node.type.dtype, b.node.type.shape[1:]),
+                y.type,
+                f"buf {i}: a step of {b.node.type} vs body result",
+            )  # type: ignore[union-attr]
     for c, p in zip(v.consts, v.const_params):
         same(c.node.type, p.type, f"invariant {p.name}: operand and body param types differ")
     if not isinstance(node.type, TupleType):

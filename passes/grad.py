@@ -103,8 +103,14 @@ def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
             else:
                 ins.append(Use(shadow(u.node, u.delay - 1), 1))
         new[id(n)].inputs = tuple(ins)
-    out = Cell(cell.name, [new[id(s)] for s in cell.seqs], [new[id(p)] for p in cell.params], state_types, states,
-               {k: new[id(v)] for k, v in cell.outputs.items()})
+    out = Cell(
+        cell.name,
+        [new[id(s)] for s in cell.seqs],
+        [new[id(p)] for p in cell.params],
+        state_types,
+        states,
+        {k: new[id(v)] for k, v in cell.outputs.items()},
+    )
     return out, roots, seq_shadows
 
 

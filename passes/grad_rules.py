@@ -142,7 +142,11 @@ def _cast(b, n, g, x):
 def _matmul(b, n, g, x):
     a, w = _ins(n)
     ga = b("matmul", g, b("transpose", x(1)))
-    gw = b("matmul_tn", x(0), g) if a.rank > 1 else b("matmul", b("expand_dims", x(0), axes=(1,)), b("expand_dims", g, axes=(0,)))
+    gw = (
+        b("matmul_tn", x(0), g)
+        if a.rank > 1
+        else b("matmul", b("expand_dims", x(0), axes=(1,)), b("expand_dims", g, axes=(0,)))
+    )
     return [ga, gw]
 
 
@@ -175,7 +179,9 @@ def _mean(b, n, g, x):
         count //= d_out if isinstance(d_out, int) else 1
     symbolic = [d for d in t.shape if isinstance(d, str)] != [d for d in out.shape if isinstance(d, str)]  # type: ignore[union-attr]
     if symbolic:
-        raise PassError(f"grad: mean over a symbolic dim of {t} is not supported (its count is unknown at compile time)")
+        raise PassError(
+            f"grad: mean over a symbolic dim of {t} is not supported (its count is unknown at compile time)"
+        )
     return [b("div", _expand_back(b, n, g, n.attrs["axis"], n.attrs["keepdims"]), float(count))]
 
 

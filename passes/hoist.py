@@ -82,7 +82,6 @@ def _hoist_loop(loop: Node, memo: dict) -> Node:
     v = LoopView(loop)
     body = v.body
     outer_of = {id(p): u.node for p, u in zip(v.const_params, v.consts)}  # invariant param -> outer node
-    xs_of = {id(p): (i, j) for i, ps in enumerate(v.x_params) for j, p in enumerate(ps)}
     new_consts: list[tuple[Node, Node]] = []  # (outer node, new body param)
     new_xs: list[tuple[Node, list[Node]]] = []  # (outer stacked node, params per copy)
     by_outer: dict[int, Node] = {}

@@ -20,7 +20,13 @@ def rebuild(node: Node, operands: list[Node], **changes) -> Node:
     if same and not changes:
         return node
     attrs = changes.pop("attrs", node.attrs)
-    return Node(changes.pop("op", node.op), [Use(o) for o in operands], attrs, changes.pop("type", node.type), changes.pop("name", node.name))
+    return Node(
+        changes.pop("op", node.op),
+        [Use(o) for o in operands],
+        attrs,
+        changes.pop("type", node.type),
+        changes.pop("name", node.name),
+    )
 
 
 def rewrite_region(region: Region, visit: Visit, recurse: bool = True) -> Region:

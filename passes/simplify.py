@@ -72,7 +72,7 @@ def _prune_loops(prog: Program) -> Program:
         users = _users(prog.nodes())
         changed = False
 
-        def visit(node: Node, ops: list[Node]) -> Node:
+        def visit(node: Node, ops: list[Node], users=users) -> Node:
             nonlocal changed
             new = rebuild(node, ops)
             if node.op == "loop":
@@ -130,8 +130,14 @@ def _prune_one(node: Node, read: set[int]) -> Node | None:
     operands += [v.consts[i] for i in live_k]
     types = tuple(node.type.items[i] for i in carries) + tuple(node.type.items[c + b] for b in bufs)  # type: ignore[union-attr]
     remap = {old: new for new, old in enumerate(carries + [c + b for b in bufs])}
-    attrs = {**node.attrs, "body": Region(params, results), "n_carry": len(carries), "n_xs": len(live_x),
-             "n_buf": len(bufs), "_remap": remap}
+    attrs = {
+        **node.attrs,
+        "body": Region(params, results),
+        "n_carry": len(carries),
+        "n_xs": len(live_x),
+        "n_buf": len(bufs),
+        "_remap": remap,
+    }
     return Node("loop", [Use(u.node) for u in operands], attrs, TupleType(types), node.name)
 
 

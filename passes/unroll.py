@@ -130,7 +130,12 @@ class _Steps:
 
 
 def unroll(
-    cell: Cell, length: int | str, mode: str | int = "loop", reverse: bool = False, masked: bool = False, traces=(),
+    cell: Cell,
+    length: int | str,
+    mode: str | int = "loop",
+    reverse: bool = False,
+    masked: bool = False,
+    traces=(),
     window: bool = False,
 ) -> Program:
     """Unroll `cell` over `length` steps (an int, or a symbol such as "T") in the given mode.
@@ -158,7 +163,10 @@ def unroll(
     lengths = None
     if masked:
         if plan.batch is None:
-            raise PassError(f"unroll: cell {cell.name!r} has no batch dim (no seq or state has a leading dim), so lengths do not apply")
+            raise PassError(
+                f"unroll: cell {cell.name!r} has no batch dim (no seq or state has a leading dim), "
+                "so lengths do not apply"
+            )
         if plan.unbatched:
             raise PassError(f"unroll: lengths apply per batch row, but {plan.unbatched}")
         lengths = input_node(LENGTHS, TensorType(DType.i64, (plan.batch,)))  # type: ignore[arg-type]
@@ -198,7 +206,8 @@ def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) ->
     per_step: dict[str, list[Node]] = {k: [None] * T for k in types}  # type: ignore[list-item]
     sliced: dict[tuple[int, int], Node] = {}
 
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+
         def seq_val(s: Node, t=t) -> Node:
             if (id(s), t) not in sliced:
                 sliced[(id(s), t)] = Node("step", [Use(seq_in[id(s)])], {"index": t}, s.type, f"{s.name}@{t}")
@@ -225,10 +234,14 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
     # Carried values (flattened history), stacked inputs, buffers and invariants of every loop.
     carry = [(r, d) for r in plan.recurrent for d in range(plan.depth[id(r)])]
     carry_vals = [hist[id(r)][d] for r, d in carry]
-    xs = [s for s in cell.seqs if any(u.delay == 0 and u.node is s for n in plan.order for u in n.inputs) or id(s) in plan.depth]
+    xs = [
+        s
+        for s in cell.seqs
+        if any(u.delay == 0 and u.node is s for n in plan.order for u in n.inputs) or id(s) in plan.depth
+    ]
     bufs = []
     out_types = plan.out_types()
-    for name, t1 in out_types.items():
+    for t1 in out_types.values():
         t = t1.with_shape((dim_T,) + t1.shape)
         bufs.append(Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t))
     consts = [param_in[id(q)] for q in cell.params] + [n for n in (lengths, lo) if n is not None]
@@ -249,8 +262,16 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
         loop = Node(
             "loop",
             [Use(v) for v in operands],
-            {"body": body, "length": count, "start": start, "stride": stride, "reverse": reverse,
-             "n_carry": len(carry), "n_xs": len(xs), "n_buf": len(bufs)},
+            {
+                "body": body,
+                "length": count,
+                "start": start,
+                "stride": stride,
+                "reverse": reverse,
+                "n_carry": len(carry),
+                "n_xs": len(xs),
+                "n_buf": len(bufs),
+            },
             TupleType(types),  # type: ignore[arg-type]
         )
         parts = [Node("item", [Use(loop)], {"index": i}, t) for i, t in enumerate(types)]
@@ -270,12 +291,14 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
     by_name = {c.name: p for c, p in zip(consts, k_params)}
     steps = _Steps(plan, masked, by_name.get(LENGTHS), by_name.get(LENGTHS_LO))
     hist: dict[int, list[Node]] = {}
-    for (r, d), prm in zip(carry, c_params):
+    for (r, _), prm in zip(carry, c_params):
         hist.setdefault(id(r), []).append(prm)
     ys: dict[str, list[Node]] = {name: [None] * k for name in plan.out_types()}  # type: ignore[list-item]
     order = range(k - 1, -1, -1) if reverse else range(k)
     for j in order:
-        hist, outs = steps.copy(t_params[j], str(j), lambda s, j=j: x_params[(id(s), j)], lambda q: by_name[q.name], hist)
+        hist, outs = steps.copy(
+            t_params[j], str(j), lambda s, j=j: x_params[(id(s), j)], lambda q: by_name[q.name], hist
+        )
         for name, y in outs.items():
             ys[name][j] = y
     results = [hist[id(r)][d] for r, d in carry] + [y for name in ys for y in ys[name]]
@@ -284,6 +307,8 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
 
 
 @register_pass("unroll")
-def unroll_pass(cell: Cell, length: int | str = "T", mode: str | int = "loop", reverse: bool = False, masked: bool = False) -> Program:
+def unroll_pass(
+    cell: Cell, length: int | str = "T", mode: str | int = "loop", reverse: bool = False, masked: bool = False
+) -> Program:
     """Registered form of `unroll` (Cell -> Program)."""
     return unroll(cell, length, mode, reverse, masked)

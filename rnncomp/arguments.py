@@ -50,14 +50,19 @@ def bind(cell: Cell, dtype: DType, tsym: str, length: int | None, lengths, kwarg
             raise ArgumentError(f"unknown argument {name!r}{_closest(name, known)}; cell {cell.name!r} takes {known}")
     for name in required:
         if name not in kwargs:
-            raise ArgumentError(f"missing argument {name!r} ({required[name][0]} of shape {_show(required[name][1], {})}){_closest(name, list(kwargs))}")
+            raise ArgumentError(
+                f"missing argument {name!r} ({required[name][0]} of shape {_show(required[name][1], {})})"
+                f"{_closest(name, list(kwargs))}"
+            )
     env: dict[str, int] = {} if length is None else {tsym: length}
     arrays: dict[str, np.ndarray] = {}
     for name, value in kwargs.items():
         role, shape = required.get(name) or optional[name]
         arrays[name] = _one(name, role, value, shape, dtype, env)
     if tsym not in env:
-        raise ArgumentError(f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length")
+        raise ArgumentError(
+            f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length"
+        )
     T = env[tsym]
     lens = None if lengths is None else _lengths(lengths, T, cell, env)
     return Bound(arrays, env, T, lens)
@@ -71,7 +76,9 @@ def _one(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str,
     if a.dtype.kind not in "fiub":
         raise ArgumentError(f"argument {name!r}: expected a float array, got dtype {a.dtype}")
     if a.ndim != len(shape):
-        raise ArgumentError(f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {a.shape}")
+        raise ArgumentError(
+            f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {a.shape}"
+        )
     for i, (d, n) in enumerate(zip(shape, a.shape)):
         if isinstance(d, str):
             if d in env and env[d] != n:

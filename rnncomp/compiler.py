@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-import passes  # noqa: F401  (registers the passes)
+import passes as _passes  # noqa: F401  (registers the passes)
 from ir import ArgumentError, Cell, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
 from ir.shapes import is_identifier
@@ -46,11 +46,16 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     k steps and recomputes each segment in the backward pass (same gradients, less memory).
     """
     if not isinstance(cell, Cell):
-        raise ArgumentError(f"argument 'cell': expected an rnncomp Cell (from @rc.cell or rc.Graph.build()), got {type(cell).__name__}")
+        raise ArgumentError(
+            f"argument 'cell': expected an rnncomp Cell (from @rc.cell or rc.Graph.build()), got {type(cell).__name__}"
+        )
     verify_cell(cell)
     if length is None:
         if unroll == "full":
-            raise ArgumentError("argument 'length': a full unroll needs a length (an int, or a symbol such as 'T' to specialise per call)")
+            raise ArgumentError(
+                "argument 'length': a full unroll needs a length "
+                "(an int, or a symbol such as 'T' to specialise per call)"
+            )
         raise ArgumentError("argument 'length': expected an int >= 0 or a symbol such as 'T', got None")
     if isinstance(length, bool) or not (isinstance(length, int) and length >= 0 or is_identifier(length)):
         raise ArgumentError(f"argument 'length': expected an int >= 0 or a symbol such as 'T', got {length!r}")
@@ -76,7 +81,9 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
             raise ArgumentError(f"argument {name!r}: expected an int >= 1{extra}, got {v!r}")
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
     if LENGTHS in names:
-        raise ArgumentError(f"cell {cell.name!r}: the name 'lengths' is reserved for variable sequence lengths; rename it")
+        raise ArgumentError(
+            f"cell {cell.name!r}: the name 'lengths' is reserved for variable sequence lengths; rename it"
+        )
     prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
     prog.truncate, prog.checkpoint = truncate, checkpoint
     return prog
@@ -90,9 +97,13 @@ class CompiledProgram:
         self.length, self.unroll, self.backend, self.dtype, self.reverse = length, unroll, backend, dtype, reverse
         self.pipeline = list(pipeline)
         dims = {d for n in self.cell.nodes() for d in getattr(n.type, "shape", ()) if isinstance(d, str)}
-        self.tsym = length if isinstance(length, str) else next(s for s in ("T", "T_", "T__", "T_steps") if s not in dims)
+        self.tsym = (
+            length if isinstance(length, str) else next(s for s in ("T", "T_", "T__", "T_steps") if s not in dims)
+        )
         if isinstance(length, str) and length in dims:
-            raise ArgumentError(f"argument 'length': symbol {length!r} is already a dim of cell {cell.name!r}; pick another")
+            raise ArgumentError(
+                f"argument 'length': symbol {length!r} is already a dim of cell {cell.name!r}; pick another"
+            )
         self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
@@ -116,7 +127,9 @@ class CompiledProgram:
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec: int | str = self.length if fixed else T  # type: ignore[assignment]
             if spec is None:
-                raise ArgumentError("a full unroll over a symbolic length is specialised per T: pass T=... to see its IR")
+                raise ArgumentError(
+                    "a full unroll over a symbolic length is specialised per T: pass T=... to see its IR"
+                )
         else:
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
@@ -169,7 +182,10 @@ class CompiledProgram:
             if name not in b.arrays:
                 shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
                 if any(isinstance(d, str) for d in shape):
-                    raise ArgumentError(f"cannot make a zero init for state {name!r}: dim {shape} is not bound by any array; pass {name}=...")
+                    raise ArgumentError(
+                        f"cannot make a zero init for state {name!r}: dim {shape} is not bound by any array; "
+                        f"pass {name}=..."
+                    )
                 b.arrays[name] = np.zeros(shape, self.dtype.numpy)
         return b
 
@@ -204,7 +220,12 @@ class CompiledProgram:
         return loss, backward({output: np.ones_like(out[output])})
 
     def memory(self, T: int, **dims: int) -> dict[str, int]:
-        """Bytes kept between the forward and the backward pass for a length T (bind other dims, e.g. B=32)."""
+        """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).
+
+        `kept`: held from the forward until the backward (every step's residuals, or the checkpointed
+        states); `peak`: at most during the backward (with checkpointing, `kept` plus one segment's
+        recomputed residuals); `per_step`: residual bytes of one step. Inference keeps nothing.
+        """
         plan, item = self.plan, self.dtype.numpy.itemsize
 
         def nbytes(t) -> int:
@@ -214,13 +235,12 @@ class CompiledProgram:
             return n
 
         per_step = sum(nbytes(t) for t in plan.saved().values())
-        state = sum(nbytes(t) for t in plan.cell.state_types.values())
         if self.checkpoint is None:
-            return {"per_step": per_step, "residuals": per_step * T, "checkpoints": 0, "total": per_step * T}
+            return {"per_step": per_step, "kept": per_step * T, "peak": per_step * T}
         size = segment_size(self.checkpoint, T)
-        n_seg = len(segments(T, size, False))
-        ckpt = state * (n_seg - 1)
-        return {"per_step": per_step, "residuals": per_step * size, "checkpoints": ckpt, "total": ckpt + per_step * size}
+        state = sum(nbytes(t) for t in plan.cell.state_types.values())
+        kept = state * (len(segments(T, size, False)) - 1)
+        return {"per_step": per_step, "kept": kept, "peak": kept + per_step * size}
 
     # -- inspection
     def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:
@@ -236,11 +256,15 @@ class CompiledProgram:
             raise ArgumentError(f"argument 'stage': unknown stage {stage!r}; stages: {['cell'] + list(stages)}")
         return str(stages[stage])
 
-    def stages(self, lengths: bool = False, T: int | None = None, grad: bool = False, train: bool = False) -> dict[str, Any]:
+    def stages(
+        self, lengths: bool = False, T: int | None = None, grad: bool = False, train: bool = False
+    ) -> dict[str, Any]:
         """Every stage's IR object, in pipeline order (of the backward with `grad`, training forward with `train`)."""
         kind = "grad" if grad else "train" if train else "infer"
         return dict(self._variant(kind, lengths, T, window=grad and self.truncate is not None)[1])
 
     def __repr__(self) -> str:
-        return (f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
-                f"backend={self.backend!r} dtype={self.dtype}>")
+        return (
+            f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
+            f"backend={self.backend!r} dtype={self.dtype}>"
+        )

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ir import Cell, DSLError, Node, RnncompError, TensorType, Use, as_dtype, as_shape, verify_cell
 from ir.ops import check_attrs, describe_call, get_op, infer_type
 from ir.shapes import is_identifier
@@ -86,7 +88,7 @@ class Value:
 def _as_value(x: Any, like: Value | None, op: str) -> Value:
     if isinstance(x, Value):
         return x
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
+    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
         if like is None:
             raise DSLError(f"{_user_site()}: {op}: needs at least one cell value, got only numbers")
         return constant(float(x), like.dtype)
@@ -285,7 +287,9 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
     out_nodes: dict[str, Node] = {}
     for oname, v in outputs.items():
         node = v.node
-        if v.delay or node.op in ("seq", "param", "state"):
+        if not v.delay and node.op == "state" and node.name in def_nodes:
+            node = def_nodes[node.name]  # the state's value this step is its definition
+        elif v.delay or node.op in ("seq", "param", "state"):
             node = Node("identity", [v.use()], {}, v.type)
         out_nodes[oname] = node
     # Rewire every read of a placeholder to its definition, keeping the delay.
@@ -353,12 +357,14 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
     except Exception as e:  # an annotation that does not evaluate
         hint = ""
         if isinstance(e, NameError) and any(isinstance(a, str) for a in getattr(fn, "__annotations__", {}).values()):
-            hint = (" (the annotations are strings, as under `from __future__ import annotations`, so names local to"
-                    " an enclosing function are not visible: drop that import in this module or use module-level names)")
+            hint = (
+                " (the annotations are strings, as under `from __future__ import annotations`, so names local to"
+                " an enclosing function are not visible: drop that import in this module or use module-level names)"
+            )
         raise DSLError(f"@rc.cell {fn.__name__}: cannot read its annotations: {e}{hint}") from None
     g = Graph(name or fn.__name__)
     args: dict[str, Value] = {}
-    for pname, p in inspect.signature(fn).parameters.items():
+    for pname in inspect.signature(fn).parameters:
         decl = anns.get(pname)
         if not isinstance(decl, _Decl):
             raise DSLError(
@@ -390,7 +396,9 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
             g.output(key, v)
     missing = [k for k in g._placeholders if k not in g._defs]
     if missing:
-        raise DSLError(f"@rc.cell {fn.__name__}: state {missing[0]!r} is not given a new value: return it under key {missing[0]!r}")
+        raise DSLError(
+            f"@rc.cell {fn.__name__}: state {missing[0]!r} is not given a new value: return it under key {missing[0]!r}"
+        )
     return g.build()
 
 

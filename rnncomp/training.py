@@ -124,7 +124,9 @@ class Trainer:
             lo, hi = (np.zeros_like(L), np.minimum(L, truncate)) if p.reverse else (np.maximum(L - truncate, 0), L)
             reaches_start = (hi == L) if p.reverse else (lo == 0)
         seqs = [s.name for s in plan.cell.seqs]
-        A = {s: (cot[s] if s in plan.user_states else np.zeros_like(run.boundaries[0][s])) for s in plan.cell.state_types}
+        A = {
+            s: (cot[s] if s in plan.user_states else np.zeros_like(run.boundaries[0][s])) for s in plan.cell.state_types
+        }
         grads = {q.name: np.zeros(q.type.shape, p.dtype.numpy) for q in plan.cell.params}  # type: ignore[union-attr]
         dxs = {k: np.zeros_like(run.arrays[k]) for k in seqs}
         for i in range(len(run.segments) - 1, -1, -1):
@@ -154,7 +156,9 @@ class Trainer:
         result = dict(grads)
         result.update(dxs)
         for s in plan.user_states:
-            d = A[s] + sum((A[k] for k, r in plan.roots.items() if r == s and k not in plan.seq_shadows), np.zeros_like(A[s]))
+            d = A[s] + sum(
+                (A[k] for k, r in plan.roots.items() if r == s and k not in plan.seq_shadows), np.zeros_like(A[s])
+            )
             if window:
                 d = d * reaches_start.reshape((-1,) + (1,) * (d.ndim - 1)).astype(d.dtype)
             result[s] = d
@@ -169,7 +173,9 @@ class Trainer:
     def _cotangents(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
         plan, p = self.p.plan, self.p
         if not isinstance(cotangents, dict):
-            raise ArgumentError(f"backward takes a dict of cotangents (output name -> array), got {type(cotangents).__name__}")
+            raise ArgumentError(
+                f"backward takes a dict of cotangents (output name -> array), got {type(cotangents).__name__}"
+            )
         names = list(plan.cell.outputs) + plan.user_states
         out = {}
         for k, v in cotangents.items():

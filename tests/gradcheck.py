@@ -27,7 +27,8 @@ def check_vjp(prog, args: dict, lengths=None, seed: int = 0, directions: int = 2
     worst = 0.0
     for _ in range(directions):
         v = {k: rng.standard_normal(a.shape) for k, a in args.items()}
-        def central(h: float) -> float:
+
+        def central(h: float, v=v) -> float:
             plus = loss(prog(**kw, **{k: a + h * v[k] for k, a in args.items()}))
             minus = loss(prog(**kw, **{k: a - h * v[k] for k, a in args.items()}))
             return (plus - minus) / (2 * h)

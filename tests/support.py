@@ -18,7 +18,9 @@ def bind(shape: tuple, B: int) -> tuple:
     return tuple(B if d == "B" else d for d in shape)
 
 
-def random_args(cell: rc.Cell, T: int, B: int, seed: int = 0, inits: bool = False, scale: float = 0.5) -> dict[str, np.ndarray]:
+def random_args(
+    cell: rc.Cell, T: int, B: int, seed: int = 0, inits: bool = False, scale: float = 0.5
+) -> dict[str, np.ndarray]:
     """Seeded float64 seqs `(T, B, ...)`, params (times `scale`) and, if `inits`, state inits."""
     rng = np.random.default_rng(seed)
     args = {s.name: rng.standard_normal((T,) + bind(s.type.shape, B)) for s in cell.seqs}

@@ -17,7 +17,11 @@ B = 3
 @pytest.fixture(scope="module")
 def programs():
     """One compiled program per example x mode, symbolic T: it serves every length below."""
-    return {(n, m): rc.compile(cell_of(n), length="T", unroll=m, backend="numpy", dtype="float64") for n in EXAMPLES for m in MODES}
+    return {
+        (n, m): rc.compile(cell_of(n), length="T", unroll=m, backend="numpy", dtype="float64")
+        for n in EXAMPLES
+        for m in MODES
+    }
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -1,0 +1,217 @@
+"""The `rnncomp` command line.
+
+    rnncomp dump FILE [--cell NAME] [--format text|dot|json]
+    rnncomp --version
+
+FILE is a Python file (imported by path; the `Cell` objects among its globals are its cells) or
+an IR text file (any other suffix, read with `ir.parser.parse_cells`). Each subcommand is a
+`Command` in `COMMANDS`: a function that adds its arguments to the parser and one that runs it,
+so a new flag or subcommand is a local change.
+
+Exit codes: 0 success; 1 an rnncomp error (the file's cell is ill-formed, its IR text does not
+parse, its code raised); 2 a usage error (bad arguments, no such file, no or no such cell).
+Every failure is one `rnncomp: error: ...` line on stderr (a parse error adds its caret display),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.util
+import itertools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ir import Cell, ParseError, RnncompError
+from ir.dot import cell_to_dot
+from ir.json_form import cell_to_json
+from ir.parser import parse_cells
+from ir.printer import print_cell
+
+from . import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class Failure(Exception):
+    """A failure the CLI reports as `rnncomp: error: <message>` and exits with `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------- finding cells
+
+
+_module_ids = itertools.count()
+
+
+def load_cells(path: str | Path) -> list[tuple[str, Cell]]:
+    """The cells FILE defines, each with the name that binds it (a Python global, or the cell's own name)."""
+    p = Path(path)
+    if not p.exists():
+        raise Failure(f"{path}: no such file")
+    if not p.is_file():
+        raise Failure(f"{path}: not a file")
+    if p.suffix == ".py":
+        return _cells_of_python(p)
+    return _cells_of_text(p)
+
+
+def _cells_of_text(path: Path) -> list[tuple[str, Cell]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise Failure(f"{path}: cannot read it as UTF-8 text: {e}") from None
+    try:
+        cells = parse_cells(text)
+    except ParseError as e:
+        raise Failure(f"{path}:{e}" if e.line else f"{path}: {e}", EXIT_ERROR) from None
+    return [(c.name, c) for c in cells]
+
+
+def _cells_of_python(path: Path) -> list[tuple[str, Cell]]:
+    """Import `path` under a fresh module name (its folder first on sys.path, as `python FILE` has it)."""
+    stem = "".join(ch if ch.isalnum() else "_" for ch in path.stem)
+    name = f"_rnncomp_dump_{next(_module_ids)}_{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise Failure(f"{path}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.modules[name] = module
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as e:
+        del sys.modules[name]
+        if isinstance(e, RnncompError):
+            raise
+        raise Failure(_describe_crash(path, e), EXIT_ERROR) from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    found: dict[int, tuple[str, Cell]] = {}
+    for var, value in vars(module).items():
+        if isinstance(value, Cell) and id(value) not in found:
+            found[id(value)] = (var, value)
+    return list(found.values())
+
+
+def _describe_crash(path: Path, e: BaseException) -> str:
+    """`lstm.py:12: NameError: name 'W' is not defined`: where the user's file failed, without a traceback."""
+    if isinstance(e, SystemExit):
+        return f"{path}: exited (sys.exit({e.code!r})) while being imported"
+    if isinstance(e, SyntaxError):
+        return f"{e.filename or path}:{e.lineno}: SyntaxError: {e.msg}"
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    where = f"{path}:{frames[-1].lineno}" if frames else str(path)
+    return f"{where}: {type(e).__name__}: {e}"
+
+
+def _show(var: str, cell: Cell) -> str:
+    return cell.name if var == cell.name else f"{cell.name} (variable {var})"
+
+
+def select_cell(cells: list[tuple[str, Cell]], wanted: str | None, source: str) -> Cell:
+    """The one cell in `cells`, or the one named `wanted` (its cell name, else the variable bound to it)."""
+    listing = ", ".join(_show(v, c) for v, c in cells)
+    if not cells:
+        raise Failure(f"{source} defines no cell (no Cell object among its globals)")
+    if wanted is None:
+        if len(cells) > 1:
+            raise Failure(f"{source} defines {len(cells)} cells: {listing}; choose one with --cell NAME")
+        return cells[0][1]
+    by_name = [(v, c) for v, c in cells if c.name == wanted]
+    if len(by_name) == 1:
+        return by_name[0][1]
+    if by_name:
+        variables = ", ".join(v for v, _ in by_name)
+        raise Failure(f"{source}: several cells are named {wanted!r} (variables {variables}); pass a variable name")
+    by_var = [c for v, c in cells if v == wanted]
+    if by_var:
+        return by_var[0]
+    known = sorted({c.name for _, c in cells} | {v for v, _ in cells})
+    close = difflib.get_close_matches(wanted, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise Failure(f"{source} has no cell named {wanted!r}{hint} (cells: {listing})")
+
+
+# ---------------------------------------------------------------- output formats
+
+
+def _json(cell: Cell) -> str:
+    return json.dumps(cell_to_json(cell), indent=2, allow_nan=False)
+
+
+FORMATS: dict[str, Callable[[Cell], str]] = {"text": print_cell, "dot": cell_to_dot, "json": _json}
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def _dump_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a Python file defining Cell objects, or an IR text file")
+    p.add_argument("--cell", metavar="NAME", help="pick a cell by cell name or variable name (when FILE has several)")
+    p.add_argument("--format", choices=list(FORMATS), default="text", help="output form (default: text)")
+
+
+def _dump(args: argparse.Namespace) -> int:
+    cell = select_cell(load_cells(args.file), args.cell, args.file)
+    out = FORMATS[args.format](cell)
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its one-line help, how it adds its arguments, and how it runs."""
+
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "dump": Command("print a cell as IR text, Graphviz DOT or JSON", _dump_arguments, _dump),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: `--version` and one subparser per entry of COMMANDS."""
+    parser = argparse.ArgumentParser(prog="rnncomp", description="rnncomp: a graph compiler for recurrent networks.")
+    parser.add_argument("--version", action="version", version=f"rnncomp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.arguments(p)
+        p.set_defaults(run=cmd.run)
+    return parser
+
+
+def _error(message: str, code: int) -> int:
+    print(f"rnncomp: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error argparse has already printed
+        return EXIT_OK if e.code is None else e.code if isinstance(e.code, int) else EXIT_USAGE
+    try:
+        return args.run(args)
+    except Failure as e:
+        return _error(str(e), e.code)
+    except RnncompError as e:
+        return _error(str(e), EXIT_ERROR)
+
+
+__all__ = ["COMMANDS", "FORMATS", "Command", "Failure", "build_parser", "load_cells", "main", "select_cell"]
