@@ -340,7 +340,7 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     for name, n in cell.outputs.items():
         inp(f"grad@{name}", n.type.with_shape((T,) + n.type.shape), "cotangent")  # type: ignore[union-attr,operator]
     for s in cell.state_types:
-        inp(f"dstate@{s}", cell.state_types[s], "cotangent")
+        inp(f"dstate@{s}", cell.state_types[s], "dstate")
     if masked or window:
         inp(LENGTHS, TensorType(DType.i64, prog.input(LENGTHS).type.shape), "lengths")  # type: ignore[union-attr]
     if window:

@@ -16,7 +16,8 @@ from ir.ops import check_attrs, get_op, infer_type
 from .pipeline import register_pass
 from .rewrite import rebuild, rewrite_program
 
-BATCHABLE = ("matmul",)  # plus every elementwise op but select_active (it reads the step index)
+BATCHABLE = ("matmul",)
+STARTS = ("init", "lengths", "dstate")  # input roles that are values at a step, not whole sequences  # plus every elementwise op but select_active (it reads the step index)
 
 
 def _batchable(node: Node) -> bool:
@@ -48,7 +49,10 @@ def _is_timed(node: Node, memo: dict) -> bool:
 def hoist(prog: Program) -> Program:
     memo: dict = {"__timed__": set()}
     stepform: dict[int, tuple[int, Node]] = {}  # id(new node) -> (step index, whole-sequence node)
-    timed: set[int] = set()  # ids of new nodes that depend on a step slice
+    # ids of nodes that depend on a step slice or on a per-run start value (an init, a final-state
+    # cotangent, lengths): batching such a node over all steps would compute every step from step
+    # t's value, T times the work.
+    timed: set[int] = {id(n) for n in prog.inputs if prog.roles.get(n.name) in STARTS}  # type: ignore[arg-type]
 
     def visit(node: Node, ops: list[Node]) -> Node:
         new = rebuild(node, ops)

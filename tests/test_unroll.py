@@ -118,3 +118,22 @@ def test_hoist_moves_the_input_projection_out_of_the_loop():
     assert [n.op for n in stacked] == ["matmul"]  # x @ Wx over all T*B rows
     assert stacked[0].type.shape == ("T", "B", 128)
     assert sum(n.op == "matmul" for n in v.body.nodes()) == 1  # only h @ Wh stays
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_full_hoist_batches_only_what_does_not_depend_on_the_state(name):
+    """Batching a step's value over all T (say tanh(x@W + h0@U)) would be right at that step but T times the work."""
+    cell = cell_of(name)
+    prog = rc.compile(cell, length=5, unroll="full", dtype="float64").stages()["simplify#2"]
+    batched = [n for n in prog.nodes() if n.op not in ("input", "stack") and n.type.shape[:1] == (5,)]
+    inits = {n.name for n in prog.inputs if prog.roles[n.name] == "init"}
+
+    def reaches_init(n, seen=None):
+        seen = set() if seen is None else seen
+        if id(n) in seen:
+            return False
+        seen.add(id(n))
+        return n.name in inits and n.op == "input" or any(reaches_init(u.node, seen) for u in n.inputs)
+
+    assert not any(reaches_init(n) for n in batched)
+    assert batched or name == "three_node"  # its x enters through concat([x, C[t-1]]), which stays per step
