@@ -160,13 +160,57 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a Python file defining Cell objects, or an IR text file")
     p.add_argument("--cell", metavar="NAME", help="pick a cell by cell name or variable name (when FILE has several)")
     p.add_argument("--format", choices=list(FORMATS), default="text", help="output form (default: text)")
+    g = p.add_argument_group("program stages (any of these compiles the cell and prints a stage of the program)")
+    g.add_argument("--length", metavar="N|T", help="sequence length: an int, or a symbol such as T (default T)")
+    g.add_argument("--unroll", metavar="full|K|loop", help="unroll mode (default loop)")
+    g.add_argument("--after", metavar="PASS|all", help="print the IR after this pass, or after every pass")
+    g.add_argument("--grad", action="store_true", help="the backward program (BPTT) instead of the forward")
+    g.add_argument("--lengths", action="store_true", help="the variant that takes per-row lengths")
+    g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    g.add_argument("--stage", metavar="BACKEND", help="print the generated source of a backend (numba-cpu, numba-cuda)")
 
 
 def _dump(args: argparse.Namespace) -> int:
     cell = select_cell(load_cells(args.file), args.cell, args.file)
-    out = FORMATS[args.format](cell)
+    if any(v not in (None, False) for v in (args.length, args.unroll, args.after, args.grad, args.lengths, args.stage)):
+        out = dump_program(cell, args)
+    else:
+        out = FORMATS[args.format](cell)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return EXIT_OK
+
+
+def _int_or_name(text: str | None, what: str, default: str) -> int | str:
+    text = default if text is None else text
+    return int(text) if text.isdigit() else text
+
+
+def dump_program(cell: Cell, args: argparse.Namespace) -> str:
+    """Compile `cell` as the flags say and print the stage asked for (all stages with --after all)."""
+    from ir.program_dot import program_to_dot
+
+    from .compiler import compile as rc_compile
+
+    length = _int_or_name(args.length, "length", "T")
+    unroll = _int_or_name(args.unroll, "unroll", "loop")
+    backend = args.stage or "numpy"
+    prog = rc_compile(cell, length=length, unroll=unroll, dtype=args.dtype, backend=backend)
+    T = length if isinstance(length, int) else None
+    if unroll == "full" and T is None:
+        raise Failure("a full unroll needs a concrete --length N to print (a symbolic T specialises per call)")
+    if args.stage:
+        return prog.source(grad=args.grad, lengths=args.lengths, T=T)
+    stages = prog.stages(lengths=args.lengths, T=T, grad=args.grad)
+    if args.format == "json":
+        raise Failure("--format json prints cells; use text or dot for program stages")
+    show = program_to_dot if args.format == "dot" else str
+    if args.after in (None, "last"):
+        return show(list(stages.values())[-1])
+    if args.after == "all":
+        return "\n".join(f"// -----// IR Dump After {k} //----- //\n{show(v)}" for k, v in stages.items())
+    if args.after not in stages:
+        raise Failure(f"--after {args.after}: no such pass; the stages are {', '.join(stages)} (or 'all')")
+    return show(stages[args.after])
 
 
 @dataclass(frozen=True)
