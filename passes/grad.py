@@ -204,9 +204,7 @@ class _Derive:
             gs = adj.pop(id(n), None)
             if not gs:
                 continue
-            g = gs[0]
-            for other in gs[1:]:
-                g = b("add", g, other)
+            g = _accumulate(b, gs)
             if n.op == "constant":
                 continue
             w = n.inputs[1] if n.op == "matmul" and len(n.inputs) == 2 else None
@@ -274,6 +272,40 @@ class _Derive:
             {f"dstate@{s}": d for s, d in defs.items()},
             dict(self.outputs),
         )
+
+
+def _accumulate(b: Builder, gs: list[Node]) -> Node:
+    """Sum cotangents; the zero-padded pieces from `split`/`slice` (the LSTM's four gates) become one
+    concat instead of a chain of adds over mostly zeros."""
+    pads = [g for g in gs if g.op == "pad"]
+    rest = [g for g in gs if g.op != "pad"]
+    if len(pads) > 1 and len({(p.attrs["axis"] % p.type.rank, p.type) for p in pads}) == 1:  # type: ignore[union-attr]
+        axis = pads[0].attrs["axis"]
+        size = pads[0].type.shape[axis]  # type: ignore[union-attr]
+        pieces = sorted(pads, key=lambda p: p.attrs["before"])
+        spans = [(p.attrs["before"], size - p.attrs["after"]) for p in pieces]
+        if all(a[1] <= b_[0] for a, b_ in zip(spans, spans[1:])):
+            parts, at = [], 0
+            for (lo, hi), p in zip(spans, pieces):
+                if lo > at:
+                    parts.append(_zeros_like_slice(p, axis, lo - at))
+                parts.append(p.inputs[0].node)
+                at = hi
+            if at < size:
+                parts.append(_zeros_like_slice(pieces[-1], axis, size - at))
+            rest.insert(0, parts[0] if len(parts) == 1 else b("concat", *parts, axis=axis))
+            pads = []
+    total = (pads + rest)[0]
+    for other in (pads + rest)[1:]:
+        total = b("add", total, other)
+    return total
+
+
+def _zeros_like_slice(pad: Node, axis: int, width: int) -> Node:
+    t = pad.type
+    shape = list(t.shape)  # type: ignore[union-attr]
+    shape[axis] = width
+    return Node("zeros", (), {"shape": tuple(shape), "dtype": t.dtype}, t.with_shape(tuple(shape)))  # type: ignore[union-attr]
 
 
 def derive(cell: Cell) -> GradPlan:

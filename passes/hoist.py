@@ -1,8 +1,8 @@
 """The `hoist` pass: loop-invariant code motion and time-batching of input projections.
 
 Inside a loop body, a node whose operands are all invariant leaves the loop (computed once, passed
-in as an invariant). A matmul or elementwise node that depends on this step's sequence slices and
-invariants only (never on carried state) is rewritten over the whole sequence at once: for
+in as an invariant). A matmul that depends on this step's sequence slices and invariants only
+(never on carried state) is rewritten over the whole sequence at once: for
 `x@j @ W` the loop gets a new stacked input `x @ W` of shape (T, B, H), one GEMM over all T*B rows.
 In a fully unrolled program the same rule turns `matmul(step(x, t), W)` into `step(matmul(x, W), t)`,
 and CSE shares the batched node between steps.
@@ -16,13 +16,12 @@ from ir.ops import check_attrs, get_op, infer_type
 from .pipeline import register_pass
 from .rewrite import rebuild, rewrite_program
 
-BATCHABLE = ("matmul",)
+BATCHABLE = ("matmul",)  # elementwise ops stay in the loop, fused there: batching them costs a T-long temporary
 STARTS = ("init", "lengths", "dstate")  # input roles that are values at a step, not whole sequences  # plus every elementwise op but select_active (it reads the step index)
 
 
 def _batchable(node: Node) -> bool:
-    kind = get_op(node.op).kind
-    return node.op in BATCHABLE or (kind == "elementwise" and node.op != "select_active")
+    return node.op in BATCHABLE
 
 
 def _batched(op: Node, operands: list[Node], memo: dict) -> Node | None:
