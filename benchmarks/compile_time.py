@@ -52,7 +52,14 @@ def main(argv=None) -> None:
     cell = retype_cell(lstm_cell(128, 256), "f32")
     Ts = [int(t) for t in args.T.split(",")]
     print(f"LSTM I=128 H=256; pass pipeline time (median of {args.repeat}), seconds [IR nodes]")
-    heads = [("full fwd", 16), ("full fwd+bwd", 18), ("k=8 fwd", 14), ("k=8 fwd+bwd", 16), ("loop fwd", 14), ("loop fwd+bwd", 16)]
+    heads = [
+        ("full fwd", 16),
+        ("full fwd+bwd", 18),
+        ("k=8 fwd", 14),
+        ("k=8 fwd+bwd", 16),
+        ("loop fwd", 14),
+        ("loop fwd+bwd", 16),
+    ]
     print(f"{'T':>6} | " + " | ".join(h.rjust(w) for h, w in heads))
     for T in Ts:
         row = [f"{T:>6}"]

@@ -17,7 +17,7 @@ from .pipeline import register_pass
 from .rewrite import rebuild, rewrite_program
 
 BATCHABLE = ("matmul",)  # elementwise ops stay in the loop, fused there: batching them costs a T-long temporary
-STARTS = ("init", "lengths", "dstate")  # input roles that are values at a step, not whole sequences  # plus every elementwise op but select_active (it reads the step index)
+STARTS = ("init", "lengths", "dstate")  # input roles that are values at a step, not whole sequences
 
 
 def _batchable(node: Node) -> bool:

@@ -16,7 +16,13 @@ def _numpy(prog: Program, options: dict[str, Any]) -> Runner:
     return lambda arrays, symbols: run_program(prog, arrays, symbols)
 
 
-BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {"numpy": _numpy}
+def _numba_cpu(prog: Program, options: dict[str, Any]) -> Runner:
+    from .numba_cpu import factory
+
+    return factory(prog, options)
+
+
+BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {"numpy": _numpy, "numba-cpu": _numba_cpu}
 
 
 def get_backend(name: str) -> Callable[[Program, dict[str, Any]], Runner]:
