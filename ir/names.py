@@ -23,7 +23,10 @@ def name_nodes(nodes: Iterable[Node], taken: Iterable[str] = ()) -> dict[int, st
             names[id(n)] = n.name
             used.add(n.name)
             continue
+        while f"%{k}" in used:  # a node may carry a name like "%0" itself
+            k += 1
         names[id(n)] = f"%{k}"
+        used.add(names[id(n)])
         k += 1
     return names
 

@@ -116,7 +116,10 @@ def check_attr(op: str, key: str, kind: str, v: Any) -> Any:
     if kind == "count":
         return count(v)
     if kind == "value":
-        return freeze_value(np.asarray(v, dtype=np.float64))
+        try:
+            return freeze_value(np.asarray(v, dtype=np.float64))
+        except (ValueError, TypeError):
+            raise VerifyError(f"{op}: attribute {key} is not a rectangular array of numbers: {v!r}") from None
     return v
 
 

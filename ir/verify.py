@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .errors import RnncompError, VerifyError
 from .graph import Cell, CycleFound, Node
 from .names import label, name_nodes
@@ -39,11 +41,15 @@ def verify_cell(cell: Cell) -> Cell:
         at = f"{where}, node {label(node, names)}"
         op = _op(node, at)
         if op.kind == "source" and node.op != "constant":
+            if node.op not in ("seq", "param"):
+                raise VerifyError(f"{at}: a {node.op!r} node only appears in Programs (after unrolling), not in a cell")
             if id(node) not in declared:
                 raise VerifyError(
                     f"{at}: reference to {node.name!r}, which is not a declared seq or param of this cell"
                 )
             continue
+        if node.name is not None and not _node_name_ok(node.name):
+            raise VerifyError(f"{at}: node name {node.name!r} is not an identifier (optionally with an @suffix)")
         for i, use in enumerate(node.inputs):
             _check_use(cell, node, i, use, at, names, defs)
         _check_type(node, op, at, names)
@@ -104,6 +110,14 @@ def _check_type(node: Node, op, at: str, names) -> None:
         raise VerifyError(f"{at}: {e} in {call}") from None
     if not isinstance(node.type, TensorType) or node.type != got:
         raise VerifyError(f"{at}: recorded type {node.type} differs from the inferred {got}")
+
+
+_SUFFIX = re.compile(r"@[A-Za-z0-9_+-]+\Z")
+
+
+def _node_name_ok(name: str) -> bool:
+    base, at, suffix = name.partition("@")
+    return is_identifier(base) and (not at or bool(_SUFFIX.match(at + suffix)))
 
 
 def _check_names(cell: Cell, where: str) -> None:

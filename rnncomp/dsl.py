@@ -277,7 +277,8 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
     # A definition must be a fresh compute node carrying the state's name; wrap anything else.
     def_nodes: dict[str, Node] = {}
     claimed: set[int] = set()
-    for sname, v in defs.items():
+    for sname in [k for k in placeholders if k in defs] + [k for k in defs if k not in placeholders]:
+        v = defs[sname]  # in declaration order, so the order states are returned in does not matter
         node = v.node
         if v.delay or node.op in ("seq", "param", "state", "constant") or id(node) in claimed or node.name:
             node = Node("identity", [v.use()], {}, v.type)

@@ -45,7 +45,10 @@ def test_dump_program_stages(capsys):
 
 
 def test_dump_full_unroll_as_dot_shows_time_copies_and_inits(capsys):
-    assert main(["dump", "examples/elman.py", "--length", "3", "--unroll", "full", "--after", "unroll", "--format", "dot"]) == 0
+    assert (
+        main(["dump", "examples/elman.py", "--length", "3", "--unroll", "full", "--after", "unroll", "--format", "dot"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith('digraph "elman"')
     assert all(f"h@{t} = tanh" in out for t in range(3))

@@ -331,3 +331,25 @@ def test_state_defined_by_a_param_or_under_another_name():
     x, W, U, xw, hu, s, h = elman()
     text = message(make([x], [W, U], {"h": W}, state_types={"h": W.type}))
     assert "state 'h' is defined by W (param); a state's value must be a compute node named after it" in text
+
+
+def test_program_only_source_in_a_cell():
+    x, W, U, xw, hu, s, h = elman()
+    z = Node("zeros", (), {"shape": ("B", 8), "dtype": DType.f32}, ty("B", 8))
+    s.inputs = (Use(xw), Use(z))
+    assert "a 'zeros' node only appears in Programs (after unrolling), not in a cell" in message(
+        make([x], [W, U], {"h": h})
+    )
+
+
+def test_node_name_not_an_identifier():
+    x, W, U, xw, hu, s, h = elman()
+    xw.name = "a b"
+    assert "node name 'a b' is not an identifier (optionally with an @suffix)" in message(make([x], [W, U], {"h": h}))
+
+
+def test_ragged_constant():
+    import rnncomp as rc
+
+    with pytest.raises(rc.RnncompError, match=r"attribute value is not a rectangular array of numbers"):
+        rc.constant([[1.0], [2.0, 3.0]])
