@@ -329,7 +329,7 @@ def forward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -
     """
     cell = plan.cell
     aug = Cell(cell.name, cell.seqs, cell.params, cell.state_types, cell.states, {**cell.outputs, **plan.residuals})
-    prog = unroll(aug, length, mode, reverse, masked, traces=plan.traced)
+    prog = unroll(aug, length, mode, reverse, masked, traces=plan.traced, raw=list(plan.residuals))
     prog.name = f"{cell.name}_train"
     return prog
 

@@ -34,6 +34,7 @@ class _Plan:
     names: dict[int, str] = field(default_factory=dict)  # id(recurrent source) -> its name
     traces: list[str] = field(default_factory=list)  # states whose carried value is stacked per step
     unbatched: str | None = None  # why lengths cannot apply, if they cannot
+    raw: set[str] = field(default_factory=set)  # outputs not zeroed past a row's length
 
     def out_types(self) -> dict[str, TensorType]:
         """Per-step results: the cell's outputs, then `trace@s` for each traced state."""
@@ -121,7 +122,7 @@ class _Steps:
         outs = {}
         for k, n in p.cell.outputs.items():
             y = value(n)
-            if self.masked:
+            if self.masked and k not in p.raw:
                 y = self.select(t, y, self.zero(y.type.dtype))  # type: ignore[union-attr]
             outs[k] = y
         for s in p.traces:
@@ -137,13 +138,16 @@ def unroll(
     masked: bool = False,
     traces=(),
     window: bool = False,
+    raw=(),
 ) -> Program:
     """Unroll `cell` over `length` steps (an int, or a symbol such as "T") in the given mode.
 
     `traces` names states whose value at every step is also returned, stacked, as `trace@<state>`
-    (under `masked`, the carried copy-through value): the grad pass saves states this way.
+    (under `masked`, the carried copy-through value): the grad pass saves states this way. Outputs
+    named in `raw` are not zeroed past a row's length (residuals: the backward ignores those steps).
     """
     plan = _plan(cell, traces)
+    plan.raw = set(raw)
     T = sx.count(length)
     if isinstance(T, sx.Sym) and not (len(T.symbols) == 1 and T.text in T.symbols):
         raise PassError(f"unroll: a symbolic length must be a plain symbol such as 'T', got {length!r}")
