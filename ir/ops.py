@@ -392,6 +392,9 @@ def infer_type(op: OpDef, ins: list[TensorType], attrs: dict[str, Any]) -> Tenso
     """Check arity and apply the op's type rule; errors name the op and its operand types."""
     if op.infer is None:
         raise VerifyError(f"{op.name} is a source: its type comes from its declaration")
+    for i, t in enumerate(ins):
+        if not isinstance(t, TensorType) and op.name != "item":
+            raise ShapeError(f"{op.name}: operand {i} is {t}, not a tensor (take a part of a loop's results with item)")
     if op.arity is None:
         if not ins:
             raise ShapeError(f"{op.name} needs at least one operand, got none")
