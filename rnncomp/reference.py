@@ -273,6 +273,8 @@ class _Run:
     def apply(self, node: Node, ins: list[np.ndarray]) -> np.ndarray:
         """The op's NumPy meaning, with float dtype attributes taken as f64; its shape checked against the type."""
         attrs = {k: DType.f64 if isinstance(v, DType) and v.is_float else v for k, v in node.attrs.items()}
+        if "shape" in attrs:  # broadcast_to, sum_to: symbolic dims are bound by now
+            attrs["shape"] = substitute(attrs["shape"], self.env)
         value = np.asarray(get_op(node.op).numpy(*ins, **attrs))
         want = substitute(node.type.shape, self.env)  # type: ignore[union-attr]
         if value.shape != want:
