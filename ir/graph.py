@@ -61,40 +61,44 @@ def topo_order(roots: Iterable[Node], follow_delayed: bool = True) -> list[Node]
 
     Delayed edges are followed to find nodes (a state read only through its delay must still be
     computed) but do not order them. Raises `CycleFound` carrying the nodes of a delay-0 cycle.
+    (An explicit stack, not recursion: a fully unrolled program is deep.)
     """
     order: list[Node] = []
-    state: dict[int, int] = {}  # id -> 1 on stack, 2 done
+    state: dict[int, int] = {}  # id -> 1 on the stack, 2 done
     pending = list(roots)
     while pending:
         root = pending.pop()
         if id(root) in state:
             continue
-        stack: list[tuple[Node, Iterator[Use]]] = [(root, iter(root.inputs))]
         state[id(root)] = 1
-        path = [root]
+        stack: list[list] = [[root, 0]]
         while stack:
-            node, it = stack[-1]
-            advanced = False
-            for use in it:
-                if not isinstance(use.node, Node):
+            frame = stack[-1]
+            node, i = frame
+            ins = node.inputs
+            pushed = False
+            while i < len(ins):
+                use = ins[i]
+                i += 1
+                src = use.node
+                if not isinstance(src, Node):
                     continue  # not a node: the verifier reports it with its place
-                if use.delay != 0:
-                    if follow_delayed and id(use.node) not in state:
-                        pending.append(use.node)
+                if use.delay:
+                    if follow_delayed and id(src) not in state:
+                        pending.append(src)
                     continue
-                s = state.get(id(use.node))
-                if s == 1:
-                    cycle = path[path.index(use.node) :] if use.node in path else [use.node]
-                    raise CycleFound(cycle)
+                s = state.get(id(src))
                 if s is None:
-                    state[id(use.node)] = 1
-                    stack.append((use.node, iter(use.node.inputs)))
-                    path.append(use.node)
-                    advanced = True
+                    frame[1] = i
+                    state[id(src)] = 1
+                    stack.append([src, 0])
+                    pushed = True
                     break
-            if not advanced:
+                if s == 1:
+                    on_stack = [f[0] for f in stack]
+                    raise CycleFound(on_stack[next(k for k, n in enumerate(on_stack) if n is src) :])
+            if not pushed:
                 stack.pop()
-                path.pop()
                 state[id(node)] = 2
                 order.append(node)
     return order

@@ -22,11 +22,23 @@ class Region:
     def __init__(self, params: list[Node], results: list[Node]):
         self.params = list(params)
         self.results = list(results)
+        self._nodes: list[Node] | None = None
 
     def nodes(self) -> list[Node]:
-        """Params first, then every node the results need, operands before users."""
-        seen = {id(p) for p in self.params}
-        return self.params + [n for n in topo_order(reversed(self.results)) if id(n) not in seen]
+        """Params first, then every node the results need, operands before users.
+
+        Computed once: a Region is not changed after it is built (passes build new ones).
+        """
+        if self._nodes is None:
+            seen = {id(p) for p in self.params}
+            self._nodes = self.params + [n for n in topo_order(reversed(self.results)) if id(n) not in seen]
+        return list(self._nodes)
+
+    def structure(self) -> tuple:
+        """A canonical nested tuple: the nodes in evaluation order (bodies recursively), how many are
+        params, and the results by position. Regions with equal structures compute the same thing."""
+        keys, index = _graph_structure(self.nodes())
+        return (keys, len(self.params), tuple(index[id(r)] for r in self.results))
 
     def __repr__(self) -> str:
         return f"<Region {len(self.params)} params -> {len(self.results)} results>"
@@ -67,10 +79,17 @@ class Program:
         self.inputs = list(inputs)
         self.roles = dict(roles)
         self.outputs = dict(outputs)
+        self._nodes: tuple | None = None
 
     def nodes(self) -> list[Node]:
-        seen = {id(n) for n in self.inputs}
-        return self.inputs + [n for n in topo_order(reversed(list(self.outputs.values()))) if id(n) not in seen]
+        """Inputs first, then every node the outputs need, operands before users (computed once:
+        a Program is not changed after it is built; passes build new ones)."""
+        key = (tuple(id(n) for n in self.inputs), tuple(id(n) for n in self.outputs.values()))
+        if self._nodes is None or self._nodes[0] != key:
+            seen = {id(n) for n in self.inputs}
+            order = [n for n in topo_order(reversed(list(self.outputs.values()))) if id(n) not in seen]
+            self._nodes = (key, self.inputs + order)
+        return list(self._nodes[1])
 
     def input(self, name: str) -> Node:
         for n in self.inputs:
@@ -105,6 +124,24 @@ class Program:
         walk(self.nodes())
         return total
 
+    # -- structural equality (independent of the printer)
+    def structure(self) -> tuple:
+        """A canonical nested tuple: name, nodes in evaluation order (loop bodies recursively, attributes
+        by repr so NaN == NaN), input roles, outputs by position. `parse_program(print_program(p)) == p`."""
+        nodes = self.nodes()
+        keys, index = _graph_structure(nodes)
+        return (
+            self.name,
+            keys,
+            tuple((n.name, self.roles.get(n.name)) for n in self.inputs),  # type: ignore[arg-type]
+            tuple((k, index[id(v)]) for k, v in self.outputs.items()),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Program) and self.structure() == other.structure()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __str__(self) -> str:
         from .program_printer import print_program
 
@@ -112,6 +149,21 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.name}: inputs {[n.name for n in self.inputs]}, outputs {list(self.outputs)}>"
+
+
+def _graph_structure(nodes: list[Node]) -> tuple[tuple, dict[int, int]]:
+    """Each node as (op, operand positions and delays, attributes, type, name), and id -> position."""
+    index = {id(n): i for i, n in enumerate(nodes)}
+
+    def attr(v: object) -> object:
+        return ("region", v.structure()) if isinstance(v, Region) else repr(v)  # repr: nan == nan
+
+    def key(n: Node) -> tuple:
+        ins = tuple((index.get(id(u.node), -1), u.delay) for u in n.inputs)
+        attrs = tuple((k, attr(v)) for k, v in sorted(n.attrs.items(), key=lambda kv: kv[0]))
+        return (n.op, ins, attrs, str(n.type), n.name)
+
+    return tuple(key(n) for n in nodes), index
 
 
 def input_node(name: str, t: TensorType) -> Node:

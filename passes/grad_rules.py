@@ -30,7 +30,11 @@ class Builder:
         return Node(op, [Use(n) for n in nodes], attrs, t)
 
     def const(self, v: float, dtype) -> Node:
-        return Node("constant", (), {"value": v, "dtype": dtype}, TensorType(dtype, ()))
+        """One node per (value, dtype): the rules ask for 1.0 at every sigmoid and tanh."""
+        cache = self.__dict__.setdefault("_consts", {})
+        if (v, dtype) not in cache:
+            cache[(v, dtype)] = Node("constant", (), {"value": v, "dtype": dtype}, TensorType(dtype, ()))
+        return cache[(v, dtype)]
 
     def unbroadcast(self, g: Node, like: TensorType) -> Node:
         """Sum `g` down to the shape of an operand that was broadcast."""

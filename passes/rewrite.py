@@ -63,9 +63,13 @@ def _rewrite(nodes: list[Node], params: list[Node], visit: Visit, on_region) -> 
 
 
 def inline_program(prog: Program, replacements: dict[str, Node]) -> dict[str, Node]:
-    """`prog`'s outputs rebuilt over other nodes: each input named in `replacements` is replaced."""
-    new: dict[int, Node] = {id(p): replacements.get(p.name, p) for p in prog.inputs}  # type: ignore[arg-type]
+    """`prog`'s outputs wired to other nodes in place of the inputs named in `replacements`.
+
+    Rewires `prog`'s own nodes (no copy: a fully unrolled program is large), so `prog` must be a
+    fresh one that nothing else holds; it is not usable afterwards.
+    """
+    repl = {id(p): replacements[p.name] for p in prog.inputs if p.name in replacements}  # type: ignore[index]
     for n in prog.nodes():
-        if id(n) not in new:
-            new[id(n)] = rebuild(n, [new[id(u.node)] for u in n.inputs])
-    return {k: new[id(n)] for k, n in prog.outputs.items()}
+        if any(id(u.node) in repl for u in n.inputs):
+            n.inputs = tuple(Use(repl.get(id(u.node), u.node), u.delay) for u in n.inputs)
+    return {k: repl.get(id(n), n) for k, n in prog.outputs.items()}

@@ -22,26 +22,28 @@ FOLD_LIMIT = 4096  # elements: larger constant results stay computed at run time
 def simplify(prog: Program) -> Program:
     cse = _Cse()
     prog = rewrite_program(prog, lambda node, ops: _fold_or_cse(node, ops, cse))
-    return _prune_loops(prog) if any(n.op == "loop" for n in prog.nodes()) else prog
+    return _prune_loops(prog) if cse.loops else prog
 
 
 def _fold_or_cse(node: Node, ops: list[Node], cse: _Cse) -> Node:
     """One walk does both: fold (or drop an identity), then hash-cons what is left."""
-    new = _fold(node, ops)
-    if node.op == "identity":
-        return new
-    return cse(new, [u.node for u in new.inputs])
-
-
-def _fold(node: Node, ops: list[Node]) -> Node:
     if node.op == "identity":
         return ops[0]
+    folded = _fold(node, ops)
+    return cse(folded if folded is not None else rebuild(node, ops))
+
+
+def _fold(node: Node, ops: list[Node]) -> Node | None:
+    """A constant node for an op over constants (small results only), else None."""
+    if not ops or any(o.op != "constant" for o in ops):
+        return None
     op = get_op(node.op)
-    if ops and op.numpy is not None and op.kind != "source" and all(o.op == "constant" for o in ops):
-        val = op.numpy(*[get_op("constant").numpy(**o.attrs) for o in ops], **node.attrs)
-        if np.size(val) <= FOLD_LIMIT:
-            return Node("constant", (), {"value": _frozen(val), "dtype": node.type.dtype}, node.type, node.name)  # type: ignore[union-attr]
-    return rebuild(node, ops)
+    if op.numpy is None or op.kind == "source":
+        return None
+    val = op.numpy(*[get_op("constant").numpy(**o.attrs) for o in ops], **node.attrs)
+    if np.size(val) > FOLD_LIMIT:
+        return None
+    return Node("constant", (), {"value": _frozen(val), "dtype": node.type.dtype}, node.type, node.name)  # type: ignore[union-attr]
 
 
 def _frozen(val: np.ndarray):
@@ -53,17 +55,18 @@ class _Cse:
 
     def __init__(self) -> None:
         self.table: dict[tuple, Node] = {}
+        self.loops = False  # whether a loop was seen (then loop operands are pruned after)
 
-    def __call__(self, node: Node, ops: list[Node]) -> Node:
-        new = rebuild(node, ops)
-        if node.op in ("input", "loop"):
+    def __call__(self, new: Node) -> Node:
+        if new.op in ("input", "loop"):
+            self.loops |= new.op == "loop"
             return new
         try:
-            key = (new.op, tuple(id(o) for o in ops), tuple(sorted(new.attrs.items())), new.type)
-            hash(key)
-        except TypeError:
+            attrs = tuple(sorted(new.attrs.items())) if new.attrs else ()
+            key = (new.op, tuple(id(u.node) for u in new.inputs), attrs, new.type)
+            return self.table.setdefault(key, new)
+        except TypeError:  # an unhashable attribute: never shared
             return new
-        return self.table.setdefault(key, new)
 
 
 def _prune_loops(prog: Program) -> Program:
