@@ -7,7 +7,7 @@ the printer names the rest. A Cell's cycles must pass through a delay >= 1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
