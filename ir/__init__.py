@@ -17,7 +17,11 @@ from .errors import (
 )
 from .graph import Cell, Node, Use, topo_order
 from .ops import OPS, OpDef, get_op
+from .parser import parse_cell, parse_cells
+from .printer import print_cell
 from .program import LoopView, Program, Region
+from .program_parser import parse_program
+from .program_printer import print_program
 from .shapes import Dim, Shape, as_shape, broadcast, is_identifier
 from .types import TensorType, TupleType
 from .verify import verify_cell
@@ -49,6 +53,11 @@ __all__ = [
     "broadcast",
     "get_op",
     "is_identifier",
+    "parse_cell",
+    "parse_cells",
+    "parse_program",
+    "print_cell",
+    "print_program",
     "topo_order",
     "verify_cell",
 ]

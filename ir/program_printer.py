@@ -14,7 +14,8 @@ program lstm(T) {
   out y = %5
 }
 ```
-Names are given at print time, per region (a body numbers its own `%k`).
+Names are given at print time, per region (a body numbers its own `%k`). `ir.program_parser` reads
+all of this back: `parse_program(print_program(p)) == p`, and printing that gives the same text.
 """
 
 from __future__ import annotations

@@ -241,7 +241,9 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
     xs = [
         s
         for s in cell.seqs
-        if any(u.delay == 0 and u.node is s for n in plan.order for u in n.inputs) or id(s) in plan.depth
+        if any(u.delay == 0 and u.node is s for n in plan.order for u in n.inputs)
+        or id(s) in plan.depth
+        or any(o is s for o in cell.outputs.values())  # a seq that is itself an output
     ]
     bufs = []
     out_types = plan.out_types()

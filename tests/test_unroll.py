@@ -137,3 +137,15 @@ def test_full_hoist_batches_only_what_does_not_depend_on_the_state(name):
 
     assert not any(reaches_init(n) for n in batched)
     assert batched or name == "three_node"  # its x enters through concat([x, C[t-1]]), which stays per step
+
+
+@pytest.mark.parametrize("mode", ["full", "loop", 3])
+def test_a_sequence_input_that_is_itself_an_output(mode):
+    g = rc.Graph("echo")
+    x = g.seq("x", ("B", 2))
+    h = g.state("h", ("B", 2))
+    h.define(rc.tanh(x + h.prev()))
+    g.output("y", x)
+    cell = g.build()
+    args = random_args(cell, 5, 2)
+    assert max_err(rc.compile(cell, length="T", unroll=mode, dtype="float64")(**args), oracle(cell, **args)) <= 1e-12
