@@ -2,6 +2,8 @@
 
 Float arrays are converted once to the compiled dtype (a copy only when the dtype or layout
 differs); integer `lengths` are taken as int64. Symbolic dims (T, B, ...) are bound from the arrays.
+Device arrays (GPU arrays: Numba's, or anything with `__cuda_array_interface__`) are checked the
+same way but never converted: they pass through to a backend that runs on the device.
 """
 
 from __future__ import annotations
@@ -39,8 +41,18 @@ def _show(shape: Shape, env: dict[str, int]) -> str:
     return sym
 
 
-def bind(cell: Cell, dtype: DType, tsym: str, length: int | None, lengths, kwargs: dict) -> Bound:
-    """Check `kwargs` against the cell's signature; bind symbols; convert arrays to `dtype`."""
+def is_device_array(value) -> bool:
+    """A GPU array: a Numba device array, or anything with `__cuda_array_interface__` (CuPy, PyTorch)."""
+    return hasattr(value, "__cuda_array_interface__") or bool(getattr(value, "__cuda_ndarray__", False))
+
+
+def bind(
+    cell: Cell, dtype: DType, tsym: str, length: int | None, lengths, kwargs: dict, host_only: str | None = None
+) -> Bound:
+    """Check `kwargs` against the cell's signature; bind symbols; convert arrays to `dtype`.
+
+    Device arrays pass through unconverted; `host_only`, when given, says why they are refused here.
+    """
     required = {s.name: ("seq", (tsym,) + s.type.shape) for s in cell.seqs}  # type: ignore[union-attr,operator]
     required.update({p.name: ("param", p.type.shape) for p in cell.params})  # type: ignore[union-attr,misc]
     optional = {k: ("init", t.shape) for k, t in cell.state_types.items()}
@@ -58,7 +70,10 @@ def bind(cell: Cell, dtype: DType, tsym: str, length: int | None, lengths, kwarg
     arrays: dict[str, np.ndarray] = {}
     for name, value in kwargs.items():
         role, shape = required.get(name) or optional[name]
-        arrays[name] = _one(name, role, value, shape, dtype, env)
+        if is_device_array(value):
+            arrays[name] = _device_array(name, role, value, shape, dtype, env, host_only)
+        else:
+            arrays[name] = _one(name, role, value, shape, dtype, env)
     if tsym not in env:
         raise ArgumentError(
             f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length"
@@ -75,24 +90,53 @@ def _one(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str,
         raise ArgumentError(f"argument {name!r}: not an array ({e})") from None
     if a.dtype.kind not in "fiub":
         raise ArgumentError(f"argument {name!r}: expected a float array, got dtype {a.dtype}")
-    if a.ndim != len(shape):
+    _check_shape(name, role, a.shape, shape, env)
+    return np.ascontiguousarray(a, dtype=dtype.numpy)
+
+
+def _check_shape(name: str, role: str, got: tuple, shape: Shape, env: dict[str, int]) -> None:
+    if len(got) != len(shape):
         raise ArgumentError(
-            f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {a.shape}"
+            f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {got}"
         )
-    for i, (d, n) in enumerate(zip(shape, a.shape)):
+    for i, (d, n) in enumerate(zip(shape, got)):
         if isinstance(d, str):
             if d in env and env[d] != n:
                 raise ArgumentError(
-                    f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {a.shape}: "
+                    f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}: "
                     f"dim {i} ({d}) is {n} here but {env[d]} elsewhere"
                 )
             env.setdefault(d, n)
         elif d != n:
-            raise ArgumentError(f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {a.shape}")
-    return np.ascontiguousarray(a, dtype=dtype.numpy)
+            raise ArgumentError(f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}")
+
+
+def _device_array(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int], host_only):
+    """Check a device array's shape and dtype; it is used as it is (a device array is never converted)."""
+    if host_only:
+        raise ArgumentError(
+            f"argument {name!r}: a device (GPU) array, but {host_only}; copy it to the host first "
+            "(e.g. .copy_to_host(), .get() or .cpu().numpy())"
+        )
+    cai = getattr(value, "__cuda_array_interface__", None)
+    got = tuple(cai["shape"]) if cai else tuple(value.shape)
+    dt = np.dtype(cai["typestr"]) if cai else np.dtype(value.dtype)
+    _check_shape(name, role, got, shape, env)
+    if dt != dtype.numpy:
+        raise ArgumentError(
+            f"argument {name!r} ({role}): a device array of dtype {dt}, but the program computes in "
+            f"{dtype.numpy}; device arrays are used in place, never converted: convert it on the device "
+            f"or compile with dtype={dt.name!r}"
+        )
+    return value
 
 
 def _lengths(value, T: int, cell: Cell, env: dict[str, int]) -> np.ndarray:
+    if is_device_array(value):
+        raise ArgumentError(
+            "argument 'lengths': pass lengths as a host (NumPy) array; rnncomp reads max(lengths) on the host "
+            "to skip the steps past it"
+        )
     a = np.asarray(value)
     if a.dtype.kind not in "iu":
         if a.dtype.kind == "f" and a.size and np.all(a == np.round(a)):

@@ -19,8 +19,8 @@ from passes.grad import derive
 from passes.pipeline import PassManager
 from passes.retype import retype_cell
 
-from .arguments import LENGTHS, bind
-from .backends.registry import get_backend
+from .arguments import LENGTHS, bind, is_device_array
+from .backends.registry import DEVICE_ARRAYS, get_backend
 from .training import Trainer, segment_size, segments
 
 DEFAULT_PASSES = ["simplify", "hoist", "simplify"]
@@ -36,6 +36,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     truncate: int | None = None,
     checkpoint: int | str | None = None,
     passes: list[str] | None = None,
+    backend_options: dict[str, Any] | None = None,
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
@@ -44,6 +45,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
     k steps and recomputes each segment in the backward pass (same gradients, less memory).
+    `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
     """
     if not isinstance(cell, Cell):
         raise ArgumentError(
@@ -71,6 +73,8 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     if dt not in (DType.f32, DType.f64):
         raise ArgumentError(f"argument 'dtype': expected 'float32' or 'float64', got {dtype!r}")
     get_backend(backend)  # fail early on an unknown name
+    if backend_options is not None and not isinstance(backend_options, dict):
+        raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")
     if not isinstance(reverse, bool):
         raise ArgumentError(f"argument 'reverse': expected a bool, got {reverse!r}")
     for name, v in (("truncate", truncate), ("checkpoint", checkpoint)):
@@ -86,7 +90,15 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         )
     prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
     prog.truncate, prog.checkpoint = truncate, checkpoint
+    prog.backend_options = dict(backend_options or {})
     return prog
+
+
+def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
+    """A per-step output cut at max(lengths), padded with zero steps to T."""
+    padded = np.zeros((T,) + v.shape[1:], v.dtype)
+    padded[: v.shape[0]] = v
+    return padded
 
 
 class CompiledProgram:
@@ -108,6 +120,7 @@ class CompiledProgram:
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._plan = None
+        self.backend_options: dict[str, Any] = {}
 
     @property
     def plan(self):
@@ -144,7 +157,7 @@ class CompiledProgram:
                 opts["window"] = window
             steps = [(first, opts)] + [(p, {}) for p in self.pipeline]
             prog, stages = PassManager(steps).run(self.cell)
-            runner = get_backend(self.backend)(prog, {"dtype": self.dtype})
+            runner = get_backend(self.backend)(prog, {**self.backend_options, "dtype": self.dtype})
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
@@ -165,19 +178,23 @@ class CompiledProgram:
                 run_arrays[s.name] = b.arrays[s.name][:T_run]  # type: ignore[index]
         symbols = {**b.symbols, self.tsym: T_run}
         out = runner(run_arrays, symbols)
+        pad = getattr(runner, "pad_steps", _pad_steps)  # a device backend pads on its device
         result = {}
         for k, v in out.items():
-            v = np.asarray(v)
+            v = v if is_device_array(v) else np.asarray(v)
             if k in self.cell.outputs and v.shape[0] != b.T:
-                padded = np.zeros((b.T,) + v.shape[1:], v.dtype)
-                padded[: v.shape[0]] = v
-                v = padded
+                v = pad(v, b.T)
             result[k] = v
         return result
 
-    def _bind(self, lengths, arrays):
+    def _bind(self, lengths, arrays, training: bool = False):
         fixed = self.length if isinstance(self.length, int) else None
-        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays)
+        host_only = None
+        if training:
+            host_only = "vjp and value_and_grad take host arrays (their glue runs in NumPy)"
+        elif self.backend not in DEVICE_ARRAYS:
+            host_only = f"backend {self.backend!r} runs on host arrays (device arrays: backend='numba-cuda')"
+        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only)
         for name, t in self.cell.state_types.items():
             if name not in b.arrays:
                 shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
@@ -196,7 +213,7 @@ class CompiledProgram:
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
         returns gradients for every param, every state's init and every sequence input.
         """
-        b = self._bind(lengths, arrays)
+        b = self._bind(lengths, arrays, training=True)
         trainer = Trainer(self)
         out, run = trainer.forward(b, b.lengths)
 
@@ -255,6 +272,15 @@ class CompiledProgram:
         if stage not in stages:
             raise ArgumentError(f"argument 'stage': unknown stage {stage!r}; stages: {['cell'] + list(stages)}")
         return str(stages[stage])
+
+    def source(self, lengths: bool = False, T: int | None = None, grad: bool = False) -> str:
+        """The generated source of this program's backend (numba-cpu, numba-cuda) for one variant."""
+        kind = "grad" if grad else "infer"
+        runner = self._variant(kind, lengths, T, window=grad and self.truncate is not None)[2]
+        src = getattr(runner, "source", None)
+        if src is None:
+            raise ArgumentError(f"backend {self.backend!r} generates no source (it interprets the IR); use numba-cpu")
+        return src
 
     def stages(
         self, lengths: bool = False, T: int | None = None, grad: bool = False, train: bool = False

@@ -22,7 +22,18 @@ def _numba_cpu(prog: Program, options: dict[str, Any]) -> Runner:
     return factory(prog, options)
 
 
-BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {"numpy": _numpy, "numba-cpu": _numba_cpu}
+def _numba_cuda(prog: Program, options: dict[str, Any]) -> Runner:
+    from .numba_cuda import factory
+
+    return factory(prog, options)
+
+
+BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {
+    "numpy": _numpy,
+    "numba-cpu": _numba_cpu,
+    "numba-cuda": _numba_cuda,
+}
+DEVICE_ARRAYS = frozenset({"numba-cuda"})  # backends whose runners take device arrays and keep outputs there
 
 
 def get_backend(name: str) -> Callable[[Program, dict[str, Any]], Runner]:

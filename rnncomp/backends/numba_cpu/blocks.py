@@ -1,0 +1,165 @@
+"""Blocks: a block's nodes, planned into units, emitted in schedule order (a mixin of the generator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ir import Node
+from ir.dtypes import DType
+from ir.names import name_nodes
+
+from . import loops
+from .emit import EMIT, Kernel
+from .fusion import BlockPlan, Group, plan_block
+from .values import Arg, Index, Ref, Scope
+from .writer import describe, safe_name
+
+if TYPE_CHECKING:
+    from .codegen import Generator
+
+
+@dataclass
+class Block:
+    """A block being emitted: its refs, plan, display names and use counts."""
+
+    scope: Scope
+    plan: BlockPlan
+    names: dict[int, str]
+    uses: dict[int, int]  # id(node) -> how many operand slots and results read it
+    group: Group | None = None  # the group being emitted
+    memo: dict = field(default_factory=dict)  # (id(node), index) -> temp name, inside a group
+
+
+class Operand:
+    """An operand as emit.py's kernels see it: `.at(idx)` and `.array()`."""
+
+    def __init__(self, gen: Generator, node: Node):
+        self.gen, self.node = gen, node
+
+    def at(self, idx: Index) -> str:
+        return self.gen.read(self.node, tuple(idx))
+
+    def array(self) -> str:
+        return self.gen.arr(self.gen.array(self.node))
+
+
+class Place:
+    """A buffer as emit.py's kernels see it (an output or a scratch buffer)."""
+
+    def __init__(self, gen: Generator, ref: Ref):
+        self.gen, self.ref = gen, ref
+
+    def at(self, idx: Index) -> str:
+        return self.gen.at(self.ref, tuple(idx))
+
+    def array(self) -> str:
+        return self.gen.arr(self.ref)
+
+
+class Blocks:
+    """Constants, blocks, fused groups and kernel nodes."""
+
+    def constant(self, node: Node) -> Ref:
+        value = np.asarray(node.attrs["value"], dtype=np.float64)
+        dt: DType = node.attrs["dtype"]
+        if value.ndim == 0:
+            return Ref(self.lit(float(value), dt), scalar=True, const=True)
+        name = self.main_name("k")
+        self.args.append(Arg(name, "const", value.astype(dt.numpy)))
+        return Ref(name)
+
+    def block(
+        self,
+        nodes: list[Node],
+        scope: Scope,
+        results: list[Node],
+        targets: dict[int, list[Ref]],
+        carries: list[tuple[int, Node, Node, Ref]] | None = None,
+    ) -> tuple[set[int], set[int]]:
+        """Emit a block's units. `targets`: places a value must also be stored (slots of stacked
+        buffers); `carries`: (i, param, result, state) candidates for updating a carried state in
+        place. Returns the ids of nodes whose targets were written, and the carries done in place."""
+        for n in nodes:
+            if n.op == "constant" and scope.get(n) is None:
+                scope.set(n, self.constant(n))
+        bound = {id(n) for n in nodes if scope.get(n) is not None}
+        plan = plan_block(nodes, bound, results)
+        uses: dict[int, int] = {}
+        for n in nodes:
+            for u in n.inputs:
+                uses[id(u.node)] = uses.get(id(u.node), 0) + 1
+        for r in results:
+            uses[id(r)] = uses.get(id(r), 0) + 1
+        outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), uses)
+        try:
+            inplace = loops.in_place(plan, carries or [], targets)
+            written: set[int] = set()
+            given: dict[str, Node] = {}  # loop result buffer -> the item node that names it
+            for unit in plan.units:
+                if unit.group is not None:
+                    self.group(unit.group, targets)
+                    written |= {id(r) for r in unit.group.roots if targets.get(id(r))}
+                    continue
+                n = unit.node
+                assert n is not None
+                if n.op == "loop":
+                    loops.emit_loop(self, n)
+                elif n.op == "item":
+                    ref = self.loop_results[id(n.inputs[0].node)][n.attrs["index"]]
+                    if ref.var in given:  # two nodes name one buffer: neither may be overwritten in place
+                        ref = replace(ref, owned=False)
+                        scope.set(given[ref.var], replace(scope.get(given[ref.var]), owned=False))  # type: ignore[arg-type]
+                    given[ref.var] = n
+                    scope.set(n, ref)
+                else:
+                    self.kernel_node(n, targets.get(id(n), []))
+                    written.add(id(n))
+            return written, inplace
+        finally:
+            self.blk = outer
+
+    def group(self, g: Group, targets: dict[int, list[Ref]]) -> None:
+        blk = self.blk
+        assert blk is not None
+        stores: list[tuple[Node, list[Ref]]] = []
+        for r in g.roots:
+            refs = list(targets.get(id(r), [])) or [self.buffer(r.type)]  # type: ignore[arg-type]
+            blk.scope.set(r, refs[0])
+            stores.append((r, refs))
+        names = ", ".join(safe_name(blk.names.get(id(r), "%?")) for r in g.roots)
+        shape = ", ".join(map(str, g.shape))
+
+        def body() -> None:
+            self.w.comment(f"{len(g.members)} elementwise node(s) in one loop, storing {names} : [{shape}]")
+            blk.group, blk.memo = g, {}
+            try:
+                with self.loops([self.dim(d) for d in g.shape]) as idx:
+                    vals = [self.member(r, idx) for r in g.roots]
+                    for (r, refs), v in zip(stores, vals):
+                        with self.w.owned_by(describe(r, blk.names)):
+                            for ref in refs:
+                                self.w.line(f"{self.at(ref, idx)} = {v}")
+            finally:
+                blk.group, blk.memo = None, {}
+
+        self.unit("fused", f"fused: {names}", body)
+
+    def kernel_node(self, n: Node, targets: list[Ref]) -> None:
+        blk = self.blk
+        assert blk is not None
+        label = describe(n, blk.names)
+        rule = EMIT[n.op]
+        assert isinstance(rule, Kernel)
+        out = targets[0] if targets else self.buffer(n.type)  # type: ignore[arg-type]
+
+        def body() -> None:
+            self.w.comment(label)
+            rule.fn(self, n, Place(self, out), [Operand(self, u.node) for u in n.inputs])
+
+        self.unit(n.op, label, body)
+        blk.scope.set(n, out)
+        for extra in targets[1:]:
+            self.copy(extra, n.type.shape, lambda idx: self.at(out, idx), label)  # type: ignore[union-attr]

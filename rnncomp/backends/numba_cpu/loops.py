@@ -1,0 +1,167 @@
+"""Loops: a loop node becomes a `for` over iterations in `program`, its body's units called inside.
+
+Carried values live in state buffers. A fused group may write a state's new value in place when
+every read of the old value happens in that group at the same index, or in an earlier unit;
+otherwise the new values are copied in at the end of the iteration, ordered so that no copy
+overwrites a state another copy still reads (a cycle goes through a scratch buffer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ir import LoopView, Node, TensorType
+
+from .emit import EMIT, View
+from .fusion import BlockPlan, Group, kind
+from .values import Index, Ref, Scope
+from .writer import describe
+
+if TYPE_CHECKING:
+    from .codegen import Generator
+
+
+def emit_loop(gen: Generator, node: Node) -> None:
+    blk = gen.blk
+    assert blk is not None
+    v = LoopView(node)
+    k = int(v.stride)
+    label = describe(node, blk.names)
+    with gen.w.owned_by(label):
+        way = "reverse" if v.reverse else "forward"
+        gen.w.comment(f"{label} [{way}: {v.length} iterations of {k} step(s) from step {v.start}]")
+        n_iter, start = gen.count(v.length, "n"), gen.count(v.start, "start")
+        cs = [_take(gen, u.node) for u in v.carry_in]
+        bufs = [_take(gen, u.node) for u in v.bufs]
+        xs = [blk.scope.get(u.node) or gen.array(u.node) for u in v.xs]
+        consts = []
+        for u in v.consts:
+            ref = blk.scope.get(u.node) or gen.array(u.node)
+            consts.append(ref if ref.scalar or ref.contiguous else _copy_of(gen, u.node))
+    it, base = gen.main_name("it"), gen.main_name("b")
+    gen.w.line(f"for {it} in range({n_iter}):")
+    with gen.w.indent():
+        order = f"({n_iter} - 1 - {it})" if v.reverse else it
+        gen.w.line(f"{base} = {start} + {order} * {k}" if k > 1 else f"{base} = {start} + {order}")
+        step = [base if j == 0 else f"{base} + {j}" for j in range(k)]
+        scope = Scope()
+        for j, p in enumerate(v.t_params):
+            scope.set(p, Ref(step[j], scalar=True))
+        for p, ref in zip(v.carry_params, cs):
+            scope.set(p, ref)
+        for ps, ref in zip(v.x_params, xs):
+            for j, p in enumerate(ps):
+                scope.set(p, ref.slot(step[j]))
+        for p, ref in zip(v.const_params, consts):
+            scope.set(p, ref)
+        slots = [(r, buf.slot(step[j])) for rs, buf in zip(v.y_results, bufs) for j, r in enumerate(rs)]
+        targets: dict[int, list[Ref]] = {}
+        for r, slot in slots:
+            if kind(r) in ("scalar", "kernel"):
+                targets.setdefault(id(r), []).append(slot)
+        results = list(v.body.results)
+        carries = []
+        for i, (p, r) in enumerate(zip(v.carry_params, v.carry_out)):
+            if sum(x is r for x in v.carry_out) == 1 and not any(x is p for x in results):
+                carries.append((i, p, r, cs[i]))
+        written, inplace = gen.block(v.body.nodes(), scope, results, targets, carries)
+        outer = gen.blk
+        gen.blk = type(blk)(scope, BlockPlan([], {}, {}, {}), blk.names, {})
+        try:
+            for r, slot in slots:
+                if id(r) not in written:
+                    gen.copy(slot, r.type.shape, lambda idx, r=r: gen.read(r, idx), f"{label}: a per-step result")  # type: ignore[union-attr]
+            moves = [(i, cs[i], r) for i, r in enumerate(v.carry_out) if i not in inplace]
+            _parallel_move(gen, moves, {id(p): i for i, p in enumerate(v.carry_params)}, label)
+        finally:
+            gen.blk = outer
+    gen.loop_results[id(node)] = cs + bufs
+
+
+def _take(gen: Generator, node: Node) -> Ref:
+    """A state or stacked buffer the loop may overwrite: the operand's own buffer if nothing else
+    reads it, else a copy."""
+    blk = gen.blk
+    assert blk is not None
+    ref = blk.scope.get(node)
+    if ref is not None and ref.owned and blk.uses.get(id(node), 0) == 1:
+        return ref
+    return _copy_of(gen, node)
+
+
+def _copy_of(gen: Generator, node: Node) -> Ref:
+    buf = gen.buffer(node.type)  # type: ignore[arg-type]
+    gen.copy(buf, node.type.shape, lambda idx: gen.read(node, idx), f"a copy of {describe(node, gen.blk.names)}")  # type: ignore[union-attr]
+    return buf
+
+
+def _parallel_move(gen: Generator, moves: list[tuple[int, Ref, Node]], carry_index: dict[int, int], label: str) -> None:
+    """state_i = result_i for all i at once."""
+
+    def reads_state(n: Node) -> int | None:
+        while id(n) not in carry_index and isinstance(EMIT.get(n.op), View):
+            n = n.inputs[0].node
+        return carry_index.get(id(n))
+
+    pending: list[tuple[int, Ref, Callable[[Index], str], TensorType, int | None]] = []
+    for i, dst, n in moves:
+        if carry_index.get(id(n)) == i:
+            continue  # the state keeps its value
+        pending.append((i, dst, lambda idx, n=n: gen.read(n, idx), n.type, reads_state(n)))  # type: ignore[misc,arg-type]
+    while pending:
+        for pos, (i, dst, src, t, _) in enumerate(pending):
+            if all(other[4] != i for other in pending):
+                gen.copy(dst, t.shape, src, f"{label}: carried value {i}")
+                pending.pop(pos)
+                break
+        else:  # every pending copy overwrites a state another still reads: save one source first
+            i, dst, src, t, _ = pending[0]
+            tmp = gen.buffer(t)
+            gen.copy(tmp, t.shape, src, f"{label}: carried value {i}, saved")
+            pending[0] = (i, dst, lambda idx, tmp=tmp: gen.at(tmp, idx), t, None)
+
+
+def in_place(plan: BlockPlan, carries: list[tuple[int, Node, Node, Ref]], targets: dict[int, list[Ref]]) -> set[int]:
+    """Carries whose new value its fused group can write straight into the state buffer: every
+    read of the old value is in that group at the group's own index, or in an earlier unit."""
+    done = set()
+    for i, param, result, state in carries:
+        g = plan.group_of.get(id(result))
+        if g is None or result not in g.roots:
+            continue
+        ident = _identity_members(g, plan)
+        at = plan.order[id(result)]
+        ok = True
+        for u in plan.users.get(id(param), []):
+            if id(u) in g.members:
+                direct = not (u.op == "select_active" and any(v.node is param for v in u.inputs[:2]))
+                ok &= id(u) in ident and u.type.shape == param.type.shape and direct
+            else:
+                ok &= kind(u) != "view" and plan.order.get(id(u), at) < at
+        if ok:
+            targets.setdefault(id(result), []).append(state)
+            done.add(i)
+    return done
+
+
+def _identity_members(g: Group, plan: BlockPlan) -> set[int]:
+    """Members of `g` computed only at the loop's own index: of the loop's shape, and read (if at
+    all inside the group) only directly, without a view or broadcasting, by such members."""
+    ident = {id(m) for m in g.nodes if m.type.shape == g.shape}
+    changed = True
+    while changed:
+        changed = False
+        for m in g.nodes:
+            if id(m) not in ident:
+                continue
+            for u in plan.users.get(id(m), []):
+                if id(u) in g.members:
+                    bad = id(u) not in ident or (u.op == "select_active" and any(v.node is m for v in u.inputs[:2]))
+                else:
+                    bad = kind(u) == "view"
+                if bad:
+                    ident.discard(id(m))
+                    changed = True
+                    break
+    return ident

@@ -1,0 +1,117 @@
+"""The runner: computes the generated function's arguments (arrays, dims, trip counts), calls it,
+and turns a Numba compile failure into an error naming the IR node that produced the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ir import ArgumentError, Program
+from ir import symexpr as sx
+from ir.dtypes import as_dtype
+
+from . import cache
+from .errors import NumbaCompileError
+from .module import generate
+from .values import Generated
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Runner:
+    """`runner(arrays, symbols) -> outputs` for one program; `.source` and `.path` show the code."""
+
+    def __init__(self, prog: Program, gen: Generated, fn: Any, path: Path):
+        self.prog, self.gen, self.fn, self.path = prog, gen, fn, path
+        self.dtypes = {n.name: n.type.dtype.numpy for n in prog.inputs}  # type: ignore[union-attr]
+        self.symbolic = {
+            n.name: [(i, d) for i, d in enumerate(n.type.shape) if isinstance(d, str)] for n in prog.inputs
+        }  # type: ignore[union-attr]
+        self.ready = False  # compiled (or loaded) for the argument types every call has
+        self._counts: dict[tuple, int] = {}
+        self._syms: dict[str, set[str]] = {}
+
+    @property
+    def source(self) -> str:
+        return self.gen.source
+
+    def arguments(self, arrays: dict[str, Any], symbols: dict[str, int]) -> list[Any]:
+        """`program`'s arguments: inputs as C-contiguous arrays of their dtype, dims, counts, constants."""
+        env = dict(symbols)
+        args: list[Any] = []
+        for a in self.gen.args:
+            if a.kind == "input":
+                x, dt = arrays[a.key], self.dtypes[a.key]
+                if not (type(x) is np.ndarray and x.dtype == dt and x.flags.c_contiguous):
+                    x = np.ascontiguousarray(x, dtype=dt)
+                args.append(x)
+                for axis, sym in self.symbolic[a.key]:
+                    env.setdefault(sym, x.shape[axis])
+            elif a.kind == "dim":
+                if a.key not in env:
+                    raise ArgumentError(f"program {self.prog.name!r}: dim {a.key!r} is not bound by an array or symbol")
+                args.append(int(env[a.key]))
+            elif a.kind == "count":
+                args.append(self._count(a.key, env))
+            else:
+                args.append(a.key)
+        return args
+
+    def _count(self, c: sx.Count, env: dict[str, int]) -> int:
+        """A trip count or start for these symbols (memoised: parsing the expression costs more)."""
+        if isinstance(c, int):
+            return c
+        key = (c.text, tuple(sorted((s, env.get(s)) for s in self._symbols(c))))
+        if key not in self._counts:
+            self._counts[key] = sx.evaluate(c, env)
+        return self._counts[key]
+
+    def _symbols(self, c: sx.Sym) -> set[str]:
+        if c.text not in self._syms:
+            self._syms[c.text] = c.symbols
+        return self._syms[c.text]
+
+    def __call__(self, arrays: dict[str, Any], symbols: dict[str, int]) -> dict[str, np.ndarray]:
+        args = self.arguments(arrays, symbols)
+        if not self.ready:
+            self._compile(args)
+        return dict(zip(self.gen.outputs, self.fn(*args)))
+
+    def _compile(self, args: list[Any]) -> None:
+        """Compile (or load from Numba's cache) for these argument types, once: every call passes
+        C-contiguous arrays of the declared dtypes and Python ints. A failure names the IR node."""
+        import numba
+
+        try:
+            self.fn.compile(tuple(numba.typeof(a) for a in args))
+        except Exception as e:  # noqa: BLE001  (Numba's typing errors are not all NumbaErrors)
+            raise self._compile_error(e) from None
+        self.ready = True
+
+    def _compile_error(self, e: Exception) -> NumbaCompileError:
+        text = _ANSI.sub("", str(e))
+        lines = [int(m.group(1)) for m in re.finditer(re.escape(self.path.name) + r'", line (\d+)', text)]
+        where = f"{self.path}"
+        node = None
+        for ln in lines:
+            near = [k for k in self.gen.owners if k <= ln]
+            if near:
+                node = self.gen.owners[max(near)]
+                where = f"{self.path}:{ln}"
+                break
+        what = f"the code generated for node {node}" if node else "the generated code"
+        short = "\n".join(text.strip().splitlines()[:12])
+        return NumbaCompileError(
+            f"numba-cpu: Numba could not compile {what} of program {self.prog.name!r} ({where}):\n{short}"
+        )
+
+
+def factory(prog: Program, options: dict[str, Any]) -> Runner:
+    """The registry's entry point: generate, cache and load the module for `prog`."""
+    dtype = as_dtype(options.get("dtype", "float32"))
+    gen = generate(prog, dtype)
+    module, path = cache.load(gen.source, {"dtype": dtype.value})
+    return Runner(prog, gen, getattr(module, gen.function), path)

@@ -1,0 +1,68 @@
+"""Where values live in generated code (Ref), the refs of a block (Scope), and what generation returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ir import Node
+
+Index = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value in the generated `program` function: array `var` indexed first by `prefix`, or, if
+    `scalar`, the expression `var` (`const`: a literal or module constant, the same everywhere)."""
+
+    var: str
+    prefix: tuple[str, ...] = ()
+    contiguous: bool = True
+    scalar: bool = False
+    const: bool = False
+    owned: bool = False  # a buffer of this function that nothing else refers to
+
+    def array(self) -> str:
+        return f"{self.var}[{', '.join(self.prefix)}]" if self.prefix else self.var
+
+    def slot(self, index: str) -> Ref:
+        """One step `self[index]` of a stacked array (C-contiguous if the array is)."""
+        return replace(self, prefix=self.prefix + (index,), owned=False)
+
+
+class Scope:
+    """The refs of one block's values (a loop body sees only its params)."""
+
+    def __init__(self) -> None:
+        self.refs: dict[int, Ref] = {}
+
+    def get(self, node: Node) -> Ref | None:
+        return self.refs.get(id(node))
+
+    def set(self, node: Node, ref: Ref) -> None:
+        self.refs[id(node)] = ref
+
+
+@dataclass
+class Arg:
+    """A parameter of `program` and how the runner computes it."""
+
+    name: str
+    kind: str  # "input" (key: input name), "dim" (symbol), "count" (a trip count or start), "const" (array)
+    key: Any
+
+
+@dataclass
+class Generated:
+    """A generated module: its text, `program`'s parameters and outputs, and line -> IR node."""
+
+    source: str
+    args: list[Arg]
+    outputs: list[str]
+    owners: dict[int, str]
+    function: str = "program"
+
+
+def tuple_text(items: list[str]) -> str:
+    """`(a, b)`, `(a,)`, `()`."""
+    return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"

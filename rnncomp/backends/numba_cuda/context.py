@@ -1,0 +1,328 @@
+"""The emission context: names, dims and literals, where each value lives, and the kernel being written.
+
+Host values are device arrays (an input `in_x`, a buffer `v3`, carried states `cs0`/`ns0`, a
+constant array `const0`), dims (`d_B`), trip counts (`n0`, `start0`) and step indices (`b0`).
+Kernel code reads them by name, and a kernel's parameters are exactly the host names its code
+mentions; kernel-local names (`e`, `i0`, `t3`, `acc`, ...) use other spellings, so the two never
+collide. Elementwise members of a fused group are computed as scalars where they are read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ir import Node, Program, TensorType
+from ir import symexpr as sx
+from ir.dtypes import DType
+from ir.shapes import is_identifier
+
+from ..numba_cpu.emit import SCALARS, VIEWS, Index, broadcast_index
+from ..numba_cpu.fusion import Group
+from ..numba_cpu.writer import Writer, describe
+from .device import DeviceConfig
+from .errors import CudaBackendError
+
+HOST_PREFIXES = ("v", "cs", "ns", "out", "const", "n", "start", "b", "it", "d_")  # each followed by a number
+HOST_NAME = re.compile(r"\b(?:in_\w+|d_\w+|(?:" + "|".join(HOST_PREFIXES) + r")\d+)\b")
+NP_TYPE = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
+NUMBA_TYPE = {DType.f32: "float32", DType.f64: "float64", DType.i32: "int32", DType.i64: "int64"}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a value lives: array `var`, indexed first by `prefix` (a slot of a stacked array), or
+    if `scalar`, the expression `var` itself (a constant, a step index). `owned`: a buffer of the
+    generated function that nothing else refers to."""
+
+    var: str
+    prefix: tuple[str, ...] = ()
+    scalar: bool = False
+    owned: bool = False
+    shift: tuple[int, int] | None = None  # (axis, offset): the value is a part of a concatenation
+
+    def at(self, idx: Index) -> str:
+        if self.scalar:
+            return self.var
+        if self.shift is not None:
+            ax, off = self.shift
+            idx = idx[:ax] + (f"{idx[ax]} + {off}",) + idx[ax + 1 :]
+        full = self.prefix + tuple(idx)
+        return f"{self.var}[{', '.join(full)}]" if full else f"{self.var}[()]"
+
+    def slot(self, index: str) -> Ref:
+        """One step `self[index]` of a stacked array."""
+        assert self.shift is None
+        return replace(self, prefix=self.prefix + (index,), owned=False)
+
+    def part(self, axis: int, offset: int) -> Ref:
+        """The part of this array from `offset` on along `axis` (an operand of a concatenation)."""
+        assert self.shift is None
+        return replace(self, shift=(axis, offset) if offset else None, owned=False)
+
+
+class Scope:
+    """The refs of one block's values (a loop body sees only its params)."""
+
+    def __init__(self) -> None:
+        self.refs: dict[int, Ref] = {}
+
+    def get(self, node: Node) -> Ref | None:
+        return self.refs.get(id(node))
+
+    def set(self, node: Node, ref: Ref) -> None:
+        self.refs[id(node)] = ref
+
+
+@dataclass
+class Arg:
+    """A parameter of the host function and how the runner computes it."""
+
+    name: str
+    kind: str  # "input" (key: input name), "dim" (symbol), "count" (a trip count or start), "const" (array)
+    key: Any
+
+
+@dataclass
+class Block:
+    """The values of one block being emitted (the program's top level or a loop body)."""
+
+    scope: Scope
+    names: dict[int, str]
+    group: Group | None = None  # the fused group being written, if any
+    memo: dict = field(default_factory=dict)  # (id(member), index) -> kernel-local name
+
+
+@dataclass
+class Kernel:
+    """A generated kernel: its name, docstring, parameters and body lines."""
+
+    name: str
+    doc: str
+    params: list[str]
+    body: Writer
+
+
+class Context:
+    """Everything code generation writes: module constants, kernels, buffers and the host function."""
+
+    def __init__(self, prog: Program, dtype: DType, cfg: DeviceConfig):
+        self.prog, self.dtype, self.cfg = prog, dtype, cfg
+        self.host = Writer(1)  # the host function's statements
+        self.alloc = Writer(1)  # its buffer allocations, all before the first launch
+        self.kernels: list[Kernel] = []
+        self.constants: dict[tuple, str] = {}  # (text, dtype) -> module-level name
+        self.helpers: set[str] = set()
+        self.args: list[Arg] = []
+        self.dim_names: dict[str, str] = {}
+        self.counter: dict[str, int] = {}
+        self.local_counter: dict[str, int] = {}
+        self.kw: Writer | None = None  # the kernel being written
+        self.launch = ""  # the launch configuration of the kernel last written
+        self.phases = False  # writing a persistent kernel: each would-be kernel is a phase of it
+        self.on_chip: dict[int, Any] = {}  # id(weight node) -> gemm.OnChip, in a persistent kernel
+        self.blk: Block | None = None
+
+    # ------------------------------------------------------------ names, dims, literals
+
+    def host_name(self, prefix: str) -> str:
+        """A fresh host-side name (`v3`, `cs0`, `n1`, ...): kernels take it as a parameter."""
+        assert prefix in HOST_PREFIXES, prefix
+        k = self.counter.get(prefix, 0)
+        self.counter[prefix] = k + 1
+        return f"{prefix}{k}"
+
+    def local(self, prefix: str = "t") -> str:
+        """A fresh kernel-local name (`t0`, `i3`, ...), numbered per kernel."""
+        assert prefix not in HOST_PREFIXES, prefix
+        k = self.local_counter.get(prefix, 0)
+        self.local_counter[prefix] = k + 1
+        return f"{prefix}{k}"
+
+    def dim(self, d: int | str) -> str:
+        if isinstance(d, int):
+            return str(d)
+        if d not in self.dim_names:
+            self.dim_names[d] = f"d_{d}" if is_identifier(d) else self.host_name("d_")
+            self.args.append(Arg(self.dim_names[d], "dim", d))
+        return self.dim_names[d]
+
+    def dims(self, node: Node) -> list[str]:
+        return [self.dim(d) for d in node.type.shape]  # type: ignore[union-attr]
+
+    @staticmethod
+    def product(dims: list[str]) -> str:
+        dims = [d for d in dims if d != "1"]
+        return " * ".join(dims) if dims else "1"
+
+    def count(self, c: sx.Count, prefix: str) -> str:
+        """A trip count or start: an int literal, or a host argument evaluated per call."""
+        if isinstance(c, int):
+            return str(c)
+        name = self.host_name(prefix)
+        self.args.append(Arg(name, "count", c))
+        return name
+
+    def lit(self, value: float, dtype: DType) -> str:
+        """A typed literal: ints inline, floats as module-level constants (so f32 math stays f32)."""
+        if dtype in (DType.i32, DType.i64):
+            return str(int(value))
+        v = float(value)
+        text = repr(v) if np.isfinite(v) else ("math.nan" if np.isnan(v) else ("-" if v < 0 else "") + "math.inf")
+        key = (text, dtype)
+        if key not in self.constants:
+            self.constants[key] = f"c{len(self.constants)}"
+        return self.constants[key]
+
+    def fn(self, name: str, dtype: DType) -> str:
+        """The device function for an op on `dtype`: a `math` function or a helper of kernels.HELPERS."""
+        if name in ("exp", "log", "tanh"):
+            return f"math.{name}"
+        helper = f"{name}_{'f32' if dtype == DType.f32 else 'f64'}"
+        self.helpers.add(helper)
+        return helper
+
+    def zero(self) -> str:
+        return self.lit(0.0, self.dtype)
+
+    # ------------------------------------------------------------ buffers
+
+    def buffer(self, t: TensorType, prefix: str = "v") -> Ref:
+        """A device array allocated once, before the first launch."""
+        name = self.host_name(prefix)
+        dims = [self.dim(d) for d in t.shape]
+        shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+        self.alloc.line(f"{name} = cuda.device_array({shape}, {NP_TYPE[t.dtype]})")
+        return Ref(name, owned=True)
+
+    # ------------------------------------------------------------ kernel bodies
+
+    def line(self, text: str) -> None:
+        assert self.kw is not None, "kernel code written outside a kernel"
+        self.kw.line(text)
+
+    def indent(self):
+        assert self.kw is not None
+        return self.kw.indent()
+
+    def unravel(self, flat: str, dims: list[str]) -> Index:
+        """Index variables for a C-order flat index over `dims` (a dim of 1 gets index 0)."""
+        idx: list[str] = ["0"] * len(dims)
+        live = [k for k, d in enumerate(dims) if d != "1"]
+        rest = flat
+        for pos, k in enumerate(reversed(live)):
+            i = self.local("i")
+            if pos == len(live) - 1:
+                self.line(f"{i} = {rest}")
+            else:
+                self.line(f"{i} = {rest} % {dims[k]}")
+                nxt = self.local("r")
+                self.line(f"{nxt} = {rest} // {dims[k]}")
+                rest = nxt
+            idx[k] = i
+        return tuple(idx)
+
+    @contextmanager
+    def grid_loop(self, dims: list[str]) -> Iterator[Index]:
+        """A grid-stride loop over every index of `dims`: each thread takes every gridsize-th one."""
+        e = self.local("e")
+        self.line(f"for {e} in range(cuda.grid(1), {self.product(dims)}, cuda.gridsize(1)):")
+        with self.indent():
+            yield self.unravel(e, dims)
+
+    def kernel(self, label: str, doc: str, body: Callable[[], str], owner: str | None = None) -> None:
+        """Write a kernel whose body `body()` emits (it returns the launch configuration), and launch
+        it; inside a persistent kernel, write the body there as a phase, then synchronise the grid."""
+        if self.phases:
+            assert self.kw is not None
+            with self.kw.owned_by(owner):
+                self.kw.comment(f"phase: {doc}")
+                body()
+                self.line("grid.sync()")
+            return
+        name, params = self.define(label, doc, body, owner)
+        with self.host.owned_by(owner):
+            self.host.line(f"{name}[{self.launch}]({', '.join(params)})")
+
+    def define(
+        self, label: str, doc: str, body: Callable[[], str], owner: str | None = None, local: frozenset = frozenset()
+    ) -> tuple[str, list[str]]:
+        """Write a kernel (body and docstring); returns its name and parameters (the host names it
+        mentions, less `local`: names it defines itself). `self.launch` is what `body` returned."""
+        outer, outer_counter = self.kw, self.local_counter
+        self.kw, self.local_counter = Writer(1), {}
+        lines = self.kw
+        try:
+            with lines.owned_by(owner):
+                self.launch = body()
+        finally:
+            self.kw, self.local_counter = outer, outer_counter
+        name = f"k{len(self.kernels)}_{label}"
+        params = [p for p in host_names(lines) if p not in local]
+        self.kernels.append(Kernel(name, doc, params, lines))
+        return name, params
+
+    # ------------------------------------------------------------ reading values
+
+    def read(self, node: Node, idx: Index) -> str:
+        """A scalar expression for `node` at `idx` (a fused member is computed on its first read)."""
+        blk = self.blk
+        assert blk is not None
+        if blk.group is not None and id(node) in blk.group.members:
+            return self.member(node, idx)
+        ref = blk.scope.get(node)
+        if ref is not None:
+            return ref.at(idx)
+        view = VIEWS.get(node.op)
+        if view is None:
+            raise CudaBackendError(f"numba-cuda internal error: {node!r} is read before it is computed")
+        return self.read(node.inputs[0].node, view.index(node, idx))
+
+    def member(self, node: Node, idx: Index) -> str:
+        blk = self.blk
+        assert blk is not None
+        key = (id(node), idx)
+        if key not in blk.memo:
+            rule = SCALARS[node.op]
+            args = []
+            for k, u in enumerate(node.inputs):
+                shape = u.node.type.shape  # type: ignore[union-attr]
+                oidx = rule.index(node, k, idx) if rule.index else broadcast_index(shape, node.type.shape, idx)  # type: ignore[union-attr]
+                args.append(self.read(u.node, oidx))
+            label = self.describe(node)
+            t = self.local("t")
+            assert self.kw is not None
+            with self.kw.owned_by(label):
+                self.line(f"{t} = {rule.expr(self, node, args, idx)}  # {label}")
+            blk.memo[key] = t
+        return blk.memo[key]
+
+    def describe(self, node: Node) -> str:
+        return describe(node, self.blk.names if self.blk else {})
+
+    def stored(self, node: Node) -> Ref | None:
+        """The array holding `node` when it has one of its own (not a view, not a scalar)."""
+        ref = self.blk.scope.get(node) if self.blk else None
+        return ref if ref is not None and not ref.scalar else None
+
+
+def host_names(body: Writer) -> list[str]:
+    """The host names a kernel body mentions, in order of first mention (comments skipped)."""
+    seen: dict[str, None] = {}
+    for _, text, _ in body.lines:
+        for m in HOST_NAME.finditer(text.split("#", 1)[0]):
+            seen.setdefault(m.group(0), None)
+    return list(seen)
+
+
+def literal_source(text: str, dtype: DType) -> str:
+    """The module-level definition of a float constant."""
+    return f"{NP_TYPE[dtype]}({text})"
+
+
+__all__ = ["Arg", "Block", "Context", "Kernel", "Ref", "Scope", "host_names", "literal_source"]

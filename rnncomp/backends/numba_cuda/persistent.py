@@ -1,0 +1,183 @@
+"""Persistent kernels: a whole loop, every step, in one cooperative launch (Persistent RNNs,
+Diamos et al. 2016).
+
+The kernel keeps the recurrent weights on chip: each weight a body multiplies by (a matmul whose
+right operand is a loop invariant) is split by columns over the blocks, and block b copies its
+columns into shared memory once, before the first step; the matmul then has each block compute
+exactly the columns it holds. Every other unit of the body (fused elementwise group, reduction,
+copy) is a grid-stride phase, the same code a kernel of its own would run, and the grid
+synchronises (`cuda.cg.this_grid().sync()`) after each phase, so a phase sees everything the
+previous ones wrote. A carried state is overwritten in place when its new value is computed by a
+fused group whose every read of the old value is at the thread's own index or in an earlier phase;
+otherwise the new value goes to the state's second buffer and is copied back after the body.
+
+It is chosen when the weights fit the shared memory of a block and, at run time, when the grid
+(one block per multiprocessor; one block in the simulator) fits `max_cooperative_grid_blocks`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ir import LoopView, Node
+from ir.names import name_nodes
+
+from ..numba_cpu.emit import VIEWS
+from ..numba_cpu.fusion import BlockPlan, Group, kind, plan_block
+from ..numba_cpu.writer import safe_name
+from .context import NUMBA_TYPE, Block
+from .errors import CudaBackendError
+from .gemm import OnChip, load_on_chip
+from .kernels import copy
+
+if TYPE_CHECKING:
+    from .codegen import Codegen, Loop
+
+
+def emit(cg: Codegen, loop: Loop) -> str | None:
+    """Write the persistent kernel of `loop` and return the arguments of `rt.persistent(...)` that
+    launch it; None where it cannot be one (an error if the backend option forces it)."""
+    ctx, v = cg.ctx, loop.view
+    name = safe_name(ctx.blk.names.get(id(v.node), "%?"))  # type: ignore[union-attr]
+    names = name_nodes(v.body.nodes())
+    why = unsuitable(v)
+    chips: dict[int, OnChip] = {}
+    if why is None:
+        chips, why = on_chip(v, ctx.cfg.sm_count, ctx.cfg.shared_bytes, ctx.dtype.numpy.itemsize)
+    if why is not None:
+        if cg.mode is True:
+            raise CudaBackendError(f"backend option persistent=True, but loop {name} cannot run as one kernel: {why}")
+        return None
+    plan = body_plan(v)
+    computed = cg.computed_carries(v)
+    inplace = {i for i in computed if in_place(v, plan, i)}
+    base, it = ctx.host_name("b"), "it"
+
+    def body() -> str:
+        ctx.line("grid = cuda.cg.this_grid()")
+        scope, _ = loop.scope(base)
+        outer, ctx.blk = ctx.blk, Block(scope, names)
+        try:
+            for chip in chips.values():
+                load_on_chip(ctx, chip, lambda k, c, w=chip.weight: ctx.read(w, (k, c)), NUMBA_TYPE[ctx.dtype])
+            if chips:
+                ctx.line("cuda.syncthreads()")
+        finally:
+            ctx.blk = outer
+        ctx.line(f"for {it} in range({loop.n_iter}):")
+        with ctx.indent():
+            ctx.line(f"{base} = {loop.base(it)}")
+            ctx.phases, ctx.on_chip = True, chips
+            try:
+                carry_to = {i: (loop.cs[i] if i in inplace else loop.ns[i]) for i in computed}
+                cg.iteration(loop, base, carry_to)
+                for i, (cur, nxt) in enumerate(zip(loop.cs, loop.ns)):
+                    if i not in inplace:
+                        dims = ctx.dims(v.carry_params[i])
+                        state = safe_name(names[id(v.carry_out[i])])
+                        ctx.kernel(
+                            "copy",
+                            f"the new {state} becomes the current one",
+                            lambda c=cur, n=nxt, d=dims: copy(ctx, c, d, n.at),
+                        )
+            finally:
+                ctx.phases, ctx.on_chip = False, {}
+        return ""
+
+    held = ", ".join(f"{w.var}: {w.K}x{w.cols} of a {w.K}x{w.N} weight" for w in chips.values()) or "none"
+    doc = f"{loop.label}: every step in one launch. Held on chip per block: {held}."
+    kernel, params = ctx.define("loop", doc, body, loop.label, local=frozenset({base}))
+    blocks = ctx.cfg.sm_count
+    return f"{kernel}, ({blocks}, PERSISTENT_THREADS), {name!r}, {', '.join(params)}"
+
+
+def unsuitable(v: LoopView) -> str | None:
+    """Why a loop cannot be one kernel, or None."""
+    if any(n.op == "loop" for n in v.body.nodes()):
+        return "its body holds another loop"
+    return None
+
+
+def on_chip(v: LoopView, blocks: int, shared_bytes: int, itemsize: int) -> tuple[dict[int, OnChip], str | None]:
+    """The weights the kernel keeps in shared memory (matmul right operands that are loop invariants
+    of concrete shape), each split by columns over `blocks`; and why they do not fit, if they do not."""
+    consts = {id(p) for p in v.const_params}
+    chips: dict[int, OnChip] = {}
+    named: list[str] = []
+    for n in v.body.nodes():
+        if n.op != "matmul" or id(n.inputs[1].node) in chips:
+            continue
+        w = n.inputs[1].node
+        base = w
+        while base.op in VIEWS and id(base) not in consts:
+            base = base.inputs[0].node
+        K, N = w.type.shape  # type: ignore[union-attr]
+        if id(base) not in consts or not isinstance(K, int) or not isinstance(N, int):
+            continue
+        chips[id(w)] = OnChip(f"w{len(chips)}", K, N, -(-N // blocks), w)
+        named.append(f"{safe_name(base.name or '%?')} ({K}x{N})")
+    need = sum(w.K * w.cols for w in chips.values()) * itemsize
+    if need > shared_bytes:
+        return {}, (
+            f"its recurrent weights {', '.join(named)} need {need} bytes of shared memory per block when split "
+            f"over {blocks} block(s), more than the {shared_bytes} bytes a block may hold"
+        )
+    return chips, None
+
+
+def body_plan(v: LoopView) -> BlockPlan:
+    """The body's units, as `Codegen.block` will schedule them (params and constants are given)."""
+    nodes = v.body.nodes()
+    bound = {id(p) for p in v.body.params} | {id(n) for n in nodes if n.op == "constant"}
+    return plan_block(nodes, bound, list(v.body.results))
+
+
+def in_place(v: LoopView, plan: BlockPlan, i: int) -> bool:
+    """Whether carry i's new value may overwrite its old one (the old one is not itself a result):
+    computed by a fused group whose every read of the old value is at the reading thread's own
+    index or in an earlier phase; or by any other unit (not a stack or concatenation, whose parts
+    are stored by other units) after every read of the old value."""
+    p, r = v.carry_params[i], v.carry_out[i]
+    if any(x is p for x in v.body.results) or r.op in ("stack", "concat"):
+        return False
+    g = plan.group_of.get(id(r))
+    if g is not None and r not in g.roots:
+        return False
+    ident = identity_members(g, plan) if g is not None else set()
+    at = plan.order[id(r)]
+    for u in plan.users.get(id(p), []):
+        if g is not None and id(u) in g.members:
+            if id(u) not in ident or not direct(u, p):
+                return False
+        elif kind(u) == "view" or plan.order.get(id(u), at) >= at:
+            return False
+    return True
+
+
+def identity_members(g: Group, plan: BlockPlan) -> set[int]:
+    """Members of `g` computed only at the index of the thread that stores: of the group's shape,
+    and read inside the group only directly (no view, no broadcast) by such members."""
+    ident = {id(m) for m in g.nodes if m.type.shape == g.shape}  # type: ignore[union-attr]
+    changed = True
+    while changed:
+        changed = False
+        for m in g.nodes:
+            if id(m) not in ident:
+                continue
+            for u in plan.users.get(id(m), []):
+                inside = id(u) in g.members
+                if (inside and (id(u) not in ident or not direct(u, m))) or (not inside and kind(u) == "view"):
+                    ident.discard(id(m))
+                    changed = True
+                    break
+    return ident
+
+
+def direct(u: Node, m: Node) -> bool:
+    """`u` reads `m` at its own index: same shape, and not as select_active's step or lengths."""
+    if u.op == "select_active" and any(x.node is m for x in u.inputs[:2]):
+        return False
+    return u.type.shape == m.type.shape  # type: ignore[union-attr]
+
+
+__all__ = ["emit", "in_place", "on_chip"]

@@ -1,0 +1,194 @@
+"""The runner: loads the generated module (on first call), turns a call's arrays into the host
+function's arguments, runs it, and hands outputs back (on the host, or on the device when the
+inputs were device arrays). Also the runtime that generated code calls back into."""
+
+from __future__ import annotations
+
+import re
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ir import ArgumentError, Program, RnncompError
+from ir import symexpr as sx
+from ir.dtypes import as_dtype
+
+from ...arguments import is_device_array
+from ..numba_cpu import cache
+from .codegen import PERSISTENT_MODES, Generated, generate
+from .device import (
+    current_device_id,
+    device_config,
+    fix_simulated_shared_memory,
+    require_cuda,
+    simulator_enabled,
+    to_device,
+)
+from .errors import CudaBackendError, CudaCompileError
+
+OPTIONS = ("dtype", "persistent")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Runtime:
+    """Called by generated host code: decides, per loop and call, whether its persistent kernel runs."""
+
+    def __init__(self, mode: bool | None):
+        self.mode = mode
+        self.broken: set[int] = set()  # persistent kernels that failed to compile (auto mode skips them)
+
+    def persistent(self, kernel: Any, config: tuple[int, int], loop: str, *args: Any) -> bool:
+        """Launch `kernel` as a cooperative grid of `config` = (blocks, threads) if the device can
+        hold that grid; say whether it ran (when not, the host runs the loop step by step)."""
+        blocks, threads = config
+        if id(kernel) in self.broken:
+            return False
+        try:
+            limit = cooperative_limit(kernel, threads, args)
+        except Exception as e:  # noqa: BLE001  (e.g. no libcudadevrt to link the grid sync against)
+            why = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            if self.mode is True:
+                raise CudaBackendError(
+                    f"backend option persistent=True, but the persistent kernel of loop {loop} failed to compile: {why}"
+                ) from e
+            warnings.warn(
+                f"rnncomp numba-cuda: the persistent kernel of loop {loop} failed to compile ({why}); "
+                "running the loop step by step instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.broken.add(id(kernel))
+            return False
+        if blocks <= limit:
+            kernel[blocks, threads](*args)
+            return True
+        if self.mode is True:
+            raise CudaBackendError(
+                f"backend option persistent=True, but the persistent kernel of loop {loop} needs a cooperative "
+                f"grid of {blocks} blocks of {threads} threads, and the device runs at most {limit} such blocks "
+                "at once (max_cooperative_grid_blocks); use persistent=None to fall back to one launch per step"
+            )
+        return False
+
+
+def cooperative_limit(kernel: Any, threads: int, args: tuple) -> int:
+    """How many blocks of `threads` threads of `kernel` a cooperative launch may have (1 in the simulator)."""
+    if simulator_enabled():
+        return kernel.overloads[None].max_cooperative_grid_blocks(threads)
+    compiled = kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+    return compiled.max_cooperative_grid_blocks(threads)
+
+
+class Runner:
+    """`runner(arrays, symbols) -> outputs` for one program; `.source` shows the generated module."""
+
+    def __init__(self, prog: Program, gen: Generated, mode: bool | None, options: dict[str, Any]):
+        self.prog, self.gen, self.options = prog, gen, options
+        self.runtime = Runtime(mode)
+        self.types = {n.name: n.type for n in prog.inputs}
+        self.path: Path | None = None
+        self._fn: Any = None
+        self._consts: dict[str, Any] = {}  # constant arrays, copied to the device once
+
+    @property
+    def source(self) -> str:
+        return self.gen.source
+
+    def _load(self) -> Any:
+        if self._fn is None:
+            require_cuda()
+            if simulator_enabled():
+                fix_simulated_shared_memory()
+            module, self.path = cache.load(self.gen.source, {**self.options, "backend": "numba-cuda"})
+            self._fn = getattr(module, self.gen.function)
+        return self._fn
+
+    def arguments(self, arrays: dict[str, Any], symbols: dict[str, int]) -> list[Any]:
+        from numba import cuda
+
+        env = {k: int(v) for k, v in symbols.items()}
+        for name, t in self.types.items():
+            if name in arrays:
+                for d, n in zip(t.shape, np.shape(arrays[name])):
+                    if isinstance(d, str):
+                        env.setdefault(d, int(n))
+        device = current_device_id()
+        args: list[Any] = [self.runtime]
+        for a in self.gen.args:
+            if a.kind == "input":
+                args.append(to_device(a.key, arrays[a.key], self.types[a.key].dtype.numpy, device))  # type: ignore[union-attr]
+            elif a.kind == "dim":
+                if a.key not in env:
+                    raise ArgumentError(
+                        f"program {self.prog.name!r}: dim {a.key!r} is not bound by any array or symbol"
+                    )
+                args.append(env[a.key])
+            elif a.kind == "count":
+                args.append(sx.evaluate(a.key, env))
+            else:
+                if a.name not in self._consts:
+                    self._consts[a.name] = cuda.to_device(a.key)
+                args.append(self._consts[a.name])
+        return args
+
+    def __call__(self, arrays: dict[str, Any], symbols: dict[str, int]) -> dict[str, Any]:
+        fn = self._load()
+        args = self.arguments(arrays, symbols)
+        try:
+            out = fn(*args)
+        except RnncompError:
+            raise
+        except Exception as e:  # noqa: BLE001  (a Numba error, or a simulated kernel's exception)
+            raise self._error(e) from e
+        keep = any(is_device_array(arrays[n]) for n, t in self.types.items() if n in arrays and t.dtype.is_float)  # type: ignore[union-attr]
+        return {k: (v if keep else v.copy_to_host()) for k, v in zip(self.gen.outputs, out)}
+
+    def pad_steps(self, v: Any, T: int) -> Any:
+        """A per-step output of max(lengths) steps, padded with zero steps to T, where it lies."""
+        if not is_device_array(v):
+            padded = np.zeros((T,) + v.shape[1:], v.dtype)
+            padded[: v.shape[0]] = v
+            return padded
+        from numba import cuda
+
+        out = cuda.device_array((T,) + tuple(v.shape[1:]), v.dtype)
+        n = v.shape[0]
+        if n:
+            out[:n].copy_to_device(v)
+        out[n:].copy_to_device(np.zeros((T - n,) + tuple(v.shape[1:]), v.dtype))
+        return out
+
+    def _error(self, e: Exception) -> CudaCompileError:
+        text = _ANSI.sub("", str(e))
+        name = self.path.name if self.path else "?"
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == str(self.path)]
+        lines += [int(m.group(1)) for m in re.finditer(re.escape(name) + r'", line (\d+)', text)]
+        node, where = None, f"{self.path}"
+        for ln in reversed(lines):
+            near = [k for k in self.gen.owners if k <= ln]
+            if near and ln:
+                node, where = self.gen.owners[max(near)], f"{self.path}:{ln}"
+                break
+        what = f"the code generated for node {node}" if node else "the generated code"
+        short = "\n".join(text.strip().splitlines()[:12])
+        return CudaCompileError(
+            f"numba-cuda: {what} of program {self.prog.name!r} failed ({where}): {type(e).__name__}: {short}"
+        )
+
+
+def factory(prog: Program, options: dict[str, Any]) -> Runner:
+    """The registry's entry point: generate the module for `prog` (loaded on the first call)."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ArgumentError(
+            f"argument 'backend_options': unknown option {unknown[0]!r} for numba-cuda; it takes {list(OPTIONS)[1:]}"
+        )
+    mode = options.get("persistent")
+    if mode not in PERSISTENT_MODES:
+        raise ArgumentError(f"argument 'backend_options': persistent must be True, False or None (auto), got {mode!r}")
+    dtype = as_dtype(options.get("dtype", "float32"))
+    gen = generate(prog, dtype, device_config(), mode)
+    return Runner(prog, gen, mode, {"dtype": dtype.value, "persistent": repr(mode)})
