@@ -24,6 +24,7 @@ from ir.shapes import is_identifier
 
 from ..numba_cpu.emit import SCALARS, VIEWS, Index, broadcast_index
 from ..numba_cpu.fusion import Group
+from ..numba_cpu.values import Arg, Scope  # the same bookkeeping as the CPU generator
 from ..numba_cpu.writer import Writer, describe
 from .device import DeviceConfig
 from .errors import CudaBackendError
@@ -64,28 +65,6 @@ class Ref:
         """The part of this array from `offset` on along `axis` (an operand of a concatenation)."""
         assert self.shift is None
         return replace(self, shift=(axis, offset) if offset else None, owned=False)
-
-
-class Scope:
-    """The refs of one block's values (a loop body sees only its params)."""
-
-    def __init__(self) -> None:
-        self.refs: dict[int, Ref] = {}
-
-    def get(self, node: Node) -> Ref | None:
-        return self.refs.get(id(node))
-
-    def set(self, node: Node, ref: Ref) -> None:
-        self.refs[id(node)] = ref
-
-
-@dataclass
-class Arg:
-    """A parameter of the host function and how the runner computes it."""
-
-    name: str
-    kind: str  # "input" (key: input name), "dim" (symbol), "count" (a trip count or start), "const" (array)
-    key: Any
 
 
 @dataclass
