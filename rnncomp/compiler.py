@@ -20,7 +20,7 @@ from passes.pipeline import PassManager
 from passes.retype import retype_cell
 
 from .arguments import LENGTHS, bind, is_device_array
-from .backends.registry import DEVICE_ARRAYS, get_backend
+from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .training import Trainer, segment_size, segments
 
 DEFAULT_PASSES = ["simplify", "hoist", "simplify"]
@@ -30,7 +30,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     cell: Cell,
     length: int | str | None = "T",
     unroll: str | int = "loop",
-    backend: str = "numpy",
+    backend: str | None = None,
     dtype: str = "float32",
     reverse: bool = False,
     truncate: int | None = None,
@@ -41,7 +41,8 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
     `unroll` is "full", "loop" or an int k >= 1 (k steps per loop iteration); `backend` is
-    "numpy" (more come with their own modules); `dtype` is "float32" or "float64"; `reverse` runs
+    "numba-cpu" (the default; `RNNCOMP_BACKEND` changes it), "numba-cuda" or "numpy" (the reference
+    interpreter of the IR, no compile step); `dtype` is "float32" or "float64"; `reverse` runs
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
     k steps and recomputes each segment in the backward pass (same gradients, less memory).
@@ -72,6 +73,8 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         dt = None
     if dt not in (DType.f32, DType.f64):
         raise ArgumentError(f"argument 'dtype': expected 'float32' or 'float64', got {dtype!r}")
+    if backend is None:
+        backend = default_backend()
     get_backend(backend)  # fail early on an unknown name
     if backend_options is not None and not isinstance(backend_options, dict):
         raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")

@@ -11,3 +11,7 @@ if ROOT not in sys.path:
 import os  # noqa: E402
 
 os.environ.setdefault("RNNCOMP_VERIFY", "1")
+
+# The IR-level suites run on the numpy interpreter (no Numba compile per program); the numba-cpu and
+# numba-cuda suites name their backend, and test_backend_default checks what users get by default.
+os.environ.setdefault("RNNCOMP_BACKEND", "numpy")

@@ -390,3 +390,26 @@ def test_an_op_without_an_emitter_is_named(monkeypatch):
     monkeypatch.delitem(emit.EMIT, "tanh")
     with pytest.raises(NumbaBackendError, match="no code for op 'tanh'.*emit.py"):
         rc.compile(_cell("elman"), backend="numba-cpu", dtype="float64")(**random_args(_cell("elman"), 3, B))
+
+
+def test_default_backend_is_numba_cpu(monkeypatch):
+    """Users get numba-cpu unless they name a backend; RNNCOMP_BACKEND changes the default (the suites
+    that check IR, not code generation, set it to numpy in conftest.py)."""
+    cell = cell_of("elman")
+    monkeypatch.delenv("RNNCOMP_BACKEND", raising=False)
+    assert rc.compile(cell).backend == "numba-cpu"
+    monkeypatch.setenv("RNNCOMP_BACKEND", "numpy")
+    assert rc.compile(cell).backend == "numpy"
+    assert rc.compile(cell, backend="numba-cpu").backend == "numba-cpu"
+    monkeypatch.setenv("RNNCOMP_BACKEND", "numba_cpu")
+    with pytest.raises(rc.ArgumentError, match="RNNCOMP_BACKEND: unknown backend 'numba_cpu'"):
+        rc.compile(cell)
+
+
+def test_main_job_runs_on_the_default_backend():
+    """`python examples/lstm.py` (the README's main job) compiles with numba-cpu and checks itself against the oracle."""
+    env = {k: v for k, v in os.environ.items() if k != "RNNCOMP_BACKEND"}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "examples/lstm.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "backend='numba-cpu'" in done.stdout and "gradient norms" in done.stdout

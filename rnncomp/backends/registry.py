@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,17 @@ BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {
     "numba-cuda": _numba_cuda,
 }
 DEVICE_ARRAYS = frozenset({"numba-cuda"})  # backends whose runners take device arrays and keep outputs there
+
+
+DEFAULT_BACKEND = "numba-cpu"
+
+
+def default_backend() -> str:
+    """The backend `rc.compile` uses when none is named: `RNNCOMP_BACKEND` if set, else numba-cpu."""
+    name = os.environ.get("RNNCOMP_BACKEND", "").strip() or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise ArgumentError(f"environment variable RNNCOMP_BACKEND: unknown backend {name!r}; available: {sorted(BACKENDS)}")
+    return name
 
 
 def get_backend(name: str) -> Callable[[Program, dict[str, Any]], Runner]:
