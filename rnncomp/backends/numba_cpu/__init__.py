@@ -3,8 +3,9 @@
 `factory(prog, options)` gives the runner the registry expects; `generate_source(prog, dtype)`
 gives the module's text. Pipeline: fusion.py plans each block (fused groups, schedule), codegen.py
 (with blocks.py, loops.py, units.py) writes `program` and its kernels from the op table in emit.py,
-module.py assembles the text, cache.py stores and imports it, runner.py calls it. approx.py and
-kernels.py are the helpers generated code imports; they and cache.py import Numba, nothing else does.
+module.py assembles the text, cache.py stores and imports it, runner.py calls it (buffers from
+pool.py). approx.py and kernels.py are the helpers generated code imports; they, cache.py and
+runner.py import Numba, nothing else does.
 """
 
 from __future__ import annotations
@@ -13,4 +14,16 @@ from .errors import NumbaBackendError, NumbaCompileError
 from .module import generate, generate_source
 from .runner import factory
 
-__all__ = ["NumbaBackendError", "NumbaCompileError", "factory", "generate", "generate_source"]
+
+
+def preload() -> None:
+    """Import Numba, the helpers, and Numba's typing and lowering registries (which loading even a
+    cached function does on first use, about 0.5 s)."""
+    from numba.core.registry import cpu_target
+
+    from . import approx, kernels  # noqa: F401
+
+    cpu_target.target_context.refresh()
+
+
+__all__ = ["NumbaBackendError", "NumbaCompileError", "factory", "generate", "generate_source", "preload"]

@@ -105,7 +105,9 @@ class Blocks:
                     continue
                 n = unit.node
                 assert n is not None
-                if n.op == "loop":
+                if n.op == "zeros" and n not in results and loops.only_loop_buffers(n, plan.users[id(n)]):
+                    scope.set(n, Ref(self.lit(0.0, n.type.dtype), scalar=True, const=True))  # read as 0
+                elif n.op == "loop":
                     loops.emit_loop(self, n)
                 elif n.op == "item":
                     ref = self.loop_results[id(n.inputs[0].node)][n.attrs["index"]]

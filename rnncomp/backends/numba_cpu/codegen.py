@@ -167,7 +167,8 @@ class Generator(Units, Blocks):
         with self.main_level():
             dims = self.dims_of(t)
         name = self.main_name("v")
-        self.alloc.line(f"{name} = np.empty({tuple_text(dims)}, {NP[t.dtype]})")
+        self.args.append(Arg(name, "buffer", t))  # the runner passes it in, from its pool
+        self.alloc.comment(f"{name}: {t}")
         return Ref(name, owned=True)
 
     def scratch(self, dims: list[str], dtype: DType) -> Place:
@@ -225,7 +226,10 @@ class Generator(Units, Blocks):
         else BLAS (the choice is a cheap run-time branch, so symbolic sizes need nothing more)."""
         name = "gemm_tn" if transpose_a else "gemm"
         self.helpers.add(name)
-        self.w.line(f"{name}({self.bind(A)}, {self.bind(B)}, {self.bind(out)})")
+        if not any(a.kind == "threads" for a in self.args):
+            self.args.append(Arg("n_threads", "threads", None))  # Numba's thread count, from the runner
+        threads = self.local("n_threads", "n")
+        self.w.line(f"{name}({self.bind(A)}, {self.bind(B)}, {self.bind(out)}, {threads})")
 
     # ------------------------------------------------------------ reading values
 

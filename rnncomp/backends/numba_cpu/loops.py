@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ir import LoopView, Node, TensorType
+from ir.symexpr import Sym
 
 from .emit import EMIT, View
 from .fusion import BlockPlan, Group, kind
@@ -33,7 +34,7 @@ def emit_loop(gen: Generator, node: Node) -> None:
         gen.w.comment(f"{label} [{way}: {v.length} iterations of {k} step(s) from step {v.start}]")
         n_iter, start = gen.count(v.length, "n"), gen.count(v.start, "start")
         cs = [_take(gen, u.node) for u in v.carry_in]
-        bufs = [_take(gen, u.node) for u in v.bufs]
+        bufs = [_take(gen, u.node, covers_all_slots(v, u.node)) for u in v.bufs]
         xs = [blk.scope.get(u.node) or gen.array(u.node) for u in v.xs]
         consts = []
         for u in v.consts:
@@ -79,15 +80,40 @@ def emit_loop(gen: Generator, node: Node) -> None:
     gen.loop_results[id(node)] = cs + bufs
 
 
-def _take(gen: Generator, node: Node) -> Ref:
+def _take(gen: Generator, node: Node, overwritten: bool = False) -> Ref:
     """A state or stacked buffer the loop may overwrite: the operand's own buffer if nothing else
-    reads it, else a copy."""
+    reads it, else a copy; a buffer the loop `overwritten` whole and that starts as zeros is not
+    initialised at all."""
     blk = gen.blk
     assert blk is not None
     ref = blk.scope.get(node)
     if ref is not None and ref.owned and blk.uses.get(id(node), 0) == 1:
         return ref
+    if overwritten and node.op == "zeros":
+        return gen.buffer(node.type)  # type: ignore[arg-type]
     return _copy_of(gen, node)
+
+
+def covers_all_slots(v: LoopView, buf: Node) -> bool:
+    """Whether the loop writes every slot of stacked buffer `buf` (each iteration writes its
+    steps' slots whole): one step per iteration from step 0, as many iterations as slots."""
+    n = v.length.text if isinstance(v.length, Sym) else v.length
+    return int(v.stride) == 1 and v.start == 0 and n == buf.type.shape[0]  # type: ignore[union-attr]
+
+
+def only_loop_buffers(node: Node, users: list[Node]) -> bool:
+    """Whether every use of `node` is as a loop's stacked-buffer operand (a zeros node used so
+    needs no array of its own: each loop fills, or fully overwrites, its own buffer)."""
+    if not users:
+        return False
+    for u in users:
+        if u.op != "loop":
+            return False
+        v = LoopView(u)
+        first = v.n_carry + v.n_xs
+        if any(x.node is node and not first <= i < first + v.n_buf for i, x in enumerate(u.inputs)):
+            return False
+    return True
 
 
 def _copy_of(gen: Generator, node: Node) -> Ref:

@@ -69,11 +69,13 @@ def _assemble(gen: Generator, prog: Program, body: Writer) -> Generated:
                 m.comment(f"{a.name}: dim {safe_name(a.key)}")
             elif a.kind == "count":
                 m.comment(f"{a.name}: loop {'start' if a.name.startswith('start') else 'trip count'} {a.key}")
-            else:
+            elif a.kind == "threads":
+                m.comment(f"{a.name}: threads a large GEMM is split across (numba.get_num_threads())")
+            elif a.kind == "const":
                 m.comment(f"{a.name}: constant {a.key.dtype}{list(a.key.shape)}")
         m.comment("returns: " + ", ".join(safe_name(k) for k in prog.outputs))
         if gen.alloc.lines:
-            m.comment("buffers, allocated once")
+            m.comment("buffers (uninitialised, passed in by the runner from its pool):")
     m.extend(gen.alloc)
     m.extend(body)
     lines, owners = m.render()

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from ir import ArgumentError, Program
@@ -16,6 +17,7 @@ from ir.dtypes import as_dtype
 from . import cache
 from .errors import NumbaCompileError
 from .module import generate
+from .pool import BufferPool
 from .values import Generated
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -33,32 +35,47 @@ class Runner:
         self.ready = False  # compiled (or loaded) for the argument types every call has
         self._counts: dict[tuple, int] = {}
         self._syms: dict[str, set[str]] = {}
+        self.pool = BufferPool()
 
     @property
     def source(self) -> str:
         return self.gen.source
 
     def arguments(self, arrays: dict[str, Any], symbols: dict[str, int]) -> list[Any]:
-        """`program`'s arguments: inputs as C-contiguous arrays of their dtype, dims, counts, constants."""
+        """`program`'s arguments: inputs as C-contiguous arrays of their dtype, dims, counts,
+        constants, and its buffers (from the pool)."""
         env = dict(symbols)
-        args: list[Any] = []
-        for a in self.gen.args:
+        args: list[Any] = [None] * len(self.gen.args)
+        for pos, a in enumerate(self.gen.args):
             if a.kind == "input":
                 x, dt = arrays[a.key], self.dtypes[a.key]
                 if not (type(x) is np.ndarray and x.dtype == dt and x.flags.c_contiguous):
                     x = np.ascontiguousarray(x, dtype=dt)
-                args.append(x)
+                args[pos] = x
                 for axis, sym in self.symbolic[a.key]:
                     env.setdefault(sym, x.shape[axis])
-            elif a.kind == "dim":
-                if a.key not in env:
-                    raise ArgumentError(f"program {self.prog.name!r}: dim {a.key!r} is not bound by an array or symbol")
-                args.append(int(env[a.key]))
+        wanted, where = [], []
+        for pos, a in enumerate(self.gen.args):
+            if a.kind == "dim":
+                args[pos] = self._dim(a.key, env)
             elif a.kind == "count":
-                args.append(self._count(a.key, env))
-            else:
-                args.append(a.key)
+                args[pos] = self._count(a.key, env)
+            elif a.kind == "const":
+                args[pos] = a.key
+            elif a.kind == "threads":
+                args[pos] = numba.get_num_threads()
+            elif a.kind == "buffer":
+                shape = tuple(d if isinstance(d, int) else self._dim(d, env) for d in a.key.shape)
+                wanted.append((shape, a.key.dtype.numpy))
+                where.append(pos)
+        for pos, buf in zip(where, self.pool.take(wanted)):
+            args[pos] = buf
         return args
+
+    def _dim(self, sym: str, env: dict[str, int]) -> int:
+        if sym not in env:
+            raise ArgumentError(f"program {self.prog.name!r}: dim {sym!r} is not bound by an array or symbol")
+        return int(env[sym])
 
     def _count(self, c: sx.Count, env: dict[str, int]) -> int:
         """A trip count or start for these symbols (memoised: parsing the expression costs more)."""
