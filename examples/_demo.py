@@ -41,8 +41,10 @@ def demo(cell: Cell, T: int = 5, B: int = 3) -> dict[str, np.ndarray]:
     print(f"\n{prog}: first call (compile + run) {t1 - t0:.2f} s")
     for name, value in got.items():
         err = float(np.max(np.abs(value - want[name]), initial=0.0))
-        print(f"{name}: shape {value.shape}, first values {np.round(value.ravel()[:4], 4).tolist()}, "
-              f"max |rnncomp - oracle| = {err:.1e}")
+        print(
+            f"{name}: shape {value.shape}, first values {np.round(value.ravel()[:4], 4).tolist()}, "
+            f"max |rnncomp - oracle| = {err:.1e}"
+        )
         if err > 1e-10 * max(1.0, float(np.max(np.abs(want[name]), initial=0.0))):
             raise SystemExit(f"{name}: rnncomp and the oracle disagree by {err:.3e}")
     outputs = [k for k in got if k not in cell.states]

@@ -54,7 +54,9 @@ def default_backend() -> str:
     """The backend `rc.compile` uses when none is named: `RNNCOMP_BACKEND` if set, else numba-cpu."""
     name = os.environ.get("RNNCOMP_BACKEND", "").strip() or DEFAULT_BACKEND
     if name not in BACKENDS:
-        raise ArgumentError(f"environment variable RNNCOMP_BACKEND: unknown backend {name!r}; available: {sorted(BACKENDS)}")
+        raise ArgumentError(
+            f"environment variable RNNCOMP_BACKEND: unknown backend {name!r}; available: {sorted(BACKENDS)}"
+        )
     return name
 
 

@@ -15,7 +15,6 @@ from .module import generate, generate_source
 from .runner import factory
 
 
-
 def preload() -> None:
     """Import Numba, the helpers, and Numba's typing and lowering registries (which loading even a
     cached function does on first use, about 0.5 s)."""

@@ -27,7 +27,7 @@ from .blocks import Block, Blocks, Operand, Place
 from .emit import EMIT, Scalar, View, broadcast_index
 from .errors import NumbaBackendError
 from .units import KernelText, Units
-from .values import Arg, Index, Ref, tuple_text
+from .values import Arg, Index, Ref
 from .writer import Writer, describe
 
 NP = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
@@ -163,9 +163,7 @@ class Generator(Units, Blocks):
             yield tuple(idx)
 
     def buffer(self, t: TensorType) -> Ref:
-        """A buffer allocated once, at the top of `program`."""
-        with self.main_level():
-            dims = self.dims_of(t)
+        """A buffer of `program`, allocated by the runner (its shape is computed there)."""
         name = self.main_name("v")
         self.args.append(Arg(name, "buffer", t))  # the runner passes it in, from its pool
         self.alloc.comment(f"{name}: {t}")
