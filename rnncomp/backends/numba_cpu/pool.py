@@ -35,11 +35,11 @@ class BufferPool:
 
     def _one(self, key: Key, per_call: int) -> np.ndarray:
         kept = self.arrays.setdefault(key, [])
-        for a in kept:
-            # references: the list, this loop's `a`, getrefcount's argument; any more means in use
+        for i in range(len(kept)):
+            a = kept[i]
+            # references: the list, `a`, getrefcount's argument; any more means in use
             if sys.getrefcount(a) == 3:
-                kept.remove(a)
-                kept.append(a)  # most recently handed out last: the next search finds older ones first
+                kept.append(kept.pop(i))  # most recently handed out last: the next search finds older ones first
                 return a
         a = np.empty(key[0], key[1])
         if len(kept) < self.copies * per_call:
