@@ -7,6 +7,7 @@ each combination of options compiles only the variants it runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -241,13 +242,25 @@ def _final(prog: rc.CompiledProgram, masked: bool = False, T: int = 7) -> Progra
     return prog._variant("infer", masked, T)[0]
 
 
+def _time_loops(src: str) -> list[str]:
+    """The text of every time loop (`for itN in range(...)`) of a generated module."""
+    lines, out = src.splitlines(), []
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("for it") and " in range(" in line:
+            depth = len(line) - len(line.lstrip())
+            inside = lambda x, depth=depth: not x.strip() or len(x) - len(x.lstrip()) > depth  # noqa: E731
+            out.append("\n".join(itertools.takewhile(inside, lines[i + 1 :])))
+    assert out, "no time loop found"
+    return out
+
+
 def test_source_is_readable_and_allocates_outside_loops():
     src = generate_source(_final(_program("lstm", 2, "float32", False, "numpy")), "float32")
     assert "@njit(cache=True, fastmath=FASTMATH" in src and '"nnan"' not in src
     assert "# %0 = matmul(x, Wx) : f32[T, B, 128]" in src  # a comment per node, named as printed
     assert "elementwise node(s) in one loop" in src and "tanh_f32(" in src and "sigmoid_f32(" in src
-    body = src[src.index("    for it0 in range(") :]
-    assert "np.empty(" not in body and "np.zeros(" not in body  # every buffer is allocated up front
+    for body in _time_loops(src):  # every buffer is allocated before the time loop
+        assert "np.empty(" not in body and "np.zeros(" not in body and "pack_b(" not in body
     compile(src, "<generated>", "exec")
     masked = generate_source(_final(_program("lstm", 2, "float32", False, "numpy"), masked=True), "float32")
     assert masked.count("fused_0(") == 3  # the two unrolled copies of the step share one kernel

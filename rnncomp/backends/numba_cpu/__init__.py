@@ -4,8 +4,8 @@
 gives the module's text. Pipeline: fusion.py plans each block (fused groups, schedule), codegen.py
 (with blocks.py, loops.py, units.py) writes `program` and its kernels from the op table in emit.py,
 module.py assembles the text, cache.py stores and imports it, runner.py calls it (buffers from
-pool.py). approx.py and kernels.py are the helpers generated code imports; they, cache.py and
-runner.py import Numba, nothing else does.
+pool.py). approx.py, kernels.py and gemm.py (over blas.py) are the helpers generated code imports;
+they, cache.py and runner.py import Numba, nothing else does.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def preload() -> None:
     cached function does on first use, about 0.5 s)."""
     from numba.core.registry import cpu_target
 
-    from . import approx, kernels  # noqa: F401
+    from . import approx, gemm, kernels  # noqa: F401
 
     cpu_target.target_context.refresh()
 

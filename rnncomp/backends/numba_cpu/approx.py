@@ -21,7 +21,7 @@ TANH_F32_MAX_ABS_ERROR = 3.5e-7
 SIGMOID_F32_MAX_ABS_ERROR = 2.0e-7
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@njit(fastmath=FASTMATH, cache=True, error_model="numpy")
 def tanh_f32(x):
     """tanh of a float32: Eigen's rational approximation, max abs error 3.4e-7 (see the module)."""
     c = np.float32(7.90531110763549805)
@@ -42,7 +42,7 @@ def tanh_f32(x):
     return x * p / q
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@njit(fastmath=FASTMATH, cache=True, error_model="numpy")
 def sigmoid_f32(x):
     """sigmoid of a float32 through tanh_f32: max abs error 1.7e-7 (see the module)."""
     h = np.float32(0.5)

@@ -10,6 +10,7 @@ import numpy as np
 from ir import Node
 from ir.dtypes import DType
 from ir.names import name_nodes
+from ir.shapes import norm_axis
 
 from . import loops
 from .emit import EMIT, Kernel
@@ -69,6 +70,7 @@ class Blocks:
             return Ref(self.lit(float(value), dt), scalar=True, const=True)
         name = self.main_name("k")
         self.args.append(Arg(name, "const", value.astype(dt.numpy)))
+        self.abi[name] = ("array", dt.value, value.ndim)
         return Ref(name)
 
     def block(
@@ -96,7 +98,8 @@ class Blocks:
         outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), uses)
         try:
             inplace = loops.in_place(plan, carries or [], targets)
-            written: set[int] = set()
+            joined = self._joined(plan, results, targets)
+            written: set[int] = {n for n in joined if targets.get(n)}
             given: dict[str, Node] = {}  # loop result buffer -> the item node that names it
             for unit in plan.units:
                 if unit.group is not None:
@@ -105,6 +108,8 @@ class Blocks:
                     continue
                 n = unit.node
                 assert n is not None
+                if id(n) in joined:
+                    continue  # its operands' loops stored it
                 if n.op == "zeros" and n not in results and loops.only_loop_buffers(n, plan.users[id(n)]):
                     scope.set(n, Ref(self.lit(0.0, n.type.dtype), scalar=True, const=True))  # read as 0
                 elif n.op == "loop":
@@ -122,6 +127,40 @@ class Blocks:
             return written, inplace
         finally:
             self.blk = outer
+
+    def _joined(self, plan: BlockPlan, results: list[Node], targets: dict[int, list[Ref]]) -> set[int]:
+        """Concats whose operands are fused loops' results read by nothing else: those loops
+        store straight into the concat's array (a window of it each), so it costs no copy."""
+        blk = self.blk
+        assert blk is not None
+        done: set[int] = set()
+        for unit in plan.units:
+            n = unit.node
+            if n is None or n.op != "concat" or len(targets.get(id(n), [])) > 1:
+                continue
+            ops = [u.node for u in n.inputs]
+            axis = norm_axis(n.attrs["axis"], n.type.rank)  # type: ignore[union-attr]
+            if len({id(o) for o in ops}) < len(ops) or not all(
+                self._joinable(o, n, plan, results, targets) for o in ops
+            ):
+                continue
+            if not all(isinstance(o.type.shape[axis], int) for o in ops):  # type: ignore[union-attr]
+                continue
+            out = targets[id(n)][0] if targets.get(id(n)) else self.buffer(n.type)  # type: ignore[arg-type]
+            at = 0
+            for o in ops:
+                width = o.type.shape[axis]  # type: ignore[union-attr]
+                targets[id(o)] = [replace(out, window=(axis, at, at + width), owned=False, contiguous=axis == 0)]
+                at += width
+            blk.scope.set(n, out)
+            done.add(id(n))
+        return done
+
+    @staticmethod
+    def _joinable(o: Node, concat: Node, plan: BlockPlan, results: list[Node], targets: dict) -> bool:
+        g = plan.group_of.get(id(o))
+        alone = plan.users.get(id(o)) == [concat] and not any(r is o for r in results)
+        return g is not None and any(r is o for r in g.roots) and alone and not targets.get(id(o))
 
     def group(self, g: Group, targets: dict[int, list[Ref]]) -> None:
         blk = self.blk

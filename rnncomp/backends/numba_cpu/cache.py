@@ -21,7 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from numba.core.errors import NumbaError
+
 ENV = "RNNCOMP_CACHE_DIR"
+HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py")  # what generated code imports
 
 
 def cache_dir() -> Path:
@@ -42,10 +45,10 @@ def versions() -> dict[str, str]:
 
     import rnncomp
 
-    from .kernels import BLAS
+    from .blas import BLAS
 
     here = Path(__file__).parent
-    helpers = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("approx.py", "kernels.py")))
+    helpers = hashlib.sha256(b"".join((here / f).read_bytes() for f in HELPER_FILES))
     return {
         "rnncomp": rnncomp.__version__,
         "helpers": helpers.hexdigest(),
@@ -128,6 +131,16 @@ def load(source: str, options: dict[str, Any]) -> tuple[ModuleType, Path]:
     name = f"rnncomp_numba_cpu_{key[:20]}"
     try:
         return _import(path, name), path
+    except NumbaError as e:  # its row blocks compile on import: the code is wrong, not the file
+        raise CompileFailed(path, e) from None
     except Exception as e:  # noqa: BLE001  (whatever broke the import, a fresh entry is the cure)
         _rebuild(path, source, f"failed to import ({type(e).__name__}: {e})")
         return _import(path, name + "_rebuilt"), path
+
+
+class CompileFailed(Exception):
+    """Numba could not compile code of the entry at `path` while importing it."""
+
+    def __init__(self, path: Path, error: Exception):
+        super().__init__(str(error))
+        self.path, self.error = path, error

@@ -5,10 +5,10 @@ kernel per unit: a fused elementwise loop, an op's kernel, a copy. A kernel's te
 local names (arrays x0.., scalars y0.., dims n0..) bound at the call, so identical kernels (the
 copies of an unrolled step) are one function: Numba compiles each once (see units.py).
 
-Not yet: `prange` over the batch. GEMMs run on OpenBLAS's threads, which keep spinning for a while
-after each call; a parallel fused loop would fight them for the same cores. Parallel elementwise
-work pays once BLAS threads are coordinated with ours (e.g. one pool, or single-threaded BLAS
-inside a batch-parallel step).
+A loop whose batch rows are independent (passes/rows.py) becomes one `parallel=True` kernel that
+runs a block of rows per Numba thread through every step (rowloops.py); inside it GEMMs run on one
+thread each. Elsewhere a large GEMM is split across the threads (gemm.py); Numba's threads are the
+only ones: the BLAS never starts its own.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from ir import Node, Program, TensorType
 from ir import symexpr as sx
 from ir.dtypes import DType
 from ir.shapes import is_identifier
+from passes.rows import ROWS
 
 from .blocks import Block, Blocks, Operand, Place
 from .emit import EMIT, Scalar, View, broadcast_index
 from .errors import NumbaBackendError
+from .rowloops import Part, transposed
 from .units import KernelText, Units
 from .values import Arg, Index, Ref
 from .writer import Writer, describe
@@ -37,8 +39,11 @@ HELPERS = {  # helper -> the module of this package that defines it
     "sigmoid_f64": "kernels",
     "softplus_f32": "kernels",
     "softplus_f64": "kernels",
-    "gemm": "kernels",
-    "gemm_tn": "kernels",
+    "gemm": "gemm",
+    "gemm_nt": "gemm",
+    "gemm_tn": "gemm",
+    "pack_b": "gemm",
+    "gemm_packed": "gemm",
 }
 
 
@@ -59,9 +64,13 @@ class Generator(Units, Blocks):
         self.kernel: KernelText | None = None
         self.kernels: dict[tuple[str, ...], tuple[str, list[str], Writer]] = {}  # code -> (kind, params, text)
         self.calls: list[tuple[tuple[str, ...], list[str], str]] = []  # (kernel, arguments, label)
-        self.kernel_writers: list[tuple[str, Writer]] = []
+        self.kernel_writers: list[tuple[str, Writer, str]] = []
+        self.abi: dict[str, tuple] = {}  # program's names a row block may be passed (see units.py)
+        self.loop_depth = 0
         self.loop_results: dict[int, list[Ref]] = {}
         self.blk: Block | None = None
+        self.part: Part | None = None  # the row block being emitted (a row-parallel loop's body)
+        self.packs: dict[int, tuple[str, Ref, bool]] = {}  # id(loop param) -> (pack_b result, operand, trans)
 
     # ------------------------------------------------------------ names, literals, dims
 
@@ -79,9 +88,14 @@ class Generator(Units, Blocks):
     def dim(self, d: int | str) -> str:
         if isinstance(d, int):
             return str(d)
+        if d == ROWS:
+            if self.part is None:
+                raise NumbaBackendError("numba-cpu internal error: a row block's extent outside its loop")
+            return self.local(self.part.rows, "n", self.part.kernel.uid)
         if d not in self.dim_names:
             self.dim_names[d] = f"d_{d}" if is_identifier(d) else self.main_name("d")
             self.args.append(Arg(self.dim_names[d], "dim", d))
+            self.abi[self.dim_names[d]] = ("int",)
         return self.local(self.dim_names[d], "n")
 
     def dims_of(self, t: TensorType) -> list[str]:
@@ -89,6 +103,10 @@ class Generator(Units, Blocks):
 
     def dims(self, node: Node) -> list[str]:
         return self.dims_of(node.type)  # type: ignore[arg-type]
+
+    def value(self, expr: str) -> str:
+        """A dim or count expression of `program` as the kernel being built sees it."""
+        return expr if expr.isdigit() else self.local(expr, "n")
 
     def product(self, dims: list[str]) -> str:
         return " * ".join(dims) if dims else "1"
@@ -98,6 +116,19 @@ class Generator(Units, Blocks):
             return str(c)
         name = self.main_name(prefix)
         self.args.append(Arg(name, "count", c))
+        self.abi[name] = ("int",)
+        return name
+
+    def int_name(self, prefix: str) -> str:
+        """A fresh int variable of `program` (a row block may be passed it)."""
+        name = self.main_name(prefix)
+        self.abi[name] = ("int",)
+        return name
+
+    def address_arg(self, function: str) -> str:
+        """A parameter of `program`: the address of a block cfunc, from the runner."""
+        name = f"f_{function}"
+        self.args.append(Arg(name, "address", function))
         return name
 
     def lit(self, value: float, dtype: DType) -> str:
@@ -127,17 +158,14 @@ class Generator(Units, Blocks):
     def at(self, ref: Ref, idx: Index) -> str:
         """`ref`'s element at `idx` (in a kernel: through its parameters)."""
         if ref.scalar:
-            return ref.var if ref.const else self.local(ref.var, "y")
-        if self.kernel is None:
-            full, base = ref.prefix + tuple(idx), ref.var
-        else:
-            pre = tuple(p if p.isdigit() else self.local(p, "y") for p in ref.prefix)
-            full, base = pre + tuple(idx), self.local(ref.var, "x")
+            return ref.var if ref.const else self.local(ref.var, "y", ref.home)
+        pre = tuple(p if p.isdigit() else self.local(p, "y", ref.home) for p in ref.prefix)
+        full, base = pre + ref.index(tuple(idx)), self.local(ref.var, "x", ref.home)
         return f"{base}[{', '.join(full)}]" if full else f"{base}[()]"
 
     def arr(self, ref: Ref) -> str:
         """`ref` as an array expression (in a kernel: a parameter)."""
-        return self.local(ref.array(), "x")
+        return self.local(ref.array(), "x", ref.home)
 
     # ------------------------------------------------------------ emission (the ctx of emit.py)
 
@@ -163,21 +191,26 @@ class Generator(Units, Blocks):
             yield tuple(idx)
 
     def buffer(self, t: TensorType) -> Ref:
-        """A buffer of `program`, allocated by the runner (its shape is computed there)."""
+        """A buffer of `program`, allocated by the runner (its shape is computed there); inside a
+        row block, that block's rows of it."""
+        if self.part is not None:
+            return self.part.buffer(self, t)
         name = self.main_name("v")
         self.args.append(Arg(name, "buffer", t))  # the runner passes it in, from its pool
+        self.abi[name] = ("array", t.dtype.value, t.rank)
         self.alloc.comment(f"{name}: {t}")
         return Ref(name, owned=True)
 
     def scratch(self, dims: list[str], dtype: DType) -> Place:
         """A buffer for a kernel's own use (dims as the kernel sees them: symbols are mapped back)."""
-        inv = {v: k for k, v in (self.kernel.by_expr.items() if self.kernel else [])}
-        shape = tuple(self._symbol(inv.get(d, d)) for d in dims)
+        shape = tuple(self._symbol(self.main_expr(d)) for d in dims)
         return Place(self, self.buffer(TensorType(dtype, shape)))
 
     def _symbol(self, d: str) -> int | str:
         if d.isdigit():
             return int(d)
+        if self.part is not None and d == self.part.rows:  # a row block's extent, seen from its own kernel
+            return ROWS
         for sym, name in self.dim_names.items():
             if name == d:
                 return sym
@@ -192,13 +225,13 @@ class Generator(Units, Blocks):
         return name
 
     @contextmanager
-    def main_level(self) -> Iterator[None]:
-        """Names as `program` sees them (for allocations made while a kernel is being built)."""
-        saved, self.kernel = self.kernel, None
+    def inside(self, kernel: KernelText, counter: dict[str, int]) -> Iterator[None]:
+        """Names as an enclosing kernel sees them (for lines written into it from a nested one)."""
+        saved, (self.kernel, self.counter) = (self.kernel, self.counter), (kernel, counter)
         try:
             yield
         finally:
-            self.kernel = saved
+            self.kernel, self.counter = saved
 
     def copy(self, dst: Ref, shape: tuple, src: Callable[[Index], str], label: str = "copy") -> None:
         """dst = src over `shape` (an IR shape), as its own kernel."""
@@ -219,15 +252,36 @@ class Generator(Units, Blocks):
             self.w.line(f"{self.at(buf, idx)} = {self.read(x.node, idx)}")
         return self.arr(buf)
 
-    def gemm(self, M: str, K: str, N: str, A: str, B: str, out: str, transpose_a: bool) -> None:
-        """out[M, N] = A @ B (A is [K, M] if transpose_a), by kernels.gemm: a loop nest when small,
-        else BLAS (the choice is a cheap run-time branch, so symbolic sizes need nothing more)."""
-        name = "gemm_tn" if transpose_a else "gemm"
-        self.helpers.add(name)
+    def gemm(self, A: str, B: str, out: str, kind: str = "gemm") -> None:
+        """out = A @ B by gemm.py's `kind` (gemm, gemm_nt: B transposed, gemm_tn: A transposed): a loop
+        nest when small, else BLAS (a cheap run-time branch, so symbolic sizes need nothing more)."""
+        self.helpers.add(kind)
+        self.w.line(f"{kind}({self.bind(A)}, {self.bind(B)}, {self.bind(out)}, {self.threads()}, BLAS)")
+
+    def matmul(self, A: str, b: Operand, out: str) -> None:
+        """out = A @ b for a right operand b as it comes: packed before its loop, a transposed
+        array (BLAS reads it transposed: no copy), or any other array (made contiguous)."""
+        packed = self.packs.get(id(b.node))
+        if packed is not None:
+            pk, base, trans = packed
+            self.helpers.add("gemm_packed")
+            args = f"{self.bind(A)}, {self.local(pk, 'x')}, {self.arr(base)}, {self.bind(out)}, {trans}"
+            self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
+            return
+        base = transposed(self, b.node)
+        if base is not None:
+            self.gemm(A, self.arr(base), out, "gemm_nt")
+        else:
+            self.gemm(A, self.contiguous(b), out)
+
+    def threads(self) -> str:
+        """How many threads a GEMM may split across: one inside a row block, else Numba's count."""
+        if self.part is not None:
+            return "1"
         if not any(a.kind == "threads" for a in self.args):
             self.args.append(Arg("n_threads", "threads", None))  # Numba's thread count, from the runner
-        threads = self.local("n_threads", "n")
-        self.w.line(f"{name}({self.bind(A)}, {self.bind(B)}, {self.bind(out)}, {threads})")
+            self.abi["n_threads"] = ("int",)
+        return self.local("n_threads", "n")
 
     # ------------------------------------------------------------ reading values
 

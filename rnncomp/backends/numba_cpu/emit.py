@@ -7,7 +7,7 @@ Three kinds of entry:
 - `Kernel`: any other op, written as statements that fill a preallocated output buffer.
 `input`, `constant`, `loop` and `item` are handled by codegen itself (they bind values).
 Emitters see the generator as `ctx` (codegen.Generator: line, loops, dims, lit, fn, tmp, scratch,
-contiguous, gemm), and operands and outputs with `.at(idx)` (the element at an index tuple of
+contiguous, gemm, matmul), and operands and outputs with `.at(idx)` (the element at an index tuple of
 expression strings) and `.array()` (an array expression).
 """
 
@@ -186,13 +186,13 @@ def _fill(value: float) -> Kernel:
 
 def _matmul(ctx, n: Node, out, args: list) -> None:
     a, b = args
-    adims, (K, N) = ctx.dims(a.node), ctx.dims(b.node)
+    adims, N = ctx.dims(a.node), ctx.dims(n)[-1]
     rows = ctx.product(adims[:-1])
     A = ctx.contiguous(a)
-    a2 = A if a.node.type.rank == 2 else f"{A}.reshape(({rows}, {K}))"
+    a2 = A if a.node.type.rank == 2 else f"{A}.reshape(({rows}, {adims[-1]}))"
     o = out.array()
     out2 = o if n.type.rank == 2 else f"{o}.reshape(({rows}, {N}))"
-    ctx.gemm(rows, K, N, a2, ctx.contiguous(b), out2, transpose_a=False)
+    ctx.matmul(a2, b, out2)
 
 
 def _matmul_tn(ctx, n: Node, out, args: list) -> None:
@@ -202,7 +202,7 @@ def _matmul_tn(ctx, n: Node, out, args: list) -> None:
     A, B = ctx.contiguous(a), ctx.contiguous(b)
     a2 = A if a.node.type.rank == 2 else f"{A}.reshape(({rows}, {adims[-1]}))"
     b2 = B if b.node.type.rank == 2 else f"{B}.reshape(({rows}, {bdims[-1]}))"
-    ctx.gemm(adims[-1], rows, bdims[-1], a2, b2, out.array(), transpose_a=True)
+    ctx.gemm(a2, b2, out.array(), "gemm_tn")
 
 
 def _reduce_axes(n: Node) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""Loops: a loop node becomes a `for` over iterations in `program`, its body's units called inside.
+"""Loops: a loop node becomes a `for` over iterations in `program`, its body's units called inside
+(or, when its batch rows are independent, a parallel kernel over blocks of rows: rowloops.py).
 
 Carried values live in state buffers. A fused group may write a state's new value in place when
 every read of the old value happens in that group at the same index, or in an earlier unit;
@@ -13,11 +14,13 @@ from typing import TYPE_CHECKING
 
 from ir import LoopView, Node, TensorType
 from ir.symexpr import Sym
+from passes.rows import ROWS, rows_plan
 
 from .emit import EMIT, View
 from .fusion import BlockPlan, Group, kind
+from .rowloops import open_part, transposed
 from .values import Index, Ref, Scope
-from .writer import describe
+from .writer import describe, safe_name
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -26,37 +29,72 @@ if TYPE_CHECKING:
 def emit_loop(gen: Generator, node: Node) -> None:
     blk = gen.blk
     assert blk is not None
-    v = LoopView(node)
-    k = int(v.stride)
+    plan, why = rows_plan(node) if gen.loop_depth == 0 else (None, "a loop inside a loop")
+    v = LoopView(plan.loop if plan is not None else node)
     label = describe(node, blk.names)
     with gen.w.owned_by(label):
         way = "reverse" if v.reverse else "forward"
-        gen.w.comment(f"{label} [{way}: {v.length} iterations of {k} step(s) from step {v.start}]")
+        gen.w.comment(f"{label} [{way}: {v.length} iterations of {v.stride} step(s) from step {v.start}]")
         n_iter, start = gen.count(v.length, "n"), gen.count(v.start, "start")
         cs = [_take(gen, u.node) for u in v.carry_in]
         bufs = [_take(gen, u.node, covers_all_slots(v, u.node)) for u in v.bufs]
         xs = [blk.scope.get(u.node) or gen.array(u.node) for u in v.xs]
-        consts = []
-        for u in v.consts:
-            ref = blk.scope.get(u.node) or gen.array(u.node)
-            consts.append(ref if ref.scalar or ref.contiguous else _copy_of(gen, u.node))
+        if plan is not None:  # a row block is passed arrays of program's by name (launch.py)
+            xs = [x if _named(gen, x) else _copy_of(gen, u.node) for x, u in zip(xs, v.xs)]
+        if plan is None:
+            gen.w.comment(f"rows in sequence: {why}")
+            consts = _consts(gen, v, {}, named=False)
+        else:
+            parts, width = gen.int_name("np"), gen.int_name("w")
+            D = gen.dim(plan.dim)
+            gen.w.comment(f"batch rows independent: {parts} blocks of {width} rows, one per thread")
+            gen.w.line(f"{parts} = max(1, min({gen.threads()}, {D}))")
+            gen.w.line(f"{width} = ({D} + {parts} - 1) // {parts}")
+            consts = _consts(gen, v, {ROWS: width}, named=True)
+    if plan is None:
+        _steps(gen, v, label, n_iter, start, cs, bufs, xs, consts)
+    else:
+
+        def rows() -> None:
+            part = open_part(gen, plan.dim, parts, width)
+            gen.part = part
+            try:
+                cs_p = [part.rows_of(gen, c) for c in cs]
+                consts_p = [part.rows_of(gen, c) if cut else c for c, cut in zip(consts, plan.sliced_consts)]
+                take = lambda ref, step: part.step_rows(gen, ref, step)  # noqa: E731
+                _steps(gen, v, label, n_iter, start, cs_p, bufs, xs, consts_p, take)
+            finally:
+                gen.part = None
+
+        with gen.w.owned_by(label):
+            gen.unit("rows", f"{label}: blocks of rows in parallel", rows)
+    gen.loop_results[id(node)] = cs + bufs
+
+
+def _steps(gen, v, label, n_iter, start, cs, bufs, xs, consts, take=None) -> None:
+    """The `for` over iterations, the body's units inside it and the carried values' updates.
+    `take(ref, step)`: a stacked array's slot for one step (default: `ref[step]`)."""
+    k = int(v.stride)
+    take = take or (lambda ref, step: ref.slot(step))
     it, base = gen.main_name("it"), gen.main_name("b")
-    gen.w.line(f"for {it} in range({n_iter}):")
+    gen.w.line(f"for {it} in range({gen.value(n_iter)}):")
+    gen.loop_depth += 1
     with gen.w.indent():
-        order = f"({n_iter} - 1 - {it})" if v.reverse else it
-        gen.w.line(f"{base} = {start} + {order} * {k}" if k > 1 else f"{base} = {start} + {order}")
+        order = f"({gen.value(n_iter)} - 1 - {it})" if v.reverse else it
+        first = gen.value(start)
+        gen.w.line(f"{base} = {first} + {order} * {k}" if k > 1 else f"{base} = {first} + {order}")
         step = [base if j == 0 else f"{base} + {j}" for j in range(k)]
         scope = Scope()
         for j, p in enumerate(v.t_params):
-            scope.set(p, Ref(step[j], scalar=True))
+            scope.set(p, Ref(step[j], scalar=True, home=gen.home()))
         for p, ref in zip(v.carry_params, cs):
             scope.set(p, ref)
         for ps, ref in zip(v.x_params, xs):
             for j, p in enumerate(ps):
-                scope.set(p, ref.slot(step[j]))
+                scope.set(p, take(ref, step[j]))
         for p, ref in zip(v.const_params, consts):
             scope.set(p, ref)
-        slots = [(r, buf.slot(step[j])) for rs, buf in zip(v.y_results, bufs) for j, r in enumerate(rs)]
+        slots = [(r, take(buf, step[j])) for rs, buf in zip(v.y_results, bufs) for j, r in enumerate(rs)]
         targets: dict[int, list[Ref]] = {}
         for r, slot in slots:
             if kind(r) in ("scalar", "kernel"):
@@ -66,8 +104,8 @@ def emit_loop(gen: Generator, node: Node) -> None:
         for i, (p, r) in enumerate(zip(v.carry_params, v.carry_out)):
             if sum(x is r for x in v.carry_out) == 1 and not any(x is p for x in results):
                 carries.append((i, p, r, cs[i]))
+        blk = gen.blk
         written, inplace = gen.block(v.body.nodes(), scope, results, targets, carries)
-        outer = gen.blk
         gen.blk = type(blk)(scope, BlockPlan([], {}, {}, {}), blk.names, {})
         try:
             for r, slot in slots:
@@ -76,8 +114,49 @@ def emit_loop(gen: Generator, node: Node) -> None:
             moves = [(i, cs[i], r) for i, r in enumerate(v.carry_out) if i not in inplace]
             _parallel_move(gen, moves, {id(p): i for i, p in enumerate(v.carry_params)}, label)
         finally:
-            gen.blk = outer
-    gen.loop_results[id(node)] = cs + bufs
+            gen.blk = blk
+            gen.loop_depth -= 1
+
+
+def _named(gen: Generator, ref: Ref) -> bool:
+    """Whether `ref` is a whole array of `program`'s with a known type (what a row block is passed)."""
+    return ref.var in gen.abi and not ref.prefix
+
+
+def _consts(gen: Generator, v: LoopView, dims: dict[str, str], named: bool) -> list[Ref]:
+    """The loop invariants' refs. A matrix only multiplied from the right (a recurrent weight) is
+    prepared once by `pack_b` and never copied; others are made contiguous (and, if `named`, whole
+    arrays of program's) if they are not. `dims`: names for the body's extents that are not
+    `program`'s own (a row block's)."""
+    blk = gen.blk
+    assert blk is not None
+    users: dict[int, list[Node]] = {id(p): [] for p in v.const_params}
+    for n in v.body.nodes():
+        for u in n.inputs:
+            if id(u.node) in users:
+                users[id(u.node)].append(n)
+    out = []
+    for u, p in zip(v.consts, v.const_params):
+        ref = blk.scope.get(u.node) or gen.array(u.node)
+        uses = users[id(p)]
+        weights = [n for n in uses if n.op == "matmul" and n.inputs[1].node is p and n.inputs[0].node is not p]
+        if weights and p.type.rank == 2 and not ref.scalar:  # type: ignore[union-attr]
+            base = transposed(gen, u.node)
+            operand = base or (ref if ref.contiguous else _copy_of(gen, u.node))
+            lhs: TensorType = weights[0].inputs[0].node.type  # type: ignore[assignment]
+            rows = gen.product([dims.get(d) or gen.dim(d) for d in lhs.shape[:-1]])  # type: ignore[arg-type]
+            pk = gen.main_name("pk")
+            gen.abi[pk] = ("pack", p.type.dtype.value)  # type: ignore[union-attr]
+            gen.helpers.add("pack_b")
+            what = safe_name(p.name or "%?")
+            gen.w.line(f"{pk} = pack_b({gen.arr(operand)}, {base is not None}, {rows}, BLAS)  # {what}, once per call")
+            gen.packs[id(p)] = (pk, operand, base is not None)
+            if len(weights) == len(uses):
+                out.append(ref)  # read through the pack only
+                continue
+        usable = ref.scalar or (ref.contiguous and (_named(gen, ref) or not named))
+        out.append(ref if usable else _copy_of(gen, u.node))
+    return out
 
 
 def _take(gen: Generator, node: Node, overwritten: bool = False) -> Ref:
@@ -154,6 +233,16 @@ def in_place(plan: BlockPlan, carries: list[tuple[int, Node, Node, Ref]], target
     done = set()
     for i, param, result, state in carries:
         g = plan.group_of.get(id(result))
+        if g is None and kind(result) == "kernel" and id(result) in plan.order:
+            # A kernel (a GEMM) may write the state itself once every read of the old value is done
+            # and it does not read the old value either (its operands are other buffers).
+            at = plan.order[id(result)]
+            reads = [u for u in plan.users.get(id(param), []) if u is not result]
+            direct = all(x.node is not param for x in result.inputs)
+            if direct and all(kind(u) != "view" and plan.order.get(id(u), at) < at for u in reads):
+                targets.setdefault(id(result), []).insert(0, state)
+                done.add(i)
+            continue
         if g is None or result not in g.roots:
             continue
         ident = _identity_members(g, plan)

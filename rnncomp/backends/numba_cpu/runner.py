@@ -26,8 +26,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 class Runner:
     """`runner(arrays, symbols) -> outputs` for one program; `.source` and `.path` show the code."""
 
-    def __init__(self, prog: Program, gen: Generated, fn: Any, path: Path):
-        self.prog, self.gen, self.fn, self.path = prog, gen, fn, path
+    def __init__(self, prog: Program, gen: Generated, module: Any, path: Path):
+        self.prog, self.gen, self.fn, self.path = prog, gen, getattr(module, gen.function), path
+        self.addresses = {a.key: getattr(module, a.key).address for a in gen.args if a.kind == "address"}
         self.dtypes = {n.name: n.type.dtype.numpy for n in prog.inputs}  # type: ignore[union-attr]
         self.symbolic = {
             n.name: [(i, d) for i, d in enumerate(n.type.shape) if isinstance(d, str)] for n in prog.inputs
@@ -64,6 +65,8 @@ class Runner:
                 args[pos] = a.key
             elif a.kind == "threads":
                 args[pos] = numba.get_num_threads()
+            elif a.kind == "address":
+                args[pos] = self.addresses[a.key]
             elif a.kind == "buffer":
                 shape = tuple(d if isinstance(d, int) else self._dim(d, env) for d in a.key.shape)
                 wanted.append((shape, a.key.dtype.numpy))
@@ -105,30 +108,33 @@ class Runner:
         try:
             self.fn.compile(tuple(numba.typeof(a) for a in args))
         except Exception as e:  # noqa: BLE001  (Numba's typing errors are not all NumbaErrors)
-            raise self._compile_error(e) from None
+            raise compile_error(self.prog, self.gen, self.path, e) from None
         self.ready = True
 
-    def _compile_error(self, e: Exception) -> NumbaCompileError:
-        text = _ANSI.sub("", str(e))
-        lines = [int(m.group(1)) for m in re.finditer(re.escape(self.path.name) + r'", line (\d+)', text)]
-        where = f"{self.path}"
-        node = None
-        for ln in lines:
-            near = [k for k in self.gen.owners if k <= ln]
-            if near:
-                node = self.gen.owners[max(near)]
-                where = f"{self.path}:{ln}"
-                break
-        what = f"the code generated for node {node}" if node else "the generated code"
-        short = "\n".join(text.strip().splitlines()[:12])
-        return NumbaCompileError(
-            f"numba-cpu: Numba could not compile {what} of program {self.prog.name!r} ({where}):\n{short}"
-        )
+
+def compile_error(prog: Program, gen: Generated, path: Path, e: Exception) -> NumbaCompileError:
+    """Numba's failure as an rnncomp error naming the IR node that produced the failing line."""
+    text = _ANSI.sub("", str(e))
+    lines = [int(m.group(1)) for m in re.finditer(re.escape(path.name) + r'", line (\d+)', text)]
+    where = f"{path}"
+    node = None
+    for ln in lines:
+        near = [k for k in gen.owners if k <= ln]
+        if near:
+            node = gen.owners[max(near)]
+            where = f"{path}:{ln}"
+            break
+    what = f"the code generated for node {node}" if node else "the generated code"
+    short = "\n".join(text.strip().splitlines()[:12])
+    return NumbaCompileError(f"numba-cpu: Numba could not compile {what} of program {prog.name!r} ({where}):\n{short}")
 
 
 def factory(prog: Program, options: dict[str, Any]) -> Runner:
     """The registry's entry point: generate, cache and load the module for `prog`."""
     dtype = as_dtype(options.get("dtype", "float32"))
     gen = generate(prog, dtype)
-    module, path = cache.load(gen.source, {"dtype": dtype.value})
-    return Runner(prog, gen, getattr(module, gen.function), path)
+    try:
+        module, path = cache.load(gen.source, {"dtype": dtype.value})
+    except cache.CompileFailed as e:
+        raise compile_error(prog, gen, e.path, e.error) from None
+    return Runner(prog, gen, module, path)

@@ -1,25 +1,59 @@
 """Units as kernels: each unit's code is built as its own function with local names, identical
-texts are one kernel, and a kernel called only once is written inline in `program` after all."""
+texts are one kernel, and a kernel called only once is written inline where it is called.
+
+Kernels nest: a unit emitted while another kernel is being built is a kernel of its own called
+from that one (a row block's fused loops, rowloops.py). A name bound in one kernel reaches a
+kernel nested in it as a parameter (`local`, with the kernel that binds it as `home`).
+A `parallel` kernel (a loop over row blocks) is written as a block `cfunc` of launch.py's fixed
+signature, which unpacks its parameters from an int64 array that `program` fills at the call; the
+one `run_blocks` (compiled once, cached) runs the blocks on Numba's threads. A `parallel=True`
+function per loop would cost seconds of Numba's parallel compilation each.
+"""
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .errors import NumbaBackendError
 from .writer import Writer
 
-_CALL = "\x00call "  # a marker line in program's body, replaced by `finish`
+_CALL = "\x00call "  # a marker line where a kernel is called, replaced by `finish`
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOCAL = re.compile(r"[tiamsk][0-9]+")  # names a kernel makes for itself (see Generator.tmp and emit.py)
+PARALLEL = ("rows",)  # kinds of unit written as a block cfunc run by launch.run_blocks
+BLOCK = "p0"  # the block index, the first parameter of a parallel kernel's block function
+_NP = {"f32": "np.float32", "f64": "np.float64", "i32": "np.int32", "i64": "np.int64"}
+_uids = itertools.count(1)
 
 
-@dataclass
+@dataclass(eq=False)
 class KernelText:
     """A kernel under construction: its parameters, as (local name, expression at the call)."""
 
+    parent: KernelText | None = None
     params: list[tuple[str, str]] = field(default_factory=list)
     by_expr: dict[str, str] = field(default_factory=dict)
+    uid: int = field(default_factory=lambda: next(_uids))
+    over: str | None = None  # a parallel kernel's block count (a parameter)
+
+    def param(self, expr: str, prefix: str) -> str:
+        if expr not in self.by_expr:
+            name = f"{prefix}{sum(p.startswith(prefix) for p, _ in self.params)}"
+            self.by_expr[expr] = name
+            self.params.append((name, expr))
+        return self.by_expr[expr]
+
+
+@dataclass
+class KernelDef:
+    kind: str
+    params: list[str]
+    text: Writer
+    over: str | None
 
 
 class Units:
@@ -28,81 +62,145 @@ class Units:
     w: Writer
     counter: dict[str, int]
     kernel: KernelText | None
-    kernels: dict[tuple[str, ...], tuple[str, list[str], Writer]]  # code -> (kind, params, text)
+    kernels: dict[tuple[str, ...], KernelDef]  # code -> definition
     calls: list[tuple[tuple[str, ...], list[str], str]]  # (kernel, arguments, label)
-    kernel_writers: list[tuple[str, Writer]]
+    kernel_writers: list[tuple[str, Writer, str]]  # (signature, body, "njit" or "cfunc")
+    abi: dict[str, tuple]  # program's names -> ("int",) | ("array", dtype, rank) | ("pack", dtype)
+    args: list
+
+    def address_arg(self, function: str) -> str:
+        raise NotImplementedError
 
     def main_name(self, prefix: str) -> str:
         raise NotImplementedError
 
-    def local(self, expr: str, prefix: str) -> str:
-        """Inside a kernel: the parameter that receives `expr` (evaluated in `program`)."""
+    def home(self) -> int:
+        """The kernel being built (0: `program`), where names bound now live."""
+        return self.kernel.uid if self.kernel is not None else 0
+
+    def local(self, expr: str, prefix: str, home: int = 0) -> str:
+        """The name, in the kernel being built, of `expr` bound in kernel `home` (0: `program`):
+        itself there, else a parameter of each kernel in between."""
+        chain, k = [], self.kernel
+        while k is not None and k.uid != home:
+            chain.append(k)
+            k = k.parent
+        for k in reversed(chain):
+            expr = k.param(expr, prefix)
+        return expr
+
+    def main_expr(self, name: str) -> str:
+        """What a name of the kernel being built stands for in `program` (a parameter, followed out)."""
         k = self.kernel
-        if k is None:
-            return expr
-        if expr not in k.by_expr:
-            name = f"{prefix}{sum(p.startswith(prefix) for p, _ in k.params)}"
-            k.by_expr[expr] = name
-            k.params.append((name, expr))
-        return k.by_expr[expr]
+        while k is not None:
+            inv = {v: e for e, v in k.by_expr.items()}
+            if name not in inv:
+                break
+            name, k = inv[name], k.parent
+        return name
 
     def unit(self, kind: str, label: str, body: Callable[[], None]) -> None:
-        """Emit `body` as a kernel called from `program` (inline if a kernel is already being built).
-        The call is a marker until `finish`: a kernel called once is written inline after all."""
-        if self.kernel is not None:
-            body()
-            return
-        saved = (self.w, self.counter)
-        self.w, self.counter, self.kernel = Writer(1), {}, KernelText()
+        """Emit `body` as a kernel called from the code being written. The call is a marker
+        until `finish`: a kernel called once (and not parallel) is written inline after all."""
+        saved = (self.w, self.counter, self.kernel)
+        self.w, self.counter, self.kernel = Writer(1), {}, KernelText(parent=self.kernel)
         try:
             with self.w.owned_by(label):
                 body()
-            text, params = self.w, self.kernel.params
+            text, k = self.w, self.kernel
         finally:
-            (self.w, self.counter), self.kernel = saved, None
+            self.w, self.counter, self.kernel = saved
         code = tuple(f"{d} {t.split('  # ')[0]}" for d, t, _ in text.lines if not t.startswith("#"))
-        used = set(_NAME.findall(" ".join(code)))
-        params = [(p, e) for p, e in params if p in used]  # dims an emitter asked for but did not use
-        key = (", ".join(p for p, _ in params),) + code
-        self.kernels.setdefault(key, (kind, [p for p, _ in params], text))
+        calls = [" ".join(self.calls[int(t[len(_CALL) :])][1]) for _, t, _ in text.lines if t.startswith(_CALL)]
+        used = set(_NAME.findall(" ".join(code + tuple(calls)))) | {k.over}
+        params = [(p, e) for p, e in k.params if p in used]  # dims an emitter asked for but did not use
+        key = (", ".join(p for p, _ in params), kind) + code
+        self.kernels.setdefault(key, KernelDef(kind, [p for p, _ in params], text, k.over))
         self.calls.append((key, [e for _, e in params], label))
         self.w.line(f"{_CALL}{len(self.calls) - 1}")
 
     def finish(self) -> Writer:
-        """`program`'s body with each call marker replaced: a call of a kernel used more than once,
-        or the kernel's text inline (its locals renamed apart, its parameters bound first)."""
-        count: dict[tuple, int] = {}
-        for key, _, _ in self.calls:
-            count[key] = count.get(key, 0) + 1
+        """`program`'s body with each call marker replaced: a call of a kernel used more than once
+        (or parallel), or the kernel's text inline (its locals renamed apart, parameters bound first)."""
+        count = Counter(key for key, _, _ in self.calls)
         names: dict[tuple, str] = {}
-        out = Writer(0)
-        for depth, text, owner in self.w.lines:
-            if not text.startswith(_CALL):
-                out.lines.append((depth, text, owner))
-                continue
-            key, exprs, label = self.calls[int(text[len(_CALL) :])]
-            kind, params, body = self.kernels[key]
-            if count[key] > 1:
-                if key not in names:
-                    names[key] = f"{kind}_{sum(v.startswith(kind + '_') for v in names.values())}"
-                    self.kernel_writers.append((f"def {names[key]}({', '.join(params)}):", body))
-                out.lines.append((depth, f"{names[key]}({', '.join(exprs)})  # {label}", label))
-                continue
-            n = self.main_name("u")
-            subst = {}
-            for p, e in zip(params, exprs):
-                if _NAME.fullmatch(e) or e.isdigit():
-                    subst[p] = e
-                else:
-                    subst[p] = f"{p}_{n}"
-                    out.lines.append((depth, f"{p}_{n} = {e}", label))
 
-            def rename(m: re.Match, subst=subst, n=n) -> str:
-                w = m.group(0)
-                return subst.get(w, f"{w}_{n}" if _LOCAL.fullmatch(w) else w)
+        def define(key: tuple) -> str:
+            if key not in names:
+                d = self.kernels[key]
+                names[key] = name = f"{d.kind}_{sum(v.startswith(d.kind + '_') for v in names.values())}"
+                body = Writer(0)
+                body.lines = expand(d.text.lines, lambda w: w, 0)
+                self.kernel_writers.append((f"def {name}({', '.join(d.params)}):", body, "njit"))
+            return names[key]
 
-            for d, t, o in body.lines:
-                code, sep, note = t.partition("  # ")
-                line = t if t.startswith("#") else _NAME.sub(rename, code) + sep + note
-                out.lines.append((depth + d - 1, line, o))
-        return out
+        def parallel(key: tuple, exprs: list[str], label: str, depth: int) -> list:
+            """A block cfunc for this call (its parameters' types are this call's), and the call."""
+            d = self.kernels[key]
+            name = f"{d.kind}_{sum(s.startswith(f'def {d.kind}_') for s, _, _ in self.kernel_writers)}"
+            unpack, pack, at = [], [], 0
+            for p, e in zip(d.params, exprs):
+                what = self.abi.get(e)
+                if what is None:
+                    raise NumbaBackendError(f"numba-cpu internal error: {e!r} cannot be passed to a row block")
+                if what[0] == "int":
+                    unpack.append(f"{p} = q[{at}]")
+                    pack.append(e)
+                    at += 1
+                    continue
+                arr, rank = (f"{e}[0]", 1) if what[0] == "pack" else (e, what[2])
+                shape = ", ".join(f"q[{at + 1 + i}]" for i in range(rank)) + ("," if rank == 1 else "")
+                view = f"carray(as_pointer(q[{at}], {_NP[what[1]]}), ({shape}))"
+                unpack.append(f"{p} = ({view}, q[{at + 1 + rank}])" if what[0] == "pack" else f"{p} = {view}")
+                pack += [f"{arr}.ctypes.data"] + [f"{arr}.shape[{i}]" for i in range(rank)]
+                pack += [f"{e}[1]"] if what[0] == "pack" else []
+                at += 1 + rank + (what[0] == "pack")
+            body = Writer(0)
+            body.lines = [(1, f"q = carray(as_pointer(args, np.int64), ({at},))", label)]
+            body.lines += [(1, line, label) for line in unpack] + expand(d.text.lines, lambda w: w, 0)
+            self.kernel_writers.append((f"def {name}({BLOCK}, args):", body, "cfunc"))
+            q = self.main_name("q")
+            lines = [(depth, f"{q} = np.empty({at}, np.int64)  # the parameters of {name}", label)]
+            lines += [(depth, f"{q}[{i}] = {v}", label) for i, v in enumerate(pack)]
+            blocks = exprs[d.params.index(d.over)] if d.over in d.params else "1"
+            lines.append((depth, f"run_blocks({self.address_arg(name)}, {blocks}, {q}.ctypes.data)  # {label}", label))
+            return lines
+
+        def expand(lines, rename: Callable[[str], str], shift: int) -> list:
+            out = []
+            for depth, text, owner in lines:
+                if not text.startswith(_CALL):
+                    code, sep, note = text.partition("  # ")
+                    line = text if text.startswith("#") else rename(code) + sep + note
+                    out.append((depth + shift, line, owner))
+                    continue
+                key, exprs, label = self.calls[int(text[len(_CALL) :])]
+                exprs = [rename(e) for e in exprs]
+                d = self.kernels[key]
+                if d.kind in PARALLEL:
+                    out += parallel(key, exprs, label, depth + shift)
+                    continue
+                if count[key] > 1:
+                    out.append((depth + shift, f"{define(key)}({', '.join(exprs)})  # {label}", label))
+                    continue
+                n = self.main_name("u")
+                subst = {}
+                for p, e in zip(d.params, exprs):
+                    if _NAME.fullmatch(e) or e.isdigit():
+                        subst[p] = e
+                    else:
+                        subst[p] = f"{p}_{n}"
+                        out.append((depth + shift, f"{p}_{n} = {e}", label))
+
+                def inner(code: str, subst=subst, n=n) -> str:
+                    sub = lambda m: subst.get(
+                        m.group(0), f"{m.group(0)}_{n}" if _LOCAL.fullmatch(m.group(0)) else m.group(0)
+                    )  # noqa: E731
+                    return _NAME.sub(sub, code)
+
+                out += expand(d.text.lines, inner, depth + shift - 1)
+            return out
+
+        result = Writer(0)
+        result.lines = expand(self.w.lines, lambda w: w, 0)
+        return result

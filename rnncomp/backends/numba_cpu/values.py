@@ -21,9 +21,22 @@ class Ref:
     scalar: bool = False
     const: bool = False
     owned: bool = False  # a buffer of this function that nothing else refers to
+    home: int = 0  # the kernel that binds `var` (0: `program`); other kernels get it as a parameter
+    window: tuple[int, int, int] | None = None  # (axis, start, stop): a slice of the array along axis
 
     def array(self) -> str:
-        return f"{self.var}[{', '.join(self.prefix)}]" if self.prefix else self.var
+        a = f"{self.var}[{', '.join(self.prefix)}]" if self.prefix else self.var
+        if self.window is None:
+            return a
+        axis, lo, hi = self.window
+        return f"{a}[{':, ' * axis}{lo}:{hi}]"
+
+    def index(self, idx: tuple[str, ...]) -> tuple[str, ...]:
+        """An index into the window as an index into the array."""
+        if self.window is None or self.window[1] == 0:
+            return idx
+        axis, lo, _ = self.window
+        return idx[:axis] + (f"{lo} + {idx[axis]}",) + idx[axis + 1 :]
 
     def slot(self, index: str) -> Ref:
         """One step `self[index]` of a stacked array (C-contiguous if the array is)."""

@@ -1,0 +1,98 @@
+"""Row-parallel loops: a loop whose batch rows are independent (passes/rows.py) runs as one
+`parallel=True` kernel, a block of rows per Numba thread through every step of the sequence.
+
+    np0 = max(1, min(n_threads, d_B)); w0 = (d_B + np0 - 1) // np0
+    rows_0(...):                             # parallel=True, small: compiles fast
+        for p0 in prange(np0):                # one block of rows per thread
+            rows_0_block(p0, ...)
+    rows_0_block(p0, ...):
+        m0 = p0 * w0; m1 = min(d_B, m0 + w0); m2 = m1 - m0
+        a0 = x0[m0:m1]  ...                   # the block's rows of each state and buffer
+        for it0 in range(n0):                 # the time loop, with no barrier between steps
+            a5 = x3[b0, m0:m1]  ...           # this step's rows of each sequence slice
+            <the body over m2 rows: its kernels, GEMMs on one thread each>
+
+Blocks write disjoint rows of shared buffers, so nothing needs a lock; a buffer without rows (a
+kernel's scratch of another shape) is private to each block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ir import Node, TensorType
+from passes.rows import ROWS
+
+from .units import BLOCK, KernelText
+from .values import Ref
+from .writer import Writer
+
+if TYPE_CHECKING:
+    from .codegen import Generator
+
+
+@dataclass
+class Part:
+    """The row block being emitted: its bounds (kernel-local names) and where its views go."""
+
+    rows: str  # the block's row count
+    r0: str
+    r1: str
+    dim: int | str  # the whole batch extent
+    kernel: KernelText  # the block function
+    counter: dict[str, int]  # its local names
+    writer: Writer
+    pos: int  # where the block's views of buffers are inserted (before its time loop)
+    depth: int
+
+    def _insert(self, text: str) -> None:
+        self.writer.lines.insert(self.pos, (self.depth, text, self.writer.owner))
+        self.pos += 1
+
+    def buffer(self, gen: Generator, t: TensorType) -> Ref:
+        """This block's rows of a buffer of `program` (or, without rows, a buffer of its own)."""
+        with gen.inside(self.kernel, self.counter):
+            name = gen.tmp("a")
+            if t.shape and t.shape[0] == ROWS:
+                gen.part = None
+                try:
+                    whole = gen.buffer(t.with_shape((self.dim,) + t.shape[1:]))
+                finally:
+                    gen.part = self
+                self._insert(f"{name} = {gen.arr(whole)}[{self.r0}:{self.r1}]")
+            else:
+                dims = "".join(f"{gen.dim(d)}, " for d in t.shape)
+                self._insert(f"{name} = np.empty(({dims}), np.{t.dtype.numpy.__name__})")
+        return Ref(name, owned=True, home=self.kernel.uid)
+
+    def rows_of(self, gen: Generator, ref: Ref) -> Ref:
+        """The block's rows of an array with the batch at axis 0 (a state, `lengths`)."""
+        name = gen.tmp("a")
+        gen.w.line(f"{name} = {gen.arr(ref)}[{self.r0}:{self.r1}]")
+        return Ref(name, contiguous=ref.contiguous, owned=ref.owned, home=gen.home())
+
+    def step_rows(self, gen: Generator, ref: Ref, step: str) -> Ref:
+        """The block's rows of one step of a stacked (T, B, ...) array."""
+        name = gen.tmp("a")
+        gen.w.line(f"{name} = {gen.arr(ref)}[{step}, {self.r0}:{self.r1}]")
+        return Ref(name, contiguous=ref.contiguous, home=gen.home())
+
+
+def open_part(gen: Generator, dim: int | str, parts: str, width: str) -> Part:
+    """The bounds of block BLOCK of `parts` blocks of `width` rows (in the block function being built)."""
+    assert gen.kernel is not None
+    gen.kernel.over = gen.value(parts)
+    r0, r1, n = gen.tmp("m"), gen.tmp("m"), gen.tmp("m")
+    gen.w.line(f"{r0} = {BLOCK} * {gen.value(width)}")
+    gen.w.line(f"{r1} = min({gen.dim(dim)}, {r0} + {gen.value(width)})")
+    gen.w.line(f"{n} = {r1} - {r0}")
+    return Part(n, r0, r1, dim, gen.kernel, gen.counter, gen.w, len(gen.w.lines), gen.w.depth)
+
+
+def transposed(gen: Generator, node: Node) -> Ref | None:
+    """The array a 2-D `transpose` node reads, when C-contiguous (BLAS then reads it transposed)."""
+    if node.op != "transpose" or node.type.rank != 2:  # type: ignore[union-attr]
+        return None
+    base = gen.array(node.inputs[0].node)
+    return base if base.contiguous and not base.scalar else None
