@@ -15,3 +15,7 @@ os.environ.setdefault("RNNCOMP_VERIFY", "1")
 # The IR-level suites run on the numpy interpreter (no Numba compile per program); the numba-cpu and
 # numba-cuda suites name their backend, and test_backend_default checks what users get by default.
 os.environ.setdefault("RNNCOMP_BACKEND", "numpy")
+
+# At least two Numba threads, so that a loop over blocks of batch rows runs more than one block
+# (and a GEMM splits) even on a one-core machine: the parallel paths are always tested.
+os.environ.setdefault("NUMBA_NUM_THREADS", str(max(2, os.cpu_count() or 1)))

@@ -126,6 +126,29 @@ def test_agrees_with_numpy_backend(name, unroll, dtype):
             _close(fast(lengths=lengths, **args), ref(lengths=lengths, **args), dtype)
 
 
+def test_row_blocks_are_named_in_the_source_and_why_not():
+    lstm = generate_source(_final(_program("lstm", "loop", "float32", False, "numpy")), "float32")
+    assert "batch rows independent" in lstm and "run_blocks(f_rows_0" in lstm and "@cfunc(" in lstm
+    every = generate_source(_final(_program("every_op", "loop", "float64", False, "numpy")), "float64")
+    assert "rows in sequence:" in every and "works along the batch axis" in every and "run_blocks" not in every
+
+
+def test_live_results_of_earlier_calls_are_never_overwritten():
+    """Outputs and the residuals a backward closure holds come from a buffer pool: a buffer is
+    handed out again only once nothing refers to it."""
+    prog, cell = _program("lstm", "loop", "float64", False, "numba-cpu"), _cell("lstm")
+    args = [random_args(cell, 5, B, seed=s) for s in range(3)]
+    runs = [prog.vjp(**a) for a in args]  # three forwards alive at once
+    outs = [prog(**a) for a in args]
+    ref = _program("lstm", "loop", "float64", False, "numpy")
+    for a, (out, backward), plain in zip(args, runs, outs):
+        want, want_back = ref.vjp(**a)
+        _close(out, want, "float64")
+        _close(plain, ref(**a), "float64")
+        dy = {"y": np.ones_like(out["y"])}
+        _close(backward(dy), want_back(dy), "float64")
+
+
 def test_every_op_fully_unrolled():
     for reverse in (False, True):
         fast = _program("every_op", "full", "float64", reverse, "numba-cpu")
