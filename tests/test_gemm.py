@@ -80,7 +80,7 @@ def test_every_blas_choice_computes_the_same(choice):
         """
         import numpy as np
         from rnncomp.backends.numba_cpu import blas, gemm as G
-        assert blas.BLAS.startswith(%r), blas.BLAS
+        assert blas.BLAS.startswith(CHOICE), blas.BLAS
         r = np.random.default_rng(0)
         for m, k, n in [(2, 8, 8), (40, 64, 300)]:
             a, w = r.standard_normal((m, k)), r.standard_normal((n, k))
@@ -90,8 +90,7 @@ def test_every_blas_choice_computes_the_same(choice):
             G.gemm_tn(a, a, np.empty((k, k)), 2, blas.MODE)
         print("ok")
         """
-        % choice
-    )
+    ).replace("CHOICE", repr(choice))
     env = {**os.environ, "RNNCOMP_BLAS": choice, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if choice == "mkl" and "mkl could not be loaded" in r.stderr:
