@@ -5,7 +5,8 @@
 float32; configs S (I=32, H=32, B=1, T=1000), M (I=128, H=256, B=32, T=100), L (I=512, H=1024,
 B=64, T=50). For each: inference forward and forward+backward (loss = sum of outputs). Before timing
 it checks that rnncomp's outputs and gradients match PyTorch's with the same weights. Prints median
-times (ms) and ratios peer/rnncomp (> 1: rnncomp is faster), the machine's float32 GEMM rate and
+times (ms; every implementation timed once per round, `--repeat` rounds) and ratios peer/rnncomp
+(> 1: rnncomp is faster), the machine's float32 GEMM rate and
 each config's roofline time (its GEMM FLOPs over that rate). `--compile` also times a cold compile
 of the training program and a warm start from the on-disk cache, each in a fresh process.
 """
@@ -41,6 +42,21 @@ def median_ms(fn, repeat: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def interleaved_ms(fns: dict, repeat: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms of each function, timed in rounds (one call of each per round), so that a slow
+    spell of a shared machine falls on every implementation alike."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def gemm_rate(np, repeat: int) -> float:
@@ -111,15 +127,17 @@ def run_config(tag: str, repeat: int, backend: str, rows: list) -> None:
             if name != "pytorch":
                 check(name, fb(), {k: v for k, v in ref.items() if k != "y"})
     for kind, idx in (("fwd", 0), ("fwd+bwd", 1)):
-        times = {name: median_ms(f[idx], repeat) for name, f in impls.items()}
+        times = interleaved_ms({name: f[idx] for name, f in impls.items()}, repeat)
         rows.append((tag, kind, times, missing))
 
 
 def compile_times(backend: str) -> str:
-    """Cold compile of the LSTM training program (forward with residuals + backward), then a warm
-    start from the on-disk cache, each in a fresh process. "imports" is numpy, rnncomp and Numba
-    with its typing registries (what `import jax` is to JAX); "build" is rc.compile, the passes,
-    code generation, Numba's compile (or cache load) and the first value_and_grad call."""
+    """Compiles of the LSTM training program (forward with residuals + backward), each in a fresh
+    process: "first use" with every cache empty (rnncomp's helpers are compiled too, once per
+    machine), "cold" with an empty program cache (a program never seen before), "warm" from the
+    cache. "imports" is numpy, rnncomp and Numba with its typing registries (what `import jax` is
+    to JAX); "build" is rc.compile, the passes, code generation, Numba's compile (or cache load)
+    and the first value_and_grad call."""
     code = (
         "import time; t0 = time.perf_counter(); import numpy as np, rnncomp as rc;"
         "from rnncomp.backends.registry import preload; preload(rc.backends.registry.default_backend()"
@@ -131,13 +149,14 @@ def compile_times(backend: str) -> str:
         "p.value_and_grad('y', **a); t2 = time.perf_counter();"
         "print(f'{t1 - t0:.3f} {t2 - t1:.3f} {t2 - t0:.3f}')"
     )
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "RNNCOMP_CACHE_DIR": cache, "PYTHONPATH": ROOT}
-        out = []
-        for label in ("cold", "warm"):
-            r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-            imports, build, total = r.stdout.split()
-            out.append(f"{label}: build+first call {build} s (imports {imports} s, process total {total} s)")
+    out = []
+    with tempfile.TemporaryDirectory() as numba_cache, tempfile.TemporaryDirectory() as first:
+        with tempfile.TemporaryDirectory() as cache:
+            for label, folder in (("first use", first), ("cold", cache), ("warm", cache)):
+                env = {**os.environ, "RNNCOMP_CACHE_DIR": folder, "NUMBA_CACHE_DIR": numba_cache, "PYTHONPATH": ROOT}
+                r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+                imports, build, total = r.stdout.split()
+                out.append(f"{label}: build+first call {build} s (imports {imports} s, process total {total} s)")
     return "; ".join(out)
 
 

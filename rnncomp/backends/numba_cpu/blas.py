@@ -1,11 +1,18 @@
 """The BLAS that generated code calls, chosen once at import and bound to fixed symbol names.
 
-In order of preference: Intel MKL (the `mkl` package's `libmkl_rt`, run sequentially: rnncomp
-splits work across Numba's threads itself), NumPy's bundled OpenBLAS, else Numba's `np.dot`
-(SciPy's BLAS). `RNNCOMP_BLAS=mkl|openblas|numba` picks one; a pick that is not available is an
-error naming what is missing. Measured on 2 Sapphire Rapids cores (float32, one thread): 32x256 @
-256x1024 in 139 us (MKL) vs 232 (OpenBLAS), 3200x128 @ 128x1024 in 6.4 ms vs 8.3; with MKL's
-packed-B API (gemm.pack_b: a recurrent weight packed once per call) the step GEMM takes 120 us.
+In order of preference: Intel MKL (the `mkl` package's `libmkl_rt`), NumPy's bundled OpenBLAS,
+else Numba's `np.dot` (SciPy's BLAS). `RNNCOMP_BLAS=mkl|openblas|numba` picks one; a pick that is
+not available is an error naming what is missing. Measured on 2 Sapphire Rapids cores (float32, one
+thread): 32x256 @ 256x1024 in 139 us (MKL) vs 232 (OpenBLAS), 3200x128 @ 128x1024 in 6.4 ms vs
+8.3; with MKL's packed-B API (gemm.pack_b: a recurrent weight packed once per call) the step GEMM
+takes 120 us.
+
+Threads: one pool, Numba's. MKL runs on GNU OpenMP, the same libgomp as Numba's `omp` threading
+layer (which rnncomp asks Numba to prefer), and threads a large GEMM itself: 2 threads reached
+206-237 GFLOP/s on an LSTM's weight-gradient shapes where two single-threaded halves reached 144-165.
+Inside a row block (already on a worker thread) every call is limited to one thread. Where MKL
+cannot run on GNU OpenMP, it runs sequentially and gemm.py splits large products itself, as it
+does for OpenBLAS (whose own threads would otherwise spin beside Numba's).
 
 Compiled code is the same whichever BLAS is chosen, so Numba may cache it on disk: every library
 is called with 64-bit sizes (MKL through its ILP64 interface) under the same symbol names
@@ -26,8 +33,8 @@ import numpy as np
 from numba import types
 
 ENV = "RNNCOMP_BLAS"
-NUMBA, OPENBLAS, MKL = 0, 1, 2  # MODE: what the helpers call
-_ILP64, _SEQUENTIAL = 1, 1  # MKL_INTERFACE_ILP64, MKL_THREADING_SEQUENTIAL
+NUMBA, OPENBLAS, MKL, MKL_OMP = 0, 1, 2, 3  # MODE: what the helpers call (MKL_OMP threads itself)
+_ILP64, _SEQUENTIAL, _GNU = 1, 1, 3  # MKL_INTERFACE_ILP64, MKL_THREADING_SEQUENTIAL, MKL_THREADING_GNU
 SYMBOLS = ("sgemm", "dgemm", "sgemm_pack_get_size", "dgemm_pack_get_size", "sgemm_pack", "dgemm_pack")
 SYMBOLS += ("sgemm_compute", "dgemm_compute")
 
@@ -44,24 +51,37 @@ def _mkl_paths() -> list[str]:
     return found + ["libmkl_rt.so.2", "libmkl_rt.so"]
 
 
-def _load_mkl() -> tuple[str, dict] | None:
+def _gnu_openmp() -> bool:
+    """Make libgomp's symbols global (MKL's GNU threading layer needs them) and ask Numba to
+    prefer its `omp` layer, on the same libgomp, unless the user chose a layer."""
+    try:
+        ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return False
+    import numba
+
+    if numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+    return numba.config.THREADING_LAYER in ("default", "omp")
+
+
+def _load_mkl() -> tuple[int, str, dict] | None:
     for path in _mkl_paths():
         try:
             lib = ctypes.CDLL(path)
             fns = {s: getattr(lib, f"cblas_{s}") for s in SYMBOLS}
         except (OSError, AttributeError):
             continue
-        # ILP64, and sequential: Numba's threads are the only ones. If another library in this
-        # process set MKL up first, its settings stand and each call limits itself to one thread.
         if lib.MKL_Set_Interface_Layer(_ILP64) != _ILP64:
-            continue
-        lib.MKL_Set_Threading_Layer(_SEQUENTIAL)
-        fns["threads_local"] = lib.MKL_Set_Num_Threads_Local
-        return (os.path.realpath(path) if os.path.exists(path) else path), fns
+            continue  # another library set MKL up with 32-bit ints first
+        layer = lib.MKL_Set_Threading_Layer(_GNU if _gnu_openmp() else _SEQUENTIAL)
+        fns["threads_local"] = lib.MKL_Set_Num_Threads_Local  # each call says how many threads it may use
+        where = os.path.realpath(path) if os.path.exists(path) else path
+        return (MKL_OMP if layer == _GNU else MKL), where, fns
     return None
 
 
-def _load_openblas() -> tuple[str, dict] | None:
+def _load_openblas() -> tuple[int, str, dict] | None:
     """NumPy's bundled OpenBLAS (ILP64), with its per-thread thread count setter (>= 0.3.27)."""
     here = os.path.dirname(np.__file__)
     pattern = {"linux": "../numpy.libs/libscipy_openblas64_*.so", "darwin": ".dylibs/libscipy_openblas64_*.dylib"}
@@ -72,20 +92,19 @@ def _load_openblas() -> tuple[str, dict] | None:
             fns["threads_local"] = lib.openblas_set_num_threads_local
         except (OSError, AttributeError):
             continue
-        return os.path.realpath(path), fns
+        return OPENBLAS, os.path.realpath(path), fns
     return None
 
 
 def _choose() -> tuple[int, str, dict]:
     want = os.environ.get(ENV, "").strip().lower() or "auto"
-    loaders = {"mkl": (MKL, _load_mkl), "openblas": (OPENBLAS, _load_openblas)}
+    loaders = {"mkl": _load_mkl, "openblas": _load_openblas}
     if want not in ("auto", "numba", *loaders):
         raise BlasError(f"{ENV}={want!r}: expected one of auto, mkl, openblas, numba")
     for name in ("mkl", "openblas") if want == "auto" else (want,) if want != "numba" else ():
-        mode, load = loaders[name]
-        got = load()
+        got = loaders[name]()
         if got is not None:
-            return mode, got[0], got[1]
+            return got
         if want != "auto":
             hint = "pip install mkl" if name == "mkl" else "NumPy >= 2 bundles OpenBLAS >= 0.3.27"
             raise BlasError(f"{ENV}={want}: {name} could not be loaded ({hint})")
@@ -93,7 +112,7 @@ def _choose() -> tuple[int, str, dict]:
 
 
 MODE, _PATH, _FNS = _choose()
-BLAS = f"{['numba', 'openblas', 'mkl'][MODE]}:{_PATH}"  # in the cache key: what compiled code links to
+BLAS = f"{['numba', 'openblas', 'mkl', 'mkl-gnu-openmp'][MODE]}:{_PATH}"  # in the cache key
 
 
 def _never_called(*args):  # pragma: no cover - a stand-in for a function this BLAS lacks

@@ -35,7 +35,7 @@ LOOP_ROWS = 3  # up to this many output rows a loop nest beats BLAS, whatever k 
 SPLIT_FLOPS = 1 << 20  # m*n*k from which a GEMM is split across Numba's threads (8x64x256 does not pay)
 PACK_MIN = 1 << 14  # k*n from which packing a weight pays (MKL's pack buffer is ~8 MB whatever its size)
 _ALIGN = 64  # MKL's packed buffers start on a cache line
-_NUMBA, _MKL = blas.NUMBA, blas.MKL
+_NUMBA, _MKL, _MKL_OMP = blas.NUMBA, blas.MKL, blas.MKL_OMP
 _NT, _T, _PB, _ROW, _BMAT = blas.NO_TRANS, blas.TRANS, blas.PACKED_B, blas.ROW_MAJOR, blas.B_MATRIX
 _sgemm, _dgemm, _scompute, _dcompute = blas.sgemm, blas.dgemm, blas.scompute, blas.dcompute
 _threads_local = blas.threads_local
@@ -45,10 +45,10 @@ _I64 = "int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, in
 # ---------------------------------------------------------------- BLAS calls on raw pointers
 
 
-@njit(f"void({_I64})", cache=True, error_model="numpy")
-def _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize):
-    """One single-threaded BLAS call (`tb` may be PACKED_B: `pb` is then a packed buffer)."""
-    old = _threads_local(np.int32(1))
+@njit(f"void({_I64}, int64)", cache=True, error_model="numpy")
+def _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads):
+    """One BLAS call on up to `threads` threads (`tb` may be PACKED_B: `pb` is a packed buffer)."""
+    old = _threads_local(np.int32(threads))
     a, b, r = np.int32(ta), np.int32(tb), np.int32(_ROW)
     if tb == _PB and itemsize == 4:
         _scompute(r, a, b, m, n, k, pa, lda, pb, n, np.float32(0.0), pc, ldc)
@@ -61,12 +61,13 @@ def _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize):
     _threads_local(old)
 
 
-@njit(f"void({_I64}, int64)", cache=True, parallel=True, error_model="numpy")
-def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads):
-    """op(a) @ op(b), split into `threads` single-threaded calls when large."""
+@njit(f"void({_I64}, int64, int64)", cache=True, parallel=True, error_model="numpy")
+def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
+    """op(a) @ op(b): one call that threads itself (MKL on OpenMP), or, when large, split into
+    `threads` single-threaded calls."""
     parts = threads if m * n * k >= SPLIT_FLOPS else 1
-    if parts <= 1:
-        _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize)
+    if mode == _MKL_OMP or parts <= 1:
+        _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, parts)
         return
     by_cols = n >= 16 * parts and tb != _PB  # a packed operand is split by rows only
     width = ((n if by_cols else m) + parts - 1) // parts
@@ -78,11 +79,12 @@ def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads):
         if hi > lo:
             if by_cols:
                 off_b = lo * ldb if tb == _T else lo  # op(b)'s columns: b's rows when transposed
-                _call(ta, tb, m, hi - lo, k, pa, lda, pb + itemsize * off_b, ldb, pc + itemsize * lo, ldc, itemsize)
+                pb_t, pc_t = pb + itemsize * off_b, pc + itemsize * lo
+                _call(ta, tb, m, hi - lo, k, pa, lda, pb_t, ldb, pc_t, ldc, itemsize, 1)
             else:
                 off_a = lo if ta == _T else lo * lda  # op(a)'s rows: a's columns when transposed
                 pa_t, pc_t = pa + itemsize * off_a, pc + itemsize * lo * ldc
-                _call(ta, tb, hi - lo, n, k, pa_t, lda, pb, ldb, pc_t, ldc, itemsize)
+                _call(ta, tb, hi - lo, n, k, pa_t, lda, pb, ldb, pc_t, ldc, itemsize, 1)
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
@@ -121,7 +123,7 @@ def _view(p, rows, cols, dtype):
 def _gemm(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
     """out = op(a) @ op(b) on pointers (row strides lda, ldb, ldc): the C ABI behind the stubs."""
     if (m > LOOP_ROWS and mode != _NUMBA) or tb == _PB:
-        _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads)
+        _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode)
         return
     ar, ac = (k, m) if ta == _T else (m, k)  # (every caller's arrays are C-contiguous: ld == columns)
     br, bc = (n, k) if tb == _T else (k, n)
@@ -139,7 +141,7 @@ def _pack_kind(trans, rows, n, k, itemsize, mode):
     the bytes it needs in the high bits (kind + 4 * bytes)."""
     if rows <= LOOP_ROWS:
         return 1 + 4 * k * n * itemsize if trans else 0
-    if mode != _MKL or k * n < PACK_MIN:
+    if mode < _MKL or k * n < PACK_MIN:
         return 0
     size = blas.spack_size(_BMAT, rows, n, k) if itemsize == 4 else blas.dpack_size(_BMAT, rows, n, k)
     return 2 + 4 * (np.int64(size) + _ALIGN)
