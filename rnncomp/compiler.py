@@ -237,7 +237,15 @@ class CompiledProgram:
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         out, backward = self.vjp(lengths=lengths, **arrays)
         loss = out[output].sum()
-        return loss, backward({output: np.ones_like(out[output])})
+        return loss, backward({output: self._ones(out[output])})
+
+    def _ones(self, like: np.ndarray) -> np.ndarray:
+        """A ones array like `like`, kept for the next call (the backward only reads its cotangents;
+        it stays writable: a read-only array is another type to Numba, another compile)."""
+        key = (like.shape, like.dtype.str)
+        if getattr(self, "_ones_cache", (None,))[0] != key:
+            self._ones_cache = (key, np.ones_like(like))
+        return self._ones_cache[1]
 
     def memory(self, T: int, **dims: int) -> dict[str, int]:
         """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).

@@ -97,6 +97,9 @@ class Trainer:
                 run.saved = {k: out[k] for k in plan.saved()}
         result = {}
         for k, parts in outputs.items():
+            if len(parts) == 1 and len(parts[0][1]) == b.T:  # one segment over every step: as it came
+                result[k] = parts[0][1]
+                continue
             full = np.zeros((b.T,) + parts[0][1].shape[1:], p.dtype.numpy)
             for s0, a in parts:
                 full[s0 : s0 + len(a)] = a
@@ -127,8 +130,8 @@ class Trainer:
         A = {
             s: (cot[s] if s in plan.user_states else np.zeros_like(run.boundaries[0][s])) for s in plan.cell.state_types
         }
-        grads = {q.name: np.zeros(q.type.shape, p.dtype.numpy) for q in plan.cell.params}  # type: ignore[union-attr]
-        dxs = {k: np.zeros_like(run.arrays[k]) for k in seqs}
+        grads: dict[str, np.ndarray] = {}
+        dxs: dict[str, np.ndarray] = {}
         for i in range(len(run.segments) - 1, -1, -1):
             s0, s1 = run.segments[i]
             n = s1 - s0
@@ -148,13 +151,17 @@ class Trainer:
             if window:
                 args["lengths_lo"] = _clip(lo, s0, n)
             g = p._runner("grad", masked, n, window)(args, sym)
-            for q in grads:
-                grads[q] += g[q]
+            for q in plan.cell.params:  # the first segment's arrays are the sums' (nothing else holds them)
+                grads[q.name] = g[q.name] if q.name not in grads else grads[q.name] + g[q.name]
             for k in seqs:
-                dxs[k][s0:s1] += g[k]
+                whole = run.arrays[k]
+                if k not in dxs and n == len(whole):
+                    dxs[k] = g[k]
+                    continue
+                dxs.setdefault(k, np.zeros_like(whole))[s0:s1] += g[k]
             A = {s: g[s] for s in A}
-        result = dict(grads)
-        result.update(dxs)
+        result = {q.name: grads.get(q.name, np.zeros(q.type.shape, p.dtype.numpy)) for q in plan.cell.params}  # type: ignore[union-attr]
+        result.update({k: dxs.get(k, np.zeros_like(run.arrays[k])) for k in seqs})
         for s in plan.user_states:
             d = A[s] + sum(
                 (A[k] for k, r in plan.roots.items() if r == s and k not in plan.seq_shadows), np.zeros_like(A[s])
