@@ -24,7 +24,7 @@ import rnncomp as rc  # noqa: E402
 from ir import Program  # noqa: E402
 from rnncomp import Param, Seq, State  # noqa: E402
 from rnncomp.backends.numba_cpu import NumbaBackendError, NumbaCompileError, emit, generate_source  # noqa: E402
-from tests.support import cell_of, random_args, random_lengths  # noqa: E402
+from tests.support import EXAMPLES, cell_of, random_args, random_lengths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 B = 3
@@ -133,6 +133,23 @@ def test_row_blocks_are_named_in_the_source_and_why_not():
     assert "rows in sequence:" in every and "works along the batch axis" in every and "run_blocks" not in every
 
 
+def test_a_full_unroll_reuses_buffers_and_kernels_across_steps():
+    """T copies of a step share their kernels (one per distinct step, called with the step as an
+    argument) and a step's worth of buffers; per-step outputs are stored in their stack's slots."""
+    prog = rc.compile(_cell("lstm"), length="T", unroll="full", backend="numba-cpu", dtype="float32")
+    for grad in (False, True):
+        sizes = []
+        for T in (4, 12):
+            src = prog.source(T=T, grad=grad)
+            head = src[src.index("def program") :]
+            buffers = [ln for ln in head.splitlines() if ln.strip().startswith("# v") and ": f32[" in ln]
+            sizes.append((len(buffers), src.count("@njit"), src.count("\n")))
+            assert T == 4 or "np.int64(" in src  # the step is passed as an int64, never as a literal (a compile each)
+        (b4, k4, n4), (b12, k12, n12) = sizes
+        assert b12 == b4 and k12 <= k4 + 1, sizes  # not T-fold (a kernel called once at T=4 is inlined)
+        assert n12 - n4 < 40 * 8, sizes  # a few call lines per extra step
+
+
 def test_live_results_of_earlier_calls_are_never_overwritten():
     """Outputs and the residuals a backward closure holds come from a buffer pool: a buffer is
     handed out again only once nothing refers to it."""
@@ -185,12 +202,16 @@ def grad_ops(x: Seq["B", 4], h: State["B", 4], W: Param[4, 4], v: Param[4]):
     return {"h": new, "y": rc.softmax(new) + rc.log_softmax(new) * 0.1}
 
 
-@pytest.mark.parametrize("name, unroll", [("lstm", 2), ("grad_ops", "loop")])
+GRAD_COMBOS = [("lstm", 2), ("grad_ops", "loop")] + [(c, u) for c in EXAMPLES for u in ("loop", "full")]
+
+
+@pytest.mark.parametrize("name, unroll", GRAD_COMBOS)
 def test_gradients_agree_with_numpy_backend(name, unroll):
-    """The backward programs (and the forwards that keep residuals) run through numba-cpu too."""
-    cell = grad_ops if name == "grad_ops" else _cell(name)
+    """The backward programs (and the forwards that keep residuals) run through numba-cpu too:
+    every example cell, looped and fully unrolled."""
+    cell = grad_ops if name == "grad_ops" else cell_of(name)
     args = random_args(cell, 6, B, seed=1, inits=True)
-    lengths = random_lengths(6, B, seed=1) if name == "lstm" else None  # grad_ops keeps a scalar per step
+    lengths = random_lengths(6, B, seed=1) if name != "grad_ops" else None  # grad_ops keeps a scalar per step
     res = []
     for backend in ("numpy", "numba-cpu"):
         prog = rc.compile(cell, length="T", unroll=unroll, backend=backend, dtype="float64", reverse=unroll == 2)

@@ -10,11 +10,11 @@ import numpy as np
 from ir import Node
 from ir.dtypes import DType
 from ir.names import name_nodes
-from ir.shapes import norm_axis
 
 from . import loops
 from .emit import EMIT, Kernel
 from .fusion import BlockPlan, Group, plan_block
+from .storage import Storage, last_use
 from .values import Arg, Index, Ref, Scope
 from .writer import describe, safe_name
 
@@ -32,6 +32,8 @@ class Block:
     uses: dict[int, int]  # id(node) -> how many operand slots and results read it
     group: Group | None = None  # the group being emitted
     memo: dict = field(default_factory=dict)  # (id(node), index) -> temp name, inside a group
+    fresh: dict = field(default_factory=dict)  # id(node) -> (its own buffer, type), until handed back
+    ends: dict = field(default_factory=dict)  # id(node) -> the last unit reading it (None: never free it)
 
 
 class Operand:
@@ -60,7 +62,7 @@ class Place:
         return self.gen.arr(self.ref)
 
 
-class Blocks:
+class Blocks(Storage):
     """Constants, blocks, fused groups and kernel nodes."""
 
     def constant(self, node: Node) -> Ref:
@@ -98,76 +100,69 @@ class Blocks:
         outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), uses)
         try:
             inplace = loops.in_place(plan, carries or [], targets)
-            joined = self._joined(plan, results, targets)
+            joined = self.joined(plan, results, targets)
             written: set[int] = {n for n in joined if targets.get(n)}
             given: dict[str, Node] = {}  # loop result buffer -> the item node that names it
-            for unit in plan.units:
-                if unit.group is not None:
-                    self.group(unit.group, targets)
-                    written |= {id(r) for r in unit.group.roots if targets.get(id(r))}
-                    continue
-                n = unit.node
-                assert n is not None
-                if id(n) in joined:
-                    continue  # its operands' loops stored it
-                if n.op == "zeros" and n not in results and loops.only_loop_buffers(n, plan.users[id(n)]):
-                    scope.set(n, Ref(self.lit(0.0, n.type.dtype), scalar=True, const=True))  # read as 0
-                elif n.op == "loop":
-                    loops.emit_loop(self, n)
-                elif n.op == "item":
-                    ref = self.loop_results[id(n.inputs[0].node)][n.attrs["index"]]
-                    if ref.var in given:  # two nodes name one buffer: neither may be overwritten in place
-                        ref = replace(ref, owned=False)
-                        scope.set(given[ref.var], replace(scope.get(given[ref.var]), owned=False))  # type: ignore[arg-type]
-                    given[ref.var] = n
-                    scope.set(n, ref)
-                else:
-                    self.kernel_node(n, targets.get(id(n), []))
-                    written.add(id(n))
+            for at, unit in enumerate(plan.units):
+                self._unit(unit, plan, results, targets, joined, written, given)
+                self._release(at, plan, results)
             return written, inplace
         finally:
             self.blk = outer
 
-    def _joined(self, plan: BlockPlan, results: list[Node], targets: dict[int, list[Ref]]) -> set[int]:
-        """Concats whose operands are fused loops' results read by nothing else: those loops
-        store straight into the concat's array (a window of it each), so it costs no copy."""
+    def _release(self, at: int, plan: BlockPlan, results: list[Node]) -> None:
+        """Hand back the buffers of values that no unit after `at` reads (storage.py)."""
         blk = self.blk
         assert blk is not None
-        done: set[int] = set()
-        for unit in plan.units:
-            n = unit.node
-            if n is None or n.op != "concat" or len(targets.get(id(n), [])) > 1:
-                continue
-            ops = [u.node for u in n.inputs]
-            axis = norm_axis(n.attrs["axis"], n.type.rank)  # type: ignore[union-attr]
-            if len({id(o) for o in ops}) < len(ops) or not all(
-                self._joinable(o, n, plan, results, targets) for o in ops
-            ):
-                continue
-            if not all(isinstance(o.type.shape[axis], int) for o in ops):  # type: ignore[union-attr]
-                continue
-            out = targets[id(n)][0] if targets.get(id(n)) else self.buffer(n.type)  # type: ignore[arg-type]
-            at = 0
-            for o in ops:
-                width = o.type.shape[axis]  # type: ignore[union-attr]
-                targets[id(o)] = [replace(out, window=(axis, at, at + width), owned=False, contiguous=axis == 0)]
-                at += width
-            blk.scope.set(n, out)
-            done.add(id(n))
-        return done
+        keep = {id(r) for r in results}
+        for nid in [n for n in blk.fresh if n not in keep]:
+            if nid not in blk.ends:
+                blk.ends[nid] = last_use(nid, plan, keep)
+            if blk.ends[nid] is not None and blk.ends[nid] <= at:
+                self.release([blk.fresh.pop(nid)])
 
-    @staticmethod
-    def _joinable(o: Node, concat: Node, plan: BlockPlan, results: list[Node], targets: dict) -> bool:
-        g = plan.group_of.get(id(o))
-        alone = plan.users.get(id(o)) == [concat] and not any(r is o for r in results)
-        return g is not None and any(r is o for r in g.roots) and alone and not targets.get(id(o))
+    def _unit(self, unit, plan: BlockPlan, results, targets, joined, written, given) -> None:
+        """Emit one unit of the block's schedule."""
+        blk = self.blk
+        assert blk is not None
+        scope = blk.scope
+        if unit.group is not None:
+            self.group(unit.group, targets)
+            written |= {id(r) for r in unit.group.roots if targets.get(id(r))}
+            return
+        n = unit.node
+        assert n is not None
+        if id(n) in joined:
+            return  # its operands stored it
+        if n.op == "zeros" and n not in results and loops.only_loop_buffers(n, plan.users[id(n)]):
+            scope.set(n, Ref(self.lit(0.0, n.type.dtype), scalar=True, const=True))  # read as 0
+        elif n.op == "loop":
+            loops.emit_loop(self, n)
+        elif n.op == "item":
+            ref = self.loop_results[id(n.inputs[0].node)][n.attrs["index"]]
+            if ref.var in given:  # two nodes name one buffer: neither may be overwritten in place
+                ref = replace(ref, owned=False)
+                scope.set(given[ref.var], replace(scope.get(given[ref.var]), owned=False))  # type: ignore[arg-type]
+            given[ref.var] = n
+            scope.set(n, ref)
+        else:
+            self.kernel_node(n, targets.get(id(n), []))
+            written.add(id(n))
+
+    def _own(self, n: Node) -> Ref:
+        """A buffer for `n`'s value, handed back once nothing reads it (storage.py)."""
+        blk = self.blk
+        assert blk is not None
+        ref = self.buffer(n.type)  # type: ignore[arg-type]
+        blk.fresh[id(n)] = (ref, n.type)
+        return ref
 
     def group(self, g: Group, targets: dict[int, list[Ref]]) -> None:
         blk = self.blk
         assert blk is not None
         stores: list[tuple[Node, list[Ref]]] = []
         for r in g.roots:
-            refs = list(targets.get(id(r), [])) or [self.buffer(r.type)]  # type: ignore[arg-type]
+            refs = list(targets.get(id(r), [])) or [self._own(r)]
             blk.scope.set(r, refs[0])
             stores.append((r, refs))
         names = ", ".join(safe_name(blk.names.get(id(r), "%?")) for r in g.roots)
@@ -194,7 +189,7 @@ class Blocks:
         label = describe(n, blk.names)
         rule = EMIT[n.op]
         assert isinstance(rule, Kernel)
-        out = targets[0] if targets else self.buffer(n.type)  # type: ignore[arg-type]
+        out = targets[0] if targets else self._own(n)
 
         def body() -> None:
             self.w.comment(label)

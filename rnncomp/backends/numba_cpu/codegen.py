@@ -73,6 +73,7 @@ class Generator(Units, Blocks):
         self.blk: Block | None = None
         self.part: Part | None = None  # the row block being emitted (a row-parallel loop's body)
         self.packs: dict[int, tuple[str, Ref, bool]] = {}  # id(loop param) -> (pack_b result, operand, trans)
+        self.free: dict[tuple, list[str]] = {}  # (dtype, shape) -> dead buffers (storage.py)
 
     # ------------------------------------------------------------ names, literals, dims
 
@@ -161,7 +162,7 @@ class Generator(Units, Blocks):
         """`ref`'s element at `idx` (in a kernel: through its parameters)."""
         if ref.scalar:
             return ref.var if ref.const else self.local(ref.var, "y", ref.home)
-        pre = tuple(p if p.isdigit() else self.local(p, "y", ref.home) for p in ref.prefix)
+        pre = tuple(self.local(p, "y", ref.home) for p in ref.prefix)  # (a stack's slot k too: one kernel for all k)
         full, base = pre + ref.index(tuple(idx)), self.local(ref.var, "x", ref.home)
         return f"{base}[{', '.join(full)}]" if full else f"{base}[()]"
 
@@ -197,6 +198,9 @@ class Generator(Units, Blocks):
         row block, that block's rows of it."""
         if self.part is not None:
             return self.part.buffer(self, t)
+        again = self.reused(t)
+        if again is not None:
+            return again
         name = self.main_name("v")
         self.args.append(Arg(name, "buffer", t))  # the runner passes it in, from its pool
         self.abi[name] = ("array", t.dtype.value, t.rank)
@@ -318,7 +322,10 @@ class Generator(Units, Blocks):
         view = EMIT.get(node.op)
         if not isinstance(view, View):
             raise NumbaBackendError(f"numba-cpu internal error: {node!r} is read before it is computed")
-        return self.read(node.inputs[0].node, view.index(node, idx))
+        sub = view.index(node, idx)
+        if node.op == "step":  # a full unroll's step: a parameter, so every step's kernel is one kernel
+            sub = (self.local(sub[0], "y"),) + sub[1:]
+        return self.read(node.inputs[0].node, sub)
 
     def member(self, node: Node, idx: Index) -> str:
         blk = self.blk

@@ -180,8 +180,9 @@ class Units:
                 if d.kind in PARALLEL:
                     out += parallel(key, exprs, label, depth + shift)
                     continue
-                if count[key] > 1:
-                    out.append((depth + shift, f"{define(key)}({', '.join(exprs)})  # {label}", label))
+                if count[key] > 1:  # an int literal is passed as np.int64: Numba compiles a kernel per literal
+                    args = ", ".join(f"np.int64({e})" if e.isdigit() else e for e in exprs)
+                    out.append((depth + shift, f"{define(key)}({args})  # {label}", label))
                     continue
                 n = self.main_name("u")
                 subst = {}
