@@ -5,7 +5,7 @@
 float32; configs S (I=32, H=32, B=1, T=1000), M (I=128, H=256, B=32, T=100), L (I=512, H=1024,
 B=64, T=50). For each: inference forward and forward+backward (loss = sum of outputs). Before timing
 it checks that rnncomp's outputs and gradients match PyTorch's with the same weights. Prints median
-times (ms; every implementation timed once per round, `--repeat` rounds) and ratios peer/rnncomp
+times (ms; `--repeat` calls each, in three passes over all implementations) and ratios peer/rnncomp
 (> 1: rnncomp is faster), the machine's float32 GEMM rate and
 each config's roofline time (its GEMM FLOPs over that rate). `--compile` also times a cold compile
 of the training program and a warm start from the on-disk cache, each in a fresh process.
@@ -44,18 +44,21 @@ def median_ms(fn, repeat: int, warmup: int = 2) -> float:
     return 1e3 * statistics.median(times)
 
 
-def interleaved_ms(fns: dict, repeat: int, warmup: int = 2) -> dict[str, float]:
-    """Median ms of each function, timed in rounds (one call of each per round), so that a slow
-    spell of a shared machine falls on every implementation alike."""
-    for f in fns.values():
-        for _ in range(warmup):
-            f()
+def interleaved_ms(fns: dict, repeat: int, passes: int = 3, settle: float = 0.25) -> dict[str, float]:
+    """Median ms of each function over `repeat` calls, taken in `passes` passes over all of them
+    (so a slow spell of a shared machine falls on every implementation alike), each pass's calls
+    of one function back to back after `settle` s of quiet and a warm-up call: the runtimes'
+    thread pools (OpenMP, Eigen) spin for a while after work, and would slow whoever runs next."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
+    per = [repeat // passes + (i < repeat % passes) for i in range(passes)]
+    for n in per:
         for name, f in fns.items():
-            t0 = time.perf_counter()
+            time.sleep(settle)
             f()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - t0)
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
