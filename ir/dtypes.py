@@ -17,7 +17,7 @@ class DType(enum.Enum):
 
     @property
     def numpy(self) -> np.dtype:
-        return np.dtype(_NUMPY[self])
+        return _NUMPY[self]
 
     @property
     def is_float(self) -> bool:
@@ -30,7 +30,7 @@ class DType(enum.Enum):
         return f"DType.{self.value}"
 
 
-_NUMPY = {DType.f32: "float32", DType.f64: "float64", DType.i32: "int32", DType.i64: "int64"}
+_NUMPY = {d: np.dtype(n) for d, n in zip(DType, ("float32", "float64", "int32", "int64"))}  # read per call: no lookups
 _ALIASES = {"float32": DType.f32, "float64": DType.f64, "int32": DType.i32, "int64": DType.i64}
 
 

@@ -37,6 +37,25 @@ class Runner:
         self._counts: dict[tuple, int] = {}
         self._syms: dict[str, set[str]] = {}
         self.pool = BufferPool()
+        # what each call fills in, by position (a small program's call is mostly this bookkeeping)
+        self.template: list[Any] = [None] * len(gen.args)
+        self.inputs, self.dims, self.counts, self.buffers = [], [], [], []
+        self.threads_at: list[int] = []
+        for pos, a in enumerate(gen.args):
+            if a.kind == "input":
+                self.inputs.append((pos, a.key, self.dtypes[a.key], self.symbolic[a.key]))
+            elif a.kind == "dim":
+                self.dims.append((pos, a.key))
+            elif a.kind == "count":
+                self.counts.append((pos, a.key))
+            elif a.kind == "const":
+                self.template[pos] = a.key
+            elif a.kind == "threads":
+                self.threads_at.append(pos)
+            elif a.kind == "address":
+                self.template[pos] = self.addresses[a.key]
+            elif a.kind == "buffer":
+                self.buffers.append((pos, a.key.shape, a.key.dtype.numpy))
 
     @property
     def source(self) -> str:
@@ -46,33 +65,29 @@ class Runner:
         """`program`'s arguments: inputs as C-contiguous arrays of their dtype, dims, counts,
         constants, and its buffers (from the pool)."""
         env = dict(symbols)
-        args: list[Any] = [None] * len(self.gen.args)
-        for pos, a in enumerate(self.gen.args):
-            if a.kind == "input":
-                x, dt = arrays[a.key], self.dtypes[a.key]
-                if not (type(x) is np.ndarray and x.dtype == dt and x.flags.c_contiguous):
-                    x = np.ascontiguousarray(x, dtype=dt)
-                args[pos] = x
-                for axis, sym in self.symbolic[a.key]:
-                    env.setdefault(sym, x.shape[axis])
-        wanted, where = [], []
-        for pos, a in enumerate(self.gen.args):
-            if a.kind == "dim":
-                args[pos] = self._dim(a.key, env)
-            elif a.kind == "count":
-                args[pos] = self._count(a.key, env)
-            elif a.kind == "const":
-                args[pos] = a.key
-            elif a.kind == "threads":
-                args[pos] = numba.get_num_threads()
-            elif a.kind == "address":
-                args[pos] = self.addresses[a.key]
-            elif a.kind == "buffer":
-                shape = tuple(d if isinstance(d, int) else self._dim(d, env) for d in a.key.shape)
-                wanted.append((shape, a.key.dtype.numpy))
-                where.append(pos)
-        for pos, buf in zip(where, self.pool.take(wanted)):
-            args[pos] = buf
+        args = list(self.template)
+        for pos, key, dt, symbolic in self.inputs:
+            x = arrays[key]
+            if not (type(x) is np.ndarray and x.dtype == dt and x.flags.c_contiguous):
+                x = np.ascontiguousarray(x, dtype=dt)
+            args[pos] = x
+            for axis, sym in symbolic:
+                env.setdefault(sym, x.shape[axis])
+        for pos, key in self.dims:
+            args[pos] = self._dim(key, env)
+        for pos, key in self.counts:
+            args[pos] = self._count(key, env)
+        if self.threads_at:
+            n = numba.get_num_threads()
+            for pos in self.threads_at:
+                args[pos] = n
+        if self.buffers:
+            wanted = [
+                (tuple(d if isinstance(d, int) else self._dim(d, env) for d in shape), dt)
+                for _, shape, dt in self.buffers
+            ]
+            for (pos, _, _), buf in zip(self.buffers, self.pool.take(wanted)):
+                args[pos] = buf
         return args
 
     def _dim(self, sym: str, env: dict[str, int]) -> int:
