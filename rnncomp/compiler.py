@@ -190,12 +190,10 @@ class CompiledProgram:
             result[k] = v
         return result
 
-    def _bind(self, lengths, arrays, training: bool = False):
+    def _bind(self, lengths, arrays):
         fixed = self.length if isinstance(self.length, int) else None
         host_only = None
-        if training:
-            host_only = "vjp and value_and_grad take host arrays (their glue runs in NumPy)"
-        elif self.backend not in DEVICE_ARRAYS:
+        if self.backend not in DEVICE_ARRAYS:
             host_only = f"backend {self.backend!r} runs on host arrays (device arrays: backend='numba-cuda')"
         b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only)
         for name, t in self.cell.state_types.items():
@@ -214,20 +212,23 @@ class CompiledProgram:
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
-        returns gradients for every param, every state's init and every sequence input.
+        returns gradients for every param, every state's init and every sequence input. With device
+        arrays (backend numba-cuda) every output, residual and gradient stays on the device.
         """
-        b = self._bind(lengths, arrays, training=True)
-        trainer = Trainer(self)
+        b = self._bind(lengths, arrays)
+        trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
 
         def backward(cotangents: dict) -> dict[str, np.ndarray]:
             return trainer.backward(run, cotangents)
 
         backward.nbytes = run.nbytes  # type: ignore[attr-defined]
+        backward.ops = trainer.ops  # type: ignore[attr-defined]
         return out, backward
 
     def value_and_grad(self, output: str, lengths=None, **arrays):
-        """loss = out[output].sum() and its gradients (every param, state init and sequence input)."""
+        """loss = out[output].sum() and its gradients (every param, state init and sequence input).
+        The loss is a host scalar (on a device backend the one value copied back)."""
         names = list(self.cell.outputs) + list(self.cell.states)
         if not isinstance(output, str) or output not in names:
             import difflib
@@ -236,15 +237,16 @@ class CompiledProgram:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         out, backward = self.vjp(lengths=lengths, **arrays)
-        loss = out[output].sum()
-        return loss, backward({output: self._ones(out[output])})
+        ops = backward.ops  # type: ignore[attr-defined]
+        loss = ops.total(out[output])
+        return loss, backward({output: self._ones(ops, out[output])})
 
-    def _ones(self, like: np.ndarray) -> np.ndarray:
+    def _ones(self, ops, like):
         """A ones array like `like`, kept for the next call (the backward only reads its cotangents;
         it stays writable: a read-only array is another type to Numba, another compile)."""
-        key = (like.shape, like.dtype.str)
+        key = (ops.device, tuple(like.shape), np.dtype(like.dtype).str)
         if getattr(self, "_ones_cache", (None,))[0] != key:
-            self._ones_cache = (key, np.ones_like(like))
+            self._ones_cache = (key, ops.ones_like(like))
         return self._ones_cache[1]
 
     def memory(self, T: int, **dims: int) -> dict[str, int]:

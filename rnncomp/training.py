@@ -4,7 +4,9 @@ The sequence is cut into segments in processing order: one segment for plain BPT
 keeps every step's residuals), several for `checkpoint=k` (the forward keeps only the states at
 segment starts; each segment's residuals are recomputed just before its backward). `truncate=k`
 gives each row a window of its last k processed steps; gradient flows inside it only (Theano's
-truncate_gradient, per row when `lengths` are given).
+truncate_gradient, per row when `lengths` are given). Between program calls the glue works through
+`self.ops` (rnncomp.array_ops): NumPy, or the backend's device operations when the call's arrays
+are device arrays, so that they stay on the GPU.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import numpy as np
 
 from ir import ArgumentError
 
-from .arguments import LENGTHS
+from .arguments import LENGTHS, is_device_array
+from .array_ops import HOST
+from .backends.registry import device_ops
 
 
 @dataclass
@@ -60,8 +64,13 @@ def _clip(lengths: np.ndarray, s0: int, n: int) -> np.ndarray:
 class Trainer:
     """Runs the training programs of a CompiledProgram (see rnncomp.compiler)."""
 
-    def __init__(self, prog):
+    def __init__(self, prog, b=None):
         self.p = prog
+        self.ops = HOST
+        if b is not None and any(is_device_array(a) for a in b.arrays.values()):
+            self.ops = device_ops(prog.backend)
+            for k, a in b.arrays.items():  # every array on the device once, not once per segment call
+                b.arrays[k] = self.ops.adopt(k, a)
 
     def init_states(self, b) -> dict[str, np.ndarray]:
         """Every normalised state's init: user inits, their shadows the same, delayed seqs zeros."""
@@ -69,7 +78,7 @@ class Trainer:
         for s, t in plan.cell.state_types.items():
             if s in plan.seq_shadows:
                 shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
-                out[s] = np.zeros(shape, self.p.dtype.numpy)
+                out[s] = self.ops.zeros(shape, self.p.dtype.numpy)
             else:
                 out[s] = b.arrays[plan.roots.get(s, s)]
         return out
@@ -97,12 +106,12 @@ class Trainer:
                 run.saved = {k: out[k] for k in plan.saved()}
         result = {}
         for k, parts in outputs.items():
-            if len(parts) == 1 and len(parts[0][1]) == b.T:  # one segment over every step: as it came
+            if len(parts) == 1 and parts[0][1].shape[0] == b.T:  # one segment over every step: as it came
                 result[k] = parts[0][1]
                 continue
-            full = np.zeros((b.T,) + parts[0][1].shape[1:], p.dtype.numpy)
+            full = self.ops.zeros((b.T,) + tuple(parts[0][1].shape[1:]), p.dtype.numpy)
             for s0, a in parts:
-                full[s0 : s0 + len(a)] = a
+                self.ops.put(full, s0, a)
             result[k] = full
         for s in plan.user_states:
             result[s] = states[s]
@@ -117,7 +126,7 @@ class Trainer:
         return args
 
     def backward(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
-        p, plan = self.p, self.p.plan
+        p, plan, ops = self.p, self.p.plan, self.ops
         cot = self._cotangents(run, cotangents)
         truncate = p.truncate
         window = truncate is not None
@@ -128,7 +137,8 @@ class Trainer:
             reaches_start = (hi == L) if p.reverse else (lo == 0)
         seqs = [s.name for s in plan.cell.seqs]
         A = {
-            s: (cot[s] if s in plan.user_states else np.zeros_like(run.boundaries[0][s])) for s in plan.cell.state_types
+            s: (cot[s] if s in plan.user_states else ops.zeros_like(run.boundaries[0][s]))
+            for s in plan.cell.state_types
         }
         grads: dict[str, np.ndarray] = {}
         dxs: dict[str, np.ndarray] = {}
@@ -152,22 +162,28 @@ class Trainer:
                 args["lengths_lo"] = _clip(lo, s0, n)
             g = p._runner("grad", masked, n, window)(args, sym)
             for q in plan.cell.params:  # the first segment's arrays are the sums' (nothing else holds them)
-                grads[q.name] = g[q.name] if q.name not in grads else grads[q.name] + g[q.name]
+                grads[q.name] = g[q.name] if q.name not in grads else ops.add(grads[q.name], g[q.name])
             for k in seqs:
                 whole = run.arrays[k]
                 if k not in dxs and n == len(whole):
                     dxs[k] = g[k]
                     continue
-                dxs.setdefault(k, np.zeros_like(whole))[s0:s1] += g[k]
+                if k not in dxs:
+                    dxs[k] = ops.zeros_like(whole)
+                ops.add_into(dxs[k], s0, g[k])
             A = {s: g[s] for s in A}
-        result = {q.name: grads.get(q.name, np.zeros(q.type.shape, p.dtype.numpy)) for q in plan.cell.params}  # type: ignore[union-attr]
-        result.update({k: dxs.get(k, np.zeros_like(run.arrays[k])) for k in seqs})
+        result = {q.name: grads.get(q.name) for q in plan.cell.params}
+        for q in plan.cell.params:
+            if result[q.name] is None:
+                result[q.name] = ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
+        result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in seqs})
         for s in plan.user_states:
-            d = A[s] + sum(
-                (A[k] for k, r in plan.roots.items() if r == s and k not in plan.seq_shadows), np.zeros_like(A[s])
-            )
+            d = A[s]
+            for k, r in plan.roots.items():
+                if r == s and k not in plan.seq_shadows:
+                    d = ops.add(d, A[k])
             if window:
-                d = d * reaches_start.reshape((-1,) + (1,) * (d.ndim - 1)).astype(d.dtype)
+                d = ops.mask_rows(d, reaches_start)
             result[s] = d
         return result
 
@@ -193,13 +209,13 @@ class Trainer:
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ArgumentError(f"cotangent for unknown output {k!r}{hint}; outputs are {names}")
             want = self._out_shape(run, k)
-            a = np.asarray(v, dtype=p.dtype.numpy)
-            if a.shape != want:
+            a = self.ops.cotangent(k, v, p.dtype.numpy)
+            if tuple(a.shape) != want:
                 raise ArgumentError(f"cotangent {k!r}: expected shape {want} (the output's), got {a.shape}")
             out[k] = a
         for k in names:
             if k not in out:
-                out[k] = np.zeros(self._out_shape(run, k), p.dtype.numpy)
+                out[k] = self.ops.zeros(self._out_shape(run, k), p.dtype.numpy)
         return out
 
     def _out_shape(self, run: _Run, k: str) -> tuple:

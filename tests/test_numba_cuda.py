@@ -353,18 +353,72 @@ def test_a_device_array_of_another_dtype_is_named():
         prog(**args)
 
 
+def _on_device(value) -> bool:
+    return bool(getattr(value, "__cuda_ndarray__", False))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"checkpoint": 2}, {"truncate": 2}, {"checkpoint": "sqrt", "reverse": True}],
+    ids=["plain", "checkpoint", "truncate", "sqrt-reverse"],
+)
+def test_training_on_device_arrays_stays_on_the_device(options):
+    """vjp / value_and_grad on device arrays: outputs, gradients and the glue between segments
+    (joins, sums, masks, zeros) on the device, equal to the numpy backend's on host arrays; with
+    lengths, missing inits (zeros) and a device cotangent."""
+    cell = CELLS["lstm"]
+    host = random_args(cell, T, B, inits=True)
+    host.pop("c")  # a missing init: zeros, made on the device
+    dev = {k: cuda.to_device(v) for k, v in host.items()}
+    L = random_lengths(T, B)
+    cu = rc.compile(cell, length="T", backend="numba-cuda", dtype="float64", **options)
+    ref = rc.compile(cell, length="T", backend="numpy", dtype="float64", **options)
+    loss, grads = cu.value_and_grad("y", lengths=L, **dev)
+    want_loss, want = ref.value_and_grad("y", lengths=L, **host)
+    assert isinstance(loss, np.float64)
+    _close({"loss": np.asarray(loss)}, {"loss": np.asarray(want_loss)}, "float64")
+    assert all(_on_device(g) for g in grads.values()), {k: type(g).__name__ for k, g in grads.items()}
+    _close({k: g.copy_to_host() for k, g in grads.items()}, want, "float64")
+    out, backward = cu.vjp(lengths=L, **dev)
+    assert all(_on_device(v) for v in out.values())
+    cot = np.random.default_rng(1).standard_normal(out["h"].shape)
+    got = backward({"h": cuda.to_device(cot)})
+    _, want_back = ref.vjp(lengths=L, **host)
+    _close({k: g.copy_to_host() for k, g in got.items()}, want_back({"h": cot}), "float64")
+    for k, v in host.items():  # the inputs are left as they were
+        np.testing.assert_array_equal(dev[k].copy_to_host(), v)
+
+
+def test_device_training_errors_are_named():
+    args = random_args(elman, T, B)
+    dev = {k: cuda.to_device(v) for k, v in args.items()}
+    cu = rc.compile(elman, length="T", backend="numba-cuda", dtype="float64")
+    out, backward = cu.vjp(**dev)
+    with pytest.raises(
+        ArgumentError, match=r"cotangent 'y': a device array of dtype float32, but the program computes in float64"
+    ):
+        backward({"y": cuda.to_device(np.ones(out["y"].shape, np.float32))})
+    with pytest.raises(ArgumentError, match=r"cotangent 'y': expected shape \(3, 2, 4\)"):
+        backward({"y": cuda.to_device(np.ones((1, 2, 3)))})
+    _, host_backward = cu.vjp(**args)
+    with pytest.raises(
+        ArgumentError, match=r"cotangent 'y': a device \(GPU\) array, but the forward ran on host arrays"
+    ):
+        host_backward({"y": cuda.to_device(np.ones(out["y"].shape))})
+
+
 def test_device_arrays_where_host_arrays_are_needed_are_named():
     args = random_args(elman, T, B)
     dev = dict(args, W=cuda.to_device(args["W"]))
     cu = rc.compile(elman, length="T", backend="numba-cuda", dtype="float64")
     with pytest.raises(
-        ArgumentError, match=r"argument 'W': a device \(GPU\) array, but vjp and value_and_grad take host arrays"
-    ):
-        cu.value_and_grad("y", **dev)
-    with pytest.raises(
         ArgumentError, match=r"argument 'W': a device \(GPU\) array, but backend 'numpy' runs on host arrays"
     ):
         rc.compile(elman, length="T", backend="numpy", dtype="float64")(**dev)
+    with pytest.raises(
+        ArgumentError, match=r"argument 'W': a device \(GPU\) array, but backend 'numba-cpu' runs on host arrays"
+    ):
+        rc.compile(elman, length="T", backend="numba-cpu", dtype="float64").value_and_grad("y", **dev)
     with pytest.raises(ArgumentError, match=r"argument 'lengths': pass lengths as a host \(NumPy\) array"):
         cu(lengths=cuda.to_device(np.array([1, 2])), **args)
 

@@ -37,6 +37,15 @@ BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {
 DEVICE_ARRAYS = frozenset({"numba-cuda"})  # backends whose runners take device arrays and keep outputs there
 
 
+def device_ops(name: str) -> Any:
+    """The array operations (rnncomp.array_ops) a device-array backend's training glue runs on the device."""
+    if name not in DEVICE_ARRAYS:
+        raise ArgumentError(f"backend {name!r} runs on host arrays (device arrays: backend='numba-cuda')")
+    from .numba_cuda.device_ops import DEVICE
+
+    return DEVICE
+
+
 def preload(name: str) -> None:
     """Import a backend's compiler stack now (Numba and its typing registries: about 0.8 s) rather
     than on the first call, e.g. at program start-up or before timing a compile."""
