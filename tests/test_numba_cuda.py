@@ -274,6 +274,25 @@ def test_the_persistent_kernel_runs_with_one_block(monkeypatch, mode):
     assert "w0 = cuda.shared.array((4, 16), float64)" in source  # Wh, kept on chip by the one block
 
 
+def test_weights_past_static_shared_memory_go_to_dynamic_shared_memory(monkeypatch):
+    """Weights over the static limit are kept in one dynamic shared array, sized at launch (how
+    config L's 128 KB a block fits an H100/H200); here the limit is shrunk to 64 bytes."""
+    from dataclasses import replace
+
+    from rnncomp.backends.numba_cuda import runner
+    from rnncomp.backends.numba_cuda.device import SIMULATED
+
+    monkeypatch.setattr(runner, "device_config", lambda: replace(SIMULATED, shared_bytes=64, shared_optin=48 * 1024))
+    ran = _count_persistent(monkeypatch)
+    check("lstm", "loop", True, persistent=True)
+    assert ran and all(ran)
+    prog = rc.compile(lstm, length="T", backend="numba-cuda", dtype="float64", backend_options={"persistent": True})
+    source = prog.source()
+    assert "dyn = cuda.shared.array(0, float64)  # 512 bytes, set at launch" in source
+    assert "dyn[0 + kk * 16 + cl]" in source and "(1, PERSISTENT_THREADS, 512)" in source
+    assert "cuda.shared.array((4, 16)" not in source
+
+
 def test_per_step_runs_no_persistent_kernel(monkeypatch):
     ran = _count_persistent(monkeypatch)
     prog = rc.compile(lstm, length="T", backend="numba-cuda", dtype="float64", backend_options={"persistent": False})
@@ -448,8 +467,8 @@ def test_forced_persistent_kernel_whose_grid_does_not_fit_is_named():
         CudaBackendError,
         match=r"loop %2 needs a cooperative grid of 2 blocks of 8 threads, and the device runs at most 1",
     ):
-        Runtime(True).persistent(Kernel(), (2, 8), "%2")
-    assert Runtime(None).persistent(Kernel(), (2, 8), "%2") is False  # auto: run it step by step instead
+        Runtime(True).persistent(Kernel(), (2, 8, 0), "%2")
+    assert Runtime(None).persistent(Kernel(), (2, 8, 0), "%2") is False  # auto: run it step by step instead
 
 
 def test_a_persistent_kernel_that_fails_to_compile_falls_back_or_is_named():
@@ -458,12 +477,15 @@ def test_a_persistent_kernel_that_fails_to_compile_falls_back_or_is_named():
         def overloads(self):
             raise RuntimeError("cannot link cudadevrt")
 
-    with pytest.warns(RuntimeWarning, match=r"kernel of loop %2 failed to compile \(RuntimeError: cannot link"):
-        assert Runtime(None).persistent(Kernel(), (1, 8), "%2") is False
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"kernel of loop %2 failed to compile or to get its shared memory \(RuntimeError: cannot link",
+    ):
+        assert Runtime(None).persistent(Kernel(), (1, 8, 0), "%2") is False
     with pytest.raises(
         CudaBackendError, match=r"persistent=True, but the persistent kernel of loop %2 failed to compile"
     ):
-        Runtime(True).persistent(Kernel(), (1, 8), "%2")
+        Runtime(True).persistent(Kernel(), (1, 8, 0), "%2")
 
 
 def test_bad_backend_options_are_named():

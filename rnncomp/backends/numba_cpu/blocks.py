@@ -13,7 +13,7 @@ from ir.names import name_nodes
 
 from . import loops
 from .emit import EMIT, Kernel
-from .fusion import BlockPlan, Group, plan_block
+from .fusion import BlockPlan, Group, count_uses, plan_block
 from .storage import Storage, last_use
 from .values import Arg, Index, Ref, Scope
 from .writer import describe, safe_name
@@ -91,13 +91,7 @@ class Blocks(Storage):
                 scope.set(n, self.constant(n))
         bound = {id(n) for n in nodes if scope.get(n) is not None}
         plan = plan_block(nodes, bound, results)
-        uses: dict[int, int] = {}
-        for n in nodes:
-            for u in n.inputs:
-                uses[id(u.node)] = uses.get(id(u.node), 0) + 1
-        for r in results:
-            uses[id(r)] = uses.get(id(r), 0) + 1
-        outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), uses)
+        outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), count_uses(nodes, results))
         try:
             inplace = loops.in_place(plan, carries or [], targets)
             joined = self.joined(plan, results, targets)

@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
-import numpy as np
-
 from ir import Node, Program, TensorType
 from ir import symexpr as sx
 from ir.dtypes import DType
@@ -30,7 +28,7 @@ from .errors import NumbaBackendError
 from .rowloops import Part, transposed
 from .units import KernelText, Units
 from .values import Arg, Index, Ref
-from .writer import Writer, describe
+from .writer import Writer, describe, float_text
 
 SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
@@ -138,8 +136,7 @@ class Generator(Units, Blocks):
         """A typed literal: float64 and ints as Python literals, float32 as a module constant."""
         if dtype in (DType.i32, DType.i64):
             return str(int(value))
-        v = float(value)
-        text = repr(v) if np.isfinite(v) else ("math.nan" if np.isnan(v) else ("-" if v < 0 else "") + "math.inf")
+        text = float_text(float(value))
         if dtype == DType.f64:
             return text
         key = (text, dtype)

@@ -13,6 +13,7 @@ them; inlined members may be of depth 0), which keeps that check to one layer of
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ir import Node
@@ -228,4 +229,35 @@ def _schedule(nodes, kinds, group_of, users, pos) -> BlockPlan:
     return BlockPlan(order, group_of, users, {nid: index[key] for nid, key in owner.items()})
 
 
-__all__ = ["BlockPlan", "Group", "Unit", "kind", "plan_block"]
+def count_uses(nodes: list[Node], results: list[Node]) -> dict[int, int]:
+    """id(node) -> how many inputs and results of a block refer to it."""
+    uses: dict[int, int] = {}
+    for n in nodes:
+        for u in n.inputs:
+            uses[id(u.node)] = uses.get(id(u.node), 0) + 1
+    for r in results:
+        uses[id(r)] = uses.get(id(r), 0) + 1
+    return uses
+
+
+def identity_members(g: Group, plan: BlockPlan, direct: Callable[[Node, Node], bool]) -> set[int]:
+    """Members of `g` computed only at the index of the thread (or loop iteration) that stores: of
+    the group's shape, and read inside the group only `direct`ly (at the reader's own index) by such
+    members, never through a view outside it. The carried-state-in-place rules of both generators."""
+    ident = {id(m) for m in g.nodes if m.type.shape == g.shape}  # type: ignore[union-attr]
+    changed = True
+    while changed:
+        changed = False
+        for m in g.nodes:
+            if id(m) not in ident:
+                continue
+            for u in plan.users.get(id(m), []):
+                inside = id(u) in g.members
+                if (inside and (id(u) not in ident or not direct(u, m))) or (not inside and kind(u) == "view"):
+                    ident.discard(id(m))
+                    changed = True
+                    break
+    return ident
+
+
+__all__ = ["BlockPlan", "Group", "Unit", "count_uses", "identity_members", "kind", "plan_block"]

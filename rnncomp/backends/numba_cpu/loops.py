@@ -17,7 +17,7 @@ from ir.symexpr import Sym
 from passes.rows import ROWS, rows_plan
 
 from .emit import EMIT, View
-from .fusion import BlockPlan, Group, kind
+from .fusion import BlockPlan, identity_members, kind
 from .rowloops import open_part, transposed
 from .values import Index, Ref, Scope
 from .writer import describe, safe_name
@@ -245,7 +245,7 @@ def in_place(plan: BlockPlan, carries: list[tuple[int, Node, Node, Ref]], target
             continue
         if g is None or result not in g.roots:
             continue
-        ident = _identity_members(g, plan)
+        ident = identity_members(g, plan, _direct)
         at = plan.order[id(result)]
         ok = True
         for u in plan.users.get(id(param), []):
@@ -260,23 +260,6 @@ def in_place(plan: BlockPlan, carries: list[tuple[int, Node, Node, Ref]], target
     return done
 
 
-def _identity_members(g: Group, plan: BlockPlan) -> set[int]:
-    """Members of `g` computed only at the loop's own index: of the loop's shape, and read (if at
-    all inside the group) only directly, without a view or broadcasting, by such members."""
-    ident = {id(m) for m in g.nodes if m.type.shape == g.shape}
-    changed = True
-    while changed:
-        changed = False
-        for m in g.nodes:
-            if id(m) not in ident:
-                continue
-            for u in plan.users.get(id(m), []):
-                if id(u) in g.members:
-                    bad = id(u) not in ident or (u.op == "select_active" and any(v.node is m for v in u.inputs[:2]))
-                else:
-                    bad = kind(u) == "view"
-                if bad:
-                    ident.discard(id(m))
-                    changed = True
-                    break
-    return ident
+def _direct(u: Node, m: Node) -> bool:
+    """`u` reads `m` at the loop's own index (not as select_active's step or lengths)."""
+    return not (u.op == "select_active" and any(v.node is m for v in u.inputs[:2]))

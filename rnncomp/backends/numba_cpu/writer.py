@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,13 @@ from ir import Node
 from ir.symexpr import Sym
 
 _SAFE_NAME = re.compile(r"%\d+|[A-Za-z_][A-Za-z0-9_]*(@[A-Za-z0-9_+\-]+)?\Z")
+
+
+def float_text(v: float) -> str:
+    """Python source for a float (what `repr` gives; `math.nan` / `math.inf` for the others)."""
+    if math.isfinite(v):
+        return repr(v)
+    return "math.nan" if math.isnan(v) else ("-" if v < 0 else "") + "math.inf"
 
 
 def safe_name(name: str) -> str:

@@ -21,7 +21,7 @@ from ir.dtypes import DType, as_dtype
 from ir.names import name_nodes
 from ir.shapes import norm_axis
 
-from ..numba_cpu.fusion import Group, kind, plan_block
+from ..numba_cpu.fusion import Group, count_uses, kind, plan_block
 from ..numba_cpu.writer import Writer, comment_text, safe_name
 from . import kernels, persistent
 from .context import Arg, Block, Context, Ref, Scope, literal_source
@@ -349,16 +349,6 @@ def parts(n: Node, dest: Ref) -> list[Ref]:
         out.append(dest.part(axis, offset))
         offset += u.node.type.shape[axis]  # type: ignore[union-attr]
     return out
-
-
-def count_uses(nodes: list[Node], results: list[Node]) -> dict[int, int]:
-    uses: dict[int, int] = {}
-    for n in nodes:
-        for u in n.inputs:
-            uses[id(u.node)] = uses.get(id(u.node), 0) + 1
-    for r in results:
-        uses[id(r)] = uses.get(id(r), 0) + 1
-    return uses
 
 
 # ---------------------------------------------------------------- the module

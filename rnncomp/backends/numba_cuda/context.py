@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from ir import Node, Program, TensorType
 from ir import symexpr as sx
 from ir.dtypes import DType
@@ -25,7 +23,7 @@ from ir.shapes import is_identifier
 from ..numba_cpu.emit import SCALARS, VIEWS, Index, broadcast_index
 from ..numba_cpu.fusion import Group
 from ..numba_cpu.values import Arg, Scope  # the same bookkeeping as the CPU generator
-from ..numba_cpu.writer import Writer, describe
+from ..numba_cpu.writer import Writer, describe, float_text
 from .device import DeviceConfig
 from .errors import CudaBackendError
 
@@ -151,8 +149,7 @@ class Context:
         """A typed literal: ints inline, floats as module-level constants (so f32 math stays f32)."""
         if dtype in (DType.i32, DType.i64):
             return str(int(value))
-        v = float(value)
-        text = repr(v) if np.isfinite(v) else ("math.nan" if np.isnan(v) else ("-" if v < 0 else "") + "math.inf")
+        text = float_text(float(value))
         key = (text, dtype)
         if key not in self.constants:
             self.constants[key] = f"c{len(self.constants)}"

@@ -20,7 +20,7 @@ from ...arguments import is_device_array
 from .errors import CudaUnavailableError
 
 SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
-STATIC_SHARED_LIMIT = 48 * 1024  # bytes of static shared memory a kernel may declare
+STATIC_SHARED_LIMIT = 48 * 1024  # bytes of static shared memory a kernel may declare (more: dynamic, on request)
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,14 @@ class DeviceConfig:
     max_blocks: int  # blocks of a grid-stride kernel at most (it strides over the rest)
     tile: int  # GEMM tile edge (a GEMM block is tile x tile threads)
     persistent_threads: int  # threads per block of a persistent kernel
+    shared_optin: int = STATIC_SHARED_LIMIT  # shared memory a block may have at most, dynamic, on request
 
 
 # The simulator runs every thread as a Python thread: few threads and blocks keep tests fast,
 # while two blocks of four threads still exercise grid-stride loops and block indexing.
 SIMULATED = DeviceConfig(True, 1, STATIC_SHARED_LIMIT, 4, 2, 4, 8)
 # Source generated where no device can be asked (e.g. `rnncomp dump` on a machine without a GPU).
-NOMINAL_GPU = DeviceConfig(False, 132, STATIC_SHARED_LIMIT, 256, 4096, 16, 256)
+NOMINAL_GPU = DeviceConfig(False, 132, STATIC_SHARED_LIMIT, 256, 4096, 16, 256, 227 * 1024)  # an H100/H200
 
 
 def simulator_enabled() -> bool:
@@ -104,7 +105,11 @@ def device_config() -> DeviceConfig:
         return NOMINAL_GPU
     dev = cuda.get_current_device()
     shared = min(int(dev.MAX_SHARED_MEMORY_PER_BLOCK), STATIC_SHARED_LIMIT)
-    return DeviceConfig(False, int(dev.MULTIPROCESSOR_COUNT), shared, 256, 4096, 16, 256)
+    try:
+        optin = max(shared, int(dev.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN))
+    except Exception:  # noqa: BLE001  (a driver that does not know the attribute)
+        optin = shared
+    return DeviceConfig(False, int(dev.MULTIPROCESSOR_COUNT), shared, 256, 4096, 16, 256, optin)
 
 
 def current_device_id() -> int:

@@ -100,26 +100,38 @@ def tiled(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
 @dataclass(frozen=True)
 class OnChip:
     """A weight kept in shared memory by a persistent kernel: block b holds its columns
-    [b*cols, (b+1)*cols) in `var`, a (K, cols) array."""
+    [b*cols, (b+1)*cols) as a (K, cols) array: `var` itself (static shared memory), or from
+    element `offset` on in the kernel's dynamic shared array `var` (a flat array)."""
 
     var: str
     K: int
     N: int
     cols: int
     weight: Node = field(compare=False)  # the body's node of the weight (a loop invariant)
+    offset: int | None = None  # None: a static array of its own
+
+    def at(self, k: str, c: str) -> str:
+        """The element (k, c) of this block's columns."""
+        if self.offset is None:
+            return f"{self.var}[{k}, {c}]"
+        return f"{self.var}[{self.offset} + {k} * {self.cols} + {c}]"
+
+
+DYNAMIC = "dyn"  # the name of a persistent kernel's dynamic shared array
 
 
 def load_on_chip(ctx: Context, w: OnChip, read: Callable[[str, str], str], dtype: str) -> None:
     """The prologue of a persistent kernel: copy this block's columns of a weight into shared memory."""
     line = ctx.line
-    line(f"{w.var} = cuda.shared.array(({w.K}, {w.cols}), {dtype})")
+    if w.offset is None:
+        line(f"{w.var} = cuda.shared.array(({w.K}, {w.cols}), {dtype})")
     line(f"for e in range(cuda.threadIdx.x, {w.K * w.cols}, cuda.blockDim.x):")
     with ctx.indent():
         line(f"kk = e // {w.cols}")
         line(f"cl = e - kk * {w.cols}")
         line(f"col = cuda.blockIdx.x * {w.cols} + cl")
         line(f"if col < {w.N}:")
-        line(f"    {w.var}[kk, cl] = {read('kk', 'col')}")
+        line(f"    {w.at('kk', 'cl')} = {read('kk', 'col')}")
 
 
 def dot(ctx: Context, n: Node, out: Ref, args: list[Node], chip: OnChip | None) -> str:
@@ -146,7 +158,7 @@ def dot(ctx: Context, n: Node, out: Ref, args: list[Node], chip: OnChip | None) 
         line(f"for kk in range({g.K}):")
         with ctx.indent():
             ki = g.k_index("kk")
-            b = f"{chip.var}[kk, cl]" if chip is not None else g.b(ki, "col")
+            b = chip.at("kk", "cl") if chip is not None else g.b(ki, "col")
             line(f"acc += {g.a(mi, ki)} * {b}")
         line(f"{g.out(mi, 'col')} = acc")
     return ""  # a phase: launched with its persistent kernel

@@ -11,8 +11,10 @@ previous ones wrote. A carried state is overwritten in place when its new value 
 fused group whose every read of the old value is at the thread's own index or in an earlier phase;
 otherwise the new value goes to the state's second buffer and is copied back after the body.
 
-It is chosen when the weights fit the shared memory of a block and, at run time, when the grid
-(one block per multiprocessor; one block in the simulator) fits `max_cooperative_grid_blocks`.
+It is chosen when the weights fit the shared memory of a block — static shared arrays up to 48 KB,
+beyond that one dynamic shared array, up to what the device grants on request (227 KB on an
+H100/H200) — and, at run time, when the grid (one block per multiprocessor; one block in the
+simulator) fits `max_cooperative_grid_blocks`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from ir import LoopView, Node
 from ir.names import name_nodes
 
 from ..numba_cpu.emit import VIEWS
-from ..numba_cpu.fusion import BlockPlan, Group, kind, plan_block
+from ..numba_cpu.fusion import BlockPlan, identity_members, kind, plan_block
 from ..numba_cpu.writer import safe_name
 from .context import NUMBA_TYPE, Block
 from .errors import CudaBackendError
-from .gemm import OnChip, load_on_chip
+from .gemm import DYNAMIC, OnChip, load_on_chip
 from .kernels import copy
 
 if TYPE_CHECKING:
@@ -42,8 +44,10 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     names = name_nodes(v.body.nodes())
     why = unsuitable(v)
     chips: dict[int, OnChip] = {}
+    dynamic = 0
     if why is None:
-        chips, why = on_chip(v, ctx.cfg.sm_count, ctx.cfg.shared_bytes, ctx.dtype.numpy.itemsize)
+        cfg = ctx.cfg
+        chips, dynamic, why = on_chip(v, cfg.sm_count, cfg.shared_bytes, cfg.shared_optin, ctx.dtype.numpy.itemsize)
     if why is not None:
         if cg.mode is True:
             raise CudaBackendError(f"backend option persistent=True, but loop {name} cannot run as one kernel: {why}")
@@ -58,6 +62,8 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
         scope, _ = loop.scope(base)
         outer, ctx.blk = ctx.blk, Block(scope, names)
         try:
+            if dynamic:
+                ctx.line(f"{DYNAMIC} = cuda.shared.array(0, {NUMBA_TYPE[ctx.dtype]})  # {dynamic} bytes, set at launch")
             for chip in chips.values():
                 load_on_chip(ctx, chip, lambda k, c, w=chip.weight: ctx.read(w, (k, c)), NUMBA_TYPE[ctx.dtype])
             if chips:
@@ -84,11 +90,12 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
                 ctx.phases, ctx.on_chip = False, {}
         return ""
 
-    held = ", ".join(f"{w.var}: {w.K}x{w.cols} of a {w.K}x{w.N} weight" for w in chips.values()) or "none"
-    doc = f"{loop.label}: every step in one launch. Held on chip per block: {held}."
+    held = ", ".join(f"{w.K}x{w.cols} of a {w.K}x{w.N} weight" for w in chips.values()) or "none"
+    where = f"dynamic shared memory, {dynamic} bytes" if dynamic else "static shared memory"
+    doc = f"{loop.label}: every step in one launch. Held on chip per block ({where}): {held}."
     kernel, params = ctx.define("loop", doc, body, loop.label, local=frozenset({base}))
     blocks = ctx.cfg.sm_count
-    return f"{kernel}, ({blocks}, PERSISTENT_THREADS), {name!r}, {', '.join(params)}"
+    return f"{kernel}, ({blocks}, PERSISTENT_THREADS, {dynamic}), {name!r}, {', '.join(params)}"
 
 
 def unsuitable(v: LoopView) -> str | None:
@@ -98,31 +105,48 @@ def unsuitable(v: LoopView) -> str | None:
     return None
 
 
-def on_chip(v: LoopView, blocks: int, shared_bytes: int, itemsize: int) -> tuple[dict[int, OnChip], str | None]:
+def on_chip(
+    v: LoopView, blocks: int, static: int, optin: int, itemsize: int
+) -> tuple[dict[int, OnChip], int, str | None]:
     """The weights the kernel keeps in shared memory (matmul right operands that are loop invariants
-    of concrete shape), each split by columns over `blocks`; and why they do not fit, if they do not."""
+    of concrete shape), each split by columns over `blocks`: in static shared arrays when they fit
+    `static` bytes, else in one dynamic shared array of up to `optin` bytes (requested at launch);
+    the dynamic array's bytes (0: static); and why they do not fit, if they do not."""
     consts = {id(p) for p in v.const_params}
-    chips: dict[int, OnChip] = {}
+    found: list[tuple[Node, int, int]] = []
     named: list[str] = []
     for n in v.body.nodes():
-        if n.op != "matmul" or id(n.inputs[1].node) in chips:
+        w = n.inputs[1].node if n.op == "matmul" else None
+        if w is None or any(f[0] is w for f in found):
             continue
-        w = n.inputs[1].node
         base = w
         while base.op in VIEWS and id(base) not in consts:
             base = base.inputs[0].node
         K, N = w.type.shape  # type: ignore[union-attr]
         if id(base) not in consts or not isinstance(K, int) or not isinstance(N, int):
             continue
-        chips[id(w)] = OnChip(f"w{len(chips)}", K, N, -(-N // blocks), w)
+        found.append((w, K, N))
         named.append(f"{safe_name(base.name or '%?')} ({K}x{N})")
-    need = sum(w.K * w.cols for w in chips.values()) * itemsize
-    if need > shared_bytes:
-        return {}, (
-            f"its recurrent weights {', '.join(named)} need {need} bytes of shared memory per block when split "
-            f"over {blocks} block(s), more than the {shared_bytes} bytes a block may hold"
+    need = sum(K * -(-N // blocks) for _, K, N in found) * itemsize
+    if need > optin:
+        return (
+            {},
+            0,
+            (
+                f"its recurrent weights {', '.join(named)} need {need} bytes of shared memory per block when split "
+                f"over {blocks} block(s), more than the {optin} bytes a block may hold"
+            ),
         )
-    return chips, None
+    chips: dict[int, OnChip] = {}
+    offset = 0
+    for k, (w, K, N) in enumerate(found):
+        cols = -(-N // blocks)
+        if need <= static:
+            chips[id(w)] = OnChip(f"w{k}", K, N, cols, w)
+        else:
+            chips[id(w)] = OnChip(DYNAMIC, K, N, cols, w, offset)
+            offset += K * cols
+    return chips, (0 if need <= static else need), None
 
 
 def body_plan(v: LoopView) -> BlockPlan:
@@ -143,7 +167,7 @@ def in_place(v: LoopView, plan: BlockPlan, i: int) -> bool:
     g = plan.group_of.get(id(r))
     if g is not None and r not in g.roots:
         return False
-    ident = identity_members(g, plan) if g is not None else set()
+    ident = identity_members(g, plan, direct) if g is not None else set()
     at = plan.order[id(r)]
     for u in plan.users.get(id(p), []):
         if g is not None and id(u) in g.members:
@@ -152,25 +176,6 @@ def in_place(v: LoopView, plan: BlockPlan, i: int) -> bool:
         elif kind(u) == "view" or plan.order.get(id(u), at) >= at:
             return False
     return True
-
-
-def identity_members(g: Group, plan: BlockPlan) -> set[int]:
-    """Members of `g` computed only at the index of the thread that stores: of the group's shape,
-    and read inside the group only directly (no view, no broadcast) by such members."""
-    ident = {id(m) for m in g.nodes if m.type.shape == g.shape}  # type: ignore[union-attr]
-    changed = True
-    while changed:
-        changed = False
-        for m in g.nodes:
-            if id(m) not in ident:
-                continue
-            for u in plan.users.get(id(m), []):
-                inside = id(u) in g.members
-                if (inside and (id(u) not in ident or not direct(u, m))) or (not inside and kind(u) == "view"):
-                    ident.discard(id(m))
-                    changed = True
-                    break
-    return ident
 
 
 def direct(u: Node, m: Node) -> bool:

@@ -20,6 +20,7 @@ from ...arguments import is_device_array
 from ..numba_cpu import cache
 from .codegen import PERSISTENT_MODES, Generated, generate
 from .device import (
+    STATIC_SHARED_LIMIT,
     current_device_id,
     device_config,
     fix_simulated_shared_memory,
@@ -40,30 +41,32 @@ class Runtime:
         self.mode = mode
         self.broken: set[int] = set()  # persistent kernels that failed to compile (auto mode skips them)
 
-    def persistent(self, kernel: Any, config: tuple[int, int], loop: str, *args: Any) -> bool:
-        """Launch `kernel` as a cooperative grid of `config` = (blocks, threads) if the device can
-        hold that grid; say whether it ran (when not, the host runs the loop step by step)."""
-        blocks, threads = config
+    def persistent(self, kernel: Any, config: tuple[int, int, int], loop: str, *args: Any) -> bool:
+        """Launch `kernel` as a cooperative grid of `config` = (blocks, threads, bytes of dynamic
+        shared memory) if the device can hold that grid; say whether it ran (when not, the host runs
+        the loop step by step)."""
+        blocks, threads, shared = config
         if id(kernel) in self.broken:
             return False
         try:
-            limit = cooperative_limit(kernel, threads, args)
+            limit = cooperative_limit(kernel, threads, shared, args)
         except Exception as e:  # noqa: BLE001  (e.g. no libcudadevrt to link the grid sync against)
             why = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             if self.mode is True:
                 raise CudaBackendError(
-                    f"backend option persistent=True, but the persistent kernel of loop {loop} failed to compile: {why}"
+                    f"backend option persistent=True, but the persistent kernel of loop {loop} failed to compile "
+                    f"or to get its shared memory: {why}"
                 ) from e
             warnings.warn(
-                f"rnncomp numba-cuda: the persistent kernel of loop {loop} failed to compile ({why}); "
-                "running the loop step by step instead",
+                f"rnncomp numba-cuda: the persistent kernel of loop {loop} failed to compile or to get its "
+                f"shared memory ({why}); running the loop step by step instead",
                 RuntimeWarning,
                 stacklevel=2,
             )
             self.broken.add(id(kernel))
             return False
         if blocks <= limit:
-            kernel[blocks, threads](*args)
+            kernel[blocks, threads, 0, shared](*args)
             return True
         if self.mode is True:
             raise CudaBackendError(
@@ -74,12 +77,20 @@ class Runtime:
         return False
 
 
-def cooperative_limit(kernel: Any, threads: int, args: tuple) -> int:
-    """How many blocks of `threads` threads of `kernel` a cooperative launch may have (1 in the simulator)."""
+def cooperative_limit(kernel: Any, threads: int, shared: int, args: tuple) -> int:
+    """How many blocks of `threads` threads of `kernel`, each with `shared` bytes of dynamic shared
+    memory, a cooperative launch may have (1 in the simulator). Beyond 48 KB a kernel must ask for
+    its dynamic shared memory first (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)."""
     if simulator_enabled():
         return kernel.overloads[None].max_cooperative_grid_blocks(threads)
     compiled = kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
-    return compiled.max_cooperative_grid_blocks(threads)
+    if shared > STATIC_SHARED_LIMIT:
+        from numba.cuda.cudadrv.driver import binding, driver
+
+        cufunc = compiled._codelibrary.get_cufunc()
+        attr = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+        driver.cuKernelSetAttribute(attr, shared, cufunc.handle, cufunc.device.id)
+    return compiled.max_cooperative_grid_blocks(threads, shared)
 
 
 class Runner:
