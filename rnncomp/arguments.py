@@ -46,17 +46,30 @@ def is_device_array(value) -> bool:
     return hasattr(value, "__cuda_array_interface__") or bool(getattr(value, "__cuda_ndarray__", False))
 
 
-def bind(
-    cell: Cell, dtype: DType, tsym: str, length: int | None, lengths, kwargs: dict, host_only: str | None = None
-) -> Bound:
-    """Check `kwargs` against the cell's signature; bind symbols; convert arrays to `dtype`.
-
-    Device arrays pass through unconverted; `host_only`, when given, says why they are refused here.
-    """
+def signature(cell: Cell, tsym: str) -> tuple[dict, dict, list[str]]:
+    """What a call of `cell` takes: required (seqs, params) and optional (inits) arguments, each
+    name -> (role, shape); and every name, for error messages. A compiled program keeps its own."""
     required = {s.name: ("seq", (tsym,) + s.type.shape) for s in cell.seqs}  # type: ignore[union-attr,operator]
     required.update({p.name: ("param", p.type.shape) for p in cell.params})  # type: ignore[union-attr,misc]
     optional = {k: ("init", t.shape) for k, t in cell.state_types.items()}
-    known = list(required) + list(optional) + [LENGTHS]
+    return required, optional, list(required) + list(optional) + [LENGTHS]
+
+
+def bind(
+    cell: Cell,
+    dtype: DType,
+    tsym: str,
+    length: int | None,
+    lengths,
+    kwargs: dict,
+    host_only: str | None = None,
+    sig: tuple[dict, dict, list[str]] | None = None,
+) -> Bound:
+    """Check `kwargs` against the cell's signature (`sig`, else worked out here); bind symbols;
+    convert arrays to `dtype`. Device arrays pass through unconverted; `host_only`, when given,
+    says why they are refused here.
+    """
+    required, optional, known = sig or signature(cell, tsym)
     for name in kwargs:
         if name not in required and name not in optional:
             raise ArgumentError(f"unknown argument {name!r}{_closest(name, known)}; cell {cell.name!r} takes {known}")
@@ -84,6 +97,9 @@ def bind(
 
 
 def _one(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int]) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype == dtype.numpy and value.flags.c_contiguous:
+        _check_shape(name, role, value.shape, shape, env)  # as it is: nothing to convert
+        return value
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001  (anything that is not array-like)

@@ -19,7 +19,7 @@ from passes.grad import derive
 from passes.pipeline import PassManager
 from passes.retype import retype_cell
 
-from .arguments import LENGTHS, bind, is_device_array
+from .arguments import LENGTHS, bind, is_device_array, signature
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .training import Trainer, segment_size, segments
 
@@ -123,6 +123,7 @@ class CompiledProgram:
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._plan = None
+        self._signature = None  # rnncomp.arguments.signature of the cell, on first call
         self.backend_options: dict[str, Any] = {}
 
     @property
@@ -195,7 +196,9 @@ class CompiledProgram:
         host_only = None
         if self.backend not in DEVICE_ARRAYS:
             host_only = f"backend {self.backend!r} runs on host arrays (device arrays: backend='numba-cuda')"
-        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only)
+        if self._signature is None:
+            self._signature = signature(self.cell, self.tsym)
+        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only, self._signature)
         for name, t in self.cell.state_types.items():
             if name not in b.arrays:
                 shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)

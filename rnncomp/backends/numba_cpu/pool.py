@@ -25,13 +25,17 @@ class BufferPool:
         self.copies = copies
         self.arrays: dict[Key, list[np.ndarray]] = {}
         self.lock = threading.Lock()
+        self.last: tuple = ()  # the shapes of the last call, and how many of each it took
+        self.need: Counter = Counter()
 
     def take(self, wanted: list[Key]) -> list[np.ndarray]:
-        need = Counter(wanted)
+        shapes = tuple(wanted)
         with self.lock:
-            for key in [k for k in self.arrays if k not in need]:
-                del self.arrays[key]  # other shapes than last call's: let them go (varying T)
-            return [self._one(key, need[key]) for key in wanted]
+            if shapes != self.last:
+                self.last, self.need = shapes, Counter(wanted)
+                for key in [k for k in self.arrays if k not in self.need]:
+                    del self.arrays[key]  # other shapes than last call's: let them go (varying T)
+            return [self._one(key, self.need[key]) for key in wanted]
 
     def _one(self, key: Key, per_call: int) -> np.ndarray:
         kept = self.arrays.setdefault(key, [])
@@ -49,3 +53,4 @@ class BufferPool:
     def clear(self) -> None:
         with self.lock:
             self.arrays.clear()
+            self.last, self.need = (), Counter()

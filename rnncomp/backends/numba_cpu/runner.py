@@ -99,6 +99,8 @@ class Runner:
         """A trip count or start for these symbols (memoised: parsing the expression costs more)."""
         if isinstance(c, int):
             return c
+        if c.text in env:  # the count is a symbol itself (a loop over all T steps)
+            return int(env[c.text])
         key = (c.text, tuple(sorted((s, env.get(s)) for s in self._symbols(c))))
         if key not in self._counts:
             self._counts[key] = sx.evaluate(c, env)
