@@ -442,6 +442,19 @@ def test_device_arrays_where_host_arrays_are_needed_are_named():
         cu(lengths=cuda.to_device(np.array([1, 2])), **args)
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["per-step", "persistent"])
+def test_the_gpu_benchmark_runs_its_rnncomp_side(persistent):
+    """benchmarks/lstm_gpu.py's rnncomp implementation, at a tiny size in the simulator: it builds,
+    its device path agrees with its host path (the script checks), and its results come back."""
+    from benchmarks.lstm_gpu import GRADS, make_rnncomp
+
+    r = np.random.default_rng(0)
+    x, Wx, Wh, b = (r.standard_normal(s).astype(np.float32) * 0.3 for s in ((T, B, 3), (3, 16), (4, 16), (16,)))
+    impl = make_rnncomp(x, Wx, Wh, b, persistent=persistent)
+    got = impl.results()
+    assert sorted(got) == sorted(("y",) + GRADS) and got["y"].shape == (T, B, 4)
+
+
 # ---------------------------------------------------------------- errors
 
 
