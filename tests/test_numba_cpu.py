@@ -150,6 +150,16 @@ def test_a_full_unroll_reuses_buffers_and_kernels_across_steps():
         assert n12 - n4 < 40 * 8, sizes  # a few call lines per extra step
 
 
+def test_kernels_called_from_few_places_in_a_row_block_are_inlined():
+    """A partial unroll's steps inside a row block inline their shared kernels (no call per step);
+    `program`'s own kernels and a full unroll's T-fold ones stay calls (compile time)."""
+    k2 = generate_source(_final(_program("lstm", 2, "float32", False, "numpy")), "float32")
+    assert 'inline="always"' in k2 and "run_blocks(f_rows_0" in k2
+    for unroll in ("loop", "full"):
+        src = generate_source(_final(_program("lstm", unroll, "float32", False, "numpy")), "float32")
+        assert 'inline="always"' not in src, unroll
+
+
 def test_live_results_of_earlier_calls_are_never_overwritten():
     """Outputs and the residuals a backward closure holds come from a buffer pool: a buffer is
     handed out again only once nothing refers to it."""

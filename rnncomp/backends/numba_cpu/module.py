@@ -20,6 +20,7 @@ FASTMATH_SOURCE = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 _NJIT = '@njit(cache=True, fastmath=FASTMATH, error_model="numpy"'
 DECORATOR = _NJIT + ", no_cfunc_wrapper=True)"  # called from Python only
 KERNEL_DECORATOR = _NJIT + ", no_cpython_wrapper=True, no_cfunc_wrapper=True)"  # called only from program
+INLINE_DECORATOR = KERNEL_DECORATOR[:-1] + ', inline="always")'  # called from few places: inlined there
 BLOCK_DECORATOR = f'@cfunc("{BLOCK_SIGNATURE}", cache=True, fastmath=FASTMATH, error_model="numpy")'  # launch.py
 FUNCTION = "program"
 
@@ -64,7 +65,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer) -> Generated:
     for signature, kernel, kind in gen.kernel_writers:
         m.line("")
         m.line("")
-        m.line(BLOCK_DECORATOR if kind == "cfunc" else KERNEL_DECORATOR)
+        m.line({"cfunc": BLOCK_DECORATOR, "inline": INLINE_DECORATOR}.get(kind, KERNEL_DECORATOR))
         m.line(signature)
         m.extend(kernel)
     m.line("")
