@@ -160,6 +160,24 @@ def test_kernels_called_from_few_places_in_a_row_block_are_inlined():
         assert 'inline="always"' not in src, unroll
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_products_in_chunks_agree(dtype):
+    """A few rows times a small weight as a written-out loop nest: K = 19 is two chunks of 8 and a
+    remainder of 3; the backward's transposed product (dz @ U^T) takes the dot-product form."""
+
+    @rc.cell
+    def wide(x: Seq["B", 5], h: State["B", 19], W: Param[5, 19], U: Param[19, 19]):
+        return {"h": rc.tanh(x @ W + h @ U), "y": h}
+
+    args = random_args(wide, 6, 2, inits=True)
+    args = {k: v.astype(dtype) for k, v in args.items()}
+    fast, ref = (rc.compile(wide, length="T", backend=be, dtype=dtype) for be in ("numba-cpu", "numpy"))
+    src = fast.source()
+    assert "in range(0, 16, 8):" in src and "in range(16, 19):" in src
+    _close(fast(**args), ref(**args), dtype)
+    _close(fast.value_and_grad("y", **args)[1], ref.value_and_grad("y", **args)[1], dtype)
+
+
 def test_live_results_of_earlier_calls_are_never_overwritten():
     """Outputs and the residuals a backward closure holds come from a buffer pool: a buffer is
     handed out again only once nothing refers to it."""

