@@ -78,24 +78,23 @@ class DeviceOps:
         device arrays (CuPy, PyTorch) viewed in place."""
         return to_device(name, a, np.dtype(a.dtype), current_device_id())
 
-    def zeros(self, shape: tuple, dtype: np.dtype) -> Any:
+    def filled(self, shape: tuple, dtype: np.dtype, value: float) -> Any:
+        """A new device array of `value`s."""
         from numba import cuda
 
         out = cuda.device_array(shape, dtype)
         if out.size:
-            _kernels()["fill"][_grid(out.size)](_flat(out), np.dtype(dtype).type(0))
+            _kernels()["fill"][_grid(out.size)](_flat(out), np.dtype(dtype).type(value))
         return out
+
+    def zeros(self, shape: tuple, dtype: np.dtype) -> Any:
+        return self.filled(shape, dtype, 0)
 
     def zeros_like(self, a: Any) -> Any:
-        return self.zeros(a.shape, a.dtype)
+        return self.filled(a.shape, a.dtype, 0)
 
     def ones_like(self, a: Any) -> Any:
-        from numba import cuda
-
-        out = cuda.device_array(a.shape, a.dtype)
-        if out.size:
-            _kernels()["fill"][_grid(out.size)](_flat(out), np.dtype(a.dtype).type(1))
-        return out
+        return self.filled(a.shape, a.dtype, 1)
 
     def add(self, a: Any, b: Any) -> Any:
         from numba import cuda
