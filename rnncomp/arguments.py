@@ -46,6 +46,12 @@ def is_device_array(value) -> bool:
     return hasattr(value, "__cuda_array_interface__") or bool(getattr(value, "__cuda_ndarray__", False))
 
 
+def device_dtype(value) -> np.dtype:
+    """The element type of a device array (its `__cuda_array_interface__` says, else `.dtype`)."""
+    cai = getattr(value, "__cuda_array_interface__", None)
+    return np.dtype(cai["typestr"]) if cai else np.dtype(value.dtype)
+
+
 def signature(cell: Cell, tsym: str) -> tuple[dict, dict, list[str]]:
     """What a call of `cell` takes: required (seqs, params) and optional (inits) arguments, each
     name -> (role, shape); and every name, for error messages. A compiled program keeps its own."""
@@ -136,7 +142,7 @@ def _device_array(name: str, role: str, value, shape: Shape, dtype: DType, env: 
         )
     cai = getattr(value, "__cuda_array_interface__", None)
     got = tuple(cai["shape"]) if cai else tuple(value.shape)
-    dt = np.dtype(cai["typestr"]) if cai else np.dtype(value.dtype)
+    dt = device_dtype(value)
     _check_shape(name, role, got, shape, env)
     if dt != dtype.numpy:
         raise ArgumentError(

@@ -14,6 +14,8 @@ import numpy as np
 
 from ir import ArgumentError
 
+from .arguments import is_device_array
+
 
 class HostOps:
     """NumPy arrays (the default)."""
@@ -55,7 +57,7 @@ class HostOps:
 
     def cotangent(self, name: str, value: Any, dtype: np.dtype) -> Any:
         """A cotangent as the backward takes it."""
-        if hasattr(value, "__cuda_array_interface__") or getattr(value, "__cuda_ndarray__", False):
+        if is_device_array(value):
             raise ArgumentError(
                 f"cotangent {name!r}: a device (GPU) array, but the forward ran on host arrays; pass a host array"
             )

@@ -123,7 +123,7 @@ class CompiledProgram:
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._plan = None
-        self._signature = None  # rnncomp.arguments.signature of the cell, on first call
+        self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
         self.backend_options: dict[str, Any] = {}
 
     @property
@@ -196,8 +196,6 @@ class CompiledProgram:
         host_only = None
         if self.backend not in DEVICE_ARRAYS:
             host_only = f"backend {self.backend!r} runs on host arrays (device arrays: backend='numba-cuda')"
-        if self._signature is None:
-            self._signature = signature(self.cell, self.tsym)
         b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only, self._signature)
         for name, t in self.cell.state_types.items():
             if name not in b.arrays:

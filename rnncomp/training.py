@@ -164,18 +164,17 @@ class Trainer:
             for q in plan.cell.params:  # the first segment's arrays are the sums' (nothing else holds them)
                 grads[q.name] = g[q.name] if q.name not in grads else ops.add(grads[q.name], g[q.name])
             for k in seqs:
-                whole = run.arrays[k]
-                if k not in dxs and n == len(whole):
-                    dxs[k] = g[k]
-                    continue
                 if k not in dxs:
-                    dxs[k] = ops.zeros_like(whole)
+                    if n == run.arrays[k].shape[0]:  # one segment over every step: its array as it came
+                        dxs[k] = g[k]
+                        continue
+                    dxs[k] = ops.zeros_like(run.arrays[k])
                 ops.add_into(dxs[k], s0, g[k])
             A = {s: g[s] for s in A}
-        result = {q.name: grads.get(q.name) for q in plan.cell.params}
-        for q in plan.cell.params:
-            if result[q.name] is None:
-                result[q.name] = ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
+        result = {
+            q.name: grads[q.name] if q.name in grads else ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
+            for q in plan.cell.params
+        }
         result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in seqs})
         for s in plan.user_states:
             d = A[s]

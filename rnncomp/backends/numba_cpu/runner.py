@@ -19,6 +19,7 @@ from .errors import NumbaCompileError
 from .module import generate
 from .pool import BufferPool
 from .values import Generated
+from .writer import owner_at
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -28,11 +29,6 @@ class Runner:
 
     def __init__(self, prog: Program, gen: Generated, module: Any, path: Path):
         self.prog, self.gen, self.fn, self.path = prog, gen, getattr(module, gen.function), path
-        self.addresses = {a.key: getattr(module, a.key).address for a in gen.args if a.kind == "address"}
-        self.dtypes = {n.name: n.type.dtype.numpy for n in prog.inputs}  # type: ignore[union-attr]
-        self.symbolic = {
-            n.name: [(i, d) for i, d in enumerate(n.type.shape) if isinstance(d, str)] for n in prog.inputs
-        }  # type: ignore[union-attr]
         self.ready = False  # compiled (or loaded) for the argument types every call has
         self._counts: dict[tuple, int] = {}
         self._syms: dict[str, set[str]] = {}
@@ -43,7 +39,9 @@ class Runner:
         self.threads_at: list[int] = []
         for pos, a in enumerate(gen.args):
             if a.kind == "input":
-                self.inputs.append((pos, a.key, self.dtypes[a.key], self.symbolic[a.key]))
+                t = prog.input(a.key).type
+                symbolic = [(i, d) for i, d in enumerate(t.shape) if isinstance(d, str)]  # type: ignore[union-attr]
+                self.inputs.append((pos, a.key, t.dtype.numpy, symbolic))  # type: ignore[union-attr]
             elif a.kind == "dim":
                 self.dims.append((pos, a.key))
             elif a.kind == "count":
@@ -53,7 +51,7 @@ class Runner:
             elif a.kind == "threads":
                 self.threads_at.append(pos)
             elif a.kind == "address":
-                self.template[pos] = self.addresses[a.key]
+                self.template[pos] = getattr(module, a.key).address
             elif a.kind == "buffer":
                 self.buffers.append((pos, a.key.shape, a.key.dtype.numpy))
 
@@ -133,14 +131,8 @@ def compile_error(prog: Program, gen: Generated, path: Path, e: Exception) -> Nu
     """Numba's failure as an rnncomp error naming the IR node that produced the failing line."""
     text = _ANSI.sub("", str(e))
     lines = [int(m.group(1)) for m in re.finditer(re.escape(path.name) + r'", line (\d+)', text)]
-    where = f"{path}"
-    node = None
-    for ln in lines:
-        near = [k for k in gen.owners if k <= ln]
-        if near:
-            node = gen.owners[max(near)]
-            where = f"{path}:{ln}"
-            break
+    node, ln = owner_at(gen.owners, lines)
+    where = f"{path}:{ln}" if ln else f"{path}"
     what = f"the code generated for node {node}" if node else "the generated code"
     short = "\n".join(text.strip().splitlines()[:12])
     return NumbaCompileError(f"numba-cpu: Numba could not compile {what} of program {prog.name!r} ({where}):\n{short}")

@@ -130,16 +130,18 @@ class Units:
         """The kernels with a call site that is not inside a row block (reached from `program`
         through non-parallel kernels only): those stay calls, so that `program` compiles as fast."""
         outside: set[tuple] = set()
+        walked: set[tuple] = set()  # (kernel, inside a block): a kernel's text is walked once each way
 
         def walk(lines, inside: bool) -> None:
             for _, text, _ in lines:
                 if text.startswith(_CALL):
                     key = self.calls[int(text[len(_CALL) :])][0]
-                    d = self.kernels[key]
-                    here = inside or d.kind in PARALLEL
-                    if not here and key not in outside:
+                    here = inside or self.kernels[key].kind in PARALLEL
+                    if not here:
                         outside.add(key)
-                    walk(d.text.lines, here)
+                    if (key, here) not in walked:
+                        walked.add((key, here))
+                        walk(self.kernels[key].text.lines, here)
 
         walk(self.w.lines, False)
         return outside

@@ -90,3 +90,13 @@ class Writer:
         text = ["    " * d + t for d, t, _ in self.lines]
         owners = {first_line + i: o for i, (_, _, o) in enumerate(self.lines) if o}
         return text, owners
+
+
+def owner_at(owners: dict[int, str], lines: list[int]) -> tuple[str | None, int | None]:
+    """The IR node whose code holds the first of `lines` (1-based) that lies in an owned region,
+    and that line: how a compile or run failure is traced back to the node that produced it."""
+    for ln in lines:
+        near = [k for k in owners if k <= ln]
+        if near and ln:
+            return owners[max(near)], ln
+    return None, None

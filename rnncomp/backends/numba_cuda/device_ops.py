@@ -15,7 +15,7 @@ import numpy as np
 
 from ir import ArgumentError
 
-from ...arguments import is_device_array
+from ...arguments import device_dtype, is_device_array
 from .device import current_device_id, to_device
 
 THREADS = 128
@@ -68,6 +68,12 @@ def _flat(a: Any) -> Any:
     return a.reshape(a.size) if a.ndim != 1 else a
 
 
+def _empty(shape: tuple, dtype: np.dtype) -> Any:
+    from numba import cuda
+
+    return cuda.device_array(shape, dtype)
+
+
 class DeviceOps:
     """Device arrays (Numba's; anything with `__cuda_array_interface__` is adopted as one)."""
 
@@ -76,13 +82,11 @@ class DeviceOps:
     def adopt(self, name: str, a: Any) -> Any:
         """A Numba device array for argument `name`: host arrays are copied over once, foreign
         device arrays (CuPy, PyTorch) viewed in place."""
-        return to_device(name, a, np.dtype(a.dtype), current_device_id())
+        return to_device(name, a, device_dtype(a) if is_device_array(a) else np.dtype(a.dtype), current_device_id())
 
     def filled(self, shape: tuple, dtype: np.dtype, value: float) -> Any:
         """A new device array of `value`s."""
-        from numba import cuda
-
-        out = cuda.device_array(shape, dtype)
+        out = _empty(shape, dtype)
         if out.size:
             _kernels()["fill"][_grid(out.size)](_flat(out), np.dtype(dtype).type(value))
         return out
@@ -97,9 +101,7 @@ class DeviceOps:
         return self.filled(a.shape, a.dtype, 1)
 
     def add(self, a: Any, b: Any) -> Any:
-        from numba import cuda
-
-        out = cuda.device_array(a.shape, a.dtype)
+        out = _empty(a.shape, a.dtype)
         if out.size:
             _kernels()["add"][_grid(out.size)](_flat(a), _flat(b), _flat(out))
         return out
@@ -114,12 +116,10 @@ class DeviceOps:
             dst[start : start + src.shape[0]].copy_to_device(src)
 
     def mask_rows(self, a: Any, keep: np.ndarray) -> Any:
-        from numba import cuda
-
-        out = cuda.device_array(a.shape, a.dtype)
+        out = _empty(a.shape, a.dtype)
         if a.size:
             rows = a.shape[0]
-            k = cuda.to_device(np.asarray(keep, dtype=a.dtype))
+            k = self.adopt("keep", np.asarray(keep, dtype=a.dtype))
             _kernels()["mask_rows"][_grid(a.size)](
                 a.reshape(rows, a.size // rows), k, out.reshape(rows, a.size // rows)
             )
@@ -127,9 +127,7 @@ class DeviceOps:
 
     def total(self, a: Any) -> Any:
         """The sum of every element, a NumPy scalar on the host (the one value that comes back)."""
-        from numba import cuda
-
-        out = cuda.to_device(np.zeros(1, a.dtype))
+        out = self.adopt("total", np.zeros(1, a.dtype))
         if a.size:
             _kernels()["total"][_grid(a.size)](_flat(a), out, np.dtype(a.dtype).type(0))
         return out.copy_to_host()[0]
@@ -137,8 +135,7 @@ class DeviceOps:
     def cotangent(self, name: str, value: Any, dtype: np.dtype) -> Any:
         """A cotangent on the device: a device array of the program's dtype as it is, a host array copied over."""
         if is_device_array(value):
-            got = np.dtype(value.dtype) if not hasattr(value, "__cuda_array_interface__") else None
-            got = got or np.dtype(value.__cuda_array_interface__["typestr"])
+            got = device_dtype(value)
             if got != dtype:
                 raise ArgumentError(
                     f"cotangent {name!r}: a device array of dtype {got}, but the program computes in {dtype}; "

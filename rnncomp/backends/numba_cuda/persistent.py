@@ -113,7 +113,7 @@ def on_chip(
     `static` bytes, else in one dynamic shared array of up to `optin` bytes (requested at launch);
     the dynamic array's bytes (0: static); and why they do not fit, if they do not."""
     consts = {id(p) for p in v.const_params}
-    found: list[tuple[Node, int, int]] = []
+    found: list[tuple[Node, int, int, int]] = []  # (weight, K, N, columns a block holds)
     named: list[str] = []
     for n in v.body.nodes():
         w = n.inputs[1].node if n.op == "matmul" else None
@@ -125,9 +125,9 @@ def on_chip(
         K, N = w.type.shape  # type: ignore[union-attr]
         if id(base) not in consts or not isinstance(K, int) or not isinstance(N, int):
             continue
-        found.append((w, K, N))
+        found.append((w, K, N, -(-N // blocks)))
         named.append(f"{safe_name(base.name or '%?')} ({K}x{N})")
-    need = sum(K * -(-N // blocks) for _, K, N in found) * itemsize
+    need = sum(K * cols for _, K, _, cols in found) * itemsize
     if need > optin:
         return (
             {},
@@ -137,16 +137,13 @@ def on_chip(
                 f"over {blocks} block(s), more than the {optin} bytes a block may hold"
             ),
         )
+    dynamic = need > static
     chips: dict[int, OnChip] = {}
     offset = 0
-    for k, (w, K, N) in enumerate(found):
-        cols = -(-N // blocks)
-        if need <= static:
-            chips[id(w)] = OnChip(f"w{k}", K, N, cols, w)
-        else:
-            chips[id(w)] = OnChip(DYNAMIC, K, N, cols, w, offset)
-            offset += K * cols
-    return chips, (0 if need <= static else need), None
+    for k, (w, K, N, cols) in enumerate(found):
+        chips[id(w)] = OnChip(DYNAMIC, K, N, cols, w, offset) if dynamic else OnChip(f"w{k}", K, N, cols, w)
+        offset += K * cols
+    return chips, (need if dynamic else 0), None
 
 
 def body_plan(v: LoopView) -> BlockPlan:

@@ -18,6 +18,7 @@ from ir.dtypes import as_dtype
 
 from ...arguments import is_device_array
 from ..numba_cpu import cache
+from ..numba_cpu.writer import owner_at
 from .codegen import PERSISTENT_MODES, Generated, generate
 from .device import (
     STATIC_SHARED_LIMIT,
@@ -40,6 +41,7 @@ class Runtime:
     def __init__(self, mode: bool | None):
         self.mode = mode
         self.broken: set[int] = set()  # persistent kernels that failed to compile (auto mode skips them)
+        self.limits: dict[tuple, int] = {}  # (kernel, threads, shared bytes) -> its cooperative grid limit
 
     def persistent(self, kernel: Any, config: tuple[int, int, int], loop: str, *args: Any) -> bool:
         """Launch `kernel` as a cooperative grid of `config` = (blocks, threads, bytes of dynamic
@@ -49,7 +51,10 @@ class Runtime:
         if id(kernel) in self.broken:
             return False
         try:
-            limit = cooperative_limit(kernel, threads, shared, args)
+            key = (id(kernel), threads, shared)
+            if key not in self.limits:  # compiles, and asks for the shared memory, once
+                self.limits[key] = cooperative_limit(kernel, threads, shared, args)
+            limit = self.limits[key]
         except Exception as e:  # noqa: BLE001  (e.g. no libcudadevrt to link the grid sync against)
             why = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             if self.mode is True:
@@ -177,12 +182,8 @@ class Runner:
         name = self.path.name if self.path else "?"
         lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == str(self.path)]
         lines += [int(m.group(1)) for m in re.finditer(re.escape(name) + r'", line (\d+)', text)]
-        node, where = None, f"{self.path}"
-        for ln in reversed(lines):
-            near = [k for k in self.gen.owners if k <= ln]
-            if near and ln:
-                node, where = self.gen.owners[max(near)], f"{self.path}:{ln}"
-                break
+        node, ln = owner_at(self.gen.owners, lines[::-1])  # the innermost frame first
+        where = f"{self.path}:{ln}" if ln else f"{self.path}"
         what = f"the code generated for node {node}" if node else "the generated code"
         short = "\n".join(text.strip().splitlines()[:12])
         return CudaCompileError(
