@@ -22,7 +22,7 @@ from ir.dtypes import DType
 from ir.shapes import is_identifier
 from passes.rows import ROWS
 
-from ..common.scalars import SCALARS, operand_index
+from ..common.scalars import Scalar, operand_index
 from ..common.values import Arg, Index, Ref
 from ..common.views import VIEW_INDEX
 from ..common.writer import Writer, describe, float_text
@@ -359,7 +359,8 @@ class Generator(Units, Blocks):
         assert blk is not None
         key = (id(node), idx)
         if key not in blk.memo:
-            rule = SCALARS[node.op]
+            rule = EMIT[node.op]  # the shared scalar table, as numba-cpu's EMIT holds it
+            assert isinstance(rule, Scalar)
             args = [self.read(u.node, operand_index(rule, node, k, idx)) for k, u in enumerate(node.inputs)]
             label = describe(node, blk.names)
             t = self.tmp()
