@@ -72,15 +72,13 @@ def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
     seq_shadows: set[str] = set()
     chain: dict[tuple[int, int], Node] = {}  # (id(source), k) -> shadow state holding source[t-k] at t-1... see below
 
-    def shadow(src: Node, k: int) -> Node:
-        """A state whose value at step t is src[t-k] (so reading it at delay 1 gives src[t-k-1])."""
-        if (id(src), k) in chain:
-            return chain[(id(src), k)]
+    def make_shadow(src: Node, k: int) -> None:
+        """The shadow holding src[t-k] at t-1, from the one at k-1 (which exists)."""
         base = src.name if src.op == "seq" else cell.state_of(src)
         if k == 0:  # a seq read with a delay: the shadow at k=0 is the seq itself, as a state
             node = Node("identity", [Use(new[id(src)])], {}, src.type, f"{base}@d0")
         else:
-            prev = new[id(src)] if (k == 1 and src.op != "seq") else shadow(src, k - 1)
+            prev = new[id(src)] if (k == 1 and src.op != "seq") else chain[(id(src), k - 1)]
             node = Node("identity", [Use(prev, 1)], {}, src.type, f"{base}@d{k}")
         name = node.name
         states[name] = node  # type: ignore[index]
@@ -89,7 +87,18 @@ def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
         if src.op == "seq":
             seq_shadows.add(name)  # type: ignore[arg-type]
         chain[(id(src), k)] = node
-        return node
+
+    def shadow(src: Node, k: int) -> Node:
+        """A state whose value at step t is src[t-k] (so reading it at delay 1 gives src[t-k-1]).
+        The chain is built upward in a loop, not by recursion: a delay may be in the thousands."""
+        lo = 0 if src.op == "seq" else 1
+        j = k
+        while j > lo and (id(src), j - 1) not in chain:
+            j -= 1
+        for i in range(j, k + 1):
+            if (id(src), i) not in chain:
+                make_shadow(src, i)
+        return chain[(id(src), k)]
 
     for n in nodes:
         ins = []
@@ -383,15 +392,23 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     def init_of(s: str) -> Node:
         return inputs[s]
 
+    parent_of: dict[int, str] = {}
+    for k, v in plan.cell.states.items():
+        parent_of.setdefault(id(v), k)
+
     def trace(s: str) -> Node:
-        """Stacked per-step values of state s; a shadow's is its source's, shifted by one step."""
+        """Stacked per-step values of state s; a shadow's is its source's, shifted by one step.
+        (A chain of shadows is walked in a loop, not by recursion: a delay may be in the thousands.)"""
+        chain = []
+        while s not in traces and s not in plan.traced:
+            chain.append(s)
+            src = plan.cell.states[s].inputs[0]  # a shadow is identity(parent[t-1])
+            s = parent_of[id(src.node)]
         if s not in traces:
-            if s in plan.traced:
-                traces[s] = inputs[f"trace@{s}"]
-            else:
-                src = plan.cell.states[s].inputs[0]  # a shadow is identity(parent[t-1])
-                parent = next(k for k, v in plan.cell.states.items() if v is src.node)
-                traces[s] = b("shift", trace(parent), init_of(parent), reverse=reverse)
+            traces[s] = inputs[f"trace@{s}"]
+        for shadow in reversed(chain):
+            traces[shadow] = b("shift", traces[s], init_of(s), reverse=reverse)
+            s = shadow
         return traces[s]
 
     repl: dict[str, Node] = {}
