@@ -1,5 +1,6 @@
-"""Storage decisions every backend makes the same way: when a buffer is dead, which zeros need no
-array, which stacked buffers need no initialisation, and the one rule for updating carried state in place.
+"""The `plan` pass, and the storage decisions every backend makes the same way: when a buffer is
+dead, which zeros need no array, which stacked buffers need no initialisation, and the one rule
+for updating carried state in place.
 
 - A value's buffer is free after the last unit that reads it (directly or through views), unless a
   loop or the block's results outlive the block's units (`last_use`).
@@ -13,7 +14,11 @@ array, which stacked buffers need no initialisation, and the one rule for updati
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ir import LoopView, Node
+from ir.kernel_program import Block as KBlock
+from ir.kernel_program import Buffer, KernelProgram, Place
 from ir.symexpr import Sym
 
 from .fuse import BlockPlan, identity_members, kind
@@ -100,4 +105,65 @@ def only_loop_buffers(node: Node, users: list[Node]) -> bool:
     return True
 
 
-__all__ = ["GATHERS", "covers_all_slots", "direct", "in_place", "last_use", "only_loop_buffers"]
+# ---------------------------------------------------------------- the plan pass: where every value lives
+
+
+def plan(kp: KernelProgram) -> KernelProgram:
+    """The `plan` pass: a place for every value of every block of a fused kernel program (see the
+    module and ir/kernel_program.py); buffers are handed back after their values' last readers and
+    taken again by later values of the same type."""
+    return KernelProgram(kp.program, _plan_block(kp.main, None), planned=True)
+
+
+def _plan_block(b: KBlock, loop: Node | None) -> KBlock:
+    bp: BlockPlan = b.schedule  # type: ignore[assignment]
+    places: dict[int, Place] = {id(n): Place("given") for n in b.given}
+    keep = {id(r) for r in b.results}
+    kp_index = {id(u.nodes[0]): k for k, u in enumerate(b.units) if u.kind != "view"}
+    sched_to_kp = [kp_index[id((u.group.nodes if u.group else [u.node])[0])] for u in bp.units]  # type: ignore[list-item]
+    inplace: set[int] = set()
+    if loop is not None:  # a body: carried states updated in place, per-step results into their slots
+        v = LoopView(loop)
+        inplace = {i for i in range(len(v.carry_out)) if in_place(v, bp, i)}
+        for j, rs in enumerate(v.y_results):
+            for r in rs:
+                places.setdefault(id(r), Place("slot", index=j))
+        for i in sorted(inplace):
+            places[id(v.carry_out[i])] = Place("state", index=i)
+    units = []
+    free: dict[tuple, list[Buffer]] = {}
+    buffers: list[Buffer] = []
+    alive: list[tuple[int, Buffer]] = []  # (last unit, buffer) of values that die in this block
+    for k, u in enumerate(b.units):
+        body = _plan_block(u.body, u.nodes[0]) if u.body is not None else None
+        units.append(replace(u, body=body))
+        for n in u.nodes:
+            if id(n) in places:
+                continue
+            if u.kind == "view":
+                places[id(n)] = Place("view")
+            elif u.kind == "fused" and n not in u.results:
+                places[id(n)] = Place("inline")
+            elif u.kind in ("loop", "item"):
+                places[id(n)] = Place("loop", index=n.attrs.get("index", 0) if u.kind == "item" else 0)
+            elif n.op == "zeros" and id(n) not in keep and only_loop_buffers(n, bp.users.get(id(n), [])):
+                places[id(n)] = Place("constant")
+            else:
+                end = last_use(id(n), bp, keep)
+                last = None if end is None else sched_to_kp[end] if end >= 0 else k
+                key = (n.type.dtype, n.type.shape)  # type: ignore[union-attr]
+                buf = free.get(key, []).pop() if free.get(key) else None
+                if buf is None:
+                    buf = Buffer(n.type)
+                    buffers.append(buf)
+                buf.values.append((n, k, last))
+                places[id(n)] = Place("buffer", buf)
+                if last is not None:
+                    alive.append((last, buf))
+        for last, buf in [a for a in alive if a[0] <= k]:
+            alive.remove((last, buf))
+            free.setdefault((buf.type.dtype, buf.type.shape), []).append(buf)  # type: ignore[attr-defined]
+    return KBlock(b.given, units, b.results, b.nodes, places, buffers, inplace, schedule=bp)
+
+
+__all__ = ["GATHERS", "covers_all_slots", "direct", "in_place", "last_use", "only_loop_buffers", "plan"]
