@@ -1,4 +1,4 @@
-"""Fusion and scheduling of one block (the program's top level or a loop body).
+"""Fusion and scheduling of one block (the program's top level or a loop body), for every backend.
 
 Elementwise nodes are grouped into fused loops. A group has an iteration shape; its *roots* have
 that shape and are stored; its other members are *inlined*: computed as scalars where a member
@@ -16,10 +16,18 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ir import Node
+from ir import Node, PassError
+from ir.ops import get_op
 
-from .emit import BOUND, EMIT, Scalar, View
-from .errors import NumbaBackendError
+BOUND = ("input", "constant")  # values a block is given, not computed
+VIEWS: dict[str, bool] = {  # ops that only re-index their operand -> whether distinct indices read distinct elements
+    "split": True,
+    "slice": True,
+    "step": True,
+    "transpose": True,
+    "expand_dims": True,
+    "broadcast_to": False,
+}
 
 
 @dataclass(eq=False)
@@ -59,16 +67,15 @@ class BlockPlan:
 
 
 def kind(n: Node) -> str:
-    """'bound' (input, constant: a value given), 'loop', 'item', 'scalar', 'view' or 'kernel'."""
+    """'bound' (input, constant: a value given), 'loop', 'item', 'scalar' (an elementwise op, fused),
+    'view' (re-indexes its operand, computes nothing) or 'kernel' (any other op: a unit of its own)."""
     if n.op in BOUND:
-        return n.op if n.op in ("loop", "item") else "bound"
-    rule = EMIT.get(n.op)
-    if rule is None:
-        raise NumbaBackendError(
-            f"numba-cpu has no code for op {n.op!r} (node {n.name or n.op} : {n.type}); "
-            "add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
-        )
-    return "scalar" if isinstance(rule, Scalar) else "view" if isinstance(rule, View) else "kernel"
+        return "bound"
+    if n.op in ("loop", "item"):
+        return n.op
+    if n.op in VIEWS:
+        return "view"
+    return "scalar" if get_op(n.op).kind == "elementwise" else "kernel"
 
 
 def plan_block(nodes: list[Node], bound: set[int], results: list[Node]) -> BlockPlan:
@@ -96,7 +103,7 @@ def plan_block(nodes: list[Node], bound: set[int], results: list[Node]) -> Block
                 k = kinds[id(u)]
                 if k == "view":
                     needs |= id(u) in leaving
-                    stack.append((u, inj and EMIT[u.op].injective))  # type: ignore[union-attr]
+                    stack.append((u, inj and VIEWS[u.op]))
                 elif k == "scalar":
                     same = u.type.shape == m.type.shape and not (
                         u.op == "select_active" and any(v.node is m for v in u.inputs[:2])
@@ -225,7 +232,7 @@ def _schedule(nodes, kinds, group_of, users, pos) -> BlockPlan:
             if waiting[nxt] == 0:
                 heapq.heappush(ready, (first[nxt], nxt))
     if len(order) != len(units):
-        raise NumbaBackendError("numba-cpu internal error: fused units depend on each other in a cycle")
+        raise PassError("fuse: internal error: fused units depend on each other in a cycle")
     return BlockPlan(order, group_of, users, {nid: index[key] for nid, key in owner.items()})
 
 
@@ -260,4 +267,4 @@ def identity_members(g: Group, plan: BlockPlan, direct: Callable[[Node, Node], b
     return ident
 
 
-__all__ = ["BlockPlan", "Group", "Unit", "count_uses", "identity_members", "kind", "plan_block"]
+__all__ = ["BOUND", "VIEWS", "BlockPlan", "Group", "Unit", "count_uses", "identity_members", "kind", "plan_block"]
