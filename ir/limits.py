@@ -13,7 +13,8 @@ from .errors import VerifyError
 MAX_NESTING = 100  # nested calls, constant lists, parentheses in a count, loop bodies in a program
 MAX_NUMBER_CHARS = 100  # characters of one number literal (a float prints in at most 24)
 MAX_INT = 2**63 - 1  # an int attribute, count, dim or delay fits int64
-MAX_DELAY = 10_000  # h[t-d]: each step of delay is one carried value (compile time is linear in d)
+MAX_DELAY = 1_000  # h[t-d]: each step of delay is one carried value (compile time is linear in d, but
+# numba-cpu compiles ~0.3 s per carried value: d=1000 is minutes)
 MAX_NAME_LENGTH = 100  # a user's name (cell, seq, param, state, output, node); @-suffixes come on top
 MAX_TOKEN_CHARS = 1_000  # one name token of the text forms, @-suffixes included
 MAX_COUNT_CHARS = 200  # a symbolic count like "T//4*4" (its parse and evaluation recurse)

@@ -139,6 +139,7 @@ class _Derive:
         self.outputs: dict[str, Node] = {}
         self.state_of = {id(v): k for k, v in cell.states.items()}
         self.placeholders = {s: Node("state", (), {}, t, f"dstate@{s}") for s, t in cell.state_types.items()}
+        self._known: dict[int, str] = {}  # id(forward node) -> its residual's name in a fuller derivation
 
     def seq(self, name: str, t: TensorType) -> Node:
         if name not in self.seqs:
@@ -164,7 +165,7 @@ class _Derive:
             self._recomputed[id(src)] = node
             return node
         if id(src) not in self._res_of:
-            name = f"res@{len(self.residuals)}"
+            name = self._known.get(id(src)) or f"res@{len(self.residuals)}"
             self.residuals[name] = src
             self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
         return self._res_of[id(src)]
@@ -177,7 +178,9 @@ class _Derive:
 
     def _available(self, u: Use) -> bool:
         n = u.node
-        return u.delay > 0 or n.op in ("seq", "param", "constant") or id(n) in self.state_of or id(n) in self._res_of
+        if u.delay > 0 or n.op in ("seq", "param", "constant") or id(n) in self.state_of:
+            return True
+        return id(n) in self._res_of or id(n) in self._known
 
     def stack_name(self, src: Node, delay: int) -> str:
         """The program-level stacked array holding `src` at every step (for a GEMM over all steps)."""
@@ -187,7 +190,7 @@ class _Derive:
                 return f"prev@{self.state_of[id(src)]}"
             return src.name if src.op == "seq" else f"trace@{self.state_of[id(src)]}"  # type: ignore[return-value]
         if id(src) not in self._res_of:  # saved even if cheap to recompute: the GEMM reads it whole
-            name = f"res@{len(self.residuals)}"
+            name = self._known.get(id(src)) or f"res@{len(self.residuals)}"
             self.residuals[name] = src
             self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
         return next(k for k, v in self.residuals.items() if v is src)
@@ -200,11 +203,14 @@ class _Derive:
         self.outputs[name] = node
         return name
 
-    def run(self, plan: GradPlan) -> Cell:
+    def run(self, plan: GradPlan, outputs: frozenset[str] | None = None) -> Cell:
+        """The backward cell, seeded by the cotangents of `outputs` (default: every per-step output)."""
         cell, b = self.cell, self.b
         adj: dict[int, list[Node]] = {}
         carry: dict[str, list[Node]] = {s: [] for s in cell.states}
         for name, n in cell.outputs.items():
+            if outputs is not None and name not in outputs:
+                continue
             adj.setdefault(id(n), []).append(self.seq(f"grad@{name}", n.type))  # type: ignore[arg-type]
         for s, n in cell.states.items():
             adj.setdefault(id(n), []).append(self.placeholders[s])  # read at delay 1 below
@@ -315,6 +321,21 @@ def _zeros_like_slice(pad: Node, axis: int, width: int) -> Node:
     shape = list(t.shape)  # type: ignore[union-attr]
     shape[axis] = width
     return Node("zeros", (), {"shape": tuple(shape), "dtype": t.dtype}, t.with_shape(tuple(shape)))  # type: ignore[union-attr]
+
+
+def restrict(plan: GradPlan, outputs: frozenset[str]) -> GradPlan:
+    """The plan's backward for cotangents of `outputs` only: the other per-step outputs are symbolic
+    zeros, so they contribute exactly nothing (no 0 * inf = NaN through, say, log's 1/x at x = 0).
+    The forward and its residuals stay the plan's (the forward runs before the cotangents are known):
+    this backward reads a subset of them, under the same names."""
+    d = _Derive(plan.cell, plan.roots)
+    d._known = {id(n): k for k, n in plan.residuals.items()}
+    sub = GradPlan(plan.cell, {}, plan.roots, plan.seq_shadows, None, user_states=plan.user_states)  # type: ignore[arg-type]
+    sub.bwd = d.run(sub, outputs)
+    if not set(d.residuals) <= set(plan.residuals):
+        raise PassError(f"grad: the backward for {sorted(outputs)} needs residuals the forward does not keep")
+    sub.residuals = plan.residuals
+    return sub
 
 
 def derive(cell: Cell) -> GradPlan:

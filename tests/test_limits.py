@@ -2,9 +2,6 @@
 rnncomp error naming the limit (never a RecursionError, int() ValueError, OverflowError or an LLVM
 failure), and compile time stays linear in a delay up to the limit."""
 
-import sys
-import time
-
 import numpy as np
 import pytest
 
@@ -106,7 +103,7 @@ def test_expand_dims_takes_an_int_axis():
 
 
 def test_delay_above_the_limit_in_text():
-    with pytest.raises(ParseError, match=r"h\[t-10001\]: delay 10001 is above the limit of 10000 steps"):
+    with pytest.raises(ParseError, match=r"h\[t-1001\]: delay 1001 is above the limit of 1000 steps"):
         parse_cell(cell_text(f"h = tanh(add(x, h[t-{MAX_DELAY + 1}]))"))
     with pytest.raises(ParseError, match=r"delay 100000000000000000000 is above the limit"):
         parse_cell(cell_text(f"h = tanh(add(x, h[t-{10**20}]))"))
@@ -119,9 +116,9 @@ def test_delay_above_the_limit_in_the_dsl(d):
     g = rc.Graph("g")
     x = g.seq("x", ("B", 2))
     h = g.state("h", ("B", 2))
-    with pytest.raises(DSLError, match=r"prev\(.*\): a delay of .* steps is above the limit of 10000"):
+    with pytest.raises(DSLError, match=r"prev\(.*\): a delay of .* steps is above the limit of 1000"):
         h.prev(d)
-    with pytest.raises(DSLError, match=r"above the limit of 10000"):
+    with pytest.raises(DSLError, match=r"above the limit of 1000"):
         x.prev(MAX_DELAY).prev(1)
 
 
@@ -132,28 +129,20 @@ def test_delay_above_the_limit_in_a_built_cell():
     x = Node("seq", (), {}, t, "x")
     h = Node("tanh", [Use(x)], {}, t, "h")
     h.inputs = (Use(h, 10**40),)
-    with pytest.raises(VerifyError, match=r"delay ~2\*\*132 is above the limit of 10000 steps"):
+    with pytest.raises(VerifyError, match=r"delay ~2\*\*132 is above the limit of 1000 steps"):
         verify_cell(Cell("c", [x], [], {"h": t}, {"h": h}, {"y": h}))
 
 
-def test_compile_time_is_linear_in_the_delay():
-    """A delay d is d carried values; compiling and differentiating must not take d**2 (or recurse d deep)."""
-
-    def run(d: int) -> float:
-        c = parse_cell(cell_text(f"h = tanh(add(x, h[t-{d}]))"))
-        prog = rc.compile(c, length="T", unroll="loop", backend="numpy", dtype="float64")
-        x = np.random.default_rng(0).standard_normal((4, 1, 4))
-        t0 = time.perf_counter()
-        out, backward = prog.vjp(x=x)
-        grads = backward({"y": np.ones_like(x)})
-        took = time.perf_counter() - t0
-        np.testing.assert_allclose(out["y"], np.tanh(x))  # d > T: every read is the zero init
-        np.testing.assert_allclose(grads["x"], 1 - np.tanh(x) ** 2)
-        return took
-
-    assert sys.getrecursionlimit() <= 10_000
-    small, big = run(250), run(2000)  # d=2000 used to end in RecursionError, and took d**2
-    assert big < 16 * small + 1.0, (small, big)
+def test_the_longest_delay_compiles_and_differentiates():
+    """d = MAX_DELAY carried values: no recursion d deep (vjp ended in RecursionError at d=1000).
+    That compile time is linear in d is measured by benchmarks/delay_compile.py."""
+    c = parse_cell(cell_text(f"h = tanh(add(x, h[t-{MAX_DELAY}]))"))
+    prog = rc.compile(c, length="T", unroll="loop", backend="numpy", dtype="float64")
+    x = np.random.default_rng(0).standard_normal((4, 1, 4))
+    out, backward = prog.vjp(x=x)
+    grads = backward({"y": np.ones_like(x)})
+    np.testing.assert_allclose(out["y"], np.tanh(x))  # d > T: every read is the zero init
+    np.testing.assert_allclose(grads["x"], 1 - np.tanh(x) ** 2)
 
 
 # ---------------------------------------------------------------- names
