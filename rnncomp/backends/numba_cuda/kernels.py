@@ -16,8 +16,8 @@ from ir import Node
 from ir.dtypes import DType
 from ir.shapes import norm_axis
 
-from ..numba_cpu.emit import Index
-from .context import Context, Ref
+from ..common.values import Index, Ref
+from .context import Context
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
