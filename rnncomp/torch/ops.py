@@ -121,9 +121,27 @@ def _setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
+_BROADCAST: dict = {}  # (shape, dtype, device, value) -> one contiguous tensor filled with value
+
+
+def _cotangent(g: Tensor) -> Tensor:
+    """A contiguous cotangent. The cotangent of `out.sum()` is a scalar broadcast over the output (every
+    stride 0): its filled copy is kept for the next call (the backward only reads cotangents), not made
+    anew each time (a fresh buffer of the output's size each step: page faults, an output-sized fill)."""
+    eager_cpu = type(g) is torch.Tensor and g.device.type == "cpu" and not torch.compiler.is_compiling()
+    if not eager_cpu or g.is_contiguous() or g.dim() == 0 or any(g.stride()):  # traced, CUDA, or not a broadcast
+        return g.contiguous()
+    key = (tuple(g.shape), g.dtype, g.device, g.reshape(-1)[0].item())
+    full = _BROADCAST.get(key)
+    if full is None:
+        _BROADCAST.clear()
+        full = _BROADCAST[key] = g.contiguous()
+    return full
+
+
 def _backward(ctx, grads):
     token, *arrays = ctx.saved_tensors
-    cot = [None if g is None else g.contiguous() for g in grads[:-1]]
+    cot = [None if g is None else _cotangent(g) for g in grads[:-1]]
     return None, backward(ctx.call, token, arrays, ctx.lengths, cot), None
 
 
