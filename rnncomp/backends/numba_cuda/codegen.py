@@ -2,7 +2,7 @@
 
 The host function `program(rt, ...)` allocates every buffer first (kernels cannot allocate), then
 launches kernels in the order of the schedule: each block (the program's top level, or a loop
-body) is cut into units by fusion (numba_cpu/fusion.py): a fused elementwise group is one kernel
+body) is cut into units by passes/fuse.py (the kernel program's units): a fused elementwise group is one kernel
 over its shape, any other op one kernel of its own (a tiled GEMM for matmul and matmul_tn). A loop
 runs as a host `for` over its iterations, launching its body's kernels per step, with the carried
 values in two buffers per state that swap after each iteration; where it can, a persistent kernel
