@@ -1,12 +1,20 @@
-"""The op table: one declaration per op (arity, attributes, type rule, NumPy semantics).
+"""The op table: one record per op (`OpDef`), holding everything the passes need to know of it.
 
 Adding an op touches these places, and no others:
-  1. here: an `OpDef` (arity, attrs, `infer` type rule, `numpy` reference semantics; `kind`
-     "elementwise" makes it fusable);
+  1. here: its `OpDef`: arity, attrs, `infer` type rule, `numpy` reference semantics, and what the
+     passes read: `kind` ("elementwise" makes it fusable), `cheap` (grad recomputes it rather than
+     saving it), `rows` (how it treats batch rows, for passes/rows.py), `time_batchable` (hoist may
+     compute it over all steps at once) and `axes` (the axes it works along, normalised);
   2. `passes/grad_rules.py`: its derivative rule (a missing rule is a clear error naming the op);
-  3. `rnncomp/backends/numba_cpu/emit.py` (and the CUDA emitter): how it is written in generated code;
-  4. `rnncomp/dsl.py`: a user-facing function, if users should call it directly;
+  3. each backend's lowering table: `rnncomp/backends/numba_cpu/emit.py` (an entry in EMIT; a scalar
+     helper it calls goes in numba_cpu/kernels.py and codegen.HELPERS) and, for an op that is not
+     elementwise, `rnncomp/backends/numba_cuda/kernels.py` (KERNELS; a device helper goes in HELPERS);
+     the numpy backend needs nothing more than `numpy` here. An op a backend cannot run is listed in
+     that backend's UNSUPPORTED with the reason (tests/test_lowering_tables.py checks every op);
+  4. `rnncomp/dsl.py` (and its name in `rnncomp/__init__.py`): a user-facing function, if users
+     should call it directly;
   5. `tests/test_ops.py`: its row in the op table test (oracle, gradient, every backend).
+The text forms (ir/printer.py, ir/parser.py and the program ones) read the table: nothing to add there.
 The NumPy function is the normative meaning: the reference interpreter, constant folding and the
 tests all call it, so the backends are checked against one definition.
 """
@@ -14,7 +22,7 @@ tests all call it, so the backends are checked against one definition.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,20 +44,54 @@ class Attr:
     default: Any = REQUIRED
 
 
+# How an op treats batch rows (axis 0 of a batched value), for passes/rows.py, which has one rule per name:
+ROW_RULES = {
+    "elementwise": "broadcasting: an operand whose axis 0 lines up with the result's carries the batch with it",
+    "select": "select_active(t, lengths, new, old): elementwise, and lengths is read at the result's row",
+    "axes": "works along `axes`: keeps rows apart unless axis 0 is one of them; batched operands go together",
+    "matmul": "a[..., K] @ w: keeps rows apart when w is the same for every row",
+    "fill": "a fresh value: batched when its shape starts with the batch extent",
+    "invariant": "the same for every row (a constant)",
+    "serial": "mixes rows or indexes the batch axis (`rows_why` says how): the loop stays sequential",
+}
+
+Axes = Callable[[list[TensorType], dict[str, Any], TensorType], tuple[int, ...]]
+
+
 @dataclass(frozen=True)
 class OpDef:
+    """One op: its type rule and meaning, and what every pass needs to know of it (see the module)."""
+
     name: str
     arity: int | None  # None: one or more operands
     infer: Callable[[list[TensorType], dict[str, Any]], TensorType] | None
     numpy: Callable[..., np.ndarray] | None
     attrs: dict[str, Attr] = field(default_factory=dict)
     kind: str = "other"  # source | elementwise | reduction | matmul | shape | control
+    cheap: bool = False  # grad recomputes it from its operands rather than saving it per step
+    rows: str | None = None  # a key of ROW_RULES; None: "elementwise" for an elementwise op (else an error)
+    rows_why: str = ""  # for rows="serial": how the op mixes rows (shown in the rows verdict)
+    time_batchable: bool = False  # hoist may apply it to whole sequences at once (one GEMM over T*B rows)
+    axes: Axes | None = None  # (operand types, attrs, result type) -> the axes it works along, in 0..rank-1
+
+    @property
+    def elementwise(self) -> bool:
+        return self.kind == "elementwise"
 
 
 OPS: dict[str, OpDef] = {}
 
 
 def register(op: OpDef) -> OpDef:
+    """Add an op to the table; its record must say how it treats batch rows (see ROW_RULES)."""
+    if op.rows is None and op.elementwise:
+        op = replace(op, rows="elementwise")
+    if op.rows not in ROW_RULES:
+        raise VerifyError(f"op {op.name!r}: rows={op.rows!r} is not one of {', '.join(ROW_RULES)}")
+    if (op.rows == "serial") != bool(op.rows_why):
+        raise VerifyError(f"op {op.name!r}: rows_why says how a rows='serial' op mixes rows (and only then)")
+    if op.rows == "axes" and op.axes is None:
+        raise VerifyError(f"op {op.name!r}: rows='axes' needs `axes`, the axes it works along")
     OPS[op.name] = op
     return op
 
@@ -59,6 +101,35 @@ def get_op(name: str) -> OpDef:
         return OPS[name]
     except KeyError:
         raise UnknownOpError(f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}") from None
+
+
+def normalise_axes(axis: Any, rank: int) -> tuple[int, ...]:
+    """An `axis` attribute (None: all, an int, or a sequence of ints) as sorted axes in 0..rank-1."""
+    if axis is None:
+        return tuple(range(rank))
+    seq = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = tuple(sorted({norm_axis(int(a), rank) for a in seq}))
+    if len(out) != len(seq):
+        raise ShapeError(f"repeated axis in {axis!r}")
+    return out
+
+
+def axes_of(node: Any) -> tuple[int, ...]:
+    """The axes a node's op works along (its record's `axes` rule), normalised; () for other ops."""
+    op = get_op(node.op)
+    if op.axes is None:
+        return ()
+    return op.axes([u.node.type for u in node.inputs], node.attrs, node.type)
+
+
+def attr_axis(ins: list[TensorType], attrs: dict[str, Any], out: TensorType) -> tuple[int, ...]:
+    """The one axis of an `axis` attribute (split, slice, softmax, concat, pad: operand rank = result rank)."""
+    return (norm_axis(attrs["axis"], out.rank),)
+
+
+def reduced_axes(ins: list[TensorType], attrs: dict[str, Any], out: TensorType) -> tuple[int, ...]:
+    """The axes of operand 0 that a reduction's `axis` attribute names."""
+    return normalise_axes(attrs["axis"], ins[0].rank)
 
 
 # ---------------------------------------------------------------- attributes
@@ -180,21 +251,11 @@ def _infer_matmul(ins: list[TensorType], attrs: dict) -> TensorType:
     return TensorType(dt, a.shape[:-1] + (b.shape[1],))
 
 
-def _reduce_axes(t: TensorType, axes: Any) -> tuple[int, ...]:
-    if axes is None:
-        return tuple(range(t.rank))
-    seq = (axes,) if isinstance(axes, int) else axes
-    out = tuple(sorted({norm_axis(a, t.rank) for a in seq}))
-    if len(out) != len(seq):
-        raise ShapeError(f"repeated axis in {axes!r}")
-    return out
-
-
 def _infer_reduce(name: str):
     def infer(ins: list[TensorType], attrs: dict) -> TensorType:
         (t,) = ins
         _float_operands(name, ins)
-        axes = _reduce_axes(t, attrs["axis"])
+        axes = normalise_axes(attrs["axis"], t.rank)
         if attrs["keepdims"]:
             shape = tuple(1 if i in axes else d for i, d in enumerate(t.shape))
         else:
@@ -307,10 +368,11 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the table
 
 _REDUCE_ATTRS = {"axis": Attr("axes", None), "keepdims": Attr("bool", False)}
+_DECLARED = "a declaration: a loop body's parameters get their class from the loop"
 
 for _name in ("seq", "param", "state", "input"):
     # Sources: their type comes from a declaration, not from operands.
-    register(OpDef(_name, 0, None, None, kind="source"))
+    register(OpDef(_name, 0, None, None, kind="source", rows="serial", rows_why=_DECLARED))
 
 _UNARY = {
     "identity": lambda x: x,
@@ -323,58 +385,68 @@ _UNARY = {
     "softplus": lambda x: np.logaddexp(0, x).astype(x.dtype, copy=False),
 }
 for _name, _fn in _UNARY.items():
-    register(OpDef(_name, 1, _unary(_name), _fn, kind="elementwise"))
+    register(OpDef(_name, 1, _unary(_name), _fn, kind="elementwise", cheap=True))
 
 for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}.items():
     register(OpDef(_name, 2, _binary(_name), _fn, kind="elementwise"))
 
 register(OpDef("where", 3, _infer_where, _where, kind="elementwise"))
-register(OpDef("cast", 1, _infer_cast, lambda x, to: x.astype(to.numpy), {"to": Attr("dtype")}, "elementwise"))
-register(OpDef("matmul", 2, _infer_matmul, np.matmul, kind="matmul"))
+register(
+    OpDef("cast", 1, _infer_cast, lambda x, to: x.astype(to.numpy), {"to": Attr("dtype")}, "elementwise", cheap=True)
+)
+register(OpDef("matmul", 2, _infer_matmul, np.matmul, kind="matmul", rows="matmul", time_batchable=True))
+for _name, _fn in {"sum": np.sum, "mean": np.mean, "max": np.max}.items():
+    register(
+        OpDef(
+            _name,
+            1,
+            _infer_reduce(_name),
+            lambda x, axis, keepdims, _fn=_fn: _fn(x, axis=_np_axes(axis), keepdims=keepdims),
+            _REDUCE_ATTRS,
+            "reduction",
+            rows="axes",
+            axes=reduced_axes,
+        )
+    )
+for _name, _fn in {"softmax": _softmax, "log_softmax": _log_softmax}.items():
+    register(
+        OpDef(_name, 1, _infer_softmax(_name), _fn, {"axis": Attr("int", -1)}, "reduction", rows="axes", axes=attr_axis)
+    )
 register(
     OpDef(
-        "sum",
+        "concat",
+        None,
+        _infer_concat,
+        lambda *xs, axis: np.concatenate(xs, axis=axis),
+        {"axis": Attr("int")},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
+    )
+)
+register(
+    OpDef(
+        "split",
         1,
-        _infer_reduce("sum"),
-        lambda x, axis, keepdims: np.sum(x, axis=_np_axes(axis), keepdims=keepdims),
-        _REDUCE_ATTRS,
-        "reduction",
+        _infer_split,
+        _split,
+        {"parts": Attr("int"), "index": Attr("int"), "axis": Attr("int", -1)},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
     )
 )
 register(
     OpDef(
-        "mean",
+        "slice",
         1,
-        _infer_reduce("mean"),
-        lambda x, axis, keepdims: np.mean(x, axis=_np_axes(axis), keepdims=keepdims),
-        _REDUCE_ATTRS,
-        "reduction",
+        _infer_slice,
+        _slice,
+        {"axis": Attr("int"), "start": Attr("int"), "stop": Attr("int")},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
     )
-)
-register(
-    OpDef(
-        "max",
-        1,
-        _infer_reduce("max"),
-        lambda x, axis, keepdims: np.max(x, axis=_np_axes(axis), keepdims=keepdims),
-        _REDUCE_ATTRS,
-        "reduction",
-    )
-)
-register(OpDef("softmax", 1, _infer_softmax("softmax"), _softmax, {"axis": Attr("int", -1)}, "reduction"))
-register(OpDef("log_softmax", 1, _infer_softmax("log_softmax"), _log_softmax, {"axis": Attr("int", -1)}, "reduction"))
-register(
-    OpDef(
-        "concat", None, _infer_concat, lambda *xs, axis: np.concatenate(xs, axis=axis), {"axis": Attr("int")}, "shape"
-    )
-)
-register(
-    OpDef(
-        "split", 1, _infer_split, _split, {"parts": Attr("int"), "index": Attr("int"), "axis": Attr("int", -1)}, "shape"
-    )
-)
-register(
-    OpDef("slice", 1, _infer_slice, _slice, {"axis": Attr("int"), "start": Attr("int"), "stop": Attr("int")}, "shape")
 )
 register(
     OpDef(
@@ -384,6 +456,7 @@ register(
         lambda value, dtype: np.asarray(value, dtype=dtype.numpy),
         {"value": Attr("value"), "dtype": Attr("dtype", DType.f32)},
         "source",
+        rows="invariant",
     )
 )
 
@@ -414,9 +487,14 @@ __all__ = [
     "OpDef",
     "OPS",
     "REQUIRED",
+    "ROW_RULES",
+    "attr_axis",
+    "axes_of",
     "check_attrs",
     "describe_call",
     "get_op",
     "infer_type",
+    "normalise_axes",
+    "reduced_axes",
     "register",
 ]

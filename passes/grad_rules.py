@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ir import Node, PassError, RnncompError, TensorType, Use
-from ir.ops import check_attrs, get_op, infer_type
+from ir.ops import axes_of, check_attrs, get_op, infer_type, normalise_axes
 
 
 class Builder:
@@ -163,8 +163,7 @@ def _matmul_tn(b, n, g, x):
 def _expand_back(b, n, g, axis, keepdims):
     t = _ins(n)[0]
     if not keepdims:
-        axes = tuple(range(t.rank)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
-        g = b("expand_dims", g, axes=tuple(a % t.rank for a in axes))
+        g = b("expand_dims", g, axes=normalise_axes(axis, t.rank))
     return b("broadcast_to", g, shape=t.shape)
 
 
@@ -254,7 +253,7 @@ def _broadcast_to(b, n, g, x):
 @rule("expand_dims")
 def _expand_dims(b, n, g, x):
     # Summing over the inserted size-1 axes removes them again.
-    return [b("sum", g, axis=tuple(a % n.type.rank for a in n.attrs["axes"]), keepdims=False)]  # type: ignore[union-attr]
+    return [b("sum", g, axis=axes_of(n), keepdims=False)]
 
 
 @rule("pad")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ir import Node
 from ir.dtypes import DType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 
 from .errors import NumbaBackendError
 
@@ -121,7 +121,8 @@ def _int_dim(d: Any) -> int:
 
 
 def _axis(n: Node) -> int:
-    return norm_axis(n.attrs["axis"], n.type.rank)
+    (ax,) = axes_of(n)  # the op's one `axis`, normalised by its record
+    return ax
 
 
 def _offset_view(start: Callable[[Node], int]) -> View:
@@ -144,8 +145,7 @@ def _split_start(n: Node) -> int:
 
 
 def _expand_index(n: Node, idx: Index) -> Index:
-    rank = n.type.rank
-    axes = {norm_axis(a, rank) for a in n.attrs["axes"]}
+    axes = axes_of(n)
     return tuple(i for k, i in enumerate(idx) if k not in axes)
 
 
@@ -205,15 +205,6 @@ def _matmul_tn(ctx, n: Node, out, args: list) -> None:
     ctx.gemm(a2, b2, out.array(), "gemm_tn")
 
 
-def _reduce_axes(n: Node) -> tuple[int, ...]:
-    x = n.inputs[0].node.type
-    axis = n.attrs["axis"]
-    if axis is None:
-        return tuple(range(x.rank))
-    seq = (axis,) if isinstance(axis, int) else axis
-    return tuple(sorted(norm_axis(a, x.rank) for a in seq))
-
-
 def _reduced(idx: Index, axes: tuple[int, ...], keepdims: bool) -> Index:
     """The index into a reduced array (keepdims or not) for an index of the full operand."""
     if keepdims:
@@ -226,7 +217,7 @@ def _reduce(kind: str) -> Kernel:
 
     def fn(ctx, n: Node, out, args: list) -> None:
         (x,) = args
-        axes, keep = _reduce_axes(n), n.attrs["keepdims"]
+        axes, keep = axes_of(n), n.attrs["keepdims"]
         dt = n.type.dtype
         acc_dt = DType.f64 if kind != "max" else dt
         acc = ctx.scratch(ctx.dims(n), acc_dt) if acc_dt != dt else out
@@ -342,7 +333,7 @@ def _sum_to(ctx, n: Node, out, args: list) -> None:
 
 def _max_bwd(ctx, n: Node, out, args: list) -> None:
     x, y, g = args
-    axes = _reduce_axes(n)
+    axes = axes_of(n)
     keep = n.attrs["keepdims"]
     cdims = [d if k not in axes else "1" for k, d in enumerate(ctx.dims(x.node))]
     cnt = ctx.scratch(cdims, DType.f64)
@@ -380,3 +371,24 @@ KERNELS: dict[str, Kernel] = {
 BOUND = ("input", "constant", "loop", "item")  # handled by codegen: they bind values, not compute them
 
 EMIT: dict[str, Scalar | View | Kernel] = {**SCALARS, **VIEWS, **KERNELS}
+
+# Ops of the table this backend does not run, and why (tests/test_lowering_tables.py: every op is
+# in EMIT, BOUND or here).
+UNSUPPORTED: dict[str, str] = {
+    "seq": "a cell's declaration (unrolling makes it a program input)",
+    "param": "a cell's declaration (unrolling makes it a program input)",
+    "state": "a cell's declaration (unrolling makes it a program input)",
+}
+
+
+def lowering(n: Node) -> Scalar | View | Kernel:
+    """The table entry for `n`'s op; a clear error naming the op and the backend where there is none."""
+    rule = EMIT.get(n.op)
+    if rule is not None:
+        return rule
+    where = f"node {n.name or n.op} : {n.type}"
+    if n.op in UNSUPPORTED:
+        raise NumbaBackendError(f"numba-cpu does not support op {n.op!r} ({where}): {UNSUPPORTED[n.op]}")
+    raise NumbaBackendError(
+        f"numba-cpu has no code for op {n.op!r} ({where}); add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
+    )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ir import Node
 
-from .emit import BOUND, EMIT, Scalar, View
+from .emit import BOUND, EMIT, Scalar, View, lowering
 from .errors import NumbaBackendError
 
 
@@ -62,12 +62,7 @@ def kind(n: Node) -> str:
     """'bound' (input, constant: a value given), 'loop', 'item', 'scalar', 'view' or 'kernel'."""
     if n.op in BOUND:
         return n.op if n.op in ("loop", "item") else "bound"
-    rule = EMIT.get(n.op)
-    if rule is None:
-        raise NumbaBackendError(
-            f"numba-cpu has no code for op {n.op!r} (node {n.name or n.op} : {n.type}); "
-            "add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
-        )
+    rule = lowering(n)
     return "scalar" if isinstance(rule, Scalar) else "view" if isinstance(rule, View) else "kernel"
 
 

@@ -14,10 +14,11 @@ from contextlib import ExitStack, contextmanager
 
 from ir import Node
 from ir.dtypes import DType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 
 from ..numba_cpu.emit import Index
 from .context import Context, Ref
+from .errors import CudaBackendError
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
@@ -64,7 +65,8 @@ def copy(ctx: Context, out: Ref, dims: list[str], src: Callable[[Index], str]) -
 
 
 def _axis(n: Node) -> int:
-    return norm_axis(n.attrs["axis"], n.type.rank)  # type: ignore[union-attr]
+    (ax,) = axes_of(n)  # the op's one `axis`, normalised by its record
+    return ax
 
 
 def _with(idx: Index, ax: int, value: str) -> Index:
@@ -133,15 +135,6 @@ def _shift(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
     return grid_1d(ctx, dims)
 
 
-def reduce_axes(n: Node) -> tuple[int, ...]:
-    x = n.inputs[0].node.type
-    axis = n.attrs["axis"]
-    if axis is None:
-        return tuple(range(x.rank))  # type: ignore[union-attr]
-    seq = (axis,) if isinstance(axis, int) else axis
-    return tuple(sorted(norm_axis(a, x.rank) for a in seq))  # type: ignore[union-attr]
-
-
 @contextmanager
 def _loops(ctx: Context, dims: list[str]) -> Iterator[list[str]]:
     """Nested serial loops (inside one thread) over `dims`; yields their index variables."""
@@ -160,7 +153,7 @@ def _reduce(kind: str) -> Emitter:
 
     def emit(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
         (x,) = args
-        axes, keep = reduce_axes(n), n.attrs["keepdims"]
+        axes, keep = axes_of(n), n.attrs["keepdims"]
         xdims = ctx.dims(x)
         acc_dt = n.type.dtype if kind == "max" else DType.f64  # type: ignore[union-attr]
         init = ctx.lit(float("-inf") if kind == "max" else 0.0, acc_dt)
@@ -239,7 +232,7 @@ def _softmax(log: bool) -> Emitter:
 def _max_bwd(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
     """The cotangent of max, shared equally between tied maxima: one thread per reduced group."""
     x, y, g = args
-    axes, keep = reduce_axes(n), n.attrs["keepdims"]
+    axes, keep = axes_of(n), n.attrs["keepdims"]
     xdims = ctx.dims(x)
     kept = [d for k, d in enumerate(xdims) if k not in axes]
     with ctx.grid_loop(kept) as gidx:
@@ -272,3 +265,35 @@ KERNELS: dict[str, Emitter] = {
     "log_softmax": _softmax(True),
     "max_bwd": _max_bwd,
 }
+
+# Ops of the table this backend does not run, and why. Every op is fused (numba_cpu/emit.py SCALARS),
+# a view (VIEWS), bound by codegen, a GEMM or gather of codegen.py, in KERNELS, or here
+# (tests/test_lowering_tables.py checks it).
+UNSUPPORTED: dict[str, str] = {
+    "seq": "a cell's declaration (unrolling makes it a program input)",
+    "param": "a cell's declaration (unrolling makes it a program input)",
+    "state": "a cell's declaration (unrolling makes it a program input)",
+}
+
+
+def emitter(n: Node) -> Emitter:
+    """The kernel body of `n`'s op; a clear error naming the op and the backend where there is none."""
+    if n.op in KERNELS:
+        return KERNELS[n.op]
+    where = f"node {n.name or n.op} : {n.type}"
+    if n.op in UNSUPPORTED:
+        raise CudaBackendError(f"numba-cuda does not support op {n.op!r} ({where}): {UNSUPPORTED[n.op]}")
+    raise CudaBackendError(
+        f"numba-cuda has no kernel for op {n.op!r} ({where}); "
+        "add its entry to KERNELS in rnncomp/backends/numba_cuda/kernels.py"
+    )
+
+
+def helper(name: str) -> str:
+    """The source of device helper `name`; a clear error if a scalar entry asks for one that is missing."""
+    if name not in HELPERS:
+        raise CudaBackendError(
+            f"numba-cuda has no device function {name!r} (an op's scalar code in numba_cpu/emit.py calls it); "
+            "add it to HELPERS in rnncomp/backends/numba_cuda/kernels.py"
+        )
+    return HELPERS[name]
