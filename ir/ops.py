@@ -21,6 +21,7 @@ tests all call it, so the backends are checked against one definition.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -347,6 +348,47 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+_ERF, _ERFC = np.frompyfunc(math.erf, 1, 1), np.frompyfunc(math.erfc, 1, 1)
+SQRT_HALF = math.sqrt(0.5)
+GELU_TANH_C, GELU_TANH_K = math.sqrt(2.0 / math.pi), 0.044715
+
+
+def _float64_then(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """`fn` of Python floats over an array, computed in float64 and rounded once to x's dtype."""
+    return np.asarray(fn(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(x.dtype, copy=False)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return _float64_then(_ERF, x)
+
+
+def _gelu(x: np.ndarray, tanh_approx: bool) -> np.ndarray:
+    """Exact GELU, x * Phi(x) = 0.5 x erfc(-x / sqrt 2) (erfc keeps its relative accuracy for x << 0,
+    where 1 + erf(x / sqrt 2) cancels); with tanh_approx, PyTorch's approximate='tanh' form
+    0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), written with the stable sigmoid."""
+    if tanh_approx:
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = 2.0 * GELU_TANH_C * (x + GELU_TANH_K * x * x * x)
+        return (x * _sigmoid(u)).astype(x.dtype, copy=False)
+    return _float64_then(lambda v: 0.5 * v * _ERFC(-v * SQRT_HALF).astype(np.float64), x)
+
+
+def _rsqrt(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.reciprocal(np.sqrt(x))
+
+
+def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
+    """x ** exponent (a constant) in x's dtype: 0 ** 0 = 1, 0 ** -1 = inf, (-8) ** (1/3) = NaN, and
+    x ** 0.5 = sqrt(x) (so (-inf) ** 0.5 = NaN), as NumPy's power with a scalar exponent."""
+    return np.power(x, x.dtype.type(exponent))
+
+
+def _compare(fn: Callable) -> Callable:
+    """A comparison as 0/1 values of the operands' float dtype (NaN compares false, except not_equal)."""
+    return lambda a, b: fn(a, b).astype(np.result_type(a, b), copy=False)
+
+
 def _np_axes(axis: Any) -> Any:
     return axis if axis is None or isinstance(axis, int) else tuple(axis)
 
@@ -389,6 +431,26 @@ for _name, _fn in _UNARY.items():
 
 for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}.items():
     register(OpDef(_name, 2, _binary(_name), _fn, kind="elementwise"))
+
+for _name, _fn in {"sqrt": np.sqrt, "rsqrt": _rsqrt, "abs": np.abs, "erf": _erf}.items():
+    register(OpDef(_name, 1, _unary(_name), _fn, kind="elementwise", cheap=True))
+register(OpDef("pow", 1, _unary("pow"), _pow, {"exponent": Attr("float")}, "elementwise", cheap=True))
+register(OpDef("gelu", 1, _unary("gelu"), _gelu, {"tanh_approx": Attr("bool", False)}, "elementwise", cheap=True))
+# minimum / maximum propagate NaN (as np.minimum / np.maximum); comparisons give 0/1 in the operands' dtype.
+COMPARISONS = {
+    "less": np.less,
+    "greater": np.greater,
+    "less_equal": np.less_equal,
+    "greater_equal": np.greater_equal,
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+}
+for _name, _fn in {
+    "minimum": np.minimum,
+    "maximum": np.maximum,
+    **{k: _compare(f) for k, f in COMPARISONS.items()},
+}.items():
+    register(OpDef(_name, 2, _binary(_name), _fn, kind="elementwise", cheap=True))
 
 register(OpDef("where", 3, _infer_where, _where, kind="elementwise"))
 register(

@@ -11,7 +11,6 @@ from ir import symexpr as sx
 from ir.ops import get_op
 from ir.shapes import substitute
 
-
 HANDLED = ("input", "loop")  # bound to arguments, or run by the interpreter itself; other ops run their `numpy`
 UNSUPPORTED: dict[str, str] = {  # ops of the table this backend does not run, and why
     "seq": "a cell's declaration (unrolling makes it a program input)",

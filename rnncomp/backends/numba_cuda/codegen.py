@@ -404,8 +404,8 @@ def assemble(ctx: Context) -> Generated:
     m.line(f"TILE = {cfg.tile}  # a GEMM block computes a TILE x TILE tile of the output")
     m.line(f"PERSISTENT_THREADS = {cfg.persistent_threads}  # threads per block of a persistent kernel")
     if any(h.endswith("f32") for h in ctx.helpers):
-        m.line(kernels.HELPER_CONSTANTS.splitlines()[0])
-        m.line(kernels.HELPER_CONSTANTS.splitlines()[1])
+        for text in kernels.HELPER_CONSTANTS.splitlines():
+            m.line(text)
     for (text, dt), name in ctx.constants.items():
         m.line(f"{name} = {literal_source(text, dt)}")
     for text in _LAUNCH_HELPERS.splitlines():
