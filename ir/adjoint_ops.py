@@ -147,7 +147,7 @@ register(
         1,
         _infer_expand_dims,
         lambda x, axes: np.expand_dims(x, tuple(axes)),
-        {"axes": Attr("axes")},
+        {"axes": Attr("axis_list")},
         "shape",
         rows="axes",
         axes=_inserted,

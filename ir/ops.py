@@ -183,6 +183,12 @@ def check_attr(op: str, key: str, kind: str, v: Any) -> Any:
         if isinstance(v, (tuple, list)) and all(_is_int(a) for a in v):
             return tuple(int(a) for a in v)
         raise bad
+    if kind == "axis_list":  # an int is a list of one axis (as in np.expand_dims)
+        if _is_int(v):
+            return (int(v),)
+        if isinstance(v, (tuple, list)) and all(_is_int(a) for a in v):
+            return tuple(int(a) for a in v)
+        raise bad
     if kind == "shape":
         return as_shape(v)
     if kind == "count":

@@ -1,6 +1,7 @@
 """The `rnncomp` command line.
 
     rnncomp dump FILE [--cell NAME] [--format text|dot|json]
+    rnncomp bench FILE [--cell NAME] [--length N] [--batch B] [--dim H=256 ...] [--unroll loop,4,full] [--plot out.png]
     rnncomp --version
 
 FILE is a Python file (imported by path; the `Cell` objects among its globals are its cells) or
@@ -163,7 +164,9 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("program stages (any of these compiles the cell and prints a stage of the program)")
     g.add_argument("--length", metavar="N|T", help="sequence length: an int, or a symbol such as T (default T)")
     g.add_argument("--unroll", metavar="full|K|loop", help="unroll mode (default loop)")
-    g.add_argument("--after", metavar="PASS|all", help="print the IR after this pass, or after every pass")
+    g.add_argument(
+        "--after", metavar="PASS|all", help="print the IR after this pass (fuse, plan: the kernel program), or all"
+    )
     g.add_argument("--grad", action="store_true", help="the backward program (BPTT) instead of the forward")
     g.add_argument("--lengths", action="store_true", help="the variant that takes per-row lengths")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -185,6 +188,18 @@ def _int_or_name(text: str | None, what: str, default: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+LOWERING = ("fuse", "plan")  # the stages after the pipeline: the final Program as a kernel program
+
+
+def lower(prog, stage: str):
+    """The kernel program of a final Program after `fuse`, or after `fuse` and `plan`."""
+    from passes.fuse import fuse
+    from passes.plan import plan
+
+    kp = fuse(prog)
+    return plan(kp) if stage == "plan" else kp
+
+
 def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     """Compile `cell` as the flags say and print the stage asked for (all stages with --after all)."""
     from ir.program_dot import program_to_dot
@@ -203,14 +218,65 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     stages = prog.stages(lengths=args.lengths, T=T, grad=args.grad)
     if args.format == "json":
         raise Failure("--format json prints cells; use text or dot for program stages")
+    final = list(stages.values())[-1]
+    if args.after in LOWERING:  # the kernel program (text only) of the final Program
+        return str(lower(final, args.after))
     show = program_to_dot if args.format == "dot" else str
     if args.after in (None, "last"):
         return show(list(stages.values())[-1])
     if args.after == "all":
-        return "\n".join(f"// -----// IR Dump After {k} //----- //\n{show(v)}" for k, v in stages.items())
+        dumps = [f"// -----// IR Dump After {k} //----- //\n{show(v)}" for k, v in stages.items()]
+        if args.format != "dot":
+            dumps += [f"// -----// IR Dump After {k} //----- //\n{lower(final, k)}" for k in LOWERING]
+        return "\n".join(dumps)
     if args.after not in stages:
-        raise Failure(f"--after {args.after}: no such pass; the stages are {', '.join(stages)} (or 'all')")
+        names = ", ".join([*stages, *LOWERING])
+        raise Failure(f"--after {args.after}: no such pass; the stages are {names} (or 'all')")
     return show(stages[args.after])
+
+
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a Python file defining Cell objects, or an IR text file")
+    p.add_argument("--cell", metavar="NAME", help="pick a cell by cell name or variable name (when FILE has several)")
+    p.add_argument("--length", type=int, default=100, metavar="N", help="sequence length T (default 100)")
+    p.add_argument("--batch", type=int, default=32, metavar="B", help="batch size, the dim B (default 32)")
+    p.add_argument(
+        "--dim", action="append", default=[], metavar="NAME=SIZE", help="size of one of the cell's symbolic dims"
+    )
+    p.add_argument("--unroll", default="loop,4,full", metavar="MODES", help="comma list (default loop,4,full)")
+    p.add_argument("--repeat", type=int, default=10, metavar="N", help="timed calls per mode and pass (default 10)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--backend", help="numba-cpu (default), numba-cuda or numpy")
+    p.add_argument("--output", metavar="NAME", help="the output whose sum is the loss (default: the first)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the medians into this PNG file (needs matplotlib)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import bench as b
+
+    cell = select_cell(load_cells(args.file), args.cell, args.file)
+    for flag, value in (("--length", args.length), ("--batch", args.batch), ("--repeat", args.repeat)):
+        if value < 1:
+            raise Failure(f"{flag} {value}: expected an int >= 1")
+    try:
+        modes, dims = b.parse_unrolls(args.unroll), b.parse_dims(args.dim)
+        b.bind_dims(cell, args.batch, dims)  # bad input fails before anything compiles
+        b.pick_output(cell, args.output)
+        if args.plot:
+            b.need_matplotlib()
+    except RnncompError as e:
+        raise Failure(str(e)) from None
+    bar = lambda total: tqdm(total=total, desc=f"bench {cell.name}", unit="call", leave=False)
+    result = b.bench(
+        cell, args.length, args.batch, dims, modes, args.repeat, args.dtype, args.backend, args.output, progress=bar
+    )
+    print(result.table())
+    if args.plot:
+        b.plot(result, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -224,6 +290,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "dump": Command("print a cell as IR text, Graphviz DOT or JSON", _dump_arguments, _dump),
+    "bench": Command("time a cell's forward and forward+backward across unroll modes", _bench_arguments, _bench),
 }
 
 

@@ -15,10 +15,22 @@ from typing import Any
 import numpy as np
 
 from ir import Cell, DSLError, Node, RnncompError, TensorType, Use, as_dtype, as_shape, verify_cell
+from ir.limits import MAX_DELAY
 from ir.ops import check_attrs, describe_call, get_op, infer_type
 from ir.shapes import is_identifier
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _check_prev(d: object, have: int = 0) -> None:
+    """`prev(d)`'s delay: an int >= 1, and the total delay at most ir.limits.MAX_DELAY."""
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+    if d + have > MAX_DELAY:
+        raise DSLError(
+            f"{_user_site()}: prev({d if d < 10**30 else '...'}): a delay of {d + have if d < 10**30 else 'more'} "
+            f"steps is above the limit of {MAX_DELAY} (ir.limits.MAX_DELAY); each step of delay is a carried value"
+        )
 
 
 def _user_site() -> str:
@@ -52,8 +64,7 @@ class Value:
 
     def prev(self, d: int = 1) -> Value:
         """This sequence input or state read d >= 1 steps back (`h[t-d]`)."""
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+        _check_prev(d, self.delay)
         if self.node.op not in ("seq", "state"):
             raise DSLError(
                 f"{_user_site()}: prev() reads a sequence input or a state at an earlier step; "
@@ -471,6 +482,5 @@ class _PrevState(Value):
 
     def prev(self, d: int = 1) -> Value:
         """The state d steps back (`h.prev(1)` is the argument itself, `h.prev(2)` is h[t-2])."""
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+        _check_prev(d)
         return Value(self.node, d)

@@ -60,12 +60,18 @@ class _Recorder:
         return repr(float(value))
 
 
-def _scalar_node(op: str, dtype: DType) -> Node:
+ATTRS = {"cast": [{"to": DType.f32}], "pow": [{"exponent": 1.5}, {"exponent": 0.5}], "gelu": [{"tanh_approx": True}]}
+
+
+def _scalar_nodes(op: str, dtype: DType) -> list[Node]:
+    """`op` over inputs, once per attribute set a helper depends on (defaults, and ATTRS's)."""
     t = TensorType(dtype, (2, 3))
     ins = [Node("input", (), {}, t, f"a{k}") for k in range(OPS[op].arity or 1)]
-    attrs = {"to": dtype} if op == "cast" else {}
-    attrs.update({k: a.default for k, a in OPS[op].attrs.items() if k not in attrs})
-    return Node(op, [rc.dsl.Use(i) for i in ins], attrs, t)
+    out = []
+    for given in ATTRS.get(op, []) + ([{}] if op not in ("cast", "pow") else []):
+        attrs = {**{k: a.default for k, a in OPS[op].attrs.items()}, **given}
+        out.append(Node(op, [rc.dsl.Use(i) for i in ins], attrs, t))
+    return out
 
 
 @pytest.mark.parametrize("dtype", [DType.f32, DType.f64])
@@ -73,13 +79,13 @@ def test_every_helper_a_scalar_entry_calls_exists_on_both_backends(dtype):
     for op, rule in emit.SCALARS.items():
         if op == "select_active":
             continue  # no helper: a comparison of the step with lengths
-        n = _scalar_node(op, dtype)
-        args = [f"a{k}" for k in range(len(n.inputs))]
-        for fn, table in ((Generator.fn, CPU_HELPERS), (Context.fn, cuda_kernels.HELPERS)):
-            rec = _Recorder()
-            rec.fn = lambda name, dt, rec=rec, fn=fn: fn(rec, name, dt)
-            rule.expr(rec, n, args, ("i", "j"))
-            assert rec.helpers <= set(table), (op, rec.helpers - set(table))
+        for n in _scalar_nodes(op, dtype):
+            args = [f"a{k}" for k in range(len(n.inputs))]
+            for fn, table in ((Generator.fn, CPU_HELPERS), (Context.fn, cuda_kernels.HELPERS)):
+                rec = _Recorder()
+                rec.fn = lambda name, dt, rec=rec, fn=fn: fn(rec, name, dt)
+                rule.expr(rec, n, args, ("i", "j"))
+                assert rec.helpers <= set(table), (op, n.attrs, rec.helpers - set(table))
 
 
 def _prog(cell: rc.Cell):

@@ -22,13 +22,15 @@ from ir.dtypes import DType
 from ir.shapes import is_identifier
 from passes.rows import ROWS
 
+from ..common.scalars import Scalar, operand_index
+from ..common.values import Arg, Index, Ref
+from ..common.views import VIEW_INDEX
+from ..common.writer import Writer, describe, float_text
 from .blocks import Block, Blocks, Operand, Place
-from .emit import EMIT, Scalar, View, broadcast_index
+from .emit import EMIT, View
 from .errors import NumbaBackendError
 from .rowloops import Part, transposed
 from .units import KernelText, Units
-from .values import Arg, Index, Ref
-from .writer import Writer, describe, float_text
 
 SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
@@ -353,10 +355,10 @@ class Generator(Units, Blocks):
         ref = blk.scope.get(node)
         if ref is not None:
             return self.at(ref, idx)
-        view = EMIT.get(node.op)
-        if not isinstance(view, View):
+        index = VIEW_INDEX.get(node.op)
+        if index is None:
             raise NumbaBackendError(f"numba-cpu internal error: {node!r} is read before it is computed")
-        sub = view.index(node, idx)
+        sub = index(node, idx)
         if node.op == "step":  # a full unroll's step: a parameter, so every step's kernel is one kernel
             sub = (self.local(sub[0], "y"),) + sub[1:]
         return self.read(node.inputs[0].node, sub)
@@ -366,13 +368,9 @@ class Generator(Units, Blocks):
         assert blk is not None
         key = (id(node), idx)
         if key not in blk.memo:
-            rule = EMIT[node.op]
+            rule = EMIT[node.op]  # the shared scalar table, as numba-cpu's EMIT holds it
             assert isinstance(rule, Scalar)
-            args = []
-            for k, u in enumerate(node.inputs):
-                shape = u.node.type.shape  # type: ignore[union-attr]
-                oidx = rule.index(node, k, idx) if rule.index else broadcast_index(shape, node.type.shape, idx)  # type: ignore[union-attr]
-                args.append(self.read(u.node, oidx))
+            args = [self.read(u.node, operand_index(rule, node, k, idx)) for k, u in enumerate(node.inputs)]
             label = describe(node, blk.names)
             t = self.tmp()
             with self.w.owned_by(label):

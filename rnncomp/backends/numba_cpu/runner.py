@@ -14,12 +14,23 @@ from ir import ArgumentError, Program
 from ir import symexpr as sx
 from ir.dtypes import as_dtype
 
-from . import cache
+from ..common import cache
+from ..common.values import Generated
+from ..common.writer import owner_at
 from .errors import NumbaCompileError
 from .module import generate
 from .pool import BufferPool
-from .values import Generated
-from .writer import owner_at
+
+HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py")  # what generated code imports
+
+
+def depends() -> dict[str, str]:
+    """What a generated module's compiled code depends on besides its text: the helpers, the BLAS."""
+    from .blas import BLAS
+
+    here = Path(__file__).parent
+    return {"helpers": cache.digest([here / f for f in HELPER_FILES]), "blas": BLAS}
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -143,7 +154,7 @@ def factory(prog: Program, options: dict[str, Any]) -> Runner:
     dtype = as_dtype(options.get("dtype", "float32"))
     gen = generate(prog, dtype)
     try:
-        module, path = cache.load(gen.source, {"dtype": dtype.value})
+        module, path = cache.load(gen.source, {"dtype": dtype.value}, backend="numba_cpu", depends=depends())
     except cache.CompileFailed as e:
         raise compile_error(prog, gen, e.path, e.error) from None
     return Runner(prog, gen, module, path)

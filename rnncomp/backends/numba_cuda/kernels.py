@@ -16,8 +16,8 @@ from ir import Node
 from ir.dtypes import DType
 from ir.ops import axes_of
 
-from ..numba_cpu.emit import Index
-from .context import Context, Ref
+from ..common.values import Index, Ref
+from .context import Context
 from .errors import CudaBackendError
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
@@ -55,7 +55,7 @@ def softplus_f64(x):
 @cuda.jit(device=True)
 def sqrt_f32(x):
     """sqrt; NaN below 0 (and for NaN)."""
-    return math.sqrt(x) if x >= F32_0 else F32_NAN
+    return math.sqrt(x) if x >= F32_0 else np.float32(math.nan)
 ''',
     "sqrt_f64": '''
 @cuda.jit(device=True)
@@ -67,7 +67,7 @@ def sqrt_f64(x):
 @cuda.jit(device=True)
 def rsqrt_f32(x):
     """1 / sqrt(x): inf at 0, 0 at inf, NaN below 0 (and for NaN)."""
-    return F32_1 / math.sqrt(x) if x >= F32_0 else F32_NAN
+    return F32_1 / math.sqrt(x) if x >= F32_0 else np.float32(math.nan)
 ''',
     "rsqrt_f64": '''
 @cuda.jit(device=True)
@@ -116,7 +116,7 @@ def gelu_tanh_f64(x):
     return x * (1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e))
 ''',
 }
-HELPER_CONSTANTS = "F32_0 = np.float32(0.0)\nF32_1 = np.float32(1.0)\nF32_NAN = np.float32(np.nan)"
+HELPER_CONSTANTS = "F32_0 = np.float32(0.0)\nF32_1 = np.float32(1.0)"
 
 
 def grid_1d(ctx: Context, dims: list[str]) -> str:
@@ -201,6 +201,10 @@ def _shift(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
     return grid_1d(ctx, dims)
 
 
+def reduce_axes(n: Node) -> tuple[int, ...]:
+    return axes_of(n)  # normalised by the op's record
+
+
 @contextmanager
 def _loops(ctx: Context, dims: list[str]) -> Iterator[list[str]]:
     """Nested serial loops (inside one thread) over `dims`; yields their index variables."""
@@ -219,7 +223,7 @@ def _reduce(kind: str) -> Emitter:
 
     def emit(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
         (x,) = args
-        axes, keep = axes_of(n), n.attrs["keepdims"]
+        axes, keep = reduce_axes(n), n.attrs["keepdims"]
         xdims = ctx.dims(x)
         acc_dt = n.type.dtype if kind == "max" else DType.f64  # type: ignore[union-attr]
         init = ctx.lit(float("-inf") if kind == "max" else 0.0, acc_dt)
@@ -298,7 +302,7 @@ def _softmax(log: bool) -> Emitter:
 def _max_bwd(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
     """The cotangent of max, shared equally between tied maxima: one thread per reduced group."""
     x, y, g = args
-    axes, keep = axes_of(n), n.attrs["keepdims"]
+    axes, keep = reduce_axes(n), n.attrs["keepdims"]
     xdims = ctx.dims(x)
     kept = [d for k, d in enumerate(xdims) if k not in axes]
     with ctx.grid_loop(kept) as gidx:

@@ -17,9 +17,10 @@ from ir import symexpr as sx
 from ir.dtypes import as_dtype
 
 from ...arguments import is_device_array
-from ..numba_cpu import cache
-from ..numba_cpu.writer import owner_at
-from .codegen import PERSISTENT_MODES, Generated, generate
+from ..common import cache
+from ..common.values import Generated
+from ..common.writer import owner_at
+from .codegen import PERSISTENT_MODES, generate
 from .device import (
     STATIC_SHARED_LIMIT,
     current_device_id,
@@ -118,7 +119,7 @@ class Runner:
             require_cuda()
             if simulator_enabled():
                 fix_simulated_shared_memory()
-            module, self.path = cache.load(self.gen.source, {**self.options, "backend": "numba-cuda"})
+            module, self.path = cache.load(self.gen.source, self.options, backend="numba_cuda")
             self._fn = getattr(module, self.gen.function)
         return self._fn
 
