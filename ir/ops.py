@@ -6,15 +6,22 @@ Adding an op touches these places, and no others:
      saving it), `rows` (how it treats batch rows, for passes/rows.py), `time_batchable` (hoist may
      compute it over all steps at once) and `axes` (the axes it works along, normalised);
   2. `passes/grad_rules.py`: its derivative rule (a missing rule is a clear error naming the op);
-  3. each backend's lowering table: `rnncomp/backends/numba_cpu/emit.py` (an entry in EMIT; a scalar
-     helper it calls goes in numba_cpu/kernels.py and codegen.HELPERS) and, for an op that is not
-     elementwise, `rnncomp/backends/numba_cuda/kernels.py` (KERNELS; a device helper goes in HELPERS);
-     the numpy backend needs nothing more than `numpy` here. An op a backend cannot run is listed in
-     that backend's UNSUPPORTED with the reason (tests/test_lowering_tables.py checks every op);
+  3. each backend's lowering table: an elementwise op is one entry in
+     `rnncomp/backends/common/scalars.py` (SCALARS, the spelling both Numba printers share); a scalar
+     function it names through `ctx.fn(name, dtype)` is `math.<name>` (numba_cpu/codegen.py MATH,
+     numba_cuda/context.py fn) or a helper: numba_cpu/kernels.py + codegen.HELPERS, and
+     numba_cuda/kernels.py HELPERS. Any other op: an entry in numba_cpu/emit.py (KERNELS, or a view:
+     VIEWS there, common/views.py VIEW_INDEX and passes/fuse.py VIEWS) and numba_cuda/kernels.py KERNELS.
+     The numpy backend needs nothing beyond `numpy` here. An op a backend cannot run is listed in that
+     backend's UNSUPPORTED with the reason (tests/test_lowering_tables.py checks every op and helper);
   4. `rnncomp/dsl.py` (and its name in `rnncomp/__init__.py`): a user-facing function, if users
      should call it directly;
-  5. `tests/test_ops.py`: its row in the op table test (oracle, gradient, every backend).
+  5. tests: its row in `tests/test_ops.py` (oracle and finite-difference gradient; the newer ops' rows
+     also run on numba-cpu and numba-cuda in tests/test_ops_backends.py), a text round-trip case in
+     tests/test_text.py OP_CASES and, for a DSL function, a case in tests/test_dsl.py OP_CASES (both
+     tests fail when an op or function has none).
 The text forms (ir/printer.py, ir/parser.py and the program ones) read the table: nothing to add there.
+sqrt, rsqrt, abs, pow, erf, gelu, minimum, maximum and the comparisons were added touching only these.
 The NumPy function is the normative meaning: the reference interpreter, constant folding and the
 tests all call it, so the backends are checked against one definition.
 """
