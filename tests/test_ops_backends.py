@@ -203,3 +203,19 @@ def test_subgradients_follow_pytorch():
     np.testing.assert_array_equal(g["x"][0, 0, :3], [0.0 + 1.0, 1.0 + 1.0, 1.0 + 1.0])  # abs + (max, min) split
     assert g["x"][0, 0, 3] == -1.0 + 1.0  # abs: -1; min: x wins
     assert np.isnan(g["y"][0, 0, 0]) and g["y"][0, 0, 2] == 1.0 + 1.0  # sqrt(y*y) at 0: inf * 0
+
+
+@pytest.mark.parametrize("mode", ["loop", "full"])
+def test_rows_print_and_parse_back_in_both_text_forms(mode):
+    """The cell form (ir/printer.py) and the program form of every stage, forward and backward."""
+    from ir import parse_cell, print_cell
+    from ir.program_printer import print_program
+    from tests.test_program_text import assert_round_trip, stages_of
+
+    assert print_cell(parse_cell(print_cell(rows))) == print_cell(rows)
+    prog = rc.compile(rows, length=3 if mode == "full" else "T", unroll=mode, backend="numpy")
+    stages = stages_of(prog, mode, [{}, {"grad": True}])
+    texts = [print_program(p) for p in stages.values()]
+    assert all(any(f"{op}(" in t for t in texts) for op in NEW)  # (loop bodies included)
+    for where, p in stages.items():
+        assert_round_trip(p, where)
