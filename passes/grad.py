@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 from ir import Cell, Node, PassError, Program, TensorType, Use
 from ir.dtypes import DType
+from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
 from .pipeline import register_pass
 from .rewrite import inline_program
 from .unroll import LENGTHS, LENGTHS_LO, unroll
-
-CHEAP = {"tanh", "sigmoid", "exp", "relu", "softplus", "neg", "identity", "cast", "log"}
 
 
 @dataclass
@@ -160,7 +159,7 @@ class _Derive:
             return self.seq(f"trace@{self.state_of[id(src)]}", src.type)  # type: ignore[arg-type]
         if id(src) in self._recomputed:
             return self._recomputed[id(src)]
-        if src.op in CHEAP and all(self._available(u) for u in src.inputs):
+        if get_op(src.op).cheap and all(self._available(u) for u in src.inputs):
             node = Node(src.op, [Use(self.value(u.node, u.delay)) for u in src.inputs], src.attrs, src.type)
             self._recomputed[id(src)] = node
             return node

@@ -4,5 +4,5 @@ writer.py (indented source lines tagged with the IR node they compute, comment a
 values.py (where a value lives in generated code, the generated module's record), scalars.py and
 views.py (how an elementwise op and a view are spelled in Python), cache.py (the on-disk cache of
 generated modules), binding.py (a call's dims and trip counts) and failures.py (a failing line traced
-back to its IR node). Only cache.py imports Numba.
+back to its IR node); errors.py holds LoweringError. Only cache.py imports Numba.
 """

@@ -46,6 +46,33 @@ def _binary(sym: str) -> Scalar:
     return Scalar(lambda ctx, n, a, idx: f"{a[0]} {sym} {a[1]}")
 
 
+def _pow(ctx, n: Node, a: list[str], idx: Index) -> str:
+    """x ** p; x ** 0.5 is sqrt(x), as NumPy's power (-inf ** 0.5 is NaN there, not C's inf)."""
+    p, dt = n.attrs["exponent"], n.type.dtype
+    if p == 0.5:
+        return f"{ctx.fn('sqrt', dt)}({a[0]})"
+    return f"{ctx.fn('pow', dt)}({a[0]}, {ctx.lit(p, dt)})"
+
+
+def _gelu(ctx, n: Node, a: list[str], idx: Index) -> str:
+    return f"{ctx.fn('gelu_tanh' if n.attrs['tanh_approx'] else 'gelu', n.type.dtype)}({a[0]})"
+
+
+def _pick(test: str) -> Scalar:
+    """minimum (test <=) / maximum (>=): a NaN operand wins, as in np.minimum / np.maximum."""
+    return Scalar(lambda ctx, n, a, idx: f"{a[0]} if {a[0]} {test} {a[1]} or {a[0]} != {a[0]} else {a[1]}")
+
+
+def _compare(sym: str) -> Scalar:
+    """A comparison as 0/1 of the result's dtype (NaN compares false, except !=)."""
+
+    def expr(ctx, n: Node, a: list[str], idx: Index) -> str:
+        dt = n.type.dtype
+        return f"{ctx.lit(1.0, dt)} if {a[0]} {sym} {a[1]} else {ctx.lit(0.0, dt)}"
+
+    return Scalar(expr)
+
+
 def _relu(ctx, n: Node, a: list[str], idx: Index) -> str:
     z = ctx.lit(0.0, n.type.dtype)
     return f"{z} if {a[0]} <= {z} else {a[0]}"  # NaN fails the test and passes through
@@ -77,4 +104,18 @@ SCALARS: dict[str, Scalar] = {
     "where": Scalar(lambda ctx, n, a, idx: f"{a[1]} if {a[0]} != 0 else {a[2]}"),
     "cast": Scalar(lambda ctx, n, a, idx: f"{CAST[n.attrs['to']]}({a[0]})"),
     "select_active": Scalar(lambda ctx, n, a, idx: f"{a[2]} if {a[0]} < {a[1]} else {a[3]}", _select_index),
+    "sqrt": Scalar(_fn("sqrt")),
+    "rsqrt": Scalar(_fn("rsqrt")),
+    "abs": Scalar(lambda ctx, n, a, idx: f"abs({a[0]})"),
+    "erf": Scalar(_fn("erf")),
+    "pow": Scalar(_pow),
+    "gelu": Scalar(_gelu),
+    "minimum": _pick("<="),
+    "maximum": _pick(">="),
+    "less": _compare("<"),
+    "greater": _compare(">"),
+    "less_equal": _compare("<="),
+    "greater_equal": _compare(">="),
+    "equal": _compare("=="),
+    "not_equal": _compare("!="),
 }

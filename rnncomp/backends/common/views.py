@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ir import Node
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 
 from .errors import LoweringError
 from .scalars import Index, broadcast_index
@@ -34,7 +34,8 @@ def int_dim(d: Any) -> int:
 
 
 def axis_of(n: Node) -> int:
-    return norm_axis(n.attrs["axis"], n.type.rank)  # type: ignore[union-attr]
+    (ax,) = axes_of(n)  # the op's one `axis`, normalised by its record
+    return ax
 
 
 def shifted(i: str, k: int) -> str:
@@ -59,8 +60,7 @@ def _offset(start: Callable[[Node], int]) -> Callable[[Node, Index], Index]:
 
 
 def _expand_index(n: Node, idx: Index) -> Index:
-    rank = n.type.rank  # type: ignore[union-attr]
-    axes = {norm_axis(a, rank) for a in n.attrs["axes"]}
+    axes = axes_of(n)
     return tuple(i for k, i in enumerate(idx) if k not in axes)
 
 

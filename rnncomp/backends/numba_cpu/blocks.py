@@ -16,8 +16,7 @@ from passes.plan import last_use, only_loop_buffers
 from ..common.values import Arg, Index, Ref, Scope
 from ..common.writer import describe, safe_name
 from . import loops
-from .emit import EMIT, Kernel
-from .errors import NumbaBackendError
+from .emit import EMIT, Kernel, lowering
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -92,11 +91,8 @@ class Blocks(Storage):
         for n in nodes:
             if n.op == "constant" and scope.get(n) is None:
                 scope.set(n, self.constant(n))
-            elif n.op not in BOUND and n.op not in ("loop", "item") and n.op not in EMIT:
-                raise NumbaBackendError(
-                    f"numba-cpu has no code for op {n.op!r} (node {n.name or n.op} : {n.type}); "
-                    "add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
-                )
+            elif n.op not in BOUND and n.op not in ("loop", "item"):
+                lowering(n)  # a clear error naming op and backend if the table has no entry
         bound = {id(n) for n in nodes if scope.get(n) is not None}
         plan = plan_block(nodes, bound, results)
         outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), count_uses(nodes, results))

@@ -36,12 +36,21 @@ SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its 
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
 CHUNK = 8  # terms of k a small product's loop nest adds per pass over the outputs
 NP = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
+MATH = ("exp", "log", "sqrt", "erf")  # scalar functions written as math.<name> in both dtypes
 HELPERS = {  # helper -> the module of this package that defines it
     "tanh_f32": "approx",
     "sigmoid_f32": "approx",
     "sigmoid_f64": "kernels",
     "softplus_f32": "kernels",
     "softplus_f64": "kernels",
+    "rsqrt_f32": "kernels",
+    "rsqrt_f64": "kernels",
+    "pow_f32": "kernels",
+    "pow_f64": "kernels",
+    "gelu_f32": "kernels",
+    "gelu_f64": "kernels",
+    "gelu_tanh_f32": "kernels",
+    "gelu_tanh_f64": "kernels",
     "gemm": "gemm",
     "gemm_nt": "gemm",
     "gemm_tn": "gemm",
@@ -150,7 +159,7 @@ class Generator(Units, Blocks):
 
     def fn(self, name: str, dtype: DType) -> str:
         """The scalar function for an op on `dtype`: a `math` function or a helper (see HELPERS)."""
-        if name in ("exp", "log") or (name == "tanh" and dtype != DType.f32):
+        if name in MATH or (name == "tanh" and dtype != DType.f32):
             return f"math.{name}"
         helper = f"{name}_{'f32' if dtype == DType.f32 else 'f64'}"
         self.helpers.add(helper)

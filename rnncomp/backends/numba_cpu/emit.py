@@ -20,10 +20,11 @@ from typing import Any
 
 from ir import Node
 from ir.dtypes import DType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 
 from ..common.scalars import SCALARS, Index, Scalar
 from ..common.views import axis_of, int_attr, int_dim, shifted, slice_start, split_start
+from .errors import NumbaBackendError
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,7 @@ def _matmul_tn(ctx, n: Node, out, args: list) -> None:
 
 
 def _reduce_axes(n: Node) -> tuple[int, ...]:
-    x = n.inputs[0].node.type
-    axis = n.attrs["axis"]
-    if axis is None:
-        return tuple(range(x.rank))
-    seq = (axis,) if isinstance(axis, int) else axis
-    return tuple(sorted(norm_axis(a, x.rank) for a in seq))
+    return axes_of(n)  # normalised by the op's record
 
 
 def _reduced(idx: Index, axes: tuple[int, ...], keepdims: bool) -> Index:
@@ -277,3 +273,24 @@ KERNELS: dict[str, Kernel] = {
 BOUND = ("input", "constant", "loop", "item")  # handled by codegen: they bind values, not compute them
 
 EMIT: dict[str, Scalar | View | Kernel] = {**SCALARS, **VIEWS, **KERNELS}
+
+# Ops of the table this backend does not run, and why (tests/test_lowering_tables.py: every op is
+# in EMIT, BOUND or here).
+UNSUPPORTED: dict[str, str] = {
+    "seq": "a cell's declaration (unrolling makes it a program input)",
+    "param": "a cell's declaration (unrolling makes it a program input)",
+    "state": "a cell's declaration (unrolling makes it a program input)",
+}
+
+
+def lowering(n: Node) -> Scalar | View | Kernel:
+    """The table entry for `n`'s op; a clear error naming the op and the backend where there is none."""
+    rule = EMIT.get(n.op)
+    if rule is not None:
+        return rule
+    where = f"node {n.name or n.op} : {n.type}"
+    if n.op in UNSUPPORTED:
+        raise NumbaBackendError(f"numba-cpu does not support op {n.op!r} ({where}): {UNSUPPORTED[n.op]}")
+    raise NumbaBackendError(
+        f"numba-cpu has no code for op {n.op!r} ({where}); add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
+    )

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ir import Node, TensorType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 from passes.fuse import BlockPlan, kind
 
 from ..common.values import Ref
@@ -52,7 +52,7 @@ class Storage:
             ops = [u.node for u in n.inputs]
             if len({id(o) for o in ops}) < len(ops) or not all(_joinable(o, n, plan, results, targets) for o in ops):
                 continue
-            axis = norm_axis(n.attrs["axis"], n.type.rank) if n.op == "concat" else 0  # type: ignore[union-attr]
+            axis = axes_of(n)[0] if n.op == "concat" else 0
             if n.op == "concat" and not all(isinstance(o.type.shape[axis], int) for o in ops):  # type: ignore[union-attr]
                 continue
             out = targets[id(n)][0] if targets.get(id(n)) else self.buffer(n.type)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 The host function `program(rt, ...)` allocates every buffer first (kernels cannot allocate), then
 launches kernels in the order of the schedule: each block (the program's top level, or a loop
-body) is cut into units by fusion (numba_cpu/fusion.py): a fused elementwise group is one kernel
+body) is cut into units by passes/fuse.py (the kernel program's units): a fused elementwise group is one kernel
 over its shape, any other op one kernel of its own (a tiled GEMM for matmul and matmul_tn). A loop
 runs as a host `for` over its iterations, launching its body's kernels per step, with the carried
 values in two buffers per state that swap after each iteration; where it can, a persistent kernel
@@ -19,7 +19,7 @@ import numpy as np
 from ir import LoopView, Node, Program
 from ir.dtypes import DType, as_dtype
 from ir.names import name_nodes
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 from passes.fuse import Group, count_uses, kind, plan_block
 from passes.plan import covers_all_slots, only_loop_buffers
 
@@ -215,7 +215,8 @@ class Codegen:
         elif n.op in GEMMS:
             ctx.kernel("gemm", f"{label}: tiled GEMM", lambda: tiled(ctx, n, out, operands), label)
         else:
-            ctx.kernel(n.op, label, lambda: kernels.KERNELS[n.op](ctx, n, out, operands), label)
+            emit = kernels.emitter(n)
+            ctx.kernel(n.op, label, lambda: emit(ctx, n, out, operands), label)
         ctx.blk.scope.set(n, out)  # type: ignore[union-attr]
         for extra in targets[1:]:
             self.copy(extra, n)
@@ -344,7 +345,7 @@ def parts(n: Node, dest: Ref) -> list[Ref]:
     """Where each operand of a stack or concatenation lies in its result `dest`."""
     if n.op == "stack":
         return [dest.slot(str(k)) for k in range(len(n.inputs))]
-    axis, offset, out = norm_axis(n.attrs["axis"], n.type.rank), 0, []  # type: ignore[union-attr]
+    (axis,), offset, out = axes_of(n), 0, []
     for u in n.inputs:
         width = u.node.type.shape[axis]  # type: ignore[union-attr]
         out.append(dest.part(axis, offset, offset + width))
@@ -404,8 +405,8 @@ def assemble(ctx: Context) -> Generated:
     m.line(f"TILE = {cfg.tile}  # a GEMM block computes a TILE x TILE tile of the output")
     m.line(f"PERSISTENT_THREADS = {cfg.persistent_threads}  # threads per block of a persistent kernel")
     if any(h.endswith("f32") for h in ctx.helpers):
-        m.line(kernels.HELPER_CONSTANTS.splitlines()[0])
-        m.line(kernels.HELPER_CONSTANTS.splitlines()[1])
+        for text in kernels.HELPER_CONSTANTS.splitlines():
+            m.line(text)
     for (text, dt), name in ctx.constants.items():
         m.line(f"{name} = {literal_source(text, dt)}")
     for text in _LAUNCH_HELPERS.splitlines():
@@ -413,7 +414,7 @@ def assemble(ctx: Context) -> Generated:
     for h in sorted(ctx.helpers):
         m.line("")
         m.line("")
-        for text in kernels.HELPERS[h].strip("\n").splitlines():
+        for text in kernels.helper(h).strip("\n").splitlines():
             m.line(text)
     for k in ctx.kernels:
         m.line("")

@@ -126,7 +126,7 @@ class Context:
 
     def fn(self, name: str, dtype: DType) -> str:
         """The device function for an op on `dtype`: a `math` function or a helper of kernels.HELPERS."""
-        if name in ("exp", "log", "tanh"):
+        if name in ("exp", "log", "tanh", "erf"):
             return f"math.{name}"
         helper = f"{name}_{'f32' if dtype == DType.f32 else 'f64'}"
         self.helpers.add(helper)
