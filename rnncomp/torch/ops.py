@@ -2,7 +2,10 @@
 
     rnncomp::run(call, arrays, lengths) -> results               prog(...), nothing kept
     rnncomp::run_train(call, arrays, lengths) -> results + [token]  prog.vjp(...): residuals parked
-    rnncomp::backward(call, token, arrays, cotangents) -> grads  the parked backward, one grad per array
+    rnncomp::backward(call, token, arrays, lengths, cotangents) -> grads   one grad per array
+
+The backward's result is the vjp at `arrays`; the token only finds the forward's parked residuals
+(a token that does not lead to them, e.g. a clone, makes it run the forward again).
 
 `call` is "<program key>:<name>,<name>,..." naming `arrays` (seqs, params, the inits given);
 results are the program's outputs then its final states (Signature.results order). The fake rules
@@ -69,16 +72,22 @@ def run_train(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[T
     with _ordered(_device(arrays)):
         out, backward = e.prog.vjp(lengths=lens, **kw)
     results = to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
-    return results + [park(backward)]
+    return results + [park(backward, arrays)]
 
 
 @torch.library.custom_op("rnncomp::backward", mutates_args=())
-def backward(call: str, token: Tensor, arrays: list[Tensor], cotangents: list[Tensor | None]) -> list[Tensor]:
+def backward(
+    call: str, token: Tensor, arrays: list[Tensor], lengths: Tensor | None, cotangents: list[Tensor | None]
+) -> list[Tensor]:
     """Gradients of every array of the forward `call` from the results' cotangents (None: zero)."""
     e, names = _split(call)
     cot = {k: to_array(g) for k, g in zip(e.sig.results, cotangents) if g is not None}
     with _ordered(_device(arrays)):
-        grads = take(token)(cot)
+        vjp = take(token, arrays)
+        if vjp is None:
+            kw, lens = _kwargs(names, arrays, lengths)
+            vjp = e.prog.vjp(lengths=lens, **kw)[1]
+        grads = vjp(cot)
     inputs = list(cot.values()) + [to_array(a) for a in arrays]
     return to_tensors([grads[n] for n in names], inputs, _device(arrays))
 
@@ -101,21 +110,39 @@ def _(call, arrays, lengths):
 
 
 @backward.register_fake
-def _(call, token, arrays, cotangents):
+def _(call, token, arrays, lengths, cotangents):
     return [torch.empty_like(a) for a in arrays]
 
 
 def _setup(ctx, inputs, output):
-    call, arrays, _ = inputs
-    ctx.call = call
+    call, arrays, lengths = inputs
+    ctx.call, ctx.lengths = call, lengths
     ctx.save_for_backward(output[-1], *arrays)  # the arrays: for their shapes, and autograd's version check
     ctx.set_materialize_grads(False)
 
 
+_BROADCAST: dict = {}  # (shape, dtype, device, value) -> one contiguous tensor filled with value
+
+
+def _cotangent(g: Tensor) -> Tensor:
+    """A contiguous cotangent. The cotangent of `out.sum()` is a scalar broadcast over the output (every
+    stride 0): its filled copy is kept for the next call (the backward only reads cotangents), not made
+    anew each time (a fresh buffer of the output's size each step: page faults, an output-sized fill)."""
+    eager_cpu = type(g) is torch.Tensor and g.device.type == "cpu" and not torch.compiler.is_compiling()
+    if not eager_cpu or g.is_contiguous() or g.dim() == 0 or any(g.stride()):  # traced, CUDA, or not a broadcast
+        return g.contiguous()
+    key = (tuple(g.shape), g.dtype, g.device, g.reshape(-1)[0].item())
+    full = _BROADCAST.get(key)
+    if full is None:
+        _BROADCAST.clear()
+        full = _BROADCAST[key] = g.contiguous()
+    return full
+
+
 def _backward(ctx, grads):
     token, *arrays = ctx.saved_tensors
-    cot = [None if g is None else g.contiguous() for g in grads[:-1]]
-    return None, backward(ctx.call, token, arrays, cot), None
+    cot = [None if g is None else _cotangent(g) for g in grads[:-1]]
+    return None, backward(ctx.call, token, arrays, ctx.lengths, cot), None
 
 
 run_train.register_autograd(_backward, setup_context=_setup)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+import rnncomp as rc
 from ir import ArgumentError, Cell
 
 from . import ops
@@ -60,6 +62,12 @@ class Recurrent(nn.Module):
             )
         if dtype not in _DTYPES:
             raise ArgumentError(f"argument 'dtype': expected 'float32' or 'float64', got {dtype!r}")
+        known = [k for k in inspect.signature(rc.compile).parameters if k not in ("cell", "dtype")]
+        for k in options:
+            if k not in known:
+                raise ArgumentError(
+                    f"rct.Recurrent: unknown keyword argument {k!r}{_closest(k, known)}; it takes rc.compile's {known}"
+                )
         self.cell = cell
         self.backend = options.pop("backend", None)
         self.options = {"length": length, "unroll": unroll, **options}
@@ -243,6 +251,12 @@ class Recurrent(nn.Module):
         if lengths.dim() != 1:
             raise ArgumentError(f"{self._where()}: argument 'lengths': expected shape (B,), got {tuple(lengths.shape)}")
         return lengths.to(torch.int64).contiguous()
+
+    def __getstate__(self):
+        """Pickled or deep-copied without its compiled programs (compiled again on first use)."""
+        state = self.__dict__.copy()
+        state["_programs"] = {}
+        return state
 
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
