@@ -168,7 +168,7 @@ def train(model, name: str, train_set: Split, test_set: Split, orders, args, tqd
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total, seen = total + float(loss) * len(y), seen + len(y)
+            total, seen = total + loss.item() * len(y), seen + len(y)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         hist.seconds.append(time.perf_counter() - t0)
         hist.loss.append(total / seen)

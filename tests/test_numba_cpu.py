@@ -517,9 +517,9 @@ def test_default_backend_is_numba_cpu(monkeypatch):
         rc.compile(cell)
 
 
-def test_main_job_runs_on_the_default_backend():
-    """`python examples/lstm.py` (the README's main job) compiles with numba-cpu and checks itself
-    against the oracle."""
+def test_the_lstm_self_check_runs_on_the_default_backend():
+    """`python examples/lstm.py` (the self-check among the examples) compiles with numba-cpu and checks
+    itself against the oracle."""
     env = {k: v for k, v in os.environ.items() if k != "RNNCOMP_BACKEND"}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run([sys.executable, "examples/lstm.py"], cwd=ROOT, env=env, capture_output=True, text=True)
