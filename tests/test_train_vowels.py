@@ -33,7 +33,9 @@ def test_the_data_is_japanese_vowels_as_uci_describes_it():
 def test_missing_sktime_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sktime", None)  # `import sktime...` now raises ImportError
     monkeypatch.setitem(sys.modules, "sktime.datasets", None)
-    with pytest.raises(SystemExit, match=r"not installed .*install the examples extra: pip install -e '\.\[examples\]'"):
+    with pytest.raises(
+        SystemExit, match=r"not installed .*install the examples extra: pip install -e '\.\[examples\]'"
+    ):
         _vowels_data.load()
 
 
@@ -63,9 +65,7 @@ def test_a_short_run_trains_prints_and_draws_the_same_numbers_twice(cell, tmp_pa
     accuracies = [float(w.rstrip("%")) for line in lines[1:3] for w in line.split() if w.endswith("%")]
     assert all(30 < a <= 100 for a in accuracies), lines  # 2 epochs: well above chance (11%)
     train_vowels.main(argv)  # seeded: the same command gives the same numbers
-    assert [line.split(";")[0] for line in _results(capsys.readouterr().out)] == [
-        line.split(";")[0] for line in lines
-    ]
+    assert [line.split(";")[0] for line in _results(capsys.readouterr().out)] == [line.split(";")[0] for line in lines]
 
 
 def test_the_main_command_runs_as_a_script(tmp_path):
