@@ -1,6 +1,7 @@
 """The `rnncomp` command line.
 
     rnncomp dump FILE [--cell NAME] [--format text|dot|json]
+    rnncomp bench FILE [--cell NAME] [--length N] [--batch B] [--dim H=256 ...] [--unroll loop,4,full] [--plot out.png]
     rnncomp --version
 
 FILE is a Python file (imported by path; the `Cell` objects among its globals are its cells) or
@@ -220,6 +221,50 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     return show(stages[args.after])
 
 
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a Python file defining Cell objects, or an IR text file")
+    p.add_argument("--cell", metavar="NAME", help="pick a cell by cell name or variable name (when FILE has several)")
+    p.add_argument("--length", type=int, default=100, metavar="N", help="sequence length T (default 100)")
+    p.add_argument("--batch", type=int, default=32, metavar="B", help="batch size, the dim B (default 32)")
+    p.add_argument(
+        "--dim", action="append", default=[], metavar="NAME=SIZE", help="size of one of the cell's symbolic dims"
+    )
+    p.add_argument("--unroll", default="loop,4,full", metavar="MODES", help="comma list (default loop,4,full)")
+    p.add_argument("--repeat", type=int, default=10, metavar="N", help="timed calls per mode and pass (default 10)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--backend", help="numba-cpu (default), numba-cuda or numpy")
+    p.add_argument("--output", metavar="NAME", help="the output whose sum is the loss (default: the first)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the medians into this PNG file (needs matplotlib)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import bench as b
+
+    cell = select_cell(load_cells(args.file), args.cell, args.file)
+    for flag, value in (("--length", args.length), ("--batch", args.batch), ("--repeat", args.repeat)):
+        if value < 1:
+            raise Failure(f"{flag} {value}: expected an int >= 1")
+    try:
+        modes, dims = b.parse_unrolls(args.unroll), b.parse_dims(args.dim)
+        b.bind_dims(cell, args.batch, dims)  # bad input fails before anything compiles
+        b.pick_output(cell, args.output)
+        if args.plot:
+            b.need_matplotlib()
+    except RnncompError as e:
+        raise Failure(str(e)) from None
+    bar = lambda total: tqdm(total=total, desc=f"bench {cell.name}", unit="call", leave=False)
+    result = b.bench(
+        cell, args.length, args.batch, dims, modes, args.repeat, args.dtype, args.backend, args.output, progress=bar
+    )
+    print(result.table())
+    if args.plot:
+        b.plot(result, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK
+
+
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its one-line help, how it adds its arguments, and how it runs."""
@@ -231,6 +276,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "dump": Command("print a cell as IR text, Graphviz DOT or JSON", _dump_arguments, _dump),
+    "bench": Command("time a cell's forward and forward+backward across unroll modes", _bench_arguments, _bench),
 }
 
 

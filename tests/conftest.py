@@ -19,3 +19,8 @@ os.environ.setdefault("RNNCOMP_BACKEND", "numpy")
 # At least two Numba threads, so that a loop over blocks of batch rows runs more than one block
 # (and a GEMM splits) even on a one-core machine: the parallel paths are always tested.
 os.environ.setdefault("NUMBA_NUM_THREADS", str(max(2, os.cpu_count() or 1)))
+
+
+def pytest_addoption(parser):
+    """`--update-golden`: rewrite tests/golden from the generators instead of comparing (see test_golden.py)."""
+    parser.addoption("--update-golden", action="store_true", help="rewrite the generated-source snapshots")

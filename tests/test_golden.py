@@ -1,0 +1,93 @@
+"""Golden snapshots of the generated source: every example, both Numba backends, the main variants.
+
+A change to generated code shows up here as a diff to review. After a deliberate change, rewrite
+the snapshots and read the diff: `RNNCOMP_UPDATE_GOLDEN=1 python -m pytest -q tests/test_golden.py`
+(or `pytest --update-golden tests/test_golden.py`), then `git diff tests/golden`.
+
+Source is generated from the final Program only (the IR is built on the numpy backend, and
+neither generator imports Numba), so this suite compiles nothing and needs no GPU.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import pytest
+
+import rnncomp as rc
+from rnncomp.backends.numba_cpu import generate_source as cpu_source
+from rnncomp.backends.numba_cuda import generate_source as cuda_source
+from tests.support import EXAMPLES, cell_of
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+GENERATORS = {"numba-cpu": cpu_source, "numba-cuda": cuda_source}
+# name: (unroll, length, lengths, grad, T for a full unroll)
+VARIANTS = {
+    "loop": ("loop", "T", False, False, None),
+    "loop-lengths": ("loop", "T", True, False, None),
+    "unroll2": (2, "T", False, False, None),
+    "full3": ("full", 3, False, False, None),
+    "loop-grad": ("loop", "T", False, True, None),
+    "full3-grad": ("full", "T", False, True, 3),
+}
+
+
+def updating(config: pytest.Config) -> bool:
+    return bool(config.getoption("--update-golden")) or os.environ.get("RNNCOMP_UPDATE_GOLDEN", "") not in ("", "0")
+
+
+def generated(example: str, backend: str, variant: str) -> str:
+    unroll, length, lengths, grad, T = VARIANTS[variant]
+    prog = rc.compile(cell_of(example), length=length, unroll=unroll, backend="numpy", dtype="float32")
+    final = list(prog.stages(lengths=lengths, T=T, grad=grad).values())[-1]
+    return GENERATORS[backend](final, "float32")
+
+
+def mismatch(path: Path, text: str) -> str | None:
+    """None when `path` holds `text`; otherwise what to tell the reviewer (with a unified diff)."""
+    if not path.exists():
+        return f"{path.name}: no snapshot; write it with RNNCOMP_UPDATE_GOLDEN=1 and review it"
+    want = path.read_text(encoding="utf-8")
+    if text == want:
+        return None
+    diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True), "snapshot", "generated", n=2))
+    return (
+        f"{path.name}: generated source differs from its snapshot (review, then regenerate with "
+        f"RNNCOMP_UPDATE_GOLDEN=1):\n{diff[:6000]}"
+    )
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("backend", list(GENERATORS))
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_generated_source_matches_its_snapshot(example, backend, variant, request):
+    path = GOLDEN / f"{example}-{backend}-{variant}.py"
+    text = generated(example, backend, variant)
+    if updating(request.config):
+        GOLDEN.mkdir(exist_ok=True)
+        if mismatch(path, text) is not None:
+            path.write_text(text, encoding="utf-8")
+        return
+    message = mismatch(path, text)
+    if message is not None:
+        pytest.fail(message, pytrace=False)
+
+
+def test_every_snapshot_has_a_variant():
+    """No stale snapshot lingers after a variant or example is removed."""
+    want = {f"{e}-{b}-{v}.py" for e in EXAMPLES for b in GENERATORS for v in VARIANTS}
+    assert sorted(p.name for p in GOLDEN.glob("*.py")) == sorted(want)
+
+
+def test_a_changed_snapshot_is_reported_with_its_diff(tmp_path):
+    text = generated("elman", "numba-cpu", "loop")
+    path = tmp_path / "elman-numba-cpu-loop.py"
+    assert "no snapshot" in mismatch(path, text)
+    path.write_text(text.replace("def program(", "def programme("), encoding="utf-8")
+    message = mismatch(path, text)
+    assert "differs from its snapshot" in message
+    assert "-def programme(" in message and "+def program(" in message
+    path.write_text(text, encoding="utf-8")
+    assert mismatch(path, text) is None
