@@ -124,7 +124,8 @@ def _user_pipeline(passes) -> tuple[Pipeline, dict[str, Any]]:
         isinstance(passes, (list, tuple)) and all(isinstance(p, str) for p in passes)
     ):
         raise ArgumentError(
-            f"argument 'passes': expected pipeline text such as 'simplify,hoist' (or a list of pass names), got {passes!r}"
+            "argument 'passes': expected pipeline text such as 'simplify,hoist' (or a list of pass names), "
+            f"got {passes!r}"
         )
     pipe = as_pipeline(passes)
     head: dict[str, Any] = {}

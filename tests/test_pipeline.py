@@ -32,7 +32,8 @@ def test_text_form_reads_into_typed_passes_and_prints_back():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("unrol", "unknown pass 'unrol' (did you mean 'unroll'?); registered passes: grad, grad_forward"),
+        ("unrol", "unknown pass 'unrol' (did you mean 'unroll'?); registered passes: "),
+        ("fuze", "grad, grad_forward, grad_segment, hoist, "),
         ("unroll{factor=4}", "pass 'unroll' has no option 'factor'; its options: length, mode, reverse, masked"),
         ("unroll{mode=fast}", "pass 'unroll': option 'mode' must be 'full', 'loop' or an int k >= 1, got 'fast'"),
         ("unroll{mode=0}", "pass 'unroll': option 'mode' must be 'full', 'loop' or an int k >= 1, got 0"),
