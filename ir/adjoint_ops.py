@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ShapeError
-from .ops import Attr, OpDef, register
+from .ops import Attr, OpDef, attr_axis, normalise_axes, reduced_axes, register
 from .shapes import broadcast, norm_axis
 from .types import TensorType
 
@@ -44,10 +44,30 @@ def _infer_broadcast_to(ins: list[TensorType], attrs: dict) -> TensorType:
     return x.with_shape(target)
 
 
+def _last_two(ins: list[TensorType], attrs: dict, out: TensorType) -> tuple[int, ...]:
+    return (out.rank - 2, out.rank - 1)
+
+
+def _stretched(ins: list[TensorType], attrs: dict, out: TensorType) -> tuple[int, ...]:
+    """broadcast_to: the result's axes that the operand does not have or stretches from 1."""
+    x, lead = ins[0], out.rank - ins[0].rank
+    return tuple(k for k in range(out.rank) if k < lead or (x.shape[k - lead] == 1 and out.shape[k] != 1))
+
+
+def _summed(ins: list[TensorType], attrs: dict, out: TensorType) -> tuple[int, ...]:
+    """sum_to: the operand's axes that the result does not have or keeps as 1."""
+    return _stretched([out], attrs, ins[0])
+
+
+def _inserted(ins: list[TensorType], attrs: dict, out: TensorType) -> tuple[int, ...]:
+    """expand_dims: the result's new axes."""
+    return normalise_axes(attrs["axes"], out.rank)
+
+
 def _infer_expand_dims(ins: list[TensorType], attrs: dict) -> TensorType:
     (x,) = ins
     rank = x.rank + len(attrs["axes"])
-    axes = sorted(norm_axis(a, rank) for a in attrs["axes"])
+    axes = normalise_axes(attrs["axes"], rank)
     dims = list(x.shape)
     for a in axes:
         dims.insert(a, 1)
@@ -86,16 +106,29 @@ def _infer_max_bwd(ins: list[TensorType], attrs: dict) -> TensorType:
 
 def _max_bwd(x: np.ndarray, y: np.ndarray, g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """The cotangent of max: shared equally between tied maxima (as JAX does)."""
-    axes = tuple(range(x.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
-    axes = tuple(a % x.ndim for a in axes)
+    axes = normalise_axes(axis, x.ndim)
     if not keepdims:
         y, g = np.expand_dims(y, axes), np.expand_dims(g, axes)
     mask = (x == y).astype(x.dtype)
     return mask * g / np.sum(mask, axis=axes, keepdims=True)
 
 
-register(OpDef("transpose", 1, _infer_transpose, lambda x: np.swapaxes(x, -1, -2), {}, "shape"))
-register(OpDef("sum_to", 1, _infer_sum_to, _sum_to, {"shape": Attr("shape")}, "reduction"))
+register(
+    OpDef("transpose", 1, _infer_transpose, lambda x: np.swapaxes(x, -1, -2), {}, "shape", rows="axes", axes=_last_two)
+)
+register(
+    OpDef(
+        "sum_to",
+        1,
+        _infer_sum_to,
+        _sum_to,
+        {"shape": Attr("shape")},
+        "reduction",
+        rows="serial",
+        rows_why="it may sum over the batch",
+        axes=_summed,
+    )
+)
 register(
     OpDef(
         "broadcast_to",
@@ -104,6 +137,8 @@ register(
         lambda x, shape: np.broadcast_to(x, shape).copy(),
         {"shape": Attr("shape")},
         "shape",
+        rows="axes",
+        axes=_stretched,
     )
 )
 register(
@@ -112,12 +147,36 @@ register(
         1,
         _infer_expand_dims,
         lambda x, axes: np.expand_dims(x, tuple(axes)),
-        {"axes": Attr("axes")},
+        {"axes": Attr("axis_list")},
         "shape",
+        rows="axes",
+        axes=_inserted,
     )
 )
-register(OpDef("pad", 1, _infer_pad, _pad, {"axis": Attr("int"), "before": Attr("int"), "after": Attr("int")}, "shape"))
-register(OpDef("matmul_tn", 2, _infer_matmul_tn, _matmul_tn, {}, "matmul"))
+register(
+    OpDef(
+        "pad",
+        1,
+        _infer_pad,
+        _pad,
+        {"axis": Attr("int"), "before": Attr("int"), "after": Attr("int")},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
+    )
+)
+register(
+    OpDef(
+        "matmul_tn",
+        2,
+        _infer_matmul_tn,
+        _matmul_tn,
+        {},
+        "matmul",
+        rows="serial",
+        rows_why="it contracts the batch axis",
+    )
+)
 register(
     OpDef(
         "max_bwd",
@@ -126,5 +185,7 @@ register(
         _max_bwd,
         {"axis": Attr("axes", None), "keepdims": Attr("bool", False)},
         "reduction",
+        rows="axes",
+        axes=reduced_axes,
     )
 )

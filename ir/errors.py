@@ -46,8 +46,15 @@ class ParseError(RnncompError):
             return self.message
         lines = self.text.splitlines() or [""]
         src = lines[self.line - 1] if self.line - 1 < len(lines) else ""
-        caret = " " * (self.column - 1) + "^"
+        col = self.column - 1
+        if len(src) > _WIDTH:  # a window of a long line around the column, not the whole line
+            lo = max(0, min(col - _WIDTH // 2, len(src) - _WIDTH))
+            src, col = src[lo : lo + _WIDTH], col - lo
+        caret = " " * col + "^"
         return f"{self.line}:{self.column}: {self.message}\n  {src}\n  {caret}"
+
+
+_WIDTH = 240  # the widest source line a message shows whole
 
 
 class PassError(RnncompError):

@@ -1,20 +1,36 @@
-"""The op table: one declaration per op (arity, attributes, type rule, NumPy semantics).
+"""The op table: one record per op (`OpDef`), holding everything the passes need to know of it.
 
 Adding an op touches these places, and no others:
-  1. here: an `OpDef` (arity, attrs, `infer` type rule, `numpy` reference semantics; `kind`
-     "elementwise" makes it fusable);
+  1. here: its `OpDef`: arity, attrs, `infer` type rule, `numpy` reference semantics, and what the
+     passes read: `kind` ("elementwise" makes it fusable), `cheap` (grad recomputes it rather than
+     saving it), `rows` (how it treats batch rows, for passes/rows.py), `time_batchable` (hoist may
+     compute it over all steps at once) and `axes` (the axes it works along, normalised);
   2. `passes/grad_rules.py`: its derivative rule (a missing rule is a clear error naming the op);
-  3. `rnncomp/backends/numba_cpu/emit.py` (and the CUDA emitter): how it is written in generated code;
-  4. `rnncomp/dsl.py`: a user-facing function, if users should call it directly;
-  5. `tests/test_ops.py`: its row in the op table test (oracle, gradient, every backend).
+  3. each backend's lowering table: an elementwise op is one entry in
+     `rnncomp/backends/common/scalars.py` (SCALARS, the spelling both Numba printers share); a scalar
+     function it names through `ctx.fn(name, dtype)` is `math.<name>` (numba_cpu/codegen.py MATH,
+     numba_cuda/context.py fn) or a helper: numba_cpu/kernels.py + codegen.HELPERS, and
+     numba_cuda/kernels.py HELPERS. Any other op: an entry in numba_cpu/emit.py (KERNELS, or a view:
+     VIEWS there, common/views.py VIEW_INDEX and passes/fuse.py VIEWS) and numba_cuda/kernels.py KERNELS.
+     The numpy backend needs nothing beyond `numpy` here. An op a backend cannot run is listed in that
+     backend's UNSUPPORTED with the reason (tests/test_lowering_tables.py checks every op and helper);
+  4. `rnncomp/dsl.py` (and its name in `rnncomp/__init__.py`): a user-facing function, if users
+     should call it directly;
+  5. tests: its row in `tests/test_ops.py` (oracle and finite-difference gradient; the newer ops' rows
+     also run on numba-cpu and numba-cuda in tests/test_ops_backends.py), a text round-trip case in
+     tests/test_text.py OP_CASES and, for a DSL function, a case in tests/test_dsl.py OP_CASES (both
+     tests fail when an op or function has none).
+The text forms (ir/printer.py, ir/parser.py and the program ones) read the table: nothing to add there.
+sqrt, rsqrt, abs, pow, erf, gelu, minimum, maximum and the comparisons were added touching only these.
 The NumPy function is the normative meaning: the reference interpreter, constant folding and the
 tests all call it, so the backends are checked against one definition.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,20 +52,54 @@ class Attr:
     default: Any = REQUIRED
 
 
+# How an op treats batch rows (axis 0 of a batched value), for passes/rows.py, which has one rule per name:
+ROW_RULES = {
+    "elementwise": "broadcasting: an operand whose axis 0 lines up with the result's carries the batch with it",
+    "select": "select_active(t, lengths, new, old): elementwise, and lengths is read at the result's row",
+    "axes": "works along `axes`: keeps rows apart unless axis 0 is one of them; batched operands go together",
+    "matmul": "a[..., K] @ w: keeps rows apart when w is the same for every row",
+    "fill": "a fresh value: batched when its shape starts with the batch extent",
+    "invariant": "the same for every row (a constant)",
+    "serial": "mixes rows or indexes the batch axis (`rows_why` says how): the loop stays sequential",
+}
+
+Axes = Callable[[list[TensorType], dict[str, Any], TensorType], tuple[int, ...]]
+
+
 @dataclass(frozen=True)
 class OpDef:
+    """One op: its type rule and meaning, and what every pass needs to know of it (see the module)."""
+
     name: str
     arity: int | None  # None: one or more operands
     infer: Callable[[list[TensorType], dict[str, Any]], TensorType] | None
     numpy: Callable[..., np.ndarray] | None
     attrs: dict[str, Attr] = field(default_factory=dict)
     kind: str = "other"  # source | elementwise | reduction | matmul | shape | control
+    cheap: bool = False  # grad recomputes it from its operands rather than saving it per step
+    rows: str | None = None  # a key of ROW_RULES; None: "elementwise" for an elementwise op (else an error)
+    rows_why: str = ""  # for rows="serial": how the op mixes rows (shown in the rows verdict)
+    time_batchable: bool = False  # hoist may apply it to whole sequences at once (one GEMM over T*B rows)
+    axes: Axes | None = None  # (operand types, attrs, result type) -> the axes it works along, in 0..rank-1
+
+    @property
+    def elementwise(self) -> bool:
+        return self.kind == "elementwise"
 
 
 OPS: dict[str, OpDef] = {}
 
 
 def register(op: OpDef) -> OpDef:
+    """Add an op to the table; its record must say how it treats batch rows (see ROW_RULES)."""
+    if op.rows is None and op.elementwise:
+        op = replace(op, rows="elementwise")
+    if op.rows not in ROW_RULES:
+        raise VerifyError(f"op {op.name!r}: rows={op.rows!r} is not one of {', '.join(ROW_RULES)}")
+    if (op.rows == "serial") != bool(op.rows_why):
+        raise VerifyError(f"op {op.name!r}: rows_why says how a rows='serial' op mixes rows (and only then)")
+    if op.rows == "axes" and op.axes is None:
+        raise VerifyError(f"op {op.name!r}: rows='axes' needs `axes`, the axes it works along")
     OPS[op.name] = op
     return op
 
@@ -59,6 +109,35 @@ def get_op(name: str) -> OpDef:
         return OPS[name]
     except KeyError:
         raise UnknownOpError(f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}") from None
+
+
+def normalise_axes(axis: Any, rank: int) -> tuple[int, ...]:
+    """An `axis` attribute (None: all, an int, or a sequence of ints) as sorted axes in 0..rank-1."""
+    if axis is None:
+        return tuple(range(rank))
+    seq = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = tuple(sorted({norm_axis(int(a), rank) for a in seq}))
+    if len(out) != len(seq):
+        raise ShapeError(f"repeated axis in {axis!r}")
+    return out
+
+
+def axes_of(node: Any) -> tuple[int, ...]:
+    """The axes a node's op works along (its record's `axes` rule), normalised; () for other ops."""
+    op = get_op(node.op)
+    if op.axes is None:
+        return ()
+    return op.axes([u.node.type for u in node.inputs], node.attrs, node.type)
+
+
+def attr_axis(ins: list[TensorType], attrs: dict[str, Any], out: TensorType) -> tuple[int, ...]:
+    """The one axis of an `axis` attribute (split, slice, softmax, concat, pad: operand rank = result rank)."""
+    return (norm_axis(attrs["axis"], out.rank),)
+
+
+def reduced_axes(ins: list[TensorType], attrs: dict[str, Any], out: TensorType) -> tuple[int, ...]:
+    """The axes of operand 0 that a reduction's `axis` attribute names."""
+    return normalise_axes(attrs["axis"], ins[0].rank)
 
 
 # ---------------------------------------------------------------- attributes
@@ -108,6 +187,12 @@ def check_attr(op: str, key: str, kind: str, v: Any) -> Any:
             return None
         if _is_int(v):
             return int(v)
+        if isinstance(v, (tuple, list)) and all(_is_int(a) for a in v):
+            return tuple(int(a) for a in v)
+        raise bad
+    if kind == "axis_list":  # an int is a list of one axis (as in np.expand_dims)
+        if _is_int(v):
+            return (int(v),)
         if isinstance(v, (tuple, list)) and all(_is_int(a) for a in v):
             return tuple(int(a) for a in v)
         raise bad
@@ -180,21 +265,11 @@ def _infer_matmul(ins: list[TensorType], attrs: dict) -> TensorType:
     return TensorType(dt, a.shape[:-1] + (b.shape[1],))
 
 
-def _reduce_axes(t: TensorType, axes: Any) -> tuple[int, ...]:
-    if axes is None:
-        return tuple(range(t.rank))
-    seq = (axes,) if isinstance(axes, int) else axes
-    out = tuple(sorted({norm_axis(a, t.rank) for a in seq}))
-    if len(out) != len(seq):
-        raise ShapeError(f"repeated axis in {axes!r}")
-    return out
-
-
 def _infer_reduce(name: str):
     def infer(ins: list[TensorType], attrs: dict) -> TensorType:
         (t,) = ins
         _float_operands(name, ins)
-        axes = _reduce_axes(t, attrs["axis"])
+        axes = normalise_axes(attrs["axis"], t.rank)
         if attrs["keepdims"]:
             shape = tuple(1 if i in axes else d for i, d in enumerate(t.shape))
         else:
@@ -286,6 +361,47 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+_ERF, _ERFC = np.frompyfunc(math.erf, 1, 1), np.frompyfunc(math.erfc, 1, 1)
+SQRT_HALF = math.sqrt(0.5)
+GELU_TANH_C, GELU_TANH_K = math.sqrt(2.0 / math.pi), 0.044715
+
+
+def _float64_then(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """`fn` of Python floats over an array, computed in float64 and rounded once to x's dtype."""
+    return np.asarray(fn(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(x.dtype, copy=False)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return _float64_then(_ERF, x)
+
+
+def _gelu(x: np.ndarray, tanh_approx: bool) -> np.ndarray:
+    """Exact GELU, x * Phi(x) = 0.5 x erfc(-x / sqrt 2) (erfc keeps its relative accuracy for x << 0,
+    where 1 + erf(x / sqrt 2) cancels); with tanh_approx, PyTorch's approximate='tanh' form
+    0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), written with the stable sigmoid."""
+    if tanh_approx:
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = 2.0 * GELU_TANH_C * (x + GELU_TANH_K * x * x * x)
+        return (x * _sigmoid(u)).astype(x.dtype, copy=False)
+    return _float64_then(lambda v: 0.5 * v * _ERFC(-v * SQRT_HALF).astype(np.float64), x)
+
+
+def _rsqrt(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.reciprocal(np.sqrt(x))
+
+
+def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
+    """x ** exponent (a constant) in x's dtype: 0 ** 0 = 1, 0 ** -1 = inf, (-8) ** (1/3) = NaN, and
+    x ** 0.5 = sqrt(x) (so (-inf) ** 0.5 = NaN), as NumPy's power with a scalar exponent."""
+    return np.power(x, x.dtype.type(exponent))
+
+
+def _compare(fn: Callable) -> Callable:
+    """A comparison as 0/1 values of the operands' float dtype (NaN compares false, except not_equal)."""
+    return lambda a, b: fn(a, b).astype(np.result_type(a, b), copy=False)
+
+
 def _np_axes(axis: Any) -> Any:
     return axis if axis is None or isinstance(axis, int) else tuple(axis)
 
@@ -307,10 +423,11 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the table
 
 _REDUCE_ATTRS = {"axis": Attr("axes", None), "keepdims": Attr("bool", False)}
+_DECLARED = "a declaration: a loop body's parameters get their class from the loop"
 
 for _name in ("seq", "param", "state", "input"):
     # Sources: their type comes from a declaration, not from operands.
-    register(OpDef(_name, 0, None, None, kind="source"))
+    register(OpDef(_name, 0, None, None, kind="source", rows="serial", rows_why=_DECLARED))
 
 _UNARY = {
     "identity": lambda x: x,
@@ -323,58 +440,88 @@ _UNARY = {
     "softplus": lambda x: np.logaddexp(0, x).astype(x.dtype, copy=False),
 }
 for _name, _fn in _UNARY.items():
-    register(OpDef(_name, 1, _unary(_name), _fn, kind="elementwise"))
+    register(OpDef(_name, 1, _unary(_name), _fn, kind="elementwise", cheap=True))
 
 for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}.items():
     register(OpDef(_name, 2, _binary(_name), _fn, kind="elementwise"))
 
+for _name, _fn in {"sqrt": np.sqrt, "rsqrt": _rsqrt, "abs": np.abs, "erf": _erf}.items():
+    register(OpDef(_name, 1, _unary(_name), _fn, kind="elementwise", cheap=True))
+register(OpDef("pow", 1, _unary("pow"), _pow, {"exponent": Attr("float")}, "elementwise", cheap=True))
+register(OpDef("gelu", 1, _unary("gelu"), _gelu, {"tanh_approx": Attr("bool", False)}, "elementwise", cheap=True))
+# minimum / maximum propagate NaN (as np.minimum / np.maximum); comparisons give 0/1 in the operands' dtype.
+COMPARISONS = {
+    "less": np.less,
+    "greater": np.greater,
+    "less_equal": np.less_equal,
+    "greater_equal": np.greater_equal,
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+}
+for _name, _fn in {
+    "minimum": np.minimum,
+    "maximum": np.maximum,
+    **{k: _compare(f) for k, f in COMPARISONS.items()},
+}.items():
+    register(OpDef(_name, 2, _binary(_name), _fn, kind="elementwise", cheap=True))
+
 register(OpDef("where", 3, _infer_where, _where, kind="elementwise"))
-register(OpDef("cast", 1, _infer_cast, lambda x, to: x.astype(to.numpy), {"to": Attr("dtype")}, "elementwise"))
-register(OpDef("matmul", 2, _infer_matmul, np.matmul, kind="matmul"))
+register(
+    OpDef("cast", 1, _infer_cast, lambda x, to: x.astype(to.numpy), {"to": Attr("dtype")}, "elementwise", cheap=True)
+)
+register(OpDef("matmul", 2, _infer_matmul, np.matmul, kind="matmul", rows="matmul", time_batchable=True))
+for _name, _fn in {"sum": np.sum, "mean": np.mean, "max": np.max}.items():
+    register(
+        OpDef(
+            _name,
+            1,
+            _infer_reduce(_name),
+            lambda x, axis, keepdims, _fn=_fn: _fn(x, axis=_np_axes(axis), keepdims=keepdims),
+            _REDUCE_ATTRS,
+            "reduction",
+            rows="axes",
+            axes=reduced_axes,
+        )
+    )
+for _name, _fn in {"softmax": _softmax, "log_softmax": _log_softmax}.items():
+    register(
+        OpDef(_name, 1, _infer_softmax(_name), _fn, {"axis": Attr("int", -1)}, "reduction", rows="axes", axes=attr_axis)
+    )
 register(
     OpDef(
-        "sum",
+        "concat",
+        None,
+        _infer_concat,
+        lambda *xs, axis: np.concatenate(xs, axis=axis),
+        {"axis": Attr("int")},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
+    )
+)
+register(
+    OpDef(
+        "split",
         1,
-        _infer_reduce("sum"),
-        lambda x, axis, keepdims: np.sum(x, axis=_np_axes(axis), keepdims=keepdims),
-        _REDUCE_ATTRS,
-        "reduction",
+        _infer_split,
+        _split,
+        {"parts": Attr("int"), "index": Attr("int"), "axis": Attr("int", -1)},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
     )
 )
 register(
     OpDef(
-        "mean",
+        "slice",
         1,
-        _infer_reduce("mean"),
-        lambda x, axis, keepdims: np.mean(x, axis=_np_axes(axis), keepdims=keepdims),
-        _REDUCE_ATTRS,
-        "reduction",
+        _infer_slice,
+        _slice,
+        {"axis": Attr("int"), "start": Attr("int"), "stop": Attr("int")},
+        "shape",
+        rows="axes",
+        axes=attr_axis,
     )
-)
-register(
-    OpDef(
-        "max",
-        1,
-        _infer_reduce("max"),
-        lambda x, axis, keepdims: np.max(x, axis=_np_axes(axis), keepdims=keepdims),
-        _REDUCE_ATTRS,
-        "reduction",
-    )
-)
-register(OpDef("softmax", 1, _infer_softmax("softmax"), _softmax, {"axis": Attr("int", -1)}, "reduction"))
-register(OpDef("log_softmax", 1, _infer_softmax("log_softmax"), _log_softmax, {"axis": Attr("int", -1)}, "reduction"))
-register(
-    OpDef(
-        "concat", None, _infer_concat, lambda *xs, axis: np.concatenate(xs, axis=axis), {"axis": Attr("int")}, "shape"
-    )
-)
-register(
-    OpDef(
-        "split", 1, _infer_split, _split, {"parts": Attr("int"), "index": Attr("int"), "axis": Attr("int", -1)}, "shape"
-    )
-)
-register(
-    OpDef("slice", 1, _infer_slice, _slice, {"axis": Attr("int"), "start": Attr("int"), "stop": Attr("int")}, "shape")
 )
 register(
     OpDef(
@@ -384,6 +531,7 @@ register(
         lambda value, dtype: np.asarray(value, dtype=dtype.numpy),
         {"value": Attr("value"), "dtype": Attr("dtype", DType.f32)},
         "source",
+        rows="invariant",
     )
 )
 
@@ -414,9 +562,14 @@ __all__ = [
     "OpDef",
     "OPS",
     "REQUIRED",
+    "ROW_RULES",
+    "attr_axis",
+    "axes_of",
     "check_attrs",
     "describe_call",
     "get_op",
     "infer_type",
+    "normalise_axes",
+    "reduced_axes",
     "register",
 ]

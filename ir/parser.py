@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from .cell_builder import Call, CellText, Ref, build_cell
 from .graph import Cell
+from .limits import MAX_DELAY
 from .ops import REQUIRED
 from .shapes import is_identifier
 from .term_parser import TermParser
@@ -222,7 +223,9 @@ class Parser(TermParser):
         """`op(operands..., key=value...)`; operands may nest calls and read delays."""
         tok = self.next()
         op = self.op_def(tok)
+        self.enter("calls", tok)
         args, attrs = self.arguments(op, self.next(), self.expr)
+        self.leave()
         missing = [k for k, spec in op.attrs.items() if spec.default is REQUIRED and k not in attrs]
         if missing:
             raise self.error(f"{op.name}: missing attribute {missing[0]!r}; it takes {', '.join(op.attrs)}", tok)
@@ -253,6 +256,12 @@ class Parser(TermParser):
                 )
             self.next()
             delay = int(n.text)
+            if delay > MAX_DELAY:
+                raise self.error(
+                    f"{tok.text}[t-{delay}]: delay {delay} is above the limit of {MAX_DELAY} steps "
+                    "(ir.limits.MAX_DELAY); each step of delay is a carried value",
+                    n,
+                )
             if sign.text == "+" and delay:
                 raise self.error(
                     f"{tok.text}[t+{delay}] reads a future step: delays must be >= 0 "

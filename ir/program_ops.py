@@ -87,9 +87,42 @@ def _shift(trace: np.ndarray, init: np.ndarray, reverse: bool) -> np.ndarray:
     return out
 
 
-register(OpDef("shift", 2, _infer_shift, _shift, {"reverse": Attr("bool", False)}, "shape"))
-register(OpDef("step", 1, _infer_step, lambda x, index: x[index], {"index": Attr("int")}, "shape"))
-register(OpDef("stack", None, _infer_stack, lambda *xs: np.stack(xs), {}, "shape"))
+register(
+    OpDef(
+        "shift",
+        2,
+        _infer_shift,
+        _shift,
+        {"reverse": Attr("bool", False)},
+        "shape",
+        rows="serial",
+        rows_why="it shifts along axis 0",
+    )
+)
+register(
+    OpDef(
+        "step",
+        1,
+        _infer_step,
+        lambda x, index: x[index],
+        {"index": Attr("int")},
+        "shape",
+        rows="serial",
+        rows_why="it indexes the batch axis",
+    )
+)
+register(
+    OpDef(
+        "stack",
+        None,
+        _infer_stack,
+        lambda *xs: np.stack(xs),
+        {},
+        "shape",
+        rows="serial",
+        rows_why="it stacks along axis 0",
+    )
+)
 register(
     OpDef(
         "zeros",
@@ -98,10 +131,22 @@ register(
         lambda shape, dtype: np.zeros(shape, dtype.numpy),
         {"shape": Attr("shape"), "dtype": Attr("dtype", DType.f32)},
         "source",
+        rows="fill",
     )
 )
-register(OpDef("item", 1, _infer_item, lambda t, index: t[index], {"index": Attr("int")}, "control"))
-register(OpDef("select_active", 4, _infer_select, _select_active, {}, "elementwise"))
+register(
+    OpDef(
+        "item",
+        1,
+        _infer_item,
+        lambda t, index: t[index],
+        {"index": Attr("int")},
+        "control",
+        rows="serial",
+        rows_why="a part of a nested loop's results",
+    )
+)
+register(OpDef("select_active", 4, _infer_select, _select_active, {}, "elementwise", rows="select"))
 register(
     OpDef(
         "loop",
@@ -119,5 +164,7 @@ register(
             "n_buf": Attr("int"),
         },
         "control",
+        rows="serial",
+        rows_why="a nested loop",
     )
 )

@@ -309,6 +309,7 @@ class ProgramParser(TermParser):
     def region(self, outer: _Scope, owner: Token) -> Region:
         """`{ ^(params) nodes yield results }` -> the body Region (its own scope)."""
         opening = self.next()
+        self.enter("loop bodies", opening)
         scope = _Scope(f"the loop body of {owner.text}", outer)
         self.end_of_statement("'{' (the body starts on the next line)")
         self.skip_newlines()
@@ -353,6 +354,7 @@ class ProgramParser(TermParser):
                 self.statement(scope)
         region = Region(params, results)
         self.check_all_used(scope, region.nodes())
+        self.leave()
         return region
 
     def params(self, scope: _Scope) -> list[Node]:

@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 
 from .errors import VerifyError
+from .limits import MAX_COUNT_CHARS, MAX_INT
 
-_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*%()]))")
+_TOKEN = re.compile(r"\s*(?:([0-9]+)|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*%()]))")
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ def count(x: int | str | Sym) -> Count:
         return x
     if isinstance(x, str):
         s = x.replace(" ", "")
-        if s.isdigit():
-            return int(s)
+        if s.isascii() and s.isdigit():
+            return _int(s, x)
         return Sym(s)
     raise VerifyError(f"{x!r} is not an int or a symbolic expression")
 
@@ -74,7 +75,19 @@ def _wrap(c: Sym) -> str:
 # ---------------------------------------------------------------- parsing
 
 
+def _int(digits: str, text: str) -> int:
+    v = int(digits) if len(digits) <= 20 else MAX_INT + 1  # int() of 4,300+ digits is itself an error
+    if v > MAX_INT:
+        raise VerifyError(f"symbolic expression {text[:40]!r}: an int above 2**63-1 (ir.limits.MAX_INT)")
+    return v
+
+
 def _tokens(text: str) -> list[str]:
+    if len(text) > MAX_COUNT_CHARS:  # also bounds the depth of the recursive parse and evaluation
+        raise VerifyError(
+            f"symbolic expression of {len(text)} characters is above the limit of {MAX_COUNT_CHARS} "
+            "(ir.limits.MAX_COUNT_CHARS)"
+        )
     out, pos = [], 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -82,7 +95,10 @@ def _tokens(text: str) -> list[str]:
             if text[pos:].strip() == "":
                 break
             raise VerifyError(f"bad symbolic expression {text!r} at column {pos + 1}")
-        out.append(m.group(1) or m.group(2) or m.group(3))
+        tok = m.group(1) or m.group(2) or m.group(3)
+        if m.group(1):
+            _int(tok, text)
+        out.append(tok)
         pos = m.end()
     return out
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from .dtypes import DType, as_dtype
 from .errors import RnncompError
+from .limits import MAX_INT
 from .ops import OPS, OpDef
 from .shapes import is_identifier
 from .symexpr import count
@@ -88,7 +89,7 @@ class TermParser(TokenReader):
         while not self.at("]"):
             d = self.peek()
             if d.kind == "number" and d.text.isdigit():
-                dims.append(int(d.text))
+                dims.append(self.bounded_int(d, "a dim"))
             elif d.kind == "name" and is_identifier(d.text):
                 dims.append(d.text)
             else:
@@ -154,12 +155,19 @@ class TermParser(TokenReader):
         tok = self.next()
         if tok.kind == "number":
             is_int = tok.text.isdigit()
-            v: int | float = int(tok.text) if is_int else float(tok.text)
+            v: int | float = self.bounded_int(tok, "an int") if is_int else float(tok.text)
         elif tok.text in ("inf", "nan") and not (neg and tok.text == "nan"):
             v = float(tok.text)
         else:
             raise self.error(f"expected a number, found {tok.describe()}", tok)
         return -v if neg else v
+
+    def bounded_int(self, tok: Token, what: str) -> int:
+        """The int a number token spells, at most MAX_INT (an int64)."""
+        v = int(tok.text)
+        if v > MAX_INT:
+            raise self.error(f"{what} of {len(tok.text)} digits is above the limit of 2**63-1 (ir.limits.MAX_INT)", tok)
+        return v
 
     def dim_tuple(self) -> tuple[int | str, ...]:
         """`(0, 1)`, `(-1,)`, `(B, 16)`: ints and symbols."""
@@ -184,6 +192,7 @@ class TermParser(TokenReader):
     def number_list(self) -> list:
         """`[1.0, 2.0]`, `[[1.0], [2.0]]`: rows of one length, numbers at one depth."""
         opening = self.next()
+        self.enter("a constant list", opening)
         items: list = []
         while not self.at("]"):
             items.append(self.number_list() if self.at("[") else self.number())
@@ -192,6 +201,7 @@ class TermParser(TokenReader):
             elif not self.at("]"):
                 self.unclosed("list", opening, "',' or ']'")
         self.next()
+        self.leave()
         if len({_list_shape(x) for x in items}) > 1:
             raise self.error("a constant's rows must all have the same length and depth (the list is ragged)", opening)
         return items
@@ -220,6 +230,7 @@ _KIND_TEXT = {
     "bool": "true or false",
     "dtype": "a dtype (f32, f64, i32, i64)",
     "axes": "none, an int or a tuple of ints like (0, 1)",
+    "axis_list": "an int or a tuple of ints like (0, 1)",
     "shape": "a tuple of ints and symbols like (B, 16)",
     "count": 'an int >= 0 or a quoted expression like "T//4"',
     "value": "a number or a nested list of numbers",
@@ -242,6 +253,10 @@ def _fits(kind: str, v: Any) -> bool:
     if kind == "axes":
         ints = isinstance(v, tuple) and all(isinstance(a, int) for a in v)
         return v is None or ints or (isinstance(v, int) and not isinstance(v, bool))
+    if kind == "axis_list":
+        return (isinstance(v, tuple) and all(isinstance(a, int) for a in v)) or (
+            isinstance(v, int) and not isinstance(v, bool)
+        )
     if kind == "shape":
         return isinstance(v, tuple) and all(isinstance(d, str) or d >= 0 for d in v)
     if kind == "count":

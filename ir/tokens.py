@@ -11,6 +11,7 @@ import re
 from typing import NamedTuple
 
 from .errors import ParseError
+from .limits import MAX_NESTING, MAX_NUMBER_CHARS, MAX_TOKEN_CHARS
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TOKEN = re.compile(
@@ -25,7 +26,7 @@ _TOKEN = re.compile(
   | (?P<punct>[{{}}()\[\],=:+^-])
   | (?P<bad>.) )
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,  # ASCII: `\d` is 0-9 only (int() would read other scripts' digits, or fail on '²')
 )
 
 
@@ -63,7 +64,18 @@ def tokenize(text: str) -> list[Token]:
             what = "unterminated string" if text[pos] == '"' else f"unexpected character {text[pos]!r}"
             raise ParseError(what, text, line, pos - line_start + 1)
         elif kind is not None:
-            tokens.append(Token(kind, m.group(kind), line, pos - line_start + 1))
+            word = m.group(kind)
+            limit = MAX_NUMBER_CHARS if kind == "number" else MAX_TOKEN_CHARS
+            if len(word) > limit:
+                what = "number literal" if kind == "number" else f"{kind} token"
+                raise ParseError(
+                    f"{what} of {len(word)} characters is above the limit of {limit} "
+                    f"(ir.limits.{'MAX_NUMBER_CHARS' if kind == 'number' else 'MAX_TOKEN_CHARS'})",
+                    text,
+                    line,
+                    pos - line_start + 1,
+                )
+            tokens.append(Token(kind, word, line, pos - line_start + 1))
     tokens.append(Token("eof", "", line, len(text) - line_start + 1))
     return tokens
 
@@ -87,6 +99,7 @@ class TokenReader:
         self.tokens = tokenize(text)
         self.last = len(self.tokens) - 1  # the 'eof' token, where the cursor stays
         self.pos = 0
+        self.depth = 0  # how deeply the rule being read is nested (calls, lists, loop bodies)
 
     def peek(self, k: int = 0) -> Token:
         i = self.pos + k
@@ -102,6 +115,15 @@ class TokenReader:
         """Whether the token `k` ahead is the punctuation or name `text`."""
         tok = self.peek(k)
         return tok.text == text and tok.kind in ("punct", "name")
+
+    def enter(self, what: str, tok: Token) -> None:
+        """One level deeper into a nested rule; past MAX_NESTING a ParseError (the parsers recurse)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"{what} nested more than {MAX_NESTING} deep (ir.limits.MAX_NESTING)", tok)
+
+    def leave(self) -> None:
+        self.depth -= 1
 
     def error(self, message: str, tok: Token) -> ParseError:
         return ParseError(message, self.text, tok.line, tok.column)

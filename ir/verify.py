@@ -6,6 +6,7 @@ import re
 
 from .errors import RnncompError, VerifyError
 from .graph import Cell, CycleFound, Node
+from .limits import check_delay, check_name_length
 from .names import label, name_nodes
 from .ops import check_attrs, describe_call, get_op, infer_type
 from .shapes import is_identifier
@@ -17,6 +18,7 @@ def verify_cell(cell: Cell) -> Cell:
     where = f"cell {cell.name!r}"
     if not is_identifier(cell.name):
         raise VerifyError(f"cell name {cell.name!r} is not an identifier")
+    check_name_length(cell.name, "cell")
     _check_names(cell, where)
     try:
         nodes = cell.nodes()
@@ -41,6 +43,8 @@ def verify_cell(cell: Cell) -> Cell:
                 node=node,
             )
     for node in nodes:
+        if isinstance(node.name, str):
+            check_name_length(node.name, f"{where}: node")
         at = f"{where}, node {label(node, names)}"
         op = _op(node, at)
         if op.kind == "source" and node.op != "constant":
@@ -102,6 +106,7 @@ def _check_use(cell: Cell, node: Node, i: int, use, at: str, names, defs) -> Non
             "(a delay d reads the value d steps back)",
             node=node,
         )
+    check_delay(d, f"{at}: operand {i}")
     if d > 0 and id(use.node) not in defs and use.node.op != "seq":
         src = label(use.node, names)
         hint = "a param is the same at every step" if use.node.op == "param" else "declare it as a state"
@@ -142,6 +147,7 @@ def _check_names(cell: Cell, where: str) -> None:
         for name in names:
             if not is_identifier(name):
                 raise VerifyError(f"{where}: {kind} name {name!r} is not an identifier")
+            check_name_length(name, f"{where}: {kind}")
             if name in seen:
                 raise VerifyError(f"{where}: name {name!r} is used twice (as {seen[name]} and as {kind})")
             seen[name] = kind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .errors import RnncompError, VerifyError
 from .graph import CycleFound, Node
+from .limits import check_name_length
 from .names import label, name_nodes
 from .ops import check_attrs, describe_call, get_op, infer_type
 from .program import LoopView, Program, Region
@@ -12,6 +13,7 @@ from .types import TensorType, TupleType
 
 def verify_program(prog: Program) -> Program:
     """Check `prog` and return it; raise VerifyError naming the node (and loop) at fault."""
+    check_name_length(str(prog.name), "program")
     where = f"program {prog.name!r}"
     try:
         nodes = prog.nodes()
@@ -24,6 +26,8 @@ def verify_program(prog: Program) -> Program:
     names = {n.name for n in prog.inputs}
     if len(names) != len(prog.inputs) or None in names:
         raise VerifyError(f"{where}: inputs must have distinct names, got {[n.name for n in prog.inputs]}")
+    for n in prog.inputs:
+        check_name_length(str(n.name), f"{where}: input")
     unknown = set(prog.roles) ^ names
     if unknown:
         raise VerifyError(f"{where}: roles and inputs disagree on {sorted(unknown, key=str)}")

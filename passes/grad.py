@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 from ir import Cell, Node, PassError, Program, TensorType, Use
 from ir.dtypes import DType
+from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
 from .registry import Analyses, IRKind, Pass, register_pass
 from .rewrite import inline_program
 from .unroll import LENGTHS, LENGTHS_LO, check_unroll_options, unroll
-
-CHEAP = {"tanh", "sigmoid", "exp", "relu", "softplus", "neg", "identity", "cast", "log"}
 
 
 @dataclass
@@ -72,15 +71,13 @@ def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
     seq_shadows: set[str] = set()
     chain: dict[tuple[int, int], Node] = {}  # (id(source), k) -> shadow state holding source[t-k] at t-1... see below
 
-    def shadow(src: Node, k: int) -> Node:
-        """A state whose value at step t is src[t-k] (so reading it at delay 1 gives src[t-k-1])."""
-        if (id(src), k) in chain:
-            return chain[(id(src), k)]
+    def make_shadow(src: Node, k: int) -> None:
+        """The shadow holding src[t-k] at t-1, from the one at k-1 (which exists)."""
         base = src.name if src.op == "seq" else cell.state_of(src)
         if k == 0:  # a seq read with a delay: the shadow at k=0 is the seq itself, as a state
             node = Node("identity", [Use(new[id(src)])], {}, src.type, f"{base}@d0")
         else:
-            prev = new[id(src)] if (k == 1 and src.op != "seq") else shadow(src, k - 1)
+            prev = new[id(src)] if (k == 1 and src.op != "seq") else chain[(id(src), k - 1)]
             node = Node("identity", [Use(prev, 1)], {}, src.type, f"{base}@d{k}")
         name = node.name
         states[name] = node  # type: ignore[index]
@@ -89,7 +86,18 @@ def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
         if src.op == "seq":
             seq_shadows.add(name)  # type: ignore[arg-type]
         chain[(id(src), k)] = node
-        return node
+
+    def shadow(src: Node, k: int) -> Node:
+        """A state whose value at step t is src[t-k] (so reading it at delay 1 gives src[t-k-1]).
+        The chain is built upward in a loop, not by recursion: a delay may be in the thousands."""
+        lo = 0 if src.op == "seq" else 1
+        j = k
+        while j > lo and (id(src), j - 1) not in chain:
+            j -= 1
+        for i in range(j, k + 1):
+            if (id(src), i) not in chain:
+                make_shadow(src, i)
+        return chain[(id(src), k)]
 
     for n in nodes:
         ins = []
@@ -130,6 +138,7 @@ class _Derive:
         self.outputs: dict[str, Node] = {}
         self.state_of = {id(v): k for k, v in cell.states.items()}
         self.placeholders = {s: Node("state", (), {}, t, f"dstate@{s}") for s, t in cell.state_types.items()}
+        self._known: dict[int, str] = {}  # id(forward node) -> its residual's name in a fuller derivation
 
     def seq(self, name: str, t: TensorType) -> Node:
         if name not in self.seqs:
@@ -150,12 +159,12 @@ class _Derive:
             return self.seq(f"trace@{self.state_of[id(src)]}", src.type)  # type: ignore[arg-type]
         if id(src) in self._recomputed:
             return self._recomputed[id(src)]
-        if src.op in CHEAP and all(self._available(u) for u in src.inputs):
+        if get_op(src.op).cheap and all(self._available(u) for u in src.inputs):
             node = Node(src.op, [Use(self.value(u.node, u.delay)) for u in src.inputs], src.attrs, src.type)
             self._recomputed[id(src)] = node
             return node
         if id(src) not in self._res_of:
-            name = f"res@{len(self.residuals)}"
+            name = self._known.get(id(src)) or f"res@{len(self.residuals)}"
             self.residuals[name] = src
             self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
         return self._res_of[id(src)]
@@ -168,7 +177,9 @@ class _Derive:
 
     def _available(self, u: Use) -> bool:
         n = u.node
-        return u.delay > 0 or n.op in ("seq", "param", "constant") or id(n) in self.state_of or id(n) in self._res_of
+        if u.delay > 0 or n.op in ("seq", "param", "constant") or id(n) in self.state_of:
+            return True
+        return id(n) in self._res_of or id(n) in self._known
 
     def stack_name(self, src: Node, delay: int) -> str:
         """The program-level stacked array holding `src` at every step (for a GEMM over all steps)."""
@@ -178,7 +189,7 @@ class _Derive:
                 return f"prev@{self.state_of[id(src)]}"
             return src.name if src.op == "seq" else f"trace@{self.state_of[id(src)]}"  # type: ignore[return-value]
         if id(src) not in self._res_of:  # saved even if cheap to recompute: the GEMM reads it whole
-            name = f"res@{len(self.residuals)}"
+            name = self._known.get(id(src)) or f"res@{len(self.residuals)}"
             self.residuals[name] = src
             self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
         return next(k for k, v in self.residuals.items() if v is src)
@@ -191,11 +202,14 @@ class _Derive:
         self.outputs[name] = node
         return name
 
-    def run(self, plan: GradPlan) -> Cell:
+    def run(self, plan: GradPlan, outputs: frozenset[str] | None = None) -> Cell:
+        """The backward cell, seeded by the cotangents of `outputs` (default: every per-step output)."""
         cell, b = self.cell, self.b
         adj: dict[int, list[Node]] = {}
         carry: dict[str, list[Node]] = {s: [] for s in cell.states}
         for name, n in cell.outputs.items():
+            if outputs is not None and name not in outputs:
+                continue
             adj.setdefault(id(n), []).append(self.seq(f"grad@{name}", n.type))  # type: ignore[arg-type]
         for s, n in cell.states.items():
             adj.setdefault(id(n), []).append(self.placeholders[s])  # read at delay 1 below
@@ -308,6 +322,21 @@ def _zeros_like_slice(pad: Node, axis: int, width: int) -> Node:
     return Node("zeros", (), {"shape": tuple(shape), "dtype": t.dtype}, t.with_shape(tuple(shape)))  # type: ignore[union-attr]
 
 
+def restrict(plan: GradPlan, outputs: frozenset[str]) -> GradPlan:
+    """The plan's backward for cotangents of `outputs` only: the other per-step outputs are symbolic
+    zeros, so they contribute exactly nothing (no 0 * inf = NaN through, say, log's 1/x at x = 0).
+    The forward and its residuals stay the plan's (the forward runs before the cotangents are known):
+    this backward reads a subset of them, under the same names."""
+    d = _Derive(plan.cell, plan.roots)
+    d._known = {id(n): k for k, n in plan.residuals.items()}
+    sub = GradPlan(plan.cell, {}, plan.roots, plan.seq_shadows, None, user_states=plan.user_states)  # type: ignore[arg-type]
+    sub.bwd = d.run(sub, outputs)
+    if not set(d.residuals) <= set(plan.residuals):
+        raise PassError(f"grad: the backward for {sorted(outputs)} needs residuals the forward does not keep")
+    sub.residuals = plan.residuals
+    return sub
+
+
 def derive(cell: Cell) -> GradPlan:
     """The training plan of a (verified) cell: normalised forward, residuals, backward cell."""
     norm, roots, seq_shadows = normalize_delays(cell)
@@ -383,15 +412,23 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     def init_of(s: str) -> Node:
         return inputs[s]
 
+    parent_of: dict[int, str] = {}
+    for k, v in plan.cell.states.items():
+        parent_of.setdefault(id(v), k)
+
     def trace(s: str) -> Node:
-        """Stacked per-step values of state s; a shadow's is its source's, shifted by one step."""
+        """Stacked per-step values of state s; a shadow's is its source's, shifted by one step.
+        (A chain of shadows is walked in a loop, not by recursion: a delay may be in the thousands.)"""
+        chain = []
+        while s not in traces and s not in plan.traced:
+            chain.append(s)
+            src = plan.cell.states[s].inputs[0]  # a shadow is identity(parent[t-1])
+            s = parent_of[id(src.node)]
         if s not in traces:
-            if s in plan.traced:
-                traces[s] = inputs[f"trace@{s}"]
-            else:
-                src = plan.cell.states[s].inputs[0]  # a shadow is identity(parent[t-1])
-                parent = next(k for k, v in plan.cell.states.items() if v is src.node)
-                traces[s] = b("shift", trace(parent), init_of(parent), reverse=reverse)
+            traces[s] = inputs[f"trace@{s}"]
+        for shadow in reversed(chain):
+            traces[shadow] = b("shift", traces[s], init_of(s), reverse=reverse)
+            s = shadow
         return traces[s]
 
     repl: dict[str, Node] = {}
@@ -484,7 +521,10 @@ class Grad(_GradPass):
 
     name = "grad"
     window: bool = False
+    outputs: str = ""  # space-separated: the per-step outputs given cotangents ("" = all of them)
 
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
         plan = self.plan(cell, analyses)
+        if self.outputs:
+            plan = restrict(plan, frozenset(self.outputs.split()))
         return backward_program(plan, self.length, self._mode, self.reverse, self.masked, self.window)

@@ -8,11 +8,12 @@ A missing rule is a clear error naming the op. Adding an op: add its rule and it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from ir import Node, PassError, RnncompError, TensorType, Use
-from ir.ops import check_attrs, get_op, infer_type
+from ir.ops import GELU_TANH_C, GELU_TANH_K, SQRT_HALF, axes_of, check_attrs, get_op, infer_type, normalise_axes
 
 
 class Builder:
@@ -163,8 +164,7 @@ def _matmul_tn(b, n, g, x):
 def _expand_back(b, n, g, axis, keepdims):
     t = _ins(n)[0]
     if not keepdims:
-        axes = tuple(range(t.rank)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
-        g = b("expand_dims", g, axes=tuple(a % t.rank for a in axes))
+        g = b("expand_dims", g, axes=normalise_axes(axis, t.rank))
     return b("broadcast_to", g, shape=t.shape)
 
 
@@ -254,7 +254,7 @@ def _broadcast_to(b, n, g, x):
 @rule("expand_dims")
 def _expand_dims(b, n, g, x):
     # Summing over the inserted size-1 axes removes them again.
-    return [b("sum", g, axis=tuple(a % n.type.rank for a in n.attrs["axes"]), keepdims=False)]  # type: ignore[union-attr]
+    return [b("sum", g, axis=axes_of(n), keepdims=False)]
 
 
 @rule("pad")
@@ -262,3 +262,82 @@ def _pad(b, n, g, x):
     t = _ins(n)[0]
     ax = n.attrs["axis"]
     return [b("slice", g, axis=ax, start=n.attrs["before"], stop=n.attrs["before"] + t.shape[ax])]
+
+
+@rule("sqrt", ("out",))
+def _sqrt(b, n, g, x):
+    return [b("div", b("mul", g, 0.5), x("out"))]  # inf at 0, as PyTorch
+
+
+@rule("rsqrt", ("out",))
+def _rsqrt(b, n, g, x):
+    y = x("out")  # d/dx x^-1/2 = -y^3 / 2
+    return [b("mul", g, b("mul", b("mul", y, y), b("mul", y, -0.5)))]
+
+
+def _sign(b, v):
+    """sign(v) as greater(v, 0) - less(v, 0): 0 at 0 (and at NaN)."""
+    return b("sub", b("greater", v, 0.0), b("less", v, 0.0))
+
+
+@rule("abs", (0,))
+def _abs(b, n, g, x):
+    return [b("mul", g, _sign(b, x(0)))]  # subgradient 0 at 0, as PyTorch
+
+
+@rule("pow", (0,))
+def _pow(b, n, g, x):
+    p = n.attrs["exponent"]
+    if p == 0.0:
+        return [None]  # x ** 0 is 1 everywhere (PyTorch's gradient is 0, also at x = 0)
+    return [b("mul", g, b("mul", b("pow", x(0), exponent=p - 1.0), p))]
+
+
+def _min_max(b, n, g, x, first_wins: str):
+    """minimum / maximum: the gradient goes to the operand that wins; a tie splits it equally (as PyTorch)."""
+    a, c = _ins(n)
+    half = b("mul", b("equal", x(0), x(1)), 0.5)
+    ga = b("mul", g, b("add", b(first_wins, x(0), x(1)), half))
+    gc = b("mul", g, b("add", b(first_wins, x(1), x(0)), half))
+    return [b.unbroadcast(ga, a), b.unbroadcast(gc, c)]
+
+
+@rule("minimum", (0, 1))
+def _minimum(b, n, g, x):
+    return _min_max(b, n, g, x, "less")
+
+
+@rule("maximum", (0, 1))
+def _maximum(b, n, g, x):
+    return _min_max(b, n, g, x, "greater")
+
+
+def _comparison(b, n, g, x):
+    return [None, None]  # piecewise constant: zero gradient
+
+
+for _op in ("less", "greater", "less_equal", "greater_equal", "equal", "not_equal"):
+    rule(_op)(_comparison)
+
+
+@rule("erf", (0,))
+def _erf(b, n, g, x):
+    v = x(0)  # d/dx erf(x) = 2 / sqrt(pi) exp(-x^2)
+    return [b("mul", g, b("mul", b("exp", b("mul", b("mul", v, v), -1.0)), 2.0 / math.sqrt(math.pi)))]
+
+
+@rule("gelu", (0,))
+def _gelu(b, n, g, x):
+    v = x(0)
+    if not n.attrs["tanh_approx"]:
+        # d/dx x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+        cdf = b("mul", b("add", b("erf", b("mul", v, SQRT_HALF)), 1.0), 0.5)
+        pdf = b("mul", b("exp", b("mul", b("mul", v, v), -0.5)), 1.0 / math.sqrt(2.0 * math.pi))
+        return [b("mul", g, b("add", cdf, b("mul", v, pdf)))]
+    # y = x s, s = sigmoid(2u), u = c (x + k x^3): dy/dx = s + x s (1 - s) 2c (1 + 3k x^2)
+    v2 = b("mul", v, v)
+    u2 = b("mul", b("add", v, b("mul", b("mul", v2, v), GELU_TANH_K)), 2.0 * GELU_TANH_C)
+    s = b("sigmoid", u2)
+    du2 = b("mul", b("add", b("mul", v2, 3.0 * GELU_TANH_K), 1.0), 2.0 * GELU_TANH_C)
+    ds = b("mul", b("mul", s, b("sub", 1.0, s)), du2)
+    return [b("mul", g, b("add", s, b("mul", v, ds)))]

@@ -18,12 +18,13 @@ from ir.ops import check_attrs, get_op, infer_type
 from .registry import Analyses, Pass, register_pass
 from .rewrite import rebuild, rewrite_program
 
-BATCHABLE = ("matmul",)  # elementwise ops stay in the loop, fused there: batching them costs a T-long temporary
 STARTS = ("init", "lengths", "dstate")  # input roles that are values at a step, not whole sequences
 
 
 def _batchable(node: Node) -> bool:
-    return node.op in BATCHABLE
+    """The op's record says (`time_batchable`): elementwise ops stay in the loop, fused there, since
+    batching them costs a T-long temporary."""
+    return get_op(node.op).time_batchable
 
 
 def _batched(op: Node, operands: list[Node], memo: dict) -> Node | None:

@@ -9,10 +9,11 @@ renamed to the symbol ROWS (one block's row count), so a code generator can iter
 
 Classes: a value is *batched* (its axis 0 is the batch axis) or *invariant* (the same for every
 row). Carried values and sequence slices are batched; a loop invariant (a param) is either,
-as its uses require (e.g. `lengths`, shape (B,), is batched; a weight is invariant). Every op has
-a rule in RULES; an op without one keeps its loop sequential (adding an op: give it a rule here,
-see ir/ops.py). A computed invariant inside the body (a node of rank >= 0 other than a constant)
-also keeps it sequential: every block would compute, and store, the same value.
+as its uses require (e.g. `lengths`, shape (B,), is batched; a weight is invariant). What an op
+does to rows is on its record (`OpDef.rows`, one of ir.ops.ROW_RULES, and `OpDef.axes`); RULES has
+one rule per ROW_RULES name, so adding an op means nothing here. A computed invariant inside the body
+(a node of rank >= 0 other than a constant) also keeps the loop sequential: every block would
+compute, and store, the same value.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ir import LoopView, Node, Region, TensorType, Use
-from ir.shapes import norm_axis
+from ir.ops import axes_of, get_op
 
 ROWS = "#rows"  # never a user's symbol (symbols are identifiers or expressions of them)
 
@@ -77,18 +78,15 @@ def _any_batched(n: Node, c: _Classes) -> bool:
     return any(c.get(u.node) is BATCHED for u in n.inputs)
 
 
-def _elementwise(n: Node, c: _Classes) -> bool:
+def _elementwise(n: Node, c: _Classes, lengths_at: int | None = None) -> bool:
     """Broadcasting: an operand whose axis 0 lines up with the result's (same rank, not 1) is read
-    at the result's row, so it must be batched exactly when the result is; the others invariant."""
+    at the result's row, so it must be batched exactly when the result is; the others invariant.
+    `lengths_at`: an operand read at the result's row whatever its rank (select_active's lengths)."""
     out = _shape(n)
     aligned = []
     for k, u in enumerate(n.inputs):
         s = _shape(u.node)
-        if n.op == "select_active":  # (t, lengths, new, old): lengths is read at the result's row
-            lines_up = k == 1 or (k >= 2 and len(s) == len(out) and bool(s) and s[0] != 1)
-        else:
-            lines_up = len(s) == len(out) and bool(s) and s[0] != 1
-        aligned.append(lines_up)
+        aligned.append(k == lengths_at or (len(s) == len(out) and bool(s) and s[0] != 1))
     if not _any_batched(n, c) and not any(c.get(u.node) is None and a for u, a in zip(n.inputs, aligned)):
         return INVARIANT
     if not out or out[0] != c.dim:
@@ -98,34 +96,23 @@ def _elementwise(n: Node, c: _Classes) -> bool:
     return BATCHED
 
 
-def _keeps_axis0(axis_of: Callable[[Node], list[int]]) -> Rule:
-    """Ops over some axes of one batched operand (views, reductions): fine unless axis 0 is one."""
-
-    def rule(n: Node, c: _Classes) -> bool:
-        x = n.inputs[0].node
-        if c.get(x) is not BATCHED:
-            for u in n.inputs:
-                c.need(u.node, INVARIANT, n, "an invariant op")
-            return INVARIANT
-        if 0 in axis_of(n):
-            raise NotRows(f"{_label(n)}: it works along the batch axis")
-        for u in n.inputs[1:]:
-            c.need(u.node, BATCHED, n, "operands must all carry the batch")
-        return BATCHED
-
-    return rule
+def _select(n: Node, c: _Classes) -> bool:
+    """select_active(t, lengths, new, old): t is a scalar step; lengths (B,) is read at the result's row."""
+    return _elementwise(n, c, lengths_at=1)
 
 
-def _attr_axis(n: Node) -> list[int]:
-    return [norm_axis(n.attrs["axis"], n.inputs[0].node.type.rank)]  # type: ignore[union-attr]
-
-
-def _reduce_axes(n: Node) -> list[int]:
-    rank = n.inputs[0].node.type.rank  # type: ignore[union-attr]
-    axis = n.attrs["axis"]
-    if axis is None:
-        return list(range(rank))
-    return [norm_axis(a, rank) for a in ((axis,) if isinstance(axis, int) else axis)]
+def _axes(n: Node, c: _Classes) -> bool:
+    """Ops along some axes (views, reductions, concat, pad, softmax): fine unless axis 0 is one of
+    them; if any operand carries the batch, all do, else all are invariant."""
+    if not _any_batched(n, c):
+        for u in n.inputs:
+            c.need(u.node, INVARIANT, n, "an invariant op")
+        return INVARIANT
+    if 0 in axes_of(n):
+        raise NotRows(f"{_label(n)}: it works along the batch axis")
+    for u in n.inputs:
+        c.need(u.node, BATCHED, n, "operands must all carry the batch")
+    return BATCHED
 
 
 def _matmul(n: Node, c: _Classes) -> bool:
@@ -136,68 +123,24 @@ def _matmul(n: Node, c: _Classes) -> bool:
     return c.get(a) is BATCHED
 
 
-def _concat(n: Node, c: _Classes) -> bool:
-    if not _any_batched(n, c):
-        return INVARIANT
-    if 0 in _attr_axis(n):
-        raise NotRows(f"{_label(n)}: it joins along the batch axis")
-    for u in n.inputs:
-        c.need(u.node, BATCHED, n, "every operand of a batched concat must carry the batch")
-    return BATCHED
+def _serial(n: Node, c: _Classes) -> bool:
+    if _any_batched(n, c):
+        raise NotRows(f"{_label(n)}: {get_op(n.op).rows_why}")
+    return INVARIANT
 
 
-def _transpose(n: Node, c: _Classes) -> bool:
-    return _keeps_axis0(lambda n: [0] if n.type.rank == 2 else [])(n, c)  # swaps the last two axes
-
-
-def _expand_dims(n: Node, c: _Classes) -> bool:
-    rank = n.type.rank  # type: ignore[union-attr]
-    return _keeps_axis0(lambda n: [norm_axis(a, rank) for a in n.attrs["axes"]])(n, c)
-
-
-def _broadcast_to(n: Node, c: _Classes) -> bool:
-    x = n.inputs[0].node
-    same_rows = x.type.rank == n.type.rank and _shape(x)[:1] == _shape(n)[:1]  # type: ignore[union-attr]
-    return _keeps_axis0(lambda n: [] if same_rows else [0])(n, c)
-
-
-def _never(what: str) -> Rule:
-    def rule(n: Node, c: _Classes) -> bool:
-        if _any_batched(n, c):
-            raise NotRows(f"{_label(n)}: {what}")
-        return INVARIANT
-
-    return rule
-
-
-def _zeros(n: Node, c: _Classes) -> bool:
+def _fill(n: Node, c: _Classes) -> bool:
     return BATCHED if _shape(n) and _shape(n)[0] == c.dim else INVARIANT
 
 
-ELEMENTWISE = ("identity", "neg", "tanh", "sigmoid", "relu", "exp", "log", "softplus", "add", "sub", "mul", "div")
-RULES: dict[str, Rule] = {
-    **{op: _elementwise for op in ELEMENTWISE + ("where", "cast", "select_active")},
+RULES: dict[str, Rule] = {  # one per ir.ops.ROW_RULES name
+    "elementwise": _elementwise,
+    "select": _select,
+    "axes": _axes,
     "matmul": _matmul,
-    "split": _keeps_axis0(_attr_axis),
-    "slice": _keeps_axis0(_attr_axis),
-    "pad": _keeps_axis0(_attr_axis),
-    "softmax": _keeps_axis0(_attr_axis),
-    "log_softmax": _keeps_axis0(_attr_axis),
-    "sum": _keeps_axis0(_reduce_axes),
-    "mean": _keeps_axis0(_reduce_axes),
-    "max": _keeps_axis0(_reduce_axes),
-    "max_bwd": _keeps_axis0(_reduce_axes),
-    "transpose": _transpose,
-    "expand_dims": _expand_dims,
-    "broadcast_to": _broadcast_to,
-    "concat": _concat,
-    "zeros": _zeros,
-    "constant": lambda n, c: INVARIANT,
-    "step": _never("it indexes the batch axis"),
-    "stack": _never("it stacks along axis 0"),
-    "shift": _never("it shifts along axis 0"),
-    "sum_to": _never("it may sum over the batch"),
-    "matmul_tn": _never("it contracts the batch axis"),
+    "fill": _fill,
+    "invariant": lambda n, c: INVARIANT,
+    "serial": _serial,
 }
 
 
@@ -229,10 +172,7 @@ def _plan(loop: Node, v: LoopView) -> RowsPlan:
     for n in v.body.nodes():
         if id(n) in params:
             continue
-        rule = RULES.get(n.op)
-        if rule is None:
-            raise NotRows(f"{_label(n)}: op {n.op!r} has no rule in passes/rows.py")
-        cls = rule(n, c)
+        cls = RULES[get_op(n.op).rows](n, c)
         if cls is INVARIANT and n.op != "constant":
             raise NotRows(f"{_label(n)}: an invariant computed inside the loop")
         c.of[id(n)] = cls

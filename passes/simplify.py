@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir import LoopView, Node, Program, Region, TupleType, Use, topo_order
+from ir import LoopView, Node, Program, Region, TupleType, Use
 from ir.ops import freeze_value, get_op
 
 from .registry import Analyses, Pass, register_pass
@@ -115,24 +115,33 @@ def _users(nodes: list[Node]) -> dict[int, set[int]]:
     return out
 
 
-def _live_body(v: LoopView, live_results: set[int]) -> set[int]:
-    """ids of body nodes needed by the given results."""
-    return {id(n) for n in topo_order([v.body.results[i] for i in sorted(live_results)])}
+def _live_body(v: LoopView, live_carry: set[int], live_buf: set[int]) -> set[int]:
+    """ids of body nodes needed by the live results; a carried value that a needed node reads becomes
+    live itself (added to `live_carry`). One worklist walk: linear in the body, however long a chain
+    of carries (a delay d is d of them) feeds the results."""
+    carry_at = {id(p): i for i, p in enumerate(v.carry_params)}
+    stack = [v.carry_out[i] for i in live_carry] + [y for b in live_buf for y in v.y_results[b]]
+    needed: set[int] = set()
+    while stack:
+        n = stack.pop()
+        if id(n) in needed:
+            continue
+        needed.add(id(n))
+        i = carry_at.get(id(n))
+        if i is not None and i not in live_carry:
+            live_carry.add(i)
+            stack.append(v.carry_out[i])
+        stack.extend(u.node for u in n.inputs)
+    return needed
 
 
 def _prune_one(node: Node, read: set[int]) -> Node | None:
     v = LoopView(node)
-    c, k = v.n_carry, v.stride
+    c = v.n_carry
     live_carry = {i for i in range(c) if i in read}
     live_buf = {b for b in range(v.n_buf) if c + b in read}
     # A carried value is live if read outside or needed by something live inside.
-    while True:
-        res = live_carry | {c + b * k + j for b in live_buf for j in range(k)}
-        needed = _live_body(v, res)
-        more = {i for i in range(c) if id(v.carry_params[i]) in needed} - live_carry
-        if not more:
-            break
-        live_carry |= more
+    needed = _live_body(v, live_carry, live_buf)
     live_x = [i for i in range(v.n_xs) if any(id(p) in needed for p in v.x_params[i])]
     live_k = [i for i in range(len(v.consts)) if id(v.const_params[i]) in needed]
     if len(live_carry) == c and len(live_buf) == v.n_buf and len(live_x) == v.n_xs and len(live_k) == len(v.consts):

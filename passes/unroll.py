@@ -285,8 +285,9 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
         parts = [Node("item", [Use(loop)], {"index": i}, t) for i, t in enumerate(types)]
         carry_vals, bufs = parts[: len(carry)], parts[len(carry) :]
     result = dict(zip(out_types, bufs))
+    first = {id(r): i for i, (r, d) in enumerate(carry) if d == 0}  # a dict: a delay d makes d carries
     for name, node in cell.states.items():
-        result[name] = carry_vals[carry.index((node, 0))]
+        result[name] = carry_vals[first[id(node)]]
     return result
 
 

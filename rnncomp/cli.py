@@ -164,7 +164,9 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("program stages (any of these compiles the cell and prints a stage of the program)")
     g.add_argument("--length", metavar="N|T", help="sequence length: an int, or a symbol such as T (default T)")
     g.add_argument("--unroll", metavar="full|K|loop", help="unroll mode (default loop)")
-    g.add_argument("--after", metavar="PASS|all", help="print the IR after this pass, or after every pass")
+    g.add_argument(
+        "--after", metavar="PASS|all", help="print the IR after this pass (fuse, plan: the kernel program), or all"
+    )
     g.add_argument(
         "--pipeline",
         metavar="PASSES",
@@ -192,6 +194,18 @@ def _int_or_name(text: str | None, what: str, default: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+LOWERING = ("fuse", "plan")  # the stages after the pipeline: the final Program as a kernel program
+
+
+def lower(prog, stage: str):
+    """The kernel program of a final Program after `fuse`, or after `fuse` and `plan`."""
+    from passes.fuse import fuse
+    from passes.plan import plan
+
+    kp = fuse(prog)
+    return plan(kp) if stage == "plan" else kp
+
+
 def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     """Compile `cell` as the flags say and print the stage asked for (all stages with --after all)."""
     from ir.program_dot import program_to_dot
@@ -211,13 +225,20 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     stages = prog.stages(lengths=args.lengths, T=T, grad=args.grad)
     if args.format == "json":
         raise Failure("--format json prints cells; use text or dot for program stages")
+    final = list(stages.values())[-1]
+    if args.after in LOWERING:  # the kernel program (text only) of the final Program
+        return str(lower(final, args.after))
     show = program_to_dot if args.format == "dot" else str
     if args.after in (None, "last"):
         return show(list(stages.values())[-1])
     if args.after == "all":
-        return "\n".join(f"// -----// IR Dump After {k} //----- //\n{show(v)}" for k, v in stages.items())
+        dumps = [f"// -----// IR Dump After {k} //----- //\n{show(v)}" for k, v in stages.items()]
+        if args.format != "dot":
+            dumps += [f"// -----// IR Dump After {k} //----- //\n{lower(final, k)}" for k in LOWERING]
+        return "\n".join(dumps)
     if args.after not in stages:
-        raise Failure(f"--after {args.after}: no such pass; the stages are {', '.join(stages)} (or 'all')")
+        names = ", ".join([*stages, *LOWERING])
+        raise Failure(f"--after {args.after}: no such pass; the stages are {names} (or 'all')")
     return show(stages[args.after])
 
 

@@ -19,6 +19,7 @@ from passes.grad import derive
 from passes.pipeline import PassManager, Pipeline, as_pipeline
 from passes.registry import PASSES, Analyses, IRKind
 from passes.retype import retype_cell
+from passes.unroll import LENGTHS_LO
 
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
@@ -100,10 +101,12 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
             extra = " or 'sqrt'" if name == "checkpoint" else ""
             raise ArgumentError(f"argument {name!r}: expected an int >= 1{extra}, got {v!r}")
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
-    if LENGTHS in names:
-        raise ArgumentError(
-            f"cell {cell.name!r}: the name 'lengths' is reserved for variable sequence lengths; rename it"
-        )
+    for reserved in (LENGTHS, LENGTHS_LO):
+        if reserved in names:
+            raise ArgumentError(
+                f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, and the first "
+                "step a truncated gradient reaches); rename it"
+            )
     prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, tail)
     pipeline = prog.pipeline_for("infer")
     if pipeline.check(IRKind.cell) != IRKind.program:  # the kinds of IR chain: fail here, not at the first call
@@ -188,20 +191,25 @@ class CompiledProgram:
         """The text of the pass pipeline of a plain call (`prog()`), e.g. "unroll,simplify,hoist,simplify"."""
         return str(self.pipeline_for("infer"))
 
-    def pipeline_for(self, kind: str, masked: bool = False, spec: int | str | None = None, window: bool = False):
+    def pipeline_for(
+        self, kind: str, masked: bool = False, spec: int | str | None = None, window: bool = False, outputs=None
+    ):
         """The Pipeline of one variant: `kind` "infer", "train", "segment" or "grad" (see `_variant`)."""
         if spec is None:
             spec = self.length if kind == "infer" and isinstance(self.length, int) else self.tsym
         opts: dict[str, Any] = {"length": spec, "mode": self.unroll, "reverse": self.reverse, "masked": masked}
         if kind == "grad":
             opts["window"] = window
+            if outputs is not None:
+                opts["outputs"] = " ".join(sorted(outputs))
         return Pipeline([PASSES[HEADS[kind]].make(**opts)]) + self.tail
 
-    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False):
+    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
         """(final program, stages, runner) of one variant.
 
         `kind` is "infer" (the plain forward), "train" (forward keeping residuals), "segment" (a
         checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
+        `outputs` (grad only): the per-step outputs given cotangents, when not all of them are.
         """
         if self.unroll == "full":
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
@@ -213,19 +221,19 @@ class CompiledProgram:
         else:
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
-        key = (kind, masked, spec, window)
+        key = (kind, masked, spec, window, outputs)
         if key not in self._variants:
-            pipeline = self.pipeline_for(kind, masked, spec, window)
+            pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
             prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             runner = get_backend(self.backend)(prog, {**self.backend_options, "dtype": self.dtype})
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
-    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False):
-        return self._variant(kind, masked, T, window)[2]
+    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
+        return self._variant(kind, masked, T, window, outputs)[2]
 
     # -- running
-    def __call__(self, lengths=None, **arrays) -> dict[str, np.ndarray]:
+    def __call__(self, /, lengths=None, **arrays) -> dict[str, np.ndarray]:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
         b = self._bind(lengths, arrays)
         masked = b.lengths is not None
@@ -265,7 +273,7 @@ class CompiledProgram:
         return b
 
     # -- training
-    def vjp(self, lengths=None, **arrays):
+    def vjp(self, /, lengths=None, **arrays):
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
@@ -273,6 +281,9 @@ class CompiledProgram:
         arrays (backend numba-cuda) every output, residual and gradient stays on the device.
         """
         b = self._bind(lengths, arrays)
+        for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
+            if a is arrays.get(k) and not is_device_array(a):
+                b.arrays[k] = a.copy()
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
 
@@ -283,9 +294,10 @@ class CompiledProgram:
         backward.ops = trainer.ops  # type: ignore[attr-defined]
         return out, backward
 
-    def value_and_grad(self, output: str, lengths=None, **arrays):
+    def value_and_grad(self, output: str, /, lengths=None, **arrays):
         """loss = out[output].sum() and its gradients (every param, state init and sequence input).
-        The loss is a host scalar (on a device backend the one value copied back)."""
+        The loss is a host scalar (on a device backend the one value copied back). `output` is
+        positional, so an input may itself be named `output` (or `self`)."""
         names = list(self.cell.outputs) + list(self.cell.states)
         if not isinstance(output, str) or output not in names:
             import difflib
@@ -306,7 +318,7 @@ class CompiledProgram:
             self._ones_cache = (key, ops.ones_like(like))
         return self._ones_cache[1]
 
-    def memory(self, T: int, **dims: int) -> dict[str, int]:
+    def memory(self, /, T: int, **dims: int) -> dict[str, int]:
         """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).
 
         `kept`: held from the forward until the backward (every step's residuals, or the checkpointed
@@ -314,11 +326,23 @@ class CompiledProgram:
         recomputed residuals); `per_step`: residual bytes of one step. Inference keeps nothing.
         """
         plan, item = self.plan, self.dtype.numpy.itemsize
+        types = [*plan.saved().values(), *plan.cell.state_types.values()]
+        needed = sorted({d for t in types for d in t.shape if isinstance(d, str)})
+        for name, v in {"T": T, **dims}.items():
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ArgumentError(f"memory(): {name}={v!r} must be an int >= 0")
+        unknown = sorted(set(dims) - set(needed))
+        if unknown:
+            raise ArgumentError(f"memory(): unknown dim {unknown[0]!r}; the dims to bind are {needed}")
+        missing = [d for d in needed if d not in dims]
+        if missing:
+            given = ", ".join(f"{d}=..." for d in missing)
+            raise ArgumentError(f"memory(): dim {missing[0]!r} is not bound; pass it too, e.g. memory(T={T}, {given})")
 
         def nbytes(t) -> int:
             n = item
             for d in t.shape:
-                n *= dims[d] if isinstance(d, str) else d
+                n *= int(dims[d]) if isinstance(d, str) else d
             return n
 
         per_step = sum(nbytes(t) for t in plan.saved().values())

@@ -15,10 +15,22 @@ from typing import Any
 import numpy as np
 
 from ir import Cell, DSLError, Node, RnncompError, TensorType, Use, as_dtype, as_shape, verify_cell
+from ir.limits import MAX_DELAY
 from ir.ops import check_attrs, describe_call, get_op, infer_type
 from ir.shapes import is_identifier
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _check_prev(d: object, have: int = 0) -> None:
+    """`prev(d)`'s delay: an int >= 1, and the total delay at most ir.limits.MAX_DELAY."""
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+    if d + have > MAX_DELAY:
+        raise DSLError(
+            f"{_user_site()}: prev({d if d < 10**30 else '...'}): a delay of {d + have if d < 10**30 else 'more'} "
+            f"steps is above the limit of {MAX_DELAY} (ir.limits.MAX_DELAY); each step of delay is a carried value"
+        )
 
 
 def _user_site() -> str:
@@ -52,8 +64,7 @@ class Value:
 
     def prev(self, d: int = 1) -> Value:
         """This sequence input or state read d >= 1 steps back (`h[t-d]`)."""
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+        _check_prev(d, self.delay)
         if self.node.op not in ("seq", "state"):
             raise DSLError(
                 f"{_user_site()}: prev() reads a sequence input or a state at an earlier step; "
@@ -83,6 +94,23 @@ class Value:
     __rmatmul__ = lambda a, b: apply("matmul", b, a)  # noqa: E731
     __neg__ = lambda a: apply("neg", a)  # noqa: E731
     __pos__ = lambda a: a  # noqa: E731
+    __abs__ = lambda a: apply("abs", a)  # noqa: E731
+    # Comparisons give 0/1 values of the operands' dtype. `==` and `!=` stay Python's identity
+    # tests (values are dict keys and set members): use rc.equal / rc.not_equal.
+    __lt__ = lambda a, b: apply("less", a, b)  # noqa: E731
+    __le__ = lambda a, b: apply("less_equal", a, b)  # noqa: E731
+    __gt__ = lambda a, b: apply("greater", a, b)  # noqa: E731
+    __ge__ = lambda a, b: apply("greater_equal", a, b)  # noqa: E731
+
+    def __pow__(self, exponent: Any) -> Value:
+        """`x ** p` for a constant p (a Python number): the pow op with that exponent."""
+        return pow(self, exponent)
+
+    def __rpow__(self, base: Any) -> Value:
+        raise DSLError(
+            f"{_user_site()}: {base!r} ** <cell value>: the exponent of ** must be a constant; "
+            "write rc.exp(x * math.log(base)) for a constant base"
+        )
 
 
 def _as_value(x: Any, like: Value | None, op: str) -> Value:
@@ -127,9 +155,50 @@ def _unary(op: str) -> Callable[[Value], Value]:
     return f
 
 
-tanh, sigmoid, relu, exp, log, softplus, neg = (
-    _unary(n) for n in ("tanh", "sigmoid", "relu", "exp", "log", "softplus", "neg")
+tanh, sigmoid, relu, exp, log, softplus, neg, sqrt, rsqrt, abs, erf = (  # noqa: A001
+    _unary(n) for n in ("tanh", "sigmoid", "relu", "exp", "log", "softplus", "neg", "sqrt", "rsqrt", "abs", "erf")
 )
+rsqrt.__doc__ = "Elementwise 1 / sqrt(x) (inf at 0, NaN below 0)."
+abs.__doc__ = "Elementwise |x| (also `abs(x)`); its gradient at 0 is 0, as PyTorch's."
+erf.__doc__ = "Elementwise error function erf(x) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to x."
+
+
+def gelu(x: Value, approximate: str = "none") -> Value:
+    """GELU, x * Phi(x): exact (the erf form, `approximate="none"`) or PyTorch's `approximate="tanh"` form."""
+    if approximate not in ("none", "tanh"):
+        raise DSLError(f"{_user_site()}: gelu: approximate must be 'none' (exact, erf) or 'tanh', got {approximate!r}")
+    return apply("gelu", x, tanh_approx=approximate == "tanh")
+
+
+def pow(x: Value, exponent: float) -> Value:  # noqa: A001
+    """Elementwise x ** exponent for a constant exponent (also `x ** 2.0`); NaN for x < 0 and a
+    non-integer exponent, inf for 0 ** negative, as NumPy."""
+    if isinstance(exponent, Value):
+        raise DSLError(
+            f"{_user_site()}: pow: the exponent must be a constant (a Python number), got a cell value; "
+            "write rc.exp(y * rc.log(x)) for x > 0"
+        )
+    if isinstance(exponent, (bool, np.bool_)) or not isinstance(exponent, (int, float, np.integer, np.floating)):
+        raise DSLError(f"{_user_site()}: pow: the exponent must be a Python number, got {exponent!r}")
+    return apply("pow", x, exponent=float(exponent))
+
+
+def _binary(op: str, doc: str) -> Callable[[Any, Any], Value]:
+    def f(a: Any, b: Any) -> Value:
+        return apply(op, a, b)
+
+    f.__name__, f.__doc__ = op, doc
+    return f
+
+
+minimum = _binary("minimum", "Elementwise minimum (NaN if either is NaN; a tie splits the gradient equally).")
+maximum = _binary("maximum", "Elementwise maximum (NaN if either is NaN; a tie splits the gradient equally).")
+less = _binary("less", "Elementwise a < b as 0/1 values of the operands' dtype (also `a < b`); zero gradient.")
+greater = _binary("greater", "Elementwise a > b as 0/1 values (also `a > b`); zero gradient.")
+less_equal = _binary("less_equal", "Elementwise a <= b as 0/1 values (also `a <= b`); zero gradient.")
+greater_equal = _binary("greater_equal", "Elementwise a >= b as 0/1 values (also `a >= b`); zero gradient.")
+equal = _binary("equal", "Elementwise a == b as 0/1 values (`==` on values is Python's identity test); zero gradient.")
+not_equal = _binary("not_equal", "Elementwise a != b as 0/1 values (1 where either is NaN); zero gradient.")
 
 
 def where(cond: Value, a: Value | float, b: Value | float) -> Value:
@@ -413,6 +482,5 @@ class _PrevState(Value):
 
     def prev(self, d: int = 1) -> Value:
         """The state d steps back (`h.prev(1)` is the argument itself, `h.prev(2)` is h[t-2])."""
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise DSLError(f"{_user_site()}: prev({d!r}): the delay must be an int >= 1")
+        _check_prev(d)
         return Value(self.node, d)

@@ -128,6 +128,8 @@ class Trainer:
     def backward(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
         p, plan, ops = self.p, self.p.plan, self.ops
         cot = self._cotangents(run, cotangents)
+        given = frozenset(k for k in cotangents if k in plan.cell.outputs)  # the others are symbolic zeros
+        given = None if len(given) == len(plan.cell.outputs) else given
         truncate = p.truncate
         window = truncate is not None
         masked = run.lengths is not None or window
@@ -160,7 +162,7 @@ class Trainer:
                 args[LENGTHS] = _clip(hi if window else L, s0, n)
             if window:
                 args["lengths_lo"] = _clip(lo, s0, n)
-            g = p._runner("grad", masked, n, window)(args, sym)
+            g = p._runner("grad", masked, n, window, given)(args, sym)
             for q in plan.cell.params:  # the first segment's arrays are the sums' (nothing else holds them)
                 grads[q.name] = g[q.name] if q.name not in grads else ops.add(grads[q.name], g[q.name])
             for k in seqs:

@@ -5,6 +5,7 @@ Error tests assert the message fragments that name the place: the function, the 
 operand types, the user's file:line, the state or the nodes at fault.
 """
 
+import math
 import re
 import sys
 
@@ -167,14 +168,53 @@ OP_CASES = {
     "log_softmax": (lambda x, M: rc.log_softmax(x, axis=1), lambda x, M: np.log(_softmax(x, 1))),
     "matmul": (lambda x, M: rc.matmul(x, M), lambda x, M: x @ M),
     "operator @": (lambda x, M: x @ M, lambda x, M: x @ M),
+    "sqrt": (lambda x, M: rc.sqrt(x + 1), lambda x, M: np.sqrt(x + 1)),
+    "rsqrt": (lambda x, M: rc.rsqrt(x + 2), lambda x, M: 1 / np.sqrt(x + 2)),
+    "abs": (lambda x, M: rc.abs(x), lambda x, M: np.abs(x)),
+    "operator abs": (lambda x, M: abs(x), lambda x, M: np.abs(x)),
+    "pow": (lambda x, M: rc.pow(x + 2, 1.5), lambda x, M: (x + 2) ** 1.5),
+    "operator **": (lambda x, M: x**2 + (x + 2) ** -0.5, lambda x, M: x**2 + (x + 2) ** -0.5),
+    "erf": (lambda x, M: rc.erf(x), lambda x, M: np.vectorize(math.erf)(x)),
+    "gelu": (
+        lambda x, M: rc.gelu(x) + rc.gelu(x, approximate="tanh"),
+        lambda x, M: (
+            x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) / 2
+            + x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))) / 2
+        ),
+    ),
+    "minimum": (lambda x, M: rc.minimum(x, 0.25), lambda x, M: np.minimum(x, 0.25)),
+    "maximum": (lambda x, M: rc.maximum(0.25, x), lambda x, M: np.maximum(0.25, x)),
+    "less": (lambda x, M: rc.less(x, 0.0), lambda x, M: (x < 0) * 1.0),
+    "greater": (lambda x, M: rc.greater(x, 0.0), lambda x, M: (x > 0) * 1.0),
+    "less_equal": (lambda x, M: rc.less_equal(x, 0.5), lambda x, M: (x <= 0.5) * 1.0),
+    "greater_equal": (lambda x, M: rc.greater_equal(x, 0.5), lambda x, M: (x >= 0.5) * 1.0),
+    "equal": (lambda x, M: rc.equal(rc.relu(x), 0.0), lambda x, M: (x <= 0) * 1.0),
+    "not_equal": (lambda x, M: rc.not_equal(rc.relu(x), 0.0), lambda x, M: (x > 0) * 1.0),
+    "operator < > <= >=": (
+        lambda x, M: (x < 0.1) + 2 * (x > 0.2) + 4 * (x <= -0.3) + 8 * (0.4 >= x),
+        lambda x, M: (x < 0.1) + 2.0 * (x > 0.2) + 4.0 * (x <= -0.3) + 8.0 * (x <= 0.4),
+    ),
 }
+
+
+def test_constant_exponents_only():
+    g = rc.Graph("p")
+    x = g.seq("x", ("B", 2))
+    with pytest.raises(DSLError, match=r"2.0 \*\* <cell value>: the exponent of \*\* must be a constant"):
+        2.0**x
+    with pytest.raises(DSLError, match="pow: the exponent must be a constant .* got a cell value"):
+        x**x
+    with pytest.raises(DSLError, match="pow: the exponent must be a Python number, got 'two'"):
+        rc.pow(x, "two")
+    with pytest.raises(DSLError, match="gelu: approximate must be 'none' .* or 'tanh', got 'erf'"):
+        rc.gelu(x, approximate="erf")
 
 
 @pytest.mark.parametrize("name", list(OP_CASES))
 def test_op_function(name):
     dsl, ref = OP_CASES[name]
 
-    @rc.cell(name=name.replace("operator @", "at"))
+    @rc.cell(name="case_" + "".join(ch if ch.isalnum() else "_" for ch in name))
     def c(x: Seq["B", 6], M: Param[6, 6]):
         return {"y": dsl(x, M)}
 

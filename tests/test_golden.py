@@ -1,4 +1,5 @@
-"""Golden snapshots of the generated source: every example, both Numba backends, the main variants.
+"""Golden snapshots of the generated source: every example, both Numba backends, the main variants;
+and of the kernel program after `plan` (what both printers follow), as `<example>-plan-<variant>.txt`.
 
 A change to generated code shows up here as a diff to review. After a deliberate change, rewrite
 the snapshots and read the diff: `RNNCOMP_UPDATE_GOLDEN=1 python -m pytest -q tests/test_golden.py`
@@ -17,12 +18,19 @@ from pathlib import Path
 import pytest
 
 import rnncomp as rc
+from passes.fuse import fuse
+from passes.plan import plan
 from rnncomp.backends.numba_cpu import generate_source as cpu_source
 from rnncomp.backends.numba_cuda import generate_source as cuda_source
 from tests.support import EXAMPLES, cell_of
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-GENERATORS = {"numba-cpu": cpu_source, "numba-cuda": cuda_source}
+GENERATORS = {
+    "numba-cpu": cpu_source,
+    "numba-cuda": cuda_source,
+    "plan": lambda prog, dtype: str(plan(fuse(prog))),  # the kernel program both printers follow
+}
+SUFFIX = {"plan": ".txt"}  # generated source is .py
 # name: (unroll, length, lengths, grad, T for a full unroll)
 VARIANTS = {
     "loop": ("loop", "T", False, False, None),
@@ -32,6 +40,10 @@ VARIANTS = {
     "loop-grad": ("loop", "T", False, True, None),
     "full3-grad": ("full", "T", False, True, 3),
 }
+
+
+def snapshot_name(example: str, backend: str, variant: str) -> str:
+    return f"{example}-{backend}-{variant}{SUFFIX.get(backend, '.py')}"
 
 
 def updating(config: pytest.Config) -> bool:
@@ -63,7 +75,7 @@ def mismatch(path: Path, text: str) -> str | None:
 @pytest.mark.parametrize("backend", list(GENERATORS))
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_generated_source_matches_its_snapshot(example, backend, variant, request):
-    path = GOLDEN / f"{example}-{backend}-{variant}.py"
+    path = GOLDEN / snapshot_name(example, backend, variant)
     text = generated(example, backend, variant)
     if updating(request.config):
         GOLDEN.mkdir(exist_ok=True)
@@ -77,8 +89,8 @@ def test_generated_source_matches_its_snapshot(example, backend, variant, reques
 
 def test_every_snapshot_has_a_variant():
     """No stale snapshot lingers after a variant or example is removed."""
-    want = {f"{e}-{b}-{v}.py" for e in EXAMPLES for b in GENERATORS for v in VARIANTS}
-    assert sorted(p.name for p in GOLDEN.glob("*.py")) == sorted(want)
+    want = {snapshot_name(e, b, v) for e in EXAMPLES for b in GENERATORS for v in VARIANTS}
+    assert sorted(p.name for p in GOLDEN.iterdir()) == sorted(want)
 
 
 def test_a_changed_snapshot_is_reported_with_its_diff(tmp_path):

@@ -41,7 +41,8 @@ def test_print_after_a_list(monkeypatch, capsys):
 def test_dump_program_stages(capsys):
     assert main(["dump", "examples/lstm.py", "--length", "T", "--unroll", "3", "--after", "all"]) == 0
     out = capsys.readouterr().out
-    assert out.count("IR Dump After") == 4 and 'length="T//3"' in out and 'length="T%3"' in out
+    assert out.count("IR Dump After") == 6 and "IR Dump After plan" in out
+    assert 'length="T//3"' in out and 'length="T%3"' in out
 
 
 def test_dump_full_unroll_as_dot_shows_time_copies_and_inits(capsys):
@@ -69,7 +70,8 @@ def test_dump_grad(capsys):
 def test_dump_program_errors(capsys):
     assert main(["dump", "examples/elman.py", "--unroll", "full"]) == 2
     assert "a full unroll needs a concrete --length N" in capsys.readouterr().err
-    assert main(["dump", "examples/elman.py", "--after", "fuse"]) == 2
-    assert "--after fuse: no such pass; the stages are unroll, simplify, hoist, simplify#2" in capsys.readouterr().err
+    assert main(["dump", "examples/elman.py", "--after", "fusion"]) == 2
+    err = capsys.readouterr().err
+    assert "--after fusion: no such pass; the stages are unroll, simplify, hoist, simplify#2, fuse, plan" in err
     assert main(["dump", "examples/elman.py", "--unroll", "0"]) == 1
     assert "argument 'unroll': the unroll factor must be >= 1, got 0" in capsys.readouterr().err

@@ -451,7 +451,7 @@ def test_corrupt_entry_is_rebuilt_with_a_warning(tmp_path, monkeypatch):
 
 
 def test_entry_that_fails_to_import_is_rebuilt(tmp_path, monkeypatch):
-    from rnncomp.backends.numba_cpu import cache
+    from rnncomp.backends.common import cache
 
     monkeypatch.setenv("RNNCOMP_CACHE_DIR", str(tmp_path))
     real, calls = cache._import, []
@@ -464,12 +464,12 @@ def test_entry_that_fails_to_import_is_rebuilt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache, "_import", flaky)
     with pytest.warns(RuntimeWarning, match="failed to import.*simulated"):
-        module, path = cache.load("X = 1\n", {"dtype": "test"})
+        module, path = cache.load("X = 1\n", {"dtype": "test"}, backend="test")
     assert module.X == 1 and path.read_text() == "X = 1\n"
 
 
 def test_cache_dir_defaults_to_user_cache(monkeypatch, tmp_path):
-    from rnncomp.backends.numba_cpu import cache
+    from rnncomp.backends.common import cache
 
     monkeypatch.delenv("RNNCOMP_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -51,7 +51,23 @@ USES = {
     "expand_dims": lambda x, h, W: h + rc.sum(apply("expand_dims", x @ W, axes=(1,)), axis=-1),
     "pad": lambda x, h, W: rc.slice(apply("pad", x @ W, axis=-1, before=2, after=1), 1, 7) + h,
     "matmul_tn": lambda x, h, W: x @ apply("matmul_tn", x, h) + h,
+    "sqrt": lambda x, h, W: rc.sqrt(1.0 + (x @ W + h) * (x @ W + h)),
+    "rsqrt": lambda x, h, W: rc.rsqrt(0.5 + (x @ W) * (x @ W)) * h,
+    "abs": lambda x, h, W: abs(x) @ W + h,
+    "pow": lambda x, h, W: (1.0 + (x @ W + h) * (x @ W + h)) ** 1.5 * 0.3 + (2.0 + rc.tanh(h)) ** -0.5,
+    "erf": lambda x, h, W: rc.erf(x @ W + h),
+    "gelu": lambda x, h, W: rc.gelu(x @ W + h) + rc.gelu(x @ W - h, approximate="tanh"),
+    "minimum": lambda x, h, W: rc.minimum(x @ W, h) + rc.minimum(x, 0.1),
+    "maximum": lambda x, h, W: rc.maximum(x @ W, h) + rc.maximum(x, -0.1),
+    "less": lambda x, h, W: (x < 0.0) * (x @ W) + h,
+    "greater": lambda x, h, W: (x > 0.0) * (x @ W) + h,
+    "less_equal": lambda x, h, W: (x <= 0.0) * (x @ W) + h,
+    "greater_equal": lambda x, h, W: (x >= 0.0) * (x @ W) + h,
+    "equal": lambda x, h, W: rc.equal(rc.relu(x), 0.0) * (x @ W) + h,
+    "not_equal": lambda x, h, W: rc.not_equal(rc.relu(x), 0.0) * (x @ W) + h,
 }
+COMPARISONS = ("less", "greater", "less_equal", "greater_equal", "equal", "not_equal")
+KINKS = ("relu", "max", "where", "abs", "minimum", "maximum") + COMPARISONS
 
 # Ops with no place in a cell: sources, and ops that only unrolling or the grad pass introduce.
 NOT_IN_CELLS = {
@@ -93,7 +109,7 @@ def test_op_forward_and_gradient(op, mode):
     args = random_args(cell, 4, 3, seed=1, inits=True)
     prog = rc.compile(cell, length="T", unroll=mode, dtype="float64")
     assert max_err(prog(**args), oracle(cell, **args, strict=True)) <= 1e-12
-    if op in ("relu", "max", "where"):  # kinks: keep finite differences away from them
+    if op in KINKS:  # kinks and steps (at x = 0): keep finite differences away from them
         args["x"] = np.where(np.abs(args["x"]) < 0.2, 0.5, args["x"])
     assert check_vjp(prog, args, seed=1) <= 1e-6
 

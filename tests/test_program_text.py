@@ -307,7 +307,7 @@ ERRORS = [
       "nothing else)"),
     # ops, operands and attributes
     E("unknown-op-close", edit("tanh(", "tanhh("), 14, "tanhh", "unknown op 'tanhh' (did you mean 'tanh'?)"),
-    E("unknown-op", edit("tanh(", "zzz("), 14, "zzz", "unknown op 'zzz'; known ops: add, ..."),
+    E("unknown-op", edit("tanh(", "zzz("), 14, "zzz", "unknown op 'zzz'; known ops: abs, add, ..."),
     E("undefined-name", edit("matmul(x, W)", "matmul(q, W)"), 7, "q",
       "undefined name 'q' in an operand of matmul: not an input or a node defined above"),
     E("undefined-in-body", edit("add(%1, b)", "add(%1, q)"), 13, "q",

@@ -235,8 +235,15 @@ OP_CASES = {
     **{
         op: lambda g, x, hp, op=op: apply(op, x)
         for op in ("identity", "neg", "tanh", "sigmoid", "relu", "exp", "log", "softplus", "transpose")
+        + ("sqrt", "rsqrt", "abs", "erf")
     },
-    **{op: lambda g, x, hp, op=op: apply(op, x, hp) for op in ("add", "sub", "mul", "div", "matmul_tn")},
+    **{
+        op: lambda g, x, hp, op=op: apply(op, x, hp)
+        for op in ("add", "sub", "mul", "div", "matmul_tn", "minimum", "maximum")
+        + ("less", "greater", "less_equal", "greater_equal", "equal", "not_equal")
+    },
+    "pow": lambda g, x, hp: x**-1.5 + x**2,
+    "gelu": lambda g, x, hp: rc.gelu(x) * rc.gelu(hp, approximate="tanh"),
     "where": lambda g, x, hp: apply("where", x, x, hp),
     "cast": lambda g, x, hp: apply("cast", x, to=DType.f64),
     "matmul": lambda g, x, hp: x @ _param(g, "W", (4, 3)),

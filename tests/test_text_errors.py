@@ -118,7 +118,7 @@ ERRORS = [
     E("seq-after-definition", LATE_SEQ, 11, "z", "name 'z' is defined twice (first at 7:3)"),
     # ops and attributes
     E("unknown-op-close", edit("tanh(", "tanhh("), 9, "tanhh", "unknown op 'tanhh' (did you mean 'tanh'?)"),
-    E("unknown-op", edit("tanh(", "zzz("), 9, "zzz", "unknown op 'zzz'; known ops: add, ..."),
+    E("unknown-op", edit("tanh(", "zzz("), 9, "zzz", "unknown op 'zzz'; known ops: abs, add, ..."),
     E("unknown-attribute", edit("tanh(add(", "tanh(add(axis=1, "), 9, "axis",
       "add: unknown attribute 'axis'; it takes no attributes"),
     E("unknown-attribute-lists", _in("%2 = softmax(%0, dim=0)"), 10, "dim",

@@ -6,10 +6,21 @@ from typing import Any
 
 import numpy as np
 
-from ir import LoopView, Node, Program, Region
+from ir import LoopView, Node, Program, Region, RnncompError
 from ir import symexpr as sx
 from ir.ops import get_op
 from ir.shapes import substitute
+
+HANDLED = ("input", "loop")  # bound to arguments, or run by the interpreter itself; other ops run their `numpy`
+UNSUPPORTED: dict[str, str] = {  # ops of the table this backend does not run, and why
+    "seq": "a cell's declaration (unrolling makes it a program input)",
+    "param": "a cell's declaration (unrolling makes it a program input)",
+    "state": "a cell's declaration (unrolling makes it a program input)",
+}
+
+
+class NumpyBackendError(RnncompError):
+    """The numpy backend cannot run an op (one without NumPy semantics in its record)."""
 
 
 def run_program(prog: Program, arrays: dict[str, np.ndarray], symbols: dict[str, int]) -> dict[str, np.ndarray]:
@@ -29,7 +40,15 @@ def _eval(nodes: list[Node], vals: dict[int, Any], symbols: dict[str, int]) -> N
         attrs = n.attrs
         if "shape" in attrs:  # zeros, sum_to, broadcast_to: symbolic dims bound at run time
             attrs = {**attrs, "shape": substitute(attrs["shape"], symbols)}
-        vals[id(n)] = get_op(n.op).numpy(*[vals[id(u.node)] for u in n.inputs], **attrs)  # type: ignore[misc]
+        fn = get_op(n.op).numpy
+        if n.op in UNSUPPORTED:
+            raise NumpyBackendError(f"the numpy backend does not support op {n.op!r}: {UNSUPPORTED[n.op]}")
+        if fn is None:
+            raise NumpyBackendError(
+                f"the numpy backend does not support op {n.op!r} (node {n.name or n.op} : {n.type}): "
+                "its record in the op table has no `numpy` function"
+            )
+        vals[id(n)] = fn(*[vals[id(u.node)] for u in n.inputs], **attrs)
 
 
 class _Body:

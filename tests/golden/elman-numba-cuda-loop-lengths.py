@@ -57,19 +57,7 @@ def k0_gemm(d_B, d_T, in_x, in_W, v0):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 16), dtype=f32} : f32[T, B, 16]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_h):
+def k1_copy(d_B, cs0, in_h):
     """copy h = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -79,7 +67,7 @@ def k2_copy(d_B, cs0, in_h):
 
 
 @cuda.jit(cache=True)
-def k3_loop(in_U, n0, d_B, cs0, v3, v0, in_b, in_lengths, v2):
+def k2_loop(in_U, n0, d_B, cs0, v2, v0, in_b, in_lengths, v1):
     """%2 = loop(h, %0, %1, U, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -102,25 +90,25 @@ def k3_loop(in_U, n0, d_B, cs0, v3, v0, in_b, in_lengths, v2):
                 acc = c0
                 for kk in range(16):
                     acc += cs0[i0, kk] * w0[kk, cl]
-                v3[i0, col] = acc
+                v2[i0, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 16], storing h@0, %5
         for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i1 = e0 % 16
             r0 = e0 // 16
             i2 = r0
-            t0 = v0[b0, i2, i1] + v3[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 16]
+            t0 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 16]
             t1 = t0 + in_b[i1]  # %2 = add(%1, b) : f32[B, 16]
             t2 = math.tanh(t1)  # %3 = tanh(%2) : f32[B, 16]
             t3 = t2 if b0 < in_lengths[i2] else cs0[i2, i1]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[B, 16]
             t4 = t2 if b0 < in_lengths[i2] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[B, 16]
             cs0[i2, i1] = t3  # store h@0
-            v2[b0, i2, i1] = t4  # store %5
+            v1[b0, i2, i1] = t4  # store %5
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, cs0, in_U, v4):
+def k3_gemm(d_B, cs0, in_U, v3):
     """%0 = matmul(h@t-1, U) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -146,23 +134,23 @@ def k4_gemm(d_B, cs0, in_U, v4):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v4[i0, col] = acc
+        v3[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, v0, b1, v4, in_b, in_lengths, cs0, ns0, v2):
+def k4_fused(d_B, v0, b1, v3, in_b, in_lengths, cs0, ns0, v1):
     """fused: 5 elementwise node(s) over [B, 16], storing h@0, %5"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = v0[b1, i1, i0] + v4[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 16]
+        t0 = v0[b1, i1, i0] + v3[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %2 = add(%1, b) : f32[B, 16]
         t2 = math.tanh(t1)  # %3 = tanh(%2) : f32[B, 16]
         t3 = t2 if b1 < in_lengths[i1] else cs0[i1, i0]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[B, 16]
         t4 = t2 if b1 < in_lengths[i1] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[B, 16]
         ns0[i1, i0] = t3  # store h@0
-        v2[b1, i1, i0] = t4  # store %5
+        v1[b1, i1, i0] = t4  # store %5
 
 
 def program(rt, in_x, in_W, in_U, in_b, in_h, in_lengths, d_T, d_B, n0):
@@ -178,22 +166,20 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_lengths, d_T, d_B, n0):
     # n0: loop count T
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 16), np.float32)
     cs0 = cuda.device_array((d_B, 16), np.float32)
     ns0 = cuda.device_array((d_B, 16), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v2 = cuda.device_array((d_B, 16), np.float32)
     v3 = cuda.device_array((d_B, 16), np.float32)
-    v4 = cuda.device_array((d_B, 16), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, in_x, in_W, v0)
-    k1_zeros[grid_1d(d_T * d_B * 16)](d_T, d_B, v1)
     # %2 = loop(h, %0, %1, U, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 16)](d_B, cs0, in_h)
-    v2 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, cs0, v3, v0, in_b, in_lengths, v2):
+    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_h)
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, cs0, v2, v0, in_b, in_lengths, v1):
         for it0 in range(n0):
             b1 = it0
-            k4_gemm[grid_gemm(d_B, 16)](d_B, cs0, in_U, v4)
-            k5_fused[grid_1d(d_B * 16)](d_B, v0, b1, v4, in_b, in_lengths, cs0, ns0, v2)
+            k3_gemm[grid_gemm(d_B, 16)](d_B, cs0, in_U, v3)
+            k4_fused[grid_1d(d_B * 16)](d_B, v0, b1, v3, in_b, in_lengths, cs0, ns0, v1)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
-    out0 = v2  # taken over: nothing else reads it
+    out0 = v1  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     return (out0, out1, )

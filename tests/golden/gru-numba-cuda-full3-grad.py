@@ -44,10 +44,10 @@ def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4
         t8 = t5 * t7  # %10 = mul(%7, %9) : f32[B, 32]
         t9 = t4 * in_res_4[2, i1, i0]  # %19 = mul(%6, 'res@4@2') : f32[B, 32]
         v8[i1, i0] = t0  # store %0
-        v4[i1, i0 + 64] = t4  # store %6
+        v4[i1, 64 + i0] = t4  # store %6
         v0[i1, i0] = t8  # store %10
         v4[i1, i0] = t8  # store %10
-        v0[i1, i0 + 64] = t9  # store %19
+        v0[i1, 64 + i0] = t9  # store %19
 
 
 @cuda.jit(cache=True)
@@ -79,8 +79,8 @@ def k2_fused(d_B, v8, v9, in_res_1, in_res_0, v0, v4):
         t4 = c0 - in_res_0[2, i1, i0]  # %16 = sub(%3, 'res@0@2') : f32[B, 32]
         t5 = in_res_0[2, i1, i0] * t4  # %17 = mul('res@0@2', %16) : f32[B, 32]
         t6 = t3 * t5  # %18 = mul(%15, %17) : f32[B, 32]
-        v0[i1, i0 + 32] = t6  # store %18
-        v4[i1, i0 + 32] = t6  # store %18
+        v0[i1, 32 + i0] = t6  # store %18
+        v4[i1, 32 + i0] = t6  # store %18
 
 
 @cuda.jit(cache=True)
@@ -141,12 +141,12 @@ def k4_fused(d_B, v8, in_res_0, v10, in_grad_y, in_res_2, in_res_1, in_res_3, in
         t18 = t15 * t17  # %39 = mul(%36, %38) : f32[B, 32]
         t19 = t7 * in_res_4[1, i1, i0]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
         v11[i1, i0] = t3  # store %24
-        v3[i1, i0 + 64] = t7  # store %28
+        v3[i1, 64 + i0] = t7  # store %28
         v1[i1, i0] = t11  # store %32
         v3[i1, i0] = t11  # store %32
-        v1[i1, i0 + 32] = t18  # store %39
-        v3[i1, i0 + 32] = t18  # store %39
-        v1[i1, i0 + 64] = t19  # store %40
+        v1[i1, 32 + i0] = t18  # store %39
+        v3[i1, 32 + i0] = t18  # store %39
+        v1[i1, 64 + i0] = t19  # store %40
 
 
 @cuda.jit(cache=True)
@@ -205,12 +205,12 @@ def k6_fused(d_B, v11, v12, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v
         t16 = t13 * t15  # %58 = mul(%55, %57) : f32[B, 32]
         t17 = t5 * in_res_4[0, i1, i0]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
         t18 = t1 * in_res_0[0, i1, i0]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
-        v2[i1, i0 + 64] = t5  # store %47
+        v2[i1, 64 + i0] = t5  # store %47
         v2[i1, i0] = t9  # store %51
         v6[i1, i0] = t9  # store %51
-        v2[i1, i0 + 32] = t16  # store %58
-        v6[i1, i0 + 32] = t16  # store %58
-        v6[i1, i0 + 64] = t17  # store %66
+        v2[i1, 32 + i0] = t16  # store %58
+        v6[i1, 32 + i0] = t16  # store %58
+        v6[i1, 64 + i0] = t17  # store %66
         v13[i1, i0] = t18  # store %72
 
 

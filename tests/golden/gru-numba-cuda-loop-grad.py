@@ -42,19 +42,7 @@ def k0_shift(d_T, d_B, v0, in_h, in_trace_h):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 96), dtype=f32} : f32[T, B, 96]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 96, cuda.gridsize(1)):
-        i0 = e0 % 96
-        r0 = e0 // 96
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_dstate_h):
+def k1_copy(d_B, cs0, in_dstate_h):
     """copy dstate@h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -64,41 +52,17 @@ def k2_copy(d_B, cs0, in_dstate_h):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_T, d_B, v2, v1):
-    """copy %1 = zeros(){shape=('T', 'B', 96), dtype=f32} : f32[T, B, 96]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 96, cuda.gridsize(1)):
-        i0 = e0 % 96
-        r0 = e0 // 96
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v2[i2, i1, i0] = v1[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k4_copy(d_T, d_B, v3, v1):
-    """copy %1 = zeros(){shape=('T', 'B', 96), dtype=f32} : f32[T, B, 96]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 96, cuda.gridsize(1)):
-        i0 = e0 % 96
-        r0 = e0 // 96
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v3[i2, i1, i0] = v1[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k5_copy(v4, in_W_hh):
+def k2_copy(v3, in_W_hh):
     """copy %2 = transpose(W_hh) : f32[96, 32]"""
     for e0 in range(cuda.grid(1), 96 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v4[i1, i0] = in_W_hh[i0, i1]
+        v3[i1, i0] = in_W_hh[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k6_loop(v4, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v5, v3, v2, v6):
+def k3_loop(v3, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
     """%3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch. Held on chip per block (static shared memory): 96x1 of a 96x32 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((96, 1), float32)
@@ -107,7 +71,7 @@ def k6_loop(v4, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4,
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 32:
-            w0[kk, cl] = v4[kk, col]
+            w0[kk, cl] = v3[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
@@ -133,13 +97,13 @@ def k6_loop(v4, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4,
             t14 = in_res_0[b0, i1, i0] * t13  # %16 = mul('res@0@0', %15) : f32[B, 32]
             t15 = t12 * t14  # %17 = mul(%14, %16) : f32[B, 32]
             t16 = t4 * in_res_4[b0, i1, i0]  # %18 = mul(%6, 'res@4@0') : f32[B, 32]
-            v5[i1, i0] = t0  # store %0
-            v3[b0, i1, i0 + 64] = t4  # store %6
+            v4[i1, i0] = t0  # store %0
+            v2[b0, i1, 64 + i0] = t4  # store %6
+            v1[b0, i1, i0] = t8  # store %10
             v2[b0, i1, i0] = t8  # store %10
-            v3[b0, i1, i0] = t8  # store %10
-            v2[b0, i1, i0 + 32] = t15  # store %17
-            v3[b0, i1, i0 + 32] = t15  # store %17
-            v2[b0, i1, i0 + 64] = t16  # store %18
+            v1[b0, i1, 32 + i0] = t15  # store %17
+            v2[b0, i1, 32 + i0] = t15  # store %17
+            v1[b0, i1, 64 + i0] = t16  # store %18
         grid.sync()
         # phase: %20 = matmul(%19, inv1) : f32[B, 32]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -150,22 +114,22 @@ def k6_loop(v4, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4,
                 i2 = row
                 acc = c0
                 for kk in range(96):
-                    acc += v2[b0, i2, kk] * w0[kk, cl]
-                v6[i2, col] = acc
+                    acc += v1[b0, i2, kk] * w0[kk, cl]
+                v5[i2, col] = acc
         grid.sync()
         # phase: fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i3 = e1 % 32
             r1 = e1 // 32
             i4 = r1
-            t17 = v5[i4, i3] * in_res_0[b0, i4, i3]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
-            t18 = t17 + v6[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
+            t17 = v4[i4, i3] * in_res_0[b0, i4, i3]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
+            t18 = t17 + v5[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
             cs0[i4, i3] = t18  # store 'dstate@h@0'
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k7_fused(d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v7, v3, v2):
+def k4_fused(d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1):
     """fused: 17 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -188,17 +152,17 @@ def k7_fused(d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0
         t14 = in_res_0[b1, i1, i0] * t13  # %16 = mul('res@0@0', %15) : f32[B, 32]
         t15 = t12 * t14  # %17 = mul(%14, %16) : f32[B, 32]
         t16 = t4 * in_res_4[b1, i1, i0]  # %18 = mul(%6, 'res@4@0') : f32[B, 32]
-        v7[i1, i0] = t0  # store %0
-        v3[b1, i1, i0 + 64] = t4  # store %6
+        v6[i1, i0] = t0  # store %0
+        v2[b1, i1, 64 + i0] = t4  # store %6
+        v1[b1, i1, i0] = t8  # store %10
         v2[b1, i1, i0] = t8  # store %10
-        v3[b1, i1, i0] = t8  # store %10
-        v2[b1, i1, i0 + 32] = t15  # store %17
-        v3[b1, i1, i0 + 32] = t15  # store %17
-        v2[b1, i1, i0 + 64] = t16  # store %18
+        v1[b1, i1, 32 + i0] = t15  # store %17
+        v2[b1, i1, 32 + i0] = t15  # store %17
+        v1[b1, i1, 64 + i0] = t16  # store %18
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, v2, b1, v4, v8):
+def k5_gemm(d_B, v1, b1, v3, v7):
     """%20 = matmul(%19, inv1) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -211,12 +175,12 @@ def k8_gemm(d_B, v2, b1, v4, v8):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_B and ka < 96:
-            sa[ty, tx] = v2[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 96 and col < 32:
-            sb[ty, tx] = v4[kb, col]
+            sb[ty, tx] = v3[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -224,23 +188,23 @@ def k8_gemm(d_B, v2, b1, v4, v8):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v8[i0, col] = acc
+        v7[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_fused(d_B, v7, in_res_0, b1, v8, ns0):
+def k6_fused(d_B, v6, in_res_0, b1, v7, ns0):
     """fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v7[i1, i0] * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
-        t1 = t0 + v8[i1, i0]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
+        t0 = v6[i1, i0] * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
+        t1 = t0 + v7[i1, i0]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
         ns0[i1, i0] = t1  # store 'dstate@h@0'
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, d_T, v3, in_W_ih, v9):
+def k7_gemm(d_B, d_T, v2, in_W_ih, v8):
     """%6 = matmul(%4, %5) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -255,7 +219,7 @@ def k10_gemm(d_B, d_T, v3, in_W_ih, v9):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 96:
-            sa[ty, tx] = v3[i1, i0, ka]
+            sa[ty, tx] = v2[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -268,11 +232,11 @@ def k10_gemm(d_B, d_T, v3, in_W_ih, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 16:
-        v9[i1, i0, col] = acc
+        v8[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_T, d_B, in_x, v3, v10):
+def k8_gemm(d_T, d_B, in_x, v2, v9):
     """%7 = matmul_tn(x, %4) : f32[16, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -295,7 +259,7 @@ def k11_gemm(d_T, d_B, in_x, v3, v10):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -303,11 +267,11 @@ def k11_gemm(d_T, d_B, in_x, v3, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 96:
-        v10[row, col] = acc
+        v9[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_gemm(d_T, d_B, v0, v2, v11):
+def k9_gemm(d_T, d_B, v0, v1, v10):
     """%9 = matmul_tn(%0, %8) : f32[32, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -330,7 +294,7 @@ def k12_gemm(d_T, d_B, v0, v2, v11):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -338,31 +302,31 @@ def k12_gemm(d_T, d_B, v0, v2, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 96:
-        v11[row, col] = acc
+        v10[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k13_sum_to(d_T, d_B, v3, v12):
+def k10_sum_to(d_T, d_B, v2, v11):
     """%10 = sum_to(%4){shape=(96,)} : f32[96]"""
     for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_T):
             for j1 in range(d_B):
-                acc0 += v3[j0, j1, i0]
-        v12[i0] = acc0
+                acc0 += v2[j0, j1, i0]
+        v11[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k14_sum_to(d_T, d_B, v2, v13):
+def k11_sum_to(d_T, d_B, v1, v12):
     """%11 = sum_to(%8){shape=(96,)} : f32[96]"""
     for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_T):
             for j1 in range(d_B):
-                acc0 += v2[j0, j1, i0]
-        v13[i0] = acc0
+                acc0 += v1[j0, j1, i0]
+        v12[i0] = acc0
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_trace_h, in_grad_y, in_dstate_h, d_T, d_B, n0):
@@ -386,44 +350,40 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     # n0: loop count T
     # returns: x, W_ih, W_hh, b_ih, b_hh, h
     v0 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 96), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     ns0 = cuda.device_array((d_B, 32), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 96), np.float32)
     v2 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v4 = cuda.device_array((96, 32), np.float32)
+    v3 = cuda.device_array((96, 32), np.float32)
+    v4 = cuda.device_array((d_B, 32), np.float32)
     v5 = cuda.device_array((d_B, 32), np.float32)
     v6 = cuda.device_array((d_B, 32), np.float32)
     v7 = cuda.device_array((d_B, 32), np.float32)
-    v8 = cuda.device_array((d_B, 32), np.float32)
-    v9 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v10 = cuda.device_array((16, 96), np.float32)
-    v11 = cuda.device_array((32, 96), np.float32)
+    v8 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v9 = cuda.device_array((16, 96), np.float32)
+    v10 = cuda.device_array((32, 96), np.float32)
+    v11 = cuda.device_array((96,), np.float32)
     v12 = cuda.device_array((96,), np.float32)
-    v13 = cuda.device_array((96,), np.float32)
     k0_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v0, in_h, in_trace_h)
-    k1_zeros[grid_1d(d_T * d_B * 96)](d_T, d_B, v1)
     # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h)
-    k3_copy[grid_1d(d_T * d_B * 96)](d_T, d_B, v2, v1)
-    k4_copy[grid_1d(d_T * d_B * 96)](d_T, d_B, v3, v1)
-    k5_copy[grid_1d(96 * 32)](v4, in_W_hh)
-    if not rt.persistent(k6_loop, (132, PERSISTENT_THREADS, 0), '%3', v4, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v5, v3, v2, v6):
+    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h)
+    k2_copy[grid_1d(96 * 32)](v3, in_W_hh)
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k7_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v7, v3, v2)
-            k8_gemm[grid_gemm(d_B, 32)](d_B, v2, b1, v4, v8)
-            k9_fused[grid_1d(d_B * 32)](d_B, v7, in_res_0, b1, v8, ns0)
+            k4_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1)
+            k5_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v3, v7)
+            k6_fused[grid_1d(d_B * 32)](d_B, v6, in_res_0, b1, v7, ns0)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
-    k10_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v3, in_W_ih, v9)
-    k11_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v3, v10)
-    k12_gemm[grid_gemm(32, 96)](d_T, d_B, v0, v2, v11)
-    k13_sum_to[grid_1d(96)](d_T, d_B, v3, v12)
-    k14_sum_to[grid_1d(96)](d_T, d_B, v2, v13)
-    out0 = v9  # taken over: nothing else reads it
-    out1 = v10  # taken over: nothing else reads it
-    out2 = v11  # taken over: nothing else reads it
-    out3 = v12  # taken over: nothing else reads it
-    out4 = v13  # taken over: nothing else reads it
+    k7_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v2, in_W_ih, v8)
+    k8_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v2, v9)
+    k9_gemm[grid_gemm(32, 96)](d_T, d_B, v0, v1, v10)
+    k10_sum_to[grid_1d(96)](d_T, d_B, v2, v11)
+    k11_sum_to[grid_1d(96)](d_T, d_B, v1, v12)
+    out0 = v8  # taken over: nothing else reads it
+    out1 = v9  # taken over: nothing else reads it
+    out2 = v10  # taken over: nothing else reads it
+    out3 = v11  # taken over: nothing else reads it
+    out4 = v12  # taken over: nothing else reads it
     out5 = cs0  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

@@ -67,19 +67,7 @@ def k0_gemm(d_B, d_T, in_x, in_W_ih, v0):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 32), dtype=f32} : f32[T, B, 32]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
-        i0 = e0 % 32
-        r0 = e0 // 32
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_h):
+def k1_copy(d_B, cs0, in_h):
     """copy h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -89,7 +77,7 @@ def k2_copy(d_B, cs0, in_h):
 
 
 @cuda.jit(cache=True)
-def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, in_lengths, v2):
+def k2_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
     """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -112,7 +100,7 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, in_lengths, v2):
                 acc = c0
                 for kk in range(32):
                     acc += cs0[i0, kk] * w0[kk, cl]
-                v3[i0, col] = acc
+                v2[i0, col] = acc
         grid.sync()
         # phase: fused: 15 elementwise node(s) over [B, 32], storing h@0, %22
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
@@ -120,16 +108,16 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, in_lengths, v2):
             r0 = e0 // 32
             i2 = r0
             t0 = v0[b0, i2, 32 + i1] + in_b_ih[32 + i1]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-            t1 = v3[i2, 32 + i1] + in_b_hh[32 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
+            t1 = v2[i2, 32 + i1] + in_b_hh[32 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
             t2 = t0 + t1  # %6 = add(%2, %5) : f32[B, 32]
             t3 = sigmoid_f32(t2)  # %7 = sigmoid(%6) : f32[B, 32]
             t4 = c1 - t3  # %8 = sub(%0, %7) : f32[B, 32]
             t5 = v0[b0, i2, 64 + i1] + in_b_ih[64 + i1]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
             t6 = v0[b0, i2, i1] + in_b_ih[i1]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-            t7 = v3[i2, i1] + in_b_hh[i1]  # %4 = add(%3, b_hh) : f32[B, 96]
+            t7 = v2[i2, i1] + in_b_hh[i1]  # %4 = add(%3, b_hh) : f32[B, 96]
             t8 = t6 + t7  # %12 = add(%10, %11) : f32[B, 32]
             t9 = sigmoid_f32(t8)  # %13 = sigmoid(%12) : f32[B, 32]
-            t10 = v3[i2, 64 + i1] + in_b_hh[64 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
+            t10 = v2[i2, 64 + i1] + in_b_hh[64 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
             t11 = t9 * t10  # %15 = mul(%13, %14) : f32[B, 32]
             t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
             t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
@@ -139,12 +127,12 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, in_lengths, v2):
             t17 = t16 if b0 < in_lengths[i2] else cs0[i2, i1]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[B, 32]
             t18 = t16 if b0 < in_lengths[i2] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
             cs0[i2, i1] = t17  # store h@0
-            v2[b0, i2, i1] = t18  # store %22
+            v1[b0, i2, i1] = t18  # store %22
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, cs0, in_W_hh, v4):
+def k3_gemm(d_B, cs0, in_W_hh, v3):
     """%3 = matmul(h@t-1, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -170,27 +158,27 @@ def k4_gemm(d_B, cs0, in_W_hh, v4):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 96:
-        v4[i0, col] = acc
+        v3[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, in_lengths, ns0, v2):
+def k4_fused(d_B, v0, b1, in_b_ih, v3, in_b_hh, cs0, in_lengths, ns0, v1):
     """fused: 15 elementwise node(s) over [B, 32], storing h@0, %22"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
         t0 = v0[b1, i1, 32 + i0] + in_b_ih[32 + i0]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-        t1 = v4[i1, 32 + i0] + in_b_hh[32 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
+        t1 = v3[i1, 32 + i0] + in_b_hh[32 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
         t2 = t0 + t1  # %6 = add(%2, %5) : f32[B, 32]
         t3 = sigmoid_f32(t2)  # %7 = sigmoid(%6) : f32[B, 32]
         t4 = c1 - t3  # %8 = sub(%0, %7) : f32[B, 32]
         t5 = v0[b1, i1, 64 + i0] + in_b_ih[64 + i0]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
         t6 = v0[b1, i1, i0] + in_b_ih[i0]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-        t7 = v4[i1, i0] + in_b_hh[i0]  # %4 = add(%3, b_hh) : f32[B, 96]
+        t7 = v3[i1, i0] + in_b_hh[i0]  # %4 = add(%3, b_hh) : f32[B, 96]
         t8 = t6 + t7  # %12 = add(%10, %11) : f32[B, 32]
         t9 = sigmoid_f32(t8)  # %13 = sigmoid(%12) : f32[B, 32]
-        t10 = v4[i1, 64 + i0] + in_b_hh[64 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
+        t10 = v3[i1, 64 + i0] + in_b_hh[64 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
         t11 = t9 * t10  # %15 = mul(%13, %14) : f32[B, 32]
         t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
         t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
@@ -200,7 +188,7 @@ def k5_fused(d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, in_lengths, ns0, v2):
         t17 = t16 if b1 < in_lengths[i1] else cs0[i1, i0]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[B, 32]
         t18 = t16 if b1 < in_lengths[i1] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
         ns0[i1, i0] = t17  # store h@0
-        v2[b1, i1, i0] = t18  # store %22
+        v1[b1, i1, i0] = t18  # store %22
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_lengths, d_T, d_B, n0):
@@ -217,22 +205,20 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_lengths, d_T,
     # n0: loop count T
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     ns0 = cuda.device_array((d_B, 32), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v2 = cuda.device_array((d_B, 96), np.float32)
     v3 = cuda.device_array((d_B, 96), np.float32)
-    v4 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 96)](d_B, d_T, in_x, in_W_ih, v0)
-    k1_zeros[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
-    v2 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, in_lengths, v2):
+    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
         for it0 in range(n0):
             b1 = it0
-            k4_gemm[grid_gemm(d_B, 96)](d_B, cs0, in_W_hh, v4)
-            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, in_lengths, ns0, v2)
+            k3_gemm[grid_gemm(d_B, 96)](d_B, cs0, in_W_hh, v3)
+            k4_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v3, in_b_hh, cs0, in_lengths, ns0, v1)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
-    out0 = v2  # taken over: nothing else reads it
+    out0 = v1  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     return (out0, out1, )

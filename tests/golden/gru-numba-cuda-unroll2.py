@@ -67,8 +67,18 @@ def k0_gemm(d_B, d_T, in_x, in_W_ih, v0):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 32), dtype=f32} : f32[T, B, 32]"""
+def k1_copy(d_B, cs0, in_h):
+    """copy h = input() : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        cs0[i1, i0] = in_h[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k2_copy(d_T, d_B, v1):
+    """copy %1 = zeros(){shape=('T', 'B', 32), dtype=f32} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -79,17 +89,7 @@ def k1_zeros(d_T, d_B, v1):
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_h):
-    """copy h = input() : f32[B, 32]"""
-    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
-        i0 = e0 % 32
-        r0 = e0 // 32
-        i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, v2, v4):
+def k3_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
     """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -112,7 +112,7 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, v2, v4):
                 acc = c0
                 for kk in range(32):
                     acc += cs0[i0, kk] * w0[kk, cl]
-                v3[i0, col] = acc
+                v2[i0, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
@@ -120,23 +120,23 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, v2, v4):
             r0 = e0 // 32
             i2 = r0
             t0 = v0[b0, i2, 32 + i1] + in_b_ih[32 + i1]  # %3 = add(xh1@0, b_ih) : f32[B, 96]
-            t1 = v3[i2, 32 + i1] + in_b_hh[32 + i1]  # %6 = add(%5, b_hh) : f32[B, 96]
+            t1 = v2[i2, 32 + i1] + in_b_hh[32 + i1]  # %6 = add(%5, b_hh) : f32[B, 96]
             t2 = t0 + t1  # %8 = add(%4, %7) : f32[B, 32]
             t3 = sigmoid_f32(t2)  # %9 = sigmoid(%8) : f32[B, 32]
             t4 = c1 - t3  # %10 = sub(%0, %9) : f32[B, 32]
             t5 = v0[b0, i2, 64 + i1] + in_b_ih[64 + i1]  # %3 = add(xh1@0, b_ih) : f32[B, 96]
             t6 = v0[b0, i2, i1] + in_b_ih[i1]  # %3 = add(xh1@0, b_ih) : f32[B, 96]
-            t7 = v3[i2, i1] + in_b_hh[i1]  # %6 = add(%5, b_hh) : f32[B, 96]
+            t7 = v2[i2, i1] + in_b_hh[i1]  # %6 = add(%5, b_hh) : f32[B, 96]
             t8 = t6 + t7  # %14 = add(%12, %13) : f32[B, 32]
             t9 = sigmoid_f32(t8)  # %15 = sigmoid(%14) : f32[B, 32]
-            t10 = v3[i2, 64 + i1] + in_b_hh[64 + i1]  # %6 = add(%5, b_hh) : f32[B, 96]
+            t10 = v2[i2, 64 + i1] + in_b_hh[64 + i1]  # %6 = add(%5, b_hh) : f32[B, 96]
             t11 = t9 * t10  # %17 = mul(%15, %16) : f32[B, 32]
             t12 = t5 + t11  # %18 = add(%11, %17) : f32[B, 32]
             t13 = math.tanh(t12)  # %19 = tanh(%18) : f32[B, 32]
             t14 = t4 * t13  # %20 = mul(%10, %19) : f32[B, 32]
             t15 = t3 * cs0[i2, i1]  # %21 = mul(%9, h@t-1) : f32[B, 32]
             t16 = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
-            v2[b0, i2, i1] = t16  # store h@0
+            v1[b0, i2, i1] = t16  # store h@0
         grid.sync()
         # phase: %22 = matmul(h@0, W_hh) : f32[B, 96]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -147,8 +147,8 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, v2, v4):
                 i3 = row
                 acc = c0
                 for kk in range(32):
-                    acc += v2[b0, i3, kk] * w0[kk, cl]
-                v4[i3, col] = acc
+                    acc += v1[b0, i3, kk] * w0[kk, cl]
+                v3[i3, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@1
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
@@ -156,29 +156,29 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, v2, v4):
             r1 = e1 // 32
             i5 = r1
             t17 = v0[(b0 + 1), i5, 32 + i4] + in_b_ih[32 + i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-            t18 = v4[i5, 32 + i4] + in_b_hh[32 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
+            t18 = v3[i5, 32 + i4] + in_b_hh[32 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
             t19 = t17 + t18  # %25 = add(%2, %24) : f32[B, 32]
             t20 = sigmoid_f32(t19)  # %26 = sigmoid(%25) : f32[B, 32]
             t21 = c1 - t20  # %27 = sub(%0, %26) : f32[B, 32]
             t22 = v0[(b0 + 1), i5, 64 + i4] + in_b_ih[64 + i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
             t23 = v0[(b0 + 1), i5, i4] + in_b_ih[i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-            t24 = v4[i5, i4] + in_b_hh[i4]  # %23 = add(%22, b_hh) : f32[B, 96]
+            t24 = v3[i5, i4] + in_b_hh[i4]  # %23 = add(%22, b_hh) : f32[B, 96]
             t25 = t23 + t24  # %31 = add(%29, %30) : f32[B, 32]
             t26 = sigmoid_f32(t25)  # %32 = sigmoid(%31) : f32[B, 32]
-            t27 = v4[i5, 64 + i4] + in_b_hh[64 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
+            t27 = v3[i5, 64 + i4] + in_b_hh[64 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
             t28 = t26 * t27  # %34 = mul(%32, %33) : f32[B, 32]
             t29 = t22 + t28  # %35 = add(%28, %34) : f32[B, 32]
             t30 = math.tanh(t29)  # %36 = tanh(%35) : f32[B, 32]
             t31 = t21 * t30  # %37 = mul(%27, %36) : f32[B, 32]
-            t32 = t20 * v2[b0, i5, i4]  # %38 = mul(%26, h@0) : f32[B, 32]
+            t32 = t20 * v1[b0, i5, i4]  # %38 = mul(%26, h@0) : f32[B, 32]
             t33 = t31 + t32  # h@1 = add(%37, %38) : f32[B, 32]
             cs0[i5, i4] = t33  # store h@1
-            v2[(b0 + 1), i5, i4] = t33  # store h@1
+            v1[(b0 + 1), i5, i4] = t33  # store h@1
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, cs0, in_W_hh, v5):
+def k4_gemm(d_B, cs0, in_W_hh, v4):
     """%5 = matmul(h@t-1, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -204,38 +204,38 @@ def k4_gemm(d_B, cs0, in_W_hh, v5):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 96:
-        v5[i0, col] = acc
+        v4[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, v0, b1, in_b_ih, v5, in_b_hh, cs0, v2):
+def k5_fused(d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, v1):
     """fused: 13 elementwise node(s) over [B, 32], storing h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
         t0 = v0[b1, i1, 32 + i0] + in_b_ih[32 + i0]  # %3 = add(xh1@0, b_ih) : f32[B, 96]
-        t1 = v5[i1, 32 + i0] + in_b_hh[32 + i0]  # %6 = add(%5, b_hh) : f32[B, 96]
+        t1 = v4[i1, 32 + i0] + in_b_hh[32 + i0]  # %6 = add(%5, b_hh) : f32[B, 96]
         t2 = t0 + t1  # %8 = add(%4, %7) : f32[B, 32]
         t3 = sigmoid_f32(t2)  # %9 = sigmoid(%8) : f32[B, 32]
         t4 = c1 - t3  # %10 = sub(%0, %9) : f32[B, 32]
         t5 = v0[b1, i1, 64 + i0] + in_b_ih[64 + i0]  # %3 = add(xh1@0, b_ih) : f32[B, 96]
         t6 = v0[b1, i1, i0] + in_b_ih[i0]  # %3 = add(xh1@0, b_ih) : f32[B, 96]
-        t7 = v5[i1, i0] + in_b_hh[i0]  # %6 = add(%5, b_hh) : f32[B, 96]
+        t7 = v4[i1, i0] + in_b_hh[i0]  # %6 = add(%5, b_hh) : f32[B, 96]
         t8 = t6 + t7  # %14 = add(%12, %13) : f32[B, 32]
         t9 = sigmoid_f32(t8)  # %15 = sigmoid(%14) : f32[B, 32]
-        t10 = v5[i1, 64 + i0] + in_b_hh[64 + i0]  # %6 = add(%5, b_hh) : f32[B, 96]
+        t10 = v4[i1, 64 + i0] + in_b_hh[64 + i0]  # %6 = add(%5, b_hh) : f32[B, 96]
         t11 = t9 * t10  # %17 = mul(%15, %16) : f32[B, 32]
         t12 = t5 + t11  # %18 = add(%11, %17) : f32[B, 32]
         t13 = math.tanh(t12)  # %19 = tanh(%18) : f32[B, 32]
         t14 = t4 * t13  # %20 = mul(%10, %19) : f32[B, 32]
         t15 = t3 * cs0[i1, i0]  # %21 = mul(%9, h@t-1) : f32[B, 32]
         t16 = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
-        v2[b1, i1, i0] = t16  # store h@0
+        v1[b1, i1, i0] = t16  # store h@0
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, v2, b1, in_W_hh, v6):
+def k6_gemm(d_B, v1, b1, in_W_hh, v5):
     """%22 = matmul(h@0, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -248,7 +248,7 @@ def k6_gemm(d_B, v2, b1, in_W_hh, v6):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = v2[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -261,39 +261,39 @@ def k6_gemm(d_B, v2, b1, in_W_hh, v6):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 96:
-        v6[i0, col] = acc
+        v5[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k7_fused(d_B, v0, b1, in_b_ih, v6, in_b_hh, v2, ns0):
+def k7_fused(d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, ns0):
     """fused: 13 elementwise node(s) over [B, 32], storing h@1"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
         t0 = v0[(b1 + 1), i1, 32 + i0] + in_b_ih[32 + i0]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-        t1 = v6[i1, 32 + i0] + in_b_hh[32 + i0]  # %23 = add(%22, b_hh) : f32[B, 96]
+        t1 = v5[i1, 32 + i0] + in_b_hh[32 + i0]  # %23 = add(%22, b_hh) : f32[B, 96]
         t2 = t0 + t1  # %25 = add(%2, %24) : f32[B, 32]
         t3 = sigmoid_f32(t2)  # %26 = sigmoid(%25) : f32[B, 32]
         t4 = c1 - t3  # %27 = sub(%0, %26) : f32[B, 32]
         t5 = v0[(b1 + 1), i1, 64 + i0] + in_b_ih[64 + i0]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
         t6 = v0[(b1 + 1), i1, i0] + in_b_ih[i0]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-        t7 = v6[i1, i0] + in_b_hh[i0]  # %23 = add(%22, b_hh) : f32[B, 96]
+        t7 = v5[i1, i0] + in_b_hh[i0]  # %23 = add(%22, b_hh) : f32[B, 96]
         t8 = t6 + t7  # %31 = add(%29, %30) : f32[B, 32]
         t9 = sigmoid_f32(t8)  # %32 = sigmoid(%31) : f32[B, 32]
-        t10 = v6[i1, 64 + i0] + in_b_hh[64 + i0]  # %23 = add(%22, b_hh) : f32[B, 96]
+        t10 = v5[i1, 64 + i0] + in_b_hh[64 + i0]  # %23 = add(%22, b_hh) : f32[B, 96]
         t11 = t9 * t10  # %34 = mul(%32, %33) : f32[B, 32]
         t12 = t5 + t11  # %35 = add(%28, %34) : f32[B, 32]
         t13 = math.tanh(t12)  # %36 = tanh(%35) : f32[B, 32]
         t14 = t4 * t13  # %37 = mul(%27, %36) : f32[B, 32]
-        t15 = t3 * v2[b1, i1, i0]  # %38 = mul(%26, h@0) : f32[B, 32]
+        t15 = t3 * v1[b1, i1, i0]  # %38 = mul(%26, h@0) : f32[B, 32]
         t16 = t14 + t15  # h@1 = add(%37, %38) : f32[B, 32]
         ns0[i1, i0] = t16  # store h@1
-        v2[(b1 + 1), i1, i0] = t16  # store h@1
+        v1[(b1 + 1), i1, i0] = t16  # store h@1
 
 
 @cuda.jit(cache=True)
-def k8_loop(in_W_hh, n1, start0, d_B, cs1, v8, v0, in_b_ih, in_b_hh, v7):
+def k8_loop(in_W_hh, n1, start0, d_B, cs1, v7, v0, in_b_ih, in_b_hh, v6):
     """%5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -316,7 +316,7 @@ def k8_loop(in_W_hh, n1, start0, d_B, cs1, v8, v0, in_b_ih, in_b_hh, v7):
                 acc = c0
                 for kk in range(32):
                     acc += cs1[i0, kk] * w0[kk, cl]
-                v8[i0, col] = acc
+                v7[i0, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
@@ -324,16 +324,16 @@ def k8_loop(in_W_hh, n1, start0, d_B, cs1, v8, v0, in_b_ih, in_b_hh, v7):
             r0 = e0 // 32
             i2 = r0
             t0 = v0[b2, i2, 32 + i1] + in_b_ih[32 + i1]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-            t1 = v8[i2, 32 + i1] + in_b_hh[32 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
+            t1 = v7[i2, 32 + i1] + in_b_hh[32 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
             t2 = t0 + t1  # %6 = add(%2, %5) : f32[B, 32]
             t3 = sigmoid_f32(t2)  # %7 = sigmoid(%6) : f32[B, 32]
             t4 = c1 - t3  # %8 = sub(%0, %7) : f32[B, 32]
             t5 = v0[b2, i2, 64 + i1] + in_b_ih[64 + i1]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
             t6 = v0[b2, i2, i1] + in_b_ih[i1]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-            t7 = v8[i2, i1] + in_b_hh[i1]  # %4 = add(%3, b_hh) : f32[B, 96]
+            t7 = v7[i2, i1] + in_b_hh[i1]  # %4 = add(%3, b_hh) : f32[B, 96]
             t8 = t6 + t7  # %12 = add(%10, %11) : f32[B, 32]
             t9 = sigmoid_f32(t8)  # %13 = sigmoid(%12) : f32[B, 32]
-            t10 = v8[i2, 64 + i1] + in_b_hh[64 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
+            t10 = v7[i2, 64 + i1] + in_b_hh[64 + i1]  # %4 = add(%3, b_hh) : f32[B, 96]
             t11 = t9 * t10  # %15 = mul(%13, %14) : f32[B, 32]
             t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
             t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
@@ -341,12 +341,12 @@ def k8_loop(in_W_hh, n1, start0, d_B, cs1, v8, v0, in_b_ih, in_b_hh, v7):
             t15 = t3 * cs1[i2, i1]  # %19 = mul(%7, h@t-1) : f32[B, 32]
             t16 = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
             cs1[i2, i1] = t16  # store h@0
-            v7[b2, i2, i1] = t16  # store h@0
+            v6[b2, i2, i1] = t16  # store h@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs1, in_W_hh, v9):
+def k9_gemm(d_B, cs1, in_W_hh, v8):
     """%3 = matmul(h@t-1, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -372,27 +372,27 @@ def k9_gemm(d_B, cs1, in_W_hh, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 96:
-        v9[i0, col] = acc
+        v8[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v0, b3, in_b_ih, v9, in_b_hh, cs1, ns1, v7):
+def k10_fused(d_B, v0, b3, in_b_ih, v8, in_b_hh, cs1, ns1, v6):
     """fused: 13 elementwise node(s) over [B, 32], storing h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
         t0 = v0[b3, i1, 32 + i0] + in_b_ih[32 + i0]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-        t1 = v9[i1, 32 + i0] + in_b_hh[32 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
+        t1 = v8[i1, 32 + i0] + in_b_hh[32 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
         t2 = t0 + t1  # %6 = add(%2, %5) : f32[B, 32]
         t3 = sigmoid_f32(t2)  # %7 = sigmoid(%6) : f32[B, 32]
         t4 = c1 - t3  # %8 = sub(%0, %7) : f32[B, 32]
         t5 = v0[b3, i1, 64 + i0] + in_b_ih[64 + i0]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
         t6 = v0[b3, i1, i0] + in_b_ih[i0]  # %1 = add(xh1@0, b_ih) : f32[B, 96]
-        t7 = v9[i1, i0] + in_b_hh[i0]  # %4 = add(%3, b_hh) : f32[B, 96]
+        t7 = v8[i1, i0] + in_b_hh[i0]  # %4 = add(%3, b_hh) : f32[B, 96]
         t8 = t6 + t7  # %12 = add(%10, %11) : f32[B, 32]
         t9 = sigmoid_f32(t8)  # %13 = sigmoid(%12) : f32[B, 32]
-        t10 = v9[i1, 64 + i0] + in_b_hh[64 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
+        t10 = v8[i1, 64 + i0] + in_b_hh[64 + i0]  # %4 = add(%3, b_hh) : f32[B, 96]
         t11 = t9 * t10  # %15 = mul(%13, %14) : f32[B, 32]
         t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
         t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
@@ -400,7 +400,7 @@ def k10_fused(d_B, v0, b3, in_b_ih, v9, in_b_hh, cs1, ns1, v7):
         t15 = t3 * cs1[i1, i0]  # %19 = mul(%7, h@t-1) : f32[B, 32]
         t16 = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
         ns1[i1, i0] = t16  # store h@0
-        v7[b3, i1, i0] = t16  # store h@0
+        v6[b3, i1, i0] = t16  # store h@0
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, d_T, d_B, n0, n1, start0):
@@ -418,38 +418,37 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, d_T, d_B, n0, n1
     # start0: loop count (T//2)*2
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     ns0 = cuda.device_array((d_B, 32), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v2 = cuda.device_array((d_B, 96), np.float32)
     v3 = cuda.device_array((d_B, 96), np.float32)
     v4 = cuda.device_array((d_B, 96), np.float32)
     v5 = cuda.device_array((d_B, 96), np.float32)
-    v6 = cuda.device_array((d_B, 96), np.float32)
     ns1 = cuda.device_array((d_B, 32), np.float32)
+    v7 = cuda.device_array((d_B, 96), np.float32)
     v8 = cuda.device_array((d_B, 96), np.float32)
-    v9 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 96)](d_B, d_T, in_x, in_W_ih, v0)
-    k1_zeros[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
-    v2 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, cs0, v3, v0, in_b_ih, in_b_hh, v2, v4):
+    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
+    k2_copy[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
         for it0 in range(n0):
             b1 = it0 * 2
-            k4_gemm[grid_gemm(d_B, 96)](d_B, cs0, in_W_hh, v5)
-            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v5, in_b_hh, cs0, v2)
-            k6_gemm[grid_gemm(d_B, 96)](d_B, v2, b1, in_W_hh, v6)
-            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v6, in_b_hh, v2, ns0)
+            k4_gemm[grid_gemm(d_B, 96)](d_B, cs0, in_W_hh, v4)
+            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, v1)
+            k6_gemm[grid_gemm(d_B, 96)](d_B, v1, b1, in_W_hh, v5)
+            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, ns0)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
     # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     cs1 = cs0  # taken over: nothing else reads it
-    v7 = v2  # taken over: nothing else reads it
-    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_W_hh, n1, start0, d_B, cs1, v8, v0, in_b_ih, in_b_hh, v7):
+    v6 = v1  # taken over: nothing else reads it
+    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_W_hh, n1, start0, d_B, cs1, v7, v0, in_b_ih, in_b_hh, v6):
         for it1 in range(n1):
             b3 = start0 + it1
-            k9_gemm[grid_gemm(d_B, 96)](d_B, cs1, in_W_hh, v9)
-            k10_fused[grid_1d(d_B * 32)](d_B, v0, b3, in_b_ih, v9, in_b_hh, cs1, ns1, v7)
+            k9_gemm[grid_gemm(d_B, 96)](d_B, cs1, in_W_hh, v8)
+            k10_fused[grid_1d(d_B * 32)](d_B, v0, b3, in_b_ih, v8, in_b_hh, cs1, ns1, v6)
             cs1, ns1 = ns1, cs1  # the new states become the current ones
-    out0 = v7  # taken over: nothing else reads it
+    out0 = v6  # taken over: nothing else reads it
     out1 = cs1  # taken over: nothing else reads it
     return (out0, out1, )

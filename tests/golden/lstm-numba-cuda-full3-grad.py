@@ -54,8 +54,8 @@ def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_0, in_trace_c, in_dstate_c, in_
         t18 = t15 * t17  # %24 = mul(%21, %23) : f32[B, 32]
         v4[i1, i0] = t6  # store %7
         v0[i1, i0] = t10  # store %11
-        v0[i1, i0 + 64] = t14  # store %20
-        v0[i1, i0 + 96] = t18  # store %24
+        v0[i1, 64 + i0] = t14  # store %20
+        v0[i1, 96 + i0] = t18  # store %24
 
 
 @cuda.jit(cache=True)
@@ -84,7 +84,7 @@ def k2_fused(d_B, v4, v5, in_res_3, v0):
         t1 = c0 - in_res_3[2, i1, i0]  # %14 = sub(%2, 'res@3@2') : f32[B, 32]
         t2 = in_res_3[2, i1, i0] * t1  # %15 = mul('res@3@2', %14) : f32[B, 32]
         t3 = t0 * t2  # %16 = mul(%13, %15) : f32[B, 32]
-        v0[i1, i0 + 32] = t3  # store %16
+        v0[i1, 32 + i0] = t3  # store %16
 
 
 @cuda.jit(cache=True)
@@ -151,9 +151,9 @@ def k4_fused(d_B, v4, in_res_3, in_grad_y, v6, in_res_0, in_trace_c, in_res_1, i
         t24 = t21 * t23  # %49 = mul(%46, %48) : f32[B, 32]
         v7[i1, i0] = t8  # store 'dstate@c@1'
         v1[i1, i0] = t12  # store %37
-        v1[i1, i0 + 32] = t16  # store %41
-        v1[i1, i0 + 64] = t20  # store %45
-        v1[i1, i0 + 96] = t24  # store %49
+        v1[i1, 32 + i0] = t16  # store %41
+        v1[i1, 64 + i0] = t20  # store %45
+        v1[i1, 96 + i0] = t24  # store %49
 
 
 @cuda.jit(cache=True)
@@ -218,9 +218,9 @@ def k6_fused(d_B, in_grad_y, v8, in_res_0, in_trace_c, v7, in_res_1, in_res_2, v
         t22 = t19 * t21  # %73 = mul(%70, %72) : f32[B, 32]
         t23 = t6 * in_res_3[0, i1, i0]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
         v2[i1, i0] = t10  # store %61
-        v2[i1, i0 + 32] = t14  # store %65
-        v2[i1, i0 + 64] = t18  # store %69
-        v2[i1, i0 + 96] = t22  # store %73
+        v2[i1, 32 + i0] = t14  # store %65
+        v2[i1, 64 + i0] = t18  # store %69
+        v2[i1, 96 + i0] = t22  # store %73
         v9[i1, i0] = t23  # store 'dstate@c@0'
 
 

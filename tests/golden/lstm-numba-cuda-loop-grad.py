@@ -42,19 +42,7 @@ def k0_shift(d_T, d_B, v0, in_c, in_trace_c):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 128), dtype=f32} : f32[T, B, 128]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 128, cuda.gridsize(1)):
-        i0 = e0 % 128
-        r0 = e0 // 128
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_dstate_h):
+def k1_copy(d_B, cs0, in_dstate_h):
     """copy dstate@h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -64,7 +52,7 @@ def k2_copy(d_B, cs0, in_dstate_h):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_dstate_c):
+def k2_copy(d_B, cs1, in_dstate_c):
     """copy dstate@c = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -74,17 +62,17 @@ def k3_copy(d_B, cs1, in_dstate_c):
 
 
 @cuda.jit(cache=True)
-def k4_copy(v3, in_Wh):
+def k3_copy(v2, in_Wh):
     """copy %2 = transpose(Wh) : f32[128, 32]"""
     for e0 in range(cuda.grid(1), 128 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v3[i1, i0] = in_Wh[i0, i1]
+        v2[i1, i0] = in_Wh[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k5_loop(v3, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v2):
+def k4_loop(v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1):
     """%3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): every step in one launch. Held on chip per block (static shared memory): 128x1 of a 128x32 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((128, 1), float32)
@@ -93,7 +81,7 @@ def k5_loop(v3, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 32:
-            w0[kk, cl] = v3[kk, col]
+            w0[kk, cl] = v2[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
@@ -126,10 +114,10 @@ def k5_loop(v3, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in
             t21 = in_res_0[b0, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 32]
             t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 32]
             t23 = t6 * in_res_3[b0, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
-            v2[b0, i1, i0] = t10  # store %11
-            v2[b0, i1, i0 + 32] = t14  # store %15
-            v2[b0, i1, i0 + 64] = t18  # store %19
-            v2[b0, i1, i0 + 96] = t22  # store %23
+            v1[b0, i1, i0] = t10  # store %11
+            v1[b0, i1, 32 + i0] = t14  # store %15
+            v1[b0, i1, 64 + i0] = t18  # store %19
+            v1[b0, i1, 96 + i0] = t22  # store %23
             cs1[i1, i0] = t23  # store 'dstate@c@0'
         grid.sync()
         # phase: 'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: weights on chip in w0
@@ -141,13 +129,13 @@ def k5_loop(v3, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in
                 i2 = row
                 acc = c0
                 for kk in range(128):
-                    acc += v2[b0, i2, kk] * w0[kk, cl]
+                    acc += v1[b0, i2, kk] * w0[kk, cl]
                 cs0[i2, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v2, ns1):
+def k5_fused(d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1, ns1):
     """fused: 24 elementwise node(s) over [B, 32], storing %11, %15, %19, %23, 'dstate@c@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -177,15 +165,15 @@ def k6_fused(d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_re
         t21 = in_res_0[b1, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 32]
         t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 32]
         t23 = t6 * in_res_3[b1, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
-        v2[b1, i1, i0] = t10  # store %11
-        v2[b1, i1, i0 + 32] = t14  # store %15
-        v2[b1, i1, i0 + 64] = t18  # store %19
-        v2[b1, i1, i0 + 96] = t22  # store %23
+        v1[b1, i1, i0] = t10  # store %11
+        v1[b1, i1, 32 + i0] = t14  # store %15
+        v1[b1, i1, 64 + i0] = t18  # store %19
+        v1[b1, i1, 96 + i0] = t22  # store %23
         ns1[i1, i0] = t23  # store 'dstate@c@0'
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, v2, b1, v3, ns0):
+def k6_gemm(d_B, v1, b1, v2, ns0):
     """'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -198,12 +186,12 @@ def k7_gemm(d_B, v2, b1, v3, ns0):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_B and ka < 128:
-            sa[ty, tx] = v2[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 128 and col < 32:
-            sb[ty, tx] = v3[kb, col]
+            sb[ty, tx] = v2[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -215,7 +203,7 @@ def k7_gemm(d_B, v2, b1, v3, ns0):
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, d_T, v2, in_Wx, v4):
+def k7_gemm(d_B, d_T, v1, in_Wx, v3):
     """%6 = matmul(%4, %5) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -230,7 +218,7 @@ def k8_gemm(d_B, d_T, v2, in_Wx, v4):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 128:
-            sa[ty, tx] = v2[i1, i0, ka]
+            sa[ty, tx] = v1[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -243,11 +231,11 @@ def k8_gemm(d_B, d_T, v2, in_Wx, v4):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 16:
-        v4[i1, i0, col] = acc
+        v3[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_T, d_B, in_x, v2, v5):
+def k8_gemm(d_T, d_B, in_x, v1, v4):
     """%7 = matmul_tn(x, %4) : f32[16, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -270,7 +258,7 @@ def k9_gemm(d_T, d_B, in_x, v2, v5):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -278,11 +266,11 @@ def k9_gemm(d_T, d_B, in_x, v2, v5):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 128:
-        v5[row, col] = acc
+        v4[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_shift(d_T, d_B, v6, in_h, in_trace_h):
+def k9_shift(d_T, d_B, v5, in_h, in_trace_h):
     """%8 = shift(trace@h, h){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -291,13 +279,13 @@ def k10_shift(d_T, d_B, v6, in_h, in_trace_h):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v6[i2, i1, i0] = in_h[i1, i0]
+            v5[i2, i1, i0] = in_h[i1, i0]
         else:
-            v6[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+            v5[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_T, d_B, v6, v2, v7):
+def k10_gemm(d_T, d_B, v5, v1, v6):
     """%9 = matmul_tn(%8, %4) : f32[32, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -312,7 +300,7 @@ def k11_gemm(d_T, d_B, v6, v2, v7):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v6[i1, i0, row]
+            sa[ty, tx] = v5[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -320,7 +308,7 @@ def k11_gemm(d_T, d_B, v6, v2, v7):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -328,19 +316,19 @@ def k11_gemm(d_T, d_B, v6, v2, v7):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 128:
-        v7[row, col] = acc
+        v6[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_sum_to(d_T, d_B, v2, v8):
+def k11_sum_to(d_T, d_B, v1, v7):
     """%10 = sum_to(%4){shape=(128,)} : f32[128]"""
     for e0 in range(cuda.grid(1), 128, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_T):
             for j1 in range(d_B):
-                acc0 += v2[j0, j1, i0]
-        v8[i0] = acc0
+                acc0 += v1[j0, j1, i0]
+        v7[i0] = acc0
 
 
 def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res_2, in_res_3, in_trace_h, in_trace_c, in_grad_y, in_dstate_h, in_dstate_c, d_T, d_B, n0):
@@ -365,39 +353,37 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     # n0: loop count T
     # returns: x, Wx, Wh, b, h, c
     v0 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 128), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     cs1 = cuda.device_array((d_B, 32), np.float32)
     ns0 = cuda.device_array((d_B, 32), np.float32)
     ns1 = cuda.device_array((d_B, 32), np.float32)
-    v3 = cuda.device_array((128, 32), np.float32)
-    v4 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v5 = cuda.device_array((16, 128), np.float32)
-    v6 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v7 = cuda.device_array((32, 128), np.float32)
-    v8 = cuda.device_array((128,), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 128), np.float32)
+    v2 = cuda.device_array((128, 32), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v4 = cuda.device_array((16, 128), np.float32)
+    v5 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v6 = cuda.device_array((32, 128), np.float32)
+    v7 = cuda.device_array((128,), np.float32)
     k0_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v0, in_c, in_trace_c)
-    k1_zeros[grid_1d(d_T * d_B * 128)](d_T, d_B, v1)
     # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h)
-    k3_copy[grid_1d(d_B * 32)](d_B, cs1, in_dstate_c)
-    v2 = v1  # taken over: nothing else reads it
-    k4_copy[grid_1d(128 * 32)](v3, in_Wh)
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v2):
+    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h)
+    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_dstate_c)
+    k3_copy[grid_1d(128 * 32)](v2, in_Wh)
+    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k6_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v2, ns1)
-            k7_gemm[grid_gemm(d_B, 32)](d_B, v2, b1, v3, ns0)
+            k5_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1, ns1)
+            k6_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v2, ns0)
             cs0, cs1, ns0, ns1 = ns0, ns1, cs0, cs1  # the new states become the current ones
-    k8_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v2, in_Wx, v4)
-    k9_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v2, v5)
-    k10_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v6, in_h, in_trace_h)
-    k11_gemm[grid_gemm(32, 128)](d_T, d_B, v6, v2, v7)
-    k12_sum_to[grid_1d(128)](d_T, d_B, v2, v8)
-    out0 = v4  # taken over: nothing else reads it
-    out1 = v5  # taken over: nothing else reads it
-    out2 = v7  # taken over: nothing else reads it
-    out3 = v8  # taken over: nothing else reads it
+    k7_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v1, in_Wx, v3)
+    k8_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v1, v4)
+    k9_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v5, in_h, in_trace_h)
+    k10_gemm[grid_gemm(32, 128)](d_T, d_B, v5, v1, v6)
+    k11_sum_to[grid_1d(128)](d_T, d_B, v1, v7)
+    out0 = v3  # taken over: nothing else reads it
+    out1 = v4  # taken over: nothing else reads it
+    out2 = v6  # taken over: nothing else reads it
+    out3 = v7  # taken over: nothing else reads it
     out4 = cs0  # taken over: nothing else reads it
     out5 = cs1  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

@@ -66,19 +66,7 @@ def k0_gemm(d_B, d_T, in_x, in_Wx, v0):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 32), dtype=f32} : f32[T, B, 32]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
-        i0 = e0 % 32
-        r0 = e0 // 32
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_h):
+def k1_copy(d_B, cs0, in_h):
     """copy h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -88,7 +76,7 @@ def k2_copy(d_B, cs0, in_h):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_c):
+def k2_copy(d_B, cs1, in_c):
     """copy c = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -98,7 +86,7 @@ def k3_copy(d_B, cs1, in_c):
 
 
 @cuda.jit(cache=True)
-def k4_loop(in_Wh, n0, d_B, cs0, v3, v0, in_b, cs1, in_lengths, v2):
+def k3_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, in_lengths, v1):
     """%2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -121,24 +109,24 @@ def k4_loop(in_Wh, n0, d_B, cs0, v3, v0, in_b, cs1, in_lengths, v2):
                 acc = c0
                 for kk in range(32):
                     acc += cs0[i0, kk] * w0[kk, cl]
-                v3[i0, col] = acc
+                v2[i0, col] = acc
         grid.sync()
         # phase: fused: 14 elementwise node(s) over [B, 32], storing h@0, c@0, %17
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
             r0 = e0 // 32
             i2 = r0
-            t0 = v0[b0, i2, 96 + i1] + v3[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t0 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %4 = sigmoid(%3) : f32[B, 32]
-            t3 = v0[b0, i2, 32 + i1] + v3[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t3 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t4 = t3 + in_b[32 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t5 = sigmoid_f32(t4)  # %6 = sigmoid(%5) : f32[B, 32]
             t6 = t5 * cs1[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
-            t7 = v0[b0, i2, i1] + v3[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t7 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t8 = t7 + in_b[i1]  # %2 = add(%1, b) : f32[B, 128]
             t9 = sigmoid_f32(t8)  # %9 = sigmoid(%8) : f32[B, 32]
-            t10 = v0[b0, i2, 64 + i1] + v3[i2, 64 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t10 = v0[b0, i2, 64 + i1] + v2[i2, 64 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t11 = t10 + in_b[64 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t12 = math.tanh(t11)  # %11 = tanh(%10) : f32[B, 32]
             t13 = t9 * t12  # %12 = mul(%9, %11) : f32[B, 32]
@@ -150,12 +138,12 @@ def k4_loop(in_Wh, n0, d_B, cs0, v3, v0, in_b, cs1, in_lengths, v2):
             t19 = t16 if b0 < in_lengths[i2] else c0  # %17 = select_active(t@0, lengths, %15, %16) : f32[B, 32]
             cs0[i2, i1] = t17  # store h@0
             cs1[i2, i1] = t18  # store c@0
-            v2[b0, i2, i1] = t19  # store %17
+            v1[b0, i2, i1] = t19  # store %17
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, cs0, in_Wh, v4):
+def k4_gemm(d_B, cs0, in_Wh, v3):
     """%0 = matmul(h@t-1, Wh) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -181,27 +169,27 @@ def k5_gemm(d_B, cs0, in_Wh, v4):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 128:
-        v4[i0, col] = acc
+        v3[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v0, b1, v4, in_b, cs1, in_lengths, cs0, ns0, ns1, v2):
+def k5_fused(d_B, v0, b1, v3, in_b, cs1, in_lengths, cs0, ns0, ns1, v1):
     """fused: 14 elementwise node(s) over [B, 32], storing h@0, c@0, %17"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v0[b1, i1, 96 + i0] + v4[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t0 = v0[b1, i1, 96 + i0] + v3[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %4 = sigmoid(%3) : f32[B, 32]
-        t3 = v0[b1, i1, 32 + i0] + v4[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t3 = v0[b1, i1, 32 + i0] + v3[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t4 = t3 + in_b[32 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t5 = sigmoid_f32(t4)  # %6 = sigmoid(%5) : f32[B, 32]
         t6 = t5 * cs1[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
-        t7 = v0[b1, i1, i0] + v4[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t7 = v0[b1, i1, i0] + v3[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t8 = t7 + in_b[i0]  # %2 = add(%1, b) : f32[B, 128]
         t9 = sigmoid_f32(t8)  # %9 = sigmoid(%8) : f32[B, 32]
-        t10 = v0[b1, i1, 64 + i0] + v4[i1, 64 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t10 = v0[b1, i1, 64 + i0] + v3[i1, 64 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t11 = t10 + in_b[64 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t12 = math.tanh(t11)  # %11 = tanh(%10) : f32[B, 32]
         t13 = t9 * t12  # %12 = mul(%9, %11) : f32[B, 32]
@@ -213,7 +201,7 @@ def k6_fused(d_B, v0, b1, v4, in_b, cs1, in_lengths, cs0, ns0, ns1, v2):
         t19 = t16 if b1 < in_lengths[i1] else c0  # %17 = select_active(t@0, lengths, %15, %16) : f32[B, 32]
         ns0[i1, i0] = t17  # store h@0
         ns1[i1, i0] = t18  # store c@0
-        v2[b1, i1, i0] = t19  # store %17
+        v1[b1, i1, i0] = t19  # store %17
 
 
 def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_lengths, d_T, d_B, n0):
@@ -230,26 +218,24 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_lengths, d_T, d_B, n0):
     # n0: loop count T
     # returns: y, h, c
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     cs1 = cuda.device_array((d_B, 32), np.float32)
     ns0 = cuda.device_array((d_B, 32), np.float32)
     ns1 = cuda.device_array((d_B, 32), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((d_B, 128), np.float32)
-    v4 = cuda.device_array((d_B, 128), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx, v0)
-    k1_zeros[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
     # %2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
-    k3_copy[grid_1d(d_B * 32)](d_B, cs1, in_c)
-    v2 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, cs0, v3, v0, in_b, cs1, in_lengths, v2):
+    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
+    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c)
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, in_lengths, v1):
         for it0 in range(n0):
             b1 = it0
-            k5_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh, v4)
-            k6_fused[grid_1d(d_B * 32)](d_B, v0, b1, v4, in_b, cs1, in_lengths, cs0, ns0, ns1, v2)
+            k4_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh, v3)
+            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, v3, in_b, cs1, in_lengths, cs0, ns0, ns1, v1)
             cs0, cs1, ns0, ns1 = ns0, ns1, cs0, cs1  # the new states become the current ones
-    out0 = v2  # taken over: nothing else reads it
+    out0 = v1  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     out2 = cs1  # taken over: nothing else reads it
     return (out0, out1, out2, )

@@ -27,31 +27,7 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_zeros(d_T, d_B, v0):
-    """%0 = zeros(){shape=('T', 'B', 4), dtype=f32} : f32[T, B, 4]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
-        i0 = e0 % 4
-        r0 = e0 // 4
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v0[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_dstate_y):
+def k0_copy(d_B, cs0, in_dstate_y):
     """copy dstate@y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -61,7 +37,7 @@ def k2_copy(d_B, cs0, in_dstate_y):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_dstate_s):
+def k1_copy(d_B, cs1, in_dstate_s):
     """copy dstate@s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -71,7 +47,7 @@ def k3_copy(d_B, cs1, in_dstate_s):
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs2, in_dstate_x_d0):
+def k2_copy(d_B, cs2, in_dstate_x_d0):
     """copy 'dstate@x@d0' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
@@ -81,7 +57,7 @@ def k4_copy(d_B, cs2, in_dstate_x_d0):
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, cs3, in_dstate_y_d1):
+def k3_copy(d_B, cs3, in_dstate_y_d1):
     """copy 'dstate@y@d1' = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -91,91 +67,67 @@ def k5_copy(d_B, cs3, in_dstate_y_d1):
 
 
 @cuda.jit(cache=True)
-def k6_copy(d_T, d_B, v3, v1):
-    """copy %1 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v3[i2, i1, i0] = v1[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k7_copy(d_T, d_B, v4, v1):
-    """copy %1 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v4[i2, i1, i0] = v1[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k8_copy(v5, in_Vs):
+def k4_copy(v3, in_Vs):
     """copy %2 = transpose(Vs) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v5[i1, i0] = in_Vs[i0, i1]
+        v3[i1, i0] = in_Vs[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k9_copy(v6, in_Ws):
+def k5_copy(v4, in_Ws):
     """copy %3 = transpose(Ws) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v6[i1, i0] = in_Ws[i0, i1]
+        v4[i1, i0] = in_Ws[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k10_copy(v7, in_Wy1):
+def k6_copy(v5, in_Wy1):
     """copy %4 = transpose(Wy1) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v7[i1, i0] = in_Wy1[i0, i1]
+        v5[i1, i0] = in_Wy1[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k11_copy(v8, in_Us):
+def k7_copy(v6, in_Us):
     """copy %5 = transpose(Us) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v8[i1, i0] = in_Us[i0, i1]
+        v6[i1, i0] = in_Us[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k12_copy(v9, in_Wx1):
+def k8_copy(v7, in_Wx1):
     """copy %6 = transpose(Wx1) : f32[8, 4]"""
     for e0 in range(cuda.grid(1), 8 * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        v9[i1, i0] = in_Wx1[i0, i1]
+        v7[i1, i0] = in_Wx1[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k13_copy(v10, in_Wy2):
+def k9_copy(v8, in_Wy2):
     """copy %7 = transpose(Wy2) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v10[i1, i0] = in_Wy2[i0, i1]
+        v8[i1, i0] = in_Wy2[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3, v11, cs1, in_trace_s, v4, v12, v13, cs3, ns2, v2, cs2):
+def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, v9, cs1, in_trace_s, v2, v10, v11, cs3, ns2, v0, cs2):
     """%8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x4 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((8, 1), float32)
@@ -184,42 +136,42 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 8:
-            w0[kk, cl] = v5[kk, col]
+            w0[kk, cl] = v3[kk, col]
     w1 = cuda.shared.array((8, 1), float32)
     for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 8:
-            w1[kk, cl] = v6[kk, col]
+            w1[kk, cl] = v4[kk, col]
     w2 = cuda.shared.array((8, 1), float32)
     for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 8:
-            w2[kk, cl] = v7[kk, col]
+            w2[kk, cl] = v5[kk, col]
     w3 = cuda.shared.array((8, 1), float32)
     for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 8:
-            w3[kk, cl] = v8[kk, col]
+            w3[kk, cl] = v6[kk, col]
     w4 = cuda.shared.array((8, 1), float32)
     for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 4:
-            w4[kk, cl] = v9[kk, col]
+            w4[kk, cl] = v7[kk, col]
     w5 = cuda.shared.array((8, 1), float32)
     for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 8:
-            w5[kk, cl] = v10[kk, col]
+            w5[kk, cl] = v8[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
@@ -232,7 +184,7 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
             t1 = in_trace_y[b0, i1, i0] * in_trace_y[b0, i1, i0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
-            v3[b0, i1, i0] = t3  # store %4
+            v1[b0, i1, i0] = t3  # store %4
         grid.sync()
         # phase: %5 = matmul(%4, inv6) : f32[B, 8]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -243,19 +195,19 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
                 i2 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v3[b0, i2, kk] * w0[kk, cl]
-                v11[i2, col] = acc
+                    acc += v1[b0, i2, kk] * w0[kk, cl]
+                v9[i2, col] = acc
         grid.sync()
         # phase: fused: 4 elementwise node(s) over [B, 8], storing %9
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i3 = e1 % 8
             r1 = e1 // 8
             i4 = r1
-            t4 = cs1[i4, i3] + v11[i4, i3]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
+            t4 = cs1[i4, i3] + v9[i4, i3]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
             t5 = in_trace_s[b0, i4, i3] * in_trace_s[b0, i4, i3]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
             t6 = c1 - t5  # %8 = sub(%1, %7) : f32[B, 8]
             t7 = t4 * t6  # %9 = mul(%6, %8) : f32[B, 8]
-            v4[b0, i4, i3] = t7  # store %9
+            v2[b0, i4, i3] = t7  # store %9
         grid.sync()
         # phase: %10 = matmul(%9, inv7) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -266,8 +218,8 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
                 i5 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v4[b0, i5, kk] * w1[kk, cl]
-                v12[i5, col] = acc
+                    acc += v2[b0, i5, kk] * w1[kk, cl]
+                v10[i5, col] = acc
         grid.sync()
         # phase: %12 = matmul(%4, inv8) : f32[B, 8]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -278,16 +230,16 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
                 i6 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v3[b0, i6, kk] * w2[kk, cl]
-                v13[i6, col] = acc
+                    acc += v1[b0, i6, kk] * w2[kk, cl]
+                v11[i6, col] = acc
         grid.sync()
         # phase: fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i7 = e2 % 8
             r2 = e2 // 8
             i8 = r2
-            t8 = cs3[i8, i7] + v12[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
-            t9 = t8 + v13[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
+            t8 = cs3[i8, i7] + v10[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
+            t9 = t8 + v11[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
             cs0[i8, i7] = t9  # store 'dstate@y@0'
         grid.sync()
         # phase: 'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: weights on chip in w3
@@ -299,7 +251,7 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
                 i9 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v4[b0, i9, kk] * w3[kk, cl]
+                    acc += v2[b0, i9, kk] * w3[kk, cl]
                 cs1[i9, col] = acc
         grid.sync()
         # phase: 'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: weights on chip in w4
@@ -311,7 +263,7 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
                 i10 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v3[b0, i10, kk] * w4[kk, cl]
+                    acc += v1[b0, i10, kk] * w4[kk, cl]
                 ns2[i10, col] = acc
         grid.sync()
         # phase: 'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: weights on chip in w5
@@ -323,7 +275,7 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
                 i11 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v3[b0, i11, kk] * w5[kk, cl]
+                    acc += v1[b0, i11, kk] * w5[kk, cl]
                 cs3[i11, col] = acc
         grid.sync()
         # phase: copy 'dstate@x@d0@t-1' = input() : f32[B, 4]
@@ -331,7 +283,7 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
-            v2[b0, i13, i12] = cs2[i13, i12]
+            v0[b0, i13, i12] = cs2[i13, i12]
         grid.sync()
         # phase: the new 'dstate@x@d0@0' becomes the current one
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
@@ -343,7 +295,7 @@ def k14_loop(v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3,
 
 
 @cuda.jit(cache=True)
-def k15_fused(d_B, in_grad_out, b1, cs0, in_trace_y, v3):
+def k11_fused(d_B, in_grad_out, b1, cs0, in_trace_y, v1):
     """fused: 4 elementwise node(s) over [B, 8], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -353,11 +305,11 @@ def k15_fused(d_B, in_grad_out, b1, cs0, in_trace_y, v3):
         t1 = in_trace_y[b1, i1, i0] * in_trace_y[b1, i1, i0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
-        v3[b1, i1, i0] = t3  # store %4
+        v1[b1, i1, i0] = t3  # store %4
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_B, v3, b1, v5, v14):
+def k12_gemm(d_B, v1, b1, v3, v12):
     """%5 = matmul(%4, inv6) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -370,7 +322,81 @@ def k16_gemm(d_B, v3, b1, v5, v14):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v3[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < 8 and col < 8:
+            sb[ty, tx] = v3[kb, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 8:
+        v12[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k13_fused(d_B, cs1, v12, in_trace_s, b1, v2):
+    """fused: 4 elementwise node(s) over [B, 8], storing %9"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        t0 = cs1[i1, i0] + v12[i1, i0]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
+        t1 = in_trace_s[b1, i1, i0] * in_trace_s[b1, i1, i0]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
+        t2 = c1 - t1  # %8 = sub(%1, %7) : f32[B, 8]
+        t3 = t0 * t2  # %9 = mul(%6, %8) : f32[B, 8]
+        v2[b1, i1, i0] = t3  # store %9
+
+
+@cuda.jit(cache=True)
+def k14_gemm(d_B, v2, b1, v4, v13):
+    """%10 = matmul(%9, inv7) : f32[B, 8]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c0
+    for k0 in range(0, 8, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 8:
+            sa[ty, tx] = v2[b1, i0, ka]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < 8 and col < 8:
+            sb[ty, tx] = v4[kb, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 8:
+        v13[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k15_gemm(d_B, v1, b1, v5, v14):
+    """%12 = matmul(%4, inv8) : f32[B, 8]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c0
+    for k0 in range(0, 8, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 8:
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -387,93 +413,19 @@ def k16_gemm(d_B, v3, b1, v5, v14):
 
 
 @cuda.jit(cache=True)
-def k17_fused(d_B, cs1, v14, in_trace_s, b1, v4):
-    """fused: 4 elementwise node(s) over [B, 8], storing %9"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        t0 = cs1[i1, i0] + v14[i1, i0]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
-        t1 = in_trace_s[b1, i1, i0] * in_trace_s[b1, i1, i0]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
-        t2 = c1 - t1  # %8 = sub(%1, %7) : f32[B, 8]
-        t3 = t0 * t2  # %9 = mul(%6, %8) : f32[B, 8]
-        v4[b1, i1, i0] = t3  # store %9
-
-
-@cuda.jit(cache=True)
-def k18_gemm(d_B, v4, b1, v6, v15):
-    """%10 = matmul(%9, inv7) : f32[B, 8]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c0
-    for k0 in range(0, 8, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 8:
-            sa[ty, tx] = v4[b1, i0, ka]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < 8 and col < 8:
-            sb[ty, tx] = v6[kb, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 8:
-        v15[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k19_gemm(d_B, v3, b1, v7, v16):
-    """%12 = matmul(%4, inv8) : f32[B, 8]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c0
-    for k0 in range(0, 8, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 8:
-            sa[ty, tx] = v3[b1, i0, ka]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < 8 and col < 8:
-            sb[ty, tx] = v7[kb, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 8:
-        v16[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k20_fused(d_B, cs3, v15, v16, ns0):
+def k16_fused(d_B, cs3, v13, v14, ns0):
     """fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = cs3[i1, i0] + v15[i1, i0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
-        t1 = t0 + v16[i1, i0]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
+        t0 = cs3[i1, i0] + v13[i1, i0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
+        t1 = t0 + v14[i1, i0]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
         ns0[i1, i0] = t1  # store 'dstate@y@0'
 
 
 @cuda.jit(cache=True)
-def k21_gemm(d_B, v4, b1, v8, ns1):
+def k17_gemm(d_B, v2, b1, v6, ns1):
     """'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -486,12 +438,12 @@ def k21_gemm(d_B, v4, b1, v8, ns1):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v4[b1, i0, ka]
+            sa[ty, tx] = v2[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 8 and col < 8:
-            sb[ty, tx] = v8[kb, col]
+            sb[ty, tx] = v6[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -503,7 +455,7 @@ def k21_gemm(d_B, v4, b1, v8, ns1):
 
 
 @cuda.jit(cache=True)
-def k22_gemm(d_B, v3, b1, v9, ns2):
+def k18_gemm(d_B, v1, b1, v7, ns2):
     """'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -516,12 +468,12 @@ def k22_gemm(d_B, v3, b1, v9, ns2):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v3[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 8 and col < 4:
-            sb[ty, tx] = v9[kb, col]
+            sb[ty, tx] = v7[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -533,7 +485,7 @@ def k22_gemm(d_B, v3, b1, v9, ns2):
 
 
 @cuda.jit(cache=True)
-def k23_gemm(d_B, v3, b1, v10, ns3):
+def k19_gemm(d_B, v1, b1, v8, ns3):
     """'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -546,12 +498,12 @@ def k23_gemm(d_B, v3, b1, v10, ns3):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v3[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 8 and col < 8:
-            sb[ty, tx] = v10[kb, col]
+            sb[ty, tx] = v8[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -563,17 +515,17 @@ def k23_gemm(d_B, v3, b1, v10, ns3):
 
 
 @cuda.jit(cache=True)
-def k24_copy(d_B, v2, b1, cs2):
+def k20_copy(d_B, v0, b1, cs2):
     """copy 'dstate@x@d0@t-1' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        v2[b1, i1, i0] = cs2[i1, i0]
+        v0[b1, i1, i0] = cs2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k25_gemm(d_B, d_T, v3, in_Wx0, v17):
+def k21_gemm(d_B, d_T, v1, in_Wx0, v15):
     """%12 = matmul(%10, %11) : f32[T, B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -588,7 +540,7 @@ def k25_gemm(d_B, d_T, v3, in_Wx0, v17):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 8:
-            sa[ty, tx] = v3[i1, i0, ka]
+            sa[ty, tx] = v1[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -601,11 +553,11 @@ def k25_gemm(d_B, d_T, v3, in_Wx0, v17):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 4:
-        v17[i1, i0, col] = acc
+        v15[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k26_fused(d_T, d_B, v2, v17, v18):
+def k22_fused(d_T, d_B, v0, v15, v16):
     """fused: 1 elementwise node(s) over [T, B, 4], storing %13"""
     for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
@@ -613,12 +565,12 @@ def k26_fused(d_T, d_B, v2, v17, v18):
         i1 = r0 % d_B
         r1 = r0 // d_B
         i2 = r1
-        t0 = v2[i2, i1, i0] + v17[i2, i1, i0]  # %13 = add(%9, %12) : f32[T, B, 4]
-        v18[i2, i1, i0] = t0  # store %13
+        t0 = v0[i2, i1, i0] + v15[i2, i1, i0]  # %13 = add(%9, %12) : f32[T, B, 4]
+        v16[i2, i1, i0] = t0  # store %13
 
 
 @cuda.jit(cache=True)
-def k27_gemm(d_T, d_B, in_x, v3, v19):
+def k23_gemm(d_T, d_B, in_x, v1, v17):
     """%14 = matmul_tn(x, %10) : f32[4, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -641,7 +593,7 @@ def k27_gemm(d_T, d_B, in_x, v3, v19):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -649,11 +601,11 @@ def k27_gemm(d_T, d_B, in_x, v3, v19):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 4 and col < 8:
-        v19[row, col] = acc
+        v17[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k28_shift(d_T, d_B, v20, in_x_d0, in_trace_x_d0):
+def k24_shift(d_T, d_B, v18, in_x_d0, in_trace_x_d0):
     """%15 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
@@ -662,13 +614,13 @@ def k28_shift(d_T, d_B, v20, in_x_d0, in_trace_x_d0):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v20[i2, i1, i0] = in_x_d0[i1, i0]
+            v18[i2, i1, i0] = in_x_d0[i1, i0]
         else:
-            v20[i2, i1, i0] = in_trace_x_d0[i2 - 1, i1, i0]
+            v18[i2, i1, i0] = in_trace_x_d0[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k29_gemm(d_T, d_B, v20, v3, v21):
+def k25_gemm(d_T, d_B, v18, v1, v19):
     """%16 = matmul_tn(%15, %10) : f32[4, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -683,7 +635,7 @@ def k29_gemm(d_T, d_B, v20, v3, v21):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v20[i1, i0, row]
+            sa[ty, tx] = v18[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -691,7 +643,7 @@ def k29_gemm(d_T, d_B, v20, v3, v21):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -699,11 +651,11 @@ def k29_gemm(d_T, d_B, v20, v3, v21):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 4 and col < 8:
-        v21[row, col] = acc
+        v19[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k30_shift(d_T, d_B, v22, in_y, in_trace_y):
+def k26_shift(d_T, d_B, v20, in_y, in_trace_y):
     """%17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -712,13 +664,13 @@ def k30_shift(d_T, d_B, v22, in_y, in_trace_y):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v22[i2, i1, i0] = in_y[i1, i0]
+            v20[i2, i1, i0] = in_y[i1, i0]
         else:
-            v22[i2, i1, i0] = in_trace_y[i2 - 1, i1, i0]
+            v20[i2, i1, i0] = in_trace_y[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k31_gemm(d_T, d_B, v22, v3, v23):
+def k27_gemm(d_T, d_B, v20, v1, v21):
     """%18 = matmul_tn(%17, %10) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -733,7 +685,7 @@ def k31_gemm(d_T, d_B, v22, v3, v23):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v22[i1, i0, row]
+            sa[ty, tx] = v20[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -741,7 +693,7 @@ def k31_gemm(d_T, d_B, v22, v3, v23):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -749,11 +701,11 @@ def k31_gemm(d_T, d_B, v22, v3, v23):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v23[row, col] = acc
+        v21[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k32_shift(d_T, d_B, v24, in_y_d1, v22):
+def k28_shift(d_T, d_B, v22, in_y_d1, v20):
     """%19 = shift(%17, y@d1){reverse=False} : f32[T, B, 8]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -762,13 +714,13 @@ def k32_shift(d_T, d_B, v24, in_y_d1, v22):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v24[i2, i1, i0] = in_y_d1[i1, i0]
+            v22[i2, i1, i0] = in_y_d1[i1, i0]
         else:
-            v24[i2, i1, i0] = v22[i2 - 1, i1, i0]
+            v22[i2, i1, i0] = v20[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k33_gemm(d_T, d_B, v24, v3, v25):
+def k29_gemm(d_T, d_B, v22, v1, v23):
     """%20 = matmul_tn(%19, %10) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -783,7 +735,7 @@ def k33_gemm(d_T, d_B, v24, v3, v25):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v24[i1, i0, row]
+            sa[ty, tx] = v22[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -791,7 +743,7 @@ def k33_gemm(d_T, d_B, v24, v3, v25):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -799,11 +751,11 @@ def k33_gemm(d_T, d_B, v24, v3, v25):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v25[row, col] = acc
+        v23[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k34_gemm(d_T, d_B, v22, v4, v26):
+def k30_gemm(d_T, d_B, v20, v2, v24):
     """%22 = matmul_tn(%17, %21) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -818,7 +770,7 @@ def k34_gemm(d_T, d_B, v22, v4, v26):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v22[i1, i0, row]
+            sa[ty, tx] = v20[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -826,7 +778,7 @@ def k34_gemm(d_T, d_B, v22, v4, v26):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v4[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -834,11 +786,11 @@ def k34_gemm(d_T, d_B, v22, v4, v26):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v26[row, col] = acc
+        v24[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k35_shift(d_T, d_B, v27, in_s, in_trace_s):
+def k31_shift(d_T, d_B, v25, in_s, in_trace_s):
     """%23 = shift(trace@s, s){reverse=False} : f32[T, B, 8]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -847,13 +799,13 @@ def k35_shift(d_T, d_B, v27, in_s, in_trace_s):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v27[i2, i1, i0] = in_s[i1, i0]
+            v25[i2, i1, i0] = in_s[i1, i0]
         else:
-            v27[i2, i1, i0] = in_trace_s[i2 - 1, i1, i0]
+            v25[i2, i1, i0] = in_trace_s[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k36_gemm(d_T, d_B, v27, v4, v28):
+def k32_gemm(d_T, d_B, v25, v2, v26):
     """%24 = matmul_tn(%23, %21) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -868,7 +820,7 @@ def k36_gemm(d_T, d_B, v27, v4, v28):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v27[i1, i0, row]
+            sa[ty, tx] = v25[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -876,7 +828,7 @@ def k36_gemm(d_T, d_B, v27, v4, v28):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v4[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -884,11 +836,11 @@ def k36_gemm(d_T, d_B, v27, v4, v28):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v28[row, col] = acc
+        v26[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k37_gemm(d_T, d_B, in_trace_s, v3, v29):
+def k33_gemm(d_T, d_B, in_trace_s, v1, v27):
     """%25 = matmul_tn(trace@s, %10) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -911,7 +863,7 @@ def k37_gemm(d_T, d_B, in_trace_s, v3, v29):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -919,22 +871,22 @@ def k37_gemm(d_T, d_B, in_trace_s, v3, v29):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v29[row, col] = acc
+        v27[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k38_sum_to(d_T, d_B, v3, v30):
+def k34_sum_to(d_T, d_B, v1, v28):
     """%26 = sum_to(%10){shape=(8,)} : f32[8]"""
     for e0 in range(cuda.grid(1), 8, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_T):
             for j1 in range(d_B):
-                acc0 += v3[j0, j1, i0]
-        v30[i0] = acc0
+                acc0 += v1[j0, j1, i0]
+        v28[i0] = acc0
 
 
-def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in_x_d0, in_y_d1, in_trace_y, in_trace_s, in_trace_x_d0, in_grad_out, in_dstate_y, in_dstate_s, in_dstate_x_d0, in_dstate_y_d1, d_T, d_B, n0):
+def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in_x_d0, in_y_d1, in_trace_y, in_trace_s, in_trace_x_d0, in_grad_out, in_dstate_y, in_dstate_s, in_dstate_x_d0, in_dstate_y_d1, n0, d_B, d_T):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
@@ -957,12 +909,10 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     # in_dstate_s: input dstate@s : f32[B, 8]
     # in_dstate_x_d0: input 'dstate@x@d0' : f32[B, 4]
     # in_dstate_y_d1: input 'dstate@y@d1' : f32[B, 8]
-    # d_T: dim T
-    # d_B: dim B
     # n0: loop count T
+    # d_B: dim B
+    # d_T: dim T
     # returns: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
-    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 8), np.float32)
     cs0 = cuda.device_array((d_B, 8), np.float32)
     cs1 = cuda.device_array((d_B, 8), np.float32)
     cs2 = cuda.device_array((d_B, 4), np.float32)
@@ -971,87 +921,83 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     ns1 = cuda.device_array((d_B, 8), np.float32)
     ns2 = cuda.device_array((d_B, 4), np.float32)
     ns3 = cuda.device_array((d_B, 8), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v4 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v2 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v3 = cuda.device_array((8, 8), np.float32)
+    v4 = cuda.device_array((8, 8), np.float32)
     v5 = cuda.device_array((8, 8), np.float32)
     v6 = cuda.device_array((8, 8), np.float32)
-    v7 = cuda.device_array((8, 8), np.float32)
+    v7 = cuda.device_array((8, 4), np.float32)
     v8 = cuda.device_array((8, 8), np.float32)
-    v9 = cuda.device_array((8, 4), np.float32)
-    v10 = cuda.device_array((8, 8), np.float32)
+    v9 = cuda.device_array((d_B, 8), np.float32)
+    v10 = cuda.device_array((d_B, 8), np.float32)
     v11 = cuda.device_array((d_B, 8), np.float32)
     v12 = cuda.device_array((d_B, 8), np.float32)
     v13 = cuda.device_array((d_B, 8), np.float32)
     v14 = cuda.device_array((d_B, 8), np.float32)
-    v15 = cuda.device_array((d_B, 8), np.float32)
-    v16 = cuda.device_array((d_B, 8), np.float32)
-    v17 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v15 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v16 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v17 = cuda.device_array((4, 8), np.float32)
     v18 = cuda.device_array((d_T, d_B, 4), np.float32)
     v19 = cuda.device_array((4, 8), np.float32)
-    v20 = cuda.device_array((d_T, d_B, 4), np.float32)
-    v21 = cuda.device_array((4, 8), np.float32)
+    v20 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v21 = cuda.device_array((8, 8), np.float32)
     v22 = cuda.device_array((d_T, d_B, 8), np.float32)
     v23 = cuda.device_array((8, 8), np.float32)
-    v24 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v25 = cuda.device_array((8, 8), np.float32)
+    v24 = cuda.device_array((8, 8), np.float32)
+    v25 = cuda.device_array((d_T, d_B, 8), np.float32)
     v26 = cuda.device_array((8, 8), np.float32)
-    v27 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v28 = cuda.device_array((8, 8), np.float32)
-    v29 = cuda.device_array((8, 8), np.float32)
-    v30 = cuda.device_array((8,), np.float32)
-    k0_zeros[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
-    k1_zeros[grid_1d(d_T * d_B * 8)](d_T, d_B, v1)
+    v27 = cuda.device_array((8, 8), np.float32)
+    v28 = cuda.device_array((8,), np.float32)
     # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 8)](d_B, cs0, in_dstate_y)
-    k3_copy[grid_1d(d_B * 8)](d_B, cs1, in_dstate_s)
-    k4_copy[grid_1d(d_B * 4)](d_B, cs2, in_dstate_x_d0)
-    k5_copy[grid_1d(d_B * 8)](d_B, cs3, in_dstate_y_d1)
-    v2 = v0  # taken over: nothing else reads it
-    k6_copy[grid_1d(d_T * d_B * 8)](d_T, d_B, v3, v1)
-    k7_copy[grid_1d(d_T * d_B * 8)](d_T, d_B, v4, v1)
-    k8_copy[grid_1d(8 * 8)](v5, in_Vs)
-    k9_copy[grid_1d(8 * 8)](v6, in_Ws)
-    k10_copy[grid_1d(8 * 8)](v7, in_Wy1)
-    k11_copy[grid_1d(8 * 8)](v8, in_Us)
-    k12_copy[grid_1d(8 * 4)](v9, in_Wx1)
-    k13_copy[grid_1d(8 * 8)](v10, in_Wy2)
-    if not rt.persistent(k14_loop, (132, PERSISTENT_THREADS, 0), '%8', v5, v6, v7, v8, v9, v10, n0, d_B, in_grad_out, cs0, in_trace_y, v3, v11, cs1, in_trace_s, v4, v12, v13, cs3, ns2, v2, cs2):
+    k0_copy[grid_1d(d_B * 8)](d_B, cs0, in_dstate_y)
+    k1_copy[grid_1d(d_B * 8)](d_B, cs1, in_dstate_s)
+    k2_copy[grid_1d(d_B * 4)](d_B, cs2, in_dstate_x_d0)
+    k3_copy[grid_1d(d_B * 8)](d_B, cs3, in_dstate_y_d1)
+    k4_copy[grid_1d(8 * 8)](v3, in_Vs)
+    k5_copy[grid_1d(8 * 8)](v4, in_Ws)
+    k6_copy[grid_1d(8 * 8)](v5, in_Wy1)
+    k7_copy[grid_1d(8 * 8)](v6, in_Us)
+    k8_copy[grid_1d(8 * 4)](v7, in_Wx1)
+    k9_copy[grid_1d(8 * 8)](v8, in_Wy2)
+    if not rt.persistent(k10_loop, (132, PERSISTENT_THREADS, 0), '%8', v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, v9, cs1, in_trace_s, v2, v10, v11, cs3, ns2, v0, cs2):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k15_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, cs0, in_trace_y, v3)
-            k16_gemm[grid_gemm(d_B, 8)](d_B, v3, b1, v5, v14)
-            k17_fused[grid_1d(d_B * 8)](d_B, cs1, v14, in_trace_s, b1, v4)
-            k18_gemm[grid_gemm(d_B, 8)](d_B, v4, b1, v6, v15)
-            k19_gemm[grid_gemm(d_B, 8)](d_B, v3, b1, v7, v16)
-            k20_fused[grid_1d(d_B * 8)](d_B, cs3, v15, v16, ns0)
-            k21_gemm[grid_gemm(d_B, 8)](d_B, v4, b1, v8, ns1)
-            k22_gemm[grid_gemm(d_B, 4)](d_B, v3, b1, v9, ns2)
-            k23_gemm[grid_gemm(d_B, 8)](d_B, v3, b1, v10, ns3)
-            k24_copy[grid_1d(d_B * 4)](d_B, v2, b1, cs2)
+            k11_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, cs0, in_trace_y, v1)
+            k12_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v3, v12)
+            k13_fused[grid_1d(d_B * 8)](d_B, cs1, v12, in_trace_s, b1, v2)
+            k14_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v4, v13)
+            k15_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v5, v14)
+            k16_fused[grid_1d(d_B * 8)](d_B, cs3, v13, v14, ns0)
+            k17_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v6, ns1)
+            k18_gemm[grid_gemm(d_B, 4)](d_B, v1, b1, v7, ns2)
+            k19_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v8, ns3)
+            k20_copy[grid_1d(d_B * 4)](d_B, v0, b1, cs2)
             cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
-    k25_gemm[grid_gemm(d_T * d_B, 4)](d_B, d_T, v3, in_Wx0, v17)
-    k26_fused[grid_1d(d_T * d_B * 4)](d_T, d_B, v2, v17, v18)
-    k27_gemm[grid_gemm(4, 8)](d_T, d_B, in_x, v3, v19)
-    k28_shift[grid_1d(d_T * d_B * 4)](d_T, d_B, v20, in_x_d0, in_trace_x_d0)
-    k29_gemm[grid_gemm(4, 8)](d_T, d_B, v20, v3, v21)
-    k30_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v22, in_y, in_trace_y)
-    k31_gemm[grid_gemm(8, 8)](d_T, d_B, v22, v3, v23)
-    k32_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v24, in_y_d1, v22)
-    k33_gemm[grid_gemm(8, 8)](d_T, d_B, v24, v3, v25)
-    k34_gemm[grid_gemm(8, 8)](d_T, d_B, v22, v4, v26)
-    k35_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v27, in_s, in_trace_s)
-    k36_gemm[grid_gemm(8, 8)](d_T, d_B, v27, v4, v28)
-    k37_gemm[grid_gemm(8, 8)](d_T, d_B, in_trace_s, v3, v29)
-    k38_sum_to[grid_1d(8)](d_T, d_B, v3, v30)
-    out0 = v18  # taken over: nothing else reads it
-    out1 = v19  # taken over: nothing else reads it
-    out2 = v21  # taken over: nothing else reads it
-    out3 = v23  # taken over: nothing else reads it
-    out4 = v25  # taken over: nothing else reads it
-    out5 = v26  # taken over: nothing else reads it
-    out6 = v28  # taken over: nothing else reads it
-    out7 = v29  # taken over: nothing else reads it
-    out8 = v30  # taken over: nothing else reads it
+    k21_gemm[grid_gemm(d_T * d_B, 4)](d_B, d_T, v1, in_Wx0, v15)
+    k22_fused[grid_1d(d_T * d_B * 4)](d_T, d_B, v0, v15, v16)
+    k23_gemm[grid_gemm(4, 8)](d_T, d_B, in_x, v1, v17)
+    k24_shift[grid_1d(d_T * d_B * 4)](d_T, d_B, v18, in_x_d0, in_trace_x_d0)
+    k25_gemm[grid_gemm(4, 8)](d_T, d_B, v18, v1, v19)
+    k26_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v20, in_y, in_trace_y)
+    k27_gemm[grid_gemm(8, 8)](d_T, d_B, v20, v1, v21)
+    k28_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v22, in_y_d1, v20)
+    k29_gemm[grid_gemm(8, 8)](d_T, d_B, v22, v1, v23)
+    k30_gemm[grid_gemm(8, 8)](d_T, d_B, v20, v2, v24)
+    k31_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v25, in_s, in_trace_s)
+    k32_gemm[grid_gemm(8, 8)](d_T, d_B, v25, v2, v26)
+    k33_gemm[grid_gemm(8, 8)](d_T, d_B, in_trace_s, v1, v27)
+    k34_sum_to[grid_1d(8)](d_T, d_B, v1, v28)
+    out0 = v16  # taken over: nothing else reads it
+    out1 = v17  # taken over: nothing else reads it
+    out2 = v19  # taken over: nothing else reads it
+    out3 = v21  # taken over: nothing else reads it
+    out4 = v23  # taken over: nothing else reads it
+    out5 = v24  # taken over: nothing else reads it
+    out6 = v26  # taken over: nothing else reads it
+    out7 = v27  # taken over: nothing else reads it
+    out8 = v28  # taken over: nothing else reads it
     out9 = cs0  # taken over: nothing else reads it
     out10 = cs1  # taken over: nothing else reads it
     out11 = cs2  # taken over: nothing else reads it

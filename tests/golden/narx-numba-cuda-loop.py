@@ -67,19 +67,7 @@ def k1_gemm(d_B, d_T, in_x, in_Wx0, v1):
 
 
 @cuda.jit(cache=True)
-def k2_zeros(d_T, d_B, v2):
-    """%2 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v2[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k3_copy(d_B, cs0, in_y):
+def k2_copy(d_B, cs0, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -89,7 +77,7 @@ def k3_copy(d_B, cs0, in_y):
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs1, in_y):
+def k3_copy(d_B, cs1, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -99,7 +87,7 @@ def k4_copy(d_B, cs1, in_y):
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, cs2, in_s):
+def k4_copy(d_B, cs2, in_s):
     """copy s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -109,7 +97,7 @@ def k5_copy(d_B, cs2, in_s):
 
 
 @cuda.jit(cache=True)
-def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, v5, cs1, v6, v7, cs2, v8, v1, v9, v10, in_b, ns0, v3, ns1, ns3, in_x):
+def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, v4, cs1, v5, v6, cs2, v7, v1, v8, v9, in_b, ns0, v2, ns1, ns3, in_x):
     """%3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -167,7 +155,7 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 acc = c0
                 for kk in range(4):
                     acc += cs3[i0, kk] * w0[kk, cl]
-                v4[i0, col] = acc
+                v3[i0, col] = acc
         grid.sync()
         # phase: %2 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -179,7 +167,7 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs0[i1, kk] * w1[kk, cl]
-                v5[i1, col] = acc
+                v4[i1, col] = acc
         grid.sync()
         # phase: %4 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -191,7 +179,7 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs1[i2, kk] * w2[kk, cl]
-                v6[i2, col] = acc
+                v5[i2, col] = acc
         grid.sync()
         # phase: %6 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -203,7 +191,7 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs0[i3, kk] * w3[kk, cl]
-                v7[i3, col] = acc
+                v6[i3, col] = acc
         grid.sync()
         # phase: %7 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -215,19 +203,19 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs2[i4, kk] * w4[kk, cl]
-                v8[i4, col] = acc
+                v7[i4, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %5, s@0
         for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i5 = e0 % 8
             r0 = e0 // 8
             i6 = r0
-            t0 = v1[b0, i6, i5] + v4[i6, i5]  # %1 = add(xh1@0, %0) : f32[B, 8]
-            t1 = t0 + v5[i6, i5]  # %3 = add(%1, %2) : f32[B, 8]
-            t2 = t1 + v6[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
-            t3 = v7[i6, i5] + v8[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
+            t0 = v1[b0, i6, i5] + v3[i6, i5]  # %1 = add(xh1@0, %0) : f32[B, 8]
+            t1 = t0 + v4[i6, i5]  # %3 = add(%1, %2) : f32[B, 8]
+            t2 = t1 + v5[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
+            t3 = v6[i6, i5] + v7[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
             t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
-            v9[i6, i5] = t2  # store %5
+            v8[i6, i5] = t2  # store %5
             cs2[i6, i5] = t4  # store s@0
         grid.sync()
         # phase: %9 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
@@ -240,18 +228,18 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs2[i7, kk] * w5[kk, cl]
-                v10[i7, col] = acc
+                v9[i7, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t5 = v9[i9, i8] + v10[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
+            t5 = v8[i9, i8] + v9[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
             t6 = t5 + in_b[i8]  # %11 = add(%10, b) : f32[B, 8]
             t7 = math.tanh(t6)  # y@0 = tanh(%11) : f32[B, 8]
             ns0[i9, i8] = t7  # store y@0
-            v3[b0, i9, i8] = t7  # store y@0
+            v2[b0, i9, i8] = t7  # store y@0
         grid.sync()
         # phase: copy y@t-1 = input() : f32[B, 8]
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
@@ -291,7 +279,7 @@ def k6_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, cs3, in_Wx1, v11):
+def k6_gemm(d_B, cs3, in_Wx1, v10):
     """%0 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -317,11 +305,11 @@ def k7_gemm(d_B, cs3, in_Wx1, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v11[i0, col] = acc
+        v10[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, cs0, in_Wy1, v12):
+def k7_gemm(d_B, cs0, in_Wy1, v11):
     """%2 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -347,11 +335,11 @@ def k8_gemm(d_B, cs0, in_Wy1, v12):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v12[i0, col] = acc
+        v11[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs1, in_Wy2, v13):
+def k8_gemm(d_B, cs1, in_Wy2, v12):
     """%4 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -377,11 +365,11 @@ def k9_gemm(d_B, cs1, in_Wy2, v13):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v13[i0, col] = acc
+        v12[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs0, in_Ws, v14):
+def k9_gemm(d_B, cs0, in_Ws, v13):
     """%6 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -407,11 +395,11 @@ def k10_gemm(d_B, cs0, in_Ws, v14):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v14[i0, col] = acc
+        v13[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, cs2, in_Us, v15):
+def k10_gemm(d_B, cs2, in_Us, v14):
     """%7 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -437,27 +425,27 @@ def k11_gemm(d_B, cs2, in_Us, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v15[i0, col] = acc
+        v14[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, v1, b1, v11, v12, v13, v14, v15, v16, ns2):
+def k11_fused(d_B, v1, b1, v10, v11, v12, v13, v14, v15, ns2):
     """fused: 5 elementwise node(s) over [B, 8], storing %5, s@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v1[b1, i1, i0] + v11[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 8]
-        t1 = t0 + v12[i1, i0]  # %3 = add(%1, %2) : f32[B, 8]
-        t2 = t1 + v13[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
-        t3 = v14[i1, i0] + v15[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
+        t0 = v1[b1, i1, i0] + v10[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 8]
+        t1 = t0 + v11[i1, i0]  # %3 = add(%1, %2) : f32[B, 8]
+        t2 = t1 + v12[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
+        t3 = v13[i1, i0] + v14[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
         t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
-        v16[i1, i0] = t2  # store %5
+        v15[i1, i0] = t2  # store %5
         ns2[i1, i0] = t4  # store s@0
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, ns2, in_Vs, v17):
+def k12_gemm(d_B, ns2, in_Vs, v16):
     """%9 = matmul(s@0, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -483,25 +471,25 @@ def k13_gemm(d_B, ns2, in_Vs, v17):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v17[i0, col] = acc
+        v16[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k14_fused(d_B, v16, v17, in_b, ns0, v3, b1):
+def k13_fused(d_B, v15, v16, in_b, ns0, v2, b1):
     """fused: 3 elementwise node(s) over [B, 8], storing y@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v16[i1, i0] + v17[i1, i0]  # %10 = add(%5, %9) : f32[B, 8]
+        t0 = v15[i1, i0] + v16[i1, i0]  # %10 = add(%5, %9) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %11 = add(%10, b) : f32[B, 8]
         t2 = math.tanh(t1)  # y@0 = tanh(%11) : f32[B, 8]
         ns0[i1, i0] = t2  # store y@0
-        v3[b1, i1, i0] = t2  # store y@0
+        v2[b1, i1, i0] = t2  # store y@0
 
 
 @cuda.jit(cache=True)
-def k15_copy(d_B, ns1, cs0):
+def k14_copy(d_B, ns1, cs0):
     """copy y@t-1 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -511,7 +499,7 @@ def k15_copy(d_B, ns1, cs0):
 
 
 @cuda.jit(cache=True)
-def k16_copy(d_B, ns3, in_x, b1):
+def k15_copy(d_B, ns3, in_x, b1):
     """copy x@0 = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
@@ -539,7 +527,6 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     # returns: out, y, s
     v0 = cuda.device_array((d_B, 4), np.float32)
     v1 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v2 = cuda.device_array((d_T, d_B, 8), np.float32)
     cs0 = cuda.device_array((d_B, 8), np.float32)
     cs1 = cuda.device_array((d_B, 8), np.float32)
     cs2 = cuda.device_array((d_B, 8), np.float32)
@@ -547,6 +534,8 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     ns1 = cuda.device_array((d_B, 8), np.float32)
     ns2 = cuda.device_array((d_B, 8), np.float32)
     ns3 = cuda.device_array((d_B, 4), np.float32)
+    v2 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v3 = cuda.device_array((d_B, 8), np.float32)
     v4 = cuda.device_array((d_B, 8), np.float32)
     v5 = cuda.device_array((d_B, 8), np.float32)
     v6 = cuda.device_array((d_B, 8), np.float32)
@@ -560,31 +549,28 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v14 = cuda.device_array((d_B, 8), np.float32)
     v15 = cuda.device_array((d_B, 8), np.float32)
     v16 = cuda.device_array((d_B, 8), np.float32)
-    v17 = cuda.device_array((d_B, 8), np.float32)
     k0_zeros[grid_1d(d_B * 4)](d_B, v0)
     k1_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx0, v1)
-    k2_zeros[grid_1d(d_T * d_B * 8)](d_T, d_B, v2)
     # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T iterations of 1 step(s) from step 0]
-    k3_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
-    k4_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
-    k5_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
+    k2_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
+    k3_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
+    k4_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
     cs3 = v0  # taken over: nothing else reads it
-    v3 = v2  # taken over: nothing else reads it
-    if not rt.persistent(k6_loop, (132, PERSISTENT_THREADS, 0), '%3', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, v5, cs1, v6, v7, cs2, v8, v1, v9, v10, in_b, ns0, v3, ns1, ns3, in_x):
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%3', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, v4, cs1, v5, v6, cs2, v7, v1, v8, v9, in_b, ns0, v2, ns1, ns3, in_x):
         for it0 in range(n0):
             b1 = it0
-            k7_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v11)
-            k8_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v12)
-            k9_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v13)
-            k10_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v14)
-            k11_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v15)
-            k12_fused[grid_1d(d_B * 8)](d_B, v1, b1, v11, v12, v13, v14, v15, v16, ns2)
-            k13_gemm[grid_gemm(d_B, 8)](d_B, ns2, in_Vs, v17)
-            k14_fused[grid_1d(d_B * 8)](d_B, v16, v17, in_b, ns0, v3, b1)
-            k15_copy[grid_1d(d_B * 8)](d_B, ns1, cs0)
-            k16_copy[grid_1d(d_B * 4)](d_B, ns3, in_x, b1)
+            k6_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v10)
+            k7_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v11)
+            k8_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v12)
+            k9_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v13)
+            k10_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v14)
+            k11_fused[grid_1d(d_B * 8)](d_B, v1, b1, v10, v11, v12, v13, v14, v15, ns2)
+            k12_gemm[grid_gemm(d_B, 8)](d_B, ns2, in_Vs, v16)
+            k13_fused[grid_1d(d_B * 8)](d_B, v15, v16, in_b, ns0, v2, b1)
+            k14_copy[grid_1d(d_B * 8)](d_B, ns1, cs0)
+            k15_copy[grid_1d(d_B * 4)](d_B, ns3, in_x, b1)
             cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
-    out0 = v3  # taken over: nothing else reads it
+    out0 = v2  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     out2 = cs2  # taken over: nothing else reads it
     return (out0, out1, out2, )

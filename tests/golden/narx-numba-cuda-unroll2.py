@@ -99,8 +99,38 @@ def k2_gemm(d_B, d_T, in_x, in_Wx1, v2):
 
 
 @cuda.jit(cache=True)
-def k3_zeros(d_T, d_B, v3):
-    """%3 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
+def k3_copy(d_B, cs0, in_y):
+    """copy y = input() : f32[B, 8]"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        cs0[i1, i0] = in_y[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k4_copy(d_B, cs1, in_y):
+    """copy y = input() : f32[B, 8]"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        cs1[i1, i0] = in_y[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k5_copy(d_B, cs2, in_s):
+    """copy s = input() : f32[B, 8]"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        cs2[i1, i0] = in_s[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k6_copy(d_T, d_B, v3):
+    """copy %3 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
@@ -111,37 +141,7 @@ def k3_zeros(d_T, d_B, v3):
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs0, in_y):
-    """copy y = input() : f32[B, 8]"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        cs0[i1, i0] = in_y[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k5_copy(d_B, cs1, in_y):
-    """copy y = input() : f32[B, 8]"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        cs1[i1, i0] = in_y[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k6_copy(d_B, cs2, in_s):
-    """copy s = input() : f32[B, 8]"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        cs2[i1, i0] = in_s[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, v6, cs1, v7, v8, cs2, v9, v1, v10, v11, v12, in_b, v4, v13, v14, v15, v16, v2, v17, v18, ns3, in_x):
+def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, v5, cs1, v6, v7, cs2, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, ns3, in_x):
     """%4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -199,7 +199,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(4):
                     acc += cs3[i0, kk] * w0[kk, cl]
-                v5[i0, col] = acc
+                v4[i0, col] = acc
         grid.sync()
         # phase: %3 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -211,7 +211,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs0[i1, kk] * w1[kk, cl]
-                v6[i1, col] = acc
+                v5[i1, col] = acc
         grid.sync()
         # phase: %5 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -223,7 +223,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs1[i2, kk] * w2[kk, cl]
-                v7[i2, col] = acc
+                v6[i2, col] = acc
         grid.sync()
         # phase: %7 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -235,7 +235,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs0[i3, kk] * w3[kk, cl]
-                v8[i3, col] = acc
+                v7[i3, col] = acc
         grid.sync()
         # phase: %8 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -247,20 +247,20 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs2[i4, kk] * w4[kk, cl]
-                v9[i4, col] = acc
+                v8[i4, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %6, s@0
         for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i5 = e0 % 8
             r0 = e0 // 8
             i6 = r0
-            t0 = v1[b0, i6, i5] + v5[i6, i5]  # %2 = add(xh1@0, %1) : f32[B, 8]
-            t1 = t0 + v6[i6, i5]  # %4 = add(%2, %3) : f32[B, 8]
-            t2 = t1 + v7[i6, i5]  # %6 = add(%4, %5) : f32[B, 8]
-            t3 = v8[i6, i5] + v9[i6, i5]  # %9 = add(%7, %8) : f32[B, 8]
+            t0 = v1[b0, i6, i5] + v4[i6, i5]  # %2 = add(xh1@0, %1) : f32[B, 8]
+            t1 = t0 + v5[i6, i5]  # %4 = add(%2, %3) : f32[B, 8]
+            t2 = t1 + v6[i6, i5]  # %6 = add(%4, %5) : f32[B, 8]
+            t3 = v7[i6, i5] + v8[i6, i5]  # %9 = add(%7, %8) : f32[B, 8]
             t4 = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
-            v10[i6, i5] = t2  # store %6
-            v11[i6, i5] = t4  # store s@0
+            v9[i6, i5] = t2  # store %6
+            v10[i6, i5] = t4  # store s@0
         grid.sync()
         # phase: %10 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -271,19 +271,19 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 i7 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v11[i7, kk] * w5[kk, cl]
-                v12[i7, col] = acc
+                    acc += v10[i7, kk] * w5[kk, cl]
+                v11[i7, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t5 = v10[i9, i8] + v12[i9, i8]  # %11 = add(%6, %10) : f32[B, 8]
+            t5 = v9[i9, i8] + v11[i9, i8]  # %11 = add(%6, %10) : f32[B, 8]
             t6 = t5 + in_b[i8]  # %12 = add(%11, b) : f32[B, 8]
             t7 = math.tanh(t6)  # y@0 = tanh(%12) : f32[B, 8]
             cs1[i9, i8] = t7  # store y@0
-            v4[b0, i9, i8] = t7  # store y@0
+            v3[b0, i9, i8] = t7  # store y@0
         grid.sync()
         # phase: %13 = matmul(y@0, Wy1) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -295,7 +295,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs1[i10, kk] * w1[kk, cl]
-                v13[i10, col] = acc
+                v12[i10, col] = acc
         grid.sync()
         # phase: %15 = matmul(y@t-1, Wy2) : f32[B, 8]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -307,7 +307,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs0[i11, kk] * w2[kk, cl]
-                v14[i11, col] = acc
+                v13[i11, col] = acc
         grid.sync()
         # phase: %17 = matmul(y@0, Ws) : f32[B, 8]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -319,7 +319,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs1[i12, kk] * w3[kk, cl]
-                v15[i12, col] = acc
+                v14[i12, col] = acc
         grid.sync()
         # phase: %18 = matmul(s@0, Us) : f32[B, 8]: weights on chip in w4
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -330,8 +330,8 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 i13 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v11[i13, kk] * w4[kk, cl]
-                v16[i13, col] = acc
+                    acc += v10[i13, kk] * w4[kk, cl]
+                v15[i13, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %16, s@1
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
@@ -339,11 +339,11 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
             r2 = e2 // 8
             i15 = r2
             t8 = v1[(b0 + 1), i15, i14] + v2[b0, i15, i14]  # %0 = add(xh1@1, xh2@0) : f32[B, 8]
-            t9 = t8 + v13[i15, i14]  # %14 = add(%0, %13) : f32[B, 8]
-            t10 = t9 + v14[i15, i14]  # %16 = add(%14, %15) : f32[B, 8]
-            t11 = v15[i15, i14] + v16[i15, i14]  # %19 = add(%17, %18) : f32[B, 8]
+            t9 = t8 + v12[i15, i14]  # %14 = add(%0, %13) : f32[B, 8]
+            t10 = t9 + v13[i15, i14]  # %16 = add(%14, %15) : f32[B, 8]
+            t11 = v14[i15, i14] + v15[i15, i14]  # %19 = add(%17, %18) : f32[B, 8]
             t12 = math.tanh(t11)  # s@1 = tanh(%19) : f32[B, 8]
-            v17[i15, i14] = t10  # store %16
+            v16[i15, i14] = t10  # store %16
             cs2[i15, i14] = t12  # store s@1
         grid.sync()
         # phase: %20 = matmul(s@1, Vs) : f32[B, 8]: weights on chip in w5
@@ -356,18 +356,18 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
                 acc = c0
                 for kk in range(8):
                     acc += cs2[i16, kk] * w5[kk, cl]
-                v18[i16, col] = acc
+                v17[i16, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@1
         for e3 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i17 = e3 % 8
             r3 = e3 // 8
             i18 = r3
-            t13 = v17[i18, i17] + v18[i18, i17]  # %21 = add(%16, %20) : f32[B, 8]
+            t13 = v16[i18, i17] + v17[i18, i17]  # %21 = add(%16, %20) : f32[B, 8]
             t14 = t13 + in_b[i17]  # %22 = add(%21, b) : f32[B, 8]
             t15 = math.tanh(t14)  # y@1 = tanh(%22) : f32[B, 8]
             cs0[i18, i17] = t15  # store y@1
-            v4[(b0 + 1), i18, i17] = t15  # store y@1
+            v3[(b0 + 1), i18, i17] = t15  # store y@1
         grid.sync()
         # phase: copy x@1 = input() : f32[B, 4]
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
@@ -386,7 +386,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, 
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, cs3, in_Wx1, v19):
+def k8_gemm(d_B, cs3, in_Wx1, v18):
     """%1 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -412,11 +412,11 @@ def k8_gemm(d_B, cs3, in_Wx1, v19):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v19[i0, col] = acc
+        v18[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs0, in_Wy1, v20):
+def k9_gemm(d_B, cs0, in_Wy1, v19):
     """%3 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -442,11 +442,11 @@ def k9_gemm(d_B, cs0, in_Wy1, v20):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v20[i0, col] = acc
+        v19[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs1, in_Wy2, v21):
+def k10_gemm(d_B, cs1, in_Wy2, v20):
     """%5 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -472,11 +472,11 @@ def k10_gemm(d_B, cs1, in_Wy2, v21):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v21[i0, col] = acc
+        v20[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, cs0, in_Ws, v22):
+def k11_gemm(d_B, cs0, in_Ws, v21):
     """%7 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -502,11 +502,11 @@ def k11_gemm(d_B, cs0, in_Ws, v22):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v22[i0, col] = acc
+        v21[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_gemm(d_B, cs2, in_Us, v23):
+def k12_gemm(d_B, cs2, in_Us, v22):
     """%8 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -532,27 +532,27 @@ def k12_gemm(d_B, cs2, in_Us, v23):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v23[i0, col] = acc
+        v22[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k13_fused(d_B, v1, b1, v19, v20, v21, v22, v23, v24, v25):
+def k13_fused(d_B, v1, b1, v18, v19, v20, v21, v22, v23, v24):
     """fused: 5 elementwise node(s) over [B, 8], storing %6, s@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v1[b1, i1, i0] + v19[i1, i0]  # %2 = add(xh1@0, %1) : f32[B, 8]
-        t1 = t0 + v20[i1, i0]  # %4 = add(%2, %3) : f32[B, 8]
-        t2 = t1 + v21[i1, i0]  # %6 = add(%4, %5) : f32[B, 8]
-        t3 = v22[i1, i0] + v23[i1, i0]  # %9 = add(%7, %8) : f32[B, 8]
+        t0 = v1[b1, i1, i0] + v18[i1, i0]  # %2 = add(xh1@0, %1) : f32[B, 8]
+        t1 = t0 + v19[i1, i0]  # %4 = add(%2, %3) : f32[B, 8]
+        t2 = t1 + v20[i1, i0]  # %6 = add(%4, %5) : f32[B, 8]
+        t3 = v21[i1, i0] + v22[i1, i0]  # %9 = add(%7, %8) : f32[B, 8]
         t4 = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
-        v24[i1, i0] = t2  # store %6
-        v25[i1, i0] = t4  # store s@0
+        v23[i1, i0] = t2  # store %6
+        v24[i1, i0] = t4  # store s@0
 
 
 @cuda.jit(cache=True)
-def k14_gemm(d_B, v25, in_Vs, v26):
+def k14_gemm(d_B, v24, in_Vs, v25):
     """%10 = matmul(s@0, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -565,7 +565,7 @@ def k14_gemm(d_B, v25, in_Vs, v26):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v25[i0, ka]
+            sa[ty, tx] = v24[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -578,25 +578,25 @@ def k14_gemm(d_B, v25, in_Vs, v26):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v26[i0, col] = acc
+        v25[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k15_fused(d_B, v24, v26, in_b, ns1, v4, b1):
+def k15_fused(d_B, v23, v25, in_b, ns1, v3, b1):
     """fused: 3 elementwise node(s) over [B, 8], storing y@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v24[i1, i0] + v26[i1, i0]  # %11 = add(%6, %10) : f32[B, 8]
+        t0 = v23[i1, i0] + v25[i1, i0]  # %11 = add(%6, %10) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %12 = add(%11, b) : f32[B, 8]
         t2 = math.tanh(t1)  # y@0 = tanh(%12) : f32[B, 8]
         ns1[i1, i0] = t2  # store y@0
-        v4[b1, i1, i0] = t2  # store y@0
+        v3[b1, i1, i0] = t2  # store y@0
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_B, ns1, in_Wy1, v27):
+def k16_gemm(d_B, ns1, in_Wy1, v26):
     """%13 = matmul(y@0, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -622,11 +622,11 @@ def k16_gemm(d_B, ns1, in_Wy1, v27):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v27[i0, col] = acc
+        v26[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k17_gemm(d_B, cs0, in_Wy2, v28):
+def k17_gemm(d_B, cs0, in_Wy2, v27):
     """%15 = matmul(y@t-1, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -652,11 +652,11 @@ def k17_gemm(d_B, cs0, in_Wy2, v28):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v28[i0, col] = acc
+        v27[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, ns1, in_Ws, v29):
+def k18_gemm(d_B, ns1, in_Ws, v28):
     """%17 = matmul(y@0, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -682,11 +682,11 @@ def k18_gemm(d_B, ns1, in_Ws, v29):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v29[i0, col] = acc
+        v28[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_gemm(d_B, v25, in_Us, v30):
+def k19_gemm(d_B, v24, in_Us, v29):
     """%18 = matmul(s@0, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -699,7 +699,7 @@ def k19_gemm(d_B, v25, in_Us, v30):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v25[i0, ka]
+            sa[ty, tx] = v24[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -712,27 +712,27 @@ def k19_gemm(d_B, v25, in_Us, v30):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v30[i0, col] = acc
+        v29[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k20_fused(d_B, v1, b1, v2, v27, v28, v29, v30, v31, ns2):
+def k20_fused(d_B, v1, b1, v2, v26, v27, v28, v29, v30, ns2):
     """fused: 5 elementwise node(s) over [B, 8], storing %16, s@1"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
         t0 = v1[(b1 + 1), i1, i0] + v2[b1, i1, i0]  # %0 = add(xh1@1, xh2@0) : f32[B, 8]
-        t1 = t0 + v27[i1, i0]  # %14 = add(%0, %13) : f32[B, 8]
-        t2 = t1 + v28[i1, i0]  # %16 = add(%14, %15) : f32[B, 8]
-        t3 = v29[i1, i0] + v30[i1, i0]  # %19 = add(%17, %18) : f32[B, 8]
+        t1 = t0 + v26[i1, i0]  # %14 = add(%0, %13) : f32[B, 8]
+        t2 = t1 + v27[i1, i0]  # %16 = add(%14, %15) : f32[B, 8]
+        t3 = v28[i1, i0] + v29[i1, i0]  # %19 = add(%17, %18) : f32[B, 8]
         t4 = math.tanh(t3)  # s@1 = tanh(%19) : f32[B, 8]
-        v31[i1, i0] = t2  # store %16
+        v30[i1, i0] = t2  # store %16
         ns2[i1, i0] = t4  # store s@1
 
 
 @cuda.jit(cache=True)
-def k21_gemm(d_B, ns2, in_Vs, v32):
+def k21_gemm(d_B, ns2, in_Vs, v31):
     """%20 = matmul(s@1, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -758,21 +758,21 @@ def k21_gemm(d_B, ns2, in_Vs, v32):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v32[i0, col] = acc
+        v31[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k22_fused(d_B, v31, v32, in_b, ns0, v4, b1):
+def k22_fused(d_B, v30, v31, in_b, ns0, v3, b1):
     """fused: 3 elementwise node(s) over [B, 8], storing y@1"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v31[i1, i0] + v32[i1, i0]  # %21 = add(%16, %20) : f32[B, 8]
+        t0 = v30[i1, i0] + v31[i1, i0]  # %21 = add(%16, %20) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %22 = add(%21, b) : f32[B, 8]
         t2 = math.tanh(t1)  # y@1 = tanh(%22) : f32[B, 8]
         ns0[i1, i0] = t2  # store y@1
-        v4[(b1 + 1), i1, i0] = t2  # store y@1
+        v3[(b1 + 1), i1, i0] = t2  # store y@1
 
 
 @cuda.jit(cache=True)
@@ -786,7 +786,7 @@ def k23_copy(d_B, ns3, in_x, b1):
 
 
 @cuda.jit(cache=True)
-def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, v34, cs4, v35, cs5, v36, v37, cs6, v38, v1, v39, v40, in_b, ns4, v33, ns5, ns7, in_x):
+def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, v33, cs4, v34, cs5, v35, v36, cs6, v37, v1, v38, v39, in_b, ns4, v32, ns5, ns7, in_x):
     """%10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -844,7 +844,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 acc = c0
                 for kk in range(4):
                     acc += cs7[i0, kk] * w0[kk, cl]
-                v34[i0, col] = acc
+                v33[i0, col] = acc
         grid.sync()
         # phase: %2 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -856,7 +856,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 acc = c0
                 for kk in range(8):
                     acc += cs4[i1, kk] * w1[kk, cl]
-                v35[i1, col] = acc
+                v34[i1, col] = acc
         grid.sync()
         # phase: %4 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -868,7 +868,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 acc = c0
                 for kk in range(8):
                     acc += cs5[i2, kk] * w2[kk, cl]
-                v36[i2, col] = acc
+                v35[i2, col] = acc
         grid.sync()
         # phase: %6 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -880,7 +880,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 acc = c0
                 for kk in range(8):
                     acc += cs4[i3, kk] * w3[kk, cl]
-                v37[i3, col] = acc
+                v36[i3, col] = acc
         grid.sync()
         # phase: %7 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -892,19 +892,19 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 acc = c0
                 for kk in range(8):
                     acc += cs6[i4, kk] * w4[kk, cl]
-                v38[i4, col] = acc
+                v37[i4, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %5, s@0
         for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i5 = e0 % 8
             r0 = e0 // 8
             i6 = r0
-            t0 = v1[b2, i6, i5] + v34[i6, i5]  # %1 = add(xh1@0, %0) : f32[B, 8]
-            t1 = t0 + v35[i6, i5]  # %3 = add(%1, %2) : f32[B, 8]
-            t2 = t1 + v36[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
-            t3 = v37[i6, i5] + v38[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
+            t0 = v1[b2, i6, i5] + v33[i6, i5]  # %1 = add(xh1@0, %0) : f32[B, 8]
+            t1 = t0 + v34[i6, i5]  # %3 = add(%1, %2) : f32[B, 8]
+            t2 = t1 + v35[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
+            t3 = v36[i6, i5] + v37[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
             t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
-            v39[i6, i5] = t2  # store %5
+            v38[i6, i5] = t2  # store %5
             cs6[i6, i5] = t4  # store s@0
         grid.sync()
         # phase: %9 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
@@ -917,18 +917,18 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 acc = c0
                 for kk in range(8):
                     acc += cs6[i7, kk] * w5[kk, cl]
-                v40[i7, col] = acc
+                v39[i7, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t5 = v39[i9, i8] + v40[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
+            t5 = v38[i9, i8] + v39[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
             t6 = t5 + in_b[i8]  # %11 = add(%10, b) : f32[B, 8]
             t7 = math.tanh(t6)  # y@0 = tanh(%11) : f32[B, 8]
             ns4[i9, i8] = t7  # store y@0
-            v33[b2, i9, i8] = t7  # store y@0
+            v32[b2, i9, i8] = t7  # store y@0
         grid.sync()
         # phase: copy y@t-1 = input() : f32[B, 8]
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
@@ -968,7 +968,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
 
 
 @cuda.jit(cache=True)
-def k25_gemm(d_B, cs7, in_Wx1, v41):
+def k25_gemm(d_B, cs7, in_Wx1, v40):
     """%0 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -994,11 +994,11 @@ def k25_gemm(d_B, cs7, in_Wx1, v41):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v41[i0, col] = acc
+        v40[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k26_gemm(d_B, cs4, in_Wy1, v42):
+def k26_gemm(d_B, cs4, in_Wy1, v41):
     """%2 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1024,11 +1024,11 @@ def k26_gemm(d_B, cs4, in_Wy1, v42):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v42[i0, col] = acc
+        v41[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k27_gemm(d_B, cs5, in_Wy2, v43):
+def k27_gemm(d_B, cs5, in_Wy2, v42):
     """%4 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1054,11 +1054,11 @@ def k27_gemm(d_B, cs5, in_Wy2, v43):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v43[i0, col] = acc
+        v42[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k28_gemm(d_B, cs4, in_Ws, v44):
+def k28_gemm(d_B, cs4, in_Ws, v43):
     """%6 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1084,11 +1084,11 @@ def k28_gemm(d_B, cs4, in_Ws, v44):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v44[i0, col] = acc
+        v43[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k29_gemm(d_B, cs6, in_Us, v45):
+def k29_gemm(d_B, cs6, in_Us, v44):
     """%7 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1114,27 +1114,27 @@ def k29_gemm(d_B, cs6, in_Us, v45):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v45[i0, col] = acc
+        v44[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k30_fused(d_B, v1, b3, v41, v42, v43, v44, v45, v46, ns6):
+def k30_fused(d_B, v1, b3, v40, v41, v42, v43, v44, v45, ns6):
     """fused: 5 elementwise node(s) over [B, 8], storing %5, s@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v1[b3, i1, i0] + v41[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 8]
-        t1 = t0 + v42[i1, i0]  # %3 = add(%1, %2) : f32[B, 8]
-        t2 = t1 + v43[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
-        t3 = v44[i1, i0] + v45[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
+        t0 = v1[b3, i1, i0] + v40[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 8]
+        t1 = t0 + v41[i1, i0]  # %3 = add(%1, %2) : f32[B, 8]
+        t2 = t1 + v42[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
+        t3 = v43[i1, i0] + v44[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
         t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
-        v46[i1, i0] = t2  # store %5
+        v45[i1, i0] = t2  # store %5
         ns6[i1, i0] = t4  # store s@0
 
 
 @cuda.jit(cache=True)
-def k31_gemm(d_B, ns6, in_Vs, v47):
+def k31_gemm(d_B, ns6, in_Vs, v46):
     """%9 = matmul(s@0, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1160,21 +1160,21 @@ def k31_gemm(d_B, ns6, in_Vs, v47):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v47[i0, col] = acc
+        v46[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k32_fused(d_B, v46, v47, in_b, ns4, v33, b3):
+def k32_fused(d_B, v45, v46, in_b, ns4, v32, b3):
     """fused: 3 elementwise node(s) over [B, 8], storing y@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v46[i1, i0] + v47[i1, i0]  # %10 = add(%5, %9) : f32[B, 8]
+        t0 = v45[i1, i0] + v46[i1, i0]  # %10 = add(%5, %9) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %11 = add(%10, b) : f32[B, 8]
         t2 = math.tanh(t1)  # y@0 = tanh(%11) : f32[B, 8]
         ns4[i1, i0] = t2  # store y@0
-        v33[b3, i1, i0] = t2  # store y@0
+        v32[b3, i1, i0] = t2  # store y@0
 
 
 @cuda.jit(cache=True)
@@ -1219,7 +1219,6 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v0 = cuda.device_array((d_B, 4), np.float32)
     v1 = cuda.device_array((d_T, d_B, 8), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 8), np.float32)
     cs0 = cuda.device_array((d_B, 8), np.float32)
     cs1 = cuda.device_array((d_B, 8), np.float32)
     cs2 = cuda.device_array((d_B, 8), np.float32)
@@ -1227,6 +1226,8 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     ns1 = cuda.device_array((d_B, 8), np.float32)
     ns2 = cuda.device_array((d_B, 8), np.float32)
     ns3 = cuda.device_array((d_B, 4), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v4 = cuda.device_array((d_B, 8), np.float32)
     v5 = cuda.device_array((d_B, 8), np.float32)
     v6 = cuda.device_array((d_B, 8), np.float32)
     v7 = cuda.device_array((d_B, 8), np.float32)
@@ -1254,11 +1255,11 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v29 = cuda.device_array((d_B, 8), np.float32)
     v30 = cuda.device_array((d_B, 8), np.float32)
     v31 = cuda.device_array((d_B, 8), np.float32)
-    v32 = cuda.device_array((d_B, 8), np.float32)
     ns4 = cuda.device_array((d_B, 8), np.float32)
     ns5 = cuda.device_array((d_B, 8), np.float32)
     ns6 = cuda.device_array((d_B, 8), np.float32)
     ns7 = cuda.device_array((d_B, 4), np.float32)
+    v33 = cuda.device_array((d_B, 8), np.float32)
     v34 = cuda.device_array((d_B, 8), np.float32)
     v35 = cuda.device_array((d_B, 8), np.float32)
     v36 = cuda.device_array((d_B, 8), np.float32)
@@ -1272,35 +1273,33 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v44 = cuda.device_array((d_B, 8), np.float32)
     v45 = cuda.device_array((d_B, 8), np.float32)
     v46 = cuda.device_array((d_B, 8), np.float32)
-    v47 = cuda.device_array((d_B, 8), np.float32)
     k0_zeros[grid_1d(d_B * 4)](d_B, v0)
     k1_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx0, v1)
     k2_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx1, v2)
-    k3_zeros[grid_1d(d_T * d_B * 8)](d_T, d_B, v3)
     # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k4_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
-    k5_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
-    k6_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
+    k3_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
+    k4_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
+    k5_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
     cs3 = v0  # taken over: nothing else reads it
-    v4 = v3  # taken over: nothing else reads it
-    if not rt.persistent(k7_loop, (132, PERSISTENT_THREADS, 0), '%4', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v5, cs0, v6, cs1, v7, v8, cs2, v9, v1, v10, v11, v12, in_b, v4, v13, v14, v15, v16, v2, v17, v18, ns3, in_x):
+    k6_copy[grid_1d(d_T * d_B * 8)](d_T, d_B, v3)
+    if not rt.persistent(k7_loop, (132, PERSISTENT_THREADS, 0), '%4', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, v5, cs1, v6, v7, cs2, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, ns3, in_x):
         for it0 in range(n0):
             b1 = it0 * 2
-            k8_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v19)
-            k9_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v20)
-            k10_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v21)
-            k11_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v22)
-            k12_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v23)
-            k13_fused[grid_1d(d_B * 8)](d_B, v1, b1, v19, v20, v21, v22, v23, v24, v25)
-            k14_gemm[grid_gemm(d_B, 8)](d_B, v25, in_Vs, v26)
-            k15_fused[grid_1d(d_B * 8)](d_B, v24, v26, in_b, ns1, v4, b1)
-            k16_gemm[grid_gemm(d_B, 8)](d_B, ns1, in_Wy1, v27)
-            k17_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy2, v28)
-            k18_gemm[grid_gemm(d_B, 8)](d_B, ns1, in_Ws, v29)
-            k19_gemm[grid_gemm(d_B, 8)](d_B, v25, in_Us, v30)
-            k20_fused[grid_1d(d_B * 8)](d_B, v1, b1, v2, v27, v28, v29, v30, v31, ns2)
-            k21_gemm[grid_gemm(d_B, 8)](d_B, ns2, in_Vs, v32)
-            k22_fused[grid_1d(d_B * 8)](d_B, v31, v32, in_b, ns0, v4, b1)
+            k8_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v18)
+            k9_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v19)
+            k10_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v20)
+            k11_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v21)
+            k12_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v22)
+            k13_fused[grid_1d(d_B * 8)](d_B, v1, b1, v18, v19, v20, v21, v22, v23, v24)
+            k14_gemm[grid_gemm(d_B, 8)](d_B, v24, in_Vs, v25)
+            k15_fused[grid_1d(d_B * 8)](d_B, v23, v25, in_b, ns1, v3, b1)
+            k16_gemm[grid_gemm(d_B, 8)](d_B, ns1, in_Wy1, v26)
+            k17_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy2, v27)
+            k18_gemm[grid_gemm(d_B, 8)](d_B, ns1, in_Ws, v28)
+            k19_gemm[grid_gemm(d_B, 8)](d_B, v24, in_Us, v29)
+            k20_fused[grid_1d(d_B * 8)](d_B, v1, b1, v2, v26, v27, v28, v29, v30, ns2)
+            k21_gemm[grid_gemm(d_B, 8)](d_B, ns2, in_Vs, v31)
+            k22_fused[grid_1d(d_B * 8)](d_B, v30, v31, in_b, ns0, v3, b1)
             k23_copy[grid_1d(d_B * 4)](d_B, ns3, in_x, b1)
             cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
     # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
@@ -1308,22 +1307,22 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     cs5 = cs1  # taken over: nothing else reads it
     cs6 = cs2  # taken over: nothing else reads it
     cs7 = cs3  # taken over: nothing else reads it
-    v33 = v4  # taken over: nothing else reads it
-    if not rt.persistent(k24_loop, (132, PERSISTENT_THREADS, 0), '%10', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, v34, cs4, v35, cs5, v36, v37, cs6, v38, v1, v39, v40, in_b, ns4, v33, ns5, ns7, in_x):
+    v32 = v3  # taken over: nothing else reads it
+    if not rt.persistent(k24_loop, (132, PERSISTENT_THREADS, 0), '%10', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, v33, cs4, v34, cs5, v35, v36, cs6, v37, v1, v38, v39, in_b, ns4, v32, ns5, ns7, in_x):
         for it1 in range(n1):
             b3 = start0 + it1
-            k25_gemm[grid_gemm(d_B, 8)](d_B, cs7, in_Wx1, v41)
-            k26_gemm[grid_gemm(d_B, 8)](d_B, cs4, in_Wy1, v42)
-            k27_gemm[grid_gemm(d_B, 8)](d_B, cs5, in_Wy2, v43)
-            k28_gemm[grid_gemm(d_B, 8)](d_B, cs4, in_Ws, v44)
-            k29_gemm[grid_gemm(d_B, 8)](d_B, cs6, in_Us, v45)
-            k30_fused[grid_1d(d_B * 8)](d_B, v1, b3, v41, v42, v43, v44, v45, v46, ns6)
-            k31_gemm[grid_gemm(d_B, 8)](d_B, ns6, in_Vs, v47)
-            k32_fused[grid_1d(d_B * 8)](d_B, v46, v47, in_b, ns4, v33, b3)
+            k25_gemm[grid_gemm(d_B, 8)](d_B, cs7, in_Wx1, v40)
+            k26_gemm[grid_gemm(d_B, 8)](d_B, cs4, in_Wy1, v41)
+            k27_gemm[grid_gemm(d_B, 8)](d_B, cs5, in_Wy2, v42)
+            k28_gemm[grid_gemm(d_B, 8)](d_B, cs4, in_Ws, v43)
+            k29_gemm[grid_gemm(d_B, 8)](d_B, cs6, in_Us, v44)
+            k30_fused[grid_1d(d_B * 8)](d_B, v1, b3, v40, v41, v42, v43, v44, v45, ns6)
+            k31_gemm[grid_gemm(d_B, 8)](d_B, ns6, in_Vs, v46)
+            k32_fused[grid_1d(d_B * 8)](d_B, v45, v46, in_b, ns4, v32, b3)
             k33_copy[grid_1d(d_B * 8)](d_B, ns5, cs4)
             k34_copy[grid_1d(d_B * 4)](d_B, ns7, in_x, b3)
             cs4, cs5, cs6, cs7, ns4, ns5, ns6, ns7 = ns4, ns5, ns6, ns7, cs4, cs5, cs6, cs7  # the new states become the current ones
-    out0 = v33  # taken over: nothing else reads it
+    out0 = v32  # taken over: nothing else reads it
     out1 = cs4  # taken over: nothing else reads it
     out2 = cs6  # taken over: nothing else reads it
     return (out0, out1, out2, )

@@ -54,8 +54,8 @@ def k0_fused(d_B, in_grad_y, in_dstate_h2, in_res_0, in_trace_c2, in_dstate_c2, 
         t18 = t15 * t17  # %24 = mul(%21, %23) : f32[B, 24]
         v8[i1, i0] = t6  # store %7
         v0[i1, i0] = t10  # store %11
-        v0[i1, i0 + 48] = t14  # store %20
-        v0[i1, i0 + 72] = t18  # store %24
+        v0[i1, 48 + i0] = t14  # store %20
+        v0[i1, 72 + i0] = t18  # store %24
 
 
 @cuda.jit(cache=True)
@@ -84,7 +84,7 @@ def k2_fused(d_B, v8, v9, in_res_3, v0):
         t1 = c0 - in_res_3[2, i1, i0]  # %14 = sub(%2, 'res@3@2') : f32[B, 24]
         t2 = in_res_3[2, i1, i0] * t1  # %15 = mul('res@3@2', %14) : f32[B, 24]
         t3 = t0 * t2  # %16 = mul(%13, %15) : f32[B, 24]
-        v0[i1, i0 + 24] = t3  # store %16
+        v0[i1, 24 + i0] = t3  # store %16
 
 
 @cuda.jit(cache=True)
@@ -165,9 +165,9 @@ def k5_fused(d_B, in_dstate_h1, v10, in_res_4, in_trace_c1, in_dstate_c1, in_res
         t23 = t20 * t22  # %51 = mul(%48, %50) : f32[B, 32]
         v12[i1, i0] = t7  # store 'dstate@c1@2'
         v1[i1, i0] = t11  # store %38
-        v1[i1, i0 + 32] = t15  # store %43
-        v1[i1, i0 + 64] = t19  # store %47
-        v1[i1, i0 + 96] = t23  # store %51
+        v1[i1, 32 + i0] = t15  # store %43
+        v1[i1, 64 + i0] = t19  # store %47
+        v1[i1, 96 + i0] = t23  # store %51
 
 
 @cuda.jit(cache=True)
@@ -263,9 +263,9 @@ def k8_fused(d_B, v8, in_res_3, in_grad_y, v14, in_res_0, in_trace_c2, in_res_1,
         t23 = t20 * t22  # %77 = mul(%74, %76) : f32[B, 24]
         t24 = t7 * in_res_3[1, i1, i0]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
         v2[i1, i0] = t11  # store %65
-        v2[i1, i0 + 24] = t15  # store %69
-        v2[i1, i0 + 48] = t19  # store %73
-        v2[i1, i0 + 72] = t23  # store %77
+        v2[i1, 24 + i0] = t15  # store %69
+        v2[i1, 48 + i0] = t19  # store %73
+        v2[i1, 72 + i0] = t23  # store %77
         v15[i1, i0] = t24  # store 'dstate@c2@1'
 
 
@@ -332,9 +332,9 @@ def k10_fused(d_B, v13, v16, in_res_4, in_trace_c1, v12, in_res_7, in_res_5, in_
         t23 = t20 * t22  # %102 = mul(%99, %101) : f32[B, 32]
         v17[i1, i0] = t7  # store 'dstate@c1@1'
         v3[i1, i0] = t11  # store %90
-        v3[i1, i0 + 32] = t15  # store %94
-        v3[i1, i0 + 64] = t19  # store %98
-        v3[i1, i0 + 96] = t23  # store %102
+        v3[i1, 32 + i0] = t15  # store %94
+        v3[i1, 64 + i0] = t19  # store %98
+        v3[i1, 96 + i0] = t23  # store %102
 
 
 @cuda.jit(cache=True)
@@ -429,9 +429,9 @@ def k13_fused(d_B, in_grad_y, v19, in_res_0, in_trace_c2, v15, in_res_1, in_res_
         t22 = t19 * t21  # %126 = mul(%123, %125) : f32[B, 24]
         t23 = t6 * in_res_3[0, i1, i0]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
         v4[i1, i0] = t10  # store %114
-        v4[i1, i0 + 24] = t14  # store %118
-        v4[i1, i0 + 48] = t18  # store %122
-        v4[i1, i0 + 72] = t22  # store %126
+        v4[i1, 24 + i0] = t14  # store %118
+        v4[i1, 48 + i0] = t18  # store %122
+        v4[i1, 72 + i0] = t22  # store %126
         v20[i1, i0] = t23  # store 'dstate@c2@0'
 
 
@@ -497,9 +497,9 @@ def k15_fused(d_B, v18, v21, in_res_4, in_trace_c1, v17, in_res_5, in_res_6, v11
         t22 = t19 * t21  # %151 = mul(%148, %150) : f32[B, 32]
         t23 = t6 * in_res_7[0, i1, i0]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
         v5[i1, i0] = t10  # store %139
-        v5[i1, i0 + 32] = t14  # store %143
-        v5[i1, i0 + 64] = t18  # store %147
-        v5[i1, i0 + 96] = t22  # store %151
+        v5[i1, 32 + i0] = t14  # store %143
+        v5[i1, 64 + i0] = t18  # store %147
+        v5[i1, 96 + i0] = t22  # store %151
         v22[i1, i0] = t23  # store 'dstate@c1@0'
 
 

@@ -57,31 +57,7 @@ def k1_shift(d_T, d_B, v1, in_c1, in_trace_c1):
 
 
 @cuda.jit(cache=True)
-def k2_zeros(d_T, d_B, v2):
-    """%2 = zeros(){shape=('T', 'B', 96), dtype=f32} : f32[T, B, 96]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 96, cuda.gridsize(1)):
-        i0 = e0 % 96
-        r0 = e0 // 96
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v2[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k3_zeros(d_T, d_B, v3):
-    """%3 = zeros(){shape=('T', 'B', 128), dtype=f32} : f32[T, B, 128]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 128, cuda.gridsize(1)):
-        i0 = e0 % 128
-        r0 = e0 // 128
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v3[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k4_copy(d_B, cs0, in_dstate_h1):
+def k2_copy(d_B, cs0, in_dstate_h1):
     """copy dstate@h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -91,7 +67,7 @@ def k4_copy(d_B, cs0, in_dstate_h1):
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, cs1, in_dstate_c1):
+def k3_copy(d_B, cs1, in_dstate_c1):
     """copy dstate@c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -101,7 +77,7 @@ def k5_copy(d_B, cs1, in_dstate_c1):
 
 
 @cuda.jit(cache=True)
-def k6_copy(d_B, cs2, in_dstate_h2):
+def k4_copy(d_B, cs2, in_dstate_h2):
     """copy dstate@h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -111,7 +87,7 @@ def k6_copy(d_B, cs2, in_dstate_h2):
 
 
 @cuda.jit(cache=True)
-def k7_copy(d_B, cs3, in_dstate_c2):
+def k5_copy(d_B, cs3, in_dstate_c2):
     """copy dstate@c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -121,37 +97,37 @@ def k7_copy(d_B, cs3, in_dstate_c2):
 
 
 @cuda.jit(cache=True)
-def k8_copy(v6, in_Wx2):
+def k6_copy(v4, in_Wx2):
     """copy %4 = transpose(Wx2) : f32[96, 32]"""
     for e0 in range(cuda.grid(1), 96 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v6[i1, i0] = in_Wx2[i0, i1]
+        v4[i1, i0] = in_Wx2[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k9_copy(v7, in_Wh1):
+def k7_copy(v5, in_Wh1):
     """copy %5 = transpose(Wh1) : f32[128, 32]"""
     for e0 in range(cuda.grid(1), 128 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v7[i1, i0] = in_Wh1[i0, i1]
+        v5[i1, i0] = in_Wh1[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k10_copy(v8, in_Wh2):
+def k8_copy(v6, in_Wh2):
     """copy %6 = transpose(Wh2) : f32[96, 24]"""
     for e0 in range(cuda.grid(1), 96 * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        v8[i1, i0] = in_Wh2[i0, i1]
+        v6[i1, i0] = in_Wh2[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v4, v9, cs0, in_res_4, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v5):
+def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, v7, cs0, in_res_4, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3):
     """%7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): every step in one launch. Held on chip per block (static shared memory): 96x1 of a 96x32 weight, 128x1 of a 128x32 weight, 96x1 of a 96x24 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((96, 1), float32)
@@ -160,21 +136,21 @@ def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 32:
-            w0[kk, cl] = v6[kk, col]
+            w0[kk, cl] = v4[kk, col]
     w1 = cuda.shared.array((128, 1), float32)
     for e in range(cuda.threadIdx.x, 128, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 32:
-            w1[kk, cl] = v7[kk, col]
+            w1[kk, cl] = v5[kk, col]
     w2 = cuda.shared.array((96, 1), float32)
     for e in range(cuda.threadIdx.x, 96, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 24:
-            w2[kk, cl] = v8[kk, col]
+            w2[kk, cl] = v6[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
@@ -207,10 +183,10 @@ def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in
             t21 = in_res_0[b0, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 24]
             t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 24]
             t23 = t6 * in_res_3[b0, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
-            v4[b0, i1, i0] = t10  # store %11
-            v4[b0, i1, i0 + 24] = t14  # store %15
-            v4[b0, i1, i0 + 48] = t18  # store %19
-            v4[b0, i1, i0 + 72] = t22  # store %23
+            v2[b0, i1, i0] = t10  # store %11
+            v2[b0, i1, 24 + i0] = t14  # store %15
+            v2[b0, i1, 48 + i0] = t18  # store %19
+            v2[b0, i1, 72 + i0] = t22  # store %23
             cs3[i1, i0] = t23  # store 'dstate@c2@0'
         grid.sync()
         # phase: %25 = matmul(%24, inv3) : f32[B, 32]: weights on chip in w0
@@ -222,15 +198,15 @@ def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in
                 i2 = row
                 acc = c0
                 for kk in range(96):
-                    acc += v4[b0, i2, kk] * w0[kk, cl]
-                v9[i2, col] = acc
+                    acc += v2[b0, i2, kk] * w0[kk, cl]
+                v7[i2, col] = acc
         grid.sync()
         # phase: fused: 24 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0'
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i3 = e1 % 32
             r1 = e1 // 32
             i4 = r1
-            t24 = cs0[i4, i3] + v9[i4, i3]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
+            t24 = cs0[i4, i3] + v7[i4, i3]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
             t25 = t24 * in_res_4[b0, i4, i3]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
             t26 = math.tanh(in_trace_c1[b0, i4, i3])  # %28 = tanh('trace@c1@0') : f32[B, 32]
             t27 = t26 * t26  # %29 = mul(%28, %28) : f32[B, 32]
@@ -254,10 +230,10 @@ def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in
             t45 = in_res_4[b0, i4, i3] * t44  # %47 = mul('res@4@0', %46) : f32[B, 32]
             t46 = t43 * t45  # %48 = mul(%45, %47) : f32[B, 32]
             t47 = t30 * in_res_7[b0, i4, i3]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
-            v5[b0, i4, i3] = t34  # store %36
-            v5[b0, i4, i3 + 32] = t38  # store %40
-            v5[b0, i4, i3 + 64] = t42  # store %44
-            v5[b0, i4, i3 + 96] = t46  # store %48
+            v3[b0, i4, i3] = t34  # store %36
+            v3[b0, i4, 32 + i3] = t38  # store %40
+            v3[b0, i4, 64 + i3] = t42  # store %44
+            v3[b0, i4, 96 + i3] = t46  # store %48
             cs1[i4, i3] = t47  # store 'dstate@c1@0'
         grid.sync()
         # phase: 'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: weights on chip in w1
@@ -269,7 +245,7 @@ def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in
                 i5 = row
                 acc = c0
                 for kk in range(128):
-                    acc += v5[b0, i5, kk] * w1[kk, cl]
+                    acc += v3[b0, i5, kk] * w1[kk, cl]
                 cs0[i5, col] = acc
         grid.sync()
         # phase: 'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: weights on chip in w2
@@ -281,13 +257,13 @@ def k11_loop(v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in
                 i6 = row
                 acc = c0
                 for kk in range(96):
-                    acc += v4[b0, i6, kk] * w2[kk, cl]
+                    acc += v2[b0, i6, kk] * w2[kk, cl]
                 cs2[i6, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v4, ns3):
+def k10_fused(d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, ns3):
     """fused: 24 elementwise node(s) over [B, 24], storing %11, %15, %19, %23, 'dstate@c2@0'"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -317,15 +293,15 @@ def k12_fused(d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_
         t21 = in_res_0[b1, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 24]
         t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 24]
         t23 = t6 * in_res_3[b1, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
-        v4[b1, i1, i0] = t10  # store %11
-        v4[b1, i1, i0 + 24] = t14  # store %15
-        v4[b1, i1, i0 + 48] = t18  # store %19
-        v4[b1, i1, i0 + 72] = t22  # store %23
+        v2[b1, i1, i0] = t10  # store %11
+        v2[b1, i1, 24 + i0] = t14  # store %15
+        v2[b1, i1, 48 + i0] = t18  # store %19
+        v2[b1, i1, 72 + i0] = t22  # store %23
         ns3[i1, i0] = t23  # store 'dstate@c2@0'
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, v4, b1, v6, v10):
+def k11_gemm(d_B, v2, b1, v4, v8):
     """%25 = matmul(%24, inv3) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -338,12 +314,12 @@ def k13_gemm(d_B, v4, b1, v6, v10):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_B and ka < 96:
-            sa[ty, tx] = v4[b1, i0, ka]
+            sa[ty, tx] = v2[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 96 and col < 32:
-            sb[ty, tx] = v6[kb, col]
+            sb[ty, tx] = v4[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -351,17 +327,17 @@ def k13_gemm(d_B, v4, b1, v6, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v10[i0, col] = acc
+        v8[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k14_fused(d_B, cs0, v10, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v5, ns1):
+def k12_fused(d_B, cs0, v8, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3, ns1):
     """fused: 24 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = cs0[i1, i0] + v10[i1, i0]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
+        t0 = cs0[i1, i0] + v8[i1, i0]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
         t1 = t0 * in_res_4[b1, i1, i0]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
         t2 = math.tanh(in_trace_c1[b1, i1, i0])  # %28 = tanh('trace@c1@0') : f32[B, 32]
         t3 = t2 * t2  # %29 = mul(%28, %28) : f32[B, 32]
@@ -385,15 +361,15 @@ def k14_fused(d_B, cs0, v10, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6,
         t21 = in_res_4[b1, i1, i0] * t20  # %47 = mul('res@4@0', %46) : f32[B, 32]
         t22 = t19 * t21  # %48 = mul(%45, %47) : f32[B, 32]
         t23 = t6 * in_res_7[b1, i1, i0]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
-        v5[b1, i1, i0] = t10  # store %36
-        v5[b1, i1, i0 + 32] = t14  # store %40
-        v5[b1, i1, i0 + 64] = t18  # store %44
-        v5[b1, i1, i0 + 96] = t22  # store %48
+        v3[b1, i1, i0] = t10  # store %36
+        v3[b1, i1, 32 + i0] = t14  # store %40
+        v3[b1, i1, 64 + i0] = t18  # store %44
+        v3[b1, i1, 96 + i0] = t22  # store %48
         ns1[i1, i0] = t23  # store 'dstate@c1@0'
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_B, v5, b1, v7, ns0):
+def k13_gemm(d_B, v3, b1, v5, ns0):
     """'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -406,12 +382,12 @@ def k15_gemm(d_B, v5, b1, v7, ns0):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_B and ka < 128:
-            sa[ty, tx] = v5[b1, i0, ka]
+            sa[ty, tx] = v3[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 128 and col < 32:
-            sb[ty, tx] = v7[kb, col]
+            sb[ty, tx] = v5[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -423,7 +399,7 @@ def k15_gemm(d_B, v5, b1, v7, ns0):
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_B, v4, b1, v8, ns2):
+def k14_gemm(d_B, v2, b1, v6, ns2):
     """'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -436,12 +412,12 @@ def k16_gemm(d_B, v4, b1, v8, ns2):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_B and ka < 96:
-            sa[ty, tx] = v4[b1, i0, ka]
+            sa[ty, tx] = v2[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 96 and col < 24:
-            sb[ty, tx] = v8[kb, col]
+            sb[ty, tx] = v6[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -453,7 +429,7 @@ def k16_gemm(d_B, v4, b1, v8, ns2):
 
 
 @cuda.jit(cache=True)
-def k17_gemm(d_B, d_T, v5, in_Wx1, v11):
+def k15_gemm(d_B, d_T, v3, in_Wx1, v9):
     """%10 = matmul(%8, %9) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -468,7 +444,7 @@ def k17_gemm(d_B, d_T, v5, in_Wx1, v11):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 128:
-            sa[ty, tx] = v5[i1, i0, ka]
+            sa[ty, tx] = v3[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -481,11 +457,11 @@ def k17_gemm(d_B, d_T, v5, in_Wx1, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 16:
-        v11[i1, i0, col] = acc
+        v9[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_T, d_B, in_x, v5, v12):
+def k16_gemm(d_T, d_B, in_x, v3, v10):
     """%11 = matmul_tn(x, %8) : f32[16, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -508,7 +484,7 @@ def k18_gemm(d_T, d_B, in_x, v5, v12):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v5[i3, i2, col]
+            sb[ty, tx] = v3[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -516,11 +492,11 @@ def k18_gemm(d_T, d_B, in_x, v5, v12):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 128:
-        v12[row, col] = acc
+        v10[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_shift(d_T, d_B, v13, in_h1, in_trace_h1):
+def k17_shift(d_T, d_B, v11, in_h1, in_trace_h1):
     """%12 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -529,13 +505,13 @@ def k19_shift(d_T, d_B, v13, in_h1, in_trace_h1):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v13[i2, i1, i0] = in_h1[i1, i0]
+            v11[i2, i1, i0] = in_h1[i1, i0]
         else:
-            v13[i2, i1, i0] = in_trace_h1[i2 - 1, i1, i0]
+            v11[i2, i1, i0] = in_trace_h1[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k20_gemm(d_T, d_B, v13, v5, v14):
+def k18_gemm(d_T, d_B, v11, v3, v12):
     """%13 = matmul_tn(%12, %8) : f32[32, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -550,7 +526,7 @@ def k20_gemm(d_T, d_B, v13, v5, v14):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v13[i1, i0, row]
+            sa[ty, tx] = v11[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -558,7 +534,7 @@ def k20_gemm(d_T, d_B, v13, v5, v14):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v5[i3, i2, col]
+            sb[ty, tx] = v3[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -566,23 +542,23 @@ def k20_gemm(d_T, d_B, v13, v5, v14):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 128:
-        v14[row, col] = acc
+        v12[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k21_sum_to(d_T, d_B, v5, v15):
+def k19_sum_to(d_T, d_B, v3, v13):
     """%14 = sum_to(%8){shape=(128,)} : f32[128]"""
     for e0 in range(cuda.grid(1), 128, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_T):
             for j1 in range(d_B):
-                acc0 += v5[j0, j1, i0]
-        v15[i0] = acc0
+                acc0 += v3[j0, j1, i0]
+        v13[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k22_gemm(d_T, d_B, in_trace_h1, v4, v16):
+def k20_gemm(d_T, d_B, in_trace_h1, v2, v14):
     """%16 = matmul_tn(trace@h1, %15) : f32[32, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -605,7 +581,7 @@ def k22_gemm(d_T, d_B, in_trace_h1, v4, v16):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v4[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -613,11 +589,11 @@ def k22_gemm(d_T, d_B, in_trace_h1, v4, v16):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 96:
-        v16[row, col] = acc
+        v14[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k23_shift(d_T, d_B, v17, in_h2, in_trace_h2):
+def k21_shift(d_T, d_B, v15, in_h2, in_trace_h2):
     """%17 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -626,13 +602,13 @@ def k23_shift(d_T, d_B, v17, in_h2, in_trace_h2):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v17[i2, i1, i0] = in_h2[i1, i0]
+            v15[i2, i1, i0] = in_h2[i1, i0]
         else:
-            v17[i2, i1, i0] = in_trace_h2[i2 - 1, i1, i0]
+            v15[i2, i1, i0] = in_trace_h2[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k24_gemm(d_T, d_B, v17, v4, v18):
+def k22_gemm(d_T, d_B, v15, v2, v16):
     """%18 = matmul_tn(%17, %15) : f32[24, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -647,7 +623,7 @@ def k24_gemm(d_T, d_B, v17, v4, v18):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v17[i1, i0, row]
+            sa[ty, tx] = v15[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -655,7 +631,7 @@ def k24_gemm(d_T, d_B, v17, v4, v18):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v4[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -663,19 +639,19 @@ def k24_gemm(d_T, d_B, v17, v4, v18):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 24 and col < 96:
-        v18[row, col] = acc
+        v16[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k25_sum_to(d_T, d_B, v4, v19):
+def k23_sum_to(d_T, d_B, v2, v17):
     """%19 = sum_to(%15){shape=(96,)} : f32[96]"""
     for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_T):
             for j1 in range(d_B):
-                acc0 += v4[j0, j1, i0]
-        v19[i0] = acc0
+                acc0 += v2[j0, j1, i0]
+        v17[i0] = acc0
 
 
 def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_res_5, in_res_6, in_res_7, in_trace_h1, in_trace_c1, in_trace_h2, in_trace_c2, in_grad_y, in_dstate_h1, in_dstate_c1, in_dstate_h2, in_dstate_c2, d_T, d_B, n0):
@@ -714,8 +690,6 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # returns: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
     v0 = cuda.device_array((d_T, d_B, 24), np.float32)
     v1 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v2 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 128), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     cs1 = cuda.device_array((d_B, 32), np.float32)
     cs2 = cuda.device_array((d_B, 24), np.float32)
@@ -724,59 +698,57 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     ns1 = cuda.device_array((d_B, 32), np.float32)
     ns2 = cuda.device_array((d_B, 24), np.float32)
     ns3 = cuda.device_array((d_B, 24), np.float32)
-    v6 = cuda.device_array((96, 32), np.float32)
-    v7 = cuda.device_array((128, 32), np.float32)
-    v8 = cuda.device_array((96, 24), np.float32)
-    v9 = cuda.device_array((d_B, 32), np.float32)
-    v10 = cuda.device_array((d_B, 32), np.float32)
-    v11 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v12 = cuda.device_array((16, 128), np.float32)
-    v13 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v14 = cuda.device_array((32, 128), np.float32)
-    v15 = cuda.device_array((128,), np.float32)
-    v16 = cuda.device_array((32, 96), np.float32)
-    v17 = cuda.device_array((d_T, d_B, 24), np.float32)
-    v18 = cuda.device_array((24, 96), np.float32)
-    v19 = cuda.device_array((96,), np.float32)
+    v2 = cuda.device_array((d_T, d_B, 96), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 128), np.float32)
+    v4 = cuda.device_array((96, 32), np.float32)
+    v5 = cuda.device_array((128, 32), np.float32)
+    v6 = cuda.device_array((96, 24), np.float32)
+    v7 = cuda.device_array((d_B, 32), np.float32)
+    v8 = cuda.device_array((d_B, 32), np.float32)
+    v9 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v10 = cuda.device_array((16, 128), np.float32)
+    v11 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v12 = cuda.device_array((32, 128), np.float32)
+    v13 = cuda.device_array((128,), np.float32)
+    v14 = cuda.device_array((32, 96), np.float32)
+    v15 = cuda.device_array((d_T, d_B, 24), np.float32)
+    v16 = cuda.device_array((24, 96), np.float32)
+    v17 = cuda.device_array((96,), np.float32)
     k0_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v0, in_c2, in_trace_c2)
     k1_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v1, in_c1, in_trace_c1)
-    k2_zeros[grid_1d(d_T * d_B * 96)](d_T, d_B, v2)
-    k3_zeros[grid_1d(d_T * d_B * 128)](d_T, d_B, v3)
     # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    k4_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h1)
-    k5_copy[grid_1d(d_B * 32)](d_B, cs1, in_dstate_c1)
-    k6_copy[grid_1d(d_B * 24)](d_B, cs2, in_dstate_h2)
-    k7_copy[grid_1d(d_B * 24)](d_B, cs3, in_dstate_c2)
-    v4 = v2  # taken over: nothing else reads it
-    v5 = v3  # taken over: nothing else reads it
-    k8_copy[grid_1d(96 * 32)](v6, in_Wx2)
-    k9_copy[grid_1d(128 * 32)](v7, in_Wh1)
-    k10_copy[grid_1d(96 * 24)](v8, in_Wh2)
-    if not rt.persistent(k11_loop, (132, PERSISTENT_THREADS, 0), '%7', v6, v7, v8, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v4, v9, cs0, in_res_4, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v5):
+    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h1)
+    k3_copy[grid_1d(d_B * 32)](d_B, cs1, in_dstate_c1)
+    k4_copy[grid_1d(d_B * 24)](d_B, cs2, in_dstate_h2)
+    k5_copy[grid_1d(d_B * 24)](d_B, cs3, in_dstate_c2)
+    k6_copy[grid_1d(96 * 32)](v4, in_Wx2)
+    k7_copy[grid_1d(128 * 32)](v5, in_Wh1)
+    k8_copy[grid_1d(96 * 24)](v6, in_Wh2)
+    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%7', v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, v7, cs0, in_res_4, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k12_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v4, ns3)
-            k13_gemm[grid_gemm(d_B, 32)](d_B, v4, b1, v6, v10)
-            k14_fused[grid_1d(d_B * 32)](d_B, cs0, v10, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v5, ns1)
-            k15_gemm[grid_gemm(d_B, 32)](d_B, v5, b1, v7, ns0)
-            k16_gemm[grid_gemm(d_B, 24)](d_B, v4, b1, v8, ns2)
+            k10_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, ns3)
+            k11_gemm[grid_gemm(d_B, 32)](d_B, v2, b1, v4, v8)
+            k12_fused[grid_1d(d_B * 32)](d_B, cs0, v8, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3, ns1)
+            k13_gemm[grid_gemm(d_B, 32)](d_B, v3, b1, v5, ns0)
+            k14_gemm[grid_gemm(d_B, 24)](d_B, v2, b1, v6, ns2)
             cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
-    k17_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v5, in_Wx1, v11)
-    k18_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v5, v12)
-    k19_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v13, in_h1, in_trace_h1)
-    k20_gemm[grid_gemm(32, 128)](d_T, d_B, v13, v5, v14)
-    k21_sum_to[grid_1d(128)](d_T, d_B, v5, v15)
-    k22_gemm[grid_gemm(32, 96)](d_T, d_B, in_trace_h1, v4, v16)
-    k23_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v17, in_h2, in_trace_h2)
-    k24_gemm[grid_gemm(24, 96)](d_T, d_B, v17, v4, v18)
-    k25_sum_to[grid_1d(96)](d_T, d_B, v4, v19)
-    out0 = v11  # taken over: nothing else reads it
-    out1 = v12  # taken over: nothing else reads it
-    out2 = v14  # taken over: nothing else reads it
-    out3 = v15  # taken over: nothing else reads it
-    out4 = v16  # taken over: nothing else reads it
-    out5 = v18  # taken over: nothing else reads it
-    out6 = v19  # taken over: nothing else reads it
+    k15_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v3, in_Wx1, v9)
+    k16_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v3, v10)
+    k17_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v11, in_h1, in_trace_h1)
+    k18_gemm[grid_gemm(32, 128)](d_T, d_B, v11, v3, v12)
+    k19_sum_to[grid_1d(128)](d_T, d_B, v3, v13)
+    k20_gemm[grid_gemm(32, 96)](d_T, d_B, in_trace_h1, v2, v14)
+    k21_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v15, in_h2, in_trace_h2)
+    k22_gemm[grid_gemm(24, 96)](d_T, d_B, v15, v2, v16)
+    k23_sum_to[grid_1d(96)](d_T, d_B, v2, v17)
+    out0 = v9  # taken over: nothing else reads it
+    out1 = v10  # taken over: nothing else reads it
+    out2 = v12  # taken over: nothing else reads it
+    out3 = v13  # taken over: nothing else reads it
+    out4 = v14  # taken over: nothing else reads it
+    out5 = v16  # taken over: nothing else reads it
+    out6 = v17  # taken over: nothing else reads it
     out7 = cs0  # taken over: nothing else reads it
     out8 = cs1  # taken over: nothing else reads it
     out9 = cs2  # taken over: nothing else reads it

@@ -66,19 +66,7 @@ def k0_gemm(d_B, d_T, in_x, in_Wx1, v0):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%1 = zeros(){shape=('T', 'B', 24), dtype=f32} : f32[T, B, 24]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 24, cuda.gridsize(1)):
-        i0 = e0 % 24
-        r0 = e0 // 24
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_h1):
+def k1_copy(d_B, cs0, in_h1):
     """copy h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -88,7 +76,7 @@ def k2_copy(d_B, cs0, in_h1):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_c1):
+def k2_copy(d_B, cs1, in_c1):
     """copy c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -98,7 +86,7 @@ def k3_copy(d_B, cs1, in_c1):
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs2, in_h2):
+def k3_copy(d_B, cs2, in_h2):
     """copy h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -108,7 +96,7 @@ def k4_copy(d_B, cs2, in_h2):
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, cs3, in_c2):
+def k4_copy(d_B, cs3, in_c2):
     """copy c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -118,7 +106,7 @@ def k5_copy(d_B, cs3, in_c2):
 
 
 @cuda.jit(cache=True)
-def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths, v4, v5, cs2, v6, in_b2, cs3, v2):
+def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths, v3, v4, cs2, v5, in_b2, cs3, v1):
     """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -155,24 +143,24 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths
                 acc = c0
                 for kk in range(32):
                     acc += cs0[i0, kk] * w0[kk, cl]
-                v3[i0, col] = acc
+                v2[i0, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing %15, h1@0, c1@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
             r0 = e0 // 32
             i2 = r0
-            t0 = v0[b0, i2, 96 + i1] + v3[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t0 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %4 = sigmoid(%3) : f32[B, 32]
-            t3 = v0[b0, i2, 32 + i1] + v3[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t3 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t4 = t3 + in_b1[32 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t5 = sigmoid_f32(t4)  # %6 = sigmoid(%5) : f32[B, 32]
             t6 = t5 * cs1[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
-            t7 = v0[b0, i2, i1] + v3[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t7 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t8 = t7 + in_b1[i1]  # %2 = add(%1, b1) : f32[B, 128]
             t9 = sigmoid_f32(t8)  # %9 = sigmoid(%8) : f32[B, 32]
-            t10 = v0[b0, i2, 64 + i1] + v3[i2, 64 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t10 = v0[b0, i2, 64 + i1] + v2[i2, 64 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t11 = t10 + in_b1[64 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t12 = math.tanh(t11)  # %11 = tanh(%10) : f32[B, 32]
             t13 = t9 * t12  # %12 = mul(%9, %11) : f32[B, 32]
@@ -181,7 +169,7 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths
             t16 = t2 * t15  # %15 = mul(%4, %14) : f32[B, 32]
             t17 = t16 if b0 < in_lengths[i2] else cs0[i2, i1]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[B, 32]
             t18 = t14 if b0 < in_lengths[i2] else cs1[i2, i1]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[B, 32]
-            v4[i2, i1] = t16  # store %15
+            v3[i2, i1] = t16  # store %15
             cs0[i2, i1] = t17  # store h1@0
             cs1[i2, i1] = t18  # store c1@0
         grid.sync()
@@ -194,8 +182,8 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths
                 i3 = row
                 acc = c0
                 for kk in range(32):
-                    acc += v4[i3, kk] * w1[kk, cl]
-                v5[i3, col] = acc
+                    acc += v3[i3, kk] * w1[kk, cl]
+                v4[i3, col] = acc
         grid.sync()
         # phase: %17 = matmul(h2@t-1, Wh2) : f32[B, 96]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -207,24 +195,24 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths
                 acc = c0
                 for kk in range(24):
                     acc += cs2[i4, kk] * w2[kk, cl]
-                v6[i4, col] = acc
+                v5[i4, col] = acc
         grid.sync()
         # phase: fused: 14 elementwise node(s) over [B, 24], storing h2@0, c2@0, %34
         for e1 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
             i5 = e1 % 24
             r1 = e1 // 24
             i6 = r1
-            t19 = v5[i6, 72 + i5] + v6[i6, 72 + i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t19 = v4[i6, 72 + i5] + v5[i6, 72 + i5]  # %18 = add(%16, %17) : f32[B, 96]
             t20 = t19 + in_b2[72 + i5]  # %19 = add(%18, b2) : f32[B, 96]
             t21 = sigmoid_f32(t20)  # %21 = sigmoid(%20) : f32[B, 24]
-            t22 = v5[i6, 24 + i5] + v6[i6, 24 + i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t22 = v4[i6, 24 + i5] + v5[i6, 24 + i5]  # %18 = add(%16, %17) : f32[B, 96]
             t23 = t22 + in_b2[24 + i5]  # %19 = add(%18, b2) : f32[B, 96]
             t24 = sigmoid_f32(t23)  # %23 = sigmoid(%22) : f32[B, 24]
             t25 = t24 * cs3[i6, i5]  # %24 = mul(%23, c2@t-1) : f32[B, 24]
-            t26 = v5[i6, i5] + v6[i6, i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t26 = v4[i6, i5] + v5[i6, i5]  # %18 = add(%16, %17) : f32[B, 96]
             t27 = t26 + in_b2[i5]  # %19 = add(%18, b2) : f32[B, 96]
             t28 = sigmoid_f32(t27)  # %26 = sigmoid(%25) : f32[B, 24]
-            t29 = v5[i6, 48 + i5] + v6[i6, 48 + i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t29 = v4[i6, 48 + i5] + v5[i6, 48 + i5]  # %18 = add(%16, %17) : f32[B, 96]
             t30 = t29 + in_b2[48 + i5]  # %19 = add(%18, b2) : f32[B, 96]
             t31 = math.tanh(t30)  # %28 = tanh(%27) : f32[B, 24]
             t32 = t28 * t31  # %29 = mul(%26, %28) : f32[B, 24]
@@ -236,12 +224,12 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths
             t38 = t35 if b0 < in_lengths[i6] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[B, 24]
             cs2[i6, i5] = t36  # store h2@0
             cs3[i6, i5] = t37  # store c2@0
-            v2[b0, i6, i5] = t38  # store %34
+            v1[b0, i6, i5] = t38  # store %34
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, cs0, in_Wh1, v7):
+def k6_gemm(d_B, cs0, in_Wh1, v6):
     """%0 = matmul(h1@t-1, Wh1) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -267,27 +255,27 @@ def k7_gemm(d_B, cs0, in_Wh1, v7):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 128:
-        v7[i0, col] = acc
+        v6[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k8_fused(d_B, v0, b1, v7, in_b1, cs1, in_lengths, cs0, v8, ns0, ns1):
+def k7_fused(d_B, v0, b1, v6, in_b1, cs1, in_lengths, cs0, v7, ns0, ns1):
     """fused: 13 elementwise node(s) over [B, 32], storing %15, h1@0, c1@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v0[b1, i1, 96 + i0] + v7[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t0 = v0[b1, i1, 96 + i0] + v6[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %4 = sigmoid(%3) : f32[B, 32]
-        t3 = v0[b1, i1, 32 + i0] + v7[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t3 = v0[b1, i1, 32 + i0] + v6[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t4 = t3 + in_b1[32 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t5 = sigmoid_f32(t4)  # %6 = sigmoid(%5) : f32[B, 32]
         t6 = t5 * cs1[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
-        t7 = v0[b1, i1, i0] + v7[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t7 = v0[b1, i1, i0] + v6[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t8 = t7 + in_b1[i0]  # %2 = add(%1, b1) : f32[B, 128]
         t9 = sigmoid_f32(t8)  # %9 = sigmoid(%8) : f32[B, 32]
-        t10 = v0[b1, i1, 64 + i0] + v7[i1, 64 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t10 = v0[b1, i1, 64 + i0] + v6[i1, 64 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t11 = t10 + in_b1[64 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t12 = math.tanh(t11)  # %11 = tanh(%10) : f32[B, 32]
         t13 = t9 * t12  # %12 = mul(%9, %11) : f32[B, 32]
@@ -296,13 +284,13 @@ def k8_fused(d_B, v0, b1, v7, in_b1, cs1, in_lengths, cs0, v8, ns0, ns1):
         t16 = t2 * t15  # %15 = mul(%4, %14) : f32[B, 32]
         t17 = t16 if b1 < in_lengths[i1] else cs0[i1, i0]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[B, 32]
         t18 = t14 if b1 < in_lengths[i1] else cs1[i1, i0]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[B, 32]
-        v8[i1, i0] = t16  # store %15
+        v7[i1, i0] = t16  # store %15
         ns0[i1, i0] = t17  # store h1@0
         ns1[i1, i0] = t18  # store c1@0
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, v8, in_Wx2, v9):
+def k8_gemm(d_B, v7, in_Wx2, v8):
     """%16 = matmul(%15, Wx2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -315,7 +303,7 @@ def k9_gemm(d_B, v8, in_Wx2, v9):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = v8[i0, ka]
+            sa[ty, tx] = v7[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -328,11 +316,11 @@ def k9_gemm(d_B, v8, in_Wx2, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 96:
-        v9[i0, col] = acc
+        v8[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs2, in_Wh2, v10):
+def k9_gemm(d_B, cs2, in_Wh2, v9):
     """%17 = matmul(h2@t-1, Wh2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -358,27 +346,27 @@ def k10_gemm(d_B, cs2, in_Wh2, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 96:
-        v10[i0, col] = acc
+        v9[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, v9, v10, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v2):
+def k10_fused(d_B, v8, v9, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v1):
     """fused: 14 elementwise node(s) over [B, 24], storing h2@0, c2@0, %34"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        t0 = v9[i1, 72 + i0] + v10[i1, 72 + i0]  # %18 = add(%16, %17) : f32[B, 96]
+        t0 = v8[i1, 72 + i0] + v9[i1, 72 + i0]  # %18 = add(%16, %17) : f32[B, 96]
         t1 = t0 + in_b2[72 + i0]  # %19 = add(%18, b2) : f32[B, 96]
         t2 = sigmoid_f32(t1)  # %21 = sigmoid(%20) : f32[B, 24]
-        t3 = v9[i1, 24 + i0] + v10[i1, 24 + i0]  # %18 = add(%16, %17) : f32[B, 96]
+        t3 = v8[i1, 24 + i0] + v9[i1, 24 + i0]  # %18 = add(%16, %17) : f32[B, 96]
         t4 = t3 + in_b2[24 + i0]  # %19 = add(%18, b2) : f32[B, 96]
         t5 = sigmoid_f32(t4)  # %23 = sigmoid(%22) : f32[B, 24]
         t6 = t5 * cs3[i1, i0]  # %24 = mul(%23, c2@t-1) : f32[B, 24]
-        t7 = v9[i1, i0] + v10[i1, i0]  # %18 = add(%16, %17) : f32[B, 96]
+        t7 = v8[i1, i0] + v9[i1, i0]  # %18 = add(%16, %17) : f32[B, 96]
         t8 = t7 + in_b2[i0]  # %19 = add(%18, b2) : f32[B, 96]
         t9 = sigmoid_f32(t8)  # %26 = sigmoid(%25) : f32[B, 24]
-        t10 = v9[i1, 48 + i0] + v10[i1, 48 + i0]  # %18 = add(%16, %17) : f32[B, 96]
+        t10 = v8[i1, 48 + i0] + v9[i1, 48 + i0]  # %18 = add(%16, %17) : f32[B, 96]
         t11 = t10 + in_b2[48 + i0]  # %19 = add(%18, b2) : f32[B, 96]
         t12 = math.tanh(t11)  # %28 = tanh(%27) : f32[B, 24]
         t13 = t9 * t12  # %29 = mul(%26, %28) : f32[B, 24]
@@ -390,7 +378,7 @@ def k11_fused(d_B, v9, v10, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v2):
         t19 = t16 if b1 < in_lengths[i1] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[B, 24]
         ns2[i1, i0] = t17  # store h2@0
         ns3[i1, i0] = t18  # store c2@0
-        v2[b1, i1, i0] = t19  # store %34
+        v1[b1, i1, i0] = t19  # store %34
 
 
 def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_lengths, d_T, d_B, n0):
@@ -412,7 +400,6 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # n0: loop count T
     # returns: y, h1, c1, h2, c2
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 24), np.float32)
     cs0 = cuda.device_array((d_B, 32), np.float32)
     cs1 = cuda.device_array((d_B, 32), np.float32)
     cs2 = cuda.device_array((d_B, 24), np.float32)
@@ -421,32 +408,31 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     ns1 = cuda.device_array((d_B, 32), np.float32)
     ns2 = cuda.device_array((d_B, 24), np.float32)
     ns3 = cuda.device_array((d_B, 24), np.float32)
-    v3 = cuda.device_array((d_B, 128), np.float32)
-    v4 = cuda.device_array((d_B, 32), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 24), np.float32)
+    v2 = cuda.device_array((d_B, 128), np.float32)
+    v3 = cuda.device_array((d_B, 32), np.float32)
+    v4 = cuda.device_array((d_B, 96), np.float32)
     v5 = cuda.device_array((d_B, 96), np.float32)
-    v6 = cuda.device_array((d_B, 96), np.float32)
-    v7 = cuda.device_array((d_B, 128), np.float32)
-    v8 = cuda.device_array((d_B, 32), np.float32)
+    v6 = cuda.device_array((d_B, 128), np.float32)
+    v7 = cuda.device_array((d_B, 32), np.float32)
+    v8 = cuda.device_array((d_B, 96), np.float32)
     v9 = cuda.device_array((d_B, 96), np.float32)
-    v10 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx1, v0)
-    k1_zeros[grid_1d(d_T * d_B * 24)](d_T, d_B, v1)
     # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_h1)
-    k3_copy[grid_1d(d_B * 32)](d_B, cs1, in_c1)
-    k4_copy[grid_1d(d_B * 24)](d_B, cs2, in_h2)
-    k5_copy[grid_1d(d_B * 24)](d_B, cs3, in_c2)
-    v2 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k6_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v3, v0, in_b1, cs1, in_lengths, v4, v5, cs2, v6, in_b2, cs3, v2):
+    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h1)
+    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c1)
+    k3_copy[grid_1d(d_B * 24)](d_B, cs2, in_h2)
+    k4_copy[grid_1d(d_B * 24)](d_B, cs3, in_c2)
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths, v3, v4, cs2, v5, in_b2, cs3, v1):
         for it0 in range(n0):
             b1 = it0
-            k7_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh1, v7)
-            k8_fused[grid_1d(d_B * 32)](d_B, v0, b1, v7, in_b1, cs1, in_lengths, cs0, v8, ns0, ns1)
-            k9_gemm[grid_gemm(d_B, 96)](d_B, v8, in_Wx2, v9)
-            k10_gemm[grid_gemm(d_B, 96)](d_B, cs2, in_Wh2, v10)
-            k11_fused[grid_1d(d_B * 24)](d_B, v9, v10, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v2)
+            k6_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh1, v6)
+            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, v6, in_b1, cs1, in_lengths, cs0, v7, ns0, ns1)
+            k8_gemm[grid_gemm(d_B, 96)](d_B, v7, in_Wx2, v8)
+            k9_gemm[grid_gemm(d_B, 96)](d_B, cs2, in_Wh2, v9)
+            k10_fused[grid_1d(d_B * 24)](d_B, v8, v9, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v1)
             cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
-    out0 = v2  # taken over: nothing else reads it
+    out0 = v1  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     out2 = cs1  # taken over: nothing else reads it
     out3 = cs2  # taken over: nothing else reads it

@@ -41,7 +41,7 @@ def k1_copy(d_B, v0, in_C):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v0[i1, i0 + 8] = in_C[i1, i0]
+        v0[i1, 8 + i0] = in_C[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -164,7 +164,7 @@ def k7_fused(d_B, v8, v1):
         r0 = e0 // 16
         i1 = r0
         t0 = math.tanh(v8[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
-        v1[i1, i0 + 8] = t0  # store C@0
+        v1[i1, 8 + i0] = t0  # store C@0
 
 
 @cuda.jit(cache=True)
@@ -181,7 +181,7 @@ def k8_gemm(d_B, v1, in_M_o, v3):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v1[i0, ka + 8]
+            sa[ty, tx] = v1[i0, 8 + ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -327,7 +327,7 @@ def k15_fused(d_B, v13, v2):
         r0 = e0 // 16
         i1 = r0
         t0 = math.tanh(v13[i1, i0])  # C@1 = tanh(%12) : f32[B, 16]
-        v2[i1, i0 + 8] = t0  # store C@1
+        v2[i1, 8 + i0] = t0  # store C@1
 
 
 @cuda.jit(cache=True)
@@ -344,7 +344,7 @@ def k16_gemm(d_B, v2, in_M_o, v3):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v2[i0, ka + 8]
+            sa[ty, tx] = v2[i0, 8 + ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty

@@ -58,43 +58,7 @@ def k0_gemm(d_B, d_T, in_grad_y, in_M_o, v0):
 
 
 @cuda.jit(cache=True)
-def k1_zeros(d_T, d_B, v1):
-    """%2 = zeros(){shape=('T', 'B', 4), dtype=f32} : f32[T, B, 4]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
-        i0 = e0 % 4
-        r0 = e0 // 4
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v1[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k2_zeros(d_T, d_B, v2):
-    """%3 = zeros(){shape=('T', 'B', 16), dtype=f32} : f32[T, B, 16]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v2[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k3_zeros(d_T, d_B, v3):
-    """%4 = zeros(){shape=('T', 'B', 8), dtype=f32} : f32[T, B, 8]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v3[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k4_copy(d_B, cs0, in_dstate_C):
+def k1_copy(d_B, cs0, in_dstate_C):
     """copy dstate@C = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -104,73 +68,37 @@ def k4_copy(d_B, cs0, in_dstate_C):
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_T, d_B, v5, v2):
-    """copy %3 = zeros(){shape=('T', 'B', 16), dtype=f32} : f32[T, B, 16]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v5[i2, i1, i0] = v2[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k6_copy(d_T, d_B, v6, v2):
-    """copy %3 = zeros(){shape=('T', 'B', 16), dtype=f32} : f32[T, B, 16]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v6[i2, i1, i0] = v2[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k7_copy(d_T, d_B, v7, v2):
-    """copy %3 = zeros(){shape=('T', 'B', 16), dtype=f32} : f32[T, B, 16]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v7[i2, i1, i0] = v2[i2, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k8_copy(v9, in_M_C):
+def k2_copy(v6, in_M_C):
     """copy %5 = transpose(M_C) : f32[16, 16]"""
     for e0 in range(cuda.grid(1), 16 * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v9[i1, i0] = in_M_C[i0, i1]
+        v6[i1, i0] = in_M_C[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k9_copy(v10, in_M_B):
+def k3_copy(v7, in_M_B):
     """copy %6 = transpose(M_B) : f32[16, 16]"""
     for e0 in range(cuda.grid(1), 16 * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v10[i1, i0] = in_M_B[i0, i1]
+        v7[i1, i0] = in_M_B[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k10_copy(v11, in_M_A):
+def k4_copy(v8, in_M_A):
     """copy %7 = transpose(M_A) : f32[16, 24]"""
     for e0 in range(cuda.grid(1), 16 * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        v11[i1, i0] = in_M_A[i0, i1]
+        v8[i1, i0] = in_M_A[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, v13, in_res_1, v7, v14, v4, in_grad_y, v8, ns0):
+def k5_loop(v6, v7, v8, n0, d_B, cs0, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, ns0):
     """%8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x24 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -179,21 +107,21 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 16:
-            w0[kk, cl] = v9[kk, col]
+            w0[kk, cl] = v6[kk, col]
     w1 = cuda.shared.array((16, 1), float32)
     for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 16:
-            w1[kk, cl] = v10[kk, col]
+            w1[kk, cl] = v7[kk, col]
     w2 = cuda.shared.array((16, 1), float32)
     for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
         kk = e // 1
         cl = e - kk * 1
         col = cuda.blockIdx.x * 1 + cl
         if col < 24:
-            w2[kk, cl] = v11[kk, col]
+            w2[kk, cl] = v8[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
@@ -206,7 +134,7 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
             t1 = in_trace_C[b0, i1, i0] * in_trace_C[b0, i1, i0]  # %2 = mul('trace@C@0', 'trace@C@0') : f32[B, 16]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
-            v5[b0, i1, i0] = t3  # store %4
+            v2[b0, i1, i0] = t3  # store %4
         grid.sync()
         # phase: %5 = matmul(%4, inv4) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -217,8 +145,8 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
                 i2 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v5[b0, i2, kk] * w0[kk, cl]
-                v12[i2, col] = acc
+                    acc += v2[b0, i2, kk] * w0[kk, cl]
+                v9[i2, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing %8
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
@@ -227,8 +155,8 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
             i4 = r1
             t4 = in_res_0[b0, i4, i3] * in_res_0[b0, i4, i3]  # %6 = mul('res@0@0', 'res@0@0') : f32[B, 16]
             t5 = c1 - t4  # %7 = sub(%1, %6) : f32[B, 16]
-            t6 = v12[i4, i3] * t5  # %8 = mul(%5, %7) : f32[B, 16]
-            v6[b0, i4, i3] = t6  # store %8
+            t6 = v9[i4, i3] * t5  # %8 = mul(%5, %7) : f32[B, 16]
+            v3[b0, i4, i3] = t6  # store %8
         grid.sync()
         # phase: %9 = matmul(%8, inv5) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -239,8 +167,8 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
                 i5 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v6[b0, i5, kk] * w1[kk, cl]
-                v13[i5, col] = acc
+                    acc += v3[b0, i5, kk] * w1[kk, cl]
+                v10[i5, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing %12
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
@@ -249,8 +177,8 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
             i7 = r2
             t7 = in_res_1[b0, i7, i6] * in_res_1[b0, i7, i6]  # %10 = mul('res@1@0', 'res@1@0') : f32[B, 16]
             t8 = c1 - t7  # %11 = sub(%1, %10) : f32[B, 16]
-            t9 = v13[i7, i6] * t8  # %12 = mul(%9, %11) : f32[B, 16]
-            v7[b0, i7, i6] = t9  # store %12
+            t9 = v10[i7, i6] * t8  # %12 = mul(%9, %11) : f32[B, 16]
+            v4[b0, i7, i6] = t9  # store %12
         grid.sync()
         # phase: %13 = matmul(%12, inv6) : f32[B, 24]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -261,29 +189,29 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
                 i8 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v7[b0, i8, kk] * w2[kk, cl]
-                v14[i8, col] = acc
+                    acc += v4[b0, i8, kk] * w2[kk, cl]
+                v11[i8, col] = acc
         grid.sync()
         # phase: copy 'grad@y@0' = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i9 = e3 % 4
             r3 = e3 // 4
             i10 = r3
-            v4[b0, i10, i9] = in_grad_y[b0, i10, i9]
+            v1[b0, i10, i9] = in_grad_y[b0, i10, i9]
         grid.sync()
         # phase: copy %14 = slice(%13){axis=-1, start=0, stop=8} : f32[B, 8]
         for e4 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i11 = e4 % 8
             r4 = e4 // 8
             i12 = r4
-            v8[b0, i12, i11] = v14[i12, i11]
+            v5[b0, i12, i11] = v11[i12, i11]
         grid.sync()
         # phase: copy 'dstate@C@0' = slice(%13){axis=-1, start=8, stop=24} : f32[B, 16]
         for e5 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i13 = e5 % 16
             r5 = e5 // 16
             i14 = r5
-            ns0[i14, i13] = v14[i14, 8 + i13]
+            ns0[i14, i13] = v11[i14, 8 + i13]
         grid.sync()
         # phase: the new 'dstate@C@0' becomes the current one
         for e6 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
@@ -295,7 +223,7 @@ def k11_loop(v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, 
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, cs0, v0, b1, in_trace_C, v5):
+def k6_fused(d_B, cs0, v0, b1, in_trace_C, v2):
     """fused: 4 elementwise node(s) over [B, 16], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -305,11 +233,11 @@ def k12_fused(d_B, cs0, v0, b1, in_trace_C, v5):
         t1 = in_trace_C[b1, i1, i0] * in_trace_C[b1, i1, i0]  # %2 = mul('trace@C@0', 'trace@C@0') : f32[B, 16]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
-        v5[b1, i1, i0] = t3  # store %4
+        v2[b1, i1, i0] = t3  # store %4
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, v5, b1, v9, v15):
+def k7_gemm(d_B, v2, b1, v6, v12):
     """%5 = matmul(%4, inv4) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -322,12 +250,12 @@ def k13_gemm(d_B, v5, b1, v9, v15):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v5[b1, i0, ka]
+            sa[ty, tx] = v2[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 16 and col < 16:
-            sb[ty, tx] = v9[kb, col]
+            sb[ty, tx] = v6[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -335,11 +263,11 @@ def k13_gemm(d_B, v5, b1, v9, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v15[i0, col] = acc
+        v12[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k14_fused(d_B, in_res_0, b1, v15, v6):
+def k8_fused(d_B, in_res_0, b1, v12, v3):
     """fused: 3 elementwise node(s) over [B, 16], storing %8"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -347,12 +275,12 @@ def k14_fused(d_B, in_res_0, b1, v15, v6):
         i1 = r0
         t0 = in_res_0[b1, i1, i0] * in_res_0[b1, i1, i0]  # %6 = mul('res@0@0', 'res@0@0') : f32[B, 16]
         t1 = c1 - t0  # %7 = sub(%1, %6) : f32[B, 16]
-        t2 = v15[i1, i0] * t1  # %8 = mul(%5, %7) : f32[B, 16]
-        v6[b1, i1, i0] = t2  # store %8
+        t2 = v12[i1, i0] * t1  # %8 = mul(%5, %7) : f32[B, 16]
+        v3[b1, i1, i0] = t2  # store %8
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_B, v6, b1, v10, v16):
+def k9_gemm(d_B, v3, b1, v7, v13):
     """%9 = matmul(%8, inv5) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -365,12 +293,12 @@ def k15_gemm(d_B, v6, b1, v10, v16):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v6[b1, i0, ka]
+            sa[ty, tx] = v3[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 16 and col < 16:
-            sb[ty, tx] = v10[kb, col]
+            sb[ty, tx] = v7[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -378,11 +306,11 @@ def k15_gemm(d_B, v6, b1, v10, v16):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v16[i0, col] = acc
+        v13[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k16_fused(d_B, in_res_1, b1, v16, v7):
+def k10_fused(d_B, in_res_1, b1, v13, v4):
     """fused: 3 elementwise node(s) over [B, 16], storing %12"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -390,12 +318,12 @@ def k16_fused(d_B, in_res_1, b1, v16, v7):
         i1 = r0
         t0 = in_res_1[b1, i1, i0] * in_res_1[b1, i1, i0]  # %10 = mul('res@1@0', 'res@1@0') : f32[B, 16]
         t1 = c1 - t0  # %11 = sub(%1, %10) : f32[B, 16]
-        t2 = v16[i1, i0] * t1  # %12 = mul(%9, %11) : f32[B, 16]
-        v7[b1, i1, i0] = t2  # store %12
+        t2 = v13[i1, i0] * t1  # %12 = mul(%9, %11) : f32[B, 16]
+        v4[b1, i1, i0] = t2  # store %12
 
 
 @cuda.jit(cache=True)
-def k17_gemm(d_B, v7, b1, v11, v17):
+def k11_gemm(d_B, v4, b1, v8, v14):
     """%13 = matmul(%12, inv6) : f32[B, 24]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -408,12 +336,12 @@ def k17_gemm(d_B, v7, b1, v11, v17):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v7[b1, i0, ka]
+            sa[ty, tx] = v4[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 16 and col < 24:
-            sb[ty, tx] = v11[kb, col]
+            sb[ty, tx] = v8[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -421,41 +349,41 @@ def k17_gemm(d_B, v7, b1, v11, v17):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 24:
-        v17[i0, col] = acc
+        v14[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k18_copy(d_B, v4, b1, in_grad_y):
+def k12_copy(d_B, v1, b1, in_grad_y):
     """copy 'grad@y@0' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        v4[b1, i1, i0] = in_grad_y[b1, i1, i0]
+        v1[b1, i1, i0] = in_grad_y[b1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k19_copy(d_B, v8, b1, v17):
+def k13_copy(d_B, v5, b1, v14):
     """copy %14 = slice(%13){axis=-1, start=0, stop=8} : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v8[b1, i1, i0] = v17[i1, i0]
+        v5[b1, i1, i0] = v14[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k20_copy(d_B, ns0, v17):
+def k14_copy(d_B, ns0, v14):
     """copy 'dstate@C@0' = slice(%13){axis=-1, start=8, stop=24} : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        ns0[i1, i0] = v17[i1, 8 + i0]
+        ns0[i1, i0] = v14[i1, 8 + i0]
 
 
 @cuda.jit(cache=True)
-def k21_gemm(d_T, d_B, in_res_2, v7, v18):
+def k15_gemm(d_T, d_B, in_res_2, v4, v15):
     """%11 = matmul_tn(res@2, %10) : f32[24, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -478,7 +406,7 @@ def k21_gemm(d_T, d_B, in_res_2, v7, v18):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v7[i3, i2, col]
+            sb[ty, tx] = v4[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -486,11 +414,11 @@ def k21_gemm(d_T, d_B, in_res_2, v7, v18):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 24 and col < 16:
-        v18[row, col] = acc
+        v15[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k22_gemm(d_T, d_B, in_res_1, v6, v19):
+def k16_gemm(d_T, d_B, in_res_1, v3, v16):
     """%13 = matmul_tn(res@1, %12) : f32[16, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -513,7 +441,7 @@ def k22_gemm(d_T, d_B, in_res_1, v6, v19):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v6[i3, i2, col]
+            sb[ty, tx] = v3[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -521,11 +449,11 @@ def k22_gemm(d_T, d_B, in_res_1, v6, v19):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 16:
-        v19[row, col] = acc
+        v16[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k23_gemm(d_T, d_B, in_res_0, v5, v20):
+def k17_gemm(d_T, d_B, in_res_0, v2, v17):
     """%15 = matmul_tn(res@0, %14) : f32[16, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -548,7 +476,7 @@ def k23_gemm(d_T, d_B, in_res_0, v5, v20):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v5[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -556,11 +484,11 @@ def k23_gemm(d_T, d_B, in_res_0, v5, v20):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 16:
-        v20[row, col] = acc
+        v17[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k24_gemm(d_T, d_B, in_trace_C, v4, v21):
+def k18_gemm(d_T, d_B, in_trace_C, v1, v18):
     """%17 = matmul_tn(trace@C, %16) : f32[16, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -583,7 +511,7 @@ def k24_gemm(d_T, d_B, in_trace_C, v4, v21):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v4[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -591,7 +519,7 @@ def k24_gemm(d_T, d_B, in_trace_C, v4, v21):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 4:
-        v21[row, col] = acc
+        v18[row, col] = acc
 
 
 def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, in_res_2, in_trace_C, in_grad_y, in_dstate_C, d_T, d_B, n0):
@@ -613,62 +541,53 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, 
     # n0: loop count T
     # returns: x, M_A, M_B, M_C, M_o, C
     v0 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 4), np.float32)
-    v2 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 8), np.float32)
     cs0 = cuda.device_array((d_B, 16), np.float32)
     ns0 = cuda.device_array((d_B, 16), np.float32)
-    v5 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v6 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v7 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v9 = cuda.device_array((16, 16), np.float32)
-    v10 = cuda.device_array((16, 16), np.float32)
-    v11 = cuda.device_array((16, 24), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v2 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v4 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v5 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v6 = cuda.device_array((16, 16), np.float32)
+    v7 = cuda.device_array((16, 16), np.float32)
+    v8 = cuda.device_array((16, 24), np.float32)
+    v9 = cuda.device_array((d_B, 16), np.float32)
+    v10 = cuda.device_array((d_B, 16), np.float32)
+    v11 = cuda.device_array((d_B, 24), np.float32)
     v12 = cuda.device_array((d_B, 16), np.float32)
     v13 = cuda.device_array((d_B, 16), np.float32)
     v14 = cuda.device_array((d_B, 24), np.float32)
-    v15 = cuda.device_array((d_B, 16), np.float32)
-    v16 = cuda.device_array((d_B, 16), np.float32)
-    v17 = cuda.device_array((d_B, 24), np.float32)
-    v18 = cuda.device_array((24, 16), np.float32)
-    v19 = cuda.device_array((16, 16), np.float32)
-    v20 = cuda.device_array((16, 16), np.float32)
-    v21 = cuda.device_array((16, 4), np.float32)
+    v15 = cuda.device_array((24, 16), np.float32)
+    v16 = cuda.device_array((16, 16), np.float32)
+    v17 = cuda.device_array((16, 16), np.float32)
+    v18 = cuda.device_array((16, 4), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, in_grad_y, in_M_o, v0)
-    k1_zeros[grid_1d(d_T * d_B * 4)](d_T, d_B, v1)
-    k2_zeros[grid_1d(d_T * d_B * 16)](d_T, d_B, v2)
-    k3_zeros[grid_1d(d_T * d_B * 8)](d_T, d_B, v3)
     # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
-    k4_copy[grid_1d(d_B * 16)](d_B, cs0, in_dstate_C)
-    v4 = v1  # taken over: nothing else reads it
-    k5_copy[grid_1d(d_T * d_B * 16)](d_T, d_B, v5, v2)
-    k6_copy[grid_1d(d_T * d_B * 16)](d_T, d_B, v6, v2)
-    k7_copy[grid_1d(d_T * d_B * 16)](d_T, d_B, v7, v2)
-    v8 = v3  # taken over: nothing else reads it
-    k8_copy[grid_1d(16 * 16)](v9, in_M_C)
-    k9_copy[grid_1d(16 * 16)](v10, in_M_B)
-    k10_copy[grid_1d(16 * 24)](v11, in_M_A)
-    if not rt.persistent(k11_loop, (132, PERSISTENT_THREADS, 0), '%8', v9, v10, v11, n0, d_B, cs0, v0, in_trace_C, v5, v12, in_res_0, v6, v13, in_res_1, v7, v14, v4, in_grad_y, v8, ns0):
+    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_dstate_C)
+    k2_copy[grid_1d(16 * 16)](v6, in_M_C)
+    k3_copy[grid_1d(16 * 16)](v7, in_M_B)
+    k4_copy[grid_1d(16 * 24)](v8, in_M_A)
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%8', v6, v7, v8, n0, d_B, cs0, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, ns0):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k12_fused[grid_1d(d_B * 16)](d_B, cs0, v0, b1, in_trace_C, v5)
-            k13_gemm[grid_gemm(d_B, 16)](d_B, v5, b1, v9, v15)
-            k14_fused[grid_1d(d_B * 16)](d_B, in_res_0, b1, v15, v6)
-            k15_gemm[grid_gemm(d_B, 16)](d_B, v6, b1, v10, v16)
-            k16_fused[grid_1d(d_B * 16)](d_B, in_res_1, b1, v16, v7)
-            k17_gemm[grid_gemm(d_B, 24)](d_B, v7, b1, v11, v17)
-            k18_copy[grid_1d(d_B * 4)](d_B, v4, b1, in_grad_y)
-            k19_copy[grid_1d(d_B * 8)](d_B, v8, b1, v17)
-            k20_copy[grid_1d(d_B * 16)](d_B, ns0, v17)
+            k6_fused[grid_1d(d_B * 16)](d_B, cs0, v0, b1, in_trace_C, v2)
+            k7_gemm[grid_gemm(d_B, 16)](d_B, v2, b1, v6, v12)
+            k8_fused[grid_1d(d_B * 16)](d_B, in_res_0, b1, v12, v3)
+            k9_gemm[grid_gemm(d_B, 16)](d_B, v3, b1, v7, v13)
+            k10_fused[grid_1d(d_B * 16)](d_B, in_res_1, b1, v13, v4)
+            k11_gemm[grid_gemm(d_B, 24)](d_B, v4, b1, v8, v14)
+            k12_copy[grid_1d(d_B * 4)](d_B, v1, b1, in_grad_y)
+            k13_copy[grid_1d(d_B * 8)](d_B, v5, b1, v14)
+            k14_copy[grid_1d(d_B * 16)](d_B, ns0, v14)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
-    k21_gemm[grid_gemm(24, 16)](d_T, d_B, in_res_2, v7, v18)
-    k22_gemm[grid_gemm(16, 16)](d_T, d_B, in_res_1, v6, v19)
-    k23_gemm[grid_gemm(16, 16)](d_T, d_B, in_res_0, v5, v20)
-    k24_gemm[grid_gemm(16, 4)](d_T, d_B, in_trace_C, v4, v21)
-    out0 = v8  # taken over: nothing else reads it
-    out1 = v18  # taken over: nothing else reads it
-    out2 = v19  # taken over: nothing else reads it
-    out3 = v20  # taken over: nothing else reads it
-    out4 = v21  # taken over: nothing else reads it
+    k15_gemm[grid_gemm(24, 16)](d_T, d_B, in_res_2, v4, v15)
+    k16_gemm[grid_gemm(16, 16)](d_T, d_B, in_res_1, v3, v16)
+    k17_gemm[grid_gemm(16, 16)](d_T, d_B, in_res_0, v2, v17)
+    k18_gemm[grid_gemm(16, 4)](d_T, d_B, in_trace_C, v1, v18)
+    out0 = v5  # taken over: nothing else reads it
+    out1 = v15  # taken over: nothing else reads it
+    out2 = v16  # taken over: nothing else reads it
+    out3 = v17  # taken over: nothing else reads it
+    out4 = v18  # taken over: nothing else reads it
     out5 = cs0  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

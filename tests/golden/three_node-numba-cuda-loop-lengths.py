@@ -25,19 +25,7 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_zeros(d_T, d_B, v0):
-    """%0 = zeros(){shape=('T', 'B', 4), dtype=f32} : f32[T, B, 4]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
-        i0 = e0 % 4
-        r0 = e0 // 4
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v0[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_C):
+def k0_copy(d_B, cs0, in_C):
     """copy C = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -47,7 +35,7 @@ def k1_copy(d_B, cs0, in_C):
 
 
 @cuda.jit(cache=True)
-def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, v6, v7, in_lengths, v8, v9, v1):
+def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, v5, v6, in_lengths, v7, v8, v0):
     """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -86,14 +74,14 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
             i0 = e0 % 8
             r0 = e0 // 8
             i1 = r0
-            v2[i1, i0] = in_x[b0, i1, i0]
+            v1[i1, i0] = in_x[b0, i1, i0]
         grid.sync()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v2[i3, i2 + 8] = cs0[i3, i2]
+            v1[i3, 8 + i2] = cs0[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -104,16 +92,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += v2[i4, kk] * w0[kk, cl]
-                v3[i4, col] = acc
+                    acc += v1[i4, kk] * w0[kk, cl]
+                v2[i4, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
             r2 = e2 // 16
             i6 = r2
-            t0 = math.tanh(v3[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
-            v4[i6, i5] = t0  # store %2
+            t0 = math.tanh(v2[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
+            v3[i6, i5] = t0  # store %2
         grid.sync()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -124,16 +112,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i7 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v4[i7, kk] * w1[kk, cl]
-                v5[i7, col] = acc
+                    acc += v3[i7, kk] * w1[kk, cl]
+                v4[i7, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
             r3 = e3 // 16
             i9 = r3
-            t1 = math.tanh(v5[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
-            v6[i9, i8] = t1  # store %4
+            t1 = math.tanh(v4[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
+            v5[i9, i8] = t1  # store %4
         grid.sync()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -144,17 +132,17 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i10 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v6[i10, kk] * w2[kk, cl]
-                v7[i10, col] = acc
+                    acc += v5[i10, kk] * w2[kk, cl]
+                v6[i10, col] = acc
         grid.sync()
         # phase: fused: 2 elementwise node(s) over [B, 16], storing %6, C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
             r4 = e4 // 16
             i12 = r4
-            t2 = math.tanh(v7[i12, i11])  # %6 = tanh(%5) : f32[B, 16]
+            t2 = math.tanh(v6[i12, i11])  # %6 = tanh(%5) : f32[B, 16]
             t3 = t2 if b0 < in_lengths[i12] else cs0[i12, i11]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[B, 16]
-            v8[i12, i11] = t2  # store %6
+            v7[i12, i11] = t2  # store %6
             cs0[i12, i11] = t3  # store C@0
         grid.sync()
         # phase: %7 = matmul(%6, M_o) : f32[B, 4]: weights on chip in w3
@@ -166,41 +154,41 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i13 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v8[i13, kk] * w3[kk, cl]
-                v9[i13, col] = acc
+                    acc += v7[i13, kk] * w3[kk, cl]
+                v8[i13, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 4], storing %9
         for e5 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i14 = e5 % 4
             r5 = e5 // 4
             i15 = r5
-            t4 = v9[i15, i14] if b0 < in_lengths[i15] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[B, 4]
-            v1[b0, i15, i14] = t4  # store %9
+            t4 = v8[i15, i14] if b0 < in_lengths[i15] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[B, 4]
+            v0[b0, i15, i14] = t4  # store %9
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, v10, in_x, b1):
+def k2_copy(d_B, v9, in_x, b1):
     """copy x@0 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v10[i1, i0] = in_x[b1, i1, i0]
+        v9[i1, i0] = in_x[b1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, v10, cs0):
+def k3_copy(d_B, v9, cs0):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v10[i1, i0 + 8] = cs0[i1, i0]
+        v9[i1, 8 + i0] = cs0[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v10, in_M_A, v11):
+def k4_gemm(d_B, v9, in_M_A, v10):
     """%1 = matmul(%0, M_A) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -213,7 +201,7 @@ def k5_gemm(d_B, v10, in_M_A, v11):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = v10[i0, ka]
+            sa[ty, tx] = v9[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -226,22 +214,22 @@ def k5_gemm(d_B, v10, in_M_A, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v11[i0, col] = acc
+        v10[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v11, v12):
+def k5_fused(d_B, v10, v11):
     """fused: 1 elementwise node(s) over [B, 16], storing %2"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v11[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
-        v12[i1, i0] = t0  # store %2
+        t0 = math.tanh(v10[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
+        v11[i1, i0] = t0  # store %2
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, v12, in_M_B, v13):
+def k6_gemm(d_B, v11, in_M_B, v12):
     """%3 = matmul(%2, M_B) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -254,7 +242,7 @@ def k7_gemm(d_B, v12, in_M_B, v13):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v12[i0, ka]
+            sa[ty, tx] = v11[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -267,22 +255,22 @@ def k7_gemm(d_B, v12, in_M_B, v13):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v13[i0, col] = acc
+        v12[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k8_fused(d_B, v13, v14):
+def k7_fused(d_B, v12, v13):
     """fused: 1 elementwise node(s) over [B, 16], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v13[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
-        v14[i1, i0] = t0  # store %4
+        t0 = math.tanh(v12[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
+        v13[i1, i0] = t0  # store %4
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, v14, in_M_C, v15):
+def k8_gemm(d_B, v13, in_M_C, v14):
     """%5 = matmul(%4, M_C) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -295,7 +283,7 @@ def k9_gemm(d_B, v14, in_M_C, v15):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v14[i0, ka]
+            sa[ty, tx] = v13[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -308,24 +296,24 @@ def k9_gemm(d_B, v14, in_M_C, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v15[i0, col] = acc
+        v14[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v15, b1, in_lengths, cs0, v16, ns0):
+def k9_fused(d_B, v14, b1, in_lengths, cs0, v15, ns0):
     """fused: 2 elementwise node(s) over [B, 16], storing %6, C@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v15[i1, i0])  # %6 = tanh(%5) : f32[B, 16]
+        t0 = math.tanh(v14[i1, i0])  # %6 = tanh(%5) : f32[B, 16]
         t1 = t0 if b1 < in_lengths[i1] else cs0[i1, i0]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[B, 16]
-        v16[i1, i0] = t0  # store %6
+        v15[i1, i0] = t0  # store %6
         ns0[i1, i0] = t1  # store C@0
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, v16, in_M_o, v17):
+def k10_gemm(d_B, v15, in_M_o, v16):
     """%7 = matmul(%6, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -338,7 +326,7 @@ def k11_gemm(d_B, v16, in_M_o, v17):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v16[i0, ka]
+            sa[ty, tx] = v15[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -351,21 +339,21 @@ def k11_gemm(d_B, v16, in_M_o, v17):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        v17[i0, col] = acc
+        v16[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, v17, b1, in_lengths, v1):
+def k11_fused(d_B, v16, b1, in_lengths, v0):
     """fused: 1 elementwise node(s) over [B, 4], storing %9"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        t0 = v17[i1, i0] if b1 < in_lengths[i1] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[B, 4]
-        v1[b1, i1, i0] = t0  # store %9
+        t0 = v16[i1, i0] if b1 < in_lengths[i1] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[B, 4]
+        v0[b1, i1, i0] = t0  # store %9
 
 
-def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, d_T, d_B, n0):
+def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, d_B, d_T):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 8]
     # in_M_A: input M_A : f32[24, 16]
@@ -374,47 +362,45 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, d_T, d_B
     # in_M_o: input M_o : f32[16, 4]
     # in_C: input C : f32[B, 16]
     # in_lengths: input lengths : i64[B]
-    # d_T: dim T
-    # d_B: dim B
     # n0: loop count T
+    # d_B: dim B
+    # d_T: dim T
     # returns: y, C
-    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
     cs0 = cuda.device_array((d_B, 16), np.float32)
     ns0 = cuda.device_array((d_B, 16), np.float32)
-    v2 = cuda.device_array((d_B, 24), np.float32)
+    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v1 = cuda.device_array((d_B, 24), np.float32)
+    v2 = cuda.device_array((d_B, 16), np.float32)
     v3 = cuda.device_array((d_B, 16), np.float32)
     v4 = cuda.device_array((d_B, 16), np.float32)
     v5 = cuda.device_array((d_B, 16), np.float32)
     v6 = cuda.device_array((d_B, 16), np.float32)
     v7 = cuda.device_array((d_B, 16), np.float32)
-    v8 = cuda.device_array((d_B, 16), np.float32)
-    v9 = cuda.device_array((d_B, 4), np.float32)
-    v10 = cuda.device_array((d_B, 24), np.float32)
+    v8 = cuda.device_array((d_B, 4), np.float32)
+    v9 = cuda.device_array((d_B, 24), np.float32)
+    v10 = cuda.device_array((d_B, 16), np.float32)
     v11 = cuda.device_array((d_B, 16), np.float32)
     v12 = cuda.device_array((d_B, 16), np.float32)
     v13 = cuda.device_array((d_B, 16), np.float32)
     v14 = cuda.device_array((d_B, 16), np.float32)
     v15 = cuda.device_array((d_B, 16), np.float32)
-    v16 = cuda.device_array((d_B, 16), np.float32)
-    v17 = cuda.device_array((d_B, 4), np.float32)
-    k0_zeros[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
+    v16 = cuda.device_array((d_B, 4), np.float32)
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
-    v1 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, v6, v7, in_lengths, v8, v9, v1):
+    k0_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
+    if not rt.persistent(k1_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, v5, v6, in_lengths, v7, v8, v0):
         for it0 in range(n0):
             b1 = it0
-            k3_copy[grid_1d(d_B * 8)](d_B, v10, in_x, b1)
-            k4_copy[grid_1d(d_B * 16)](d_B, v10, cs0)
-            k5_gemm[grid_gemm(d_B, 16)](d_B, v10, in_M_A, v11)
-            k6_fused[grid_1d(d_B * 16)](d_B, v11, v12)
-            k7_gemm[grid_gemm(d_B, 16)](d_B, v12, in_M_B, v13)
-            k8_fused[grid_1d(d_B * 16)](d_B, v13, v14)
-            k9_gemm[grid_gemm(d_B, 16)](d_B, v14, in_M_C, v15)
-            k10_fused[grid_1d(d_B * 16)](d_B, v15, b1, in_lengths, cs0, v16, ns0)
-            k11_gemm[grid_gemm(d_B, 4)](d_B, v16, in_M_o, v17)
-            k12_fused[grid_1d(d_B * 4)](d_B, v17, b1, in_lengths, v1)
+            k2_copy[grid_1d(d_B * 8)](d_B, v9, in_x, b1)
+            k3_copy[grid_1d(d_B * 16)](d_B, v9, cs0)
+            k4_gemm[grid_gemm(d_B, 16)](d_B, v9, in_M_A, v10)
+            k5_fused[grid_1d(d_B * 16)](d_B, v10, v11)
+            k6_gemm[grid_gemm(d_B, 16)](d_B, v11, in_M_B, v12)
+            k7_fused[grid_1d(d_B * 16)](d_B, v12, v13)
+            k8_gemm[grid_gemm(d_B, 16)](d_B, v13, in_M_C, v14)
+            k9_fused[grid_1d(d_B * 16)](d_B, v14, b1, in_lengths, cs0, v15, ns0)
+            k10_gemm[grid_gemm(d_B, 4)](d_B, v15, in_M_o, v16)
+            k11_fused[grid_1d(d_B * 4)](d_B, v16, b1, in_lengths, v0)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
-    out0 = v1  # taken over: nothing else reads it
+    out0 = v0  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     return (out0, out1, )

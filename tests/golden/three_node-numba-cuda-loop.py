@@ -25,19 +25,7 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_zeros(d_T, d_B, v0):
-    """%0 = zeros(){shape=('T', 'B', 4), dtype=f32} : f32[T, B, 4]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
-        i0 = e0 % 4
-        r0 = e0 // 4
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        v0[i2, i1, i0] = c0
-
-
-@cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_C):
+def k0_copy(d_B, cs0, in_C):
     """copy C = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -47,7 +35,7 @@ def k1_copy(d_B, cs0, in_C):
 
 
 @cuda.jit(cache=True)
-def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, v6, v7, v1):
+def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, v5, v6, v0):
     """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -86,14 +74,14 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
             i0 = e0 % 8
             r0 = e0 // 8
             i1 = r0
-            v2[i1, i0] = in_x[b0, i1, i0]
+            v1[i1, i0] = in_x[b0, i1, i0]
         grid.sync()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v2[i3, i2 + 8] = cs0[i3, i2]
+            v1[i3, 8 + i2] = cs0[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -104,16 +92,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += v2[i4, kk] * w0[kk, cl]
-                v3[i4, col] = acc
+                    acc += v1[i4, kk] * w0[kk, cl]
+                v2[i4, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
             r2 = e2 // 16
             i6 = r2
-            t0 = math.tanh(v3[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
-            v4[i6, i5] = t0  # store %2
+            t0 = math.tanh(v2[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
+            v3[i6, i5] = t0  # store %2
         grid.sync()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -124,16 +112,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i7 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v4[i7, kk] * w1[kk, cl]
-                v5[i7, col] = acc
+                    acc += v3[i7, kk] * w1[kk, cl]
+                v4[i7, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
             r3 = e3 // 16
             i9 = r3
-            t1 = math.tanh(v5[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
-            v6[i9, i8] = t1  # store %4
+            t1 = math.tanh(v4[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
+            v5[i9, i8] = t1  # store %4
         grid.sync()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -144,15 +132,15 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 i10 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v6[i10, kk] * w2[kk, cl]
-                v7[i10, col] = acc
+                    acc += v5[i10, kk] * w2[kk, cl]
+                v6[i10, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
             r4 = e4 // 16
             i12 = r4
-            t2 = math.tanh(v7[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
+            t2 = math.tanh(v6[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
             cs0[i12, i11] = t2  # store C@0
         grid.sync()
         # phase: %6 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
@@ -165,32 +153,32 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, 
                 acc = c0
                 for kk in range(16):
                     acc += cs0[i13, kk] * w3[kk, cl]
-                v1[b0, i13, col] = acc
+                v0[b0, i13, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, v8, in_x, b1):
+def k2_copy(d_B, v7, in_x, b1):
     """copy x@0 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v8[i1, i0] = in_x[b1, i1, i0]
+        v7[i1, i0] = in_x[b1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, v8, cs0):
+def k3_copy(d_B, v7, cs0):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v8[i1, i0 + 8] = cs0[i1, i0]
+        v7[i1, 8 + i0] = cs0[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v8, in_M_A, v9):
+def k4_gemm(d_B, v7, in_M_A, v8):
     """%1 = matmul(%0, M_A) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -203,7 +191,7 @@ def k5_gemm(d_B, v8, in_M_A, v9):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = v8[i0, ka]
+            sa[ty, tx] = v7[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -216,22 +204,22 @@ def k5_gemm(d_B, v8, in_M_A, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v9[i0, col] = acc
+        v8[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v9, v10):
+def k5_fused(d_B, v8, v9):
     """fused: 1 elementwise node(s) over [B, 16], storing %2"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v9[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
-        v10[i1, i0] = t0  # store %2
+        t0 = math.tanh(v8[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
+        v9[i1, i0] = t0  # store %2
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, v10, in_M_B, v11):
+def k6_gemm(d_B, v9, in_M_B, v10):
     """%3 = matmul(%2, M_B) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -244,7 +232,7 @@ def k7_gemm(d_B, v10, in_M_B, v11):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v10[i0, ka]
+            sa[ty, tx] = v9[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -257,22 +245,22 @@ def k7_gemm(d_B, v10, in_M_B, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v11[i0, col] = acc
+        v10[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k8_fused(d_B, v11, v12):
+def k7_fused(d_B, v10, v11):
     """fused: 1 elementwise node(s) over [B, 16], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v11[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
-        v12[i1, i0] = t0  # store %4
+        t0 = math.tanh(v10[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
+        v11[i1, i0] = t0  # store %4
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, v12, in_M_C, v13):
+def k8_gemm(d_B, v11, in_M_C, v12):
     """%5 = matmul(%4, M_C) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -285,7 +273,7 @@ def k9_gemm(d_B, v12, in_M_C, v13):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v12[i0, ka]
+            sa[ty, tx] = v11[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -298,22 +286,22 @@ def k9_gemm(d_B, v12, in_M_C, v13):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v13[i0, col] = acc
+        v12[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v13, ns0):
+def k9_fused(d_B, v12, ns0):
     """fused: 1 elementwise node(s) over [B, 16], storing C@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v13[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
+        t0 = math.tanh(v12[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
         ns0[i1, i0] = t0  # store C@0
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, ns0, in_M_o, v1, b1):
+def k10_gemm(d_B, ns0, in_M_o, v0, b1):
     """%6 = matmul(C@0, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -339,10 +327,10 @@ def k11_gemm(d_B, ns0, in_M_o, v1, b1):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        v1[b1, i0, col] = acc
+        v0[b1, i0, col] = acc
 
 
-def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, d_T, d_B, n0):
+def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 8]
     # in_M_A: input M_A : f32[24, 16]
@@ -350,42 +338,40 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, d_T, d_B, n0):
     # in_M_C: input M_C : f32[16, 16]
     # in_M_o: input M_o : f32[16, 4]
     # in_C: input C : f32[B, 16]
-    # d_T: dim T
-    # d_B: dim B
     # n0: loop count T
+    # d_B: dim B
+    # d_T: dim T
     # returns: y, C
-    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
     cs0 = cuda.device_array((d_B, 16), np.float32)
     ns0 = cuda.device_array((d_B, 16), np.float32)
-    v2 = cuda.device_array((d_B, 24), np.float32)
+    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v1 = cuda.device_array((d_B, 24), np.float32)
+    v2 = cuda.device_array((d_B, 16), np.float32)
     v3 = cuda.device_array((d_B, 16), np.float32)
     v4 = cuda.device_array((d_B, 16), np.float32)
     v5 = cuda.device_array((d_B, 16), np.float32)
     v6 = cuda.device_array((d_B, 16), np.float32)
-    v7 = cuda.device_array((d_B, 16), np.float32)
-    v8 = cuda.device_array((d_B, 24), np.float32)
+    v7 = cuda.device_array((d_B, 24), np.float32)
+    v8 = cuda.device_array((d_B, 16), np.float32)
     v9 = cuda.device_array((d_B, 16), np.float32)
     v10 = cuda.device_array((d_B, 16), np.float32)
     v11 = cuda.device_array((d_B, 16), np.float32)
     v12 = cuda.device_array((d_B, 16), np.float32)
-    v13 = cuda.device_array((d_B, 16), np.float32)
-    k0_zeros[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
-    v1 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v3, v4, v5, v6, v7, v1):
+    k0_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
+    if not rt.persistent(k1_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, v5, v6, v0):
         for it0 in range(n0):
             b1 = it0
-            k3_copy[grid_1d(d_B * 8)](d_B, v8, in_x, b1)
-            k4_copy[grid_1d(d_B * 16)](d_B, v8, cs0)
-            k5_gemm[grid_gemm(d_B, 16)](d_B, v8, in_M_A, v9)
-            k6_fused[grid_1d(d_B * 16)](d_B, v9, v10)
-            k7_gemm[grid_gemm(d_B, 16)](d_B, v10, in_M_B, v11)
-            k8_fused[grid_1d(d_B * 16)](d_B, v11, v12)
-            k9_gemm[grid_gemm(d_B, 16)](d_B, v12, in_M_C, v13)
-            k10_fused[grid_1d(d_B * 16)](d_B, v13, ns0)
-            k11_gemm[grid_gemm(d_B, 4)](d_B, ns0, in_M_o, v1, b1)
+            k2_copy[grid_1d(d_B * 8)](d_B, v7, in_x, b1)
+            k3_copy[grid_1d(d_B * 16)](d_B, v7, cs0)
+            k4_gemm[grid_gemm(d_B, 16)](d_B, v7, in_M_A, v8)
+            k5_fused[grid_1d(d_B * 16)](d_B, v8, v9)
+            k6_gemm[grid_gemm(d_B, 16)](d_B, v9, in_M_B, v10)
+            k7_fused[grid_1d(d_B * 16)](d_B, v10, v11)
+            k8_gemm[grid_gemm(d_B, 16)](d_B, v11, in_M_C, v12)
+            k9_fused[grid_1d(d_B * 16)](d_B, v12, ns0)
+            k10_gemm[grid_gemm(d_B, 4)](d_B, ns0, in_M_o, v0, b1)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
-    out0 = v1  # taken over: nothing else reads it
+    out0 = v0  # taken over: nothing else reads it
     out1 = cs0  # taken over: nothing else reads it
     return (out0, out1, )

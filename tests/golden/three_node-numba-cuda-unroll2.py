@@ -25,8 +25,18 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_zeros(d_T, d_B, v0):
-    """%0 = zeros(){shape=('T', 'B', 4), dtype=f32} : f32[T, B, 4]"""
+def k0_copy(d_B, cs0, in_C):
+    """copy C = input() : f32[B, 16]"""
+    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0
+        cs0[i1, i0] = in_C[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k1_copy(d_T, d_B, v0):
+    """copy %0 = zeros(){shape=('T', 'B', 4), dtype=f32} : f32[T, B, 4]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
@@ -37,17 +47,7 @@ def k0_zeros(d_T, d_B, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_C):
-    """copy C = input() : f32[B, 16]"""
-    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0
-        cs0[i1, i0] = in_C[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, v7, v8, v3, v9, v10, v11, v12, v13, v1):
+def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
     """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -86,14 +86,14 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
             i0 = e0 % 8
             r0 = e0 // 8
             i1 = r0
-            v2[i1, i0] = in_x[b0, i1, i0]
+            v1[i1, i0] = in_x[b0, i1, i0]
         grid.sync()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v2[i3, i2 + 8] = cs0[i3, i2]
+            v1[i3, 8 + i2] = cs0[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -104,16 +104,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += v2[i4, kk] * w0[kk, cl]
-                v4[i4, col] = acc
+                    acc += v1[i4, kk] * w0[kk, cl]
+                v3[i4, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
             r2 = e2 // 16
             i6 = r2
-            t0 = math.tanh(v4[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
-            v5[i6, i5] = t0  # store %2
+            t0 = math.tanh(v3[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
+            v4[i6, i5] = t0  # store %2
         grid.sync()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -124,16 +124,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i7 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v5[i7, kk] * w1[kk, cl]
-                v6[i7, col] = acc
+                    acc += v4[i7, kk] * w1[kk, cl]
+                v5[i7, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
             r3 = e3 // 16
             i9 = r3
-            t1 = math.tanh(v6[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
-            v7[i9, i8] = t1  # store %4
+            t1 = math.tanh(v5[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
+            v6[i9, i8] = t1  # store %4
         grid.sync()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -144,23 +144,23 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i10 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v7[i10, kk] * w2[kk, cl]
-                v8[i10, col] = acc
+                    acc += v6[i10, kk] * w2[kk, cl]
+                v7[i10, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
             r4 = e4 // 16
             i12 = r4
-            t2 = math.tanh(v8[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
-            v3[i12, i11 + 8] = t2  # store C@0
+            t2 = math.tanh(v7[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
+            v2[i12, 8 + i11] = t2  # store C@0
         grid.sync()
         # phase: copy x@1 = input() : f32[B, 8]
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i13 = e5 % 8
             r5 = e5 // 8
             i14 = r5
-            v3[i14, i13] = in_x[(b0 + 1), i14, i13]
+            v2[i14, i13] = in_x[(b0 + 1), i14, i13]
         grid.sync()
         # phase: %7 = matmul(%6, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -171,16 +171,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i15 = row
                 acc = c0
                 for kk in range(24):
-                    acc += v3[i15, kk] * w0[kk, cl]
-                v9[i15, col] = acc
+                    acc += v2[i15, kk] * w0[kk, cl]
+                v8[i15, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %8
         for e6 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i16 = e6 % 16
             r6 = e6 // 16
             i17 = r6
-            t3 = math.tanh(v9[i17, i16])  # %8 = tanh(%7) : f32[B, 16]
-            v10[i17, i16] = t3  # store %8
+            t3 = math.tanh(v8[i17, i16])  # %8 = tanh(%7) : f32[B, 16]
+            v9[i17, i16] = t3  # store %8
         grid.sync()
         # phase: %9 = matmul(%8, M_B) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -191,16 +191,16 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i18 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v10[i18, kk] * w1[kk, cl]
-                v11[i18, col] = acc
+                    acc += v9[i18, kk] * w1[kk, cl]
+                v10[i18, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %10
         for e7 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i19 = e7 % 16
             r7 = e7 // 16
             i20 = r7
-            t4 = math.tanh(v11[i20, i19])  # %10 = tanh(%9) : f32[B, 16]
-            v12[i20, i19] = t4  # store %10
+            t4 = math.tanh(v10[i20, i19])  # %10 = tanh(%9) : f32[B, 16]
+            v11[i20, i19] = t4  # store %10
         grid.sync()
         # phase: %11 = matmul(%10, M_C) : f32[B, 16]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -211,15 +211,15 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i21 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v12[i21, kk] * w2[kk, cl]
-                v13[i21, col] = acc
+                    acc += v11[i21, kk] * w2[kk, cl]
+                v12[i21, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@1
         for e8 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i22 = e8 % 16
             r8 = e8 // 16
             i23 = r8
-            t5 = math.tanh(v13[i23, i22])  # C@1 = tanh(%11) : f32[B, 16]
+            t5 = math.tanh(v12[i23, i22])  # C@1 = tanh(%11) : f32[B, 16]
             cs0[i23, i22] = t5  # store C@1
         grid.sync()
         # phase: %12 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
@@ -231,8 +231,8 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 i24 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v3[i24, kk + 8] * w3[kk, cl]
-                v1[b0, i24, col] = acc
+                    acc += v2[i24, 8 + kk] * w3[kk, cl]
+                v0[b0, i24, col] = acc
         grid.sync()
         # phase: %13 = matmul(C@1, M_o) : f32[B, 4]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -244,33 +244,166 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, 
                 acc = c0
                 for kk in range(16):
                     acc += cs0[i25, kk] * w3[kk, cl]
-                v1[(b0 + 1), i25, col] = acc
+                v0[(b0 + 1), i25, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, v14, in_x, b1):
+def k3_copy(d_B, v13, in_x, b1):
     """copy x@0 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v14[i1, i0] = in_x[b1, i1, i0]
+        v13[i1, i0] = in_x[b1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, v14, cs0):
+def k4_copy(d_B, v13, cs0):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v14[i1, i0 + 8] = cs0[i1, i0]
+        v13[i1, 8 + i0] = cs0[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v14, in_M_A, v16):
+def k5_gemm(d_B, v13, in_M_A, v15):
     """%1 = matmul(%0, M_A) : f32[B, 16]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c0
+    for k0 in range(0, 24, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 24:
+            sa[ty, tx] = v13[i0, ka]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < 24 and col < 16:
+            sb[ty, tx] = in_M_A[kb, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 16:
+        v15[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k6_fused(d_B, v15, v16):
+    """fused: 1 elementwise node(s) over [B, 16], storing %2"""
+    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0
+        t0 = math.tanh(v15[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
+        v16[i1, i0] = t0  # store %2
+
+
+@cuda.jit(cache=True)
+def k7_gemm(d_B, v16, in_M_B, v17):
+    """%3 = matmul(%2, M_B) : f32[B, 16]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c0
+    for k0 in range(0, 16, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 16:
+            sa[ty, tx] = v16[i0, ka]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < 16 and col < 16:
+            sb[ty, tx] = in_M_B[kb, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 16:
+        v17[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k8_fused(d_B, v17, v18):
+    """fused: 1 elementwise node(s) over [B, 16], storing %4"""
+    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0
+        t0 = math.tanh(v17[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
+        v18[i1, i0] = t0  # store %4
+
+
+@cuda.jit(cache=True)
+def k9_gemm(d_B, v18, in_M_C, v19):
+    """%5 = matmul(%4, M_C) : f32[B, 16]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c0
+    for k0 in range(0, 16, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 16:
+            sa[ty, tx] = v18[i0, ka]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < 16 and col < 16:
+            sb[ty, tx] = in_M_C[kb, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 16:
+        v19[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k10_fused(d_B, v19, v14):
+    """fused: 1 elementwise node(s) over [B, 16], storing C@0"""
+    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0
+        t0 = math.tanh(v19[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
+        v14[i1, 8 + i0] = t0  # store C@0
+
+
+@cuda.jit(cache=True)
+def k11_copy(d_B, v14, in_x, b1):
+    """copy x@1 = input() : f32[B, 8]"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        v14[i1, i0] = in_x[(b1 + 1), i1, i0]
+
+
+@cuda.jit(cache=True)
+def k12_gemm(d_B, v14, in_M_A, v20):
+    """%7 = matmul(%6, M_A) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -295,155 +428,22 @@ def k5_gemm(d_B, v14, in_M_A, v16):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v16[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k6_fused(d_B, v16, v17):
-    """fused: 1 elementwise node(s) over [B, 16], storing %2"""
-    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0
-        t0 = math.tanh(v16[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
-        v17[i1, i0] = t0  # store %2
-
-
-@cuda.jit(cache=True)
-def k7_gemm(d_B, v17, in_M_B, v18):
-    """%3 = matmul(%2, M_B) : f32[B, 16]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c0
-    for k0 in range(0, 16, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 16:
-            sa[ty, tx] = v17[i0, ka]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < 16 and col < 16:
-            sb[ty, tx] = in_M_B[kb, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 16:
-        v18[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k8_fused(d_B, v18, v19):
-    """fused: 1 elementwise node(s) over [B, 16], storing %4"""
-    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0
-        t0 = math.tanh(v18[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
-        v19[i1, i0] = t0  # store %4
-
-
-@cuda.jit(cache=True)
-def k9_gemm(d_B, v19, in_M_C, v20):
-    """%5 = matmul(%4, M_C) : f32[B, 16]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c0
-    for k0 in range(0, 16, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 16:
-            sa[ty, tx] = v19[i0, ka]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < 16 and col < 16:
-            sb[ty, tx] = in_M_C[kb, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 16:
         v20[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v20, v15):
-    """fused: 1 elementwise node(s) over [B, 16], storing C@0"""
-    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0
-        t0 = math.tanh(v20[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
-        v15[i1, i0 + 8] = t0  # store C@0
-
-
-@cuda.jit(cache=True)
-def k11_copy(d_B, v15, in_x, b1):
-    """copy x@1 = input() : f32[B, 8]"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        v15[i1, i0] = in_x[(b1 + 1), i1, i0]
-
-
-@cuda.jit(cache=True)
-def k12_gemm(d_B, v15, in_M_A, v21):
-    """%7 = matmul(%6, M_A) : f32[B, 16]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c0
-    for k0 in range(0, 24, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 24:
-            sa[ty, tx] = v15[i0, ka]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < 24 and col < 16:
-            sb[ty, tx] = in_M_A[kb, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 16:
-        v21[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k13_fused(d_B, v21, v22):
+def k13_fused(d_B, v20, v21):
     """fused: 1 elementwise node(s) over [B, 16], storing %8"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v21[i1, i0])  # %8 = tanh(%7) : f32[B, 16]
-        v22[i1, i0] = t0  # store %8
+        t0 = math.tanh(v20[i1, i0])  # %8 = tanh(%7) : f32[B, 16]
+        v21[i1, i0] = t0  # store %8
 
 
 @cuda.jit(cache=True)
-def k14_gemm(d_B, v22, in_M_B, v23):
+def k14_gemm(d_B, v21, in_M_B, v22):
     """%9 = matmul(%8, M_B) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -456,7 +456,7 @@ def k14_gemm(d_B, v22, in_M_B, v23):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v22[i0, ka]
+            sa[ty, tx] = v21[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -469,22 +469,22 @@ def k14_gemm(d_B, v22, in_M_B, v23):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v23[i0, col] = acc
+        v22[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k15_fused(d_B, v23, v24):
+def k15_fused(d_B, v22, v23):
     """fused: 1 elementwise node(s) over [B, 16], storing %10"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v23[i1, i0])  # %10 = tanh(%9) : f32[B, 16]
-        v24[i1, i0] = t0  # store %10
+        t0 = math.tanh(v22[i1, i0])  # %10 = tanh(%9) : f32[B, 16]
+        v23[i1, i0] = t0  # store %10
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_B, v24, in_M_C, v25):
+def k16_gemm(d_B, v23, in_M_C, v24):
     """%11 = matmul(%10, M_C) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -497,7 +497,7 @@ def k16_gemm(d_B, v24, in_M_C, v25):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v24[i0, ka]
+            sa[ty, tx] = v23[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -510,22 +510,22 @@ def k16_gemm(d_B, v24, in_M_C, v25):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v25[i0, col] = acc
+        v24[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k17_fused(d_B, v25, ns0):
+def k17_fused(d_B, v24, ns0):
     """fused: 1 elementwise node(s) over [B, 16], storing C@1"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v25[i1, i0])  # C@1 = tanh(%11) : f32[B, 16]
+        t0 = math.tanh(v24[i1, i0])  # C@1 = tanh(%11) : f32[B, 16]
         ns0[i1, i0] = t0  # store C@1
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, v15, in_M_o, v1, b1):
+def k18_gemm(d_B, v14, in_M_o, v0, b1):
     """%12 = matmul(C@0, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -538,7 +538,7 @@ def k18_gemm(d_B, v15, in_M_o, v1, b1):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v15[i0, ka + 8]
+            sa[ty, tx] = v14[i0, 8 + ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -551,11 +551,11 @@ def k18_gemm(d_B, v15, in_M_o, v1, b1):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        v1[b1, i0, col] = acc
+        v0[b1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_gemm(d_B, ns0, in_M_o, v1, b1):
+def k19_gemm(d_B, ns0, in_M_o, v0, b1):
     """%13 = matmul(C@1, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -581,11 +581,11 @@ def k19_gemm(d_B, ns0, in_M_o, v1, b1):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        v1[(b1 + 1), i0, col] = acc
+        v0[(b1 + 1), i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v28, v29, v30, v31, v32, v26):
+def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v27, v28, v29, v30, v31, v25):
     """%4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -624,14 +624,14 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v2
             i0 = e0 % 8
             r0 = e0 // 8
             i1 = r0
-            v27[i1, i0] = in_x[b2, i1, i0]
+            v26[i1, i0] = in_x[b2, i1, i0]
         grid.sync()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v27[i3, i2 + 8] = cs1[i3, i2]
+            v26[i3, 8 + i2] = cs1[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -642,16 +642,16 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v2
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += v27[i4, kk] * w0[kk, cl]
-                v28[i4, col] = acc
+                    acc += v26[i4, kk] * w0[kk, cl]
+                v27[i4, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
             r2 = e2 // 16
             i6 = r2
-            t0 = math.tanh(v28[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
-            v29[i6, i5] = t0  # store %2
+            t0 = math.tanh(v27[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
+            v28[i6, i5] = t0  # store %2
         grid.sync()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -662,16 +662,16 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v2
                 i7 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v29[i7, kk] * w1[kk, cl]
-                v30[i7, col] = acc
+                    acc += v28[i7, kk] * w1[kk, cl]
+                v29[i7, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
             r3 = e3 // 16
             i9 = r3
-            t1 = math.tanh(v30[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
-            v31[i9, i8] = t1  # store %4
+            t1 = math.tanh(v29[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
+            v30[i9, i8] = t1  # store %4
         grid.sync()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -682,15 +682,15 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v2
                 i10 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v31[i10, kk] * w2[kk, cl]
-                v32[i10, col] = acc
+                    acc += v30[i10, kk] * w2[kk, cl]
+                v31[i10, col] = acc
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
             r4 = e4 // 16
             i12 = r4
-            t2 = math.tanh(v32[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
+            t2 = math.tanh(v31[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
             cs1[i12, i11] = t2  # store C@0
         grid.sync()
         # phase: %6 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
@@ -703,32 +703,32 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v2
                 acc = c0
                 for kk in range(16):
                     acc += cs1[i13, kk] * w3[kk, cl]
-                v26[b2, i13, col] = acc
+                v25[b2, i13, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k21_copy(d_B, v33, in_x, b3):
+def k21_copy(d_B, v32, in_x, b3):
     """copy x@0 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v33[i1, i0] = in_x[b3, i1, i0]
+        v32[i1, i0] = in_x[b3, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k22_copy(d_B, v33, cs1):
+def k22_copy(d_B, v32, cs1):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v33[i1, i0 + 8] = cs1[i1, i0]
+        v32[i1, 8 + i0] = cs1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k23_gemm(d_B, v33, in_M_A, v34):
+def k23_gemm(d_B, v32, in_M_A, v33):
     """%1 = matmul(%0, M_A) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -741,7 +741,7 @@ def k23_gemm(d_B, v33, in_M_A, v34):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = v33[i0, ka]
+            sa[ty, tx] = v32[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -754,22 +754,22 @@ def k23_gemm(d_B, v33, in_M_A, v34):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v34[i0, col] = acc
+        v33[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k24_fused(d_B, v34, v35):
+def k24_fused(d_B, v33, v34):
     """fused: 1 elementwise node(s) over [B, 16], storing %2"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v34[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
-        v35[i1, i0] = t0  # store %2
+        t0 = math.tanh(v33[i1, i0])  # %2 = tanh(%1) : f32[B, 16]
+        v34[i1, i0] = t0  # store %2
 
 
 @cuda.jit(cache=True)
-def k25_gemm(d_B, v35, in_M_B, v36):
+def k25_gemm(d_B, v34, in_M_B, v35):
     """%3 = matmul(%2, M_B) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -782,7 +782,7 @@ def k25_gemm(d_B, v35, in_M_B, v36):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v35[i0, ka]
+            sa[ty, tx] = v34[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -795,22 +795,22 @@ def k25_gemm(d_B, v35, in_M_B, v36):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v36[i0, col] = acc
+        v35[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k26_fused(d_B, v36, v37):
+def k26_fused(d_B, v35, v36):
     """fused: 1 elementwise node(s) over [B, 16], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v36[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
-        v37[i1, i0] = t0  # store %4
+        t0 = math.tanh(v35[i1, i0])  # %4 = tanh(%3) : f32[B, 16]
+        v36[i1, i0] = t0  # store %4
 
 
 @cuda.jit(cache=True)
-def k27_gemm(d_B, v37, in_M_C, v38):
+def k27_gemm(d_B, v36, in_M_C, v37):
     """%5 = matmul(%4, M_C) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -823,7 +823,7 @@ def k27_gemm(d_B, v37, in_M_C, v38):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v37[i0, ka]
+            sa[ty, tx] = v36[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -836,22 +836,22 @@ def k27_gemm(d_B, v37, in_M_C, v38):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v38[i0, col] = acc
+        v37[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k28_fused(d_B, v38, ns1):
+def k28_fused(d_B, v37, ns1):
     """fused: 1 elementwise node(s) over [B, 16], storing C@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v38[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
+        t0 = math.tanh(v37[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
         ns1[i1, i0] = t0  # store C@0
 
 
 @cuda.jit(cache=True)
-def k29_gemm(d_B, ns1, in_M_o, v26, b3):
+def k29_gemm(d_B, ns1, in_M_o, v25, b3):
     """%6 = matmul(C@0, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -877,10 +877,10 @@ def k29_gemm(d_B, ns1, in_M_o, v26, b3):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        v26[b3, i0, col] = acc
+        v25[b3, i0, col] = acc
 
 
-def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, d_T, d_B, n0, n1, start0):
+def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, start0):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 8]
     # in_M_A: input M_A : f32[24, 16]
@@ -888,17 +888,18 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, d_T, d_B, n0, n1, st
     # in_M_C: input M_C : f32[16, 16]
     # in_M_o: input M_o : f32[16, 4]
     # in_C: input C : f32[B, 16]
-    # d_T: dim T
-    # d_B: dim B
     # n0: loop count T//2
+    # d_B: dim B
+    # d_T: dim T
     # n1: loop count T%2
     # start0: loop count (T//2)*2
     # returns: y, C
-    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
     cs0 = cuda.device_array((d_B, 16), np.float32)
     ns0 = cuda.device_array((d_B, 16), np.float32)
+    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v1 = cuda.device_array((d_B, 24), np.float32)
     v2 = cuda.device_array((d_B, 24), np.float32)
-    v3 = cuda.device_array((d_B, 24), np.float32)
+    v3 = cuda.device_array((d_B, 16), np.float32)
     v4 = cuda.device_array((d_B, 16), np.float32)
     v5 = cuda.device_array((d_B, 16), np.float32)
     v6 = cuda.device_array((d_B, 16), np.float32)
@@ -908,9 +909,9 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, d_T, d_B, n0, n1, st
     v10 = cuda.device_array((d_B, 16), np.float32)
     v11 = cuda.device_array((d_B, 16), np.float32)
     v12 = cuda.device_array((d_B, 16), np.float32)
-    v13 = cuda.device_array((d_B, 16), np.float32)
+    v13 = cuda.device_array((d_B, 24), np.float32)
     v14 = cuda.device_array((d_B, 24), np.float32)
-    v15 = cuda.device_array((d_B, 24), np.float32)
+    v15 = cuda.device_array((d_B, 16), np.float32)
     v16 = cuda.device_array((d_B, 16), np.float32)
     v17 = cuda.device_array((d_B, 16), np.float32)
     v18 = cuda.device_array((d_B, 16), np.float32)
@@ -920,61 +921,59 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, d_T, d_B, n0, n1, st
     v22 = cuda.device_array((d_B, 16), np.float32)
     v23 = cuda.device_array((d_B, 16), np.float32)
     v24 = cuda.device_array((d_B, 16), np.float32)
-    v25 = cuda.device_array((d_B, 16), np.float32)
     ns1 = cuda.device_array((d_B, 16), np.float32)
-    v27 = cuda.device_array((d_B, 24), np.float32)
+    v26 = cuda.device_array((d_B, 24), np.float32)
+    v27 = cuda.device_array((d_B, 16), np.float32)
     v28 = cuda.device_array((d_B, 16), np.float32)
     v29 = cuda.device_array((d_B, 16), np.float32)
     v30 = cuda.device_array((d_B, 16), np.float32)
     v31 = cuda.device_array((d_B, 16), np.float32)
-    v32 = cuda.device_array((d_B, 16), np.float32)
-    v33 = cuda.device_array((d_B, 24), np.float32)
+    v32 = cuda.device_array((d_B, 24), np.float32)
+    v33 = cuda.device_array((d_B, 16), np.float32)
     v34 = cuda.device_array((d_B, 16), np.float32)
     v35 = cuda.device_array((d_B, 16), np.float32)
     v36 = cuda.device_array((d_B, 16), np.float32)
     v37 = cuda.device_array((d_B, 16), np.float32)
-    v38 = cuda.device_array((d_B, 16), np.float32)
-    k0_zeros[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
-    v1 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v2, in_x, cs0, v4, v5, v6, v7, v8, v3, v9, v10, v11, v12, v13, v1):
+    k0_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
+    k1_copy[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
         for it0 in range(n0):
             b1 = it0 * 2
-            k3_copy[grid_1d(d_B * 8)](d_B, v14, in_x, b1)
-            k4_copy[grid_1d(d_B * 16)](d_B, v14, cs0)
-            k5_gemm[grid_gemm(d_B, 16)](d_B, v14, in_M_A, v16)
-            k6_fused[grid_1d(d_B * 16)](d_B, v16, v17)
-            k7_gemm[grid_gemm(d_B, 16)](d_B, v17, in_M_B, v18)
-            k8_fused[grid_1d(d_B * 16)](d_B, v18, v19)
-            k9_gemm[grid_gemm(d_B, 16)](d_B, v19, in_M_C, v20)
-            k10_fused[grid_1d(d_B * 16)](d_B, v20, v15)
-            k11_copy[grid_1d(d_B * 8)](d_B, v15, in_x, b1)
-            k12_gemm[grid_gemm(d_B, 16)](d_B, v15, in_M_A, v21)
-            k13_fused[grid_1d(d_B * 16)](d_B, v21, v22)
-            k14_gemm[grid_gemm(d_B, 16)](d_B, v22, in_M_B, v23)
-            k15_fused[grid_1d(d_B * 16)](d_B, v23, v24)
-            k16_gemm[grid_gemm(d_B, 16)](d_B, v24, in_M_C, v25)
-            k17_fused[grid_1d(d_B * 16)](d_B, v25, ns0)
-            k18_gemm[grid_gemm(d_B, 4)](d_B, v15, in_M_o, v1, b1)
-            k19_gemm[grid_gemm(d_B, 4)](d_B, ns0, in_M_o, v1, b1)
+            k3_copy[grid_1d(d_B * 8)](d_B, v13, in_x, b1)
+            k4_copy[grid_1d(d_B * 16)](d_B, v13, cs0)
+            k5_gemm[grid_gemm(d_B, 16)](d_B, v13, in_M_A, v15)
+            k6_fused[grid_1d(d_B * 16)](d_B, v15, v16)
+            k7_gemm[grid_gemm(d_B, 16)](d_B, v16, in_M_B, v17)
+            k8_fused[grid_1d(d_B * 16)](d_B, v17, v18)
+            k9_gemm[grid_gemm(d_B, 16)](d_B, v18, in_M_C, v19)
+            k10_fused[grid_1d(d_B * 16)](d_B, v19, v14)
+            k11_copy[grid_1d(d_B * 8)](d_B, v14, in_x, b1)
+            k12_gemm[grid_gemm(d_B, 16)](d_B, v14, in_M_A, v20)
+            k13_fused[grid_1d(d_B * 16)](d_B, v20, v21)
+            k14_gemm[grid_gemm(d_B, 16)](d_B, v21, in_M_B, v22)
+            k15_fused[grid_1d(d_B * 16)](d_B, v22, v23)
+            k16_gemm[grid_gemm(d_B, 16)](d_B, v23, in_M_C, v24)
+            k17_fused[grid_1d(d_B * 16)](d_B, v24, ns0)
+            k18_gemm[grid_gemm(d_B, 4)](d_B, v14, in_M_o, v0, b1)
+            k19_gemm[grid_gemm(d_B, 4)](d_B, ns0, in_M_o, v0, b1)
             cs0, ns0 = ns0, cs0  # the new states become the current ones
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     cs1 = cs0  # taken over: nothing else reads it
-    v26 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k20_loop, (132, PERSISTENT_THREADS, 0), '%4', in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v27, in_x, cs1, v28, v29, v30, v31, v32, v26):
+    v25 = v0  # taken over: nothing else reads it
+    if not rt.persistent(k20_loop, (132, PERSISTENT_THREADS, 0), '%4', in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v27, v28, v29, v30, v31, v25):
         for it1 in range(n1):
             b3 = start0 + it1
-            k21_copy[grid_1d(d_B * 8)](d_B, v33, in_x, b3)
-            k22_copy[grid_1d(d_B * 16)](d_B, v33, cs1)
-            k23_gemm[grid_gemm(d_B, 16)](d_B, v33, in_M_A, v34)
-            k24_fused[grid_1d(d_B * 16)](d_B, v34, v35)
-            k25_gemm[grid_gemm(d_B, 16)](d_B, v35, in_M_B, v36)
-            k26_fused[grid_1d(d_B * 16)](d_B, v36, v37)
-            k27_gemm[grid_gemm(d_B, 16)](d_B, v37, in_M_C, v38)
-            k28_fused[grid_1d(d_B * 16)](d_B, v38, ns1)
-            k29_gemm[grid_gemm(d_B, 4)](d_B, ns1, in_M_o, v26, b3)
+            k21_copy[grid_1d(d_B * 8)](d_B, v32, in_x, b3)
+            k22_copy[grid_1d(d_B * 16)](d_B, v32, cs1)
+            k23_gemm[grid_gemm(d_B, 16)](d_B, v32, in_M_A, v33)
+            k24_fused[grid_1d(d_B * 16)](d_B, v33, v34)
+            k25_gemm[grid_gemm(d_B, 16)](d_B, v34, in_M_B, v35)
+            k26_fused[grid_1d(d_B * 16)](d_B, v35, v36)
+            k27_gemm[grid_gemm(d_B, 16)](d_B, v36, in_M_C, v37)
+            k28_fused[grid_1d(d_B * 16)](d_B, v37, ns1)
+            k29_gemm[grid_gemm(d_B, 4)](d_B, ns1, in_M_o, v25, b3)
             cs1, ns1 = ns1, cs1  # the new states become the current ones
-    out0 = v26  # taken over: nothing else reads it
+    out0 = v25  # taken over: nothing else reads it
     out1 = cs1  # taken over: nothing else reads it
     return (out0, out1, )

@@ -1,11 +1,12 @@
 """The numba-cpu backend: a final Program becomes a generated module of `@njit` code, cached on disk.
 
 `factory(prog, options)` gives the runner the registry expects; `generate_source(prog, dtype)`
-gives the module's text. Pipeline: fusion.py plans each block (fused groups, schedule), codegen.py
-(with blocks.py, loops.py, units.py) writes `program` and its kernels from the op table in emit.py,
-module.py assembles the text, cache.py stores and imports it, runner.py calls it (buffers from
+gives the module's text. Pipeline: passes/fuse.py plans each block (fused groups, schedule) and
+passes/plan.py's rules decide storage (in-place states, buffer lifetimes, zeros never stored),
+codegen.py (with blocks.py, loops.py, units.py) writes `program` and its kernels from the op table in emit.py, module.py
+assembles the text, common/cache.py stores and imports it, runner.py calls it (buffers from
 pool.py). approx.py, kernels.py and gemm.py (over blas.py) are the helpers generated code imports;
-they, cache.py and runner.py import Numba, nothing else does.
+they and runner.py import Numba, nothing else here does.
 """
 
 from __future__ import annotations

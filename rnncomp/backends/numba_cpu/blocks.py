@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ir import Node
+from ir import LoopView, Node
 from ir.dtypes import DType
 from ir.names import name_nodes
+from passes.fuse import BOUND, BlockPlan, Group, count_uses, plan_block
+from passes.plan import last_use, only_loop_buffers
 
+from ..common.values import Arg, Index, Ref, Scope
+from ..common.writer import describe, safe_name
 from . import loops
-from .emit import EMIT, Kernel
-from .fusion import BlockPlan, Group, count_uses, plan_block
-from .storage import Storage, last_use
-from .values import Arg, Index, Ref, Scope
-from .writer import describe, safe_name
+from .emit import EMIT, Kernel, lowering
+from .storage import Storage
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -81,19 +82,22 @@ class Blocks(Storage):
         scope: Scope,
         results: list[Node],
         targets: dict[int, list[Ref]],
-        carries: list[tuple[int, Node, Node, Ref]] | None = None,
+        loop: tuple[LoopView, list[Ref]] | None = None,
     ) -> tuple[set[int], set[int]]:
         """Emit a block's units. `targets`: places a value must also be stored (slots of stacked
-        buffers); `carries`: (i, param, result, state) candidates for updating a carried state in
-        place. Returns the ids of nodes whose targets were written, and the carries done in place."""
+        buffers); `loop`: the loop whose body this is and its state buffers (carries updated in place
+        where passes/plan.py allows). Returns the ids of nodes whose targets were written, and the
+        carries done in place."""
         for n in nodes:
             if n.op == "constant" and scope.get(n) is None:
                 scope.set(n, self.constant(n))
+            elif n.op not in BOUND and n.op not in ("loop", "item"):
+                lowering(n)  # a clear error naming op and backend if the table has no entry
         bound = {id(n) for n in nodes if scope.get(n) is not None}
         plan = plan_block(nodes, bound, results)
         outer, self.blk = self.blk, Block(scope, plan, name_nodes(nodes), count_uses(nodes, results))
         try:
-            inplace = loops.in_place(plan, carries or [], targets)
+            inplace = loops.in_place(plan, loop[0], loop[1], targets) if loop is not None else set()
             joined = self.joined(plan, results, targets)
             written: set[int] = {n for n in joined if targets.get(n)}
             given: dict[str, Node] = {}  # loop result buffer -> the item node that names it
@@ -128,7 +132,7 @@ class Blocks(Storage):
         assert n is not None
         if id(n) in joined:
             return  # its operands stored it
-        if n.op == "zeros" and n not in results and loops.only_loop_buffers(n, plan.users[id(n)]):
+        if n.op == "zeros" and n not in results and only_loop_buffers(n, plan.users[id(n)]):
             scope.set(n, Ref(self.lit(0.0, n.type.dtype), scalar=True, const=True))  # read as 0
         elif n.op == "loop":
             loops.emit_loop(self, n)

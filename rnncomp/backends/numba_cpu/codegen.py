@@ -22,24 +22,35 @@ from ir.dtypes import DType
 from ir.shapes import is_identifier
 from passes.rows import ROWS
 
+from ..common.scalars import Scalar, operand_index
+from ..common.values import Arg, Index, Ref
+from ..common.views import VIEW_INDEX
+from ..common.writer import Writer, describe, float_text
 from .blocks import Block, Blocks, Operand, Place
-from .emit import EMIT, Scalar, View, broadcast_index
+from .emit import EMIT, View
 from .errors import NumbaBackendError
 from .rowloops import Part, transposed
 from .units import KernelText, Units
-from .values import Arg, Index, Ref
-from .writer import Writer, describe, float_text
 
 SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
 CHUNK = 8  # terms of k a small product's loop nest adds per pass over the outputs
 NP = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
+MATH = ("exp", "log", "sqrt", "erf")  # scalar functions written as math.<name> in both dtypes
 HELPERS = {  # helper -> the module of this package that defines it
     "tanh_f32": "approx",
     "sigmoid_f32": "approx",
     "sigmoid_f64": "kernels",
     "softplus_f32": "kernels",
     "softplus_f64": "kernels",
+    "rsqrt_f32": "kernels",
+    "rsqrt_f64": "kernels",
+    "pow_f32": "kernels",
+    "pow_f64": "kernels",
+    "gelu_f32": "kernels",
+    "gelu_f64": "kernels",
+    "gelu_tanh_f32": "kernels",
+    "gelu_tanh_f64": "kernels",
     "gemm": "gemm",
     "gemm_nt": "gemm",
     "gemm_tn": "gemm",
@@ -148,7 +159,7 @@ class Generator(Units, Blocks):
 
     def fn(self, name: str, dtype: DType) -> str:
         """The scalar function for an op on `dtype`: a `math` function or a helper (see HELPERS)."""
-        if name in ("exp", "log") or (name == "tanh" and dtype != DType.f32):
+        if name in MATH or (name == "tanh" and dtype != DType.f32):
             return f"math.{name}"
         helper = f"{name}_{'f32' if dtype == DType.f32 else 'f64'}"
         self.helpers.add(helper)
@@ -344,10 +355,10 @@ class Generator(Units, Blocks):
         ref = blk.scope.get(node)
         if ref is not None:
             return self.at(ref, idx)
-        view = EMIT.get(node.op)
-        if not isinstance(view, View):
+        index = VIEW_INDEX.get(node.op)
+        if index is None:
             raise NumbaBackendError(f"numba-cpu internal error: {node!r} is read before it is computed")
-        sub = view.index(node, idx)
+        sub = index(node, idx)
         if node.op == "step":  # a full unroll's step: a parameter, so every step's kernel is one kernel
             sub = (self.local(sub[0], "y"),) + sub[1:]
         return self.read(node.inputs[0].node, sub)
@@ -357,13 +368,9 @@ class Generator(Units, Blocks):
         assert blk is not None
         key = (id(node), idx)
         if key not in blk.memo:
-            rule = EMIT[node.op]
+            rule = EMIT[node.op]  # the shared scalar table, as numba-cpu's EMIT holds it
             assert isinstance(rule, Scalar)
-            args = []
-            for k, u in enumerate(node.inputs):
-                shape = u.node.type.shape  # type: ignore[union-attr]
-                oidx = rule.index(node, k, idx) if rule.index else broadcast_index(shape, node.type.shape, idx)  # type: ignore[union-attr]
-                args.append(self.read(u.node, oidx))
+            args = [self.read(u.node, operand_index(rule, node, k, idx)) for k, u in enumerate(node.inputs)]
             label = describe(node, blk.names)
             t = self.tmp()
             with self.w.owned_by(label):

@@ -1,9 +1,10 @@
 """How each op is written in generated code: one entry per op in `EMIT`.
 
 Three kinds of entry:
-- `Scalar`: an elementwise op as a scalar expression of its operands' scalars; fused into loops.
+- `Scalar`: an elementwise op as a scalar expression of its operands' scalars; fused into loops
+  (the table both printers share, common/scalars.py).
 - `View`: an op that only re-indexes its operand (split, slice, step, ...): reads go through
-  `index`; `array` gives a NumPy view when a whole array is needed (None: copy it out).
+  common/views.py's index; `array` gives a NumPy view when a whole array is needed (None: copy it out).
 - `Kernel`: any other op, written as statements that fill a preallocated output buffer.
 `input`, `constant`, `loop` and `item` are handled by codegen itself (they bind values).
 Emitters see the generator as `ctx` (codegen.Generator: line, loops, dims, lit, fn, tmp, scratch,
@@ -17,30 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ir import Node
 from ir.dtypes import DType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 
+from ..common.scalars import SCALARS, Index, Scalar
+from ..common.views import axis_of, int_attr, int_dim, shifted, slice_start, split_start
 from .errors import NumbaBackendError
-
-Index = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Scalar:
-    expr: Callable[[Any, Node, list[str], Index], str]  # (ctx, node, operand scalars, index) -> expression
-    index: Callable[[Node, int, Index], Index] | None = None  # operand k's index; default: broadcasting
-
-
-@dataclass(frozen=True)
-class View:
-    index: Callable[[Node, Index], Index]  # the operand's index for an index of the result
-    array: Callable[[Node, str], str] | None = None  # NumPy view expression of an array expression
-    contiguous: Callable[[Node], bool] = lambda n: False  # whether it keeps C-contiguity
-    injective: bool = True  # distinct result indices read distinct operand elements
-    needs_contiguous: bool = False  # `array` only works on a C-contiguous operand
 
 
 @dataclass(frozen=True)
@@ -48,127 +32,41 @@ class Kernel:
     fn: Callable[[Any, Node, Any, list[Any]], None]  # (ctx, node, out ref, operands)
 
 
-def broadcast_index(op_shape: tuple, out_shape: tuple, idx: Index) -> Index:
-    """NumPy broadcasting: an operand's index for an index of the result ("0" on stretched dims)."""
-    off = len(out_shape) - len(op_shape)
-    return tuple("0" if d == 1 else idx[off + k] for k, d in enumerate(op_shape))
-
-
-def _add(i: str, k: int) -> str:
-    return i if k == 0 else f"{k} + {i}" if i != "0" else str(k)
-
-
-# ---------------------------------------------------------------- scalars
-
-
-def _fn(name: str) -> Callable[[Any, Node, list[str], Index], str]:
-    return lambda ctx, n, a, idx: f"{ctx.fn(name, n.type.dtype)}({a[0]})"
-
-
-def _binary(sym: str) -> Scalar:
-    return Scalar(lambda ctx, n, a, idx: f"{a[0]} {sym} {a[1]}")
-
-
-def _relu(ctx, n: Node, a: list[str], idx: Index) -> str:
-    z = ctx.lit(0.0, n.type.dtype)
-    return f"{z} if {a[0]} <= {z} else {a[0]}"  # NaN fails the test and passes through
-
-
-def _select_index(n: Node, k: int, idx: Index) -> Index:
-    if k == 0:
-        return ()
-    if k == 1:
-        return idx[:1]
-    return broadcast_index(n.inputs[k].node.type.shape, n.type.shape, idx)
-
-
-_CAST = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
-
-SCALARS: dict[str, Scalar] = {
-    "identity": Scalar(lambda ctx, n, a, idx: a[0]),
-    "neg": Scalar(lambda ctx, n, a, idx: f"-{a[0]}"),
-    "tanh": Scalar(_fn("tanh")),
-    "sigmoid": Scalar(_fn("sigmoid")),
-    "exp": Scalar(_fn("exp")),
-    "log": Scalar(_fn("log")),
-    "softplus": Scalar(_fn("softplus")),
-    "relu": Scalar(_relu),
-    "add": _binary("+"),
-    "sub": _binary("-"),
-    "mul": _binary("*"),
-    "div": _binary("/"),
-    "where": Scalar(lambda ctx, n, a, idx: f"{a[1]} if {a[0]} != 0 else {a[2]}"),
-    "cast": Scalar(lambda ctx, n, a, idx: f"{_CAST[n.attrs['to']]}({a[0]})"),
-    "select_active": Scalar(lambda ctx, n, a, idx: f"{a[2]} if {a[0]} < {a[1]} else {a[3]}", _select_index),
-}
-
-
 # ---------------------------------------------------------------- views
 
 
-def _int(n: Node, attr: str) -> int:
-    """An int attribute, checked: attributes are written into code, so nothing else may pass."""
-    v = n.attrs[attr]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise NumbaBackendError(f"{n.op}: attribute {attr}={v!r} is not an int")
-    return int(v)
+@dataclass(frozen=True)
+class View:
+    """A view's NumPy spelling when a whole array is needed; reads go through common/views.py's index."""
 
-
-def _int_dim(d: Any) -> int:
-    if isinstance(d, bool) or not isinstance(d, int):
-        raise NumbaBackendError(f"a concrete dim was expected, got {d!r}")
-    return d
-
-
-def _axis(n: Node) -> int:
-    return norm_axis(n.attrs["axis"], n.type.rank)
+    array: Callable[[Node, str], str] | None = None  # NumPy view expression of an array expression (None: copy)
+    contiguous: Callable[[Node], bool] = lambda n: False  # whether it keeps C-contiguity
+    needs_contiguous: bool = False  # `array` only works on a C-contiguous operand
 
 
 def _offset_view(start: Callable[[Node], int]) -> View:
-    def index(n: Node, idx: Index) -> Index:
-        ax = _axis(n)
-        return idx[:ax] + (_add(idx[ax], start(n)),) + idx[ax + 1 :]
-
     def array(n: Node, a: str) -> str:
-        ax, lo = _axis(n), start(n)
-        return f"{a}[{':, ' * ax}{lo}:{lo + _int_dim(n.type.shape[ax])}]"
+        ax, lo = axis_of(n), start(n)
+        return f"{a}[{':, ' * ax}{lo}:{lo + int_dim(n.type.shape[ax])}]"
 
     def contiguous(n: Node) -> bool:
-        return all(d == 1 for d in n.type.shape[: _axis(n)])
+        return all(d == 1 for d in n.type.shape[: axis_of(n)])
 
-    return View(index, array, contiguous)
-
-
-def _split_start(n: Node) -> int:
-    return _int(n, "index") * _int_dim(n.type.shape[_axis(n)])
+    return View(array, contiguous)
 
 
-def _expand_index(n: Node, idx: Index) -> Index:
-    rank = n.type.rank
-    axes = {norm_axis(a, rank) for a in n.attrs["axes"]}
-    return tuple(i for k, i in enumerate(idx) if k not in axes)
+def _transpose(n: Node, a: str) -> str:
+    r = n.type.rank
+    return f"{a}.T" if r == 2 else f"np.transpose({a}, {tuple(range(r - 2)) + (r - 1, r - 2)})"
 
 
 VIEWS: dict[str, View] = {
-    "split": _offset_view(_split_start),
-    "slice": _offset_view(lambda n: _int(n, "start")),
-    "step": View(
-        lambda n, idx: (str(_int(n, "index")),) + idx,
-        lambda n, a: f"{a}[{_int(n, 'index')}]",
-        lambda n: True,
-    ),
-    "transpose": View(
-        lambda n, idx: idx[:-2] + (idx[-1], idx[-2]),
-        lambda n, a: (
-            f"{a}.T"
-            if n.type.rank == 2
-            else f"np.transpose({a}, {tuple(range(n.type.rank - 2)) + (n.type.rank - 1, n.type.rank - 2)})"
-        ),
-    ),
-    "expand_dims": View(_expand_index, None, lambda n: True),
-    "broadcast_to": View(
-        lambda n, idx: broadcast_index(n.inputs[0].node.type.shape, n.type.shape, idx), None, injective=False
-    ),
+    "split": _offset_view(split_start),
+    "slice": _offset_view(slice_start),
+    "step": View(lambda n, a: f"{a}[{int_attr(n, 'index')}]", lambda n: True),
+    "transpose": View(_transpose),
+    "expand_dims": View(None, lambda n: True),
+    "broadcast_to": View(None),
 }
 
 
@@ -206,12 +104,7 @@ def _matmul_tn(ctx, n: Node, out, args: list) -> None:
 
 
 def _reduce_axes(n: Node) -> tuple[int, ...]:
-    x = n.inputs[0].node.type
-    axis = n.attrs["axis"]
-    if axis is None:
-        return tuple(range(x.rank))
-    seq = (axis,) if isinstance(axis, int) else axis
-    return tuple(sorted(norm_axis(a, x.rank) for a in seq))
+    return axes_of(n)  # normalised by the op's record
 
 
 def _reduced(idx: Index, axes: tuple[int, ...], keepdims: bool) -> Index:
@@ -256,7 +149,7 @@ def _softmax(log: bool) -> Kernel:
     def fn(ctx, n: Node, out, args: list) -> None:
         (x,) = args
         dims = ctx.dims(n)
-        ax = _axis(n)
+        ax = axis_of(n)
         rest = dims[:ax] + dims[ax + 1 :]
         m, s, v, k = ctx.tmp("m"), ctx.tmp("s"), ctx.tmp(), ctx.tmp("k")
         exp = ctx.fn("exp", n.type.dtype)
@@ -293,10 +186,10 @@ def _copy_at(ctx, out, x, shift: Callable[[Index], Index]) -> None:
 
 
 def _concat(ctx, n: Node, out, args: list) -> None:
-    ax, off = _axis(n), 0
+    ax, off = axis_of(n), 0
     for x in args:
-        _copy_at(ctx, out, x, lambda idx, o=off: idx[:ax] + (_add(idx[ax], o),) + idx[ax + 1 :])
-        off += _int_dim(x.node.type.shape[ax])
+        _copy_at(ctx, out, x, lambda idx, o=off: idx[:ax] + (shifted(idx[ax], o),) + idx[ax + 1 :])
+        off += int_dim(x.node.type.shape[ax])
 
 
 def _stack(ctx, n: Node, out, args: list) -> None:
@@ -321,8 +214,8 @@ def _shift(ctx, n: Node, out, args: list) -> None:
 
 def _pad(ctx, n: Node, out, args: list) -> None:
     _fill(0.0).fn(ctx, n, out, args)
-    ax, before = _axis(n), _int(n, "before")
-    _copy_at(ctx, out, args[0], lambda idx: idx[:ax] + (_add(idx[ax], before),) + idx[ax + 1 :])
+    ax, before = axis_of(n), int_attr(n, "before")
+    _copy_at(ctx, out, args[0], lambda idx: idx[:ax] + (shifted(idx[ax], before),) + idx[ax + 1 :])
 
 
 def _sum_to(ctx, n: Node, out, args: list) -> None:
@@ -380,3 +273,24 @@ KERNELS: dict[str, Kernel] = {
 BOUND = ("input", "constant", "loop", "item")  # handled by codegen: they bind values, not compute them
 
 EMIT: dict[str, Scalar | View | Kernel] = {**SCALARS, **VIEWS, **KERNELS}
+
+# Ops of the table this backend does not run, and why (tests/test_lowering_tables.py: every op is
+# in EMIT, BOUND or here).
+UNSUPPORTED: dict[str, str] = {
+    "seq": "a cell's declaration (unrolling makes it a program input)",
+    "param": "a cell's declaration (unrolling makes it a program input)",
+    "state": "a cell's declaration (unrolling makes it a program input)",
+}
+
+
+def lowering(n: Node) -> Scalar | View | Kernel:
+    """The table entry for `n`'s op; a clear error naming the op and the backend where there is none."""
+    rule = EMIT.get(n.op)
+    if rule is not None:
+        return rule
+    where = f"node {n.name or n.op} : {n.type}"
+    if n.op in UNSUPPORTED:
+        raise NumbaBackendError(f"numba-cpu does not support op {n.op!r} ({where}): {UNSUPPORTED[n.op]}")
+    raise NumbaBackendError(
+        f"numba-cpu has no code for op {n.op!r} ({where}); add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
+    )

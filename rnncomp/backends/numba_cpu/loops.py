@@ -13,14 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ir import LoopView, Node, TensorType
-from ir.symexpr import Sym
+from passes.fuse import VIEWS, BlockPlan, kind
+from passes.plan import covers_all_slots
+from passes.plan import in_place as may_update_in_place
 from passes.rows import ROWS, rows_plan
 
-from .emit import EMIT, View
-from .fusion import BlockPlan, identity_members, kind
+from ..common.values import Index, Ref, Scope
+from ..common.writer import describe, safe_name
 from .rowloops import open_part, transposed
-from .values import Index, Ref, Scope
-from .writer import describe, safe_name
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -100,12 +100,8 @@ def _steps(gen, v, label, n_iter, start, cs, bufs, xs, consts, take=None) -> Non
             if kind(r) in ("scalar", "kernel"):
                 targets.setdefault(id(r), []).append(slot)
         results = list(v.body.results)
-        carries = []
-        for i, (p, r) in enumerate(zip(v.carry_params, v.carry_out)):
-            if sum(x is r for x in v.carry_out) == 1 and not any(x is p for x in results):
-                carries.append((i, p, r, cs[i]))
         blk = gen.blk
-        written, inplace = gen.block(v.body.nodes(), scope, results, targets, carries)
+        written, inplace = gen.block(v.body.nodes(), scope, results, targets, (v, cs))
         gen.blk = type(blk)(scope, BlockPlan([], {}, {}, {}), blk.names, {})
         try:
             for r, slot in slots:
@@ -173,28 +169,6 @@ def _take(gen: Generator, node: Node, overwritten: bool = False) -> Ref:
     return _copy_of(gen, node)
 
 
-def covers_all_slots(v: LoopView, buf: Node) -> bool:
-    """Whether the loop writes every slot of stacked buffer `buf` (each iteration writes its
-    steps' slots whole): one step per iteration from step 0, as many iterations as slots."""
-    n = v.length.text if isinstance(v.length, Sym) else v.length
-    return int(v.stride) == 1 and v.start == 0 and n == buf.type.shape[0]  # type: ignore[union-attr]
-
-
-def only_loop_buffers(node: Node, users: list[Node]) -> bool:
-    """Whether every use of `node` is as a loop's stacked-buffer operand (a zeros node used so
-    needs no array of its own: each loop fills, or fully overwrites, its own buffer)."""
-    if not users:
-        return False
-    for u in users:
-        if u.op != "loop":
-            return False
-        v = LoopView(u)
-        first = v.n_carry + v.n_xs
-        if any(x.node is node and not first <= i < first + v.n_buf for i, x in enumerate(u.inputs)):
-            return False
-    return True
-
-
 def _copy_of(gen: Generator, node: Node) -> Ref:
     buf = gen.buffer(node.type)  # type: ignore[arg-type]
     gen.copy(buf, node.type.shape, lambda idx: gen.read(node, idx), f"a copy of {describe(node, gen.blk.names)}")  # type: ignore[union-attr]
@@ -205,7 +179,7 @@ def _parallel_move(gen: Generator, moves: list[tuple[int, Ref, Node]], carry_ind
     """state_i = result_i for all i at once."""
 
     def reads_state(n: Node) -> int | None:
-        while id(n) not in carry_index and isinstance(EMIT.get(n.op), View):
+        while id(n) not in carry_index and n.op in VIEWS:
             n = n.inputs[0].node
         return carry_index.get(id(n))
 
@@ -227,39 +201,15 @@ def _parallel_move(gen: Generator, moves: list[tuple[int, Ref, Node]], carry_ind
             pending[0] = (i, dst, lambda idx, tmp=tmp: gen.at(tmp, idx), t, None)
 
 
-def in_place(plan: BlockPlan, carries: list[tuple[int, Node, Node, Ref]], targets: dict[int, list[Ref]]) -> set[int]:
-    """Carries whose new value its fused group can write straight into the state buffer: every
-    read of the old value is in that group at the group's own index, or in an earlier unit."""
+def in_place(plan: BlockPlan, v: LoopView, cs: list[Ref], targets: dict[int, list[Ref]]) -> set[int]:
+    """The carries whose new value is written straight into the state buffer (passes/plan.py's
+    rule): the state becomes a target of the unit computing it. Their indices."""
     done = set()
-    for i, param, result, state in carries:
-        g = plan.group_of.get(id(result))
-        if g is None and kind(result) == "kernel" and id(result) in plan.order:
-            # A kernel (a GEMM) may write the state itself once every read of the old value is done
-            # and it does not read the old value either (its operands are other buffers).
-            at = plan.order[id(result)]
-            reads = [u for u in plan.users.get(id(param), []) if u is not result]
-            direct = all(x.node is not param for x in result.inputs)
-            if direct and all(kind(u) != "view" and plan.order.get(id(u), at) < at for u in reads):
-                targets.setdefault(id(result), []).insert(0, state)
-                done.add(i)
-            continue
-        if g is None or result not in g.roots:
-            continue
-        ident = identity_members(g, plan, _direct)
-        at = plan.order[id(result)]
-        ok = True
-        for u in plan.users.get(id(param), []):
-            if id(u) in g.members:
-                direct = not (u.op == "select_active" and any(v.node is param for v in u.inputs[:2]))
-                ok &= id(u) in ident and u.type.shape == param.type.shape and direct
+    for i, r in enumerate(v.carry_out):
+        if may_update_in_place(v, plan, i):
+            if plan.group_of.get(id(r)) is None:
+                targets.setdefault(id(r), []).insert(0, cs[i])  # a kernel's first target is its output
             else:
-                ok &= kind(u) != "view" and plan.order.get(id(u), at) < at
-        if ok:
-            targets.setdefault(id(result), []).append(state)
+                targets.setdefault(id(r), []).append(cs[i])
             done.add(i)
     return done
-
-
-def _direct(u: Node, m: Node) -> bool:
-    """`u` reads `m` at the loop's own index (not as select_active's step or lengths)."""
-    return not (u.op == "select_active" and any(v.node is m for v in u.inputs[:2]))

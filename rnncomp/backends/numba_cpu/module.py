@@ -7,14 +7,14 @@ from typing import Any
 from ir import Program
 from ir.dtypes import DType, as_dtype
 from ir.shapes import is_identifier
+from passes.fuse import BlockPlan
 
+from ..common.values import Arg, Generated, Ref, Scope, tuple_text
+from ..common.writer import Writer, safe_name
 from . import blas
 from .blocks import Block
 from .codegen import HELPERS, Generator
-from .fusion import BlockPlan
 from .launch import BLOCK_SIGNATURE
-from .values import Arg, Generated, Ref, Scope, tuple_text
-from .writer import Writer, safe_name
 
 FASTMATH_SOURCE = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 _NJIT = '@njit(cache=True, fastmath=FASTMATH, error_model="numpy"'

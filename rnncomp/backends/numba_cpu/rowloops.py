@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 from ir import Node, TensorType
 from passes.rows import ROWS
 
+from ..common.values import Ref
+from ..common.writer import Writer
 from .units import BLOCK, KernelText
-from .values import Ref
-from .writer import Writer
 
 if TYPE_CHECKING:
     from .codegen import Generator

@@ -3,25 +3,32 @@ and turns a Numba compile failure into an error naming the IR node that produced
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numba
 import numpy as np
 
-from ir import ArgumentError, Program
-from ir import symexpr as sx
+from ir import Program
 from ir.dtypes import as_dtype
 
-from . import cache
+from ..common import cache
+from ..common.binding import Binding
+from ..common.failures import error_text, lines_in, site
+from ..common.values import Generated
 from .errors import NumbaCompileError
 from .module import generate
 from .pool import BufferPool
-from .values import Generated
-from .writer import owner_at
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py")  # what generated code imports
+
+
+def depends() -> dict[str, str]:
+    """What a generated module's compiled code depends on besides its text: the helpers, the BLAS."""
+    from .blas import BLAS
+
+    here = Path(__file__).parent
+    return {"helpers": cache.digest([here / f for f in HELPER_FILES]), "blas": BLAS}
 
 
 class Runner:
@@ -30,8 +37,7 @@ class Runner:
     def __init__(self, prog: Program, gen: Generated, module: Any, path: Path):
         self.prog, self.gen, self.fn, self.path = prog, gen, getattr(module, gen.function), path
         self.ready = False  # compiled (or loaded) for the argument types every call has
-        self._counts: dict[tuple, int] = {}
-        self._syms: dict[str, set[str]] = {}
+        self.binding = Binding(prog)
         self.pool = BufferPool()
         # what each call fills in, by position (a small program's call is mostly this bookkeeping)
         self.template: list[Any] = [None] * len(gen.args)
@@ -72,42 +78,21 @@ class Runner:
             for axis, sym in symbolic:
                 env.setdefault(sym, x.shape[axis])
         for pos, key in self.dims:
-            args[pos] = self._dim(key, env)
+            args[pos] = self.binding.dim(key, env)
         for pos, key in self.counts:
-            args[pos] = self._count(key, env)
+            args[pos] = self.binding.count(key, env)
         if self.threads_at:
             n = numba.get_num_threads()
             for pos in self.threads_at:
                 args[pos] = n
         if self.buffers:
             wanted = [
-                (tuple(d if isinstance(d, int) else self._dim(d, env) for d in shape), dt)
+                (tuple(d if isinstance(d, int) else self.binding.dim(d, env) for d in shape), dt)
                 for _, shape, dt in self.buffers
             ]
             for (pos, _, _), buf in zip(self.buffers, self.pool.take(wanted)):
                 args[pos] = buf
         return args
-
-    def _dim(self, sym: str, env: dict[str, int]) -> int:
-        if sym not in env:
-            raise ArgumentError(f"program {self.prog.name!r}: dim {sym!r} is not bound by an array or symbol")
-        return int(env[sym])
-
-    def _count(self, c: sx.Count, env: dict[str, int]) -> int:
-        """A trip count or start for these symbols (memoised: parsing the expression costs more)."""
-        if isinstance(c, int):
-            return c
-        if c.text in env:  # the count is a symbol itself (a loop over all T steps)
-            return int(env[c.text])
-        key = (c.text, tuple(sorted((s, env.get(s)) for s in self._symbols(c))))
-        if key not in self._counts:
-            self._counts[key] = sx.evaluate(c, env)
-        return self._counts[key]
-
-    def _symbols(self, c: sx.Sym) -> set[str]:
-        if c.text not in self._syms:
-            self._syms[c.text] = c.symbols
-        return self._syms[c.text]
 
     def __call__(self, arrays: dict[str, Any], symbols: dict[str, int]) -> dict[str, np.ndarray]:
         args = self.arguments(arrays, symbols)
@@ -129,11 +114,8 @@ class Runner:
 
 def compile_error(prog: Program, gen: Generated, path: Path, e: Exception) -> NumbaCompileError:
     """Numba's failure as an rnncomp error naming the IR node that produced the failing line."""
-    text = _ANSI.sub("", str(e))
-    lines = [int(m.group(1)) for m in re.finditer(re.escape(path.name) + r'", line (\d+)', text)]
-    node, ln = owner_at(gen.owners, lines)
-    where = f"{path}:{ln}" if ln else f"{path}"
-    what = f"the code generated for node {node}" if node else "the generated code"
+    text = error_text(e)
+    what, where = site(gen.owners, path, lines_in(text, path))
     short = "\n".join(text.strip().splitlines()[:12])
     return NumbaCompileError(f"numba-cpu: Numba could not compile {what} of program {prog.name!r} ({where}):\n{short}")
 
@@ -143,7 +125,7 @@ def factory(prog: Program, options: dict[str, Any]) -> Runner:
     dtype = as_dtype(options.get("dtype", "float32"))
     gen = generate(prog, dtype)
     try:
-        module, path = cache.load(gen.source, {"dtype": dtype.value})
+        module, path = cache.load(gen.source, {"dtype": dtype.value}, backend="numba_cpu", depends=depends())
     except cache.CompileFailed as e:
         raise compile_error(prog, gen, e.path, e.error) from None
     return Runner(prog, gen, module, path)

@@ -16,10 +16,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ir import Node, TensorType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
+from passes.fuse import BlockPlan, kind
 
-from .fusion import BlockPlan, kind
-from .values import Ref
+from ..common.values import Ref
 
 if TYPE_CHECKING:
     from .blocks import Block
@@ -52,7 +52,7 @@ class Storage:
             ops = [u.node for u in n.inputs]
             if len({id(o) for o in ops}) < len(ops) or not all(_joinable(o, n, plan, results, targets) for o in ops):
                 continue
-            axis = norm_axis(n.attrs["axis"], n.type.rank) if n.op == "concat" else 0  # type: ignore[union-attr]
+            axis = axes_of(n)[0] if n.op == "concat" else 0
             if n.op == "concat" and not all(isinstance(o.type.shape[axis], int) for o in ops):  # type: ignore[union-attr]
                 continue
             out = targets[id(n)][0] if targets.get(id(n)) else self.buffer(n.type)  # type: ignore[arg-type]
@@ -83,24 +83,3 @@ def _joinable(o: Node, gather: Node, plan: BlockPlan, results: list[Node], targe
         return root or (g is None and kind(o) == "kernel" and id(o) in plan.order)
     alone = plan.users.get(id(o)) == [gather] and not any(r is o for r in results)
     return root and alone and not targets.get(id(o))
-
-
-def last_use(nid: int, plan: BlockPlan, keep: set[int]) -> int | None:
-    """The last unit that reads node `nid` directly or through views; None if something that
-    outlives the block's units reads it: a loop (which may keep the buffer as its own), or the
-    block's results (`keep`), through a view too."""
-    end, todo, seen = plan.order.get(nid, -1), [nid], {nid}
-    while todo:
-        for u in plan.users.get(todo.pop(), []):
-            k = kind(u)
-            if k in ("loop", "item", "bound") or id(u) in keep:
-                return None
-            if k == "view":
-                if id(u) not in seen:
-                    seen.add(id(u))
-                    todo.append(id(u))
-                continue
-            if id(u) not in plan.order:
-                return None
-            end = max(end, plan.order[id(u)])
-    return end

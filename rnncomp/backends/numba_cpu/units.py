@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..common.writer import Writer
 from .errors import NumbaBackendError
-from .writer import Writer
 
 _CALL = "\x00call "  # a marker line where a kernel is called, replaced by `finish`
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -2,7 +2,7 @@
 
 The host function `program(rt, ...)` allocates every buffer first (kernels cannot allocate), then
 launches kernels in the order of the schedule: each block (the program's top level, or a loop
-body) is cut into units by fusion (numba_cpu/fusion.py): a fused elementwise group is one kernel
+body) is cut into units by passes/fuse.py (the kernel program's units): a fused elementwise group is one kernel
 over its shape, any other op one kernel of its own (a tiled GEMM for matmul and matmul_tn). A loop
 runs as a host `for` over its iterations, launching its body's kernels per step, with the carried
 values in two buffers per state that swap after each iteration; where it can, a persistent kernel
@@ -19,12 +19,14 @@ import numpy as np
 from ir import LoopView, Node, Program
 from ir.dtypes import DType, as_dtype
 from ir.names import name_nodes
-from ir.shapes import norm_axis
+from ir.ops import axes_of
+from passes.fuse import Group, count_uses, kind, plan_block
+from passes.plan import covers_all_slots, only_loop_buffers
 
-from ..numba_cpu.fusion import Group, count_uses, kind, plan_block
-from ..numba_cpu.writer import Writer, comment_text, safe_name
+from ..common.values import Arg, Generated, Ref, Scope
+from ..common.writer import Writer, comment_text, safe_name
 from . import kernels, persistent
-from .context import Arg, Block, Context, Ref, Scope, literal_source
+from .context import Block, Context, literal_source
 from .device import NOMINAL_GPU, DeviceConfig
 from .errors import CudaBackendError
 from .gemm import dot, tiled
@@ -33,17 +35,6 @@ FUNCTION = "program"
 GEMMS = ("matmul", "matmul_tn")
 GATHERS = ("stack", "concat")  # ops whose operands can be stored straight into their result
 PERSISTENT_MODES = (None, True, False)
-
-
-@dataclass
-class Generated:
-    """A generated module: its text, the host function's arguments, outputs and line owners."""
-
-    source: str
-    args: list[Arg]
-    outputs: list[str]
-    owners: dict[int, str]  # 1-based line -> the IR node its code computes
-    function: str = FUNCTION
 
 
 class Codegen:
@@ -103,6 +94,13 @@ class Codegen:
         """A buffer a loop may overwrite: the operand's own if nothing else reads it, else a copy."""
         return self.own(node, prefix, self.uses.get(id(node), 0) == 1)
 
+    def stacked(self, v: LoopView, node: Node) -> Ref:
+        """A loop's stacked buffer: as `take`, but one of zeros that the loop writes whole is not
+        filled first (passes/plan.py)."""
+        if node.op == "zeros" and covers_all_slots(v, node):
+            return self.ctx.buffer(node.type)  # type: ignore[arg-type]
+        return self.take(node, "v")
+
     # ------------------------------------------------------------ blocks
 
     def block(self, nodes: list[Node], scope: Scope, results: list[Node], targets: dict[int, list[Ref]]) -> set[int]:
@@ -126,7 +124,9 @@ class Codegen:
                     continue
                 n = unit.node
                 assert n is not None
-                if n.op == "loop":
+                if n.op == "zeros" and n not in results and only_loop_buffers(n, plan.users[id(n)]):
+                    scope.set(n, Ref(ctx.lit(0.0, n.type.dtype), scalar=True, const=True))  # type: ignore[union-attr]
+                elif n.op == "loop":
                     self.loop(n)
                 elif n.op == "item":
                     scope.set(n, self.loop_results[id(n.inputs[0].node)][n.attrs["index"]])
@@ -215,7 +215,8 @@ class Codegen:
         elif n.op in GEMMS:
             ctx.kernel("gemm", f"{label}: tiled GEMM", lambda: tiled(ctx, n, out, operands), label)
         else:
-            ctx.kernel(n.op, label, lambda: kernels.KERNELS[n.op](ctx, n, out, operands), label)
+            emit = kernels.emitter(n)
+            ctx.kernel(n.op, label, lambda: emit(ctx, n, out, operands), label)
         ctx.blk.scope.set(n, out)  # type: ignore[union-attr]
         for extra in targets[1:]:
             self.copy(extra, n)
@@ -235,7 +236,7 @@ class Codegen:
             n_iter, start = ctx.count(v.length, "n"), ctx.count(v.start, "start")
             cs = [self.take(u.node, "cs") for u in v.carry_in]
             ns = [ctx.buffer(p.type, "ns") for p in v.carry_params]  # type: ignore[arg-type]
-            bufs = [self.take(u.node, "v") for u in v.bufs]
+            bufs = [self.stacked(v, u.node) for u in v.bufs]
             xs = [self.array(u.node) for u in v.xs]
             consts = [ctx.blk.scope.get(u.node) or self.array(u.node) for u in v.consts]  # type: ignore[union-attr]
         loop = Loop(v, label, n_iter, start, cs, ns, bufs, xs, consts)
@@ -344,10 +345,11 @@ def parts(n: Node, dest: Ref) -> list[Ref]:
     """Where each operand of a stack or concatenation lies in its result `dest`."""
     if n.op == "stack":
         return [dest.slot(str(k)) for k in range(len(n.inputs))]
-    axis, offset, out = norm_axis(n.attrs["axis"], n.type.rank), 0, []  # type: ignore[union-attr]
+    (axis,), offset, out = axes_of(n), 0, []
     for u in n.inputs:
-        out.append(dest.part(axis, offset))
-        offset += u.node.type.shape[axis]  # type: ignore[union-attr]
+        width = u.node.type.shape[axis]  # type: ignore[union-attr]
+        out.append(dest.part(axis, offset, offset + width))
+        offset += width
     return out
 
 
@@ -403,8 +405,8 @@ def assemble(ctx: Context) -> Generated:
     m.line(f"TILE = {cfg.tile}  # a GEMM block computes a TILE x TILE tile of the output")
     m.line(f"PERSISTENT_THREADS = {cfg.persistent_threads}  # threads per block of a persistent kernel")
     if any(h.endswith("f32") for h in ctx.helpers):
-        m.line(kernels.HELPER_CONSTANTS.splitlines()[0])
-        m.line(kernels.HELPER_CONSTANTS.splitlines()[1])
+        for text in kernels.HELPER_CONSTANTS.splitlines():
+            m.line(text)
     for (text, dt), name in ctx.constants.items():
         m.line(f"{name} = {literal_source(text, dt)}")
     for text in _LAUNCH_HELPERS.splitlines():
@@ -412,7 +414,7 @@ def assemble(ctx: Context) -> Generated:
     for h in sorted(ctx.helpers):
         m.line("")
         m.line("")
-        for text in kernels.HELPERS[h].strip("\n").splitlines():
+        for text in kernels.helper(h).strip("\n").splitlines():
             m.line(text)
     for k in ctx.kernels:
         m.line("")

@@ -12,18 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ir import Node, Program, TensorType
 from ir import symexpr as sx
 from ir.dtypes import DType
 from ir.shapes import is_identifier
+from passes.fuse import Group
 
-from ..numba_cpu.emit import SCALARS, VIEWS, Index, broadcast_index
-from ..numba_cpu.fusion import Group
-from ..numba_cpu.values import Arg, Scope  # the same bookkeeping as the CPU generator
-from ..numba_cpu.writer import Writer, describe, float_text
+from ..common.scalars import SCALARS, operand_index
+from ..common.values import Arg, Index, Ref, Scope
+from ..common.views import VIEW_INDEX
+from ..common.writer import Writer, describe, float_text
 from .device import DeviceConfig
 from .errors import CudaBackendError
 
@@ -31,38 +32,6 @@ HOST_PREFIXES = ("v", "cs", "ns", "out", "const", "n", "start", "b", "it", "d_")
 HOST_NAME = re.compile(r"\b(?:in_\w+|d_\w+|(?:" + "|".join(HOST_PREFIXES) + r")\d+)\b")
 NP_TYPE = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
 NUMBA_TYPE = {DType.f32: "float32", DType.f64: "float64", DType.i32: "int32", DType.i64: "int64"}
-
-
-@dataclass(frozen=True)
-class Ref:
-    """Where a value lives: array `var`, indexed first by `prefix` (a slot of a stacked array), or
-    if `scalar`, the expression `var` itself (a constant, a step index). `owned`: a buffer of the
-    generated function that nothing else refers to."""
-
-    var: str
-    prefix: tuple[str, ...] = ()
-    scalar: bool = False
-    owned: bool = False
-    shift: tuple[int, int] | None = None  # (axis, offset): the value is a part of a concatenation
-
-    def at(self, idx: Index) -> str:
-        if self.scalar:
-            return self.var
-        if self.shift is not None:
-            ax, off = self.shift
-            idx = idx[:ax] + (f"{idx[ax]} + {off}",) + idx[ax + 1 :]
-        full = self.prefix + tuple(idx)
-        return f"{self.var}[{', '.join(full)}]" if full else f"{self.var}[()]"
-
-    def slot(self, index: str) -> Ref:
-        """One step `self[index]` of a stacked array."""
-        assert self.shift is None
-        return replace(self, prefix=self.prefix + (index,), owned=False)
-
-    def part(self, axis: int, offset: int) -> Ref:
-        """The part of this array from `offset` on along `axis` (an operand of a concatenation)."""
-        assert self.shift is None
-        return replace(self, shift=(axis, offset) if offset else None, owned=False)
 
 
 @dataclass
@@ -157,7 +126,7 @@ class Context:
 
     def fn(self, name: str, dtype: DType) -> str:
         """The device function for an op on `dtype`: a `math` function or a helper of kernels.HELPERS."""
-        if name in ("exp", "log", "tanh"):
+        if name in ("exp", "log", "tanh", "erf"):
             return f"math.{name}"
         helper = f"{name}_{'f32' if dtype == DType.f32 else 'f64'}"
         self.helpers.add(helper)
@@ -254,10 +223,10 @@ class Context:
         ref = blk.scope.get(node)
         if ref is not None:
             return ref.at(idx)
-        view = VIEWS.get(node.op)
-        if view is None:
+        index = VIEW_INDEX.get(node.op)
+        if index is None:
             raise CudaBackendError(f"numba-cuda internal error: {node!r} is read before it is computed")
-        return self.read(node.inputs[0].node, view.index(node, idx))
+        return self.read(node.inputs[0].node, index(node, idx))
 
     def member(self, node: Node, idx: Index) -> str:
         blk = self.blk
@@ -265,11 +234,7 @@ class Context:
         key = (id(node), idx)
         if key not in blk.memo:
             rule = SCALARS[node.op]
-            args = []
-            for k, u in enumerate(node.inputs):
-                shape = u.node.type.shape  # type: ignore[union-attr]
-                oidx = rule.index(node, k, idx) if rule.index else broadcast_index(shape, node.type.shape, idx)  # type: ignore[union-attr]
-                args.append(self.read(u.node, oidx))
+            args = [self.read(u.node, operand_index(rule, node, k, idx)) for k, u in enumerate(node.inputs)]
             label = self.describe(node)
             t = self.local("t")
             assert self.kw is not None
@@ -301,4 +266,4 @@ def literal_source(text: str, dtype: DType) -> str:
     return f"{NP_TYPE[dtype]}({text})"
 
 
-__all__ = ["Arg", "Block", "Context", "Kernel", "Ref", "Scope", "host_names", "literal_source"]
+__all__ = ["Block", "Context", "Kernel", "host_names", "literal_source"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from ir import Node
 
-from ..numba_cpu.emit import Index
-from .context import NUMBA_TYPE, Context, Ref
+from ..common.values import Index, Ref
+from .context import NUMBA_TYPE, Context
 
 
 @dataclass

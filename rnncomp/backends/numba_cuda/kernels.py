@@ -14,10 +14,11 @@ from contextlib import ExitStack, contextmanager
 
 from ir import Node
 from ir.dtypes import DType
-from ir.shapes import norm_axis
+from ir.ops import axes_of
 
-from ..numba_cpu.emit import Index
-from .context import Context, Ref
+from ..common.values import Index, Ref
+from .context import Context
+from .errors import CudaBackendError
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
@@ -48,6 +49,72 @@ def softplus_f64(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)); NaN stays NaN."""
     return (x if x > 0.0 else 0.0) + math.log1p(math.exp(-abs(x)))
 ''',
+    # sqrt and pow are guarded so that the simulator (Python's math, which raises on a domain error)
+    # gives NumPy's NaN / inf as the GPU does.
+    "sqrt_f32": '''
+@cuda.jit(device=True)
+def sqrt_f32(x):
+    """sqrt; NaN below 0 (and for NaN)."""
+    return math.sqrt(x) if x >= F32_0 else np.float32(math.nan)
+''',
+    "sqrt_f64": '''
+@cuda.jit(device=True)
+def sqrt_f64(x):
+    """sqrt; NaN below 0 (and for NaN)."""
+    return math.sqrt(x) if x >= 0.0 else math.nan
+''',
+    "rsqrt_f32": '''
+@cuda.jit(device=True)
+def rsqrt_f32(x):
+    """1 / sqrt(x): inf at 0, 0 at inf, NaN below 0 (and for NaN)."""
+    return F32_1 / math.sqrt(x) if x >= F32_0 else np.float32(math.nan)
+''',
+    "rsqrt_f64": '''
+@cuda.jit(device=True)
+def rsqrt_f64(x):
+    """1 / sqrt(x): inf at 0, 0 at inf, NaN below 0 (and for NaN)."""
+    return np.float64(1.0) / math.sqrt(x) if x >= 0.0 else math.nan  # a NumPy 1: inf at 0 in the simulator too
+''',
+    "pow_f32": '''
+@cuda.jit(device=True)
+def pow_f32(x, p):
+    """x ** p for a constant p: NaN for x < 0 and a non-integer p, inf for 0 ** (p < 0), as NumPy."""
+    return np.float32(x) ** p
+''',
+    "pow_f64": '''
+@cuda.jit(device=True)
+def pow_f64(x, p):
+    """x ** p for a constant p: NaN for x < 0 and a non-integer p, inf for 0 ** (p < 0), as NumPy."""
+    return np.float64(x) ** p
+''',
+    "gelu_f32": '''
+@cuda.jit(device=True)
+def gelu_f32(x):
+    """Exact GELU x * Phi(x) = 0.5 x erfc(-x / sqrt 2): erfc keeps relative accuracy for x << 0."""
+    return np.float32(0.5) * x * math.erfc(-x * np.float32(0.7071067811865476))
+''',
+    "gelu_f64": '''
+@cuda.jit(device=True)
+def gelu_f64(x):
+    """Exact GELU x * Phi(x) = 0.5 x erfc(-x / sqrt 2): erfc keeps relative accuracy for x << 0."""
+    return 0.5 * x * math.erfc(-x * 0.7071067811865476)
+''',
+    "gelu_tanh_f32": '''
+@cuda.jit(device=True)
+def gelu_tanh_f32(x):
+    """GELU's tanh form 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)."""
+    u = np.float32(1.5957691216057308) * (x + np.float32(0.044715) * x * x * x)
+    e = math.exp(-abs(u))
+    return x * (F32_1 / (F32_1 + e) if u >= F32_0 else e / (F32_1 + e))
+''',
+    "gelu_tanh_f64": '''
+@cuda.jit(device=True)
+def gelu_tanh_f64(x):
+    """GELU's tanh form 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)."""
+    u = 1.5957691216057308 * (x + 0.044715 * x * x * x)
+    e = math.exp(-abs(u))
+    return x * (1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e))
+''',
 }
 HELPER_CONSTANTS = "F32_0 = np.float32(0.0)\nF32_1 = np.float32(1.0)"
 
@@ -64,7 +131,8 @@ def copy(ctx: Context, out: Ref, dims: list[str], src: Callable[[Index], str]) -
 
 
 def _axis(n: Node) -> int:
-    return norm_axis(n.attrs["axis"], n.type.rank)  # type: ignore[union-attr]
+    (ax,) = axes_of(n)  # the op's one `axis`, normalised by its record
+    return ax
 
 
 def _with(idx: Index, ax: int, value: str) -> Index:
@@ -134,12 +202,7 @@ def _shift(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
 
 
 def reduce_axes(n: Node) -> tuple[int, ...]:
-    x = n.inputs[0].node.type
-    axis = n.attrs["axis"]
-    if axis is None:
-        return tuple(range(x.rank))  # type: ignore[union-attr]
-    seq = (axis,) if isinstance(axis, int) else axis
-    return tuple(sorted(norm_axis(a, x.rank) for a in seq))  # type: ignore[union-attr]
+    return axes_of(n)  # normalised by the op's record
 
 
 @contextmanager
@@ -272,3 +335,35 @@ KERNELS: dict[str, Emitter] = {
     "log_softmax": _softmax(True),
     "max_bwd": _max_bwd,
 }
+
+# Ops of the table this backend does not run, and why. Every op is fused (numba_cpu/emit.py SCALARS),
+# a view (VIEWS), bound by codegen, a GEMM or gather of codegen.py, in KERNELS, or here
+# (tests/test_lowering_tables.py checks it).
+UNSUPPORTED: dict[str, str] = {
+    "seq": "a cell's declaration (unrolling makes it a program input)",
+    "param": "a cell's declaration (unrolling makes it a program input)",
+    "state": "a cell's declaration (unrolling makes it a program input)",
+}
+
+
+def emitter(n: Node) -> Emitter:
+    """The kernel body of `n`'s op; a clear error naming the op and the backend where there is none."""
+    if n.op in KERNELS:
+        return KERNELS[n.op]
+    where = f"node {n.name or n.op} : {n.type}"
+    if n.op in UNSUPPORTED:
+        raise CudaBackendError(f"numba-cuda does not support op {n.op!r} ({where}): {UNSUPPORTED[n.op]}")
+    raise CudaBackendError(
+        f"numba-cuda has no kernel for op {n.op!r} ({where}); "
+        "add its entry to KERNELS in rnncomp/backends/numba_cuda/kernels.py"
+    )
+
+
+def helper(name: str) -> str:
+    """The source of device helper `name`; a clear error if a scalar entry asks for one that is missing."""
+    if name not in HELPERS:
+        raise CudaBackendError(
+            f"numba-cuda has no device function {name!r} (an op's scalar code in numba_cpu/emit.py calls it); "
+            "add it to HELPERS in rnncomp/backends/numba_cuda/kernels.py"
+        )
+    return HELPERS[name]

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from ir import LoopView, Node
 from ir.names import name_nodes
+from passes.fuse import VIEWS, BlockPlan, plan_block
+from passes.plan import in_place
 
-from ..numba_cpu.emit import VIEWS
-from ..numba_cpu.fusion import BlockPlan, identity_members, kind, plan_block
-from ..numba_cpu.writer import safe_name
+from ..common.writer import safe_name
 from .context import NUMBA_TYPE, Block
 from .errors import CudaBackendError
 from .gemm import DYNAMIC, OnChip, load_on_chip
@@ -153,33 +153,4 @@ def body_plan(v: LoopView) -> BlockPlan:
     return plan_block(nodes, bound, list(v.body.results))
 
 
-def in_place(v: LoopView, plan: BlockPlan, i: int) -> bool:
-    """Whether carry i's new value may overwrite its old one (the old one is not itself a result):
-    computed by a fused group whose every read of the old value is at the reading thread's own
-    index or in an earlier phase; or by any other unit (not a stack or concatenation, whose parts
-    are stored by other units) after every read of the old value."""
-    p, r = v.carry_params[i], v.carry_out[i]
-    if any(x is p for x in v.body.results) or r.op in ("stack", "concat"):
-        return False
-    g = plan.group_of.get(id(r))
-    if g is not None and r not in g.roots:
-        return False
-    ident = identity_members(g, plan, direct) if g is not None else set()
-    at = plan.order[id(r)]
-    for u in plan.users.get(id(p), []):
-        if g is not None and id(u) in g.members:
-            if id(u) not in ident or not direct(u, p):
-                return False
-        elif kind(u) == "view" or plan.order.get(id(u), at) >= at:
-            return False
-    return True
-
-
-def direct(u: Node, m: Node) -> bool:
-    """`u` reads `m` at its own index: same shape, and not as select_active's step or lengths."""
-    if u.op == "select_active" and any(x.node is m for x in u.inputs[:2]):
-        return False
-    return u.type.shape == m.type.shape  # type: ignore[union-attr]
-
-
-__all__ = ["emit", "in_place", "on_chip"]
+__all__ = ["emit", "on_chip"]

@@ -4,8 +4,6 @@ inputs were device arrays). Also the runtime that generated code calls back into
 
 from __future__ import annotations
 
-import re
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,13 +11,14 @@ from typing import Any
 import numpy as np
 
 from ir import ArgumentError, Program, RnncompError
-from ir import symexpr as sx
 from ir.dtypes import as_dtype
 
 from ...arguments import is_device_array
-from ..numba_cpu import cache
-from ..numba_cpu.writer import owner_at
-from .codegen import PERSISTENT_MODES, Generated, generate
+from ..common import cache
+from ..common.binding import Binding
+from ..common.failures import error_text, frames_in, lines_in, site
+from ..common.values import Generated
+from .codegen import PERSISTENT_MODES, generate
 from .device import (
     STATIC_SHARED_LIMIT,
     current_device_id,
@@ -32,7 +31,6 @@ from .device import (
 from .errors import CudaBackendError, CudaCompileError
 
 OPTIONS = ("dtype", "persistent")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Runtime:
@@ -105,6 +103,7 @@ class Runner:
         self.prog, self.gen, self.options = prog, gen, options
         self.runtime = Runtime(mode)
         self.types = {n.name: n.type for n in prog.inputs}
+        self.binding = Binding(prog)
         self.path: Path | None = None
         self._fn: Any = None
         self._consts: dict[str, Any] = {}  # constant arrays, copied to the device once
@@ -118,32 +117,23 @@ class Runner:
             require_cuda()
             if simulator_enabled():
                 fix_simulated_shared_memory()
-            module, self.path = cache.load(self.gen.source, {**self.options, "backend": "numba-cuda"})
+            module, self.path = cache.load(self.gen.source, self.options, backend="numba_cuda")
             self._fn = getattr(module, self.gen.function)
         return self._fn
 
     def arguments(self, arrays: dict[str, Any], symbols: dict[str, int]) -> list[Any]:
         from numba import cuda
 
-        env = {k: int(v) for k, v in symbols.items()}
-        for name, t in self.types.items():
-            if name in arrays:
-                for d, n in zip(t.shape, np.shape(arrays[name])):
-                    if isinstance(d, str):
-                        env.setdefault(d, int(n))
+        env = self.binding.env(arrays, symbols)
         device = current_device_id()
         args: list[Any] = [self.runtime]
         for a in self.gen.args:
             if a.kind == "input":
                 args.append(to_device(a.key, arrays[a.key], self.types[a.key].dtype.numpy, device))  # type: ignore[union-attr]
             elif a.kind == "dim":
-                if a.key not in env:
-                    raise ArgumentError(
-                        f"program {self.prog.name!r}: dim {a.key!r} is not bound by any array or symbol"
-                    )
-                args.append(env[a.key])
+                args.append(self.binding.dim(a.key, env))
             elif a.kind == "count":
-                args.append(sx.evaluate(a.key, env))
+                args.append(self.binding.count(a.key, env))
             else:
                 if a.name not in self._consts:
                     self._consts[a.name] = cuda.to_device(a.key)
@@ -178,13 +168,9 @@ class Runner:
         return out
 
     def _error(self, e: Exception) -> CudaCompileError:
-        text = _ANSI.sub("", str(e))
-        name = self.path.name if self.path else "?"
-        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == str(self.path)]
-        lines += [int(m.group(1)) for m in re.finditer(re.escape(name) + r'", line (\d+)', text)]
-        node, ln = owner_at(self.gen.owners, lines[::-1])  # the innermost frame first
-        where = f"{self.path}:{ln}" if ln else f"{self.path}"
-        what = f"the code generated for node {node}" if node else "the generated code"
+        text = error_text(e)
+        lines = frames_in(e, self.path) + lines_in(text, self.path) if self.path else []
+        what, where = site(self.gen.owners, self.path, lines[::-1])  # the innermost frame first
         short = "\n".join(text.strip().splitlines()[:12])
         return CudaCompileError(
             f"numba-cuda: {what} of program {self.prog.name!r} failed ({where}): {type(e).__name__}: {short}"

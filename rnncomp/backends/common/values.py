@@ -1,4 +1,5 @@
-"""Where values live in generated code (Ref), the refs of a block (Scope), and what generation returns."""
+"""Where values live in generated code (Ref), the refs of a block (Scope), and what generation returns
+(Generated): one record each for both Numba printers."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ Index = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Ref:
-    """A value in the generated `program` function: array `var` indexed first by `prefix`, or, if
-    `scalar`, the expression `var` (`const`: a literal or module constant, the same everywhere)."""
+    """A value in generated code: array `var` indexed first by `prefix` (a slot of a stacked array),
+    or, if `scalar`, the expression `var` (`const`: a literal or module constant, the same everywhere)."""
 
     var: str
     prefix: tuple[str, ...] = ()
@@ -38,9 +39,21 @@ class Ref:
         axis, lo, _ = self.window
         return idx[:axis] + (f"{lo} + {idx[axis]}",) + idx[axis + 1 :]
 
+    def at(self, idx: tuple[str, ...]) -> str:
+        """The element at `idx`, spelled with the names bound where `var` is (the CUDA printer's
+        view; numba-cpu maps names into the kernel being built first)."""
+        if self.scalar:
+            return self.var
+        full = self.prefix + self.index(tuple(idx))
+        return f"{self.var}[{', '.join(full)}]" if full else f"{self.var}[()]"
+
     def slot(self, index: str) -> Ref:
         """One step `self[index]` of a stacked array (C-contiguous if the array is)."""
         return replace(self, prefix=self.prefix + (index,), owned=False)
+
+    def part(self, axis: int, start: int, stop: int) -> Ref:
+        """Elements start..stop along `axis`: an operand's place in a concatenation."""
+        return replace(self, window=(axis, start, stop), owned=False, contiguous=self.contiguous and axis == 0)
 
 
 class Scope:

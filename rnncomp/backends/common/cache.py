@@ -1,11 +1,13 @@
 """The on-disk cache of generated modules: `<dir>/<key>.py`, written once, imported by path.
 
-The key hashes the source, the options and the versions of rnncomp, NumPy, Numba and llvmlite
-and the host CPU's name. An entry is published atomically (a temporary file in the same folder,
-then a hard link that fails if another process got there first) and never rewritten, so
-Numba's own cache (`__pycache__` next to it, keyed by the file's content) stays valid and a
-second process compiles nothing. An entry whose text differs from what it should hold, or that
-fails to import, is rebuilt with a warning naming its path.
+Both Numba backends store their modules here. The key hashes the source, the options (the backend's
+name among them), the versions of rnncomp, NumPy, Numba and llvmlite, the host CPU's name and what
+the backend says its code depends on besides (the text of the helper modules it imports, its BLAS).
+An entry is published atomically (a temporary file in the same folder, then a hard link that fails
+if another process got there first) and never rewritten, so Numba's own cache (`__pycache__` next to
+it, keyed by the file's content) stays valid and a second process compiles nothing. An entry whose
+text differs from what it should hold, or that fails to import, is rebuilt with a warning naming its
+path.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any
 from numba.core.errors import NumbaError
 
 ENV = "RNNCOMP_CACHE_DIR"
-HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py")  # what generated code imports
 
 
 def cache_dir() -> Path:
@@ -37,7 +38,7 @@ def cache_dir() -> Path:
 
 @functools.cache
 def versions() -> dict[str, str]:
-    """What the compiled code depends on besides its source (the helpers' text, the BLAS it calls)."""
+    """What every compiled module depends on besides its source."""
     import llvmlite
     import llvmlite.binding
     import numba
@@ -45,14 +46,8 @@ def versions() -> dict[str, str]:
 
     import rnncomp
 
-    from .blas import BLAS
-
-    here = Path(__file__).parent
-    helpers = hashlib.sha256(b"".join((here / f).read_bytes() for f in HELPER_FILES))
     return {
         "rnncomp": rnncomp.__version__,
-        "helpers": helpers.hexdigest(),
-        "blas": BLAS,
         "numpy": numpy.__version__,
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
@@ -60,10 +55,15 @@ def versions() -> dict[str, str]:
     }
 
 
-def cache_key(source: str, options: dict[str, Any]) -> str:
+def digest(files: list[Path]) -> str:
+    """A hash of these files' bytes (the helper modules generated code imports)."""
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
+def cache_key(source: str, options: dict[str, Any], depends: dict[str, str] | None = None) -> str:
     h = hashlib.sha256(source.encode())
     h.update(repr(sorted((str(k), str(v)) for k, v in options.items())).encode())
-    h.update(repr(sorted(versions().items())).encode())
+    h.update(repr(sorted({**versions(), **(depends or {})}.items())).encode())
     return h.hexdigest()
 
 
@@ -113,11 +113,14 @@ def _import(path: Path, name: str) -> ModuleType:
     return mod
 
 
-def load(source: str, options: dict[str, Any]) -> tuple[ModuleType, Path]:
-    """The module for `source`, from the cache (written there first if missing or corrupt)."""
+def load(
+    source: str, options: dict[str, Any], *, backend: str, depends: dict[str, str] | None = None
+) -> tuple[ModuleType, Path]:
+    """The module for `source`, from the cache (written there first if missing or corrupt).
+    `backend` names the module (`rnncomp_<backend>_<key>`); `depends` joins the key (see the module)."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(source, options)
+    key = cache_key(source, {**options, "backend": backend}, depends)
     path = folder / f"{key}.py"
     if not path.exists():
         _publish(path, source)
@@ -128,7 +131,7 @@ def load(source: str, options: dict[str, Any]) -> tuple[ModuleType, Path]:
             ok = False
         if not ok:
             _rebuild(path, source, "does not hold the code it should (truncated or edited?)")
-    name = f"rnncomp_numba_cpu_{key[:20]}"
+    name = f"rnncomp_{backend}_{key[:20]}"
     try:
         return _import(path, name), path
     except NumbaError as e:  # its row blocks compile on import: the code is wrong, not the file

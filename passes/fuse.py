@@ -1,4 +1,5 @@
-"""Fusion and scheduling of one block (the program's top level or a loop body).
+"""Fusion and scheduling of one block (the program's top level or a loop body), for every backend;
+and the `fuse` pass, which applies it to every block of a final Program (a kernel program).
 
 Elementwise nodes are grouped into fused loops. A group has an iteration shape; its *roots* have
 that shape and are stored; its other members are *inlined*: computed as scalars where a member
@@ -16,10 +17,21 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ir import Node
+from ir import Node, PassError, Program
+from ir.kernel_program import Block as KBlock
+from ir.kernel_program import KernelProgram
+from ir.kernel_program import Unit as KUnit
+from ir.ops import get_op
 
-from .emit import BOUND, EMIT, Scalar, View
-from .errors import NumbaBackendError
+BOUND = ("input", "constant")  # values a block is given, not computed
+VIEWS: dict[str, bool] = {  # ops that only re-index their operand -> whether distinct indices read distinct elements
+    "split": True,
+    "slice": True,
+    "step": True,
+    "transpose": True,
+    "expand_dims": True,
+    "broadcast_to": False,
+}
 
 
 @dataclass(eq=False)
@@ -59,16 +71,15 @@ class BlockPlan:
 
 
 def kind(n: Node) -> str:
-    """'bound' (input, constant: a value given), 'loop', 'item', 'scalar', 'view' or 'kernel'."""
+    """'bound' (input, constant: a value given), 'loop', 'item', 'scalar' (an elementwise op, fused),
+    'view' (re-indexes its operand, computes nothing) or 'kernel' (any other op: a unit of its own)."""
     if n.op in BOUND:
-        return n.op if n.op in ("loop", "item") else "bound"
-    rule = EMIT.get(n.op)
-    if rule is None:
-        raise NumbaBackendError(
-            f"numba-cpu has no code for op {n.op!r} (node {n.name or n.op} : {n.type}); "
-            "add its entry to EMIT in rnncomp/backends/numba_cpu/emit.py"
-        )
-    return "scalar" if isinstance(rule, Scalar) else "view" if isinstance(rule, View) else "kernel"
+        return "bound"
+    if n.op in ("loop", "item"):
+        return n.op
+    if n.op in VIEWS:
+        return "view"
+    return "scalar" if get_op(n.op).kind == "elementwise" else "kernel"
 
 
 def plan_block(nodes: list[Node], bound: set[int], results: list[Node]) -> BlockPlan:
@@ -96,7 +107,7 @@ def plan_block(nodes: list[Node], bound: set[int], results: list[Node]) -> Block
                 k = kinds[id(u)]
                 if k == "view":
                     needs |= id(u) in leaving
-                    stack.append((u, inj and EMIT[u.op].injective))  # type: ignore[union-attr]
+                    stack.append((u, inj and VIEWS[u.op]))
                 elif k == "scalar":
                     same = u.type.shape == m.type.shape and not (
                         u.op == "select_active" and any(v.node is m for v in u.inputs[:2])
@@ -225,7 +236,7 @@ def _schedule(nodes, kinds, group_of, users, pos) -> BlockPlan:
             if waiting[nxt] == 0:
                 heapq.heappush(ready, (first[nxt], nxt))
     if len(order) != len(units):
-        raise NumbaBackendError("numba-cpu internal error: fused units depend on each other in a cycle")
+        raise PassError("fuse: internal error: fused units depend on each other in a cycle")
     return BlockPlan(order, group_of, users, {nid: index[key] for nid, key in owner.items()})
 
 
@@ -260,4 +271,71 @@ def identity_members(g: Group, plan: BlockPlan, direct: Callable[[Node, Node], b
     return ident
 
 
-__all__ = ["BlockPlan", "Group", "Unit", "count_uses", "identity_members", "kind", "plan_block"]
+# ---------------------------------------------------------------- the fuse pass: Program -> kernel program
+
+GEMMS = ("matmul", "matmul_tn")
+
+
+def fuse(prog: Program) -> KernelProgram:
+    """The `fuse` pass: `prog` (a final Program) as a kernel program of units, every block planned
+    by `plan_block` (the same grouping and order both Numba printers use)."""
+    given = list(prog.inputs) + [n for n in prog.nodes() if n.op == "constant"]
+    return KernelProgram(prog, _fuse_block(prog.nodes(), given, list(prog.outputs.values())))
+
+
+def _fuse_block(nodes: list[Node], given: list[Node], results: list[Node]) -> KBlock:
+    ids = {id(n) for n in given}
+    bp = plan_block(nodes, ids, results)
+    pos = {id(n): k for k, n in enumerate(nodes)}
+    views: dict[int, list[Node]] = {}  # schedule index of the base's unit (-1: given) -> views
+    for n in nodes:
+        if id(n) not in ids and kind(n) == "view":
+            views.setdefault(bp.order.get(id(n), -1), []).append(n)
+    units = [_view(v) for v in views.get(-1, [])]
+    for k, unit in enumerate(bp.units):
+        units.append(_unit(unit, views.get(k, [])))
+        if unit.group is not None:  # views of a group's members are its own index arithmetic
+            units[-1].nodes = sorted(units[-1].nodes + views.get(k, []), key=lambda n: pos[id(n)])
+        else:
+            units += [_view(v) for v in views.get(k, [])]
+    return KBlock(list(given), units, list(results), list(nodes), schedule=bp)
+
+
+def _view(n: Node) -> KUnit:
+    return KUnit("view", [n], [n], [n.inputs[0].node])
+
+
+def _unit(unit: Unit, views: list[Node]) -> KUnit:
+    if unit.group is not None:
+        g = unit.group
+        inside = {id(m) for m in g.nodes} | {id(m) for m in views}
+        reads: dict[int, Node] = {}
+        for m in g.nodes:
+            for x in m.inputs:
+                if id(x.node) not in inside:
+                    reads.setdefault(id(x.node), x.node)
+        return KUnit("fused", list(g.nodes), list(g.roots), list(reads.values()), shape=g.shape)
+    n = unit.node
+    assert n is not None
+    operands = list({id(x.node): x.node for x in n.inputs}.values())
+    if n.op == "loop":
+        body = n.attrs["body"]
+        inner = body.nodes()
+        given = list(body.params) + [m for m in inner if m.op == "constant"]
+        return KUnit("loop", [n], [n], operands, body=_fuse_block(inner, given, list(body.results)))
+    return KUnit("gemm" if n.op in GEMMS else n.op if n.op == "item" else "kernel", [n], [n], operands)
+
+
+__all__ = [
+    "BOUND",
+    "GEMMS",
+    "VIEWS",
+    "BlockPlan",
+    "Group",
+    "Unit",
+    "count_uses",
+    "fuse",
+    "identity_members",
+    "kind",
+    "plan_block",
+]

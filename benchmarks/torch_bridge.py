@@ -1,0 +1,162 @@
+"""rnncomp inside PyTorch: one training step of rct vs nn.LSTM, the bridge's own overhead, variable lengths.
+
+    python benchmarks/torch_bridge.py [--configs S,M,L] [--threads 1,2] [--repeat 6]
+
+float32, configs S, M, L of benchmarks/lstm_cpu.py (I, H, B, T). For each, and each thread count:
+  * step: forward, backward of loss = sum(output), Adam.step, for `rct.from_torch(nn.LSTM)` and the
+    nn.LSTM it was imported from (the same weights);
+  * overhead: the bridge (rct.Recurrent forward + backward, no optimiser) against
+    `prog.value_and_grad` on the same compiled program called directly with NumPy arrays;
+and once (config M's sizes, B=64, T=400, long-tailed lengths: most rows 8-40 steps, 4 rows 400) a
+training step of rct with lengths= vs nn.LSTM on a PackedSequence vs nn.LSTM on the padded batch.
+Medians of interleaved repeats (benchmarks.lstm_cpu.interleaved_ms); each thread count in a process of its own
+(OMP/MKL/OpenBLAS/Numba thread counts set before start); `cat /proc/loadavg` is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.lstm_cpu import CONFIGS, interleaved_ms  # noqa: E402
+
+
+def _threads(n: int) -> None:
+    """Every runtime's thread count, set before it starts (a process per count: see main)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _pair(I, H):  # noqa: E741
+    import torch
+    from torch import nn
+
+    import rnncomp.torch as rct
+
+    torch.manual_seed(0)
+    ref = nn.LSTM(I, H)
+    net = rct.from_torch(ref)
+    return ref, net
+
+
+def _step(model, opt, run):
+    def f():
+        opt.zero_grad(set_to_none=True)
+        run(model).sum().backward()
+        opt.step()
+
+    return f
+
+
+def step_rows(tag: str, threads: list[int], repeat: int) -> list[str]:
+    import torch
+
+    I, H, B, T = CONFIGS[tag]  # noqa: E741
+    ref, net = _pair(I, H)
+    x = torch.randn(T, B, I)
+    layer = net.stack.layers[0]
+    prog = layer.program()
+    arrays = {"x": x.numpy(), **{p: getattr(layer, p).detach().numpy() for p in layer.sig.params}}
+    fns = {
+        "nn.LSTM step": _step(ref, torch.optim.Adam(ref.parameters()), lambda m: m(x)[0]),
+        "rct step": _step(net, torch.optim.Adam(net.parameters()), lambda m: m(x)[0]),
+        "rct fwd+bwd": lambda: layer(x)["y"].sum().backward(),
+        "value_and_grad": lambda: prog.value_and_grad("y", **arrays),
+    }
+    # same numerics before timing
+    with torch.no_grad():
+        y1, y2 = ref(x)[0], net(x)[0]
+    assert float((y1 - y2).abs().max()) < 1e-4, "rct and nn.LSTM disagree"
+    rows = []
+    for n in threads:
+        t = interleaved_ms(fns, repeat)
+        over_us = 1e3 * (t["rct fwd+bwd"] - t["value_and_grad"])
+        rows.append(
+            f"| {tag} (I={I}, H={H}, B={B}, T={T}) | {n} | {t['nn.LSTM step']:.2f} | {t['rct step']:.2f} | "
+            f"{t['nn.LSTM step'] / t['rct step']:.2f}x | {t['value_and_grad']:.3f} | {t['rct fwd+bwd']:.3f} | "
+            f"{over_us:+.0f} us ({100 * over_us / 1e3 / t['value_and_grad']:+.1f}%) |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def varlen_rows(threads: list[int], repeat: int) -> list[str]:
+    import numpy as np
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    I, H, B, T = CONFIGS["M"][0], CONFIGS["M"][1], 64, 400  # noqa: E741
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(8, 41, size=B)
+    lengths[:4] = T  # the long tail: a few full-length rows
+    lengths_t = torch.as_tensor(lengths)
+    ref, net = _pair(I, H)
+    x = torch.randn(T, B, I)
+    mask = (torch.arange(T)[:, None] < lengths_t[None, :]).float()[..., None]
+
+    def packed(m):
+        out, _ = m(pack_padded_sequence(x, lengths_t, enforce_sorted=False))
+        return out.data
+
+    fns = {
+        "rct lengths=": _step(net, torch.optim.Adam(net.parameters()), lambda m: m(x, lengths=lengths_t)[0]),
+        "nn.LSTM packed": _step(ref, torch.optim.Adam(ref.parameters()), packed),
+        "nn.LSTM padded": _step(ref, torch.optim.Adam(ref.parameters()), lambda m: m(x)[0] * mask),
+    }
+    rows = []
+    for n in threads:
+        t = interleaved_ms(fns, repeat)
+        rows.append(
+            f"| {n} | {t['rct lengths=']:.1f} | {t['nn.LSTM packed']:.1f} | {t['nn.LSTM padded']:.1f} | "
+            f"{t['nn.LSTM packed'] / t['rct lengths=']:.2f}x | {t['nn.LSTM padded'] / t['rct lengths=']:.2f}x |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default="S,M,L")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeat", type=int, default=6)
+    ap.add_argument("--no-varlen", action="store_true")
+    ap.add_argument("--part", help=argparse.SUPPRESS)  # internal: one table part, in a process of its own
+    args = ap.parse_args()
+    if args.part:
+        kind, tag, n = args.part.split(":")
+        _threads(int(n))
+        (varlen_rows([int(n)], args.repeat) if kind == "varlen" else step_rows(tag, [int(n)], args.repeat))
+        return
+    threads = [int(n) for n in args.threads.split(",")]
+
+    def part(spec: str) -> None:
+        subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), "--part", spec], check=True)
+
+    print("loadavg before:", open("/proc/loadavg").read().strip(), flush=True)
+    print(
+        "| config | threads | nn.LSTM step ms | rct step ms | nn.LSTM / rct | value_and_grad ms "
+        "| rct fwd+bwd ms | bridge overhead |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    sys.stdout.flush()
+    for tag in args.configs.split(","):
+        for n in threads:
+            part(f"step:{tag}:{n}")
+    if not args.no_varlen:
+        print("| threads | rct lengths= ms | nn.LSTM packed ms | nn.LSTM padded ms | packed / rct | padded / rct |")
+        print("|---|---|---|---|---|---|", flush=True)
+        for n in threads:
+            part(f"varlen:-:{n}")
+    print("loadavg after:", open("/proc/loadavg").read().strip(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The forward and backward as `torch.library` custom ops, with autograd and fake (meta) rules.
+
+    rnncomp::run(call, arrays, lengths) -> results               prog(...), nothing kept
+    rnncomp::run_train(call, arrays, lengths) -> results + [token]  prog.vjp(...): residuals parked
+    rnncomp::backward(call, token, arrays, lengths, cotangents) -> grads   one grad per array
+
+The backward's result is the vjp at `arrays`; the token only finds the forward's parked residuals
+(a token that does not lead to them, e.g. a clone, makes it run the forward again).
+
+`call` is "<program key>:<name>,<name>,..." naming `arrays` (seqs, params, the inits given);
+results are the program's outputs then its final states (Signature.results order). The fake rules
+work out every shape from the inputs' shapes, so `torch.compile` traces a model with no graph break.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .convert import to_array, to_tensors
+from .registry import entry, park, take
+
+Tensor = torch.Tensor
+
+
+def _split(call: str) -> tuple:
+    key, _, names = call.partition(":")
+    return entry(key), names.split(",") if names else []
+
+
+@contextlib.contextmanager
+def _ordered(device: torch.device):
+    """On CUDA, order the program's kernels (launched on the legacy default stream by numba-cuda)
+    after the work queued on PyTorch's current stream, and that stream's later work after them."""
+    if device.type != "cuda":
+        yield
+        return
+    current, default = torch.cuda.current_stream(device), torch.cuda.default_stream(device)  # pragma: no cover
+    if current != default:  # pragma: no cover  (no GPU in the test environment)
+        default.wait_stream(current)
+    yield  # pragma: no cover
+    if current != default:  # pragma: no cover
+        current.wait_stream(default)
+
+
+def _kwargs(names: list[str], arrays: list[Tensor], lengths: Tensor | None) -> tuple[dict, object]:
+    kw = {n: to_array(a) for n, a in zip(names, arrays)}
+    lens = None if lengths is None else lengths.detach().numpy()
+    return kw, lens
+
+
+def _device(arrays: list[Tensor]) -> torch.device:
+    return arrays[0].device if arrays else torch.device("cpu")
+
+
+@torch.library.custom_op("rnncomp::run", mutates_args=())
+def run(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[Tensor]:
+    """The whole sequence, inference only: outputs stacked over time, then the final states."""
+    e, names = _split(call)
+    kw, lens = _kwargs(names, arrays, lengths)
+    with _ordered(_device(arrays)):
+        out = e.prog(lengths=lens, **kw)
+    return to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
+
+
+@torch.library.custom_op("rnncomp::run_train", mutates_args=())
+def run_train(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[Tensor]:
+    """As `run`, keeping what the backward needs (parked under the token, the last result)."""
+    e, names = _split(call)
+    kw, lens = _kwargs(names, arrays, lengths)
+    with _ordered(_device(arrays)):
+        out, backward = e.prog.vjp(lengths=lens, **kw)
+    results = to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
+    return results + [park(backward, arrays)]
+
+
+@torch.library.custom_op("rnncomp::backward", mutates_args=())
+def backward(
+    call: str, token: Tensor, arrays: list[Tensor], lengths: Tensor | None, cotangents: list[Tensor | None]
+) -> list[Tensor]:
+    """Gradients of every array of the forward `call` from the results' cotangents (None: zero)."""
+    e, names = _split(call)
+    cot = {k: to_array(g) for k, g in zip(e.sig.results, cotangents) if g is not None}
+    with _ordered(_device(arrays)):
+        vjp = take(token, arrays)
+        if vjp is None:
+            kw, lens = _kwargs(names, arrays, lengths)
+            vjp = e.prog.vjp(lengths=lens, **kw)[1]
+        grads = vjp(cot)
+    inputs = list(cot.values()) + [to_array(a) for a in arrays]
+    return to_tensors([grads[n] for n in names], inputs, _device(arrays))
+
+
+def _fake_results(call: str, arrays: list[Tensor]) -> list[Tensor]:
+    e, names = _split(call)
+    shapes = e.sig.out_shapes({n: tuple(a.shape) for n, a in zip(names, arrays)})
+    like = arrays[0] if arrays else torch.empty(0, dtype=torch.float32)
+    return [like.new_empty(s) for s in shapes]
+
+
+@run.register_fake
+def _(call, arrays, lengths):
+    return _fake_results(call, arrays)
+
+
+@run_train.register_fake
+def _(call, arrays, lengths):
+    return _fake_results(call, arrays) + [torch.empty(1, dtype=torch.int64)]
+
+
+@backward.register_fake
+def _(call, token, arrays, lengths, cotangents):
+    return [torch.empty_like(a) for a in arrays]
+
+
+def _setup(ctx, inputs, output):
+    call, arrays, lengths = inputs
+    ctx.call, ctx.lengths = call, lengths
+    ctx.save_for_backward(output[-1], *arrays)  # the arrays: for their shapes, and autograd's version check
+    ctx.set_materialize_grads(False)
+
+
+_BROADCAST: dict = {}  # (shape, dtype, device, value) -> one contiguous tensor filled with value
+
+
+def _cotangent(g: Tensor) -> Tensor:
+    """A contiguous cotangent. The cotangent of `out.sum()` is a scalar broadcast over the output (every
+    stride 0): its filled copy is kept for the next call (the backward only reads cotangents), not made
+    anew each time (a fresh buffer of the output's size each step: page faults, an output-sized fill)."""
+    eager_cpu = type(g) is torch.Tensor and g.device.type == "cpu" and not torch.compiler.is_compiling()
+    if not eager_cpu or g.is_contiguous() or g.dim() == 0 or any(g.stride()):  # traced, CUDA, or not a broadcast
+        return g.contiguous()
+    key = (tuple(g.shape), g.dtype, g.device, g.reshape(-1)[0].item())
+    full = _BROADCAST.get(key)
+    if full is None:
+        _BROADCAST.clear()
+        full = _BROADCAST[key] = g.contiguous()
+    return full
+
+
+def _backward(ctx, grads):
+    token, *arrays = ctx.saved_tensors
+    cot = [None if g is None else _cotangent(g) for g in grads[:-1]]
+    return None, backward(ctx.call, token, arrays, ctx.lengths, cot), None
+
+
+run_train.register_autograd(_backward, setup_context=_setup)
