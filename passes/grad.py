@@ -20,9 +20,9 @@ from ir.dtypes import DType
 from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
-from .pipeline import register_pass
+from .registry import Analyses, IRKind, Pass, register_pass
 from .rewrite import inline_program
-from .unroll import LENGTHS, LENGTHS_LO, unroll
+from .unroll import LENGTHS, LENGTHS_LO, check_unroll_options, unroll
 
 
 @dataclass
@@ -471,23 +471,60 @@ def _total(b: Builder, terms: list[Node], t: TensorType) -> Node:
     return total
 
 
-def _plan_of(cell: Cell, plan: GradPlan | None) -> GradPlan:
-    return plan if plan is not None else derive(cell)
+@dataclass(frozen=True)
+class _GradPass(Pass):
+    """The shared options of the training passes (those of `unroll`); the plan is an analysis of the cell."""
+
+    takes, gives = IRKind.cell, IRKind.program
+    length: int | str = "T"
+    mode: int | str = "loop"
+    reverse: bool = False
+    masked: bool = False
+
+    def check(self) -> None:
+        check_unroll_options(self)
+
+    def plan(self, cell: Cell, analyses: Analyses) -> GradPlan:
+        return analyses.get(derive, cell)
+
+    @property
+    def _mode(self):
+        return "loop" if self.mode == 1 else self.mode
 
 
-@register_pass("grad_forward")
-def grad_forward_pass(cell: Cell, plan=None, length="T", mode="loop", reverse=False, masked=False) -> Program:
-    """Registered form of `forward_program` (Cell -> training forward Program)."""
-    return forward_program(_plan_of(cell, plan), length, mode, reverse, masked)
+@register_pass
+@dataclass(frozen=True)
+class GradForward(_GradPass):
+    """Cell -> Program: the training forward (`forward_program`), keeping residuals and state traces."""
+
+    name = "grad_forward"
+
+    def apply(self, cell: Cell, analyses: Analyses) -> Program:
+        return forward_program(self.plan(cell, analyses), self.length, self._mode, self.reverse, self.masked)
 
 
-@register_pass("grad_segment")
-def grad_segment_pass(cell: Cell, plan=None, length="T", mode="loop", reverse=False, masked=False) -> Program:
-    """Registered form of `inference_program` (a checkpointed forward's segment)."""
-    return inference_program(_plan_of(cell, plan), length, mode, reverse, masked)
+@register_pass
+@dataclass(frozen=True)
+class GradSegment(_GradPass):
+    """Cell -> Program: a checkpointed forward's segment (`inference_program`)."""
+
+    name = "grad_segment"
+
+    def apply(self, cell: Cell, analyses: Analyses) -> Program:
+        return inference_program(self.plan(cell, analyses), self.length, self._mode, self.reverse, self.masked)
 
 
-@register_pass("grad")
-def grad_pass(cell: Cell, plan=None, length="T", mode="loop", reverse=False, masked=False, window=False) -> Program:
-    """Registered form of `backward_program` (Cell -> backward Program)."""
-    return backward_program(_plan_of(cell, plan), length, mode, reverse, masked, window)
+@register_pass
+@dataclass(frozen=True)
+class Grad(_GradPass):
+    """Cell -> Program: the backward program (`backward_program`); `window` for truncated BPTT."""
+
+    name = "grad"
+    window: bool = False
+    outputs: str = ""  # space-separated: the per-step outputs given cotangents ("" = all of them)
+
+    def apply(self, cell: Cell, analyses: Analyses) -> Program:
+        plan = self.plan(cell, analyses)
+        if self.outputs:
+            plan = restrict(plan, frozenset(self.outputs.split()))
+        return backward_program(plan, self.length, self._mode, self.reverse, self.masked, self.window)

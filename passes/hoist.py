@@ -10,10 +10,12 @@ and CSE shares the batched node between steps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ir import LoopView, Node, Program, Region, RnncompError, TensorType, TupleType, Use
 from ir.ops import check_attrs, get_op, infer_type
 
-from .pipeline import register_pass
+from .registry import Analyses, Pass, register_pass
 from .rewrite import rebuild, rewrite_program
 
 STARTS = ("init", "lengths", "dstate")  # input roles that are values at a step, not whole sequences
@@ -45,8 +47,19 @@ def _is_timed(node: Node, memo: dict) -> bool:
     return id(node) in memo.get("__timed__", set())
 
 
-@register_pass("hoist")
+@register_pass
+@dataclass(frozen=True)
+class Hoist(Pass):
+    """Program -> Program: loop-invariant code motion, input projections as one GEMM over T*B rows."""
+
+    name = "hoist"
+
+    def apply(self, prog: Program, analyses: Analyses) -> Program:
+        return hoist(prog)
+
+
 def hoist(prog: Program) -> Program:
+    """`prog` with loop invariants hoisted and input projections batched over the sequence."""
     memo: dict = {"__timed__": set()}
     stepform: dict[int, tuple[int, Node]] = {}  # id(new node) -> (step index, whole-sequence node)
     # ids of nodes that depend on a step slice or on a per-run start value (an init, a final-state

@@ -7,19 +7,32 @@ removed from the loop's signature.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ir import LoopView, Node, Program, Region, TupleType, Use
 from ir.ops import freeze_value, get_op
 
-from .pipeline import register_pass
+from .registry import Analyses, Pass, register_pass
 from .rewrite import rebuild, rewrite_program
 
 FOLD_LIMIT = 4096  # elements: larger constant results stay computed at run time
 
 
-@register_pass("simplify")
+@register_pass
+@dataclass(frozen=True)
+class Simplify(Pass):
+    """Program -> Program: constant folding, identity removal, CSE, dead loop operands."""
+
+    name = "simplify"
+
+    def apply(self, prog: Program, analyses: Analyses) -> Program:
+        return simplify(prog)
+
+
 def simplify(prog: Program) -> Program:
+    """`prog` with constants folded, identities dropped, equal nodes shared and dead loop operands removed."""
     cse = _Cse()
     prog = rewrite_program(prog, lambda node, ops: _fold_or_cse(node, ops, cse))
     return _prune_loops(prog) if cse.loops else prog
