@@ -19,6 +19,7 @@ from ir.program import input_node
 from ir.shapes import is_identifier
 
 from .registry import Analyses, IRKind, Pass, register_pass
+from .roles import trace
 
 LENGTHS = "lengths"
 LENGTHS_LO = "lengths_lo"  # truncated BPTT: steps before it are inactive too
@@ -41,7 +42,7 @@ class _Plan:
     def out_types(self) -> dict[str, TensorType]:
         """Per-step results: the cell's outputs, then `trace@s` for each traced state."""
         out = {k: n.type for k, n in self.cell.outputs.items()}
-        out.update({f"trace@{s}": self.cell.states[s].type for s in self.traces})
+        out.update({trace(s): self.cell.states[s].type for s in self.traces})
         return out  # type: ignore[return-value]
 
 
@@ -128,7 +129,7 @@ class _Steps:
                 y = self.select(t, y, self.zero(y.type.dtype))  # type: ignore[union-attr]
             outs[k] = y
         for s in p.traces:
-            outs[f"trace@{s}"] = new_hist[id(p.cell.states[s])][0]
+            outs[trace(s)] = new_hist[id(p.cell.states[s])][0]
         return new_hist, outs
 
 
