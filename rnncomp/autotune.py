@@ -43,7 +43,7 @@ from ir import ArgumentError
 ENV = "RNNCOMP_UNROLL"
 FACTORS = (2, 4, 8)
 FULL_MAX = 16  # a full unroll is a candidate for T buckets up to this
-ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 9, 0.3
+ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 15, 1.0
 FORMAT = "rnncomp-unroll-choice-1"
 
 
