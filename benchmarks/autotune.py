@@ -62,7 +62,8 @@ def run_config(tag: str, repeat: int, keep: bool) -> list[str]:
             call(auto)
             first = time.perf_counter() - t0
             (choice,) = auto.choice()
-        fns = {"auto": lambda: call(auto), **{f"unroll={m}": (lambda p=p: call(p)) for m, p in fixed.items()}}
+        progs = {"auto": auto, **{f"unroll={m}": p for m, p in fixed.items()}}
+        fns = {name: (lambda p=p, call=call: call(p)) for name, p in progs.items()}
         times = interleaved_ms(fns, repeat)
         best_name = min((k for k in times if k != "auto"), key=times.get)
         ratio = times["auto"] / times[best_name]
