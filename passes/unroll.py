@@ -10,13 +10,16 @@ copy-through rule of DESIGN.md at every step; `reverse=True` runs the steps from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ir import Cell, Node, PassError, Program, Region, TensorType, TupleType, Use
 from ir import symexpr as sx
 from ir.dtypes import DType
 from ir.program import input_node
+from ir.shapes import is_identifier
 
-from .pipeline import register_pass
+from .registry import Analyses, IRKind, Pass, register_pass
+from .roles import trace
 
 LENGTHS = "lengths"
 LENGTHS_LO = "lengths_lo"  # truncated BPTT: steps before it are inactive too
@@ -39,7 +42,7 @@ class _Plan:
     def out_types(self) -> dict[str, TensorType]:
         """Per-step results: the cell's outputs, then `trace@s` for each traced state."""
         out = {k: n.type for k, n in self.cell.outputs.items()}
-        out.update({f"trace@{s}": self.cell.states[s].type for s in self.traces})
+        out.update({trace(s): self.cell.states[s].type for s in self.traces})
         return out  # type: ignore[return-value]
 
 
@@ -126,7 +129,7 @@ class _Steps:
                 y = self.select(t, y, self.zero(y.type.dtype))  # type: ignore[union-attr]
             outs[k] = y
         for s in p.traces:
-            outs[f"trace@{s}"] = new_hist[id(p.cell.states[s])][0]
+            outs[trace(s)] = new_hist[id(p.cell.states[s])][0]
         return new_hist, outs
 
 
@@ -313,9 +316,29 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
     return Region(params, results)
 
 
-@register_pass("unroll")
-def unroll_pass(
-    cell: Cell, length: int | str = "T", mode: str | int = "loop", reverse: bool = False, masked: bool = False
-) -> Program:
-    """Registered form of `unroll` (Cell -> Program)."""
-    return unroll(cell, length, mode, reverse, masked)
+def check_unroll_options(p: Any) -> None:
+    """The options every unrolling pass shares: a length (int >= 0 or a symbol) and a mode."""
+    length, mode = p.length, p.mode
+    if isinstance(length, int) and length < 0 or isinstance(length, str) and not is_identifier(length):
+        raise PassError(f"pass {p.name!r}: option 'length' must be an int >= 0 or a symbol such as T, got {length!r}")
+    if mode not in ("full", "loop") and not (isinstance(mode, int) and mode >= 1):
+        raise PassError(f"pass {p.name!r}: option 'mode' must be 'full', 'loop' or an int k >= 1, got {mode!r}")
+
+
+@register_pass
+@dataclass(frozen=True)
+class Unroll(Pass):
+    """Cell -> Program: the cell unrolled over `length` steps (see `unroll`)."""
+
+    name = "unroll"
+    takes, gives = IRKind.cell, IRKind.program
+    length: int | str = "T"
+    mode: int | str = "loop"
+    reverse: bool = False
+    masked: bool = False
+
+    def check(self) -> None:
+        check_unroll_options(self)
+
+    def apply(self, cell: Cell, analyses: Analyses) -> Program:
+        return unroll(cell, self.length, "loop" if self.mode == 1 else self.mode, self.reverse, self.masked)

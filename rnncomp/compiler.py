@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 import passes as _passes  # noqa: F401  (registers the passes)
-from ir import ArgumentError, Cell, RnncompError, verify_cell
+from ir import ArgumentError, Cell, PassError, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
 from ir.shapes import is_identifier
-from passes.grad import derive, restrict
-from passes.pipeline import PassManager
+from passes.grad import derive
+from passes.pipeline import PassManager, Pipeline, as_pipeline
+from passes.registry import PASSES, Analyses, IRKind
 from passes.retype import retype_cell
 from passes.unroll import LENGTHS_LO
 
@@ -24,30 +25,33 @@ from .arguments import LENGTHS, bind, is_device_array, signature
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .training import Trainer, segment_size, segments
 
-DEFAULT_PASSES = ["simplify", "hoist", "simplify"]
+DEFAULT_PASSES = "simplify,hoist,simplify"
+HEADS = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}  # cell -> program
 
 
 def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     cell: Cell,
     length: int | str | None = "T",
-    unroll: str | int = "loop",
+    unroll: str | int | None = None,
     backend: str | None = None,
     dtype: str = "float32",
     reverse: bool = False,
     truncate: int | None = None,
     checkpoint: int | str | None = None,
-    passes: list[str] | None = None,
+    passes: str | list[str] | None = None,
     backend_options: dict[str, Any] | None = None,
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
-    `unroll` is "full", "loop" or an int k >= 1 (k steps per loop iteration); `backend` is
+    `unroll` is "full", "loop" (the default) or an int k >= 1 (k steps per loop iteration); `backend` is
     "numba-cpu" (the default; `RNNCOMP_BACKEND` changes it), "numba-cuda" or "numpy" (the reference
     interpreter of the IR, no compile step); `dtype` is "float32" or "float64"; `reverse` runs
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
     k steps and recomputes each segment in the backward pass (same gradients, less memory).
     `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
+    `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
+    "simplify,hoist,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
     """
     if not isinstance(cell, Cell):
         raise ArgumentError(
@@ -63,6 +67,15 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError("argument 'length': expected an int >= 0 or a symbol such as 'T', got None")
     if isinstance(length, bool) or not (isinstance(length, int) and length >= 0 or is_identifier(length)):
         raise ArgumentError(f"argument 'length': expected an int >= 0 or a symbol such as 'T', got {length!r}")
+    tail, head = _user_pipeline(passes)
+    if head:
+        if unroll is not None and head.get("mode", unroll) != unroll:
+            raise ArgumentError(
+                f"argument 'passes': its unroll{{mode={head['mode']}}} disagrees with argument unroll={unroll!r}"
+            )
+        unroll = head.get("mode", unroll)
+        reverse = reverse or head.get("reverse", False)
+    unroll = "loop" if unroll is None else unroll
     if unroll not in ("full", "loop"):
         if isinstance(unroll, bool) or not isinstance(unroll, int):
             raise ArgumentError(f"argument 'unroll': expected 'full', 'loop' or an int k >= 1, got {unroll!r}")
@@ -94,10 +107,48 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
                 f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, and the first "
                 "step a truncated gradient reaches); rename it"
             )
-    prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
+    prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, tail)
+    pipeline = prog.pipeline_for("infer")
+    if pipeline.check(IRKind.cell) != IRKind.program:  # the kinds of IR chain: fail here, not at the first call
+        raise PassError(
+            f"pipeline {str(pipeline)!r} ends with a {pipeline.passes[-1].gives}; the backends take a program"
+        )
     prog.truncate, prog.checkpoint = truncate, checkpoint
     prog.backend_options = dict(backend_options or {})
     return prog
+
+
+def _user_pipeline(passes) -> tuple[Pipeline, dict[str, Any]]:
+    """The program -> program passes of a user's pipeline, and the options of its `unroll` if it
+    starts with one (compile puts the unroll, or the training passes, there itself)."""
+    if passes is None:
+        return as_pipeline(DEFAULT_PASSES), {}
+    if not isinstance(passes, str) and not (
+        isinstance(passes, (list, tuple)) and all(isinstance(p, str) for p in passes)
+    ):
+        raise ArgumentError(
+            "argument 'passes': expected pipeline text such as 'simplify,hoist' (or a list of pass names), "
+            f"got {passes!r}"
+        )
+    pipe = as_pipeline(passes)
+    head: dict[str, Any] = {}
+    if pipe.passes and pipe.passes[0].takes == IRKind.cell:
+        first = pipe.passes[0]
+        if first.name != "unroll":
+            raise ArgumentError(
+                f"argument 'passes': pass {first.name!r} takes a cell; rc.compile puts the cell -> program pass "
+                "(unroll, or the training passes grad_forward, grad_segment, grad) first itself; "
+                "a pipeline may start with unroll{...} to set its mode"
+            )
+        head = first.options()
+        fixed = sorted(set(head) & {"length", "masked"})
+        if fixed:
+            raise ArgumentError(
+                f"argument 'passes': unroll's {fixed[0]!r} is set by rc.compile per call variant; "
+                "use compile's length= argument (and call with lengths=...)"
+            )
+        pipe = Pipeline(pipe.passes[1:])
+    return pipe, head
 
 
 def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
@@ -110,10 +161,11 @@ def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
 class CompiledProgram:
     """A compiled cell: call it with arrays; inspect any stage with `.ir(stage)`."""
 
-    def __init__(self, cell: Cell, length, unroll, backend: str, dtype: DType, reverse: bool, pipeline: list[str]):
+    def __init__(self, cell: Cell, length, unroll, backend: str, dtype: DType, reverse: bool, tail: Pipeline):
         self.cell = retype_cell(cell, dtype)
         self.length, self.unroll, self.backend, self.dtype, self.reverse = length, unroll, backend, dtype, reverse
-        self.pipeline = list(pipeline)
+        self.tail = tail  # the program -> program passes after the unroll
+        self.analyses = Analyses()  # the grad plan, derived once for every training variant
         dims = {d for n in self.cell.nodes() for d in getattr(n.type, "shape", ()) if isinstance(d, str)}
         self.tsym = (
             length if isinstance(length, str) else next(s for s in ("T", "T_", "T__", "T_steps") if s not in dims)
@@ -125,18 +177,33 @@ class CompiledProgram:
         self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
-        self._plan = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
         self.backend_options: dict[str, Any] = {}
 
     @property
     def plan(self):
         """The training plan (normalised forward, residuals, backward cell), derived on first use."""
-        if self._plan is None:
-            self._plan = derive(self.cell)
-        return self._plan
+        return self.analyses.get(derive, self.cell)
 
     # -- building
+    @property
+    def pipeline(self) -> str:
+        """The text of the pass pipeline of a plain call (`prog()`), e.g. "unroll,simplify,hoist,simplify"."""
+        return str(self.pipeline_for("infer"))
+
+    def pipeline_for(
+        self, kind: str, masked: bool = False, spec: int | str | None = None, window: bool = False, outputs=None
+    ):
+        """The Pipeline of one variant: `kind` "infer", "train", "segment" or "grad" (see `_variant`)."""
+        if spec is None:
+            spec = self.length if kind == "infer" and isinstance(self.length, int) else self.tsym
+        opts: dict[str, Any] = {"length": spec, "mode": self.unroll, "reverse": self.reverse, "masked": masked}
+        if kind == "grad":
+            opts["window"] = window
+            if outputs is not None:
+                opts["outputs"] = " ".join(sorted(outputs))
+        return Pipeline([PASSES[HEADS[kind]].make(**opts)]) + self.tail
+
     def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
         """(final program, stages, runner) of one variant.
 
@@ -156,15 +223,8 @@ class CompiledProgram:
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
         key = (kind, masked, spec, window, outputs)
         if key not in self._variants:
-            mode = "loop" if self.unroll == 1 else self.unroll
-            opts: dict[str, Any] = {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked}
-            first = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}[kind]
-            if kind != "infer":
-                opts["plan"] = self.plan if outputs is None else restrict(self.plan, outputs)
-            if kind == "grad":
-                opts["window"] = window
-            steps = [(first, opts)] + [(p, {}) for p in self.pipeline]
-            prog, stages = PassManager(steps).run(self.cell)
+            pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
+            prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             runner = get_backend(self.backend)(prog, {**self.backend_options, "dtype": self.dtype})
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]

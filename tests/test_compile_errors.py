@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 import rnncomp as rc
-from ir import Node, PassError, Program, Use
-from passes.pipeline import PASSES, PassManager, parse_pipeline, register_pass
 from tests.support import cell_of, random_args
 
 CELL = cell_of("lstm")
@@ -84,32 +82,6 @@ def test_lengths(lengths, message):
 def test_concrete_length_rejects_another_T():
     with pytest.raises(rc.ArgumentError, match=r"dim 0 \(T\) is 5 here but 4 elsewhere"):
         rc.compile(CELL, length=4, dtype="float64")(**ARGS)
-
-
-def test_a_broken_pass_is_named_with_the_passes_before_it():
-    @register_pass("break_types")
-    def break_types(prog: Program) -> Program:
-        out = next(iter(prog.outputs.values()))
-        prog.outputs["y"] = Node("identity", [Use(out)], {}, out.type.with_shape((1, 2, 3)))
-        return prog
-
-    try:
-        steps = [("unroll", {"length": "T"}), ("simplify", {}), ("break_types", {})]
-        with pytest.raises(PassError) as e:
-            PassManager(steps, verify_each=True).run(rc.compile(CELL).cell)
-        assert "when running the 'break_types' pass after the following passes: ['unroll', 'simplify']" in str(e.value)
-        assert "differs from the inferred" in str(e.value)
-    finally:
-        del PASSES["break_types"]
-
-
-def test_pipeline_text_and_unknown_pass():
-    assert parse_pipeline("unroll{mode=4,reverse=true},simplify") == [
-        ("unroll", {"mode": 4, "reverse": True}),
-        ("simplify", {}),
-    ]
-    with pytest.raises(PassError, match="unknown pass 'fuse'; registered passes: grad, grad_forward"):
-        PassManager([("fuse", {})]).run(CELL)
 
 
 def test_cell_using_the_reserved_name_lengths():

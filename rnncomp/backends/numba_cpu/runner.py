@@ -20,7 +20,7 @@ from .errors import NumbaCompileError
 from .module import generate
 from .pool import BufferPool
 
-HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py")  # what generated code imports
+HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "../common/helpers.py")  # what generated code imports
 
 
 def depends() -> dict[str, str]:
