@@ -64,9 +64,9 @@ def rows_0(p0, args):
                 t0_u3 = a1[i0_u3, i1_u3] + a3[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
                 t1_u3 = t0_u3 + x7[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
                 t2_u3 = tanh_f32(t1_u3)  # %3 = tanh(%2) : f32[#rows, 16]
-                h_u3 = t2_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[#rows, 16]
+                h = t2_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[#rows, 16]
                 t3_u3 = t2_u3 if b0 < a0[i0_u3] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[#rows, 16]
-                h_state[i0_u3, i1_u3] = h_u3
+                h_state[i0_u3, i1_u3] = h
                 a2[i0_u3, i1_u3] = t3_u3
 
 

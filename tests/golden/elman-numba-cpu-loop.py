@@ -61,9 +61,9 @@ def rows_0(p0, args):
             for i1_u3 in range(16):
                 t0_u3 = a0[i0_u3, i1_u3] + a2[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
                 t1_u3 = t0_u3 + x6[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
-                h_u3 = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
-                a1[i0_u3, i1_u3] = h_u3
-                h_state[i0_u3, i1_u3] = h_u3
+                h = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
+                a1[i0_u3, i1_u3] = h
+                h_state[i0_u3, i1_u3] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

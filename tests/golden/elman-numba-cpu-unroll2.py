@@ -82,8 +82,8 @@ def rows_0(p0, args):
             for i1_u3 in range(16):
                 t0_u3 = a0[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
                 t1_u3 = t0_u3 + x6[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
-                h_u3 = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
-                a2[i0_u3, i1_u3] = h_u3
+                h = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
+                a2[i0_u3, i1_u3] = h
         matmul_0(a2, a5, x4, x5)  # %3 = matmul(h@0, U) : f32[#rows, 16]
         fused_0(m2, a1, a5, x6, a3, h_state)  # fused: h@1
 

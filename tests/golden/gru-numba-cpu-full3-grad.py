@@ -133,8 +133,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     for i0_u3 in range(d_B):
         for i1_u3 in range(32):
             t0_u3 = v2[i0_u3, i1_u3] * in0[2, i0_u3, i1_u3]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
-            dstate_h_u3 = t0_u3 + v5[i0_u3, i1_u3]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
-            t1_u3 = in6[1, i0_u3, i1_u3] + dstate_h_u3  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+            dstate_h = t0_u3 + v5[i0_u3, i1_u3]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
+            t1_u3 = in6[1, i0_u3, i1_u3] + dstate_h  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
             t2_u3 = t1_u3 * in0[1, i0_u3, i1_u3]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
             t3_u3 = t1_u3 * in2[1, i0_u3, i1_u3]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
             t4_u3 = in1[1, i0_u3, i1_u3] * in1[1, i0_u3, i1_u3]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]

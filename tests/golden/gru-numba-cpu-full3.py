@@ -63,8 +63,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, v1, v2, d_B, n_t
             t13_u1 = tanh_f32(t12_u1)  # %19 = tanh(%18) : f32[B, 32]
             t14_u1 = t4_u1 * t13_u1  # %20 = mul(%10, %19) : f32[B, 32]
             t15_u1 = t3_u1 * in_h[i0_u1, i1_u1]  # %21 = mul(%9, h) : f32[B, 32]
-            h_u1 = t14_u1 + t15_u1  # h@0 = add(%20, %21) : f32[B, 32]
-            v0[0, i0_u1, i1_u1] = h_u1
+            h = t14_u1 + t15_u1  # h@0 = add(%20, %21) : f32[B, 32]
+            v0[0, i0_u1, i1_u1] = h
     # 2 elementwise node(s) in one loop, storing %23, %43 : [B, 96]
     for i0_u2 in range(d_B):
         for i1_u2 in range(96):

@@ -115,8 +115,8 @@ def rows_0(p0, args):
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
                 t0_u4 = a9[i0_u4, i1_u4] * a2[i0_u4, i1_u4]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
-                dstate_h_u4 = t0_u4 + a14[i0_u4, i1_u4]  # 'dstate@h@0' = add(%1, %20) : f32[#rows, 32]
-                dstate_h_state[i0_u4, i1_u4] = dstate_h_u4
+                dstate_h = t0_u4 + a14[i0_u4, i1_u4]  # 'dstate@h@0' = add(%1, %20) : f32[#rows, 32]
+                dstate_h_state[i0_u4, i1_u4] = dstate_h
         concat_0(m2, a8, a11, a12, a10)  # %21 = concat(%10, %17, %6){axis=-1} : f32[#rows, 96]
 
 

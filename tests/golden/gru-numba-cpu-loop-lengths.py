@@ -80,9 +80,9 @@ def rows_0(p0, args):
                 t14_u3 = t4_u3 * t13_u3  # %18 = mul(%8, %17) : f32[#rows, 32]
                 t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
                 t16_u3 = t14_u3 + t15_u3  # %20 = add(%18, %19) : f32[#rows, 32]
-                h_u3 = t16_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[#rows, 32]
+                h = t16_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[#rows, 32]
                 t17_u3 = t16_u3 if b0 < a0[i0_u3] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[#rows, 32]
-                h_state[i0_u3, i1_u3] = h_u3
+                h_state[i0_u3, i1_u3] = h
                 a2[i0_u3, i1_u3] = t17_u3
 
 

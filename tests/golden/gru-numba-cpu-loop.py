@@ -77,9 +77,9 @@ def rows_0(p0, args):
                 t13_u3 = tanh_f32(t12_u3)  # %17 = tanh(%16) : f32[#rows, 32]
                 t14_u3 = t4_u3 * t13_u3  # %18 = mul(%8, %17) : f32[#rows, 32]
                 t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
-                h_u3 = t14_u3 + t15_u3  # h@0 = add(%18, %19) : f32[#rows, 32]
-                a1[i0_u3, i1_u3] = h_u3
-                h_state[i0_u3, i1_u3] = h_u3
+                h = t14_u3 + t15_u3  # h@0 = add(%18, %19) : f32[#rows, 32]
+                a1[i0_u3, i1_u3] = h
+                h_state[i0_u3, i1_u3] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -86,8 +86,8 @@ def rows_0(p0, args):
                 t13_u3 = tanh_f32(t12_u3)  # %19 = tanh(%18) : f32[#rows, 32]
                 t14_u3 = t4_u3 * t13_u3  # %20 = mul(%10, %19) : f32[#rows, 32]
                 t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %21 = mul(%9, h@t-1) : f32[#rows, 32]
-                h_u3 = t14_u3 + t15_u3  # h@0 = add(%20, %21) : f32[#rows, 32]
-                a2[i0_u3, i1_u3] = h_u3
+                h = t14_u3 + t15_u3  # h@0 = add(%20, %21) : f32[#rows, 32]
+                a2[i0_u3, i1_u3] = h
         matmul_0(a2, a5, x4, x5)  # %22 = matmul(h@0, W_hh) : f32[#rows, 96]
         # 13 elementwise node(s) in one loop, storing h@1 : [#rows, 32]
         for i0_u4 in range(m2):
@@ -158,9 +158,9 @@ def rows_1(p0, args):
                 t13_u5 = tanh_f32(t12_u5)  # %17 = tanh(%16) : f32[#rows, 32]
                 t14_u5 = t4_u5 * t13_u5  # %18 = mul(%8, %17) : f32[#rows, 32]
                 t15_u5 = t3_u5 * h_state[i0_u5, i1_u5]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
-                h_u5 = t14_u5 + t15_u5  # h@0 = add(%18, %19) : f32[#rows, 32]
-                a1[i0_u5, i1_u5] = h_u5
-                h_state[i0_u5, i1_u5] = h_u5
+                h = t14_u5 + t15_u5  # h@0 = add(%18, %19) : f32[#rows, 32]
+                a1[i0_u5, i1_u5] = h
+                h_state[i0_u5, i1_u5] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -104,15 +104,15 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # 25 elementwise node(s) in one loop, storing 'dstate@c@1', %37, %41, %45, %49 : [B, 32]
     for i0_u2 in range(d_B):
         for i1_u2 in range(32):
-            dstate_c_u2 = v1[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
+            dstate_c = v1[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
             t0_u2 = in6[1, i0_u2, i1_u2] + v3[i0_u2, i1_u2]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
             t1_u2 = t0_u2 * in0[1, i0_u2, i1_u2]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
             t2_u2 = tanh_f32(in5[1, i0_u2, i1_u2])  # %29 = tanh('trace@c@1') : f32[B, 32]
             t3_u2 = t2_u2 * t2_u2  # %30 = mul(%29, %29) : f32[B, 32]
             t4_u2 = c0 - t3_u2  # %31 = sub(%2, %30) : f32[B, 32]
             t5_u2 = t1_u2 * t4_u2  # %32 = mul(%28, %31) : f32[B, 32]
-            t6_u2 = dstate_c_u2 + t5_u2  # %33 = add('dstate@c@2', %32) : f32[B, 32]
-            dstate_c_1__u2 = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
+            t6_u2 = dstate_c + t5_u2  # %33 = add('dstate@c@2', %32) : f32[B, 32]
+            dstate_c_1_ = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
             t7_u2 = t6_u2 * in1[1, i0_u2, i1_u2]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
             t8_u2 = c0 - in2[1, i0_u2, i1_u2]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
             t9_u2 = in2[1, i0_u2, i1_u2] * t8_u2  # %36 = mul('res@2@1', %35) : f32[B, 32]
@@ -129,7 +129,7 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
             t20_u2 = c0 - in0[1, i0_u2, i1_u2]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
             t21_u2 = in0[1, i0_u2, i1_u2] * t20_u2  # %48 = mul('res@0@1', %47) : f32[B, 32]
             t22_u2 = t19_u2 * t21_u2  # %49 = mul(%46, %48) : f32[B, 32]
-            v4[i0_u2, i1_u2] = dstate_c_1__u2
+            v4[i0_u2, i1_u2] = dstate_c_1_
             v0[1, i0_u2, i1_u2] = t10_u2
             v0[1, i0_u2, 32 + i1_u2] = t14_u2
             v0[1, i0_u2, 64 + i1_u2] = t18_u2

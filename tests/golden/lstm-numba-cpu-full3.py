@@ -87,13 +87,13 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, v1, v2, d_B, n_threads, v3
             t8_u1 = t7_u1 + in_b[64 + i1_u1]  # %34 = add(%33, b) : f32[B, 128]
             t9_u1 = tanh_f32(t8_u1)  # %43 = tanh(%42) : f32[B, 32]
             t10_u1 = t6_u1 * t9_u1  # %44 = mul(%41, %43) : f32[B, 32]
-            c_u1 = t3_u1 + t10_u1  # c@2 = add(%39, %44) : f32[B, 32]
+            c = t3_u1 + t10_u1  # c@2 = add(%39, %44) : f32[B, 32]
             t11_u1 = v2[2, i0_u1, 96 + i1_u1] + v3[i0_u1, 96 + i1_u1]  # %33 = add(%31, %32) : f32[B, 128]
             t12_u1 = t11_u1 + in_b[96 + i1_u1]  # %34 = add(%33, b) : f32[B, 128]
             t13_u1 = sigmoid_f32(t12_u1)  # %36 = sigmoid(%35) : f32[B, 32]
-            t14_u1 = tanh_f32(c_u1)  # %45 = tanh(c@2) : f32[B, 32]
-            h_u1 = t13_u1 * t14_u1  # h@2 = mul(%36, %45) : f32[B, 32]
-            v4[i0_u1, i1_u1] = c_u1
-            v1[i0_u1, i1_u1] = h_u1
-            v0[2, i0_u1, i1_u1] = h_u1
+            t14_u1 = tanh_f32(c)  # %45 = tanh(c@2) : f32[B, 32]
+            h = t13_u1 * t14_u1  # h@2 = mul(%36, %45) : f32[B, 32]
+            v4[i0_u1, i1_u1] = c
+            v1[i0_u1, i1_u1] = h
+            v0[2, i0_u1, i1_u1] = h
     return (v0, v1, v4)

@@ -96,12 +96,12 @@ def rows_0(p0, args):
                 t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 32]
                 t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 32]
                 t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 32]
-                dstate_c_u0 = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[#rows, 32]
+                dstate_c = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[#rows, 32]
                 a7[i0_u0, i1_u0] = t10_u0
                 a7[i0_u0, 32 + i1_u0] = t14_u0
                 a7[i0_u0, 64 + i1_u0] = t18_u0
                 a7[i0_u0, 96 + i1_u0] = t22_u0
-                dstate_c_state[i0_u0, i1_u0] = dstate_c_u0
+                dstate_c_state[i0_u0, i1_u0] = dstate_c
         # 'dstate@h@0' = matmul(%24, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
             for i0_u1 in range(a7.shape[0]):

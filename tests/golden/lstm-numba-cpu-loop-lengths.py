@@ -87,11 +87,11 @@ def rows_0(p0, args):
                 t14_u2 = t6_u2 + t13_u2  # %13 = add(%7, %12) : f32[#rows, 32]
                 t15_u2 = tanh_f32(t14_u2)  # %14 = tanh(%13) : f32[#rows, 32]
                 t16_u2 = t2_u2 * t15_u2  # %15 = mul(%4, %14) : f32[#rows, 32]
-                h_u2 = t16_u2 if b0 < a0[i0_u2] else h_state[i0_u2, i1_u2]  # h@0 = select_active(t@0, lengths, %15, h@t-1) : f32[#rows, 32]
-                c_u2 = t14_u2 if b0 < a0[i0_u2] else c_state[i0_u2, i1_u2]  # c@0 = select_active(t@0, lengths, %13, c@t-1) : f32[#rows, 32]
+                h = t16_u2 if b0 < a0[i0_u2] else h_state[i0_u2, i1_u2]  # h@0 = select_active(t@0, lengths, %15, h@t-1) : f32[#rows, 32]
+                c = t14_u2 if b0 < a0[i0_u2] else c_state[i0_u2, i1_u2]  # c@0 = select_active(t@0, lengths, %13, c@t-1) : f32[#rows, 32]
                 t17_u2 = t16_u2 if b0 < a0[i0_u2] else c0  # %17 = select_active(t@0, lengths, %15, %16) : f32[#rows, 32]
-                h_state[i0_u2, i1_u2] = h_u2
-                c_state[i0_u2, i1_u2] = c_u2
+                h_state[i0_u2, i1_u2] = h
+                c_state[i0_u2, i1_u2] = c
                 a2[i0_u2, i1_u2] = t17_u2
 
 

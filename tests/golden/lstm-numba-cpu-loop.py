@@ -79,15 +79,15 @@ def rows_0(p0, args):
                 t8_u2 = t7_u2 + x7[64 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c_u2 = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
+                c = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
                 t11_u2 = a0[i0_u2, 96 + i1_u2] + a2[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t12_u2 = t11_u2 + x7[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u2 = tanh_f32(c_u2)  # %13 = tanh(c@0) : f32[#rows, 32]
-                h_u2 = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                c_state[i0_u2, i1_u2] = c_u2
-                a1[i0_u2, i1_u2] = h_u2
-                h_state[i0_u2, i1_u2] = h_u2
+                t14_u2 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                c_state[i0_u2, i1_u2] = c
+                a1[i0_u2, i1_u2] = h
+                h_state[i0_u2, i1_u2] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -90,14 +90,14 @@ def rows_0(p0, args):
                 t8_u2 = t7_u2 + x8[64 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c_u2 = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
+                c = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
                 t11_u2 = a0[i0_u2, 96 + i1_u2] + a4[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t12_u2 = t11_u2 + x8[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u2 = tanh_f32(c_u2)  # %13 = tanh(c@0) : f32[#rows, 32]
-                h_u2 = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                a5[i0_u2, i1_u2] = c_u2
-                a2[i0_u2, i1_u2] = h_u2
+                t14_u2 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                a5[i0_u2, i1_u2] = c
+                a2[i0_u2, i1_u2] = h
         matmul_0(a2, a6, x5, x6)  # %14 = matmul(h@0, Wh) : f32[#rows, 128]
         # 11 elementwise node(s) in one loop, storing c@1, h@1 : [#rows, 32]
         for i0_u3 in range(m2):
@@ -165,15 +165,15 @@ def rows_1(p0, args):
                 t8_u4 = t7_u4 + x7[64 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
                 t9_u4 = tanh_f32(t8_u4)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u4 = t6_u4 * t9_u4  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c_u4 = t3_u4 + t10_u4  # c@0 = add(%7, %12) : f32[#rows, 32]
+                c = t3_u4 + t10_u4  # c@0 = add(%7, %12) : f32[#rows, 32]
                 t11_u4 = a0[i0_u4, 96 + i1_u4] + a2[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t12_u4 = t11_u4 + x7[96 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
                 t13_u4 = sigmoid_f32(t12_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u4 = tanh_f32(c_u4)  # %13 = tanh(c@0) : f32[#rows, 32]
-                h_u4 = t13_u4 * t14_u4  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                c_state[i0_u4, i1_u4] = c_u4
-                a1[i0_u4, i1_u4] = h_u4
-                h_state[i0_u4, i1_u4] = h_u4
+                t14_u4 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u4 * t14_u4  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                c_state[i0_u4, i1_u4] = c
+                a1[i0_u4, i1_u4] = h
+                h_state[i0_u4, i1_u4] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

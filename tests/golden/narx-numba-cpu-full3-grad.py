@@ -206,8 +206,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     for i0_u6 in range(d_B):
         for i1_u6 in range(8):
             t0_u6 = v7[i0_u6, i1_u6] + v2[i0_u6, i1_u6]  # %59 = add('dstate@y@d1@1', %58) : f32[B, 8]
-            dstate_y_u6 = t0_u6 + v3[i0_u6, i1_u6]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
-            v23[i0_u6, i1_u6] = dstate_y_u6
+            dstate_y = t0_u6 + v3[i0_u6, i1_u6]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
+            v23[i0_u6, i1_u6] = dstate_y
     matmul_0(v0[0], v2, in_Us, n_threads)  # 'dstate@s@0' = matmul(%51, %23) : f32[B, 8]
     matmul_0(v1[0], v5, in_Wx1, n_threads)  # 'dstate@x@d0@0' = matmul(%35, %20) : f32[B, 4]
     matmul_0(v1[0], v7, in_Wy2, n_threads)  # 'dstate@y@d1@0' = matmul(%35, %22) : f32[B, 8]

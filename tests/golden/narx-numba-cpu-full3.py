@@ -87,10 +87,10 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     for i0_u1 in range(d_B):
         for i1_u1 in range(8):
             t0_u1 = v7[i0_u1, i1_u1] + v8[i0_u1, i1_u1]  # %11 = add(%9, %10) : f32[B, 8]
-            s_u1 = tanh_f32(t0_u1)  # s@0 = tanh(%11) : f32[B, 8]
+            s = tanh_f32(t0_u1)  # s@0 = tanh(%11) : f32[B, 8]
             t1_u1 = v2[1, i0_u1, i1_u1] + v9[0, i0_u1, i1_u1]  # %18 = add(%15, %17) : f32[B, 8]
             t2_u1 = v2[2, i0_u1, i1_u1] + v9[1, i0_u1, i1_u1]  # %30 = add(%28, %29) : f32[B, 8]
-            v10[i0_u1, i1_u1] = s_u1
+            v10[i0_u1, i1_u1] = s
             v11[i0_u1, i1_u1] = t1_u1
             v12[i0_u1, i1_u1] = t2_u1
     matmul_1(v10, v8, in_Vs, n_threads)  # %12 = matmul(s@0, Vs) : f32[B, 8]
@@ -102,8 +102,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
             t2_u2 = t1_u2 + v6[i0_u2, i1_u2]  # %8 = add(%6, %7) : f32[B, 8]
             t3_u2 = t2_u2 + v8[i0_u2, i1_u2]  # %13 = add(%8, %12) : f32[B, 8]
             t4_u2 = t3_u2 + in_b[i1_u2]  # %14 = add(%13, b) : f32[B, 8]
-            y_u2 = tanh_f32(t4_u2)  # y@0 = tanh(%14) : f32[B, 8]
-            v0[0, i0_u2, i1_u2] = y_u2
+            y = tanh_f32(t4_u2)  # y@0 = tanh(%14) : f32[B, 8]
+            v0[0, i0_u2, i1_u2] = y
     matmul_1(v0[0], v8, in_Wy1, n_threads)  # %19 = matmul(y@0, Wy1) : f32[B, 8]
     matmul_1(v0[0], v5, in_Ws, n_threads)  # %22 = matmul(y@0, Ws) : f32[B, 8]
     matmul_1(v10, v4, in_Us, n_threads)  # %23 = matmul(s@0, Us) : f32[B, 8]

@@ -116,8 +116,8 @@ def rows_0(p0, args):
         for i0_u0 in range(m2):
             for i1_u0 in range(8):
                 t0_u0 = dstate_y_d1_state[i0_u0, i1_u0] + a7[i0_u0, i1_u0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
-                dstate_y_u0 = t0_u0 + a8[i0_u0, i1_u0]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
-                dstate_y_state[i0_u0, i1_u0] = dstate_y_u0
+                dstate_y = t0_u0 + a8[i0_u0, i1_u0]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
+                dstate_y_state[i0_u0, i1_u0] = dstate_y
         matmul_0(a5, dstate_s_state, x19, x20)  # 'dstate@s@0' = matmul(%9, inv9) : f32[#rows, 8]
         # 'dstate@x@d0@0' = matmul(%4, inv10) : f32[#rows, 4]
         if a4.shape[0] <= 3:

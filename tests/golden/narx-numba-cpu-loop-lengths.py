@@ -126,10 +126,10 @@ def rows_0(p0, args):
                 t2_u3 = t1_u3 + a6[i0_u3, i1_u3]  # %5 = add(%3, %4) : f32[#rows, 8]
                 t3_u3 = a7[i0_u3, i1_u3] + a8[i0_u3, i1_u3]  # %8 = add(%6, %7) : f32[#rows, 8]
                 t4_u3 = tanh_f32(t3_u3)  # %9 = tanh(%8) : f32[#rows, 8]
-                s_u3 = t4_u3 if b0 < a0[i0_u3] else s_state[i0_u3, i1_u3]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[#rows, 8]
+                s = t4_u3 if b0 < a0[i0_u3] else s_state[i0_u3, i1_u3]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[#rows, 8]
                 a9[i0_u3, i1_u3] = t2_u3
                 a10[i0_u3, i1_u3] = t4_u3
-                s_state[i0_u3, i1_u3] = s_u3
+                s_state[i0_u3, i1_u3] = s
         matmul_0(a10, a11, x26, x27)  # %10 = matmul(%9, Vs) : f32[#rows, 8]
         # 5 elementwise node(s) in one loop, storing y@0, %16 : [#rows, 8]
         for i0_u4 in range(m2):
@@ -137,9 +137,9 @@ def rows_0(p0, args):
                 t0_u4 = a9[i0_u4, i1_u4] + a11[i0_u4, i1_u4]  # %11 = add(%5, %10) : f32[#rows, 8]
                 t1_u4 = t0_u4 + x29[i1_u4]  # %12 = add(%11, b) : f32[#rows, 8]
                 t2_u4 = tanh_f32(t1_u4)  # %13 = tanh(%12) : f32[#rows, 8]
-                y_u4 = t2_u4 if b0 < a0[i0_u4] else y_state[i0_u4, i1_u4]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[#rows, 8]
+                y = t2_u4 if b0 < a0[i0_u4] else y_state[i0_u4, i1_u4]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[#rows, 8]
                 t3_u4 = t2_u4 if b0 < a0[i0_u4] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[#rows, 8]
-                a12[i0_u4, i1_u4] = y_u4
+                a12[i0_u4, i1_u4] = y
                 a3[i0_u4, i1_u4] = t3_u4
         # 1 elementwise node(s) in one loop, storing %14 : [#rows, 4]
         for i0_u5 in range(m2):

@@ -119,17 +119,17 @@ def rows_0(p0, args):
                 t1_u3 = t0_u3 + a4[i0_u3, i1_u3]  # %3 = add(%1, %2) : f32[#rows, 8]
                 t2_u3 = t1_u3 + a5[i0_u3, i1_u3]  # %5 = add(%3, %4) : f32[#rows, 8]
                 t3_u3 = a6[i0_u3, i1_u3] + a7[i0_u3, i1_u3]  # %8 = add(%6, %7) : f32[#rows, 8]
-                s_u3 = tanh_f32(t3_u3)  # s@0 = tanh(%8) : f32[#rows, 8]
+                s = tanh_f32(t3_u3)  # s@0 = tanh(%8) : f32[#rows, 8]
                 a8[i0_u3, i1_u3] = t2_u3
-                s_state[i0_u3, i1_u3] = s_u3
+                s_state[i0_u3, i1_u3] = s
         matmul_0(s_state, a9, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
         for i0_u4 in range(m2):
             for i1_u4 in range(8):
                 t0_u4 = a8[i0_u4, i1_u4] + a9[i0_u4, i1_u4]  # %10 = add(%5, %9) : f32[#rows, 8]
                 t1_u4 = t0_u4 + x26[i1_u4]  # %11 = add(%10, b) : f32[#rows, 8]
-                y_u4 = tanh_f32(t1_u4)  # y@0 = tanh(%11) : f32[#rows, 8]
-                a2[i0_u4, i1_u4] = y_u4
+                y = tanh_f32(t1_u4)  # y@0 = tanh(%11) : f32[#rows, 8]
+                a2[i0_u4, i1_u4] = y
         copy_0(m2, y_state_1_, y_state)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
         copy_0(m2, y_state, a2)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
         for i0_u5 in range(m2):

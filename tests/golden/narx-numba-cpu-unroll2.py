@@ -257,8 +257,8 @@ def rows_1(p0, args):
             for i1_u2 in range(8):
                 t0_u2 = a8[i0_u2, i1_u2] + a9[i0_u2, i1_u2]  # %10 = add(%5, %9) : f32[#rows, 8]
                 t1_u2 = t0_u2 + x26[i1_u2]  # %11 = add(%10, b) : f32[#rows, 8]
-                y_u2 = tanh_f32(t1_u2)  # y@0 = tanh(%11) : f32[#rows, 8]
-                a2[i0_u2, i1_u2] = y_u2
+                y = tanh_f32(t1_u2)  # y@0 = tanh(%11) : f32[#rows, 8]
+                a2[i0_u2, i1_u2] = y
         copy_0(m2, y_state_1_, y_state)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
         copy_0(m2, y_state, a2)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
         copy_1(m2, x_state, a0)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3

@@ -180,14 +180,14 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # 25 elementwise node(s) in one loop, storing %65, %69, %73, %77, 'dstate@c2@1' : [B, 24]
     for i0_u2 in range(d_B):
         for i1_u2 in range(24):
-            dstate_c2__u2 = v2[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
+            dstate_c2_ = v2[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
             t0_u2 = in12[1, i0_u2, i1_u2] + v7[i0_u2, i1_u2]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
             t1_u2 = t0_u2 * in0[1, i0_u2, i1_u2]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
             t2_u2 = tanh_f32(in11[1, i0_u2, i1_u2])  # %57 = tanh('trace@c2@1') : f32[B, 24]
             t3_u2 = t2_u2 * t2_u2  # %58 = mul(%57, %57) : f32[B, 24]
             t4_u2 = c0 - t3_u2  # %59 = sub(%2, %58) : f32[B, 24]
             t5_u2 = t1_u2 * t4_u2  # %60 = mul(%56, %59) : f32[B, 24]
-            t6_u2 = dstate_c2__u2 + t5_u2  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
+            t6_u2 = dstate_c2_ + t5_u2  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
             t7_u2 = t6_u2 * in1[1, i0_u2, i1_u2]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
             t8_u2 = c0 - in2[1, i0_u2, i1_u2]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
             t9_u2 = in2[1, i0_u2, i1_u2] * t8_u2  # %64 = mul('res@2@1', %63) : f32[B, 24]
@@ -204,12 +204,12 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t20_u2 = c0 - in0[1, i0_u2, i1_u2]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
             t21_u2 = in0[1, i0_u2, i1_u2] * t20_u2  # %76 = mul('res@0@1', %75) : f32[B, 24]
             t22_u2 = t19_u2 * t21_u2  # %77 = mul(%74, %76) : f32[B, 24]
-            dstate_c2__1__u2 = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
+            dstate_c2__1_ = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
             v0[1, i0_u2, i1_u2] = t10_u2
             v0[1, i0_u2, 24 + i1_u2] = t14_u2
             v0[1, i0_u2, 48 + i1_u2] = t18_u2
             v0[1, i0_u2, 72 + i1_u2] = t22_u2
-            v8[i0_u2, i1_u2] = dstate_c2__1__u2
+            v8[i0_u2, i1_u2] = dstate_c2__1_
     matmul_0(v0[1], v9, in_Wx2, n_threads)  # %79 = matmul(%78, %26) : f32[B, 32]
     fused_0(d_B, v6, v4, v9, np.int64(1), in4, in9, in7, in5, in6, v5, v10, v1)  # fused: 'dstate@c1@1', %90, %94, %98, %102
     matmul_0(v1[1], v9, in_Wh1, n_threads)  # 'dstate@h1@1' = matmul(%103, %53) : f32[B, 32]
@@ -273,12 +273,12 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t20_u4 = c0 - in4[0, i0_u4, i1_u4]  # %149 = sub(%2, 'res@4@0') : f32[B, 32]
             t21_u4 = in4[0, i0_u4, i1_u4] * t20_u4  # %150 = mul('res@4@0', %149) : f32[B, 32]
             t22_u4 = t19_u4 * t21_u4  # %151 = mul(%148, %150) : f32[B, 32]
-            dstate_c1__u4 = t6_u4 * in7[0, i0_u4, i1_u4]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
+            dstate_c1_ = t6_u4 * in7[0, i0_u4, i1_u4]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
             v1[0, i0_u4, i1_u4] = t10_u4
             v1[0, i0_u4, 32 + i1_u4] = t14_u4
             v1[0, i0_u4, 64 + i1_u4] = t18_u4
             v1[0, i0_u4, 96 + i1_u4] = t22_u4
-            v6[i0_u4, i1_u4] = dstate_c1__u4
+            v6[i0_u4, i1_u4] = dstate_c1_
     # %155 = matmul(%153, %154) : f32[3, B, 16]
     a0_u5 = v1.reshape((3 * d_B, 128))
     a1_u5 = v11.reshape((3 * d_B, 16))

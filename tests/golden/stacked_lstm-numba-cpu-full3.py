@@ -132,13 +132,13 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t8_u1 = t7_u1 + in_b2[48 + i1_u1]  # %79 = add(%78, b2) : f32[B, 96]
             t9_u1 = tanh_f32(t8_u1)  # %88 = tanh(%87) : f32[B, 24]
             t10_u1 = t6_u1 * t9_u1  # %89 = mul(%86, %88) : f32[B, 24]
-            c2__u1 = t3_u1 + t10_u1  # c2@2 = add(%84, %89) : f32[B, 24]
+            c2_ = t3_u1 + t10_u1  # c2@2 = add(%84, %89) : f32[B, 24]
             t11_u1 = v6[i0_u1, 72 + i1_u1] + v7[i0_u1, 72 + i1_u1]  # %78 = add(%76, %77) : f32[B, 96]
             t12_u1 = t11_u1 + in_b2[72 + i1_u1]  # %79 = add(%78, b2) : f32[B, 96]
             t13_u1 = sigmoid_f32(t12_u1)  # %81 = sigmoid(%80) : f32[B, 24]
-            t14_u1 = tanh_f32(c2__u1)  # %90 = tanh(c2@2) : f32[B, 24]
-            h2__u1 = t13_u1 * t14_u1  # h2@2 = mul(%81, %90) : f32[B, 24]
-            v8[i0_u1, i1_u1] = c2__u1
-            v1[i0_u1, i1_u1] = h2__u1
-            v0[2, i0_u1, i1_u1] = h2__u1
+            t14_u1 = tanh_f32(c2_)  # %90 = tanh(c2@2) : f32[B, 24]
+            h2_ = t13_u1 * t14_u1  # h2@2 = mul(%81, %90) : f32[B, 24]
+            v8[i0_u1, i1_u1] = c2_
+            v1[i0_u1, i1_u1] = h2_
+            v0[2, i0_u1, i1_u1] = h2_
     return (v0, v4, v9, v1, v8)

@@ -140,12 +140,12 @@ def rows_0(p0, args):
                 t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
                 t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
                 t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 24]
-                dstate_c2__u0 = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
+                dstate_c2_ = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
                 a13[i0_u0, i1_u0] = t10_u0
                 a13[i0_u0, 24 + i1_u0] = t14_u0
                 a13[i0_u0, 48 + i1_u0] = t18_u0
                 a13[i0_u0, 72 + i1_u0] = t22_u0
-                dstate_c2_state[i0_u0, i1_u0] = dstate_c2__u0
+                dstate_c2_state[i0_u0, i1_u0] = dstate_c2_
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
         if a13.shape[0] <= 3:
             for i0_u1 in range(a13.shape[0]):
@@ -182,12 +182,12 @@ def rows_0(p0, args):
                 t20_u2 = c1 - a8[i0_u2, i1_u2]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
                 t21_u2 = a8[i0_u2, i1_u2] * t20_u2  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
                 t22_u2 = t19_u2 * t21_u2  # %48 = mul(%45, %47) : f32[#rows, 32]
-                dstate_c1__u2 = t6_u2 * a12[i0_u2, i1_u2]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
+                dstate_c1_ = t6_u2 * a12[i0_u2, i1_u2]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
                 a14[i0_u2, i1_u2] = t10_u2
                 a14[i0_u2, 32 + i1_u2] = t14_u2
                 a14[i0_u2, 64 + i1_u2] = t18_u2
                 a14[i0_u2, 96 + i1_u2] = t22_u2
-                dstate_c1_state[i0_u2, i1_u2] = dstate_c1__u2
+                dstate_c1_state[i0_u2, i1_u2] = dstate_c1_
         # 'dstate@h1@0' = matmul(%49, inv4) : f32[#rows, 32]
         if a14.shape[0] <= 3:
             for i0_u3 in range(a14.shape[0]):

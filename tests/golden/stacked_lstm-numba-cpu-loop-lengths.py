@@ -109,11 +109,11 @@ def rows_0(p0, args):
                 t14_u2 = t6_u2 + t13_u2  # %13 = add(%7, %12) : f32[#rows, 32]
                 t15_u2 = tanh_f32(t14_u2)  # %14 = tanh(%13) : f32[#rows, 32]
                 t16_u2 = t2_u2 * t15_u2  # %15 = mul(%4, %14) : f32[#rows, 32]
-                h1__u2 = t16_u2 if b0 < a0[i0_u2] else h1_state[i0_u2, i1_u2]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[#rows, 32]
-                c1__u2 = t14_u2 if b0 < a0[i0_u2] else c1_state[i0_u2, i1_u2]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[#rows, 32]
+                h1_ = t16_u2 if b0 < a0[i0_u2] else h1_state[i0_u2, i1_u2]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[#rows, 32]
+                c1_ = t14_u2 if b0 < a0[i0_u2] else c1_state[i0_u2, i1_u2]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[#rows, 32]
                 a4[i0_u2, i1_u2] = t16_u2
-                h1_state[i0_u2, i1_u2] = h1__u2
-                c1_state[i0_u2, i1_u2] = c1__u2
+                h1_state[i0_u2, i1_u2] = h1_
+                c1_state[i0_u2, i1_u2] = c1_
         # %16 = matmul(%15, Wx2) : f32[#rows, 96]
         if a4.shape[0] <= 3:
             for i0_u3 in range(a4.shape[0]):
@@ -170,11 +170,11 @@ def rows_0(p0, args):
                 t14_u5 = t6_u5 + t13_u5  # %30 = add(%24, %29) : f32[#rows, 24]
                 t15_u5 = tanh_f32(t14_u5)  # %31 = tanh(%30) : f32[#rows, 24]
                 t16_u5 = t2_u5 * t15_u5  # %32 = mul(%21, %31) : f32[#rows, 24]
-                h2__u5 = t16_u5 if b0 < a0[i0_u5] else h2_state[i0_u5, i1_u5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[#rows, 24]
-                c2__u5 = t14_u5 if b0 < a0[i0_u5] else c2_state[i0_u5, i1_u5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[#rows, 24]
+                h2_ = t16_u5 if b0 < a0[i0_u5] else h2_state[i0_u5, i1_u5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[#rows, 24]
+                c2_ = t14_u5 if b0 < a0[i0_u5] else c2_state[i0_u5, i1_u5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[#rows, 24]
                 t17_u5 = t16_u5 if b0 < a0[i0_u5] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[#rows, 24]
-                h2_state[i0_u5, i1_u5] = h2__u5
-                c2_state[i0_u5, i1_u5] = c2__u5
+                h2_state[i0_u5, i1_u5] = h2_
+                c2_state[i0_u5, i1_u5] = c2_
                 a2[i0_u5, i1_u5] = t17_u5
 
 

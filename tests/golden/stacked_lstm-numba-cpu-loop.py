@@ -99,14 +99,14 @@ def rows_0(p0, args):
                 t8_u2 = t7_u2 + x9[64 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c1__u2 = t3_u2 + t10_u2  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                c1_ = t3_u2 + t10_u2  # c1@0 = add(%7, %12) : f32[#rows, 32]
                 t11_u2 = a0[i0_u2, 96 + i1_u2] + a2[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t12_u2 = t11_u2 + x9[96 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u2 = tanh_f32(c1__u2)  # %13 = tanh(c1@0) : f32[#rows, 32]
-                h1__u2 = t13_u2 * t14_u2  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-                c1_state[i0_u2, i1_u2] = c1__u2
-                h1_state[i0_u2, i1_u2] = h1__u2
+                t14_u2 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1_ = t13_u2 * t14_u2  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                c1_state[i0_u2, i1_u2] = c1_
+                h1_state[i0_u2, i1_u2] = h1_
         # %14 = matmul(h1@0, Wx2) : f32[#rows, 96]
         if h1_state.shape[0] <= 3:
             for i0_u3 in range(h1_state.shape[0]):
@@ -157,15 +157,15 @@ def rows_0(p0, args):
                 t8_u5 = t7_u5 + x16[48 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t9_u5 = tanh_f32(t8_u5)  # %26 = tanh(%25) : f32[#rows, 24]
                 t10_u5 = t6_u5 * t9_u5  # %27 = mul(%24, %26) : f32[#rows, 24]
-                c2__u5 = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
+                c2_ = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
                 t11_u5 = a3[i0_u5, 72 + i1_u5] + a4[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t12_u5 = t11_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t13_u5 = sigmoid_f32(t12_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
-                t14_u5 = tanh_f32(c2__u5)  # %28 = tanh(c2@0) : f32[#rows, 24]
-                h2__u5 = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
-                c2_state[i0_u5, i1_u5] = c2__u5
-                a1[i0_u5, i1_u5] = h2__u5
-                h2_state[i0_u5, i1_u5] = h2__u5
+                t14_u5 = tanh_f32(c2_)  # %28 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
+                c2_state[i0_u5, i1_u5] = c2_
+                a1[i0_u5, i1_u5] = h2_
+                h2_state[i0_u5, i1_u5] = h2_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

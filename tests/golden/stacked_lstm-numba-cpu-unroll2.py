@@ -194,14 +194,14 @@ def rows_0(p0, args):
                 t8_u2 = t7_u2 + x21[48 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
                 t9_u2 = tanh_f32(t8_u2)  # %41 = tanh(%40) : f32[#rows, 24]
                 t10_u2 = t6_u2 * t9_u2  # %42 = mul(%39, %41) : f32[#rows, 24]
-                c2__u2 = t3_u2 + t10_u2  # c2@0 = add(%37, %42) : f32[#rows, 24]
+                c2_ = t3_u2 + t10_u2  # c2@0 = add(%37, %42) : f32[#rows, 24]
                 t11_u2 = a9[i0_u2, 72 + i1_u2] + a10[i0_u2, 72 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
                 t12_u2 = t11_u2 + x21[72 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
                 t13_u2 = sigmoid_f32(t12_u2)  # %34 = sigmoid(%33) : f32[#rows, 24]
-                t14_u2 = tanh_f32(c2__u2)  # %43 = tanh(c2@0) : f32[#rows, 24]
-                h2__u2 = t13_u2 * t14_u2  # h2@0 = mul(%34, %43) : f32[#rows, 24]
-                a11[i0_u2, i1_u2] = c2__u2
-                a2[i0_u2, i1_u2] = h2__u2
+                t14_u2 = tanh_f32(c2_)  # %43 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u2 * t14_u2  # h2@0 = mul(%34, %43) : f32[#rows, 24]
+                a11[i0_u2, i1_u2] = c2_
+                a2[i0_u2, i1_u2] = h2_
         matmul_2(a2, a12, x18, x19)  # %44 = matmul(h2@0, Wh2) : f32[#rows, 96]
         # 11 elementwise node(s) in one loop, storing c2@1, h2@1 : [#rows, 24]
         for i0_u3 in range(m2):
@@ -282,14 +282,14 @@ def rows_1(p0, args):
                 t8_u4 = t7_u4 + x9[64 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t9_u4 = tanh_f32(t8_u4)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u4 = t6_u4 * t9_u4  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c1__u4 = t3_u4 + t10_u4  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                c1_ = t3_u4 + t10_u4  # c1@0 = add(%7, %12) : f32[#rows, 32]
                 t11_u4 = a0[i0_u4, 96 + i1_u4] + a2[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t12_u4 = t11_u4 + x9[96 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t13_u4 = sigmoid_f32(t12_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u4 = tanh_f32(c1__u4)  # %13 = tanh(c1@0) : f32[#rows, 32]
-                h1__u4 = t13_u4 * t14_u4  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-                c1_state[i0_u4, i1_u4] = c1__u4
-                h1_state[i0_u4, i1_u4] = h1__u4
+                t14_u4 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1_ = t13_u4 * t14_u4  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                c1_state[i0_u4, i1_u4] = c1_
+                h1_state[i0_u4, i1_u4] = h1_
         matmul_1(h1_state, a3, x11, x12)  # %14 = matmul(h1@0, Wx2) : f32[#rows, 96]
         matmul_2(h2_state, a4, x14, x15)  # %15 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
@@ -306,15 +306,15 @@ def rows_1(p0, args):
                 t8_u5 = t7_u5 + x16[48 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t9_u5 = tanh_f32(t8_u5)  # %26 = tanh(%25) : f32[#rows, 24]
                 t10_u5 = t6_u5 * t9_u5  # %27 = mul(%24, %26) : f32[#rows, 24]
-                c2__u5 = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
+                c2_ = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
                 t11_u5 = a3[i0_u5, 72 + i1_u5] + a4[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t12_u5 = t11_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t13_u5 = sigmoid_f32(t12_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
-                t14_u5 = tanh_f32(c2__u5)  # %28 = tanh(c2@0) : f32[#rows, 24]
-                h2__u5 = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
-                c2_state[i0_u5, i1_u5] = c2__u5
-                a1[i0_u5, i1_u5] = h2__u5
-                h2_state[i0_u5, i1_u5] = h2__u5
+                t14_u5 = tanh_f32(c2_)  # %28 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
+                c2_state[i0_u5, i1_u5] = c2_
+                a1[i0_u5, i1_u5] = h2_
+                h2_state[i0_u5, i1_u5] = h2_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

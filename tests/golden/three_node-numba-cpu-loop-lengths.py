@@ -123,9 +123,9 @@ def rows_0(p0, args):
         for i0_u3 in range(m2):
             for i1_u3 in range(16):
                 t0_u3 = tanh_f32(a8[i0_u3, i1_u3])  # %6 = tanh(%5) : f32[#rows, 16]
-                C_u3 = t0_u3 if b0 < a0[i0_u3] else C_state[i0_u3, i1_u3]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[#rows, 16]
+                C = t0_u3 if b0 < a0[i0_u3] else C_state[i0_u3, i1_u3]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[#rows, 16]
                 a9[i0_u3, i1_u3] = t0_u3
-                C_state[i0_u3, i1_u3] = C_u3
+                C_state[i0_u3, i1_u3] = C
         # %7 = matmul(%6, M_o) : f32[#rows, 4]
         if a9.shape[0] <= 3:
             for i0_u4 in range(a9.shape[0]):

@@ -77,6 +77,7 @@ class KernelDef:
     params: list[str]
     text: Writer
     over: str | None
+    ir_names: frozenset[str] = frozenset()  # its variables named after IR nodes (`h`)
 
 
 class Units:
@@ -143,7 +144,7 @@ class Units:
             return order.setdefault(name, f"#{len(order)}")
 
         key = (", ".join(canonical(p) for p, _ in params), kind) + tuple(substitute(c, canonical) for c in code)
-        self.kernels.setdefault(key, KernelDef(kind, [p for p, _ in params], text, k.over))
+        self.kernels.setdefault(key, KernelDef(kind, [p for p, _ in params], text, k.over, frozenset(k.names.taken)))
         self.calls.append((key, [e for _, e in params], label))
         self.w.line(CallLine(len(self.calls) - 1))
 
@@ -181,7 +182,7 @@ class Units:
                 names[key] = name = f"{d.kind}_{numbered[d.kind]}"
                 numbered[d.kind] += 1
                 body = Writer(0)
-                body.lines = expand(d.text.lines, plain, 0)
+                body.lines = expand(d.text.lines, plain, 0, set(d.ir_names))
                 kind = "inline" if count[key] <= INLINE_CALLS and key not in outside else "njit"
                 self.kernel_writers.append((f"def {name}({', '.join(map(plain, d.params))}):", body, kind))
             return names[key]
@@ -210,7 +211,7 @@ class Units:
                 at += 1 + rank + (what[0] == "pack")
             body = Writer(0)
             body.lines = [(1, f"q = carray(as_pointer(args, np.int64), ({at},))", label)]
-            body.lines += [(1, line, label) for line in unpack] + expand(d.text.lines, plain, 0)
+            body.lines += [(1, line, label) for line in unpack] + expand(d.text.lines, plain, 0, set(d.ir_names))
             self.kernel_writers.append((f"def {name}({BLOCK}, args):", body, "cfunc"))
             q = self.main_name("q")
             lines = [(depth, f"{q} = np.empty({at}, np.int64)  # the parameters of {name}", label)]
@@ -219,8 +220,10 @@ class Units:
             lines.append((depth, f"run_blocks({self.address_arg(name)}, {blocks}, {q}.ctypes.data)  # {label}", label))
             return lines
 
-        def expand(lines, rename: Callable[[str], str], shift: int) -> list:
-            """Lines with their marked names spelled by `rename` (final text), calls expanded."""
+        def expand(lines, rename: Callable[[str], str], shift: int, taken: set[str]) -> list:
+            """Lines with their marked names spelled by `rename` (final text), calls expanded;
+            `taken`: the IR-named variables of the function being written (an inlined kernel's keep
+            their names where still free there)."""
             out = []
             for depth, text, owner in lines:
                 if not isinstance(text, CallLine):
@@ -247,12 +250,15 @@ class Units:
                         subst[p] = f"{plain(p)}_{n}"
                         out.append((depth + shift, f"{subst[p]} = {e}", label))
 
-                def inner(name: str, subst=subst, n=n) -> str:
-                    return subst.get(name) or f"{plain(name)}_{n}"
+                kept = {x: x if x not in taken else f"{x}_{n}" for x in d.ir_names}  # h, or h_u3 if taken
+                taken |= set(kept.values())
 
-                out += expand(d.text.lines, inner, depth + shift - 1)
+                def inner(name: str, subst=subst, n=n, kept=kept) -> str:
+                    return subst.get(name) or kept.get(plain(name)) or f"{plain(name)}_{n}"
+
+                out += expand(d.text.lines, inner, depth + shift - 1, taken)
             return out
 
         result = Writer(0)
-        result.lines = expand(self.w.lines, plain, 0)
+        result.lines = expand(self.w.lines, plain, 0, set(self.main_names.taken))
         return result
