@@ -52,3 +52,21 @@ def _tensor(r, device: torch.device) -> torch.Tensor:
     if isinstance(r, torch.Tensor):
         return r
     return torch.as_tensor(r, device=device)  # a numba device array, through __cuda_array_interface__
+
+
+_BROADCAST: dict = {}  # (shape, dtype, device, value) -> one contiguous tensor filled with value
+
+
+def cotangent(g: torch.Tensor) -> torch.Tensor:
+    """A contiguous cotangent. The cotangent of `out.sum()` is a scalar broadcast over the output (every
+    stride 0): its filled copy is kept for the next call (the backward only reads cotangents), not made
+    anew each time (a fresh buffer of the output's size each step: page faults, an output-sized fill)."""
+    eager_cpu = type(g) is torch.Tensor and g.device.type == "cpu" and not torch.compiler.is_compiling()
+    if not eager_cpu or g.is_contiguous() or g.dim() == 0 or any(g.stride()):  # traced, CUDA, or not a broadcast
+        return g.contiguous()
+    key = (tuple(g.shape), g.dtype, g.device, g.reshape(-1)[0].item())
+    full = _BROADCAST.get(key)
+    if full is None:
+        _BROADCAST.clear()
+        full = _BROADCAST[key] = g.contiguous()
+    return full
