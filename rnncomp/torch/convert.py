@@ -70,3 +70,23 @@ def cotangent(g: torch.Tensor) -> torch.Tensor:
         _BROADCAST.clear()
         full = _BROADCAST[key] = g.contiguous()
     return full
+
+
+_HOST_BROADCAST: dict = {}  # (shape, dtype, value) -> one C-contiguous array filled with value
+
+
+def host_cotangent(g: torch.Tensor) -> np.ndarray:
+    """A CPU cotangent as a C-contiguous array: a view when it is one; `out.sum()`'s broadcast scalar
+    (every stride 0) as a filled array kept for the next call, as `cotangent` does, in NumPy (fewer
+    PyTorch dispatches: at small sizes those cost more than the fill)."""
+    a = g.detach().numpy()
+    if a.flags.c_contiguous:
+        return a
+    if a.size and not any(a.strides):
+        key = (a.shape, a.dtype.str, a.item(0))
+        full = _HOST_BROADCAST.get(key)
+        if full is None:
+            _HOST_BROADCAST.clear()
+            full = _HOST_BROADCAST[key] = np.full(a.shape, a.item(0), a.dtype)
+        return full
+    return np.ascontiguousarray(a)

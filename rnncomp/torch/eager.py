@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .convert import cotangent, to_array, to_tensors
+from .convert import cotangent, host_cotangent, to_array, to_tensors
 from .registry import Entry
 from .streams import ordered
 
@@ -36,8 +36,12 @@ def run_train(
 
 def _vjp(e: Entry, names: list[str], tensors, lengths, device: torch.device):
     kw = {n: to_array(t) for n, t in zip(names, tensors)}
-    with ordered(device):
-        out, backward = e.prog._vjp(None if lengths is None else lengths.numpy(), kw, copy=False)
+    lens = None if lengths is None else lengths.numpy()
+    if device.type == "cpu":  # no stream to order (and no context manager: a call's glue is its cost at small sizes)
+        out, backward = e.prog._vjp(lens, kw, copy=False)
+    else:
+        with ordered(device):
+            out, backward = e.prog._vjp(lens, kw, copy=False)
     return kw, out, backward
 
 
@@ -49,9 +53,10 @@ class _Train(torch.autograd.Function):
         device = tensors[0].device if tensors else torch.device("cpu")
         kw, out, backward = _vjp(e, names, tensors, lengths, device)
         ctx.e, ctx.names, ctx.device, ctx.backward, ctx.has_lengths = e, names, device, backward, lengths is not None
+        ctx.arrays = list(kw.values())
         ctx.save_for_backward(*tensors, *([] if lengths is None else [lengths]))
         ctx.set_materialize_grads(False)
-        return tuple(to_tensors([out[k] for k in e.sig.results], list(kw.values()), device))
+        return tuple(to_tensors([out[k] for k in e.sig.results], ctx.arrays, device))
 
     @staticmethod
     def backward(ctx, *grads):
@@ -62,8 +67,18 @@ class _Train(torch.autograd.Function):
             backward = _vjp(ctx.e, ctx.names, tensors, lengths, ctx.device)[2]
         else:
             del ctx.backward  # the residuals go with the first backward
-        cot = {k: to_array(cotangent(g)) for k, g in zip(ctx.e.sig.results, grads) if g is not None}
-        with ordered(ctx.device):
+        host = ctx.device.type == "cpu"
+        cot = {
+            k: host_cotangent(g) if host else to_array(cotangent(g))
+            for k, g in zip(ctx.e.sig.results, grads)
+            if g is not None
+        }
+        if host:
             g = backward(cot)
-        inputs = list(cot.values()) + [to_array(t) for t in tensors]
-        return (None, None, None, *to_tensors([g[n] for n in ctx.names], inputs, ctx.device))
+        else:
+            with ordered(ctx.device):
+                g = backward(cot)
+        need = ctx.needs_input_grad[3:]
+        wanted = [n for n, w in zip(ctx.names, need) if w]
+        made = iter(to_tensors([g[n] for n in wanted], list(cot.values()) + ctx.arrays, ctx.device))
+        return (None, None, None, *(next(made) if w else None for w in need))
