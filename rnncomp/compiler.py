@@ -289,11 +289,16 @@ class CompiledProgram:
         returns gradients for every param, every state's init and every sequence input. With device
         arrays (backend numba-cuda) every output, residual and gradient stays on the device.
         """
+        return self._vjp(lengths, arrays, copy=True)
+
+    def _vjp(self, lengths, arrays: dict, copy: bool):
+        """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
+        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
         if self._auto:
-            return self._auto.vjp(lengths, arrays)
+            return self._auto.vjp(lengths, arrays)  # the chosen mode's vjp (it copies)
         b = self._bind(lengths, arrays)
         for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
-            if a is arrays.get(k) and not is_device_array(a):
+            if copy and a is arrays.get(k) and not is_device_array(a):
                 b.arrays[k] = a.copy()
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
