@@ -162,6 +162,8 @@ class AutoUnroll:
     # -- choosing
     def _fast_key(self, kind, lengths, arrays):
         shapes = tuple(sorted((k, getattr(v, "shape", None)) for k, v in arrays.items()))
+        if any(shape is None for _, shape in shapes):
+            return None  # a list or scalar: its T and batch are known only after the bind below
         if lengths is None:
             return (kind, shapes, None)
         try:
