@@ -18,20 +18,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.cells import lstm_cell  # noqa: E402
-from passes.grad import derive  # noqa: E402
 from passes.pipeline import PassManager  # noqa: E402
 from passes.retype import retype_cell  # noqa: E402
 
-PIPELINE = [("simplify", {}), ("hoist", {}), ("simplify", {})]
+PIPELINE = "simplify,hoist,simplify"
 
 
 def build(cell, T: int, mode, kind: str):
-    """One pipeline run; returns the final program."""
+    """One pipeline run (the grad plan derived in it, as a fresh compile does); returns the final program."""
     first = {"infer": "unroll", "train": "grad_forward", "grad": "grad"}[kind]
-    opts = {"length": T, "mode": mode, "reverse": False, "masked": False}
-    if kind != "infer":
-        opts["plan"] = derive(cell)
-    prog, _ = PassManager([(first, opts)] + PIPELINE, verify_each=False, print_after=None).run(cell)
+    spec = f"{first}{{length={T},mode={mode}}},{PIPELINE}"
+    prog, _ = PassManager(spec, verify_each=False, print_after=None).run(cell)
     return prog
 
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RnncompError(Exception):
     """Base of every error rnncomp raises on purpose."""
 
 
 class VerifyError(RnncompError):
-    """A graph breaks a rule of the IR (cycle, shape, dtype, undefined name, ...)."""
+    """A graph breaks a rule of the IR (cycle, shape, dtype, undefined name, ...).
+
+    `node` is the node the message blames (None when it blames the graph as a whole); `region` is
+    the path of loop nodes whose bodies hold it, outermost first (empty at the top level); `cycle`,
+    for an algebraic loop or a cyclic program, is the nodes of the cycle.
+    """
+
+    def __init__(self, message: str, node: Any = None, region: tuple = (), cycle: tuple = ()):
+        super().__init__(message)
+        self.node, self.region, self.cycle = node, tuple(region), tuple(cycle)
 
 
 class ShapeError(VerifyError):
@@ -47,7 +58,15 @@ _WIDTH = 240  # the widest source line a message shows whole
 
 
 class PassError(RnncompError):
-    """A pass failed or left the IR ill-formed; names the pass and those that ran before it."""
+    """A pass failed or left the IR ill-formed, or a pipeline is ill-formed.
+
+    `pass_name` is the pass it blames (None for an error raised inside a pass, before the pipeline
+    names it); `after` the passes that ran before it.
+    """
+
+    def __init__(self, message: str, pass_name: str | None = None, after: Any = ()):
+        super().__init__(message)
+        self.pass_name, self.after = pass_name, list(after)
 
 
 class ArgumentError(RnncompError):

@@ -29,11 +29,8 @@ the node they name (with `line` and `column` attributes).
 
 from __future__ import annotations
 
-import re
-
 from .errors import RnncompError, VerifyError
 from .graph import Node, Use
-from .names import name_nodes
 from .ops import REQUIRED, OpDef, check_attrs
 from .program import Program, Region
 from .shapes import is_identifier
@@ -395,34 +392,17 @@ class ProgramParser(TermParser):
 
     # -- verification, reported where the text says it
     def verified(self, prog: Program, head: Token) -> Program:
-        """`verify_program(prog)`; an error points at the line of the node it names."""
+        """`verify_program(prog)`; an error points at the line of the node it blames."""
         try:
             return verify_program(prog)
         except VerifyError as e:
-            raise located(VerifyError, str(e), self.text, self.blame(prog, str(e)) or head) from None
+            err = located(VerifyError, str(e), self.text, self.blame(e) or head)
+            err.node, err.region, err.cycle = e.node, e.region, e.cycle  # type: ignore[attr-defined]
+            raise err from None
 
-    def blame(self, prog: Program, message: str) -> Token | None:
-        """The token of the node a verifier message names: `program 'p', node %2 (loop) body, node h@0 (tanh): ...`.
-
-        The verifier names nodes with `ir.names.name_nodes`, region by region, as the printer does;
-        the same naming here maps each name on the path back to the node, then to its place.
-        """
-        prefix = f"program {prog.name!r}"
-        if not message.startswith(prefix):
-            return None
-        pos, nodes, tok = len(prefix), prog.nodes(), None
-        step = _FIRST_STEP
-        while (m := step.match(message, pos)) is not None:
-            names = name_nodes(nodes)
-            node = next((n for n in nodes if names[id(n)] == m.group(1)), None)
-            if node is None:
-                break
-            tok, pos, step = self.where.get(id(node), tok), m.end(), _BODY_STEP
-            if node.op != "loop" or not isinstance(node.attrs.get("body"), Region):
-                break
-            nodes = node.attrs["body"].nodes()
-        return tok
-
-
-_FIRST_STEP = re.compile(r", node (\S+) \(\w+\)")
-_BODY_STEP = re.compile(r" body, node (\S+) \(\w+\)")
+    def blame(self, e: VerifyError) -> Token | None:
+        """The token of the node the error blames, or else of the innermost loop around it."""
+        for node in (e.node, *reversed(e.region)):
+            if node is not None and id(node) in self.where:
+                return self.where[id(node)]
+        return None

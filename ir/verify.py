@@ -27,7 +27,9 @@ def verify_cell(cell: Cell) -> Cell:
         ring = " -> ".join(names[id(n)] for n in e.nodes + e.nodes[:1])
         raise VerifyError(
             f"{where}: algebraic loop: {ring} is a cycle of delay-0 edges; "
-            "every cycle must pass through a delay >= 1 (read a state as h[t-1])"
+            "every cycle must pass through a delay >= 1 (read a state as h[t-1])",
+            node=e.nodes[0],
+            cycle=e.nodes,
         ) from None
     names = name_nodes(nodes)
     declared = {id(n) for n in cell.inputs}
@@ -37,7 +39,8 @@ def verify_cell(cell: Cell) -> Cell:
             readers = [label(m, names) for m in nodes if any(u.node is node for u in m.inputs)]
             raise VerifyError(
                 f"{where}: state {node.name!r} is read (by {', '.join(readers) or 'an output'}) "
-                "but never defined: give it a value (State.define(...) or a return key)"
+                "but never defined: give it a value (State.define(...) or a return key)",
+                node=node,
             )
     for node in nodes:
         if isinstance(node.name, str):
@@ -46,14 +49,18 @@ def verify_cell(cell: Cell) -> Cell:
         op = _op(node, at)
         if op.kind == "source" and node.op != "constant":
             if node.op not in ("seq", "param"):
-                raise VerifyError(f"{at}: a {node.op!r} node only appears in Programs (after unrolling), not in a cell")
+                raise VerifyError(
+                    f"{at}: a {node.op!r} node only appears in Programs (after unrolling), not in a cell", node=node
+                )
             if id(node) not in declared:
                 raise VerifyError(
-                    f"{at}: reference to {node.name!r}, which is not a declared seq or param of this cell"
+                    f"{at}: reference to {node.name!r}, which is not a declared seq or param of this cell", node=node
                 )
             continue
         if node.name is not None and not _node_name_ok(node.name):
-            raise VerifyError(f"{at}: node name {node.name!r} is not an identifier (optionally with an @suffix)")
+            raise VerifyError(
+                f"{at}: node name {node.name!r} is not an identifier (optionally with an @suffix)", node=node
+            )
         for i, use in enumerate(node.inputs):
             _check_use(cell, node, i, use, at, names, defs)
         _check_type(node, op, at, names)
@@ -67,13 +74,15 @@ def verify_cell(cell: Cell) -> Cell:
         if get_op(node.op).kind == "source" or node.name != name:
             raise VerifyError(
                 f"{where}: state {name!r} is defined by {label(node, names)}; a state's value must be a compute "
-                "node named after it"
+                "node named after it",
+                node=node,
             )
         decl = cell.state_types.get(name)
         if decl is not None and decl != node.type:
             raise VerifyError(
                 f"{where}: state {name!r}: its init has type {decl} but its node "
-                f"{label(node, names)} has type {node.type}; they must be equal"
+                f"{label(node, names)} has type {node.type}; they must be equal",
+                node=node,
             )
     return cell
 
@@ -82,26 +91,27 @@ def _op(node: Node, at: str):
     try:
         return get_op(node.op)
     except RnncompError as e:
-        raise type(e)(f"{at}: {e}") from None
+        raise type(e)(f"{at}: {e}", node=node) from None
 
 
 def _check_use(cell: Cell, node: Node, i: int, use, at: str, names, defs) -> None:
     if not isinstance(use.node, Node):
-        raise VerifyError(f"{at}: operand {i} is {use.node!r}, not a node of this graph")
+        raise VerifyError(f"{at}: operand {i} is {use.node!r}, not a node of this graph", node=node)
     d = use.delay
     if isinstance(d, bool) or not isinstance(d, int):
-        raise VerifyError(f"{at}: operand {i} has delay {d!r}; delays are ints >= 0")
+        raise VerifyError(f"{at}: operand {i} has delay {d!r}; delays are ints >= 0", node=node)
     if d < 0:
         raise VerifyError(
             f"{at}: operand {i} reads {names.get(id(use.node), '?')} with delay {d}; delays must be >= 0 "
-            "(a delay d reads the value d steps back)"
+            "(a delay d reads the value d steps back)",
+            node=node,
         )
     check_delay(d, f"{at}: operand {i}")
     if d > 0 and id(use.node) not in defs and use.node.op != "seq":
         src = label(use.node, names)
         hint = "a param is the same at every step" if use.node.op == "param" else "declare it as a state"
         raise VerifyError(
-            f"{at}: operand {i} reads {src} with delay {d}, but only states and seqs can be delayed ({hint})"
+            f"{at}: operand {i} reads {src} with delay {d}, but only states and seqs can be delayed ({hint})", node=node
         )
 
 
@@ -112,9 +122,9 @@ def _check_type(node: Node, op, at: str, names) -> None:
         got = infer_type(op, ins, attrs)  # type: ignore[arg-type]
     except RnncompError as e:
         call = describe_call(node.op, ins, [names.get(id(u.node), "?") for u in node.inputs])  # type: ignore[arg-type]
-        raise VerifyError(f"{at}: {e} in {call}") from None
+        raise VerifyError(f"{at}: {e} in {call}", node=node) from None
     if not isinstance(node.type, TensorType) or node.type != got:
-        raise VerifyError(f"{at}: recorded type {node.type} differs from the inferred {got}")
+        raise VerifyError(f"{at}: recorded type {node.type} differs from the inferred {got}", node=node)
 
 
 _SUFFIX = re.compile(r"@[A-Za-z0-9_+-]+\Z")

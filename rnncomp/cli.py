@@ -167,6 +167,11 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--after", metavar="PASS|all", help="print the IR after this pass (fuse, plan: the kernel program), or all"
     )
+    g.add_argument(
+        "--pipeline",
+        metavar="PASSES",
+        help="the pass pipeline as text, e.g. 'unroll{mode=4},simplify,hoist' (default: simplify,hoist,simplify)",
+    )
     g.add_argument("--grad", action="store_true", help="the backward program (BPTT) instead of the forward")
     g.add_argument("--lengths", action="store_true", help="the variant that takes per-row lengths")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -175,7 +180,8 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
 
 def _dump(args: argparse.Namespace) -> int:
     cell = select_cell(load_cells(args.file), args.cell, args.file)
-    if any(v not in (None, False) for v in (args.length, args.unroll, args.after, args.grad, args.lengths, args.stage)):
+    program_flags = (args.length, args.unroll, args.after, args.grad, args.lengths, args.stage, args.pipeline)
+    if any(v not in (None, False) for v in program_flags):
         out = dump_program(cell, args)
     else:
         out = FORMATS[args.format](cell)
@@ -207,9 +213,10 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     from .compiler import compile as rc_compile
 
     length = _int_or_name(args.length, "length", "T")
-    unroll = _int_or_name(args.unroll, "unroll", "loop")
+    unroll = None if args.unroll is None else _int_or_name(args.unroll, "unroll", "loop")
     backend = args.stage or "numpy"
-    prog = rc_compile(cell, length=length, unroll=unroll, dtype=args.dtype, backend=backend)
+    prog = rc_compile(cell, length=length, unroll=unroll, dtype=args.dtype, backend=backend, passes=args.pipeline)
+    unroll = prog.unroll
     T = length if isinstance(length, int) else None
     if unroll == "full" and T is None:
         raise Failure("a full unroll needs a concrete --length N to print (a symbolic T specialises per call)")

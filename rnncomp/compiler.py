@@ -12,42 +12,49 @@ from typing import Any
 import numpy as np
 
 import passes as _passes  # noqa: F401  (registers the passes)
-from ir import ArgumentError, Cell, RnncompError, verify_cell
+from ir import ArgumentError, Cell, PassError, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
 from ir.shapes import is_identifier
-from passes.grad import derive, restrict
-from passes.pipeline import PassManager
+from passes.grad import derive
+from passes.pipeline import PassManager, Pipeline, as_pipeline
+from passes.registry import PASSES, Analyses, IRKind
 from passes.retype import retype_cell
 from passes.unroll import LENGTHS_LO
 
 from .arguments import LENGTHS, bind, is_device_array, signature
+from .autotune import AutoUnroll
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .training import Trainer, segment_size, segments
 
-DEFAULT_PASSES = ["simplify", "hoist", "simplify"]
+DEFAULT_PASSES = "simplify,hoist,simplify"
+HEADS = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}  # cell -> program
 
 
 def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     cell: Cell,
     length: int | str | None = "T",
-    unroll: str | int = "loop",
+    unroll: str | int | None = None,
     backend: str | None = None,
     dtype: str = "float32",
     reverse: bool = False,
     truncate: int | None = None,
     checkpoint: int | str | None = None,
-    passes: list[str] | None = None,
+    passes: str | list[str] | None = None,
     backend_options: dict[str, Any] | None = None,
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
-    `unroll` is "full", "loop" or an int k >= 1 (k steps per loop iteration); `backend` is
+    `unroll` is "full", "loop" (the default), an int k >= 1 (k steps per loop iteration) or "auto" (the
+    first call of each shape times the modes and keeps the fastest on disk: see `prog.choice()` and
+    rnncomp.autotune; `RNNCOMP_UNROLL` forces a mode); `backend` is
     "numba-cpu" (the default; `RNNCOMP_BACKEND` changes it), "numba-cuda" or "numpy" (the reference
     interpreter of the IR, no compile step); `dtype` is "float32" or "float64"; `reverse` runs
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
     k steps and recomputes each segment in the backward pass (same gradients, less memory).
     `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
+    `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
+    "simplify,hoist,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
     """
     if not isinstance(cell, Cell):
         raise ArgumentError(
@@ -63,9 +70,18 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError("argument 'length': expected an int >= 0 or a symbol such as 'T', got None")
     if isinstance(length, bool) or not (isinstance(length, int) and length >= 0 or is_identifier(length)):
         raise ArgumentError(f"argument 'length': expected an int >= 0 or a symbol such as 'T', got {length!r}")
-    if unroll not in ("full", "loop"):
+    tail, head = _user_pipeline(passes)
+    if head:
+        if unroll is not None and head.get("mode", unroll) != unroll:
+            raise ArgumentError(
+                f"argument 'passes': its unroll{{mode={head['mode']}}} disagrees with argument unroll={unroll!r}"
+            )
+        unroll = head.get("mode", unroll)
+        reverse = reverse or head.get("reverse", False)
+    unroll = "loop" if unroll is None else unroll
+    if unroll not in ("full", "loop", "auto"):
         if isinstance(unroll, bool) or not isinstance(unroll, int):
-            raise ArgumentError(f"argument 'unroll': expected 'full', 'loop' or an int k >= 1, got {unroll!r}")
+            raise ArgumentError(f"argument 'unroll': expected 'full', 'loop', 'auto' or an int k >= 1, got {unroll!r}")
         if unroll < 1:
             raise ArgumentError(f"argument 'unroll': the unroll factor must be >= 1, got {unroll}")
     try:
@@ -94,10 +110,48 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
                 f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, and the first "
                 "step a truncated gradient reaches); rename it"
             )
-    prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, passes or DEFAULT_PASSES)
+    prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, tail)
+    pipeline = prog.pipeline_for("infer")
+    if pipeline.check(IRKind.cell) != IRKind.program:  # the kinds of IR chain: fail here, not at the first call
+        raise PassError(
+            f"pipeline {str(pipeline)!r} ends with a {pipeline.passes[-1].gives}; the backends take a program"
+        )
     prog.truncate, prog.checkpoint = truncate, checkpoint
     prog.backend_options = dict(backend_options or {})
     return prog
+
+
+def _user_pipeline(passes) -> tuple[Pipeline, dict[str, Any]]:
+    """The program -> program passes of a user's pipeline, and the options of its `unroll` if it
+    starts with one (compile puts the unroll, or the training passes, there itself)."""
+    if passes is None:
+        return as_pipeline(DEFAULT_PASSES), {}
+    if not isinstance(passes, str) and not (
+        isinstance(passes, (list, tuple)) and all(isinstance(p, str) for p in passes)
+    ):
+        raise ArgumentError(
+            "argument 'passes': expected pipeline text such as 'simplify,hoist' (or a list of pass names), "
+            f"got {passes!r}"
+        )
+    pipe = as_pipeline(passes)
+    head: dict[str, Any] = {}
+    if pipe.passes and pipe.passes[0].takes == IRKind.cell:
+        first = pipe.passes[0]
+        if first.name != "unroll":
+            raise ArgumentError(
+                f"argument 'passes': pass {first.name!r} takes a cell; rc.compile puts the cell -> program pass "
+                "(unroll, or the training passes grad_forward, grad_segment, grad) first itself; "
+                "a pipeline may start with unroll{...} to set its mode"
+            )
+        head = first.options()
+        fixed = sorted(set(head) & {"length", "masked"})
+        if fixed:
+            raise ArgumentError(
+                f"argument 'passes': unroll's {fixed[0]!r} is set by rc.compile per call variant; "
+                "use compile's length= argument (and call with lengths=...)"
+            )
+        pipe = Pipeline(pipe.passes[1:])
+    return pipe, head
 
 
 def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
@@ -110,10 +164,11 @@ def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
 class CompiledProgram:
     """A compiled cell: call it with arrays; inspect any stage with `.ir(stage)`."""
 
-    def __init__(self, cell: Cell, length, unroll, backend: str, dtype: DType, reverse: bool, pipeline: list[str]):
+    def __init__(self, cell: Cell, length, unroll, backend: str, dtype: DType, reverse: bool, tail: Pipeline):
         self.cell = retype_cell(cell, dtype)
         self.length, self.unroll, self.backend, self.dtype, self.reverse = length, unroll, backend, dtype, reverse
-        self.pipeline = list(pipeline)
+        self.tail = tail  # the program -> program passes after the unroll
+        self.analyses = Analyses()  # the grad plan, derived once for every training variant
         dims = {d for n in self.cell.nodes() for d in getattr(n.type, "shape", ()) if isinstance(d, str)}
         self.tsym = (
             length if isinstance(length, str) else next(s for s in ("T", "T_", "T__", "T_steps") if s not in dims)
@@ -125,18 +180,35 @@ class CompiledProgram:
         self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
-        self._plan = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
         self.backend_options: dict[str, Any] = {}
+        self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
 
     @property
     def plan(self):
         """The training plan (normalised forward, residuals, backward cell), derived on first use."""
-        if self._plan is None:
-            self._plan = derive(self.cell)
-        return self._plan
+        return self.analyses.get(derive, self.cell)
 
     # -- building
+    @property
+    def pipeline(self) -> str:
+        """The text of the pass pipeline of a plain call (`prog()`), e.g. "unroll,simplify,hoist,simplify"."""
+        return str(self.pipeline_for("infer"))
+
+    def pipeline_for(
+        self, kind: str, masked: bool = False, spec: int | str | None = None, window: bool = False, outputs=None
+    ):
+        """The Pipeline of one variant: `kind` "infer", "train", "segment" or "grad" (see `_variant`)."""
+        if spec is None:
+            spec = self.length if kind == "infer" and isinstance(self.length, int) else self.tsym
+        mode = self._auto.last if self._auto else self.unroll  # auto: the mode picked last (loop before any)
+        opts: dict[str, Any] = {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked}
+        if kind == "grad":
+            opts["window"] = window
+            if outputs is not None:
+                opts["outputs"] = " ".join(sorted(outputs))
+        return Pipeline([PASSES[HEADS[kind]].make(**opts)]) + self.tail
+
     def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
         """(final program, stages, runner) of one variant.
 
@@ -144,6 +216,8 @@ class CompiledProgram:
         checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
         `outputs` (grad only): the per-step outputs given cotangents, when not all of them are.
         """
+        if self._auto:  # unroll="auto": the program of the mode picked last
+            return self._auto.variant(kind, masked, T, window, outputs)
         if self.unroll == "full":
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec: int | str = self.length if fixed else T  # type: ignore[assignment]
@@ -156,15 +230,8 @@ class CompiledProgram:
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
         key = (kind, masked, spec, window, outputs)
         if key not in self._variants:
-            mode = "loop" if self.unroll == 1 else self.unroll
-            opts: dict[str, Any] = {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked}
-            first = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}[kind]
-            if kind != "infer":
-                opts["plan"] = self.plan if outputs is None else restrict(self.plan, outputs)
-            if kind == "grad":
-                opts["window"] = window
-            steps = [(first, opts)] + [(p, {}) for p in self.pipeline]
-            prog, stages = PassManager(steps).run(self.cell)
+            pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
+            prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             runner = get_backend(self.backend)(prog, {**self.backend_options, "dtype": self.dtype})
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
@@ -175,6 +242,8 @@ class CompiledProgram:
     # -- running
     def __call__(self, /, lengths=None, **arrays) -> dict[str, np.ndarray]:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
+        if self._auto:
+            return self._auto.forward(lengths, arrays)
         b = self._bind(lengths, arrays)
         masked = b.lengths is not None
         T_run = int(b.lengths.max()) if masked and b.lengths.size else (0 if masked else b.T)  # type: ignore[union-attr]
@@ -220,9 +289,16 @@ class CompiledProgram:
         returns gradients for every param, every state's init and every sequence input. With device
         arrays (backend numba-cuda) every output, residual and gradient stays on the device.
         """
+        return self._vjp(lengths, arrays, copy=True)
+
+    def _vjp(self, lengths, arrays: dict, copy: bool):
+        """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
+        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
+        if self._auto:
+            return self._auto.vjp(lengths, arrays)  # the chosen mode's vjp (it copies)
         b = self._bind(lengths, arrays)
         for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
-            if a is arrays.get(k) and not is_device_array(a):
+            if copy and a is arrays.get(k) and not is_device_array(a):
                 b.arrays[k] = a.copy()
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
@@ -245,6 +321,8 @@ class CompiledProgram:
             near = difflib.get_close_matches(str(output), names, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
+        if self._auto:
+            return self._auto.value_and_grad(output, lengths, arrays)
         out, backward = self.vjp(lengths=lengths, **arrays)
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
@@ -292,6 +370,14 @@ class CompiledProgram:
         state = sum(nbytes(t) for t in plan.cell.state_types.values())
         kept = state * (len(segments(T, size, False)) - 1)
         return {"per_step": per_step, "kept": kept, "peak": kept + per_step * size}
+
+    def choice(self) -> list:
+        """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,
+        dims, dtype), each with the mode picked, the median seconds of every candidate and whether it
+        was timed, read from disk or forced by RNNCOMP_UNROLL (see rnncomp.autotune)."""
+        if not self._auto:
+            raise ArgumentError(f"choice(): this program has unroll={self.unroll!r}; only unroll='auto' chooses")
+        return self._auto.choices()
 
     # -- inspection
     def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:

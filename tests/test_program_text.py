@@ -391,6 +391,19 @@ def test_errors_say_what_and_where(text, exc, line, needle, message, nth):
     assert (info.value.line, info.value.column) == (line, col)
 
 
+def test_a_verify_error_carries_the_node_and_region_it_blames():
+    """The parser places a verifier error by the node the error holds as data, not by reading its message."""
+    with pytest.raises(VerifyError) as info:
+        parse_program(edit("add(%1, b) : f32[B, 8]", "add(%1, b) : f32[B, 9]"))
+    e = info.value
+    assert (e.node.op, str(e.node.type)) == ("add", "f32[B, 9]")
+    assert [n.op for n in e.region] == ["loop"] and e.node in e.region[0].attrs["body"].nodes()
+    assert (e.line, e.cycle) == (13, ())
+    with pytest.raises(VerifyError) as info:
+        parse_program(edit("input param W : f32[4, 8]", "input param W : f32[5, 8]"))
+    assert (info.value.node.op, info.value.region) == ("matmul", ())
+
+
 def test_the_parser_never_evaluates_text(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     payloads = [

@@ -82,6 +82,9 @@ def test_algebraic_loop_names_the_nodes_of_the_cycle():
     assert text.startswith("cell 'c': algebraic loop: ")
     assert re.search(r"algebraic loop: (a -> b -> a|b -> a -> b) is a cycle of delay-0 edges", text)
     assert "every cycle must pass through a delay >= 1 (read a state as h[t-1])" in text
+    with pytest.raises(VerifyError) as info:
+        verify_cell(make([x], [], {"a": a}, {"y": b}))
+    assert {id(n) for n in info.value.cycle} == {id(a), id(b)} and info.value.node in (a, b)  # the data, not the text
 
 
 def test_algebraic_loop_of_one_node():
