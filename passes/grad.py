@@ -20,10 +20,10 @@ from ir.dtypes import DType
 from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
-from .registry import Analyses, IRKind, Pass, register_pass
+from .registry import Analyses, register_pass
 from .rewrite import inline_program
 from .roles import Role, Slot, cotangent, dstate, trace
-from .unroll import LENGTHS, LENGTHS_LO, check_unroll_options, unroll
+from .unroll import LENGTHS, LENGTHS_LO, UnrollOptions, unroll
 
 
 @dataclass
@@ -490,24 +490,11 @@ def _total(b: Builder, terms: list[Node], t: TensorType) -> Node:
 
 
 @dataclass(frozen=True)
-class _GradPass(Pass):
-    """The shared options of the training passes (those of `unroll`); the plan is an analysis of the cell."""
-
-    takes, gives = IRKind.cell, IRKind.program
-    length: int | str = "T"
-    mode: int | str = "loop"
-    reverse: bool = False
-    masked: bool = False
-
-    def check(self) -> None:
-        check_unroll_options(self)
+class _GradPass(UnrollOptions):
+    """The training passes take `unroll`'s options; the plan is an analysis of the cell."""
 
     def plan(self, cell: Cell, analyses: Analyses) -> GradPlan:
         return analyses.get(derive, cell)
-
-    @property
-    def _mode(self):
-        return "loop" if self.mode == 1 else self.mode
 
 
 @register_pass
@@ -518,7 +505,7 @@ class GradForward(_GradPass):
     name = "grad_forward"
 
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
-        return forward_program(self.plan(cell, analyses), self.length, self._mode, self.reverse, self.masked)
+        return forward_program(self.plan(cell, analyses), self.length, self.loop_mode, self.reverse, self.masked)
 
 
 @register_pass
@@ -529,7 +516,7 @@ class GradSegment(_GradPass):
     name = "grad_segment"
 
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
-        return inference_program(self.plan(cell, analyses), self.length, self._mode, self.reverse, self.masked)
+        return inference_program(self.plan(cell, analyses), self.length, self.loop_mode, self.reverse, self.masked)
 
 
 @register_pass
@@ -545,4 +532,4 @@ class Grad(_GradPass):
         plan = self.plan(cell, analyses)
         if self.outputs:
             plan = restrict(plan, frozenset(self.outputs.split()))
-        return backward_program(plan, self.length, self._mode, self.reverse, self.masked, self.window)
+        return backward_program(plan, self.length, self.loop_mode, self.reverse, self.masked, self.window)

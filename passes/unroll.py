@@ -324,12 +324,10 @@ def check_unroll_options(p: Any) -> None:
         raise PassError(f"pass {p.name!r}: option 'mode' must be 'full', 'loop' or an int k >= 1, got {mode!r}")
 
 
-@register_pass
 @dataclass(frozen=True)
-class Unroll(Pass):
-    """Cell -> Program: the cell unrolled over `length` steps (see `unroll`)."""
+class UnrollOptions(Pass):
+    """The options of every pass that unrolls a cell into a Program (`unroll` and the training passes)."""
 
-    name = "unroll"
     takes, gives = IRKind.cell, IRKind.program
     length: int | str = "T"
     mode: int | str = "loop"
@@ -339,5 +337,18 @@ class Unroll(Pass):
     def check(self) -> None:
         check_unroll_options(self)
 
+    @property
+    def loop_mode(self) -> int | str:
+        """`mode` as `unroll` takes it: 1 step per iteration is the loop."""
+        return "loop" if self.mode == 1 else self.mode
+
+
+@register_pass
+@dataclass(frozen=True)
+class Unroll(UnrollOptions):
+    """Cell -> Program: the cell unrolled over `length` steps (see `unroll`)."""
+
+    name = "unroll"
+
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
-        return unroll(cell, self.length, "loop" if self.mode == 1 else self.mode, self.reverse, self.masked)
+        return unroll(cell, self.length, self.loop_mode, self.reverse, self.masked)

@@ -465,8 +465,8 @@ def test_entry_that_fails_to_import_is_rebuilt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache, "_import", flaky)
     with pytest.warns(RuntimeWarning, match="failed to import.*simulated"):
-        module, path = cache.load("X = 1\n", {"dtype": "test"}, backend="test")
-    assert module.X == 1 and path.read_text() == "X = 1\n"
+        entry = cache.load("X = 1\n", {"dtype": "test"}, backend="test")
+    assert entry.module.X == 1 and entry.path.read_text() == "X = 1\n"
 
 
 def test_cache_dir_defaults_to_user_cache(monkeypatch, tmp_path):
