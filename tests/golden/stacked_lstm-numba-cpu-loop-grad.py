@@ -92,122 +92,122 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a19 = x19[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a15 = x19[m0:m1]
+    dstate_h1_state = x0[m0:m1]
+    dstate_c1_state = x1[m0:m1]
+    dstate_h2_state = x2[m0:m1]
+    dstate_c2_state = x3[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
-        a8 = x8[b0, m0:m1]
-        a9 = x9[b0, m0:m1]
-        a10 = x10[b0, m0:m1]
-        a11 = x11[b0, m0:m1]
-        a12 = x12[b0, m0:m1]
-        a13 = x13[b0, m0:m1]
-        a14 = x14[b0, m0:m1]
-        a15 = x15[b0, m0:m1]
-        a16 = x16[b0, m0:m1]
-        a17 = x17[b0, m0:m1]
-        a18 = x18[b0, m0:m1]
+        a0 = x4[b0, m0:m1]
+        a1 = x5[b0, m0:m1]
+        a2 = x6[b0, m0:m1]
+        a3 = x7[b0, m0:m1]
+        a4 = x8[b0, m0:m1]
+        a5 = x9[b0, m0:m1]
+        a6 = x10[b0, m0:m1]
+        a7 = x11[b0, m0:m1]
+        a8 = x12[b0, m0:m1]
+        a9 = x13[b0, m0:m1]
+        a10 = x14[b0, m0:m1]
+        a11 = x15[b0, m0:m1]
+        a12 = x16[b0, m0:m1]
+        a13 = x17[b0, m0:m1]
+        a14 = x18[b0, m0:m1]
         # 24 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c2@0' : [#rows, 24]
         for i0_u0 in range(m2):
             for i1_u0 in range(24):
-                t0_u0 = a4[i0_u0, i1_u0] + a2[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[#rows, 24]
-                t1_u0 = t0_u0 * a6[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 24]
-                t2_u0 = tanh_f32(a5[i0_u0, i1_u0])  # %3 = tanh('trace@c2@0') : f32[#rows, 24]
+                t0_u0 = a0[i0_u0, i1_u0] + dstate_h2_state[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[#rows, 24]
+                t1_u0 = t0_u0 * a2[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 24]
+                t2_u0 = tanh_f32(a1[i0_u0, i1_u0])  # %3 = tanh('trace@c2@0') : f32[#rows, 24]
                 t3_u0 = t2_u0 * t2_u0  # %4 = mul(%3, %3) : f32[#rows, 24]
                 t4_u0 = c1 - t3_u0  # %5 = sub(%2, %4) : f32[#rows, 24]
                 t5_u0 = t1_u0 * t4_u0  # %6 = mul(%1, %5) : f32[#rows, 24]
-                t6_u0 = a3[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c2@t-1', %6) : f32[#rows, 24]
-                t7_u0 = t6_u0 * a7[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 24]
-                t8_u0 = c1 - a8[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 24]
-                t9_u0 = a8[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 24]
+                t6_u0 = dstate_c2_state[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c2@t-1', %6) : f32[#rows, 24]
+                t7_u0 = t6_u0 * a3[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 24]
+                t8_u0 = c1 - a4[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 24]
+                t9_u0 = a4[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 24]
                 t10_u0 = t7_u0 * t9_u0  # %11 = mul(%8, %10) : f32[#rows, 24]
-                t11_u0 = t6_u0 * a9[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c2@0') : f32[#rows, 24]
-                t12_u0 = c1 - a10[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 24]
-                t13_u0 = a10[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 24]
+                t11_u0 = t6_u0 * a5[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c2@0') : f32[#rows, 24]
+                t12_u0 = c1 - a6[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 24]
+                t13_u0 = a6[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 24]
                 t14_u0 = t11_u0 * t13_u0  # %15 = mul(%12, %14) : f32[#rows, 24]
-                t15_u0 = t6_u0 * a8[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 24]
-                t16_u0 = a7[i0_u0, i1_u0] * a7[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 24]
+                t15_u0 = t6_u0 * a4[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 24]
+                t16_u0 = a3[i0_u0, i1_u0] * a3[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 24]
                 t17_u0 = c1 - t16_u0  # %18 = sub(%2, %17) : f32[#rows, 24]
                 t18_u0 = t15_u0 * t17_u0  # %19 = mul(%16, %18) : f32[#rows, 24]
                 t19_u0 = t0_u0 * t2_u0  # %20 = mul(%0, %3) : f32[#rows, 24]
-                t20_u0 = c1 - a6[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
-                t21_u0 = a6[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
+                t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
+                t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
                 t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 24]
-                t23_u0 = t6_u0 * a10[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
-                a17[i0_u0, i1_u0] = t10_u0
-                a17[i0_u0, 24 + i1_u0] = t14_u0
-                a17[i0_u0, 48 + i1_u0] = t18_u0
-                a17[i0_u0, 72 + i1_u0] = t22_u0
-                a3[i0_u0, i1_u0] = t23_u0
+                dstate_c2_ = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
+                a13[i0_u0, i1_u0] = t10_u0
+                a13[i0_u0, 24 + i1_u0] = t14_u0
+                a13[i0_u0, 48 + i1_u0] = t18_u0
+                a13[i0_u0, 72 + i1_u0] = t22_u0
+                dstate_c2_state[i0_u0, i1_u0] = dstate_c2_
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
-        if a17.shape[0] <= 3:
-            for i0_u1 in range(a17.shape[0]):
+        if a13.shape[0] <= 3:
+            for i0_u1 in range(a13.shape[0]):
                 for i1_u1 in range(32):
                     t0_u1 = c0
                     for i2_u1 in range(96):
-                        t0_u1 += a17[i0_u1, i2_u1] * x20[i1_u1, i2_u1]
-                    a19[i0_u1, i1_u1] = t0_u1
+                        t0_u1 += a13[i0_u1, i2_u1] * x20[i1_u1, i2_u1]
+                    a15[i0_u1, i1_u1] = t0_u1
         else:
-            gemm_packed(a17, x21, x20, a19, True, 1, BLAS)
+            gemm_packed(a13, x21, x20, a15, True, 1, BLAS)
         # 24 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0' : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
-                t0_u2 = a0[i0_u2, i1_u2] + a19[i0_u2, i1_u2]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
-                t1_u2 = t0_u2 * a12[i0_u2, i1_u2]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
-                t2_u2 = tanh_f32(a11[i0_u2, i1_u2])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
+                t0_u2 = dstate_h1_state[i0_u2, i1_u2] + a15[i0_u2, i1_u2]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
+                t1_u2 = t0_u2 * a8[i0_u2, i1_u2]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
+                t2_u2 = tanh_f32(a7[i0_u2, i1_u2])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
                 t3_u2 = t2_u2 * t2_u2  # %29 = mul(%28, %28) : f32[#rows, 32]
                 t4_u2 = c1 - t3_u2  # %30 = sub(%2, %29) : f32[#rows, 32]
                 t5_u2 = t1_u2 * t4_u2  # %31 = mul(%27, %30) : f32[#rows, 32]
-                t6_u2 = a1[i0_u2, i1_u2] + t5_u2  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
-                t7_u2 = t6_u2 * a13[i0_u2, i1_u2]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
-                t8_u2 = c1 - a14[i0_u2, i1_u2]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
-                t9_u2 = a14[i0_u2, i1_u2] * t8_u2  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
+                t6_u2 = dstate_c1_state[i0_u2, i1_u2] + t5_u2  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
+                t7_u2 = t6_u2 * a9[i0_u2, i1_u2]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
+                t8_u2 = c1 - a10[i0_u2, i1_u2]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
+                t9_u2 = a10[i0_u2, i1_u2] * t8_u2  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
                 t10_u2 = t7_u2 * t9_u2  # %36 = mul(%33, %35) : f32[#rows, 32]
-                t11_u2 = t6_u2 * a15[i0_u2, i1_u2]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
-                t12_u2 = c1 - a16[i0_u2, i1_u2]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
-                t13_u2 = a16[i0_u2, i1_u2] * t12_u2  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
+                t11_u2 = t6_u2 * a11[i0_u2, i1_u2]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
+                t12_u2 = c1 - a12[i0_u2, i1_u2]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
+                t13_u2 = a12[i0_u2, i1_u2] * t12_u2  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
                 t14_u2 = t11_u2 * t13_u2  # %40 = mul(%37, %39) : f32[#rows, 32]
-                t15_u2 = t6_u2 * a14[i0_u2, i1_u2]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
-                t16_u2 = a13[i0_u2, i1_u2] * a13[i0_u2, i1_u2]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
+                t15_u2 = t6_u2 * a10[i0_u2, i1_u2]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
+                t16_u2 = a9[i0_u2, i1_u2] * a9[i0_u2, i1_u2]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
                 t17_u2 = c1 - t16_u2  # %43 = sub(%2, %42) : f32[#rows, 32]
                 t18_u2 = t15_u2 * t17_u2  # %44 = mul(%41, %43) : f32[#rows, 32]
                 t19_u2 = t0_u2 * t2_u2  # %45 = mul(%26, %28) : f32[#rows, 32]
-                t20_u2 = c1 - a12[i0_u2, i1_u2]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
-                t21_u2 = a12[i0_u2, i1_u2] * t20_u2  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
+                t20_u2 = c1 - a8[i0_u2, i1_u2]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
+                t21_u2 = a8[i0_u2, i1_u2] * t20_u2  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
                 t22_u2 = t19_u2 * t21_u2  # %48 = mul(%45, %47) : f32[#rows, 32]
-                t23_u2 = t6_u2 * a16[i0_u2, i1_u2]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
-                a18[i0_u2, i1_u2] = t10_u2
-                a18[i0_u2, 32 + i1_u2] = t14_u2
-                a18[i0_u2, 64 + i1_u2] = t18_u2
-                a18[i0_u2, 96 + i1_u2] = t22_u2
-                a1[i0_u2, i1_u2] = t23_u2
+                dstate_c1_ = t6_u2 * a12[i0_u2, i1_u2]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
+                a14[i0_u2, i1_u2] = t10_u2
+                a14[i0_u2, 32 + i1_u2] = t14_u2
+                a14[i0_u2, 64 + i1_u2] = t18_u2
+                a14[i0_u2, 96 + i1_u2] = t22_u2
+                dstate_c1_state[i0_u2, i1_u2] = dstate_c1_
         # 'dstate@h1@0' = matmul(%49, inv4) : f32[#rows, 32]
-        if a18.shape[0] <= 3:
-            for i0_u3 in range(a18.shape[0]):
+        if a14.shape[0] <= 3:
+            for i0_u3 in range(a14.shape[0]):
                 for i1_u3 in range(32):
                     t0_u3 = c0
                     for i2_u3 in range(128):
-                        t0_u3 += a18[i0_u3, i2_u3] * x22[i1_u3, i2_u3]
-                    a0[i0_u3, i1_u3] = t0_u3
+                        t0_u3 += a14[i0_u3, i2_u3] * x22[i1_u3, i2_u3]
+                    dstate_h1_state[i0_u3, i1_u3] = t0_u3
         else:
-            gemm_packed(a18, x23, x22, a0, True, 1, BLAS)
+            gemm_packed(a14, x23, x22, dstate_h1_state, True, 1, BLAS)
         # 'dstate@h2@0' = matmul(%24, inv5) : f32[#rows, 24]
-        if a17.shape[0] <= 3:
-            for i0_u4 in range(a17.shape[0]):
+        if a13.shape[0] <= 3:
+            for i0_u4 in range(a13.shape[0]):
                 for i1_u4 in range(24):
                     t0_u4 = c0
                     for i2_u4 in range(96):
-                        t0_u4 += a17[i0_u4, i2_u4] * x24[i1_u4, i2_u4]
-                    a2[i0_u4, i1_u4] = t0_u4
+                        t0_u4 += a13[i0_u4, i2_u4] * x24[i1_u4, i2_u4]
+                    dstate_h2_state[i0_u4, i1_u4] = t0_u4
         else:
-            gemm_packed(a17, x25, x24, a2, True, 1, BLAS)
+            gemm_packed(a13, x25, x24, dstate_h2_state, True, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
