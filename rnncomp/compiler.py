@@ -24,7 +24,8 @@ from passes.unroll import LENGTHS_LO
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
-from .training import Trainer, segment_size, segments
+from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
+from .training import Trainer
 
 DEFAULT_PASSES = "simplify,hoist,simplify"
 HEADS = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}  # cell -> program
@@ -51,7 +52,10 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     interpreter of the IR, no compile step); `dtype` is "float32" or "float64"; `reverse` runs
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
-    k steps and recomputes each segment in the backward pass (same gradients, less memory).
+    k steps and recomputes each segment in the backward pass (same gradients, less memory);
+    `checkpoint="64MiB"` (a size: B, KiB, MiB, GiB, KB, MB, GB) plans, for each call's T and batch,
+    the schedule with the fewest recomputed steps whose checkpoints and live residuals stay within
+    that many bytes (`prog.schedule(T=..., B=...)` shows it).
     `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
     `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
     "simplify,hoist,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
@@ -97,12 +101,9 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")
     if not isinstance(reverse, bool):
         raise ArgumentError(f"argument 'reverse': expected a bool, got {reverse!r}")
-    for name, v in (("truncate", truncate), ("checkpoint", checkpoint)):
-        if v is None or (name == "checkpoint" and v == "sqrt"):
-            continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            extra = " or 'sqrt'" if name == "checkpoint" else ""
-            raise ArgumentError(f"argument {name!r}: expected an int >= 1{extra}, got {v!r}")
+    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1):
+        raise ArgumentError(f"argument 'truncate': expected an int >= 1, got {truncate!r}")
+    checkpoint = parse_checkpoint(checkpoint)
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
     for reserved in (LENGTHS, LENGTHS_LO):
         if reserved in names:
@@ -181,6 +182,7 @@ class CompiledProgram:
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
+        self._planner = Planner(self)  # the checkpoint schedule of each training call's T and dims
         self.backend_options: dict[str, Any] = {}
         self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
 
@@ -304,9 +306,12 @@ class CompiledProgram:
         out, run = trainer.forward(b, b.lengths)
 
         def backward(cotangents: dict) -> dict[str, np.ndarray]:
-            return trainer.backward(run, cotangents)
+            grads = trainer.backward(run, cotangents)
+            backward.peak = run.peak  # type: ignore[attr-defined]
+            return grads
 
-        backward.nbytes = run.nbytes  # type: ignore[attr-defined]
+        backward.nbytes = run.nbytes  # type: ignore[attr-defined]  (kept from the forward to the backward)
+        backward.peak = run.peak  # type: ignore[attr-defined]  (the most held so far: checkpoints + a leaf)
         backward.ops = trainer.ops  # type: ignore[attr-defined]
         return out, backward
 
@@ -336,14 +341,16 @@ class CompiledProgram:
             self._ones_cache = (key, ops.ones_like(like))
         return self._ones_cache[1]
 
-    def memory(self, /, T: int, **dims: int) -> dict[str, int]:
+    def memory(self, /, T: int, **dims: int) -> dict[str, float]:
         """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).
 
         `kept`: held from the forward until the backward (every step's residuals, or the checkpointed
-        states); `peak`: at most during the backward (with checkpointing, `kept` plus one segment's
-        recomputed residuals); `per_step`: residual bytes of one step. Inference keeps nothing.
+        states and the residuals of the forward's last leaf); `peak`: the most held at any time
+        (checkpoints plus one leaf's residuals, within the budget of `checkpoint="64MiB"`);
+        `recompute`: forward runs per step (1.0 for plain BPTT); `per_step`: residual bytes of one
+        step; `budget`: the budget's bytes, if one was given. Inference keeps nothing.
         """
-        plan, item = self.plan, self.dtype.numpy.itemsize
+        plan = self.plan
         types = [*plan.saved().values(), *plan.cell.state_types.values()]
         needed = sorted({d for t in types for d in t.shape if isinstance(d, str)})
         for name, v in {"T": T, **dims}.items():
@@ -356,28 +363,15 @@ class CompiledProgram:
         if missing:
             given = ", ".join(f"{d}=..." for d in missing)
             raise ArgumentError(f"memory(): dim {missing[0]!r} is not bound; pass it too, e.g. memory(T={T}, {given})")
+        return memory_report(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}))
 
-        def nbytes(t) -> int:
-            n = item
-            for d in t.shape:
-                n *= int(dims[d]) if isinstance(d, str) else d
-            return n
-
-        per_step = sum(nbytes(t) for t in plan.saved().values())
-        if self.checkpoint is None:
-            return {"per_step": per_step, "kept": per_step * T, "peak": per_step * T}
-        size = segment_size(self.checkpoint, T)
-        state = sum(nbytes(t) for t in plan.cell.state_types.values())
-        kept = state * (len(segments(T, size, False)) - 1)
-        return {"per_step": per_step, "kept": kept, "peak": kept + per_step * size}
-
-    def choice(self) -> list:
-        """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,
-        dims, dtype), each with the mode picked, the median seconds of every candidate and whether it
-        was timed, read from disk or forced by RNNCOMP_UNROLL (see rnncomp.autotune)."""
-        if not self._auto:
-            raise ArgumentError(f"choice(): this program has unroll={self.unroll!r}; only unroll='auto' chooses")
-        return self._auto.choices()
+    def schedule(self, /, T: int, **dims: int) -> ScheduleView:
+        """The checkpoint schedule of a training call of length T (bind other dims, e.g. B=32): which steps
+        are stored, how many times each step's forward runs, the bytes kept and at peak. Printing it shows
+        a summary; `.runs` (per step), `.stored` and `.actions` hold the details."""
+        self.memory(T, **dims)  # the same checks of T and dims
+        what = {None: "plain BPTT", "sqrt": 'checkpoint="sqrt"'}.get(self.checkpoint, f"checkpoint={self.checkpoint!r}")
+        return ScheduleView(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}), what)
 
     # -- inspection
     def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:
