@@ -34,16 +34,13 @@ def softplus_f32(x):
     return (x if x > z else z) + math.log1p(math.exp(-abs(x)))
 
 
-EXACT = {"nsz", "contract"}  # without arcp/afn: LLVM would write 1/sqrt as rsqrtps + a Newton step (NaN at 0, inf)
-
-
-@njit(fastmath=EXACT, cache=True, error_model="numpy")
+@njit(fastmath=FASTMATH, cache=True, error_model="numpy")
 def rsqrt_f64(x):
     """1 / sqrt(x): inf at 0, 0 at inf, NaN below 0."""
     return 1.0 / math.sqrt(x)
 
 
-@njit(fastmath=EXACT, cache=True, error_model="numpy")
+@njit(fastmath=FASTMATH, cache=True, error_model="numpy")
 def rsqrt_f32(x):
     """rsqrt_f64 of a float32, in float32."""
     return np.float32(1.0) / math.sqrt(x)
