@@ -5,9 +5,15 @@ on its derivative, through compiled programs. One cell holds every op (one Numba
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+if "numba" in sys.modules and "numba.cuda" not in sys.modules:
+    sys.modules["numba"].core.config.reload_config()  # numba read its config before this module ran
 pytest.importorskip("numba")
 
 import rnncomp as rc  # noqa: E402
@@ -164,6 +170,49 @@ def test_a_derivative_that_depends_on_the_value_is_nan_at_nan(sweep, backend):
         if not ok:
             missing.append(op)
     assert not missing, f"finite derivative at NaN for {missing}"
+
+
+def _cuda_ready() -> bool:
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    return cuda.is_available()
+
+
+@rc.cell
+def kinks(a: Seq["B", 3], b: Seq["B", 3]):
+    return {
+        "relu": rc.relu(a),
+        "abs": abs(a),
+        "min": rc.minimum(a, b),
+        "max": rc.maximum(a, b),
+        "top": rc.max(a, axis=-1, keepdims=True),
+    }
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["numpy", "numba-cpu", pytest.param("numba-cuda", marks=pytest.mark.skipif(not _cuda_ready(), reason="no CUDA"))],
+)
+def test_the_rules_that_compare_give_nan_at_nan_on_every_backend(backend):
+    """relu, abs, minimum/maximum and max decide by comparisons, which are false at NaN."""
+    a = np.array([[[np.nan, 2.0, -1.0], [0.5, -2.0, 3.0]]])
+    b = np.array([[[1.0, 1.0, np.nan], [1.0, 1.0, 1.0]]])
+    prog = rc.compile(kinks, length=1, dtype="float64", backend=backend)
+    out, backward = prog.vjp(a=a, b=b)
+    for k, ga_nan, gb_nan in [
+        ("relu", [0], []),
+        ("abs", [0], []),
+        ("min", [0, 2], [0, 2]),
+        ("max", [0, 2], [0, 2]),
+        ("top", [0, 1, 2], []),
+    ]:
+        g = backward({k: np.ones_like(np.asarray(out[k]))})
+        ga, gb = (np.asarray(g[n])[0, 0] for n in ("a", "b"))
+        assert np.isnan(ga).nonzero()[0].tolist() == ga_nan, (k, ga)
+        assert np.isnan(gb).nonzero()[0].tolist() == gb_nan, (k, gb)
+        assert not np.isnan(np.asarray(g["a"])[0, 1]).any()  # the row without NaN keeps its finite gradient
 
 
 def _f32_grid() -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 from numba import carray, cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
@@ -103,12 +103,7 @@ def rows_0(p0, args):
         concat_0(m2, a8, a12, a13, a14)  # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
         # %20 = matmul(%19, inv1) : f32[#rows, 32]
         if a8.shape[0] <= 3:
-            for i0_u3 in range(a8.shape[0]):
-                for i1_u3 in range(32):
-                    t0_u3 = c0
-                    for i2_u3 in range(96):
-                        t0_u3 += a8[i0_u3, i2_u3] * x16[i1_u3, i2_u3]
-                    a15[i0_u3, i1_u3] = t0_u3
+            rows_nt(a8, x16, a15, c0)
         else:
             gemm_packed(a8, x17, x16, a15, True, 1, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]

@@ -8,7 +8,7 @@ from numba import carray, cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
@@ -104,12 +104,7 @@ def rows_0(p0, args):
                 a1[i0_u0, i1_u0] = t23_u0
         # 'dstate@h@0' = matmul(%24, inv1) : f32[#rows, 32]
         if a9.shape[0] <= 3:
-            for i0_u1 in range(a9.shape[0]):
-                for i1_u1 in range(32):
-                    t0_u1 = c0
-                    for i2_u1 in range(128):
-                        t0_u1 += a9[i0_u1, i2_u1] * x10[i1_u1, i2_u1]
-                    a0[i0_u1, i1_u1] = t0_u1
+            rows_nt(a9, x10, a0, c0)
         else:
             gemm_packed(a9, x11, x10, a0, True, 1, BLAS)
 
