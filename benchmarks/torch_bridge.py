@@ -1,16 +1,21 @@
 """rnncomp inside PyTorch: one training step of rct vs nn.LSTM, the bridge's own overhead, variable lengths.
 
-    python benchmarks/torch_bridge.py [--configs S,M,L] [--threads 1,2] [--repeat 6]
+    python benchmarks/torch_bridge.py [--configs S,M,L] [--threads 1,2] [--repeat 6] [--rounds N] [--no-varlen]
 
 float32, configs S, M, L of benchmarks/lstm_cpu.py (I, H, B, T). For each, and each thread count:
   * step: forward, backward of loss = sum(output), Adam.step, for `rct.from_torch(nn.LSTM)` and the
-    nn.LSTM it was imported from (the same weights);
-  * overhead: the bridge (rct.Recurrent forward + backward, no optimiser) against
-    `prog.value_and_grad` on the same compiled program called directly with NumPy arrays;
+    nn.LSTM it was imported from (the same weights); medians of `--repeat` interleaved calls
+    (benchmarks.lstm_cpu.interleaved_ms);
+  * overhead: the bridge's forward+backward (`layer.zero_grad(set_to_none=True)`, then
+    `layer(x)["y"].sum().backward()` on the rct.Recurrent layer, no optimiser) against
+    `prog.value_and_grad("y", ...)` on the same compiled program with NumPy arrays (the same work: the
+    forward keeping residuals, the sum, the backward from a ones cotangent, fresh gradients). Both are
+    called in `--rounds` rounds, in alternating order (AB, BA, ...); the overhead is the median over
+    rounds of (bridge - value_and_grad), beside the medians of each;
 and once (config M's sizes, B=64, T=400, long-tailed lengths: most rows 8-40 steps, 4 rows 400) a
 training step of rct with lengths= vs nn.LSTM on a PackedSequence vs nn.LSTM on the padded batch.
-Medians of interleaved repeats (benchmarks.lstm_cpu.interleaved_ms); each thread count in a process of its own
-(OMP/MKL/OpenBLAS/Numba thread counts set before start); `cat /proc/loadavg` is printed.
+Each thread count in a process of its own (OMP/MKL/OpenBLAS/Numba thread counts set before start);
+`cat /proc/loadavg` is printed.
 """
 
 from __future__ import annotations
@@ -62,14 +67,9 @@ def step_rows(tag: str, threads: list[int], repeat: int) -> list[str]:
     I, H, B, T = CONFIGS[tag]  # noqa: E741
     ref, net = _pair(I, H)
     x = torch.randn(T, B, I)
-    layer = net.stack.layers[0]
-    prog = layer.program()
-    arrays = {"x": x.numpy(), **{p: getattr(layer, p).detach().numpy() for p in layer.sig.params}}
     fns = {
         "nn.LSTM step": _step(ref, torch.optim.Adam(ref.parameters()), lambda m: m(x)[0]),
         "rct step": _step(net, torch.optim.Adam(net.parameters()), lambda m: m(x)[0]),
-        "rct fwd+bwd": lambda: layer(x)["y"].sum().backward(),
-        "value_and_grad": lambda: prog.value_and_grad("y", **arrays),
     }
     # same numerics before timing
     with torch.no_grad():
@@ -78,11 +78,61 @@ def step_rows(tag: str, threads: list[int], repeat: int) -> list[str]:
     rows = []
     for n in threads:
         t = interleaved_ms(fns, repeat)
-        over_us = 1e3 * (t["rct fwd+bwd"] - t["value_and_grad"])
         rows.append(
             f"| {tag} (I={I}, H={H}, B={B}, T={T}) | {n} | {t['nn.LSTM step']:.2f} | {t['rct step']:.2f} | "
-            f"{t['nn.LSTM step'] / t['rct step']:.2f}x | {t['value_and_grad']:.3f} | {t['rct fwd+bwd']:.3f} | "
-            f"{over_us:+.0f} us ({100 * over_us / 1e3 / t['value_and_grad']:+.1f}%) |"
+            f"{t['nn.LSTM step'] / t['rct step']:.2f}x |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def overhead_fns(tag: str) -> dict:
+    """The bridge's forward+backward and `prog.value_and_grad` on the same program and inputs."""
+    import numpy as np
+    import torch
+
+    I, H, B, T = CONFIGS[tag]  # noqa: E741
+    _, net = _pair(I, H)
+    layer = net.stack.layers[0]
+    prog = layer.program()
+    x = torch.randn(T, B, I)
+    arrays = {"x": x.numpy(), **{p: getattr(layer, p).detach().numpy() for p in layer.sig.params}}
+
+    def bridge():
+        layer.zero_grad(set_to_none=True)
+        layer(x)["y"].sum().backward()
+
+    fns = {"rct fwd+bwd": bridge, "value_and_grad": lambda: prog.value_and_grad("y", **arrays)}
+    bridge()  # same gradients before timing
+    _, want = prog.value_and_grad("y", **arrays)
+    for p in layer.sig.params:
+        np.testing.assert_allclose(getattr(layer, p).grad.numpy(), want[p], rtol=1e-5, atol=1e-5)
+    return fns
+
+
+def overhead_rows(tag: str, threads: list[int], rounds: int) -> list[str]:
+    import statistics
+    import time
+
+    I, H, B, T = CONFIGS[tag]  # noqa: E741
+    fns = overhead_fns(tag)
+    names = list(fns)
+    rows = []
+    for n in threads:
+        for f in fns.values():
+            for _ in range(3):
+                f()
+        times: dict[str, list[float]] = {k: [] for k in names}
+        for r in range(rounds):
+            for k in names if r % 2 == 0 else names[::-1]:
+                t0 = time.perf_counter()
+                fns[k]()
+                times[k].append(time.perf_counter() - t0)
+        diff = statistics.median(a - b for a, b in zip(times["rct fwd+bwd"], times["value_and_grad"]))
+        vag, rct = (1e3 * statistics.median(times[k]) for k in ("value_and_grad", "rct fwd+bwd"))
+        rows.append(
+            f"| {tag} (I={I}, H={H}, B={B}, T={T}) | {n} | {rounds} | {vag:.3f} | {rct:.3f} | "
+            f"{1e6 * diff:+.0f} us ({100 * 1e3 * diff / vag:+.1f}%) |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -126,30 +176,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="S,M,L")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--repeat", type=int, default=6)
+    ap.add_argument("--repeat", type=int, default=6, help="calls of each in the step and varlen tables")
+    ap.add_argument("--rounds", type=int, help="rounds of the overhead table (default: 300 at S, 40 at M, 6 at L)")
+    ap.add_argument("--no-step", action="store_true")
+    ap.add_argument("--no-overhead", action="store_true")
     ap.add_argument("--no-varlen", action="store_true")
     ap.add_argument("--part", help=argparse.SUPPRESS)  # internal: one table part, in a process of its own
     args = ap.parse_args()
     if args.part:
         kind, tag, n = args.part.split(":")
         _threads(int(n))
-        (varlen_rows([int(n)], args.repeat) if kind == "varlen" else step_rows(tag, [int(n)], args.repeat))
+        if kind == "varlen":
+            varlen_rows([int(n)], args.repeat)
+        elif kind == "overhead":
+            overhead_rows(tag, [int(n)], args.rounds or {"S": 300, "M": 40}.get(tag, 6))
+        else:
+            step_rows(tag, [int(n)], args.repeat)
         return
     threads = [int(n) for n in args.threads.split(",")]
+    configs = args.configs.split(",")
 
     def part(spec: str) -> None:
-        subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), "--part", spec], check=True)
+        extra = ["--rounds", str(args.rounds)] if args.rounds else []
+        subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), *extra, "--part", spec], check=True)
 
     print("loadavg before:", open("/proc/loadavg").read().strip(), flush=True)
-    print(
-        "| config | threads | nn.LSTM step ms | rct step ms | nn.LSTM / rct | value_and_grad ms "
-        "| rct fwd+bwd ms | bridge overhead |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    sys.stdout.flush()
-    for tag in args.configs.split(","):
-        for n in threads:
-            part(f"step:{tag}:{n}")
+    if not args.no_step:
+        print("| config | threads | nn.LSTM step ms | rct step ms | nn.LSTM / rct |")
+        print("|---|---|---|---|---|", flush=True)
+        for tag in configs:
+            for n in threads:
+                part(f"step:{tag}:{n}")
+    if not args.no_overhead:
+        print("| config | threads | rounds | value_and_grad ms | rct fwd+bwd ms | bridge overhead (median of pairs) |")
+        print("|---|---|---|---|---|---|", flush=True)
+        for tag in configs:
+            for n in threads:
+                part(f"overhead:{tag}:{n}")
     if not args.no_varlen:
         print("| threads | rct lengths= ms | nn.LSTM packed ms | nn.LSTM padded ms | packed / rct | padded / rct |")
         print("|---|---|---|---|---|---|", flush=True)

@@ -15,16 +15,20 @@ their own section of --results (between the `tradeoffs` markers; the rest of the
   padded batch, nn.LSTM on a PackedSequence, nn.LSTM on the padded batch.
 - truncate: time and the gradient's cosine similarity with full BPTT vs truncate=k.
 
-`--quick` runs every part at tiny sizes (a smoke test: the figures and the section are written, the
+Each part runs in a process of its own (its peak memory is its own; nothing one part loaded is left
+for the next). `--quick` runs every part at tiny sizes (a smoke test: the figures and the section are written, the
 numbers mean nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import gc
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -384,6 +388,20 @@ RUNNERS = {
 }
 
 
+def run_part(p: str, a, argv: list[str]) -> Part:
+    """Part `p` in a process of its own: a part's peak resident memory is its own, and nothing one part
+    compiled or loaded (thread pools, BLAS, large programs) is still in the process when the next runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "part.json"
+        child = [sys.executable, __file__, *argv, "--only", p, "--part-json", str(out)]
+        done = subprocess.run(child, cwd=ROOT)
+        if done.returncode != 0:
+            raise SystemExit(f"tradeoffs.py: part {p!r} failed (exit status {done.returncode}); rerun it alone: "
+                             f"python benchmarks/tradeoffs.py --only {p}")  # fmt: skip
+        d = json.loads(out.read_text())
+    return Part(**{**d, "figures": [Path(f) for f in d["figures"]]})
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(PARTS), help="comma list of parts: " + ", ".join(PARTS))
@@ -393,6 +411,7 @@ def main(argv=None) -> None:
     ap.add_argument("--backend", default="numba-cpu")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "figures")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    ap.add_argument("--part-json", type=Path, help=argparse.SUPPRESS)  # internal: one part, its result as JSON
     a = ap.parse_args(argv)
     parts = [p.strip() for p in a.only.split(",")]
     unknown = [p for p in parts if p not in RUNNERS]
@@ -400,14 +419,20 @@ def main(argv=None) -> None:
         ap.error(f"--only: unknown part(s) {', '.join(unknown)}; parts are {', '.join(PARTS)}")
     _threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.part_json is not None:  # the child: run the one part, hand its result back
+        t = time.perf_counter()
+        part = RUNNERS[parts[0]](a, a.backend)
+        part.seconds = time.perf_counter() - t
+        a.part_json.write_text(json.dumps({**dataclasses.asdict(part), "figures": [str(f) for f in part.figures]}))
+        return
+    passed = ["--repeat", str(a.repeat), "--threads", str(a.threads), "--backend", a.backend, "--out", str(a.out)]
+    passed += ["--quick"] if a.quick else []
     load_before = open("/proc/loadavg").read().split()[:3]
     t0 = time.perf_counter()
     done = []
     for p in parts:
         print(f"{p} ...", flush=True)
-        t = time.perf_counter()
-        part = RUNNERS[p](a, a.backend)
-        part.seconds = time.perf_counter() - t
+        part = run_part(p, a, passed)
         done.append(part)
         print(part.text_table(), flush=True)
     load_after = open("/proc/loadavg").read().split()[:3]

@@ -9,8 +9,9 @@ Adding an op touches these places, and no others:
   3. each backend's lowering table: an elementwise op is one entry in
      `rnncomp/backends/common/scalars.py` (SCALARS, the spelling both Numba printers share); a scalar
      function it names through `ctx.fn(name, dtype)` is `math.<name>` (numba_cpu/codegen.py MATH,
-     numba_cuda/context.py fn) or a helper: numba_cpu/kernels.py + codegen.HELPERS, and
-     numba_cuda/kernels.py HELPERS. Any other op: an entry in numba_cpu/emit.py (KERNELS, or a view:
+     numba_cuda/context.py fn) or a helper: its one definition in common/helpers.py (numba-cuda
+     writes its source as a device function), its `njit` line in numba_cpu/kernels.py and its module
+     in numba_cpu/codegen.py HELPERS. Any other op: an entry in numba_cpu/emit.py (KERNELS, or a view:
      VIEWS there, common/views.py VIEW_INDEX and passes/fuse.py VIEWS) and numba_cuda/kernels.py KERNELS.
      The numpy backend needs nothing beyond `numpy` here. An op a backend cannot run is listed in that
      backend's UNSUPPORTED with the reason (tests/test_lowering_tables.py checks every op and helper);

@@ -12,8 +12,8 @@ with k steps per iteration and in-place stacked results, so the backward pass is
 
 from __future__ import annotations
 
-from .graph import Node, topo_order
-from .types import TensorType
+from .graph import Node, Use, topo_order
+from .types import TensorType, TupleType
 
 
 class Region:
@@ -69,6 +69,85 @@ class LoopView:
         r = self.body.results
         self.carry_out = r[:c]
         self.y_results = [r[c + i * k : c + (i + 1) * k] for i in range(b)]  # [buf][copy]
+
+    # -- the operand groups, each with its body params and results, and rebuilding from them
+
+    def carries(self) -> list[tuple[Node, Node, Node]]:
+        """(init operand, body param, new value) of each carried value."""
+        return [(u.node, p, r) for u, p, r in zip(self.carry_in, self.carry_params, self.carry_out)]
+
+    def seqs(self) -> list[tuple[Node, list[Node]]]:
+        """(stacked operand, a body param per copy) of each sequence input."""
+        return [(u.node, list(ps)) for u, ps in zip(self.xs, self.x_params)]
+
+    def stacks(self) -> list[tuple[Node, list[Node]]]:
+        """(buffer operand, a body result per copy) of each stacked result."""
+        return [(u.node, list(ys)) for u, ys in zip(self.bufs, self.y_results)]
+
+    def invariants(self) -> list[tuple[Node, Node]]:
+        """(operand, body param) of each loop invariant."""
+        return [(u.node, p) for u, p in zip(self.consts, self.const_params)]
+
+    def with_body(self, body: Region) -> Node:
+        """The loop with another body of the same params and results (renamed or rewritten inside)."""
+        n = self.node
+        return Node(n.op, n.inputs, {**n.attrs, "body": body}, n.type, n.name)
+
+    def replace(
+        self,
+        carries: list[tuple[Node, Node, Node]] | None = None,
+        seqs: list[tuple[Node, list[Node]]] | None = None,
+        stacks: list[tuple[Node, list[Node]]] | None = None,
+        invariants: list[tuple[Node, Node]] | None = None,
+    ) -> Node:
+        """A new loop node like this one with the given operand groups (the others kept): the one
+        way a pass rebuilds a loop, so operands, body params, results, counts and type stay in step."""
+        return make_loop(
+            self.t_params,
+            self.carries() if carries is None else carries,
+            self.seqs() if seqs is None else seqs,
+            self.stacks() if stacks is None else stacks,
+            self.invariants() if invariants is None else invariants,
+            length=self.length,
+            start=self.start,
+            stride=self.stride,
+            reverse=self.reverse,
+            name=self.node.name,
+        )
+
+
+def make_loop(
+    t_params: list[Node],
+    carries: list[tuple[Node, Node, Node]],
+    seqs: list[tuple[Node, list[Node]]],
+    stacks: list[tuple[Node, list[Node]]],
+    invariants: list[tuple[Node, Node]],
+    *,
+    length,
+    start,
+    stride: int,
+    reverse: bool,
+    name: str | None = None,
+) -> Node:
+    """A loop node from its operand groups (see the module for their order), its body built from
+    the groups' params and results: what LoopView reads back."""
+    params = (
+        list(t_params) + [p for _, p, _ in carries] + [p for _, ps in seqs for p in ps] + [p for _, p in invariants]
+    )
+    results = [r for _, _, r in carries] + [y for _, ys in stacks for y in ys]
+    operands = [c for c, _, _ in carries] + [x for x, _ in seqs] + [b for b, _ in stacks] + [k for k, _ in invariants]
+    types = tuple(c.type for c, _, _ in carries) + tuple(b.type for b, _ in stacks)
+    attrs = {
+        "body": Region(params, results),
+        "length": length,
+        "start": start,
+        "stride": stride,
+        "reverse": reverse,
+        "n_carry": len(carries),
+        "n_xs": len(seqs),
+        "n_buf": len(stacks),
+    }
+    return Node("loop", [Use(o) for o in operands], attrs, TupleType(types), name)  # type: ignore[arg-type]
 
 
 class Program:

@@ -20,9 +20,10 @@ from ir.dtypes import DType
 from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
-from .registry import Analyses, IRKind, Pass, register_pass
+from .registry import Analyses, register_pass
 from .rewrite import inline_program
-from .unroll import LENGTHS, LENGTHS_LO, check_unroll_options, unroll
+from .roles import Role, Slot, cotangent, dstate, trace
+from .unroll import LENGTHS, LENGTHS_LO, UnrollOptions, unroll
 
 
 @dataclass
@@ -30,7 +31,7 @@ class GradPlan:
     """Everything both halves of training share: the forward to run and the backward cell."""
 
     cell: Cell  # the forward cell with every delay <= 1 (shadow states for longer delays)
-    residuals: dict[str, Node]  # "res@i" -> forward node saved per step
+    residuals: dict[str, Node]  # Slot(RESIDUAL, i).name -> forward node saved per step
     roots: dict[str, str]  # shadow state -> the state or seq it delays ("" for user states)
     seq_shadows: set[str]  # shadow states that delay a sequence input (init zeros)
     bwd: Cell  # the backward cell
@@ -39,6 +40,7 @@ class GradPlan:
     dp: dict[str, list[str]] = field(default_factory=dict)  # param -> per-step outputs to sum
     dp_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # param -> [(A stack name, dZ output)]
     user_states: list[str] = field(default_factory=list)
+    slots: dict[str, Slot] = field(default_factory=dict)  # every name grad made -> what it holds (roles.py)
 
     @property
     def traced(self) -> list[str]:
@@ -47,20 +49,22 @@ class GradPlan:
         (Under lengths a delayed seq's previous value is its carried, copy-through value, not the
         input's previous row; other shadows are shifts of these traces.)
         """
-        return self.user_states + [s for s in self.seq_shadows if s.endswith("@d0")]
+        return self.user_states + [s for s in self.seq_shadows if self.slots[s].depth == 0]
 
     def saved(self) -> dict[str, TensorType]:
         """Per-step values the forward keeps for the backward: residuals and state traces."""
         out = {k: n.type for k, n in self.residuals.items()}
-        out.update({f"trace@{s}": self.cell.states[s].type for s in self.traced})
+        out.update({trace(s): self.cell.states[s].type for s in self.traced})
         return out  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- delays > 1 become chains of delay 1
 
 
-def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
-    """A copy of `cell` where each read at delay d >= 2 (or a delayed seq read) goes through shadow states."""
+def normalize_delays(cell: Cell, slots: dict[str, Slot] | None = None) -> tuple[Cell, dict[str, str], set[str]]:
+    """A copy of `cell` where each read at delay d >= 2 (or a delayed seq read) goes through shadow
+    states (each recorded in `slots`)."""
+    slots = {} if slots is None else slots
     new: dict[int, Node] = {}
     nodes = cell.nodes()
     for n in nodes:
@@ -74,12 +78,14 @@ def normalize_delays(cell: Cell) -> tuple[Cell, dict[str, str], set[str]]:
     def make_shadow(src: Node, k: int) -> None:
         """The shadow holding src[t-k] at t-1, from the one at k-1 (which exists)."""
         base = src.name if src.op == "seq" else cell.state_of(src)
+        slot = Slot(Role.SHADOW, base, k, of_seq=src.op == "seq")  # type: ignore[arg-type]
         if k == 0:  # a seq read with a delay: the shadow at k=0 is the seq itself, as a state
-            node = Node("identity", [Use(new[id(src)])], {}, src.type, f"{base}@d0")
+            node = Node("identity", [Use(new[id(src)])], {}, src.type, slot.name)
         else:
             prev = new[id(src)] if (k == 1 and src.op != "seq") else chain[(id(src), k - 1)]
-            node = Node("identity", [Use(prev, 1)], {}, src.type, f"{base}@d{k}")
-        name = node.name
+            node = Node("identity", [Use(prev, 1)], {}, src.type, slot.name)
+        name = slot.name
+        slots[name] = slot
         states[name] = node  # type: ignore[index]
         state_types[name] = src.type  # type: ignore[index,assignment]
         roots[name] = base  # type: ignore[index]
@@ -137,18 +143,30 @@ class _Derive:
         self._recomputed: dict[int, Node] = {}
         self.outputs: dict[str, Node] = {}
         self.state_of = {id(v): k for k, v in cell.states.items()}
-        self.placeholders = {s: Node("state", (), {}, t, f"dstate@{s}") for s, t in cell.state_types.items()}
-        self._known: dict[int, str] = {}  # id(forward node) -> its residual's name in a fuller derivation
+        self.placeholders = {s: Node("state", (), {}, t, dstate(s)) for s, t in cell.state_types.items()}
+        self.slots: dict[str, Slot] = {}  # the names made here -> what they hold
+        self._known: dict[int, Slot] = {}  # id(forward node) -> its residual in a fuller derivation
 
-    def seq(self, name: str, t: TensorType) -> Node:
+    def seq(self, slot: Slot | str, t: TensorType) -> Node:
+        """The backward cell's seq for `slot` (or a forward seq's own name), recorded in `slots`."""
+        name = slot if isinstance(slot, str) else slot.name
+        if not isinstance(slot, str):
+            self.slots[name] = slot
         if name not in self.seqs:
             self.seqs[name] = Node("seq", (), {}, t, name)
         return self.seqs[name]
 
+    def residual(self, src: Node) -> str:
+        """Save `src` at every step: its residual's name (a fuller derivation's, if it had one)."""
+        slot = self._known.get(id(src)) or Slot(Role.RESIDUAL, str(len(self.residuals)))
+        self.residuals[slot.name] = src
+        self._res_of[id(src)] = self.seq(slot, src.type)  # type: ignore[arg-type]
+        return slot.name
+
     def value(self, src: Node, delay: int = 0) -> Node:
         """The forward value of `src` read at `delay`, as a node of the backward cell."""
         if delay:
-            return self.seq(f"prev@{self.state_of[id(src)]}", src.type)  # type: ignore[arg-type]
+            return self.seq(Slot(Role.PREV, self.state_of[id(src)]), src.type)  # type: ignore[arg-type]
         if src.op == "seq":
             return self.seq(src.name, src.type)  # type: ignore[arg-type]
         if src.op == "param":
@@ -156,7 +174,7 @@ class _Derive:
         if src.op == "constant":
             return Node("constant", (), src.attrs, src.type)
         if id(src) in self.state_of:
-            return self.seq(f"trace@{self.state_of[id(src)]}", src.type)  # type: ignore[arg-type]
+            return self.seq(Slot(Role.TRACE, self.state_of[id(src)]), src.type)  # type: ignore[arg-type]
         if id(src) in self._recomputed:
             return self._recomputed[id(src)]
         if get_op(src.op).cheap and all(self._available(u) for u in src.inputs):
@@ -164,9 +182,7 @@ class _Derive:
             self._recomputed[id(src)] = node
             return node
         if id(src) not in self._res_of:
-            name = self._known.get(id(src)) or f"res@{len(self.residuals)}"
-            self.residuals[name] = src
-            self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
+            self.residual(src)
         return self._res_of[id(src)]
 
     def _forward(self, n: Node, k) -> Node:
@@ -186,12 +202,10 @@ class _Derive:
         if delay or src.op == "seq" or id(src) in self.state_of:
             self.value(src, delay)
             if delay:
-                return f"prev@{self.state_of[id(src)]}"
-            return src.name if src.op == "seq" else f"trace@{self.state_of[id(src)]}"  # type: ignore[return-value]
+                return Slot(Role.PREV, self.state_of[id(src)]).name
+            return src.name if src.op == "seq" else trace(self.state_of[id(src)])  # type: ignore[return-value]
         if id(src) not in self._res_of:  # saved even if cheap to recompute: the GEMM reads it whole
-            name = self._known.get(id(src)) or f"res@{len(self.residuals)}"
-            self.residuals[name] = src
-            self._res_of[id(src)] = self.seq(name, src.type)  # type: ignore[arg-type]
+            self.residual(src)
         return next(k for k, v in self.residuals.items() if v is src)
 
     def out(self, prefix: str, node: Node) -> str:
@@ -210,7 +224,7 @@ class _Derive:
         for name, n in cell.outputs.items():
             if outputs is not None and name not in outputs:
                 continue
-            adj.setdefault(id(n), []).append(self.seq(f"grad@{name}", n.type))  # type: ignore[arg-type]
+            adj.setdefault(id(n), []).append(self.seq(Slot(Role.COTANGENT, name), n.type))  # type: ignore[arg-type]
         for s, n in cell.states.items():
             adj.setdefault(id(n), []).append(self.placeholders[s])  # read at delay 1 below
         order = [n for n in cell.nodes() if n.op not in ("seq", "param")]
@@ -262,7 +276,8 @@ class _Derive:
                     d = Node("identity", [Use(d)], {}, t)
             else:
                 d = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)  # type: ignore[union-attr]
-            d.name = f"dstate@{s}"
+            d.name = dstate(s)
+            self.slots[d.name] = Slot(Role.DSTATE, s)
             defs[s] = d
         # Every read of an adjoint placeholder is the adjoint one step later in time: delay 1 (reversed).
         subst = {id(self.placeholders[s]): defs[s] for s in defs}
@@ -282,8 +297,8 @@ class _Derive:
             f"{self.cell.name}_grad",
             list(self.seqs.values()),
             list(self.params.values()),
-            {f"dstate@{s}": self.cell.states[s].type for s in defs},  # type: ignore[misc]
-            {f"dstate@{s}": d for s, d in defs.items()},
+            {dstate(s): self.cell.states[s].type for s in defs},  # type: ignore[misc]
+            {dstate(s): d for s, d in defs.items()},
             dict(self.outputs),
         )
 
@@ -328,9 +343,10 @@ def restrict(plan: GradPlan, outputs: frozenset[str]) -> GradPlan:
     The forward and its residuals stay the plan's (the forward runs before the cotangents are known):
     this backward reads a subset of them, under the same names."""
     d = _Derive(plan.cell, plan.roots)
-    d._known = {id(n): k for k, n in plan.residuals.items()}
+    d._known = {id(n): plan.slots[k] for k, n in plan.residuals.items()}
     sub = GradPlan(plan.cell, {}, plan.roots, plan.seq_shadows, None, user_states=plan.user_states)  # type: ignore[arg-type]
     sub.bwd = d.run(sub, outputs)
+    sub.slots = {**plan.slots, **d.slots}
     if not set(d.residuals) <= set(plan.residuals):
         raise PassError(f"grad: the backward for {sorted(outputs)} needs residuals the forward does not keep")
     sub.residuals = plan.residuals
@@ -339,11 +355,13 @@ def restrict(plan: GradPlan, outputs: frozenset[str]) -> GradPlan:
 
 def derive(cell: Cell) -> GradPlan:
     """The training plan of a (verified) cell: normalised forward, residuals, backward cell."""
-    norm, roots, seq_shadows = normalize_delays(cell)
+    slots: dict[str, Slot] = {}
+    norm, roots, seq_shadows = normalize_delays(cell, slots)
     plan = GradPlan(norm, {}, roots, seq_shadows, None, user_states=list(cell.states))  # type: ignore[arg-type]
     d = _Derive(norm, roots)
     plan.bwd = d.run(plan)
     plan.residuals = d.residuals
+    plan.slots = {**slots, **d.slots}
     return plan
 
 
@@ -399,9 +417,9 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     for name, t in plan.saved().items():
         inp(name, t.with_shape((T,) + t.shape), "saved")  # type: ignore[arg-type]
     for name, n in cell.outputs.items():
-        inp(f"grad@{name}", n.type.with_shape((T,) + n.type.shape), "cotangent")  # type: ignore[union-attr,operator]
+        inp(cotangent(name), n.type.with_shape((T,) + n.type.shape), "cotangent")  # type: ignore[union-attr,operator]
     for s in cell.state_types:
-        inp(f"dstate@{s}", cell.state_types[s], "dstate")
+        inp(dstate(s), cell.state_types[s], "dstate")
     if masked or window:
         inp(LENGTHS, TensorType(DType.i64, prog.input(LENGTHS).type.shape), "lengths")  # type: ignore[union-attr]
     if window:
@@ -416,7 +434,7 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     for k, v in plan.cell.states.items():
         parent_of.setdefault(id(v), k)
 
-    def trace(s: str) -> Node:
+    def trace_of(s: str) -> Node:
         """Stacked per-step values of state s; a shadow's is its source's, shifted by one step.
         (A chain of shadows is walked in a loop, not by recursion: a delay may be in the thousands.)"""
         chain = []
@@ -425,7 +443,7 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
             src = plan.cell.states[s].inputs[0]  # a shadow is identity(parent[t-1])
             s = parent_of[id(src.node)]
         if s not in traces:
-            traces[s] = inputs[f"trace@{s}"]
+            traces[s] = inputs[trace(s)]
         for shadow in reversed(chain):
             traces[shadow] = b("shift", traces[s], init_of(s), reverse=reverse)
             s = shadow
@@ -434,13 +452,13 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     repl: dict[str, Node] = {}
     for n in prog.inputs:
         name = n.name
+        slot = plan.slots.get(name)  # type: ignore[arg-type]
         if name in inputs:
             repl[name] = inputs[name]  # type: ignore[index]
-        elif name.startswith("prev@"):  # type: ignore[union-attr]
-            s = name[5:]  # type: ignore[index]
-            repl[name] = b("shift", trace(s), init_of(s), reverse=reverse)  # type: ignore[index]
-        elif name.startswith("trace@"):  # type: ignore[union-attr]
-            repl[name] = trace(name[6:])  # type: ignore[index]
+        elif slot is not None and slot.role is Role.PREV:
+            repl[name] = b("shift", trace_of(slot.of), init_of(slot.of), reverse=reverse)  # type: ignore[index]
+        elif slot is not None and slot.role is Role.TRACE:
+            repl[name] = trace_of(slot.of)  # type: ignore[index]
         else:
             raise PassError(f"grad: backward input {name!r} has no source")
     outs = inline_program(prog, repl)
@@ -454,7 +472,7 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         terms += [b("matmul_tn", _stack(a, inputs, repl), outs[dz]) for a, dz in plan.dp_gemm.get(p.name, [])]  # type: ignore[arg-type]
         grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
     for s in cell.state_types:  # shadows too: the runtime adds them into their roots
-        grads[s] = outs[f"dstate@{s}"]
+        grads[s] = outs[dstate(s)]
     return Program(f"{cell.name}_grad", list(inputs.values()), roles, grads)
 
 
@@ -472,24 +490,11 @@ def _total(b: Builder, terms: list[Node], t: TensorType) -> Node:
 
 
 @dataclass(frozen=True)
-class _GradPass(Pass):
-    """The shared options of the training passes (those of `unroll`); the plan is an analysis of the cell."""
-
-    takes, gives = IRKind.cell, IRKind.program
-    length: int | str = "T"
-    mode: int | str = "loop"
-    reverse: bool = False
-    masked: bool = False
-
-    def check(self) -> None:
-        check_unroll_options(self)
+class _GradPass(UnrollOptions):
+    """The training passes take `unroll`'s options; the plan is an analysis of the cell."""
 
     def plan(self, cell: Cell, analyses: Analyses) -> GradPlan:
         return analyses.get(derive, cell)
-
-    @property
-    def _mode(self):
-        return "loop" if self.mode == 1 else self.mode
 
 
 @register_pass
@@ -500,7 +505,7 @@ class GradForward(_GradPass):
     name = "grad_forward"
 
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
-        return forward_program(self.plan(cell, analyses), self.length, self._mode, self.reverse, self.masked)
+        return forward_program(self.plan(cell, analyses), self.length, self.loop_mode, self.reverse, self.masked)
 
 
 @register_pass
@@ -511,7 +516,7 @@ class GradSegment(_GradPass):
     name = "grad_segment"
 
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
-        return inference_program(self.plan(cell, analyses), self.length, self._mode, self.reverse, self.masked)
+        return inference_program(self.plan(cell, analyses), self.length, self.loop_mode, self.reverse, self.masked)
 
 
 @register_pass
@@ -527,4 +532,4 @@ class Grad(_GradPass):
         plan = self.plan(cell, analyses)
         if self.outputs:
             plan = restrict(plan, frozenset(self.outputs.split()))
-        return backward_program(plan, self.length, self._mode, self.reverse, self.masked, self.window)
+        return backward_program(plan, self.length, self.loop_mode, self.reverse, self.masked, self.window)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir import LoopView, Node, Program, Region, RnncompError, TensorType, TupleType, Use
+from ir import LoopView, Node, Program, Region, RnncompError, TensorType, Use
 from ir.ops import check_attrs, get_op, infer_type
 
 from .registry import Analyses, Pass, register_pass
@@ -159,13 +159,10 @@ def _hoist_loop(loop: Node, memo: dict) -> Node:
         return loop
     results_new = _substitute(body, replace)
 
-    params = v.t_params + v.carry_params + [p for ps in v.x_params for p in ps] + [p for _, ps in new_xs for p in ps]
-    params += v.const_params + [p for _, p in new_consts]
-    operands = [u.node for u in v.carry_in] + [u.node for u in v.xs] + [o for o, _ in new_xs]
-    operands += [u.node for u in v.bufs] + [u.node for u in v.consts] + [o for o, _ in new_consts]
-    attrs = {**loop.attrs, "body": Region(params, results_new), "n_xs": v.n_xs + len(new_xs)}
-
-    return Node("loop", [Use(o) for o in operands], attrs, TupleType(loop.type.items), loop.name)  # type: ignore[union-attr]
+    c, k = v.n_carry, v.stride
+    carries = [(x, p, r) for (x, p, _), r in zip(v.carries(), results_new[:c])]
+    stacks = [(b, results_new[c + i * k : c + (i + 1) * k]) for i, (b, _) in enumerate(v.stacks())]
+    return v.replace(carries=carries, seqs=v.seqs() + new_xs, stacks=stacks, invariants=v.invariants() + new_consts)
 
 
 def _outer(n: Node, operands: list[Node], memo: dict) -> Node:

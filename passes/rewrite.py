@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ir import Node, Program, Region, Use
+from ir import LoopView, Node, Program, Region, Use
 
 Visit = Callable[[Node, list[Node]], Node]
 
@@ -57,7 +57,7 @@ def _rewrite(nodes: list[Node], params: list[Node], visit: Visit, on_region) -> 
         if n.op == "loop" and on_region is not None:
             body = on_region(n.attrs["body"])
             if body is not n.attrs["body"]:
-                target = Node(n.op, n.inputs, {**n.attrs, "body": body}, n.type, n.name)
+                target = LoopView(n).with_body(body)
         new[id(n)] = visit(target, ops)
     return new
 

@@ -182,7 +182,7 @@ def _plan(loop: Node, v: LoopView) -> RowsPlan:
     for p in v.const_params:
         c.of.setdefault(id(p), INVARIANT)
     body = _rename(v.body, {k for k, cls in c.of.items() if cls is BATCHED})
-    renamed = Node(loop.op, loop.inputs, {**loop.attrs, "body": body}, loop.type, loop.name)
+    renamed = v.with_body(body)
     return RowsPlan(renamed, dim, [c.of[id(p)] is BATCHED for p in v.const_params])  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir import LoopView, Node, Program, Region, TupleType, Use
+from ir import LoopView, Node, Program, Use
 from ir.ops import freeze_value, get_op
 
 from .registry import Analyses, Pass, register_pass
@@ -86,24 +86,22 @@ def _prune_loops(prog: Program) -> Program:
     """Drop loop operands and results that nothing live needs (to a fixed point)."""
     while True:
         users = _users(prog.nodes())
-        changed = False
+        remaps: dict[int, dict[int, int]] = {}  # id(pruned loop) -> old result index -> new
 
-        def visit(node: Node, ops: list[Node], users=users) -> Node:
-            nonlocal changed
+        def visit(node: Node, ops: list[Node], users=users, remaps=remaps) -> Node:
             new = rebuild(node, ops)
             if node.op == "loop":
                 pruned = _prune_one(new, users.get(id(node), set()))
                 if pruned is not None:
-                    changed = True
-                    return pruned
-            if node.op == "item" and ops[0].attrs.get("_remap") is not None:
-                return _remap_item(node, ops[0])
+                    remaps[id(pruned[0])] = pruned[1]
+                    return pruned[0]
+            if node.op == "item" and id(ops[0]) in remaps:
+                return _remap_item(node, ops[0], remaps[id(ops[0])])
             return new
 
         prog = rewrite_program(prog, visit, recurse=False)
-        if not changed:
+        if not remaps:
             return prog
-        prog = _strip_remaps(prog)
 
 
 def _users(nodes: list[Node]) -> dict[int, set[int]]:
@@ -135,7 +133,8 @@ def _live_body(v: LoopView, live_carry: set[int], live_buf: set[int]) -> set[int
     return needed
 
 
-def _prune_one(node: Node, read: set[int]) -> Node | None:
+def _prune_one(node: Node, read: set[int]) -> tuple[Node, dict[int, int]] | None:
+    """The loop without what no live value needs, and where each kept result moved; None if all is live."""
     v = LoopView(node)
     c = v.n_carry
     live_carry = {i for i in range(c) if i in read}
@@ -148,35 +147,15 @@ def _prune_one(node: Node, read: set[int]) -> Node | None:
         return None
     carries = sorted(live_carry)
     bufs = sorted(live_buf)
-    params = v.t_params + [v.carry_params[i] for i in carries]
-    params += [p for i in live_x for p in v.x_params[i]] + [v.const_params[i] for i in live_k]
-    results = [v.carry_out[i] for i in carries] + [y for b in bufs for y in v.y_results[b]]
-    operands = [v.carry_in[i] for i in carries] + [v.xs[i] for i in live_x] + [v.bufs[b] for b in bufs]
-    operands += [v.consts[i] for i in live_k]
-    types = tuple(node.type.items[i] for i in carries) + tuple(node.type.items[c + b] for b in bufs)  # type: ignore[union-attr]
     remap = {old: new for new, old in enumerate(carries + [c + b for b in bufs])}
-    attrs = {
-        **node.attrs,
-        "body": Region(params, results),
-        "n_carry": len(carries),
-        "n_xs": len(live_x),
-        "n_buf": len(bufs),
-        "_remap": remap,
-    }
-    return Node("loop", [Use(u.node) for u in operands], attrs, TupleType(types), node.name)
+    loop = v.replace(
+        carries=[v.carries()[i] for i in carries],
+        seqs=[v.seqs()[i] for i in live_x],
+        stacks=[v.stacks()[b] for b in bufs],
+        invariants=[v.invariants()[i] for i in live_k],
+    )
+    return loop, remap
 
 
-def _remap_item(item: Node, loop: Node) -> Node:
-    idx = loop.attrs["_remap"][item.attrs["index"]]
-    return Node("item", [Use(loop)], {"index": idx}, item.type, item.name)
-
-
-def _strip_remaps(prog: Program) -> Program:
-    def visit(node: Node, ops: list[Node]) -> Node:
-        if node.op == "loop" and "_remap" in node.attrs:
-            attrs = {k: v for k, v in node.attrs.items() if k != "_remap"}
-            return Node("loop", [Use(o) for o in ops], attrs, node.type, node.name)
-        new = rebuild(node, ops)
-        return new
-
-    return rewrite_program(prog, visit, recurse=False)
+def _remap_item(item: Node, loop: Node, remap: dict[int, int]) -> Node:
+    return Node("item", [Use(loop)], {"index": remap[item.attrs["index"]]}, item.type, item.name)

@@ -12,14 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ir import Cell, Node, PassError, Program, Region, RnncompError, TensorType, TupleType, Use
+from ir import Cell, Node, PassError, Program, RnncompError, TensorType, Use
 from ir import symexpr as sx
 from ir.dtypes import DType
 from ir.limits import check_unroll_steps
-from ir.program import input_node
+from ir.program import input_node, make_loop
 from ir.shapes import is_identifier
 
 from .registry import Analyses, IRKind, Pass, register_pass
+from .roles import trace
 
 LENGTHS = "lengths"
 LENGTHS_LO = "lengths_lo"  # truncated BPTT: steps before it are inactive too
@@ -42,7 +43,7 @@ class _Plan:
     def out_types(self) -> dict[str, TensorType]:
         """Per-step results: the cell's outputs, then `trace@s` for each traced state."""
         out = {k: n.type for k, n in self.cell.outputs.items()}
-        out.update({f"trace@{s}": self.cell.states[s].type for s in self.traces})
+        out.update({trace(s): self.cell.states[s].type for s in self.traces})
         return out  # type: ignore[return-value]
 
 
@@ -129,7 +130,7 @@ class _Steps:
                 y = self.select(t, y, self.zero(y.type.dtype))  # type: ignore[union-attr]
             outs[k] = y
         for s in p.traces:
-            outs[f"trace@{s}"] = new_hist[id(p.cell.states[s])][0]
+            outs[trace(s)] = new_hist[id(p.cell.states[s])][0]
         return new_hist, outs
 
 
@@ -274,24 +275,21 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
     for stride, count, start in pieces:
         if count == 0:
             continue
-        body = _body(plan, stride, carry, xs, consts, lengths is not None, reverse)
-        operands = carry_vals + [seq_in[id(s)] for s in xs] + bufs + consts
-        types = tuple(v.type for v in carry_vals) + tuple(b.type for b in bufs)
-        loop = Node(
-            "loop",
-            [Use(v) for v in operands],
-            {
-                "body": body,
-                "length": count,
-                "start": start,
-                "stride": stride,
-                "reverse": reverse,
-                "n_carry": len(carry),
-                "n_xs": len(xs),
-                "n_buf": len(bufs),
-            },
-            TupleType(types),  # type: ignore[arg-type]
+        t_params, c_groups, x_groups, y_groups, k_groups = _body(
+            plan, stride, carry, xs, consts, lengths is not None, reverse
         )
+        loop = make_loop(
+            t_params,
+            [(v, p, r) for v, (p, r) in zip(carry_vals, c_groups)],
+            [(seq_in[id(s)], ps) for s, ps in zip(xs, x_groups)],
+            [(b, ys) for b, ys in zip(bufs, y_groups)],
+            [(c, p) for c, p in zip(consts, k_groups)],
+            length=count,
+            start=start,
+            stride=stride,
+            reverse=reverse,
+        )
+        types = loop.type.items  # type: ignore[union-attr]
         parts = [Node("item", [Use(loop)], {"index": i}, t) for i, t in enumerate(types)]
         carry_vals, bufs = parts[: len(carry)], parts[len(carry) :]
     result = dict(zip(out_types, bufs))
@@ -301,8 +299,10 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
     return result
 
 
-def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Region:
-    """The loop body: k copies of the cell over carried history, x slices and invariants."""
+def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> tuple[list, list, list, list, list]:
+    """The loop body: k copies of the cell over carried history, x slices and invariants; as its
+    step params and the groups of make_loop: (param, new value) per carry, params per x, results per
+    stacked output, a param per invariant."""
     t_params = [input_node(f"t@{j}", TensorType(DType.i64, ())) for j in range(k)]
     c_params = [input_node(f"{plan.names[id(r)]}@t-{d + 1}", r.type) for r, d in carry]
     x_params = {(id(s), j): input_node(f"{s.name}@{j}", s.type) for s in xs for j in range(k)}
@@ -320,9 +320,9 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> Regio
         )
         for name, y in outs.items():
             ys[name][j] = y
-    results = [hist[id(r)][d] for r, d in carry] + [y for name in ys for y in ys[name]]
-    params = t_params + c_params + [x_params[(id(s), j)] for s in xs for j in range(k)] + k_params
-    return Region(params, results)
+    c_groups = [(p, hist[id(r)][d]) for p, (r, d) in zip(c_params, carry)]
+    x_groups = [[x_params[(id(s), j)] for j in range(k)] for s in xs]
+    return t_params, c_groups, x_groups, list(ys.values()), k_params
 
 
 def check_unroll_options(p: Any) -> None:
@@ -334,12 +334,10 @@ def check_unroll_options(p: Any) -> None:
         raise PassError(f"pass {p.name!r}: option 'mode' must be 'full', 'loop' or an int k >= 1, got {mode!r}")
 
 
-@register_pass
 @dataclass(frozen=True)
-class Unroll(Pass):
-    """Cell -> Program: the cell unrolled over `length` steps (see `unroll`)."""
+class UnrollOptions(Pass):
+    """The options of every pass that unrolls a cell into a Program (`unroll` and the training passes)."""
 
-    name = "unroll"
     takes, gives = IRKind.cell, IRKind.program
     length: int | str = "T"
     mode: int | str = "loop"
@@ -349,5 +347,18 @@ class Unroll(Pass):
     def check(self) -> None:
         check_unroll_options(self)
 
+    @property
+    def loop_mode(self) -> int | str:
+        """`mode` as `unroll` takes it: 1 step per iteration is the loop."""
+        return "loop" if self.mode == 1 else self.mode
+
+
+@register_pass
+@dataclass(frozen=True)
+class Unroll(UnrollOptions):
+    """Cell -> Program: the cell unrolled over `length` steps (see `unroll`)."""
+
+    name = "unroll"
+
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
-        return unroll(cell, self.length, "loop" if self.mode == 1 else self.mode, self.reverse, self.masked)
+        return unroll(cell, self.length, self.loop_mode, self.reverse, self.masked)

@@ -23,6 +23,7 @@ from passes.retype import retype_cell
 from passes.unroll import LENGTHS_LO
 
 from .arguments import LENGTHS, bind, is_device_array, signature
+from .autotune import AutoUnroll
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .training import Trainer, segment_size, segments
 
@@ -44,7 +45,9 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
-    `unroll` is "full", "loop" (the default) or an int k >= 1 (k steps per loop iteration); `backend` is
+    `unroll` is "full", "loop" (the default), an int k >= 1 (k steps per loop iteration) or "auto" (the
+    first call of each shape times the modes and keeps the fastest on disk: see `prog.choice()` and
+    rnncomp.autotune; `RNNCOMP_UNROLL` forces a mode); `backend` is
     "numba-cpu" (the default; `RNNCOMP_BACKEND` changes it), "numba-cuda" or "numpy" (the reference
     interpreter of the IR, no compile step); `dtype` is "float32" or "float64"; `reverse` runs
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
@@ -81,9 +84,9 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         unroll = head.get("mode", unroll)
         reverse = reverse or head.get("reverse", False)
     unroll = "loop" if unroll is None else unroll
-    if unroll not in ("full", "loop"):
+    if unroll not in ("full", "loop", "auto"):
         if isinstance(unroll, bool) or not isinstance(unroll, int):
-            raise ArgumentError(f"argument 'unroll': expected 'full', 'loop' or an int k >= 1, got {unroll!r}")
+            raise ArgumentError(f"argument 'unroll': expected 'full', 'loop', 'auto' or an int k >= 1, got {unroll!r}")
         if unroll < 1:
             raise ArgumentError(f"argument 'unroll': the unroll factor must be >= 1, got {unroll}")
     steps = unroll if isinstance(unroll, int) else length if unroll == "full" and isinstance(length, int) else 0
@@ -191,6 +194,7 @@ class CompiledProgram:
         self.checkpoint: int | str | None = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
         self.backend_options: dict[str, Any] = {}
+        self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
 
     @property
     def plan(self):
@@ -209,7 +213,8 @@ class CompiledProgram:
         """The Pipeline of one variant: `kind` "infer", "train", "segment" or "grad" (see `_variant`)."""
         if spec is None:
             spec = self.length if kind == "infer" and isinstance(self.length, int) else self.tsym
-        opts: dict[str, Any] = {"length": spec, "mode": self.unroll, "reverse": self.reverse, "masked": masked}
+        mode = self._auto.last if self._auto else self.unroll  # auto: the mode picked last (loop before any)
+        opts: dict[str, Any] = {"length": spec, "mode": mode, "reverse": self.reverse, "masked": masked}
         if kind == "grad":
             opts["window"] = window
             if outputs is not None:
@@ -223,6 +228,8 @@ class CompiledProgram:
         checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
         `outputs` (grad only): the per-step outputs given cotangents, when not all of them are.
         """
+        if self._auto:  # unroll="auto": the program of the mode picked last
+            return self._auto.variant(kind, masked, T, window, outputs)
         if self.unroll == "full":
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec: int | str = self.length if fixed else T  # type: ignore[assignment]
@@ -247,6 +254,8 @@ class CompiledProgram:
     # -- running
     def __call__(self, /, lengths=None, **arrays) -> dict[str, np.ndarray]:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
+        if self._auto:
+            return self._auto.forward(lengths, arrays)
         b = self._bind(lengths, arrays)
         masked = b.lengths is not None
         T_run = int(b.lengths.max()) if masked and b.lengths.size else (0 if masked else b.T)  # type: ignore[union-attr]
@@ -292,9 +301,16 @@ class CompiledProgram:
         returns gradients for every param, every state's init and every sequence input. With device
         arrays (backend numba-cuda) every output, residual and gradient stays on the device.
         """
+        return self._vjp(lengths, arrays, copy=True)
+
+    def _vjp(self, lengths, arrays: dict, copy: bool):
+        """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
+        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
+        if self._auto:
+            return self._auto.vjp(lengths, arrays)  # the chosen mode's vjp (it copies)
         b = self._bind(lengths, arrays)
         for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
-            if a is arrays.get(k) and not is_device_array(a):
+            if copy and a is arrays.get(k) and not is_device_array(a):
                 b.arrays[k] = a.copy()
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
@@ -317,6 +333,8 @@ class CompiledProgram:
             near = difflib.get_close_matches(str(output), names, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
+        if self._auto:
+            return self._auto.value_and_grad(output, lengths, arrays)
         out, backward = self.vjp(lengths=lengths, **arrays)
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
@@ -364,6 +382,14 @@ class CompiledProgram:
         state = sum(nbytes(t) for t in plan.cell.state_types.values())
         kept = state * (len(segments(T, size, False)) - 1)
         return {"per_step": per_step, "kept": kept, "peak": kept + per_step * size}
+
+    def choice(self) -> list:
+        """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,
+        dims, dtype), each with the mode picked, the median seconds of every candidate and whether it
+        was timed, read from disk or forced by RNNCOMP_UNROLL (see rnncomp.autotune)."""
+        if not self._auto:
+            raise ArgumentError(f"choice(): this program has unroll={self.unroll!r}; only unroll='auto' chooses")
+        return self._auto.choices()
 
     # -- inspection
     def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ir import ArgumentError
+from passes.roles import cotangent, dstate
 
 from .arguments import LENGTHS, is_device_array
 from .array_ops import HOST
@@ -156,8 +157,8 @@ class Trainer:
                 out = p._runner("train", run.lengths is not None, n)(args, sym)
                 saved = {k: out[k] for k in plan.saved()}
             args.update(saved)
-            args.update({f"grad@{k}": cot[k][s0:s1] for k in plan.cell.outputs})
-            args.update({f"dstate@{s}": A[s] for s in A})
+            args.update({cotangent(k): cot[k][s0:s1] for k in plan.cell.outputs})
+            args.update({dstate(s): A[s] for s in A})
             if masked:
                 args[LENGTHS] = _clip(hi if window else L, s0, n)
             if window:

@@ -93,20 +93,24 @@ class _V:
 
 class _Gen:
     def __init__(self, ch: Chooser, name: str, max_ops: int, n_seqs: tuple[int, int], n_states: tuple[int, int],
-                 max_delay: int, sizes: Sequence[int], smooth: bool, dtype: str):  # fmt: skip
+                 max_delay: int, sizes: Sequence[int], smooth: bool, dtype: str, graph: rc.Graph | None = None,
+                 prefix: str = ""):  # fmt: skip
         self.ch, self.sizes, self.smooth, self.dtype, self.max_delay = ch, list(sizes), smooth, dtype, max_delay
-        self.g = rc.Graph(name)
+        self.g = graph if graph is not None else rc.Graph(name)
+        self.prefix = prefix  # before every name: several cells can share one graph (`random_union`)
         self.pool: list[_V] = []
         self.counts: dict[str, int] = {}
-        self.seqs = [self.g.seq(f"x{i}", ("B", ch.choice(self.sizes)), dtype) for i in range(ch.integer(*n_seqs))]
-        self.states = [self.g.state(f"h{i}", ("B", ch.choice(self.sizes)), dtype) for i in range(ch.integer(*n_states))]
+        p = prefix
+        self.seqs = [self.g.seq(f"{p}x{i}", ("B", ch.choice(self.sizes)), dtype) for i in range(ch.integer(*n_seqs))]
+        n = ch.integer(*n_states)
+        self.states = [self.g.state(f"{p}h{i}", ("B", ch.choice(self.sizes)), dtype) for i in range(n)]
         self.delays = [ch.integer(1, max_delay) for _ in self.states]
         self.max_ops = max_ops
 
     # -- helpers
     def param(self, prefix: str, shape: tuple) -> Value:
         k = self.counts[prefix] = self.counts.get(prefix, -1) + 1
-        return self.g.param(f"{prefix}{k}", shape, self.dtype)
+        return self.g.param(f"{self.prefix}{prefix}{k}", shape, self.dtype)
 
     def pick(self, ok: Callable[[_V], bool] = lambda v: True, recent: bool = False) -> _V | None:
         """A pool value that passes `ok` (one of the last three such with `recent`), or None."""
@@ -128,6 +132,10 @@ class _Gen:
 
     # -- the graph
     def build(self) -> rc.Cell:
+        self.add_nodes()
+        return self.g.build()
+
+    def add_nodes(self) -> None:
         for x in self.seqs:
             self.add(x, 1.0, math.inf)
             if self.ch.chance(0.3):
@@ -147,8 +155,7 @@ class _Gen:
         for _ in range(n_ops - done):
             self.step()
         for k in range(self.ch.integer(1, 2)):
-            self.g.output(f"y{k}", self.pick(recent=True).value)  # type: ignore[union-attr]
-        return self.g.build()
+            self.g.output(f"{self.prefix}y{k}", self.pick(recent=True).value)  # type: ignore[union-attr]
 
     def define(self, i: int, s: rc.State) -> None:
         n, prev = s.shape[-1], s.prev(self.delays[i])
@@ -310,9 +317,20 @@ def random_cell(
     return _Gen(Chooser(source), name, max_ops, n_seqs, n_states, max_delay, sizes, smooth, dtype).build()
 
 
+def random_union(seeds: Sequence[int], *, name: str = "union", **options: Any) -> rc.Cell:
+    """`random_cell(seed, **options)` for each seed, side by side in one cell (names prefixed `c<i>_`):
+    they share no value, so one compile checks them all, and a wrong output or gradient names its part."""
+    g = rc.Graph(name)
+    for i, seed in enumerate(seeds):
+        opts = {"max_ops": 12, "n_seqs": (1, 2), "n_states": (1, 3), "max_delay": 3, "sizes": (1, 2, 3, 4, 6, 8),
+                "smooth": False, "dtype": "f32", **options}  # fmt: skip
+        _Gen(Chooser(seed), name, graph=g, prefix=f"c{i}_", **opts).add_nodes()
+    return g.build()
+
+
 def cells(**options: Any) -> st.SearchStrategy[rc.Cell]:
     """A Hypothesis strategy of random cells; `options` are those of `random_cell`."""
     return st.composite(lambda draw: random_cell(draw, **options))()
 
 
-__all__ = ["Chooser", "cells", "random_cell"]
+__all__ = ["Chooser", "cells", "random_cell", "random_union"]

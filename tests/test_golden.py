@@ -103,3 +103,46 @@ def test_a_changed_snapshot_is_reported_with_its_diff(tmp_path):
     assert "-def programme(" in message and "+def program(" in message
     path.write_text(text, encoding="utf-8")
     assert mismatch(path, text) is None
+
+
+def test_printer_words_are_reserved_from_ir_names():
+    """Every word the printers write themselves (not a counter like `t3`, not `in_x` / `d_B` / a
+    CUDA kernel `k3_fused`, not named after an IR node) is in common/names.py's RESERVED, so that
+    a variable named after an IR node can never shadow it."""
+    import ast
+    import builtins
+    import keyword
+
+    from rnncomp.backends.common.names import RESERVED, ir_base
+
+    derived: set[str] = set()
+    words: set[str] = set()
+    for example in EXAMPLES:
+        for unroll, length, lengths, grad, T in VARIANTS.values():
+            prog = rc.compile(cell_of(example), length=length, unroll=unroll, backend="numpy", dtype="float32")
+            final = list(prog.stages(lengths=lengths, T=T, grad=grad).values())[-1]
+            stack = list(final.nodes())
+            while stack:
+                n = stack.pop()
+                base = ir_base(n.name)
+                if base is not None:
+                    derived.update({base, base + "_state", base + "_next"})
+                if n.op == "loop":
+                    stack += n.attrs["body"].nodes()
+            for backend in ("numba-cpu", "numba-cuda"):
+                for node in ast.walk(ast.parse(GENERATORS[backend](final, "float32"))):
+                    if isinstance(node, ast.Name):
+                        words.add(node.id)
+                    elif isinstance(node, ast.FunctionDef):
+                        words.update([node.name] + [a.arg for a in node.args.args])
+    printer = {
+        w
+        for w in words
+        if not (w[-1].isdigit() or w.endswith("_") or w.startswith(("in_", "d_", "f_")))
+        and not (w[0] == "k" and w[1].isdigit())
+        and not keyword.iskeyword(w)
+        and not hasattr(builtins, w)
+        and w not in derived
+    }
+    assert printer <= RESERVED, sorted(printer - RESERVED)
+    assert {"h", "c", "h_state"} <= words  # IR names do reach the code

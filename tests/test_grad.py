@@ -145,3 +145,26 @@ def test_bad_input_names_the_argument():
     for opt in ("truncate", "checkpoint"):
         with pytest.raises(rc.ArgumentError, match=rf"argument '{opt}': expected an int >= 1"):
             rc.compile(cell, **{opt: 0})
+
+
+@pytest.mark.parametrize("name", ["lstm", "narx"])
+def test_roles_between_grad_and_the_runtime_are_slots(name):
+    """Every name grad makes for the backward (its cell's seqs and states, the saved residuals, the
+    shadow states of longer delays) has a typed Slot in plan.slots whose spelling it is."""
+    from passes.grad import backward_program, derive
+    from passes.roles import Role, cotangent, dstate
+
+    plan = derive(cell_of(name))
+    forward_seqs = {s.name for s in plan.cell.seqs}
+    made = [s.name for s in plan.bwd.seqs if s.name not in forward_seqs]
+    assert made and all(plan.slots[k].name == k for k in made)
+    assert {plan.slots[k].role for k in made} <= {Role.PREV, Role.TRACE, Role.RESIDUAL, Role.COTANGENT}
+    assert {plan.slots[k].of for k in made if plan.slots[k].role is Role.COTANGENT} == set(plan.cell.outputs)
+    assert all(plan.slots[k].role is Role.DSTATE and k == dstate(plan.slots[k].of) for k in plan.bwd.states)
+    assert all(plan.slots[k].role is Role.RESIDUAL for k in plan.residuals)
+    shadows = [s for s in plan.cell.state_types if s not in plan.user_states]
+    assert all(plan.slots[s].role is Role.SHADOW and plan.slots[s].name == s for s in shadows)
+    assert (name == "narx") == bool(shadows)  # narx reads y at delay 2 and x one step back
+    prog = backward_program(plan, "T", "loop", False, False)
+    given = {n.name for n in prog.inputs if prog.roles[n.name] == "cotangent"}
+    assert given == {cotangent(k) for k in plan.cell.outputs}

@@ -88,6 +88,23 @@ def test_every_helper_a_scalar_entry_calls_exists_on_both_backends(dtype):
                 assert rec.helpers <= set(table), (op, n.attrs, rec.helpers - set(table))
 
 
+def test_each_helper_has_one_definition_both_backends_use():
+    """numba-cpu's compiled helpers are common/helpers.py's functions under njit; numba-cuda writes
+    the same functions' source as device functions: a helper is written once."""
+    import inspect
+
+    from rnncomp.backends.common import helpers
+    from rnncomp.backends.numba_cpu import kernels as cpu_kernels
+
+    shared = [h for h, mod in CPU_HELPERS.items() if mod == "kernels"]
+    assert shared and set(shared) <= set(helpers.HELPERS)
+    for name in shared:
+        assert getattr(cpu_kernels, name).py_func is helpers.HELPERS[name], name
+    assert set(cuda_kernels.HELPERS) == set(helpers.HELPERS)
+    for name, f in helpers.HELPERS.items():
+        assert cuda_kernels.HELPERS[name] == "@cuda.jit(device=True)\n" + inspect.getsource(f), name
+
+
 def _prog(cell: rc.Cell):
     return list(rc.compile(cell, length=3, unroll="loop", backend="numpy").stages().values())[-1]
 

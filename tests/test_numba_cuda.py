@@ -539,3 +539,26 @@ def test_no_gpu_and_no_simulator_is_one_clear_error():
         pytest.skip("this machine has a GPU")
     assert out.stdout.startswith("CudaUnavailableError backend 'numba-cuda': no usable CUDA GPU here"), out.stderr
     assert "set the environment variable NUMBA_ENABLE_CUDASIM=1 before Python imports numba" in out.stdout
+
+
+@rc.cell
+def hostile(x: Seq["B", 3], acc: State["B", 3], grid: State["B", 3], t0: State["B", 3], W: Param[3, 3]):
+    """States named like the printer's own words: `acc` and `grid` (kernel locals), `t0` (a counter)."""
+    a = rc.tanh(x @ W + acc)
+    g = rc.sigmoid(a) * grid + t0
+    return {"acc": a, "grid": g, "t0": rc.tanh(g)}
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_variables_named_after_ir_nodes_never_take_a_printer_word(mode):
+    """Both the persistent kernel and the per-step launches: `acc_`, `grid_state` ..., and the oracle's values."""
+    cu = rc.compile(hostile, length="T", backend="numba-cuda", dtype="float64", backend_options={"persistent": mode})
+    ref = rc.compile(hostile, length="T", backend="numpy", dtype="float64")
+    args = random_args(hostile, T, B, seed=5, inits=True)
+    _close(cu(**args), ref(**args), "float64")
+    src = generate_source(cu._variant("infer", False, T)[0], "float64", mode=mode)
+    lines = [line.strip() for line in src.splitlines()]
+    for word in ("acc", "grid", "t0"):  # the nodes acc@0, grid@0, t0@0
+        assert any(line.startswith(f"{word}_ = ") and f"# {word}@0 = " in line for line in lines), word
+        assert not any(line.startswith(f"{word} = ") and f"# {word}@0 = " in line for line in lines), word
+    assert "grid_state[" in src and ("grid.sync()" in src) == mode

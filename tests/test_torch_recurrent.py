@@ -4,6 +4,7 @@ state_dict, dtype changes, the init rule, and no copies between tensors and the 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -73,15 +74,43 @@ def test_seqs_by_name_and_params_by_cell_name():
 def test_no_grad_keeps_nothing_and_training_frees_its_residuals():
     layer = _layer()
     x = torch.randn(4, 2, 3, dtype=torch.float64)
-    before = registry.parked()
+    prog = layer.program()
+    kept, real = [], prog._vjp
+    prog._vjp = lambda *a, **kw: (lambda r: kept.append(weakref.ref(r[1])) or r)(real(*a, **kw))
+    before = registry.parked()  # the custom ops (torch.compile's path) park theirs under a token; eager none
+    try:
+        with torch.no_grad():
+            layer(x)
+        assert kept == []  # inference: no vjp, nothing kept
+        out = layer(x)
+        assert len(kept) == 1 and kept[0]() is not None  # the forward's residuals wait for the backward
+        out["y"].sum().backward()
+        assert kept[0]() is None  # gone once the backward used them, while `out` still lives
+        assert registry.parked() == before
+    finally:
+        del prog._vjp
+
+
+def test_a_second_backward_runs_the_forward_again():
+    """retain_graph=True: the first backward took the residuals; the second recomputes them, same grads."""
+    layer = _layer()
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    loss = layer(x)["y"].pow(2).sum()
+    (g1,) = torch.autograd.grad(loss, [x], retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, [x])
+    torch.testing.assert_close(g2, g1, rtol=0, atol=0)
+
+
+def test_an_input_modified_after_the_forward_is_refused_by_autograd():
+    """The backward reads the inputs as they are (no copy): autograd refuses it once one was modified."""
+    layer = _layer()
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    xc = x * 1.0
+    out = layer(xc)
     with torch.no_grad():
-        layer(x)
-    assert registry.parked() == before
-    out = layer(x)
-    assert registry.parked() == before + 1
-    out["y"].sum().backward()
-    del out
-    assert registry.parked() == before
+        xc.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out["y"].sum().backward()
 
 
 def test_optimiser_clipping_state_dict_and_dtypes():
@@ -129,10 +158,10 @@ def test_no_copies_between_tensors_and_the_program():
     layer = _layer()
     seen = {}
     prog = layer.program()
-    real_vjp = prog.vjp
+    real_vjp = prog._vjp
 
-    def spy(lengths=None, **arrays):
-        out, backward = real_vjp(lengths=lengths, **arrays)
+    def spy(lengths, arrays, copy):
+        out, backward = real_vjp(lengths, arrays, copy)
         seen["in"] = {k: a.ctypes.data for k, a in arrays.items()}
         seen["out"] = {k: a.ctypes.data for k, a in out.items()}
 
@@ -144,7 +173,7 @@ def test_no_copies_between_tensors_and_the_program():
 
         return out, bw
 
-    prog.vjp = spy
+    prog._vjp = spy
     try:
         x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
         out = layer(x)
@@ -157,7 +186,7 @@ def test_no_copies_between_tensors_and_the_program():
         layer(leaf.transpose(0, 1))["y"].sum().backward()
         assert leaf.grad.dtype == torch.float32 and leaf.grad.shape == (2, 4, 3)
     finally:
-        del prog.vjp
+        del prog._vjp
 
 
 def test_an_output_that_is_an_input_is_copied():

@@ -149,3 +149,22 @@ def test_a_sequence_input_that_is_itself_an_output(mode):
     cell = g.build()
     args = random_args(cell, 5, 2)
     assert max_err(rc.compile(cell, length="T", unroll=mode, dtype="float64")(**args), oracle(cell, **args)) <= 1e-12
+
+
+def test_a_loop_is_rebuilt_through_loopview_replace():
+    """LoopView.replace with the loop's own groups gives an equal loop; dropping a stacked result
+    keeps operands, params, results, counts and type in step (what simplify and hoist use)."""
+    from ir import LoopView
+    from ir.program import Region
+
+    prog = rc.compile(cell_of("lstm"), length="T", unroll=2, backend="numpy")
+    final = list(prog.stages().values())[-1]
+    loop = next(n for n in final.nodes() if n.op == "loop")
+    v = LoopView(loop)
+    same = v.replace()
+    assert Region([], [same]).structure() == Region([], [loop]).structure()
+    assert "_remap" not in same.attrs and set(same.attrs) == set(loop.attrs)
+    fewer = LoopView(v.replace(stacks=v.stacks()[1:]))
+    assert fewer.n_buf == v.n_buf - 1 and len(fewer.node.type.items) == len(loop.type.items) - 1
+    assert len(fewer.body.results) == len(v.body.results) - v.stride
+    assert fewer.carries() == v.carries() and fewer.invariants() == v.invariants()

@@ -46,6 +46,15 @@ def device_ops(name: str) -> Any:
     return DEVICE
 
 
+def synchronize(name: str) -> None:
+    """Wait until the work a backend has launched is done (a device backend's calls return early),
+    so that a timing of its calls is a timing of the work (rnncomp.autotune)."""
+    if name in DEVICE_ARRAYS:
+        from numba import cuda
+
+        cuda.synchronize()
+
+
 def preload(name: str) -> None:
     """Import a backend's compiler stack now (Numba and its typing registries: about 0.8 s) rather
     than on the first call, e.g. at program start-up or before timing a compile."""

@@ -52,3 +52,41 @@ def _tensor(r, device: torch.device) -> torch.Tensor:
     if isinstance(r, torch.Tensor):
         return r
     return torch.as_tensor(r, device=device)  # a numba device array, through __cuda_array_interface__
+
+
+_BROADCAST: dict = {}  # (shape, dtype, device, value) -> one contiguous tensor filled with value
+
+
+def cotangent(g: torch.Tensor) -> torch.Tensor:
+    """A contiguous cotangent. The cotangent of `out.sum()` is a scalar broadcast over the output (every
+    stride 0): its filled copy is kept for the next call (the backward only reads cotangents), not made
+    anew each time (a fresh buffer of the output's size each step: page faults, an output-sized fill)."""
+    eager_cpu = type(g) is torch.Tensor and g.device.type == "cpu" and not torch.compiler.is_compiling()
+    if not eager_cpu or g.is_contiguous() or g.dim() == 0 or any(g.stride()):  # traced, CUDA, or not a broadcast
+        return g.contiguous()
+    key = (tuple(g.shape), g.dtype, g.device, g.reshape(-1)[0].item())
+    full = _BROADCAST.get(key)
+    if full is None:
+        _BROADCAST.clear()
+        full = _BROADCAST[key] = g.contiguous()
+    return full
+
+
+_HOST_BROADCAST: dict = {}  # (shape, dtype, value) -> one C-contiguous array filled with value
+
+
+def host_cotangent(g: torch.Tensor) -> np.ndarray:
+    """A CPU cotangent as a C-contiguous array: a view when it is one; `out.sum()`'s broadcast scalar
+    (every stride 0) as a filled array kept for the next call, as `cotangent` does, in NumPy (fewer
+    PyTorch dispatches: at small sizes those cost more than the fill)."""
+    a = g.detach().numpy()
+    if a.flags.c_contiguous:
+        return a
+    if a.size and not any(a.strides):
+        key = (a.shape, a.dtype.str, a.item(0))
+        full = _HOST_BROADCAST.get(key)
+        if full is None:
+            _HOST_BROADCAST.clear()
+            full = _HOST_BROADCAST[key] = np.full(a.shape, a.item(0), a.dtype)
+        return full
+    return np.ascontiguousarray(a)

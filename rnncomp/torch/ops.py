@@ -14,12 +14,11 @@ work out every shape from the inputs' shapes, so `torch.compile` traces a model 
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from .convert import to_array, to_tensors
+from .convert import cotangent, to_array, to_tensors
 from .registry import entry, park, take
+from .streams import ordered
 
 Tensor = torch.Tensor
 
@@ -27,21 +26,6 @@ Tensor = torch.Tensor
 def _split(call: str) -> tuple:
     key, _, names = call.partition(":")
     return entry(key), names.split(",") if names else []
-
-
-@contextlib.contextmanager
-def _ordered(device: torch.device):
-    """On CUDA, order the program's kernels (launched on the legacy default stream by numba-cuda)
-    after the work queued on PyTorch's current stream, and that stream's later work after them."""
-    if device.type != "cuda":
-        yield
-        return
-    current, default = torch.cuda.current_stream(device), torch.cuda.default_stream(device)  # pragma: no cover
-    if current != default:  # pragma: no cover  (no GPU in the test environment)
-        default.wait_stream(current)
-    yield  # pragma: no cover
-    if current != default:  # pragma: no cover
-        current.wait_stream(default)
 
 
 def _kwargs(names: list[str], arrays: list[Tensor], lengths: Tensor | None) -> tuple[dict, object]:
@@ -59,7 +43,7 @@ def run(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[Tensor]
     """The whole sequence, inference only: outputs stacked over time, then the final states."""
     e, names = _split(call)
     kw, lens = _kwargs(names, arrays, lengths)
-    with _ordered(_device(arrays)):
+    with ordered(_device(arrays)):
         out = e.prog(lengths=lens, **kw)
     return to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
 
@@ -69,7 +53,7 @@ def run_train(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[T
     """As `run`, keeping what the backward needs (parked under the token, the last result)."""
     e, names = _split(call)
     kw, lens = _kwargs(names, arrays, lengths)
-    with _ordered(_device(arrays)):
+    with ordered(_device(arrays)):
         out, backward = e.prog.vjp(lengths=lens, **kw)
     results = to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
     return results + [park(backward, arrays)]
@@ -82,7 +66,7 @@ def backward(
     """Gradients of every array of the forward `call` from the results' cotangents (None: zero)."""
     e, names = _split(call)
     cot = {k: to_array(g) for k, g in zip(e.sig.results, cotangents) if g is not None}
-    with _ordered(_device(arrays)):
+    with ordered(_device(arrays)):
         vjp = take(token, arrays)
         if vjp is None:
             kw, lens = _kwargs(names, arrays, lengths)
@@ -121,27 +105,9 @@ def _setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
-_BROADCAST: dict = {}  # (shape, dtype, device, value) -> one contiguous tensor filled with value
-
-
-def _cotangent(g: Tensor) -> Tensor:
-    """A contiguous cotangent. The cotangent of `out.sum()` is a scalar broadcast over the output (every
-    stride 0): its filled copy is kept for the next call (the backward only reads cotangents), not made
-    anew each time (a fresh buffer of the output's size each step: page faults, an output-sized fill)."""
-    eager_cpu = type(g) is torch.Tensor and g.device.type == "cpu" and not torch.compiler.is_compiling()
-    if not eager_cpu or g.is_contiguous() or g.dim() == 0 or any(g.stride()):  # traced, CUDA, or not a broadcast
-        return g.contiguous()
-    key = (tuple(g.shape), g.dtype, g.device, g.reshape(-1)[0].item())
-    full = _BROADCAST.get(key)
-    if full is None:
-        _BROADCAST.clear()
-        full = _BROADCAST[key] = g.contiguous()
-    return full
-
-
 def _backward(ctx, grads):
     token, *arrays = ctx.saved_tensors
-    cot = [None if g is None else _cotangent(g) for g in grads[:-1]]
+    cot = [None if g is None else cotangent(g) for g in grads[:-1]]
     return None, backward(ctx.call, token, arrays, ctx.lengths, cot), None
 
 

@@ -13,7 +13,7 @@ from torch import nn
 import rnncomp as rc
 from ir import ArgumentError, Cell
 
-from . import ops
+from . import eager, ops
 from .init import default_init
 from .programs import compiled
 from .registry import register
@@ -42,7 +42,8 @@ class Recurrent(nn.Module):
     TensorFlow's dynamic_rnn rule, as `rc.compile`'s programs. `.double()` / `.float()` convert the
     params and compile the program for the other dtype on the next call; CUDA tensors (after
     `.cuda()`) run on the numba-cuda backend, in place. Gradients flow to params, seqs and the inits
-    given, through `prog.vjp`, as the custom ops rnncomp::run_train and rnncomp::backward.
+    given, through `prog.vjp`: in eager mode an autograd.Function calling the program directly,
+    under `torch.compile` the custom ops rnncomp::run_train and rnncomp::backward.
     """
 
     def __init__(
@@ -167,13 +168,14 @@ class Recurrent(nn.Module):
         tensors += [getattr(self, p) for p in sig.params]
         tensors += [self._input(n, given[n], like) for n in sig.states if n in given]
         names = sig.seqs + sig.params + [n for n in sig.states if n in given]
-        key, _ = self._program(like.dtype, like.device.type)
-        call = key + ":" + ",".join(names)
+        key, e = self._program(like.dtype, like.device.type)
         lens = self._lengths(lengths)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            results = ops.run_train(call, tensors, lens)[:-1]
-        else:
-            results = ops.run(call, tensors, lens)
+        train = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        if not torch.compiler.is_compiling():  # eager: the program called directly (rnncomp.torch.eager)
+            results = (eager.run_train if train else eager.run)(e, names, tensors, lens)
+        else:  # traced: the custom ops, which torch.compile sees through their fake rules
+            call = key + ":" + ",".join(names)
+            results = ops.run_train(call, tensors, lens)[:-1] if train else ops.run(call, tensors, lens)
         return dict(zip(sig.results, results))
 
     def _where(self) -> str:

@@ -26,8 +26,8 @@ def fused_0(n0, y0, x0, x1, x2, x3):
         for i1 in range(16):
             t0 = x0[y0, i0, i1] + x1[i0, i1]  # %3 = add(%1, %2) : f32[B, 16]
             t1 = t0 + x2[i1]  # %4 = add(%3, b) : f32[B, 16]
-            t2 = tanh_f32(t1)  # h@0 = tanh(%4) : f32[B, 16]
-            x3[y0, i0, i1] = t2
+            h = tanh_f32(t1)  # h@0 = tanh(%4) : f32[B, 16]
+            x3[y0, i0, i1] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -60,7 +60,7 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, v1, v2, d_B, n_threads, v3):
         for i1_u1 in range(16):
             t0_u1 = v2[2, i0_u1, i1_u1] + v3[i0_u1, i1_u1]  # %11 = add(%9, %10) : f32[B, 16]
             t1_u1 = t0_u1 + in_b[i1_u1]  # %12 = add(%11, b) : f32[B, 16]
-            t2_u1 = tanh_f32(t1_u1)  # h@2 = tanh(%12) : f32[B, 16]
-            v1[i0_u1, i1_u1] = t2_u1
-            v0[2, i0_u1, i1_u1] = t2_u1
+            h = tanh_f32(t1_u1)  # h@2 = tanh(%12) : f32[B, 16]
+            v1[i0_u1, i1_u1] = h
+            v0[2, i0_u1, i1_u1] = h
     return (v0, v1)

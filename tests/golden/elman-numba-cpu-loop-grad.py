@@ -31,25 +31,25 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a0 = x0[m0:m1]
+    dstate_h_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a1 = x1[b0, m0:m1]
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
+        a0 = x1[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
+        a2 = x3[b0, m0:m1]
         # 4 elementwise node(s) in one loop, storing %4 : [#rows, 16]
         for i0_u1 in range(m2):
             for i1_u1 in range(16):
-                t0_u1 = a1[i0_u1, i1_u1] + a0[i0_u1, i1_u1]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 16]
-                t1_u1 = a2[i0_u1, i1_u1] * a2[i0_u1, i1_u1]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[#rows, 16]
+                t0_u1 = a0[i0_u1, i1_u1] + dstate_h_state[i0_u1, i1_u1]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 16]
+                t1_u1 = a1[i0_u1, i1_u1] * a1[i0_u1, i1_u1]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[#rows, 16]
                 t2_u1 = c1 - t1_u1  # %3 = sub(%1, %2) : f32[#rows, 16]
                 t3_u1 = t0_u1 * t2_u1  # %4 = mul(%0, %3) : f32[#rows, 16]
-                a3[i0_u1, i1_u1] = t3_u1
+                a2[i0_u1, i1_u1] = t3_u1
         # 'dstate@h@0' = matmul(%4, inv1) : f32[#rows, 16]
-        if a3.shape[0] <= 3:
-            rows_nt(a3, x4, a0, c0)
+        if a2.shape[0] <= 3:
+            rows_nt(a2, x4, dstate_h_state, c0)
         else:
-            gemm_packed(a3, x5, x4, a0, True, 1, BLAS)
+            gemm_packed(a2, x5, x4, dstate_h_state, True, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -33,41 +33,41 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a4 = x4[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
+    a3 = x4[m0:m1]
+    h_state = x0[m0:m1]
+    a0 = x1[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
+        a2 = x3[b0, m0:m1]
         # %0 = matmul(h@t-1, U) : f32[#rows, 16]
-        if a0.shape[0] <= 3:
-            for i0_u2 in range(a0.shape[0]):
+        if h_state.shape[0] <= 3:
+            for i0_u2 in range(h_state.shape[0]):
                 for i1_u2 in range(16):
-                    a4[i0_u2, i1_u2] = c0
+                    a3[i0_u2, i1_u2] = c0
                 for i2_u2 in range(0, 16, 8):
-                    t0_u2 = a0[i0_u2, i2_u2]
-                    t1_u2 = a0[i0_u2, i2_u2 + 1]
-                    t2_u2 = a0[i0_u2, i2_u2 + 2]
-                    t3_u2 = a0[i0_u2, i2_u2 + 3]
-                    t4_u2 = a0[i0_u2, i2_u2 + 4]
-                    t5_u2 = a0[i0_u2, i2_u2 + 5]
-                    t6_u2 = a0[i0_u2, i2_u2 + 6]
-                    t7_u2 = a0[i0_u2, i2_u2 + 7]
+                    t0_u2 = h_state[i0_u2, i2_u2]
+                    t1_u2 = h_state[i0_u2, i2_u2 + 1]
+                    t2_u2 = h_state[i0_u2, i2_u2 + 2]
+                    t3_u2 = h_state[i0_u2, i2_u2 + 3]
+                    t4_u2 = h_state[i0_u2, i2_u2 + 4]
+                    t5_u2 = h_state[i0_u2, i2_u2 + 5]
+                    t6_u2 = h_state[i0_u2, i2_u2 + 6]
+                    t7_u2 = h_state[i0_u2, i2_u2 + 7]
                     for i1_u2 in range(16):
-                        a4[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
+                        a3[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(a0, x6, x5, a4, False, 1, BLAS)
+            gemm_packed(h_state, x6, x5, a3, False, 1, BLAS)
         # 5 elementwise node(s) in one loop, storing h@0, %5 : [#rows, 16]
         for i0_u3 in range(m2):
             for i1_u3 in range(16):
-                t0_u3 = a2[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
+                t0_u3 = a1[i0_u3, i1_u3] + a3[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
                 t1_u3 = t0_u3 + x7[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
                 t2_u3 = tanh_f32(t1_u3)  # %3 = tanh(%2) : f32[#rows, 16]
-                t3_u3 = t2_u3 if b0 < a1[i0_u3] else a0[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[#rows, 16]
-                t4_u3 = t2_u3 if b0 < a1[i0_u3] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[#rows, 16]
-                a0[i0_u3, i1_u3] = t3_u3
-                a3[i0_u3, i1_u3] = t4_u3
+                h = t2_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[#rows, 16]
+                t3_u3 = t2_u3 if b0 < a0[i0_u3] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[#rows, 16]
+                h_state[i0_u3, i1_u3] = h
+                a2[i0_u3, i1_u3] = t3_u3
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -44,9 +44,9 @@ def fused_0(n0, x0, x1, x2, x3, x4):
         for i1 in range(16):
             t0 = x0[i0, i1] + x1[i0, i1]  # %4 = add(xh1@1, %3) : f32[#rows, 16]
             t1 = t0 + x2[i1]  # %5 = add(%4, b) : f32[#rows, 16]
-            t2 = tanh_f32(t1)  # h@1 = tanh(%5) : f32[#rows, 16]
-            x3[i0, i1] = t2
-            x4[i0, i1] = t2
+            h = tanh_f32(t1)  # h@1 = tanh(%5) : f32[#rows, 16]
+            x3[i0, i1] = h
+            x4[i0, i1] = h
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -67,25 +67,25 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a5 = x3[m0:m1]
-    a6 = x7[m0:m1]
-    a0 = x0[m0:m1]
+    a4 = x3[m0:m1]
+    a5 = x7[m0:m1]
+    h_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0 * 2
-        a1 = x1[b0, m0:m1]
-        a2 = x1[b0 + 1, m0:m1]
-        a3 = x2[b0, m0:m1]
-        a4 = x2[b0 + 1, m0:m1]
-        matmul_0(a0, a5, x4, x5)  # %0 = matmul(h@t-1, U) : f32[#rows, 16]
+        a0 = x1[b0, m0:m1]
+        a1 = x1[b0 + 1, m0:m1]
+        a2 = x2[b0, m0:m1]
+        a3 = x2[b0 + 1, m0:m1]
+        matmul_0(h_state, a4, x4, x5)  # %0 = matmul(h@t-1, U) : f32[#rows, 16]
         # 3 elementwise node(s) in one loop, storing h@0 : [#rows, 16]
         for i0_u3 in range(m2):
             for i1_u3 in range(16):
-                t0_u3 = a1[i0_u3, i1_u3] + a5[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
+                t0_u3 = a0[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
                 t1_u3 = t0_u3 + x6[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
-                t2_u3 = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
-                a3[i0_u3, i1_u3] = t2_u3
-        matmul_0(a3, a6, x4, x5)  # %3 = matmul(h@0, U) : f32[#rows, 16]
-        fused_0(m2, a2, a6, x6, a4, a0)  # fused: h@1
+                h = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
+                a2[i0_u3, i1_u3] = h
+        matmul_0(a2, a5, x4, x5)  # %3 = matmul(h@0, U) : f32[#rows, 16]
+        fused_0(m2, a1, a5, x6, a3, h_state)  # fused: h@1
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -106,14 +106,14 @@ def rows_1(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a3 = x3[m0:m1]
-    a0 = x0[m0:m1]
+    a2 = x3[m0:m1]
+    h_state = x0[m0:m1]
     for it1 in range(n3):
         b1 = n4 + it1
-        a1 = x1[b1, m0:m1]
-        a2 = x2[b1, m0:m1]
-        matmul_0(a0, a3, x4, x5)  # %0 = matmul(h@t-1, U) : f32[#rows, 16]
-        fused_0(m2, a1, a3, x6, a2, a0)  # fused: h@0
+        a0 = x1[b1, m0:m1]
+        a1 = x2[b1, m0:m1]
+        matmul_0(h_state, a2, x4, x5)  # %0 = matmul(h@t-1, U) : f32[#rows, 16]
+        fused_0(m2, a0, a2, x6, a1, h_state)  # fused: h@0
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

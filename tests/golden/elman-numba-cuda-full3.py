@@ -95,8 +95,8 @@ def k2_fused(d_B, v1, v2, in_b, v0):
         i1 = r0
         t0 = v1[0, i1, i0] + v2[i1, i0]  # %3 = add(%1, %2) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %4 = add(%3, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@0 = tanh(%4) : f32[B, 16]
-        v0[0, i1, i0] = t2  # store h@0
+        h = math.tanh(t1)  # h@0 = tanh(%4) : f32[B, 16]
+        v0[0, i1, i0] = h  # store h@0
 
 
 @cuda.jit(cache=True)
@@ -138,8 +138,8 @@ def k4_fused(d_B, v1, v3, in_b, v0):
         i1 = r0
         t0 = v1[1, i1, i0] + v3[i1, i0]  # %7 = add(%5, %6) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %8 = add(%7, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@1 = tanh(%8) : f32[B, 16]
-        v0[1, i1, i0] = t2  # store h@1
+        h = math.tanh(t1)  # h@1 = tanh(%8) : f32[B, 16]
+        v0[1, i1, i0] = h  # store h@1
 
 
 @cuda.jit(cache=True)
@@ -181,8 +181,8 @@ def k6_fused(d_B, v1, v4, in_b, v0):
         i1 = r0
         t0 = v1[2, i1, i0] + v4[i1, i0]  # %11 = add(%9, %10) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %12 = add(%11, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@2 = tanh(%12) : f32[B, 16]
-        v0[2, i1, i0] = t2  # store h@2
+        h = math.tanh(t1)  # h@2 = tanh(%12) : f32[B, 16]
+        v0[2, i1, i0] = h  # store h@2
 
 
 @cuda.jit(cache=True)

@@ -27,13 +27,13 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_copy(d_B, cs0, in_dstate_h):
+def k0_copy(d_B, dstate_h_state, in_dstate_h):
     """copy dstate@h = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        cs0[i1, i0] = in_dstate_h[i1, i0]
+        dstate_h_state[i1, i0] = in_dstate_h[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -47,7 +47,7 @@ def k1_copy(v1, in_U):
 
 
 @cuda.jit(cache=True)
-def k2_loop(v1, n0, d_B, in_grad_y, cs0, in_trace_h, v0):
+def k2_loop(v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
     """%2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -65,7 +65,7 @@ def k2_loop(v1, n0, d_B, in_grad_y, cs0, in_trace_h, v0):
             i0 = e0 % 16
             r0 = e0 // 16
             i1 = r0
-            t0 = in_grad_y[b0, i1, i0] + cs0[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 16]
+            t0 = in_grad_y[b0, i1, i0] + dstate_h_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 16]
             t1 = in_trace_h[b0, i1, i0] * in_trace_h[b0, i1, i0]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[B, 16]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
@@ -81,18 +81,18 @@ def k2_loop(v1, n0, d_B, in_grad_y, cs0, in_trace_h, v0):
                 acc = c0
                 for kk in range(16):
                     acc += v0[b0, i2, kk] * w0[kk, cl]
-                cs0[i2, col] = acc
+                dstate_h_state[i2, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k3_fused(d_B, in_grad_y, b1, cs0, in_trace_h, v0):
+def k3_fused(d_B, in_grad_y, b1, dstate_h_state, in_trace_h, v0):
     """fused: 4 elementwise node(s) over [B, 16], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = in_grad_y[b1, i1, i0] + cs0[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 16]
+        t0 = in_grad_y[b1, i1, i0] + dstate_h_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 16]
         t1 = in_trace_h[b1, i1, i0] * in_trace_h[b1, i1, i0]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[B, 16]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
@@ -100,7 +100,7 @@ def k3_fused(d_B, in_grad_y, b1, cs0, in_trace_h, v0):
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, v0, b1, v1, ns0):
+def k4_gemm(d_B, v0, b1, v1, dstate_h_next):
     """'dstate@h@0' = matmul(%4, inv1) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -126,7 +126,7 @@ def k4_gemm(d_B, v0, b1, v1, ns0):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        ns0[i0, col] = acc
+        dstate_h_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
@@ -272,8 +272,8 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h
     # d_B: dim B
     # d_T: dim T
     # returns: x, W, U, b, h
-    cs0 = cuda.device_array((d_B, 16), np.float32)
-    ns0 = cuda.device_array((d_B, 16), np.float32)
+    dstate_h_state = cuda.device_array((d_B, 16), np.float32)
+    dstate_h_next = cuda.device_array((d_B, 16), np.float32)
     v0 = cuda.device_array((d_T, d_B, 16), np.float32)
     v1 = cuda.device_array((16, 16), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
@@ -282,14 +282,14 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h
     v5 = cuda.device_array((16, 16), np.float32)
     v6 = cuda.device_array((16,), np.float32)
     # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [reverse: T iterations of 1 step(s) from step 0]
-    k0_copy[grid_1d(d_B * 16)](d_B, cs0, in_dstate_h)
+    k0_copy[grid_1d(d_B * 16)](d_B, dstate_h_state, in_dstate_h)
     k1_copy[grid_1d(16 * 16)](v1, in_U)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', v1, n0, d_B, in_grad_y, cs0, in_trace_h, v0):
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k3_fused[grid_1d(d_B * 16)](d_B, in_grad_y, b1, cs0, in_trace_h, v0)
-            k4_gemm[grid_gemm(d_B, 16)](d_B, v0, b1, v1, ns0)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k3_fused[grid_1d(d_B * 16)](d_B, in_grad_y, b1, dstate_h_state, in_trace_h, v0)
+            k4_gemm[grid_gemm(d_B, 16)](d_B, v0, b1, v1, dstate_h_next)
+            dstate_h_state, dstate_h_next = dstate_h_next, dstate_h_state  # the new states become the current ones
     k5_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, v0, in_W, v2)
     k6_gemm[grid_gemm(8, 16)](d_T, d_B, in_x, v0, v3)
     k7_shift[grid_1d(d_T * d_B * 16)](d_T, d_B, v4, in_h, in_trace_h)
@@ -299,5 +299,5 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h
     out1 = v3  # taken over: nothing else reads it
     out2 = v5  # taken over: nothing else reads it
     out3 = v6  # taken over: nothing else reads it
-    out4 = cs0  # taken over: nothing else reads it
+    out4 = dstate_h_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, )

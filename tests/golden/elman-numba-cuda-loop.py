@@ -57,17 +57,17 @@ def k0_gemm(d_B, d_T, in_x, in_W, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h):
+def k1_copy(d_B, h_state, in_h):
     """copy h = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
+        h_state[i1, i0] = in_h[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1):
+def k2_loop(in_U, n0, d_B, h_state, v2, v0, in_b, v1):
     """%2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -89,7 +89,7 @@ def k2_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1):
                 i0 = row
                 acc = c0
                 for kk in range(16):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing h@0
@@ -99,14 +99,14 @@ def k2_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1):
             i2 = r0
             t0 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 16]
             t1 = t0 + in_b[i1]  # %2 = add(%1, b) : f32[B, 16]
-            t2 = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
-            cs0[i2, i1] = t2  # store h@0
-            v1[b0, i2, i1] = t2  # store h@0
+            h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
+            h_state[i2, i1] = h  # store h@0
+            v1[b0, i2, i1] = h  # store h@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k3_gemm(d_B, cs0, in_U, v3):
+def k3_gemm(d_B, h_state, in_U, v3):
     """%0 = matmul(h@t-1, U) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -119,7 +119,7 @@ def k3_gemm(d_B, cs0, in_U, v3):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -136,7 +136,7 @@ def k3_gemm(d_B, cs0, in_U, v3):
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, v0, b1, v3, in_b, ns0, v1):
+def k4_fused(d_B, v0, b1, v3, in_b, h_next, v1):
     """fused: 3 elementwise node(s) over [B, 16], storing h@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -144,9 +144,9 @@ def k4_fused(d_B, v0, b1, v3, in_b, ns0, v1):
         i1 = r0
         t0 = v0[b1, i1, i0] + v3[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %2 = add(%1, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
-        ns0[i1, i0] = t2  # store h@0
-        v1[b1, i1, i0] = t2  # store h@0
+        h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
+        h_next[i1, i0] = h  # store h@0
+        v1[b1, i1, i0] = h  # store h@0
 
 
 def program(rt, in_x, in_W, in_U, in_b, in_h, d_T, d_B, n0):
@@ -161,20 +161,20 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, d_T, d_B, n0):
     # n0: loop count T
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 16), np.float32)
-    cs0 = cuda.device_array((d_B, 16), np.float32)
-    ns0 = cuda.device_array((d_B, 16), np.float32)
+    h_state = cuda.device_array((d_B, 16), np.float32)
+    h_next = cuda.device_array((d_B, 16), np.float32)
     v1 = cuda.device_array((d_T, d_B, 16), np.float32)
     v2 = cuda.device_array((d_B, 16), np.float32)
     v3 = cuda.device_array((d_B, 16), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, in_x, in_W, v0)
     # %2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_h)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, cs0, v2, v0, in_b, v1):
+    k1_copy[grid_1d(d_B * 16)](d_B, h_state, in_h)
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, h_state, v2, v0, in_b, v1):
         for it0 in range(n0):
             b1 = it0
-            k3_gemm[grid_gemm(d_B, 16)](d_B, cs0, in_U, v3)
-            k4_fused[grid_1d(d_B * 16)](d_B, v0, b1, v3, in_b, ns0, v1)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k3_gemm[grid_gemm(d_B, 16)](d_B, h_state, in_U, v3)
+            k4_fused[grid_1d(d_B * 16)](d_B, v0, b1, v3, in_b, h_next, v1)
+            h_state, h_next = h_next, h_state  # the new states become the current ones
     out0 = v1  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
+    out1 = h_state  # taken over: nothing else reads it
     return (out0, out1, )

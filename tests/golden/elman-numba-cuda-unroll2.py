@@ -57,13 +57,13 @@ def k0_gemm(d_B, d_T, in_x, in_W, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h):
+def k1_copy(d_B, h_state, in_h):
     """copy h = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
+        h_state[i1, i0] = in_h[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -79,7 +79,7 @@ def k2_copy(d_T, d_B, v1):
 
 
 @cuda.jit(cache=True)
-def k3_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1, v3):
+def k3_loop(in_U, n0, d_B, h_state, v2, v0, in_b, v1, v3):
     """%2 = loop(h, %0, %1, U, b){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -101,7 +101,7 @@ def k3_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1, v3):
                 i0 = row
                 acc = c0
                 for kk in range(16):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing h@0
@@ -111,8 +111,8 @@ def k3_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1, v3):
             i2 = r0
             t0 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 16]
             t1 = t0 + in_b[i1]  # %2 = add(%1, b) : f32[B, 16]
-            t2 = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
-            v1[b0, i2, i1] = t2  # store h@0
+            h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
+            v1[b0, i2, i1] = h  # store h@0
         grid.sync()
         # phase: %3 = matmul(h@0, U) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -131,16 +131,16 @@ def k3_loop(in_U, n0, d_B, cs0, v2, v0, in_b, v1, v3):
             i4 = e1 % 16
             r1 = e1 // 16
             i5 = r1
-            t3 = v0[(b0 + 1), i5, i4] + v3[i5, i4]  # %4 = add(xh1@1, %3) : f32[B, 16]
-            t4 = t3 + in_b[i4]  # %5 = add(%4, b) : f32[B, 16]
-            t5 = math.tanh(t4)  # h@1 = tanh(%5) : f32[B, 16]
-            cs0[i5, i4] = t5  # store h@1
-            v1[(b0 + 1), i5, i4] = t5  # store h@1
+            t2 = v0[(b0 + 1), i5, i4] + v3[i5, i4]  # %4 = add(xh1@1, %3) : f32[B, 16]
+            t3 = t2 + in_b[i4]  # %5 = add(%4, b) : f32[B, 16]
+            h_1_ = math.tanh(t3)  # h@1 = tanh(%5) : f32[B, 16]
+            h_state[i5, i4] = h_1_  # store h@1
+            v1[(b0 + 1), i5, i4] = h_1_  # store h@1
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, cs0, in_U, v4):
+def k4_gemm(d_B, h_state, in_U, v4):
     """%0 = matmul(h@t-1, U) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -153,7 +153,7 @@ def k4_gemm(d_B, cs0, in_U, v4):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -178,8 +178,8 @@ def k5_fused(d_B, v0, b1, v4, in_b, v1):
         i1 = r0
         t0 = v0[b1, i1, i0] + v4[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %2 = add(%1, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
-        v1[b1, i1, i0] = t2  # store h@0
+        h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
+        v1[b1, i1, i0] = h  # store h@0
 
 
 @cuda.jit(cache=True)
@@ -213,7 +213,7 @@ def k6_gemm(d_B, v1, b1, in_U, v5):
 
 
 @cuda.jit(cache=True)
-def k7_fused(d_B, v0, b1, v5, in_b, ns0, v1):
+def k7_fused(d_B, v0, b1, v5, in_b, h_next, v1):
     """fused: 3 elementwise node(s) over [B, 16], storing h@1"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -221,13 +221,13 @@ def k7_fused(d_B, v0, b1, v5, in_b, ns0, v1):
         i1 = r0
         t0 = v0[(b1 + 1), i1, i0] + v5[i1, i0]  # %4 = add(xh1@1, %3) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %5 = add(%4, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@1 = tanh(%5) : f32[B, 16]
-        ns0[i1, i0] = t2  # store h@1
-        v1[(b1 + 1), i1, i0] = t2  # store h@1
+        h = math.tanh(t1)  # h@1 = tanh(%5) : f32[B, 16]
+        h_next[i1, i0] = h  # store h@1
+        v1[(b1 + 1), i1, i0] = h  # store h@1
 
 
 @cuda.jit(cache=True)
-def k8_loop(in_U, n1, start0, d_B, cs1, v7, v0, in_b, v6):
+def k8_loop(in_U, n1, start0, d_B, h_state_1_, v7, v0, in_b, v6):
     """%5 = loop(%3, %0, %4, U, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -249,7 +249,7 @@ def k8_loop(in_U, n1, start0, d_B, cs1, v7, v0, in_b, v6):
                 i0 = row
                 acc = c0
                 for kk in range(16):
-                    acc += cs1[i0, kk] * w0[kk, cl]
+                    acc += h_state_1_[i0, kk] * w0[kk, cl]
                 v7[i0, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing h@0
@@ -259,14 +259,14 @@ def k8_loop(in_U, n1, start0, d_B, cs1, v7, v0, in_b, v6):
             i2 = r0
             t0 = v0[b2, i2, i1] + v7[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 16]
             t1 = t0 + in_b[i1]  # %2 = add(%1, b) : f32[B, 16]
-            t2 = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
-            cs1[i2, i1] = t2  # store h@0
-            v6[b2, i2, i1] = t2  # store h@0
+            h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
+            h_state_1_[i2, i1] = h  # store h@0
+            v6[b2, i2, i1] = h  # store h@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs1, in_U, v8):
+def k9_gemm(d_B, h_state_1_, in_U, v8):
     """%0 = matmul(h@t-1, U) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -279,7 +279,7 @@ def k9_gemm(d_B, cs1, in_U, v8):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = cs1[i0, ka]
+            sa[ty, tx] = h_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -296,7 +296,7 @@ def k9_gemm(d_B, cs1, in_U, v8):
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v0, b3, v8, in_b, ns1, v6):
+def k10_fused(d_B, v0, b3, v8, in_b, h_next_1_, v6):
     """fused: 3 elementwise node(s) over [B, 16], storing h@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -304,9 +304,9 @@ def k10_fused(d_B, v0, b3, v8, in_b, ns1, v6):
         i1 = r0
         t0 = v0[b3, i1, i0] + v8[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 16]
         t1 = t0 + in_b[i0]  # %2 = add(%1, b) : f32[B, 16]
-        t2 = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
-        ns1[i1, i0] = t2  # store h@0
-        v6[b3, i1, i0] = t2  # store h@0
+        h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
+        h_next_1_[i1, i0] = h  # store h@0
+        v6[b3, i1, i0] = h  # store h@0
 
 
 def program(rt, in_x, in_W, in_U, in_b, in_h, d_T, d_B, n0, n1, start0):
@@ -323,37 +323,37 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, d_T, d_B, n0, n1, start0):
     # start0: loop count (T//2)*2
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 16), np.float32)
-    cs0 = cuda.device_array((d_B, 16), np.float32)
-    ns0 = cuda.device_array((d_B, 16), np.float32)
+    h_state = cuda.device_array((d_B, 16), np.float32)
+    h_next = cuda.device_array((d_B, 16), np.float32)
     v1 = cuda.device_array((d_T, d_B, 16), np.float32)
     v2 = cuda.device_array((d_B, 16), np.float32)
     v3 = cuda.device_array((d_B, 16), np.float32)
     v4 = cuda.device_array((d_B, 16), np.float32)
     v5 = cuda.device_array((d_B, 16), np.float32)
-    ns1 = cuda.device_array((d_B, 16), np.float32)
+    h_next_1_ = cuda.device_array((d_B, 16), np.float32)
     v7 = cuda.device_array((d_B, 16), np.float32)
     v8 = cuda.device_array((d_B, 16), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, in_x, in_W, v0)
     # %2 = loop(h, %0, %1, U, b){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_h)
+    k1_copy[grid_1d(d_B * 16)](d_B, h_state, in_h)
     k2_copy[grid_1d(d_T * d_B * 16)](d_T, d_B, v1)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, cs0, v2, v0, in_b, v1, v3):
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, h_state, v2, v0, in_b, v1, v3):
         for it0 in range(n0):
             b1 = it0 * 2
-            k4_gemm[grid_gemm(d_B, 16)](d_B, cs0, in_U, v4)
+            k4_gemm[grid_gemm(d_B, 16)](d_B, h_state, in_U, v4)
             k5_fused[grid_1d(d_B * 16)](d_B, v0, b1, v4, in_b, v1)
             k6_gemm[grid_gemm(d_B, 16)](d_B, v1, b1, in_U, v5)
-            k7_fused[grid_1d(d_B * 16)](d_B, v0, b1, v5, in_b, ns0, v1)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k7_fused[grid_1d(d_B * 16)](d_B, v0, b1, v5, in_b, h_next, v1)
+            h_state, h_next = h_next, h_state  # the new states become the current ones
     # %5 = loop(%3, %0, %4, U, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    cs1 = cs0  # taken over: nothing else reads it
+    h_state_1_ = h_state  # taken over: nothing else reads it
     v6 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_U, n1, start0, d_B, cs1, v7, v0, in_b, v6):
+    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_U, n1, start0, d_B, h_state_1_, v7, v0, in_b, v6):
         for it1 in range(n1):
             b3 = start0 + it1
-            k9_gemm[grid_gemm(d_B, 16)](d_B, cs1, in_U, v8)
-            k10_fused[grid_1d(d_B * 16)](d_B, v0, b3, v8, in_b, ns1, v6)
-            cs1, ns1 = ns1, cs1  # the new states become the current ones
+            k9_gemm[grid_gemm(d_B, 16)](d_B, h_state_1_, in_U, v8)
+            k10_fused[grid_1d(d_B * 16)](d_B, v0, b3, v8, in_b, h_next_1_, v6)
+            h_state_1_, h_next_1_ = h_next_1_, h_state_1_  # the new states become the current ones
     out0 = v6  # taken over: nothing else reads it
-    out1 = cs1  # taken over: nothing else reads it
+    out1 = h_state_1_  # taken over: nothing else reads it
     return (out0, out1, )

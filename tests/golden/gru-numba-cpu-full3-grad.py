@@ -133,59 +133,59 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     for i0_u3 in range(d_B):
         for i1_u3 in range(32):
             t0_u3 = v2[i0_u3, i1_u3] * in0[2, i0_u3, i1_u3]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
-            t1_u3 = t0_u3 + v5[i0_u3, i1_u3]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
-            t2_u3 = in6[1, i0_u3, i1_u3] + t1_u3  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
-            t3_u3 = t2_u3 * in0[1, i0_u3, i1_u3]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
-            t4_u3 = t2_u3 * in2[1, i0_u3, i1_u3]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
-            t5_u3 = in1[1, i0_u3, i1_u3] * in1[1, i0_u3, i1_u3]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]
-            t6_u3 = c0 - t5_u3  # %27 = sub(%3, %26) : f32[B, 32]
-            t7_u3 = t4_u3 * t6_u3  # %28 = mul(%25, %27) : f32[B, 32]
-            t8_u3 = t7_u3 * in3[1, i0_u3, i1_u3]  # %29 = mul(%28, 'res@3@1') : f32[B, 32]
-            t9_u3 = c0 - in4[1, i0_u3, i1_u3]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
-            t10_u3 = in4[1, i0_u3, i1_u3] * t9_u3  # %31 = mul('res@4@1', %30) : f32[B, 32]
-            t11_u3 = t8_u3 * t10_u3  # %32 = mul(%29, %31) : f32[B, 32]
-            t12_u3 = t2_u3 * v6[1, i0_u3, i1_u3]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
-            t13_u3 = t2_u3 * in1[1, i0_u3, i1_u3]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
-            t14_u3 = -t13_u3  # %35 = neg(%34) : f32[B, 32]
-            t15_u3 = t12_u3 + t14_u3  # %36 = add(%33, %35) : f32[B, 32]
-            t16_u3 = c0 - in0[1, i0_u3, i1_u3]  # %37 = sub(%3, 'res@0@1') : f32[B, 32]
-            t17_u3 = in0[1, i0_u3, i1_u3] * t16_u3  # %38 = mul('res@0@1', %37) : f32[B, 32]
-            t18_u3 = t15_u3 * t17_u3  # %39 = mul(%36, %38) : f32[B, 32]
-            t19_u3 = t7_u3 * in4[1, i0_u3, i1_u3]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
-            v8[i0_u3, i1_u3] = t3_u3
-            v9[i0_u3, i1_u3] = t7_u3
-            v10[i0_u3, i1_u3] = t11_u3
-            v11[i0_u3, i1_u3] = t18_u3
-            v12[i0_u3, i1_u3] = t19_u3
+            dstate_h = t0_u3 + v5[i0_u3, i1_u3]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
+            t1_u3 = in6[1, i0_u3, i1_u3] + dstate_h  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+            t2_u3 = t1_u3 * in0[1, i0_u3, i1_u3]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
+            t3_u3 = t1_u3 * in2[1, i0_u3, i1_u3]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
+            t4_u3 = in1[1, i0_u3, i1_u3] * in1[1, i0_u3, i1_u3]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]
+            t5_u3 = c0 - t4_u3  # %27 = sub(%3, %26) : f32[B, 32]
+            t6_u3 = t3_u3 * t5_u3  # %28 = mul(%25, %27) : f32[B, 32]
+            t7_u3 = t6_u3 * in3[1, i0_u3, i1_u3]  # %29 = mul(%28, 'res@3@1') : f32[B, 32]
+            t8_u3 = c0 - in4[1, i0_u3, i1_u3]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
+            t9_u3 = in4[1, i0_u3, i1_u3] * t8_u3  # %31 = mul('res@4@1', %30) : f32[B, 32]
+            t10_u3 = t7_u3 * t9_u3  # %32 = mul(%29, %31) : f32[B, 32]
+            t11_u3 = t1_u3 * v6[1, i0_u3, i1_u3]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
+            t12_u3 = t1_u3 * in1[1, i0_u3, i1_u3]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
+            t13_u3 = -t12_u3  # %35 = neg(%34) : f32[B, 32]
+            t14_u3 = t11_u3 + t13_u3  # %36 = add(%33, %35) : f32[B, 32]
+            t15_u3 = c0 - in0[1, i0_u3, i1_u3]  # %37 = sub(%3, 'res@0@1') : f32[B, 32]
+            t16_u3 = in0[1, i0_u3, i1_u3] * t15_u3  # %38 = mul('res@0@1', %37) : f32[B, 32]
+            t17_u3 = t14_u3 * t16_u3  # %39 = mul(%36, %38) : f32[B, 32]
+            t18_u3 = t6_u3 * in4[1, i0_u3, i1_u3]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
+            v8[i0_u3, i1_u3] = t2_u3
+            v9[i0_u3, i1_u3] = t6_u3
+            v10[i0_u3, i1_u3] = t10_u3
+            v11[i0_u3, i1_u3] = t17_u3
+            v12[i0_u3, i1_u3] = t18_u3
     concat_0(d_B, np.int64(1), v0, v10, v11, v12)  # %41 = concat(%32, %39, %40){axis=-1} : f32[B, 96]
     matmul_0(v0[1], v12, in_W_hh, n_threads)  # %42 = matmul(%41, %21) : f32[B, 32]
     # 19 elementwise node(s) in one loop, storing %47, %51, %58, %66, %72 : [B, 32]
     for i0_u4 in range(d_B):
         for i1_u4 in range(32):
-            t0_u4 = v8[i0_u4, i1_u4] + v12[i0_u4, i1_u4]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
-            t1_u4 = in6[0, i0_u4, i1_u4] + t0_u4  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
-            t2_u4 = t1_u4 * in2[0, i0_u4, i1_u4]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
-            t3_u4 = in1[0, i0_u4, i1_u4] * in1[0, i0_u4, i1_u4]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
-            t4_u4 = c0 - t3_u4  # %46 = sub(%3, %45) : f32[B, 32]
-            t5_u4 = t2_u4 * t4_u4  # %47 = mul(%44, %46) : f32[B, 32]
-            t6_u4 = t5_u4 * in3[0, i0_u4, i1_u4]  # %48 = mul(%47, 'res@3@0') : f32[B, 32]
-            t7_u4 = c0 - in4[0, i0_u4, i1_u4]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
-            t8_u4 = in4[0, i0_u4, i1_u4] * t7_u4  # %50 = mul('res@4@0', %49) : f32[B, 32]
-            t9_u4 = t6_u4 * t8_u4  # %51 = mul(%48, %50) : f32[B, 32]
-            t10_u4 = t1_u4 * v6[0, i0_u4, i1_u4]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
-            t11_u4 = t1_u4 * in1[0, i0_u4, i1_u4]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
-            t12_u4 = -t11_u4  # %54 = neg(%53) : f32[B, 32]
-            t13_u4 = t10_u4 + t12_u4  # %55 = add(%52, %54) : f32[B, 32]
-            t14_u4 = c0 - in0[0, i0_u4, i1_u4]  # %56 = sub(%3, 'res@0@0') : f32[B, 32]
-            t15_u4 = in0[0, i0_u4, i1_u4] * t14_u4  # %57 = mul('res@0@0', %56) : f32[B, 32]
-            t16_u4 = t13_u4 * t15_u4  # %58 = mul(%55, %57) : f32[B, 32]
-            t17_u4 = t5_u4 * in4[0, i0_u4, i1_u4]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
-            t18_u4 = t1_u4 * in0[0, i0_u4, i1_u4]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
-            v5[i0_u4, i1_u4] = t5_u4
-            v2[i0_u4, i1_u4] = t9_u4
-            v13[i0_u4, i1_u4] = t16_u4
-            v14[i0_u4, i1_u4] = t17_u4
-            v15[i0_u4, i1_u4] = t18_u4
+            dstate_h_u4 = v8[i0_u4, i1_u4] + v12[i0_u4, i1_u4]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
+            t0_u4 = in6[0, i0_u4, i1_u4] + dstate_h_u4  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
+            t1_u4 = t0_u4 * in2[0, i0_u4, i1_u4]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
+            t2_u4 = in1[0, i0_u4, i1_u4] * in1[0, i0_u4, i1_u4]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
+            t3_u4 = c0 - t2_u4  # %46 = sub(%3, %45) : f32[B, 32]
+            t4_u4 = t1_u4 * t3_u4  # %47 = mul(%44, %46) : f32[B, 32]
+            t5_u4 = t4_u4 * in3[0, i0_u4, i1_u4]  # %48 = mul(%47, 'res@3@0') : f32[B, 32]
+            t6_u4 = c0 - in4[0, i0_u4, i1_u4]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
+            t7_u4 = in4[0, i0_u4, i1_u4] * t6_u4  # %50 = mul('res@4@0', %49) : f32[B, 32]
+            t8_u4 = t5_u4 * t7_u4  # %51 = mul(%48, %50) : f32[B, 32]
+            t9_u4 = t0_u4 * v6[0, i0_u4, i1_u4]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
+            t10_u4 = t0_u4 * in1[0, i0_u4, i1_u4]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
+            t11_u4 = -t10_u4  # %54 = neg(%53) : f32[B, 32]
+            t12_u4 = t9_u4 + t11_u4  # %55 = add(%52, %54) : f32[B, 32]
+            t13_u4 = c0 - in0[0, i0_u4, i1_u4]  # %56 = sub(%3, 'res@0@0') : f32[B, 32]
+            t14_u4 = in0[0, i0_u4, i1_u4] * t13_u4  # %57 = mul('res@0@0', %56) : f32[B, 32]
+            t15_u4 = t12_u4 * t14_u4  # %58 = mul(%55, %57) : f32[B, 32]
+            t16_u4 = t4_u4 * in4[0, i0_u4, i1_u4]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
+            t17_u4 = t0_u4 * in0[0, i0_u4, i1_u4]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
+            v5[i0_u4, i1_u4] = t4_u4
+            v2[i0_u4, i1_u4] = t8_u4
+            v13[i0_u4, i1_u4] = t15_u4
+            v14[i0_u4, i1_u4] = t16_u4
+            v15[i0_u4, i1_u4] = t17_u4
     concat_0(d_B, np.int64(0), v1, v2, v13, v5)  # %59 = concat(%51, %58, %47){axis=-1} : f32[B, 96]
     concat_0(d_B, np.int64(1), v1, v10, v11, v9)  # %60 = concat(%32, %39, %28){axis=-1} : f32[B, 96]
     concat_0(d_B, np.int64(2), v1, v4, v7, v3)  # %61 = concat(%10, %18, %6){axis=-1} : f32[B, 96]
@@ -208,6 +208,6 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     # 1 elementwise node(s) in one loop, storing 'dstate@h@0' : [B, 32]
     for i0_u8 in range(d_B):
         for i1_u8 in range(32):
-            t0_u8 = v15[i0_u8, i1_u8] + v14[i0_u8, i1_u8]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
-            v13[i0_u8, i1_u8] = t0_u8
+            dstate_h_u8 = v15[i0_u8, i1_u8] + v14[i0_u8, i1_u8]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
+            v13[i0_u8, i1_u8] = dstate_h_u8
     return (v16, v17, v18, v19, v21, v13)

@@ -63,8 +63,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, v1, v2, d_B, n_t
             t13_u1 = tanh_f32(t12_u1)  # %19 = tanh(%18) : f32[B, 32]
             t14_u1 = t4_u1 * t13_u1  # %20 = mul(%10, %19) : f32[B, 32]
             t15_u1 = t3_u1 * in_h[i0_u1, i1_u1]  # %21 = mul(%9, h) : f32[B, 32]
-            t16_u1 = t14_u1 + t15_u1  # h@0 = add(%20, %21) : f32[B, 32]
-            v0[0, i0_u1, i1_u1] = t16_u1
+            h = t14_u1 + t15_u1  # h@0 = add(%20, %21) : f32[B, 32]
+            v0[0, i0_u1, i1_u1] = h
     # 2 elementwise node(s) in one loop, storing %23, %43 : [B, 96]
     for i0_u2 in range(d_B):
         for i1_u2 in range(96):
@@ -89,8 +89,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, v1, v2, d_B, n_t
             t10_u3 = tanh_f32(t9_u3)  # %39 = tanh(%38) : f32[B, 32]
             t11_u3 = t3_u3 * t10_u3  # %40 = mul(%30, %39) : f32[B, 32]
             t12_u3 = t2_u3 * v0[0, i0_u3, i1_u3]  # %41 = mul(%29, h@0) : f32[B, 32]
-            t13_u3 = t11_u3 + t12_u3  # h@1 = add(%40, %41) : f32[B, 32]
-            v0[1, i0_u3, i1_u3] = t13_u3
+            h_u3 = t11_u3 + t12_u3  # h@1 = add(%40, %41) : f32[B, 32]
+            v0[1, i0_u3, i1_u3] = h_u3
     matmul_0(v0[1], v5, in_W_hh, n_threads)  # %45 = matmul(h@1, W_hh) : f32[B, 96]
     # 12 elementwise node(s) in one loop, storing h@2 : [B, 32]
     for i0_u4 in range(d_B):
@@ -108,7 +108,7 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, v1, v2, d_B, n_t
             t10_u4 = tanh_f32(t9_u4)  # %59 = tanh(%58) : f32[B, 32]
             t11_u4 = t3_u4 * t10_u4  # %60 = mul(%50, %59) : f32[B, 32]
             t12_u4 = t2_u4 * v0[1, i0_u4, i1_u4]  # %61 = mul(%49, h@1) : f32[B, 32]
-            t13_u4 = t11_u4 + t12_u4  # h@2 = add(%60, %61) : f32[B, 32]
-            v1[i0_u4, i1_u4] = t13_u4
-            v0[2, i0_u4, i1_u4] = t13_u4
+            h_u4 = t11_u4 + t12_u4  # h@2 = add(%60, %61) : f32[B, 32]
+            v1[i0_u4, i1_u4] = h_u4
+            v0[2, i0_u4, i1_u4] = h_u4
     return (v0, v1)

@@ -57,62 +57,62 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a10 = x10[m0:m1]
-    a11 = x11[m0:m1]
-    a12 = x12[m0:m1]
-    a13 = x13[m0:m1]
-    a14 = x14[m0:m1]
-    a15 = x15[m0:m1]
-    a0 = x0[m0:m1]
+    a9 = x10[m0:m1]
+    a10 = x11[m0:m1]
+    a11 = x12[m0:m1]
+    a12 = x13[m0:m1]
+    a13 = x14[m0:m1]
+    a14 = x15[m0:m1]
+    dstate_h_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a1 = x1[b0, m0:m1]
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
-        a8 = x8[b0, m0:m1]
-        a9 = x9[b0, m0:m1]
+        a0 = x1[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
+        a2 = x3[b0, m0:m1]
+        a3 = x4[b0, m0:m1]
+        a4 = x5[b0, m0:m1]
+        a5 = x6[b0, m0:m1]
+        a6 = x7[b0, m0:m1]
+        a7 = x8[b0, m0:m1]
+        a8 = x9[b0, m0:m1]
         # 17 elementwise node(s) in one loop, storing %0, %6, %10, %17, %18 : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
-                t0_u2 = a1[i0_u2, i1_u2] + a0[i0_u2, i1_u2]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
-                t1_u2 = t0_u2 * a5[i0_u2, i1_u2]  # %2 = mul(%0, 'res@2@0') : f32[#rows, 32]
-                t2_u2 = a4[i0_u2, i1_u2] * a4[i0_u2, i1_u2]  # %4 = mul('res@1@0', 'res@1@0') : f32[#rows, 32]
+                t0_u2 = a0[i0_u2, i1_u2] + dstate_h_state[i0_u2, i1_u2]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
+                t1_u2 = t0_u2 * a4[i0_u2, i1_u2]  # %2 = mul(%0, 'res@2@0') : f32[#rows, 32]
+                t2_u2 = a3[i0_u2, i1_u2] * a3[i0_u2, i1_u2]  # %4 = mul('res@1@0', 'res@1@0') : f32[#rows, 32]
                 t3_u2 = c1 - t2_u2  # %5 = sub(%3, %4) : f32[#rows, 32]
                 t4_u2 = t1_u2 * t3_u2  # %6 = mul(%2, %5) : f32[#rows, 32]
-                t5_u2 = t4_u2 * a6[i0_u2, i1_u2]  # %7 = mul(%6, 'res@3@0') : f32[#rows, 32]
-                t6_u2 = c1 - a7[i0_u2, i1_u2]  # %8 = sub(%3, 'res@4@0') : f32[#rows, 32]
-                t7_u2 = a7[i0_u2, i1_u2] * t6_u2  # %9 = mul('res@4@0', %8) : f32[#rows, 32]
+                t5_u2 = t4_u2 * a5[i0_u2, i1_u2]  # %7 = mul(%6, 'res@3@0') : f32[#rows, 32]
+                t6_u2 = c1 - a6[i0_u2, i1_u2]  # %8 = sub(%3, 'res@4@0') : f32[#rows, 32]
+                t7_u2 = a6[i0_u2, i1_u2] * t6_u2  # %9 = mul('res@4@0', %8) : f32[#rows, 32]
                 t8_u2 = t5_u2 * t7_u2  # %10 = mul(%7, %9) : f32[#rows, 32]
-                t9_u2 = t0_u2 * a2[i0_u2, i1_u2]  # %11 = mul(%0, 'prev@h@0') : f32[#rows, 32]
-                t10_u2 = t0_u2 * a4[i0_u2, i1_u2]  # %12 = mul(%0, 'res@1@0') : f32[#rows, 32]
+                t9_u2 = t0_u2 * a1[i0_u2, i1_u2]  # %11 = mul(%0, 'prev@h@0') : f32[#rows, 32]
+                t10_u2 = t0_u2 * a3[i0_u2, i1_u2]  # %12 = mul(%0, 'res@1@0') : f32[#rows, 32]
                 t11_u2 = -t10_u2  # %13 = neg(%12) : f32[#rows, 32]
                 t12_u2 = t9_u2 + t11_u2  # %14 = add(%11, %13) : f32[#rows, 32]
-                t13_u2 = c1 - a3[i0_u2, i1_u2]  # %15 = sub(%3, 'res@0@0') : f32[#rows, 32]
-                t14_u2 = a3[i0_u2, i1_u2] * t13_u2  # %16 = mul('res@0@0', %15) : f32[#rows, 32]
+                t13_u2 = c1 - a2[i0_u2, i1_u2]  # %15 = sub(%3, 'res@0@0') : f32[#rows, 32]
+                t14_u2 = a2[i0_u2, i1_u2] * t13_u2  # %16 = mul('res@0@0', %15) : f32[#rows, 32]
                 t15_u2 = t12_u2 * t14_u2  # %17 = mul(%14, %16) : f32[#rows, 32]
-                t16_u2 = t4_u2 * a7[i0_u2, i1_u2]  # %18 = mul(%6, 'res@4@0') : f32[#rows, 32]
-                a10[i0_u2, i1_u2] = t0_u2
-                a11[i0_u2, i1_u2] = t4_u2
-                a12[i0_u2, i1_u2] = t8_u2
-                a13[i0_u2, i1_u2] = t15_u2
-                a14[i0_u2, i1_u2] = t16_u2
-        concat_0(m2, a8, a12, a13, a14)  # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
+                t16_u2 = t4_u2 * a6[i0_u2, i1_u2]  # %18 = mul(%6, 'res@4@0') : f32[#rows, 32]
+                a9[i0_u2, i1_u2] = t0_u2
+                a10[i0_u2, i1_u2] = t4_u2
+                a11[i0_u2, i1_u2] = t8_u2
+                a12[i0_u2, i1_u2] = t15_u2
+                a13[i0_u2, i1_u2] = t16_u2
+        concat_0(m2, a7, a11, a12, a13)  # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
         # %20 = matmul(%19, inv1) : f32[#rows, 32]
-        if a8.shape[0] <= 3:
-            rows_nt(a8, x16, a15, c0)
+        if a7.shape[0] <= 3:
+            rows_nt(a7, x16, a14, c0)
         else:
-            gemm_packed(a8, x17, x16, a15, True, 1, BLAS)
+            gemm_packed(a7, x17, x16, a14, True, 1, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
-                t0_u4 = a10[i0_u4, i1_u4] * a3[i0_u4, i1_u4]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
-                t1_u4 = t0_u4 + a15[i0_u4, i1_u4]  # 'dstate@h@0' = add(%1, %20) : f32[#rows, 32]
-                a0[i0_u4, i1_u4] = t1_u4
-        concat_0(m2, a9, a12, a13, a11)  # %21 = concat(%10, %17, %6){axis=-1} : f32[#rows, 96]
+                t0_u4 = a9[i0_u4, i1_u4] * a2[i0_u4, i1_u4]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
+                dstate_h = t0_u4 + a14[i0_u4, i1_u4]  # 'dstate@h@0' = add(%1, %20) : f32[#rows, 32]
+                dstate_h_state[i0_u4, i1_u4] = dstate_h
+        concat_0(m2, a8, a11, a12, a10)  # %21 = concat(%10, %17, %6){axis=-1} : f32[#rows, 96]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -35,55 +35,55 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a4 = x4[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
+    a3 = x4[m0:m1]
+    h_state = x0[m0:m1]
+    a0 = x1[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
+        a2 = x3[b0, m0:m1]
         # %3 = matmul(h@t-1, W_hh) : f32[#rows, 96]
-        if a0.shape[0] <= 3:
-            for i0_u2 in range(a0.shape[0]):
+        if h_state.shape[0] <= 3:
+            for i0_u2 in range(h_state.shape[0]):
                 for i1_u2 in range(96):
-                    a4[i0_u2, i1_u2] = c0
+                    a3[i0_u2, i1_u2] = c0
                 for i2_u2 in range(0, 32, 8):
-                    t0_u2 = a0[i0_u2, i2_u2]
-                    t1_u2 = a0[i0_u2, i2_u2 + 1]
-                    t2_u2 = a0[i0_u2, i2_u2 + 2]
-                    t3_u2 = a0[i0_u2, i2_u2 + 3]
-                    t4_u2 = a0[i0_u2, i2_u2 + 4]
-                    t5_u2 = a0[i0_u2, i2_u2 + 5]
-                    t6_u2 = a0[i0_u2, i2_u2 + 6]
-                    t7_u2 = a0[i0_u2, i2_u2 + 7]
+                    t0_u2 = h_state[i0_u2, i2_u2]
+                    t1_u2 = h_state[i0_u2, i2_u2 + 1]
+                    t2_u2 = h_state[i0_u2, i2_u2 + 2]
+                    t3_u2 = h_state[i0_u2, i2_u2 + 3]
+                    t4_u2 = h_state[i0_u2, i2_u2 + 4]
+                    t5_u2 = h_state[i0_u2, i2_u2 + 5]
+                    t6_u2 = h_state[i0_u2, i2_u2 + 6]
+                    t7_u2 = h_state[i0_u2, i2_u2 + 7]
                     for i1_u2 in range(96):
-                        a4[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
+                        a3[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(a0, x6, x5, a4, False, 1, BLAS)
+            gemm_packed(h_state, x6, x5, a3, False, 1, BLAS)
         # 15 elementwise node(s) in one loop, storing h@0, %22 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
-                t0_u3 = a2[i0_u3, 32 + i1_u3] + x7[32 + i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t1_u3 = a4[i0_u3, 32 + i1_u3] + x8[32 + i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t0_u3 = a1[i0_u3, 32 + i1_u3] + x7[32 + i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t1_u3 = a3[i0_u3, 32 + i1_u3] + x8[32 + i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
                 t2_u3 = t0_u3 + t1_u3  # %6 = add(%2, %5) : f32[#rows, 32]
                 t3_u3 = sigmoid_f32(t2_u3)  # %7 = sigmoid(%6) : f32[#rows, 32]
                 t4_u3 = c1 - t3_u3  # %8 = sub(%0, %7) : f32[#rows, 32]
-                t5_u3 = a2[i0_u3, 64 + i1_u3] + x7[64 + i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t6_u3 = a2[i0_u3, i1_u3] + x7[i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t7_u3 = a4[i0_u3, i1_u3] + x8[i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t5_u3 = a1[i0_u3, 64 + i1_u3] + x7[64 + i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t6_u3 = a1[i0_u3, i1_u3] + x7[i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t7_u3 = a3[i0_u3, i1_u3] + x8[i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
                 t8_u3 = t6_u3 + t7_u3  # %12 = add(%10, %11) : f32[#rows, 32]
                 t9_u3 = sigmoid_f32(t8_u3)  # %13 = sigmoid(%12) : f32[#rows, 32]
-                t10_u3 = a4[i0_u3, 64 + i1_u3] + x8[64 + i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t10_u3 = a3[i0_u3, 64 + i1_u3] + x8[64 + i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
                 t11_u3 = t9_u3 * t10_u3  # %15 = mul(%13, %14) : f32[#rows, 32]
                 t12_u3 = t5_u3 + t11_u3  # %16 = add(%9, %15) : f32[#rows, 32]
                 t13_u3 = tanh_f32(t12_u3)  # %17 = tanh(%16) : f32[#rows, 32]
                 t14_u3 = t4_u3 * t13_u3  # %18 = mul(%8, %17) : f32[#rows, 32]
-                t15_u3 = t3_u3 * a0[i0_u3, i1_u3]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
+                t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
                 t16_u3 = t14_u3 + t15_u3  # %20 = add(%18, %19) : f32[#rows, 32]
-                t17_u3 = t16_u3 if b0 < a1[i0_u3] else a0[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[#rows, 32]
-                t18_u3 = t16_u3 if b0 < a1[i0_u3] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[#rows, 32]
-                a0[i0_u3, i1_u3] = t17_u3
-                a3[i0_u3, i1_u3] = t18_u3
+                h = t16_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[#rows, 32]
+                t17_u3 = t16_u3 if b0 < a0[i0_u3] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[#rows, 32]
+                h_state[i0_u3, i1_u3] = h
+                a2[i0_u3, i1_u3] = t17_u3
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

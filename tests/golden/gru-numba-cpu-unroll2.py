@@ -57,60 +57,60 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a5 = x3[m0:m1]
-    a6 = x8[m0:m1]
-    a0 = x0[m0:m1]
+    a4 = x3[m0:m1]
+    a5 = x8[m0:m1]
+    h_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0 * 2
-        a1 = x1[b0, m0:m1]
-        a2 = x1[b0 + 1, m0:m1]
-        a3 = x2[b0, m0:m1]
-        a4 = x2[b0 + 1, m0:m1]
-        matmul_0(a0, a5, x4, x5)  # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        a0 = x1[b0, m0:m1]
+        a1 = x1[b0 + 1, m0:m1]
+        a2 = x2[b0, m0:m1]
+        a3 = x2[b0 + 1, m0:m1]
+        matmul_0(h_state, a4, x4, x5)  # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
-                t0_u3 = a1[i0_u3, 32 + i1_u3] + x6[32 + i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t1_u3 = a5[i0_u3, 32 + i1_u3] + x7[32 + i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
+                t0_u3 = a0[i0_u3, 32 + i1_u3] + x6[32 + i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t1_u3 = a4[i0_u3, 32 + i1_u3] + x7[32 + i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
                 t2_u3 = t0_u3 + t1_u3  # %8 = add(%4, %7) : f32[#rows, 32]
                 t3_u3 = sigmoid_f32(t2_u3)  # %9 = sigmoid(%8) : f32[#rows, 32]
                 t4_u3 = c1 - t3_u3  # %10 = sub(%0, %9) : f32[#rows, 32]
-                t5_u3 = a1[i0_u3, 64 + i1_u3] + x6[64 + i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t6_u3 = a1[i0_u3, i1_u3] + x6[i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t7_u3 = a5[i0_u3, i1_u3] + x7[i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
+                t5_u3 = a0[i0_u3, 64 + i1_u3] + x6[64 + i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t6_u3 = a0[i0_u3, i1_u3] + x6[i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t7_u3 = a4[i0_u3, i1_u3] + x7[i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
                 t8_u3 = t6_u3 + t7_u3  # %14 = add(%12, %13) : f32[#rows, 32]
                 t9_u3 = sigmoid_f32(t8_u3)  # %15 = sigmoid(%14) : f32[#rows, 32]
-                t10_u3 = a5[i0_u3, 64 + i1_u3] + x7[64 + i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
+                t10_u3 = a4[i0_u3, 64 + i1_u3] + x7[64 + i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
                 t11_u3 = t9_u3 * t10_u3  # %17 = mul(%15, %16) : f32[#rows, 32]
                 t12_u3 = t5_u3 + t11_u3  # %18 = add(%11, %17) : f32[#rows, 32]
                 t13_u3 = tanh_f32(t12_u3)  # %19 = tanh(%18) : f32[#rows, 32]
                 t14_u3 = t4_u3 * t13_u3  # %20 = mul(%10, %19) : f32[#rows, 32]
-                t15_u3 = t3_u3 * a0[i0_u3, i1_u3]  # %21 = mul(%9, h@t-1) : f32[#rows, 32]
-                t16_u3 = t14_u3 + t15_u3  # h@0 = add(%20, %21) : f32[#rows, 32]
-                a3[i0_u3, i1_u3] = t16_u3
-        matmul_0(a3, a6, x4, x5)  # %22 = matmul(h@0, W_hh) : f32[#rows, 96]
+                t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %21 = mul(%9, h@t-1) : f32[#rows, 32]
+                h = t14_u3 + t15_u3  # h@0 = add(%20, %21) : f32[#rows, 32]
+                a2[i0_u3, i1_u3] = h
+        matmul_0(a2, a5, x4, x5)  # %22 = matmul(h@0, W_hh) : f32[#rows, 96]
         # 13 elementwise node(s) in one loop, storing h@1 : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
-                t0_u4 = a2[i0_u4, 32 + i1_u4] + x6[32 + i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
-                t1_u4 = a6[i0_u4, 32 + i1_u4] + x7[32 + i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
+                t0_u4 = a1[i0_u4, 32 + i1_u4] + x6[32 + i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
+                t1_u4 = a5[i0_u4, 32 + i1_u4] + x7[32 + i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
                 t2_u4 = t0_u4 + t1_u4  # %25 = add(%2, %24) : f32[#rows, 32]
                 t3_u4 = sigmoid_f32(t2_u4)  # %26 = sigmoid(%25) : f32[#rows, 32]
                 t4_u4 = c1 - t3_u4  # %27 = sub(%0, %26) : f32[#rows, 32]
-                t5_u4 = a2[i0_u4, 64 + i1_u4] + x6[64 + i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
-                t6_u4 = a2[i0_u4, i1_u4] + x6[i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
-                t7_u4 = a6[i0_u4, i1_u4] + x7[i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
+                t5_u4 = a1[i0_u4, 64 + i1_u4] + x6[64 + i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
+                t6_u4 = a1[i0_u4, i1_u4] + x6[i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
+                t7_u4 = a5[i0_u4, i1_u4] + x7[i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
                 t8_u4 = t6_u4 + t7_u4  # %31 = add(%29, %30) : f32[#rows, 32]
                 t9_u4 = sigmoid_f32(t8_u4)  # %32 = sigmoid(%31) : f32[#rows, 32]
-                t10_u4 = a6[i0_u4, 64 + i1_u4] + x7[64 + i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
+                t10_u4 = a5[i0_u4, 64 + i1_u4] + x7[64 + i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
                 t11_u4 = t9_u4 * t10_u4  # %34 = mul(%32, %33) : f32[#rows, 32]
                 t12_u4 = t5_u4 + t11_u4  # %35 = add(%28, %34) : f32[#rows, 32]
                 t13_u4 = tanh_f32(t12_u4)  # %36 = tanh(%35) : f32[#rows, 32]
                 t14_u4 = t4_u4 * t13_u4  # %37 = mul(%27, %36) : f32[#rows, 32]
-                t15_u4 = t3_u4 * a3[i0_u4, i1_u4]  # %38 = mul(%26, h@0) : f32[#rows, 32]
-                t16_u4 = t14_u4 + t15_u4  # h@1 = add(%37, %38) : f32[#rows, 32]
-                a4[i0_u4, i1_u4] = t16_u4
-                a0[i0_u4, i1_u4] = t16_u4
+                t15_u4 = t3_u4 * a2[i0_u4, i1_u4]  # %38 = mul(%26, h@0) : f32[#rows, 32]
+                h_u4 = t14_u4 + t15_u4  # h@1 = add(%37, %38) : f32[#rows, 32]
+                a3[i0_u4, i1_u4] = h_u4
+                h_state[i0_u4, i1_u4] = h_u4
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -132,35 +132,35 @@ def rows_1(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a3 = x3[m0:m1]
-    a0 = x0[m0:m1]
+    a2 = x3[m0:m1]
+    h_state = x0[m0:m1]
     for it1 in range(n3):
         b1 = n4 + it1
-        a1 = x1[b1, m0:m1]
-        a2 = x2[b1, m0:m1]
-        matmul_0(a0, a3, x4, x5)  # %3 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        a0 = x1[b1, m0:m1]
+        a1 = x2[b1, m0:m1]
+        matmul_0(h_state, a2, x4, x5)  # %3 = matmul(h@t-1, W_hh) : f32[#rows, 96]
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
-                t0_u5 = a1[i0_u5, 32 + i1_u5] + x6[32 + i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t1_u5 = a3[i0_u5, 32 + i1_u5] + x7[32 + i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t0_u5 = a0[i0_u5, 32 + i1_u5] + x6[32 + i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t1_u5 = a2[i0_u5, 32 + i1_u5] + x7[32 + i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
                 t2_u5 = t0_u5 + t1_u5  # %6 = add(%2, %5) : f32[#rows, 32]
                 t3_u5 = sigmoid_f32(t2_u5)  # %7 = sigmoid(%6) : f32[#rows, 32]
                 t4_u5 = c1 - t3_u5  # %8 = sub(%0, %7) : f32[#rows, 32]
-                t5_u5 = a1[i0_u5, 64 + i1_u5] + x6[64 + i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t6_u5 = a1[i0_u5, i1_u5] + x6[i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t7_u5 = a3[i0_u5, i1_u5] + x7[i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t5_u5 = a0[i0_u5, 64 + i1_u5] + x6[64 + i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t6_u5 = a0[i0_u5, i1_u5] + x6[i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t7_u5 = a2[i0_u5, i1_u5] + x7[i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
                 t8_u5 = t6_u5 + t7_u5  # %12 = add(%10, %11) : f32[#rows, 32]
                 t9_u5 = sigmoid_f32(t8_u5)  # %13 = sigmoid(%12) : f32[#rows, 32]
-                t10_u5 = a3[i0_u5, 64 + i1_u5] + x7[64 + i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t10_u5 = a2[i0_u5, 64 + i1_u5] + x7[64 + i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
                 t11_u5 = t9_u5 * t10_u5  # %15 = mul(%13, %14) : f32[#rows, 32]
                 t12_u5 = t5_u5 + t11_u5  # %16 = add(%9, %15) : f32[#rows, 32]
                 t13_u5 = tanh_f32(t12_u5)  # %17 = tanh(%16) : f32[#rows, 32]
                 t14_u5 = t4_u5 * t13_u5  # %18 = mul(%8, %17) : f32[#rows, 32]
-                t15_u5 = t3_u5 * a0[i0_u5, i1_u5]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
-                t16_u5 = t14_u5 + t15_u5  # h@0 = add(%18, %19) : f32[#rows, 32]
-                a2[i0_u5, i1_u5] = t16_u5
-                a0[i0_u5, i1_u5] = t16_u5
+                t15_u5 = t3_u5 * h_state[i0_u5, i1_u5]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
+                h = t14_u5 + t15_u5  # h@0 = add(%18, %19) : f32[#rows, 32]
+                a1[i0_u5, i1_u5] = h
+                h_state[i0_u5, i1_u5] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -121,32 +121,32 @@ def k4_fused(d_B, v8, in_res_0, v10, in_grad_y, in_res_2, in_res_1, in_res_3, in
         r0 = e0 // 32
         i1 = r0
         t0 = v8[i1, i0] * in_res_0[2, i1, i0]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
-        t1 = t0 + v10[i1, i0]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
-        t2 = in_grad_y[1, i1, i0] + t1  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
-        t3 = t2 * in_res_0[1, i1, i0]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
-        t4 = t2 * in_res_2[1, i1, i0]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
-        t5 = in_res_1[1, i1, i0] * in_res_1[1, i1, i0]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]
-        t6 = c0 - t5  # %27 = sub(%3, %26) : f32[B, 32]
-        t7 = t4 * t6  # %28 = mul(%25, %27) : f32[B, 32]
-        t8 = t7 * in_res_3[1, i1, i0]  # %29 = mul(%28, 'res@3@1') : f32[B, 32]
-        t9 = c0 - in_res_4[1, i1, i0]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
-        t10 = in_res_4[1, i1, i0] * t9  # %31 = mul('res@4@1', %30) : f32[B, 32]
-        t11 = t8 * t10  # %32 = mul(%29, %31) : f32[B, 32]
-        t12 = t2 * v9[1, i1, i0]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
-        t13 = t2 * in_res_1[1, i1, i0]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
-        t14 = -t13  # %35 = neg(%34) : f32[B, 32]
-        t15 = t12 + t14  # %36 = add(%33, %35) : f32[B, 32]
-        t16 = c0 - in_res_0[1, i1, i0]  # %37 = sub(%3, 'res@0@1') : f32[B, 32]
-        t17 = in_res_0[1, i1, i0] * t16  # %38 = mul('res@0@1', %37) : f32[B, 32]
-        t18 = t15 * t17  # %39 = mul(%36, %38) : f32[B, 32]
-        t19 = t7 * in_res_4[1, i1, i0]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
-        v11[i1, i0] = t3  # store %24
-        v3[i1, 64 + i0] = t7  # store %28
-        v1[i1, i0] = t11  # store %32
-        v3[i1, i0] = t11  # store %32
-        v1[i1, 32 + i0] = t18  # store %39
-        v3[i1, 32 + i0] = t18  # store %39
-        v1[i1, 64 + i0] = t19  # store %40
+        dstate_h = t0 + v10[i1, i0]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
+        t1 = in_grad_y[1, i1, i0] + dstate_h  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+        t2 = t1 * in_res_0[1, i1, i0]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
+        t3 = t1 * in_res_2[1, i1, i0]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
+        t4 = in_res_1[1, i1, i0] * in_res_1[1, i1, i0]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]
+        t5 = c0 - t4  # %27 = sub(%3, %26) : f32[B, 32]
+        t6 = t3 * t5  # %28 = mul(%25, %27) : f32[B, 32]
+        t7 = t6 * in_res_3[1, i1, i0]  # %29 = mul(%28, 'res@3@1') : f32[B, 32]
+        t8 = c0 - in_res_4[1, i1, i0]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
+        t9 = in_res_4[1, i1, i0] * t8  # %31 = mul('res@4@1', %30) : f32[B, 32]
+        t10 = t7 * t9  # %32 = mul(%29, %31) : f32[B, 32]
+        t11 = t1 * v9[1, i1, i0]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
+        t12 = t1 * in_res_1[1, i1, i0]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
+        t13 = -t12  # %35 = neg(%34) : f32[B, 32]
+        t14 = t11 + t13  # %36 = add(%33, %35) : f32[B, 32]
+        t15 = c0 - in_res_0[1, i1, i0]  # %37 = sub(%3, 'res@0@1') : f32[B, 32]
+        t16 = in_res_0[1, i1, i0] * t15  # %38 = mul('res@0@1', %37) : f32[B, 32]
+        t17 = t14 * t16  # %39 = mul(%36, %38) : f32[B, 32]
+        t18 = t6 * in_res_4[1, i1, i0]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
+        v11[i1, i0] = t2  # store %24
+        v3[i1, 64 + i0] = t6  # store %28
+        v1[i1, i0] = t10  # store %32
+        v3[i1, i0] = t10  # store %32
+        v1[i1, 32 + i0] = t17  # store %39
+        v3[i1, 32 + i0] = t17  # store %39
+        v1[i1, 64 + i0] = t18  # store %40
 
 
 @cuda.jit(cache=True)
@@ -186,32 +186,32 @@ def k6_fused(d_B, v11, v12, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v11[i1, i0] + v12[i1, i0]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
-        t1 = in_grad_y[0, i1, i0] + t0  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
-        t2 = t1 * in_res_2[0, i1, i0]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
-        t3 = in_res_1[0, i1, i0] * in_res_1[0, i1, i0]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
-        t4 = c0 - t3  # %46 = sub(%3, %45) : f32[B, 32]
-        t5 = t2 * t4  # %47 = mul(%44, %46) : f32[B, 32]
-        t6 = t5 * in_res_3[0, i1, i0]  # %48 = mul(%47, 'res@3@0') : f32[B, 32]
-        t7 = c0 - in_res_4[0, i1, i0]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
-        t8 = in_res_4[0, i1, i0] * t7  # %50 = mul('res@4@0', %49) : f32[B, 32]
-        t9 = t6 * t8  # %51 = mul(%48, %50) : f32[B, 32]
-        t10 = t1 * v9[0, i1, i0]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
-        t11 = t1 * in_res_1[0, i1, i0]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
-        t12 = -t11  # %54 = neg(%53) : f32[B, 32]
-        t13 = t10 + t12  # %55 = add(%52, %54) : f32[B, 32]
-        t14 = c0 - in_res_0[0, i1, i0]  # %56 = sub(%3, 'res@0@0') : f32[B, 32]
-        t15 = in_res_0[0, i1, i0] * t14  # %57 = mul('res@0@0', %56) : f32[B, 32]
-        t16 = t13 * t15  # %58 = mul(%55, %57) : f32[B, 32]
-        t17 = t5 * in_res_4[0, i1, i0]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
-        t18 = t1 * in_res_0[0, i1, i0]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
-        v2[i1, 64 + i0] = t5  # store %47
-        v2[i1, i0] = t9  # store %51
-        v6[i1, i0] = t9  # store %51
-        v2[i1, 32 + i0] = t16  # store %58
-        v6[i1, 32 + i0] = t16  # store %58
-        v6[i1, 64 + i0] = t17  # store %66
-        v13[i1, i0] = t18  # store %72
+        dstate_h = v11[i1, i0] + v12[i1, i0]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
+        t0 = in_grad_y[0, i1, i0] + dstate_h  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
+        t1 = t0 * in_res_2[0, i1, i0]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
+        t2 = in_res_1[0, i1, i0] * in_res_1[0, i1, i0]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
+        t3 = c0 - t2  # %46 = sub(%3, %45) : f32[B, 32]
+        t4 = t1 * t3  # %47 = mul(%44, %46) : f32[B, 32]
+        t5 = t4 * in_res_3[0, i1, i0]  # %48 = mul(%47, 'res@3@0') : f32[B, 32]
+        t6 = c0 - in_res_4[0, i1, i0]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
+        t7 = in_res_4[0, i1, i0] * t6  # %50 = mul('res@4@0', %49) : f32[B, 32]
+        t8 = t5 * t7  # %51 = mul(%48, %50) : f32[B, 32]
+        t9 = t0 * v9[0, i1, i0]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
+        t10 = t0 * in_res_1[0, i1, i0]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
+        t11 = -t10  # %54 = neg(%53) : f32[B, 32]
+        t12 = t9 + t11  # %55 = add(%52, %54) : f32[B, 32]
+        t13 = c0 - in_res_0[0, i1, i0]  # %56 = sub(%3, 'res@0@0') : f32[B, 32]
+        t14 = in_res_0[0, i1, i0] * t13  # %57 = mul('res@0@0', %56) : f32[B, 32]
+        t15 = t12 * t14  # %58 = mul(%55, %57) : f32[B, 32]
+        t16 = t4 * in_res_4[0, i1, i0]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
+        t17 = t0 * in_res_0[0, i1, i0]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
+        v2[i1, 64 + i0] = t4  # store %47
+        v2[i1, i0] = t8  # store %51
+        v6[i1, i0] = t8  # store %51
+        v2[i1, 32 + i0] = t15  # store %58
+        v6[i1, 32 + i0] = t15  # store %58
+        v6[i1, 64 + i0] = t16  # store %66
+        v13[i1, i0] = t17  # store %72
 
 
 @cuda.jit(cache=True)
@@ -437,8 +437,8 @@ def k19_fused(d_B, v13, v19, v20):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v13[i1, i0] + v19[i1, i0]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
-        v20[i1, i0] = t0  # store 'dstate@h@0'
+        dstate_h = v13[i1, i0] + v19[i1, i0]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
+        v20[i1, i0] = dstate_h  # store 'dstate@h@0'
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_trace_h, in_grad_y, in_dstate_h, d_B):

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(1.0)
 c1 = np.float32(0.0)
 
@@ -29,9 +27,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -119,8 +118,8 @@ def k2_fused(d_B, v1, in_b_ih, v2, in_b_hh, in_h, v0):
         t13 = math.tanh(t12)  # %19 = tanh(%18) : f32[B, 32]
         t14 = t4 * t13  # %20 = mul(%10, %19) : f32[B, 32]
         t15 = t3 * in_h[i1, i0]  # %21 = mul(%9, h) : f32[B, 32]
-        t16 = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
-        v0[0, i1, i0] = t16  # store h@0
+        h = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
+        v0[0, i1, i0] = h  # store h@0
 
 
 @cuda.jit(cache=True)
@@ -186,8 +185,8 @@ def k5_fused(d_B, v5, in_b_hh, v3, v0):
         t10 = math.tanh(t9)  # %39 = tanh(%38) : f32[B, 32]
         t11 = t3 * t10  # %40 = mul(%30, %39) : f32[B, 32]
         t12 = t2 * v0[0, i1, i0]  # %41 = mul(%29, h@0) : f32[B, 32]
-        t13 = t11 + t12  # h@1 = add(%40, %41) : f32[B, 32]
-        v0[1, i1, i0] = t13  # store h@1
+        h = t11 + t12  # h@1 = add(%40, %41) : f32[B, 32]
+        v0[1, i1, i0] = h  # store h@1
 
 
 @cuda.jit(cache=True)
@@ -240,8 +239,8 @@ def k7_fused(d_B, v6, in_b_hh, v4, v0):
         t10 = math.tanh(t9)  # %59 = tanh(%58) : f32[B, 32]
         t11 = t3 * t10  # %60 = mul(%50, %59) : f32[B, 32]
         t12 = t2 * v0[1, i1, i0]  # %61 = mul(%49, h@1) : f32[B, 32]
-        t13 = t11 + t12  # h@2 = add(%60, %61) : f32[B, 32]
-        v0[2, i1, i0] = t13  # store h@2
+        h = t11 + t12  # h@2 = add(%60, %61) : f32[B, 32]
+        v0[2, i1, i0] = h  # store h@2
 
 
 @cuda.jit(cache=True)

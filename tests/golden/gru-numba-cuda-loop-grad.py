@@ -42,13 +42,13 @@ def k0_shift(d_T, d_B, v0, in_h, in_trace_h):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_dstate_h):
+def k1_copy(d_B, dstate_h_state, in_dstate_h):
     """copy dstate@h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_dstate_h[i1, i0]
+        dstate_h_state[i1, i0] = in_dstate_h[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -62,7 +62,7 @@ def k2_copy(v3, in_W_hh):
 
 
 @cuda.jit(cache=True)
-def k3_loop(v3, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
+def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
     """%3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch. Held on chip per block (static shared memory): 96x1 of a 96x32 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((96, 1), float32)
@@ -80,7 +80,7 @@ def k3_loop(v3, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4,
             i0 = e0 % 32
             r0 = e0 // 32
             i1 = r0
-            t0 = in_grad_y[b0, i1, i0] + cs0[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
+            t0 = in_grad_y[b0, i1, i0] + dstate_h_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
             t1 = t0 * in_res_2[b0, i1, i0]  # %2 = mul(%0, 'res@2@0') : f32[B, 32]
             t2 = in_res_1[b0, i1, i0] * in_res_1[b0, i1, i0]  # %4 = mul('res@1@0', 'res@1@0') : f32[B, 32]
             t3 = c1 - t2  # %5 = sub(%3, %4) : f32[B, 32]
@@ -123,19 +123,19 @@ def k3_loop(v3, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4,
             r1 = e1 // 32
             i4 = r1
             t17 = v4[i4, i3] * in_res_0[b0, i4, i3]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
-            t18 = t17 + v5[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
-            cs0[i4, i3] = t18  # store 'dstate@h@0'
+            dstate_h = t17 + v5[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
+            dstate_h_state[i4, i3] = dstate_h  # store 'dstate@h@0'
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1):
+def k4_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1):
     """fused: 17 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = in_grad_y[b1, i1, i0] + cs0[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
+        t0 = in_grad_y[b1, i1, i0] + dstate_h_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
         t1 = t0 * in_res_2[b1, i1, i0]  # %2 = mul(%0, 'res@2@0') : f32[B, 32]
         t2 = in_res_1[b1, i1, i0] * in_res_1[b1, i1, i0]  # %4 = mul('res@1@0', 'res@1@0') : f32[B, 32]
         t3 = c1 - t2  # %5 = sub(%3, %4) : f32[B, 32]
@@ -192,15 +192,15 @@ def k5_gemm(d_B, v1, b1, v3, v7):
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v6, in_res_0, b1, v7, ns0):
+def k6_fused(d_B, v6, in_res_0, b1, v7, dstate_h_next):
     """fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
         t0 = v6[i1, i0] * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
-        t1 = t0 + v7[i1, i0]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
-        ns0[i1, i0] = t1  # store 'dstate@h@0'
+        dstate_h = t0 + v7[i1, i0]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
+        dstate_h_next[i1, i0] = dstate_h  # store 'dstate@h@0'
 
 
 @cuda.jit(cache=True)
@@ -350,8 +350,8 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     # n0: loop count T
     # returns: x, W_ih, W_hh, b_ih, b_hh, h
     v0 = cuda.device_array((d_T, d_B, 32), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
+    dstate_h_state = cuda.device_array((d_B, 32), np.float32)
+    dstate_h_next = cuda.device_array((d_B, 32), np.float32)
     v1 = cuda.device_array((d_T, d_B, 96), np.float32)
     v2 = cuda.device_array((d_T, d_B, 96), np.float32)
     v3 = cuda.device_array((96, 32), np.float32)
@@ -366,15 +366,15 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     v12 = cuda.device_array((96,), np.float32)
     k0_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v0, in_h, in_trace_h)
     # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h)
+    k1_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
     k2_copy[grid_1d(96 * 32)](v3, in_W_hh)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k4_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, cs0, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1)
+            k4_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1)
             k5_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v3, v7)
-            k6_fused[grid_1d(d_B * 32)](d_B, v6, in_res_0, b1, v7, ns0)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k6_fused[grid_1d(d_B * 32)](d_B, v6, in_res_0, b1, v7, dstate_h_next)
+            dstate_h_state, dstate_h_next = dstate_h_next, dstate_h_state  # the new states become the current ones
     k7_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v2, in_W_ih, v8)
     k8_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v2, v9)
     k9_gemm[grid_gemm(32, 96)](d_T, d_B, v0, v1, v10)
@@ -385,5 +385,5 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     out2 = v10  # taken over: nothing else reads it
     out3 = v11  # taken over: nothing else reads it
     out4 = v12  # taken over: nothing else reads it
-    out5 = cs0  # taken over: nothing else reads it
+    out5 = dstate_h_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -29,9 +27,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -67,17 +66,17 @@ def k0_gemm(d_B, d_T, in_x, in_W_ih, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h):
+def k1_copy(d_B, h_state, in_h):
     """copy h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
+        h_state[i1, i0] = in_h[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
+def k2_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
     """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -99,7 +98,7 @@ def k2_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 15 elementwise node(s) over [B, 32], storing h@0, %22
@@ -122,17 +121,17 @@ def k2_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
             t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
             t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
             t14 = t4 * t13  # %18 = mul(%8, %17) : f32[B, 32]
-            t15 = t3 * cs0[i2, i1]  # %19 = mul(%7, h@t-1) : f32[B, 32]
+            t15 = t3 * h_state[i2, i1]  # %19 = mul(%7, h@t-1) : f32[B, 32]
             t16 = t14 + t15  # %20 = add(%18, %19) : f32[B, 32]
-            t17 = t16 if b0 < in_lengths[i2] else cs0[i2, i1]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[B, 32]
-            t18 = t16 if b0 < in_lengths[i2] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
-            cs0[i2, i1] = t17  # store h@0
-            v1[b0, i2, i1] = t18  # store %22
+            h = t16 if b0 < in_lengths[i2] else h_state[i2, i1]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[B, 32]
+            t17 = t16 if b0 < in_lengths[i2] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
+            h_state[i2, i1] = h  # store h@0
+            v1[b0, i2, i1] = t17  # store %22
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k3_gemm(d_B, cs0, in_W_hh, v3):
+def k3_gemm(d_B, h_state, in_W_hh, v3):
     """%3 = matmul(h@t-1, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -145,7 +144,7 @@ def k3_gemm(d_B, cs0, in_W_hh, v3):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -162,7 +161,7 @@ def k3_gemm(d_B, cs0, in_W_hh, v3):
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, v0, b1, in_b_ih, v3, in_b_hh, cs0, in_lengths, ns0, v1):
+def k4_fused(d_B, v0, b1, in_b_ih, v3, in_b_hh, h_state, in_lengths, h_next, v1):
     """fused: 15 elementwise node(s) over [B, 32], storing h@0, %22"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -183,12 +182,12 @@ def k4_fused(d_B, v0, b1, in_b_ih, v3, in_b_hh, cs0, in_lengths, ns0, v1):
         t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
         t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
         t14 = t4 * t13  # %18 = mul(%8, %17) : f32[B, 32]
-        t15 = t3 * cs0[i1, i0]  # %19 = mul(%7, h@t-1) : f32[B, 32]
+        t15 = t3 * h_state[i1, i0]  # %19 = mul(%7, h@t-1) : f32[B, 32]
         t16 = t14 + t15  # %20 = add(%18, %19) : f32[B, 32]
-        t17 = t16 if b1 < in_lengths[i1] else cs0[i1, i0]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[B, 32]
-        t18 = t16 if b1 < in_lengths[i1] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
-        ns0[i1, i0] = t17  # store h@0
-        v1[b1, i1, i0] = t18  # store %22
+        h = t16 if b1 < in_lengths[i1] else h_state[i1, i0]  # h@0 = select_active(t@0, lengths, %20, h@t-1) : f32[B, 32]
+        t17 = t16 if b1 < in_lengths[i1] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
+        h_next[i1, i0] = h  # store h@0
+        v1[b1, i1, i0] = t17  # store %22
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_lengths, d_T, d_B, n0):
@@ -205,20 +204,20 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_lengths, d_T,
     # n0: loop count T
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 96), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
+    h_state = cuda.device_array((d_B, 32), np.float32)
+    h_next = cuda.device_array((d_B, 32), np.float32)
     v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     v2 = cuda.device_array((d_B, 96), np.float32)
     v3 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 96)](d_B, d_T, in_x, in_W_ih, v0)
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
+    k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
         for it0 in range(n0):
             b1 = it0
-            k3_gemm[grid_gemm(d_B, 96)](d_B, cs0, in_W_hh, v3)
-            k4_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v3, in_b_hh, cs0, in_lengths, ns0, v1)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k3_gemm[grid_gemm(d_B, 96)](d_B, h_state, in_W_hh, v3)
+            k4_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v3, in_b_hh, h_state, in_lengths, h_next, v1)
+            h_state, h_next = h_next, h_state  # the new states become the current ones
     out0 = v1  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
+    out1 = h_state  # taken over: nothing else reads it
     return (out0, out1, )

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -29,9 +27,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -67,13 +66,13 @@ def k0_gemm(d_B, d_T, in_x, in_W_ih, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h):
+def k1_copy(d_B, h_state, in_h):
     """copy h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
+        h_state[i1, i0] = in_h[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -89,7 +88,7 @@ def k2_copy(d_T, d_B, v1):
 
 
 @cuda.jit(cache=True)
-def k3_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
+def k3_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
     """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -111,7 +110,7 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@0
@@ -134,9 +133,9 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
             t12 = t5 + t11  # %18 = add(%11, %17) : f32[B, 32]
             t13 = math.tanh(t12)  # %19 = tanh(%18) : f32[B, 32]
             t14 = t4 * t13  # %20 = mul(%10, %19) : f32[B, 32]
-            t15 = t3 * cs0[i2, i1]  # %21 = mul(%9, h@t-1) : f32[B, 32]
-            t16 = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
-            v1[b0, i2, i1] = t16  # store h@0
+            t15 = t3 * h_state[i2, i1]  # %21 = mul(%9, h@t-1) : f32[B, 32]
+            h = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
+            v1[b0, i2, i1] = h  # store h@0
         grid.sync()
         # phase: %22 = matmul(h@0, W_hh) : f32[B, 96]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -155,30 +154,30 @@ def k3_loop(in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
             i4 = e1 % 32
             r1 = e1 // 32
             i5 = r1
-            t17 = v0[(b0 + 1), i5, 32 + i4] + in_b_ih[32 + i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-            t18 = v3[i5, 32 + i4] + in_b_hh[32 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
-            t19 = t17 + t18  # %25 = add(%2, %24) : f32[B, 32]
-            t20 = sigmoid_f32(t19)  # %26 = sigmoid(%25) : f32[B, 32]
-            t21 = c1 - t20  # %27 = sub(%0, %26) : f32[B, 32]
-            t22 = v0[(b0 + 1), i5, 64 + i4] + in_b_ih[64 + i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-            t23 = v0[(b0 + 1), i5, i4] + in_b_ih[i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
-            t24 = v3[i5, i4] + in_b_hh[i4]  # %23 = add(%22, b_hh) : f32[B, 96]
-            t25 = t23 + t24  # %31 = add(%29, %30) : f32[B, 32]
-            t26 = sigmoid_f32(t25)  # %32 = sigmoid(%31) : f32[B, 32]
-            t27 = v3[i5, 64 + i4] + in_b_hh[64 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
-            t28 = t26 * t27  # %34 = mul(%32, %33) : f32[B, 32]
-            t29 = t22 + t28  # %35 = add(%28, %34) : f32[B, 32]
-            t30 = math.tanh(t29)  # %36 = tanh(%35) : f32[B, 32]
-            t31 = t21 * t30  # %37 = mul(%27, %36) : f32[B, 32]
-            t32 = t20 * v1[b0, i5, i4]  # %38 = mul(%26, h@0) : f32[B, 32]
-            t33 = t31 + t32  # h@1 = add(%37, %38) : f32[B, 32]
-            cs0[i5, i4] = t33  # store h@1
-            v1[(b0 + 1), i5, i4] = t33  # store h@1
+            t16 = v0[(b0 + 1), i5, 32 + i4] + in_b_ih[32 + i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
+            t17 = v3[i5, 32 + i4] + in_b_hh[32 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
+            t18 = t16 + t17  # %25 = add(%2, %24) : f32[B, 32]
+            t19 = sigmoid_f32(t18)  # %26 = sigmoid(%25) : f32[B, 32]
+            t20 = c1 - t19  # %27 = sub(%0, %26) : f32[B, 32]
+            t21 = v0[(b0 + 1), i5, 64 + i4] + in_b_ih[64 + i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
+            t22 = v0[(b0 + 1), i5, i4] + in_b_ih[i4]  # %1 = add(xh1@1, b_ih) : f32[B, 96]
+            t23 = v3[i5, i4] + in_b_hh[i4]  # %23 = add(%22, b_hh) : f32[B, 96]
+            t24 = t22 + t23  # %31 = add(%29, %30) : f32[B, 32]
+            t25 = sigmoid_f32(t24)  # %32 = sigmoid(%31) : f32[B, 32]
+            t26 = v3[i5, 64 + i4] + in_b_hh[64 + i4]  # %23 = add(%22, b_hh) : f32[B, 96]
+            t27 = t25 * t26  # %34 = mul(%32, %33) : f32[B, 32]
+            t28 = t21 + t27  # %35 = add(%28, %34) : f32[B, 32]
+            t29 = math.tanh(t28)  # %36 = tanh(%35) : f32[B, 32]
+            t30 = t20 * t29  # %37 = mul(%27, %36) : f32[B, 32]
+            t31 = t19 * v1[b0, i5, i4]  # %38 = mul(%26, h@0) : f32[B, 32]
+            h_1_ = t30 + t31  # h@1 = add(%37, %38) : f32[B, 32]
+            h_state[i5, i4] = h_1_  # store h@1
+            v1[(b0 + 1), i5, i4] = h_1_  # store h@1
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, cs0, in_W_hh, v4):
+def k4_gemm(d_B, h_state, in_W_hh, v4):
     """%5 = matmul(h@t-1, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -191,7 +190,7 @@ def k4_gemm(d_B, cs0, in_W_hh, v4):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -208,7 +207,7 @@ def k4_gemm(d_B, cs0, in_W_hh, v4):
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, v1):
+def k5_fused(d_B, v0, b1, in_b_ih, v4, in_b_hh, h_state, v1):
     """fused: 13 elementwise node(s) over [B, 32], storing h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -229,9 +228,9 @@ def k5_fused(d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, v1):
         t12 = t5 + t11  # %18 = add(%11, %17) : f32[B, 32]
         t13 = math.tanh(t12)  # %19 = tanh(%18) : f32[B, 32]
         t14 = t4 * t13  # %20 = mul(%10, %19) : f32[B, 32]
-        t15 = t3 * cs0[i1, i0]  # %21 = mul(%9, h@t-1) : f32[B, 32]
-        t16 = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
-        v1[b1, i1, i0] = t16  # store h@0
+        t15 = t3 * h_state[i1, i0]  # %21 = mul(%9, h@t-1) : f32[B, 32]
+        h = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
+        v1[b1, i1, i0] = h  # store h@0
 
 
 @cuda.jit(cache=True)
@@ -265,7 +264,7 @@ def k6_gemm(d_B, v1, b1, in_W_hh, v5):
 
 
 @cuda.jit(cache=True)
-def k7_fused(d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, ns0):
+def k7_fused(d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, h_next):
     """fused: 13 elementwise node(s) over [B, 32], storing h@1"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -287,13 +286,13 @@ def k7_fused(d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, ns0):
         t13 = math.tanh(t12)  # %36 = tanh(%35) : f32[B, 32]
         t14 = t4 * t13  # %37 = mul(%27, %36) : f32[B, 32]
         t15 = t3 * v1[b1, i1, i0]  # %38 = mul(%26, h@0) : f32[B, 32]
-        t16 = t14 + t15  # h@1 = add(%37, %38) : f32[B, 32]
-        ns0[i1, i0] = t16  # store h@1
-        v1[(b1 + 1), i1, i0] = t16  # store h@1
+        h = t14 + t15  # h@1 = add(%37, %38) : f32[B, 32]
+        h_next[i1, i0] = h  # store h@1
+        v1[(b1 + 1), i1, i0] = h  # store h@1
 
 
 @cuda.jit(cache=True)
-def k8_loop(in_W_hh, n1, start0, d_B, cs1, v7, v0, in_b_ih, in_b_hh, v6):
+def k8_loop(in_W_hh, n1, start0, d_B, h_state_1_, v7, v0, in_b_ih, in_b_hh, v6):
     """%5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -315,7 +314,7 @@ def k8_loop(in_W_hh, n1, start0, d_B, cs1, v7, v0, in_b_ih, in_b_hh, v6):
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs1[i0, kk] * w0[kk, cl]
+                    acc += h_state_1_[i0, kk] * w0[kk, cl]
                 v7[i0, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@0
@@ -338,15 +337,15 @@ def k8_loop(in_W_hh, n1, start0, d_B, cs1, v7, v0, in_b_ih, in_b_hh, v6):
             t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
             t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
             t14 = t4 * t13  # %18 = mul(%8, %17) : f32[B, 32]
-            t15 = t3 * cs1[i2, i1]  # %19 = mul(%7, h@t-1) : f32[B, 32]
-            t16 = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
-            cs1[i2, i1] = t16  # store h@0
-            v6[b2, i2, i1] = t16  # store h@0
+            t15 = t3 * h_state_1_[i2, i1]  # %19 = mul(%7, h@t-1) : f32[B, 32]
+            h = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
+            h_state_1_[i2, i1] = h  # store h@0
+            v6[b2, i2, i1] = h  # store h@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs1, in_W_hh, v8):
+def k9_gemm(d_B, h_state_1_, in_W_hh, v8):
     """%3 = matmul(h@t-1, W_hh) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -359,7 +358,7 @@ def k9_gemm(d_B, cs1, in_W_hh, v8):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs1[i0, ka]
+            sa[ty, tx] = h_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -376,7 +375,7 @@ def k9_gemm(d_B, cs1, in_W_hh, v8):
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v0, b3, in_b_ih, v8, in_b_hh, cs1, ns1, v6):
+def k10_fused(d_B, v0, b3, in_b_ih, v8, in_b_hh, h_state_1_, h_next_1_, v6):
     """fused: 13 elementwise node(s) over [B, 32], storing h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -397,10 +396,10 @@ def k10_fused(d_B, v0, b3, in_b_ih, v8, in_b_hh, cs1, ns1, v6):
         t12 = t5 + t11  # %16 = add(%9, %15) : f32[B, 32]
         t13 = math.tanh(t12)  # %17 = tanh(%16) : f32[B, 32]
         t14 = t4 * t13  # %18 = mul(%8, %17) : f32[B, 32]
-        t15 = t3 * cs1[i1, i0]  # %19 = mul(%7, h@t-1) : f32[B, 32]
-        t16 = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
-        ns1[i1, i0] = t16  # store h@0
-        v6[b3, i1, i0] = t16  # store h@0
+        t15 = t3 * h_state_1_[i1, i0]  # %19 = mul(%7, h@t-1) : f32[B, 32]
+        h = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
+        h_next_1_[i1, i0] = h  # store h@0
+        v6[b3, i1, i0] = h  # store h@0
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, d_T, d_B, n0, n1, start0):
@@ -418,37 +417,37 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, d_T, d_B, n0, n1
     # start0: loop count (T//2)*2
     # returns: y, h
     v0 = cuda.device_array((d_T, d_B, 96), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
+    h_state = cuda.device_array((d_B, 32), np.float32)
+    h_next = cuda.device_array((d_B, 32), np.float32)
     v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     v2 = cuda.device_array((d_B, 96), np.float32)
     v3 = cuda.device_array((d_B, 96), np.float32)
     v4 = cuda.device_array((d_B, 96), np.float32)
     v5 = cuda.device_array((d_B, 96), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
+    h_next_1_ = cuda.device_array((d_B, 32), np.float32)
     v7 = cuda.device_array((d_B, 96), np.float32)
     v8 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 96)](d_B, d_T, in_x, in_W_ih, v0)
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
+    k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
     k2_copy[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, cs0, v2, v0, in_b_ih, in_b_hh, v1, v3):
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
         for it0 in range(n0):
             b1 = it0 * 2
-            k4_gemm[grid_gemm(d_B, 96)](d_B, cs0, in_W_hh, v4)
-            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v4, in_b_hh, cs0, v1)
+            k4_gemm[grid_gemm(d_B, 96)](d_B, h_state, in_W_hh, v4)
+            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v4, in_b_hh, h_state, v1)
             k6_gemm[grid_gemm(d_B, 96)](d_B, v1, b1, in_W_hh, v5)
-            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, ns0)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, h_next)
+            h_state, h_next = h_next, h_state  # the new states become the current ones
     # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    cs1 = cs0  # taken over: nothing else reads it
+    h_state_1_ = h_state  # taken over: nothing else reads it
     v6 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_W_hh, n1, start0, d_B, cs1, v7, v0, in_b_ih, in_b_hh, v6):
+    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_W_hh, n1, start0, d_B, h_state_1_, v7, v0, in_b_ih, in_b_hh, v6):
         for it1 in range(n1):
             b3 = start0 + it1
-            k9_gemm[grid_gemm(d_B, 96)](d_B, cs1, in_W_hh, v8)
-            k10_fused[grid_1d(d_B * 32)](d_B, v0, b3, in_b_ih, v8, in_b_hh, cs1, ns1, v6)
-            cs1, ns1 = ns1, cs1  # the new states become the current ones
+            k9_gemm[grid_gemm(d_B, 96)](d_B, h_state_1_, in_W_hh, v8)
+            k10_fused[grid_1d(d_B * 32)](d_B, v0, b3, in_b_ih, v8, in_b_hh, h_state_1_, h_next_1_, v6)
+            h_state_1_, h_next_1_ = h_next_1_, h_state_1_  # the new states become the current ones
     out0 = v6  # taken over: nothing else reads it
-    out1 = cs1  # taken over: nothing else reads it
+    out1 = h_state_1_  # taken over: nothing else reads it
     return (out0, out1, )

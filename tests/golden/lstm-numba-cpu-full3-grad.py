@@ -104,36 +104,36 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # 25 elementwise node(s) in one loop, storing 'dstate@c@1', %37, %41, %45, %49 : [B, 32]
     for i0_u2 in range(d_B):
         for i1_u2 in range(32):
-            t0_u2 = v1[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
-            t1_u2 = in6[1, i0_u2, i1_u2] + v3[i0_u2, i1_u2]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
-            t2_u2 = t1_u2 * in0[1, i0_u2, i1_u2]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
-            t3_u2 = tanh_f32(in5[1, i0_u2, i1_u2])  # %29 = tanh('trace@c@1') : f32[B, 32]
-            t4_u2 = t3_u2 * t3_u2  # %30 = mul(%29, %29) : f32[B, 32]
-            t5_u2 = c0 - t4_u2  # %31 = sub(%2, %30) : f32[B, 32]
-            t6_u2 = t2_u2 * t5_u2  # %32 = mul(%28, %31) : f32[B, 32]
-            t7_u2 = t0_u2 + t6_u2  # %33 = add('dstate@c@2', %32) : f32[B, 32]
-            t8_u2 = t7_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
-            t9_u2 = t7_u2 * in1[1, i0_u2, i1_u2]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
-            t10_u2 = c0 - in2[1, i0_u2, i1_u2]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
-            t11_u2 = in2[1, i0_u2, i1_u2] * t10_u2  # %36 = mul('res@2@1', %35) : f32[B, 32]
-            t12_u2 = t9_u2 * t11_u2  # %37 = mul(%34, %36) : f32[B, 32]
-            t13_u2 = t7_u2 * v2[1, i0_u2, i1_u2]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
-            t14_u2 = c0 - in3[1, i0_u2, i1_u2]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
-            t15_u2 = in3[1, i0_u2, i1_u2] * t14_u2  # %40 = mul('res@3@1', %39) : f32[B, 32]
-            t16_u2 = t13_u2 * t15_u2  # %41 = mul(%38, %40) : f32[B, 32]
-            t17_u2 = t7_u2 * in2[1, i0_u2, i1_u2]  # %42 = mul(%33, 'res@2@1') : f32[B, 32]
-            t18_u2 = in1[1, i0_u2, i1_u2] * in1[1, i0_u2, i1_u2]  # %43 = mul('res@1@1', 'res@1@1') : f32[B, 32]
-            t19_u2 = c0 - t18_u2  # %44 = sub(%2, %43) : f32[B, 32]
-            t20_u2 = t17_u2 * t19_u2  # %45 = mul(%42, %44) : f32[B, 32]
-            t21_u2 = t1_u2 * t3_u2  # %46 = mul(%27, %29) : f32[B, 32]
-            t22_u2 = c0 - in0[1, i0_u2, i1_u2]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
-            t23_u2 = in0[1, i0_u2, i1_u2] * t22_u2  # %48 = mul('res@0@1', %47) : f32[B, 32]
-            t24_u2 = t21_u2 * t23_u2  # %49 = mul(%46, %48) : f32[B, 32]
-            v4[i0_u2, i1_u2] = t8_u2
-            v0[1, i0_u2, i1_u2] = t12_u2
-            v0[1, i0_u2, 32 + i1_u2] = t16_u2
-            v0[1, i0_u2, 64 + i1_u2] = t20_u2
-            v0[1, i0_u2, 96 + i1_u2] = t24_u2
+            dstate_c = v1[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
+            t0_u2 = in6[1, i0_u2, i1_u2] + v3[i0_u2, i1_u2]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+            t1_u2 = t0_u2 * in0[1, i0_u2, i1_u2]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
+            t2_u2 = tanh_f32(in5[1, i0_u2, i1_u2])  # %29 = tanh('trace@c@1') : f32[B, 32]
+            t3_u2 = t2_u2 * t2_u2  # %30 = mul(%29, %29) : f32[B, 32]
+            t4_u2 = c0 - t3_u2  # %31 = sub(%2, %30) : f32[B, 32]
+            t5_u2 = t1_u2 * t4_u2  # %32 = mul(%28, %31) : f32[B, 32]
+            t6_u2 = dstate_c + t5_u2  # %33 = add('dstate@c@2', %32) : f32[B, 32]
+            dstate_c_1_ = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
+            t7_u2 = t6_u2 * in1[1, i0_u2, i1_u2]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
+            t8_u2 = c0 - in2[1, i0_u2, i1_u2]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
+            t9_u2 = in2[1, i0_u2, i1_u2] * t8_u2  # %36 = mul('res@2@1', %35) : f32[B, 32]
+            t10_u2 = t7_u2 * t9_u2  # %37 = mul(%34, %36) : f32[B, 32]
+            t11_u2 = t6_u2 * v2[1, i0_u2, i1_u2]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
+            t12_u2 = c0 - in3[1, i0_u2, i1_u2]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
+            t13_u2 = in3[1, i0_u2, i1_u2] * t12_u2  # %40 = mul('res@3@1', %39) : f32[B, 32]
+            t14_u2 = t11_u2 * t13_u2  # %41 = mul(%38, %40) : f32[B, 32]
+            t15_u2 = t6_u2 * in2[1, i0_u2, i1_u2]  # %42 = mul(%33, 'res@2@1') : f32[B, 32]
+            t16_u2 = in1[1, i0_u2, i1_u2] * in1[1, i0_u2, i1_u2]  # %43 = mul('res@1@1', 'res@1@1') : f32[B, 32]
+            t17_u2 = c0 - t16_u2  # %44 = sub(%2, %43) : f32[B, 32]
+            t18_u2 = t15_u2 * t17_u2  # %45 = mul(%42, %44) : f32[B, 32]
+            t19_u2 = t0_u2 * t2_u2  # %46 = mul(%27, %29) : f32[B, 32]
+            t20_u2 = c0 - in0[1, i0_u2, i1_u2]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
+            t21_u2 = in0[1, i0_u2, i1_u2] * t20_u2  # %48 = mul('res@0@1', %47) : f32[B, 32]
+            t22_u2 = t19_u2 * t21_u2  # %49 = mul(%46, %48) : f32[B, 32]
+            v4[i0_u2, i1_u2] = dstate_c_1_
+            v0[1, i0_u2, i1_u2] = t10_u2
+            v0[1, i0_u2, 32 + i1_u2] = t14_u2
+            v0[1, i0_u2, 64 + i1_u2] = t18_u2
+            v0[1, i0_u2, 96 + i1_u2] = t22_u2
     matmul_0(v0[1], v3, in_Wh, n_threads)  # 'dstate@h@1' = matmul(%50, %26) : f32[B, 32]
     # 24 elementwise node(s) in one loop, storing %61, %65, %69, %73, 'dstate@c@0' : [B, 32]
     for i0_u3 in range(d_B):
@@ -161,12 +161,12 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
             t20_u3 = c0 - in0[0, i0_u3, i1_u3]  # %71 = sub(%2, 'res@0@0') : f32[B, 32]
             t21_u3 = in0[0, i0_u3, i1_u3] * t20_u3  # %72 = mul('res@0@0', %71) : f32[B, 32]
             t22_u3 = t19_u3 * t21_u3  # %73 = mul(%70, %72) : f32[B, 32]
-            t23_u3 = t6_u3 * in3[0, i0_u3, i1_u3]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
+            dstate_c_u3 = t6_u3 * in3[0, i0_u3, i1_u3]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
             v0[0, i0_u3, i1_u3] = t10_u3
             v0[0, i0_u3, 32 + i1_u3] = t14_u3
             v0[0, i0_u3, 64 + i1_u3] = t18_u3
             v0[0, i0_u3, 96 + i1_u3] = t22_u3
-            v1[i0_u3, i1_u3] = t23_u3
+            v1[i0_u3, i1_u3] = dstate_c_u3
     # %77 = matmul(%75, %76) : f32[3, B, 16]
     a0_u4 = v0.reshape((3 * d_B, 128))
     a1_u4 = v5.reshape((3 * d_B, 16))

@@ -35,14 +35,14 @@ def fused_0(n0, y0, x0, x1, x2, x3, x4, x5):
             t8 = t7 + x2[64 + i1]  # %4 = add(%3, b) : f32[B, 128]
             t9 = tanh_f32(t8)  # %13 = tanh(%12) : f32[B, 32]
             t10 = t6 * t9  # %14 = mul(%11, %13) : f32[B, 32]
-            t11 = t3 + t10  # c@0 = add(%9, %14) : f32[B, 32]
-            t12 = x0[y0, i0, 96 + i1] + x1[i0, 96 + i1]  # %3 = add(%1, %2) : f32[B, 128]
-            t13 = t12 + x2[96 + i1]  # %4 = add(%3, b) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %6 = sigmoid(%5) : f32[B, 32]
-            t15 = tanh_f32(t11)  # %15 = tanh(c@0) : f32[B, 32]
-            t16 = t14 * t15  # h@0 = mul(%6, %15) : f32[B, 32]
-            x4[i0, i1] = t11
-            x5[y0, i0, i1] = t16
+            c = t3 + t10  # c@0 = add(%9, %14) : f32[B, 32]
+            t11 = x0[y0, i0, 96 + i1] + x1[i0, 96 + i1]  # %3 = add(%1, %2) : f32[B, 128]
+            t12 = t11 + x2[96 + i1]  # %4 = add(%3, b) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %6 = sigmoid(%5) : f32[B, 32]
+            t14 = tanh_f32(c)  # %15 = tanh(c@0) : f32[B, 32]
+            h = t13 * t14  # h@0 = mul(%6, %15) : f32[B, 32]
+            x4[i0, i1] = c
+            x5[y0, i0, i1] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -87,13 +87,13 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, v1, v2, d_B, n_threads, v3
             t8_u1 = t7_u1 + in_b[64 + i1_u1]  # %34 = add(%33, b) : f32[B, 128]
             t9_u1 = tanh_f32(t8_u1)  # %43 = tanh(%42) : f32[B, 32]
             t10_u1 = t6_u1 * t9_u1  # %44 = mul(%41, %43) : f32[B, 32]
-            t11_u1 = t3_u1 + t10_u1  # c@2 = add(%39, %44) : f32[B, 32]
-            t12_u1 = v2[2, i0_u1, 96 + i1_u1] + v3[i0_u1, 96 + i1_u1]  # %33 = add(%31, %32) : f32[B, 128]
-            t13_u1 = t12_u1 + in_b[96 + i1_u1]  # %34 = add(%33, b) : f32[B, 128]
-            t14_u1 = sigmoid_f32(t13_u1)  # %36 = sigmoid(%35) : f32[B, 32]
-            t15_u1 = tanh_f32(t11_u1)  # %45 = tanh(c@2) : f32[B, 32]
-            t16_u1 = t14_u1 * t15_u1  # h@2 = mul(%36, %45) : f32[B, 32]
-            v4[i0_u1, i1_u1] = t11_u1
-            v1[i0_u1, i1_u1] = t16_u1
-            v0[2, i0_u1, i1_u1] = t16_u1
+            c = t3_u1 + t10_u1  # c@2 = add(%39, %44) : f32[B, 32]
+            t11_u1 = v2[2, i0_u1, 96 + i1_u1] + v3[i0_u1, 96 + i1_u1]  # %33 = add(%31, %32) : f32[B, 128]
+            t12_u1 = t11_u1 + in_b[96 + i1_u1]  # %34 = add(%33, b) : f32[B, 128]
+            t13_u1 = sigmoid_f32(t12_u1)  # %36 = sigmoid(%35) : f32[B, 32]
+            t14_u1 = tanh_f32(c)  # %45 = tanh(c@2) : f32[B, 32]
+            h = t13_u1 * t14_u1  # h@2 = mul(%36, %45) : f32[B, 32]
+            v4[i0_u1, i1_u1] = c
+            v1[i0_u1, i1_u1] = h
+            v0[2, i0_u1, i1_u1] = h
     return (v0, v1, v4)

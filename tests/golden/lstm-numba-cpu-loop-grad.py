@@ -58,55 +58,55 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
+    dstate_h_state = x0[m0:m1]
+    dstate_c_state = x1[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
-        a8 = x8[b0, m0:m1]
-        a9 = x9[b0, m0:m1]
+        a0 = x2[b0, m0:m1]
+        a1 = x3[b0, m0:m1]
+        a2 = x4[b0, m0:m1]
+        a3 = x5[b0, m0:m1]
+        a4 = x6[b0, m0:m1]
+        a5 = x7[b0, m0:m1]
+        a6 = x8[b0, m0:m1]
+        a7 = x9[b0, m0:m1]
         # 24 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c@0' : [#rows, 32]
         for i0_u0 in range(m2):
             for i1_u0 in range(32):
-                t0_u0 = a2[i0_u0, i1_u0] + a0[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
-                t1_u0 = t0_u0 * a4[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
-                t2_u0 = tanh_f32(a3[i0_u0, i1_u0])  # %3 = tanh('trace@c@0') : f32[#rows, 32]
+                t0_u0 = a0[i0_u0, i1_u0] + dstate_h_state[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
+                t1_u0 = t0_u0 * a2[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
+                t2_u0 = tanh_f32(a1[i0_u0, i1_u0])  # %3 = tanh('trace@c@0') : f32[#rows, 32]
                 t3_u0 = t2_u0 * t2_u0  # %4 = mul(%3, %3) : f32[#rows, 32]
                 t4_u0 = c1 - t3_u0  # %5 = sub(%2, %4) : f32[#rows, 32]
                 t5_u0 = t1_u0 * t4_u0  # %6 = mul(%1, %5) : f32[#rows, 32]
-                t6_u0 = a1[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c@t-1', %6) : f32[#rows, 32]
-                t7_u0 = t6_u0 * a5[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 32]
-                t8_u0 = c1 - a6[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 32]
-                t9_u0 = a6[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 32]
+                t6_u0 = dstate_c_state[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c@t-1', %6) : f32[#rows, 32]
+                t7_u0 = t6_u0 * a3[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 32]
+                t8_u0 = c1 - a4[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 32]
+                t9_u0 = a4[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 32]
                 t10_u0 = t7_u0 * t9_u0  # %11 = mul(%8, %10) : f32[#rows, 32]
-                t11_u0 = t6_u0 * a7[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c@0') : f32[#rows, 32]
-                t12_u0 = c1 - a8[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 32]
-                t13_u0 = a8[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 32]
+                t11_u0 = t6_u0 * a5[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c@0') : f32[#rows, 32]
+                t12_u0 = c1 - a6[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 32]
+                t13_u0 = a6[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 32]
                 t14_u0 = t11_u0 * t13_u0  # %15 = mul(%12, %14) : f32[#rows, 32]
-                t15_u0 = t6_u0 * a6[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 32]
-                t16_u0 = a5[i0_u0, i1_u0] * a5[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 32]
+                t15_u0 = t6_u0 * a4[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 32]
+                t16_u0 = a3[i0_u0, i1_u0] * a3[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 32]
                 t17_u0 = c1 - t16_u0  # %18 = sub(%2, %17) : f32[#rows, 32]
                 t18_u0 = t15_u0 * t17_u0  # %19 = mul(%16, %18) : f32[#rows, 32]
                 t19_u0 = t0_u0 * t2_u0  # %20 = mul(%0, %3) : f32[#rows, 32]
-                t20_u0 = c1 - a4[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 32]
-                t21_u0 = a4[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 32]
+                t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 32]
+                t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 32]
                 t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 32]
-                t23_u0 = t6_u0 * a8[i0_u0, i1_u0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[#rows, 32]
-                a9[i0_u0, i1_u0] = t10_u0
-                a9[i0_u0, 32 + i1_u0] = t14_u0
-                a9[i0_u0, 64 + i1_u0] = t18_u0
-                a9[i0_u0, 96 + i1_u0] = t22_u0
-                a1[i0_u0, i1_u0] = t23_u0
+                dstate_c = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[#rows, 32]
+                a7[i0_u0, i1_u0] = t10_u0
+                a7[i0_u0, 32 + i1_u0] = t14_u0
+                a7[i0_u0, 64 + i1_u0] = t18_u0
+                a7[i0_u0, 96 + i1_u0] = t22_u0
+                dstate_c_state[i0_u0, i1_u0] = dstate_c
         # 'dstate@h@0' = matmul(%24, inv1) : f32[#rows, 32]
-        if a9.shape[0] <= 3:
-            rows_nt(a9, x10, a0, c0)
+        if a7.shape[0] <= 3:
+            rows_nt(a7, x10, dstate_h_state, c0)
         else:
-            gemm_packed(a9, x11, x10, a0, True, 1, BLAS)
+            gemm_packed(a7, x11, x10, dstate_h_state, True, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

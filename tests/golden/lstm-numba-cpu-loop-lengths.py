@@ -41,58 +41,58 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a5 = x5[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
+    a3 = x5[m0:m1]
+    h_state = x0[m0:m1]
+    c_state = x1[m0:m1]
+    a0 = x2[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a3 = x3[b0, m0:m1]
-        a4 = x4[b0, m0:m1]
+        a1 = x3[b0, m0:m1]
+        a2 = x4[b0, m0:m1]
         # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
-        if a0.shape[0] <= 3:
-            for i0_u1 in range(a0.shape[0]):
+        if h_state.shape[0] <= 3:
+            for i0_u1 in range(h_state.shape[0]):
                 for i1_u1 in range(128):
-                    a5[i0_u1, i1_u1] = c0
+                    a3[i0_u1, i1_u1] = c0
                 for i2_u1 in range(0, 32, 8):
-                    t0_u1 = a0[i0_u1, i2_u1]
-                    t1_u1 = a0[i0_u1, i2_u1 + 1]
-                    t2_u1 = a0[i0_u1, i2_u1 + 2]
-                    t3_u1 = a0[i0_u1, i2_u1 + 3]
-                    t4_u1 = a0[i0_u1, i2_u1 + 4]
-                    t5_u1 = a0[i0_u1, i2_u1 + 5]
-                    t6_u1 = a0[i0_u1, i2_u1 + 6]
-                    t7_u1 = a0[i0_u1, i2_u1 + 7]
+                    t0_u1 = h_state[i0_u1, i2_u1]
+                    t1_u1 = h_state[i0_u1, i2_u1 + 1]
+                    t2_u1 = h_state[i0_u1, i2_u1 + 2]
+                    t3_u1 = h_state[i0_u1, i2_u1 + 3]
+                    t4_u1 = h_state[i0_u1, i2_u1 + 4]
+                    t5_u1 = h_state[i0_u1, i2_u1 + 5]
+                    t6_u1 = h_state[i0_u1, i2_u1 + 6]
+                    t7_u1 = h_state[i0_u1, i2_u1 + 7]
                     for i1_u1 in range(128):
-                        a5[i0_u1, i1_u1] += t0_u1 * x6[i2_u1, i1_u1] + t1_u1 * x6[i2_u1 + 1, i1_u1] + t2_u1 * x6[i2_u1 + 2, i1_u1] + t3_u1 * x6[i2_u1 + 3, i1_u1] + t4_u1 * x6[i2_u1 + 4, i1_u1] + t5_u1 * x6[i2_u1 + 5, i1_u1] + t6_u1 * x6[i2_u1 + 6, i1_u1] + t7_u1 * x6[i2_u1 + 7, i1_u1]
+                        a3[i0_u1, i1_u1] += t0_u1 * x6[i2_u1, i1_u1] + t1_u1 * x6[i2_u1 + 1, i1_u1] + t2_u1 * x6[i2_u1 + 2, i1_u1] + t3_u1 * x6[i2_u1 + 3, i1_u1] + t4_u1 * x6[i2_u1 + 4, i1_u1] + t5_u1 * x6[i2_u1 + 5, i1_u1] + t6_u1 * x6[i2_u1 + 6, i1_u1] + t7_u1 * x6[i2_u1 + 7, i1_u1]
         else:
-            gemm_packed(a0, x7, x6, a5, False, 1, BLAS)
+            gemm_packed(h_state, x7, x6, a3, False, 1, BLAS)
         # 14 elementwise node(s) in one loop, storing h@0, c@0, %17 : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
-                t0_u2 = a3[i0_u2, 96 + i1_u2] + a5[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t0_u2 = a1[i0_u2, 96 + i1_u2] + a3[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t1_u2 = t0_u2 + x8[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t2_u2 = sigmoid_f32(t1_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t3_u2 = a3[i0_u2, 32 + i1_u2] + a5[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t3_u2 = a1[i0_u2, 32 + i1_u2] + a3[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t4_u2 = t3_u2 + x8[32 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t5_u2 = sigmoid_f32(t4_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t6_u2 = t5_u2 * a1[i0_u2, i1_u2]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
-                t7_u2 = a3[i0_u2, i1_u2] + a5[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t6_u2 = t5_u2 * c_state[i0_u2, i1_u2]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
+                t7_u2 = a1[i0_u2, i1_u2] + a3[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t8_u2 = t7_u2 + x8[i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t9_u2 = sigmoid_f32(t8_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t10_u2 = a3[i0_u2, 64 + i1_u2] + a5[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t10_u2 = a1[i0_u2, 64 + i1_u2] + a3[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t11_u2 = t10_u2 + x8[64 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t12_u2 = tanh_f32(t11_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t13_u2 = t9_u2 * t12_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
                 t14_u2 = t6_u2 + t13_u2  # %13 = add(%7, %12) : f32[#rows, 32]
                 t15_u2 = tanh_f32(t14_u2)  # %14 = tanh(%13) : f32[#rows, 32]
                 t16_u2 = t2_u2 * t15_u2  # %15 = mul(%4, %14) : f32[#rows, 32]
-                t17_u2 = t16_u2 if b0 < a2[i0_u2] else a0[i0_u2, i1_u2]  # h@0 = select_active(t@0, lengths, %15, h@t-1) : f32[#rows, 32]
-                t18_u2 = t14_u2 if b0 < a2[i0_u2] else a1[i0_u2, i1_u2]  # c@0 = select_active(t@0, lengths, %13, c@t-1) : f32[#rows, 32]
-                t19_u2 = t16_u2 if b0 < a2[i0_u2] else c0  # %17 = select_active(t@0, lengths, %15, %16) : f32[#rows, 32]
-                a0[i0_u2, i1_u2] = t17_u2
-                a1[i0_u2, i1_u2] = t18_u2
-                a4[i0_u2, i1_u2] = t19_u2
+                h = t16_u2 if b0 < a0[i0_u2] else h_state[i0_u2, i1_u2]  # h@0 = select_active(t@0, lengths, %15, h@t-1) : f32[#rows, 32]
+                c = t14_u2 if b0 < a0[i0_u2] else c_state[i0_u2, i1_u2]  # c@0 = select_active(t@0, lengths, %13, c@t-1) : f32[#rows, 32]
+                t17_u2 = t16_u2 if b0 < a0[i0_u2] else c0  # %17 = select_active(t@0, lengths, %15, %16) : f32[#rows, 32]
+                h_state[i0_u2, i1_u2] = h
+                c_state[i0_u2, i1_u2] = c
+                a2[i0_u2, i1_u2] = t17_u2
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -64,64 +64,64 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a6 = x4[m0:m1]
-    a7 = x7[m0:m1]
-    a8 = x9[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
+    a4 = x4[m0:m1]
+    a5 = x7[m0:m1]
+    a6 = x9[m0:m1]
+    h_state = x0[m0:m1]
+    c_state = x1[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0 * 2
-        a2 = x2[b0, m0:m1]
-        a3 = x2[b0 + 1, m0:m1]
-        a4 = x3[b0, m0:m1]
-        a5 = x3[b0 + 1, m0:m1]
-        matmul_0(a0, a6, x5, x6)  # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        a0 = x2[b0, m0:m1]
+        a1 = x2[b0 + 1, m0:m1]
+        a2 = x3[b0, m0:m1]
+        a3 = x3[b0 + 1, m0:m1]
+        matmul_0(h_state, a4, x5, x6)  # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
-                t0_u2 = a2[i0_u2, 32 + i1_u2] + a6[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t0_u2 = a0[i0_u2, 32 + i1_u2] + a4[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t1_u2 = t0_u2 + x8[32 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t2_u2 = sigmoid_f32(t1_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u2 = t2_u2 * a1[i0_u2, i1_u2]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
-                t4_u2 = a2[i0_u2, i1_u2] + a6[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t3_u2 = t2_u2 * c_state[i0_u2, i1_u2]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
+                t4_u2 = a0[i0_u2, i1_u2] + a4[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t5_u2 = t4_u2 + x8[i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t6_u2 = sigmoid_f32(t5_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u2 = a2[i0_u2, 64 + i1_u2] + a6[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t7_u2 = a0[i0_u2, 64 + i1_u2] + a4[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t8_u2 = t7_u2 + x8[64 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
                 t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                t11_u2 = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
-                t12_u2 = a2[i0_u2, 96 + i1_u2] + a6[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t13_u2 = t12_u2 + x8[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t14_u2 = sigmoid_f32(t13_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t15_u2 = tanh_f32(t11_u2)  # %13 = tanh(c@0) : f32[#rows, 32]
-                t16_u2 = t14_u2 * t15_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                a7[i0_u2, i1_u2] = t11_u2
-                a4[i0_u2, i1_u2] = t16_u2
-        matmul_0(a4, a8, x5, x6)  # %14 = matmul(h@0, Wh) : f32[#rows, 128]
+                c = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u2 = a0[i0_u2, 96 + i1_u2] + a4[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u2 = t11_u2 + x8[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
+                t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u2 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                a5[i0_u2, i1_u2] = c
+                a2[i0_u2, i1_u2] = h
+        matmul_0(a2, a6, x5, x6)  # %14 = matmul(h@0, Wh) : f32[#rows, 128]
         # 11 elementwise node(s) in one loop, storing c@1, h@1 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
-                t0_u3 = a3[i0_u3, 32 + i1_u3] + a8[i0_u3, 32 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t0_u3 = a1[i0_u3, 32 + i1_u3] + a6[i0_u3, 32 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
                 t1_u3 = t0_u3 + x8[32 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
                 t2_u3 = sigmoid_f32(t1_u3)  # %20 = sigmoid(%19) : f32[#rows, 32]
-                t3_u3 = t2_u3 * a7[i0_u3, i1_u3]  # %21 = mul(%20, c@0) : f32[#rows, 32]
-                t4_u3 = a3[i0_u3, i1_u3] + a8[i0_u3, i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t3_u3 = t2_u3 * a5[i0_u3, i1_u3]  # %21 = mul(%20, c@0) : f32[#rows, 32]
+                t4_u3 = a1[i0_u3, i1_u3] + a6[i0_u3, i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
                 t5_u3 = t4_u3 + x8[i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
                 t6_u3 = sigmoid_f32(t5_u3)  # %23 = sigmoid(%22) : f32[#rows, 32]
-                t7_u3 = a3[i0_u3, 64 + i1_u3] + a8[i0_u3, 64 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t7_u3 = a1[i0_u3, 64 + i1_u3] + a6[i0_u3, 64 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
                 t8_u3 = t7_u3 + x8[64 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
                 t9_u3 = tanh_f32(t8_u3)  # %25 = tanh(%24) : f32[#rows, 32]
                 t10_u3 = t6_u3 * t9_u3  # %26 = mul(%23, %25) : f32[#rows, 32]
-                t11_u3 = t3_u3 + t10_u3  # c@1 = add(%21, %26) : f32[#rows, 32]
-                t12_u3 = a3[i0_u3, 96 + i1_u3] + a8[i0_u3, 96 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
-                t13_u3 = t12_u3 + x8[96 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
-                t14_u3 = sigmoid_f32(t13_u3)  # %18 = sigmoid(%17) : f32[#rows, 32]
-                t15_u3 = tanh_f32(t11_u3)  # %27 = tanh(c@1) : f32[#rows, 32]
-                t16_u3 = t14_u3 * t15_u3  # h@1 = mul(%18, %27) : f32[#rows, 32]
-                a1[i0_u3, i1_u3] = t11_u3
-                a5[i0_u3, i1_u3] = t16_u3
-                a0[i0_u3, i1_u3] = t16_u3
+                c_u3 = t3_u3 + t10_u3  # c@1 = add(%21, %26) : f32[#rows, 32]
+                t11_u3 = a1[i0_u3, 96 + i1_u3] + a6[i0_u3, 96 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t12_u3 = t11_u3 + x8[96 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
+                t13_u3 = sigmoid_f32(t12_u3)  # %18 = sigmoid(%17) : f32[#rows, 32]
+                t14_u3 = tanh_f32(c_u3)  # %27 = tanh(c@1) : f32[#rows, 32]
+                h_u3 = t13_u3 * t14_u3  # h@1 = mul(%18, %27) : f32[#rows, 32]
+                c_state[i0_u3, i1_u3] = c_u3
+                a3[i0_u3, i1_u3] = h_u3
+                h_state[i0_u3, i1_u3] = h_u3
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -143,37 +143,37 @@ def rows_1(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a4 = x4[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
+    a2 = x4[m0:m1]
+    h_state = x0[m0:m1]
+    c_state = x1[m0:m1]
     for it1 in range(n3):
         b1 = n4 + it1
-        a2 = x2[b1, m0:m1]
-        a3 = x3[b1, m0:m1]
-        matmul_0(a0, a4, x5, x6)  # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        a0 = x2[b1, m0:m1]
+        a1 = x3[b1, m0:m1]
+        matmul_0(h_state, a2, x5, x6)  # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
-                t0_u4 = a2[i0_u4, 32 + i1_u4] + a4[i0_u4, 32 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t0_u4 = a0[i0_u4, 32 + i1_u4] + a2[i0_u4, 32 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t1_u4 = t0_u4 + x7[32 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
                 t2_u4 = sigmoid_f32(t1_u4)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u4 = t2_u4 * a1[i0_u4, i1_u4]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
-                t4_u4 = a2[i0_u4, i1_u4] + a4[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t3_u4 = t2_u4 * c_state[i0_u4, i1_u4]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
+                t4_u4 = a0[i0_u4, i1_u4] + a2[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t5_u4 = t4_u4 + x7[i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
                 t6_u4 = sigmoid_f32(t5_u4)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u4 = a2[i0_u4, 64 + i1_u4] + a4[i0_u4, 64 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t7_u4 = a0[i0_u4, 64 + i1_u4] + a2[i0_u4, 64 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t8_u4 = t7_u4 + x7[64 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
                 t9_u4 = tanh_f32(t8_u4)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u4 = t6_u4 * t9_u4  # %12 = mul(%9, %11) : f32[#rows, 32]
-                t11_u4 = t3_u4 + t10_u4  # c@0 = add(%7, %12) : f32[#rows, 32]
-                t12_u4 = a2[i0_u4, 96 + i1_u4] + a4[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t13_u4 = t12_u4 + x7[96 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
-                t14_u4 = sigmoid_f32(t13_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t15_u4 = tanh_f32(t11_u4)  # %13 = tanh(c@0) : f32[#rows, 32]
-                t16_u4 = t14_u4 * t15_u4  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                a1[i0_u4, i1_u4] = t11_u4
-                a3[i0_u4, i1_u4] = t16_u4
-                a0[i0_u4, i1_u4] = t16_u4
+                c = t3_u4 + t10_u4  # c@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u4 = a0[i0_u4, 96 + i1_u4] + a2[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u4 = t11_u4 + x7[96 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
+                t13_u4 = sigmoid_f32(t12_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u4 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u4 * t14_u4  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                c_state[i0_u4, i1_u4] = c
+                a1[i0_u4, i1_u4] = h
+                h_state[i0_u4, i1_u4] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -124,36 +124,36 @@ def k4_fused(d_B, v4, in_res_3, in_grad_y, v6, in_res_0, in_trace_c, in_res_1, i
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v4[i1, i0] * in_res_3[2, i1, i0]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
-        t1 = in_grad_y[1, i1, i0] + v6[i1, i0]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
-        t2 = t1 * in_res_0[1, i1, i0]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
-        t3 = math.tanh(in_trace_c[1, i1, i0])  # %29 = tanh('trace@c@1') : f32[B, 32]
-        t4 = t3 * t3  # %30 = mul(%29, %29) : f32[B, 32]
-        t5 = c0 - t4  # %31 = sub(%2, %30) : f32[B, 32]
-        t6 = t2 * t5  # %32 = mul(%28, %31) : f32[B, 32]
-        t7 = t0 + t6  # %33 = add('dstate@c@2', %32) : f32[B, 32]
-        t8 = t7 * in_res_3[1, i1, i0]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
-        t9 = t7 * in_res_1[1, i1, i0]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
-        t10 = c0 - in_res_2[1, i1, i0]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
-        t11 = in_res_2[1, i1, i0] * t10  # %36 = mul('res@2@1', %35) : f32[B, 32]
-        t12 = t9 * t11  # %37 = mul(%34, %36) : f32[B, 32]
-        t13 = t7 * v5[1, i1, i0]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
-        t14 = c0 - in_res_3[1, i1, i0]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
-        t15 = in_res_3[1, i1, i0] * t14  # %40 = mul('res@3@1', %39) : f32[B, 32]
-        t16 = t13 * t15  # %41 = mul(%38, %40) : f32[B, 32]
-        t17 = t7 * in_res_2[1, i1, i0]  # %42 = mul(%33, 'res@2@1') : f32[B, 32]
-        t18 = in_res_1[1, i1, i0] * in_res_1[1, i1, i0]  # %43 = mul('res@1@1', 'res@1@1') : f32[B, 32]
-        t19 = c0 - t18  # %44 = sub(%2, %43) : f32[B, 32]
-        t20 = t17 * t19  # %45 = mul(%42, %44) : f32[B, 32]
-        t21 = t1 * t3  # %46 = mul(%27, %29) : f32[B, 32]
-        t22 = c0 - in_res_0[1, i1, i0]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
-        t23 = in_res_0[1, i1, i0] * t22  # %48 = mul('res@0@1', %47) : f32[B, 32]
-        t24 = t21 * t23  # %49 = mul(%46, %48) : f32[B, 32]
-        v7[i1, i0] = t8  # store 'dstate@c@1'
-        v1[i1, i0] = t12  # store %37
-        v1[i1, 32 + i0] = t16  # store %41
-        v1[i1, 64 + i0] = t20  # store %45
-        v1[i1, 96 + i0] = t24  # store %49
+        dstate_c = v4[i1, i0] * in_res_3[2, i1, i0]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
+        t0 = in_grad_y[1, i1, i0] + v6[i1, i0]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+        t1 = t0 * in_res_0[1, i1, i0]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
+        t2 = math.tanh(in_trace_c[1, i1, i0])  # %29 = tanh('trace@c@1') : f32[B, 32]
+        t3 = t2 * t2  # %30 = mul(%29, %29) : f32[B, 32]
+        t4 = c0 - t3  # %31 = sub(%2, %30) : f32[B, 32]
+        t5 = t1 * t4  # %32 = mul(%28, %31) : f32[B, 32]
+        t6 = dstate_c + t5  # %33 = add('dstate@c@2', %32) : f32[B, 32]
+        dstate_c_1_ = t6 * in_res_3[1, i1, i0]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
+        t7 = t6 * in_res_1[1, i1, i0]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
+        t8 = c0 - in_res_2[1, i1, i0]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
+        t9 = in_res_2[1, i1, i0] * t8  # %36 = mul('res@2@1', %35) : f32[B, 32]
+        t10 = t7 * t9  # %37 = mul(%34, %36) : f32[B, 32]
+        t11 = t6 * v5[1, i1, i0]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
+        t12 = c0 - in_res_3[1, i1, i0]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
+        t13 = in_res_3[1, i1, i0] * t12  # %40 = mul('res@3@1', %39) : f32[B, 32]
+        t14 = t11 * t13  # %41 = mul(%38, %40) : f32[B, 32]
+        t15 = t6 * in_res_2[1, i1, i0]  # %42 = mul(%33, 'res@2@1') : f32[B, 32]
+        t16 = in_res_1[1, i1, i0] * in_res_1[1, i1, i0]  # %43 = mul('res@1@1', 'res@1@1') : f32[B, 32]
+        t17 = c0 - t16  # %44 = sub(%2, %43) : f32[B, 32]
+        t18 = t15 * t17  # %45 = mul(%42, %44) : f32[B, 32]
+        t19 = t0 * t2  # %46 = mul(%27, %29) : f32[B, 32]
+        t20 = c0 - in_res_0[1, i1, i0]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
+        t21 = in_res_0[1, i1, i0] * t20  # %48 = mul('res@0@1', %47) : f32[B, 32]
+        t22 = t19 * t21  # %49 = mul(%46, %48) : f32[B, 32]
+        v7[i1, i0] = dstate_c_1_  # store 'dstate@c@1'
+        v1[i1, i0] = t10  # store %37
+        v1[i1, 32 + i0] = t14  # store %41
+        v1[i1, 64 + i0] = t18  # store %45
+        v1[i1, 96 + i0] = t22  # store %49
 
 
 @cuda.jit(cache=True)
@@ -216,12 +216,12 @@ def k6_fused(d_B, in_grad_y, v8, in_res_0, in_trace_c, v7, in_res_1, in_res_2, v
         t20 = c0 - in_res_0[0, i1, i0]  # %71 = sub(%2, 'res@0@0') : f32[B, 32]
         t21 = in_res_0[0, i1, i0] * t20  # %72 = mul('res@0@0', %71) : f32[B, 32]
         t22 = t19 * t21  # %73 = mul(%70, %72) : f32[B, 32]
-        t23 = t6 * in_res_3[0, i1, i0]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
+        dstate_c = t6 * in_res_3[0, i1, i0]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
         v2[i1, i0] = t10  # store %61
         v2[i1, 32 + i0] = t14  # store %65
         v2[i1, 64 + i0] = t18  # store %69
         v2[i1, 96 + i0] = t22  # store %73
-        v9[i1, i0] = t23  # store 'dstate@c@0'
+        v9[i1, i0] = dstate_c  # store 'dstate@c@0'
 
 
 @cuda.jit(cache=True)

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -113,14 +112,14 @@ def k2_fused(d_B, v1, v2, in_b, in_c, v3, v0):
         t8 = t7 + in_b[64 + i0]  # %4 = add(%3, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %13 = tanh(%12) : f32[B, 32]
         t10 = t6 * t9  # %14 = mul(%11, %13) : f32[B, 32]
-        t11 = t3 + t10  # c@0 = add(%9, %14) : f32[B, 32]
-        t12 = v1[0, i1, 96 + i0] + v2[i1, 96 + i0]  # %3 = add(%1, %2) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %4 = add(%3, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %6 = sigmoid(%5) : f32[B, 32]
-        t15 = math.tanh(t11)  # %15 = tanh(c@0) : f32[B, 32]
-        t16 = t14 * t15  # h@0 = mul(%6, %15) : f32[B, 32]
-        v3[i1, i0] = t11  # store c@0
-        v0[0, i1, i0] = t16  # store h@0
+        c = t3 + t10  # c@0 = add(%9, %14) : f32[B, 32]
+        t11 = v1[0, i1, 96 + i0] + v2[i1, 96 + i0]  # %3 = add(%1, %2) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %4 = add(%3, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %6 = sigmoid(%5) : f32[B, 32]
+        t14 = math.tanh(c)  # %15 = tanh(c@0) : f32[B, 32]
+        h = t13 * t14  # h@0 = mul(%6, %15) : f32[B, 32]
+        v3[i1, i0] = c  # store c@0
+        v0[0, i1, i0] = h  # store h@0
 
 
 @cuda.jit(cache=True)
@@ -171,14 +170,14 @@ def k4_fused(d_B, v1, v4, in_b, v3, v5, v0):
         t8 = t7 + in_b[64 + i0]  # %19 = add(%18, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %28 = tanh(%27) : f32[B, 32]
         t10 = t6 * t9  # %29 = mul(%26, %28) : f32[B, 32]
-        t11 = t3 + t10  # c@1 = add(%24, %29) : f32[B, 32]
-        t12 = v1[1, i1, 96 + i0] + v4[i1, 96 + i0]  # %18 = add(%16, %17) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %19 = add(%18, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %21 = sigmoid(%20) : f32[B, 32]
-        t15 = math.tanh(t11)  # %30 = tanh(c@1) : f32[B, 32]
-        t16 = t14 * t15  # h@1 = mul(%21, %30) : f32[B, 32]
-        v5[i1, i0] = t11  # store c@1
-        v0[1, i1, i0] = t16  # store h@1
+        c = t3 + t10  # c@1 = add(%24, %29) : f32[B, 32]
+        t11 = v1[1, i1, 96 + i0] + v4[i1, 96 + i0]  # %18 = add(%16, %17) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %19 = add(%18, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %21 = sigmoid(%20) : f32[B, 32]
+        t14 = math.tanh(c)  # %30 = tanh(c@1) : f32[B, 32]
+        h = t13 * t14  # h@1 = mul(%21, %30) : f32[B, 32]
+        v5[i1, i0] = c  # store c@1
+        v0[1, i1, i0] = h  # store h@1
 
 
 @cuda.jit(cache=True)
@@ -229,14 +228,14 @@ def k6_fused(d_B, v1, v6, in_b, v5, v7, v0):
         t8 = t7 + in_b[64 + i0]  # %34 = add(%33, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %43 = tanh(%42) : f32[B, 32]
         t10 = t6 * t9  # %44 = mul(%41, %43) : f32[B, 32]
-        t11 = t3 + t10  # c@2 = add(%39, %44) : f32[B, 32]
-        t12 = v1[2, i1, 96 + i0] + v6[i1, 96 + i0]  # %33 = add(%31, %32) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %34 = add(%33, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %36 = sigmoid(%35) : f32[B, 32]
-        t15 = math.tanh(t11)  # %45 = tanh(c@2) : f32[B, 32]
-        t16 = t14 * t15  # h@2 = mul(%36, %45) : f32[B, 32]
-        v7[i1, i0] = t11  # store c@2
-        v0[2, i1, i0] = t16  # store h@2
+        c = t3 + t10  # c@2 = add(%39, %44) : f32[B, 32]
+        t11 = v1[2, i1, 96 + i0] + v6[i1, 96 + i0]  # %33 = add(%31, %32) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %34 = add(%33, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %36 = sigmoid(%35) : f32[B, 32]
+        t14 = math.tanh(c)  # %45 = tanh(c@2) : f32[B, 32]
+        h = t13 * t14  # h@2 = mul(%36, %45) : f32[B, 32]
+        v7[i1, i0] = c  # store c@2
+        v0[2, i1, i0] = h  # store h@2
 
 
 @cuda.jit(cache=True)

@@ -42,23 +42,23 @@ def k0_shift(d_T, d_B, v0, in_c, in_trace_c):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_dstate_h):
+def k1_copy(d_B, dstate_h_state, in_dstate_h):
     """copy dstate@h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_dstate_h[i1, i0]
+        dstate_h_state[i1, i0] = in_dstate_h[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs1, in_dstate_c):
+def k2_copy(d_B, dstate_c_state, in_dstate_c):
     """copy dstate@c = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_dstate_c[i1, i0]
+        dstate_c_state[i1, i0] = in_dstate_c[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -72,7 +72,7 @@ def k3_copy(v2, in_Wh):
 
 
 @cuda.jit(cache=True)
-def k4_loop(v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1):
+def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
     """%3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): every step in one launch. Held on chip per block (static shared memory): 128x1 of a 128x32 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((128, 1), float32)
@@ -90,13 +90,13 @@ def k4_loop(v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in
             i0 = e0 % 32
             r0 = e0 // 32
             i1 = r0
-            t0 = in_grad_y[b0, i1, i0] + cs0[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
+            t0 = in_grad_y[b0, i1, i0] + dstate_h_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
             t1 = t0 * in_res_0[b0, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
             t2 = math.tanh(in_trace_c[b0, i1, i0])  # %3 = tanh('trace@c@0') : f32[B, 32]
             t3 = t2 * t2  # %4 = mul(%3, %3) : f32[B, 32]
             t4 = c1 - t3  # %5 = sub(%2, %4) : f32[B, 32]
             t5 = t1 * t4  # %6 = mul(%1, %5) : f32[B, 32]
-            t6 = cs1[i1, i0] + t5  # %7 = add('dstate@c@t-1', %6) : f32[B, 32]
+            t6 = dstate_c_state[i1, i0] + t5  # %7 = add('dstate@c@t-1', %6) : f32[B, 32]
             t7 = t6 * in_res_1[b0, i1, i0]  # %8 = mul(%7, 'res@1@0') : f32[B, 32]
             t8 = c1 - in_res_2[b0, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 32]
             t9 = in_res_2[b0, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 32]
@@ -113,12 +113,12 @@ def k4_loop(v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in
             t20 = c1 - in_res_0[b0, i1, i0]  # %21 = sub(%2, 'res@0@0') : f32[B, 32]
             t21 = in_res_0[b0, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 32]
             t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 32]
-            t23 = t6 * in_res_3[b0, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
+            dstate_c = t6 * in_res_3[b0, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
             v1[b0, i1, i0] = t10  # store %11
             v1[b0, i1, 32 + i0] = t14  # store %15
             v1[b0, i1, 64 + i0] = t18  # store %19
             v1[b0, i1, 96 + i0] = t22  # store %23
-            cs1[i1, i0] = t23  # store 'dstate@c@0'
+            dstate_c_state[i1, i0] = dstate_c  # store 'dstate@c@0'
         grid.sync()
         # phase: 'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -130,24 +130,24 @@ def k4_loop(v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in
                 acc = c0
                 for kk in range(128):
                     acc += v1[b0, i2, kk] * w0[kk, cl]
-                cs0[i2, col] = acc
+                dstate_h_state[i2, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1, ns1):
+def k5_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1, dstate_c_next):
     """fused: 24 elementwise node(s) over [B, 32], storing %11, %15, %19, %23, 'dstate@c@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = in_grad_y[b1, i1, i0] + cs0[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
+        t0 = in_grad_y[b1, i1, i0] + dstate_h_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[B, 32]
         t1 = t0 * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
         t2 = math.tanh(in_trace_c[b1, i1, i0])  # %3 = tanh('trace@c@0') : f32[B, 32]
         t3 = t2 * t2  # %4 = mul(%3, %3) : f32[B, 32]
         t4 = c1 - t3  # %5 = sub(%2, %4) : f32[B, 32]
         t5 = t1 * t4  # %6 = mul(%1, %5) : f32[B, 32]
-        t6 = cs1[i1, i0] + t5  # %7 = add('dstate@c@t-1', %6) : f32[B, 32]
+        t6 = dstate_c_state[i1, i0] + t5  # %7 = add('dstate@c@t-1', %6) : f32[B, 32]
         t7 = t6 * in_res_1[b1, i1, i0]  # %8 = mul(%7, 'res@1@0') : f32[B, 32]
         t8 = c1 - in_res_2[b1, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 32]
         t9 = in_res_2[b1, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 32]
@@ -164,16 +164,16 @@ def k5_fused(d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_re
         t20 = c1 - in_res_0[b1, i1, i0]  # %21 = sub(%2, 'res@0@0') : f32[B, 32]
         t21 = in_res_0[b1, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 32]
         t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 32]
-        t23 = t6 * in_res_3[b1, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
+        dstate_c = t6 * in_res_3[b1, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
         v1[b1, i1, i0] = t10  # store %11
         v1[b1, i1, 32 + i0] = t14  # store %15
         v1[b1, i1, 64 + i0] = t18  # store %19
         v1[b1, i1, 96 + i0] = t22  # store %23
-        ns1[i1, i0] = t23  # store 'dstate@c@0'
+        dstate_c_next[i1, i0] = dstate_c  # store 'dstate@c@0'
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, v1, b1, v2, ns0):
+def k6_gemm(d_B, v1, b1, v2, dstate_h_next):
     """'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -199,7 +199,7 @@ def k6_gemm(d_B, v1, b1, v2, ns0):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        ns0[i0, col] = acc
+        dstate_h_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
@@ -353,10 +353,10 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     # n0: loop count T
     # returns: x, Wx, Wh, b, h, c
     v0 = cuda.device_array((d_T, d_B, 32), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
+    dstate_h_state = cuda.device_array((d_B, 32), np.float32)
+    dstate_c_state = cuda.device_array((d_B, 32), np.float32)
+    dstate_h_next = cuda.device_array((d_B, 32), np.float32)
+    dstate_c_next = cuda.device_array((d_B, 32), np.float32)
     v1 = cuda.device_array((d_T, d_B, 128), np.float32)
     v2 = cuda.device_array((128, 32), np.float32)
     v3 = cuda.device_array((d_T, d_B, 16), np.float32)
@@ -366,15 +366,15 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     v7 = cuda.device_array((128,), np.float32)
     k0_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v0, in_c, in_trace_c)
     # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h)
-    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_dstate_c)
+    k1_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
+    k2_copy[grid_1d(d_B * 32)](d_B, dstate_c_state, in_dstate_c)
     k3_copy[grid_1d(128 * 32)](v2, in_Wh)
-    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1):
+    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k5_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, cs0, in_res_0, in_trace_c, cs1, in_res_1, in_res_2, v0, in_res_3, v1, ns1)
-            k6_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v2, ns0)
-            cs0, cs1, ns0, ns1 = ns0, ns1, cs0, cs1  # the new states become the current ones
+            k5_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1, dstate_c_next)
+            k6_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v2, dstate_h_next)
+            dstate_h_state, dstate_c_state, dstate_h_next, dstate_c_next = dstate_h_next, dstate_c_next, dstate_h_state, dstate_c_state  # the new states become the current ones
     k7_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v1, in_Wx, v3)
     k8_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v1, v4)
     k9_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v5, in_h, in_trace_h)
@@ -384,6 +384,6 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     out1 = v4  # taken over: nothing else reads it
     out2 = v6  # taken over: nothing else reads it
     out3 = v7  # taken over: nothing else reads it
-    out4 = cs0  # taken over: nothing else reads it
-    out5 = cs1  # taken over: nothing else reads it
+    out4 = dstate_h_state  # taken over: nothing else reads it
+    out5 = dstate_c_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -66,27 +65,27 @@ def k0_gemm(d_B, d_T, in_x, in_Wx, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h):
+def k1_copy(d_B, h_state, in_h):
     """copy h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
+        h_state[i1, i0] = in_h[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs1, in_c):
+def k2_copy(d_B, c_state, in_c):
     """copy c = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_c[i1, i0]
+        c_state[i1, i0] = in_c[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v1):
+def k3_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v1):
     """%2 = loop(h, c, %0, %1, Wh, b){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -108,7 +107,7 @@ def k3_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v1):
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0
@@ -119,7 +118,7 @@ def k3_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v1):
             t0 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b[32 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-            t3 = t2 * cs1[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
+            t3 = t2 * c_state[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
             t4 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t5 = t4 + in_b[i1]  # %2 = add(%1, b) : f32[B, 128]
             t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -127,20 +126,20 @@ def k3_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v1):
             t8 = t7 + in_b[64 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-            t11 = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
-            t12 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
-            t13 = t12 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-            t15 = math.tanh(t11)  # %13 = tanh(c@0) : f32[B, 32]
-            t16 = t14 * t15  # h@0 = mul(%4, %13) : f32[B, 32]
-            cs1[i2, i1] = t11  # store c@0
-            cs0[i2, i1] = t16  # store h@0
-            v1[b0, i2, i1] = t16  # store h@0
+            c = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
+            t11 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t12 = t11 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+            t14 = math.tanh(c)  # %13 = tanh(c@0) : f32[B, 32]
+            h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
+            c_state[i2, i1] = c  # store c@0
+            h_state[i2, i1] = h  # store h@0
+            v1[b0, i2, i1] = h  # store h@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, cs0, in_Wh, v3):
+def k4_gemm(d_B, h_state, in_Wh, v3):
     """%0 = matmul(h@t-1, Wh) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -153,7 +152,7 @@ def k4_gemm(d_B, cs0, in_Wh, v3):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -170,7 +169,7 @@ def k4_gemm(d_B, cs0, in_Wh, v3):
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, v0, b1, v3, in_b, cs1, ns1, ns0, v1):
+def k5_fused(d_B, v0, b1, v3, in_b, c_state, c_next, h_next, v1):
     """fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -179,7 +178,7 @@ def k5_fused(d_B, v0, b1, v3, in_b, cs1, ns1, ns0, v1):
         t0 = v0[b1, i1, 32 + i0] + v3[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b[32 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-        t3 = t2 * cs1[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
+        t3 = t2 * c_state[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
         t4 = v0[b1, i1, i0] + v3[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t5 = t4 + in_b[i0]  # %2 = add(%1, b) : f32[B, 128]
         t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -187,15 +186,15 @@ def k5_fused(d_B, v0, b1, v3, in_b, cs1, ns1, ns0, v1):
         t8 = t7 + in_b[64 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
         t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-        t11 = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
-        t12 = v0[b1, i1, 96 + i0] + v3[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-        t15 = math.tanh(t11)  # %13 = tanh(c@0) : f32[B, 32]
-        t16 = t14 * t15  # h@0 = mul(%4, %13) : f32[B, 32]
-        ns1[i1, i0] = t11  # store c@0
-        ns0[i1, i0] = t16  # store h@0
-        v1[b1, i1, i0] = t16  # store h@0
+        c = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
+        t11 = v0[b1, i1, 96 + i0] + v3[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+        t14 = math.tanh(c)  # %13 = tanh(c@0) : f32[B, 32]
+        h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
+        c_next[i1, i0] = c  # store c@0
+        h_next[i1, i0] = h  # store h@0
+        v1[b1, i1, i0] = h  # store h@0
 
 
 def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0):
@@ -211,24 +210,24 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0):
     # n0: loop count T
     # returns: y, h, c
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
+    h_state = cuda.device_array((d_B, 32), np.float32)
+    c_state = cuda.device_array((d_B, 32), np.float32)
+    h_next = cuda.device_array((d_B, 32), np.float32)
+    c_next = cuda.device_array((d_B, 32), np.float32)
     v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((d_B, 128), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx, v0)
     # %2 = loop(h, c, %0, %1, Wh, b){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
-    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v1):
+    k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
+    k2_copy[grid_1d(d_B * 32)](d_B, c_state, in_c)
+    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v1):
         for it0 in range(n0):
             b1 = it0
-            k4_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh, v3)
-            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, v3, in_b, cs1, ns1, ns0, v1)
-            cs0, cs1, ns0, ns1 = ns0, ns1, cs0, cs1  # the new states become the current ones
+            k4_gemm[grid_gemm(d_B, 128)](d_B, h_state, in_Wh, v3)
+            k5_fused[grid_1d(d_B * 32)](d_B, v0, b1, v3, in_b, c_state, c_next, h_next, v1)
+            h_state, c_state, h_next, c_next = h_next, c_next, h_state, c_state  # the new states become the current ones
     out0 = v1  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
-    out2 = cs1  # taken over: nothing else reads it
+    out1 = h_state  # taken over: nothing else reads it
+    out2 = c_state  # taken over: nothing else reads it
     return (out0, out1, out2, )

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -66,23 +65,23 @@ def k0_gemm(d_B, d_T, in_x, in_Wx, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h):
+def k1_copy(d_B, h_state, in_h):
     """copy h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h[i1, i0]
+        h_state[i1, i0] = in_h[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs1, in_c):
+def k2_copy(d_B, c_state, in_c):
     """copy c = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_c[i1, i0]
+        c_state[i1, i0] = in_c[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -98,7 +97,7 @@ def k3_copy(d_T, d_B, v1):
 
 
 @cuda.jit(cache=True)
-def k4_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v3, v1, v4):
+def k4_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
     """%2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -120,7 +119,7 @@ def k4_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v3, v1, v4):
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0
@@ -131,7 +130,7 @@ def k4_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v3, v1, v4):
             t0 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b[32 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-            t3 = t2 * cs1[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
+            t3 = t2 * c_state[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
             t4 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t5 = t4 + in_b[i1]  # %2 = add(%1, b) : f32[B, 128]
             t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -139,14 +138,14 @@ def k4_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v3, v1, v4):
             t8 = t7 + in_b[64 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-            t11 = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
-            t12 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
-            t13 = t12 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-            t15 = math.tanh(t11)  # %13 = tanh(c@0) : f32[B, 32]
-            t16 = t14 * t15  # h@0 = mul(%4, %13) : f32[B, 32]
-            v3[i2, i1] = t11  # store c@0
-            v1[b0, i2, i1] = t16  # store h@0
+            c = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
+            t11 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t12 = t11 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+            t14 = math.tanh(c)  # %13 = tanh(c@0) : f32[B, 32]
+            h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
+            v3[i2, i1] = c  # store c@0
+            v1[b0, i2, i1] = h  # store h@0
         grid.sync()
         # phase: %14 = matmul(h@0, Wh) : f32[B, 128]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -165,31 +164,31 @@ def k4_loop(in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v3, v1, v4):
             i4 = e1 % 32
             r1 = e1 // 32
             i5 = r1
-            t17 = v0[(b0 + 1), i5, 32 + i4] + v4[i5, 32 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t18 = t17 + in_b[32 + i4]  # %16 = add(%15, b) : f32[B, 128]
-            t19 = sigmoid_f32(t18)  # %20 = sigmoid(%19) : f32[B, 32]
-            t20 = t19 * v3[i5, i4]  # %21 = mul(%20, c@0) : f32[B, 32]
-            t21 = v0[(b0 + 1), i5, i4] + v4[i5, i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t22 = t21 + in_b[i4]  # %16 = add(%15, b) : f32[B, 128]
-            t23 = sigmoid_f32(t22)  # %23 = sigmoid(%22) : f32[B, 32]
-            t24 = v0[(b0 + 1), i5, 64 + i4] + v4[i5, 64 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t25 = t24 + in_b[64 + i4]  # %16 = add(%15, b) : f32[B, 128]
-            t26 = math.tanh(t25)  # %25 = tanh(%24) : f32[B, 32]
-            t27 = t23 * t26  # %26 = mul(%23, %25) : f32[B, 32]
-            t28 = t20 + t27  # c@1 = add(%21, %26) : f32[B, 32]
-            t29 = v0[(b0 + 1), i5, 96 + i4] + v4[i5, 96 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t30 = t29 + in_b[96 + i4]  # %16 = add(%15, b) : f32[B, 128]
-            t31 = sigmoid_f32(t30)  # %18 = sigmoid(%17) : f32[B, 32]
-            t32 = math.tanh(t28)  # %27 = tanh(c@1) : f32[B, 32]
-            t33 = t31 * t32  # h@1 = mul(%18, %27) : f32[B, 32]
-            cs1[i5, i4] = t28  # store c@1
-            cs0[i5, i4] = t33  # store h@1
-            v1[(b0 + 1), i5, i4] = t33  # store h@1
+            t15 = v0[(b0 + 1), i5, 32 + i4] + v4[i5, 32 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t16 = t15 + in_b[32 + i4]  # %16 = add(%15, b) : f32[B, 128]
+            t17 = sigmoid_f32(t16)  # %20 = sigmoid(%19) : f32[B, 32]
+            t18 = t17 * v3[i5, i4]  # %21 = mul(%20, c@0) : f32[B, 32]
+            t19 = v0[(b0 + 1), i5, i4] + v4[i5, i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t20 = t19 + in_b[i4]  # %16 = add(%15, b) : f32[B, 128]
+            t21 = sigmoid_f32(t20)  # %23 = sigmoid(%22) : f32[B, 32]
+            t22 = v0[(b0 + 1), i5, 64 + i4] + v4[i5, 64 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t23 = t22 + in_b[64 + i4]  # %16 = add(%15, b) : f32[B, 128]
+            t24 = math.tanh(t23)  # %25 = tanh(%24) : f32[B, 32]
+            t25 = t21 * t24  # %26 = mul(%23, %25) : f32[B, 32]
+            c_1_ = t18 + t25  # c@1 = add(%21, %26) : f32[B, 32]
+            t26 = v0[(b0 + 1), i5, 96 + i4] + v4[i5, 96 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t27 = t26 + in_b[96 + i4]  # %16 = add(%15, b) : f32[B, 128]
+            t28 = sigmoid_f32(t27)  # %18 = sigmoid(%17) : f32[B, 32]
+            t29 = math.tanh(c_1_)  # %27 = tanh(c@1) : f32[B, 32]
+            h_1_ = t28 * t29  # h@1 = mul(%18, %27) : f32[B, 32]
+            c_state[i5, i4] = c_1_  # store c@1
+            h_state[i5, i4] = h_1_  # store h@1
+            v1[(b0 + 1), i5, i4] = h_1_  # store h@1
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, cs0, in_Wh, v5):
+def k5_gemm(d_B, h_state, in_Wh, v5):
     """%0 = matmul(h@t-1, Wh) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -202,7 +201,7 @@ def k5_gemm(d_B, cs0, in_Wh, v5):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -219,7 +218,7 @@ def k5_gemm(d_B, cs0, in_Wh, v5):
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v0, b1, v5, in_b, cs1, v6, v1):
+def k6_fused(d_B, v0, b1, v5, in_b, c_state, v6, v1):
     """fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -228,7 +227,7 @@ def k6_fused(d_B, v0, b1, v5, in_b, cs1, v6, v1):
         t0 = v0[b1, i1, 32 + i0] + v5[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b[32 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-        t3 = t2 * cs1[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
+        t3 = t2 * c_state[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
         t4 = v0[b1, i1, i0] + v5[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t5 = t4 + in_b[i0]  # %2 = add(%1, b) : f32[B, 128]
         t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -236,14 +235,14 @@ def k6_fused(d_B, v0, b1, v5, in_b, cs1, v6, v1):
         t8 = t7 + in_b[64 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
         t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-        t11 = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
-        t12 = v0[b1, i1, 96 + i0] + v5[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-        t15 = math.tanh(t11)  # %13 = tanh(c@0) : f32[B, 32]
-        t16 = t14 * t15  # h@0 = mul(%4, %13) : f32[B, 32]
-        v6[i1, i0] = t11  # store c@0
-        v1[b1, i1, i0] = t16  # store h@0
+        c = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
+        t11 = v0[b1, i1, 96 + i0] + v5[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+        t14 = math.tanh(c)  # %13 = tanh(c@0) : f32[B, 32]
+        h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
+        v6[i1, i0] = c  # store c@0
+        v1[b1, i1, i0] = h  # store h@0
 
 
 @cuda.jit(cache=True)
@@ -277,7 +276,7 @@ def k7_gemm(d_B, v1, b1, in_Wh, v7):
 
 
 @cuda.jit(cache=True)
-def k8_fused(d_B, v0, b1, v7, in_b, v6, ns1, ns0, v1):
+def k8_fused(d_B, v0, b1, v7, in_b, v6, c_next, h_next, v1):
     """fused: 11 elementwise node(s) over [B, 32], storing c@1, h@1"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -294,19 +293,19 @@ def k8_fused(d_B, v0, b1, v7, in_b, v6, ns1, ns0, v1):
         t8 = t7 + in_b[64 + i0]  # %16 = add(%15, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %25 = tanh(%24) : f32[B, 32]
         t10 = t6 * t9  # %26 = mul(%23, %25) : f32[B, 32]
-        t11 = t3 + t10  # c@1 = add(%21, %26) : f32[B, 32]
-        t12 = v0[(b1 + 1), i1, 96 + i0] + v7[i1, 96 + i0]  # %15 = add(xh1@1, %14) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %16 = add(%15, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %18 = sigmoid(%17) : f32[B, 32]
-        t15 = math.tanh(t11)  # %27 = tanh(c@1) : f32[B, 32]
-        t16 = t14 * t15  # h@1 = mul(%18, %27) : f32[B, 32]
-        ns1[i1, i0] = t11  # store c@1
-        ns0[i1, i0] = t16  # store h@1
-        v1[(b1 + 1), i1, i0] = t16  # store h@1
+        c = t3 + t10  # c@1 = add(%21, %26) : f32[B, 32]
+        t11 = v0[(b1 + 1), i1, 96 + i0] + v7[i1, 96 + i0]  # %15 = add(xh1@1, %14) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %16 = add(%15, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %18 = sigmoid(%17) : f32[B, 32]
+        t14 = math.tanh(c)  # %27 = tanh(c@1) : f32[B, 32]
+        h = t13 * t14  # h@1 = mul(%18, %27) : f32[B, 32]
+        c_next[i1, i0] = c  # store c@1
+        h_next[i1, i0] = h  # store h@1
+        v1[(b1 + 1), i1, i0] = h  # store h@1
 
 
 @cuda.jit(cache=True)
-def k9_loop(in_Wh, n1, start0, d_B, cs2, v9, v0, in_b, cs3, v8):
+def k9_loop(in_Wh, n1, start0, d_B, h_state_1_, v9, v0, in_b, c_state_1_, v8):
     """%6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -328,7 +327,7 @@ def k9_loop(in_Wh, n1, start0, d_B, cs2, v9, v0, in_b, cs3, v8):
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs2[i0, kk] * w0[kk, cl]
+                    acc += h_state_1_[i0, kk] * w0[kk, cl]
                 v9[i0, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0
@@ -339,7 +338,7 @@ def k9_loop(in_Wh, n1, start0, d_B, cs2, v9, v0, in_b, cs3, v8):
             t0 = v0[b2, i2, 32 + i1] + v9[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b[32 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-            t3 = t2 * cs3[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
+            t3 = t2 * c_state_1_[i2, i1]  # %7 = mul(%6, c@t-1) : f32[B, 32]
             t4 = v0[b2, i2, i1] + v9[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t5 = t4 + in_b[i1]  # %2 = add(%1, b) : f32[B, 128]
             t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -347,20 +346,20 @@ def k9_loop(in_Wh, n1, start0, d_B, cs2, v9, v0, in_b, cs3, v8):
             t8 = t7 + in_b[64 + i1]  # %2 = add(%1, b) : f32[B, 128]
             t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-            t11 = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
-            t12 = v0[b2, i2, 96 + i1] + v9[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
-            t13 = t12 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-            t15 = math.tanh(t11)  # %13 = tanh(c@0) : f32[B, 32]
-            t16 = t14 * t15  # h@0 = mul(%4, %13) : f32[B, 32]
-            cs3[i2, i1] = t11  # store c@0
-            cs2[i2, i1] = t16  # store h@0
-            v8[b2, i2, i1] = t16  # store h@0
+            c = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
+            t11 = v0[b2, i2, 96 + i1] + v9[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t12 = t11 + in_b[96 + i1]  # %2 = add(%1, b) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+            t14 = math.tanh(c)  # %13 = tanh(c@0) : f32[B, 32]
+            h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
+            c_state_1_[i2, i1] = c  # store c@0
+            h_state_1_[i2, i1] = h  # store h@0
+            v8[b2, i2, i1] = h  # store h@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs2, in_Wh, v10):
+def k10_gemm(d_B, h_state_1_, in_Wh, v10):
     """%0 = matmul(h@t-1, Wh) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -373,7 +372,7 @@ def k10_gemm(d_B, cs2, in_Wh, v10):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = h_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -390,7 +389,7 @@ def k10_gemm(d_B, cs2, in_Wh, v10):
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, v0, b3, v10, in_b, cs3, ns3, ns2, v8):
+def k11_fused(d_B, v0, b3, v10, in_b, c_state_1_, c_next_1_, h_next_1_, v8):
     """fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -399,7 +398,7 @@ def k11_fused(d_B, v0, b3, v10, in_b, cs3, ns3, ns2, v8):
         t0 = v0[b3, i1, 32 + i0] + v10[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b[32 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-        t3 = t2 * cs3[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
+        t3 = t2 * c_state_1_[i1, i0]  # %7 = mul(%6, c@t-1) : f32[B, 32]
         t4 = v0[b3, i1, i0] + v10[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t5 = t4 + in_b[i0]  # %2 = add(%1, b) : f32[B, 128]
         t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -407,15 +406,15 @@ def k11_fused(d_B, v0, b3, v10, in_b, cs3, ns3, ns2, v8):
         t8 = t7 + in_b[64 + i0]  # %2 = add(%1, b) : f32[B, 128]
         t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
         t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-        t11 = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
-        t12 = v0[b3, i1, 96 + i0] + v10[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
-        t13 = t12 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-        t15 = math.tanh(t11)  # %13 = tanh(c@0) : f32[B, 32]
-        t16 = t14 * t15  # h@0 = mul(%4, %13) : f32[B, 32]
-        ns3[i1, i0] = t11  # store c@0
-        ns2[i1, i0] = t16  # store h@0
-        v8[b3, i1, i0] = t16  # store h@0
+        c = t3 + t10  # c@0 = add(%7, %12) : f32[B, 32]
+        t11 = v0[b3, i1, 96 + i0] + v10[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t12 = t11 + in_b[96 + i0]  # %2 = add(%1, b) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+        t14 = math.tanh(c)  # %13 = tanh(c@0) : f32[B, 32]
+        h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
+        c_next_1_[i1, i0] = c  # store c@0
+        h_next_1_[i1, i0] = h  # store h@0
+        v8[b3, i1, i0] = h  # store h@0
 
 
 def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0, n1, start0):
@@ -433,10 +432,10 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0, n1, start0):
     # start0: loop count (T//2)*2
     # returns: y, h, c
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
+    h_state = cuda.device_array((d_B, 32), np.float32)
+    c_state = cuda.device_array((d_B, 32), np.float32)
+    h_next = cuda.device_array((d_B, 32), np.float32)
+    c_next = cuda.device_array((d_B, 32), np.float32)
     v1 = cuda.device_array((d_T, d_B, 32), np.float32)
     v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((d_B, 32), np.float32)
@@ -444,34 +443,34 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0, n1, start0):
     v5 = cuda.device_array((d_B, 128), np.float32)
     v6 = cuda.device_array((d_B, 32), np.float32)
     v7 = cuda.device_array((d_B, 128), np.float32)
-    ns2 = cuda.device_array((d_B, 32), np.float32)
-    ns3 = cuda.device_array((d_B, 32), np.float32)
+    h_next_1_ = cuda.device_array((d_B, 32), np.float32)
+    c_next_1_ = cuda.device_array((d_B, 32), np.float32)
     v9 = cuda.device_array((d_B, 128), np.float32)
     v10 = cuda.device_array((d_B, 128), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx, v0)
     # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h)
-    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c)
+    k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
+    k2_copy[grid_1d(d_B * 32)](d_B, c_state, in_c)
     k3_copy[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
-    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, cs0, v2, v0, in_b, cs1, v3, v1, v4):
+    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
         for it0 in range(n0):
             b1 = it0 * 2
-            k5_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh, v5)
-            k6_fused[grid_1d(d_B * 32)](d_B, v0, b1, v5, in_b, cs1, v6, v1)
+            k5_gemm[grid_gemm(d_B, 128)](d_B, h_state, in_Wh, v5)
+            k6_fused[grid_1d(d_B * 32)](d_B, v0, b1, v5, in_b, c_state, v6, v1)
             k7_gemm[grid_gemm(d_B, 128)](d_B, v1, b1, in_Wh, v7)
-            k8_fused[grid_1d(d_B * 32)](d_B, v0, b1, v7, in_b, v6, ns1, ns0, v1)
-            cs0, cs1, ns0, ns1 = ns0, ns1, cs0, cs1  # the new states become the current ones
+            k8_fused[grid_1d(d_B * 32)](d_B, v0, b1, v7, in_b, v6, c_next, h_next, v1)
+            h_state, c_state, h_next, c_next = h_next, c_next, h_state, c_state  # the new states become the current ones
     # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    cs2 = cs0  # taken over: nothing else reads it
-    cs3 = cs1  # taken over: nothing else reads it
+    h_state_1_ = h_state  # taken over: nothing else reads it
+    c_state_1_ = c_state  # taken over: nothing else reads it
     v8 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%6', in_Wh, n1, start0, d_B, cs2, v9, v0, in_b, cs3, v8):
+    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%6', in_Wh, n1, start0, d_B, h_state_1_, v9, v0, in_b, c_state_1_, v8):
         for it1 in range(n1):
             b3 = start0 + it1
-            k10_gemm[grid_gemm(d_B, 128)](d_B, cs2, in_Wh, v10)
-            k11_fused[grid_1d(d_B * 32)](d_B, v0, b3, v10, in_b, cs3, ns3, ns2, v8)
-            cs2, cs3, ns2, ns3 = ns2, ns3, cs2, cs3  # the new states become the current ones
+            k10_gemm[grid_gemm(d_B, 128)](d_B, h_state_1_, in_Wh, v10)
+            k11_fused[grid_1d(d_B * 32)](d_B, v0, b3, v10, in_b, c_state_1_, c_next_1_, h_next_1_, v8)
+            h_state_1_, c_state_1_, h_next_1_, c_next_1_ = h_next_1_, c_next_1_, h_state_1_, c_state_1_  # the new states become the current ones
     out0 = v8  # taken over: nothing else reads it
-    out1 = cs2  # taken over: nothing else reads it
-    out2 = cs3  # taken over: nothing else reads it
+    out1 = h_state_1_  # taken over: nothing else reads it
+    out2 = c_state_1_  # taken over: nothing else reads it
     return (out0, out1, out2, )

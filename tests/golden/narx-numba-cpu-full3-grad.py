@@ -37,12 +37,12 @@ def fused_1(n0, y0, x0, x1, x2, x3, x4, x5):
     for i0 in range(n0):
         for i1 in range(8):
             t0 = x1[i0, i1] + x2[i0, i1]  # %13 = add('dstate@y@d1', %12) : f32[B, 8]
-            t1 = t0 + x3[i0, i1]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
-            t2 = x0[y0, i0, i1] + t1  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
-            t3 = x4[y0, i0, i1] * x4[y0, i0, i1]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
-            t4 = c0 - t3  # %18 = sub(%1, %17) : f32[B, 8]
-            t5 = t2 * t4  # %19 = mul(%16, %18) : f32[B, 8]
-            x5[y0, i0, i1] = t5
+            dstate_y = t0 + x3[i0, i1]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
+            t1 = x0[y0, i0, i1] + dstate_y  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
+            t2 = x4[y0, i0, i1] * x4[y0, i0, i1]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
+            t3 = c0 - t2  # %18 = sub(%1, %17) : f32[B, 8]
+            t4 = t1 * t3  # %19 = mul(%16, %18) : f32[B, 8]
+            x5[y0, i0, i1] = t4
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -206,8 +206,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     for i0_u6 in range(d_B):
         for i1_u6 in range(8):
             t0_u6 = v7[i0_u6, i1_u6] + v2[i0_u6, i1_u6]  # %59 = add('dstate@y@d1@1', %58) : f32[B, 8]
-            t1_u6 = t0_u6 + v3[i0_u6, i1_u6]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
-            v23[i0_u6, i1_u6] = t1_u6
+            dstate_y = t0_u6 + v3[i0_u6, i1_u6]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
+            v23[i0_u6, i1_u6] = dstate_y
     matmul_0(v0[0], v2, in_Us, n_threads)  # 'dstate@s@0' = matmul(%51, %23) : f32[B, 8]
     matmul_0(v1[0], v5, in_Wx1, n_threads)  # 'dstate@x@d0@0' = matmul(%35, %20) : f32[B, 4]
     matmul_0(v1[0], v7, in_Wy2, n_threads)  # 'dstate@y@d1@0' = matmul(%35, %22) : f32[B, 8]

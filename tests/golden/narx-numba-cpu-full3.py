@@ -36,9 +36,9 @@ def fused_0(n0, x0, x1, x2, x3, x4, x5, x6):
             t0 = x0[i0, i1] + x1[i0, i1]  # %20 = add(%18, %19) : f32[B, 8]
             t1 = t0 + x2[i0, i1]  # %21 = add(%20, %7) : f32[B, 8]
             t2 = x3[i0, i1] + x4[i0, i1]  # %24 = add(%22, %23) : f32[B, 8]
-            t3 = tanh_f32(t2)  # s@1 = tanh(%24) : f32[B, 8]
+            s = tanh_f32(t2)  # s@1 = tanh(%24) : f32[B, 8]
             x5[i0, i1] = t1
-            x6[i0, i1] = t3
+            x6[i0, i1] = s
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -87,12 +87,12 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     for i0_u1 in range(d_B):
         for i1_u1 in range(8):
             t0_u1 = v7[i0_u1, i1_u1] + v8[i0_u1, i1_u1]  # %11 = add(%9, %10) : f32[B, 8]
-            t1_u1 = tanh_f32(t0_u1)  # s@0 = tanh(%11) : f32[B, 8]
-            t2_u1 = v2[1, i0_u1, i1_u1] + v9[0, i0_u1, i1_u1]  # %18 = add(%15, %17) : f32[B, 8]
-            t3_u1 = v2[2, i0_u1, i1_u1] + v9[1, i0_u1, i1_u1]  # %30 = add(%28, %29) : f32[B, 8]
-            v10[i0_u1, i1_u1] = t1_u1
-            v11[i0_u1, i1_u1] = t2_u1
-            v12[i0_u1, i1_u1] = t3_u1
+            s = tanh_f32(t0_u1)  # s@0 = tanh(%11) : f32[B, 8]
+            t1_u1 = v2[1, i0_u1, i1_u1] + v9[0, i0_u1, i1_u1]  # %18 = add(%15, %17) : f32[B, 8]
+            t2_u1 = v2[2, i0_u1, i1_u1] + v9[1, i0_u1, i1_u1]  # %30 = add(%28, %29) : f32[B, 8]
+            v10[i0_u1, i1_u1] = s
+            v11[i0_u1, i1_u1] = t1_u1
+            v12[i0_u1, i1_u1] = t2_u1
     matmul_1(v10, v8, in_Vs, n_threads)  # %12 = matmul(s@0, Vs) : f32[B, 8]
     # 6 elementwise node(s) in one loop, storing y@0 : [B, 8]
     for i0_u2 in range(d_B):
@@ -102,8 +102,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
             t2_u2 = t1_u2 + v6[i0_u2, i1_u2]  # %8 = add(%6, %7) : f32[B, 8]
             t3_u2 = t2_u2 + v8[i0_u2, i1_u2]  # %13 = add(%8, %12) : f32[B, 8]
             t4_u2 = t3_u2 + in_b[i1_u2]  # %14 = add(%13, b) : f32[B, 8]
-            t5_u2 = tanh_f32(t4_u2)  # y@0 = tanh(%14) : f32[B, 8]
-            v0[0, i0_u2, i1_u2] = t5_u2
+            y = tanh_f32(t4_u2)  # y@0 = tanh(%14) : f32[B, 8]
+            v0[0, i0_u2, i1_u2] = y
     matmul_1(v0[0], v8, in_Wy1, n_threads)  # %19 = matmul(y@0, Wy1) : f32[B, 8]
     matmul_1(v0[0], v5, in_Ws, n_threads)  # %22 = matmul(y@0, Ws) : f32[B, 8]
     matmul_1(v10, v4, in_Us, n_threads)  # %23 = matmul(s@0, Us) : f32[B, 8]
@@ -114,8 +114,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
         for i1_u3 in range(8):
             t0_u3 = v10[i0_u3, i1_u3] + v4[i0_u3, i1_u3]  # %26 = add(%21, %25) : f32[B, 8]
             t1_u3 = t0_u3 + in_b[i1_u3]  # %27 = add(%26, b) : f32[B, 8]
-            t2_u3 = tanh_f32(t1_u3)  # y@1 = tanh(%27) : f32[B, 8]
-            v0[1, i0_u3, i1_u3] = t2_u3
+            y_u3 = tanh_f32(t1_u3)  # y@1 = tanh(%27) : f32[B, 8]
+            v0[1, i0_u3, i1_u3] = y_u3
     matmul_1(v0[1], v4, in_Wy1, n_threads)  # %31 = matmul(y@1, Wy1) : f32[B, 8]
     matmul_1(v0[0], v10, in_Wy2, n_threads)  # %33 = matmul(y@0, Wy2) : f32[B, 8]
     matmul_1(v0[1], v5, in_Ws, n_threads)  # %35 = matmul(y@1, Ws) : f32[B, 8]
@@ -127,7 +127,7 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
         for i1_u4 in range(8):
             t0_u4 = v7[i0_u4, i1_u4] + v8[i0_u4, i1_u4]  # %39 = add(%34, %38) : f32[B, 8]
             t1_u4 = t0_u4 + in_b[i1_u4]  # %40 = add(%39, b) : f32[B, 8]
-            t2_u4 = tanh_f32(t1_u4)  # y@2 = tanh(%40) : f32[B, 8]
-            v1[i0_u4, i1_u4] = t2_u4
-            v0[2, i0_u4, i1_u4] = t2_u4
+            y_u4 = tanh_f32(t1_u4)  # y@2 = tanh(%40) : f32[B, 8]
+            v1[i0_u4, i1_u4] = y_u4
+            v0[2, i0_u4, i1_u4] = y_u4
     return (v0, v1, v11)

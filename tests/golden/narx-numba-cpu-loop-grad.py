@@ -86,38 +86,38 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a10 = x10[m0:m1]
-    a11 = x13[m0:m1]
-    a12 = x16[m0:m1]
-    a13 = x21[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a6 = x10[m0:m1]
+    a7 = x13[m0:m1]
+    a8 = x16[m0:m1]
+    a9 = x21[m0:m1]
+    dstate_y_state = x0[m0:m1]
+    dstate_s_state = x1[m0:m1]
+    dstate_x_d0_state = x2[m0:m1]
+    dstate_y_d1_state = x3[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
-        a8 = x8[b0, m0:m1]
-        a9 = x9[b0, m0:m1]
-        fused_0(m2, a4, a0, a5, a8)  # fused: %4
-        matmul_0(a8, a10, x11, x12)  # %5 = matmul(%4, inv6) : f32[#rows, 8]
-        fused_0(m2, a1, a10, a6, a9)  # fused: %9
-        matmul_0(a9, a11, x14, x15)  # %10 = matmul(%9, inv7) : f32[#rows, 8]
-        matmul_0(a8, a12, x17, x18)  # %12 = matmul(%4, inv8) : f32[#rows, 8]
+        a0 = x4[b0, m0:m1]
+        a1 = x5[b0, m0:m1]
+        a2 = x6[b0, m0:m1]
+        a3 = x7[b0, m0:m1]
+        a4 = x8[b0, m0:m1]
+        a5 = x9[b0, m0:m1]
+        fused_0(m2, a0, dstate_y_state, a1, a4)  # fused: %4
+        matmul_0(a4, a6, x11, x12)  # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        fused_0(m2, dstate_s_state, a6, a2, a5)  # fused: %9
+        matmul_0(a5, a7, x14, x15)  # %10 = matmul(%9, inv7) : f32[#rows, 8]
+        matmul_0(a4, a8, x17, x18)  # %12 = matmul(%4, inv8) : f32[#rows, 8]
         # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [#rows, 8]
         for i0_u0 in range(m2):
             for i1_u0 in range(8):
-                t0_u0 = a3[i0_u0, i1_u0] + a11[i0_u0, i1_u0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
-                t1_u0 = t0_u0 + a12[i0_u0, i1_u0]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
-                a0[i0_u0, i1_u0] = t1_u0
-        matmul_0(a9, a1, x19, x20)  # 'dstate@s@0' = matmul(%9, inv9) : f32[#rows, 8]
-        matmul_0(a8, a13, x22, x23)  # 'dstate@x@d0@0' = matmul(%4, inv10) : f32[#rows, 4]
-        matmul_0(a8, a3, x24, x25)  # 'dstate@y@d1@0' = matmul(%4, inv11) : f32[#rows, 8]
-        copy_1(m2, a7, a2)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
-        copy_1(m2, a2, a13)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
+                t0_u0 = dstate_y_d1_state[i0_u0, i1_u0] + a7[i0_u0, i1_u0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
+                dstate_y = t0_u0 + a8[i0_u0, i1_u0]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
+                dstate_y_state[i0_u0, i1_u0] = dstate_y
+        matmul_0(a5, dstate_s_state, x19, x20)  # 'dstate@s@0' = matmul(%9, inv9) : f32[#rows, 8]
+        matmul_0(a4, a9, x22, x23)  # 'dstate@x@d0@0' = matmul(%4, inv10) : f32[#rows, 4]
+        matmul_0(a4, dstate_y_d1_state, x24, x25)  # 'dstate@y@d1@0' = matmul(%4, inv11) : f32[#rows, 8]
+        copy_1(m2, a3, dstate_x_d0_state)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
+        copy_1(m2, dstate_x_d0_state, a9)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -84,70 +84,70 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a8 = x8[m0:m1]
-    a9 = x11[m0:m1]
-    a10 = x14[m0:m1]
-    a11 = x17[m0:m1]
-    a12 = x20[m0:m1]
-    a13 = x23[m0:m1]
-    a14 = x24[m0:m1]
-    a15 = x25[m0:m1]
-    a16 = x28[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
-    a4 = x4[m0:m1]
+    a4 = x8[m0:m1]
+    a5 = x11[m0:m1]
+    a6 = x14[m0:m1]
+    a7 = x17[m0:m1]
+    a8 = x20[m0:m1]
+    a9 = x23[m0:m1]
+    a10 = x24[m0:m1]
+    a11 = x25[m0:m1]
+    a12 = x28[m0:m1]
+    y_state = x0[m0:m1]
+    y_state_1_ = x1[m0:m1]
+    s_state = x2[m0:m1]
+    x_state = x3[m0:m1]
+    a0 = x4[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
+        a1 = x5[b0, m0:m1]
+        a2 = x6[b0, m0:m1]
+        a3 = x7[b0, m0:m1]
         # %0 = matmul(x@t-1, Wx1) : f32[#rows, 8]
-        if a3.shape[0] <= 3:
-            for i0_u2 in range(a3.shape[0]):
+        if x_state.shape[0] <= 3:
+            for i0_u2 in range(x_state.shape[0]):
                 for i1_u2 in range(8):
-                    a8[i0_u2, i1_u2] = c0
+                    a4[i0_u2, i1_u2] = c0
                 for i2_u2 in range(0, 4):
-                    t0_u2 = a3[i0_u2, i2_u2]
+                    t0_u2 = x_state[i0_u2, i2_u2]
                     for i1_u2 in range(8):
-                        a8[i0_u2, i1_u2] += t0_u2 * x9[i2_u2, i1_u2]
+                        a4[i0_u2, i1_u2] += t0_u2 * x9[i2_u2, i1_u2]
         else:
-            gemm_packed(a3, x10, x9, a8, False, 1, BLAS)
-        matmul_0(a0, a9, x12, x13)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_0(a1, a10, x15, x16)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_0(a0, a11, x18, x19)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_0(a2, a12, x21, x22)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
+            gemm_packed(x_state, x10, x9, a4, False, 1, BLAS)
+        matmul_0(y_state, a5, x12, x13)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_0(y_state_1_, a6, x15, x16)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_0(y_state, a7, x18, x19)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_0(s_state, a8, x21, x22)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
         # 6 elementwise node(s) in one loop, storing %5, %9, s@0 : [#rows, 8]
         for i0_u3 in range(m2):
             for i1_u3 in range(8):
-                t0_u3 = a6[i0_u3, i1_u3] + a8[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 8]
-                t1_u3 = t0_u3 + a9[i0_u3, i1_u3]  # %3 = add(%1, %2) : f32[#rows, 8]
-                t2_u3 = t1_u3 + a10[i0_u3, i1_u3]  # %5 = add(%3, %4) : f32[#rows, 8]
-                t3_u3 = a11[i0_u3, i1_u3] + a12[i0_u3, i1_u3]  # %8 = add(%6, %7) : f32[#rows, 8]
+                t0_u3 = a2[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 8]
+                t1_u3 = t0_u3 + a5[i0_u3, i1_u3]  # %3 = add(%1, %2) : f32[#rows, 8]
+                t2_u3 = t1_u3 + a6[i0_u3, i1_u3]  # %5 = add(%3, %4) : f32[#rows, 8]
+                t3_u3 = a7[i0_u3, i1_u3] + a8[i0_u3, i1_u3]  # %8 = add(%6, %7) : f32[#rows, 8]
                 t4_u3 = tanh_f32(t3_u3)  # %9 = tanh(%8) : f32[#rows, 8]
-                t5_u3 = t4_u3 if b0 < a4[i0_u3] else a2[i0_u3, i1_u3]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[#rows, 8]
-                a13[i0_u3, i1_u3] = t2_u3
-                a14[i0_u3, i1_u3] = t4_u3
-                a2[i0_u3, i1_u3] = t5_u3
-        matmul_0(a14, a15, x26, x27)  # %10 = matmul(%9, Vs) : f32[#rows, 8]
+                s = t4_u3 if b0 < a0[i0_u3] else s_state[i0_u3, i1_u3]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[#rows, 8]
+                a9[i0_u3, i1_u3] = t2_u3
+                a10[i0_u3, i1_u3] = t4_u3
+                s_state[i0_u3, i1_u3] = s
+        matmul_0(a10, a11, x26, x27)  # %10 = matmul(%9, Vs) : f32[#rows, 8]
         # 5 elementwise node(s) in one loop, storing y@0, %16 : [#rows, 8]
         for i0_u4 in range(m2):
             for i1_u4 in range(8):
-                t0_u4 = a13[i0_u4, i1_u4] + a15[i0_u4, i1_u4]  # %11 = add(%5, %10) : f32[#rows, 8]
+                t0_u4 = a9[i0_u4, i1_u4] + a11[i0_u4, i1_u4]  # %11 = add(%5, %10) : f32[#rows, 8]
                 t1_u4 = t0_u4 + x29[i1_u4]  # %12 = add(%11, b) : f32[#rows, 8]
                 t2_u4 = tanh_f32(t1_u4)  # %13 = tanh(%12) : f32[#rows, 8]
-                t3_u4 = t2_u4 if b0 < a4[i0_u4] else a0[i0_u4, i1_u4]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[#rows, 8]
-                t4_u4 = t2_u4 if b0 < a4[i0_u4] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[#rows, 8]
-                a16[i0_u4, i1_u4] = t3_u4
-                a7[i0_u4, i1_u4] = t4_u4
+                y = t2_u4 if b0 < a0[i0_u4] else y_state[i0_u4, i1_u4]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[#rows, 8]
+                t3_u4 = t2_u4 if b0 < a0[i0_u4] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[#rows, 8]
+                a12[i0_u4, i1_u4] = y
+                a3[i0_u4, i1_u4] = t3_u4
         # 1 elementwise node(s) in one loop, storing %14 : [#rows, 4]
         for i0_u5 in range(m2):
             for i1_u5 in range(4):
-                t0_u5 = a5[i0_u5, i1_u5] if b0 < a4[i0_u5] else a3[i0_u5, i1_u5]  # %14 = select_active(t@0, lengths, x@0, x@t-1) : f32[#rows, 4]
-                a3[i0_u5, i1_u5] = t0_u5
-        copy_0(m2, a1, a0)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
-        copy_0(m2, a0, a16)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
+                t0_u5 = a1[i0_u5, i1_u5] if b0 < a0[i0_u5] else x_state[i0_u5, i1_u5]  # %14 = select_active(t@0, lengths, x@0, x@t-1) : f32[#rows, 4]
+                x_state[i0_u5, i1_u5] = t0_u5
+        copy_0(m2, y_state_1_, y_state)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
+        copy_0(m2, y_state, a12)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

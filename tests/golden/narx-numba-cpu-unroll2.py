@@ -76,9 +76,9 @@ def fused_0(n0, x0, x1, x2, x3, x4, x5, x6, x7):
             t1 = t0 + x2[i0, i1]  # %4 = add(%2, %3) : f32[#rows, 8]
             t2 = t1 + x3[i0, i1]  # %6 = add(%4, %5) : f32[#rows, 8]
             t3 = x4[i0, i1] + x5[i0, i1]  # %9 = add(%7, %8) : f32[#rows, 8]
-            t4 = tanh_f32(t3)  # s@0 = tanh(%9) : f32[#rows, 8]
+            s = tanh_f32(t3)  # s@0 = tanh(%9) : f32[#rows, 8]
             x6[i0, i1] = t2
-            x7[i0, i1] = t4
+            x7[i0, i1] = s
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
@@ -88,9 +88,9 @@ def fused_1(n0, x0, x1, x2, x3, x4):
         for i1 in range(8):
             t0 = x0[i0, i1] + x1[i0, i1]  # %11 = add(%6, %10) : f32[#rows, 8]
             t1 = t0 + x2[i1]  # %12 = add(%11, b) : f32[#rows, 8]
-            t2 = tanh_f32(t1)  # y@0 = tanh(%12) : f32[#rows, 8]
-            x3[i0, i1] = t2
-            x4[i0, i1] = t2
+            y = tanh_f32(t1)  # y@0 = tanh(%12) : f32[#rows, 8]
+            x3[i0, i1] = y
+            x4[i0, i1] = y
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
@@ -145,50 +145,50 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a12 = x8[m0:m1]
-    a13 = x11[m0:m1]
-    a14 = x14[m0:m1]
-    a15 = x17[m0:m1]
-    a16 = x20[m0:m1]
-    a17 = x23[m0:m1]
-    a18 = x24[m0:m1]
-    a19 = x25[m0:m1]
-    a20 = x29[m0:m1]
-    a21 = x30[m0:m1]
-    a22 = x31[m0:m1]
-    a23 = x32[m0:m1]
-    a24 = x33[m0:m1]
-    a25 = x34[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a8 = x8[m0:m1]
+    a9 = x11[m0:m1]
+    a10 = x14[m0:m1]
+    a11 = x17[m0:m1]
+    a12 = x20[m0:m1]
+    a13 = x23[m0:m1]
+    a14 = x24[m0:m1]
+    a15 = x25[m0:m1]
+    a16 = x29[m0:m1]
+    a17 = x30[m0:m1]
+    a18 = x31[m0:m1]
+    a19 = x32[m0:m1]
+    a20 = x33[m0:m1]
+    a21 = x34[m0:m1]
+    y_state = x0[m0:m1]
+    y_state_1_ = x1[m0:m1]
+    s_state = x2[m0:m1]
+    x_state = x3[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0 * 2
-        a4 = x4[b0, m0:m1]
-        a5 = x4[b0 + 1, m0:m1]
-        a6 = x5[b0, m0:m1]
-        a7 = x5[b0 + 1, m0:m1]
-        a8 = x6[b0, m0:m1]
-        a9 = x6[b0 + 1, m0:m1]
-        a10 = x7[b0, m0:m1]
-        a11 = x7[b0 + 1, m0:m1]
-        matmul_1(a3, a12, x9, x10)  # %1 = matmul(x@t-1, Wx1) : f32[#rows, 8]
-        matmul_2(a0, a13, x12, x13)  # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_2(a1, a14, x15, x16)  # %5 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_2(a0, a15, x18, x19)  # %7 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_2(a2, a16, x21, x22)  # %8 = matmul(s@t-1, Us) : f32[#rows, 8]
-        fused_0(m2, a6, a12, a13, a14, a15, a16, a17, a18)  # fused: %6, s@0
-        matmul_2(a18, a19, x26, x27)  # %10 = matmul(s@0, Vs) : f32[#rows, 8]
-        fused_1(m2, a17, a19, x28, a10, a1)  # fused: y@0
-        matmul_2(a10, a20, x12, x13)  # %13 = matmul(y@0, Wy1) : f32[#rows, 8]
-        matmul_2(a0, a21, x15, x16)  # %15 = matmul(y@t-1, Wy2) : f32[#rows, 8]
-        matmul_2(a10, a22, x18, x19)  # %17 = matmul(y@0, Ws) : f32[#rows, 8]
-        matmul_2(a18, a23, x21, x22)  # %18 = matmul(s@0, Us) : f32[#rows, 8]
-        fused_0(m2, a7, a8, a20, a21, a22, a23, a24, a2)  # fused: %16, s@1
-        matmul_2(a2, a25, x26, x27)  # %20 = matmul(s@1, Vs) : f32[#rows, 8]
-        fused_1(m2, a24, a25, x28, a11, a0)  # fused: y@1
-        copy_1(m2, a3, a5)  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3
+        a0 = x4[b0, m0:m1]
+        a1 = x4[b0 + 1, m0:m1]
+        a2 = x5[b0, m0:m1]
+        a3 = x5[b0 + 1, m0:m1]
+        a4 = x6[b0, m0:m1]
+        a5 = x6[b0 + 1, m0:m1]
+        a6 = x7[b0, m0:m1]
+        a7 = x7[b0 + 1, m0:m1]
+        matmul_1(x_state, a8, x9, x10)  # %1 = matmul(x@t-1, Wx1) : f32[#rows, 8]
+        matmul_2(y_state, a9, x12, x13)  # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_2(y_state_1_, a10, x15, x16)  # %5 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_2(y_state, a11, x18, x19)  # %7 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_2(s_state, a12, x21, x22)  # %8 = matmul(s@t-1, Us) : f32[#rows, 8]
+        fused_0(m2, a2, a8, a9, a10, a11, a12, a13, a14)  # fused: %6, s@0
+        matmul_2(a14, a15, x26, x27)  # %10 = matmul(s@0, Vs) : f32[#rows, 8]
+        fused_1(m2, a13, a15, x28, a6, y_state_1_)  # fused: y@0
+        matmul_2(a6, a16, x12, x13)  # %13 = matmul(y@0, Wy1) : f32[#rows, 8]
+        matmul_2(y_state, a17, x15, x16)  # %15 = matmul(y@t-1, Wy2) : f32[#rows, 8]
+        matmul_2(a6, a18, x18, x19)  # %17 = matmul(y@0, Ws) : f32[#rows, 8]
+        matmul_2(a14, a19, x21, x22)  # %18 = matmul(s@0, Us) : f32[#rows, 8]
+        fused_0(m2, a3, a4, a16, a17, a18, a19, a20, s_state)  # fused: %16, s@1
+        matmul_2(s_state, a21, x26, x27)  # %20 = matmul(s@1, Vs) : f32[#rows, 8]
+        fused_1(m2, a20, a21, x28, a7, y_state)  # fused: y@1
+        copy_1(m2, x_state, a1)  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -229,39 +229,39 @@ def rows_1(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a7 = x7[m0:m1]
-    a8 = x10[m0:m1]
-    a9 = x13[m0:m1]
-    a10 = x16[m0:m1]
-    a11 = x19[m0:m1]
-    a12 = x22[m0:m1]
-    a13 = x23[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a3 = x7[m0:m1]
+    a4 = x10[m0:m1]
+    a5 = x13[m0:m1]
+    a6 = x16[m0:m1]
+    a7 = x19[m0:m1]
+    a8 = x22[m0:m1]
+    a9 = x23[m0:m1]
+    y_state = x0[m0:m1]
+    y_state_1_ = x1[m0:m1]
+    s_state = x2[m0:m1]
+    x_state = x3[m0:m1]
     for it1 in range(n3):
         b1 = n4 + it1
-        a4 = x4[b1, m0:m1]
-        a5 = x5[b1, m0:m1]
-        a6 = x6[b1, m0:m1]
-        matmul_1(a3, a7, x8, x9)  # %0 = matmul(x@t-1, Wx1) : f32[#rows, 8]
-        matmul_2(a0, a8, x11, x12)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_2(a1, a9, x14, x15)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_2(a0, a10, x17, x18)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_2(a2, a11, x20, x21)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
-        fused_0(m2, a5, a7, a8, a9, a10, a11, a12, a2)  # fused: %5, s@0
-        matmul_2(a2, a13, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
+        a0 = x4[b1, m0:m1]
+        a1 = x5[b1, m0:m1]
+        a2 = x6[b1, m0:m1]
+        matmul_1(x_state, a3, x8, x9)  # %0 = matmul(x@t-1, Wx1) : f32[#rows, 8]
+        matmul_2(y_state, a4, x11, x12)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_2(y_state_1_, a5, x14, x15)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_2(y_state, a6, x17, x18)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_2(s_state, a7, x20, x21)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
+        fused_0(m2, a1, a3, a4, a5, a6, a7, a8, s_state)  # fused: %5, s@0
+        matmul_2(s_state, a9, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
         for i0_u2 in range(m2):
             for i1_u2 in range(8):
-                t0_u2 = a12[i0_u2, i1_u2] + a13[i0_u2, i1_u2]  # %10 = add(%5, %9) : f32[#rows, 8]
+                t0_u2 = a8[i0_u2, i1_u2] + a9[i0_u2, i1_u2]  # %10 = add(%5, %9) : f32[#rows, 8]
                 t1_u2 = t0_u2 + x26[i1_u2]  # %11 = add(%10, b) : f32[#rows, 8]
-                t2_u2 = tanh_f32(t1_u2)  # y@0 = tanh(%11) : f32[#rows, 8]
-                a6[i0_u2, i1_u2] = t2_u2
-        copy_0(m2, a1, a0)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
-        copy_0(m2, a0, a6)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
-        copy_1(m2, a3, a4)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3
+                y = tanh_f32(t1_u2)  # y@0 = tanh(%11) : f32[#rows, 8]
+                a2[i0_u2, i1_u2] = y
+        copy_0(m2, y_state_1_, y_state)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
+        copy_0(m2, y_state, a2)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
+        copy_1(m2, x_state, a0)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -152,12 +152,12 @@ def k5_fused(d_B, in_dstate_y_d1, v4, v5, in_grad_out, in_trace_y, v1):
         r0 = e0 // 8
         i1 = r0
         t0 = in_dstate_y_d1[i1, i0] + v4[i1, i0]  # %13 = add('dstate@y@d1', %12) : f32[B, 8]
-        t1 = t0 + v5[i1, i0]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
-        t2 = in_grad_out[1, i1, i0] + t1  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
-        t3 = in_trace_y[1, i1, i0] * in_trace_y[1, i1, i0]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
-        t4 = c0 - t3  # %18 = sub(%1, %17) : f32[B, 8]
-        t5 = t2 * t4  # %19 = mul(%16, %18) : f32[B, 8]
-        v1[1, i1, i0] = t5  # store %19
+        dstate_y = t0 + v5[i1, i0]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
+        t1 = in_grad_out[1, i1, i0] + dstate_y  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
+        t2 = in_trace_y[1, i1, i0] * in_trace_y[1, i1, i0]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
+        t3 = c0 - t2  # %18 = sub(%1, %17) : f32[B, 8]
+        t4 = t1 * t3  # %19 = mul(%16, %18) : f32[B, 8]
+        v1[1, i1, i0] = t4  # store %19
 
 
 @cuda.jit(cache=True)
@@ -402,12 +402,12 @@ def k15_fused(d_B, v6, v9, v10, in_grad_out, in_trace_y, v1):
         r0 = e0 // 8
         i1 = r0
         t0 = v6[i1, i0] + v9[i1, i0]  # %30 = add('dstate@y@d1@2', %29) : f32[B, 8]
-        t1 = t0 + v10[i1, i0]  # 'dstate@y@1' = add(%30, %31) : f32[B, 8]
-        t2 = in_grad_out[0, i1, i0] + t1  # %32 = add('grad@out@0', 'dstate@y@1') : f32[B, 8]
-        t3 = in_trace_y[0, i1, i0] * in_trace_y[0, i1, i0]  # %33 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
-        t4 = c0 - t3  # %34 = sub(%1, %33) : f32[B, 8]
-        t5 = t2 * t4  # %35 = mul(%32, %34) : f32[B, 8]
-        v1[0, i1, i0] = t5  # store %35
+        dstate_y = t0 + v10[i1, i0]  # 'dstate@y@1' = add(%30, %31) : f32[B, 8]
+        t1 = in_grad_out[0, i1, i0] + dstate_y  # %32 = add('grad@out@0', 'dstate@y@1') : f32[B, 8]
+        t2 = in_trace_y[0, i1, i0] * in_trace_y[0, i1, i0]  # %33 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
+        t3 = c0 - t2  # %34 = sub(%1, %33) : f32[B, 8]
+        t4 = t1 * t3  # %35 = mul(%32, %34) : f32[B, 8]
+        v1[0, i1, i0] = t4  # store %35
 
 
 @cuda.jit(cache=True)
@@ -944,8 +944,8 @@ def k36_fused(d_B, v27, v28, v29, v30):
         r0 = e0 // 8
         i1 = r0
         t0 = v27[i1, i0] + v28[i1, i0]  # %59 = add('dstate@y@d1@1', %58) : f32[B, 8]
-        t1 = t0 + v29[i1, i0]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
-        v30[i1, i0] = t1  # store 'dstate@y@0'
+        dstate_y = t0 + v29[i1, i0]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
+        v30[i1, i0] = dstate_y  # store 'dstate@y@0'
 
 
 @cuda.jit(cache=True)

@@ -256,12 +256,12 @@ def k8_fused(d_B, v6, v7, v1, v8, v9, v10, v11):
         r0 = e0 // 8
         i1 = r0
         t0 = v6[i1, i0] + v7[i1, i0]  # %11 = add(%9, %10) : f32[B, 8]
-        t1 = math.tanh(t0)  # s@0 = tanh(%11) : f32[B, 8]
-        t2 = v1[1, i1, i0] + v8[0, i1, i0]  # %18 = add(%15, %17) : f32[B, 8]
-        t3 = v1[2, i1, i0] + v8[1, i1, i0]  # %30 = add(%28, %29) : f32[B, 8]
-        v9[i1, i0] = t1  # store s@0
-        v10[i1, i0] = t2  # store %18
-        v11[i1, i0] = t3  # store %30
+        s = math.tanh(t0)  # s@0 = tanh(%11) : f32[B, 8]
+        t1 = v1[1, i1, i0] + v8[0, i1, i0]  # %18 = add(%15, %17) : f32[B, 8]
+        t2 = v1[2, i1, i0] + v8[1, i1, i0]  # %30 = add(%28, %29) : f32[B, 8]
+        v9[i1, i0] = s  # store s@0
+        v10[i1, i0] = t1  # store %18
+        v11[i1, i0] = t2  # store %30
 
 
 @cuda.jit(cache=True)
@@ -306,8 +306,8 @@ def k10_fused(d_B, v1, v3, v4, v5, v12, in_b, v0):
         t2 = t1 + v5[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
         t3 = t2 + v12[i1, i0]  # %13 = add(%8, %12) : f32[B, 8]
         t4 = t3 + in_b[i0]  # %14 = add(%13, b) : f32[B, 8]
-        t5 = math.tanh(t4)  # y@0 = tanh(%14) : f32[B, 8]
-        v0[0, i1, i0] = t5  # store y@0
+        y = math.tanh(t4)  # y@0 = tanh(%14) : f32[B, 8]
+        v0[0, i1, i0] = y  # store y@0
 
 
 @cuda.jit(cache=True)
@@ -410,9 +410,9 @@ def k14_fused(d_B, v10, v13, v5, v14, v15, v16, v17):
         t0 = v10[i1, i0] + v13[i1, i0]  # %20 = add(%18, %19) : f32[B, 8]
         t1 = t0 + v5[i1, i0]  # %21 = add(%20, %7) : f32[B, 8]
         t2 = v14[i1, i0] + v15[i1, i0]  # %24 = add(%22, %23) : f32[B, 8]
-        t3 = math.tanh(t2)  # s@1 = tanh(%24) : f32[B, 8]
+        s = math.tanh(t2)  # s@1 = tanh(%24) : f32[B, 8]
         v16[i1, i0] = t1  # store %21
-        v17[i1, i0] = t3  # store s@1
+        v17[i1, i0] = s  # store s@1
 
 
 @cuda.jit(cache=True)
@@ -454,8 +454,8 @@ def k16_fused(d_B, v16, v18, in_b, v0):
         i1 = r0
         t0 = v16[i1, i0] + v18[i1, i0]  # %26 = add(%21, %25) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %27 = add(%26, b) : f32[B, 8]
-        t2 = math.tanh(t1)  # y@1 = tanh(%27) : f32[B, 8]
-        v0[1, i1, i0] = t2  # store y@1
+        y = math.tanh(t1)  # y@1 = tanh(%27) : f32[B, 8]
+        v0[1, i1, i0] = y  # store y@1
 
 
 @cuda.jit(cache=True)
@@ -588,9 +588,9 @@ def k21_fused(d_B, v11, v19, v20, v21, v22, v23, v24):
         t0 = v11[i1, i0] + v19[i1, i0]  # %32 = add(%30, %31) : f32[B, 8]
         t1 = t0 + v20[i1, i0]  # %34 = add(%32, %33) : f32[B, 8]
         t2 = v21[i1, i0] + v22[i1, i0]  # %37 = add(%35, %36) : f32[B, 8]
-        t3 = math.tanh(t2)  # s@2 = tanh(%37) : f32[B, 8]
+        s = math.tanh(t2)  # s@2 = tanh(%37) : f32[B, 8]
         v23[i1, i0] = t1  # store %34
-        v24[i1, i0] = t3  # store s@2
+        v24[i1, i0] = s  # store s@2
 
 
 @cuda.jit(cache=True)
@@ -632,8 +632,8 @@ def k23_fused(d_B, v23, v25, in_b, v0):
         i1 = r0
         t0 = v23[i1, i0] + v25[i1, i0]  # %39 = add(%34, %38) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %40 = add(%39, b) : f32[B, 8]
-        t2 = math.tanh(t1)  # y@2 = tanh(%40) : f32[B, 8]
-        v0[2, i1, i0] = t2  # store y@2
+        y = math.tanh(t1)  # y@2 = tanh(%40) : f32[B, 8]
+        v0[2, i1, i0] = y  # store y@2
 
 
 @cuda.jit(cache=True)

@@ -27,43 +27,43 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_copy(d_B, cs0, in_dstate_y):
+def k0_copy(d_B, dstate_y_state, in_dstate_y):
     """copy dstate@y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs0[i1, i0] = in_dstate_y[i1, i0]
+        dstate_y_state[i1, i0] = in_dstate_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs1, in_dstate_s):
+def k1_copy(d_B, dstate_s_state, in_dstate_s):
     """copy dstate@s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs1[i1, i0] = in_dstate_s[i1, i0]
+        dstate_s_state[i1, i0] = in_dstate_s[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs2, in_dstate_x_d0):
+def k2_copy(d_B, dstate_x_d0_state, in_dstate_x_d0):
     """copy 'dstate@x@d0' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        cs2[i1, i0] = in_dstate_x_d0[i1, i0]
+        dstate_x_d0_state[i1, i0] = in_dstate_x_d0[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs3, in_dstate_y_d1):
+def k3_copy(d_B, dstate_y_d1_state, in_dstate_y_d1):
     """copy 'dstate@y@d1' = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs3[i1, i0] = in_dstate_y_d1[i1, i0]
+        dstate_y_d1_state[i1, i0] = in_dstate_y_d1[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -127,7 +127,7 @@ def k9_copy(v8, in_Wy2):
 
 
 @cuda.jit(cache=True)
-def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, v9, cs1, in_trace_s, v2, v10, v11, cs3, ns2, v0, cs2):
+def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
     """%8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x4 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((8, 1), float32)
@@ -180,7 +180,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, 
             i0 = e0 % 8
             r0 = e0 // 8
             i1 = r0
-            t0 = in_grad_out[b0, i1, i0] + cs0[i1, i0]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[B, 8]
+            t0 = in_grad_out[b0, i1, i0] + dstate_y_state[i1, i0]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[B, 8]
             t1 = in_trace_y[b0, i1, i0] * in_trace_y[b0, i1, i0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
@@ -203,7 +203,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, 
             i3 = e1 % 8
             r1 = e1 // 8
             i4 = r1
-            t4 = cs1[i4, i3] + v9[i4, i3]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
+            t4 = dstate_s_state[i4, i3] + v9[i4, i3]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
             t5 = in_trace_s[b0, i4, i3] * in_trace_s[b0, i4, i3]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
             t6 = c1 - t5  # %8 = sub(%1, %7) : f32[B, 8]
             t7 = t4 * t6  # %9 = mul(%6, %8) : f32[B, 8]
@@ -238,9 +238,9 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, 
             i7 = e2 % 8
             r2 = e2 // 8
             i8 = r2
-            t8 = cs3[i8, i7] + v10[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
-            t9 = t8 + v11[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
-            cs0[i8, i7] = t9  # store 'dstate@y@0'
+            t8 = dstate_y_d1_state[i8, i7] + v10[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
+            dstate_y = t8 + v11[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
+            dstate_y_state[i8, i7] = dstate_y  # store 'dstate@y@0'
         grid.sync()
         # phase: 'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -252,7 +252,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, 
                 acc = c0
                 for kk in range(8):
                     acc += v2[b0, i9, kk] * w3[kk, cl]
-                cs1[i9, col] = acc
+                dstate_s_state[i9, col] = acc
         grid.sync()
         # phase: 'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: weights on chip in w4
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -264,7 +264,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, 
                 acc = c0
                 for kk in range(8):
                     acc += v1[b0, i10, kk] * w4[kk, cl]
-                ns2[i10, col] = acc
+                dstate_x_d0_next[i10, col] = acc
         grid.sync()
         # phase: 'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -276,32 +276,32 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, 
                 acc = c0
                 for kk in range(8):
                     acc += v1[b0, i11, kk] * w5[kk, cl]
-                cs3[i11, col] = acc
+                dstate_y_d1_state[i11, col] = acc
         grid.sync()
         # phase: copy 'dstate@x@d0@t-1' = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
-            v0[b0, i13, i12] = cs2[i13, i12]
+            v0[b0, i13, i12] = dstate_x_d0_state[i13, i12]
         grid.sync()
         # phase: the new 'dstate@x@d0@0' becomes the current one
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i14 = e4 % 4
             r4 = e4 // 4
             i15 = r4
-            cs2[i15, i14] = ns2[i15, i14]
+            dstate_x_d0_state[i15, i14] = dstate_x_d0_next[i15, i14]
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, in_grad_out, b1, cs0, in_trace_y, v1):
+def k11_fused(d_B, in_grad_out, b1, dstate_y_state, in_trace_y, v1):
     """fused: 4 elementwise node(s) over [B, 8], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = in_grad_out[b1, i1, i0] + cs0[i1, i0]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[B, 8]
+        t0 = in_grad_out[b1, i1, i0] + dstate_y_state[i1, i0]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[B, 8]
         t1 = in_trace_y[b1, i1, i0] * in_trace_y[b1, i1, i0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
@@ -339,13 +339,13 @@ def k12_gemm(d_B, v1, b1, v3, v12):
 
 
 @cuda.jit(cache=True)
-def k13_fused(d_B, cs1, v12, in_trace_s, b1, v2):
+def k13_fused(d_B, dstate_s_state, v12, in_trace_s, b1, v2):
     """fused: 4 elementwise node(s) over [B, 8], storing %9"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = cs1[i1, i0] + v12[i1, i0]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
+        t0 = dstate_s_state[i1, i0] + v12[i1, i0]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
         t1 = in_trace_s[b1, i1, i0] * in_trace_s[b1, i1, i0]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
         t2 = c1 - t1  # %8 = sub(%1, %7) : f32[B, 8]
         t3 = t0 * t2  # %9 = mul(%6, %8) : f32[B, 8]
@@ -413,19 +413,19 @@ def k15_gemm(d_B, v1, b1, v5, v14):
 
 
 @cuda.jit(cache=True)
-def k16_fused(d_B, cs3, v13, v14, ns0):
+def k16_fused(d_B, dstate_y_d1_state, v13, v14, dstate_y_next):
     """fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = cs3[i1, i0] + v13[i1, i0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
-        t1 = t0 + v14[i1, i0]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
-        ns0[i1, i0] = t1  # store 'dstate@y@0'
+        t0 = dstate_y_d1_state[i1, i0] + v13[i1, i0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
+        dstate_y = t0 + v14[i1, i0]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
+        dstate_y_next[i1, i0] = dstate_y  # store 'dstate@y@0'
 
 
 @cuda.jit(cache=True)
-def k17_gemm(d_B, v2, b1, v6, ns1):
+def k17_gemm(d_B, v2, b1, v6, dstate_s_next):
     """'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -451,11 +451,11 @@ def k17_gemm(d_B, v2, b1, v6, ns1):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        ns1[i0, col] = acc
+        dstate_s_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, v1, b1, v7, ns2):
+def k18_gemm(d_B, v1, b1, v7, dstate_x_d0_next):
     """'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -481,11 +481,11 @@ def k18_gemm(d_B, v1, b1, v7, ns2):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        ns2[i0, col] = acc
+        dstate_x_d0_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_gemm(d_B, v1, b1, v8, ns3):
+def k19_gemm(d_B, v1, b1, v8, dstate_y_d1_next):
     """'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -511,17 +511,17 @@ def k19_gemm(d_B, v1, b1, v8, ns3):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        ns3[i0, col] = acc
+        dstate_y_d1_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k20_copy(d_B, v0, b1, cs2):
+def k20_copy(d_B, v0, b1, dstate_x_d0_state):
     """copy 'dstate@x@d0@t-1' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        v0[b1, i1, i0] = cs2[i1, i0]
+        v0[b1, i1, i0] = dstate_x_d0_state[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -913,14 +913,14 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     # d_B: dim B
     # d_T: dim T
     # returns: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
-    cs0 = cuda.device_array((d_B, 8), np.float32)
-    cs1 = cuda.device_array((d_B, 8), np.float32)
-    cs2 = cuda.device_array((d_B, 4), np.float32)
-    cs3 = cuda.device_array((d_B, 8), np.float32)
-    ns0 = cuda.device_array((d_B, 8), np.float32)
-    ns1 = cuda.device_array((d_B, 8), np.float32)
-    ns2 = cuda.device_array((d_B, 4), np.float32)
-    ns3 = cuda.device_array((d_B, 8), np.float32)
+    dstate_y_state = cuda.device_array((d_B, 8), np.float32)
+    dstate_s_state = cuda.device_array((d_B, 8), np.float32)
+    dstate_x_d0_state = cuda.device_array((d_B, 4), np.float32)
+    dstate_y_d1_state = cuda.device_array((d_B, 8), np.float32)
+    dstate_y_next = cuda.device_array((d_B, 8), np.float32)
+    dstate_s_next = cuda.device_array((d_B, 8), np.float32)
+    dstate_x_d0_next = cuda.device_array((d_B, 4), np.float32)
+    dstate_y_d1_next = cuda.device_array((d_B, 8), np.float32)
     v0 = cuda.device_array((d_T, d_B, 4), np.float32)
     v1 = cuda.device_array((d_T, d_B, 8), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
@@ -951,30 +951,30 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v27 = cuda.device_array((8, 8), np.float32)
     v28 = cuda.device_array((8,), np.float32)
     # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
-    k0_copy[grid_1d(d_B * 8)](d_B, cs0, in_dstate_y)
-    k1_copy[grid_1d(d_B * 8)](d_B, cs1, in_dstate_s)
-    k2_copy[grid_1d(d_B * 4)](d_B, cs2, in_dstate_x_d0)
-    k3_copy[grid_1d(d_B * 8)](d_B, cs3, in_dstate_y_d1)
+    k0_copy[grid_1d(d_B * 8)](d_B, dstate_y_state, in_dstate_y)
+    k1_copy[grid_1d(d_B * 8)](d_B, dstate_s_state, in_dstate_s)
+    k2_copy[grid_1d(d_B * 4)](d_B, dstate_x_d0_state, in_dstate_x_d0)
+    k3_copy[grid_1d(d_B * 8)](d_B, dstate_y_d1_state, in_dstate_y_d1)
     k4_copy[grid_1d(8 * 8)](v3, in_Vs)
     k5_copy[grid_1d(8 * 8)](v4, in_Ws)
     k6_copy[grid_1d(8 * 8)](v5, in_Wy1)
     k7_copy[grid_1d(8 * 8)](v6, in_Us)
     k8_copy[grid_1d(8 * 4)](v7, in_Wx1)
     k9_copy[grid_1d(8 * 8)](v8, in_Wy2)
-    if not rt.persistent(k10_loop, (132, PERSISTENT_THREADS, 0), '%8', v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, cs0, in_trace_y, v1, v9, cs1, in_trace_s, v2, v10, v11, cs3, ns2, v0, cs2):
+    if not rt.persistent(k10_loop, (132, PERSISTENT_THREADS, 0), '%8', v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k11_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, cs0, in_trace_y, v1)
+            k11_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, dstate_y_state, in_trace_y, v1)
             k12_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v3, v12)
-            k13_fused[grid_1d(d_B * 8)](d_B, cs1, v12, in_trace_s, b1, v2)
+            k13_fused[grid_1d(d_B * 8)](d_B, dstate_s_state, v12, in_trace_s, b1, v2)
             k14_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v4, v13)
             k15_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v5, v14)
-            k16_fused[grid_1d(d_B * 8)](d_B, cs3, v13, v14, ns0)
-            k17_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v6, ns1)
-            k18_gemm[grid_gemm(d_B, 4)](d_B, v1, b1, v7, ns2)
-            k19_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v8, ns3)
-            k20_copy[grid_1d(d_B * 4)](d_B, v0, b1, cs2)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k16_fused[grid_1d(d_B * 8)](d_B, dstate_y_d1_state, v13, v14, dstate_y_next)
+            k17_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v6, dstate_s_next)
+            k18_gemm[grid_gemm(d_B, 4)](d_B, v1, b1, v7, dstate_x_d0_next)
+            k19_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v8, dstate_y_d1_next)
+            k20_copy[grid_1d(d_B * 4)](d_B, v0, b1, dstate_x_d0_state)
+            dstate_y_state, dstate_s_state, dstate_x_d0_state, dstate_y_d1_state, dstate_y_next, dstate_s_next, dstate_x_d0_next, dstate_y_d1_next = dstate_y_next, dstate_s_next, dstate_x_d0_next, dstate_y_d1_next, dstate_y_state, dstate_s_state, dstate_x_d0_state, dstate_y_d1_state  # the new states become the current ones
     k21_gemm[grid_gemm(d_T * d_B, 4)](d_B, d_T, v1, in_Wx0, v15)
     k22_fused[grid_1d(d_T * d_B * 4)](d_T, d_B, v0, v15, v16)
     k23_gemm[grid_gemm(4, 8)](d_T, d_B, in_x, v1, v17)
@@ -998,8 +998,8 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     out6 = v26  # taken over: nothing else reads it
     out7 = v27  # taken over: nothing else reads it
     out8 = v28  # taken over: nothing else reads it
-    out9 = cs0  # taken over: nothing else reads it
-    out10 = cs1  # taken over: nothing else reads it
-    out11 = cs2  # taken over: nothing else reads it
-    out12 = cs3  # taken over: nothing else reads it
+    out9 = dstate_y_state  # taken over: nothing else reads it
+    out10 = dstate_s_state  # taken over: nothing else reads it
+    out11 = dstate_x_d0_state  # taken over: nothing else reads it
+    out12 = dstate_y_d1_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, out6, out7, out8, out9, out10, out11, out12, )

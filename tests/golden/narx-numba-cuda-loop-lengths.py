@@ -67,37 +67,37 @@ def k1_gemm(d_B, d_T, in_x, in_Wx0, v1):
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_y):
+def k2_copy(d_B, y_state, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs0[i1, i0] = in_y[i1, i0]
+        y_state[i1, i0] = in_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_y):
+def k3_copy(d_B, y_state_1_, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs1[i1, i0] = in_y[i1, i0]
+        y_state_1_[i1, i0] = in_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs2, in_s):
+def k4_copy(d_B, s_state, in_s):
     """copy s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs2[i1, i0] = in_s[i1, i0]
+        s_state[i1, i0] = in_s[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, v4, cs1, v5, v6, cs2, v7, v1, in_lengths, v8, v9, v10, in_b, ns0, v2, in_x, ns1):
+def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v3, y_state, v4, y_state_1_, v5, v6, s_state, v7, v1, in_lengths, v8, v9, v10, in_b, y_next, v2, in_x, y_next_1_):
     """%3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -154,7 +154,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i0 = row
                 acc = c0
                 for kk in range(4):
-                    acc += cs3[i0, kk] * w0[kk, cl]
+                    acc += x_state[i0, kk] * w0[kk, cl]
                 v3[i0, col] = acc
         grid.sync()
         # phase: %2 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
@@ -166,7 +166,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i1 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i1, kk] * w1[kk, cl]
+                    acc += y_state[i1, kk] * w1[kk, cl]
                 v4[i1, col] = acc
         grid.sync()
         # phase: %4 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
@@ -178,7 +178,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i2 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs1[i2, kk] * w2[kk, cl]
+                    acc += y_state_1_[i2, kk] * w2[kk, cl]
                 v5[i2, col] = acc
         grid.sync()
         # phase: %6 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
@@ -190,7 +190,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i3 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i3, kk] * w3[kk, cl]
+                    acc += y_state[i3, kk] * w3[kk, cl]
                 v6[i3, col] = acc
         grid.sync()
         # phase: %7 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
@@ -202,7 +202,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i4 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs2[i4, kk] * w4[kk, cl]
+                    acc += s_state[i4, kk] * w4[kk, cl]
                 v7[i4, col] = acc
         grid.sync()
         # phase: fused: 6 elementwise node(s) over [B, 8], storing %5, %9, s@0
@@ -215,10 +215,10 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
             t2 = t1 + v5[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
             t3 = v6[i6, i5] + v7[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
             t4 = math.tanh(t3)  # %9 = tanh(%8) : f32[B, 8]
-            t5 = t4 if b0 < in_lengths[i6] else cs2[i6, i5]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[B, 8]
+            s = t4 if b0 < in_lengths[i6] else s_state[i6, i5]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[B, 8]
             v8[i6, i5] = t2  # store %5
             v9[i6, i5] = t4  # store %9
-            cs2[i6, i5] = t5  # store s@0
+            s_state[i6, i5] = s  # store s@0
         grid.sync()
         # phase: %10 = matmul(%9, Vs) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -237,47 +237,47 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t6 = v8[i9, i8] + v10[i9, i8]  # %11 = add(%5, %10) : f32[B, 8]
-            t7 = t6 + in_b[i8]  # %12 = add(%11, b) : f32[B, 8]
-            t8 = math.tanh(t7)  # %13 = tanh(%12) : f32[B, 8]
-            t9 = t8 if b0 < in_lengths[i9] else cs0[i9, i8]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[B, 8]
-            t10 = t8 if b0 < in_lengths[i9] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[B, 8]
-            ns0[i9, i8] = t9  # store y@0
-            v2[b0, i9, i8] = t10  # store %16
+            t5 = v8[i9, i8] + v10[i9, i8]  # %11 = add(%5, %10) : f32[B, 8]
+            t6 = t5 + in_b[i8]  # %12 = add(%11, b) : f32[B, 8]
+            t7 = math.tanh(t6)  # %13 = tanh(%12) : f32[B, 8]
+            y = t7 if b0 < in_lengths[i9] else y_state[i9, i8]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[B, 8]
+            t8 = t7 if b0 < in_lengths[i9] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[B, 8]
+            y_next[i9, i8] = y  # store y@0
+            v2[b0, i9, i8] = t8  # store %16
         grid.sync()
         # phase: fused: 1 elementwise node(s) over [B, 4], storing %14
         for e2 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i10 = e2 % 4
             r2 = e2 // 4
             i11 = r2
-            t11 = in_x[b0, i11, i10] if b0 < in_lengths[i11] else cs3[i11, i10]  # %14 = select_active(t@0, lengths, x@0, x@t-1) : f32[B, 4]
-            cs3[i11, i10] = t11  # store %14
+            t9 = in_x[b0, i11, i10] if b0 < in_lengths[i11] else x_state[i11, i10]  # %14 = select_active(t@0, lengths, x@0, x@t-1) : f32[B, 4]
+            x_state[i11, i10] = t9  # store %14
         grid.sync()
         # phase: copy y@t-1 = input() : f32[B, 8]
         for e3 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i12 = e3 % 8
             r3 = e3 // 8
             i13 = r3
-            ns1[i13, i12] = cs0[i13, i12]
+            y_next_1_[i13, i12] = y_state[i13, i12]
         grid.sync()
         # phase: the new y@0 becomes the current one
         for e4 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i14 = e4 % 8
             r4 = e4 // 8
             i15 = r4
-            cs0[i15, i14] = ns0[i15, i14]
+            y_state[i15, i14] = y_next[i15, i14]
         grid.sync()
         # phase: the new y@t-1 becomes the current one
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i16 = e5 % 8
             r5 = e5 // 8
             i17 = r5
-            cs1[i17, i16] = ns1[i17, i16]
+            y_state_1_[i17, i16] = y_next_1_[i17, i16]
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, cs3, in_Wx1, v11):
+def k6_gemm(d_B, x_state, in_Wx1, v11):
     """%0 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -290,7 +290,7 @@ def k6_gemm(d_B, cs3, in_Wx1, v11):
     for k0 in range(0, 4, TILE):
         ka = k0 + tx
         if row < d_B and ka < 4:
-            sa[ty, tx] = cs3[i0, ka]
+            sa[ty, tx] = x_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -307,7 +307,7 @@ def k6_gemm(d_B, cs3, in_Wx1, v11):
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, cs0, in_Wy1, v12):
+def k7_gemm(d_B, y_state, in_Wy1, v12):
     """%2 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -320,7 +320,7 @@ def k7_gemm(d_B, cs0, in_Wy1, v12):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -337,7 +337,7 @@ def k7_gemm(d_B, cs0, in_Wy1, v12):
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, cs1, in_Wy2, v13):
+def k8_gemm(d_B, y_state_1_, in_Wy2, v13):
     """%4 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -350,7 +350,7 @@ def k8_gemm(d_B, cs1, in_Wy2, v13):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs1[i0, ka]
+            sa[ty, tx] = y_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -367,7 +367,7 @@ def k8_gemm(d_B, cs1, in_Wy2, v13):
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs0, in_Ws, v14):
+def k9_gemm(d_B, y_state, in_Ws, v14):
     """%6 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -380,7 +380,7 @@ def k9_gemm(d_B, cs0, in_Ws, v14):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -397,7 +397,7 @@ def k9_gemm(d_B, cs0, in_Ws, v14):
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs2, in_Us, v15):
+def k10_gemm(d_B, s_state, in_Us, v15):
     """%7 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -410,7 +410,7 @@ def k10_gemm(d_B, cs2, in_Us, v15):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = s_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -427,7 +427,7 @@ def k10_gemm(d_B, cs2, in_Us, v15):
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, v1, b1, v11, v12, v13, v14, v15, in_lengths, cs2, v16, v17, ns2):
+def k11_fused(d_B, v1, b1, v11, v12, v13, v14, v15, in_lengths, s_state, v16, v17, s_next):
     """fused: 6 elementwise node(s) over [B, 8], storing %5, %9, s@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -438,10 +438,10 @@ def k11_fused(d_B, v1, b1, v11, v12, v13, v14, v15, in_lengths, cs2, v16, v17, n
         t2 = t1 + v13[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
         t3 = v14[i1, i0] + v15[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
         t4 = math.tanh(t3)  # %9 = tanh(%8) : f32[B, 8]
-        t5 = t4 if b1 < in_lengths[i1] else cs2[i1, i0]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[B, 8]
+        s = t4 if b1 < in_lengths[i1] else s_state[i1, i0]  # s@0 = select_active(t@0, lengths, %9, s@t-1) : f32[B, 8]
         v16[i1, i0] = t2  # store %5
         v17[i1, i0] = t4  # store %9
-        ns2[i1, i0] = t5  # store s@0
+        s_next[i1, i0] = s  # store s@0
 
 
 @cuda.jit(cache=True)
@@ -475,7 +475,7 @@ def k12_gemm(d_B, v17, in_Vs, v18):
 
 
 @cuda.jit(cache=True)
-def k13_fused(d_B, v16, v18, in_b, b1, in_lengths, cs0, ns0, v2):
+def k13_fused(d_B, v16, v18, in_b, b1, in_lengths, y_state, y_next, v2):
     """fused: 5 elementwise node(s) over [B, 8], storing y@0, %16"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -484,31 +484,31 @@ def k13_fused(d_B, v16, v18, in_b, b1, in_lengths, cs0, ns0, v2):
         t0 = v16[i1, i0] + v18[i1, i0]  # %11 = add(%5, %10) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %12 = add(%11, b) : f32[B, 8]
         t2 = math.tanh(t1)  # %13 = tanh(%12) : f32[B, 8]
-        t3 = t2 if b1 < in_lengths[i1] else cs0[i1, i0]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[B, 8]
-        t4 = t2 if b1 < in_lengths[i1] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[B, 8]
-        ns0[i1, i0] = t3  # store y@0
-        v2[b1, i1, i0] = t4  # store %16
+        y = t2 if b1 < in_lengths[i1] else y_state[i1, i0]  # y@0 = select_active(t@0, lengths, %13, y@t-1) : f32[B, 8]
+        t3 = t2 if b1 < in_lengths[i1] else c0  # %16 = select_active(t@0, lengths, %13, %15) : f32[B, 8]
+        y_next[i1, i0] = y  # store y@0
+        v2[b1, i1, i0] = t3  # store %16
 
 
 @cuda.jit(cache=True)
-def k14_fused(d_B, in_x, b1, in_lengths, cs3, ns3):
+def k14_fused(d_B, in_x, b1, in_lengths, x_state, x_next):
     """fused: 1 elementwise node(s) over [B, 4], storing %14"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        t0 = in_x[b1, i1, i0] if b1 < in_lengths[i1] else cs3[i1, i0]  # %14 = select_active(t@0, lengths, x@0, x@t-1) : f32[B, 4]
-        ns3[i1, i0] = t0  # store %14
+        t0 = in_x[b1, i1, i0] if b1 < in_lengths[i1] else x_state[i1, i0]  # %14 = select_active(t@0, lengths, x@0, x@t-1) : f32[B, 4]
+        x_next[i1, i0] = t0  # store %14
 
 
 @cuda.jit(cache=True)
-def k15_copy(d_B, ns1, cs0):
+def k15_copy(d_B, y_next_1_, y_state):
     """copy y@t-1 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        ns1[i1, i0] = cs0[i1, i0]
+        y_next_1_[i1, i0] = y_state[i1, i0]
 
 
 def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in_lengths, d_B, d_T, n0):
@@ -531,13 +531,13 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     # returns: out, y, s
     v0 = cuda.device_array((d_B, 4), np.float32)
     v1 = cuda.device_array((d_T, d_B, 8), np.float32)
-    cs0 = cuda.device_array((d_B, 8), np.float32)
-    cs1 = cuda.device_array((d_B, 8), np.float32)
-    cs2 = cuda.device_array((d_B, 8), np.float32)
-    ns0 = cuda.device_array((d_B, 8), np.float32)
-    ns1 = cuda.device_array((d_B, 8), np.float32)
-    ns2 = cuda.device_array((d_B, 8), np.float32)
-    ns3 = cuda.device_array((d_B, 4), np.float32)
+    y_state = cuda.device_array((d_B, 8), np.float32)
+    y_state_1_ = cuda.device_array((d_B, 8), np.float32)
+    s_state = cuda.device_array((d_B, 8), np.float32)
+    y_next = cuda.device_array((d_B, 8), np.float32)
+    y_next_1_ = cuda.device_array((d_B, 8), np.float32)
+    s_next = cuda.device_array((d_B, 8), np.float32)
+    x_next = cuda.device_array((d_B, 4), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
     v3 = cuda.device_array((d_B, 8), np.float32)
     v4 = cuda.device_array((d_B, 8), np.float32)
@@ -558,25 +558,25 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     k0_zeros[grid_1d(d_B * 4)](d_B, v0)
     k1_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx0, v1)
     # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
-    k3_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
-    k4_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
-    cs3 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%3', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, v4, cs1, v5, v6, cs2, v7, v1, in_lengths, v8, v9, v10, in_b, ns0, v2, in_x, ns1):
+    k2_copy[grid_1d(d_B * 8)](d_B, y_state, in_y)
+    k3_copy[grid_1d(d_B * 8)](d_B, y_state_1_, in_y)
+    k4_copy[grid_1d(d_B * 8)](d_B, s_state, in_s)
+    x_state = v0  # taken over: nothing else reads it
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%3', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v3, y_state, v4, y_state_1_, v5, v6, s_state, v7, v1, in_lengths, v8, v9, v10, in_b, y_next, v2, in_x, y_next_1_):
         for it0 in range(n0):
             b1 = it0
-            k6_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v11)
-            k7_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v12)
-            k8_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v13)
-            k9_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v14)
-            k10_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v15)
-            k11_fused[grid_1d(d_B * 8)](d_B, v1, b1, v11, v12, v13, v14, v15, in_lengths, cs2, v16, v17, ns2)
+            k6_gemm[grid_gemm(d_B, 8)](d_B, x_state, in_Wx1, v11)
+            k7_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Wy1, v12)
+            k8_gemm[grid_gemm(d_B, 8)](d_B, y_state_1_, in_Wy2, v13)
+            k9_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Ws, v14)
+            k10_gemm[grid_gemm(d_B, 8)](d_B, s_state, in_Us, v15)
+            k11_fused[grid_1d(d_B * 8)](d_B, v1, b1, v11, v12, v13, v14, v15, in_lengths, s_state, v16, v17, s_next)
             k12_gemm[grid_gemm(d_B, 8)](d_B, v17, in_Vs, v18)
-            k13_fused[grid_1d(d_B * 8)](d_B, v16, v18, in_b, b1, in_lengths, cs0, ns0, v2)
-            k14_fused[grid_1d(d_B * 4)](d_B, in_x, b1, in_lengths, cs3, ns3)
-            k15_copy[grid_1d(d_B * 8)](d_B, ns1, cs0)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k13_fused[grid_1d(d_B * 8)](d_B, v16, v18, in_b, b1, in_lengths, y_state, y_next, v2)
+            k14_fused[grid_1d(d_B * 4)](d_B, in_x, b1, in_lengths, x_state, x_next)
+            k15_copy[grid_1d(d_B * 8)](d_B, y_next_1_, y_state)
+            y_state, y_state_1_, s_state, x_state, y_next, y_next_1_, s_next, x_next = y_next, y_next_1_, s_next, x_next, y_state, y_state_1_, s_state, x_state  # the new states become the current ones
     out0 = v2  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
-    out2 = cs2  # taken over: nothing else reads it
+    out1 = y_state  # taken over: nothing else reads it
+    out2 = s_state  # taken over: nothing else reads it
     return (out0, out1, out2, )

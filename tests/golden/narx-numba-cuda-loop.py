@@ -67,37 +67,37 @@ def k1_gemm(d_B, d_T, in_x, in_Wx0, v1):
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_y):
+def k2_copy(d_B, y_state, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs0[i1, i0] = in_y[i1, i0]
+        y_state[i1, i0] = in_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_y):
+def k3_copy(d_B, y_state_1_, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs1[i1, i0] = in_y[i1, i0]
+        y_state_1_[i1, i0] = in_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs2, in_s):
+def k4_copy(d_B, s_state, in_s):
     """copy s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs2[i1, i0] = in_s[i1, i0]
+        s_state[i1, i0] = in_s[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, v4, cs1, v5, v6, cs2, v7, v1, v8, v9, in_b, ns0, v2, ns1, ns3, in_x):
+def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v3, y_state, v4, y_state_1_, v5, v6, s_state, v7, v1, v8, v9, in_b, y_next, v2, y_next_1_, x_next, in_x):
     """%3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -154,7 +154,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i0 = row
                 acc = c0
                 for kk in range(4):
-                    acc += cs3[i0, kk] * w0[kk, cl]
+                    acc += x_state[i0, kk] * w0[kk, cl]
                 v3[i0, col] = acc
         grid.sync()
         # phase: %2 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
@@ -166,7 +166,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i1 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i1, kk] * w1[kk, cl]
+                    acc += y_state[i1, kk] * w1[kk, cl]
                 v4[i1, col] = acc
         grid.sync()
         # phase: %4 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
@@ -178,7 +178,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i2 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs1[i2, kk] * w2[kk, cl]
+                    acc += y_state_1_[i2, kk] * w2[kk, cl]
                 v5[i2, col] = acc
         grid.sync()
         # phase: %6 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
@@ -190,7 +190,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i3 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i3, kk] * w3[kk, cl]
+                    acc += y_state[i3, kk] * w3[kk, cl]
                 v6[i3, col] = acc
         grid.sync()
         # phase: %7 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
@@ -202,7 +202,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i4 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs2[i4, kk] * w4[kk, cl]
+                    acc += s_state[i4, kk] * w4[kk, cl]
                 v7[i4, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %5, s@0
@@ -214,9 +214,9 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
             t1 = t0 + v4[i6, i5]  # %3 = add(%1, %2) : f32[B, 8]
             t2 = t1 + v5[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
             t3 = v6[i6, i5] + v7[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
-            t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
+            s = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
             v8[i6, i5] = t2  # store %5
-            cs2[i6, i5] = t4  # store s@0
+            s_state[i6, i5] = s  # store s@0
         grid.sync()
         # phase: %9 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -227,7 +227,7 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
                 i7 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs2[i7, kk] * w5[kk, cl]
+                    acc += s_state[i7, kk] * w5[kk, cl]
                 v9[i7, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
@@ -235,51 +235,51 @@ def k5_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, 
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t5 = v8[i9, i8] + v9[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
-            t6 = t5 + in_b[i8]  # %11 = add(%10, b) : f32[B, 8]
-            t7 = math.tanh(t6)  # y@0 = tanh(%11) : f32[B, 8]
-            ns0[i9, i8] = t7  # store y@0
-            v2[b0, i9, i8] = t7  # store y@0
+            t4 = v8[i9, i8] + v9[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
+            t5 = t4 + in_b[i8]  # %11 = add(%10, b) : f32[B, 8]
+            y = math.tanh(t5)  # y@0 = tanh(%11) : f32[B, 8]
+            y_next[i9, i8] = y  # store y@0
+            v2[b0, i9, i8] = y  # store y@0
         grid.sync()
         # phase: copy y@t-1 = input() : f32[B, 8]
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i10 = e2 % 8
             r2 = e2 // 8
             i11 = r2
-            ns1[i11, i10] = cs0[i11, i10]
+            y_next_1_[i11, i10] = y_state[i11, i10]
         grid.sync()
         # phase: copy x@0 = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
-            ns3[i13, i12] = in_x[b0, i13, i12]
+            x_next[i13, i12] = in_x[b0, i13, i12]
         grid.sync()
         # phase: the new y@0 becomes the current one
         for e4 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i14 = e4 % 8
             r4 = e4 // 8
             i15 = r4
-            cs0[i15, i14] = ns0[i15, i14]
+            y_state[i15, i14] = y_next[i15, i14]
         grid.sync()
         # phase: the new y@t-1 becomes the current one
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i16 = e5 % 8
             r5 = e5 // 8
             i17 = r5
-            cs1[i17, i16] = ns1[i17, i16]
+            y_state_1_[i17, i16] = y_next_1_[i17, i16]
         grid.sync()
         # phase: the new x@0 becomes the current one
         for e6 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i18 = e6 % 4
             r6 = e6 // 4
             i19 = r6
-            cs3[i19, i18] = ns3[i19, i18]
+            x_state[i19, i18] = x_next[i19, i18]
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, cs3, in_Wx1, v10):
+def k6_gemm(d_B, x_state, in_Wx1, v10):
     """%0 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -292,7 +292,7 @@ def k6_gemm(d_B, cs3, in_Wx1, v10):
     for k0 in range(0, 4, TILE):
         ka = k0 + tx
         if row < d_B and ka < 4:
-            sa[ty, tx] = cs3[i0, ka]
+            sa[ty, tx] = x_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -309,7 +309,7 @@ def k6_gemm(d_B, cs3, in_Wx1, v10):
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, cs0, in_Wy1, v11):
+def k7_gemm(d_B, y_state, in_Wy1, v11):
     """%2 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -322,7 +322,7 @@ def k7_gemm(d_B, cs0, in_Wy1, v11):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -339,7 +339,7 @@ def k7_gemm(d_B, cs0, in_Wy1, v11):
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, cs1, in_Wy2, v12):
+def k8_gemm(d_B, y_state_1_, in_Wy2, v12):
     """%4 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -352,7 +352,7 @@ def k8_gemm(d_B, cs1, in_Wy2, v12):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs1[i0, ka]
+            sa[ty, tx] = y_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -369,7 +369,7 @@ def k8_gemm(d_B, cs1, in_Wy2, v12):
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs0, in_Ws, v13):
+def k9_gemm(d_B, y_state, in_Ws, v13):
     """%6 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -382,7 +382,7 @@ def k9_gemm(d_B, cs0, in_Ws, v13):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -399,7 +399,7 @@ def k9_gemm(d_B, cs0, in_Ws, v13):
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs2, in_Us, v14):
+def k10_gemm(d_B, s_state, in_Us, v14):
     """%7 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -412,7 +412,7 @@ def k10_gemm(d_B, cs2, in_Us, v14):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = s_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -429,7 +429,7 @@ def k10_gemm(d_B, cs2, in_Us, v14):
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, v1, b1, v10, v11, v12, v13, v14, v15, ns2):
+def k11_fused(d_B, v1, b1, v10, v11, v12, v13, v14, v15, s_next):
     """fused: 5 elementwise node(s) over [B, 8], storing %5, s@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -439,13 +439,13 @@ def k11_fused(d_B, v1, b1, v10, v11, v12, v13, v14, v15, ns2):
         t1 = t0 + v11[i1, i0]  # %3 = add(%1, %2) : f32[B, 8]
         t2 = t1 + v12[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
         t3 = v13[i1, i0] + v14[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
-        t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
+        s = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
         v15[i1, i0] = t2  # store %5
-        ns2[i1, i0] = t4  # store s@0
+        s_next[i1, i0] = s  # store s@0
 
 
 @cuda.jit(cache=True)
-def k12_gemm(d_B, ns2, in_Vs, v16):
+def k12_gemm(d_B, s_next, in_Vs, v16):
     """%9 = matmul(s@0, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -458,7 +458,7 @@ def k12_gemm(d_B, ns2, in_Vs, v16):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = ns2[i0, ka]
+            sa[ty, tx] = s_next[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -475,7 +475,7 @@ def k12_gemm(d_B, ns2, in_Vs, v16):
 
 
 @cuda.jit(cache=True)
-def k13_fused(d_B, v15, v16, in_b, ns0, v2, b1):
+def k13_fused(d_B, v15, v16, in_b, y_next, v2, b1):
     """fused: 3 elementwise node(s) over [B, 8], storing y@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -483,29 +483,29 @@ def k13_fused(d_B, v15, v16, in_b, ns0, v2, b1):
         i1 = r0
         t0 = v15[i1, i0] + v16[i1, i0]  # %10 = add(%5, %9) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %11 = add(%10, b) : f32[B, 8]
-        t2 = math.tanh(t1)  # y@0 = tanh(%11) : f32[B, 8]
-        ns0[i1, i0] = t2  # store y@0
-        v2[b1, i1, i0] = t2  # store y@0
+        y = math.tanh(t1)  # y@0 = tanh(%11) : f32[B, 8]
+        y_next[i1, i0] = y  # store y@0
+        v2[b1, i1, i0] = y  # store y@0
 
 
 @cuda.jit(cache=True)
-def k14_copy(d_B, ns1, cs0):
+def k14_copy(d_B, y_next_1_, y_state):
     """copy y@t-1 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        ns1[i1, i0] = cs0[i1, i0]
+        y_next_1_[i1, i0] = y_state[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k15_copy(d_B, ns3, in_x, b1):
+def k15_copy(d_B, x_next, in_x, b1):
     """copy x@0 = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        ns3[i1, i0] = in_x[b1, i1, i0]
+        x_next[i1, i0] = in_x[b1, i1, i0]
 
 
 def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, d_B, d_T, n0):
@@ -527,13 +527,13 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     # returns: out, y, s
     v0 = cuda.device_array((d_B, 4), np.float32)
     v1 = cuda.device_array((d_T, d_B, 8), np.float32)
-    cs0 = cuda.device_array((d_B, 8), np.float32)
-    cs1 = cuda.device_array((d_B, 8), np.float32)
-    cs2 = cuda.device_array((d_B, 8), np.float32)
-    ns0 = cuda.device_array((d_B, 8), np.float32)
-    ns1 = cuda.device_array((d_B, 8), np.float32)
-    ns2 = cuda.device_array((d_B, 8), np.float32)
-    ns3 = cuda.device_array((d_B, 4), np.float32)
+    y_state = cuda.device_array((d_B, 8), np.float32)
+    y_state_1_ = cuda.device_array((d_B, 8), np.float32)
+    s_state = cuda.device_array((d_B, 8), np.float32)
+    y_next = cuda.device_array((d_B, 8), np.float32)
+    y_next_1_ = cuda.device_array((d_B, 8), np.float32)
+    s_next = cuda.device_array((d_B, 8), np.float32)
+    x_next = cuda.device_array((d_B, 4), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
     v3 = cuda.device_array((d_B, 8), np.float32)
     v4 = cuda.device_array((d_B, 8), np.float32)
@@ -552,25 +552,25 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     k0_zeros[grid_1d(d_B * 4)](d_B, v0)
     k1_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx0, v1)
     # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
-    k3_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
-    k4_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
-    cs3 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%3', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v3, cs0, v4, cs1, v5, v6, cs2, v7, v1, v8, v9, in_b, ns0, v2, ns1, ns3, in_x):
+    k2_copy[grid_1d(d_B * 8)](d_B, y_state, in_y)
+    k3_copy[grid_1d(d_B * 8)](d_B, y_state_1_, in_y)
+    k4_copy[grid_1d(d_B * 8)](d_B, s_state, in_s)
+    x_state = v0  # taken over: nothing else reads it
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%3', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v3, y_state, v4, y_state_1_, v5, v6, s_state, v7, v1, v8, v9, in_b, y_next, v2, y_next_1_, x_next, in_x):
         for it0 in range(n0):
             b1 = it0
-            k6_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v10)
-            k7_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v11)
-            k8_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v12)
-            k9_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v13)
-            k10_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v14)
-            k11_fused[grid_1d(d_B * 8)](d_B, v1, b1, v10, v11, v12, v13, v14, v15, ns2)
-            k12_gemm[grid_gemm(d_B, 8)](d_B, ns2, in_Vs, v16)
-            k13_fused[grid_1d(d_B * 8)](d_B, v15, v16, in_b, ns0, v2, b1)
-            k14_copy[grid_1d(d_B * 8)](d_B, ns1, cs0)
-            k15_copy[grid_1d(d_B * 4)](d_B, ns3, in_x, b1)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k6_gemm[grid_gemm(d_B, 8)](d_B, x_state, in_Wx1, v10)
+            k7_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Wy1, v11)
+            k8_gemm[grid_gemm(d_B, 8)](d_B, y_state_1_, in_Wy2, v12)
+            k9_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Ws, v13)
+            k10_gemm[grid_gemm(d_B, 8)](d_B, s_state, in_Us, v14)
+            k11_fused[grid_1d(d_B * 8)](d_B, v1, b1, v10, v11, v12, v13, v14, v15, s_next)
+            k12_gemm[grid_gemm(d_B, 8)](d_B, s_next, in_Vs, v16)
+            k13_fused[grid_1d(d_B * 8)](d_B, v15, v16, in_b, y_next, v2, b1)
+            k14_copy[grid_1d(d_B * 8)](d_B, y_next_1_, y_state)
+            k15_copy[grid_1d(d_B * 4)](d_B, x_next, in_x, b1)
+            y_state, y_state_1_, s_state, x_state, y_next, y_next_1_, s_next, x_next = y_next, y_next_1_, s_next, x_next, y_state, y_state_1_, s_state, x_state  # the new states become the current ones
     out0 = v2  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
-    out2 = cs2  # taken over: nothing else reads it
+    out1 = y_state  # taken over: nothing else reads it
+    out2 = s_state  # taken over: nothing else reads it
     return (out0, out1, out2, )

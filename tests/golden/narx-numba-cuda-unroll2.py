@@ -99,33 +99,33 @@ def k2_gemm(d_B, d_T, in_x, in_Wx1, v2):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs0, in_y):
+def k3_copy(d_B, y_state, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs0[i1, i0] = in_y[i1, i0]
+        y_state[i1, i0] = in_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs1, in_y):
+def k4_copy(d_B, y_state_1_, in_y):
     """copy y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs1[i1, i0] = in_y[i1, i0]
+        y_state_1_[i1, i0] = in_y[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, cs2, in_s):
+def k5_copy(d_B, s_state, in_s):
     """copy s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        cs2[i1, i0] = in_s[i1, i0]
+        s_state[i1, i0] = in_s[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -141,7 +141,7 @@ def k6_copy(d_T, d_B, v3):
 
 
 @cuda.jit(cache=True)
-def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, v5, cs1, v6, v7, cs2, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, ns3, in_x):
+def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y_state, v5, y_state_1_, v6, v7, s_state, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, x_next, in_x):
     """%4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -198,7 +198,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i0 = row
                 acc = c0
                 for kk in range(4):
-                    acc += cs3[i0, kk] * w0[kk, cl]
+                    acc += x_state[i0, kk] * w0[kk, cl]
                 v4[i0, col] = acc
         grid.sync()
         # phase: %3 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
@@ -210,7 +210,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i1 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i1, kk] * w1[kk, cl]
+                    acc += y_state[i1, kk] * w1[kk, cl]
                 v5[i1, col] = acc
         grid.sync()
         # phase: %5 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
@@ -222,7 +222,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i2 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs1[i2, kk] * w2[kk, cl]
+                    acc += y_state_1_[i2, kk] * w2[kk, cl]
                 v6[i2, col] = acc
         grid.sync()
         # phase: %7 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
@@ -234,7 +234,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i3 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i3, kk] * w3[kk, cl]
+                    acc += y_state[i3, kk] * w3[kk, cl]
                 v7[i3, col] = acc
         grid.sync()
         # phase: %8 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
@@ -246,7 +246,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i4 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs2[i4, kk] * w4[kk, cl]
+                    acc += s_state[i4, kk] * w4[kk, cl]
                 v8[i4, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %6, s@0
@@ -258,9 +258,9 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
             t1 = t0 + v5[i6, i5]  # %4 = add(%2, %3) : f32[B, 8]
             t2 = t1 + v6[i6, i5]  # %6 = add(%4, %5) : f32[B, 8]
             t3 = v7[i6, i5] + v8[i6, i5]  # %9 = add(%7, %8) : f32[B, 8]
-            t4 = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
+            s = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
             v9[i6, i5] = t2  # store %6
-            v10[i6, i5] = t4  # store s@0
+            v10[i6, i5] = s  # store s@0
         grid.sync()
         # phase: %10 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -279,11 +279,11 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t5 = v9[i9, i8] + v11[i9, i8]  # %11 = add(%6, %10) : f32[B, 8]
-            t6 = t5 + in_b[i8]  # %12 = add(%11, b) : f32[B, 8]
-            t7 = math.tanh(t6)  # y@0 = tanh(%12) : f32[B, 8]
-            cs1[i9, i8] = t7  # store y@0
-            v3[b0, i9, i8] = t7  # store y@0
+            t4 = v9[i9, i8] + v11[i9, i8]  # %11 = add(%6, %10) : f32[B, 8]
+            t5 = t4 + in_b[i8]  # %12 = add(%11, b) : f32[B, 8]
+            y = math.tanh(t5)  # y@0 = tanh(%12) : f32[B, 8]
+            y_state_1_[i9, i8] = y  # store y@0
+            v3[b0, i9, i8] = y  # store y@0
         grid.sync()
         # phase: %13 = matmul(y@0, Wy1) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -294,7 +294,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i10 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs1[i10, kk] * w1[kk, cl]
+                    acc += y_state_1_[i10, kk] * w1[kk, cl]
                 v12[i10, col] = acc
         grid.sync()
         # phase: %15 = matmul(y@t-1, Wy2) : f32[B, 8]: weights on chip in w2
@@ -306,7 +306,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i11 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs0[i11, kk] * w2[kk, cl]
+                    acc += y_state[i11, kk] * w2[kk, cl]
                 v13[i11, col] = acc
         grid.sync()
         # phase: %17 = matmul(y@0, Ws) : f32[B, 8]: weights on chip in w3
@@ -318,7 +318,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i12 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs1[i12, kk] * w3[kk, cl]
+                    acc += y_state_1_[i12, kk] * w3[kk, cl]
                 v14[i12, col] = acc
         grid.sync()
         # phase: %18 = matmul(s@0, Us) : f32[B, 8]: weights on chip in w4
@@ -338,13 +338,13 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
             i14 = e2 % 8
             r2 = e2 // 8
             i15 = r2
-            t8 = v1[(b0 + 1), i15, i14] + v2[b0, i15, i14]  # %0 = add(xh1@1, xh2@0) : f32[B, 8]
-            t9 = t8 + v12[i15, i14]  # %14 = add(%0, %13) : f32[B, 8]
-            t10 = t9 + v13[i15, i14]  # %16 = add(%14, %15) : f32[B, 8]
-            t11 = v14[i15, i14] + v15[i15, i14]  # %19 = add(%17, %18) : f32[B, 8]
-            t12 = math.tanh(t11)  # s@1 = tanh(%19) : f32[B, 8]
-            v16[i15, i14] = t10  # store %16
-            cs2[i15, i14] = t12  # store s@1
+            t6 = v1[(b0 + 1), i15, i14] + v2[b0, i15, i14]  # %0 = add(xh1@1, xh2@0) : f32[B, 8]
+            t7 = t6 + v12[i15, i14]  # %14 = add(%0, %13) : f32[B, 8]
+            t8 = t7 + v13[i15, i14]  # %16 = add(%14, %15) : f32[B, 8]
+            t9 = v14[i15, i14] + v15[i15, i14]  # %19 = add(%17, %18) : f32[B, 8]
+            s_1_ = math.tanh(t9)  # s@1 = tanh(%19) : f32[B, 8]
+            v16[i15, i14] = t8  # store %16
+            s_state[i15, i14] = s_1_  # store s@1
         grid.sync()
         # phase: %20 = matmul(s@1, Vs) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -355,7 +355,7 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
                 i16 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs2[i16, kk] * w5[kk, cl]
+                    acc += s_state[i16, kk] * w5[kk, cl]
                 v17[i16, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@1
@@ -363,30 +363,30 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, 
             i17 = e3 % 8
             r3 = e3 // 8
             i18 = r3
-            t13 = v16[i18, i17] + v17[i18, i17]  # %21 = add(%16, %20) : f32[B, 8]
-            t14 = t13 + in_b[i17]  # %22 = add(%21, b) : f32[B, 8]
-            t15 = math.tanh(t14)  # y@1 = tanh(%22) : f32[B, 8]
-            cs0[i18, i17] = t15  # store y@1
-            v3[(b0 + 1), i18, i17] = t15  # store y@1
+            t10 = v16[i18, i17] + v17[i18, i17]  # %21 = add(%16, %20) : f32[B, 8]
+            t11 = t10 + in_b[i17]  # %22 = add(%21, b) : f32[B, 8]
+            y_1_ = math.tanh(t11)  # y@1 = tanh(%22) : f32[B, 8]
+            y_state[i18, i17] = y_1_  # store y@1
+            v3[(b0 + 1), i18, i17] = y_1_  # store y@1
         grid.sync()
         # phase: copy x@1 = input() : f32[B, 4]
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i19 = e4 % 4
             r4 = e4 // 4
             i20 = r4
-            ns3[i20, i19] = in_x[(b0 + 1), i20, i19]
+            x_next[i20, i19] = in_x[(b0 + 1), i20, i19]
         grid.sync()
         # phase: the new x@1 becomes the current one
         for e5 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i21 = e5 % 4
             r5 = e5 // 4
             i22 = r5
-            cs3[i22, i21] = ns3[i22, i21]
+            x_state[i22, i21] = x_next[i22, i21]
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, cs3, in_Wx1, v18):
+def k8_gemm(d_B, x_state, in_Wx1, v18):
     """%1 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -399,7 +399,7 @@ def k8_gemm(d_B, cs3, in_Wx1, v18):
     for k0 in range(0, 4, TILE):
         ka = k0 + tx
         if row < d_B and ka < 4:
-            sa[ty, tx] = cs3[i0, ka]
+            sa[ty, tx] = x_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -416,7 +416,7 @@ def k8_gemm(d_B, cs3, in_Wx1, v18):
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs0, in_Wy1, v19):
+def k9_gemm(d_B, y_state, in_Wy1, v19):
     """%3 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -429,7 +429,7 @@ def k9_gemm(d_B, cs0, in_Wy1, v19):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -446,7 +446,7 @@ def k9_gemm(d_B, cs0, in_Wy1, v19):
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, cs1, in_Wy2, v20):
+def k10_gemm(d_B, y_state_1_, in_Wy2, v20):
     """%5 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -459,7 +459,7 @@ def k10_gemm(d_B, cs1, in_Wy2, v20):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs1[i0, ka]
+            sa[ty, tx] = y_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -476,7 +476,7 @@ def k10_gemm(d_B, cs1, in_Wy2, v20):
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, cs0, in_Ws, v21):
+def k11_gemm(d_B, y_state, in_Ws, v21):
     """%7 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -489,7 +489,7 @@ def k11_gemm(d_B, cs0, in_Ws, v21):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -506,7 +506,7 @@ def k11_gemm(d_B, cs0, in_Ws, v21):
 
 
 @cuda.jit(cache=True)
-def k12_gemm(d_B, cs2, in_Us, v22):
+def k12_gemm(d_B, s_state, in_Us, v22):
     """%8 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -519,7 +519,7 @@ def k12_gemm(d_B, cs2, in_Us, v22):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = s_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -546,9 +546,9 @@ def k13_fused(d_B, v1, b1, v18, v19, v20, v21, v22, v23, v24):
         t1 = t0 + v19[i1, i0]  # %4 = add(%2, %3) : f32[B, 8]
         t2 = t1 + v20[i1, i0]  # %6 = add(%4, %5) : f32[B, 8]
         t3 = v21[i1, i0] + v22[i1, i0]  # %9 = add(%7, %8) : f32[B, 8]
-        t4 = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
+        s = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
         v23[i1, i0] = t2  # store %6
-        v24[i1, i0] = t4  # store s@0
+        v24[i1, i0] = s  # store s@0
 
 
 @cuda.jit(cache=True)
@@ -582,7 +582,7 @@ def k14_gemm(d_B, v24, in_Vs, v25):
 
 
 @cuda.jit(cache=True)
-def k15_fused(d_B, v23, v25, in_b, ns1, v3, b1):
+def k15_fused(d_B, v23, v25, in_b, y_next_1_, v3, b1):
     """fused: 3 elementwise node(s) over [B, 8], storing y@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -590,13 +590,13 @@ def k15_fused(d_B, v23, v25, in_b, ns1, v3, b1):
         i1 = r0
         t0 = v23[i1, i0] + v25[i1, i0]  # %11 = add(%6, %10) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %12 = add(%11, b) : f32[B, 8]
-        t2 = math.tanh(t1)  # y@0 = tanh(%12) : f32[B, 8]
-        ns1[i1, i0] = t2  # store y@0
-        v3[b1, i1, i0] = t2  # store y@0
+        y = math.tanh(t1)  # y@0 = tanh(%12) : f32[B, 8]
+        y_next_1_[i1, i0] = y  # store y@0
+        v3[b1, i1, i0] = y  # store y@0
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_B, ns1, in_Wy1, v26):
+def k16_gemm(d_B, y_next_1_, in_Wy1, v26):
     """%13 = matmul(y@0, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -609,7 +609,7 @@ def k16_gemm(d_B, ns1, in_Wy1, v26):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = ns1[i0, ka]
+            sa[ty, tx] = y_next_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -626,7 +626,7 @@ def k16_gemm(d_B, ns1, in_Wy1, v26):
 
 
 @cuda.jit(cache=True)
-def k17_gemm(d_B, cs0, in_Wy2, v27):
+def k17_gemm(d_B, y_state, in_Wy2, v27):
     """%15 = matmul(y@t-1, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -639,7 +639,7 @@ def k17_gemm(d_B, cs0, in_Wy2, v27):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = y_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -656,7 +656,7 @@ def k17_gemm(d_B, cs0, in_Wy2, v27):
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, ns1, in_Ws, v28):
+def k18_gemm(d_B, y_next_1_, in_Ws, v28):
     """%17 = matmul(y@0, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -669,7 +669,7 @@ def k18_gemm(d_B, ns1, in_Ws, v28):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = ns1[i0, ka]
+            sa[ty, tx] = y_next_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -716,7 +716,7 @@ def k19_gemm(d_B, v24, in_Us, v29):
 
 
 @cuda.jit(cache=True)
-def k20_fused(d_B, v1, b1, v2, v26, v27, v28, v29, v30, ns2):
+def k20_fused(d_B, v1, b1, v2, v26, v27, v28, v29, v30, s_next):
     """fused: 5 elementwise node(s) over [B, 8], storing %16, s@1"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -726,13 +726,13 @@ def k20_fused(d_B, v1, b1, v2, v26, v27, v28, v29, v30, ns2):
         t1 = t0 + v26[i1, i0]  # %14 = add(%0, %13) : f32[B, 8]
         t2 = t1 + v27[i1, i0]  # %16 = add(%14, %15) : f32[B, 8]
         t3 = v28[i1, i0] + v29[i1, i0]  # %19 = add(%17, %18) : f32[B, 8]
-        t4 = math.tanh(t3)  # s@1 = tanh(%19) : f32[B, 8]
+        s = math.tanh(t3)  # s@1 = tanh(%19) : f32[B, 8]
         v30[i1, i0] = t2  # store %16
-        ns2[i1, i0] = t4  # store s@1
+        s_next[i1, i0] = s  # store s@1
 
 
 @cuda.jit(cache=True)
-def k21_gemm(d_B, ns2, in_Vs, v31):
+def k21_gemm(d_B, s_next, in_Vs, v31):
     """%20 = matmul(s@1, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -745,7 +745,7 @@ def k21_gemm(d_B, ns2, in_Vs, v31):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = ns2[i0, ka]
+            sa[ty, tx] = s_next[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -762,7 +762,7 @@ def k21_gemm(d_B, ns2, in_Vs, v31):
 
 
 @cuda.jit(cache=True)
-def k22_fused(d_B, v30, v31, in_b, ns0, v3, b1):
+def k22_fused(d_B, v30, v31, in_b, y_next, v3, b1):
     """fused: 3 elementwise node(s) over [B, 8], storing y@1"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -770,23 +770,23 @@ def k22_fused(d_B, v30, v31, in_b, ns0, v3, b1):
         i1 = r0
         t0 = v30[i1, i0] + v31[i1, i0]  # %21 = add(%16, %20) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %22 = add(%21, b) : f32[B, 8]
-        t2 = math.tanh(t1)  # y@1 = tanh(%22) : f32[B, 8]
-        ns0[i1, i0] = t2  # store y@1
-        v3[(b1 + 1), i1, i0] = t2  # store y@1
+        y = math.tanh(t1)  # y@1 = tanh(%22) : f32[B, 8]
+        y_next[i1, i0] = y  # store y@1
+        v3[(b1 + 1), i1, i0] = y  # store y@1
 
 
 @cuda.jit(cache=True)
-def k23_copy(d_B, ns3, in_x, b1):
+def k23_copy(d_B, x_next, in_x, b1):
     """copy x@1 = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        ns3[i1, i0] = in_x[(b1 + 1), i1, i0]
+        x_next[i1, i0] = in_x[(b1 + 1), i1, i0]
 
 
 @cuda.jit(cache=True)
-def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, v33, cs4, v34, cs5, v35, v36, cs6, v37, v1, v38, v39, in_b, ns4, v32, ns5, ns7, in_x):
+def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_state_1_, v33, y_state_2_, v34, y_state_3_, v35, v36, s_state_1_, v37, v1, v38, v39, in_b, y_next_2_, v32, y_next_3_, x_next_1_, in_x):
     """%10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((4, 1), float32)
@@ -843,7 +843,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 i0 = row
                 acc = c0
                 for kk in range(4):
-                    acc += cs7[i0, kk] * w0[kk, cl]
+                    acc += x_state_1_[i0, kk] * w0[kk, cl]
                 v33[i0, col] = acc
         grid.sync()
         # phase: %2 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
@@ -855,7 +855,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 i1 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs4[i1, kk] * w1[kk, cl]
+                    acc += y_state_2_[i1, kk] * w1[kk, cl]
                 v34[i1, col] = acc
         grid.sync()
         # phase: %4 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
@@ -867,7 +867,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 i2 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs5[i2, kk] * w2[kk, cl]
+                    acc += y_state_3_[i2, kk] * w2[kk, cl]
                 v35[i2, col] = acc
         grid.sync()
         # phase: %6 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
@@ -879,7 +879,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 i3 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs4[i3, kk] * w3[kk, cl]
+                    acc += y_state_2_[i3, kk] * w3[kk, cl]
                 v36[i3, col] = acc
         grid.sync()
         # phase: %7 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
@@ -891,7 +891,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 i4 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs6[i4, kk] * w4[kk, cl]
+                    acc += s_state_1_[i4, kk] * w4[kk, cl]
                 v37[i4, col] = acc
         grid.sync()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %5, s@0
@@ -903,9 +903,9 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
             t1 = t0 + v34[i6, i5]  # %3 = add(%1, %2) : f32[B, 8]
             t2 = t1 + v35[i6, i5]  # %5 = add(%3, %4) : f32[B, 8]
             t3 = v36[i6, i5] + v37[i6, i5]  # %8 = add(%6, %7) : f32[B, 8]
-            t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
+            s = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
             v38[i6, i5] = t2  # store %5
-            cs6[i6, i5] = t4  # store s@0
+            s_state_1_[i6, i5] = s  # store s@0
         grid.sync()
         # phase: %9 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -916,7 +916,7 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
                 i7 = row
                 acc = c0
                 for kk in range(8):
-                    acc += cs6[i7, kk] * w5[kk, cl]
+                    acc += s_state_1_[i7, kk] * w5[kk, cl]
                 v39[i7, col] = acc
         grid.sync()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
@@ -924,51 +924,51 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, 
             i8 = e1 % 8
             r1 = e1 // 8
             i9 = r1
-            t5 = v38[i9, i8] + v39[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
-            t6 = t5 + in_b[i8]  # %11 = add(%10, b) : f32[B, 8]
-            t7 = math.tanh(t6)  # y@0 = tanh(%11) : f32[B, 8]
-            ns4[i9, i8] = t7  # store y@0
-            v32[b2, i9, i8] = t7  # store y@0
+            t4 = v38[i9, i8] + v39[i9, i8]  # %10 = add(%5, %9) : f32[B, 8]
+            t5 = t4 + in_b[i8]  # %11 = add(%10, b) : f32[B, 8]
+            y = math.tanh(t5)  # y@0 = tanh(%11) : f32[B, 8]
+            y_next_2_[i9, i8] = y  # store y@0
+            v32[b2, i9, i8] = y  # store y@0
         grid.sync()
         # phase: copy y@t-1 = input() : f32[B, 8]
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i10 = e2 % 8
             r2 = e2 // 8
             i11 = r2
-            ns5[i11, i10] = cs4[i11, i10]
+            y_next_3_[i11, i10] = y_state_2_[i11, i10]
         grid.sync()
         # phase: copy x@0 = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
-            ns7[i13, i12] = in_x[b2, i13, i12]
+            x_next_1_[i13, i12] = in_x[b2, i13, i12]
         grid.sync()
         # phase: the new y@0 becomes the current one
         for e4 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i14 = e4 % 8
             r4 = e4 // 8
             i15 = r4
-            cs4[i15, i14] = ns4[i15, i14]
+            y_state_2_[i15, i14] = y_next_2_[i15, i14]
         grid.sync()
         # phase: the new y@t-1 becomes the current one
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i16 = e5 % 8
             r5 = e5 // 8
             i17 = r5
-            cs5[i17, i16] = ns5[i17, i16]
+            y_state_3_[i17, i16] = y_next_3_[i17, i16]
         grid.sync()
         # phase: the new x@0 becomes the current one
         for e6 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i18 = e6 % 4
             r6 = e6 // 4
             i19 = r6
-            cs7[i19, i18] = ns7[i19, i18]
+            x_state_1_[i19, i18] = x_next_1_[i19, i18]
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k25_gemm(d_B, cs7, in_Wx1, v40):
+def k25_gemm(d_B, x_state_1_, in_Wx1, v40):
     """%0 = matmul(x@t-1, Wx1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -981,7 +981,7 @@ def k25_gemm(d_B, cs7, in_Wx1, v40):
     for k0 in range(0, 4, TILE):
         ka = k0 + tx
         if row < d_B and ka < 4:
-            sa[ty, tx] = cs7[i0, ka]
+            sa[ty, tx] = x_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -998,7 +998,7 @@ def k25_gemm(d_B, cs7, in_Wx1, v40):
 
 
 @cuda.jit(cache=True)
-def k26_gemm(d_B, cs4, in_Wy1, v41):
+def k26_gemm(d_B, y_state_2_, in_Wy1, v41):
     """%2 = matmul(y@t-1, Wy1) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1011,7 +1011,7 @@ def k26_gemm(d_B, cs4, in_Wy1, v41):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs4[i0, ka]
+            sa[ty, tx] = y_state_2_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -1028,7 +1028,7 @@ def k26_gemm(d_B, cs4, in_Wy1, v41):
 
 
 @cuda.jit(cache=True)
-def k27_gemm(d_B, cs5, in_Wy2, v42):
+def k27_gemm(d_B, y_state_3_, in_Wy2, v42):
     """%4 = matmul(y@t-2, Wy2) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1041,7 +1041,7 @@ def k27_gemm(d_B, cs5, in_Wy2, v42):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs5[i0, ka]
+            sa[ty, tx] = y_state_3_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -1058,7 +1058,7 @@ def k27_gemm(d_B, cs5, in_Wy2, v42):
 
 
 @cuda.jit(cache=True)
-def k28_gemm(d_B, cs4, in_Ws, v43):
+def k28_gemm(d_B, y_state_2_, in_Ws, v43):
     """%6 = matmul(y@t-1, Ws) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1071,7 +1071,7 @@ def k28_gemm(d_B, cs4, in_Ws, v43):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs4[i0, ka]
+            sa[ty, tx] = y_state_2_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -1088,7 +1088,7 @@ def k28_gemm(d_B, cs4, in_Ws, v43):
 
 
 @cuda.jit(cache=True)
-def k29_gemm(d_B, cs6, in_Us, v44):
+def k29_gemm(d_B, s_state_1_, in_Us, v44):
     """%7 = matmul(s@t-1, Us) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1101,7 +1101,7 @@ def k29_gemm(d_B, cs6, in_Us, v44):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = cs6[i0, ka]
+            sa[ty, tx] = s_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -1118,7 +1118,7 @@ def k29_gemm(d_B, cs6, in_Us, v44):
 
 
 @cuda.jit(cache=True)
-def k30_fused(d_B, v1, b3, v40, v41, v42, v43, v44, v45, ns6):
+def k30_fused(d_B, v1, b3, v40, v41, v42, v43, v44, v45, s_next_1_):
     """fused: 5 elementwise node(s) over [B, 8], storing %5, s@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -1128,13 +1128,13 @@ def k30_fused(d_B, v1, b3, v40, v41, v42, v43, v44, v45, ns6):
         t1 = t0 + v41[i1, i0]  # %3 = add(%1, %2) : f32[B, 8]
         t2 = t1 + v42[i1, i0]  # %5 = add(%3, %4) : f32[B, 8]
         t3 = v43[i1, i0] + v44[i1, i0]  # %8 = add(%6, %7) : f32[B, 8]
-        t4 = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
+        s = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
         v45[i1, i0] = t2  # store %5
-        ns6[i1, i0] = t4  # store s@0
+        s_next_1_[i1, i0] = s  # store s@0
 
 
 @cuda.jit(cache=True)
-def k31_gemm(d_B, ns6, in_Vs, v46):
+def k31_gemm(d_B, s_next_1_, in_Vs, v46):
     """%9 = matmul(s@0, Vs) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1147,7 +1147,7 @@ def k31_gemm(d_B, ns6, in_Vs, v46):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = ns6[i0, ka]
+            sa[ty, tx] = s_next_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -1164,7 +1164,7 @@ def k31_gemm(d_B, ns6, in_Vs, v46):
 
 
 @cuda.jit(cache=True)
-def k32_fused(d_B, v45, v46, in_b, ns4, v32, b3):
+def k32_fused(d_B, v45, v46, in_b, y_next_2_, v32, b3):
     """fused: 3 elementwise node(s) over [B, 8], storing y@0"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -1172,29 +1172,29 @@ def k32_fused(d_B, v45, v46, in_b, ns4, v32, b3):
         i1 = r0
         t0 = v45[i1, i0] + v46[i1, i0]  # %10 = add(%5, %9) : f32[B, 8]
         t1 = t0 + in_b[i0]  # %11 = add(%10, b) : f32[B, 8]
-        t2 = math.tanh(t1)  # y@0 = tanh(%11) : f32[B, 8]
-        ns4[i1, i0] = t2  # store y@0
-        v32[b3, i1, i0] = t2  # store y@0
+        y = math.tanh(t1)  # y@0 = tanh(%11) : f32[B, 8]
+        y_next_2_[i1, i0] = y  # store y@0
+        v32[b3, i1, i0] = y  # store y@0
 
 
 @cuda.jit(cache=True)
-def k33_copy(d_B, ns5, cs4):
+def k33_copy(d_B, y_next_3_, y_state_2_):
     """copy y@t-1 = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        ns5[i1, i0] = cs4[i1, i0]
+        y_next_3_[i1, i0] = y_state_2_[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k34_copy(d_B, ns7, in_x, b3):
+def k34_copy(d_B, x_next_1_, in_x, b3):
     """copy x@0 = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        ns7[i1, i0] = in_x[b3, i1, i0]
+        x_next_1_[i1, i0] = in_x[b3, i1, i0]
 
 
 def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, d_B, d_T, n0, n1, start0):
@@ -1219,13 +1219,13 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v0 = cuda.device_array((d_B, 4), np.float32)
     v1 = cuda.device_array((d_T, d_B, 8), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
-    cs0 = cuda.device_array((d_B, 8), np.float32)
-    cs1 = cuda.device_array((d_B, 8), np.float32)
-    cs2 = cuda.device_array((d_B, 8), np.float32)
-    ns0 = cuda.device_array((d_B, 8), np.float32)
-    ns1 = cuda.device_array((d_B, 8), np.float32)
-    ns2 = cuda.device_array((d_B, 8), np.float32)
-    ns3 = cuda.device_array((d_B, 4), np.float32)
+    y_state = cuda.device_array((d_B, 8), np.float32)
+    y_state_1_ = cuda.device_array((d_B, 8), np.float32)
+    s_state = cuda.device_array((d_B, 8), np.float32)
+    y_next = cuda.device_array((d_B, 8), np.float32)
+    y_next_1_ = cuda.device_array((d_B, 8), np.float32)
+    s_next = cuda.device_array((d_B, 8), np.float32)
+    x_next = cuda.device_array((d_B, 4), np.float32)
     v3 = cuda.device_array((d_T, d_B, 8), np.float32)
     v4 = cuda.device_array((d_B, 8), np.float32)
     v5 = cuda.device_array((d_B, 8), np.float32)
@@ -1255,10 +1255,10 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v29 = cuda.device_array((d_B, 8), np.float32)
     v30 = cuda.device_array((d_B, 8), np.float32)
     v31 = cuda.device_array((d_B, 8), np.float32)
-    ns4 = cuda.device_array((d_B, 8), np.float32)
-    ns5 = cuda.device_array((d_B, 8), np.float32)
-    ns6 = cuda.device_array((d_B, 8), np.float32)
-    ns7 = cuda.device_array((d_B, 4), np.float32)
+    y_next_2_ = cuda.device_array((d_B, 8), np.float32)
+    y_next_3_ = cuda.device_array((d_B, 8), np.float32)
+    s_next_1_ = cuda.device_array((d_B, 8), np.float32)
+    x_next_1_ = cuda.device_array((d_B, 4), np.float32)
     v33 = cuda.device_array((d_B, 8), np.float32)
     v34 = cuda.device_array((d_B, 8), np.float32)
     v35 = cuda.device_array((d_B, 8), np.float32)
@@ -1277,52 +1277,52 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     k1_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx0, v1)
     k2_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, in_x, in_Wx1, v2)
     # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k3_copy[grid_1d(d_B * 8)](d_B, cs0, in_y)
-    k4_copy[grid_1d(d_B * 8)](d_B, cs1, in_y)
-    k5_copy[grid_1d(d_B * 8)](d_B, cs2, in_s)
-    cs3 = v0  # taken over: nothing else reads it
+    k3_copy[grid_1d(d_B * 8)](d_B, y_state, in_y)
+    k4_copy[grid_1d(d_B * 8)](d_B, y_state_1_, in_y)
+    k5_copy[grid_1d(d_B * 8)](d_B, s_state, in_s)
+    x_state = v0  # taken over: nothing else reads it
     k6_copy[grid_1d(d_T * d_B * 8)](d_T, d_B, v3)
-    if not rt.persistent(k7_loop, (132, PERSISTENT_THREADS, 0), '%4', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, cs3, v4, cs0, v5, cs1, v6, v7, cs2, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, ns3, in_x):
+    if not rt.persistent(k7_loop, (132, PERSISTENT_THREADS, 0), '%4', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y_state, v5, y_state_1_, v6, v7, s_state, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, x_next, in_x):
         for it0 in range(n0):
             b1 = it0 * 2
-            k8_gemm[grid_gemm(d_B, 8)](d_B, cs3, in_Wx1, v18)
-            k9_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy1, v19)
-            k10_gemm[grid_gemm(d_B, 8)](d_B, cs1, in_Wy2, v20)
-            k11_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Ws, v21)
-            k12_gemm[grid_gemm(d_B, 8)](d_B, cs2, in_Us, v22)
+            k8_gemm[grid_gemm(d_B, 8)](d_B, x_state, in_Wx1, v18)
+            k9_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Wy1, v19)
+            k10_gemm[grid_gemm(d_B, 8)](d_B, y_state_1_, in_Wy2, v20)
+            k11_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Ws, v21)
+            k12_gemm[grid_gemm(d_B, 8)](d_B, s_state, in_Us, v22)
             k13_fused[grid_1d(d_B * 8)](d_B, v1, b1, v18, v19, v20, v21, v22, v23, v24)
             k14_gemm[grid_gemm(d_B, 8)](d_B, v24, in_Vs, v25)
-            k15_fused[grid_1d(d_B * 8)](d_B, v23, v25, in_b, ns1, v3, b1)
-            k16_gemm[grid_gemm(d_B, 8)](d_B, ns1, in_Wy1, v26)
-            k17_gemm[grid_gemm(d_B, 8)](d_B, cs0, in_Wy2, v27)
-            k18_gemm[grid_gemm(d_B, 8)](d_B, ns1, in_Ws, v28)
+            k15_fused[grid_1d(d_B * 8)](d_B, v23, v25, in_b, y_next_1_, v3, b1)
+            k16_gemm[grid_gemm(d_B, 8)](d_B, y_next_1_, in_Wy1, v26)
+            k17_gemm[grid_gemm(d_B, 8)](d_B, y_state, in_Wy2, v27)
+            k18_gemm[grid_gemm(d_B, 8)](d_B, y_next_1_, in_Ws, v28)
             k19_gemm[grid_gemm(d_B, 8)](d_B, v24, in_Us, v29)
-            k20_fused[grid_1d(d_B * 8)](d_B, v1, b1, v2, v26, v27, v28, v29, v30, ns2)
-            k21_gemm[grid_gemm(d_B, 8)](d_B, ns2, in_Vs, v31)
-            k22_fused[grid_1d(d_B * 8)](d_B, v30, v31, in_b, ns0, v3, b1)
-            k23_copy[grid_1d(d_B * 4)](d_B, ns3, in_x, b1)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k20_fused[grid_1d(d_B * 8)](d_B, v1, b1, v2, v26, v27, v28, v29, v30, s_next)
+            k21_gemm[grid_gemm(d_B, 8)](d_B, s_next, in_Vs, v31)
+            k22_fused[grid_1d(d_B * 8)](d_B, v30, v31, in_b, y_next, v3, b1)
+            k23_copy[grid_1d(d_B * 4)](d_B, x_next, in_x, b1)
+            y_state, y_state_1_, s_state, x_state, y_next, y_next_1_, s_next, x_next = y_next, y_next_1_, s_next, x_next, y_state, y_state_1_, s_state, x_state  # the new states become the current ones
     # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    cs4 = cs0  # taken over: nothing else reads it
-    cs5 = cs1  # taken over: nothing else reads it
-    cs6 = cs2  # taken over: nothing else reads it
-    cs7 = cs3  # taken over: nothing else reads it
+    y_state_2_ = y_state  # taken over: nothing else reads it
+    y_state_3_ = y_state_1_  # taken over: nothing else reads it
+    s_state_1_ = s_state  # taken over: nothing else reads it
+    x_state_1_ = x_state  # taken over: nothing else reads it
     v32 = v3  # taken over: nothing else reads it
-    if not rt.persistent(k24_loop, (132, PERSISTENT_THREADS, 0), '%10', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, cs7, v33, cs4, v34, cs5, v35, v36, cs6, v37, v1, v38, v39, in_b, ns4, v32, ns5, ns7, in_x):
+    if not rt.persistent(k24_loop, (132, PERSISTENT_THREADS, 0), '%10', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_state_1_, v33, y_state_2_, v34, y_state_3_, v35, v36, s_state_1_, v37, v1, v38, v39, in_b, y_next_2_, v32, y_next_3_, x_next_1_, in_x):
         for it1 in range(n1):
             b3 = start0 + it1
-            k25_gemm[grid_gemm(d_B, 8)](d_B, cs7, in_Wx1, v40)
-            k26_gemm[grid_gemm(d_B, 8)](d_B, cs4, in_Wy1, v41)
-            k27_gemm[grid_gemm(d_B, 8)](d_B, cs5, in_Wy2, v42)
-            k28_gemm[grid_gemm(d_B, 8)](d_B, cs4, in_Ws, v43)
-            k29_gemm[grid_gemm(d_B, 8)](d_B, cs6, in_Us, v44)
-            k30_fused[grid_1d(d_B * 8)](d_B, v1, b3, v40, v41, v42, v43, v44, v45, ns6)
-            k31_gemm[grid_gemm(d_B, 8)](d_B, ns6, in_Vs, v46)
-            k32_fused[grid_1d(d_B * 8)](d_B, v45, v46, in_b, ns4, v32, b3)
-            k33_copy[grid_1d(d_B * 8)](d_B, ns5, cs4)
-            k34_copy[grid_1d(d_B * 4)](d_B, ns7, in_x, b3)
-            cs4, cs5, cs6, cs7, ns4, ns5, ns6, ns7 = ns4, ns5, ns6, ns7, cs4, cs5, cs6, cs7  # the new states become the current ones
+            k25_gemm[grid_gemm(d_B, 8)](d_B, x_state_1_, in_Wx1, v40)
+            k26_gemm[grid_gemm(d_B, 8)](d_B, y_state_2_, in_Wy1, v41)
+            k27_gemm[grid_gemm(d_B, 8)](d_B, y_state_3_, in_Wy2, v42)
+            k28_gemm[grid_gemm(d_B, 8)](d_B, y_state_2_, in_Ws, v43)
+            k29_gemm[grid_gemm(d_B, 8)](d_B, s_state_1_, in_Us, v44)
+            k30_fused[grid_1d(d_B * 8)](d_B, v1, b3, v40, v41, v42, v43, v44, v45, s_next_1_)
+            k31_gemm[grid_gemm(d_B, 8)](d_B, s_next_1_, in_Vs, v46)
+            k32_fused[grid_1d(d_B * 8)](d_B, v45, v46, in_b, y_next_2_, v32, b3)
+            k33_copy[grid_1d(d_B * 8)](d_B, y_next_3_, y_state_2_)
+            k34_copy[grid_1d(d_B * 4)](d_B, x_next_1_, in_x, b3)
+            y_state_2_, y_state_3_, s_state_1_, x_state_1_, y_next_2_, y_next_3_, s_next_1_, x_next_1_ = y_next_2_, y_next_3_, s_next_1_, x_next_1_, y_state_2_, y_state_3_, s_state_1_, x_state_1_  # the new states become the current ones
     out0 = v32  # taken over: nothing else reads it
-    out1 = cs4  # taken over: nothing else reads it
-    out2 = cs6  # taken over: nothing else reads it
+    out1 = y_state_2_  # taken over: nothing else reads it
+    out2 = s_state_1_  # taken over: nothing else reads it
     return (out0, out1, out2, )

@@ -58,28 +58,28 @@ def fused_0(n0, x0, x1, x2, y0, x3, x4, x5, x6, x7, x8, x9, x10):
             t4 = c0 - t3  # %32 = sub(%2, %31) : f32[B, 32]
             t5 = t1 * t4  # %33 = mul(%29, %32) : f32[B, 32]
             t6 = x0[i0, i1] + t5  # %34 = add(dstate@c1, %33) : f32[B, 32]
-            t7 = t6 * x5[y0, i0, i1]  # 'dstate@c1@2' = mul(%34, 'res@7@2') : f32[B, 32]
-            t8 = t6 * x6[y0, i0, i1]  # %35 = mul(%34, 'res@5@2') : f32[B, 32]
-            t9 = c0 - x7[y0, i0, i1]  # %36 = sub(%2, 'res@6@2') : f32[B, 32]
-            t10 = x7[y0, i0, i1] * t9  # %37 = mul('res@6@2', %36) : f32[B, 32]
-            t11 = t8 * t10  # %38 = mul(%35, %37) : f32[B, 32]
-            t12 = t6 * x8[y0, i0, i1]  # %40 = mul(%34, 'prev@c1@2') : f32[B, 32]
-            t13 = c0 - x5[y0, i0, i1]  # %41 = sub(%2, 'res@7@2') : f32[B, 32]
-            t14 = x5[y0, i0, i1] * t13  # %42 = mul('res@7@2', %41) : f32[B, 32]
-            t15 = t12 * t14  # %43 = mul(%40, %42) : f32[B, 32]
-            t16 = t6 * x7[y0, i0, i1]  # %44 = mul(%34, 'res@6@2') : f32[B, 32]
-            t17 = x6[y0, i0, i1] * x6[y0, i0, i1]  # %45 = mul('res@5@2', 'res@5@2') : f32[B, 32]
-            t18 = c0 - t17  # %46 = sub(%2, %45) : f32[B, 32]
-            t19 = t16 * t18  # %47 = mul(%44, %46) : f32[B, 32]
-            t20 = t0 * t2  # %48 = mul(%28, %30) : f32[B, 32]
-            t21 = c0 - x3[y0, i0, i1]  # %49 = sub(%2, 'res@4@2') : f32[B, 32]
-            t22 = x3[y0, i0, i1] * t21  # %50 = mul('res@4@2', %49) : f32[B, 32]
-            t23 = t20 * t22  # %51 = mul(%48, %50) : f32[B, 32]
-            x9[i0, i1] = t7
-            x10[y0, i0, i1] = t11
-            x10[y0, i0, 32 + i1] = t15
-            x10[y0, i0, 64 + i1] = t19
-            x10[y0, i0, 96 + i1] = t23
+            dstate_c1_ = t6 * x5[y0, i0, i1]  # 'dstate@c1@2' = mul(%34, 'res@7@2') : f32[B, 32]
+            t7 = t6 * x6[y0, i0, i1]  # %35 = mul(%34, 'res@5@2') : f32[B, 32]
+            t8 = c0 - x7[y0, i0, i1]  # %36 = sub(%2, 'res@6@2') : f32[B, 32]
+            t9 = x7[y0, i0, i1] * t8  # %37 = mul('res@6@2', %36) : f32[B, 32]
+            t10 = t7 * t9  # %38 = mul(%35, %37) : f32[B, 32]
+            t11 = t6 * x8[y0, i0, i1]  # %40 = mul(%34, 'prev@c1@2') : f32[B, 32]
+            t12 = c0 - x5[y0, i0, i1]  # %41 = sub(%2, 'res@7@2') : f32[B, 32]
+            t13 = x5[y0, i0, i1] * t12  # %42 = mul('res@7@2', %41) : f32[B, 32]
+            t14 = t11 * t13  # %43 = mul(%40, %42) : f32[B, 32]
+            t15 = t6 * x7[y0, i0, i1]  # %44 = mul(%34, 'res@6@2') : f32[B, 32]
+            t16 = x6[y0, i0, i1] * x6[y0, i0, i1]  # %45 = mul('res@5@2', 'res@5@2') : f32[B, 32]
+            t17 = c0 - t16  # %46 = sub(%2, %45) : f32[B, 32]
+            t18 = t15 * t17  # %47 = mul(%44, %46) : f32[B, 32]
+            t19 = t0 * t2  # %48 = mul(%28, %30) : f32[B, 32]
+            t20 = c0 - x3[y0, i0, i1]  # %49 = sub(%2, 'res@4@2') : f32[B, 32]
+            t21 = x3[y0, i0, i1] * t20  # %50 = mul('res@4@2', %49) : f32[B, 32]
+            t22 = t19 * t21  # %51 = mul(%48, %50) : f32[B, 32]
+            x9[i0, i1] = dstate_c1_
+            x10[y0, i0, i1] = t10
+            x10[y0, i0, 32 + i1] = t14
+            x10[y0, i0, 64 + i1] = t18
+            x10[y0, i0, 96 + i1] = t22
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -180,36 +180,36 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # 25 elementwise node(s) in one loop, storing %65, %69, %73, %77, 'dstate@c2@1' : [B, 24]
     for i0_u2 in range(d_B):
         for i1_u2 in range(24):
-            t0_u2 = v2[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
-            t1_u2 = in12[1, i0_u2, i1_u2] + v7[i0_u2, i1_u2]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
-            t2_u2 = t1_u2 * in0[1, i0_u2, i1_u2]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
-            t3_u2 = tanh_f32(in11[1, i0_u2, i1_u2])  # %57 = tanh('trace@c2@1') : f32[B, 24]
-            t4_u2 = t3_u2 * t3_u2  # %58 = mul(%57, %57) : f32[B, 24]
-            t5_u2 = c0 - t4_u2  # %59 = sub(%2, %58) : f32[B, 24]
-            t6_u2 = t2_u2 * t5_u2  # %60 = mul(%56, %59) : f32[B, 24]
-            t7_u2 = t0_u2 + t6_u2  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
-            t8_u2 = t7_u2 * in1[1, i0_u2, i1_u2]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
-            t9_u2 = c0 - in2[1, i0_u2, i1_u2]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
-            t10_u2 = in2[1, i0_u2, i1_u2] * t9_u2  # %64 = mul('res@2@1', %63) : f32[B, 24]
-            t11_u2 = t8_u2 * t10_u2  # %65 = mul(%62, %64) : f32[B, 24]
-            t12_u2 = t7_u2 * v3[1, i0_u2, i1_u2]  # %66 = mul(%61, 'prev@c2@1') : f32[B, 24]
-            t13_u2 = c0 - in3[1, i0_u2, i1_u2]  # %67 = sub(%2, 'res@3@1') : f32[B, 24]
-            t14_u2 = in3[1, i0_u2, i1_u2] * t13_u2  # %68 = mul('res@3@1', %67) : f32[B, 24]
-            t15_u2 = t12_u2 * t14_u2  # %69 = mul(%66, %68) : f32[B, 24]
-            t16_u2 = t7_u2 * in2[1, i0_u2, i1_u2]  # %70 = mul(%61, 'res@2@1') : f32[B, 24]
-            t17_u2 = in1[1, i0_u2, i1_u2] * in1[1, i0_u2, i1_u2]  # %71 = mul('res@1@1', 'res@1@1') : f32[B, 24]
-            t18_u2 = c0 - t17_u2  # %72 = sub(%2, %71) : f32[B, 24]
-            t19_u2 = t16_u2 * t18_u2  # %73 = mul(%70, %72) : f32[B, 24]
-            t20_u2 = t1_u2 * t3_u2  # %74 = mul(%55, %57) : f32[B, 24]
-            t21_u2 = c0 - in0[1, i0_u2, i1_u2]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
-            t22_u2 = in0[1, i0_u2, i1_u2] * t21_u2  # %76 = mul('res@0@1', %75) : f32[B, 24]
-            t23_u2 = t20_u2 * t22_u2  # %77 = mul(%74, %76) : f32[B, 24]
-            t24_u2 = t7_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
-            v0[1, i0_u2, i1_u2] = t11_u2
-            v0[1, i0_u2, 24 + i1_u2] = t15_u2
-            v0[1, i0_u2, 48 + i1_u2] = t19_u2
-            v0[1, i0_u2, 72 + i1_u2] = t23_u2
-            v8[i0_u2, i1_u2] = t24_u2
+            dstate_c2_ = v2[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
+            t0_u2 = in12[1, i0_u2, i1_u2] + v7[i0_u2, i1_u2]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
+            t1_u2 = t0_u2 * in0[1, i0_u2, i1_u2]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
+            t2_u2 = tanh_f32(in11[1, i0_u2, i1_u2])  # %57 = tanh('trace@c2@1') : f32[B, 24]
+            t3_u2 = t2_u2 * t2_u2  # %58 = mul(%57, %57) : f32[B, 24]
+            t4_u2 = c0 - t3_u2  # %59 = sub(%2, %58) : f32[B, 24]
+            t5_u2 = t1_u2 * t4_u2  # %60 = mul(%56, %59) : f32[B, 24]
+            t6_u2 = dstate_c2_ + t5_u2  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
+            t7_u2 = t6_u2 * in1[1, i0_u2, i1_u2]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
+            t8_u2 = c0 - in2[1, i0_u2, i1_u2]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
+            t9_u2 = in2[1, i0_u2, i1_u2] * t8_u2  # %64 = mul('res@2@1', %63) : f32[B, 24]
+            t10_u2 = t7_u2 * t9_u2  # %65 = mul(%62, %64) : f32[B, 24]
+            t11_u2 = t6_u2 * v3[1, i0_u2, i1_u2]  # %66 = mul(%61, 'prev@c2@1') : f32[B, 24]
+            t12_u2 = c0 - in3[1, i0_u2, i1_u2]  # %67 = sub(%2, 'res@3@1') : f32[B, 24]
+            t13_u2 = in3[1, i0_u2, i1_u2] * t12_u2  # %68 = mul('res@3@1', %67) : f32[B, 24]
+            t14_u2 = t11_u2 * t13_u2  # %69 = mul(%66, %68) : f32[B, 24]
+            t15_u2 = t6_u2 * in2[1, i0_u2, i1_u2]  # %70 = mul(%61, 'res@2@1') : f32[B, 24]
+            t16_u2 = in1[1, i0_u2, i1_u2] * in1[1, i0_u2, i1_u2]  # %71 = mul('res@1@1', 'res@1@1') : f32[B, 24]
+            t17_u2 = c0 - t16_u2  # %72 = sub(%2, %71) : f32[B, 24]
+            t18_u2 = t15_u2 * t17_u2  # %73 = mul(%70, %72) : f32[B, 24]
+            t19_u2 = t0_u2 * t2_u2  # %74 = mul(%55, %57) : f32[B, 24]
+            t20_u2 = c0 - in0[1, i0_u2, i1_u2]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
+            t21_u2 = in0[1, i0_u2, i1_u2] * t20_u2  # %76 = mul('res@0@1', %75) : f32[B, 24]
+            t22_u2 = t19_u2 * t21_u2  # %77 = mul(%74, %76) : f32[B, 24]
+            dstate_c2__1_ = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
+            v0[1, i0_u2, i1_u2] = t10_u2
+            v0[1, i0_u2, 24 + i1_u2] = t14_u2
+            v0[1, i0_u2, 48 + i1_u2] = t18_u2
+            v0[1, i0_u2, 72 + i1_u2] = t22_u2
+            v8[i0_u2, i1_u2] = dstate_c2__1_
     matmul_0(v0[1], v9, in_Wx2, n_threads)  # %79 = matmul(%78, %26) : f32[B, 32]
     fused_0(d_B, v6, v4, v9, np.int64(1), in4, in9, in7, in5, in6, v5, v10, v1)  # fused: 'dstate@c1@1', %90, %94, %98, %102
     matmul_0(v1[1], v9, in_Wh1, n_threads)  # 'dstate@h1@1' = matmul(%103, %53) : f32[B, 32]
@@ -240,12 +240,12 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t20_u3 = c0 - in0[0, i0_u3, i1_u3]  # %124 = sub(%2, 'res@0@0') : f32[B, 24]
             t21_u3 = in0[0, i0_u3, i1_u3] * t20_u3  # %125 = mul('res@0@0', %124) : f32[B, 24]
             t22_u3 = t19_u3 * t21_u3  # %126 = mul(%123, %125) : f32[B, 24]
-            t23_u3 = t6_u3 * in3[0, i0_u3, i1_u3]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
+            dstate_c2__u3 = t6_u3 * in3[0, i0_u3, i1_u3]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
             v0[0, i0_u3, i1_u3] = t10_u3
             v0[0, i0_u3, 24 + i1_u3] = t14_u3
             v0[0, i0_u3, 48 + i1_u3] = t18_u3
             v0[0, i0_u3, 72 + i1_u3] = t22_u3
-            v2[i0_u3, i1_u3] = t23_u3
+            v2[i0_u3, i1_u3] = dstate_c2__u3
     matmul_0(v0[0], v4, in_Wx2, n_threads)  # %128 = matmul(%127, %26) : f32[B, 32]
     # 24 elementwise node(s) in one loop, storing %139, %143, %147, %151, 'dstate@c1@0' : [B, 32]
     for i0_u4 in range(d_B):
@@ -273,12 +273,12 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t20_u4 = c0 - in4[0, i0_u4, i1_u4]  # %149 = sub(%2, 'res@4@0') : f32[B, 32]
             t21_u4 = in4[0, i0_u4, i1_u4] * t20_u4  # %150 = mul('res@4@0', %149) : f32[B, 32]
             t22_u4 = t19_u4 * t21_u4  # %151 = mul(%148, %150) : f32[B, 32]
-            t23_u4 = t6_u4 * in7[0, i0_u4, i1_u4]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
+            dstate_c1_ = t6_u4 * in7[0, i0_u4, i1_u4]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
             v1[0, i0_u4, i1_u4] = t10_u4
             v1[0, i0_u4, 32 + i1_u4] = t14_u4
             v1[0, i0_u4, 64 + i1_u4] = t18_u4
             v1[0, i0_u4, 96 + i1_u4] = t22_u4
-            v6[i0_u4, i1_u4] = t23_u4
+            v6[i0_u4, i1_u4] = dstate_c1_
     # %155 = matmul(%153, %154) : f32[3, B, 16]
     a0_u5 = v1.reshape((3 * d_B, 128))
     a1_u5 = v11.reshape((3 * d_B, 16))

@@ -35,14 +35,14 @@ def fused_0(n0, y0, x0, x1, x2, x3, x4, x5):
             t8 = t7 + x2[64 + i1]  # %4 = add(%3, b1) : f32[B, 128]
             t9 = tanh_f32(t8)  # %13 = tanh(%12) : f32[B, 32]
             t10 = t6 * t9  # %14 = mul(%11, %13) : f32[B, 32]
-            t11 = t3 + t10  # c1@0 = add(%9, %14) : f32[B, 32]
-            t12 = x0[y0, i0, 96 + i1] + x1[i0, 96 + i1]  # %3 = add(%1, %2) : f32[B, 128]
-            t13 = t12 + x2[96 + i1]  # %4 = add(%3, b1) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %6 = sigmoid(%5) : f32[B, 32]
-            t15 = tanh_f32(t11)  # %15 = tanh(c1@0) : f32[B, 32]
-            t16 = t14 * t15  # h1@0 = mul(%6, %15) : f32[B, 32]
-            x4[i0, i1] = t11
-            x5[i0, i1] = t16
+            c1_ = t3 + t10  # c1@0 = add(%9, %14) : f32[B, 32]
+            t11 = x0[y0, i0, 96 + i1] + x1[i0, 96 + i1]  # %3 = add(%1, %2) : f32[B, 128]
+            t12 = t11 + x2[96 + i1]  # %4 = add(%3, b1) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %6 = sigmoid(%5) : f32[B, 32]
+            t14 = tanh_f32(c1_)  # %15 = tanh(c1@0) : f32[B, 32]
+            h1_ = t13 * t14  # h1@0 = mul(%6, %15) : f32[B, 32]
+            x4[i0, i1] = c1_
+            x5[i0, i1] = h1_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -61,14 +61,14 @@ def fused_1(n0, x0, x1, x2, x3, x4, y0, x5):
             t8 = t7 + x2[48 + i1]  # %19 = add(%18, b2) : f32[B, 96]
             t9 = tanh_f32(t8)  # %28 = tanh(%27) : f32[B, 24]
             t10 = t6 * t9  # %29 = mul(%26, %28) : f32[B, 24]
-            t11 = t3 + t10  # c2@0 = add(%24, %29) : f32[B, 24]
-            t12 = x0[i0, 72 + i1] + x1[i0, 72 + i1]  # %18 = add(%16, %17) : f32[B, 96]
-            t13 = t12 + x2[72 + i1]  # %19 = add(%18, b2) : f32[B, 96]
-            t14 = sigmoid_f32(t13)  # %21 = sigmoid(%20) : f32[B, 24]
-            t15 = tanh_f32(t11)  # %30 = tanh(c2@0) : f32[B, 24]
-            t16 = t14 * t15  # h2@0 = mul(%21, %30) : f32[B, 24]
-            x4[i0, i1] = t11
-            x5[y0, i0, i1] = t16
+            c2_ = t3 + t10  # c2@0 = add(%24, %29) : f32[B, 24]
+            t11 = x0[i0, 72 + i1] + x1[i0, 72 + i1]  # %18 = add(%16, %17) : f32[B, 96]
+            t12 = t11 + x2[72 + i1]  # %19 = add(%18, b2) : f32[B, 96]
+            t13 = sigmoid_f32(t12)  # %21 = sigmoid(%20) : f32[B, 24]
+            t14 = tanh_f32(c2_)  # %30 = tanh(c2@0) : f32[B, 24]
+            h2_ = t13 * t14  # h2@0 = mul(%21, %30) : f32[B, 24]
+            x4[i0, i1] = c2_
+            x5[y0, i0, i1] = h2_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -132,13 +132,13 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t8_u1 = t7_u1 + in_b2[48 + i1_u1]  # %79 = add(%78, b2) : f32[B, 96]
             t9_u1 = tanh_f32(t8_u1)  # %88 = tanh(%87) : f32[B, 24]
             t10_u1 = t6_u1 * t9_u1  # %89 = mul(%86, %88) : f32[B, 24]
-            t11_u1 = t3_u1 + t10_u1  # c2@2 = add(%84, %89) : f32[B, 24]
-            t12_u1 = v6[i0_u1, 72 + i1_u1] + v7[i0_u1, 72 + i1_u1]  # %78 = add(%76, %77) : f32[B, 96]
-            t13_u1 = t12_u1 + in_b2[72 + i1_u1]  # %79 = add(%78, b2) : f32[B, 96]
-            t14_u1 = sigmoid_f32(t13_u1)  # %81 = sigmoid(%80) : f32[B, 24]
-            t15_u1 = tanh_f32(t11_u1)  # %90 = tanh(c2@2) : f32[B, 24]
-            t16_u1 = t14_u1 * t15_u1  # h2@2 = mul(%81, %90) : f32[B, 24]
-            v8[i0_u1, i1_u1] = t11_u1
-            v1[i0_u1, i1_u1] = t16_u1
-            v0[2, i0_u1, i1_u1] = t16_u1
+            c2_ = t3_u1 + t10_u1  # c2@2 = add(%84, %89) : f32[B, 24]
+            t11_u1 = v6[i0_u1, 72 + i1_u1] + v7[i0_u1, 72 + i1_u1]  # %78 = add(%76, %77) : f32[B, 96]
+            t12_u1 = t11_u1 + in_b2[72 + i1_u1]  # %79 = add(%78, b2) : f32[B, 96]
+            t13_u1 = sigmoid_f32(t12_u1)  # %81 = sigmoid(%80) : f32[B, 24]
+            t14_u1 = tanh_f32(c2_)  # %90 = tanh(c2@2) : f32[B, 24]
+            h2_ = t13_u1 * t14_u1  # h2@2 = mul(%81, %90) : f32[B, 24]
+            v8[i0_u1, i1_u1] = c2_
+            v1[i0_u1, i1_u1] = h2_
+            v0[2, i0_u1, i1_u1] = h2_
     return (v0, v4, v9, v1, v8)

@@ -101,95 +101,95 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a19 = x19[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a15 = x19[m0:m1]
+    dstate_h1_state = x0[m0:m1]
+    dstate_c1_state = x1[m0:m1]
+    dstate_h2_state = x2[m0:m1]
+    dstate_c2_state = x3[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
-        a8 = x8[b0, m0:m1]
-        a9 = x9[b0, m0:m1]
-        a10 = x10[b0, m0:m1]
-        a11 = x11[b0, m0:m1]
-        a12 = x12[b0, m0:m1]
-        a13 = x13[b0, m0:m1]
-        a14 = x14[b0, m0:m1]
-        a15 = x15[b0, m0:m1]
-        a16 = x16[b0, m0:m1]
-        a17 = x17[b0, m0:m1]
-        a18 = x18[b0, m0:m1]
+        a0 = x4[b0, m0:m1]
+        a1 = x5[b0, m0:m1]
+        a2 = x6[b0, m0:m1]
+        a3 = x7[b0, m0:m1]
+        a4 = x8[b0, m0:m1]
+        a5 = x9[b0, m0:m1]
+        a6 = x10[b0, m0:m1]
+        a7 = x11[b0, m0:m1]
+        a8 = x12[b0, m0:m1]
+        a9 = x13[b0, m0:m1]
+        a10 = x14[b0, m0:m1]
+        a11 = x15[b0, m0:m1]
+        a12 = x16[b0, m0:m1]
+        a13 = x17[b0, m0:m1]
+        a14 = x18[b0, m0:m1]
         # 24 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c2@0' : [#rows, 24]
         for i0_u0 in range(m2):
             for i1_u0 in range(24):
-                t0_u0 = a4[i0_u0, i1_u0] + a2[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[#rows, 24]
-                t1_u0 = t0_u0 * a6[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 24]
-                t2_u0 = tanh_f32(a5[i0_u0, i1_u0])  # %3 = tanh('trace@c2@0') : f32[#rows, 24]
+                t0_u0 = a0[i0_u0, i1_u0] + dstate_h2_state[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[#rows, 24]
+                t1_u0 = t0_u0 * a2[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 24]
+                t2_u0 = tanh_f32(a1[i0_u0, i1_u0])  # %3 = tanh('trace@c2@0') : f32[#rows, 24]
                 t3_u0 = t2_u0 * t2_u0  # %4 = mul(%3, %3) : f32[#rows, 24]
                 t4_u0 = c1 - t3_u0  # %5 = sub(%2, %4) : f32[#rows, 24]
                 t5_u0 = t1_u0 * t4_u0  # %6 = mul(%1, %5) : f32[#rows, 24]
-                t6_u0 = a3[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c2@t-1', %6) : f32[#rows, 24]
-                t7_u0 = t6_u0 * a7[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 24]
-                t8_u0 = c1 - a8[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 24]
-                t9_u0 = a8[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 24]
+                t6_u0 = dstate_c2_state[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c2@t-1', %6) : f32[#rows, 24]
+                t7_u0 = t6_u0 * a3[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 24]
+                t8_u0 = c1 - a4[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 24]
+                t9_u0 = a4[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 24]
                 t10_u0 = t7_u0 * t9_u0  # %11 = mul(%8, %10) : f32[#rows, 24]
-                t11_u0 = t6_u0 * a9[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c2@0') : f32[#rows, 24]
-                t12_u0 = c1 - a10[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 24]
-                t13_u0 = a10[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 24]
+                t11_u0 = t6_u0 * a5[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c2@0') : f32[#rows, 24]
+                t12_u0 = c1 - a6[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 24]
+                t13_u0 = a6[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 24]
                 t14_u0 = t11_u0 * t13_u0  # %15 = mul(%12, %14) : f32[#rows, 24]
-                t15_u0 = t6_u0 * a8[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 24]
-                t16_u0 = a7[i0_u0, i1_u0] * a7[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 24]
+                t15_u0 = t6_u0 * a4[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 24]
+                t16_u0 = a3[i0_u0, i1_u0] * a3[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 24]
                 t17_u0 = c1 - t16_u0  # %18 = sub(%2, %17) : f32[#rows, 24]
                 t18_u0 = t15_u0 * t17_u0  # %19 = mul(%16, %18) : f32[#rows, 24]
                 t19_u0 = t0_u0 * t2_u0  # %20 = mul(%0, %3) : f32[#rows, 24]
-                t20_u0 = c1 - a6[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
-                t21_u0 = a6[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
+                t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
+                t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
                 t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 24]
-                t23_u0 = t6_u0 * a10[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
-                a17[i0_u0, i1_u0] = t10_u0
-                a17[i0_u0, 24 + i1_u0] = t14_u0
-                a17[i0_u0, 48 + i1_u0] = t18_u0
-                a17[i0_u0, 72 + i1_u0] = t22_u0
-                a3[i0_u0, i1_u0] = t23_u0
-        matmul_0(a17, a19, x20, x21)  # %25 = matmul(%24, inv3) : f32[#rows, 32]
+                dstate_c2_ = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
+                a13[i0_u0, i1_u0] = t10_u0
+                a13[i0_u0, 24 + i1_u0] = t14_u0
+                a13[i0_u0, 48 + i1_u0] = t18_u0
+                a13[i0_u0, 72 + i1_u0] = t22_u0
+                dstate_c2_state[i0_u0, i1_u0] = dstate_c2_
+        matmul_0(a13, a15, x20, x21)  # %25 = matmul(%24, inv3) : f32[#rows, 32]
         # 24 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0' : [#rows, 32]
         for i0_u1 in range(m2):
             for i1_u1 in range(32):
-                t0_u1 = a0[i0_u1, i1_u1] + a19[i0_u1, i1_u1]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
-                t1_u1 = t0_u1 * a12[i0_u1, i1_u1]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
-                t2_u1 = tanh_f32(a11[i0_u1, i1_u1])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
+                t0_u1 = dstate_h1_state[i0_u1, i1_u1] + a15[i0_u1, i1_u1]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
+                t1_u1 = t0_u1 * a8[i0_u1, i1_u1]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
+                t2_u1 = tanh_f32(a7[i0_u1, i1_u1])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
                 t3_u1 = t2_u1 * t2_u1  # %29 = mul(%28, %28) : f32[#rows, 32]
                 t4_u1 = c1 - t3_u1  # %30 = sub(%2, %29) : f32[#rows, 32]
                 t5_u1 = t1_u1 * t4_u1  # %31 = mul(%27, %30) : f32[#rows, 32]
-                t6_u1 = a1[i0_u1, i1_u1] + t5_u1  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
-                t7_u1 = t6_u1 * a13[i0_u1, i1_u1]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
-                t8_u1 = c1 - a14[i0_u1, i1_u1]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
-                t9_u1 = a14[i0_u1, i1_u1] * t8_u1  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
+                t6_u1 = dstate_c1_state[i0_u1, i1_u1] + t5_u1  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
+                t7_u1 = t6_u1 * a9[i0_u1, i1_u1]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
+                t8_u1 = c1 - a10[i0_u1, i1_u1]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
+                t9_u1 = a10[i0_u1, i1_u1] * t8_u1  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
                 t10_u1 = t7_u1 * t9_u1  # %36 = mul(%33, %35) : f32[#rows, 32]
-                t11_u1 = t6_u1 * a15[i0_u1, i1_u1]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
-                t12_u1 = c1 - a16[i0_u1, i1_u1]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
-                t13_u1 = a16[i0_u1, i1_u1] * t12_u1  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
+                t11_u1 = t6_u1 * a11[i0_u1, i1_u1]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
+                t12_u1 = c1 - a12[i0_u1, i1_u1]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
+                t13_u1 = a12[i0_u1, i1_u1] * t12_u1  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
                 t14_u1 = t11_u1 * t13_u1  # %40 = mul(%37, %39) : f32[#rows, 32]
-                t15_u1 = t6_u1 * a14[i0_u1, i1_u1]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
-                t16_u1 = a13[i0_u1, i1_u1] * a13[i0_u1, i1_u1]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
+                t15_u1 = t6_u1 * a10[i0_u1, i1_u1]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
+                t16_u1 = a9[i0_u1, i1_u1] * a9[i0_u1, i1_u1]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
                 t17_u1 = c1 - t16_u1  # %43 = sub(%2, %42) : f32[#rows, 32]
                 t18_u1 = t15_u1 * t17_u1  # %44 = mul(%41, %43) : f32[#rows, 32]
                 t19_u1 = t0_u1 * t2_u1  # %45 = mul(%26, %28) : f32[#rows, 32]
-                t20_u1 = c1 - a12[i0_u1, i1_u1]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
-                t21_u1 = a12[i0_u1, i1_u1] * t20_u1  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
+                t20_u1 = c1 - a8[i0_u1, i1_u1]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
+                t21_u1 = a8[i0_u1, i1_u1] * t20_u1  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
                 t22_u1 = t19_u1 * t21_u1  # %48 = mul(%45, %47) : f32[#rows, 32]
-                t23_u1 = t6_u1 * a16[i0_u1, i1_u1]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
-                a18[i0_u1, i1_u1] = t10_u1
-                a18[i0_u1, 32 + i1_u1] = t14_u1
-                a18[i0_u1, 64 + i1_u1] = t18_u1
-                a18[i0_u1, 96 + i1_u1] = t22_u1
-                a1[i0_u1, i1_u1] = t23_u1
-        matmul_0(a18, a0, x22, x23)  # 'dstate@h1@0' = matmul(%49, inv4) : f32[#rows, 32]
-        matmul_0(a17, a2, x24, x25)  # 'dstate@h2@0' = matmul(%24, inv5) : f32[#rows, 24]
+                dstate_c1_ = t6_u1 * a12[i0_u1, i1_u1]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
+                a14[i0_u1, i1_u1] = t10_u1
+                a14[i0_u1, 32 + i1_u1] = t14_u1
+                a14[i0_u1, 64 + i1_u1] = t18_u1
+                a14[i0_u1, 96 + i1_u1] = t22_u1
+                dstate_c1_state[i0_u1, i1_u1] = dstate_c1_
+        matmul_0(a14, dstate_h1_state, x22, x23)  # 'dstate@h1@0' = matmul(%49, inv4) : f32[#rows, 32]
+        matmul_0(a13, dstate_h2_state, x24, x25)  # 'dstate@h2@0' = matmul(%24, inv5) : f32[#rows, 24]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

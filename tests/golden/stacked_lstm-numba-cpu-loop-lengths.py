@@ -58,124 +58,124 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a7 = x7[m0:m1]
-    a8 = x10[m0:m1]
-    a9 = x12[m0:m1]
-    a10 = x15[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
-    a4 = x4[m0:m1]
+    a3 = x7[m0:m1]
+    a4 = x10[m0:m1]
+    a5 = x12[m0:m1]
+    a6 = x15[m0:m1]
+    h1_state = x0[m0:m1]
+    c1_state = x1[m0:m1]
+    h2_state = x2[m0:m1]
+    c2_state = x3[m0:m1]
+    a0 = x4[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
+        a1 = x5[b0, m0:m1]
+        a2 = x6[b0, m0:m1]
         # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
-        if a0.shape[0] <= 3:
-            for i0_u1 in range(a0.shape[0]):
+        if h1_state.shape[0] <= 3:
+            for i0_u1 in range(h1_state.shape[0]):
                 for i1_u1 in range(128):
-                    a7[i0_u1, i1_u1] = c0
+                    a3[i0_u1, i1_u1] = c0
                 for i2_u1 in range(0, 32, 8):
-                    t0_u1 = a0[i0_u1, i2_u1]
-                    t1_u1 = a0[i0_u1, i2_u1 + 1]
-                    t2_u1 = a0[i0_u1, i2_u1 + 2]
-                    t3_u1 = a0[i0_u1, i2_u1 + 3]
-                    t4_u1 = a0[i0_u1, i2_u1 + 4]
-                    t5_u1 = a0[i0_u1, i2_u1 + 5]
-                    t6_u1 = a0[i0_u1, i2_u1 + 6]
-                    t7_u1 = a0[i0_u1, i2_u1 + 7]
+                    t0_u1 = h1_state[i0_u1, i2_u1]
+                    t1_u1 = h1_state[i0_u1, i2_u1 + 1]
+                    t2_u1 = h1_state[i0_u1, i2_u1 + 2]
+                    t3_u1 = h1_state[i0_u1, i2_u1 + 3]
+                    t4_u1 = h1_state[i0_u1, i2_u1 + 4]
+                    t5_u1 = h1_state[i0_u1, i2_u1 + 5]
+                    t6_u1 = h1_state[i0_u1, i2_u1 + 6]
+                    t7_u1 = h1_state[i0_u1, i2_u1 + 7]
                     for i1_u1 in range(128):
-                        a7[i0_u1, i1_u1] += t0_u1 * x8[i2_u1, i1_u1] + t1_u1 * x8[i2_u1 + 1, i1_u1] + t2_u1 * x8[i2_u1 + 2, i1_u1] + t3_u1 * x8[i2_u1 + 3, i1_u1] + t4_u1 * x8[i2_u1 + 4, i1_u1] + t5_u1 * x8[i2_u1 + 5, i1_u1] + t6_u1 * x8[i2_u1 + 6, i1_u1] + t7_u1 * x8[i2_u1 + 7, i1_u1]
+                        a3[i0_u1, i1_u1] += t0_u1 * x8[i2_u1, i1_u1] + t1_u1 * x8[i2_u1 + 1, i1_u1] + t2_u1 * x8[i2_u1 + 2, i1_u1] + t3_u1 * x8[i2_u1 + 3, i1_u1] + t4_u1 * x8[i2_u1 + 4, i1_u1] + t5_u1 * x8[i2_u1 + 5, i1_u1] + t6_u1 * x8[i2_u1 + 6, i1_u1] + t7_u1 * x8[i2_u1 + 7, i1_u1]
         else:
-            gemm_packed(a0, x9, x8, a7, False, 1, BLAS)
+            gemm_packed(h1_state, x9, x8, a3, False, 1, BLAS)
         # 13 elementwise node(s) in one loop, storing %15, h1@0, c1@0 : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
-                t0_u2 = a5[i0_u2, 96 + i1_u2] + a7[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t0_u2 = a1[i0_u2, 96 + i1_u2] + a3[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t1_u2 = t0_u2 + x11[96 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t2_u2 = sigmoid_f32(t1_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t3_u2 = a5[i0_u2, 32 + i1_u2] + a7[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t3_u2 = a1[i0_u2, 32 + i1_u2] + a3[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t4_u2 = t3_u2 + x11[32 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t5_u2 = sigmoid_f32(t4_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t6_u2 = t5_u2 * a1[i0_u2, i1_u2]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
-                t7_u2 = a5[i0_u2, i1_u2] + a7[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t6_u2 = t5_u2 * c1_state[i0_u2, i1_u2]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t7_u2 = a1[i0_u2, i1_u2] + a3[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t8_u2 = t7_u2 + x11[i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t9_u2 = sigmoid_f32(t8_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t10_u2 = a5[i0_u2, 64 + i1_u2] + a7[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t10_u2 = a1[i0_u2, 64 + i1_u2] + a3[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t11_u2 = t10_u2 + x11[64 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t12_u2 = tanh_f32(t11_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t13_u2 = t9_u2 * t12_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
                 t14_u2 = t6_u2 + t13_u2  # %13 = add(%7, %12) : f32[#rows, 32]
                 t15_u2 = tanh_f32(t14_u2)  # %14 = tanh(%13) : f32[#rows, 32]
                 t16_u2 = t2_u2 * t15_u2  # %15 = mul(%4, %14) : f32[#rows, 32]
-                t17_u2 = t16_u2 if b0 < a4[i0_u2] else a0[i0_u2, i1_u2]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[#rows, 32]
-                t18_u2 = t14_u2 if b0 < a4[i0_u2] else a1[i0_u2, i1_u2]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[#rows, 32]
-                a8[i0_u2, i1_u2] = t16_u2
-                a0[i0_u2, i1_u2] = t17_u2
-                a1[i0_u2, i1_u2] = t18_u2
+                h1_ = t16_u2 if b0 < a0[i0_u2] else h1_state[i0_u2, i1_u2]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[#rows, 32]
+                c1_ = t14_u2 if b0 < a0[i0_u2] else c1_state[i0_u2, i1_u2]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[#rows, 32]
+                a4[i0_u2, i1_u2] = t16_u2
+                h1_state[i0_u2, i1_u2] = h1_
+                c1_state[i0_u2, i1_u2] = c1_
         # %16 = matmul(%15, Wx2) : f32[#rows, 96]
-        if a8.shape[0] <= 3:
-            for i0_u3 in range(a8.shape[0]):
+        if a4.shape[0] <= 3:
+            for i0_u3 in range(a4.shape[0]):
                 for i1_u3 in range(96):
-                    a9[i0_u3, i1_u3] = c0
+                    a5[i0_u3, i1_u3] = c0
                 for i2_u3 in range(0, 32, 8):
-                    t0_u3 = a8[i0_u3, i2_u3]
-                    t1_u3 = a8[i0_u3, i2_u3 + 1]
-                    t2_u3 = a8[i0_u3, i2_u3 + 2]
-                    t3_u3 = a8[i0_u3, i2_u3 + 3]
-                    t4_u3 = a8[i0_u3, i2_u3 + 4]
-                    t5_u3 = a8[i0_u3, i2_u3 + 5]
-                    t6_u3 = a8[i0_u3, i2_u3 + 6]
-                    t7_u3 = a8[i0_u3, i2_u3 + 7]
+                    t0_u3 = a4[i0_u3, i2_u3]
+                    t1_u3 = a4[i0_u3, i2_u3 + 1]
+                    t2_u3 = a4[i0_u3, i2_u3 + 2]
+                    t3_u3 = a4[i0_u3, i2_u3 + 3]
+                    t4_u3 = a4[i0_u3, i2_u3 + 4]
+                    t5_u3 = a4[i0_u3, i2_u3 + 5]
+                    t6_u3 = a4[i0_u3, i2_u3 + 6]
+                    t7_u3 = a4[i0_u3, i2_u3 + 7]
                     for i1_u3 in range(96):
-                        a9[i0_u3, i1_u3] += t0_u3 * x13[i2_u3, i1_u3] + t1_u3 * x13[i2_u3 + 1, i1_u3] + t2_u3 * x13[i2_u3 + 2, i1_u3] + t3_u3 * x13[i2_u3 + 3, i1_u3] + t4_u3 * x13[i2_u3 + 4, i1_u3] + t5_u3 * x13[i2_u3 + 5, i1_u3] + t6_u3 * x13[i2_u3 + 6, i1_u3] + t7_u3 * x13[i2_u3 + 7, i1_u3]
+                        a5[i0_u3, i1_u3] += t0_u3 * x13[i2_u3, i1_u3] + t1_u3 * x13[i2_u3 + 1, i1_u3] + t2_u3 * x13[i2_u3 + 2, i1_u3] + t3_u3 * x13[i2_u3 + 3, i1_u3] + t4_u3 * x13[i2_u3 + 4, i1_u3] + t5_u3 * x13[i2_u3 + 5, i1_u3] + t6_u3 * x13[i2_u3 + 6, i1_u3] + t7_u3 * x13[i2_u3 + 7, i1_u3]
         else:
-            gemm_packed(a8, x14, x13, a9, False, 1, BLAS)
+            gemm_packed(a4, x14, x13, a5, False, 1, BLAS)
         # %17 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
-        if a2.shape[0] <= 3:
-            for i0_u4 in range(a2.shape[0]):
+        if h2_state.shape[0] <= 3:
+            for i0_u4 in range(h2_state.shape[0]):
                 for i1_u4 in range(96):
-                    a10[i0_u4, i1_u4] = c0
+                    a6[i0_u4, i1_u4] = c0
                 for i2_u4 in range(0, 24, 8):
-                    t0_u4 = a2[i0_u4, i2_u4]
-                    t1_u4 = a2[i0_u4, i2_u4 + 1]
-                    t2_u4 = a2[i0_u4, i2_u4 + 2]
-                    t3_u4 = a2[i0_u4, i2_u4 + 3]
-                    t4_u4 = a2[i0_u4, i2_u4 + 4]
-                    t5_u4 = a2[i0_u4, i2_u4 + 5]
-                    t6_u4 = a2[i0_u4, i2_u4 + 6]
-                    t7_u4 = a2[i0_u4, i2_u4 + 7]
+                    t0_u4 = h2_state[i0_u4, i2_u4]
+                    t1_u4 = h2_state[i0_u4, i2_u4 + 1]
+                    t2_u4 = h2_state[i0_u4, i2_u4 + 2]
+                    t3_u4 = h2_state[i0_u4, i2_u4 + 3]
+                    t4_u4 = h2_state[i0_u4, i2_u4 + 4]
+                    t5_u4 = h2_state[i0_u4, i2_u4 + 5]
+                    t6_u4 = h2_state[i0_u4, i2_u4 + 6]
+                    t7_u4 = h2_state[i0_u4, i2_u4 + 7]
                     for i1_u4 in range(96):
-                        a10[i0_u4, i1_u4] += t0_u4 * x16[i2_u4, i1_u4] + t1_u4 * x16[i2_u4 + 1, i1_u4] + t2_u4 * x16[i2_u4 + 2, i1_u4] + t3_u4 * x16[i2_u4 + 3, i1_u4] + t4_u4 * x16[i2_u4 + 4, i1_u4] + t5_u4 * x16[i2_u4 + 5, i1_u4] + t6_u4 * x16[i2_u4 + 6, i1_u4] + t7_u4 * x16[i2_u4 + 7, i1_u4]
+                        a6[i0_u4, i1_u4] += t0_u4 * x16[i2_u4, i1_u4] + t1_u4 * x16[i2_u4 + 1, i1_u4] + t2_u4 * x16[i2_u4 + 2, i1_u4] + t3_u4 * x16[i2_u4 + 3, i1_u4] + t4_u4 * x16[i2_u4 + 4, i1_u4] + t5_u4 * x16[i2_u4 + 5, i1_u4] + t6_u4 * x16[i2_u4 + 6, i1_u4] + t7_u4 * x16[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a2, x17, x16, a10, False, 1, BLAS)
+            gemm_packed(h2_state, x17, x16, a6, False, 1, BLAS)
         # 14 elementwise node(s) in one loop, storing h2@0, c2@0, %34 : [#rows, 24]
         for i0_u5 in range(m2):
             for i1_u5 in range(24):
-                t0_u5 = a9[i0_u5, 72 + i1_u5] + a10[i0_u5, 72 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t0_u5 = a5[i0_u5, 72 + i1_u5] + a6[i0_u5, 72 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
                 t1_u5 = t0_u5 + x18[72 + i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
                 t2_u5 = sigmoid_f32(t1_u5)  # %21 = sigmoid(%20) : f32[#rows, 24]
-                t3_u5 = a9[i0_u5, 24 + i1_u5] + a10[i0_u5, 24 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t3_u5 = a5[i0_u5, 24 + i1_u5] + a6[i0_u5, 24 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
                 t4_u5 = t3_u5 + x18[24 + i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
                 t5_u5 = sigmoid_f32(t4_u5)  # %23 = sigmoid(%22) : f32[#rows, 24]
-                t6_u5 = t5_u5 * a3[i0_u5, i1_u5]  # %24 = mul(%23, c2@t-1) : f32[#rows, 24]
-                t7_u5 = a9[i0_u5, i1_u5] + a10[i0_u5, i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t6_u5 = t5_u5 * c2_state[i0_u5, i1_u5]  # %24 = mul(%23, c2@t-1) : f32[#rows, 24]
+                t7_u5 = a5[i0_u5, i1_u5] + a6[i0_u5, i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
                 t8_u5 = t7_u5 + x18[i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
                 t9_u5 = sigmoid_f32(t8_u5)  # %26 = sigmoid(%25) : f32[#rows, 24]
-                t10_u5 = a9[i0_u5, 48 + i1_u5] + a10[i0_u5, 48 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t10_u5 = a5[i0_u5, 48 + i1_u5] + a6[i0_u5, 48 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
                 t11_u5 = t10_u5 + x18[48 + i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
                 t12_u5 = tanh_f32(t11_u5)  # %28 = tanh(%27) : f32[#rows, 24]
                 t13_u5 = t9_u5 * t12_u5  # %29 = mul(%26, %28) : f32[#rows, 24]
                 t14_u5 = t6_u5 + t13_u5  # %30 = add(%24, %29) : f32[#rows, 24]
                 t15_u5 = tanh_f32(t14_u5)  # %31 = tanh(%30) : f32[#rows, 24]
                 t16_u5 = t2_u5 * t15_u5  # %32 = mul(%21, %31) : f32[#rows, 24]
-                t17_u5 = t16_u5 if b0 < a4[i0_u5] else a2[i0_u5, i1_u5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[#rows, 24]
-                t18_u5 = t14_u5 if b0 < a4[i0_u5] else a3[i0_u5, i1_u5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[#rows, 24]
-                t19_u5 = t16_u5 if b0 < a4[i0_u5] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[#rows, 24]
+                h2_ = t16_u5 if b0 < a0[i0_u5] else h2_state[i0_u5, i1_u5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[#rows, 24]
+                c2_ = t14_u5 if b0 < a0[i0_u5] else c2_state[i0_u5, i1_u5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[#rows, 24]
+                t17_u5 = t16_u5 if b0 < a0[i0_u5] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[#rows, 24]
+                h2_state[i0_u5, i1_u5] = h2_
+                c2_state[i0_u5, i1_u5] = c2_
                 a2[i0_u5, i1_u5] = t17_u5
-                a3[i0_u5, i1_u5] = t18_u5
-                a6[i0_u5, i1_u5] = t19_u5
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

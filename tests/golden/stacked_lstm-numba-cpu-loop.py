@@ -56,116 +56,116 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a6 = x6[m0:m1]
-    a7 = x10[m0:m1]
-    a8 = x13[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a2 = x6[m0:m1]
+    a3 = x10[m0:m1]
+    a4 = x13[m0:m1]
+    h1_state = x0[m0:m1]
+    c1_state = x1[m0:m1]
+    h2_state = x2[m0:m1]
+    c2_state = x3[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
+        a0 = x4[b0, m0:m1]
+        a1 = x5[b0, m0:m1]
         # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
-        if a0.shape[0] <= 3:
-            for i0_u1 in range(a0.shape[0]):
+        if h1_state.shape[0] <= 3:
+            for i0_u1 in range(h1_state.shape[0]):
                 for i1_u1 in range(128):
-                    a6[i0_u1, i1_u1] = c0
+                    a2[i0_u1, i1_u1] = c0
                 for i2_u1 in range(0, 32, 8):
-                    t0_u1 = a0[i0_u1, i2_u1]
-                    t1_u1 = a0[i0_u1, i2_u1 + 1]
-                    t2_u1 = a0[i0_u1, i2_u1 + 2]
-                    t3_u1 = a0[i0_u1, i2_u1 + 3]
-                    t4_u1 = a0[i0_u1, i2_u1 + 4]
-                    t5_u1 = a0[i0_u1, i2_u1 + 5]
-                    t6_u1 = a0[i0_u1, i2_u1 + 6]
-                    t7_u1 = a0[i0_u1, i2_u1 + 7]
+                    t0_u1 = h1_state[i0_u1, i2_u1]
+                    t1_u1 = h1_state[i0_u1, i2_u1 + 1]
+                    t2_u1 = h1_state[i0_u1, i2_u1 + 2]
+                    t3_u1 = h1_state[i0_u1, i2_u1 + 3]
+                    t4_u1 = h1_state[i0_u1, i2_u1 + 4]
+                    t5_u1 = h1_state[i0_u1, i2_u1 + 5]
+                    t6_u1 = h1_state[i0_u1, i2_u1 + 6]
+                    t7_u1 = h1_state[i0_u1, i2_u1 + 7]
                     for i1_u1 in range(128):
-                        a6[i0_u1, i1_u1] += t0_u1 * x7[i2_u1, i1_u1] + t1_u1 * x7[i2_u1 + 1, i1_u1] + t2_u1 * x7[i2_u1 + 2, i1_u1] + t3_u1 * x7[i2_u1 + 3, i1_u1] + t4_u1 * x7[i2_u1 + 4, i1_u1] + t5_u1 * x7[i2_u1 + 5, i1_u1] + t6_u1 * x7[i2_u1 + 6, i1_u1] + t7_u1 * x7[i2_u1 + 7, i1_u1]
+                        a2[i0_u1, i1_u1] += t0_u1 * x7[i2_u1, i1_u1] + t1_u1 * x7[i2_u1 + 1, i1_u1] + t2_u1 * x7[i2_u1 + 2, i1_u1] + t3_u1 * x7[i2_u1 + 3, i1_u1] + t4_u1 * x7[i2_u1 + 4, i1_u1] + t5_u1 * x7[i2_u1 + 5, i1_u1] + t6_u1 * x7[i2_u1 + 6, i1_u1] + t7_u1 * x7[i2_u1 + 7, i1_u1]
         else:
-            gemm_packed(a0, x8, x7, a6, False, 1, BLAS)
+            gemm_packed(h1_state, x8, x7, a2, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
-                t0_u2 = a4[i0_u2, 32 + i1_u2] + a6[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t0_u2 = a0[i0_u2, 32 + i1_u2] + a2[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t1_u2 = t0_u2 + x9[32 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t2_u2 = sigmoid_f32(t1_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u2 = t2_u2 * a1[i0_u2, i1_u2]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
-                t4_u2 = a4[i0_u2, i1_u2] + a6[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t3_u2 = t2_u2 * c1_state[i0_u2, i1_u2]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t4_u2 = a0[i0_u2, i1_u2] + a2[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t5_u2 = t4_u2 + x9[i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t6_u2 = sigmoid_f32(t5_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u2 = a4[i0_u2, 64 + i1_u2] + a6[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t7_u2 = a0[i0_u2, 64 + i1_u2] + a2[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t8_u2 = t7_u2 + x9[64 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                t11_u2 = t3_u2 + t10_u2  # c1@0 = add(%7, %12) : f32[#rows, 32]
-                t12_u2 = a4[i0_u2, 96 + i1_u2] + a6[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t13_u2 = t12_u2 + x9[96 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t14_u2 = sigmoid_f32(t13_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t15_u2 = tanh_f32(t11_u2)  # %13 = tanh(c1@0) : f32[#rows, 32]
-                t16_u2 = t14_u2 * t15_u2  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-                a1[i0_u2, i1_u2] = t11_u2
-                a0[i0_u2, i1_u2] = t16_u2
+                c1_ = t3_u2 + t10_u2  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u2 = a0[i0_u2, 96 + i1_u2] + a2[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u2 = t11_u2 + x9[96 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u2 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1_ = t13_u2 * t14_u2  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                c1_state[i0_u2, i1_u2] = c1_
+                h1_state[i0_u2, i1_u2] = h1_
         # %14 = matmul(h1@0, Wx2) : f32[#rows, 96]
-        if a0.shape[0] <= 3:
-            for i0_u3 in range(a0.shape[0]):
+        if h1_state.shape[0] <= 3:
+            for i0_u3 in range(h1_state.shape[0]):
                 for i1_u3 in range(96):
-                    a7[i0_u3, i1_u3] = c0
+                    a3[i0_u3, i1_u3] = c0
                 for i2_u3 in range(0, 32, 8):
-                    t0_u3 = a0[i0_u3, i2_u3]
-                    t1_u3 = a0[i0_u3, i2_u3 + 1]
-                    t2_u3 = a0[i0_u3, i2_u3 + 2]
-                    t3_u3 = a0[i0_u3, i2_u3 + 3]
-                    t4_u3 = a0[i0_u3, i2_u3 + 4]
-                    t5_u3 = a0[i0_u3, i2_u3 + 5]
-                    t6_u3 = a0[i0_u3, i2_u3 + 6]
-                    t7_u3 = a0[i0_u3, i2_u3 + 7]
+                    t0_u3 = h1_state[i0_u3, i2_u3]
+                    t1_u3 = h1_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = h1_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = h1_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = h1_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = h1_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = h1_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = h1_state[i0_u3, i2_u3 + 7]
                     for i1_u3 in range(96):
-                        a7[i0_u3, i1_u3] += t0_u3 * x11[i2_u3, i1_u3] + t1_u3 * x11[i2_u3 + 1, i1_u3] + t2_u3 * x11[i2_u3 + 2, i1_u3] + t3_u3 * x11[i2_u3 + 3, i1_u3] + t4_u3 * x11[i2_u3 + 4, i1_u3] + t5_u3 * x11[i2_u3 + 5, i1_u3] + t6_u3 * x11[i2_u3 + 6, i1_u3] + t7_u3 * x11[i2_u3 + 7, i1_u3]
+                        a3[i0_u3, i1_u3] += t0_u3 * x11[i2_u3, i1_u3] + t1_u3 * x11[i2_u3 + 1, i1_u3] + t2_u3 * x11[i2_u3 + 2, i1_u3] + t3_u3 * x11[i2_u3 + 3, i1_u3] + t4_u3 * x11[i2_u3 + 4, i1_u3] + t5_u3 * x11[i2_u3 + 5, i1_u3] + t6_u3 * x11[i2_u3 + 6, i1_u3] + t7_u3 * x11[i2_u3 + 7, i1_u3]
         else:
-            gemm_packed(a0, x12, x11, a7, False, 1, BLAS)
+            gemm_packed(h1_state, x12, x11, a3, False, 1, BLAS)
         # %15 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
-        if a2.shape[0] <= 3:
-            for i0_u4 in range(a2.shape[0]):
+        if h2_state.shape[0] <= 3:
+            for i0_u4 in range(h2_state.shape[0]):
                 for i1_u4 in range(96):
-                    a8[i0_u4, i1_u4] = c0
+                    a4[i0_u4, i1_u4] = c0
                 for i2_u4 in range(0, 24, 8):
-                    t0_u4 = a2[i0_u4, i2_u4]
-                    t1_u4 = a2[i0_u4, i2_u4 + 1]
-                    t2_u4 = a2[i0_u4, i2_u4 + 2]
-                    t3_u4 = a2[i0_u4, i2_u4 + 3]
-                    t4_u4 = a2[i0_u4, i2_u4 + 4]
-                    t5_u4 = a2[i0_u4, i2_u4 + 5]
-                    t6_u4 = a2[i0_u4, i2_u4 + 6]
-                    t7_u4 = a2[i0_u4, i2_u4 + 7]
+                    t0_u4 = h2_state[i0_u4, i2_u4]
+                    t1_u4 = h2_state[i0_u4, i2_u4 + 1]
+                    t2_u4 = h2_state[i0_u4, i2_u4 + 2]
+                    t3_u4 = h2_state[i0_u4, i2_u4 + 3]
+                    t4_u4 = h2_state[i0_u4, i2_u4 + 4]
+                    t5_u4 = h2_state[i0_u4, i2_u4 + 5]
+                    t6_u4 = h2_state[i0_u4, i2_u4 + 6]
+                    t7_u4 = h2_state[i0_u4, i2_u4 + 7]
                     for i1_u4 in range(96):
-                        a8[i0_u4, i1_u4] += t0_u4 * x14[i2_u4, i1_u4] + t1_u4 * x14[i2_u4 + 1, i1_u4] + t2_u4 * x14[i2_u4 + 2, i1_u4] + t3_u4 * x14[i2_u4 + 3, i1_u4] + t4_u4 * x14[i2_u4 + 4, i1_u4] + t5_u4 * x14[i2_u4 + 5, i1_u4] + t6_u4 * x14[i2_u4 + 6, i1_u4] + t7_u4 * x14[i2_u4 + 7, i1_u4]
+                        a4[i0_u4, i1_u4] += t0_u4 * x14[i2_u4, i1_u4] + t1_u4 * x14[i2_u4 + 1, i1_u4] + t2_u4 * x14[i2_u4 + 2, i1_u4] + t3_u4 * x14[i2_u4 + 3, i1_u4] + t4_u4 * x14[i2_u4 + 4, i1_u4] + t5_u4 * x14[i2_u4 + 5, i1_u4] + t6_u4 * x14[i2_u4 + 6, i1_u4] + t7_u4 * x14[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a2, x15, x14, a8, False, 1, BLAS)
+            gemm_packed(h2_state, x15, x14, a4, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
         for i0_u5 in range(m2):
             for i1_u5 in range(24):
-                t0_u5 = a7[i0_u5, 24 + i1_u5] + a8[i0_u5, 24 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t0_u5 = a3[i0_u5, 24 + i1_u5] + a4[i0_u5, 24 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t1_u5 = t0_u5 + x16[24 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t2_u5 = sigmoid_f32(t1_u5)  # %21 = sigmoid(%20) : f32[#rows, 24]
-                t3_u5 = t2_u5 * a3[i0_u5, i1_u5]  # %22 = mul(%21, c2@t-1) : f32[#rows, 24]
-                t4_u5 = a7[i0_u5, i1_u5] + a8[i0_u5, i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t3_u5 = t2_u5 * c2_state[i0_u5, i1_u5]  # %22 = mul(%21, c2@t-1) : f32[#rows, 24]
+                t4_u5 = a3[i0_u5, i1_u5] + a4[i0_u5, i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t5_u5 = t4_u5 + x16[i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t6_u5 = sigmoid_f32(t5_u5)  # %24 = sigmoid(%23) : f32[#rows, 24]
-                t7_u5 = a7[i0_u5, 48 + i1_u5] + a8[i0_u5, 48 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t7_u5 = a3[i0_u5, 48 + i1_u5] + a4[i0_u5, 48 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t8_u5 = t7_u5 + x16[48 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t9_u5 = tanh_f32(t8_u5)  # %26 = tanh(%25) : f32[#rows, 24]
                 t10_u5 = t6_u5 * t9_u5  # %27 = mul(%24, %26) : f32[#rows, 24]
-                t11_u5 = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
-                t12_u5 = a7[i0_u5, 72 + i1_u5] + a8[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
-                t13_u5 = t12_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
-                t14_u5 = sigmoid_f32(t13_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
-                t15_u5 = tanh_f32(t11_u5)  # %28 = tanh(c2@0) : f32[#rows, 24]
-                t16_u5 = t14_u5 * t15_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
-                a3[i0_u5, i1_u5] = t11_u5
-                a5[i0_u5, i1_u5] = t16_u5
-                a2[i0_u5, i1_u5] = t16_u5
+                c2_ = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
+                t11_u5 = a3[i0_u5, 72 + i1_u5] + a4[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t12_u5 = t11_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
+                t13_u5 = sigmoid_f32(t12_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
+                t14_u5 = tanh_f32(c2_)  # %28 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
+                c2_state[i0_u5, i1_u5] = c2_
+                a1[i0_u5, i1_u5] = h2_
+                h2_state[i0_u5, i1_u5] = h2_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -67,14 +67,14 @@ def fused_0(n0, x0, x1, x2, x3, x4, x5):
             t8 = t7 + x2[64 + i1]  # %2 = add(%1, b1) : f32[#rows, 128]
             t9 = tanh_f32(t8)  # %11 = tanh(%10) : f32[#rows, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[#rows, 32]
-            t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[#rows, 32]
-            t12 = x0[i0, 96 + i1] + x1[i0, 96 + i1]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-            t13 = t12 + x2[96 + i1]  # %2 = add(%1, b1) : f32[#rows, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[#rows, 32]
-            t15 = tanh_f32(t11)  # %13 = tanh(c1@0) : f32[#rows, 32]
-            t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-            x4[i0, i1] = t11
-            x5[i0, i1] = t16
+            c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[#rows, 32]
+            t11 = x0[i0, 96 + i1] + x1[i0, 96 + i1]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+            t12 = t11 + x2[96 + i1]  # %2 = add(%1, b1) : f32[#rows, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[#rows, 32]
+            t14 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+            h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+            x4[i0, i1] = c1_
+            x5[i0, i1] = h1_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
@@ -154,78 +154,78 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a8 = x6[m0:m1]
-    a9 = x9[m0:m1]
-    a10 = x10[m0:m1]
-    a11 = x12[m0:m1]
-    a12 = x13[m0:m1]
-    a13 = x16[m0:m1]
-    a14 = x17[m0:m1]
-    a15 = x20[m0:m1]
-    a16 = x22[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a4 = x6[m0:m1]
+    a5 = x9[m0:m1]
+    a6 = x10[m0:m1]
+    a7 = x12[m0:m1]
+    a8 = x13[m0:m1]
+    a9 = x16[m0:m1]
+    a10 = x17[m0:m1]
+    a11 = x20[m0:m1]
+    a12 = x22[m0:m1]
+    h1_state = x0[m0:m1]
+    c1_state = x1[m0:m1]
+    h2_state = x2[m0:m1]
+    c2_state = x3[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0 * 2
-        a4 = x4[b0, m0:m1]
-        a5 = x4[b0 + 1, m0:m1]
-        a6 = x5[b0, m0:m1]
-        a7 = x5[b0 + 1, m0:m1]
-        matmul_0(a0, a8, x7, x8)  # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
-        fused_0(m2, a4, a8, x11, a1, a9, a10)  # fused: c1@0, h1@0
-        matmul_0(a10, a11, x7, x8)  # %14 = matmul(h1@0, Wh1) : f32[#rows, 128]
-        fused_0(m2, a5, a11, x11, a9, a1, a0)  # fused: c1@1, h1@1
-        matmul_1(a0, a12, x14, x15)  # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
-        matmul_1(a10, a13, x14, x15)  # %29 = matmul(h1@0, Wx2) : f32[#rows, 96]
-        matmul_2(a2, a14, x18, x19)  # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
+        a0 = x4[b0, m0:m1]
+        a1 = x4[b0 + 1, m0:m1]
+        a2 = x5[b0, m0:m1]
+        a3 = x5[b0 + 1, m0:m1]
+        matmul_0(h1_state, a4, x7, x8)  # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
+        fused_0(m2, a0, a4, x11, c1_state, a5, a6)  # fused: c1@0, h1@0
+        matmul_0(a6, a7, x7, x8)  # %14 = matmul(h1@0, Wh1) : f32[#rows, 128]
+        fused_0(m2, a1, a7, x11, a5, c1_state, h1_state)  # fused: c1@1, h1@1
+        matmul_1(h1_state, a8, x14, x15)  # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
+        matmul_1(a6, a9, x14, x15)  # %29 = matmul(h1@0, Wx2) : f32[#rows, 96]
+        matmul_2(h2_state, a10, x18, x19)  # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
         for i0_u2 in range(m2):
             for i1_u2 in range(24):
-                t0_u2 = a13[i0_u2, 24 + i1_u2] + a14[i0_u2, 24 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t0_u2 = a9[i0_u2, 24 + i1_u2] + a10[i0_u2, 24 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
                 t1_u2 = t0_u2 + x21[24 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
                 t2_u2 = sigmoid_f32(t1_u2)  # %36 = sigmoid(%35) : f32[#rows, 24]
-                t3_u2 = t2_u2 * a3[i0_u2, i1_u2]  # %37 = mul(%36, c2@t-1) : f32[#rows, 24]
-                t4_u2 = a13[i0_u2, i1_u2] + a14[i0_u2, i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t3_u2 = t2_u2 * c2_state[i0_u2, i1_u2]  # %37 = mul(%36, c2@t-1) : f32[#rows, 24]
+                t4_u2 = a9[i0_u2, i1_u2] + a10[i0_u2, i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
                 t5_u2 = t4_u2 + x21[i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
                 t6_u2 = sigmoid_f32(t5_u2)  # %39 = sigmoid(%38) : f32[#rows, 24]
-                t7_u2 = a13[i0_u2, 48 + i1_u2] + a14[i0_u2, 48 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t7_u2 = a9[i0_u2, 48 + i1_u2] + a10[i0_u2, 48 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
                 t8_u2 = t7_u2 + x21[48 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
                 t9_u2 = tanh_f32(t8_u2)  # %41 = tanh(%40) : f32[#rows, 24]
                 t10_u2 = t6_u2 * t9_u2  # %42 = mul(%39, %41) : f32[#rows, 24]
-                t11_u2 = t3_u2 + t10_u2  # c2@0 = add(%37, %42) : f32[#rows, 24]
-                t12_u2 = a13[i0_u2, 72 + i1_u2] + a14[i0_u2, 72 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
-                t13_u2 = t12_u2 + x21[72 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
-                t14_u2 = sigmoid_f32(t13_u2)  # %34 = sigmoid(%33) : f32[#rows, 24]
-                t15_u2 = tanh_f32(t11_u2)  # %43 = tanh(c2@0) : f32[#rows, 24]
-                t16_u2 = t14_u2 * t15_u2  # h2@0 = mul(%34, %43) : f32[#rows, 24]
-                a15[i0_u2, i1_u2] = t11_u2
-                a6[i0_u2, i1_u2] = t16_u2
-        matmul_2(a6, a16, x18, x19)  # %44 = matmul(h2@0, Wh2) : f32[#rows, 96]
+                c2_ = t3_u2 + t10_u2  # c2@0 = add(%37, %42) : f32[#rows, 24]
+                t11_u2 = a9[i0_u2, 72 + i1_u2] + a10[i0_u2, 72 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t12_u2 = t11_u2 + x21[72 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
+                t13_u2 = sigmoid_f32(t12_u2)  # %34 = sigmoid(%33) : f32[#rows, 24]
+                t14_u2 = tanh_f32(c2_)  # %43 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u2 * t14_u2  # h2@0 = mul(%34, %43) : f32[#rows, 24]
+                a11[i0_u2, i1_u2] = c2_
+                a2[i0_u2, i1_u2] = h2_
+        matmul_2(a2, a12, x18, x19)  # %44 = matmul(h2@0, Wh2) : f32[#rows, 96]
         # 11 elementwise node(s) in one loop, storing c2@1, h2@1 : [#rows, 24]
         for i0_u3 in range(m2):
             for i1_u3 in range(24):
-                t0_u3 = a12[i0_u3, 24 + i1_u3] + a16[i0_u3, 24 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t0_u3 = a8[i0_u3, 24 + i1_u3] + a12[i0_u3, 24 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
                 t1_u3 = t0_u3 + x21[24 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
                 t2_u3 = sigmoid_f32(t1_u3)  # %50 = sigmoid(%49) : f32[#rows, 24]
-                t3_u3 = t2_u3 * a15[i0_u3, i1_u3]  # %51 = mul(%50, c2@0) : f32[#rows, 24]
-                t4_u3 = a12[i0_u3, i1_u3] + a16[i0_u3, i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t3_u3 = t2_u3 * a11[i0_u3, i1_u3]  # %51 = mul(%50, c2@0) : f32[#rows, 24]
+                t4_u3 = a8[i0_u3, i1_u3] + a12[i0_u3, i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
                 t5_u3 = t4_u3 + x21[i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
                 t6_u3 = sigmoid_f32(t5_u3)  # %53 = sigmoid(%52) : f32[#rows, 24]
-                t7_u3 = a12[i0_u3, 48 + i1_u3] + a16[i0_u3, 48 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t7_u3 = a8[i0_u3, 48 + i1_u3] + a12[i0_u3, 48 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
                 t8_u3 = t7_u3 + x21[48 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
                 t9_u3 = tanh_f32(t8_u3)  # %55 = tanh(%54) : f32[#rows, 24]
                 t10_u3 = t6_u3 * t9_u3  # %56 = mul(%53, %55) : f32[#rows, 24]
-                t11_u3 = t3_u3 + t10_u3  # c2@1 = add(%51, %56) : f32[#rows, 24]
-                t12_u3 = a12[i0_u3, 72 + i1_u3] + a16[i0_u3, 72 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
-                t13_u3 = t12_u3 + x21[72 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
-                t14_u3 = sigmoid_f32(t13_u3)  # %48 = sigmoid(%47) : f32[#rows, 24]
-                t15_u3 = tanh_f32(t11_u3)  # %57 = tanh(c2@1) : f32[#rows, 24]
-                t16_u3 = t14_u3 * t15_u3  # h2@1 = mul(%48, %57) : f32[#rows, 24]
-                a3[i0_u3, i1_u3] = t11_u3
-                a7[i0_u3, i1_u3] = t16_u3
-                a2[i0_u3, i1_u3] = t16_u3
+                c2__u3 = t3_u3 + t10_u3  # c2@1 = add(%51, %56) : f32[#rows, 24]
+                t11_u3 = a8[i0_u3, 72 + i1_u3] + a12[i0_u3, 72 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t12_u3 = t11_u3 + x21[72 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
+                t13_u3 = sigmoid_f32(t12_u3)  # %48 = sigmoid(%47) : f32[#rows, 24]
+                t14_u3 = tanh_f32(c2__u3)  # %57 = tanh(c2@1) : f32[#rows, 24]
+                h2__u3 = t13_u3 * t14_u3  # h2@1 = mul(%48, %57) : f32[#rows, 24]
+                c2_state[i0_u3, i1_u3] = c2__u3
+                a3[i0_u3, i1_u3] = h2__u3
+                h2_state[i0_u3, i1_u3] = h2__u3
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -256,65 +256,65 @@ def rows_1(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a6 = x6[m0:m1]
-    a7 = x10[m0:m1]
-    a8 = x13[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
-    a2 = x2[m0:m1]
-    a3 = x3[m0:m1]
+    a2 = x6[m0:m1]
+    a3 = x10[m0:m1]
+    a4 = x13[m0:m1]
+    h1_state = x0[m0:m1]
+    c1_state = x1[m0:m1]
+    h2_state = x2[m0:m1]
+    c2_state = x3[m0:m1]
     for it1 in range(n3):
         b1 = n4 + it1
-        a4 = x4[b1, m0:m1]
-        a5 = x5[b1, m0:m1]
-        matmul_0(a0, a6, x7, x8)  # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
+        a0 = x4[b1, m0:m1]
+        a1 = x5[b1, m0:m1]
+        matmul_0(h1_state, a2, x7, x8)  # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
-                t0_u4 = a4[i0_u4, 32 + i1_u4] + a6[i0_u4, 32 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t0_u4 = a0[i0_u4, 32 + i1_u4] + a2[i0_u4, 32 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t1_u4 = t0_u4 + x9[32 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t2_u4 = sigmoid_f32(t1_u4)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u4 = t2_u4 * a1[i0_u4, i1_u4]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
-                t4_u4 = a4[i0_u4, i1_u4] + a6[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t3_u4 = t2_u4 * c1_state[i0_u4, i1_u4]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t4_u4 = a0[i0_u4, i1_u4] + a2[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t5_u4 = t4_u4 + x9[i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t6_u4 = sigmoid_f32(t5_u4)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u4 = a4[i0_u4, 64 + i1_u4] + a6[i0_u4, 64 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t7_u4 = a0[i0_u4, 64 + i1_u4] + a2[i0_u4, 64 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
                 t8_u4 = t7_u4 + x9[64 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
                 t9_u4 = tanh_f32(t8_u4)  # %11 = tanh(%10) : f32[#rows, 32]
                 t10_u4 = t6_u4 * t9_u4  # %12 = mul(%9, %11) : f32[#rows, 32]
-                t11_u4 = t3_u4 + t10_u4  # c1@0 = add(%7, %12) : f32[#rows, 32]
-                t12_u4 = a4[i0_u4, 96 + i1_u4] + a6[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t13_u4 = t12_u4 + x9[96 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t14_u4 = sigmoid_f32(t13_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t15_u4 = tanh_f32(t11_u4)  # %13 = tanh(c1@0) : f32[#rows, 32]
-                t16_u4 = t14_u4 * t15_u4  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-                a1[i0_u4, i1_u4] = t11_u4
-                a0[i0_u4, i1_u4] = t16_u4
-        matmul_1(a0, a7, x11, x12)  # %14 = matmul(h1@0, Wx2) : f32[#rows, 96]
-        matmul_2(a2, a8, x14, x15)  # %15 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
+                c1_ = t3_u4 + t10_u4  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u4 = a0[i0_u4, 96 + i1_u4] + a2[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u4 = t11_u4 + x9[96 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t13_u4 = sigmoid_f32(t12_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u4 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1_ = t13_u4 * t14_u4  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                c1_state[i0_u4, i1_u4] = c1_
+                h1_state[i0_u4, i1_u4] = h1_
+        matmul_1(h1_state, a3, x11, x12)  # %14 = matmul(h1@0, Wx2) : f32[#rows, 96]
+        matmul_2(h2_state, a4, x14, x15)  # %15 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
         for i0_u5 in range(m2):
             for i1_u5 in range(24):
-                t0_u5 = a7[i0_u5, 24 + i1_u5] + a8[i0_u5, 24 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t0_u5 = a3[i0_u5, 24 + i1_u5] + a4[i0_u5, 24 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t1_u5 = t0_u5 + x16[24 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t2_u5 = sigmoid_f32(t1_u5)  # %21 = sigmoid(%20) : f32[#rows, 24]
-                t3_u5 = t2_u5 * a3[i0_u5, i1_u5]  # %22 = mul(%21, c2@t-1) : f32[#rows, 24]
-                t4_u5 = a7[i0_u5, i1_u5] + a8[i0_u5, i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t3_u5 = t2_u5 * c2_state[i0_u5, i1_u5]  # %22 = mul(%21, c2@t-1) : f32[#rows, 24]
+                t4_u5 = a3[i0_u5, i1_u5] + a4[i0_u5, i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t5_u5 = t4_u5 + x16[i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t6_u5 = sigmoid_f32(t5_u5)  # %24 = sigmoid(%23) : f32[#rows, 24]
-                t7_u5 = a7[i0_u5, 48 + i1_u5] + a8[i0_u5, 48 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t7_u5 = a3[i0_u5, 48 + i1_u5] + a4[i0_u5, 48 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
                 t8_u5 = t7_u5 + x16[48 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
                 t9_u5 = tanh_f32(t8_u5)  # %26 = tanh(%25) : f32[#rows, 24]
                 t10_u5 = t6_u5 * t9_u5  # %27 = mul(%24, %26) : f32[#rows, 24]
-                t11_u5 = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
-                t12_u5 = a7[i0_u5, 72 + i1_u5] + a8[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
-                t13_u5 = t12_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
-                t14_u5 = sigmoid_f32(t13_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
-                t15_u5 = tanh_f32(t11_u5)  # %28 = tanh(c2@0) : f32[#rows, 24]
-                t16_u5 = t14_u5 * t15_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
-                a3[i0_u5, i1_u5] = t11_u5
-                a5[i0_u5, i1_u5] = t16_u5
-                a2[i0_u5, i1_u5] = t16_u5
+                c2_ = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
+                t11_u5 = a3[i0_u5, 72 + i1_u5] + a4[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t12_u5 = t11_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
+                t13_u5 = sigmoid_f32(t12_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
+                t14_u5 = tanh_f32(c2_)  # %28 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
+                c2_state[i0_u5, i1_u5] = c2_
+                a1[i0_u5, i1_u5] = h2_
+                h2_state[i0_u5, i1_u5] = h2_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -146,28 +146,28 @@ def k5_fused(d_B, in_dstate_h1, v10, in_res_4, in_trace_c1, in_dstate_c1, in_res
         t4 = c0 - t3  # %32 = sub(%2, %31) : f32[B, 32]
         t5 = t1 * t4  # %33 = mul(%29, %32) : f32[B, 32]
         t6 = in_dstate_c1[i1, i0] + t5  # %34 = add(dstate@c1, %33) : f32[B, 32]
-        t7 = t6 * in_res_7[2, i1, i0]  # 'dstate@c1@2' = mul(%34, 'res@7@2') : f32[B, 32]
-        t8 = t6 * in_res_5[2, i1, i0]  # %35 = mul(%34, 'res@5@2') : f32[B, 32]
-        t9 = c0 - in_res_6[2, i1, i0]  # %36 = sub(%2, 'res@6@2') : f32[B, 32]
-        t10 = in_res_6[2, i1, i0] * t9  # %37 = mul('res@6@2', %36) : f32[B, 32]
-        t11 = t8 * t10  # %38 = mul(%35, %37) : f32[B, 32]
-        t12 = t6 * v11[2, i1, i0]  # %40 = mul(%34, 'prev@c1@2') : f32[B, 32]
-        t13 = c0 - in_res_7[2, i1, i0]  # %41 = sub(%2, 'res@7@2') : f32[B, 32]
-        t14 = in_res_7[2, i1, i0] * t13  # %42 = mul('res@7@2', %41) : f32[B, 32]
-        t15 = t12 * t14  # %43 = mul(%40, %42) : f32[B, 32]
-        t16 = t6 * in_res_6[2, i1, i0]  # %44 = mul(%34, 'res@6@2') : f32[B, 32]
-        t17 = in_res_5[2, i1, i0] * in_res_5[2, i1, i0]  # %45 = mul('res@5@2', 'res@5@2') : f32[B, 32]
-        t18 = c0 - t17  # %46 = sub(%2, %45) : f32[B, 32]
-        t19 = t16 * t18  # %47 = mul(%44, %46) : f32[B, 32]
-        t20 = t0 * t2  # %48 = mul(%28, %30) : f32[B, 32]
-        t21 = c0 - in_res_4[2, i1, i0]  # %49 = sub(%2, 'res@4@2') : f32[B, 32]
-        t22 = in_res_4[2, i1, i0] * t21  # %50 = mul('res@4@2', %49) : f32[B, 32]
-        t23 = t20 * t22  # %51 = mul(%48, %50) : f32[B, 32]
-        v12[i1, i0] = t7  # store 'dstate@c1@2'
-        v1[i1, i0] = t11  # store %38
-        v1[i1, 32 + i0] = t15  # store %43
-        v1[i1, 64 + i0] = t19  # store %47
-        v1[i1, 96 + i0] = t23  # store %51
+        dstate_c1_ = t6 * in_res_7[2, i1, i0]  # 'dstate@c1@2' = mul(%34, 'res@7@2') : f32[B, 32]
+        t7 = t6 * in_res_5[2, i1, i0]  # %35 = mul(%34, 'res@5@2') : f32[B, 32]
+        t8 = c0 - in_res_6[2, i1, i0]  # %36 = sub(%2, 'res@6@2') : f32[B, 32]
+        t9 = in_res_6[2, i1, i0] * t8  # %37 = mul('res@6@2', %36) : f32[B, 32]
+        t10 = t7 * t9  # %38 = mul(%35, %37) : f32[B, 32]
+        t11 = t6 * v11[2, i1, i0]  # %40 = mul(%34, 'prev@c1@2') : f32[B, 32]
+        t12 = c0 - in_res_7[2, i1, i0]  # %41 = sub(%2, 'res@7@2') : f32[B, 32]
+        t13 = in_res_7[2, i1, i0] * t12  # %42 = mul('res@7@2', %41) : f32[B, 32]
+        t14 = t11 * t13  # %43 = mul(%40, %42) : f32[B, 32]
+        t15 = t6 * in_res_6[2, i1, i0]  # %44 = mul(%34, 'res@6@2') : f32[B, 32]
+        t16 = in_res_5[2, i1, i0] * in_res_5[2, i1, i0]  # %45 = mul('res@5@2', 'res@5@2') : f32[B, 32]
+        t17 = c0 - t16  # %46 = sub(%2, %45) : f32[B, 32]
+        t18 = t15 * t17  # %47 = mul(%44, %46) : f32[B, 32]
+        t19 = t0 * t2  # %48 = mul(%28, %30) : f32[B, 32]
+        t20 = c0 - in_res_4[2, i1, i0]  # %49 = sub(%2, 'res@4@2') : f32[B, 32]
+        t21 = in_res_4[2, i1, i0] * t20  # %50 = mul('res@4@2', %49) : f32[B, 32]
+        t22 = t19 * t21  # %51 = mul(%48, %50) : f32[B, 32]
+        v12[i1, i0] = dstate_c1_  # store 'dstate@c1@2'
+        v1[i1, i0] = t10  # store %38
+        v1[i1, 32 + i0] = t14  # store %43
+        v1[i1, 64 + i0] = t18  # store %47
+        v1[i1, 96 + i0] = t22  # store %51
 
 
 @cuda.jit(cache=True)
@@ -237,36 +237,36 @@ def k8_fused(d_B, v8, in_res_3, in_grad_y, v14, in_res_0, in_trace_c2, in_res_1,
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        t0 = v8[i1, i0] * in_res_3[2, i1, i0]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
-        t1 = in_grad_y[1, i1, i0] + v14[i1, i0]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
-        t2 = t1 * in_res_0[1, i1, i0]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
-        t3 = math.tanh(in_trace_c2[1, i1, i0])  # %57 = tanh('trace@c2@1') : f32[B, 24]
-        t4 = t3 * t3  # %58 = mul(%57, %57) : f32[B, 24]
-        t5 = c0 - t4  # %59 = sub(%2, %58) : f32[B, 24]
-        t6 = t2 * t5  # %60 = mul(%56, %59) : f32[B, 24]
-        t7 = t0 + t6  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
-        t8 = t7 * in_res_1[1, i1, i0]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
-        t9 = c0 - in_res_2[1, i1, i0]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
-        t10 = in_res_2[1, i1, i0] * t9  # %64 = mul('res@2@1', %63) : f32[B, 24]
-        t11 = t8 * t10  # %65 = mul(%62, %64) : f32[B, 24]
-        t12 = t7 * v9[1, i1, i0]  # %66 = mul(%61, 'prev@c2@1') : f32[B, 24]
-        t13 = c0 - in_res_3[1, i1, i0]  # %67 = sub(%2, 'res@3@1') : f32[B, 24]
-        t14 = in_res_3[1, i1, i0] * t13  # %68 = mul('res@3@1', %67) : f32[B, 24]
-        t15 = t12 * t14  # %69 = mul(%66, %68) : f32[B, 24]
-        t16 = t7 * in_res_2[1, i1, i0]  # %70 = mul(%61, 'res@2@1') : f32[B, 24]
-        t17 = in_res_1[1, i1, i0] * in_res_1[1, i1, i0]  # %71 = mul('res@1@1', 'res@1@1') : f32[B, 24]
-        t18 = c0 - t17  # %72 = sub(%2, %71) : f32[B, 24]
-        t19 = t16 * t18  # %73 = mul(%70, %72) : f32[B, 24]
-        t20 = t1 * t3  # %74 = mul(%55, %57) : f32[B, 24]
-        t21 = c0 - in_res_0[1, i1, i0]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
-        t22 = in_res_0[1, i1, i0] * t21  # %76 = mul('res@0@1', %75) : f32[B, 24]
-        t23 = t20 * t22  # %77 = mul(%74, %76) : f32[B, 24]
-        t24 = t7 * in_res_3[1, i1, i0]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
-        v2[i1, i0] = t11  # store %65
-        v2[i1, 24 + i0] = t15  # store %69
-        v2[i1, 48 + i0] = t19  # store %73
-        v2[i1, 72 + i0] = t23  # store %77
-        v15[i1, i0] = t24  # store 'dstate@c2@1'
+        dstate_c2_ = v8[i1, i0] * in_res_3[2, i1, i0]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
+        t0 = in_grad_y[1, i1, i0] + v14[i1, i0]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
+        t1 = t0 * in_res_0[1, i1, i0]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
+        t2 = math.tanh(in_trace_c2[1, i1, i0])  # %57 = tanh('trace@c2@1') : f32[B, 24]
+        t3 = t2 * t2  # %58 = mul(%57, %57) : f32[B, 24]
+        t4 = c0 - t3  # %59 = sub(%2, %58) : f32[B, 24]
+        t5 = t1 * t4  # %60 = mul(%56, %59) : f32[B, 24]
+        t6 = dstate_c2_ + t5  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
+        t7 = t6 * in_res_1[1, i1, i0]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
+        t8 = c0 - in_res_2[1, i1, i0]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
+        t9 = in_res_2[1, i1, i0] * t8  # %64 = mul('res@2@1', %63) : f32[B, 24]
+        t10 = t7 * t9  # %65 = mul(%62, %64) : f32[B, 24]
+        t11 = t6 * v9[1, i1, i0]  # %66 = mul(%61, 'prev@c2@1') : f32[B, 24]
+        t12 = c0 - in_res_3[1, i1, i0]  # %67 = sub(%2, 'res@3@1') : f32[B, 24]
+        t13 = in_res_3[1, i1, i0] * t12  # %68 = mul('res@3@1', %67) : f32[B, 24]
+        t14 = t11 * t13  # %69 = mul(%66, %68) : f32[B, 24]
+        t15 = t6 * in_res_2[1, i1, i0]  # %70 = mul(%61, 'res@2@1') : f32[B, 24]
+        t16 = in_res_1[1, i1, i0] * in_res_1[1, i1, i0]  # %71 = mul('res@1@1', 'res@1@1') : f32[B, 24]
+        t17 = c0 - t16  # %72 = sub(%2, %71) : f32[B, 24]
+        t18 = t15 * t17  # %73 = mul(%70, %72) : f32[B, 24]
+        t19 = t0 * t2  # %74 = mul(%55, %57) : f32[B, 24]
+        t20 = c0 - in_res_0[1, i1, i0]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
+        t21 = in_res_0[1, i1, i0] * t20  # %76 = mul('res@0@1', %75) : f32[B, 24]
+        t22 = t19 * t21  # %77 = mul(%74, %76) : f32[B, 24]
+        dstate_c2__1_ = t6 * in_res_3[1, i1, i0]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
+        v2[i1, i0] = t10  # store %65
+        v2[i1, 24 + i0] = t14  # store %69
+        v2[i1, 48 + i0] = t18  # store %73
+        v2[i1, 72 + i0] = t22  # store %77
+        v15[i1, i0] = dstate_c2__1_  # store 'dstate@c2@1'
 
 
 @cuda.jit(cache=True)
@@ -313,28 +313,28 @@ def k10_fused(d_B, v13, v16, in_res_4, in_trace_c1, v12, in_res_7, in_res_5, in_
         t4 = c0 - t3  # %84 = sub(%2, %83) : f32[B, 32]
         t5 = t1 * t4  # %85 = mul(%81, %84) : f32[B, 32]
         t6 = v12[i1, i0] + t5  # %86 = add('dstate@c1@2', %85) : f32[B, 32]
-        t7 = t6 * in_res_7[1, i1, i0]  # 'dstate@c1@1' = mul(%86, 'res@7@1') : f32[B, 32]
-        t8 = t6 * in_res_5[1, i1, i0]  # %87 = mul(%86, 'res@5@1') : f32[B, 32]
-        t9 = c0 - in_res_6[1, i1, i0]  # %88 = sub(%2, 'res@6@1') : f32[B, 32]
-        t10 = in_res_6[1, i1, i0] * t9  # %89 = mul('res@6@1', %88) : f32[B, 32]
-        t11 = t8 * t10  # %90 = mul(%87, %89) : f32[B, 32]
-        t12 = t6 * v11[1, i1, i0]  # %91 = mul(%86, 'prev@c1@1') : f32[B, 32]
-        t13 = c0 - in_res_7[1, i1, i0]  # %92 = sub(%2, 'res@7@1') : f32[B, 32]
-        t14 = in_res_7[1, i1, i0] * t13  # %93 = mul('res@7@1', %92) : f32[B, 32]
-        t15 = t12 * t14  # %94 = mul(%91, %93) : f32[B, 32]
-        t16 = t6 * in_res_6[1, i1, i0]  # %95 = mul(%86, 'res@6@1') : f32[B, 32]
-        t17 = in_res_5[1, i1, i0] * in_res_5[1, i1, i0]  # %96 = mul('res@5@1', 'res@5@1') : f32[B, 32]
-        t18 = c0 - t17  # %97 = sub(%2, %96) : f32[B, 32]
-        t19 = t16 * t18  # %98 = mul(%95, %97) : f32[B, 32]
-        t20 = t0 * t2  # %99 = mul(%80, %82) : f32[B, 32]
-        t21 = c0 - in_res_4[1, i1, i0]  # %100 = sub(%2, 'res@4@1') : f32[B, 32]
-        t22 = in_res_4[1, i1, i0] * t21  # %101 = mul('res@4@1', %100) : f32[B, 32]
-        t23 = t20 * t22  # %102 = mul(%99, %101) : f32[B, 32]
-        v17[i1, i0] = t7  # store 'dstate@c1@1'
-        v3[i1, i0] = t11  # store %90
-        v3[i1, 32 + i0] = t15  # store %94
-        v3[i1, 64 + i0] = t19  # store %98
-        v3[i1, 96 + i0] = t23  # store %102
+        dstate_c1_ = t6 * in_res_7[1, i1, i0]  # 'dstate@c1@1' = mul(%86, 'res@7@1') : f32[B, 32]
+        t7 = t6 * in_res_5[1, i1, i0]  # %87 = mul(%86, 'res@5@1') : f32[B, 32]
+        t8 = c0 - in_res_6[1, i1, i0]  # %88 = sub(%2, 'res@6@1') : f32[B, 32]
+        t9 = in_res_6[1, i1, i0] * t8  # %89 = mul('res@6@1', %88) : f32[B, 32]
+        t10 = t7 * t9  # %90 = mul(%87, %89) : f32[B, 32]
+        t11 = t6 * v11[1, i1, i0]  # %91 = mul(%86, 'prev@c1@1') : f32[B, 32]
+        t12 = c0 - in_res_7[1, i1, i0]  # %92 = sub(%2, 'res@7@1') : f32[B, 32]
+        t13 = in_res_7[1, i1, i0] * t12  # %93 = mul('res@7@1', %92) : f32[B, 32]
+        t14 = t11 * t13  # %94 = mul(%91, %93) : f32[B, 32]
+        t15 = t6 * in_res_6[1, i1, i0]  # %95 = mul(%86, 'res@6@1') : f32[B, 32]
+        t16 = in_res_5[1, i1, i0] * in_res_5[1, i1, i0]  # %96 = mul('res@5@1', 'res@5@1') : f32[B, 32]
+        t17 = c0 - t16  # %97 = sub(%2, %96) : f32[B, 32]
+        t18 = t15 * t17  # %98 = mul(%95, %97) : f32[B, 32]
+        t19 = t0 * t2  # %99 = mul(%80, %82) : f32[B, 32]
+        t20 = c0 - in_res_4[1, i1, i0]  # %100 = sub(%2, 'res@4@1') : f32[B, 32]
+        t21 = in_res_4[1, i1, i0] * t20  # %101 = mul('res@4@1', %100) : f32[B, 32]
+        t22 = t19 * t21  # %102 = mul(%99, %101) : f32[B, 32]
+        v17[i1, i0] = dstate_c1_  # store 'dstate@c1@1'
+        v3[i1, i0] = t10  # store %90
+        v3[i1, 32 + i0] = t14  # store %94
+        v3[i1, 64 + i0] = t18  # store %98
+        v3[i1, 96 + i0] = t22  # store %102
 
 
 @cuda.jit(cache=True)
@@ -427,12 +427,12 @@ def k13_fused(d_B, in_grad_y, v19, in_res_0, in_trace_c2, v15, in_res_1, in_res_
         t20 = c0 - in_res_0[0, i1, i0]  # %124 = sub(%2, 'res@0@0') : f32[B, 24]
         t21 = in_res_0[0, i1, i0] * t20  # %125 = mul('res@0@0', %124) : f32[B, 24]
         t22 = t19 * t21  # %126 = mul(%123, %125) : f32[B, 24]
-        t23 = t6 * in_res_3[0, i1, i0]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
+        dstate_c2_ = t6 * in_res_3[0, i1, i0]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
         v4[i1, i0] = t10  # store %114
         v4[i1, 24 + i0] = t14  # store %118
         v4[i1, 48 + i0] = t18  # store %122
         v4[i1, 72 + i0] = t22  # store %126
-        v20[i1, i0] = t23  # store 'dstate@c2@0'
+        v20[i1, i0] = dstate_c2_  # store 'dstate@c2@0'
 
 
 @cuda.jit(cache=True)
@@ -495,12 +495,12 @@ def k15_fused(d_B, v18, v21, in_res_4, in_trace_c1, v17, in_res_5, in_res_6, v11
         t20 = c0 - in_res_4[0, i1, i0]  # %149 = sub(%2, 'res@4@0') : f32[B, 32]
         t21 = in_res_4[0, i1, i0] * t20  # %150 = mul('res@4@0', %149) : f32[B, 32]
         t22 = t19 * t21  # %151 = mul(%148, %150) : f32[B, 32]
-        t23 = t6 * in_res_7[0, i1, i0]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
+        dstate_c1_ = t6 * in_res_7[0, i1, i0]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
         v5[i1, i0] = t10  # store %139
         v5[i1, 32 + i0] = t14  # store %143
         v5[i1, 64 + i0] = t18  # store %147
         v5[i1, 96 + i0] = t22  # store %151
-        v22[i1, i0] = t23  # store 'dstate@c1@0'
+        v22[i1, i0] = dstate_c1_  # store 'dstate@c1@0'
 
 
 @cuda.jit(cache=True)

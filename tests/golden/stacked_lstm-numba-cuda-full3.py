@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -113,14 +112,14 @@ def k2_fused(d_B, v1, v2, in_b1, in_c1, v3, v4):
         t8 = t7 + in_b1[64 + i0]  # %4 = add(%3, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %13 = tanh(%12) : f32[B, 32]
         t10 = t6 * t9  # %14 = mul(%11, %13) : f32[B, 32]
-        t11 = t3 + t10  # c1@0 = add(%9, %14) : f32[B, 32]
-        t12 = v1[0, i1, 96 + i0] + v2[i1, 96 + i0]  # %3 = add(%1, %2) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %4 = add(%3, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %6 = sigmoid(%5) : f32[B, 32]
-        t15 = math.tanh(t11)  # %15 = tanh(c1@0) : f32[B, 32]
-        t16 = t14 * t15  # h1@0 = mul(%6, %15) : f32[B, 32]
-        v3[i1, i0] = t11  # store c1@0
-        v4[i1, i0] = t16  # store h1@0
+        c1_ = t3 + t10  # c1@0 = add(%9, %14) : f32[B, 32]
+        t11 = v1[0, i1, 96 + i0] + v2[i1, 96 + i0]  # %3 = add(%1, %2) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %4 = add(%3, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %6 = sigmoid(%5) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %15 = tanh(c1@0) : f32[B, 32]
+        h1_ = t13 * t14  # h1@0 = mul(%6, %15) : f32[B, 32]
+        v3[i1, i0] = c1_  # store c1@0
+        v4[i1, i0] = h1_  # store h1@0
 
 
 @cuda.jit(cache=True)
@@ -201,14 +200,14 @@ def k5_fused(d_B, v5, v6, in_b2, in_c2, v7, v0):
         t8 = t7 + in_b2[48 + i0]  # %19 = add(%18, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %28 = tanh(%27) : f32[B, 24]
         t10 = t6 * t9  # %29 = mul(%26, %28) : f32[B, 24]
-        t11 = t3 + t10  # c2@0 = add(%24, %29) : f32[B, 24]
-        t12 = v5[i1, 72 + i0] + v6[i1, 72 + i0]  # %18 = add(%16, %17) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %19 = add(%18, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %21 = sigmoid(%20) : f32[B, 24]
-        t15 = math.tanh(t11)  # %30 = tanh(c2@0) : f32[B, 24]
-        t16 = t14 * t15  # h2@0 = mul(%21, %30) : f32[B, 24]
-        v7[i1, i0] = t11  # store c2@0
-        v0[0, i1, i0] = t16  # store h2@0
+        c2_ = t3 + t10  # c2@0 = add(%24, %29) : f32[B, 24]
+        t11 = v5[i1, 72 + i0] + v6[i1, 72 + i0]  # %18 = add(%16, %17) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %19 = add(%18, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %21 = sigmoid(%20) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %30 = tanh(c2@0) : f32[B, 24]
+        h2_ = t13 * t14  # h2@0 = mul(%21, %30) : f32[B, 24]
+        v7[i1, i0] = c2_  # store c2@0
+        v0[0, i1, i0] = h2_  # store h2@0
 
 
 @cuda.jit(cache=True)
@@ -259,14 +258,14 @@ def k7_fused(d_B, v1, v8, in_b1, v3, v9, v10):
         t8 = t7 + in_b1[64 + i0]  # %34 = add(%33, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %43 = tanh(%42) : f32[B, 32]
         t10 = t6 * t9  # %44 = mul(%41, %43) : f32[B, 32]
-        t11 = t3 + t10  # c1@1 = add(%39, %44) : f32[B, 32]
-        t12 = v1[1, i1, 96 + i0] + v8[i1, 96 + i0]  # %33 = add(%31, %32) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %34 = add(%33, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %36 = sigmoid(%35) : f32[B, 32]
-        t15 = math.tanh(t11)  # %45 = tanh(c1@1) : f32[B, 32]
-        t16 = t14 * t15  # h1@1 = mul(%36, %45) : f32[B, 32]
-        v9[i1, i0] = t11  # store c1@1
-        v10[i1, i0] = t16  # store h1@1
+        c1_ = t3 + t10  # c1@1 = add(%39, %44) : f32[B, 32]
+        t11 = v1[1, i1, 96 + i0] + v8[i1, 96 + i0]  # %33 = add(%31, %32) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %34 = add(%33, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %36 = sigmoid(%35) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %45 = tanh(c1@1) : f32[B, 32]
+        h1_ = t13 * t14  # h1@1 = mul(%36, %45) : f32[B, 32]
+        v9[i1, i0] = c1_  # store c1@1
+        v10[i1, i0] = h1_  # store h1@1
 
 
 @cuda.jit(cache=True)
@@ -347,14 +346,14 @@ def k10_fused(d_B, v11, v12, in_b2, v7, v13, v0):
         t8 = t7 + in_b2[48 + i0]  # %49 = add(%48, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %58 = tanh(%57) : f32[B, 24]
         t10 = t6 * t9  # %59 = mul(%56, %58) : f32[B, 24]
-        t11 = t3 + t10  # c2@1 = add(%54, %59) : f32[B, 24]
-        t12 = v11[i1, 72 + i0] + v12[i1, 72 + i0]  # %48 = add(%46, %47) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %49 = add(%48, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %51 = sigmoid(%50) : f32[B, 24]
-        t15 = math.tanh(t11)  # %60 = tanh(c2@1) : f32[B, 24]
-        t16 = t14 * t15  # h2@1 = mul(%51, %60) : f32[B, 24]
-        v13[i1, i0] = t11  # store c2@1
-        v0[1, i1, i0] = t16  # store h2@1
+        c2_ = t3 + t10  # c2@1 = add(%54, %59) : f32[B, 24]
+        t11 = v11[i1, 72 + i0] + v12[i1, 72 + i0]  # %48 = add(%46, %47) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %49 = add(%48, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %51 = sigmoid(%50) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %60 = tanh(c2@1) : f32[B, 24]
+        h2_ = t13 * t14  # h2@1 = mul(%51, %60) : f32[B, 24]
+        v13[i1, i0] = c2_  # store c2@1
+        v0[1, i1, i0] = h2_  # store h2@1
 
 
 @cuda.jit(cache=True)
@@ -405,14 +404,14 @@ def k12_fused(d_B, v1, v14, in_b1, v9, v15, v16):
         t8 = t7 + in_b1[64 + i0]  # %64 = add(%63, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %73 = tanh(%72) : f32[B, 32]
         t10 = t6 * t9  # %74 = mul(%71, %73) : f32[B, 32]
-        t11 = t3 + t10  # c1@2 = add(%69, %74) : f32[B, 32]
-        t12 = v1[2, i1, 96 + i0] + v14[i1, 96 + i0]  # %63 = add(%61, %62) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %64 = add(%63, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %66 = sigmoid(%65) : f32[B, 32]
-        t15 = math.tanh(t11)  # %75 = tanh(c1@2) : f32[B, 32]
-        t16 = t14 * t15  # h1@2 = mul(%66, %75) : f32[B, 32]
-        v15[i1, i0] = t11  # store c1@2
-        v16[i1, i0] = t16  # store h1@2
+        c1_ = t3 + t10  # c1@2 = add(%69, %74) : f32[B, 32]
+        t11 = v1[2, i1, 96 + i0] + v14[i1, 96 + i0]  # %63 = add(%61, %62) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %64 = add(%63, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %66 = sigmoid(%65) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %75 = tanh(c1@2) : f32[B, 32]
+        h1_ = t13 * t14  # h1@2 = mul(%66, %75) : f32[B, 32]
+        v15[i1, i0] = c1_  # store c1@2
+        v16[i1, i0] = h1_  # store h1@2
 
 
 @cuda.jit(cache=True)
@@ -493,14 +492,14 @@ def k15_fused(d_B, v17, v18, in_b2, v13, v19, v0):
         t8 = t7 + in_b2[48 + i0]  # %79 = add(%78, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %88 = tanh(%87) : f32[B, 24]
         t10 = t6 * t9  # %89 = mul(%86, %88) : f32[B, 24]
-        t11 = t3 + t10  # c2@2 = add(%84, %89) : f32[B, 24]
-        t12 = v17[i1, 72 + i0] + v18[i1, 72 + i0]  # %78 = add(%76, %77) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %79 = add(%78, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %81 = sigmoid(%80) : f32[B, 24]
-        t15 = math.tanh(t11)  # %90 = tanh(c2@2) : f32[B, 24]
-        t16 = t14 * t15  # h2@2 = mul(%81, %90) : f32[B, 24]
-        v19[i1, i0] = t11  # store c2@2
-        v0[2, i1, i0] = t16  # store h2@2
+        c2_ = t3 + t10  # c2@2 = add(%84, %89) : f32[B, 24]
+        t11 = v17[i1, 72 + i0] + v18[i1, 72 + i0]  # %78 = add(%76, %77) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %79 = add(%78, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %81 = sigmoid(%80) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %90 = tanh(c2@2) : f32[B, 24]
+        h2_ = t13 * t14  # h2@2 = mul(%81, %90) : f32[B, 24]
+        v19[i1, i0] = c2_  # store c2@2
+        v0[2, i1, i0] = h2_  # store h2@2
 
 
 @cuda.jit(cache=True)

@@ -57,43 +57,43 @@ def k1_shift(d_T, d_B, v1, in_c1, in_trace_c1):
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs0, in_dstate_h1):
+def k2_copy(d_B, dstate_h1_state, in_dstate_h1):
     """copy dstate@h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_dstate_h1[i1, i0]
+        dstate_h1_state[i1, i0] = in_dstate_h1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs1, in_dstate_c1):
+def k3_copy(d_B, dstate_c1_state, in_dstate_c1):
     """copy dstate@c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_dstate_c1[i1, i0]
+        dstate_c1_state[i1, i0] = in_dstate_c1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs2, in_dstate_h2):
+def k4_copy(d_B, dstate_h2_state, in_dstate_h2):
     """copy dstate@h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs2[i1, i0] = in_dstate_h2[i1, i0]
+        dstate_h2_state[i1, i0] = in_dstate_h2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, cs3, in_dstate_c2):
+def k5_copy(d_B, dstate_c2_state, in_dstate_c2):
     """copy dstate@c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs3[i1, i0] = in_dstate_c2[i1, i0]
+        dstate_c2_state[i1, i0] = in_dstate_c2[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -127,7 +127,7 @@ def k8_copy(v6, in_Wh2):
 
 
 @cuda.jit(cache=True)
-def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, v7, cs0, in_res_4, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3):
+def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
     """%7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): every step in one launch. Held on chip per block (static shared memory): 96x1 of a 96x32 weight, 128x1 of a 128x32 weight, 96x1 of a 96x24 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((96, 1), float32)
@@ -159,13 +159,13 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_
             i0 = e0 % 24
             r0 = e0 // 24
             i1 = r0
-            t0 = in_grad_y[b0, i1, i0] + cs2[i1, i0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[B, 24]
+            t0 = in_grad_y[b0, i1, i0] + dstate_h2_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[B, 24]
             t1 = t0 * in_res_0[b0, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 24]
             t2 = math.tanh(in_trace_c2[b0, i1, i0])  # %3 = tanh('trace@c2@0') : f32[B, 24]
             t3 = t2 * t2  # %4 = mul(%3, %3) : f32[B, 24]
             t4 = c1 - t3  # %5 = sub(%2, %4) : f32[B, 24]
             t5 = t1 * t4  # %6 = mul(%1, %5) : f32[B, 24]
-            t6 = cs3[i1, i0] + t5  # %7 = add('dstate@c2@t-1', %6) : f32[B, 24]
+            t6 = dstate_c2_state[i1, i0] + t5  # %7 = add('dstate@c2@t-1', %6) : f32[B, 24]
             t7 = t6 * in_res_1[b0, i1, i0]  # %8 = mul(%7, 'res@1@0') : f32[B, 24]
             t8 = c1 - in_res_2[b0, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 24]
             t9 = in_res_2[b0, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 24]
@@ -182,12 +182,12 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_
             t20 = c1 - in_res_0[b0, i1, i0]  # %21 = sub(%2, 'res@0@0') : f32[B, 24]
             t21 = in_res_0[b0, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 24]
             t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 24]
-            t23 = t6 * in_res_3[b0, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
+            dstate_c2_ = t6 * in_res_3[b0, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
             v2[b0, i1, i0] = t10  # store %11
             v2[b0, i1, 24 + i0] = t14  # store %15
             v2[b0, i1, 48 + i0] = t18  # store %19
             v2[b0, i1, 72 + i0] = t22  # store %23
-            cs3[i1, i0] = t23  # store 'dstate@c2@0'
+            dstate_c2_state[i1, i0] = dstate_c2_  # store 'dstate@c2@0'
         grid.sync()
         # phase: %25 = matmul(%24, inv3) : f32[B, 32]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -206,35 +206,35 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_
             i3 = e1 % 32
             r1 = e1 // 32
             i4 = r1
-            t24 = cs0[i4, i3] + v7[i4, i3]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
-            t25 = t24 * in_res_4[b0, i4, i3]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
-            t26 = math.tanh(in_trace_c1[b0, i4, i3])  # %28 = tanh('trace@c1@0') : f32[B, 32]
-            t27 = t26 * t26  # %29 = mul(%28, %28) : f32[B, 32]
-            t28 = c1 - t27  # %30 = sub(%2, %29) : f32[B, 32]
-            t29 = t25 * t28  # %31 = mul(%27, %30) : f32[B, 32]
-            t30 = cs1[i4, i3] + t29  # %32 = add('dstate@c1@t-1', %31) : f32[B, 32]
-            t31 = t30 * in_res_5[b0, i4, i3]  # %33 = mul(%32, 'res@5@0') : f32[B, 32]
-            t32 = c1 - in_res_6[b0, i4, i3]  # %34 = sub(%2, 'res@6@0') : f32[B, 32]
-            t33 = in_res_6[b0, i4, i3] * t32  # %35 = mul('res@6@0', %34) : f32[B, 32]
-            t34 = t31 * t33  # %36 = mul(%33, %35) : f32[B, 32]
-            t35 = t30 * v1[b0, i4, i3]  # %37 = mul(%32, 'prev@c1@0') : f32[B, 32]
-            t36 = c1 - in_res_7[b0, i4, i3]  # %38 = sub(%2, 'res@7@0') : f32[B, 32]
-            t37 = in_res_7[b0, i4, i3] * t36  # %39 = mul('res@7@0', %38) : f32[B, 32]
-            t38 = t35 * t37  # %40 = mul(%37, %39) : f32[B, 32]
-            t39 = t30 * in_res_6[b0, i4, i3]  # %41 = mul(%32, 'res@6@0') : f32[B, 32]
-            t40 = in_res_5[b0, i4, i3] * in_res_5[b0, i4, i3]  # %42 = mul('res@5@0', 'res@5@0') : f32[B, 32]
-            t41 = c1 - t40  # %43 = sub(%2, %42) : f32[B, 32]
-            t42 = t39 * t41  # %44 = mul(%41, %43) : f32[B, 32]
-            t43 = t24 * t26  # %45 = mul(%26, %28) : f32[B, 32]
-            t44 = c1 - in_res_4[b0, i4, i3]  # %46 = sub(%2, 'res@4@0') : f32[B, 32]
-            t45 = in_res_4[b0, i4, i3] * t44  # %47 = mul('res@4@0', %46) : f32[B, 32]
-            t46 = t43 * t45  # %48 = mul(%45, %47) : f32[B, 32]
-            t47 = t30 * in_res_7[b0, i4, i3]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
-            v3[b0, i4, i3] = t34  # store %36
-            v3[b0, i4, 32 + i3] = t38  # store %40
-            v3[b0, i4, 64 + i3] = t42  # store %44
-            v3[b0, i4, 96 + i3] = t46  # store %48
-            cs1[i4, i3] = t47  # store 'dstate@c1@0'
+            t23 = dstate_h1_state[i4, i3] + v7[i4, i3]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
+            t24 = t23 * in_res_4[b0, i4, i3]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
+            t25 = math.tanh(in_trace_c1[b0, i4, i3])  # %28 = tanh('trace@c1@0') : f32[B, 32]
+            t26 = t25 * t25  # %29 = mul(%28, %28) : f32[B, 32]
+            t27 = c1 - t26  # %30 = sub(%2, %29) : f32[B, 32]
+            t28 = t24 * t27  # %31 = mul(%27, %30) : f32[B, 32]
+            t29 = dstate_c1_state[i4, i3] + t28  # %32 = add('dstate@c1@t-1', %31) : f32[B, 32]
+            t30 = t29 * in_res_5[b0, i4, i3]  # %33 = mul(%32, 'res@5@0') : f32[B, 32]
+            t31 = c1 - in_res_6[b0, i4, i3]  # %34 = sub(%2, 'res@6@0') : f32[B, 32]
+            t32 = in_res_6[b0, i4, i3] * t31  # %35 = mul('res@6@0', %34) : f32[B, 32]
+            t33 = t30 * t32  # %36 = mul(%33, %35) : f32[B, 32]
+            t34 = t29 * v1[b0, i4, i3]  # %37 = mul(%32, 'prev@c1@0') : f32[B, 32]
+            t35 = c1 - in_res_7[b0, i4, i3]  # %38 = sub(%2, 'res@7@0') : f32[B, 32]
+            t36 = in_res_7[b0, i4, i3] * t35  # %39 = mul('res@7@0', %38) : f32[B, 32]
+            t37 = t34 * t36  # %40 = mul(%37, %39) : f32[B, 32]
+            t38 = t29 * in_res_6[b0, i4, i3]  # %41 = mul(%32, 'res@6@0') : f32[B, 32]
+            t39 = in_res_5[b0, i4, i3] * in_res_5[b0, i4, i3]  # %42 = mul('res@5@0', 'res@5@0') : f32[B, 32]
+            t40 = c1 - t39  # %43 = sub(%2, %42) : f32[B, 32]
+            t41 = t38 * t40  # %44 = mul(%41, %43) : f32[B, 32]
+            t42 = t23 * t25  # %45 = mul(%26, %28) : f32[B, 32]
+            t43 = c1 - in_res_4[b0, i4, i3]  # %46 = sub(%2, 'res@4@0') : f32[B, 32]
+            t44 = in_res_4[b0, i4, i3] * t43  # %47 = mul('res@4@0', %46) : f32[B, 32]
+            t45 = t42 * t44  # %48 = mul(%45, %47) : f32[B, 32]
+            dstate_c1_ = t29 * in_res_7[b0, i4, i3]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
+            v3[b0, i4, i3] = t33  # store %36
+            v3[b0, i4, 32 + i3] = t37  # store %40
+            v3[b0, i4, 64 + i3] = t41  # store %44
+            v3[b0, i4, 96 + i3] = t45  # store %48
+            dstate_c1_state[i4, i3] = dstate_c1_  # store 'dstate@c1@0'
         grid.sync()
         # phase: 'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -246,7 +246,7 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_
                 acc = c0
                 for kk in range(128):
                     acc += v3[b0, i5, kk] * w1[kk, cl]
-                cs0[i5, col] = acc
+                dstate_h1_state[i5, col] = acc
         grid.sync()
         # phase: 'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -258,24 +258,24 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_
                 acc = c0
                 for kk in range(96):
                     acc += v2[b0, i6, kk] * w2[kk, cl]
-                cs2[i6, col] = acc
+                dstate_h2_state[i6, col] = acc
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, ns3):
+def k10_fused(d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, dstate_c2_next):
     """fused: 24 elementwise node(s) over [B, 24], storing %11, %15, %19, %23, 'dstate@c2@0'"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        t0 = in_grad_y[b1, i1, i0] + cs2[i1, i0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[B, 24]
+        t0 = in_grad_y[b1, i1, i0] + dstate_h2_state[i1, i0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[B, 24]
         t1 = t0 * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 24]
         t2 = math.tanh(in_trace_c2[b1, i1, i0])  # %3 = tanh('trace@c2@0') : f32[B, 24]
         t3 = t2 * t2  # %4 = mul(%3, %3) : f32[B, 24]
         t4 = c1 - t3  # %5 = sub(%2, %4) : f32[B, 24]
         t5 = t1 * t4  # %6 = mul(%1, %5) : f32[B, 24]
-        t6 = cs3[i1, i0] + t5  # %7 = add('dstate@c2@t-1', %6) : f32[B, 24]
+        t6 = dstate_c2_state[i1, i0] + t5  # %7 = add('dstate@c2@t-1', %6) : f32[B, 24]
         t7 = t6 * in_res_1[b1, i1, i0]  # %8 = mul(%7, 'res@1@0') : f32[B, 24]
         t8 = c1 - in_res_2[b1, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 24]
         t9 = in_res_2[b1, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 24]
@@ -292,12 +292,12 @@ def k10_fused(d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_
         t20 = c1 - in_res_0[b1, i1, i0]  # %21 = sub(%2, 'res@0@0') : f32[B, 24]
         t21 = in_res_0[b1, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 24]
         t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 24]
-        t23 = t6 * in_res_3[b1, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
+        dstate_c2_ = t6 * in_res_3[b1, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
         v2[b1, i1, i0] = t10  # store %11
         v2[b1, i1, 24 + i0] = t14  # store %15
         v2[b1, i1, 48 + i0] = t18  # store %19
         v2[b1, i1, 72 + i0] = t22  # store %23
-        ns3[i1, i0] = t23  # store 'dstate@c2@0'
+        dstate_c2_next[i1, i0] = dstate_c2_  # store 'dstate@c2@0'
 
 
 @cuda.jit(cache=True)
@@ -331,19 +331,19 @@ def k11_gemm(d_B, v2, b1, v4, v8):
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, cs0, v8, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3, ns1):
+def k12_fused(d_B, dstate_h1_state, v8, in_res_4, b1, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3, dstate_c1_next):
     """fused: 24 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = cs0[i1, i0] + v8[i1, i0]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
+        t0 = dstate_h1_state[i1, i0] + v8[i1, i0]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
         t1 = t0 * in_res_4[b1, i1, i0]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
         t2 = math.tanh(in_trace_c1[b1, i1, i0])  # %28 = tanh('trace@c1@0') : f32[B, 32]
         t3 = t2 * t2  # %29 = mul(%28, %28) : f32[B, 32]
         t4 = c1 - t3  # %30 = sub(%2, %29) : f32[B, 32]
         t5 = t1 * t4  # %31 = mul(%27, %30) : f32[B, 32]
-        t6 = cs1[i1, i0] + t5  # %32 = add('dstate@c1@t-1', %31) : f32[B, 32]
+        t6 = dstate_c1_state[i1, i0] + t5  # %32 = add('dstate@c1@t-1', %31) : f32[B, 32]
         t7 = t6 * in_res_5[b1, i1, i0]  # %33 = mul(%32, 'res@5@0') : f32[B, 32]
         t8 = c1 - in_res_6[b1, i1, i0]  # %34 = sub(%2, 'res@6@0') : f32[B, 32]
         t9 = in_res_6[b1, i1, i0] * t8  # %35 = mul('res@6@0', %34) : f32[B, 32]
@@ -360,16 +360,16 @@ def k12_fused(d_B, cs0, v8, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, 
         t20 = c1 - in_res_4[b1, i1, i0]  # %46 = sub(%2, 'res@4@0') : f32[B, 32]
         t21 = in_res_4[b1, i1, i0] * t20  # %47 = mul('res@4@0', %46) : f32[B, 32]
         t22 = t19 * t21  # %48 = mul(%45, %47) : f32[B, 32]
-        t23 = t6 * in_res_7[b1, i1, i0]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
+        dstate_c1_ = t6 * in_res_7[b1, i1, i0]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
         v3[b1, i1, i0] = t10  # store %36
         v3[b1, i1, 32 + i0] = t14  # store %40
         v3[b1, i1, 64 + i0] = t18  # store %44
         v3[b1, i1, 96 + i0] = t22  # store %48
-        ns1[i1, i0] = t23  # store 'dstate@c1@0'
+        dstate_c1_next[i1, i0] = dstate_c1_  # store 'dstate@c1@0'
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, v3, b1, v5, ns0):
+def k13_gemm(d_B, v3, b1, v5, dstate_h1_next):
     """'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -395,11 +395,11 @@ def k13_gemm(d_B, v3, b1, v5, ns0):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        ns0[i0, col] = acc
+        dstate_h1_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k14_gemm(d_B, v2, b1, v6, ns2):
+def k14_gemm(d_B, v2, b1, v6, dstate_h2_next):
     """'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -425,7 +425,7 @@ def k14_gemm(d_B, v2, b1, v6, ns2):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 24:
-        ns2[i0, col] = acc
+        dstate_h2_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
@@ -690,14 +690,14 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # returns: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
     v0 = cuda.device_array((d_T, d_B, 24), np.float32)
     v1 = cuda.device_array((d_T, d_B, 32), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    cs2 = cuda.device_array((d_B, 24), np.float32)
-    cs3 = cuda.device_array((d_B, 24), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
-    ns2 = cuda.device_array((d_B, 24), np.float32)
-    ns3 = cuda.device_array((d_B, 24), np.float32)
+    dstate_h1_state = cuda.device_array((d_B, 32), np.float32)
+    dstate_c1_state = cuda.device_array((d_B, 32), np.float32)
+    dstate_h2_state = cuda.device_array((d_B, 24), np.float32)
+    dstate_c2_state = cuda.device_array((d_B, 24), np.float32)
+    dstate_h1_next = cuda.device_array((d_B, 32), np.float32)
+    dstate_c1_next = cuda.device_array((d_B, 32), np.float32)
+    dstate_h2_next = cuda.device_array((d_B, 24), np.float32)
+    dstate_c2_next = cuda.device_array((d_B, 24), np.float32)
     v2 = cuda.device_array((d_T, d_B, 96), np.float32)
     v3 = cuda.device_array((d_T, d_B, 128), np.float32)
     v4 = cuda.device_array((96, 32), np.float32)
@@ -717,22 +717,22 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     k0_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v0, in_c2, in_trace_c2)
     k1_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v1, in_c1, in_trace_c1)
     # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, cs0, in_dstate_h1)
-    k3_copy[grid_1d(d_B * 32)](d_B, cs1, in_dstate_c1)
-    k4_copy[grid_1d(d_B * 24)](d_B, cs2, in_dstate_h2)
-    k5_copy[grid_1d(d_B * 24)](d_B, cs3, in_dstate_c2)
+    k2_copy[grid_1d(d_B * 32)](d_B, dstate_h1_state, in_dstate_h1)
+    k3_copy[grid_1d(d_B * 32)](d_B, dstate_c1_state, in_dstate_c1)
+    k4_copy[grid_1d(d_B * 24)](d_B, dstate_h2_state, in_dstate_h2)
+    k5_copy[grid_1d(d_B * 24)](d_B, dstate_c2_state, in_dstate_c2)
     k6_copy[grid_1d(96 * 32)](v4, in_Wx2)
     k7_copy[grid_1d(128 * 32)](v5, in_Wh1)
     k8_copy[grid_1d(96 * 24)](v6, in_Wh2)
-    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%7', v4, v5, v6, n0, d_B, in_grad_y, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, v7, cs0, in_res_4, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3):
+    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%7', v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k10_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, cs2, in_res_0, in_trace_c2, cs3, in_res_1, in_res_2, v0, in_res_3, v2, ns3)
+            k10_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, dstate_c2_next)
             k11_gemm[grid_gemm(d_B, 32)](d_B, v2, b1, v4, v8)
-            k12_fused[grid_1d(d_B * 32)](d_B, cs0, v8, in_res_4, b1, in_trace_c1, cs1, in_res_5, in_res_6, v1, in_res_7, v3, ns1)
-            k13_gemm[grid_gemm(d_B, 32)](d_B, v3, b1, v5, ns0)
-            k14_gemm[grid_gemm(d_B, 24)](d_B, v2, b1, v6, ns2)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k12_fused[grid_1d(d_B * 32)](d_B, dstate_h1_state, v8, in_res_4, b1, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3, dstate_c1_next)
+            k13_gemm[grid_gemm(d_B, 32)](d_B, v3, b1, v5, dstate_h1_next)
+            k14_gemm[grid_gemm(d_B, 24)](d_B, v2, b1, v6, dstate_h2_next)
+            dstate_h1_state, dstate_c1_state, dstate_h2_state, dstate_c2_state, dstate_h1_next, dstate_c1_next, dstate_h2_next, dstate_c2_next = dstate_h1_next, dstate_c1_next, dstate_h2_next, dstate_c2_next, dstate_h1_state, dstate_c1_state, dstate_h2_state, dstate_c2_state  # the new states become the current ones
     k15_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v3, in_Wx1, v9)
     k16_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v3, v10)
     k17_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v11, in_h1, in_trace_h1)
@@ -749,8 +749,8 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     out4 = v14  # taken over: nothing else reads it
     out5 = v16  # taken over: nothing else reads it
     out6 = v17  # taken over: nothing else reads it
-    out7 = cs0  # taken over: nothing else reads it
-    out8 = cs1  # taken over: nothing else reads it
-    out9 = cs2  # taken over: nothing else reads it
-    out10 = cs3  # taken over: nothing else reads it
+    out7 = dstate_h1_state  # taken over: nothing else reads it
+    out8 = dstate_c1_state  # taken over: nothing else reads it
+    out9 = dstate_h2_state  # taken over: nothing else reads it
+    out10 = dstate_c2_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, out6, out7, out8, out9, out10, )

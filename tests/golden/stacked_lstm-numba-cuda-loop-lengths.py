@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -66,47 +65,47 @@ def k0_gemm(d_B, d_T, in_x, in_Wx1, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h1):
+def k1_copy(d_B, h1_state, in_h1):
     """copy h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h1[i1, i0]
+        h1_state[i1, i0] = in_h1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs1, in_c1):
+def k2_copy(d_B, c1_state, in_c1):
     """copy c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_c1[i1, i0]
+        c1_state[i1, i0] = in_c1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs2, in_h2):
+def k3_copy(d_B, h2_state, in_h2):
     """copy h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs2[i1, i0] = in_h2[i1, i0]
+        h2_state[i1, i0] = in_h2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs3, in_c2):
+def k4_copy(d_B, c2_state, in_c2):
     """copy c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs3[i1, i0] = in_c2[i1, i0]
+        c2_state[i1, i0] = in_c2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths, v3, v4, cs2, v5, in_b2, cs3, v1):
+def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, in_lengths, v3, v4, h2_state, v5, in_b2, c2_state, v1):
     """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -142,7 +141,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h1_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing %15, h1@0, c1@0
@@ -156,7 +155,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths
             t3 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t4 = t3 + in_b1[32 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t5 = sigmoid_f32(t4)  # %6 = sigmoid(%5) : f32[B, 32]
-            t6 = t5 * cs1[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+            t6 = t5 * c1_state[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
             t7 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t8 = t7 + in_b1[i1]  # %2 = add(%1, b1) : f32[B, 128]
             t9 = sigmoid_f32(t8)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -167,11 +166,11 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths
             t14 = t6 + t13  # %13 = add(%7, %12) : f32[B, 32]
             t15 = math.tanh(t14)  # %14 = tanh(%13) : f32[B, 32]
             t16 = t2 * t15  # %15 = mul(%4, %14) : f32[B, 32]
-            t17 = t16 if b0 < in_lengths[i2] else cs0[i2, i1]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[B, 32]
-            t18 = t14 if b0 < in_lengths[i2] else cs1[i2, i1]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[B, 32]
+            h1_ = t16 if b0 < in_lengths[i2] else h1_state[i2, i1]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[B, 32]
+            c1_ = t14 if b0 < in_lengths[i2] else c1_state[i2, i1]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[B, 32]
             v3[i2, i1] = t16  # store %15
-            cs0[i2, i1] = t17  # store h1@0
-            cs1[i2, i1] = t18  # store c1@0
+            h1_state[i2, i1] = h1_  # store h1@0
+            c1_state[i2, i1] = c1_  # store c1@0
         grid.sync()
         # phase: %16 = matmul(%15, Wx2) : f32[B, 96]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -194,7 +193,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += cs2[i4, kk] * w2[kk, cl]
+                    acc += h2_state[i4, kk] * w2[kk, cl]
                 v5[i4, col] = acc
         grid.sync()
         # phase: fused: 14 elementwise node(s) over [B, 24], storing h2@0, c2@0, %34
@@ -202,34 +201,34 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths
             i5 = e1 % 24
             r1 = e1 // 24
             i6 = r1
-            t19 = v4[i6, 72 + i5] + v5[i6, 72 + i5]  # %18 = add(%16, %17) : f32[B, 96]
-            t20 = t19 + in_b2[72 + i5]  # %19 = add(%18, b2) : f32[B, 96]
-            t21 = sigmoid_f32(t20)  # %21 = sigmoid(%20) : f32[B, 24]
-            t22 = v4[i6, 24 + i5] + v5[i6, 24 + i5]  # %18 = add(%16, %17) : f32[B, 96]
-            t23 = t22 + in_b2[24 + i5]  # %19 = add(%18, b2) : f32[B, 96]
-            t24 = sigmoid_f32(t23)  # %23 = sigmoid(%22) : f32[B, 24]
-            t25 = t24 * cs3[i6, i5]  # %24 = mul(%23, c2@t-1) : f32[B, 24]
-            t26 = v4[i6, i5] + v5[i6, i5]  # %18 = add(%16, %17) : f32[B, 96]
-            t27 = t26 + in_b2[i5]  # %19 = add(%18, b2) : f32[B, 96]
-            t28 = sigmoid_f32(t27)  # %26 = sigmoid(%25) : f32[B, 24]
-            t29 = v4[i6, 48 + i5] + v5[i6, 48 + i5]  # %18 = add(%16, %17) : f32[B, 96]
-            t30 = t29 + in_b2[48 + i5]  # %19 = add(%18, b2) : f32[B, 96]
-            t31 = math.tanh(t30)  # %28 = tanh(%27) : f32[B, 24]
-            t32 = t28 * t31  # %29 = mul(%26, %28) : f32[B, 24]
-            t33 = t25 + t32  # %30 = add(%24, %29) : f32[B, 24]
-            t34 = math.tanh(t33)  # %31 = tanh(%30) : f32[B, 24]
-            t35 = t21 * t34  # %32 = mul(%21, %31) : f32[B, 24]
-            t36 = t35 if b0 < in_lengths[i6] else cs2[i6, i5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[B, 24]
-            t37 = t33 if b0 < in_lengths[i6] else cs3[i6, i5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[B, 24]
-            t38 = t35 if b0 < in_lengths[i6] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[B, 24]
-            cs2[i6, i5] = t36  # store h2@0
-            cs3[i6, i5] = t37  # store c2@0
-            v1[b0, i6, i5] = t38  # store %34
+            t17 = v4[i6, 72 + i5] + v5[i6, 72 + i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t18 = t17 + in_b2[72 + i5]  # %19 = add(%18, b2) : f32[B, 96]
+            t19 = sigmoid_f32(t18)  # %21 = sigmoid(%20) : f32[B, 24]
+            t20 = v4[i6, 24 + i5] + v5[i6, 24 + i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t21 = t20 + in_b2[24 + i5]  # %19 = add(%18, b2) : f32[B, 96]
+            t22 = sigmoid_f32(t21)  # %23 = sigmoid(%22) : f32[B, 24]
+            t23 = t22 * c2_state[i6, i5]  # %24 = mul(%23, c2@t-1) : f32[B, 24]
+            t24 = v4[i6, i5] + v5[i6, i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t25 = t24 + in_b2[i5]  # %19 = add(%18, b2) : f32[B, 96]
+            t26 = sigmoid_f32(t25)  # %26 = sigmoid(%25) : f32[B, 24]
+            t27 = v4[i6, 48 + i5] + v5[i6, 48 + i5]  # %18 = add(%16, %17) : f32[B, 96]
+            t28 = t27 + in_b2[48 + i5]  # %19 = add(%18, b2) : f32[B, 96]
+            t29 = math.tanh(t28)  # %28 = tanh(%27) : f32[B, 24]
+            t30 = t26 * t29  # %29 = mul(%26, %28) : f32[B, 24]
+            t31 = t23 + t30  # %30 = add(%24, %29) : f32[B, 24]
+            t32 = math.tanh(t31)  # %31 = tanh(%30) : f32[B, 24]
+            t33 = t19 * t32  # %32 = mul(%21, %31) : f32[B, 24]
+            h2_ = t33 if b0 < in_lengths[i6] else h2_state[i6, i5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[B, 24]
+            c2_ = t31 if b0 < in_lengths[i6] else c2_state[i6, i5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[B, 24]
+            t34 = t33 if b0 < in_lengths[i6] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[B, 24]
+            h2_state[i6, i5] = h2_  # store h2@0
+            c2_state[i6, i5] = c2_  # store c2@0
+            v1[b0, i6, i5] = t34  # store %34
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, cs0, in_Wh1, v6):
+def k6_gemm(d_B, h1_state, in_Wh1, v6):
     """%0 = matmul(h1@t-1, Wh1) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -242,7 +241,7 @@ def k6_gemm(d_B, cs0, in_Wh1, v6):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h1_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -259,7 +258,7 @@ def k6_gemm(d_B, cs0, in_Wh1, v6):
 
 
 @cuda.jit(cache=True)
-def k7_fused(d_B, v0, b1, v6, in_b1, cs1, in_lengths, cs0, v7, ns0, ns1):
+def k7_fused(d_B, v0, b1, v6, in_b1, c1_state, in_lengths, h1_state, v7, h1_next, c1_next):
     """fused: 13 elementwise node(s) over [B, 32], storing %15, h1@0, c1@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -271,7 +270,7 @@ def k7_fused(d_B, v0, b1, v6, in_b1, cs1, in_lengths, cs0, v7, ns0, ns1):
         t3 = v0[b1, i1, 32 + i0] + v6[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t4 = t3 + in_b1[32 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t5 = sigmoid_f32(t4)  # %6 = sigmoid(%5) : f32[B, 32]
-        t6 = t5 * cs1[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+        t6 = t5 * c1_state[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
         t7 = v0[b1, i1, i0] + v6[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t8 = t7 + in_b1[i0]  # %2 = add(%1, b1) : f32[B, 128]
         t9 = sigmoid_f32(t8)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -282,11 +281,11 @@ def k7_fused(d_B, v0, b1, v6, in_b1, cs1, in_lengths, cs0, v7, ns0, ns1):
         t14 = t6 + t13  # %13 = add(%7, %12) : f32[B, 32]
         t15 = math.tanh(t14)  # %14 = tanh(%13) : f32[B, 32]
         t16 = t2 * t15  # %15 = mul(%4, %14) : f32[B, 32]
-        t17 = t16 if b1 < in_lengths[i1] else cs0[i1, i0]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[B, 32]
-        t18 = t14 if b1 < in_lengths[i1] else cs1[i1, i0]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[B, 32]
+        h1_ = t16 if b1 < in_lengths[i1] else h1_state[i1, i0]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[B, 32]
+        c1_ = t14 if b1 < in_lengths[i1] else c1_state[i1, i0]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[B, 32]
         v7[i1, i0] = t16  # store %15
-        ns0[i1, i0] = t17  # store h1@0
-        ns1[i1, i0] = t18  # store c1@0
+        h1_next[i1, i0] = h1_  # store h1@0
+        c1_next[i1, i0] = c1_  # store c1@0
 
 
 @cuda.jit(cache=True)
@@ -320,7 +319,7 @@ def k8_gemm(d_B, v7, in_Wx2, v8):
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs2, in_Wh2, v9):
+def k9_gemm(d_B, h2_state, in_Wh2, v9):
     """%17 = matmul(h2@t-1, Wh2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -333,7 +332,7 @@ def k9_gemm(d_B, cs2, in_Wh2, v9):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = h2_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -350,7 +349,7 @@ def k9_gemm(d_B, cs2, in_Wh2, v9):
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v8, v9, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v1):
+def k10_fused(d_B, v8, v9, in_b2, c2_state, b1, in_lengths, h2_state, h2_next, c2_next, v1):
     """fused: 14 elementwise node(s) over [B, 24], storing h2@0, c2@0, %34"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -362,7 +361,7 @@ def k10_fused(d_B, v8, v9, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v1):
         t3 = v8[i1, 24 + i0] + v9[i1, 24 + i0]  # %18 = add(%16, %17) : f32[B, 96]
         t4 = t3 + in_b2[24 + i0]  # %19 = add(%18, b2) : f32[B, 96]
         t5 = sigmoid_f32(t4)  # %23 = sigmoid(%22) : f32[B, 24]
-        t6 = t5 * cs3[i1, i0]  # %24 = mul(%23, c2@t-1) : f32[B, 24]
+        t6 = t5 * c2_state[i1, i0]  # %24 = mul(%23, c2@t-1) : f32[B, 24]
         t7 = v8[i1, i0] + v9[i1, i0]  # %18 = add(%16, %17) : f32[B, 96]
         t8 = t7 + in_b2[i0]  # %19 = add(%18, b2) : f32[B, 96]
         t9 = sigmoid_f32(t8)  # %26 = sigmoid(%25) : f32[B, 24]
@@ -373,12 +372,12 @@ def k10_fused(d_B, v8, v9, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v1):
         t14 = t6 + t13  # %30 = add(%24, %29) : f32[B, 24]
         t15 = math.tanh(t14)  # %31 = tanh(%30) : f32[B, 24]
         t16 = t2 * t15  # %32 = mul(%21, %31) : f32[B, 24]
-        t17 = t16 if b1 < in_lengths[i1] else cs2[i1, i0]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[B, 24]
-        t18 = t14 if b1 < in_lengths[i1] else cs3[i1, i0]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[B, 24]
-        t19 = t16 if b1 < in_lengths[i1] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[B, 24]
-        ns2[i1, i0] = t17  # store h2@0
-        ns3[i1, i0] = t18  # store c2@0
-        v1[b1, i1, i0] = t19  # store %34
+        h2_ = t16 if b1 < in_lengths[i1] else h2_state[i1, i0]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[B, 24]
+        c2_ = t14 if b1 < in_lengths[i1] else c2_state[i1, i0]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[B, 24]
+        t17 = t16 if b1 < in_lengths[i1] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[B, 24]
+        h2_next[i1, i0] = h2_  # store h2@0
+        c2_next[i1, i0] = c2_  # store c2@0
+        v1[b1, i1, i0] = t17  # store %34
 
 
 def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_lengths, d_T, d_B, n0):
@@ -400,14 +399,14 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # n0: loop count T
     # returns: y, h1, c1, h2, c2
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    cs2 = cuda.device_array((d_B, 24), np.float32)
-    cs3 = cuda.device_array((d_B, 24), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
-    ns2 = cuda.device_array((d_B, 24), np.float32)
-    ns3 = cuda.device_array((d_B, 24), np.float32)
+    h1_state = cuda.device_array((d_B, 32), np.float32)
+    c1_state = cuda.device_array((d_B, 32), np.float32)
+    h2_state = cuda.device_array((d_B, 24), np.float32)
+    c2_state = cuda.device_array((d_B, 24), np.float32)
+    h1_next = cuda.device_array((d_B, 32), np.float32)
+    c1_next = cuda.device_array((d_B, 32), np.float32)
+    h2_next = cuda.device_array((d_B, 24), np.float32)
+    c2_next = cuda.device_array((d_B, 24), np.float32)
     v1 = cuda.device_array((d_T, d_B, 24), np.float32)
     v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((d_B, 32), np.float32)
@@ -419,22 +418,22 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     v9 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx1, v0)
     # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h1)
-    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c1)
-    k3_copy[grid_1d(d_B * 24)](d_B, cs2, in_h2)
-    k4_copy[grid_1d(d_B * 24)](d_B, cs3, in_c2)
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, in_lengths, v3, v4, cs2, v5, in_b2, cs3, v1):
+    k1_copy[grid_1d(d_B * 32)](d_B, h1_state, in_h1)
+    k2_copy[grid_1d(d_B * 32)](d_B, c1_state, in_c1)
+    k3_copy[grid_1d(d_B * 24)](d_B, h2_state, in_h2)
+    k4_copy[grid_1d(d_B * 24)](d_B, c2_state, in_c2)
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, in_lengths, v3, v4, h2_state, v5, in_b2, c2_state, v1):
         for it0 in range(n0):
             b1 = it0
-            k6_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh1, v6)
-            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, v6, in_b1, cs1, in_lengths, cs0, v7, ns0, ns1)
+            k6_gemm[grid_gemm(d_B, 128)](d_B, h1_state, in_Wh1, v6)
+            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, v6, in_b1, c1_state, in_lengths, h1_state, v7, h1_next, c1_next)
             k8_gemm[grid_gemm(d_B, 96)](d_B, v7, in_Wx2, v8)
-            k9_gemm[grid_gemm(d_B, 96)](d_B, cs2, in_Wh2, v9)
-            k10_fused[grid_1d(d_B * 24)](d_B, v8, v9, in_b2, cs3, b1, in_lengths, cs2, ns2, ns3, v1)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k9_gemm[grid_gemm(d_B, 96)](d_B, h2_state, in_Wh2, v9)
+            k10_fused[grid_1d(d_B * 24)](d_B, v8, v9, in_b2, c2_state, b1, in_lengths, h2_state, h2_next, c2_next, v1)
+            h1_state, c1_state, h2_state, c2_state, h1_next, c1_next, h2_next, c2_next = h1_next, c1_next, h2_next, c2_next, h1_state, c1_state, h2_state, c2_state  # the new states become the current ones
     out0 = v1  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
-    out2 = cs1  # taken over: nothing else reads it
-    out3 = cs2  # taken over: nothing else reads it
-    out4 = cs3  # taken over: nothing else reads it
+    out1 = h1_state  # taken over: nothing else reads it
+    out2 = c1_state  # taken over: nothing else reads it
+    out3 = h2_state  # taken over: nothing else reads it
+    out4 = c2_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, )

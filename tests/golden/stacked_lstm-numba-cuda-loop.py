@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -66,47 +65,47 @@ def k0_gemm(d_B, d_T, in_x, in_Wx1, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h1):
+def k1_copy(d_B, h1_state, in_h1):
     """copy h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h1[i1, i0]
+        h1_state[i1, i0] = in_h1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs1, in_c1):
+def k2_copy(d_B, c1_state, in_c1):
     """copy c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_c1[i1, i0]
+        c1_state[i1, i0] = in_c1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs2, in_h2):
+def k3_copy(d_B, h2_state, in_h2):
     """copy h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs2[i1, i0] = in_h2[i1, i0]
+        h2_state[i1, i0] = in_h2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs3, in_c2):
+def k4_copy(d_B, c2_state, in_c2):
     """copy c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs3[i1, i0] = in_c2[i1, i0]
+        c2_state[i1, i0] = in_c2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v4, in_b2, cs3, v1):
+def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, h2_state, v4, in_b2, c2_state, v1):
     """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -142,7 +141,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h1_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0
@@ -153,7 +152,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v
             t0 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b1[32 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-            t3 = t2 * cs1[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+            t3 = t2 * c1_state[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
             t4 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t5 = t4 + in_b1[i1]  # %2 = add(%1, b1) : f32[B, 128]
             t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -161,14 +160,14 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v
             t8 = t7 + in_b1[64 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-            t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
-            t12 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
-            t13 = t12 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-            t15 = math.tanh(t11)  # %13 = tanh(c1@0) : f32[B, 32]
-            t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[B, 32]
-            cs1[i2, i1] = t11  # store c1@0
-            cs0[i2, i1] = t16  # store h1@0
+            c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
+            t11 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t12 = t11 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+            t14 = math.tanh(c1_)  # %13 = tanh(c1@0) : f32[B, 32]
+            h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
+            c1_state[i2, i1] = c1_  # store c1@0
+            h1_state[i2, i1] = h1_  # store h1@0
         grid.sync()
         # phase: %14 = matmul(h1@0, Wx2) : f32[B, 96]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -179,7 +178,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v
                 i3 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i3, kk] * w1[kk, cl]
+                    acc += h1_state[i3, kk] * w1[kk, cl]
                 v3[i3, col] = acc
         grid.sync()
         # phase: %15 = matmul(h2@t-1, Wh2) : f32[B, 96]: weights on chip in w2
@@ -191,7 +190,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += cs2[i4, kk] * w2[kk, cl]
+                    acc += h2_state[i4, kk] * w2[kk, cl]
                 v4[i4, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0
@@ -199,31 +198,31 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v
             i5 = e1 % 24
             r1 = e1 // 24
             i6 = r1
-            t17 = v3[i6, 24 + i5] + v4[i6, 24 + i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t18 = t17 + in_b2[24 + i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t19 = sigmoid_f32(t18)  # %21 = sigmoid(%20) : f32[B, 24]
-            t20 = t19 * cs3[i6, i5]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
-            t21 = v3[i6, i5] + v4[i6, i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t22 = t21 + in_b2[i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t23 = sigmoid_f32(t22)  # %24 = sigmoid(%23) : f32[B, 24]
-            t24 = v3[i6, 48 + i5] + v4[i6, 48 + i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t25 = t24 + in_b2[48 + i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t26 = math.tanh(t25)  # %26 = tanh(%25) : f32[B, 24]
-            t27 = t23 * t26  # %27 = mul(%24, %26) : f32[B, 24]
-            t28 = t20 + t27  # c2@0 = add(%22, %27) : f32[B, 24]
-            t29 = v3[i6, 72 + i5] + v4[i6, 72 + i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t30 = t29 + in_b2[72 + i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t31 = sigmoid_f32(t30)  # %19 = sigmoid(%18) : f32[B, 24]
-            t32 = math.tanh(t28)  # %28 = tanh(c2@0) : f32[B, 24]
-            t33 = t31 * t32  # h2@0 = mul(%19, %28) : f32[B, 24]
-            cs3[i6, i5] = t28  # store c2@0
-            cs2[i6, i5] = t33  # store h2@0
-            v1[b0, i6, i5] = t33  # store h2@0
+            t15 = v3[i6, 24 + i5] + v4[i6, 24 + i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t16 = t15 + in_b2[24 + i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t17 = sigmoid_f32(t16)  # %21 = sigmoid(%20) : f32[B, 24]
+            t18 = t17 * c2_state[i6, i5]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
+            t19 = v3[i6, i5] + v4[i6, i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t20 = t19 + in_b2[i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t21 = sigmoid_f32(t20)  # %24 = sigmoid(%23) : f32[B, 24]
+            t22 = v3[i6, 48 + i5] + v4[i6, 48 + i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t23 = t22 + in_b2[48 + i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t24 = math.tanh(t23)  # %26 = tanh(%25) : f32[B, 24]
+            t25 = t21 * t24  # %27 = mul(%24, %26) : f32[B, 24]
+            c2_ = t18 + t25  # c2@0 = add(%22, %27) : f32[B, 24]
+            t26 = v3[i6, 72 + i5] + v4[i6, 72 + i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t27 = t26 + in_b2[72 + i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t28 = sigmoid_f32(t27)  # %19 = sigmoid(%18) : f32[B, 24]
+            t29 = math.tanh(c2_)  # %28 = tanh(c2@0) : f32[B, 24]
+            h2_ = t28 * t29  # h2@0 = mul(%19, %28) : f32[B, 24]
+            c2_state[i6, i5] = c2_  # store c2@0
+            h2_state[i6, i5] = h2_  # store h2@0
+            v1[b0, i6, i5] = h2_  # store h2@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, cs0, in_Wh1, v5):
+def k6_gemm(d_B, h1_state, in_Wh1, v5):
     """%0 = matmul(h1@t-1, Wh1) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -236,7 +235,7 @@ def k6_gemm(d_B, cs0, in_Wh1, v5):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h1_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -253,7 +252,7 @@ def k6_gemm(d_B, cs0, in_Wh1, v5):
 
 
 @cuda.jit(cache=True)
-def k7_fused(d_B, v0, b1, v5, in_b1, cs1, ns1, ns0):
+def k7_fused(d_B, v0, b1, v5, in_b1, c1_state, c1_next, h1_next):
     """fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -262,7 +261,7 @@ def k7_fused(d_B, v0, b1, v5, in_b1, cs1, ns1, ns0):
         t0 = v0[b1, i1, 32 + i0] + v5[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b1[32 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-        t3 = t2 * cs1[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+        t3 = t2 * c1_state[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
         t4 = v0[b1, i1, i0] + v5[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t5 = t4 + in_b1[i0]  # %2 = add(%1, b1) : f32[B, 128]
         t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -270,18 +269,18 @@ def k7_fused(d_B, v0, b1, v5, in_b1, cs1, ns1, ns0):
         t8 = t7 + in_b1[64 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
         t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-        t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
-        t12 = v0[b1, i1, 96 + i0] + v5[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-        t15 = math.tanh(t11)  # %13 = tanh(c1@0) : f32[B, 32]
-        t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[B, 32]
-        ns1[i1, i0] = t11  # store c1@0
-        ns0[i1, i0] = t16  # store h1@0
+        c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
+        t11 = v0[b1, i1, 96 + i0] + v5[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %13 = tanh(c1@0) : f32[B, 32]
+        h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
+        c1_next[i1, i0] = c1_  # store c1@0
+        h1_next[i1, i0] = h1_  # store h1@0
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_B, ns0, in_Wx2, v6):
+def k8_gemm(d_B, h1_next, in_Wx2, v6):
     """%14 = matmul(h1@0, Wx2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -294,7 +293,7 @@ def k8_gemm(d_B, ns0, in_Wx2, v6):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = ns0[i0, ka]
+            sa[ty, tx] = h1_next[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -311,7 +310,7 @@ def k8_gemm(d_B, ns0, in_Wx2, v6):
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_B, cs2, in_Wh2, v7):
+def k9_gemm(d_B, h2_state, in_Wh2, v7):
     """%15 = matmul(h2@t-1, Wh2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -324,7 +323,7 @@ def k9_gemm(d_B, cs2, in_Wh2, v7):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = h2_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -341,7 +340,7 @@ def k9_gemm(d_B, cs2, in_Wh2, v7):
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v6, v7, in_b2, cs3, ns3, ns2, v1, b1):
+def k10_fused(d_B, v6, v7, in_b2, c2_state, c2_next, h2_next, v1, b1):
     """fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -350,7 +349,7 @@ def k10_fused(d_B, v6, v7, in_b2, cs3, ns3, ns2, v1, b1):
         t0 = v6[i1, 24 + i0] + v7[i1, 24 + i0]  # %16 = add(%14, %15) : f32[B, 96]
         t1 = t0 + in_b2[24 + i0]  # %17 = add(%16, b2) : f32[B, 96]
         t2 = sigmoid_f32(t1)  # %21 = sigmoid(%20) : f32[B, 24]
-        t3 = t2 * cs3[i1, i0]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
+        t3 = t2 * c2_state[i1, i0]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
         t4 = v6[i1, i0] + v7[i1, i0]  # %16 = add(%14, %15) : f32[B, 96]
         t5 = t4 + in_b2[i0]  # %17 = add(%16, b2) : f32[B, 96]
         t6 = sigmoid_f32(t5)  # %24 = sigmoid(%23) : f32[B, 24]
@@ -358,15 +357,15 @@ def k10_fused(d_B, v6, v7, in_b2, cs3, ns3, ns2, v1, b1):
         t8 = t7 + in_b2[48 + i0]  # %17 = add(%16, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %26 = tanh(%25) : f32[B, 24]
         t10 = t6 * t9  # %27 = mul(%24, %26) : f32[B, 24]
-        t11 = t3 + t10  # c2@0 = add(%22, %27) : f32[B, 24]
-        t12 = v6[i1, 72 + i0] + v7[i1, 72 + i0]  # %16 = add(%14, %15) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %17 = add(%16, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %19 = sigmoid(%18) : f32[B, 24]
-        t15 = math.tanh(t11)  # %28 = tanh(c2@0) : f32[B, 24]
-        t16 = t14 * t15  # h2@0 = mul(%19, %28) : f32[B, 24]
-        ns3[i1, i0] = t11  # store c2@0
-        ns2[i1, i0] = t16  # store h2@0
-        v1[b1, i1, i0] = t16  # store h2@0
+        c2_ = t3 + t10  # c2@0 = add(%22, %27) : f32[B, 24]
+        t11 = v6[i1, 72 + i0] + v7[i1, 72 + i0]  # %16 = add(%14, %15) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %17 = add(%16, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %19 = sigmoid(%18) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %28 = tanh(c2@0) : f32[B, 24]
+        h2_ = t13 * t14  # h2@0 = mul(%19, %28) : f32[B, 24]
+        c2_next[i1, i0] = c2_  # store c2@0
+        h2_next[i1, i0] = h2_  # store h2@0
+        v1[b1, i1, i0] = h2_  # store h2@0
 
 
 def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, d_T, d_B, n0):
@@ -387,14 +386,14 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # n0: loop count T
     # returns: y, h1, c1, h2, c2
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    cs2 = cuda.device_array((d_B, 24), np.float32)
-    cs3 = cuda.device_array((d_B, 24), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
-    ns2 = cuda.device_array((d_B, 24), np.float32)
-    ns3 = cuda.device_array((d_B, 24), np.float32)
+    h1_state = cuda.device_array((d_B, 32), np.float32)
+    c1_state = cuda.device_array((d_B, 32), np.float32)
+    h2_state = cuda.device_array((d_B, 24), np.float32)
+    c2_state = cuda.device_array((d_B, 24), np.float32)
+    h1_next = cuda.device_array((d_B, 32), np.float32)
+    c1_next = cuda.device_array((d_B, 32), np.float32)
+    h2_next = cuda.device_array((d_B, 24), np.float32)
+    c2_next = cuda.device_array((d_B, 24), np.float32)
     v1 = cuda.device_array((d_T, d_B, 24), np.float32)
     v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((d_B, 96), np.float32)
@@ -404,22 +403,22 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     v7 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx1, v0)
     # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h1)
-    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c1)
-    k3_copy[grid_1d(d_B * 24)](d_B, cs2, in_h2)
-    k4_copy[grid_1d(d_B * 24)](d_B, cs3, in_c2)
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, cs2, v4, in_b2, cs3, v1):
+    k1_copy[grid_1d(d_B * 32)](d_B, h1_state, in_h1)
+    k2_copy[grid_1d(d_B * 32)](d_B, c1_state, in_c1)
+    k3_copy[grid_1d(d_B * 24)](d_B, h2_state, in_h2)
+    k4_copy[grid_1d(d_B * 24)](d_B, c2_state, in_c2)
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, h2_state, v4, in_b2, c2_state, v1):
         for it0 in range(n0):
             b1 = it0
-            k6_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh1, v5)
-            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, v5, in_b1, cs1, ns1, ns0)
-            k8_gemm[grid_gemm(d_B, 96)](d_B, ns0, in_Wx2, v6)
-            k9_gemm[grid_gemm(d_B, 96)](d_B, cs2, in_Wh2, v7)
-            k10_fused[grid_1d(d_B * 24)](d_B, v6, v7, in_b2, cs3, ns3, ns2, v1, b1)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k6_gemm[grid_gemm(d_B, 128)](d_B, h1_state, in_Wh1, v5)
+            k7_fused[grid_1d(d_B * 32)](d_B, v0, b1, v5, in_b1, c1_state, c1_next, h1_next)
+            k8_gemm[grid_gemm(d_B, 96)](d_B, h1_next, in_Wx2, v6)
+            k9_gemm[grid_gemm(d_B, 96)](d_B, h2_state, in_Wh2, v7)
+            k10_fused[grid_1d(d_B * 24)](d_B, v6, v7, in_b2, c2_state, c2_next, h2_next, v1, b1)
+            h1_state, c1_state, h2_state, c2_state, h1_next, c1_next, h2_next, c2_next = h1_next, c1_next, h2_next, c2_next, h1_state, c1_state, h2_state, c2_state  # the new states become the current ones
     out0 = v1  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
-    out2 = cs1  # taken over: nothing else reads it
-    out3 = cs2  # taken over: nothing else reads it
-    out4 = cs3  # taken over: nothing else reads it
+    out1 = h1_state  # taken over: nothing else reads it
+    out2 = c1_state  # taken over: nothing else reads it
+    out3 = h2_state  # taken over: nothing else reads it
+    out4 = c2_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, )

@@ -11,8 +11,6 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
-F32_0 = np.float32(0.0)
-F32_1 = np.float32(1.0)
 c0 = np.float32(0.0)
 
 
@@ -28,9 +26,10 @@ def grid_gemm(m, n):
 
 @cuda.jit(device=True)
 def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
+    """sigmoid_f64 of a float32, in float32."""
+    one = np.float32(1.0)
     e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
 
 
 @cuda.jit(cache=True)
@@ -66,43 +65,43 @@ def k0_gemm(d_B, d_T, in_x, in_Wx1, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_h1):
+def k1_copy(d_B, h1_state, in_h1):
     """copy h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs0[i1, i0] = in_h1[i1, i0]
+        h1_state[i1, i0] = in_h1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, cs1, in_c1):
+def k2_copy(d_B, c1_state, in_c1):
     """copy c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        cs1[i1, i0] = in_c1[i1, i0]
+        c1_state[i1, i0] = in_c1[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, cs2, in_h2):
+def k3_copy(d_B, h2_state, in_h2):
     """copy h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs2[i1, i0] = in_h2[i1, i0]
+        h2_state[i1, i0] = in_h2[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, cs3, in_c2):
+def k4_copy(d_B, c2_state, in_c2):
     """copy c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        cs3[i1, i0] = in_c2[i1, i0]
+        c2_state[i1, i0] = in_c2[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -118,7 +117,7 @@ def k5_copy(d_T, d_B, v1):
 
 
 @cuda.jit(cache=True)
-def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5, v6, v7, cs2, v8, in_b2, cs3, v9, v1, v10):
+def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, v4, v5, v6, v7, h2_state, v8, in_b2, c2_state, v9, v1, v10):
     """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -154,7 +153,7 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i0, kk] * w0[kk, cl]
+                    acc += h1_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0
@@ -165,7 +164,7 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
             t0 = v0[b0, i2, 32 + i1] + v2[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b1[32 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-            t3 = t2 * cs1[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+            t3 = t2 * c1_state[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
             t4 = v0[b0, i2, i1] + v2[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t5 = t4 + in_b1[i1]  # %2 = add(%1, b1) : f32[B, 128]
             t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -173,14 +172,14 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
             t8 = t7 + in_b1[64 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-            t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
-            t12 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
-            t13 = t12 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-            t15 = math.tanh(t11)  # %13 = tanh(c1@0) : f32[B, 32]
-            t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[B, 32]
-            v3[i2, i1] = t11  # store c1@0
-            v4[i2, i1] = t16  # store h1@0
+            c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
+            t11 = v0[b0, i2, 96 + i1] + v2[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t12 = t11 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+            t14 = math.tanh(c1_)  # %13 = tanh(c1@0) : f32[B, 32]
+            h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
+            v3[i2, i1] = c1_  # store c1@0
+            v4[i2, i1] = h1_  # store h1@0
         grid.sync()
         # phase: %14 = matmul(h1@0, Wh1) : f32[B, 128]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -199,25 +198,25 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
             i4 = e1 % 32
             r1 = e1 // 32
             i5 = r1
-            t17 = v0[(b0 + 1), i5, 32 + i4] + v5[i5, 32 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t18 = t17 + in_b1[32 + i4]  # %16 = add(%15, b1) : f32[B, 128]
-            t19 = sigmoid_f32(t18)  # %20 = sigmoid(%19) : f32[B, 32]
-            t20 = t19 * v3[i5, i4]  # %21 = mul(%20, c1@0) : f32[B, 32]
-            t21 = v0[(b0 + 1), i5, i4] + v5[i5, i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t22 = t21 + in_b1[i4]  # %16 = add(%15, b1) : f32[B, 128]
-            t23 = sigmoid_f32(t22)  # %23 = sigmoid(%22) : f32[B, 32]
-            t24 = v0[(b0 + 1), i5, 64 + i4] + v5[i5, 64 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t25 = t24 + in_b1[64 + i4]  # %16 = add(%15, b1) : f32[B, 128]
-            t26 = math.tanh(t25)  # %25 = tanh(%24) : f32[B, 32]
-            t27 = t23 * t26  # %26 = mul(%23, %25) : f32[B, 32]
-            t28 = t20 + t27  # c1@1 = add(%21, %26) : f32[B, 32]
-            t29 = v0[(b0 + 1), i5, 96 + i4] + v5[i5, 96 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
-            t30 = t29 + in_b1[96 + i4]  # %16 = add(%15, b1) : f32[B, 128]
-            t31 = sigmoid_f32(t30)  # %18 = sigmoid(%17) : f32[B, 32]
-            t32 = math.tanh(t28)  # %27 = tanh(c1@1) : f32[B, 32]
-            t33 = t31 * t32  # h1@1 = mul(%18, %27) : f32[B, 32]
-            cs1[i5, i4] = t28  # store c1@1
-            cs0[i5, i4] = t33  # store h1@1
+            t15 = v0[(b0 + 1), i5, 32 + i4] + v5[i5, 32 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t16 = t15 + in_b1[32 + i4]  # %16 = add(%15, b1) : f32[B, 128]
+            t17 = sigmoid_f32(t16)  # %20 = sigmoid(%19) : f32[B, 32]
+            t18 = t17 * v3[i5, i4]  # %21 = mul(%20, c1@0) : f32[B, 32]
+            t19 = v0[(b0 + 1), i5, i4] + v5[i5, i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t20 = t19 + in_b1[i4]  # %16 = add(%15, b1) : f32[B, 128]
+            t21 = sigmoid_f32(t20)  # %23 = sigmoid(%22) : f32[B, 32]
+            t22 = v0[(b0 + 1), i5, 64 + i4] + v5[i5, 64 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t23 = t22 + in_b1[64 + i4]  # %16 = add(%15, b1) : f32[B, 128]
+            t24 = math.tanh(t23)  # %25 = tanh(%24) : f32[B, 32]
+            t25 = t21 * t24  # %26 = mul(%23, %25) : f32[B, 32]
+            c1__1_ = t18 + t25  # c1@1 = add(%21, %26) : f32[B, 32]
+            t26 = v0[(b0 + 1), i5, 96 + i4] + v5[i5, 96 + i4]  # %15 = add(xh1@1, %14) : f32[B, 128]
+            t27 = t26 + in_b1[96 + i4]  # %16 = add(%15, b1) : f32[B, 128]
+            t28 = sigmoid_f32(t27)  # %18 = sigmoid(%17) : f32[B, 32]
+            t29 = math.tanh(c1__1_)  # %27 = tanh(c1@1) : f32[B, 32]
+            h1__1_ = t28 * t29  # h1@1 = mul(%18, %27) : f32[B, 32]
+            c1_state[i5, i4] = c1__1_  # store c1@1
+            h1_state[i5, i4] = h1__1_  # store h1@1
         grid.sync()
         # phase: %28 = matmul(h1@1, Wx2) : f32[B, 96]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -228,7 +227,7 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
                 i6 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs0[i6, kk] * w1[kk, cl]
+                    acc += h1_state[i6, kk] * w1[kk, cl]
                 v6[i6, col] = acc
         grid.sync()
         # phase: %29 = matmul(h1@0, Wx2) : f32[B, 96]: weights on chip in w1
@@ -252,7 +251,7 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
                 i8 = row
                 acc = c0
                 for kk in range(24):
-                    acc += cs2[i8, kk] * w2[kk, cl]
+                    acc += h2_state[i8, kk] * w2[kk, cl]
                 v8[i8, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0
@@ -260,25 +259,25 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
             i9 = e2 % 24
             r2 = e2 // 24
             i10 = r2
-            t34 = v7[i10, 24 + i9] + v8[i10, 24 + i9]  # %31 = add(%29, %30) : f32[B, 96]
-            t35 = t34 + in_b2[24 + i9]  # %32 = add(%31, b2) : f32[B, 96]
-            t36 = sigmoid_f32(t35)  # %36 = sigmoid(%35) : f32[B, 24]
-            t37 = t36 * cs3[i10, i9]  # %37 = mul(%36, c2@t-1) : f32[B, 24]
-            t38 = v7[i10, i9] + v8[i10, i9]  # %31 = add(%29, %30) : f32[B, 96]
-            t39 = t38 + in_b2[i9]  # %32 = add(%31, b2) : f32[B, 96]
-            t40 = sigmoid_f32(t39)  # %39 = sigmoid(%38) : f32[B, 24]
-            t41 = v7[i10, 48 + i9] + v8[i10, 48 + i9]  # %31 = add(%29, %30) : f32[B, 96]
-            t42 = t41 + in_b2[48 + i9]  # %32 = add(%31, b2) : f32[B, 96]
-            t43 = math.tanh(t42)  # %41 = tanh(%40) : f32[B, 24]
-            t44 = t40 * t43  # %42 = mul(%39, %41) : f32[B, 24]
-            t45 = t37 + t44  # c2@0 = add(%37, %42) : f32[B, 24]
-            t46 = v7[i10, 72 + i9] + v8[i10, 72 + i9]  # %31 = add(%29, %30) : f32[B, 96]
-            t47 = t46 + in_b2[72 + i9]  # %32 = add(%31, b2) : f32[B, 96]
-            t48 = sigmoid_f32(t47)  # %34 = sigmoid(%33) : f32[B, 24]
-            t49 = math.tanh(t45)  # %43 = tanh(c2@0) : f32[B, 24]
-            t50 = t48 * t49  # h2@0 = mul(%34, %43) : f32[B, 24]
-            v9[i10, i9] = t45  # store c2@0
-            v1[b0, i10, i9] = t50  # store h2@0
+            t30 = v7[i10, 24 + i9] + v8[i10, 24 + i9]  # %31 = add(%29, %30) : f32[B, 96]
+            t31 = t30 + in_b2[24 + i9]  # %32 = add(%31, b2) : f32[B, 96]
+            t32 = sigmoid_f32(t31)  # %36 = sigmoid(%35) : f32[B, 24]
+            t33 = t32 * c2_state[i10, i9]  # %37 = mul(%36, c2@t-1) : f32[B, 24]
+            t34 = v7[i10, i9] + v8[i10, i9]  # %31 = add(%29, %30) : f32[B, 96]
+            t35 = t34 + in_b2[i9]  # %32 = add(%31, b2) : f32[B, 96]
+            t36 = sigmoid_f32(t35)  # %39 = sigmoid(%38) : f32[B, 24]
+            t37 = v7[i10, 48 + i9] + v8[i10, 48 + i9]  # %31 = add(%29, %30) : f32[B, 96]
+            t38 = t37 + in_b2[48 + i9]  # %32 = add(%31, b2) : f32[B, 96]
+            t39 = math.tanh(t38)  # %41 = tanh(%40) : f32[B, 24]
+            t40 = t36 * t39  # %42 = mul(%39, %41) : f32[B, 24]
+            c2_ = t33 + t40  # c2@0 = add(%37, %42) : f32[B, 24]
+            t41 = v7[i10, 72 + i9] + v8[i10, 72 + i9]  # %31 = add(%29, %30) : f32[B, 96]
+            t42 = t41 + in_b2[72 + i9]  # %32 = add(%31, b2) : f32[B, 96]
+            t43 = sigmoid_f32(t42)  # %34 = sigmoid(%33) : f32[B, 24]
+            t44 = math.tanh(c2_)  # %43 = tanh(c2@0) : f32[B, 24]
+            h2_ = t43 * t44  # h2@0 = mul(%34, %43) : f32[B, 24]
+            v9[i10, i9] = c2_  # store c2@0
+            v1[b0, i10, i9] = h2_  # store h2@0
         grid.sync()
         # phase: %44 = matmul(h2@0, Wh2) : f32[B, 96]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -297,31 +296,31 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5
             i12 = e3 % 24
             r3 = e3 // 24
             i13 = r3
-            t51 = v6[i13, 24 + i12] + v10[i13, 24 + i12]  # %45 = add(%28, %44) : f32[B, 96]
-            t52 = t51 + in_b2[24 + i12]  # %46 = add(%45, b2) : f32[B, 96]
-            t53 = sigmoid_f32(t52)  # %50 = sigmoid(%49) : f32[B, 24]
-            t54 = t53 * v9[i13, i12]  # %51 = mul(%50, c2@0) : f32[B, 24]
-            t55 = v6[i13, i12] + v10[i13, i12]  # %45 = add(%28, %44) : f32[B, 96]
-            t56 = t55 + in_b2[i12]  # %46 = add(%45, b2) : f32[B, 96]
-            t57 = sigmoid_f32(t56)  # %53 = sigmoid(%52) : f32[B, 24]
-            t58 = v6[i13, 48 + i12] + v10[i13, 48 + i12]  # %45 = add(%28, %44) : f32[B, 96]
-            t59 = t58 + in_b2[48 + i12]  # %46 = add(%45, b2) : f32[B, 96]
-            t60 = math.tanh(t59)  # %55 = tanh(%54) : f32[B, 24]
-            t61 = t57 * t60  # %56 = mul(%53, %55) : f32[B, 24]
-            t62 = t54 + t61  # c2@1 = add(%51, %56) : f32[B, 24]
-            t63 = v6[i13, 72 + i12] + v10[i13, 72 + i12]  # %45 = add(%28, %44) : f32[B, 96]
-            t64 = t63 + in_b2[72 + i12]  # %46 = add(%45, b2) : f32[B, 96]
-            t65 = sigmoid_f32(t64)  # %48 = sigmoid(%47) : f32[B, 24]
-            t66 = math.tanh(t62)  # %57 = tanh(c2@1) : f32[B, 24]
-            t67 = t65 * t66  # h2@1 = mul(%48, %57) : f32[B, 24]
-            cs3[i13, i12] = t62  # store c2@1
-            cs2[i13, i12] = t67  # store h2@1
-            v1[(b0 + 1), i13, i12] = t67  # store h2@1
+            t45 = v6[i13, 24 + i12] + v10[i13, 24 + i12]  # %45 = add(%28, %44) : f32[B, 96]
+            t46 = t45 + in_b2[24 + i12]  # %46 = add(%45, b2) : f32[B, 96]
+            t47 = sigmoid_f32(t46)  # %50 = sigmoid(%49) : f32[B, 24]
+            t48 = t47 * v9[i13, i12]  # %51 = mul(%50, c2@0) : f32[B, 24]
+            t49 = v6[i13, i12] + v10[i13, i12]  # %45 = add(%28, %44) : f32[B, 96]
+            t50 = t49 + in_b2[i12]  # %46 = add(%45, b2) : f32[B, 96]
+            t51 = sigmoid_f32(t50)  # %53 = sigmoid(%52) : f32[B, 24]
+            t52 = v6[i13, 48 + i12] + v10[i13, 48 + i12]  # %45 = add(%28, %44) : f32[B, 96]
+            t53 = t52 + in_b2[48 + i12]  # %46 = add(%45, b2) : f32[B, 96]
+            t54 = math.tanh(t53)  # %55 = tanh(%54) : f32[B, 24]
+            t55 = t51 * t54  # %56 = mul(%53, %55) : f32[B, 24]
+            c2__1_ = t48 + t55  # c2@1 = add(%51, %56) : f32[B, 24]
+            t56 = v6[i13, 72 + i12] + v10[i13, 72 + i12]  # %45 = add(%28, %44) : f32[B, 96]
+            t57 = t56 + in_b2[72 + i12]  # %46 = add(%45, b2) : f32[B, 96]
+            t58 = sigmoid_f32(t57)  # %48 = sigmoid(%47) : f32[B, 24]
+            t59 = math.tanh(c2__1_)  # %57 = tanh(c2@1) : f32[B, 24]
+            h2__1_ = t58 * t59  # h2@1 = mul(%48, %57) : f32[B, 24]
+            c2_state[i13, i12] = c2__1_  # store c2@1
+            h2_state[i13, i12] = h2__1_  # store h2@1
+            v1[(b0 + 1), i13, i12] = h2__1_  # store h2@1
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, cs0, in_Wh1, v11):
+def k7_gemm(d_B, h1_state, in_Wh1, v11):
     """%0 = matmul(h1@t-1, Wh1) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -334,7 +333,7 @@ def k7_gemm(d_B, cs0, in_Wh1, v11):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs0[i0, ka]
+            sa[ty, tx] = h1_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -351,7 +350,7 @@ def k7_gemm(d_B, cs0, in_Wh1, v11):
 
 
 @cuda.jit(cache=True)
-def k8_fused(d_B, v0, b1, v11, in_b1, cs1, v12, v13):
+def k8_fused(d_B, v0, b1, v11, in_b1, c1_state, v12, v13):
     """fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -360,7 +359,7 @@ def k8_fused(d_B, v0, b1, v11, in_b1, cs1, v12, v13):
         t0 = v0[b1, i1, 32 + i0] + v11[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b1[32 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-        t3 = t2 * cs1[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+        t3 = t2 * c1_state[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
         t4 = v0[b1, i1, i0] + v11[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t5 = t4 + in_b1[i0]  # %2 = add(%1, b1) : f32[B, 128]
         t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -368,14 +367,14 @@ def k8_fused(d_B, v0, b1, v11, in_b1, cs1, v12, v13):
         t8 = t7 + in_b1[64 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
         t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-        t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
-        t12 = v0[b1, i1, 96 + i0] + v11[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-        t15 = math.tanh(t11)  # %13 = tanh(c1@0) : f32[B, 32]
-        t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[B, 32]
-        v12[i1, i0] = t11  # store c1@0
-        v13[i1, i0] = t16  # store h1@0
+        c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
+        t11 = v0[b1, i1, 96 + i0] + v11[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %13 = tanh(c1@0) : f32[B, 32]
+        h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
+        v12[i1, i0] = c1_  # store c1@0
+        v13[i1, i0] = h1_  # store h1@0
 
 
 @cuda.jit(cache=True)
@@ -409,7 +408,7 @@ def k9_gemm(d_B, v13, in_Wh1, v14):
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, v0, b1, v14, in_b1, v12, ns1, ns0):
+def k10_fused(d_B, v0, b1, v14, in_b1, v12, c1_next, h1_next):
     """fused: 11 elementwise node(s) over [B, 32], storing c1@1, h1@1"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -426,18 +425,18 @@ def k10_fused(d_B, v0, b1, v14, in_b1, v12, ns1, ns0):
         t8 = t7 + in_b1[64 + i0]  # %16 = add(%15, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %25 = tanh(%24) : f32[B, 32]
         t10 = t6 * t9  # %26 = mul(%23, %25) : f32[B, 32]
-        t11 = t3 + t10  # c1@1 = add(%21, %26) : f32[B, 32]
-        t12 = v0[(b1 + 1), i1, 96 + i0] + v14[i1, 96 + i0]  # %15 = add(xh1@1, %14) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %16 = add(%15, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %18 = sigmoid(%17) : f32[B, 32]
-        t15 = math.tanh(t11)  # %27 = tanh(c1@1) : f32[B, 32]
-        t16 = t14 * t15  # h1@1 = mul(%18, %27) : f32[B, 32]
-        ns1[i1, i0] = t11  # store c1@1
-        ns0[i1, i0] = t16  # store h1@1
+        c1_ = t3 + t10  # c1@1 = add(%21, %26) : f32[B, 32]
+        t11 = v0[(b1 + 1), i1, 96 + i0] + v14[i1, 96 + i0]  # %15 = add(xh1@1, %14) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %16 = add(%15, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %18 = sigmoid(%17) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %27 = tanh(c1@1) : f32[B, 32]
+        h1_ = t13 * t14  # h1@1 = mul(%18, %27) : f32[B, 32]
+        c1_next[i1, i0] = c1_  # store c1@1
+        h1_next[i1, i0] = h1_  # store h1@1
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, ns0, in_Wx2, v15):
+def k11_gemm(d_B, h1_next, in_Wx2, v15):
     """%28 = matmul(h1@1, Wx2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -450,7 +449,7 @@ def k11_gemm(d_B, ns0, in_Wx2, v15):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = ns0[i0, ka]
+            sa[ty, tx] = h1_next[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -497,7 +496,7 @@ def k12_gemm(d_B, v13, in_Wx2, v16):
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, cs2, in_Wh2, v17):
+def k13_gemm(d_B, h2_state, in_Wh2, v17):
     """%30 = matmul(h2@t-1, Wh2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -510,7 +509,7 @@ def k13_gemm(d_B, cs2, in_Wh2, v17):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = cs2[i0, ka]
+            sa[ty, tx] = h2_state[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -527,7 +526,7 @@ def k13_gemm(d_B, cs2, in_Wh2, v17):
 
 
 @cuda.jit(cache=True)
-def k14_fused(d_B, v16, v17, in_b2, cs3, v18, v1, b1):
+def k14_fused(d_B, v16, v17, in_b2, c2_state, v18, v1, b1):
     """fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -536,7 +535,7 @@ def k14_fused(d_B, v16, v17, in_b2, cs3, v18, v1, b1):
         t0 = v16[i1, 24 + i0] + v17[i1, 24 + i0]  # %31 = add(%29, %30) : f32[B, 96]
         t1 = t0 + in_b2[24 + i0]  # %32 = add(%31, b2) : f32[B, 96]
         t2 = sigmoid_f32(t1)  # %36 = sigmoid(%35) : f32[B, 24]
-        t3 = t2 * cs3[i1, i0]  # %37 = mul(%36, c2@t-1) : f32[B, 24]
+        t3 = t2 * c2_state[i1, i0]  # %37 = mul(%36, c2@t-1) : f32[B, 24]
         t4 = v16[i1, i0] + v17[i1, i0]  # %31 = add(%29, %30) : f32[B, 96]
         t5 = t4 + in_b2[i0]  # %32 = add(%31, b2) : f32[B, 96]
         t6 = sigmoid_f32(t5)  # %39 = sigmoid(%38) : f32[B, 24]
@@ -544,14 +543,14 @@ def k14_fused(d_B, v16, v17, in_b2, cs3, v18, v1, b1):
         t8 = t7 + in_b2[48 + i0]  # %32 = add(%31, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %41 = tanh(%40) : f32[B, 24]
         t10 = t6 * t9  # %42 = mul(%39, %41) : f32[B, 24]
-        t11 = t3 + t10  # c2@0 = add(%37, %42) : f32[B, 24]
-        t12 = v16[i1, 72 + i0] + v17[i1, 72 + i0]  # %31 = add(%29, %30) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %32 = add(%31, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %34 = sigmoid(%33) : f32[B, 24]
-        t15 = math.tanh(t11)  # %43 = tanh(c2@0) : f32[B, 24]
-        t16 = t14 * t15  # h2@0 = mul(%34, %43) : f32[B, 24]
-        v18[i1, i0] = t11  # store c2@0
-        v1[b1, i1, i0] = t16  # store h2@0
+        c2_ = t3 + t10  # c2@0 = add(%37, %42) : f32[B, 24]
+        t11 = v16[i1, 72 + i0] + v17[i1, 72 + i0]  # %31 = add(%29, %30) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %32 = add(%31, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %34 = sigmoid(%33) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %43 = tanh(c2@0) : f32[B, 24]
+        h2_ = t13 * t14  # h2@0 = mul(%34, %43) : f32[B, 24]
+        v18[i1, i0] = c2_  # store c2@0
+        v1[b1, i1, i0] = h2_  # store h2@0
 
 
 @cuda.jit(cache=True)
@@ -585,7 +584,7 @@ def k15_gemm(d_B, v1, b1, in_Wh2, v19):
 
 
 @cuda.jit(cache=True)
-def k16_fused(d_B, v15, v19, in_b2, v18, ns3, ns2, v1, b1):
+def k16_fused(d_B, v15, v19, in_b2, v18, c2_next, h2_next, v1, b1):
     """fused: 11 elementwise node(s) over [B, 24], storing c2@1, h2@1"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -602,19 +601,19 @@ def k16_fused(d_B, v15, v19, in_b2, v18, ns3, ns2, v1, b1):
         t8 = t7 + in_b2[48 + i0]  # %46 = add(%45, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %55 = tanh(%54) : f32[B, 24]
         t10 = t6 * t9  # %56 = mul(%53, %55) : f32[B, 24]
-        t11 = t3 + t10  # c2@1 = add(%51, %56) : f32[B, 24]
-        t12 = v15[i1, 72 + i0] + v19[i1, 72 + i0]  # %45 = add(%28, %44) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %46 = add(%45, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %48 = sigmoid(%47) : f32[B, 24]
-        t15 = math.tanh(t11)  # %57 = tanh(c2@1) : f32[B, 24]
-        t16 = t14 * t15  # h2@1 = mul(%48, %57) : f32[B, 24]
-        ns3[i1, i0] = t11  # store c2@1
-        ns2[i1, i0] = t16  # store h2@1
-        v1[(b1 + 1), i1, i0] = t16  # store h2@1
+        c2_ = t3 + t10  # c2@1 = add(%51, %56) : f32[B, 24]
+        t11 = v15[i1, 72 + i0] + v19[i1, 72 + i0]  # %45 = add(%28, %44) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %46 = add(%45, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %48 = sigmoid(%47) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %57 = tanh(c2@1) : f32[B, 24]
+        h2_ = t13 * t14  # h2@1 = mul(%48, %57) : f32[B, 24]
+        c2_next[i1, i0] = c2_  # store c2@1
+        h2_next[i1, i0] = h2_  # store h2@1
+        v1[(b1 + 1), i1, i0] = h2_  # store h2@1
 
 
 @cuda.jit(cache=True)
-def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, v22, cs6, v23, in_b2, cs7, v20):
+def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b1, c1_state_1_, v22, h2_state_1_, v23, in_b2, c2_state_1_, v20):
     """%8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((32, 1), float32)
@@ -650,7 +649,7 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, 
                 i0 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs4[i0, kk] * w0[kk, cl]
+                    acc += h1_state_1_[i0, kk] * w0[kk, cl]
                 v21[i0, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0
@@ -661,7 +660,7 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, 
             t0 = v0[b2, i2, 32 + i1] + v21[i2, 32 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t1 = t0 + in_b1[32 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-            t3 = t2 * cs5[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+            t3 = t2 * c1_state_1_[i2, i1]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
             t4 = v0[b2, i2, i1] + v21[i2, i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
             t5 = t4 + in_b1[i1]  # %2 = add(%1, b1) : f32[B, 128]
             t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -669,14 +668,14 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, 
             t8 = t7 + in_b1[64 + i1]  # %2 = add(%1, b1) : f32[B, 128]
             t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
             t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-            t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
-            t12 = v0[b2, i2, 96 + i1] + v21[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
-            t13 = t12 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
-            t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-            t15 = math.tanh(t11)  # %13 = tanh(c1@0) : f32[B, 32]
-            t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[B, 32]
-            cs5[i2, i1] = t11  # store c1@0
-            cs4[i2, i1] = t16  # store h1@0
+            c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
+            t11 = v0[b2, i2, 96 + i1] + v21[i2, 96 + i1]  # %1 = add(xh1@0, %0) : f32[B, 128]
+            t12 = t11 + in_b1[96 + i1]  # %2 = add(%1, b1) : f32[B, 128]
+            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+            t14 = math.tanh(c1_)  # %13 = tanh(c1@0) : f32[B, 32]
+            h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
+            c1_state_1_[i2, i1] = c1_  # store c1@0
+            h1_state_1_[i2, i1] = h1_  # store h1@0
         grid.sync()
         # phase: %14 = matmul(h1@0, Wx2) : f32[B, 96]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -687,7 +686,7 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, 
                 i3 = row
                 acc = c0
                 for kk in range(32):
-                    acc += cs4[i3, kk] * w1[kk, cl]
+                    acc += h1_state_1_[i3, kk] * w1[kk, cl]
                 v22[i3, col] = acc
         grid.sync()
         # phase: %15 = matmul(h2@t-1, Wh2) : f32[B, 96]: weights on chip in w2
@@ -699,7 +698,7 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, 
                 i4 = row
                 acc = c0
                 for kk in range(24):
-                    acc += cs6[i4, kk] * w2[kk, cl]
+                    acc += h2_state_1_[i4, kk] * w2[kk, cl]
                 v23[i4, col] = acc
         grid.sync()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0
@@ -707,31 +706,31 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, 
             i5 = e1 % 24
             r1 = e1 // 24
             i6 = r1
-            t17 = v22[i6, 24 + i5] + v23[i6, 24 + i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t18 = t17 + in_b2[24 + i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t19 = sigmoid_f32(t18)  # %21 = sigmoid(%20) : f32[B, 24]
-            t20 = t19 * cs7[i6, i5]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
-            t21 = v22[i6, i5] + v23[i6, i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t22 = t21 + in_b2[i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t23 = sigmoid_f32(t22)  # %24 = sigmoid(%23) : f32[B, 24]
-            t24 = v22[i6, 48 + i5] + v23[i6, 48 + i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t25 = t24 + in_b2[48 + i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t26 = math.tanh(t25)  # %26 = tanh(%25) : f32[B, 24]
-            t27 = t23 * t26  # %27 = mul(%24, %26) : f32[B, 24]
-            t28 = t20 + t27  # c2@0 = add(%22, %27) : f32[B, 24]
-            t29 = v22[i6, 72 + i5] + v23[i6, 72 + i5]  # %16 = add(%14, %15) : f32[B, 96]
-            t30 = t29 + in_b2[72 + i5]  # %17 = add(%16, b2) : f32[B, 96]
-            t31 = sigmoid_f32(t30)  # %19 = sigmoid(%18) : f32[B, 24]
-            t32 = math.tanh(t28)  # %28 = tanh(c2@0) : f32[B, 24]
-            t33 = t31 * t32  # h2@0 = mul(%19, %28) : f32[B, 24]
-            cs7[i6, i5] = t28  # store c2@0
-            cs6[i6, i5] = t33  # store h2@0
-            v20[b2, i6, i5] = t33  # store h2@0
+            t15 = v22[i6, 24 + i5] + v23[i6, 24 + i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t16 = t15 + in_b2[24 + i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t17 = sigmoid_f32(t16)  # %21 = sigmoid(%20) : f32[B, 24]
+            t18 = t17 * c2_state_1_[i6, i5]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
+            t19 = v22[i6, i5] + v23[i6, i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t20 = t19 + in_b2[i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t21 = sigmoid_f32(t20)  # %24 = sigmoid(%23) : f32[B, 24]
+            t22 = v22[i6, 48 + i5] + v23[i6, 48 + i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t23 = t22 + in_b2[48 + i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t24 = math.tanh(t23)  # %26 = tanh(%25) : f32[B, 24]
+            t25 = t21 * t24  # %27 = mul(%24, %26) : f32[B, 24]
+            c2_ = t18 + t25  # c2@0 = add(%22, %27) : f32[B, 24]
+            t26 = v22[i6, 72 + i5] + v23[i6, 72 + i5]  # %16 = add(%14, %15) : f32[B, 96]
+            t27 = t26 + in_b2[72 + i5]  # %17 = add(%16, b2) : f32[B, 96]
+            t28 = sigmoid_f32(t27)  # %19 = sigmoid(%18) : f32[B, 24]
+            t29 = math.tanh(c2_)  # %28 = tanh(c2@0) : f32[B, 24]
+            h2_ = t28 * t29  # h2@0 = mul(%19, %28) : f32[B, 24]
+            c2_state_1_[i6, i5] = c2_  # store c2@0
+            h2_state_1_[i6, i5] = h2_  # store h2@0
+            v20[b2, i6, i5] = h2_  # store h2@0
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, cs4, in_Wh1, v24):
+def k18_gemm(d_B, h1_state_1_, in_Wh1, v24):
     """%0 = matmul(h1@t-1, Wh1) : f32[B, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -744,7 +743,7 @@ def k18_gemm(d_B, cs4, in_Wh1, v24):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = cs4[i0, ka]
+            sa[ty, tx] = h1_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -761,7 +760,7 @@ def k18_gemm(d_B, cs4, in_Wh1, v24):
 
 
 @cuda.jit(cache=True)
-def k19_fused(d_B, v0, b3, v24, in_b1, cs5, ns5, ns4):
+def k19_fused(d_B, v0, b3, v24, in_b1, c1_state_1_, c1_next_1_, h1_next_1_):
     """fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -770,7 +769,7 @@ def k19_fused(d_B, v0, b3, v24, in_b1, cs5, ns5, ns4):
         t0 = v0[b3, i1, 32 + i0] + v24[i1, 32 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t1 = t0 + in_b1[32 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[B, 32]
-        t3 = t2 * cs5[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
+        t3 = t2 * c1_state_1_[i1, i0]  # %7 = mul(%6, c1@t-1) : f32[B, 32]
         t4 = v0[b3, i1, i0] + v24[i1, i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
         t5 = t4 + in_b1[i0]  # %2 = add(%1, b1) : f32[B, 128]
         t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[B, 32]
@@ -778,18 +777,18 @@ def k19_fused(d_B, v0, b3, v24, in_b1, cs5, ns5, ns4):
         t8 = t7 + in_b1[64 + i0]  # %2 = add(%1, b1) : f32[B, 128]
         t9 = math.tanh(t8)  # %11 = tanh(%10) : f32[B, 32]
         t10 = t6 * t9  # %12 = mul(%9, %11) : f32[B, 32]
-        t11 = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
-        t12 = v0[b3, i1, 96 + i0] + v24[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
-        t13 = t12 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
-        t14 = sigmoid_f32(t13)  # %4 = sigmoid(%3) : f32[B, 32]
-        t15 = math.tanh(t11)  # %13 = tanh(c1@0) : f32[B, 32]
-        t16 = t14 * t15  # h1@0 = mul(%4, %13) : f32[B, 32]
-        ns5[i1, i0] = t11  # store c1@0
-        ns4[i1, i0] = t16  # store h1@0
+        c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[B, 32]
+        t11 = v0[b3, i1, 96 + i0] + v24[i1, 96 + i0]  # %1 = add(xh1@0, %0) : f32[B, 128]
+        t12 = t11 + in_b1[96 + i0]  # %2 = add(%1, b1) : f32[B, 128]
+        t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[B, 32]
+        t14 = math.tanh(c1_)  # %13 = tanh(c1@0) : f32[B, 32]
+        h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
+        c1_next_1_[i1, i0] = c1_  # store c1@0
+        h1_next_1_[i1, i0] = h1_  # store h1@0
 
 
 @cuda.jit(cache=True)
-def k20_gemm(d_B, ns4, in_Wx2, v25):
+def k20_gemm(d_B, h1_next_1_, in_Wx2, v25):
     """%14 = matmul(h1@0, Wx2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -802,7 +801,7 @@ def k20_gemm(d_B, ns4, in_Wx2, v25):
     for k0 in range(0, 32, TILE):
         ka = k0 + tx
         if row < d_B and ka < 32:
-            sa[ty, tx] = ns4[i0, ka]
+            sa[ty, tx] = h1_next_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -819,7 +818,7 @@ def k20_gemm(d_B, ns4, in_Wx2, v25):
 
 
 @cuda.jit(cache=True)
-def k21_gemm(d_B, cs6, in_Wh2, v26):
+def k21_gemm(d_B, h2_state_1_, in_Wh2, v26):
     """%15 = matmul(h2@t-1, Wh2) : f32[B, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -832,7 +831,7 @@ def k21_gemm(d_B, cs6, in_Wh2, v26):
     for k0 in range(0, 24, TILE):
         ka = k0 + tx
         if row < d_B and ka < 24:
-            sa[ty, tx] = cs6[i0, ka]
+            sa[ty, tx] = h2_state_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -849,7 +848,7 @@ def k21_gemm(d_B, cs6, in_Wh2, v26):
 
 
 @cuda.jit(cache=True)
-def k22_fused(d_B, v25, v26, in_b2, cs7, ns7, ns6, v20, b3):
+def k22_fused(d_B, v25, v26, in_b2, c2_state_1_, c2_next_1_, h2_next_1_, v20, b3):
     """fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -858,7 +857,7 @@ def k22_fused(d_B, v25, v26, in_b2, cs7, ns7, ns6, v20, b3):
         t0 = v25[i1, 24 + i0] + v26[i1, 24 + i0]  # %16 = add(%14, %15) : f32[B, 96]
         t1 = t0 + in_b2[24 + i0]  # %17 = add(%16, b2) : f32[B, 96]
         t2 = sigmoid_f32(t1)  # %21 = sigmoid(%20) : f32[B, 24]
-        t3 = t2 * cs7[i1, i0]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
+        t3 = t2 * c2_state_1_[i1, i0]  # %22 = mul(%21, c2@t-1) : f32[B, 24]
         t4 = v25[i1, i0] + v26[i1, i0]  # %16 = add(%14, %15) : f32[B, 96]
         t5 = t4 + in_b2[i0]  # %17 = add(%16, b2) : f32[B, 96]
         t6 = sigmoid_f32(t5)  # %24 = sigmoid(%23) : f32[B, 24]
@@ -866,15 +865,15 @@ def k22_fused(d_B, v25, v26, in_b2, cs7, ns7, ns6, v20, b3):
         t8 = t7 + in_b2[48 + i0]  # %17 = add(%16, b2) : f32[B, 96]
         t9 = math.tanh(t8)  # %26 = tanh(%25) : f32[B, 24]
         t10 = t6 * t9  # %27 = mul(%24, %26) : f32[B, 24]
-        t11 = t3 + t10  # c2@0 = add(%22, %27) : f32[B, 24]
-        t12 = v25[i1, 72 + i0] + v26[i1, 72 + i0]  # %16 = add(%14, %15) : f32[B, 96]
-        t13 = t12 + in_b2[72 + i0]  # %17 = add(%16, b2) : f32[B, 96]
-        t14 = sigmoid_f32(t13)  # %19 = sigmoid(%18) : f32[B, 24]
-        t15 = math.tanh(t11)  # %28 = tanh(c2@0) : f32[B, 24]
-        t16 = t14 * t15  # h2@0 = mul(%19, %28) : f32[B, 24]
-        ns7[i1, i0] = t11  # store c2@0
-        ns6[i1, i0] = t16  # store h2@0
-        v20[b3, i1, i0] = t16  # store h2@0
+        c2_ = t3 + t10  # c2@0 = add(%22, %27) : f32[B, 24]
+        t11 = v25[i1, 72 + i0] + v26[i1, 72 + i0]  # %16 = add(%14, %15) : f32[B, 96]
+        t12 = t11 + in_b2[72 + i0]  # %17 = add(%16, b2) : f32[B, 96]
+        t13 = sigmoid_f32(t12)  # %19 = sigmoid(%18) : f32[B, 24]
+        t14 = math.tanh(c2_)  # %28 = tanh(c2@0) : f32[B, 24]
+        h2_ = t13 * t14  # h2@0 = mul(%19, %28) : f32[B, 24]
+        c2_next_1_[i1, i0] = c2_  # store c2@0
+        h2_next_1_[i1, i0] = h2_  # store h2@0
+        v20[b3, i1, i0] = h2_  # store h2@0
 
 
 def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, d_T, d_B, n0, n1, start0):
@@ -897,14 +896,14 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # start0: loop count (T//2)*2
     # returns: y, h1, c1, h2, c2
     v0 = cuda.device_array((d_T, d_B, 128), np.float32)
-    cs0 = cuda.device_array((d_B, 32), np.float32)
-    cs1 = cuda.device_array((d_B, 32), np.float32)
-    cs2 = cuda.device_array((d_B, 24), np.float32)
-    cs3 = cuda.device_array((d_B, 24), np.float32)
-    ns0 = cuda.device_array((d_B, 32), np.float32)
-    ns1 = cuda.device_array((d_B, 32), np.float32)
-    ns2 = cuda.device_array((d_B, 24), np.float32)
-    ns3 = cuda.device_array((d_B, 24), np.float32)
+    h1_state = cuda.device_array((d_B, 32), np.float32)
+    c1_state = cuda.device_array((d_B, 32), np.float32)
+    h2_state = cuda.device_array((d_B, 24), np.float32)
+    c2_state = cuda.device_array((d_B, 24), np.float32)
+    h1_next = cuda.device_array((d_B, 32), np.float32)
+    c1_next = cuda.device_array((d_B, 32), np.float32)
+    h2_next = cuda.device_array((d_B, 24), np.float32)
+    c2_next = cuda.device_array((d_B, 24), np.float32)
     v1 = cuda.device_array((d_T, d_B, 24), np.float32)
     v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((d_B, 32), np.float32)
@@ -924,10 +923,10 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     v17 = cuda.device_array((d_B, 96), np.float32)
     v18 = cuda.device_array((d_B, 24), np.float32)
     v19 = cuda.device_array((d_B, 96), np.float32)
-    ns4 = cuda.device_array((d_B, 32), np.float32)
-    ns5 = cuda.device_array((d_B, 32), np.float32)
-    ns6 = cuda.device_array((d_B, 24), np.float32)
-    ns7 = cuda.device_array((d_B, 24), np.float32)
+    h1_next_1_ = cuda.device_array((d_B, 32), np.float32)
+    c1_next_1_ = cuda.device_array((d_B, 32), np.float32)
+    h2_next_1_ = cuda.device_array((d_B, 24), np.float32)
+    c2_next_1_ = cuda.device_array((d_B, 24), np.float32)
     v21 = cuda.device_array((d_B, 128), np.float32)
     v22 = cuda.device_array((d_B, 96), np.float32)
     v23 = cuda.device_array((d_B, 96), np.float32)
@@ -936,43 +935,43 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     v26 = cuda.device_array((d_B, 96), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 128)](d_B, d_T, in_x, in_Wx1, v0)
     # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, cs0, in_h1)
-    k2_copy[grid_1d(d_B * 32)](d_B, cs1, in_c1)
-    k3_copy[grid_1d(d_B * 24)](d_B, cs2, in_h2)
-    k4_copy[grid_1d(d_B * 24)](d_B, cs3, in_c2)
+    k1_copy[grid_1d(d_B * 32)](d_B, h1_state, in_h1)
+    k2_copy[grid_1d(d_B * 32)](d_B, c1_state, in_c1)
+    k3_copy[grid_1d(d_B * 24)](d_B, h2_state, in_h2)
+    k4_copy[grid_1d(d_B * 24)](d_B, c2_state, in_c2)
     k5_copy[grid_1d(d_T * d_B * 24)](d_T, d_B, v1)
-    if not rt.persistent(k6_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, cs0, v2, v0, in_b1, cs1, v3, v4, v5, v6, v7, cs2, v8, in_b2, cs3, v9, v1, v10):
+    if not rt.persistent(k6_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, v4, v5, v6, v7, h2_state, v8, in_b2, c2_state, v9, v1, v10):
         for it0 in range(n0):
             b1 = it0 * 2
-            k7_gemm[grid_gemm(d_B, 128)](d_B, cs0, in_Wh1, v11)
-            k8_fused[grid_1d(d_B * 32)](d_B, v0, b1, v11, in_b1, cs1, v12, v13)
+            k7_gemm[grid_gemm(d_B, 128)](d_B, h1_state, in_Wh1, v11)
+            k8_fused[grid_1d(d_B * 32)](d_B, v0, b1, v11, in_b1, c1_state, v12, v13)
             k9_gemm[grid_gemm(d_B, 128)](d_B, v13, in_Wh1, v14)
-            k10_fused[grid_1d(d_B * 32)](d_B, v0, b1, v14, in_b1, v12, ns1, ns0)
-            k11_gemm[grid_gemm(d_B, 96)](d_B, ns0, in_Wx2, v15)
+            k10_fused[grid_1d(d_B * 32)](d_B, v0, b1, v14, in_b1, v12, c1_next, h1_next)
+            k11_gemm[grid_gemm(d_B, 96)](d_B, h1_next, in_Wx2, v15)
             k12_gemm[grid_gemm(d_B, 96)](d_B, v13, in_Wx2, v16)
-            k13_gemm[grid_gemm(d_B, 96)](d_B, cs2, in_Wh2, v17)
-            k14_fused[grid_1d(d_B * 24)](d_B, v16, v17, in_b2, cs3, v18, v1, b1)
+            k13_gemm[grid_gemm(d_B, 96)](d_B, h2_state, in_Wh2, v17)
+            k14_fused[grid_1d(d_B * 24)](d_B, v16, v17, in_b2, c2_state, v18, v1, b1)
             k15_gemm[grid_gemm(d_B, 96)](d_B, v1, b1, in_Wh2, v19)
-            k16_fused[grid_1d(d_B * 24)](d_B, v15, v19, in_b2, v18, ns3, ns2, v1, b1)
-            cs0, cs1, cs2, cs3, ns0, ns1, ns2, ns3 = ns0, ns1, ns2, ns3, cs0, cs1, cs2, cs3  # the new states become the current ones
+            k16_fused[grid_1d(d_B * 24)](d_B, v15, v19, in_b2, v18, c2_next, h2_next, v1, b1)
+            h1_state, c1_state, h2_state, c2_state, h1_next, c1_next, h2_next, c2_next = h1_next, c1_next, h2_next, c2_next, h1_state, c1_state, h2_state, c2_state  # the new states become the current ones
     # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    cs4 = cs0  # taken over: nothing else reads it
-    cs5 = cs1  # taken over: nothing else reads it
-    cs6 = cs2  # taken over: nothing else reads it
-    cs7 = cs3  # taken over: nothing else reads it
+    h1_state_1_ = h1_state  # taken over: nothing else reads it
+    c1_state_1_ = c1_state  # taken over: nothing else reads it
+    h2_state_1_ = h2_state  # taken over: nothing else reads it
+    c2_state_1_ = c2_state  # taken over: nothing else reads it
     v20 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k17_loop, (132, PERSISTENT_THREADS, 0), '%8', in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, cs4, v21, v0, in_b1, cs5, v22, cs6, v23, in_b2, cs7, v20):
+    if not rt.persistent(k17_loop, (132, PERSISTENT_THREADS, 0), '%8', in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b1, c1_state_1_, v22, h2_state_1_, v23, in_b2, c2_state_1_, v20):
         for it1 in range(n1):
             b3 = start0 + it1
-            k18_gemm[grid_gemm(d_B, 128)](d_B, cs4, in_Wh1, v24)
-            k19_fused[grid_1d(d_B * 32)](d_B, v0, b3, v24, in_b1, cs5, ns5, ns4)
-            k20_gemm[grid_gemm(d_B, 96)](d_B, ns4, in_Wx2, v25)
-            k21_gemm[grid_gemm(d_B, 96)](d_B, cs6, in_Wh2, v26)
-            k22_fused[grid_1d(d_B * 24)](d_B, v25, v26, in_b2, cs7, ns7, ns6, v20, b3)
-            cs4, cs5, cs6, cs7, ns4, ns5, ns6, ns7 = ns4, ns5, ns6, ns7, cs4, cs5, cs6, cs7  # the new states become the current ones
+            k18_gemm[grid_gemm(d_B, 128)](d_B, h1_state_1_, in_Wh1, v24)
+            k19_fused[grid_1d(d_B * 32)](d_B, v0, b3, v24, in_b1, c1_state_1_, c1_next_1_, h1_next_1_)
+            k20_gemm[grid_gemm(d_B, 96)](d_B, h1_next_1_, in_Wx2, v25)
+            k21_gemm[grid_gemm(d_B, 96)](d_B, h2_state_1_, in_Wh2, v26)
+            k22_fused[grid_1d(d_B * 24)](d_B, v25, v26, in_b2, c2_state_1_, c2_next_1_, h2_next_1_, v20, b3)
+            h1_state_1_, c1_state_1_, h2_state_1_, c2_state_1_, h1_next_1_, c1_next_1_, h2_next_1_, c2_next_1_ = h1_next_1_, c1_next_1_, h2_next_1_, c2_next_1_, h1_state_1_, c1_state_1_, h2_state_1_, c2_state_1_  # the new states become the current ones
     out0 = v20  # taken over: nothing else reads it
-    out1 = cs4  # taken over: nothing else reads it
-    out2 = cs5  # taken over: nothing else reads it
-    out3 = cs6  # taken over: nothing else reads it
-    out4 = cs7  # taken over: nothing else reads it
+    out1 = h1_state_1_  # taken over: nothing else reads it
+    out2 = c1_state_1_  # taken over: nothing else reads it
+    out3 = h2_state_1_  # taken over: nothing else reads it
+    out4 = c2_state_1_  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, )

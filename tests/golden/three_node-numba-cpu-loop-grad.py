@@ -65,44 +65,44 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a11 = x11[m0:m1]
-    a12 = x14[m0:m1]
-    a13 = x17[m0:m1]
-    a0 = x0[m0:m1]
+    a10 = x11[m0:m1]
+    a11 = x14[m0:m1]
+    a12 = x17[m0:m1]
+    dstate_C_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a1 = x1[b0, m0:m1]
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
-        a4 = x4[b0, m0:m1]
-        a5 = x5[b0, m0:m1]
-        a6 = x6[b0, m0:m1]
-        a7 = x7[b0, m0:m1]
-        a8 = x8[b0, m0:m1]
-        a9 = x9[b0, m0:m1]
-        a10 = x10[b0, m0:m1]
+        a0 = x1[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
+        a2 = x3[b0, m0:m1]
+        a3 = x4[b0, m0:m1]
+        a4 = x5[b0, m0:m1]
+        a5 = x6[b0, m0:m1]
+        a6 = x7[b0, m0:m1]
+        a7 = x8[b0, m0:m1]
+        a8 = x9[b0, m0:m1]
+        a9 = x10[b0, m0:m1]
         # 4 elementwise node(s) in one loop, storing %4 : [#rows, 16]
         for i0_u2 in range(m2):
             for i1_u2 in range(16):
-                t0_u2 = a0[i0_u2, i1_u2] + a5[i0_u2, i1_u2]  # %0 = add('dstate@C@t-1', xh4@0) : f32[#rows, 16]
-                t1_u2 = a2[i0_u2, i1_u2] * a2[i0_u2, i1_u2]  # %2 = mul('trace@C@0', 'trace@C@0') : f32[#rows, 16]
+                t0_u2 = dstate_C_state[i0_u2, i1_u2] + a4[i0_u2, i1_u2]  # %0 = add('dstate@C@t-1', xh4@0) : f32[#rows, 16]
+                t1_u2 = a1[i0_u2, i1_u2] * a1[i0_u2, i1_u2]  # %2 = mul('trace@C@0', 'trace@C@0') : f32[#rows, 16]
                 t2_u2 = c1 - t1_u2  # %3 = sub(%1, %2) : f32[#rows, 16]
                 t3_u2 = t0_u2 * t2_u2  # %4 = mul(%0, %3) : f32[#rows, 16]
-                a7[i0_u2, i1_u2] = t3_u2
-        matmul_0(a7, a11, x12, x13)  # %5 = matmul(%4, inv4) : f32[#rows, 16]
-        fused_0(m2, a11, a3, a8)  # fused: %8
-        matmul_0(a8, a12, x15, x16)  # %9 = matmul(%8, inv5) : f32[#rows, 16]
-        fused_0(m2, a12, a4, a9)  # fused: %12
-        matmul_0(a9, a13, x18, x19)  # %13 = matmul(%12, inv6) : f32[#rows, 24]
+                a6[i0_u2, i1_u2] = t3_u2
+        matmul_0(a6, a10, x12, x13)  # %5 = matmul(%4, inv4) : f32[#rows, 16]
+        fused_0(m2, a10, a2, a7)  # fused: %8
+        matmul_0(a7, a11, x15, x16)  # %9 = matmul(%8, inv5) : f32[#rows, 16]
+        fused_0(m2, a11, a3, a8)  # fused: %12
+        matmul_0(a8, a12, x18, x19)  # %13 = matmul(%12, inv6) : f32[#rows, 24]
         for i0_u3 in range(m2):
             for i1_u3 in range(4):
-                a6[i0_u3, i1_u3] = a1[i0_u3, i1_u3]
+                a5[i0_u3, i1_u3] = a0[i0_u3, i1_u3]
         for i0_u4 in range(m2):
             for i1_u4 in range(8):
-                a10[i0_u4, i1_u4] = a13[i0_u4, i1_u4]
+                a9[i0_u4, i1_u4] = a12[i0_u4, i1_u4]
         for i0_u5 in range(m2):
             for i1_u5 in range(16):
-                a0[i0_u5, i1_u5] = a13[i0_u5, 8 + i1_u5]
+                dstate_C_state[i0_u5, i1_u5] = a12[i0_u5, 8 + i1_u5]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -76,79 +76,79 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a4 = x4[m0:m1]
-    a5 = x5[m0:m1]
-    a6 = x8[m0:m1]
-    a7 = x9[m0:m1]
-    a8 = x12[m0:m1]
-    a9 = x13[m0:m1]
-    a10 = x16[m0:m1]
-    a11 = x17[m0:m1]
-    a0 = x0[m0:m1]
-    a1 = x1[m0:m1]
+    a3 = x4[m0:m1]
+    a4 = x5[m0:m1]
+    a5 = x8[m0:m1]
+    a6 = x9[m0:m1]
+    a7 = x12[m0:m1]
+    a8 = x13[m0:m1]
+    a9 = x16[m0:m1]
+    a10 = x17[m0:m1]
+    C_state = x0[m0:m1]
+    a0 = x1[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a2 = x2[b0, m0:m1]
-        a3 = x3[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
+        a2 = x3[b0, m0:m1]
         # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
         for i0_u1 in range(m2):
             for i1_u1 in range(8):
-                a4[i0_u1, i1_u1] = a2[i0_u1, i1_u1]
+                a3[i0_u1, i1_u1] = a1[i0_u1, i1_u1]
         for i2_u1 in range(m2):
             for i3_u1 in range(16):
-                a4[i2_u1, 8 + i3_u1] = a0[i2_u1, i3_u1]
+                a3[i2_u1, 8 + i3_u1] = C_state[i2_u1, i3_u1]
         # %1 = matmul(%0, M_A) : f32[#rows, 16]
-        if a4.shape[0] <= 3:
-            for i0_u2 in range(a4.shape[0]):
+        if a3.shape[0] <= 3:
+            for i0_u2 in range(a3.shape[0]):
                 for i1_u2 in range(16):
-                    a5[i0_u2, i1_u2] = c0
+                    a4[i0_u2, i1_u2] = c0
                 for i2_u2 in range(0, 24, 8):
-                    t0_u2 = a4[i0_u2, i2_u2]
-                    t1_u2 = a4[i0_u2, i2_u2 + 1]
-                    t2_u2 = a4[i0_u2, i2_u2 + 2]
-                    t3_u2 = a4[i0_u2, i2_u2 + 3]
-                    t4_u2 = a4[i0_u2, i2_u2 + 4]
-                    t5_u2 = a4[i0_u2, i2_u2 + 5]
-                    t6_u2 = a4[i0_u2, i2_u2 + 6]
-                    t7_u2 = a4[i0_u2, i2_u2 + 7]
+                    t0_u2 = a3[i0_u2, i2_u2]
+                    t1_u2 = a3[i0_u2, i2_u2 + 1]
+                    t2_u2 = a3[i0_u2, i2_u2 + 2]
+                    t3_u2 = a3[i0_u2, i2_u2 + 3]
+                    t4_u2 = a3[i0_u2, i2_u2 + 4]
+                    t5_u2 = a3[i0_u2, i2_u2 + 5]
+                    t6_u2 = a3[i0_u2, i2_u2 + 6]
+                    t7_u2 = a3[i0_u2, i2_u2 + 7]
                     for i1_u2 in range(16):
-                        a5[i0_u2, i1_u2] += t0_u2 * x6[i2_u2, i1_u2] + t1_u2 * x6[i2_u2 + 1, i1_u2] + t2_u2 * x6[i2_u2 + 2, i1_u2] + t3_u2 * x6[i2_u2 + 3, i1_u2] + t4_u2 * x6[i2_u2 + 4, i1_u2] + t5_u2 * x6[i2_u2 + 5, i1_u2] + t6_u2 * x6[i2_u2 + 6, i1_u2] + t7_u2 * x6[i2_u2 + 7, i1_u2]
+                        a4[i0_u2, i1_u2] += t0_u2 * x6[i2_u2, i1_u2] + t1_u2 * x6[i2_u2 + 1, i1_u2] + t2_u2 * x6[i2_u2 + 2, i1_u2] + t3_u2 * x6[i2_u2 + 3, i1_u2] + t4_u2 * x6[i2_u2 + 4, i1_u2] + t5_u2 * x6[i2_u2 + 5, i1_u2] + t6_u2 * x6[i2_u2 + 6, i1_u2] + t7_u2 * x6[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(a4, x7, x6, a5, False, 1, BLAS)
-        fused_0(m2, a5, a6)  # fused: %2
-        matmul_0(a6, a7, x10, x11)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
-        fused_0(m2, a7, a8)  # fused: %4
-        matmul_0(a8, a9, x14, x15)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
+            gemm_packed(a3, x7, x6, a4, False, 1, BLAS)
+        fused_0(m2, a4, a5)  # fused: %2
+        matmul_0(a5, a6, x10, x11)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        fused_0(m2, a6, a7)  # fused: %4
+        matmul_0(a7, a8, x14, x15)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
         # 2 elementwise node(s) in one loop, storing %6, C@0 : [#rows, 16]
         for i0_u3 in range(m2):
             for i1_u3 in range(16):
-                t0_u3 = tanh_f32(a9[i0_u3, i1_u3])  # %6 = tanh(%5) : f32[#rows, 16]
-                t1_u3 = t0_u3 if b0 < a1[i0_u3] else a0[i0_u3, i1_u3]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[#rows, 16]
-                a10[i0_u3, i1_u3] = t0_u3
-                a0[i0_u3, i1_u3] = t1_u3
+                t0_u3 = tanh_f32(a8[i0_u3, i1_u3])  # %6 = tanh(%5) : f32[#rows, 16]
+                C = t0_u3 if b0 < a0[i0_u3] else C_state[i0_u3, i1_u3]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[#rows, 16]
+                a9[i0_u3, i1_u3] = t0_u3
+                C_state[i0_u3, i1_u3] = C
         # %7 = matmul(%6, M_o) : f32[#rows, 4]
-        if a10.shape[0] <= 3:
-            for i0_u4 in range(a10.shape[0]):
+        if a9.shape[0] <= 3:
+            for i0_u4 in range(a9.shape[0]):
                 for i1_u4 in range(4):
-                    a11[i0_u4, i1_u4] = c0
+                    a10[i0_u4, i1_u4] = c0
                 for i2_u4 in range(0, 16, 8):
-                    t0_u4 = a10[i0_u4, i2_u4]
-                    t1_u4 = a10[i0_u4, i2_u4 + 1]
-                    t2_u4 = a10[i0_u4, i2_u4 + 2]
-                    t3_u4 = a10[i0_u4, i2_u4 + 3]
-                    t4_u4 = a10[i0_u4, i2_u4 + 4]
-                    t5_u4 = a10[i0_u4, i2_u4 + 5]
-                    t6_u4 = a10[i0_u4, i2_u4 + 6]
-                    t7_u4 = a10[i0_u4, i2_u4 + 7]
+                    t0_u4 = a9[i0_u4, i2_u4]
+                    t1_u4 = a9[i0_u4, i2_u4 + 1]
+                    t2_u4 = a9[i0_u4, i2_u4 + 2]
+                    t3_u4 = a9[i0_u4, i2_u4 + 3]
+                    t4_u4 = a9[i0_u4, i2_u4 + 4]
+                    t5_u4 = a9[i0_u4, i2_u4 + 5]
+                    t6_u4 = a9[i0_u4, i2_u4 + 6]
+                    t7_u4 = a9[i0_u4, i2_u4 + 7]
                     for i1_u4 in range(4):
-                        a11[i0_u4, i1_u4] += t0_u4 * x18[i2_u4, i1_u4] + t1_u4 * x18[i2_u4 + 1, i1_u4] + t2_u4 * x18[i2_u4 + 2, i1_u4] + t3_u4 * x18[i2_u4 + 3, i1_u4] + t4_u4 * x18[i2_u4 + 4, i1_u4] + t5_u4 * x18[i2_u4 + 5, i1_u4] + t6_u4 * x18[i2_u4 + 6, i1_u4] + t7_u4 * x18[i2_u4 + 7, i1_u4]
+                        a10[i0_u4, i1_u4] += t0_u4 * x18[i2_u4, i1_u4] + t1_u4 * x18[i2_u4 + 1, i1_u4] + t2_u4 * x18[i2_u4 + 2, i1_u4] + t3_u4 * x18[i2_u4 + 3, i1_u4] + t4_u4 * x18[i2_u4 + 4, i1_u4] + t5_u4 * x18[i2_u4 + 5, i1_u4] + t6_u4 * x18[i2_u4 + 6, i1_u4] + t7_u4 * x18[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a10, x19, x18, a11, False, 1, BLAS)
+            gemm_packed(a9, x19, x18, a10, False, 1, BLAS)
         # 1 elementwise node(s) in one loop, storing %9 : [#rows, 4]
         for i0_u5 in range(m2):
             for i1_u5 in range(4):
-                t0_u5 = a11[i0_u5, i1_u5] if b0 < a1[i0_u5] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[#rows, 4]
-                a3[i0_u5, i1_u5] = t0_u5
+                t0_u5 = a10[i0_u5, i1_u5] if b0 < a0[i0_u5] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[#rows, 4]
+                a2[i0_u5, i1_u5] = t0_u5
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -73,65 +73,65 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a3 = x3[m0:m1]
-    a4 = x4[m0:m1]
-    a5 = x7[m0:m1]
-    a6 = x8[m0:m1]
-    a7 = x11[m0:m1]
-    a8 = x12[m0:m1]
-    a0 = x0[m0:m1]
+    a2 = x3[m0:m1]
+    a3 = x4[m0:m1]
+    a4 = x7[m0:m1]
+    a5 = x8[m0:m1]
+    a6 = x11[m0:m1]
+    a7 = x12[m0:m1]
+    C_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0
-        a1 = x1[b0, m0:m1]
-        a2 = x2[b0, m0:m1]
+        a0 = x1[b0, m0:m1]
+        a1 = x2[b0, m0:m1]
         # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
         for i0_u1 in range(m2):
             for i1_u1 in range(8):
-                a3[i0_u1, i1_u1] = a1[i0_u1, i1_u1]
+                a2[i0_u1, i1_u1] = a0[i0_u1, i1_u1]
         for i2_u1 in range(m2):
             for i3_u1 in range(16):
-                a3[i2_u1, 8 + i3_u1] = a0[i2_u1, i3_u1]
+                a2[i2_u1, 8 + i3_u1] = C_state[i2_u1, i3_u1]
         # %1 = matmul(%0, M_A) : f32[#rows, 16]
-        if a3.shape[0] <= 3:
-            for i0_u2 in range(a3.shape[0]):
+        if a2.shape[0] <= 3:
+            for i0_u2 in range(a2.shape[0]):
                 for i1_u2 in range(16):
-                    a4[i0_u2, i1_u2] = c0
+                    a3[i0_u2, i1_u2] = c0
                 for i2_u2 in range(0, 24, 8):
-                    t0_u2 = a3[i0_u2, i2_u2]
-                    t1_u2 = a3[i0_u2, i2_u2 + 1]
-                    t2_u2 = a3[i0_u2, i2_u2 + 2]
-                    t3_u2 = a3[i0_u2, i2_u2 + 3]
-                    t4_u2 = a3[i0_u2, i2_u2 + 4]
-                    t5_u2 = a3[i0_u2, i2_u2 + 5]
-                    t6_u2 = a3[i0_u2, i2_u2 + 6]
-                    t7_u2 = a3[i0_u2, i2_u2 + 7]
+                    t0_u2 = a2[i0_u2, i2_u2]
+                    t1_u2 = a2[i0_u2, i2_u2 + 1]
+                    t2_u2 = a2[i0_u2, i2_u2 + 2]
+                    t3_u2 = a2[i0_u2, i2_u2 + 3]
+                    t4_u2 = a2[i0_u2, i2_u2 + 4]
+                    t5_u2 = a2[i0_u2, i2_u2 + 5]
+                    t6_u2 = a2[i0_u2, i2_u2 + 6]
+                    t7_u2 = a2[i0_u2, i2_u2 + 7]
                     for i1_u2 in range(16):
-                        a4[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
+                        a3[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(a3, x6, x5, a4, False, 1, BLAS)
-        fused_0(m2, a4, a5)  # fused: %2
-        matmul_0(a5, a6, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
-        fused_0(m2, a6, a7)  # fused: %4
-        matmul_0(a7, a8, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
-        fused_0(m2, a8, a0)  # fused: C@0
+            gemm_packed(a2, x6, x5, a3, False, 1, BLAS)
+        fused_0(m2, a3, a4)  # fused: %2
+        matmul_0(a4, a5, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        fused_0(m2, a5, a6)  # fused: %4
+        matmul_0(a6, a7, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
+        fused_0(m2, a7, C_state)  # fused: C@0
         # %6 = matmul(C@0, M_o) : f32[#rows, 4]
-        if a0.shape[0] <= 3:
-            for i0_u3 in range(a0.shape[0]):
+        if C_state.shape[0] <= 3:
+            for i0_u3 in range(C_state.shape[0]):
                 for i1_u3 in range(4):
-                    a2[i0_u3, i1_u3] = c0
+                    a1[i0_u3, i1_u3] = c0
                 for i2_u3 in range(0, 16, 8):
-                    t0_u3 = a0[i0_u3, i2_u3]
-                    t1_u3 = a0[i0_u3, i2_u3 + 1]
-                    t2_u3 = a0[i0_u3, i2_u3 + 2]
-                    t3_u3 = a0[i0_u3, i2_u3 + 3]
-                    t4_u3 = a0[i0_u3, i2_u3 + 4]
-                    t5_u3 = a0[i0_u3, i2_u3 + 5]
-                    t6_u3 = a0[i0_u3, i2_u3 + 6]
-                    t7_u3 = a0[i0_u3, i2_u3 + 7]
+                    t0_u3 = C_state[i0_u3, i2_u3]
+                    t1_u3 = C_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = C_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = C_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = C_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = C_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = C_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = C_state[i0_u3, i2_u3 + 7]
                     for i1_u3 in range(4):
-                        a2[i0_u3, i1_u3] += t0_u3 * x15[i2_u3, i1_u3] + t1_u3 * x15[i2_u3 + 1, i1_u3] + t2_u3 * x15[i2_u3 + 2, i1_u3] + t3_u3 * x15[i2_u3 + 3, i1_u3] + t4_u3 * x15[i2_u3 + 4, i1_u3] + t5_u3 * x15[i2_u3 + 5, i1_u3] + t6_u3 * x15[i2_u3 + 6, i1_u3] + t7_u3 * x15[i2_u3 + 7, i1_u3]
+                        a1[i0_u3, i1_u3] += t0_u3 * x15[i2_u3, i1_u3] + t1_u3 * x15[i2_u3 + 1, i1_u3] + t2_u3 * x15[i2_u3 + 2, i1_u3] + t3_u3 * x15[i2_u3 + 3, i1_u3] + t4_u3 * x15[i2_u3 + 4, i1_u3] + t5_u3 * x15[i2_u3 + 5, i1_u3] + t6_u3 * x15[i2_u3 + 6, i1_u3] + t7_u3 * x15[i2_u3 + 7, i1_u3]
         else:
-            gemm_packed(a0, x16, x15, a2, False, 1, BLAS)
+            gemm_packed(C_state, x16, x15, a1, False, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -135,42 +135,42 @@ def rows_0(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a5 = x3[m0:m1]
-    a6 = x4[m0:m1]
-    a7 = x7[m0:m1]
-    a8 = x8[m0:m1]
-    a9 = x11[m0:m1]
-    a10 = x12[m0:m1]
-    a11 = x15[m0:m1]
-    a12 = x16[m0:m1]
-    a13 = x17[m0:m1]
-    a14 = x18[m0:m1]
-    a15 = x19[m0:m1]
-    a16 = x20[m0:m1]
-    a17 = x21[m0:m1]
-    a0 = x0[m0:m1]
+    a4 = x3[m0:m1]
+    a5 = x4[m0:m1]
+    a6 = x7[m0:m1]
+    a7 = x8[m0:m1]
+    a8 = x11[m0:m1]
+    a9 = x12[m0:m1]
+    a10 = x15[m0:m1]
+    a11 = x16[m0:m1]
+    a12 = x17[m0:m1]
+    a13 = x18[m0:m1]
+    a14 = x19[m0:m1]
+    a15 = x20[m0:m1]
+    a16 = x21[m0:m1]
+    C_state = x0[m0:m1]
     for it0 in range(n3):
         b0 = 0 + it0 * 2
-        a1 = x1[b0, m0:m1]
-        a2 = x1[b0 + 1, m0:m1]
-        a3 = x2[b0, m0:m1]
-        a4 = x2[b0 + 1, m0:m1]
-        concat_0(m2, a5, a1, a0)  # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
-        matmul_0(a5, a6, x5, x6)  # %1 = matmul(%0, M_A) : f32[#rows, 16]
-        fused_0(m2, a6, a7)  # fused: %2
-        matmul_1(a7, a8, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
-        fused_0(m2, a8, a9)  # fused: %4
-        matmul_1(a9, a10, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
-        fused_0(m2, a10, a11)  # fused: C@0
-        concat_0(m2, a12, a2, a11)  # %6 = concat(x@1, C@0){axis=-1} : f32[#rows, 24]
-        matmul_0(a12, a13, x5, x6)  # %7 = matmul(%6, M_A) : f32[#rows, 16]
-        fused_0(m2, a13, a14)  # fused: %8
-        matmul_1(a14, a15, x9, x10)  # %9 = matmul(%8, M_B) : f32[#rows, 16]
-        fused_0(m2, a15, a16)  # fused: %10
-        matmul_1(a16, a17, x13, x14)  # %11 = matmul(%10, M_C) : f32[#rows, 16]
-        fused_0(m2, a17, a0)  # fused: C@1
-        matmul_2(a11, a3, x22, x23)  # %12 = matmul(C@0, M_o) : f32[#rows, 4]
-        matmul_2(a0, a4, x22, x23)  # %13 = matmul(C@1, M_o) : f32[#rows, 4]
+        a0 = x1[b0, m0:m1]
+        a1 = x1[b0 + 1, m0:m1]
+        a2 = x2[b0, m0:m1]
+        a3 = x2[b0 + 1, m0:m1]
+        concat_0(m2, a4, a0, C_state)  # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
+        matmul_0(a4, a5, x5, x6)  # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        fused_0(m2, a5, a6)  # fused: %2
+        matmul_1(a6, a7, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        fused_0(m2, a7, a8)  # fused: %4
+        matmul_1(a8, a9, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
+        fused_0(m2, a9, a10)  # fused: C@0
+        concat_0(m2, a11, a1, a10)  # %6 = concat(x@1, C@0){axis=-1} : f32[#rows, 24]
+        matmul_0(a11, a12, x5, x6)  # %7 = matmul(%6, M_A) : f32[#rows, 16]
+        fused_0(m2, a12, a13)  # fused: %8
+        matmul_1(a13, a14, x9, x10)  # %9 = matmul(%8, M_B) : f32[#rows, 16]
+        fused_0(m2, a14, a15)  # fused: %10
+        matmul_1(a15, a16, x13, x14)  # %11 = matmul(%10, M_C) : f32[#rows, 16]
+        fused_0(m2, a16, C_state)  # fused: C@1
+        matmul_2(a10, a2, x22, x23)  # %12 = matmul(C@0, M_o) : f32[#rows, 4]
+        matmul_2(C_state, a3, x22, x23)  # %13 = matmul(C@1, M_o) : f32[#rows, 4]
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -201,25 +201,25 @@ def rows_1(p0, args):
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a3 = x3[m0:m1]
-    a4 = x4[m0:m1]
-    a5 = x7[m0:m1]
-    a6 = x8[m0:m1]
-    a7 = x11[m0:m1]
-    a8 = x12[m0:m1]
-    a0 = x0[m0:m1]
+    a2 = x3[m0:m1]
+    a3 = x4[m0:m1]
+    a4 = x7[m0:m1]
+    a5 = x8[m0:m1]
+    a6 = x11[m0:m1]
+    a7 = x12[m0:m1]
+    C_state = x0[m0:m1]
     for it1 in range(n3):
         b1 = n4 + it1
-        a1 = x1[b1, m0:m1]
-        a2 = x2[b1, m0:m1]
-        concat_0(m2, a3, a1, a0)  # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
-        matmul_0(a3, a4, x5, x6)  # %1 = matmul(%0, M_A) : f32[#rows, 16]
-        fused_0(m2, a4, a5)  # fused: %2
-        matmul_1(a5, a6, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
-        fused_0(m2, a6, a7)  # fused: %4
-        matmul_1(a7, a8, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
-        fused_0(m2, a8, a0)  # fused: C@0
-        matmul_2(a0, a2, x15, x16)  # %6 = matmul(C@0, M_o) : f32[#rows, 4]
+        a0 = x1[b1, m0:m1]
+        a1 = x2[b1, m0:m1]
+        concat_0(m2, a2, a0, C_state)  # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
+        matmul_0(a2, a3, x5, x6)  # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        fused_0(m2, a3, a4)  # fused: %2
+        matmul_1(a4, a5, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        fused_0(m2, a5, a6)  # fused: %4
+        matmul_1(a6, a7, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
+        fused_0(m2, a7, C_state)  # fused: C@0
+        matmul_2(C_state, a1, x15, x16)  # %6 = matmul(C@0, M_o) : f32[#rows, 4]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

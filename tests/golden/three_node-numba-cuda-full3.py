@@ -163,8 +163,8 @@ def k7_fused(d_B, v8, v1):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v8[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
-        v1[i1, 8 + i0] = t0  # store C@0
+        C = math.tanh(v8[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
+        v1[i1, 8 + i0] = C  # store C@0
 
 
 @cuda.jit(cache=True)
@@ -326,8 +326,8 @@ def k15_fused(d_B, v13, v2):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v13[i1, i0])  # C@1 = tanh(%12) : f32[B, 16]
-        v2[i1, 8 + i0] = t0  # store C@1
+        C = math.tanh(v13[i1, i0])  # C@1 = tanh(%12) : f32[B, 16]
+        v2[i1, 8 + i0] = C  # store C@1
 
 
 @cuda.jit(cache=True)
@@ -489,8 +489,8 @@ def k23_fused(d_B, v18, v19):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v18[i1, i0])  # C@2 = tanh(%19) : f32[B, 16]
-        v19[i1, i0] = t0  # store C@2
+        C = math.tanh(v18[i1, i0])  # C@2 = tanh(%19) : f32[B, 16]
+        v19[i1, i0] = C  # store C@2
 
 
 @cuda.jit(cache=True)

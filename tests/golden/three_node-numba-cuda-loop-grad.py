@@ -58,13 +58,13 @@ def k0_gemm(d_B, d_T, in_grad_y, in_M_o, v0):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, cs0, in_dstate_C):
+def k1_copy(d_B, dstate_C_state, in_dstate_C):
     """copy dstate@C = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        cs0[i1, i0] = in_dstate_C[i1, i0]
+        dstate_C_state[i1, i0] = in_dstate_C[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -98,7 +98,7 @@ def k4_copy(v8, in_M_A):
 
 
 @cuda.jit(cache=True)
-def k5_loop(v6, v7, v8, n0, d_B, cs0, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, ns0):
+def k5_loop(v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, dstate_C_next):
     """%8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x24 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((16, 1), float32)
@@ -130,7 +130,7 @@ def k5_loop(v6, v7, v8, n0, d_B, cs0, v0, in_trace_C, v2, v9, in_res_0, v3, v10,
             i0 = e0 % 16
             r0 = e0 // 16
             i1 = r0
-            t0 = cs0[i1, i0] + v0[b0, i1, i0]  # %0 = add('dstate@C@t-1', xh4@0) : f32[B, 16]
+            t0 = dstate_C_state[i1, i0] + v0[b0, i1, i0]  # %0 = add('dstate@C@t-1', xh4@0) : f32[B, 16]
             t1 = in_trace_C[b0, i1, i0] * in_trace_C[b0, i1, i0]  # %2 = mul('trace@C@0', 'trace@C@0') : f32[B, 16]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
@@ -211,25 +211,25 @@ def k5_loop(v6, v7, v8, n0, d_B, cs0, v0, in_trace_C, v2, v9, in_res_0, v3, v10,
             i13 = e5 % 16
             r5 = e5 // 16
             i14 = r5
-            ns0[i14, i13] = v11[i14, 8 + i13]
+            dstate_C_next[i14, i13] = v11[i14, 8 + i13]
         grid.sync()
         # phase: the new 'dstate@C@0' becomes the current one
         for e6 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i15 = e6 % 16
             r6 = e6 // 16
             i16 = r6
-            cs0[i16, i15] = ns0[i16, i15]
+            dstate_C_state[i16, i15] = dstate_C_next[i16, i15]
         grid.sync()
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, cs0, v0, b1, in_trace_C, v2):
+def k6_fused(d_B, dstate_C_state, v0, b1, in_trace_C, v2):
     """fused: 4 elementwise node(s) over [B, 16], storing %4"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = cs0[i1, i0] + v0[b1, i1, i0]  # %0 = add('dstate@C@t-1', xh4@0) : f32[B, 16]
+        t0 = dstate_C_state[i1, i0] + v0[b1, i1, i0]  # %0 = add('dstate@C@t-1', xh4@0) : f32[B, 16]
         t1 = in_trace_C[b1, i1, i0] * in_trace_C[b1, i1, i0]  # %2 = mul('trace@C@0', 'trace@C@0') : f32[B, 16]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
@@ -373,13 +373,13 @@ def k13_copy(d_B, v5, b1, v14):
 
 
 @cuda.jit(cache=True)
-def k14_copy(d_B, ns0, v14):
+def k14_copy(d_B, dstate_C_next, v14):
     """copy 'dstate@C@0' = slice(%13){axis=-1, start=8, stop=24} : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        ns0[i1, i0] = v14[i1, 8 + i0]
+        dstate_C_next[i1, i0] = v14[i1, 8 + i0]
 
 
 @cuda.jit(cache=True)
@@ -541,8 +541,8 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, 
     # n0: loop count T
     # returns: x, M_A, M_B, M_C, M_o, C
     v0 = cuda.device_array((d_T, d_B, 16), np.float32)
-    cs0 = cuda.device_array((d_B, 16), np.float32)
-    ns0 = cuda.device_array((d_B, 16), np.float32)
+    dstate_C_state = cuda.device_array((d_B, 16), np.float32)
+    dstate_C_next = cuda.device_array((d_B, 16), np.float32)
     v1 = cuda.device_array((d_T, d_B, 4), np.float32)
     v2 = cuda.device_array((d_T, d_B, 16), np.float32)
     v3 = cuda.device_array((d_T, d_B, 16), np.float32)
@@ -563,14 +563,14 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, 
     v18 = cuda.device_array((16, 4), np.float32)
     k0_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, in_grad_y, in_M_o, v0)
     # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 16)](d_B, cs0, in_dstate_C)
+    k1_copy[grid_1d(d_B * 16)](d_B, dstate_C_state, in_dstate_C)
     k2_copy[grid_1d(16 * 16)](v6, in_M_C)
     k3_copy[grid_1d(16 * 16)](v7, in_M_B)
     k4_copy[grid_1d(16 * 24)](v8, in_M_A)
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%8', v6, v7, v8, n0, d_B, cs0, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, ns0):
+    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%8', v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, dstate_C_next):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k6_fused[grid_1d(d_B * 16)](d_B, cs0, v0, b1, in_trace_C, v2)
+            k6_fused[grid_1d(d_B * 16)](d_B, dstate_C_state, v0, b1, in_trace_C, v2)
             k7_gemm[grid_gemm(d_B, 16)](d_B, v2, b1, v6, v12)
             k8_fused[grid_1d(d_B * 16)](d_B, in_res_0, b1, v12, v3)
             k9_gemm[grid_gemm(d_B, 16)](d_B, v3, b1, v7, v13)
@@ -578,8 +578,8 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, 
             k11_gemm[grid_gemm(d_B, 24)](d_B, v4, b1, v8, v14)
             k12_copy[grid_1d(d_B * 4)](d_B, v1, b1, in_grad_y)
             k13_copy[grid_1d(d_B * 8)](d_B, v5, b1, v14)
-            k14_copy[grid_1d(d_B * 16)](d_B, ns0, v14)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k14_copy[grid_1d(d_B * 16)](d_B, dstate_C_next, v14)
+            dstate_C_state, dstate_C_next = dstate_C_next, dstate_C_state  # the new states become the current ones
     k15_gemm[grid_gemm(24, 16)](d_T, d_B, in_res_2, v4, v15)
     k16_gemm[grid_gemm(16, 16)](d_T, d_B, in_res_1, v3, v16)
     k17_gemm[grid_gemm(16, 16)](d_T, d_B, in_res_0, v2, v17)
@@ -589,5 +589,5 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, 
     out2 = v16  # taken over: nothing else reads it
     out3 = v17  # taken over: nothing else reads it
     out4 = v18  # taken over: nothing else reads it
-    out5 = cs0  # taken over: nothing else reads it
+    out5 = dstate_C_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

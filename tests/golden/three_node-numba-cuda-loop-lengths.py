@@ -25,17 +25,17 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_copy(d_B, cs0, in_C):
+def k0_copy(d_B, C_state, in_C):
     """copy C = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        cs0[i1, i0] = in_C[i1, i0]
+        C_state[i1, i0] = in_C[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, v5, v6, in_lengths, v7, v8, v0):
+def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, v4, v5, v6, in_lengths, v7, v8, v0):
     """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -81,7 +81,7 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, 
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v1[i3, 8 + i2] = cs0[i3, i2]
+            v1[i3, 8 + i2] = C_state[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -141,9 +141,9 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, 
             r4 = e4 // 16
             i12 = r4
             t2 = math.tanh(v6[i12, i11])  # %6 = tanh(%5) : f32[B, 16]
-            t3 = t2 if b0 < in_lengths[i12] else cs0[i12, i11]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[B, 16]
+            C = t2 if b0 < in_lengths[i12] else C_state[i12, i11]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[B, 16]
             v7[i12, i11] = t2  # store %6
-            cs0[i12, i11] = t3  # store C@0
+            C_state[i12, i11] = C  # store C@0
         grid.sync()
         # phase: %7 = matmul(%6, M_o) : f32[B, 4]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -162,8 +162,8 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, 
             i14 = e5 % 4
             r5 = e5 // 4
             i15 = r5
-            t4 = v8[i15, i14] if b0 < in_lengths[i15] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[B, 4]
-            v0[b0, i15, i14] = t4  # store %9
+            t3 = v8[i15, i14] if b0 < in_lengths[i15] else c0  # %9 = select_active(t@0, lengths, %7, %8) : f32[B, 4]
+            v0[b0, i15, i14] = t3  # store %9
         grid.sync()
 
 
@@ -178,13 +178,13 @@ def k2_copy(d_B, v9, in_x, b1):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, v9, cs0):
+def k3_copy(d_B, v9, C_state):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v9[i1, 8 + i0] = cs0[i1, i0]
+        v9[i1, 8 + i0] = C_state[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -300,16 +300,16 @@ def k8_gemm(d_B, v13, in_M_C, v14):
 
 
 @cuda.jit(cache=True)
-def k9_fused(d_B, v14, b1, in_lengths, cs0, v15, ns0):
+def k9_fused(d_B, v14, b1, in_lengths, C_state, v15, C_next):
     """fused: 2 elementwise node(s) over [B, 16], storing %6, C@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
         t0 = math.tanh(v14[i1, i0])  # %6 = tanh(%5) : f32[B, 16]
-        t1 = t0 if b1 < in_lengths[i1] else cs0[i1, i0]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[B, 16]
+        C = t0 if b1 < in_lengths[i1] else C_state[i1, i0]  # C@0 = select_active(t@0, lengths, %6, C@t-1) : f32[B, 16]
         v15[i1, i0] = t0  # store %6
-        ns0[i1, i0] = t1  # store C@0
+        C_next[i1, i0] = C  # store C@0
 
 
 @cuda.jit(cache=True)
@@ -366,8 +366,8 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, d_B,
     # d_B: dim B
     # d_T: dim T
     # returns: y, C
-    cs0 = cuda.device_array((d_B, 16), np.float32)
-    ns0 = cuda.device_array((d_B, 16), np.float32)
+    C_state = cuda.device_array((d_B, 16), np.float32)
+    C_next = cuda.device_array((d_B, 16), np.float32)
     v0 = cuda.device_array((d_T, d_B, 4), np.float32)
     v1 = cuda.device_array((d_B, 24), np.float32)
     v2 = cuda.device_array((d_B, 16), np.float32)
@@ -386,21 +386,21 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, d_B,
     v15 = cuda.device_array((d_B, 16), np.float32)
     v16 = cuda.device_array((d_B, 4), np.float32)
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T iterations of 1 step(s) from step 0]
-    k0_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
-    if not rt.persistent(k1_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v2, v3, v4, v5, v6, in_lengths, v7, v8, v0):
+    k0_copy[grid_1d(d_B * 16)](d_B, C_state, in_C)
+    if not rt.persistent(k1_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, v4, v5, v6, in_lengths, v7, v8, v0):
         for it0 in range(n0):
             b1 = it0
             k2_copy[grid_1d(d_B * 8)](d_B, v9, in_x, b1)
-            k3_copy[grid_1d(d_B * 16)](d_B, v9, cs0)
+            k3_copy[grid_1d(d_B * 16)](d_B, v9, C_state)
             k4_gemm[grid_gemm(d_B, 16)](d_B, v9, in_M_A, v10)
             k5_fused[grid_1d(d_B * 16)](d_B, v10, v11)
             k6_gemm[grid_gemm(d_B, 16)](d_B, v11, in_M_B, v12)
             k7_fused[grid_1d(d_B * 16)](d_B, v12, v13)
             k8_gemm[grid_gemm(d_B, 16)](d_B, v13, in_M_C, v14)
-            k9_fused[grid_1d(d_B * 16)](d_B, v14, b1, in_lengths, cs0, v15, ns0)
+            k9_fused[grid_1d(d_B * 16)](d_B, v14, b1, in_lengths, C_state, v15, C_next)
             k10_gemm[grid_gemm(d_B, 4)](d_B, v15, in_M_o, v16)
             k11_fused[grid_1d(d_B * 4)](d_B, v16, b1, in_lengths, v0)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            C_state, C_next = C_next, C_state  # the new states become the current ones
     out0 = v0  # taken over: nothing else reads it
-    out1 = cs0  # taken over: nothing else reads it
+    out1 = C_state  # taken over: nothing else reads it
     return (out0, out1, )

@@ -25,13 +25,13 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_copy(d_B, cs0, in_C):
+def k0_copy(d_B, C_state, in_C):
     """copy C = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        cs0[i1, i0] = in_C[i1, i0]
+        C_state[i1, i0] = in_C[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -47,7 +47,7 @@ def k1_copy(d_T, d_B, v0):
 
 
 @cuda.jit(cache=True)
-def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
+def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
     """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -93,7 +93,7 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, 
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v1[i3, 8 + i2] = cs0[i3, i2]
+            v1[i3, 8 + i2] = C_state[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -152,8 +152,8 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, 
             i11 = e4 % 16
             r4 = e4 // 16
             i12 = r4
-            t2 = math.tanh(v7[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
-            v2[i12, 8 + i11] = t2  # store C@0
+            C = math.tanh(v7[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
+            v2[i12, 8 + i11] = C  # store C@0
         grid.sync()
         # phase: copy x@1 = input() : f32[B, 8]
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
@@ -179,8 +179,8 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, 
             i16 = e6 % 16
             r6 = e6 // 16
             i17 = r6
-            t3 = math.tanh(v8[i17, i16])  # %8 = tanh(%7) : f32[B, 16]
-            v9[i17, i16] = t3  # store %8
+            t2 = math.tanh(v8[i17, i16])  # %8 = tanh(%7) : f32[B, 16]
+            v9[i17, i16] = t2  # store %8
         grid.sync()
         # phase: %9 = matmul(%8, M_B) : f32[B, 16]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -199,8 +199,8 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, 
             i19 = e7 % 16
             r7 = e7 // 16
             i20 = r7
-            t4 = math.tanh(v10[i20, i19])  # %10 = tanh(%9) : f32[B, 16]
-            v11[i20, i19] = t4  # store %10
+            t3 = math.tanh(v10[i20, i19])  # %10 = tanh(%9) : f32[B, 16]
+            v11[i20, i19] = t3  # store %10
         grid.sync()
         # phase: %11 = matmul(%10, M_C) : f32[B, 16]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -219,8 +219,8 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, 
             i22 = e8 % 16
             r8 = e8 // 16
             i23 = r8
-            t5 = math.tanh(v12[i23, i22])  # C@1 = tanh(%11) : f32[B, 16]
-            cs0[i23, i22] = t5  # store C@1
+            C_1_ = math.tanh(v12[i23, i22])  # C@1 = tanh(%11) : f32[B, 16]
+            C_state[i23, i22] = C_1_  # store C@1
         grid.sync()
         # phase: %12 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -243,7 +243,7 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, 
                 i25 = row
                 acc = c0
                 for kk in range(16):
-                    acc += cs0[i25, kk] * w3[kk, cl]
+                    acc += C_state[i25, kk] * w3[kk, cl]
                 v0[(b0 + 1), i25, col] = acc
         grid.sync()
 
@@ -259,13 +259,13 @@ def k3_copy(d_B, v13, in_x, b1):
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, v13, cs0):
+def k4_copy(d_B, v13, C_state):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v13[i1, 8 + i0] = cs0[i1, i0]
+        v13[i1, 8 + i0] = C_state[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -387,8 +387,8 @@ def k10_fused(d_B, v19, v14):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v19[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
-        v14[i1, 8 + i0] = t0  # store C@0
+        C = math.tanh(v19[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
+        v14[i1, 8 + i0] = C  # store C@0
 
 
 @cuda.jit(cache=True)
@@ -514,14 +514,14 @@ def k16_gemm(d_B, v23, in_M_C, v24):
 
 
 @cuda.jit(cache=True)
-def k17_fused(d_B, v24, ns0):
+def k17_fused(d_B, v24, C_next):
     """fused: 1 elementwise node(s) over [B, 16], storing C@1"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v24[i1, i0])  # C@1 = tanh(%11) : f32[B, 16]
-        ns0[i1, i0] = t0  # store C@1
+        C = math.tanh(v24[i1, i0])  # C@1 = tanh(%11) : f32[B, 16]
+        C_next[i1, i0] = C  # store C@1
 
 
 @cuda.jit(cache=True)
@@ -555,7 +555,7 @@ def k18_gemm(d_B, v14, in_M_o, v0, b1):
 
 
 @cuda.jit(cache=True)
-def k19_gemm(d_B, ns0, in_M_o, v0, b1):
+def k19_gemm(d_B, C_next, in_M_o, v0, b1):
     """%13 = matmul(C@1, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -568,7 +568,7 @@ def k19_gemm(d_B, ns0, in_M_o, v0, b1):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = ns0[i0, ka]
+            sa[ty, tx] = C_next[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -585,7 +585,7 @@ def k19_gemm(d_B, ns0, in_M_o, v0, b1):
 
 
 @cuda.jit(cache=True)
-def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v27, v28, v29, v30, v31, v25):
+def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state_1_, v27, v28, v29, v30, v31, v25):
     """%4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
     grid = cuda.cg.this_grid()
     w0 = cuda.shared.array((24, 1), float32)
@@ -631,7 +631,7 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v2
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
-            v26[i3, 8 + i2] = cs1[i3, i2]
+            v26[i3, 8 + i2] = C_state_1_[i3, i2]
         grid.sync()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -690,8 +690,8 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v2
             i11 = e4 % 16
             r4 = e4 // 16
             i12 = r4
-            t2 = math.tanh(v31[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
-            cs1[i12, i11] = t2  # store C@0
+            C = math.tanh(v31[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
+            C_state_1_[i12, i11] = C  # store C@0
         grid.sync()
         # phase: %6 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
         for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
@@ -702,7 +702,7 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v2
                 i13 = row
                 acc = c0
                 for kk in range(16):
-                    acc += cs1[i13, kk] * w3[kk, cl]
+                    acc += C_state_1_[i13, kk] * w3[kk, cl]
                 v25[b2, i13, col] = acc
         grid.sync()
 
@@ -718,13 +718,13 @@ def k21_copy(d_B, v32, in_x, b3):
 
 
 @cuda.jit(cache=True)
-def k22_copy(d_B, v32, cs1):
+def k22_copy(d_B, v32, C_state_1_):
     """copy C@t-1 = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v32[i1, 8 + i0] = cs1[i1, i0]
+        v32[i1, 8 + i0] = C_state_1_[i1, i0]
 
 
 @cuda.jit(cache=True)
@@ -840,18 +840,18 @@ def k27_gemm(d_B, v36, in_M_C, v37):
 
 
 @cuda.jit(cache=True)
-def k28_fused(d_B, v37, ns1):
+def k28_fused(d_B, v37, C_next_1_):
     """fused: 1 elementwise node(s) over [B, 16], storing C@0"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = math.tanh(v37[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
-        ns1[i1, i0] = t0  # store C@0
+        C = math.tanh(v37[i1, i0])  # C@0 = tanh(%5) : f32[B, 16]
+        C_next_1_[i1, i0] = C  # store C@0
 
 
 @cuda.jit(cache=True)
-def k29_gemm(d_B, ns1, in_M_o, v25, b3):
+def k29_gemm(d_B, C_next_1_, in_M_o, v25, b3):
     """%6 = matmul(C@0, M_o) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -864,7 +864,7 @@ def k29_gemm(d_B, ns1, in_M_o, v25, b3):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = ns1[i0, ka]
+            sa[ty, tx] = C_next_1_[i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -894,8 +894,8 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, st
     # n1: loop count T%2
     # start0: loop count (T//2)*2
     # returns: y, C
-    cs0 = cuda.device_array((d_B, 16), np.float32)
-    ns0 = cuda.device_array((d_B, 16), np.float32)
+    C_state = cuda.device_array((d_B, 16), np.float32)
+    C_next = cuda.device_array((d_B, 16), np.float32)
     v0 = cuda.device_array((d_T, d_B, 4), np.float32)
     v1 = cuda.device_array((d_B, 24), np.float32)
     v2 = cuda.device_array((d_B, 24), np.float32)
@@ -921,7 +921,7 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, st
     v22 = cuda.device_array((d_B, 16), np.float32)
     v23 = cuda.device_array((d_B, 16), np.float32)
     v24 = cuda.device_array((d_B, 16), np.float32)
-    ns1 = cuda.device_array((d_B, 16), np.float32)
+    C_next_1_ = cuda.device_array((d_B, 16), np.float32)
     v26 = cuda.device_array((d_B, 24), np.float32)
     v27 = cuda.device_array((d_B, 16), np.float32)
     v28 = cuda.device_array((d_B, 16), np.float32)
@@ -935,13 +935,13 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, st
     v36 = cuda.device_array((d_B, 16), np.float32)
     v37 = cuda.device_array((d_B, 16), np.float32)
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T//2 iterations of 2 step(s) from step 0]
-    k0_copy[grid_1d(d_B * 16)](d_B, cs0, in_C)
+    k0_copy[grid_1d(d_B * 16)](d_B, C_state, in_C)
     k1_copy[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, cs0, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
+    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
         for it0 in range(n0):
             b1 = it0 * 2
             k3_copy[grid_1d(d_B * 8)](d_B, v13, in_x, b1)
-            k4_copy[grid_1d(d_B * 16)](d_B, v13, cs0)
+            k4_copy[grid_1d(d_B * 16)](d_B, v13, C_state)
             k5_gemm[grid_gemm(d_B, 16)](d_B, v13, in_M_A, v15)
             k6_fused[grid_1d(d_B * 16)](d_B, v15, v16)
             k7_gemm[grid_gemm(d_B, 16)](d_B, v16, in_M_B, v17)
@@ -954,26 +954,26 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, st
             k14_gemm[grid_gemm(d_B, 16)](d_B, v21, in_M_B, v22)
             k15_fused[grid_1d(d_B * 16)](d_B, v22, v23)
             k16_gemm[grid_gemm(d_B, 16)](d_B, v23, in_M_C, v24)
-            k17_fused[grid_1d(d_B * 16)](d_B, v24, ns0)
+            k17_fused[grid_1d(d_B * 16)](d_B, v24, C_next)
             k18_gemm[grid_gemm(d_B, 4)](d_B, v14, in_M_o, v0, b1)
-            k19_gemm[grid_gemm(d_B, 4)](d_B, ns0, in_M_o, v0, b1)
-            cs0, ns0 = ns0, cs0  # the new states become the current ones
+            k19_gemm[grid_gemm(d_B, 4)](d_B, C_next, in_M_o, v0, b1)
+            C_state, C_next = C_next, C_state  # the new states become the current ones
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    cs1 = cs0  # taken over: nothing else reads it
+    C_state_1_ = C_state  # taken over: nothing else reads it
     v25 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k20_loop, (132, PERSISTENT_THREADS, 0), '%4', in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, cs1, v27, v28, v29, v30, v31, v25):
+    if not rt.persistent(k20_loop, (132, PERSISTENT_THREADS, 0), '%4', in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state_1_, v27, v28, v29, v30, v31, v25):
         for it1 in range(n1):
             b3 = start0 + it1
             k21_copy[grid_1d(d_B * 8)](d_B, v32, in_x, b3)
-            k22_copy[grid_1d(d_B * 16)](d_B, v32, cs1)
+            k22_copy[grid_1d(d_B * 16)](d_B, v32, C_state_1_)
             k23_gemm[grid_gemm(d_B, 16)](d_B, v32, in_M_A, v33)
             k24_fused[grid_1d(d_B * 16)](d_B, v33, v34)
             k25_gemm[grid_gemm(d_B, 16)](d_B, v34, in_M_B, v35)
             k26_fused[grid_1d(d_B * 16)](d_B, v35, v36)
             k27_gemm[grid_gemm(d_B, 16)](d_B, v36, in_M_C, v37)
-            k28_fused[grid_1d(d_B * 16)](d_B, v37, ns1)
-            k29_gemm[grid_gemm(d_B, 4)](d_B, ns1, in_M_o, v25, b3)
-            cs1, ns1 = ns1, cs1  # the new states become the current ones
+            k28_fused[grid_1d(d_B * 16)](d_B, v37, C_next_1_)
+            k29_gemm[grid_gemm(d_B, 4)](d_B, C_next_1_, in_M_o, v25, b3)
+            C_state_1_, C_next_1_ = C_next_1_, C_state_1_  # the new states become the current ones
     out0 = v25  # taken over: nothing else reads it
-    out1 = cs1  # taken over: nothing else reads it
+    out1 = C_state_1_  # taken over: nothing else reads it
     return (out0, out1, )

@@ -3,27 +3,34 @@
 Both Numba backends store their modules here. The key hashes the source, the options (the backend's
 name among them), the versions of rnncomp, NumPy, Numba and llvmlite, the host CPU's name and what
 the backend says its code depends on besides (the text of the helper modules it imports, its BLAS).
-An entry is published atomically (a temporary file in the same folder, then a hard link that fails
-if another process got there first) and never rewritten, so Numba's own cache (`__pycache__` next to
-it, keyed by the file's content) stays valid and a second process compiles nothing. An entry whose
-text differs from what it should hold, or that fails to import, is rebuilt with a warning naming its
-path.
+An entry is published atomically and never rewritten while it is right (entry_files.py), so Numba's
+own cache (`__pycache__` next to it) stays valid and a second process compiles nothing.
+
+The cache survives anything done to its files: an entry whose text is wrong, whose Numba files changed
+(numba_files.py keeps their sha256) or that fails to import is rebuilt with one warning naming it, and
+the next process loads the rebuilt one. A cache directory that cannot be used (read-only, full, a
+file) means compiling in memory (in_memory.py) with one warning, never a failure; so does Numba
+failing to read or write its files while compiling (`Entry.without_cache`, called by the runners).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from numba.core.errors import NumbaError
+
+from . import entry_files, in_memory, numba_files
+from .numba_files import caused_by_cache
 
 ENV = "RNNCOMP_CACHE_DIR"
 
@@ -67,36 +74,6 @@ def cache_key(source: str, options: dict[str, Any], depends: dict[str, str] | No
     return h.hexdigest()
 
 
-def _write_temp(folder: Path, source: str) -> str:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".py")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(source)
-        f.flush()
-        os.fsync(f.fileno())
-    return tmp
-
-
-def _publish(path: Path, source: str) -> None:
-    """Create `path` with `source` unless it exists; atomic, so readers never see half a file."""
-    tmp = _write_temp(path.parent, source)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass  # another process published it first
-    except OSError:  # no hard links here: replace, which may rewrite an equal entry (harmless)
-        if not path.exists():
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _rebuild(path: Path, source: str, why: str) -> None:
-    warnings.warn(f"rnncomp: cache entry {path} {why}; rebuilding it", RuntimeWarning, stacklevel=4)
-    tmp = _write_temp(path.parent, source)
-    os.replace(tmp, path)
-
-
 def _import(path: Path, name: str) -> ModuleType:
     mod = sys.modules.get(name)
     if mod is not None and getattr(mod, "__file__", None) == str(path):
@@ -113,32 +90,112 @@ def _import(path: Path, name: str) -> ModuleType:
     return mod
 
 
-def load(
-    source: str, options: dict[str, Any], *, backend: str, depends: dict[str, str] | None = None
-) -> tuple[ModuleType, Path]:
-    """The module for `source`, from the cache (written there first if missing or corrupt).
-    `backend` names the module (`rnncomp_<backend>_<key>`); `depends` joins the key (see the module)."""
+def _warn(text: str) -> None:
+    warnings.warn(f"rnncomp: {text}", RuntimeWarning, stacklevel=4)
+
+
+_UNUSABLE: set[str] = set()  # cache folders already reported unusable in this process
+
+
+@dataclass(eq=False)
+class Entry:
+    """A generated module and where it lives: `path` on disk, or (`in_memory`) nowhere, compiled
+    again by every process. `seal()` once its code is compiled (and again at exit if Numba compiled
+    more of it since); `without_cache(e)` after Numba failed to read or write its files."""
+
+    module: ModuleType
+    path: Path
+    source: str
+    key: str
+    name: str
+    in_memory: bool = False
+    verified: dict[str, str] = field(default_factory=dict)  # its Numba files, name -> sha256
+    compiled: int = -1  # how many signatures Numba had compiled or loaded when it was sealed
+
+    def seal(self) -> None:
+        """Record the entry's Numba files (numba_files.py), so the next process can trust them."""
+        if not self.in_memory:
+            folder = numba_files.actual_dir(self.module, self.path)
+            if self.compiled < 0:
+                _SEALED.append(self)
+            self.compiled = numba_files.compiled(self.module)
+            self.verified = numba_files.seal(self.path, self.key, folder, self.verified)
+
+    def without_cache(self, error: BaseException) -> Entry:
+        """The same code compiled in memory, with a warning saying why (`error`, raised by Numba's cache)."""
+        return _without_cache(self.path, error, self.source, self.key, self.name)
+
+
+_SEALED: list[Entry] = []
+
+
+@atexit.register
+def _reseal() -> None:
+    """Seal again the entries Numba compiled more of after they were sealed (a new signature)."""
+    for e in _SEALED:
+        try:
+            if numba_files.compiled(e.module) != e.compiled:
+                e.seal()
+        except Exception:  # noqa: BLE001, S110  (at exit: the next process merely compiles again)
+            pass
+
+
+def _without_cache(path: Path, error: BaseException, source: str, key: str, name: str) -> Entry:
+    _warn(f"Numba could not use its cache files for {path} ({type(error).__name__}: {error}); compiling in memory")
+    return _in_memory(source, key, name)
+
+
+def _in_memory(source: str, key: str, name: str) -> Entry:
+    path = in_memory.path_of(key)
+    try:
+        mod = in_memory.import_source(source, name + "_in_memory", key)
+    except NumbaError as e:  # its row blocks compile on import: the code is wrong
+        raise CompileFailed(path, e) from None
+    return Entry(mod, path, source, key, name, in_memory=True)
+
+
+def load(source: str, options: dict[str, Any], *, backend: str, depends: dict[str, str] | None = None) -> Entry:
+    """The module for `source`, from the cache (written there first if missing or broken), or
+    compiled in memory if the cache cannot be used. `backend` names the module
+    (`rnncomp_<backend>_<key>`); `depends` joins the key (see the module)."""
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(source, {**options, "backend": backend}, depends)
     path = folder / f"{key}.py"
-    if not path.exists():
-        _publish(path, source)
-    else:
-        try:
-            ok = path.read_text(encoding="utf-8") == source
-        except (OSError, UnicodeDecodeError):
-            ok = False
-        if not ok:
-            _rebuild(path, source, "does not hold the code it should (truncated or edited?)")
     name = f"rnncomp_{backend}_{key[:20]}"
     try:
-        return _import(path, name), path
+        folder.mkdir(parents=True, exist_ok=True)
+        why = entry_files.ensure(path, source)
+        broken, verified = numba_files.check(path, key, stale=why is not None)
+    except OSError as e:
+        if str(folder) not in _UNUSABLE:
+            _UNUSABLE.add(str(folder))
+            _warn(f"the cache directory {folder} cannot be used ({type(e).__name__}: {e}); compiling in memory")
+        return _in_memory(source, key, name)
+    why = why or broken
+    if why:
+        _warn(f"cache entry {path}: {why}; rebuilt it")
+    try:
+        return Entry(_import(path, name), path, source, key, name, verified=verified)
     except NumbaError as e:  # its row blocks compile on import: the code is wrong, not the file
-        raise CompileFailed(path, e) from None
+        if not caused_by_cache(e):
+            raise CompileFailed(path, e) from None
+        error: Exception = e
     except Exception as e:  # noqa: BLE001  (whatever broke the import, a fresh entry is the cure)
-        _rebuild(path, source, f"failed to import ({type(e).__name__}: {e})")
-        return _import(path, name + "_rebuilt"), path
+        error = e
+    if isinstance(error, OSError) and caused_by_cache(error):  # Numba cannot write: rebuilding won't help
+        return _without_cache(path, error, source, key, name)
+    if not why:
+        _warn(f"cache entry {path}: it failed to import ({type(error).__name__}: {error}); rebuilt it")
+    try:
+        entry_files.replace(path, source)
+        numba_files.purge(path, key)
+        return Entry(_import(path, name), path, source, key, name)
+    except NumbaError as e:
+        if not caused_by_cache(e):
+            raise CompileFailed(path, e) from None
+    except Exception:  # noqa: BLE001  (still broken: the code itself is compiled in memory, or fails there)
+        pass
+    return _in_memory(source, key, name)
 
 
 class CompileFailed(Exception):

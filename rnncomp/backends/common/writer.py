@@ -1,4 +1,5 @@
-"""Source text with indentation, and the node that owns each line (to map Numba errors back to the IR)."""
+"""Source text with indentation, and the node that owns each line (to map Numba errors back to the IR).
+Lines hold the printer's marked names (names.py) until `render` drops the marks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 from ir import Node
 from ir.symexpr import Sym
+
+from .names import plain
 
 _SAFE_NAME = re.compile(r"%\d+|[A-Za-z_][A-Za-z0-9_]*(@[A-Za-z0-9_+\-]+)?\Z")
 
@@ -87,7 +90,7 @@ class Writer:
 
     def render(self, first_line: int = 1) -> tuple[list[str], dict[int, str]]:
         """The text lines and a map from 1-based line number (offset by first_line) to owner label."""
-        text = ["    " * d + t for d, t, _ in self.lines]
+        text = ["    " * d + plain(t) for d, t, _ in self.lines]
         owners = {first_line + i: o for i, (_, _, o) in enumerate(self.lines) if o}
         return text, owners
 

@@ -22,6 +22,7 @@ from ir.dtypes import DType
 from ir.shapes import is_identifier
 from passes.rows import ROWS
 
+from ..common.names import Namespace, ir_base, is_name, mark
 from ..common.scalars import Scalar, operand_index
 from ..common.values import Arg, Index, Ref
 from ..common.views import VIEW_INDEX
@@ -73,6 +74,7 @@ class Generator(Units, Blocks):
         self.consts: dict[tuple, str] = {}
         self.const_lines: list[str] = []
         self.main_counter: dict[str, int] = {}
+        self.main_names = Namespace()  # `program`'s variables named after IR nodes
         self.counter: dict[str, int] = {}
         self.kernel: KernelText | None = None
         self.kernels: dict[tuple[str, ...], tuple[str, list[str], Writer]] = {}  # code -> (kind, params, text)
@@ -89,10 +91,20 @@ class Generator(Units, Blocks):
     # ------------------------------------------------------------ names, literals, dims
 
     def tmp(self, prefix: str = "t") -> str:
-        """A fresh local name (kernel names restart at 0, so equal kernels have equal text)."""
+        """A fresh local name, marked (common/names.py); kernel names restart at 0, so equal kernels
+        have equal text."""
         k = self.counter.get(prefix, 0)
         self.counter[prefix] = k + 1
-        return f"{prefix}{k}"
+        return mark(f"{prefix}{k}")
+
+    def tmp_for(self, name: str | None, prefix: str = "t", suffix: str = "") -> str:
+        """A fresh local name for a value of IR node `name` (`h`, `c_state`: see common/names.py),
+        unique in the kernel being built; `tmp(prefix)` for a node without a usable name."""
+        base = ir_base(name)
+        if base is None:
+            return self.tmp(prefix)
+        ns = self.kernel.names if self.kernel is not None else self.main_names
+        return mark(ns.take(base + suffix))
 
     def main_name(self, prefix: str) -> str:
         k = self.main_counter.get(prefix, 0)
@@ -234,7 +246,7 @@ class Generator(Units, Blocks):
 
     def bind(self, expr: str) -> str:
         """`expr` as a plain name (so loops do not re-evaluate it)."""
-        if expr.isidentifier():
+        if is_name(expr):
             return expr
         name = self.tmp("a")
         self.w.line(f"{name} = {expr}")
@@ -371,7 +383,7 @@ class Generator(Units, Blocks):
             assert isinstance(rule, Scalar)
             args = [self.read(u.node, operand_index(rule, node, k, idx)) for k, u in enumerate(node.inputs)]
             label = describe(node, blk.names)
-            t = self.tmp()
+            t = self.tmp_for(node.name)
             with self.w.owned_by(label):
                 self.w.line(f"{t} = {rule.expr(self, node, args, idx)}  # {label}")
             blk.memo[key] = t

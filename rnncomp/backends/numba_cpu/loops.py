@@ -59,7 +59,7 @@ def emit_loop(gen: Generator, node: Node) -> None:
             part = open_part(gen, plan.dim, parts, width)
             gen.part = part
             try:
-                cs_p = [part.rows_of(gen, c) for c in cs]
+                cs_p = [part.rows_of(gen, c, p) for c, p in zip(cs, v.carry_params)]
                 consts_p = [part.rows_of(gen, c) if cut else c for c, cut in zip(consts, plan.sliced_consts)]
                 take = lambda ref, step: part.step_rows(gen, ref, step)  # noqa: E731
                 _steps(gen, v, label, n_iter, start, cs_p, bufs, xs, consts_p, take)

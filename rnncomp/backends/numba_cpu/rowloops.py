@@ -66,9 +66,9 @@ class Part:
                 self._insert(f"{name} = np.empty(({dims}), np.{t.dtype.numpy.__name__})")
         return Ref(name, owned=True, home=self.kernel.uid)
 
-    def rows_of(self, gen: Generator, ref: Ref) -> Ref:
-        """The block's rows of an array with the batch at axis 0 (a state, `lengths`)."""
-        name = gen.tmp("a")
+    def rows_of(self, gen: Generator, ref: Ref, state: Node | None = None) -> Ref:
+        """The block's rows of an array with the batch at axis 0 (a `state`, named after it; `lengths`)."""
+        name = gen.tmp_for(state.name, "a", "_state") if state is not None else gen.tmp("a")
         gen.w.line(f"{name} = {gen.arr(ref)}[{self.r0}:{self.r1}]")
         return Ref(name, contiguous=ref.contiguous, owned=ref.owned, home=gen.home())
 

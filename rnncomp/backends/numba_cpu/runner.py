@@ -20,7 +20,7 @@ from .errors import NumbaCompileError
 from .module import generate
 from .pool import BufferPool
 
-HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py")  # what generated code imports
+HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "../common/helpers.py")  # what generated code imports
 
 
 def depends() -> dict[str, str]:
@@ -34,8 +34,8 @@ def depends() -> dict[str, str]:
 class Runner:
     """`runner(arrays, symbols) -> outputs` for one program; `.source` and `.path` show the code."""
 
-    def __init__(self, prog: Program, gen: Generated, module: Any, path: Path):
-        self.prog, self.gen, self.fn, self.path = prog, gen, getattr(module, gen.function), path
+    def __init__(self, prog: Program, gen: Generated, entry: cache.Entry):
+        self.prog, self.gen = prog, gen
         self.ready = False  # compiled (or loaded) for the argument types every call has
         self.binding = Binding(prog)
         self.pool = BufferPool()
@@ -43,6 +43,7 @@ class Runner:
         self.template: list[Any] = [None] * len(gen.args)
         self.inputs, self.dims, self.counts, self.buffers = [], [], [], []
         self.threads_at: list[int] = []
+        self.addresses: list[tuple[int, str]] = []
         for pos, a in enumerate(gen.args):
             if a.kind == "input":
                 t = prog.input(a.key).type
@@ -57,9 +58,16 @@ class Runner:
             elif a.kind == "threads":
                 self.threads_at.append(pos)
             elif a.kind == "address":
-                self.template[pos] = getattr(module, a.key).address
+                self.addresses.append((pos, a.key))
             elif a.kind == "buffer":
                 self.buffers.append((pos, a.key.shape, a.key.dtype.numpy))
+        self._use(entry)
+
+    def _use(self, entry: cache.Entry) -> None:
+        """Call the code of `entry` (the cached module, or the same code compiled in memory)."""
+        self.entry, self.path, self.fn = entry, entry.path, getattr(entry.module, self.gen.function)
+        for pos, key in self.addresses:
+            self.template[pos] = getattr(entry.module, key).address
 
     @property
     def source(self) -> str:
@@ -72,8 +80,8 @@ class Runner:
         args = list(self.template)
         for pos, key, dt, symbolic in self.inputs:
             x = arrays[key]
-            if not (type(x) is np.ndarray and x.dtype == dt and x.flags.c_contiguous):
-                x = np.ascontiguousarray(x, dtype=dt)
+            if not (type(x) is np.ndarray and x.dtype == dt and x.flags.carray):
+                x = np.array(x, dtype=dt, order="C")  # a read-only array too: one compiled signature
             args[pos] = x
             for axis, sym in symbolic:
                 env.setdefault(sym, x.shape[axis])
@@ -102,13 +110,24 @@ class Runner:
 
     def _compile(self, args: list[Any]) -> None:
         """Compile (or load from Numba's cache) for these argument types, once: every call passes
-        C-contiguous arrays of the declared dtypes and Python ints. A failure names the IR node."""
+        C-contiguous arrays of the declared dtypes and Python ints. A failure names the IR node; a
+        failure of Numba's cache files (unreadable, or a full disk) means compiling in memory."""
         import numba
 
+        types = tuple(numba.typeof(a) for a in args)
         try:
-            self.fn.compile(tuple(numba.typeof(a) for a in args))
+            self.fn.compile(types)
         except Exception as e:  # noqa: BLE001  (Numba's typing errors are not all NumbaErrors)
-            raise compile_error(self.prog, self.gen, self.path, e) from None
+            if self.entry.in_memory or not cache.caused_by_cache(e):
+                raise compile_error(self.prog, self.gen, self.path, e) from None
+            self._use(self.entry.without_cache(e))
+            for pos, _ in self.addresses:
+                args[pos] = self.template[pos]
+            try:
+                self.fn.compile(types)
+            except Exception as e2:  # noqa: BLE001
+                raise compile_error(self.prog, self.gen, self.path, e2) from None
+        self.entry.seal()
         self.ready = True
 
 
@@ -125,7 +144,7 @@ def factory(prog: Program, options: dict[str, Any]) -> Runner:
     dtype = as_dtype(options.get("dtype", "float32"))
     gen = generate(prog, dtype)
     try:
-        module, path = cache.load(gen.source, {"dtype": dtype.value}, backend="numba_cpu", depends=depends())
+        entry = cache.load(gen.source, {"dtype": dtype.value}, backend="numba_cpu", depends=depends())
     except cache.CompileFailed as e:
         raise compile_error(prog, gen, e.path, e.error) from None
-    return Runner(prog, gen, module, path)
+    return Runner(prog, gen, entry)

@@ -1,5 +1,9 @@
-"""Units as kernels: each unit's code is built as its own function with local names, identical
-texts are one kernel, and a kernel called only once is written inline where it is called.
+"""Units as kernels: each unit's code is built as its own function with local names, kernels equal
+up to the names of their locals are one kernel, and a kernel called only once is written inline where it is called.
+
+Names a kernel makes (its locals, Generator.tmp, and its parameters) are marked where they are
+written (common/names.py): the marks tell which parameters a body uses and which names an inlined
+copy renames, without reading the code back.
 
 Kernels nest: a unit emitted while another kernel is being built is a kernel of its own called
 from that one (a row block's fused loops, rowloops.py). A name bound in one kernel reaches a
@@ -13,17 +17,14 @@ function per loop would cost seconds of Numba's parallel compilation each.
 from __future__ import annotations
 
 import itertools
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..common.names import Namespace, mark, names_in, plain, substitute
 from ..common.writer import Writer
 from .errors import NumbaBackendError
 
-_CALL = "\x00call "  # a marker line where a kernel is called, replaced by `finish`
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LOCAL = re.compile(r"[tiamsk][0-9]+")  # names a kernel makes for itself (see Generator.tmp and emit.py)
 PARALLEL = ("rows",)  # kinds of unit written as a block cfunc run by launch.run_blocks
 BLOCK = "p0"  # the block index, the first parameter of a parallel kernel's block function
 _NP = {"f32": "np.float32", "f64": "np.float64", "i32": "np.int32", "i64": "np.int64"}
@@ -37,6 +38,18 @@ _uids = itertools.count(1)
 INLINE_CALLS = 8
 
 
+class CallLine(str):
+    """The line where a kernel is called (calls[index]): replaced by `finish` with the call or the
+    kernel's text. Its text only keeps calls apart in a kernel's dedup key."""
+
+    index: int
+
+    def __new__(cls, index: int) -> CallLine:
+        line = super().__new__(cls, f"<call {index}>")
+        line.index = index
+        return line
+
+
 @dataclass(eq=False)
 class KernelText:
     """A kernel under construction: its parameters, as (local name, expression at the call)."""
@@ -44,12 +57,15 @@ class KernelText:
     parent: KernelText | None = None
     params: list[tuple[str, str]] = field(default_factory=list)
     by_expr: dict[str, str] = field(default_factory=dict)
+    per_prefix: Counter = field(default_factory=Counter)
+    names: Namespace = field(default_factory=Namespace)  # its variables named after IR nodes
     uid: int = field(default_factory=lambda: next(_uids))
     over: str | None = None  # a parallel kernel's block count (a parameter)
 
     def param(self, expr: str, prefix: str) -> str:
         if expr not in self.by_expr:
-            name = f"{prefix}{sum(p.startswith(prefix) for p, _ in self.params)}"
+            name = mark(f"{prefix}{self.per_prefix[prefix]}")
+            self.per_prefix[prefix] += 1
             self.by_expr[expr] = name
             self.params.append((name, expr))
         return self.by_expr[expr]
@@ -61,6 +77,7 @@ class KernelDef:
     params: list[str]
     text: Writer
     over: str | None
+    ir_names: frozenset[str] = frozenset()  # its variables named after IR nodes (`h`)
 
 
 class Units:
@@ -117,14 +134,19 @@ class Units:
             text, k = self.w, self.kernel
         finally:
             self.w, self.counter, self.kernel = saved
-        code = tuple(f"{d} {t.split('  # ')[0]}" for d, t, _ in text.lines if not t.startswith("#"))
-        calls = [" ".join(self.calls[int(t[len(_CALL) :])][1]) for _, t, _ in text.lines if t.startswith(_CALL)]
-        used = set(_NAME.findall(" ".join(code + tuple(calls)))) | {k.over}
+        code = [f"{d} {t.split('  # ')[0]}" for d, t, _ in text.lines if not t.startswith("#")]
+        calls = [" ".join(self.calls[t.index][1]) for _, t, _ in text.lines if isinstance(t, CallLine)]
+        used = set(names_in(" ".join(code + calls))) | {k.over}
         params = [(p, e) for p, e in k.params if p in used]  # dims an emitter asked for but did not use
-        key = (", ".join(p for p, _ in params), kind) + code
-        self.kernels.setdefault(key, KernelDef(kind, [p for p, _ in params], text, k.over))
+        order: dict[str, str] = {}  # the key renames locals by first appearance: equal up to names is equal
+
+        def canonical(name: str) -> str:
+            return order.setdefault(name, f"#{len(order)}")
+
+        key = (", ".join(canonical(p) for p, _ in params), kind) + tuple(substitute(c, canonical) for c in code)
+        self.kernels.setdefault(key, KernelDef(kind, [p for p, _ in params], text, k.over, frozenset(k.names.taken)))
         self.calls.append((key, [e for _, e in params], label))
-        self.w.line(f"{_CALL}{len(self.calls) - 1}")
+        self.w.line(CallLine(len(self.calls) - 1))
 
     def _called_outside_blocks(self) -> set[tuple]:
         """The kernels with a call site that is not inside a row block (reached from `program`
@@ -134,8 +156,8 @@ class Units:
 
         def walk(lines, inside: bool) -> None:
             for _, text, _ in lines:
-                if text.startswith(_CALL):
-                    key = self.calls[int(text[len(_CALL) :])][0]
+                if isinstance(text, CallLine):
+                    key = self.calls[text.index][0]
                     here = inside or self.kernels[key].kind in PARALLEL
                     if not here:
                         outside.add(key)
@@ -151,24 +173,27 @@ class Units:
         (or parallel), or the kernel's text inline (its locals renamed apart, parameters bound first)."""
         count = Counter(key for key, _, _ in self.calls)
         names: dict[tuple, str] = {}
+        numbered: Counter = Counter()  # kernel functions named so far, per kind
         outside = self._called_outside_blocks()
 
         def define(key: tuple) -> str:
             if key not in names:
                 d = self.kernels[key]
-                names[key] = name = f"{d.kind}_{sum(v.startswith(d.kind + '_') for v in names.values())}"
+                names[key] = name = f"{d.kind}_{numbered[d.kind]}"
+                numbered[d.kind] += 1
                 body = Writer(0)
-                body.lines = expand(d.text.lines, lambda w: w, 0)
+                body.lines = expand(d.text.lines, plain, 0, set(d.ir_names))
                 kind = "inline" if count[key] <= INLINE_CALLS and key not in outside else "njit"
-                self.kernel_writers.append((f"def {name}({', '.join(d.params)}):", body, kind))
+                self.kernel_writers.append((f"def {name}({', '.join(map(plain, d.params))}):", body, kind))
             return names[key]
 
         def parallel(key: tuple, exprs: list[str], label: str, depth: int) -> list:
             """A block cfunc for this call (its parameters' types are this call's), and the call."""
             d = self.kernels[key]
-            name = f"{d.kind}_{sum(s.startswith(f'def {d.kind}_') for s, _, _ in self.kernel_writers)}"
+            name = f"{d.kind}_{numbered[d.kind]}"
+            numbered[d.kind] += 1
             unpack, pack, at = [], [], 0
-            for p, e in zip(d.params, exprs):
+            for p, e in zip(map(plain, d.params), exprs):
                 what = self.abi.get(e)
                 if what is None:
                     raise NumbaBackendError(f"numba-cpu internal error: {e!r} cannot be passed to a row block")
@@ -186,7 +211,7 @@ class Units:
                 at += 1 + rank + (what[0] == "pack")
             body = Writer(0)
             body.lines = [(1, f"q = carray(as_pointer(args, np.int64), ({at},))", label)]
-            body.lines += [(1, line, label) for line in unpack] + expand(d.text.lines, lambda w: w, 0)
+            body.lines += [(1, line, label) for line in unpack] + expand(d.text.lines, plain, 0, set(d.ir_names))
             self.kernel_writers.append((f"def {name}({BLOCK}, args):", body, "cfunc"))
             q = self.main_name("q")
             lines = [(depth, f"{q} = np.empty({at}, np.int64)  # the parameters of {name}", label)]
@@ -195,16 +220,19 @@ class Units:
             lines.append((depth, f"run_blocks({self.address_arg(name)}, {blocks}, {q}.ctypes.data)  # {label}", label))
             return lines
 
-        def expand(lines, rename: Callable[[str], str], shift: int) -> list:
+        def expand(lines, rename: Callable[[str], str], shift: int, taken: set[str]) -> list:
+            """Lines with their marked names spelled by `rename` (final text), calls expanded;
+            `taken`: the IR-named variables of the function being written (an inlined kernel's keep
+            their names where still free there)."""
             out = []
             for depth, text, owner in lines:
-                if not text.startswith(_CALL):
+                if not isinstance(text, CallLine):
                     code, sep, note = text.partition("  # ")
-                    line = text if text.startswith("#") else rename(code) + sep + note
+                    line = text if text.startswith("#") else substitute(code, rename) + sep + note
                     out.append((depth + shift, line, owner))
                     continue
-                key, exprs, label = self.calls[int(text[len(_CALL) :])]
-                exprs = [rename(e) for e in exprs]
+                key, exprs, label = self.calls[text.index]
+                exprs = [substitute(e, rename) for e in exprs]
                 d = self.kernels[key]
                 if d.kind in PARALLEL:
                     out += parallel(key, exprs, label, depth + shift)
@@ -214,23 +242,23 @@ class Units:
                     out.append((depth + shift, f"{define(key)}({args})  # {label}", label))
                     continue
                 n = self.main_name("u")
-                subst = {}
+                subst = {}  # a parameter -> what it is at this call; every other marked name is a local
                 for p, e in zip(d.params, exprs):
-                    if _NAME.fullmatch(e) or e.isdigit():
+                    if e.isidentifier() or e.isdigit():
                         subst[p] = e
                     else:
-                        subst[p] = f"{p}_{n}"
-                        out.append((depth + shift, f"{p}_{n} = {e}", label))
+                        subst[p] = f"{plain(p)}_{n}"
+                        out.append((depth + shift, f"{subst[p]} = {e}", label))
 
-                def inner(code: str, subst=subst, n=n) -> str:
-                    sub = lambda m: subst.get(
-                        m.group(0), f"{m.group(0)}_{n}" if _LOCAL.fullmatch(m.group(0)) else m.group(0)
-                    )  # noqa: E731
-                    return _NAME.sub(sub, code)
+                kept = {x: x if x not in taken else f"{x}_{n}" for x in d.ir_names}  # h, or h_u3 if taken
+                taken |= set(kept.values())
 
-                out += expand(d.text.lines, inner, depth + shift - 1)
+                def inner(name: str, subst=subst, n=n, kept=kept) -> str:
+                    return subst.get(name) or kept.get(plain(name)) or f"{plain(name)}_{n}"
+
+                out += expand(d.text.lines, inner, depth + shift - 1, taken)
             return out
 
         result = Writer(0)
-        result.lines = expand(self.w.lines, lambda w: w, 0)
+        result.lines = expand(self.w.lines, plain, 0, set(self.main_names.taken))
         return result

@@ -23,6 +23,7 @@ from ir.ops import axes_of
 from passes.fuse import Group, count_uses, kind, plan_block
 from passes.plan import covers_all_slots, only_loop_buffers
 
+from ..common.names import mark, plain
 from ..common.values import Arg, Generated, Ref, Scope
 from ..common.writer import Writer, comment_text, safe_name
 from . import kernels, persistent
@@ -54,7 +55,7 @@ class Codegen:
         if value.ndim == 0:
             return Ref(self.ctx.lit(float(value), dt), scalar=True)
         name = self.ctx.host_name("const")
-        self.ctx.args.append(Arg(name, "const", value.astype(dt.numpy)))
+        self.ctx.args.append(Arg(plain(name), "const", value.astype(dt.numpy)))
         return Ref(name)
 
     def array(self, node: Node) -> Ref:
@@ -65,8 +66,8 @@ class Codegen:
             self.ctx.blk.scope.set(node, ref)  # type: ignore[union-attr]
         return ref
 
-    def new_copy(self, node: Node, prefix: str) -> Ref:
-        buf = self.ctx.buffer(node.type, prefix)  # type: ignore[arg-type]
+    def new_copy(self, node: Node, prefix: str, name: str | None = None) -> Ref:
+        buf = self.ctx.buffer(node.type, prefix, name)  # type: ignore[arg-type]
         self.copy(buf, node)
         return buf
 
@@ -79,20 +80,20 @@ class Codegen:
             "copy", f"copy {label}", lambda: kernels.copy(ctx, dst, dims, lambda idx: ctx.read(node, idx)), label
         )
 
-    def own(self, node: Node, prefix: str, only_reader: bool) -> Ref:
+    def own(self, node: Node, prefix: str, only_reader: bool, name: str | None = None) -> Ref:
         """A whole buffer of `node` that may be overwritten or handed out: its own buffer when
-        `only_reader` (nothing else reads it), else a copy."""
+        `only_reader` (nothing else reads it), else a copy (`name`: its host name, already made)."""
         ctx = self.ctx
         ref = ctx.stored(node)
         if ref is not None and ref.owned and not ref.prefix and only_reader:
-            name = ctx.host_name(prefix)
+            name = name or ctx.host_name(prefix)
             ctx.host.line(f"{name} = {ref.var}  # taken over: nothing else reads it")
             return Ref(name, owned=True)
-        return self.new_copy(node, prefix)
+        return self.new_copy(node, prefix, name)
 
-    def take(self, node: Node, prefix: str) -> Ref:
+    def take(self, node: Node, prefix: str, name: str | None = None) -> Ref:
         """A buffer a loop may overwrite: the operand's own if nothing else reads it, else a copy."""
-        return self.own(node, prefix, self.uses.get(id(node), 0) == 1)
+        return self.own(node, prefix, self.uses.get(id(node), 0) == 1, name)
 
     def stacked(self, v: LoopView, node: Node) -> Ref:
         """A loop's stacked buffer: as `take`, but one of zeros that the loop writes whole is not
@@ -234,8 +235,9 @@ class Codegen:
             direction = "reverse" if v.reverse else "forward"
             host.comment(f"{label} [{direction}: {v.length} iterations of {v.stride} step(s) from step {v.start}]")
             n_iter, start = ctx.count(v.length, "n"), ctx.count(v.start, "start")
-            cs = [self.take(u.node, "cs") for u in v.carry_in]
-            ns = [ctx.buffer(p.type, "ns") for p in v.carry_params]  # type: ignore[arg-type]
+            states = list(zip(v.carry_in, v.carry_params))  # each state's buffers named after it: h_state, h_next
+            cs = [self.take(u.node, "cs", ctx.host_name_for(p.name, "cs", "_state")) for u, p in states]
+            ns = [ctx.buffer(p.type, "ns", ctx.host_name_for(p.name, "ns", "_next")) for _, p in states]  # type: ignore[arg-type]
             bufs = [self.stacked(v, u.node) for u in v.bufs]
             xs = [self.array(u.node) for u in v.xs]
             consts = [ctx.blk.scope.get(u.node) or self.array(u.node) for u in v.consts]  # type: ignore[union-attr]
@@ -367,7 +369,7 @@ def generate(prog: Program, dtype: DType, cfg: DeviceConfig = NOMINAL_GPU, mode:
     for n in prog.inputs:
         name = input_name(n.name, taken)  # type: ignore[arg-type]
         ctx.args.append(Arg(name, "input", n.name))
-        scope.set(n, Ref(name))
+        scope.set(n, Ref(mark(name)))
     results = list(prog.outputs.values())
     cg.block(prog.nodes(), scope, results, {})
     ctx.blk = Block(scope, name_nodes(prog.nodes()))
@@ -404,9 +406,6 @@ def assemble(ctx: Context) -> Generated:
     m.line(f"MAX_BLOCKS = {cfg.max_blocks}  # blocks of a grid-stride kernel at most; it strides over the rest")
     m.line(f"TILE = {cfg.tile}  # a GEMM block computes a TILE x TILE tile of the output")
     m.line(f"PERSISTENT_THREADS = {cfg.persistent_threads}  # threads per block of a persistent kernel")
-    if any(h.endswith("f32") for h in ctx.helpers):
-        for text in kernels.HELPER_CONSTANTS.splitlines():
-            m.line(text)
     for (text, dt), name in ctx.constants.items():
         m.line(f"{name} = {literal_source(text, dt)}")
     for text in _LAUNCH_HELPERS.splitlines():
@@ -420,7 +419,7 @@ def assemble(ctx: Context) -> Generated:
         m.line("")
         m.line("")
         m.line("@cuda.jit(cache=True)")
-        m.line(f"def {k.name}({', '.join(k.params)}):")
+        m.line(f"def {k.name}({', '.join(map(plain, k.params))}):")
         with m.indent():
             m.line(f'"""{docstring(k.doc)}"""')
         m.extend(k.body)

@@ -3,13 +3,14 @@
 Host values are device arrays (an input `in_x`, a buffer `v3`, carried states `cs0`/`ns0`, a
 constant array `const0`), dims (`d_B`), trip counts (`n0`, `start0`) and step indices (`b0`).
 Kernel code reads them by name, and a kernel's parameters are exactly the host names its code
-mentions; kernel-local names (`e`, `i0`, `t3`, `acc`, ...) use other spellings, so the two never
-collide. Elementwise members of a fused group are computed as scalars where they are read.
+mentions: host names are marked where they are made (common/names.py), so a kernel's body tells
+which it mentions without being read back; kernel-local names (`e`, `i0`, `t3`, `acc`, ...) use
+other spellings, so the two never collide. Elementwise members of a fused group are computed as
+scalars where they are read. Variables of IR nodes are named after them (`h`, `c_state`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from ir.dtypes import DType
 from ir.shapes import is_identifier
 from passes.fuse import Group
 
+from ..common.names import Namespace, ir_base, mark, names_in, plain
 from ..common.scalars import SCALARS, operand_index
 from ..common.values import Arg, Index, Ref, Scope
 from ..common.views import VIEW_INDEX
@@ -29,7 +31,6 @@ from .device import DeviceConfig
 from .errors import CudaBackendError
 
 HOST_PREFIXES = ("v", "cs", "ns", "out", "const", "n", "start", "b", "it", "d_")  # each followed by a number
-HOST_NAME = re.compile(r"\b(?:in_\w+|d_\w+|(?:" + "|".join(HOST_PREFIXES) + r")\d+)\b")
 NP_TYPE = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
 NUMBA_TYPE = {DType.f32: "float32", DType.f64: "float64", DType.i32: "int32", DType.i64: "int64"}
 
@@ -68,6 +69,8 @@ class Context:
         self.dim_names: dict[str, str] = {}
         self.counter: dict[str, int] = {}
         self.local_counter: dict[str, int] = {}
+        self.host_ir = Namespace()  # host names made after IR nodes (`h_state`)
+        self.local_ir: Namespace | None = None  # the kernel being written's locals named after IR nodes
         self.kw: Writer | None = None  # the kernel being written
         self.launch = ""  # the launch configuration of the kernel last written
         self.phases = False  # writing a persistent kernel: each would-be kernel is a phase of it
@@ -77,11 +80,30 @@ class Context:
     # ------------------------------------------------------------ names, dims, literals
 
     def host_name(self, prefix: str) -> str:
-        """A fresh host-side name (`v3`, `cs0`, `n1`, ...): kernels take it as a parameter."""
+        """A fresh host-side name (`v3`, `cs0`, `n1`, ...), marked: kernels take it as a parameter."""
         assert prefix in HOST_PREFIXES, prefix
         k = self.counter.get(prefix, 0)
         self.counter[prefix] = k + 1
-        return f"{prefix}{k}"
+        return mark(f"{prefix}{k}")
+
+    def host_name_for(self, name: str | None, prefix: str, suffix: str) -> str:
+        """A fresh host name for a buffer of IR node `name` (`h_state`: see common/names.py), marked;
+        `host_name(prefix)` for a node without a usable name."""
+        base = ir_base(name)
+        if base is None:
+            return self.host_name(prefix)
+        out = self.host_ir.take(base + suffix)
+        while self.local_ir is not None and out in self.local_ir.taken:  # made while a kernel is written
+            out = self.host_ir.take(base + suffix)
+        return mark(out)
+
+    def local_for(self, name: str | None, prefix: str = "t") -> str:
+        """A fresh kernel-local name for a value of IR node `name` (`h`), unique in the kernel and
+        among host names; `local(prefix)` for a node without a usable name."""
+        base = ir_base(name)
+        if base is None or self.local_ir is None:
+            return self.local(prefix)
+        return self.local_ir.take(base)
 
     def local(self, prefix: str = "t") -> str:
         """A fresh kernel-local name (`t0`, `i3`, ...), numbered per kernel."""
@@ -94,8 +116,8 @@ class Context:
         if isinstance(d, int):
             return str(d)
         if d not in self.dim_names:
-            self.dim_names[d] = f"d_{d}" if is_identifier(d) else self.host_name("d_")
-            self.args.append(Arg(self.dim_names[d], "dim", d))
+            self.dim_names[d] = mark(f"d_{d}") if is_identifier(d) else self.host_name("d_")
+            self.args.append(Arg(plain(self.dim_names[d]), "dim", d))
         return self.dim_names[d]
 
     def dims(self, node: Node) -> list[str]:
@@ -111,7 +133,7 @@ class Context:
         if isinstance(c, int):
             return str(c)
         name = self.host_name(prefix)
-        self.args.append(Arg(name, "count", c))
+        self.args.append(Arg(plain(name), "count", c))
         return name
 
     def lit(self, value: float, dtype: DType) -> str:
@@ -137,9 +159,9 @@ class Context:
 
     # ------------------------------------------------------------ buffers
 
-    def buffer(self, t: TensorType, prefix: str = "v") -> Ref:
-        """A device array allocated once, before the first launch."""
-        name = self.host_name(prefix)
+    def buffer(self, t: TensorType, prefix: str = "v", name: str | None = None) -> Ref:
+        """A device array allocated once, before the first launch (`name`: a host name already made)."""
+        name = name or self.host_name(prefix)
         dims = [self.dim(d) for d in t.shape]
         shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
         self.alloc.line(f"{name} = cuda.device_array({shape}, {NP_TYPE[t.dtype]})")
@@ -198,15 +220,15 @@ class Context:
         self, label: str, doc: str, body: Callable[[], str], owner: str | None = None, local: frozenset = frozenset()
     ) -> tuple[str, list[str]]:
         """Write a kernel (body and docstring); returns its name and parameters (the host names it
-        mentions, less `local`: names it defines itself). `self.launch` is what `body` returned."""
-        outer, outer_counter = self.kw, self.local_counter
-        self.kw, self.local_counter = Writer(1), {}
+        mentions, less `local`: names it defines itself; marked). `self.launch` is what `body` returned."""
+        outer, outer_counter, outer_ir = self.kw, self.local_counter, self.local_ir
+        self.kw, self.local_counter, self.local_ir = Writer(1), {}, Namespace(outer=self.host_ir)
         lines = self.kw
         try:
             with lines.owned_by(owner):
                 self.launch = body()
         finally:
-            self.kw, self.local_counter = outer, outer_counter
+            self.kw, self.local_counter, self.local_ir = outer, outer_counter, outer_ir
         name = f"k{len(self.kernels)}_{label}"
         params = [p for p in host_names(lines) if p not in local]
         self.kernels.append(Kernel(name, doc, params, lines))
@@ -236,7 +258,7 @@ class Context:
             rule = SCALARS[node.op]
             args = [self.read(u.node, operand_index(rule, node, k, idx)) for k, u in enumerate(node.inputs)]
             label = self.describe(node)
-            t = self.local("t")
+            t = self.local_for(node.name)
             assert self.kw is not None
             with self.kw.owned_by(label):
                 self.line(f"{t} = {rule.expr(self, node, args, idx)}  # {label}")
@@ -253,11 +275,12 @@ class Context:
 
 
 def host_names(body: Writer) -> list[str]:
-    """The host names a kernel body mentions, in order of first mention (comments skipped)."""
+    """The host names a kernel body mentions (its marked names: kernel-local ones are not marked),
+    in order of first mention."""
     seen: dict[str, None] = {}
     for _, text, _ in body.lines:
-        for m in HOST_NAME.finditer(text.split("#", 1)[0]):
-            seen.setdefault(m.group(0), None)
+        for name in names_in(text):
+            seen.setdefault(name, None)
     return list(seen)
 
 

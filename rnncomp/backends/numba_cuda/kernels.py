@@ -9,6 +9,7 @@ resolves views (split, slice, step, transpose, ...) into index arithmetic on the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -16,107 +17,16 @@ from ir import Node
 from ir.dtypes import DType
 from ir.ops import axes_of
 
+from ..common import helpers
 from ..common.values import Index, Ref
 from .context import Context
 from .errors import CudaBackendError
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
-HELPERS: dict[str, str] = {
-    "sigmoid_f32": '''
-@cuda.jit(device=True)
-def sigmoid_f32(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
-    e = math.exp(-abs(x))
-    return F32_1 / (F32_1 + e) if x >= F32_0 else e / (F32_1 + e)
-''',
-    "sigmoid_f64": '''
-@cuda.jit(device=True)
-def sigmoid_f64(x):
-    """Stable sigmoid: exp(-|x|) never overflows."""
-    e = math.exp(-abs(x))
-    return 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
-''',
-    "softplus_f32": '''
-@cuda.jit(device=True)
-def softplus_f32(x):
-    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)); NaN stays NaN."""
-    return (x if x > F32_0 else F32_0) + math.log1p(math.exp(-abs(x)))
-''',
-    "softplus_f64": '''
-@cuda.jit(device=True)
-def softplus_f64(x):
-    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)); NaN stays NaN."""
-    return (x if x > 0.0 else 0.0) + math.log1p(math.exp(-abs(x)))
-''',
-    # sqrt and pow are guarded so that the simulator (Python's math, which raises on a domain error)
-    # gives NumPy's NaN / inf as the GPU does.
-    "sqrt_f32": '''
-@cuda.jit(device=True)
-def sqrt_f32(x):
-    """sqrt; NaN below 0 (and for NaN)."""
-    return math.sqrt(x) if x >= F32_0 else np.float32(math.nan)
-''',
-    "sqrt_f64": '''
-@cuda.jit(device=True)
-def sqrt_f64(x):
-    """sqrt; NaN below 0 (and for NaN)."""
-    return math.sqrt(x) if x >= 0.0 else math.nan
-''',
-    "rsqrt_f32": '''
-@cuda.jit(device=True)
-def rsqrt_f32(x):
-    """1 / sqrt(x): inf at 0, 0 at inf, NaN below 0 (and for NaN)."""
-    return F32_1 / math.sqrt(x) if x >= F32_0 else np.float32(math.nan)
-''',
-    "rsqrt_f64": '''
-@cuda.jit(device=True)
-def rsqrt_f64(x):
-    """1 / sqrt(x): inf at 0, 0 at inf, NaN below 0 (and for NaN)."""
-    return np.float64(1.0) / math.sqrt(x) if x >= 0.0 else math.nan  # a NumPy 1: inf at 0 in the simulator too
-''',
-    "pow_f32": '''
-@cuda.jit(device=True)
-def pow_f32(x, p):
-    """x ** p for a constant p: NaN for x < 0 and a non-integer p, inf for 0 ** (p < 0), as NumPy."""
-    return np.float32(x) ** p
-''',
-    "pow_f64": '''
-@cuda.jit(device=True)
-def pow_f64(x, p):
-    """x ** p for a constant p: NaN for x < 0 and a non-integer p, inf for 0 ** (p < 0), as NumPy."""
-    return np.float64(x) ** p
-''',
-    "gelu_f32": '''
-@cuda.jit(device=True)
-def gelu_f32(x):
-    """Exact GELU x * Phi(x) = 0.5 x erfc(-x / sqrt 2): erfc keeps relative accuracy for x << 0."""
-    return np.float32(0.5) * x * math.erfc(-x * np.float32(0.7071067811865476))
-''',
-    "gelu_f64": '''
-@cuda.jit(device=True)
-def gelu_f64(x):
-    """Exact GELU x * Phi(x) = 0.5 x erfc(-x / sqrt 2): erfc keeps relative accuracy for x << 0."""
-    return 0.5 * x * math.erfc(-x * 0.7071067811865476)
-''',
-    "gelu_tanh_f32": '''
-@cuda.jit(device=True)
-def gelu_tanh_f32(x):
-    """GELU's tanh form 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)."""
-    u = np.float32(1.5957691216057308) * (x + np.float32(0.044715) * x * x * x)
-    e = math.exp(-abs(u))
-    return x * (F32_1 / (F32_1 + e) if u >= F32_0 else e / (F32_1 + e))
-''',
-    "gelu_tanh_f64": '''
-@cuda.jit(device=True)
-def gelu_tanh_f64(x):
-    """GELU's tanh form 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)."""
-    u = 1.5957691216057308 * (x + 0.044715 * x * x * x)
-    e = math.exp(-abs(u))
-    return x * (1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e))
-''',
+HELPERS: dict[str, str] = {  # name -> the device function's source: common/helpers.py's one definition
+    name: "@cuda.jit(device=True)\n" + inspect.getsource(f) for name, f in helpers.HELPERS.items()
 }
-HELPER_CONSTANTS = "F32_0 = np.float32(0.0)\nF32_1 = np.float32(1.0)"
 
 
 def grid_1d(ctx: Context, dims: list[str]) -> str:

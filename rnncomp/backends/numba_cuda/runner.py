@@ -105,8 +105,10 @@ class Runner:
         self.types = {n.name: n.type for n in prog.inputs}
         self.binding = Binding(prog)
         self.path: Path | None = None
+        self.entry: cache.Entry | None = None
         self._fn: Any = None
         self._consts: dict[str, Any] = {}  # constant arrays, copied to the device once
+        self.ready = False  # its kernels compiled (or loaded) once
 
     @property
     def source(self) -> str:
@@ -117,9 +119,12 @@ class Runner:
             require_cuda()
             if simulator_enabled():
                 fix_simulated_shared_memory()
-            module, self.path = cache.load(self.gen.source, self.options, backend="numba_cuda")
-            self._fn = getattr(module, self.gen.function)
+            self._use(cache.load(self.gen.source, self.options, backend="numba_cuda"))
         return self._fn
+
+    def _use(self, entry: cache.Entry) -> None:
+        """Call the code of `entry` (the cached module, or the same code compiled in memory)."""
+        self.entry, self.path, self._fn = entry, entry.path, getattr(entry.module, self.gen.function)
 
     def arguments(self, arrays: dict[str, Any], symbols: dict[str, int]) -> list[Any]:
         from numba import cuda
@@ -144,13 +149,30 @@ class Runner:
         fn = self._load()
         args = self.arguments(arrays, symbols)
         try:
-            out = fn(*args)
+            out = self._run(fn, args)
         except RnncompError:
             raise
         except Exception as e:  # noqa: BLE001  (a Numba error, or a simulated kernel's exception)
             raise self._error(e) from e
         keep = any(is_device_array(arrays[n]) for n, t in self.types.items() if n in arrays and t.dtype.is_float)  # type: ignore[union-attr]
         return {k: (v if keep else v.copy_to_host()) for k, v in zip(self.gen.outputs, out)}
+
+    def _run(self, fn: Any, args: list[Any]) -> Any:
+        """`fn(*args)`, its kernels compiled (or loaded from Numba's cache) on the first launch; if
+        Numba's cache files fail it (unreadable, or a full disk), the same code compiled in memory."""
+        assert self.entry is not None
+        if self.ready:
+            return fn(*args)
+        try:
+            out = fn(*args)
+        except Exception as e:  # noqa: BLE001
+            if self.entry.in_memory or not cache.caused_by_cache(e):
+                raise
+            self._use(self.entry.without_cache(e))
+            out = self._fn(*args)
+        self.entry.seal()
+        self.ready = True
+        return out
 
     def pad_steps(self, v: Any, T: int) -> Any:
         """A per-step output of max(lengths) steps, padded with zero steps to T, where it lies."""
