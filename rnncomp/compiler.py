@@ -14,6 +14,7 @@ import numpy as np
 import passes as _passes  # noqa: F401  (registers the passes)
 from ir import ArgumentError, Cell, PassError, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
+from ir.limits import MAX_INT, MAX_UNROLL_STEPS
 from ir.shapes import is_identifier
 from passes.grad import derive
 from passes.pipeline import PassManager, Pipeline, as_pipeline
@@ -70,6 +71,10 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError("argument 'length': expected an int >= 0 or a symbol such as 'T', got None")
     if isinstance(length, bool) or not (isinstance(length, int) and length >= 0 or is_identifier(length)):
         raise ArgumentError(f"argument 'length': expected an int >= 0 or a symbol such as 'T', got {length!r}")
+    if isinstance(length, int) and length > MAX_INT:  # str() of an int over 4,300 digits fails: say its size
+        raise ArgumentError(
+            f"argument 'length': an int of {length.bit_length()} bits is above the limit of 2**63-1 (ir.limits.MAX_INT)"
+        )
     tail, head = _user_pipeline(passes)
     if head:
         if unroll is not None and head.get("mode", unroll) != unroll:
@@ -84,6 +89,13 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
             raise ArgumentError(f"argument 'unroll': expected 'full', 'loop', 'auto' or an int k >= 1, got {unroll!r}")
         if unroll < 1:
             raise ArgumentError(f"argument 'unroll': the unroll factor must be >= 1, got {unroll}")
+    steps = unroll if isinstance(unroll, int) else length if unroll == "full" and isinstance(length, int) else 0
+    if steps > MAX_UNROLL_STEPS:
+        what = "the unroll factor" if isinstance(unroll, int) else "a full unroll of length"
+        raise ArgumentError(
+            f"argument '{'unroll' if isinstance(unroll, int) else 'length'}': {what} {steps} is above the limit of "
+            f"{MAX_UNROLL_STEPS} steps (ir.limits.MAX_UNROLL_STEPS); unroll='loop' or a small int k runs any length"
+        )
     try:
         dt = as_dtype(dtype)
     except RnncompError:
