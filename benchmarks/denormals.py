@@ -74,7 +74,8 @@ def main() -> None:
     import torch
 
     print(f"LSTM I={I} H={H} B={B} float32, loss on the final h; backward ms (median of {args.repeat}), ")
-    print(f"subnormal entries in dx; threads: numba {os.environ.get('NUMBA_NUM_THREADS', 'all')}, torch {torch.get_num_threads()}")
+    threads = os.environ.get("NUMBA_NUM_THREADS", "all")
+    print(f"subnormal entries in dx; threads: numba {threads}, torch {torch.get_num_threads()}")
     print(f"loadavg before: {open('/proc/loadavg').read().strip()}")
     print("| T | rnncomp keep | rnncomp flush (default) | keep / flush | nn.LSTM | nn.LSTM + set_flush_denormal |")
     print("|---|---|---|---|---|---|")
@@ -96,12 +97,9 @@ def main() -> None:
                 dt, subs[k] = f()
                 times[k].append(1e3 * dt)
         ms = {k: float(np.median(v)) for k, v in times.items()}
-        cell = lambda k: f"{ms[k]:.0f} ({subs[k]})"  # noqa: E731
-        print(
-            f"| {T} | {cell('keep')} | {cell('flush')} | {ms['keep'] / ms['flush']:.1f}x | {cell('torch')} "
-            f"| {cell('torch_flush')} |",
-            flush=True,
-        )
+        col = {k: f"{ms[k]:.0f} ({subs[k]})" for k in ms}
+        ratio = ms["keep"] / ms["flush"]
+        print(f"| {T} | {col['keep']} | {col['flush']} | {ratio:.1f}x | {col['torch']} | {col['torch_flush']} |")
     print(f"loadavg after: {open('/proc/loadavg').read().strip()}")
 
 
