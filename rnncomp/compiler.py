@@ -24,6 +24,7 @@ from passes.unroll import LENGTHS_LO
 
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
+from .backends.denormals import resolve as resolve_denormals
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .training import Trainer, segment_size, segments
 
@@ -42,6 +43,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     checkpoint: int | str | None = None,
     passes: str | list[str] | None = None,
     backend_options: dict[str, Any] | None = None,
+    denormals: str | None = None,
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
@@ -54,6 +56,11 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
     k steps and recomputes each segment in the backward pass (same gradients, less memory).
     `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
+    `denormals` is "flush" (subnormal floats, below 1.2e-38 in float32, taken as zero: x86 computes
+    with them 20-100x slower, and a gradient decaying over a long sequence reaches them) or "keep"
+    (IEEE); None is the backend's default: "flush" on numba-cpu (as JAX on CPU; `RNNCOMP_DENORMALS`
+    changes it), "keep" on numpy and numba-cuda, which cannot flush. The caller's floating-point
+    state is the same after a call (rnncomp.backends.denormals).
     `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
     "simplify,hoist,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
     """
@@ -105,6 +112,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     if backend is None:
         backend = default_backend()
     get_backend(backend)  # fail early on an unknown name
+    denormals = resolve_denormals(backend, denormals)
     if backend_options is not None and not isinstance(backend_options, dict):
         raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")
     if not isinstance(reverse, bool):
@@ -130,6 +138,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         )
     prog.truncate, prog.checkpoint = truncate, checkpoint
     prog.backend_options = dict(backend_options or {})
+    prog.denormals = denormals
     return prog
 
 
@@ -194,6 +203,7 @@ class CompiledProgram:
         self.checkpoint: int | str | None = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
         self.backend_options: dict[str, Any] = {}
+        self.denormals = "keep"  # "flush" or "keep": set by compile() (backends/denormals.py)
         self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
 
     @property
@@ -244,7 +254,9 @@ class CompiledProgram:
         if key not in self._variants:
             pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
             prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
-            runner = get_backend(self.backend)(prog, {**self.backend_options, "dtype": self.dtype})
+            runner = get_backend(self.backend)(
+                prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
+            )
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
@@ -424,5 +436,5 @@ class CompiledProgram:
     def __repr__(self) -> str:
         return (
             f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
-            f"backend={self.backend!r} dtype={self.dtype}>"
+            f"backend={self.backend!r} dtype={self.dtype} denormals={self.denormals!r}>"
         )

@@ -29,6 +29,7 @@ from numba import carray, cfunc, njit, types
 
 from . import blas
 from .approx import FASTMATH
+from .fpenv import adopt, caller_bits, restore
 from .launch import as_pointer
 
 # A GEMM's loop nest may reorder its sums (as any BLAS does): reassoc lets LLVM vectorise a dot product.
@@ -77,7 +78,9 @@ def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
     width = ((n if by_cols else m) + parts - 1) // parts
     if by_cols:
         width = (width + 15) // 16 * 16  # whole cache lines of b and out per part
+    bits = caller_bits()  # the subnormal mode of the call (fpenv.py), given to each worker
     for t in numba.prange(parts):
+        saved = adopt(bits)
         lo = t * width
         hi = min(n if by_cols else m, lo + width)
         if hi > lo:
@@ -89,6 +92,7 @@ def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
                 off_a = lo if ta == _T else lo * lda  # op(a)'s rows: a's columns when transposed
                 pa_t, pc_t = pa + itemsize * off_a, pc + itemsize * lo * ldc
                 _call(ta, tb, hi - lo, n, k, pa_t, lda, pb, ldb, pc_t, ldc, itemsize, 1)
+        restore(saved)
 
 
 @njit(fastmath=GEMM_FASTMATH, error_model="numpy")
