@@ -126,3 +126,26 @@ def unprime(saved):
         if saved[t] != _UNSET:
             restore(saved[t])
             saved[t] = _UNSET
+
+
+@njit(parallel=True, cache=True)
+def _touch_threads(n):
+    total = 0
+    for i in prange(n):
+        total += i
+    return total
+
+
+_started = False
+
+
+def start_threads() -> None:
+    """Start Numba's worker threads (and the OpenMP team MKL shares) once, under the caller's own MXCSR,
+    before any call enters its subnormal mode: a new thread inherits the MXCSR of the thread that creates
+    it, so a pool first started inside a "flush" call would keep flushing after `restore`."""
+    global _started
+    if not _started:
+        import numba
+
+        _touch_threads(4 * numba.config.NUMBA_NUM_THREADS)
+        _started = True

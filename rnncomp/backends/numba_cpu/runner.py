@@ -113,6 +113,7 @@ class Runner:
             self._compile(args)
         if self.fp_bits is None:
             return dict(zip(self.gen.outputs, self.fn(*args)))
+        fpenv.start_threads()
         saved = fpenv.enter(self.fp_bits)
         team = self._team(args)
         try:
