@@ -388,7 +388,7 @@ RUNNERS = {
 }
 
 
-def run_part(p: str, a, argv: list[str]) -> Part:
+def run_part(p: str, argv: list[str]) -> Part:
     """Part `p` in a process of its own: a part's peak resident memory is its own, and nothing one part
     compiled or loaded (thread pools, BLAS, large programs) is still in the process when the next runs."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -432,7 +432,7 @@ def main(argv=None) -> None:
     done = []
     for p in parts:
         print(f"{p} ...", flush=True)
-        part = run_part(p, a, passed)
+        part = run_part(p, passed)
         done.append(part)
         print(part.text_table(), flush=True)
     load_after = open("/proc/loadavg").read().split()[:3]

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from ir import ArgumentError
 ENV = "RNNCOMP_UNROLL"
 FACTORS = (2, 4, 8)
 FULL_MAX = 16  # a full unroll is a candidate for T buckets up to this
-ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 9, 0.3
+ROUNDS, MAX_ROUNDS, MIN_SECONDS = 3, 15, 1.0
 FORMAT = "rnncomp-unroll-choice-1"
 
 
@@ -162,6 +161,8 @@ class AutoUnroll:
     # -- choosing
     def _fast_key(self, kind, lengths, arrays):
         shapes = tuple(sorted((k, getattr(v, "shape", None)) for k, v in arrays.items()))
+        if any(shape is None for _, shape in shapes):
+            return None  # a list or scalar: its T and batch are known only after the bind below
         if lengths is None:
             return (kind, shapes, None)
         try:
@@ -287,12 +288,10 @@ class AutoUnroll:
             "dtype": dtype,
             "cell": self.p.cell.name,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-            os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        from .backends.common import entry_files
+
+        try:  # atomic, and whatever is in the way (a directory) is replaced; a cache that cannot be
+            path.parent.mkdir(parents=True, exist_ok=True)  # written (read-only, full, a file) is no
+            entry_files.replace(path, json.dumps(data, indent=1))  # failure: the next process times again
+        except OSError:
+            pass

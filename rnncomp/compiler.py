@@ -14,6 +14,7 @@ import numpy as np
 import passes as _passes  # noqa: F401  (registers the passes)
 from ir import ArgumentError, Cell, PassError, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
+from ir.limits import MAX_INT, MAX_UNROLL_STEPS
 from ir.shapes import is_identifier
 from passes.grad import derive
 from passes.pipeline import PassManager, Pipeline, as_pipeline
@@ -23,6 +24,7 @@ from passes.unroll import LENGTHS_LO
 
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
+from .backends.denormals import resolve as resolve_denormals
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
 from .training import Trainer
@@ -42,6 +44,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     checkpoint: int | str | None = None,
     passes: str | list[str] | None = None,
     backend_options: dict[str, Any] | None = None,
+    denormals: str | None = None,
 ) -> CompiledProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
@@ -57,6 +60,11 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     the schedule with the fewest recomputed steps whose checkpoints and live residuals stay within
     that many bytes (`prog.schedule(T=..., B=...)` shows it).
     `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
+    `denormals` is "flush" (subnormal floats, below 1.2e-38 in float32, taken as zero: x86 computes
+    with them 20-100x slower, and a gradient decaying over a long sequence reaches them) or "keep"
+    (IEEE); None is the backend's default: "flush" on numba-cpu (as JAX on CPU; `RNNCOMP_DENORMALS`
+    changes it), "keep" on numpy and numba-cuda, which cannot flush. The caller's floating-point
+    state is the same after a call (rnncomp.backends.denormals).
     `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
     "simplify,hoist,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
     """
@@ -74,6 +82,10 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError("argument 'length': expected an int >= 0 or a symbol such as 'T', got None")
     if isinstance(length, bool) or not (isinstance(length, int) and length >= 0 or is_identifier(length)):
         raise ArgumentError(f"argument 'length': expected an int >= 0 or a symbol such as 'T', got {length!r}")
+    if isinstance(length, int) and length > MAX_INT:  # str() of an int over 4,300 digits fails: say its size
+        raise ArgumentError(
+            f"argument 'length': an int of {length.bit_length()} bits is above the limit of 2**63-1 (ir.limits.MAX_INT)"
+        )
     tail, head = _user_pipeline(passes)
     if head:
         if unroll is not None and head.get("mode", unroll) != unroll:
@@ -88,6 +100,13 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
             raise ArgumentError(f"argument 'unroll': expected 'full', 'loop', 'auto' or an int k >= 1, got {unroll!r}")
         if unroll < 1:
             raise ArgumentError(f"argument 'unroll': the unroll factor must be >= 1, got {unroll}")
+    steps = unroll if isinstance(unroll, int) else length if unroll == "full" and isinstance(length, int) else 0
+    if steps > MAX_UNROLL_STEPS:
+        what = "the unroll factor" if isinstance(unroll, int) else "a full unroll of length"
+        raise ArgumentError(
+            f"argument '{'unroll' if isinstance(unroll, int) else 'length'}': {what} {steps} is above the limit of "
+            f"{MAX_UNROLL_STEPS} steps (ir.limits.MAX_UNROLL_STEPS); unroll='loop' or a small int k runs any length"
+        )
     try:
         dt = as_dtype(dtype)
     except RnncompError:
@@ -97,6 +116,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     if backend is None:
         backend = default_backend()
     get_backend(backend)  # fail early on an unknown name
+    denormals = resolve_denormals(backend, denormals)
     if backend_options is not None and not isinstance(backend_options, dict):
         raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")
     if not isinstance(reverse, bool):
@@ -119,6 +139,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         )
     prog.truncate, prog.checkpoint = truncate, checkpoint
     prog.backend_options = dict(backend_options or {})
+    prog.denormals = denormals
     return prog
 
 
@@ -184,6 +205,7 @@ class CompiledProgram:
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
         self._planner = Planner(self)  # the checkpoint schedule of each training call's T and dims
         self.backend_options: dict[str, Any] = {}
+        self.denormals = "keep"  # "flush" or "keep": set by compile() (backends/denormals.py)
         self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
 
     @property
@@ -234,7 +256,9 @@ class CompiledProgram:
         if key not in self._variants:
             pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
             prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
-            runner = get_backend(self.backend)(prog, {**self.backend_options, "dtype": self.dtype})
+            runner = get_backend(self.backend)(
+                prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
+            )
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
@@ -406,5 +430,5 @@ class CompiledProgram:
     def __repr__(self) -> str:
         return (
             f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
-            f"backend={self.backend!r} dtype={self.dtype}>"
+            f"backend={self.backend!r} dtype={self.dtype} denormals={self.denormals!r}>"
         )

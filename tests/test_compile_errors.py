@@ -53,7 +53,7 @@ def test_not_a_cell():
         ({"h": np.zeros((4, 32))}, "argument 'h' (init): expected shape (B, 32) = (3, 32), got (4, 32)"),
         ({"Wx": np.zeros((16, 64))}, "argument 'Wx' (param): expected shape (16, 128), got (16, 64)"),
         ({"x": ARGS["x"][0]}, "argument 'x' (seq): expected rank 3 (T, B, 16), got shape (3, 16)"),
-        ({"x": np.array([["a"]])}, "argument 'x': expected a float array, got dtype <U1"),
+        ({"x": np.array([["a"]])}, "argument 'x' (seq): expected a float array, got dtype <U1"),
     ],
 )
 def test_call_arguments(change, message):

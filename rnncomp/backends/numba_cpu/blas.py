@@ -14,6 +14,13 @@ Inside a row block (already on a worker thread) every call is limited to one thr
 cannot run on GNU OpenMP, it runs sequentially and gemm.py splits large products itself, as it
 does for OpenBLAS (whose own threads would otherwise spin beside Numba's).
 
+PyTorch: its wheel links its own MKL statically and exports those symbols, while libmkl_rt opens MKL's
+libraries RTLD_GLOBAL on the first GEMM. torch loaded after that binds its thousands of MKL references
+(at import: RTLD_NOW) to ours, another version with the ILP64 interface set, and segfaults in its own
+GEMMs (nn.LSTM on a PackedSequence). Loaded before, it binds its own and both run. So the automatic
+choice takes MKL only where torch is not installed or already imported, else OpenBLAS; with an explicit
+RNNCOMP_BLAS=mkl, `import torch` after MKL's first GEMM is a BlasError saying so, never a crash.
+
 Compiled code is the same whichever BLAS is chosen, so Numba may cache it on disk: every library
 is called with 64-bit sizes (MKL through its ILP64 interface) under the same symbol names
 (`rnncomp_sgemm`, ...), registered with LLVM by name on import, and what a provider lacks (the
@@ -81,6 +88,44 @@ def _load_mkl() -> tuple[int, str, dict] | None:
     return None
 
 
+def _torch_pending() -> bool:
+    """True where torch is installed but not imported yet (then MKL must not come first: see above)."""
+    if "torch" in sys.modules:
+        return False
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _mkl_mapped(where: str) -> bool:
+    """Whether MKL's libraries (opened by libmkl_rt beside `where` on the first GEMM) are in the process."""
+    core = os.path.join(os.path.dirname(where), "libmkl_core.so")
+    try:
+        with open("/proc/self/maps") as maps:
+            return any(core in line for line in maps)
+    except OSError:
+        return True  # cannot tell: assume the worst
+
+
+class _LateTorchGuard:
+    """A meta path finder that refuses `import torch` once this MKL is in the process."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and _mkl_mapped(self.where):
+            raise BlasError(
+                f"import torch after rnncomp ran a GEMM on MKL ({ENV}=mkl, {self.where}): torch's own MKL "
+                "would bind to this one and crash; import torch before rnncomp's first call, or set "
+                f"{ENV}=openblas (the automatic choice where torch is installed)"
+            )
+        return None
+
+
 def _load_openblas() -> tuple[int, str, dict] | None:
     """NumPy's bundled OpenBLAS (ILP64), with its per-thread thread count setter (>= 0.3.27)."""
     here = os.path.dirname(np.__file__)
@@ -101,9 +146,13 @@ def _choose() -> tuple[int, str, dict]:
     loaders = {"mkl": _load_mkl, "openblas": _load_openblas}
     if want not in ("auto", "numba", *loaders):
         raise BlasError(f"{ENV}={want!r}: expected one of auto, mkl, openblas, numba")
-    for name in ("mkl", "openblas") if want == "auto" else (want,) if want != "numba" else ():
+    pending = _torch_pending()
+    auto = ("openblas",) if pending else ("mkl", "openblas")
+    for name in auto if want == "auto" else (want,) if want != "numba" else ():
         got = loaders[name]()
         if got is not None:
+            if name == "mkl" and pending:
+                sys.meta_path.insert(0, _LateTorchGuard(got[1]))
             return got
         if want != "auto":
             hint = "pip install mkl" if name == "mkl" else "NumPy >= 2 bundles OpenBLAS >= 0.3.27"

@@ -1,7 +1,8 @@
 """The emission context: names, dims and literals, where each value lives, and the kernel being written.
 
-Host values are device arrays (an input `in_x`, a buffer `v3`, carried states `cs0`/`ns0`, a
-constant array `const0`), dims (`d_B`), trip counts (`n0`, `start0`) and step indices (`b0`).
+Host values are device arrays (an input `in_x`, a buffer `v3`, carried states `h_state`/`h_next`,
+or `cs0`/`ns0` for an unnamed one, a constant array `const0`), dims (`d_B`), trip counts (`n0`,
+`start0`) and step indices (`b0`).
 Kernel code reads them by name, and a kernel's parameters are exactly the host names its code
 mentions: host names are marked where they are made (common/names.py), so a kernel's body tells
 which it mentions without being read back; kernel-local names (`e`, `i0`, `t3`, `acc`, ...) use
