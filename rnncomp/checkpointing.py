@@ -85,8 +85,9 @@ class StepPlan:
         return (self.T - p1, self.T - p0) if self.reverse else (p0, p1)
 
     def leaf_bytes(self, a: int, b: int) -> int:
+        """A live leaf's bytes: its residuals, and the state it starts from unless that is the init."""
         s0, s1 = self.span(a, b)
-        return (s1 - s0) * self.per_step
+        return (s1 - s0) * self.per_step + (self.state if a > 0 else 0)
 
     def held(self) -> tuple[int, int]:
         """(bytes kept when the forward ends, the most held at any time)."""
@@ -142,22 +143,33 @@ class Planner:
             unit, sch = max(T, 1), Schedule(1 if T else 0, ((LEAF, 0, 1 if T else 0),))
         elif is_budget(ck):
             budget = parse_size(ck, "argument 'checkpoint'")
-            unit = self.unit()
-            n = -(-T // unit)
-            try:
-                sch = optimal(n, Costs(per_step * min(unit, T) if T else 0, state, budget))
-            except ArgumentError:
-                least = per_step * min(unit, T)
-                raise ArgumentError(
-                    f"checkpoint={ck!r}: a budget of {format_size(budget)} is below the least any schedule of T={T} "
-                    f"steps needs at {_dims_text(dims)}: {format_size(least)} ({least} bytes: one "
-                    f"{'iteration' + chr(39) + 's (' + str(unit) + ' steps)' if unit > 1 else 'step' + chr(39) + 's'} residuals); raise it to "
-                    f"at least {least} bytes"
-                ) from None
+            unit, sch = self._budgeted(T, dims, ck, budget, per_step, state)
         else:
             unit = segment_steps(ck, T)
             sch = segments(-(-T // unit))
         return StepPlan(sch, T, unit, p.reverse, per_step, state, budget)
+
+
+    def _budgeted(self, T: int, dims: dict, ck: str, budget: int, per_step: int, state: int):
+        """(unit, schedule) for a byte budget. A leaf's backward also reads the state it starts from, held
+        with its residuals unless it is the init; the schedule is planned with one state set aside for it."""
+        unit = self.unit()
+        n = -(-T // unit)
+        U = per_step * min(unit, T)
+        if budget >= per_step * T:  # every step's residuals fit: plain BPTT
+            return max(T, 1), Schedule(1 if T else 0, ((LEAF, 0, 1 if T else 0),))
+        least = per_step * T if n <= 1 else min(U + state, per_step * T)
+        if budget < least:
+            what = f"one iteration's ({unit} steps)" if unit > 1 else "one step's"
+            what += " residuals" if n <= 1 else " residuals and the state it starts from"
+            if n > 1 and least == per_step * T:
+                what = "every step's residuals (plain BPTT; a checkpointed schedule needs more)"
+            raise ArgumentError(
+                f"checkpoint={ck!r}: a budget of {format_size(budget)} is below the least any schedule of T={T} "
+                f"steps needs at {_dims_text(dims)}: {format_size(least)} ({least} bytes: {what}); "
+                f"raise it to at least {least} bytes"
+            )
+        return unit, optimal(n, Costs(U, state, budget - state))
 
 
 def _dims_text(dims: dict) -> str:

@@ -183,6 +183,26 @@ def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
     return padded
 
 
+class Backward:
+    """`vjp`'s backward: `backward(cotangents)` -> gradients. `.nbytes`: bytes the forward kept for it;
+    `.peak`: the most bytes held for the backward so far (checkpoints plus a live leaf; after a call,
+    that call's peak too); `.ops`: the array operations of the call's arrays (host or device)."""
+
+    __slots__ = ("_trainer", "_run", "nbytes", "ops", "__weakref__")
+
+    def __init__(self, trainer: Trainer, run):
+        self._trainer, self._run = trainer, run
+        self.nbytes = run.nbytes  # kept from the forward to the backward
+        self.ops = trainer.ops
+
+    @property
+    def peak(self) -> int:
+        return self._run.peak
+
+    def __call__(self, cotangents: dict) -> dict[str, np.ndarray]:
+        return self._trainer.backward(self._run, cotangents)
+
+
 class CompiledProgram:
     """A compiled cell: call it with arrays; inspect any stage with `.ir(stage)`."""
 
@@ -329,15 +349,7 @@ class CompiledProgram:
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
 
-        def backward(cotangents: dict) -> dict[str, np.ndarray]:
-            grads = trainer.backward(run, cotangents)
-            backward.peak = run.peak  # type: ignore[attr-defined]
-            return grads
-
-        backward.nbytes = run.nbytes  # type: ignore[attr-defined]  (kept from the forward to the backward)
-        backward.peak = run.peak  # type: ignore[attr-defined]  (the most held so far: checkpoints + a leaf)
-        backward.ops = trainer.ops  # type: ignore[attr-defined]
-        return out, backward
+        return out, Backward(trainer, run)
 
     def value_and_grad(self, output: str, /, lengths=None, **arrays):
         """loss = out[output].sum() and its gradients (every param, state init and sequence input).
@@ -369,10 +381,11 @@ class CompiledProgram:
         """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).
 
         `kept`: held from the forward until the backward (every step's residuals, or the checkpointed
-        states and the residuals of the forward's last leaf); `peak`: the most held at any time
-        (checkpoints plus one leaf's residuals, within the budget of `checkpoint="64MiB"`);
-        `recompute`: forward runs per step (1.0 for plain BPTT); `per_step`: residual bytes of one
-        step; `budget`: the budget's bytes, if one was given. Inference keeps nothing.
+        states and the forward's last leaf: its residuals and the state it starts from); `peak`: the
+        most held at any time (checkpoints plus one live leaf; within the budget of
+        `checkpoint="64MiB"`); `recompute`: forward runs per step (1.0 for plain BPTT, about 2 for
+        `checkpoint=k`); `per_step`: residual bytes of one step; `budget`: the budget's bytes, if
+        one was given. Inference keeps nothing. Example: `prog.memory(T=1000, B=32)["peak"]`.
         """
         plan = self.plan
         types = [*plan.saved().values(), *plan.cell.state_types.values()]
@@ -396,6 +409,14 @@ class CompiledProgram:
         self.memory(T, **dims)  # the same checks of T and dims
         what = {None: "plain BPTT", "sqrt": 'checkpoint="sqrt"'}.get(self.checkpoint, f"checkpoint={self.checkpoint!r}")
         return ScheduleView(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}), what)
+
+    def choice(self) -> list:
+        """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,
+        dims, dtype), each with the mode picked, the median seconds of every candidate and whether it
+        was timed, read from disk or forced by RNNCOMP_UNROLL (see rnncomp.autotune)."""
+        if not self._auto:
+            raise ArgumentError(f"choice(): this program has unroll={self.unroll!r}; only unroll='auto' chooses")
+        return self._auto.choices()
 
     # -- inspection
     def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:

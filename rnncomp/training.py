@@ -39,19 +39,18 @@ class _Run:
     T: int
     T_run: int
     symbols: dict[str, int]
-    start: dict[str, np.ndarray] | None = None  # the state the forward's own leaf started from
-    peak: int = 0  # the most bytes held for the backward so far (checkpoints plus a live leaf's residuals)
+    start: dict[str, np.ndarray] | None = None  # the state the live leaf starts from (its backward reads it)
+    peak: int = 0  # the most bytes held for the backward so far (checkpoints plus a live leaf)
 
     @property
     def nbytes(self) -> int:
-        """Bytes this forward keeps for the backward pass (residuals, or checkpointed states)."""
-        return _held(self.checkpoints, self.saved)
-
-
-def _held(checkpoints: dict, saved: dict | None) -> int:
-    return sum(a.nbytes for c in checkpoints.values() for a in c.values()) + sum(
-        a.nbytes for a in (saved or {}).values()
-    )
+        """Bytes held for the backward now: the checkpoints, and the live leaf's residuals and start state
+        (unless that is the init, the caller's); each array once."""
+        parts = [*self.checkpoints.values(), self.saved or {}]
+        if self.saved is not None and self.start is not None and self.start is not self.init:
+            parts.append(self.start)
+        arrays = {id(a): a for c in parts for a in c.values()}
+        return sum(a.nbytes for a in arrays.values())
 
 
 def segment_size(checkpoint, T: int) -> int:
@@ -154,6 +153,29 @@ class Trainer:
             args[LENGTHS] = _clip(lengths, s0, s1 - s0)
         return args
 
+    def _residuals(self, run: _Run, span: tuple[int, int], states) -> dict[str, np.ndarray]:
+        """A leaf's forward in the backward: its residuals only (the rest of the run's outputs released)."""
+        out = self._step("train", run, span, states)
+        return {k: out[k] for k in self.p.plan.saved()}
+
+    def _leaf_grad(self, run: _Run, span: tuple[int, int], states, cot, A, given, rows) -> dict[str, np.ndarray]:
+        """The backward program over one leaf [s0, s1) from its residuals (`run.saved`); its arguments are
+        released on return, so nothing but `run` keeps the leaf's residuals."""
+        p, plan = self.p, self.p.plan
+        s0, s1 = span
+        n = s1 - s0
+        args = self._args(run.arrays, [s.name for s in plan.cell.seqs], s0, s1, states, run.lengths)
+        args.update(run.saved)
+        args.update({cotangent(k): cot[k][s0:s1] for k in plan.cell.outputs})
+        args.update({dstate(s): A[s] for s in A})
+        window = len(rows) == 3
+        masked = run.lengths is not None or window
+        if masked:
+            args[LENGTHS] = _clip(rows[2] if window else rows[0], s0, n)
+        if window:
+            args["lengths_lo"] = _clip(rows[1], s0, n)
+        return p._runner("grad", masked, n, window, given)(args, {**run.symbols, p.tsym: n})
+
     def backward(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
         p, plan, ops = self.p, self.p.plan, self.ops
         cot = self._cotangents(run, cotangents)
@@ -161,7 +183,6 @@ class Trainer:
         given = None if len(given) == len(plan.cell.outputs) else given
         truncate = p.truncate
         window = truncate is not None
-        masked = run.lengths is not None or window
         L = run.lengths if run.lengths is not None else np.full(self._batch(run), run.T_run, np.int64)
         if window:
             lo, hi = (np.zeros_like(L), np.minimum(L, truncate)) if p.reverse else (np.maximum(L - truncate, 0), L)
@@ -176,9 +197,7 @@ class Trainer:
             run.checkpoints = {}
             self._prefix(run, None)
         one = len(actions) == 1  # plain BPTT: the residuals stay for another backward
-        ck, saved, hand = run.checkpoints, run.saved, None
-        if not one:
-            run.checkpoints, run.saved = {}, None  # this backward owns (and releases) them
+        ck, hand = run.checkpoints, None  # `run` holds what is kept, so that `run.nbytes` is what is held now
         for i in range(sp.schedule.forward, len(actions)):
             kind, a, b = actions[i]
             if kind == RESTORE:
@@ -190,24 +209,17 @@ class Trainer:
             elif kind == ADVANCE:
                 out = self._step("segment", run, sp.span(a, b), hand)
                 hand = {s: out[s] for s in plan.cell.state_types}
+                del out
             else:  # a leaf: its forward with residuals (the first one's ran in the forward), then its backward
-                s0, s1 = sp.span(a, b)
-                n = s1 - s0
                 if i != sp.schedule.forward:
-                    out = self._step("train", run, (s0, s1), hand)
-                    saved = {k: out[k] for k in plan.saved()}
-                run.peak = max(run.peak, _held(ck, saved))
-                states = hand if i != sp.schedule.forward else run.start
-                args = self._args(run.arrays, seqs, s0, s1, states, run.lengths)
-                args.update(saved)
-                args.update({cotangent(k): cot[k][s0:s1] for k in plan.cell.outputs})
-                args.update({dstate(s): A[s] for s in A})
-                if masked:
-                    args[LENGTHS] = _clip(hi if window else L, s0, n)
-                if window:
-                    args["lengths_lo"] = _clip(lo, s0, n)
-                g = p._runner("grad", masked, n, window, given)(args, {**run.symbols, p.tsym: n})
-                saved = None
+                    run.start, hand = hand, None
+                    run.saved = self._residuals(run, sp.span(a, b), run.start)
+                run.peak = max(run.peak, run.nbytes)
+                s0, s1 = sp.span(a, b)
+                g = self._leaf_grad(run, (s0, s1), run.start, cot, A, given, (L, lo, hi) if window else (L,))
+                if not one:
+                    run.saved = run.start = None  # released before the next leaf's forward
+                n = s1 - s0
                 for q in plan.cell.params:  # the first leaf's arrays are the sums' (nothing else holds them)
                     grads[q.name] = g[q.name] if q.name not in grads else ops.add(grads[q.name], g[q.name])
                 for k in seqs:
@@ -218,6 +230,7 @@ class Trainer:
                         dxs[k] = ops.zeros_like(run.arrays[k])
                     ops.add_into(dxs[k], s0, g[k])
                 A = {s: g[s] for s in A}
+                del g
         result = {
             q.name: grads[q.name] if q.name in grads else ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
             for q in plan.cell.params
@@ -237,7 +250,7 @@ class Trainer:
         plan = self.p.plan
         for s in plan.cell.seqs:
             return run.arrays[s.name].shape[1]
-        return next(iter(run.boundaries[0].values())).shape[0]
+        return next(iter(run.init.values())).shape[0]
 
     def _cotangents(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
         plan, p = self.p.plan, self.p
