@@ -25,9 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # this checkout are reported as missing, not counted
 SUITES = [
     ("runtime misuse (names, vjp aliasing, memory(), dtypes)", ["tests/test_misuse.py"]),
+    ("array kinds (ints, bools, objects, masked, huge shapes)", ["tests/test_argument_kinds.py"]),
     ("limits (nesting, literal sizes, delays, name lengths)", ["tests/test_limits.py"]),
+    ("unroll limits (steps, lengths past 2**63)", ["tests/test_unroll_limits.py"]),
     ("numerics (every op near its limits, float32 bounds)", ["tests/test_numerics.py"]),
     ("CLI cases", ["tests/test_cli.py"]),
+    ("CLI with hostile files (binary, interrupts, internal errors)", ["tests/test_cli_hostile.py"]),
     ("parse and verify errors: each message", ["tests/test_text_errors.py", "tests/test_compile_errors.py"]),
 ]
 

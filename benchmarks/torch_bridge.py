@@ -11,7 +11,10 @@ float32, configs S, M, L of benchmarks/lstm_cpu.py (I, H, B, T). For each, and e
     `prog.value_and_grad("y", ...)` on the same compiled program with NumPy arrays (the same work: the
     forward keeping residuals, the sum, the backward from a ones cotangent, fresh gradients). Both are
     called in `--rounds` rounds, in alternating order (AB, BA, ...); the overhead is the median over
-    rounds of (bridge - value_and_grad), beside the medians of each;
+    rounds of (bridge - value_and_grad), beside the medians of each, in wall-clock time and in the
+    calling thread's CPU time (time.thread_time: not inflated when a loaded machine preempts the
+    process; with 2 threads it leaves out the runtimes' worker threads); "glue" is the CPU time of
+    each again with the program's runs replaced by their cached results (what a call costs besides them);
 and once (config M's sizes, B=64, T=400, long-tailed lengths: most rows 8-40 steps, 4 rows 400) a
 training step of rct with lengths= vs nn.LSTM on a PackedSequence vs nn.LSTM on the padded batch.
 Each thread count in a process of its own (OMP/MKL/OpenBLAS/Numba thread counts set before start);
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -86,7 +91,7 @@ def step_rows(tag: str, threads: list[int], repeat: int) -> list[str]:
     return rows
 
 
-def overhead_fns(tag: str) -> dict:
+def overhead_fns(tag: str) -> tuple[dict, object, dict]:
     """The bridge's forward+backward and `prog.value_and_grad` on the same program and inputs."""
     import numpy as np
     import torch
@@ -107,32 +112,67 @@ def overhead_fns(tag: str) -> dict:
     _, want = prog.value_and_grad("y", **arrays)
     for p in layer.sig.params:
         np.testing.assert_allclose(getattr(layer, p).grad.numpy(), want[p], rtol=1e-5, atol=1e-5)
-    return fns
+    return fns, prog, arrays
+
+
+def _stub(prog, arrays) -> None:
+    """Replace the program's runs by their cached results: what is left of a call is its glue."""
+    import numpy as np
+
+    out, backward = prog.vjp(**arrays)
+    grads = backward({"y": np.ones_like(out["y"])})
+
+    def vjp(lengths, kw, copy=True):
+        def back(cot):
+            return dict(grads)
+
+        back.ops = backward.ops
+        return dict(out), back
+
+    prog._vjp = vjp
+
+
+def _rounds(fns: dict, rounds: int) -> dict[str, float]:
+    """Medians (s) of value_and_grad and the bridge, and of their difference within a round (AB, BA, ...),
+    in wall-clock time and in the calling thread's CPU time (which preemption on a loaded machine
+    does not inflate; with 2 threads it leaves out the runtimes' other threads)."""
+    names = list(fns)
+    for f in fns.values():
+        for _ in range(3):
+            f()
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        for k in names if r % 2 == 0 else names[::-1]:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            fns[k]()
+            cpu[k].append(time.thread_time() - c0)
+            wall[k].append(time.perf_counter() - t0)
+    out = {}
+    for tag, ts in (("", wall), ("cpu ", cpu)):
+        out[tag + "vag"] = statistics.median(ts["value_and_grad"])
+        out[tag + "rct"] = statistics.median(ts["rct fwd+bwd"])
+        out[tag + "diff"] = statistics.median(a - b for a, b in zip(ts["rct fwd+bwd"], ts["value_and_grad"]))
+    return out
 
 
 def overhead_rows(tag: str, threads: list[int], rounds: int) -> list[str]:
-    import statistics
-    import time
-
     I, H, B, T = CONFIGS[tag]  # noqa: E741
-    fns = overhead_fns(tag)
-    names = list(fns)
+    fns, prog, arrays = overhead_fns(tag)
     rows = []
     for n in threads:
-        for f in fns.values():
-            for _ in range(3):
-                f()
-        times: dict[str, list[float]] = {k: [] for k in names}
-        for r in range(rounds):
-            for k in names if r % 2 == 0 else names[::-1]:
-                t0 = time.perf_counter()
-                fns[k]()
-                times[k].append(time.perf_counter() - t0)
-        diff = statistics.median(a - b for a, b in zip(times["rct fwd+bwd"], times["value_and_grad"]))
-        vag, rct = (1e3 * statistics.median(times[k]) for k in ("value_and_grad", "rct fwd+bwd"))
+        t = _rounds(fns, rounds)
+        _stub(prog, arrays)
+        glue = _rounds(fns, max(rounds, 300))
+        del prog._vjp
+
+        def over(d, base):
+            return f"{1e6 * d:+.0f} us ({100 * d / base:+.1f}%)"
+
         rows.append(
-            f"| {tag} (I={I}, H={H}, B={B}, T={T}) | {n} | {rounds} | {vag:.3f} | {rct:.3f} | "
-            f"{1e6 * diff:+.0f} us ({100 * 1e3 * diff / vag:+.1f}%) |"
+            f"| {tag} (I={I}, H={H}, B={B}, T={T}) | {n} | {rounds} | {1e3 * t['vag']:.3f} | {1e3 * t['rct']:.3f} | "
+            f"{over(t['diff'], t['vag'])} | {1e3 * t['cpu vag']:.3f} | {over(t['cpu diff'], t['cpu vag'])} | "
+            f"{1e6 * glue['cpu vag']:.0f} / {1e6 * glue['cpu rct']:.0f} us |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -208,8 +248,11 @@ def main() -> None:
             for n in threads:
                 part(f"step:{tag}:{n}")
     if not args.no_overhead:
-        print("| config | threads | rounds | value_and_grad ms | rct fwd+bwd ms | bridge overhead (median of pairs) |")
-        print("|---|---|---|---|---|---|", flush=True)
+        print(
+            "| config | threads | rounds | value_and_grad ms | rct fwd+bwd ms | bridge overhead (wall) "
+            "| value_and_grad CPU ms | bridge overhead (CPU) | glue CPU: value_and_grad / rct |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|", flush=True)
         for tag in configs:
             for n in threads:
                 part(f"overhead:{tag}:{n}")

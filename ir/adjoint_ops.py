@@ -105,12 +105,14 @@ def _infer_max_bwd(ins: list[TensorType], attrs: dict) -> TensorType:
 
 
 def _max_bwd(x: np.ndarray, y: np.ndarray, g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
-    """The cotangent of max: shared equally between tied maxima (as JAX does)."""
+    """The cotangent of max: shared equally between tied maxima (as JAX does); NaN over a group whose
+    max is NaN (a NaN wins the max, and no entry equals it)."""
     axes = normalise_axes(axis, x.ndim)
     if not keepdims:
         y, g = np.expand_dims(y, axes), np.expand_dims(g, axes)
     mask = (x == y).astype(x.dtype)
-    return mask * g / np.sum(mask, axis=axes, keepdims=True)
+    shared = mask * g / np.maximum(np.sum(mask, axis=axes, keepdims=True), 1)
+    return np.where(np.isnan(y), y, shared)
 
 
 register(

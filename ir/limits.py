@@ -18,6 +18,8 @@ MAX_DELAY = 1_000  # h[t-d]: each step of delay is one carried value (compile ti
 MAX_NAME_LENGTH = 100  # a user's name (cell, seq, param, state, output, node); @-suffixes come on top
 MAX_TOKEN_CHARS = 1_000  # one name token of the text forms, @-suffixes included
 MAX_COUNT_CHARS = 200  # a symbolic count like "T//4*4" (its parse and evaluation recurse)
+MAX_UNROLL_STEPS = 10_000  # copies of the cell a full unroll (T) or an unroll factor k makes: each is
+# nodes in the IR and code to compile (a full unroll of 10**10 steps would end in MemoryError)
 
 
 def check_name_length(name: str, what: str) -> None:
@@ -41,3 +43,12 @@ def check_delay(delay: int, what: str) -> None:
 
 def _short(v: int) -> str:
     return str(v) if v < 10**30 else f"~2**{v.bit_length() - 1}"  # str() of a huge int is itself limited
+
+
+def check_unroll_steps(steps: int, what: str) -> None:
+    """A VerifyError when an unroll would copy the cell more than MAX_UNROLL_STEPS times."""
+    if steps > MAX_UNROLL_STEPS:
+        raise VerifyError(
+            f"{what} of {_short(steps)} steps is above the limit of {MAX_UNROLL_STEPS} (ir.limits.MAX_UNROLL_STEPS); "
+            "unroll='loop' or a small int k runs any length"
+        )

@@ -112,9 +112,18 @@ def _sigmoid(b, n, g, x):
     return [b("mul", g, b("mul", y, b("sub", 1.0, y)))]
 
 
+def _nan_through(b, d, *vs):
+    """`d`, but NaN wherever one of `vs` is NaN: a rule that decides by a comparison (relu, abs, minimum)
+    would otherwise give a finite derivative at NaN, since every comparison with NaN is false."""
+    for v in vs:
+        d = b("where", b("not_equal", v, v), v, d)
+    return d
+
+
 @rule("relu", ("out",))
 def _relu(b, n, g, x):
-    return [b("where", x("out"), g, 0.0)]
+    y = x("out")  # relu(NaN) is NaN: its derivative too, not the 1 that where(NaN, g, 0) would give
+    return [_nan_through(b, b("where", y, g, 0.0), y)]
 
 
 @rule("exp", ("out",))
@@ -282,7 +291,7 @@ def _sign(b, v):
 
 @rule("abs", (0,))
 def _abs(b, n, g, x):
-    return [b("mul", g, _sign(b, x(0)))]  # subgradient 0 at 0, as PyTorch
+    return [_nan_through(b, b("mul", g, _sign(b, x(0))), x(0))]  # subgradient 0 at 0, as PyTorch; NaN at NaN
 
 
 @rule("pow", (0,))
@@ -294,11 +303,12 @@ def _pow(b, n, g, x):
 
 
 def _min_max(b, n, g, x, first_wins: str):
-    """minimum / maximum: the gradient goes to the operand that wins; a tie splits it equally (as PyTorch)."""
+    """minimum / maximum: the gradient goes to the operand that wins; a tie splits it equally (as PyTorch).
+    A NaN operand wins (the result is NaN): both gradients are NaN there, as max's over a NaN."""
     a, c = _ins(n)
     half = b("mul", b("equal", x(0), x(1)), 0.5)
-    ga = b("mul", g, b("add", b(first_wins, x(0), x(1)), half))
-    gc = b("mul", g, b("add", b(first_wins, x(1), x(0)), half))
+    ga = _nan_through(b, b("mul", g, b("add", b(first_wins, x(0), x(1)), half)), x(0), x(1))
+    gc = _nan_through(b, b("mul", g, b("add", b(first_wins, x(1), x(0)), half)), x(0), x(1))
     return [b.unbroadcast(ga, a), b.unbroadcast(gc, c)]
 
 

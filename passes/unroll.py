@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ir import Cell, Node, PassError, Program, TensorType, Use
+from ir import Cell, Node, PassError, Program, RnncompError, TensorType, Use
 from ir import symexpr as sx
 from ir.dtypes import DType
+from ir.limits import check_unroll_steps
 from ir.program import input_node, make_loop
 from ir.shapes import is_identifier
 
@@ -199,13 +200,22 @@ def unroll(
     if mode == "full":
         if not isinstance(T, int):
             raise PassError("unroll: mode 'full' needs a concrete length (compile specialises a symbolic T per call)")
+        _bounded(T, "a full unroll")
         outputs = _full(plan, steps, T, reverse, seq_in, param_in, first_hist())
     else:
         k = 1 if mode == "loop" else mode
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise PassError(f"unroll: mode must be 'full', 'loop' or an int k >= 1, got {mode!r}")
+        _bounded(k, "an unroll factor")
         outputs = _looped(plan, T, dim_T, k, reverse, seq_in, param_in, lengths, lo, first_hist())
     return Program(f"{cell.name}", inputs, roles, outputs)
+
+
+def _bounded(steps: int, what: str) -> None:
+    try:
+        check_unroll_steps(steps, f"unroll: {what}")
+    except RnncompError as e:
+        raise PassError(str(e)) from None
 
 
 def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) -> dict[str, Node]:

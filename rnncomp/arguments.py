@@ -1,7 +1,9 @@
 """Runtime argument checking: names, shapes, dtypes and lengths, each error naming the argument.
 
 Float arrays are converted once to the compiled dtype (a copy only when the dtype or layout
-differs); integer `lengths` are taken as int64. Symbolic dims (T, B, ...) are bound from the arrays.
+differs); other arrays (ints, bools, objects, masked arrays) are refused; integer `lengths` are taken
+as int64. Symbolic dims (T, B, ...) are bound from the arrays. A call whose outputs, states and copies
+would not fit in memory is refused before anything is allocated.
 Device arrays (GPU arrays: Numba's, or anything with `__cuda_array_interface__`) are checked the
 same way but never converted: they pass through to a backend that runs on the device.
 """
@@ -9,6 +11,9 @@ same way but never converted: they pass through to a backend that runs on the de
 from __future__ import annotations
 
 import difflib
+import functools
+import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,36 +92,108 @@ def bind(
             )
     env: dict[str, int] = {} if length is None else {tsym: length}
     arrays: dict[str, np.ndarray] = {}
+    src: dict[str, str] = {}  # symbol -> the argument (and its shape) that bound it
     for name, value in kwargs.items():
         role, shape = required.get(name) or optional[name]
         if is_device_array(value):
-            arrays[name] = _device_array(name, role, value, shape, dtype, env, host_only)
+            arrays[name] = _device_array(name, role, value, shape, dtype, env, host_only, src)
         else:
-            arrays[name] = _one(name, role, value, shape, dtype, env)
+            arrays[name] = _one(name, role, value, shape, dtype, env, src)
     if tsym not in env:
         raise ArgumentError(
             f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length"
         )
+    check_fits(cell, dtype, tsym, env, src, arrays)
+    arrays = {k: a if is_device_array(a) else _converted(a, dtype) for k, a in arrays.items()}
     T = env[tsym]
     lens = None if lengths is None else _lengths(lengths, T, cell, env)
     return Bound(arrays, env, T, lens)
 
 
-def _one(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int]) -> np.ndarray:
-    if type(value) is np.ndarray and value.dtype == dtype.numpy and value.flags.c_contiguous:
-        _check_shape(name, role, value.shape, shape, env)  # as it is: nothing to convert
-        return value
+def float_array(what: str, value) -> np.ndarray:
+    """`value` as a NumPy float array, or a clear error naming `what` ("argument 'x'", "cotangent 'y'"):
+    ints, bools, objects and complex numbers are refused (a float program would round or drop them
+    silently), and so are masked arrays (their mask would be dropped)."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise ArgumentError(
+            f"{what}: a masked array (numpy.ma), whose mask rnncomp would drop; pass .filled(0.0) "
+            "(and lengths= for padded sequences)"
+        )
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001  (anything that is not array-like)
-        raise ArgumentError(f"argument {name!r}: not an array ({e})") from None
-    if a.dtype.kind not in "fiub":
-        raise ArgumentError(f"argument {name!r}: expected a float array, got dtype {a.dtype}")
-    _check_shape(name, role, a.shape, shape, env)
-    return np.ascontiguousarray(a, dtype=dtype.numpy)
+        raise ArgumentError(f"{what}: not an array ({e})") from None
+    if a.dtype.kind != "f":
+        raise ArgumentError(
+            f"{what}: expected a float array, got dtype {a.dtype} (only float arrays are converted; "
+            "pass .astype(float) if converting it is what you mean)"
+        )
+    return a
 
 
-def _check_shape(name: str, role: str, got: tuple, shape: Shape, env: dict[str, int]) -> None:
+def _one(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int], src: dict) -> np.ndarray:
+    """The argument checked (float, shape); still the caller's array: `_converted` makes the copy."""
+    if type(value) is np.ndarray and value.dtype == dtype.numpy and value.flags.c_contiguous:
+        _check_shape(name, role, value.shape, shape, env, src)  # as it is: nothing to convert
+        return value
+    a = float_array(f"argument {name!r} ({role})", value)
+    _check_shape(name, role, a.shape, shape, env, src)
+    return a
+
+
+def _converted(a: np.ndarray, dtype: DType) -> np.ndarray:
+    return a if a.dtype == dtype.numpy and a.flags.c_contiguous else np.ascontiguousarray(a, dtype=dtype.numpy)
+
+
+@functools.cache
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, where the OS says."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def check_fits(cell: Cell, dtype: DType, tsym: str, env: dict[str, int], src: dict[str, str], arrays: dict) -> None:
+    """Refuse a call whose outputs, states and argument copies (of `arrays` not yet of `dtype` and
+    C-contiguous) need more than this machine's memory, before anything is allocated, naming the largest
+    of them and the argument whose shape made it so large."""
+    limit = _memory_bytes()
+    if limit is None:
+        return
+    item = dtype.numpy.itemsize
+    sizes = [  # (bytes, what, the argument whose shape makes it so)
+        (a.size * item, f"the {dtype.numpy} C-contiguous copy of argument {k!r} (shape {a.shape}, {a.dtype})", "")
+        for k, a in arrays.items()
+        if isinstance(a, np.ndarray) and not (a.dtype == dtype.numpy and a.flags.c_contiguous)
+    ]
+    shapes = [("output", k, (tsym,) + tuple(v.type.shape)) for k, v in cell.outputs.items()]  # type: ignore[union-attr]
+    shapes += [("state", k, tuple(t.shape)) for k, t in cell.state_types.items()]
+    for kind, name, shape in shapes:
+        n = math.prod(env.get(d, 0) if isinstance(d, str) else d for d in shape)
+        syms = [d for d in shape if isinstance(d, str) and d in src]
+        culprit = max(syms, key=lambda d: env[d], default=None)
+        by = f"{src[culprit]} binds {culprit} = {env[culprit]}: " if culprit else ""
+        sizes.append((n * item, f"{kind} {name!r} of shape {_show(shape, env)}", by))
+    total = sum(s[0] for s in sizes)
+    if total <= limit:
+        return
+    need, what, by = max(sizes, key=lambda s: s[0])
+    raise ArgumentError(
+        f"{by}{what} would need {_bytes(need)} ({need} bytes of {dtype.numpy}), and the call's outputs, states "
+        f"and argument copies {_bytes(total)}, more than this machine's {_bytes(limit)} of memory"
+    )
+
+
+def _check_shape(name: str, role: str, got: tuple, shape: Shape, env: dict[str, int], src: dict | None = None) -> None:
     if len(got) != len(shape):
         raise ArgumentError(
             f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {got}"
@@ -128,12 +205,14 @@ def _check_shape(name: str, role: str, got: tuple, shape: Shape, env: dict[str, 
                     f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}: "
                     f"dim {i} ({d}) is {n} here but {env[d]} elsewhere"
                 )
+            if d not in env and src is not None:
+                src[d] = f"argument {name!r} of shape {tuple(got)}"
             env.setdefault(d, n)
         elif d != n:
             raise ArgumentError(f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}")
 
 
-def _device_array(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int], host_only):
+def _device_array(name: str, role: str, value, shape: Shape, dtype: DType, env: dict[str, int], host_only, src: dict):
     """Check a device array's shape and dtype; it is used as it is (a device array is never converted)."""
     if host_only:
         raise ArgumentError(
@@ -143,7 +222,7 @@ def _device_array(name: str, role: str, value, shape: Shape, dtype: DType, env: 
     cai = getattr(value, "__cuda_array_interface__", None)
     got = tuple(cai["shape"]) if cai else tuple(value.shape)
     dt = device_dtype(value)
-    _check_shape(name, role, got, shape, env)
+    _check_shape(name, role, got, shape, env, src)
     if dt != dtype.numpy:
         raise ArgumentError(
             f"argument {name!r} ({role}): a device array of dtype {dt}, but the program computes in "

@@ -14,7 +14,7 @@ import numpy as np
 
 from ir import ArgumentError
 
-from .arguments import is_device_array
+from .arguments import float_array, is_device_array
 
 
 class HostOps:
@@ -61,7 +61,7 @@ class HostOps:
             raise ArgumentError(
                 f"cotangent {name!r}: a device (GPU) array, but the forward ran on host arrays; pass a host array"
             )
-        return np.asarray(value, dtype=dtype)
+        return float_array(f"cotangent {name!r}", value).astype(dtype, copy=False)
 
 
 HOST = HostOps()

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -289,12 +288,10 @@ class AutoUnroll:
             "dtype": dtype,
             "cell": self.p.cell.name,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-            os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        from .backends.common import entry_files
+
+        try:  # atomic, and whatever is in the way (a directory) is replaced; a cache that cannot be
+            path.parent.mkdir(parents=True, exist_ok=True)  # written (read-only, full, a file) is no
+            entry_files.replace(path, json.dumps(data, indent=1))  # failure: the next process times again
+        except OSError:
+            pass

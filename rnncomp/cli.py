@@ -10,9 +10,10 @@ an IR text file (any other suffix, read with `ir.parser.parse_cells`). Each subc
 so a new flag or subcommand is a local change.
 
 Exit codes: 0 success; 1 an rnncomp error (the file's cell is ill-formed, its IR text does not
-parse, its code raised); 2 a usage error (bad arguments, no such file, no or no such cell).
-Every failure is one `rnncomp: error: ...` line on stderr (a parse error adds its caret display),
-never a traceback.
+parse, its code raised); 2 a usage error (bad arguments, no such file, a binary file, no or no
+such cell); 130 interrupted (Ctrl-C, or the file raised KeyboardInterrupt). Every failure is one
+`rnncomp: error: ...` line on stderr (a parse error adds its caret display), never a traceback
+(an internal error shows one with RNNCOMP_TRACEBACK=1).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import difflib
 import importlib.util
 import itertools
 import json
+import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,7 +39,7 @@ from ir.printer import print_cell
 
 from . import __version__
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130: 128 + SIGINT, as a shell has it
 
 
 class Failure(Exception):
@@ -60,9 +63,35 @@ def load_cells(path: str | Path) -> list[tuple[str, Cell]]:
         raise Failure(f"{path}: no such file")
     if not p.is_file():
         raise Failure(f"{path}: not a file")
+    _refuse_binary(p)
     if p.suffix == ".py":
         return _cells_of_python(p)
     return _cells_of_text(p)
+
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")  # PEP 263's declaration
+
+
+def _refuse_binary(path: Path) -> None:
+    """A file that no Python or IR text can be: a NUL byte anywhere, or bytes that are not UTF-8 (in a
+    Python file that declares no other encoding). The message names the line where it is known."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise Failure(f"{path}: cannot read it: {e.strerror or e}") from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise Failure(f"{path}:{line}: not a Python or IR text file (a NUL byte on line {line}: binary data?)")
+    if path.suffix == ".py" and any(_CODING.match(ln) for ln in data.split(b"\n", 2)[:2]):
+        return  # Python decodes it as it declares
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise Failure(
+            f"{path}:{line}: not a Python or IR text file (byte {data[e.start]:#04x} on line {line} is not UTF-8)"
+        ) from None
 
 
 def _cells_of_text(path: Path) -> list[tuple[str, Cell]]:
@@ -90,11 +119,12 @@ def _cells_of_python(path: Path) -> list[tuple[str, Cell]]:
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as e:
+    except BaseException as e:  # noqa: BLE001  (the user's code may raise anything: KeyboardInterrupt, GeneratorExit)
         del sys.modules[name]
         if isinstance(e, RnncompError):
             raise
-        raise Failure(_describe_crash(path, e), EXIT_ERROR) from None
+        code = EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_ERROR
+        raise Failure(_describe_crash(path, e), code) from None
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
@@ -110,10 +140,13 @@ def _describe_crash(path: Path, e: BaseException) -> str:
     if isinstance(e, SystemExit):
         return f"{path}: exited (sys.exit({e.code!r})) while being imported"
     if isinstance(e, SyntaxError):
-        return f"{e.filename or path}:{e.lineno}: SyntaxError: {e.msg}"
+        where = f"{e.filename or path}:{e.lineno}" if e.lineno else str(e.filename or path)
+        return f"{where}: SyntaxError: {e.msg}"
     frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()]
     where = f"{path}:{frames[-1].lineno}" if frames else str(path)
-    return f"{where}: {type(e).__name__}: {e}"
+    if isinstance(e, KeyboardInterrupt):
+        return f"{where}: interrupted (KeyboardInterrupt) while being imported"
+    return f"{where}: {type(e).__name__}: {e}" if str(e) else f"{where}: {type(e).__name__} while being imported"
 
 
 def _show(var: str, cell: Cell) -> str:
@@ -191,7 +224,7 @@ def _dump(args: argparse.Namespace) -> int:
 
 def _int_or_name(text: str | None, what: str, default: str) -> int | str:
     text = default if text is None else text
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text  # '²'.isdigit() is True; int('²') fails
 
 
 LOWERING = ("fuse", "plan")  # the stages after the pipeline: the final Program as a kernel program
@@ -330,6 +363,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(e), e.code)
     except RnncompError as e:
         return _error(str(e), EXIT_ERROR)
+    except KeyboardInterrupt:
+        return _error("interrupted", EXIT_INTERRUPTED)
+    except (RecursionError, MemoryError) as e:  # a limit the checks up front missed: still one line
+        return _error(f"{type(e).__name__} ({e}); the input is too large or too deep for rnncomp", EXIT_ERROR)
+    except Exception as e:  # noqa: BLE001  (a bug of rnncomp's: one line, the traceback on request)
+        if os.environ.get("RNNCOMP_TRACEBACK"):
+            raise
+        return _error(
+            f"internal error: {type(e).__name__}: {e} (a bug in rnncomp: please report it; "
+            "RNNCOMP_TRACEBACK=1 shows the traceback)",
+            EXIT_ERROR,
+        )
 
 
 __all__ = ["COMMANDS", "FORMATS", "Command", "Failure", "build_parser", "load_cells", "main", "select_cell"]

@@ -183,3 +183,25 @@ def test_lengths_choose_by_the_longest_row_and_lists_are_bound_first():
     listed = {k: v.tolist() for k, v in args.items()}  # no .shape: the T bucket is found by binding them
     assert max_err(prog(lengths=[3, 1], **listed), oracle(cell, lengths=[3, 1], **args, strict=True)) <= 1e-12
     assert [(c.lengths, c.T_bucket) for c in prog.choice()] == [(True, 8), (True, 4)]
+
+
+def test_a_directory_where_the_choice_file_should_be_is_replaced(tmp_path):
+    cell = cell_of("elman")
+    args = random_args(cell, 4, 2)
+    rc.compile(cell, unroll="auto", backend="numpy")(**args)
+    (path,) = files(tmp_path)
+    path.unlink()
+    (path / "inside").mkdir(parents=True)
+    with pytest.warns(RuntimeWarning, match=r"unroll choice file .*unreadable"):
+        rc.compile(cell, unroll="auto", backend="numpy")(**args)
+    assert path.is_file() and json.loads(path.read_text())["cell"] == "elman"
+
+
+def test_a_cache_that_cannot_be_written_is_no_failure(monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("RNNCOMP_CACHE_DIR", str(tmp_path / "a-file" / "cache"))  # under a file
+    cell = cell_of("elman")
+    args = random_args(cell, 4, 2)
+    prog = rc.compile(cell, unroll="auto", backend="numpy")
+    assert max_err(prog(**args), oracle(cell, **args)) <= 1e-5
+    assert prog.choice()[0].source == "timed"

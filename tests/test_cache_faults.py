@@ -324,3 +324,46 @@ def test_a_read_only_input_compiles_no_second_signature(tmp_path, monkeypatch):
         a.setflags(write=False)
     np.testing.assert_allclose(prog(**args)["y"], tiny_want(10), rtol=0, atol=1e-12)
     assert len(prog._variant("infer", False, 3)[2].fn.overloads) == 1
+
+
+def test_what_numba_raises_reading_a_broken_cache_file_is_told_apart(tmp_path):
+    from numba.core.caching import IndexDataCacheFile
+
+    f = IndexDataCacheFile(str(tmp_path), "entry.program-1.py311", b"stamp")
+    (tmp_path / "entry.program-1.py311.nbi").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(Exception) as info:
+        f.load(("sig",))
+    assert numba_files.caused_by_cache(info.value)
+    try:
+        raise ValueError("from the generated code")
+    except ValueError as e:
+        assert not numba_files.caused_by_cache(e)
+
+
+def test_numba_cuda_runner_compiles_in_memory_when_numba_cache_fails(tmp_path):
+    """The CUDA kernels compile (and are cached) at their first launch: a cache failure then means the
+    same code compiled in memory, launched again (the simulator caches nothing, so this is faked)."""
+    from types import SimpleNamespace
+
+    from numba.core.caching import IndexDataCacheFile
+
+    from rnncomp.backends.numba_cuda.runner import Runner
+
+    index = IndexDataCacheFile(str(tmp_path), "entry.program-1.py311", b"stamp")
+    (tmp_path / "entry.program-1.py311.nbi").write_bytes(b"")
+
+    def launch_reading_a_broken_index(*args):
+        index.load(("sig",))
+
+    sealed = []
+    memory = SimpleNamespace(module=SimpleNamespace(program=lambda *a: ("ran", a)), path=Path("<m>"), in_memory=True)
+    memory.seal = lambda: sealed.append("memory")
+    runner = Runner.__new__(Runner)
+    runner.ready, runner.gen = False, SimpleNamespace(function="program")
+    runner.entry = SimpleNamespace(in_memory=False, without_cache=lambda e: memory, seal=lambda: sealed.append("disk"))
+    assert runner._run(launch_reading_a_broken_index, [1, 2]) == ("ran", (1, 2))
+    assert runner.ready and runner.entry is memory and sealed == ["memory"]
+    with pytest.raises(ValueError):  # a failure of the code itself is not the cache's
+        fresh = Runner.__new__(Runner)
+        fresh.ready, fresh.gen, fresh.entry = False, runner.gen, SimpleNamespace(in_memory=False)
+        fresh._run(lambda: (_ for _ in ()).throw(ValueError("kernel")), [])

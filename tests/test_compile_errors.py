@@ -26,7 +26,11 @@ ARGS = random_args(CELL, 5, 3)
         ({"backend": "tpu"}, "argument 'backend': unknown backend 'tpu'; available:"),
         ({"dtype": "float16"}, "argument 'dtype': expected 'float32' or 'float64', got 'float16'"),
         ({"reverse": "yes"}, "argument 'reverse': expected a bool, got 'yes'"),
-        ({"checkpoint": "cbrt"}, "argument 'checkpoint': expected an int >= 1 or 'sqrt', got 'cbrt'"),
+        (
+            {"checkpoint": "cbrt"},
+            "argument 'checkpoint': expected an int >= 1, 'sqrt' or a size with a unit (one of B, KiB, MiB, GiB, KB, "
+            "MB, GB; e.g. '64MiB'), got 'cbrt'",
+        ),
     ],
 )
 def test_compile_arguments(kwargs, message):
@@ -52,7 +56,7 @@ def test_not_a_cell():
         ({"h": np.zeros((4, 32))}, "argument 'h' (init): expected shape (B, 32) = (3, 32), got (4, 32)"),
         ({"Wx": np.zeros((16, 64))}, "argument 'Wx' (param): expected shape (16, 128), got (16, 64)"),
         ({"x": ARGS["x"][0]}, "argument 'x' (seq): expected rank 3 (T, B, 16), got shape (3, 16)"),
-        ({"x": np.array([["a"]])}, "argument 'x': expected a float array, got dtype <U1"),
+        ({"x": np.array([["a"]])}, "argument 'x' (seq): expected a float array, got dtype <U1"),
     ],
 )
 def test_call_arguments(change, message):

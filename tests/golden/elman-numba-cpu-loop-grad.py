@@ -7,9 +7,9 @@ import numpy as np
 from numba import carray, cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN and Inf survive
+FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -47,12 +47,7 @@ def rows_0(p0, args):
                 a2[i0_u1, i1_u1] = t3_u1
         # 'dstate@h@0' = matmul(%4, inv1) : f32[#rows, 16]
         if a2.shape[0] <= 3:
-            for i0_u2 in range(a2.shape[0]):
-                for i1_u2 in range(16):
-                    t0_u2 = c0
-                    for i2_u2 in range(16):
-                        t0_u2 += a2[i0_u2, i2_u2] * x4[i1_u2, i2_u2]
-                    dstate_h_state[i0_u2, i1_u2] = t0_u2
+            rows_nt(a2, x4, dstate_h_state, c0)
         else:
             gemm_packed(a2, x5, x4, dstate_h_state, True, 1, BLAS)
 

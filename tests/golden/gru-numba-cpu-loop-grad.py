@@ -7,9 +7,9 @@ import numpy as np
 from numba import carray, cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN and Inf survive
+FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -103,12 +103,7 @@ def rows_0(p0, args):
         concat_0(m2, a7, a11, a12, a13)  # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
         # %20 = matmul(%19, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
-            for i0_u3 in range(a7.shape[0]):
-                for i1_u3 in range(32):
-                    t0_u3 = c0
-                    for i2_u3 in range(96):
-                        t0_u3 += a7[i0_u3, i2_u3] * x16[i1_u3, i2_u3]
-                    a14[i0_u3, i1_u3] = t0_u3
+            rows_nt(a7, x16, a14, c0)
         else:
             gemm_packed(a7, x17, x16, a14, True, 1, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]

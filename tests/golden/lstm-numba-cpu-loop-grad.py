@@ -8,9 +8,9 @@ from numba import carray, cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN and Inf survive
+FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -104,12 +104,7 @@ def rows_0(p0, args):
                 dstate_c_state[i0_u0, i1_u0] = dstate_c
         # 'dstate@h@0' = matmul(%24, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
-            for i0_u1 in range(a7.shape[0]):
-                for i1_u1 in range(32):
-                    t0_u1 = c0
-                    for i2_u1 in range(128):
-                        t0_u1 += a7[i0_u1, i2_u1] * x10[i1_u1, i2_u1]
-                    dstate_h_state[i0_u1, i1_u1] = t0_u1
+            rows_nt(a7, x10, dstate_h_state, c0)
         else:
             gemm_packed(a7, x11, x10, dstate_h_state, True, 1, BLAS)
 

@@ -7,9 +7,9 @@ import numpy as np
 from numba import carray, cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # no nnan/ninf: NaN and Inf survive
+FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -45,12 +45,7 @@ def fused_0(n0, x0, x1, x2, x3):
 def matmul_0(x0, x1, x2, x3):
     # %5 = matmul(%4, inv6) : f32[#rows, 8]
     if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(8):
-                t0 = c0
-                for i2 in range(8):
-                    t0 += x0[i0, i2] * x2[i1, i2]
-                x1[i0, i1] = t0
+        rows_nt(x0, x2, x1, c0)
     else:
         gemm_packed(x0, x3, x2, x1, True, 1, BLAS)
 
@@ -119,16 +114,7 @@ def rows_0(p0, args):
                 dstate_y = t0_u0 + a8[i0_u0, i1_u0]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
                 dstate_y_state[i0_u0, i1_u0] = dstate_y
         matmul_0(a5, dstate_s_state, x19, x20)  # 'dstate@s@0' = matmul(%9, inv9) : f32[#rows, 8]
-        # 'dstate@x@d0@0' = matmul(%4, inv10) : f32[#rows, 4]
-        if a4.shape[0] <= 3:
-            for i0_u1 in range(a4.shape[0]):
-                for i1_u1 in range(4):
-                    t0_u1 = c0
-                    for i2_u1 in range(8):
-                        t0_u1 += a4[i0_u1, i2_u1] * x22[i1_u1, i2_u1]
-                    a9[i0_u1, i1_u1] = t0_u1
-        else:
-            gemm_packed(a4, x23, x22, a9, True, 1, BLAS)
+        matmul_0(a4, a9, x22, x23)  # 'dstate@x@d0@0' = matmul(%4, inv10) : f32[#rows, 4]
         matmul_0(a4, dstate_y_d1_state, x24, x25)  # 'dstate@y@d1@0' = matmul(%4, inv11) : f32[#rows, 8]
         copy_1(m2, a3, dstate_x_d0_state)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
         copy_1(m2, dstate_x_d0_state, a9)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
@@ -325,25 +311,25 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     q0[87] = pk5[1]
     run_blocks(f_rows_0, np0, q0.ctypes.data)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel
     # %12 = matmul(%10, %11) : f32[T, B, 4]
-    a0_u2 = v5.reshape((d_T * d_B, 8))
-    a1_u2 = v11.reshape((d_T * d_B, 4))
-    gemm_nt(a0_u2, in_Wx0, a1_u2, n_threads, BLAS)
+    a0_u1 = v5.reshape((d_T * d_B, 8))
+    a1_u1 = v11.reshape((d_T * d_B, 4))
+    gemm_nt(a0_u1, in_Wx0, a1_u1, n_threads, BLAS)
     # 1 elementwise node(s) in one loop, storing %13 : [T, B, 4]
-    for i0_u3 in range(d_T):
-        for i1_u3 in range(d_B):
-            for i2_u3 in range(4):
-                t0_u3 = v4[i0_u3, i1_u3, i2_u3] + v11[i0_u3, i1_u3, i2_u3]  # %13 = add(%9, %12) : f32[T, B, 4]
-                v12[i0_u3, i1_u3, i2_u3] = t0_u3
+    for i0_u2 in range(d_T):
+        for i1_u2 in range(d_B):
+            for i2_u2 in range(4):
+                t0_u2 = v4[i0_u2, i1_u2, i2_u2] + v11[i0_u2, i1_u2, i2_u2]  # %13 = add(%9, %12) : f32[T, B, 4]
+                v12[i0_u2, i1_u2, i2_u2] = t0_u2
     matmul_tn_0(d_T, d_B, in_x, v5, v13, n_threads)  # %14 = matmul_tn(x, %10) : f32[4, 8]
     # %15 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]
-    for s0_u4 in range(1, d_T):
-        for i0_u4 in range(d_B):
-            for i1_u4 in range(4):
-                v14[s0_u4, i0_u4, i1_u4] = in4[s0_u4 - 1, i0_u4, i1_u4]
+    for s0_u3 in range(1, d_T):
+        for i0_u3 in range(d_B):
+            for i1_u3 in range(4):
+                v14[s0_u3, i0_u3, i1_u3] = in4[s0_u3 - 1, i0_u3, i1_u3]
     if d_T > 0:
-        for i2_u4 in range(d_B):
-            for i3_u4 in range(4):
-                v14[0, i2_u4, i3_u4] = in0[i2_u4, i3_u4]
+        for i2_u3 in range(d_B):
+            for i3_u3 in range(4):
+                v14[0, i2_u3, i3_u3] = in0[i2_u3, i3_u3]
     matmul_tn_0(d_T, d_B, v14, v5, v15, n_threads)  # %16 = matmul_tn(%15, %10) : f32[4, 8]
     shift_0(d_T, d_B, v16, in2, in_y)  # %17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
     matmul_tn_1(d_T, d_B, v16, v5, v17, n_threads)  # %18 = matmul_tn(%17, %10) : f32[8, 8]
@@ -354,12 +340,12 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     matmul_tn_1(d_T, d_B, v21, v6, v22, n_threads)  # %24 = matmul_tn(%23, %21) : f32[8, 8]
     matmul_tn_1(d_T, d_B, in3, v5, v23, n_threads)  # %25 = matmul_tn(trace@s, %10) : f32[8, 8]
     # %26 = sum_to(%10){shape=(8,)} : f32[8]
-    for i0_u5 in range(8):
-        v25[i0_u5] = 0.0
-    for i1_u5 in range(d_T):
-        for i2_u5 in range(d_B):
-            for i3_u5 in range(8):
-                v25[i3_u5] += v5[i1_u5, i2_u5, i3_u5]
-    for i4_u5 in range(8):
-        v24[i4_u5] = v25[i4_u5]
+    for i0_u4 in range(8):
+        v25[i0_u4] = 0.0
+    for i1_u4 in range(d_T):
+        for i2_u4 in range(d_B):
+            for i3_u4 in range(8):
+                v25[i3_u4] += v5[i1_u4, i2_u4, i3_u4]
+    for i4_u4 in range(8):
+        v24[i4_u4] = v25[i4_u4]
     return (v12, v13, v15, v17, v19, v20, v22, v23, v24, v0, v1, v2, v3)

@@ -248,8 +248,9 @@ def _max_bwd(ctx, n: Node, out, args: list) -> None:
     with ctx.loops(ctx.dims(x.node)) as idx:
         r = _reduced(idx, axes, keep)
         z = ctx.lit(0.0, n.type.dtype)
+        share = f"{g.at(r)} / {cnt.at(_reduced(idx, axes, True))}"
         ctx.line(
-            f"{out.at(idx)} = {g.at(r)} / {cnt.at(_reduced(idx, axes, True))} if {x.at(idx)} == {y.at(r)} else {z}"
+            f"{out.at(idx)} = ({share} if {x.at(idx)} == {y.at(r)} else {z}) if {y.at(r)} == {y.at(r)} else {y.at(r)}"
         )
 
 

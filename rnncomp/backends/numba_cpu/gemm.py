@@ -29,7 +29,12 @@ from numba import carray, cfunc, njit, types
 
 from . import blas
 from .approx import FASTMATH
+from .fpenv import adopt, caller_bits, restore
 from .launch import as_pointer
+
+# A GEMM's loop nest may reorder its sums (as any BLAS does): reassoc lets LLVM vectorise a dot product.
+# Elementwise code never gets it (approx.FASTMATH says why).
+GEMM_FASTMATH = FASTMATH | {"reassoc"}
 
 LOOP_ROWS = 3  # up to this many output rows a loop nest beats BLAS, whatever k and n
 SPLIT_FLOPS = 1 << 20  # m*n*k from which a GEMM is split across Numba's threads (8x64x256 does not pay)
@@ -73,7 +78,9 @@ def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
     width = ((n if by_cols else m) + parts - 1) // parts
     if by_cols:
         width = (width + 15) // 16 * 16  # whole cache lines of b and out per part
+    bits = caller_bits()  # the subnormal mode of the call (fpenv.py), given to each worker
     for t in numba.prange(parts):
+        saved = adopt(bits)
         lo = t * width
         hi = min(n if by_cols else m, lo + width)
         if hi > lo:
@@ -85,9 +92,10 @@ def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
                 off_a = lo if ta == _T else lo * lda  # op(a)'s rows: a's columns when transposed
                 pa_t, pc_t = pa + itemsize * off_a, pc + itemsize * lo * ldc
                 _call(ta, tb, hi - lo, n, k, pa_t, lda, pb, ldb, pc_t, ldc, itemsize, 1)
+        restore(saved)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@njit(fastmath=GEMM_FASTMATH, error_model="numpy")
 def _loops(ta, tb, m, n, k, a, b, out):
     """op(a) @ op(b) as a loop nest over arrays (a few rows), or with NumPy when no BLAS is bound."""
     if m > LOOP_ROWS:  # mode NUMBA: Numba's np.dot (SciPy's BLAS)
@@ -186,7 +194,7 @@ def _p(x):
     return np.int64(x.ctypes.data)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@njit(fastmath=GEMM_FASTMATH, error_model="numpy")
 def _rows(a, b, out):
     """out = a @ b for a few rows of a, as a loop nest the caller's loops inline (a recurrent
     step at B=1 costs less than a call: 1x32 @ 32x128 in 0.15 us)."""
@@ -210,6 +218,21 @@ def gemm(a, b, out, threads, mode):
         _rows(a, b, out)
     else:
         _gemm_c(_NT, _NT, m, n, k, _p(a), k, _p(b), n, _p(out), n, a.itemsize, threads, mode)
+
+
+@njit(fastmath=GEMM_FASTMATH, cache=True, error_model="numpy")
+def rows_nt(a, b, out, zero):
+    """out = a @ b.T for a few rows of a (b stored (n, k)): a dot product per output, which LLVM
+    vectorises along k because this GEMM may reassociate its sums (generated code may not); `zero`
+    is a 0 of the dtype. Generated row blocks call it (LLVM inlines it there)."""
+    m, k = a.shape
+    n = b.shape[0]
+    for i in range(m):
+        for j in range(n):
+            acc = zero
+            for p in range(k):
+                acc += a[i, p] * b[j, p]
+            out[i, j] = acc
 
 
 @njit(cache=True, error_model="numpy")

@@ -13,8 +13,6 @@ from numba import njit
 from ..common import helpers
 from .approx import FASTMATH
 
-EXACT = {"nsz", "contract"}  # without arcp/afn: LLVM would write 1/sqrt as rsqrtps + a Newton step (NaN at 0, inf)
-
 
 def _jit(f, fastmath=FASTMATH):
     return njit(fastmath=fastmath, cache=True, error_model="numpy")(f)
@@ -23,8 +21,8 @@ def _jit(f, fastmath=FASTMATH):
 sigmoid_f64 = _jit(helpers.sigmoid_f64)
 softplus_f64 = _jit(helpers.softplus_f64)
 softplus_f32 = _jit(helpers.softplus_f32)
-rsqrt_f64 = _jit(helpers.rsqrt_f64, EXACT)
-rsqrt_f32 = _jit(helpers.rsqrt_f32, EXACT)
+rsqrt_f64 = _jit(helpers.rsqrt_f64)
+rsqrt_f32 = _jit(helpers.rsqrt_f32)
 pow_f64 = _jit(helpers.pow_f64)
 pow_f32 = _jit(helpers.pow_f32)
 gelu_f64 = _jit(helpers.gelu_f64)

@@ -5,7 +5,8 @@ array holding its parameters (each array as its data address and extents, each i
 which the block unpacks with `carray(as_pointer(...), shape)`. `run_blocks(fn, n, args)` calls
 `fn(b, args)` for b in prange(n). Because every block has the same signature, `run_blocks` is
 compiled (and cached on disk) once, not once per program: Numba's parallel compilation costs
-seconds per function, and a loop body compiled under it even more.
+seconds per function, and a loop body compiled under it even more. Each worker runs its block under
+the launching thread's subnormal mode (fpenv.py: MXCSR is per thread) and gets its own back after.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
+
+from .fpenv import adopt, caller_bits, restore
 
 BLOCK_SIGNATURE = "void(int64, int64)"
 
@@ -50,5 +53,8 @@ def run_blocks(fn, n, args):
     if n == 1:
         _call_block(fn, 0, args)
         return
+    bits = caller_bits()
     for b in prange(n):
+        saved = adopt(bits)
         _call_block(fn, b, args)
+        restore(saved)

@@ -16,7 +16,7 @@ from .blocks import Block
 from .codegen import HELPERS, Generator
 from .launch import BLOCK_SIGNATURE
 
-FASTMATH_SOURCE = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
+FASTMATH_SOURCE = '{"nsz", "contract"}'  # approx.FASTMATH (why no more: see there)
 _NJIT = '@njit(cache=True, fastmath=FASTMATH, error_model="numpy"'
 DECORATOR = _NJIT + ", no_cfunc_wrapper=True)"  # called from Python only
 KERNEL_DECORATOR = _NJIT + ", no_cpython_wrapper=True, no_cfunc_wrapper=True)"  # called only from program
@@ -57,7 +57,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer) -> Generated:
         names = ", ".join(sorted(h for h in gen.helpers if HELPERS[h] == mod))
         m.line(f"from rnncomp.backends.numba_cpu.{mod} import {names}")
     m.line("")
-    m.line(f"FASTMATH = {FASTMATH_SOURCE}  # no nnan/ninf: NaN and Inf survive")
+    m.line(f"FASTMATH = {FASTMATH_SOURCE}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's")
     if any(HELPERS[h] == "gemm" for h in gen.helpers):
         m.line(f"BLAS = {blas.MODE}  # the BLAS the GEMM helpers call: {blas.BLAS.split(':')[0]}")
     for text in gen.const_lines:

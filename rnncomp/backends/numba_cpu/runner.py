@@ -1,5 +1,6 @@
 """The runner: computes the generated function's arguments (arrays, dims, trip counts), calls it,
-and turns a Numba compile failure into an error naming the IR node that produced the code."""
+and turns a Numba compile failure into an error naming the IR node that produced the code. Each call
+runs under the program's subnormal mode (fpenv.py), and the caller's MXCSR is restored after it."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from ..common import cache
 from ..common.binding import Binding
 from ..common.failures import error_text, lines_in, site
 from ..common.values import Generated
+from . import fpenv
 from .errors import NumbaCompileError
 from .module import generate
 from .pool import BufferPool
 
-HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "../common/helpers.py")  # what generated code imports
+HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "launch.py", "fpenv.py")  # what generated code imports
+HELPER_FILES += ("../common/helpers.py",)
 
 
 def depends() -> dict[str, str]:
@@ -34,8 +37,10 @@ def depends() -> dict[str, str]:
 class Runner:
     """`runner(arrays, symbols) -> outputs` for one program; `.source` and `.path` show the code."""
 
-    def __init__(self, prog: Program, gen: Generated, entry: cache.Entry):
+    def __init__(self, prog: Program, gen: Generated, entry: cache.Entry, denormals: str = "keep"):
         self.prog, self.gen = prog, gen
+        self.denormals = denormals  # "flush" (FTZ|DAZ for the call) or "keep" (IEEE): fpenv.py
+        self.fp_bits = fpenv.BITS[denormals] if fpenv.SUPPORTED else None
         self.ready = False  # compiled (or loaded) for the argument types every call has
         self.binding = Binding(prog)
         self.pool = BufferPool()
@@ -106,7 +111,31 @@ class Runner:
         args = self.arguments(arrays, symbols)
         if not self.ready:
             self._compile(args)
-        return dict(zip(self.gen.outputs, self.fn(*args)))
+        if self.fp_bits is None:
+            return dict(zip(self.gen.outputs, self.fn(*args)))
+        fpenv.start_threads()
+        saved = fpenv.enter(self.fp_bits)
+        team = self._team(args)
+        try:
+            if team is not None:
+                fpenv.prime(self.fp_bits, team)
+            results = self.fn(*args)
+        finally:
+            if team is not None:
+                fpenv.unprime(team)
+            fpenv.leave(saved)
+        return dict(zip(self.gen.outputs, results))
+
+    def _team(self, args: list[Any]):
+        """Where `fpenv.prime` keeps the MXCSRs of Numba's pool, when a GEMM of this call may run
+        on MKL's own OpenMP threads (blas.MKL_OMP, more than one thread); else None."""
+        if not self.threads_at or args[self.threads_at[0]] < 2:
+            return None
+        from .blas import MKL_OMP, MODE
+
+        if MODE != MKL_OMP:
+            return None
+        return np.full(numba.config.NUMBA_NUM_THREADS, 0xFFFFFFFF, np.uint32)
 
     def _compile(self, args: list[Any]) -> None:
         """Compile (or load from Numba's cache) for these argument types, once: every call passes
@@ -142,9 +171,10 @@ def compile_error(prog: Program, gen: Generated, path: Path, e: Exception) -> Nu
 def factory(prog: Program, options: dict[str, Any]) -> Runner:
     """The registry's entry point: generate, cache and load the module for `prog`."""
     dtype = as_dtype(options.get("dtype", "float32"))
+    denormals = options.get("denormals", "keep")  # checked by compile() (backends/denormals.py)
     gen = generate(prog, dtype)
     try:
         entry = cache.load(gen.source, {"dtype": dtype.value}, backend="numba_cpu", depends=depends())
     except cache.CompileFailed as e:
         raise compile_error(prog, gen, e.path, e.error) from None
-    return Runner(prog, gen, entry)
+    return Runner(prog, gen, entry, denormals)

@@ -228,7 +228,9 @@ def _max_bwd(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
                     ctx.line(f"if {hit}:")
                     ctx.line(f"    {cnt} += 1")
                 else:
-                    ctx.line(f"{out.at(full)} = {ctx.read(g, small)} / {cnt} if {hit} else {ctx.zero()}")
+                    m = ctx.read(y, small)  # a NaN max: NaN over the group, as the oracle
+                    share = f"({ctx.read(g, small)} / {cnt} if {hit} else {ctx.zero()})"
+                    ctx.line(f"{out.at(full)} = {share} if {m} == {m} else {m}")
     return grid_1d(ctx, kept)
 
 

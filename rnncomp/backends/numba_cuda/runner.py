@@ -201,7 +201,7 @@ class Runner:
 
 def factory(prog: Program, options: dict[str, Any]) -> Runner:
     """The registry's entry point: generate the module for `prog` (loaded on the first call)."""
-    unknown = sorted(set(options) - set(OPTIONS))
+    unknown = sorted(set(options) - set(OPTIONS) - {"denormals"})  # denormals: always "keep" (compile checks)
     if unknown:
         raise ArgumentError(
             f"argument 'backend_options': unknown option {unknown[0]!r} for numba-cuda; it takes {list(OPTIONS)[1:]}"

@@ -1,0 +1,99 @@
+"""What a call refuses, naming the argument: arrays that are not float (ints, bools, objects), masked
+arrays, cotangents of those kinds, and shapes whose outputs and states could not fit in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnncomp as rc
+from ir import ArgumentError
+from rnncomp import Param, Seq, State
+
+
+@rc.cell
+def elman(x: Seq["B", 4], h: State["B", 8], W: Param[4, 8]):
+    h = rc.tanh(x @ W + h)
+    return {"h": h, "y": h}
+
+
+X, W = np.zeros((2, 3, 4)), np.zeros((4, 8))
+
+
+@pytest.fixture(scope="module")
+def prog():
+    return rc.compile(elman, length="T", dtype="float64", backend="numpy")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"x": X.astype(np.int64)}, "argument 'x' (seq): expected a float array, got dtype int64"),
+        ({"W": W.astype(np.uint8)}, "argument 'W' (param): expected a float array, got dtype uint8"),
+        ({"h": np.zeros((3, 8), bool)}, "argument 'h' (init): expected a float array, got dtype bool"),
+        ({"x": X.astype(object)}, "argument 'x' (seq): expected a float array, got dtype object"),
+        ({"x": X.astype(np.complex128)}, "argument 'x' (seq): expected a float array, got dtype complex128"),
+        ({"W": [[0] * 8] * 4}, "argument 'W' (param): expected a float array, got dtype int64"),
+        (
+            {"x": np.ma.masked_array(X, mask=X == 0)},
+            "argument 'x' (seq): a masked array (numpy.ma), whose mask rnncomp would drop; pass .filled(0.0)",
+        ),
+    ],
+)
+def test_only_float_arrays_are_taken(prog, change, message):
+    with pytest.raises(ArgumentError) as e:
+        prog(**{"x": X, "W": W, **change})
+    assert message in str(e.value)
+
+
+def test_float_arrays_of_another_float_dtype_are_converted(prog):
+    out = prog(x=X.astype(np.float32), W=W.astype(np.float16), h=[[0.5] * 8] * 3)
+    np.testing.assert_allclose(out["h"], np.full((3, 8), np.tanh(np.tanh(0.5))))
+
+
+@pytest.mark.parametrize(
+    "cotangent, message",
+    [
+        (np.zeros((2, 3, 8), object), "cotangent 'y': expected a float array, got dtype object"),
+        (np.zeros((2, 3, 8), np.int32), "cotangent 'y': expected a float array, got dtype int32"),
+        (np.ma.masked_array(np.zeros((2, 3, 8))), "cotangent 'y': a masked array (numpy.ma)"),
+    ],
+)
+def test_a_cotangent_must_be_a_float_array(prog, cotangent, message):
+    _, backward = prog.vjp(x=X, W=W)
+    with pytest.raises(ArgumentError) as e:
+        backward({"y": cotangent})
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_a_shape_too_large_for_memory_is_refused_before_anything_is_allocated(backend):
+    pytest.importorskip("numba")
+    p = rc.compile(elman, length="T", dtype="float64", backend=backend)
+    x = np.empty((0, 10**12, 4))  # no element, but B = 10**12 makes the state h 64 TB
+    with pytest.raises(ArgumentError) as e:
+        p(x=x, W=W)
+    assert (
+        "argument 'x' of shape (0, 1000000000000, 4) binds B = 1000000000000: state 'h' of shape (B, 8) = "
+        "(1000000000000, 8) would need 58.2 TiB (64000000000000 bytes of float64)"
+    ) in str(e.value)
+    assert "more than this machine's" in str(e.value)
+    huge = np.lib.stride_tricks.as_strided(np.zeros(4), (10**12, 3, 4), (0, 0, 8))  # a view of 4 floats
+    with pytest.raises(ArgumentError) as e:
+        p(x=huge, W=W)
+    assert "argument 'x' of shape (1000000000000, 3, 4) binds T = 1000000000000: output 'y' of shape" in str(e.value)
+
+
+@rc.cell
+def summed(x: Seq["B", 64]):
+    return {"y": rc.sum(x, axis=-1)}
+
+
+def test_the_copy_of_a_converted_argument_counts_too():
+    p = rc.compile(summed, length="T", dtype="float64", backend="numpy")
+    x = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (10**10, 1, 64), (0, 0, 0))
+    with pytest.raises(ArgumentError) as e:
+        p(x=x)
+    assert (
+        "the float64 C-contiguous copy of argument 'x' (shape (10000000000, 1, 64), float32) would need 4.7 TiB"
+    ) in str(e.value)
