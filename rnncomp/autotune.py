@@ -39,6 +39,8 @@ import numpy as np
 
 from ir import ArgumentError
 
+from .checkpointing import Planner
+
 ENV = "RNNCOMP_UNROLL"
 FACTORS = (2, 4, 8)
 FULL_MAX = 16  # a full unroll is a candidate for T buckets up to this
@@ -122,6 +124,7 @@ class AutoUnroll:
         if mode not in self._children:
             c = copy.copy(self.p)
             c.unroll, c._variants, c._auto = mode, {}, None
+            c._planner = Planner(c)  # its own schedules, in units of its own iterations (k steps for unroll=k)
             self._children[mode] = c
         return self._children[mode]
 

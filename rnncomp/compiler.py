@@ -385,7 +385,8 @@ class CompiledProgram:
         most held at any time (checkpoints plus one live leaf; within the budget of
         `checkpoint="64MiB"`); `recompute`: forward runs per step (1.0 for plain BPTT, about 2 for
         `checkpoint=k`); `per_step`: residual bytes of one step; `budget`: the budget's bytes, if
-        one was given. Inference keeps nothing. Example: `prog.memory(T=1000, B=32)["peak"]`.
+        one was given. Inference keeps nothing. With unroll="auto", the plan of the mode picked last
+        (in units of its iterations). Example: `prog.memory(T=1000, B=32)["peak"]`.
         """
         plan = self.plan
         types = [*plan.saved().values(), *plan.cell.state_types.values()]
@@ -400,7 +401,7 @@ class CompiledProgram:
         if missing:
             given = ", ".join(f"{d}=..." for d in missing)
             raise ArgumentError(f"memory(): dim {missing[0]!r} is not bound; pass it too, e.g. memory(T={T}, {given})")
-        return memory_report(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}))
+        return memory_report(self._plan_of(int(T), {k: int(v) for k, v in dims.items()}))
 
     def schedule(self, /, T: int, **dims: int) -> ScheduleView:
         """The checkpoint schedule of a training call of length T (bind other dims, e.g. B=32): which steps
@@ -408,7 +409,12 @@ class CompiledProgram:
         a summary; `.runs` (per step), `.stored` and `.actions` hold the details."""
         self.memory(T, **dims)  # the same checks of T and dims
         what = {None: "plain BPTT", "sqrt": 'checkpoint="sqrt"'}.get(self.checkpoint, f"checkpoint={self.checkpoint!r}")
-        return ScheduleView(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}), what)
+        return ScheduleView(self._plan_of(int(T), {k: int(v) for k, v in dims.items()}), what)
+
+    def _plan_of(self, T: int, dims: dict):
+        """The schedule a training call of T and dims runs: unroll="auto"'s of the mode picked last."""
+        planner = self._auto.child(self._auto.last)._planner if self._auto else self._planner
+        return planner.plan(T, dims)
 
     def choice(self) -> list:
         """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,

@@ -184,6 +184,27 @@ def test_budget_on_numba_cpu_within_the_budget(unroll):
     assert watch.step_runs == int(prog.schedule(T=T, B=B).runs.sum()) > T  # it did recompute
 
 
+def test_budget_with_unroll_auto_plans_in_the_picked_modes_iterations(monkeypatch, tmp_path):
+    """unroll="auto" (forced to 4 here) plans each mode's schedule in that mode's iterations; memory() and
+    schedule() report the plan of the mode picked last, which is what the call held."""
+    from rnncomp import autotune
+
+    monkeypatch.setenv("RNNCOMP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(autotune.ENV, "4")
+    cell, T = cell_of("lstm"), 23
+    args = random_args(cell, T, B, seed=2, inits=True)
+    plain = _plain("lstm", False, None)
+    want_out, backward = plain.vjp(**args)
+    want = backward({"y": np.ones_like(want_out["y"])})
+    budget = plain.memory(T=T, B=B)["per_step"] * 8 + 2 * _state_bytes(plain, B)  # two iterations and a state
+    prog = rc.compile(cell, dtype="float64", unroll="auto", checkpoint=f"{budget}B")
+    out, backward = prog.vjp(**args)
+    assert max_err(backward({"y": np.ones_like(out["y"])}), want) <= 1e-12
+    sv, mem = prog.schedule(T=T, B=B), prog.memory(T=T, B=B)
+    assert sv.plan.unit == 4 and all((b - a) % 4 == 0 or b == T for _, a, b in sv.actions)
+    assert backward.peak == mem["peak"] <= budget and mem["recompute"] > 1
+
+
 def test_budget_below_the_least_names_the_least():
     cell = cell_of("lstm")  # H = 32: one step's residuals are 6 * B * 32 * 8 bytes, a state (h, c) 2 * B * 32 * 8
     least = 6 * B * 32 * 8 + 2 * B * 32 * 8
