@@ -124,11 +124,11 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
             extra = " or 'sqrt'" if name == "checkpoint" else ""
             raise ArgumentError(f"argument {name!r}: expected an int >= 1{extra}, got {v!r}")
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
-    for reserved in (LENGTHS, LENGTHS_LO):
+    for reserved in (LENGTHS, LENGTHS_LO, "wrt"):
         if reserved in names:
             raise ArgumentError(
-                f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, and the first "
-                "step a truncated gradient reaches); rename it"
+                f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, the first "
+                "step a truncated gradient reaches, and the gradients asked for); rename it"
             )
     prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, tail)
     pipeline = prog.pipeline_for("infer")
@@ -218,7 +218,13 @@ class CompiledProgram:
         return str(self.pipeline_for("infer"))
 
     def pipeline_for(
-        self, kind: str, masked: bool = False, spec: int | str | None = None, window: bool = False, outputs=None
+        self,
+        kind: str,
+        masked: bool = False,
+        spec: int | str | None = None,
+        window: bool = False,
+        outputs=None,
+        wrt=None,
     ):
         """The Pipeline of one variant: `kind` "infer", "train", "segment" or "grad" (see `_variant`)."""
         if spec is None:
@@ -229,17 +235,20 @@ class CompiledProgram:
             opts["window"] = window
             if outputs is not None:
                 opts["outputs"] = " ".join(sorted(outputs))
+            if wrt is not None:
+                opts["wrt"] = " ".join(sorted(wrt))
         return Pipeline([PASSES[HEADS[kind]].make(**opts)]) + self.tail
 
-    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
+    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
         """(final program, stages, runner) of one variant.
 
         `kind` is "infer" (the plain forward), "train" (forward keeping residuals), "segment" (a
         checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
-        `outputs` (grad only): the per-step outputs given cotangents, when not all of them are.
+        `outputs` (grad only): the per-step outputs given cotangents, when not all of them are; `wrt`
+        (grad only): the arguments given gradients, when not all of them are.
         """
         if self._auto:  # unroll="auto": the program of the mode picked last
-            return self._auto.variant(kind, masked, T, window, outputs)
+            return self._auto.variant(kind, masked, T, window, outputs, wrt)
         if self.unroll == "full":
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec: int | str = self.length if fixed else T  # type: ignore[assignment]
@@ -250,9 +259,9 @@ class CompiledProgram:
         else:
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
-        key = (kind, masked, spec, window, outputs)
+        key = (kind, masked, spec, window, outputs, wrt)
         if key not in self._variants:
-            pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
+            pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
             prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             runner = get_backend(self.backend)(
                 prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
@@ -260,8 +269,8 @@ class CompiledProgram:
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
-    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
-        return self._variant(kind, masked, T, window, outputs)[2]
+    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
+        return self._variant(kind, masked, T, window, outputs, wrt)[2]
 
     # -- running
     def __call__(self, /, lengths=None, **arrays) -> dict[str, np.ndarray]:
@@ -306,20 +315,55 @@ class CompiledProgram:
         return b
 
     # -- training
-    def vjp(self, /, lengths=None, **arrays):
+    def vjp(self, /, lengths=None, wrt=None, **arrays):
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
-        returns gradients for every param, every state's init and every sequence input. With device
-        arrays (backend numba-cuda) every output, residual and gradient stays on the device.
+        returns gradients for every param, every state's init and every sequence input; with
+        `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
+        input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
+        per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
+        on the device.
         """
-        return self._vjp(lengths, arrays, copy=True)
+        return self._vjp(lengths, arrays, copy=True, wrt=wrt)
 
-    def _vjp(self, lengths, arrays: dict, copy: bool):
+    def gradient_names(self) -> list[str]:
+        """The arguments `wrt=` may name: params, seqs and states (their inits)."""
+        return [p.name for p in self.cell.params] + [s.name for s in self.cell.seqs] + list(self.cell.states)
+
+    def _wrt(self, wrt) -> frozenset[str] | None:
+        """`wrt` checked: None (every gradient), or the set of argument names asked for."""
+        if wrt is None:
+            return None
+        names = self.gradient_names()
+        items = [wrt] if isinstance(wrt, str) else wrt
+        try:
+            items = list(items)
+        except TypeError:
+            items = [wrt]
+        if not items:
+            raise ArgumentError(
+                f"argument 'wrt': an empty list asks for no gradient; name some of {names}, or call prog(...) "
+                "for the forward alone"
+            )
+        for k in items:
+            if not isinstance(k, str) or k not in names:
+                import difflib
+
+                near = difflib.get_close_matches(str(k), names, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ArgumentError(
+                    f"argument 'wrt': {k!r} is not an argument of cell {self.cell.name!r}{hint}; "
+                    f"gradients exist for the params, seqs and states {names}"
+                )
+        return None if set(items) == set(names) else frozenset(items)
+
+    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None):
         """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
         that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
+        default = self._wrt(wrt)
         if self._auto:
-            return self._auto.vjp(lengths, arrays)  # the chosen mode's vjp (it copies)
+            return self._auto.vjp(lengths, arrays, wrt)  # the chosen mode's vjp (it copies)
         b = self._bind(lengths, arrays)
         for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
             if copy and a is arrays.get(k) and not is_device_array(a):
@@ -327,15 +371,16 @@ class CompiledProgram:
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
 
-        def backward(cotangents: dict) -> dict[str, np.ndarray]:
-            return trainer.backward(run, cotangents)
+        def backward(cotangents: dict, wrt=None) -> dict[str, np.ndarray]:
+            return trainer.backward(run, cotangents, default if wrt is None else self._wrt(wrt))
 
         backward.nbytes = run.nbytes  # type: ignore[attr-defined]
         backward.ops = trainer.ops  # type: ignore[attr-defined]
         return out, backward
 
-    def value_and_grad(self, output: str, /, lengths=None, **arrays):
-        """loss = out[output].sum() and its gradients (every param, state init and sequence input).
+    def value_and_grad(self, output: str, /, lengths=None, wrt=None, **arrays):
+        """loss = out[output].sum() and its gradients (every param, state init and sequence input, or
+        only those named in `wrt`, e.g. `wrt=["W", "U"]`: see `vjp`).
         The loss is a host scalar (on a device backend the one value copied back). `output` is
         positional, so an input may itself be named `output` (or `self`)."""
         names = list(self.cell.outputs) + list(self.cell.states)
@@ -346,8 +391,8 @@ class CompiledProgram:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         if self._auto:
-            return self._auto.value_and_grad(output, lengths, arrays)
-        out, backward = self.vjp(lengths=lengths, **arrays)
+            return self._auto.value_and_grad(output, lengths, arrays, wrt)
+        out, backward = self.vjp(lengths=lengths, wrt=wrt, **arrays)
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})

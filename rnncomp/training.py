@@ -126,8 +126,10 @@ class Trainer:
             args[LENGTHS] = _clip(lengths, s0, s1 - s0)
         return args
 
-    def backward(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
+    def backward(self, run: _Run, cotangents: dict, wrt: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+        """Gradients of the arguments in `wrt` (None: every param, seq and state init)."""
         p, plan, ops = self.p, self.p.plan, self.ops
+        params = [q for q in plan.cell.params if wrt is None or q.name in wrt]
         cot = self._cotangents(run, cotangents)
         given = frozenset(k for k in cotangents if k in plan.cell.outputs)  # the others are symbolic zeros
         given = None if len(given) == len(plan.cell.outputs) else given
@@ -139,6 +141,7 @@ class Trainer:
             lo, hi = (np.zeros_like(L), np.minimum(L, truncate)) if p.reverse else (np.maximum(L - truncate, 0), L)
             reaches_start = (hi == L) if p.reverse else (lo == 0)
         seqs = [s.name for s in plan.cell.seqs]
+        wanted_seqs = [k for k in seqs if wrt is None or k in wrt]
         A = {
             s: (cot[s] if s in plan.user_states else ops.zeros_like(run.boundaries[0][s]))
             for s in plan.cell.state_types
@@ -163,10 +166,10 @@ class Trainer:
                 args[LENGTHS] = _clip(hi if window else L, s0, n)
             if window:
                 args["lengths_lo"] = _clip(lo, s0, n)
-            g = p._runner("grad", masked, n, window, given)(args, sym)
-            for q in plan.cell.params:  # the first segment's arrays are the sums' (nothing else holds them)
+            g = p._runner("grad", masked, n, window, given, wrt)(args, sym)
+            for q in params:  # the first segment's arrays are the sums' (nothing else holds them)
                 grads[q.name] = g[q.name] if q.name not in grads else ops.add(grads[q.name], g[q.name])
-            for k in seqs:
+            for k in wanted_seqs:
                 if k not in dxs:
                     if n == run.arrays[k].shape[0]:  # one segment over every step: its array as it came
                         dxs[k] = g[k]
@@ -176,10 +179,12 @@ class Trainer:
             A = {s: g[s] for s in A}
         result = {
             q.name: grads[q.name] if q.name in grads else ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
-            for q in plan.cell.params
+            for q in params
         }
-        result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in seqs})
+        result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in wanted_seqs})
         for s in plan.user_states:
+            if wrt is not None and s not in wrt:
+                continue
             d = A[s]
             for k, r in plan.roots.items():
                 if r == s and k not in plan.seq_shadows:

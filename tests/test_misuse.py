@@ -33,7 +33,7 @@ def test_inputs_named_like_the_methods_parameters(name):
     assert backward({"y": np.ones((3, 2, 2))})[name].shape == (3, 2, 2)
 
 
-@pytest.mark.parametrize("name", ["lengths", "lengths_lo"])
+@pytest.mark.parametrize("name", ["lengths", "lengths_lo", "wrt"])
 def test_reserved_names(name):
     with pytest.raises(ArgumentError, match=rf"the name {name!r} is reserved"):
         rc.compile(elman_named(name), truncate=2)
