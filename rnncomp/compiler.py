@@ -26,7 +26,8 @@ from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
 from .backends.denormals import resolve as resolve_denormals
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
-from .training import Trainer, segment_size, segments
+from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
+from .training import Trainer
 
 DEFAULT_PASSES = "simplify,hoist,simplify"
 HEADS = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}  # cell -> program
@@ -54,7 +55,10 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     interpreter of the IR, no compile step); `dtype` is "float32" or "float64"; `reverse` runs
     from the last step to the first. For training (`vjp`, `value_and_grad`): `truncate=k` lets the
     gradient flow through at most the last k steps; `checkpoint=k` or "sqrt" stores the state every
-    k steps and recomputes each segment in the backward pass (same gradients, less memory).
+    k steps and recomputes each segment in the backward pass (same gradients, less memory);
+    `checkpoint="64MiB"` (a size: B, KiB, MiB, GiB, KB, MB, GB) plans, for each call's T and batch,
+    the schedule with the fewest recomputed steps whose checkpoints and live residuals stay within
+    that many bytes (`prog.schedule(T=..., B=...)` shows it).
     `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
     `denormals` is "flush" (subnormal floats, below 1.2e-38 in float32, taken as zero: x86 computes
     with them 20-100x slower, and a gradient decaying over a long sequence reaches them) or "keep"
@@ -117,12 +121,9 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")
     if not isinstance(reverse, bool):
         raise ArgumentError(f"argument 'reverse': expected a bool, got {reverse!r}")
-    for name, v in (("truncate", truncate), ("checkpoint", checkpoint)):
-        if v is None or (name == "checkpoint" and v == "sqrt"):
-            continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            extra = " or 'sqrt'" if name == "checkpoint" else ""
-            raise ArgumentError(f"argument {name!r}: expected an int >= 1{extra}, got {v!r}")
+    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1):
+        raise ArgumentError(f"argument 'truncate': expected an int >= 1, got {truncate!r}")
+    checkpoint = parse_checkpoint(checkpoint)
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
     for reserved in (LENGTHS, LENGTHS_LO, "wrt"):
         if reserved in names:
@@ -182,6 +183,28 @@ def _pad_steps(v: np.ndarray, T: int) -> np.ndarray:
     return padded
 
 
+class Backward:
+    """`vjp`'s backward: `backward(cotangents)` -> gradients. `.nbytes`: bytes the forward kept for it;
+    `.peak`: the most bytes held for the backward so far (checkpoints plus a live leaf; after a call,
+    that call's peak too); `.ops`: the array operations of the call's arrays (host or device)."""
+
+    __slots__ = ("_prog", "_trainer", "_run", "_wrt", "nbytes", "ops", "__weakref__")
+
+    def __init__(self, prog, trainer: Trainer, run, wrt=None):
+        self._prog, self._trainer, self._run, self._wrt = prog, trainer, run, wrt  # wrt: vjp's, the default
+        self.nbytes = run.nbytes  # kept from the forward to the backward
+        self.ops = trainer.ops
+
+    @property
+    def peak(self) -> int:
+        return self._run.peak
+
+    def __call__(self, cotangents: dict, wrt=None) -> dict[str, np.ndarray]:
+        """The gradients of vjp's `wrt` (every argument by default), or of this call's `wrt`."""
+        chosen = self._wrt if wrt is None else self._prog._wrt(wrt)
+        return self._trainer.backward(self._run, cotangents, chosen)
+
+
 class CompiledProgram:
     """A compiled cell: call it with arrays; inspect any stage with `.ir(stage)`."""
 
@@ -202,6 +225,7 @@ class CompiledProgram:
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
+        self._planner = Planner(self)  # the checkpoint schedule of each training call's T and dims
         self.backend_options: dict[str, Any] = {}
         self.denormals = "keep"  # "flush" or "keep": set by compile() (backends/denormals.py)
         self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
@@ -371,12 +395,7 @@ class CompiledProgram:
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
 
-        def backward(cotangents: dict, wrt=None) -> dict[str, np.ndarray]:
-            return trainer.backward(run, cotangents, default if wrt is None else self._wrt(wrt))
-
-        backward.nbytes = run.nbytes  # type: ignore[attr-defined]
-        backward.ops = trainer.ops  # type: ignore[attr-defined]
-        return out, backward
+        return out, Backward(self, trainer, run, default)
 
     def value_and_grad(self, output: str, /, lengths=None, wrt=None, **arrays):
         """loss = out[output].sum() and its gradients (every param, state init and sequence input, or
@@ -405,14 +424,17 @@ class CompiledProgram:
             self._ones_cache = (key, ops.ones_like(like))
         return self._ones_cache[1]
 
-    def memory(self, /, T: int, **dims: int) -> dict[str, int]:
+    def memory(self, /, T: int, **dims: int) -> dict[str, float]:
         """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).
 
         `kept`: held from the forward until the backward (every step's residuals, or the checkpointed
-        states); `peak`: at most during the backward (with checkpointing, `kept` plus one segment's
-        recomputed residuals); `per_step`: residual bytes of one step. Inference keeps nothing.
+        states and the forward's last leaf: its residuals and the state it starts from); `peak`: the
+        most held at any time (checkpoints plus one live leaf; within the budget of
+        `checkpoint="64MiB"`); `recompute`: forward runs per step (1.0 for plain BPTT, about 2 for
+        `checkpoint=k`); `per_step`: residual bytes of one step; `budget`: the budget's bytes, if
+        one was given. Inference keeps nothing. Example: `prog.memory(T=1000, B=32)["peak"]`.
         """
-        plan, item = self.plan, self.dtype.numpy.itemsize
+        plan = self.plan
         types = [*plan.saved().values(), *plan.cell.state_types.values()]
         needed = sorted({d for t in types for d in t.shape if isinstance(d, str)})
         for name, v in {"T": T, **dims}.items():
@@ -425,20 +447,15 @@ class CompiledProgram:
         if missing:
             given = ", ".join(f"{d}=..." for d in missing)
             raise ArgumentError(f"memory(): dim {missing[0]!r} is not bound; pass it too, e.g. memory(T={T}, {given})")
+        return memory_report(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}))
 
-        def nbytes(t) -> int:
-            n = item
-            for d in t.shape:
-                n *= int(dims[d]) if isinstance(d, str) else d
-            return n
-
-        per_step = sum(nbytes(t) for t in plan.saved().values())
-        if self.checkpoint is None:
-            return {"per_step": per_step, "kept": per_step * T, "peak": per_step * T}
-        size = segment_size(self.checkpoint, T)
-        state = sum(nbytes(t) for t in plan.cell.state_types.values())
-        kept = state * (len(segments(T, size, False)) - 1)
-        return {"per_step": per_step, "kept": kept, "peak": kept + per_step * size}
+    def schedule(self, /, T: int, **dims: int) -> ScheduleView:
+        """The checkpoint schedule of a training call of length T (bind other dims, e.g. B=32): which steps
+        are stored, how many times each step's forward runs, the bytes kept and at peak. Printing it shows
+        a summary; `.runs` (per step), `.stored` and `.actions` hold the details."""
+        self.memory(T, **dims)  # the same checks of T and dims
+        what = {None: "plain BPTT", "sqrt": 'checkpoint="sqrt"'}.get(self.checkpoint, f"checkpoint={self.checkpoint!r}")
+        return ScheduleView(self._planner.plan(int(T), {k: int(v) for k, v in dims.items()}), what)
 
     def choice(self) -> list:
         """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,

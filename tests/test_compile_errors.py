@@ -26,7 +26,11 @@ ARGS = random_args(CELL, 5, 3)
         ({"backend": "tpu"}, "argument 'backend': unknown backend 'tpu'; available:"),
         ({"dtype": "float16"}, "argument 'dtype': expected 'float32' or 'float64', got 'float16'"),
         ({"reverse": "yes"}, "argument 'reverse': expected a bool, got 'yes'"),
-        ({"checkpoint": "cbrt"}, "argument 'checkpoint': expected an int >= 1 or 'sqrt', got 'cbrt'"),
+        (
+            {"checkpoint": "cbrt"},
+            "argument 'checkpoint': expected an int >= 1, 'sqrt' or a size with a unit (one of B, KiB, MiB, GiB, KB, "
+            "MB, GB; e.g. '64MiB'), got 'cbrt'",
+        ),
     ],
 )
 def test_compile_arguments(kwargs, message):
