@@ -22,8 +22,9 @@ from passes.sizes import FORMS, format_size, parse_size
 PLAIN = None
 
 
-def parse_checkpoint(value) -> int | str | None:
-    """Validate `checkpoint=`: None, an int k >= 1, "sqrt", or a size with a unit (returned as bytes text)."""
+def parse_checkpoint(value, what: str = "argument 'checkpoint'") -> int | str | None:
+    """Validate `checkpoint=`: None, an int k >= 1, "sqrt", or a size with a unit (returned as bytes text).
+    `what` names the value in errors (the CLI's `--checkpoint`)."""
     if value is None or value == "sqrt":
         return value
     if isinstance(value, (tuple, list)):
@@ -31,27 +32,26 @@ def parse_checkpoint(value) -> int | str | None:
         sizes = [v for v in value if isinstance(v, str)]
         if ks and sizes:
             raise ArgumentError(
-                f"argument 'checkpoint': {value!r} gives both a budget ({sizes[0]!r}) and k={ks[0]} steps per segment; "
+                f"{what}: {value!r} gives both a budget ({sizes[0]!r}) and k={ks[0]} steps per segment; "
                 f"keep one: checkpoint={sizes[0]!r} plans the schedule for the budget, checkpoint={ks[0]} stores "
                 f"the state every {ks[0]} steps"
             )
     if isinstance(value, str):
         if value.strip().isdigit():
             raise ArgumentError(
-                f"argument 'checkpoint': {value!r} has no unit; pass the int {int(value)} for {value.strip()} steps "
+                f"{what}: {value!r} has no unit; pass the int {int(value)} for {value.strip()} steps "
                 f"per segment, or a size with a unit ({FORMS}, e.g. '64MiB') for a memory budget"
             )
         if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
             raise ArgumentError(
-                f"argument 'checkpoint': expected an int >= 1, 'sqrt' or a size with a unit (one of {FORMS}; "
+                f"{what}: expected an int >= 1, 'sqrt' or a size with a unit (one of {FORMS}; "
                 f"e.g. '64MiB'), got {value!r}"
             )
-        parse_size(value, "argument 'checkpoint'")
+        parse_size(value, what)
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ArgumentError(
-            f"argument 'checkpoint': expected an int >= 1, 'sqrt' or a size with a unit (one of {FORMS}; "
-            f"e.g. '64MiB'), got {value!r}"
+            f"{what}: expected an int >= 1, 'sqrt' or a size with a unit (one of {FORMS}; e.g. '64MiB'), got {value!r}"
         )
     return value
 
@@ -148,7 +148,6 @@ class Planner:
             unit = segment_steps(ck, T)
             sch = segments(-(-T // unit))
         return StepPlan(sch, T, unit, p.reverse, per_step, state, budget)
-
 
     def _budgeted(self, T: int, dims: dict, ck: str, budget: int, per_step: int, state: int):
         """(unit, schedule) for a byte budget. A leaf's backward also reads the state it starts from, held

@@ -1,6 +1,7 @@
 """The `rnncomp` command line.
 
     rnncomp dump FILE [--cell NAME] [--format text|dot|json]
+    rnncomp dump FILE --grad --length N --checkpoint K|sqrt|64MiB [--batch B]   (schedule and memory report)
     rnncomp bench FILE [--cell NAME] [--length N] [--batch B] [--dim H=256 ...] [--unroll loop,4,full] [--plot out.png]
     rnncomp --version
 
@@ -209,12 +210,23 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lengths", action="store_true", help="the variant that takes per-row lengths")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     g.add_argument("--stage", metavar="BACKEND", help="print the generated source of a backend (numba-cpu, numba-cuda)")
+    m = p.add_argument_group("memory of the backward (with --grad and --length N)")
+    m.add_argument(
+        "--checkpoint",
+        metavar="K|sqrt|SIZE",
+        help="print the checkpoint schedule and memory report instead of the IR: k steps per segment, "
+        "'sqrt', or a budget such as 64MiB",
+    )
+    m.add_argument("--batch", type=int, default=32, metavar="B", help="batch size, the dim B (default 32)")
+    m.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE", help="size of another symbolic dim")
 
 
 def _dump(args: argparse.Namespace) -> int:
     cell = select_cell(load_cells(args.file), args.cell, args.file)
     program_flags = (args.length, args.unroll, args.after, args.grad, args.lengths, args.stage, args.pipeline)
-    if any(v not in (None, False) for v in program_flags):
+    if args.checkpoint is not None:
+        out = dump_schedule(cell, args)
+    elif any(v not in (None, False) for v in program_flags):
         out = dump_program(cell, args)
     else:
         out = FORMATS[args.format](cell)
@@ -273,6 +285,69 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
         names = ", ".join([*stages, *LOWERING])
         raise Failure(f"--after {args.after}: no such pass; the stages are {names} (or 'all')")
     return show(stages[args.after])
+
+
+def dump_schedule(cell: Cell, args: argparse.Namespace) -> str:
+    """`dump --grad --checkpoint X --length N`: the schedule of a training call (which steps are stored,
+    which recomputed and how often) and its memory report (kept and peak bytes, recompute factor)."""
+    from .bench import bind_dims, parse_dims
+    from .checkpointing import parse_checkpoint
+    from .compiler import compile as rc_compile
+
+    text = args.checkpoint
+    try:
+        checkpoint = parse_checkpoint(int(text) if text.isascii() and text.isdigit() else text, "--checkpoint")
+    except RnncompError as e:
+        raise Failure(str(e)) from None
+    if not args.grad:
+        raise Failure(f"--checkpoint {text}: the schedule is what the backward keeps; add --grad")
+    if args.length is None or not (args.length.isascii() and args.length.isdigit()):
+        got = "none" if args.length is None else repr(args.length)
+        raise Failure(f"--checkpoint {text}: needs a concrete --length N (the schedule is planned per T), got {got}")
+    clash = [f for f, v in (("--after", args.after), ("--stage", args.stage)) if v is not None]
+    if args.format != "text":
+        clash.append(f"--format {args.format}")
+    if clash:
+        raise Failure(
+            f"--checkpoint prints the schedule and memory report as text; drop {', '.join(clash)} "
+            "(or drop --checkpoint to print the IR)"
+        )
+    if args.batch < 1:
+        raise Failure(f"--batch {args.batch}: expected an int >= 1")
+    T = int(args.length)
+    unroll = None if args.unroll is None else _int_or_name(args.unroll, "unroll", "loop")
+    try:
+        env = bind_dims(cell, args.batch, parse_dims(args.dim))
+        prog = rc_compile(
+            cell,
+            length=T,
+            unroll=unroll,
+            dtype=args.dtype,
+            backend="numpy",
+            passes=args.pipeline,
+            checkpoint=checkpoint,
+        )
+        held = [*prog.plan.saved().values(), *prog.plan.cell.state_types.values()]
+        needed = {d for t in held for d in t.shape if isinstance(d, str)}
+        dims = {k: v for k, v in env.items() if k in needed}
+        view, mem = prog.schedule(T, **dims), prog.memory(T, **dims)
+    except RnncompError as e:
+        raise Failure(str(e)) from None
+    from passes.sizes import format_size
+
+    plain = mem["per_step"] * T
+    bound = ", ".join(f"{k}={v}" for k, v in sorted(env.items()))
+    lines = [
+        f"cell {cell.name}: backward of T={T} ({bound}, {args.dtype}, unroll {prog.unroll})",
+        str(view),
+        f"memory: kept {format_size(mem['kept'])} ({int(mem['kept'])} bytes), peak {format_size(mem['peak'])} "
+        f"({int(mem['peak'])} bytes)"
+        + (f" of a {format_size(mem['budget'])} budget" if "budget" in mem else "")
+        + f"; plain BPTT keeps {format_size(plain)}"
+        + (f" (peak {mem['peak'] / plain:.1%} of it)" if plain else "")
+        + f"; recompute factor {mem['recompute']:.3f}",
+    ]
+    return "\n".join(lines)
 
 
 def _bench_arguments(p: argparse.ArgumentParser) -> None:
