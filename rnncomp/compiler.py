@@ -297,8 +297,13 @@ class CompiledProgram:
         return self._variant(kind, masked, T, window, outputs, wrt)[2]
 
     # -- running
-    def __call__(self, /, lengths=None, **arrays) -> dict[str, np.ndarray]:
-        """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
+    def __call__(self, /, *seqs, lengths=None, **arrays) -> dict[str, np.ndarray]:
+        """Run the whole sequence: outputs stacked (T, ...), final states under their names.
+
+        Arrays are passed by name (`prog(x=x, W=W)`); seqs may also be passed positionally, in the
+        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only.
+        """
+        arrays = self._positional(seqs, arrays, "prog()")
         if self._auto:
             return self._auto.forward(lengths, arrays)
         b = self._bind(lengths, arrays)
@@ -338,8 +343,25 @@ class CompiledProgram:
                 b.arrays[name] = np.zeros(shape, self.dtype.numpy)
         return b
 
+    def _positional(self, seqs: tuple, arrays: dict, what: str) -> dict:
+        """Bind positional arrays to the cell's seqs in declaration order (then the named ones)."""
+        if not seqs:
+            return arrays
+        names = [s.name for s in self.cell.seqs]
+        if len(seqs) > len(names):
+            raise ArgumentError(
+                f"{what}: {len(seqs)} positional arrays, but cell {self.cell.name!r} has {len(names)} seq(s) "
+                f"{names}; only seqs may be positional, in that order: pass params, inits and lengths by name"
+            )
+        out = dict(zip(names, seqs))
+        for k, v in arrays.items():
+            if k in out:
+                raise ArgumentError(f"{what}: seq {k!r} is given twice, positionally and as {k}=...")
+            out[k] = v
+        return out
+
     # -- training
-    def vjp(self, /, lengths=None, wrt=None, **arrays):
+    def vjp(self, /, *seqs, lengths=None, wrt=None, **arrays):
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
@@ -347,9 +369,9 @@ class CompiledProgram:
         `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
         input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
         per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
-        on the device.
+        on the device. Seqs may be positional, as in `prog(...)`.
         """
-        return self._vjp(lengths, arrays, copy=True, wrt=wrt)
+        return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt)
 
     def gradient_names(self) -> list[str]:
         """The arguments `wrt=` may name: params, seqs and states (their inits)."""
@@ -397,11 +419,13 @@ class CompiledProgram:
 
         return out, Backward(self, trainer, run, default)
 
-    def value_and_grad(self, output: str, /, lengths=None, wrt=None, **arrays):
+    def value_and_grad(self, output: str, /, *seqs, lengths=None, wrt=None, **arrays):
         """loss = out[output].sum() and its gradients (every param, state init and sequence input, or
         only those named in `wrt`, e.g. `wrt=["W", "U"]`: see `vjp`).
         The loss is a host scalar (on a device backend the one value copied back). `output` is
-        positional, so an input may itself be named `output` (or `self`)."""
+        positional, so an input may itself be named `output` (or `self`); seqs may follow it
+        positionally, as in `prog(...)`."""
+        arrays = self._positional(seqs, arrays, "value_and_grad()")
         names = list(self.cell.outputs) + list(self.cell.states)
         if not isinstance(output, str) or output not in names:
             import difflib
