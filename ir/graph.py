@@ -15,9 +15,13 @@ from .types import TensorType, TupleType
 
 
 class Node:
-    """One value: `op` over `inputs` with `attrs`, of type `type`; `name` is a user's hint or None."""
+    """One value: `op` over `inputs` with `attrs`, of type `type`; `name` is a user's hint or None.
 
-    __slots__ = ("op", "inputs", "attrs", "type", "name")
+    `loc` is where it was made, for messages (`file.py:12`: the DSL's line of user code), or None;
+    it is no part of the value (printing, equality and passes ignore it).
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "type", "name", "loc")
 
     def __init__(
         self,
@@ -26,12 +30,14 @@ class Node:
         attrs: dict[str, Any] | None = None,
         type: TensorType | TupleType | None = None,
         name: str | None = None,
+        loc: str | None = None,
     ):
         self.op = op
         self.inputs: tuple[Use, ...] = tuple(inputs)
         self.attrs: dict[str, Any] = dict(attrs or {})
         self.type = type
         self.name = name
+        self.loc = loc
 
     @property
     def operands(self) -> list[Node]:

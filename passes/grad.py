@@ -41,6 +41,11 @@ class GradPlan:
     dp_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # param -> [(A stack name, dZ output)]
     user_states: list[str] = field(default_factory=list)
     slots: dict[str, Slot] = field(default_factory=dict)  # every name grad made -> what it holds (roles.py)
+    wrt: frozenset[str] | None = None  # the params, seqs and state inits given gradients (None: all of them)
+
+    def wants(self, name: str) -> bool:
+        """Whether the backward computes the gradient of argument `name`."""
+        return self.wrt is None or name in self.wrt
 
     @property
     def traced(self) -> list[str]:
@@ -216,9 +221,32 @@ class _Derive:
         self.outputs[name] = node
         return name
 
+    def depends(self, wrt: frozenset[str] | None) -> set[int] | None:
+        """Ids of the forward nodes whose value at some step depends on an argument in `wrt` (through
+        any delay): only their cotangents lead to a wanted gradient. None when every one is wanted."""
+        if wrt is None:
+            return None
+        cell = self.cell
+        seeds = [n for n in [*cell.seqs, *cell.params] if n.name in wrt]
+        seeds += [v for k, v in cell.states.items() if self.roots.get(k, k) in wrt]  # an init, and its shadows'
+        users: dict[int, list[Node]] = {}
+        for n in cell.nodes():
+            for u in n.inputs:
+                users.setdefault(id(u.node), []).append(n)
+        seen = {id(n) for n in seeds}
+        stack = list(seeds)
+        while stack:
+            for m in users.get(id(stack.pop()), ()):
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    stack.append(m)
+        return seen
+
     def run(self, plan: GradPlan, outputs: frozenset[str] | None = None) -> Cell:
-        """The backward cell, seeded by the cotangents of `outputs` (default: every per-step output)."""
+        """The backward cell, seeded by the cotangents of `outputs` (default: every per-step output);
+        with `plan.wrt`, only the cotangents that reach those arguments are computed."""
         cell, b = self.cell, self.b
+        live = self.depends(plan.wrt)
         adj: dict[int, list[Node]] = {}
         carry: dict[str, list[Node]] = {s: [] for s in cell.states}
         for name, n in cell.outputs.items():
@@ -238,17 +266,19 @@ class _Derive:
             w = n.inputs[1] if n.op == "matmul" and len(n.inputs) == 2 else None
             a = n.inputs[0]
             if w is not None and w.node.op == "param" and w.delay == 0 and a.node.type.rank >= 2:  # type: ignore[union-attr]
-                dz = self.out("dz", g)
-                plan.dp_gemm.setdefault(w.node.name, []).append((self.stack_name(a.node, a.delay), dz))  # type: ignore[arg-type]
+                if plan.wants(w.node.name):  # type: ignore[arg-type]
+                    dz = self.out("dz", g)
+                    plan.dp_gemm.setdefault(w.node.name, []).append((self.stack_name(a.node, a.delay), dz))  # type: ignore[arg-type]
                 if a.node.op == "seq" and a.delay == 0:
-                    plan.dx_gemm.setdefault(a.node.name, []).append((dz, w.node.name))  # type: ignore[arg-type]
+                    if plan.wants(a.node.name):  # type: ignore[arg-type]
+                        plan.dx_gemm.setdefault(a.node.name, []).append((self.out("dz", g), w.node.name))  # type: ignore[arg-type]
                     continue
                 cts: list[Node | None] = [b("matmul", g, b("transpose", self.params[w.node.name])), None]  # type: ignore[index]
             else:
                 cts = get_rule(n.op)(b, n, g, lambda k, n=n: self._forward(n, k))
             for u, ct in zip(n.inputs, cts):
-                if ct is None:
-                    continue
+                if ct is None or (live is not None and id(u.node) not in live):
+                    continue  # no wanted gradient lies behind this operand
                 if u.delay:
                     carry[self.state_of[id(u.node)]].append(ct)
                 elif u.node.op == "seq":
@@ -337,18 +367,20 @@ def _zeros_like_slice(pad: Node, axis: int, width: int) -> Node:
     return Node("zeros", (), {"shape": tuple(shape), "dtype": t.dtype}, t.with_shape(tuple(shape)))  # type: ignore[union-attr]
 
 
-def restrict(plan: GradPlan, outputs: frozenset[str]) -> GradPlan:
-    """The plan's backward for cotangents of `outputs` only: the other per-step outputs are symbolic
-    zeros, so they contribute exactly nothing (no 0 * inf = NaN through, say, log's 1/x at x = 0).
-    The forward and its residuals stay the plan's (the forward runs before the cotangents are known):
-    this backward reads a subset of them, under the same names."""
+def restrict(plan: GradPlan, outputs: frozenset[str] | None, wrt: frozenset[str] | None = None) -> GradPlan:
+    """The plan's backward for cotangents of `outputs` only (None: all), giving the gradients of `wrt`
+    only (None: all). The other per-step outputs are symbolic zeros, so they contribute exactly
+    nothing (no 0 * inf = NaN through, say, log's 1/x at x = 0); a gradient not asked for is not
+    computed, nor any cotangent that leads only to such gradients (no input-gradient GEMM when no
+    seq is in `wrt`). The forward and its residuals stay the plan's (the forward runs before the
+    cotangents are known): this backward reads a subset of them, under the same names."""
     d = _Derive(plan.cell, plan.roots)
     d._known = {id(n): plan.slots[k] for k, n in plan.residuals.items()}
-    sub = GradPlan(plan.cell, {}, plan.roots, plan.seq_shadows, None, user_states=plan.user_states)  # type: ignore[arg-type]
+    sub = GradPlan(plan.cell, {}, plan.roots, plan.seq_shadows, None, user_states=plan.user_states, wrt=wrt)  # type: ignore[arg-type]
     sub.bwd = d.run(sub, outputs)
     sub.slots = {**plan.slots, **d.slots}
     if not set(d.residuals) <= set(plan.residuals):
-        raise PassError(f"grad: the backward for {sorted(outputs)} needs residuals the forward does not keep")
+        raise PassError(f"grad: the backward for {sorted(outputs or ())} needs residuals the forward does not keep")
     sub.residuals = plan.residuals
     return sub
 
@@ -464,10 +496,14 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
     outs = inline_program(prog, repl)
     grads: dict[str, Node] = {}
     for s in cell.seqs:
+        if not plan.wants(s.name):  # type: ignore[arg-type]
+            continue
         terms = [outs[o] for o in plan.dx.get(s.name, [])]  # type: ignore[index]
         terms += [b("matmul", outs[dz], b("transpose", inputs[w])) for dz, w in plan.dx_gemm.get(s.name, [])]  # type: ignore[arg-type]
         grads[s.name] = _total(b, terms, inputs[s.name].type)  # type: ignore[index,arg-type]
     for p in cell.params:
+        if not plan.wants(p.name):  # type: ignore[arg-type]
+            continue
         terms = [b("sum_to", outs[o], shape=p.type.shape) for o in plan.dp.get(p.name, [])]  # type: ignore[union-attr,index]
         terms += [b("matmul_tn", _stack(a, inputs, repl), outs[dz]) for a, dz in plan.dp_gemm.get(p.name, [])]  # type: ignore[arg-type]
         grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
@@ -527,9 +563,11 @@ class Grad(_GradPass):
     name = "grad"
     window: bool = False
     outputs: str = ""  # space-separated: the per-step outputs given cotangents ("" = all of them)
+    wrt: str = ""  # space-separated: the arguments given gradients ("" = all of them)
 
     def apply(self, cell: Cell, analyses: Analyses) -> Program:
         plan = self.plan(cell, analyses)
-        if self.outputs:
-            plan = restrict(plan, frozenset(self.outputs.split()))
+        if self.outputs or self.wrt:
+            outputs = frozenset(self.outputs.split()) if self.outputs else None
+            plan = restrict(plan, outputs, frozenset(self.wrt.split()) if self.wrt else None)
         return backward_program(plan, self.length, self.loop_mode, self.reverse, self.masked, self.window)

@@ -128,7 +128,7 @@ class AutoUnroll:
             self._children[mode] = c
         return self._children[mode]
 
-    def variant(self, kind, masked, T, window, outputs):
+    def variant(self, kind, masked, T, window, outputs, wrt=None):
         """The variant `ir()`, `source()` and `stages()` show: of the mode picked last ("loop" before any)."""
         fixed = kind == "infer" and isinstance(self.p.length, int) and not masked
         if self.last == "full" and T is None and not fixed:
@@ -136,27 +136,28 @@ class AutoUnroll:
                 "unroll='auto' picked 'full' for the last call, and a full unroll over a symbolic length is "
                 "specialised per T: pass T=... to see its IR"
             )
-        return self.child(self.last)._variant(kind, masked, T, window, outputs)
+        return self.child(self.last)._variant(kind, masked, T, window, outputs, wrt)
 
     # -- calls
     def forward(self, lengths, arrays) -> dict:
         mode, timed = self._mode("forward", lengths, arrays, lambda m: self.child(m)(lengths=lengths, **arrays))
         return timed if timed is not None else self.child(mode)(lengths=lengths, **arrays)
 
-    def vjp(self, lengths, arrays):
+    def vjp(self, lengths, arrays, wrt=None):
         def probe(m):
             c = self.child(m)
-            out, backward = c.vjp(lengths=lengths, **arrays)
+            out, backward = c.vjp(lengths=lengths, wrt=wrt, **arrays)
             backward({k: np.ones_like(out[k]) for k in c.cell.outputs})
 
         mode, _ = self._mode("train", lengths, arrays, probe)
-        return self.child(mode).vjp(lengths=lengths, **arrays)
+        return self.child(mode).vjp(lengths=lengths, wrt=wrt, **arrays)
 
-    def value_and_grad(self, output, lengths, arrays):
-        mode, timed = self._mode(
-            "train", lengths, arrays, lambda m: self.child(m).value_and_grad(output, lengths=lengths, **arrays)
-        )
-        return timed if timed is not None else self.child(mode).value_and_grad(output, lengths=lengths, **arrays)
+    def value_and_grad(self, output, lengths, arrays, wrt=None):
+        def run(m):
+            return self.child(m).value_and_grad(output, lengths=lengths, wrt=wrt, **arrays)
+
+        mode, timed = self._mode("train", lengths, arrays, run)
+        return timed if timed is not None else run(mode)
 
     def choices(self) -> list[Choice]:
         return list(self._choices.values())

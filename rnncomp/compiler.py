@@ -125,11 +125,11 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError(f"argument 'truncate': expected an int >= 1, got {truncate!r}")
     checkpoint = parse_checkpoint(checkpoint)
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
-    for reserved in (LENGTHS, LENGTHS_LO):
+    for reserved in (LENGTHS, LENGTHS_LO, "wrt"):
         if reserved in names:
             raise ArgumentError(
-                f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, and the first "
-                "step a truncated gradient reaches); rename it"
+                f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, the first "
+                "step a truncated gradient reaches, and the gradients asked for); rename it"
             )
     prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, tail)
     pipeline = prog.pipeline_for("infer")
@@ -188,10 +188,10 @@ class Backward:
     `.peak`: the most bytes held for the backward so far (checkpoints plus a live leaf; after a call,
     that call's peak too); `.ops`: the array operations of the call's arrays (host or device)."""
 
-    __slots__ = ("_trainer", "_run", "nbytes", "ops", "__weakref__")
+    __slots__ = ("_prog", "_trainer", "_run", "_wrt", "nbytes", "ops", "__weakref__")
 
-    def __init__(self, trainer: Trainer, run):
-        self._trainer, self._run = trainer, run
+    def __init__(self, prog, trainer: Trainer, run, wrt=None):
+        self._prog, self._trainer, self._run, self._wrt = prog, trainer, run, wrt  # wrt: vjp's, the default
         self.nbytes = run.nbytes  # kept from the forward to the backward
         self.ops = trainer.ops
 
@@ -199,8 +199,10 @@ class Backward:
     def peak(self) -> int:
         return self._run.peak
 
-    def __call__(self, cotangents: dict) -> dict[str, np.ndarray]:
-        return self._trainer.backward(self._run, cotangents)
+    def __call__(self, cotangents: dict, wrt=None) -> dict[str, np.ndarray]:
+        """The gradients of vjp's `wrt` (every argument by default), or of this call's `wrt`."""
+        chosen = self._wrt if wrt is None else self._prog._wrt(wrt)
+        return self._trainer.backward(self._run, cotangents, chosen)
 
 
 class CompiledProgram:
@@ -240,7 +242,13 @@ class CompiledProgram:
         return str(self.pipeline_for("infer"))
 
     def pipeline_for(
-        self, kind: str, masked: bool = False, spec: int | str | None = None, window: bool = False, outputs=None
+        self,
+        kind: str,
+        masked: bool = False,
+        spec: int | str | None = None,
+        window: bool = False,
+        outputs=None,
+        wrt=None,
     ):
         """The Pipeline of one variant: `kind` "infer", "train", "segment" or "grad" (see `_variant`)."""
         if spec is None:
@@ -251,17 +259,20 @@ class CompiledProgram:
             opts["window"] = window
             if outputs is not None:
                 opts["outputs"] = " ".join(sorted(outputs))
+            if wrt is not None:
+                opts["wrt"] = " ".join(sorted(wrt))
         return Pipeline([PASSES[HEADS[kind]].make(**opts)]) + self.tail
 
-    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
+    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
         """(final program, stages, runner) of one variant.
 
         `kind` is "infer" (the plain forward), "train" (forward keeping residuals), "segment" (a
         checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
-        `outputs` (grad only): the per-step outputs given cotangents, when not all of them are.
+        `outputs` (grad only): the per-step outputs given cotangents, when not all of them are; `wrt`
+        (grad only): the arguments given gradients, when not all of them are.
         """
         if self._auto:  # unroll="auto": the program of the mode picked last
-            return self._auto.variant(kind, masked, T, window, outputs)
+            return self._auto.variant(kind, masked, T, window, outputs, wrt)
         if self.unroll == "full":
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec: int | str = self.length if fixed else T  # type: ignore[assignment]
@@ -272,9 +283,9 @@ class CompiledProgram:
         else:
             fixed = kind == "infer" and isinstance(self.length, int) and not masked
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
-        key = (kind, masked, spec, window, outputs)
+        key = (kind, masked, spec, window, outputs, wrt)
         if key not in self._variants:
-            pipeline = self.pipeline_for(kind, masked, spec, window, outputs)
+            pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
             prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             runner = get_backend(self.backend)(
                 prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
@@ -282,12 +293,17 @@ class CompiledProgram:
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
 
-    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None):
-        return self._variant(kind, masked, T, window, outputs)[2]
+    def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
+        return self._variant(kind, masked, T, window, outputs, wrt)[2]
 
     # -- running
-    def __call__(self, /, lengths=None, **arrays) -> dict[str, np.ndarray]:
-        """Run the whole sequence: outputs stacked (T, ...), final states under their names."""
+    def __call__(self, /, *seqs, lengths=None, **arrays) -> dict[str, np.ndarray]:
+        """Run the whole sequence: outputs stacked (T, ...), final states under their names.
+
+        Arrays are passed by name (`prog(x=x, W=W)`); seqs may also be passed positionally, in the
+        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only.
+        """
+        arrays = self._positional(seqs, arrays, "prog()")
         if self._auto:
             return self._auto.forward(lengths, arrays)
         b = self._bind(lengths, arrays)
@@ -327,21 +343,73 @@ class CompiledProgram:
                 b.arrays[name] = np.zeros(shape, self.dtype.numpy)
         return b
 
+    def _positional(self, seqs: tuple, arrays: dict, what: str) -> dict:
+        """Bind positional arrays to the cell's seqs in declaration order (then the named ones)."""
+        if not seqs:
+            return arrays
+        names = [s.name for s in self.cell.seqs]
+        if len(seqs) > len(names):
+            raise ArgumentError(
+                f"{what}: {len(seqs)} positional arrays, but cell {self.cell.name!r} has {len(names)} seq(s) "
+                f"{names}; only seqs may be positional, in that order: pass params, inits and lengths by name"
+            )
+        out = dict(zip(names, seqs))
+        for k, v in arrays.items():
+            if k in out:
+                raise ArgumentError(f"{what}: seq {k!r} is given twice, positionally and as {k}=...")
+            out[k] = v
+        return out
+
     # -- training
-    def vjp(self, /, lengths=None, **arrays):
+    def vjp(self, /, *seqs, lengths=None, wrt=None, **arrays):
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
-        returns gradients for every param, every state's init and every sequence input. With device
-        arrays (backend numba-cuda) every output, residual and gradient stays on the device.
+        returns gradients for every param, every state's init and every sequence input; with
+        `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
+        input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
+        per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
+        on the device. Seqs may be positional, as in `prog(...)`.
         """
-        return self._vjp(lengths, arrays, copy=True)
+        return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt)
 
-    def _vjp(self, lengths, arrays: dict, copy: bool):
+    def gradient_names(self) -> list[str]:
+        """The arguments `wrt=` may name: params, seqs and states (their inits)."""
+        return [p.name for p in self.cell.params] + [s.name for s in self.cell.seqs] + list(self.cell.states)
+
+    def _wrt(self, wrt) -> frozenset[str] | None:
+        """`wrt` checked: None (every gradient), or the set of argument names asked for."""
+        if wrt is None:
+            return None
+        names = self.gradient_names()
+        items = [wrt] if isinstance(wrt, str) else wrt
+        try:
+            items = list(items)
+        except TypeError:
+            items = [wrt]
+        if not items:
+            raise ArgumentError(
+                f"argument 'wrt': an empty list asks for no gradient; name some of {names}, or call prog(...) "
+                "for the forward alone"
+            )
+        for k in items:
+            if not isinstance(k, str) or k not in names:
+                import difflib
+
+                near = difflib.get_close_matches(str(k), names, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ArgumentError(
+                    f"argument 'wrt': {k!r} is not an argument of cell {self.cell.name!r}{hint}; "
+                    f"gradients exist for the params, seqs and states {names}"
+                )
+        return None if set(items) == set(names) else frozenset(items)
+
+    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None):
         """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
         that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
+        default = self._wrt(wrt)
         if self._auto:
-            return self._auto.vjp(lengths, arrays)  # the chosen mode's vjp (it copies)
+            return self._auto.vjp(lengths, arrays, wrt)  # the chosen mode's vjp (it copies)
         b = self._bind(lengths, arrays)
         for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
             if copy and a is arrays.get(k) and not is_device_array(a):
@@ -349,12 +417,15 @@ class CompiledProgram:
         trainer = Trainer(self, b)
         out, run = trainer.forward(b, b.lengths)
 
-        return out, Backward(trainer, run)
+        return out, Backward(self, trainer, run, default)
 
-    def value_and_grad(self, output: str, /, lengths=None, **arrays):
-        """loss = out[output].sum() and its gradients (every param, state init and sequence input).
+    def value_and_grad(self, output: str, /, *seqs, lengths=None, wrt=None, **arrays):
+        """loss = out[output].sum() and its gradients (every param, state init and sequence input, or
+        only those named in `wrt`, e.g. `wrt=["W", "U"]`: see `vjp`).
         The loss is a host scalar (on a device backend the one value copied back). `output` is
-        positional, so an input may itself be named `output` (or `self`)."""
+        positional, so an input may itself be named `output` (or `self`); seqs may follow it
+        positionally, as in `prog(...)`."""
+        arrays = self._positional(seqs, arrays, "value_and_grad()")
         names = list(self.cell.outputs) + list(self.cell.states)
         if not isinstance(output, str) or output not in names:
             import difflib
@@ -363,8 +434,8 @@ class CompiledProgram:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         if self._auto:
-            return self._auto.value_and_grad(output, lengths, arrays)
-        out, backward = self.vjp(lengths=lengths, **arrays)
+            return self._auto.value_and_grad(output, lengths, arrays, wrt)
+        out, backward = self.vjp(lengths=lengths, wrt=wrt, **arrays)
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})

@@ -6,6 +6,7 @@ at the line of the user's code that made it, naming the op and its operand types
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import sys
@@ -14,7 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from ir import Cell, DSLError, Node, RnncompError, TensorType, Use, as_dtype, as_shape, verify_cell
+from ir import (
+    Cell,
+    DSLError,
+    Node,
+    RnncompError,
+    ShapeError,
+    TensorType,
+    Use,
+    VerifyError,
+    as_dtype,
+    as_shape,
+    verify_cell,
+)
 from ir.limits import MAX_DELAY
 from ir.ops import check_attrs, describe_call, get_op, infer_type
 from ir.shapes import is_identifier
@@ -80,7 +93,23 @@ class Value:
         return f"<Value {self.node.name or self.node.op}{at}: {self.type}>"
 
     def __bool__(self) -> bool:
-        raise DSLError(f"{_user_site()}: a cell value has no truth value at trace time; use rc.where(cond, a, b)")
+        raise DSLError(
+            f"{_user_site()}: a cell value has no truth value at trace time: Python control flow (`if`, `while`, "
+            "`and`, `or`, `not`) runs once, when the cell is traced, and cannot depend on a value; "
+            "use rc.where(cond, a, b) to choose elementwise"
+        )
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy's arithmetic operators on a value (`array * v`, `np.float64(2) * v`) build DSL ops; any
+        other NumPy function is an error naming the rc function to use."""
+        op = _OPERATOR_UFUNCS.get(ufunc.__name__)
+        if op is not None and method == "__call__" and not kwargs:
+            return apply(op, *inputs)
+        raise DSLError(f"{_user_site()}: {_numpy_misuse('np.' + ufunc.__name__, method)}")
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        name = getattr(func, "__name__", str(func))
+        raise DSLError(f"{_user_site()}: {_numpy_misuse('np.' + name)}")
 
     __add__ = lambda a, b: apply("add", a, b)  # noqa: E731
     __radd__ = lambda a, b: apply("add", b, a)  # noqa: E731
@@ -113,13 +142,66 @@ class Value:
         )
 
 
+# NumPy ufuncs that Python's operators reach (`ndarray * v` calls np.multiply): they mean the DSL op.
+_OPERATOR_UFUNCS = {
+    "add": "add",
+    "subtract": "sub",
+    "multiply": "mul",
+    "true_divide": "div",
+    "divide": "div",
+    "matmul": "matmul",
+    "less": "less",
+    "less_equal": "less_equal",
+    "greater": "greater",
+    "greater_equal": "greater_equal",
+}
+# NumPy names whose rc function is spelt differently.
+_NUMPY_TO_RC = {
+    "absolute": "abs",
+    "negative": "neg",
+    "power": "pow",
+    "float_power": "pow",
+    "concatenate": "concat",
+    "amax": "max",
+    "dot": "matmul",
+    "subtract": "- (sub)",
+    "multiply": "*",
+    "true_divide": "/",
+    "divide": "/",
+    "add": "+",
+}
+
+
+def _numpy_misuse(what: str, method: str = "__call__") -> str:
+    """The message for a NumPy function applied to a cell value: which rc function to use instead."""
+    name = what.removeprefix("np.")
+    call = what if method == "__call__" else f"{what}.{method}"
+    rc_name = _NUMPY_TO_RC.get(name, name)
+    import rnncomp
+
+    if rc_name in rnncomp.__all__:
+        hint = f"use rc.{rc_name}(...)"
+    elif rc_name in ("+", "*", "/", "- (sub)"):
+        hint = f"use the operator {rc_name}"
+    else:
+        hint = f"rnncomp has no {name!r} op; the op functions are listed in help(rnncomp) (README: Ops)"
+    return f"{call}() on a cell value: NumPy functions compute on arrays and cannot trace a cell; {hint}"
+
+
 def _as_value(x: Any, like: Value | None, op: str) -> Value:
     if isinstance(x, Value):
         return x
+    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "iuf":
+        x = x[()]  # a NumPy scalar that a ufunc turned into a 0-d array (`np.float64(2) < v`)
     if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
         if like is None:
             raise DSLError(f"{_user_site()}: {op}: needs at least one cell value, got only numbers")
         return constant(float(x), like.dtype)
+    if isinstance(x, np.ndarray):
+        raise DSLError(
+            f"{_user_site()}: {op}: operand is a NumPy array of shape {x.shape}, not a cell value; "
+            "pass it as a Param (the same at every step) or wrap it as rc.constant(array)"
+        )
     raise DSLError(f"{_user_site()}: {op}: operand {x!r} is neither a cell value nor a Python number")
 
 
@@ -135,7 +217,7 @@ def apply(op: str, *args: Any, **attrs: Any) -> Value:
     except RnncompError as e:
         call = describe_call(op, types, [_vname(v) for v in vals])
         raise type(e)(f"{_user_site()}: {e} in {call}") from None
-    return Value(Node(op, [v.use() for v in vals], attrs, t))
+    return Value(Node(op, [v.use() for v in vals], attrs, t, loc=_user_site()))
 
 
 def _vname(v: Value) -> str:
@@ -297,29 +379,30 @@ class Graph:
             raise DSLError(f"{_user_site()}: name {name!r} is already used in cell {self.name!r}")
         self._names.add(name)
 
-    def _source(self, op: str, name: str, shape: Any, dtype: Any) -> Node:
+    def _source(self, op: str, name: str, shape: Any, dtype: Any, loc: str | None = None) -> Node:
         self._claim(name, op)
+        loc = loc or _user_site()
         try:
             t = TensorType(as_dtype(dtype), as_shape(shape))
         except RnncompError as e:
-            raise DSLError(f"{_user_site()}: {op} {name!r}: {e}") from None
-        return Node(op, (), {}, t, name)
+            raise DSLError(f"{loc}: {op} {name!r}: {e}") from None
+        return Node(op, (), {}, t, name, loc=loc)
 
-    def seq(self, name: str, shape: Any, dtype: Any = "f32") -> Value:
+    def seq(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> Value:
         """A sequence input: one value per step, shape `shape` (the array passed is (T, *shape))."""
-        node = self._source("seq", name, shape, dtype)
+        node = self._source("seq", name, shape, dtype, loc)
         self._seqs.append(node)
         return Value(node)
 
-    def param(self, name: str, shape: Any, dtype: Any = "f32") -> Value:
+    def param(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> Value:
         """A parameter: the same value at every step."""
-        node = self._source("param", name, shape, dtype)
+        node = self._source("param", name, shape, dtype, loc)
         self._params.append(node)
         return Value(node)
 
-    def state(self, name: str, shape: Any, dtype: Any = "f32") -> State:
+    def state(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> State:
         """A recurrent value; its init (zeros unless passed) is read at steps before 0."""
-        node = self._source("state", name, shape, dtype)
+        node = self._source("state", name, shape, dtype, loc)
         self._placeholders[name] = node
         return State(node, self)
 
@@ -328,6 +411,13 @@ class Graph:
             raise DSLError(f"{_user_site()}: state {name!r} is defined twice")
         if not isinstance(value, Value):
             raise DSLError(f"{_user_site()}: state {name!r} must be defined by a cell value, got {value!r}")
+        decl = self._placeholders.get(name)
+        if decl is not None and decl.type != value.type:
+            raise ShapeError(
+                f"{value.node.loc or _user_site()}: state {name!r} is given a new value of type {value.type}, but "
+                f"the state is {decl.type} (declared at {decl.loc}); its value at every step must have the "
+                f"state's shape and dtype (cell {self.name!r})"
+            )
         self._defs[name] = value
 
     def output(self, name: str, value: Value) -> None:
@@ -339,7 +429,27 @@ class Graph:
 
     def build(self) -> Cell:
         """Resolve state placeholders to their definitions and return the verified Cell."""
-        return _assemble(self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs)
+        try:
+            return _assemble(self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs)
+        except VerifyError as e:
+            if not e.cycle or "algebraic loop" not in str(e):
+                raise
+            raise VerifyError(_loop_message(self.name, e.cycle), node=e.node, cycle=e.cycle) from None
+
+
+def _loop_message(cell: str, cycle: tuple) -> str:
+    """An algebraic loop told in the user's terms: each node by its name or op and the line that made it."""
+
+    def show(n: Node) -> str:
+        what = f"{n.name} ({n.op})" if n.name else n.op
+        return f"{what} at {n.loc}" if n.loc else what
+
+    ring = "\n  -> ".join(show(n) for n in (*cycle, cycle[0]))
+    return (
+        f"cell {cell!r}: algebraic loop: a cycle of delay-0 edges (each value needs the next one at the same "
+        f"step):\n  {ring}\nevery cycle must pass through a delay >= 1: read a state one step back with "
+        f".prev() (h.prev(1) is h[t-1])"
+    )
 
 
 def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
@@ -350,7 +460,7 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
         v = defs[sname]  # in declaration order, so the order states are returned in does not matter
         node = v.node
         if v.delay or node.op in ("seq", "param", "state", "constant") or id(node) in claimed or node.name:
-            node = Node("identity", [v.use()], {}, v.type)
+            node = Node("identity", [v.use()], {}, v.type, loc=v.node.loc)
         node.name = sname
         claimed.add(id(node))
         def_nodes[sname] = node
@@ -434,6 +544,8 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
         raise DSLError(f"@rc.cell {fn.__name__}: cannot read its annotations: {e}{hint}") from None
     g = Graph(name or fn.__name__)
     args: dict[str, Value] = {}
+    code = fn.__code__
+    loc = f"{code.co_filename}:{code.co_firstlineno}"  # the arguments are declared at the def line
     for pname in inspect.signature(fn).parameters:
         decl = anns.get(pname)
         if not isinstance(decl, _Decl):
@@ -441,11 +553,11 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
                 f"@rc.cell {fn.__name__}: argument {pname!r} needs an annotation Seq[...], State[...] or Param[...]"
             )
         if decl.role == "seq":
-            args[pname] = g.seq(pname, decl.dims, decl.dtype)
+            args[pname] = g.seq(pname, decl.dims, decl.dtype, loc=loc)
         elif decl.role == "param":
-            args[pname] = g.param(pname, decl.dims, decl.dtype)
+            args[pname] = g.param(pname, decl.dims, decl.dtype, loc=loc)
         else:
-            st = g.state(pname, decl.dims, decl.dtype)
+            st = g.state(pname, decl.dims, decl.dtype, loc=loc)
             args[pname] = _PrevState(st.node)
     result = fn(**args)
     if not isinstance(result, dict) or not result:
@@ -461,15 +573,28 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
         if key in g._placeholders:
             g._define(key, v)
         elif key in args:
-            raise DSLError(f"@rc.cell {fn.__name__}: return key {key!r} names an input, not a state or a new output")
+            raise DSLError(
+                f"@rc.cell {fn.__name__}: return key {key!r} names an input, not a state or a new output"
+                f"{_closest(key, list(g._placeholders), 'state')}"
+            )
         else:
             g.output(key, v)
     missing = [k for k in g._placeholders if k not in g._defs]
     if missing:
-        raise DSLError(
-            f"@rc.cell {fn.__name__}: state {missing[0]!r} is not given a new value: return it under key {missing[0]!r}"
+        k = missing[0]
+        near = difflib.get_close_matches(k, list(g._outputs), n=1)
+        hint = (
+            f" (the key {near[0]!r} names no state, so it made a new per-step output: did you mean {k!r}?)"
+            if near
+            else ""
         )
+        raise DSLError(f"@rc.cell {fn.__name__}: state {k!r} is not given a new value: return it under key {k!r}{hint}")
     return g.build()
+
+
+def _closest(name: str, options: list[str], what: str) -> str:
+    near = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {what} {near[0]!r}?)" if near else ""
 
 
 class _PrevState(Value):

@@ -158,7 +158,7 @@ class Trainer:
         out = self._step("train", run, span, states)
         return {k: out[k] for k in self.p.plan.saved()}
 
-    def _leaf_grad(self, run: _Run, span: tuple[int, int], states, cot, A, given, rows) -> dict[str, np.ndarray]:
+    def _leaf_grad(self, run: _Run, span: tuple[int, int], states, cot, A, given, rows, wrt=None) -> dict:
         """The backward program over one leaf [s0, s1) from its residuals (`run.saved`); its arguments are
         released on return, so nothing but `run` keeps the leaf's residuals."""
         p, plan = self.p, self.p.plan
@@ -174,10 +174,13 @@ class Trainer:
             args[LENGTHS] = _clip(rows[2] if window else rows[0], s0, n)
         if window:
             args["lengths_lo"] = _clip(rows[1], s0, n)
-        return p._runner("grad", masked, n, window, given)(args, {**run.symbols, p.tsym: n})
+        return p._runner("grad", masked, n, window, given, wrt)(args, {**run.symbols, p.tsym: n})
 
-    def backward(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:
+    def backward(self, run: _Run, cotangents: dict, wrt: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+        """Gradients of the arguments in `wrt` (None: every param, seq and state init)."""
         p, plan, ops = self.p, self.p.plan, self.ops
+        params = [q for q in plan.cell.params if wrt is None or q.name in wrt]
+        params = [q for q in plan.cell.params if wrt is None or q.name in wrt]
         cot = self._cotangents(run, cotangents)
         given = frozenset(k for k in cotangents if k in plan.cell.outputs)  # the others are symbolic zeros
         given = None if len(given) == len(plan.cell.outputs) else given
@@ -188,6 +191,7 @@ class Trainer:
             lo, hi = (np.zeros_like(L), np.minimum(L, truncate)) if p.reverse else (np.maximum(L - truncate, 0), L)
             reaches_start = (hi == L) if p.reverse else (lo == 0)
         seqs = [s.name for s in plan.cell.seqs]
+        wanted_seqs = [k for k in seqs if wrt is None or k in wrt]
         A = {s: (cot[s] if s in plan.user_states else ops.zeros_like(run.init[s])) for s in plan.cell.state_types}
         grads: dict[str, np.ndarray] = {}
         dxs: dict[str, np.ndarray] = {}
@@ -216,13 +220,13 @@ class Trainer:
                     run.saved = self._residuals(run, sp.span(a, b), run.start)
                 run.peak = max(run.peak, run.nbytes)
                 s0, s1 = sp.span(a, b)
-                g = self._leaf_grad(run, (s0, s1), run.start, cot, A, given, (L, lo, hi) if window else (L,))
+                g = self._leaf_grad(run, (s0, s1), run.start, cot, A, given, (L, lo, hi) if window else (L,), wrt)
                 if not one:
                     run.saved = run.start = None  # released before the next leaf's forward
                 n = s1 - s0
-                for q in plan.cell.params:  # the first leaf's arrays are the sums' (nothing else holds them)
+                for q in params:  # the first leaf's arrays are the sums' (nothing else holds them)
                     grads[q.name] = g[q.name] if q.name not in grads else ops.add(grads[q.name], g[q.name])
-                for k in seqs:
+                for k in wanted_seqs:
                     if k not in dxs:
                         if n == run.arrays[k].shape[0]:  # one leaf over every step: its array as it came
                             dxs[k] = g[k]
@@ -233,10 +237,12 @@ class Trainer:
                 del g
         result = {
             q.name: grads[q.name] if q.name in grads else ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
-            for q in plan.cell.params
+            for q in params
         }
-        result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in seqs})
+        result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in wanted_seqs})
         for s in plan.user_states:
+            if wrt is not None and s not in wrt:
+                continue
             d = A[s]
             for k, r in plan.roots.items():
                 if r == s and k not in plan.seq_shadows:

@@ -20,6 +20,15 @@ os.environ.setdefault("RNNCOMP_BACKEND", "numpy")
 # (and a GEMM splits) even on a one-core machine: the parallel paths are always tested.
 os.environ.setdefault("NUMBA_NUM_THREADS", str(max(2, os.cpu_count() or 1)))
 
+# torch.compile's on-disk cache (/tmp/torchinductor_<user>) may hold graphs traced against an older
+# schema of rnncomp's custom ops: torch's cache key does not include a custom op's schema, so a graph
+# from before an op gained an argument fails with "missing value for argument". The suite uses a cache
+# of its own, fresh each run.
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    import tempfile  # noqa: E402
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnncomp-tests-inductor-")
+
 
 def pytest_addoption(parser):
     """`--update-golden`: rewrite tests/golden from the generators instead of comparing (see test_golden.py)."""

@@ -282,6 +282,63 @@ def test_state_not_returned():
         rc.cell(f)
 
 
+def test_misspelt_state_key_suggests_the_state():
+    def f(x: Seq["B", 4], h: State["B", 4]):
+        return {"hh": x + h}
+
+    with raises(
+        DSLError,
+        "@rc.cell f: state 'h' is not given a new value: return it under key 'h' "
+        "(the key 'hh' names no state, so it made a new per-step output: did you mean 'h'?)",
+    ):
+        rc.cell(f)
+
+
+def _traced(body):
+    def f(x: Seq["B", 4]):
+        return {"y": body(x)}
+
+    return f
+
+
+def test_numpy_functions_on_a_value_name_the_rc_function():
+    """np.tanh(v) and other NumPy functions cannot trace; the message names rc's function, at the user's line."""
+    cases = [
+        (lambda x: np.tanh(x), "np.tanh() on a cell value", "use rc.tanh(...)"),
+        (lambda x: np.exp(x) + 1, "np.exp()", "use rc.exp(...)"),
+        (lambda x: np.absolute(x), "np.absolute()", "use rc.abs(...)"),
+        (lambda x: np.maximum(x, 0.0), "np.maximum()", "use rc.maximum(...)"),
+        (lambda x: np.add.reduce(x), "np.add.reduce()", "use the operator +"),
+        (lambda x: np.sin(x), "np.sin()", "rnncomp has no 'sin' op"),
+        (lambda x: np.sum(x, axis=-1), "np.sum()", "use rc.sum(...)"),
+        (lambda x: np.concatenate([x, x], axis=-1), "np.concatenate()", "use rc.concat(...)"),
+        (lambda x: np.where(x, x, 0.0), "np.where()", "use rc.where(...)"),
+        (lambda x: np.dot(x, x), "np.dot()", "use rc.matmul(...)"),
+    ]
+    for body, what, hint in cases:
+        with raises(DSLError, f"{__file__}:", what, "NumPy functions compute on arrays and cannot trace", hint):
+            rc.cell(_traced(body))
+
+
+def test_numpy_operators_with_a_value_still_build_ops():
+    """`np.float64(2) * v` and `array < v` reach NumPy's ufuncs; they mean the DSL's ops."""
+
+    @rc.cell
+    def f(x: Seq["B", 2]):
+        return {"y": np.float64(2.0) * x - np.float32(1.0), "z": np.float64(0.5) < x}
+
+    x = np.array([[[0.25, 1.0]]])
+    out = run(f, x=x)
+    np.testing.assert_array_equal(out["y"], 2 * x - 1)
+    np.testing.assert_array_equal(out["z"], (0.5 < x).astype(float))
+
+    def h(x: Seq["B", 2]):
+        return {"y": np.ones(2) * x}
+
+    with raises(DSLError, "mul: operand is a NumPy array of shape (2,), not a cell value", "rc.constant(array)"):
+        rc.cell(h)
+
+
 def test_return_key_naming_an_input():
     def f(x: Seq["B", 4], h: State["B", 4]):
         return {"h": x + h, "x": 2 * x}
@@ -344,13 +401,20 @@ def test_mixing_dtypes():
 
 
 def test_state_type_mismatch_in_the_decorator():
-    def f(x: Seq["B", 4], h: State["B", 8]):
-        return {"h": rc.tanh(x)}
+    """A new state value of the wrong shape names the state, both types and the line that computed it."""
+    lines = []
 
-    with raises(
-        VerifyError, "cell 'f': state 'h': its init has type f32[B, 8] but its node h (tanh) has type f32[B, 4]"
-    ):
+    def f(x: Seq["B", 4], h: State["B", 8]):
+        lines.append(here() + 1)
+        new = rc.tanh(x)
+        return {"h": new}
+
+    with raises(ShapeError, "state 'h' is given a new value of type f32[B, 4], but the state is f32[B, 8]") as e:
         rc.cell(f)
+    decl = f.__code__.co_firstlineno
+    assert str(e.value).startswith(f"{__file__}:{lines[0]}: "), str(e.value)
+    assert f"(declared at {__file__}:{decl})" in str(e.value)
+    assert "(cell 'f')" in str(e.value)
 
 
 def test_truth_value_and_foreign_operands():
@@ -359,8 +423,21 @@ def test_truth_value_and_foreign_operands():
             pass
         return {"y": x}
 
-    with raises(DSLError, f"{__file__}:", "a cell value has no truth value at trace time; use rc.where(cond, a, b)"):
+    with raises(
+        DSLError,
+        f"{__file__}:",
+        "a cell value has no truth value at trace time: Python control flow (`if`, `while`, `and`, `or`, `not`) "
+        "runs once, when the cell is traced, and cannot depend on a value; use rc.where(cond, a, b)",
+    ):
         rc.cell(branch)
+
+    def compare(x: Seq["B", 4]):
+        if x > 0:
+            return {"y": x}
+        return {"y": -x}
+
+    with raises(DSLError, "no truth value at trace time", "use rc.where(cond, a, b)"):
+        rc.cell(compare)
 
     def text(x: Seq["B", 4]):
         return {"y": x + "a"}
@@ -423,19 +500,30 @@ def test_declared_state_never_defined_nor_read():
 
 
 def test_algebraic_loop_names_the_cycle():
+    """The cycle is told by the user's own names and lines, not by print-time names like %0."""
     g = rc.Graph("g")
     C, M = g.state("C", ("B", 4)), g.param("M", (4, 4))
+    line = here() + 1
     C.define(rc.tanh(C @ M))
-    with raises(VerifyError, "cell 'g': algebraic loop: C -> %0 -> C is a cycle of delay-0 edges"):
+    with raises(VerifyError, "cell 'g': algebraic loop: a cycle of delay-0 edges") as e:
         g.build()
+    msg = str(e.value)
+    assert "%0" not in msg
+    at = f"{__file__}:{line}"
+    assert f"  C (tanh) at {at}\n  -> matmul at {at}\n  -> C (tanh) at {at}\n" in msg, msg
+    assert "read a state one step back with .prev()" in msg
 
 
 def test_init_and_state_type_mismatch_in_the_builder():
     g = rc.Graph("g")
-    x, C = g.seq("x", ("B", 4)), g.state("C", ("B", 8))
-    C.define(rc.tanh(x))
-    with raises(VerifyError, "state 'C': its init has type f32[B, 8] but its node C (tanh) has type f32[B, 4]"):
-        g.build()
+    decl = here() + 1
+    x, C = g.seq("x", ("B", 4)), g.state("C", ("B", 8), "f64")
+    line = here() + 1
+    v = rc.tanh(x)
+    with raises(ShapeError, "state 'C' is given a new value of type f32[B, 4], but the state is f64[B, 8]") as e:
+        C.define(v)
+    assert str(e.value).startswith(f"{__file__}:{line}: ")
+    assert f"(declared at {__file__}:{decl})" in str(e.value)
 
 
 def test_builder_value_errors():

@@ -33,7 +33,7 @@ def test_inputs_named_like_the_methods_parameters(name):
     assert backward({"y": np.ones((3, 2, 2))})[name].shape == (3, 2, 2)
 
 
-@pytest.mark.parametrize("name", ["lengths", "lengths_lo"])
+@pytest.mark.parametrize("name", ["lengths", "lengths_lo", "wrt"])
 def test_reserved_names(name):
     with pytest.raises(ArgumentError, match=rf"the name {name!r} is reserved"):
         rc.compile(elman_named(name), truncate=2)
@@ -91,3 +91,39 @@ def test_outputs_nobody_asked_for_contribute_nothing(backend):
     np.testing.assert_allclose(only_y["x"], want["x"], rtol=1e-12)
     both = backward({"y": np.ones((3, 2, 2)), "z": np.ones((3, 2, 2))})
     assert np.isinf(both["x"][1, 0, 0])  # asked for, log's partial is there
+
+
+def two_seqs() -> rc.Cell:
+    g = rc.Graph("two")
+    x, u = g.seq("x", ("B", 2)), g.seq("u", ("B", 2))
+    W = g.param("W", (2, 2))
+    h = g.state("h", ("B", 2))
+    h.define(rc.tanh(x @ W + u + h.prev(1)))
+    g.output("y", h)
+    return g.build()
+
+
+def test_positional_seqs_bind_in_declaration_order():
+    """`prog(x, u, W=W)` binds seqs in the order the cell declares them; `lengths` is keyword-only."""
+    prog = rc.compile(two_seqs(), dtype="float64", backend="numpy")
+    rng = np.random.default_rng(0)
+    x, u, W = rng.standard_normal((3, 2, 2)), rng.standard_normal((3, 2, 2)), rng.standard_normal((2, 2))
+    lengths = np.array([3, 1])
+    want = prog(x=x, u=u, W=W, lengths=lengths)
+    for got in (prog(x, u, W=W, lengths=lengths), prog(x, W=W, u=u, lengths=lengths)):
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+    loss, grads = prog.value_and_grad("y", x, u, W=W)
+    assert loss == prog.value_and_grad("y", x=x, u=u, W=W)[0] and grads["u"].shape == (3, 2, 2)
+    out, backward = prog.vjp(x, u, W=W, lengths=lengths)
+    np.testing.assert_array_equal(out["y"], want["y"])
+    with pytest.raises(
+        ArgumentError,
+        match=r"prog\(\): 3 positional arrays, but cell 'two' has 2 seq\(s\) \['x', 'u'\]; only seqs may be "
+        r"positional, in that order: pass params, inits and lengths by name",
+    ):
+        prog(x, u, W)
+    with pytest.raises(ArgumentError, match=r"vjp\(\): seq 'x' is given twice, positionally and as x=\.\.\."):
+        prog.vjp(x, x=x, u=u, W=W)
+    with pytest.raises(ArgumentError, match=r"value_and_grad\(\): 3 positional arrays"):
+        prog.value_and_grad("y", x, u, lengths)

@@ -34,12 +34,15 @@ def test_opcheck_backward_op():
     *results, token = ops.run_train(call, arrays, lens)
     cot = [torch.randn_like(r) for r in results]
     cot[1] = None  # a result without a cotangent: zero
-    want = ops.backward(call, token, arrays, lens, cot)
+    want = ops.backward(call, token, arrays, lens, cot, "")
     assert registry.take(token, arrays) is not None  # found the forward's residuals
     assert registry.take(token.clone(), arrays) is None  # a clone leads nowhere: the forward runs again
-    for a, b in zip(want, ops.backward(call, token.clone(), arrays, lens, cot)):
+    for a, b in zip(want, ops.backward(call, token.clone(), arrays, lens, cot, "")):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
-    torch.library.opcheck(ops.backward, (call, token, arrays, lens, cot))
+    torch.library.opcheck(ops.backward, (call, token, arrays, lens, cot, ""))
+    some = ops.backward(call, token.clone(), arrays, lens, cot, "Wh,h")  # only those computed, zeros for the rest
+    for name, a, b in zip("x Wx Wh b h".split(), want, some):
+        torch.testing.assert_close(b, a if name in ("Wh", "h") else torch.zeros_like(a), rtol=0, atol=0)
 
 
 def test_gradcheck_float64():

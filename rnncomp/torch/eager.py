@@ -67,18 +67,20 @@ class _Train(torch.autograd.Function):
             backward = _vjp(ctx.e, ctx.names, tensors, lengths, ctx.device)[2]
         else:
             del ctx.backward  # the residuals go with the first backward
+        need = ctx.needs_input_grad[3:]  # only these are computed (prog.vjp's wrt)
+        wanted = [n for n, w in zip(ctx.names, need) if w]
+        wrt = None if len(wanted) == len(ctx.names) else wanted
         host = ctx.device.type == "cpu"
         cot = {
             k: host_cotangent(g) if host else to_array(cotangent(g))
             for k, g in zip(ctx.e.sig.results, grads)
             if g is not None
         }
+        kw = {} if wrt is None else {"wrt": wrt}
         if host:
-            g = backward(cot)
+            g = backward(cot, **kw)
         else:
             with ordered(ctx.device):
-                g = backward(cot)
-        need = ctx.needs_input_grad[3:]
-        wanted = [n for n, w in zip(ctx.names, need) if w]
+                g = backward(cot, **kw)
         made = iter(to_tensors([g[n] for n in wanted], list(cot.values()) + ctx.arrays, ctx.device))
         return (None, None, None, *(next(made) if w else None for w in need))

@@ -2,10 +2,12 @@
 
     rnncomp::run(call, arrays, lengths) -> results               prog(...), nothing kept
     rnncomp::run_train(call, arrays, lengths) -> results + [token]  prog.vjp(...): residuals parked
-    rnncomp::backward(call, token, arrays, lengths, cotangents) -> grads   one grad per array
+    rnncomp::backward(call, token, arrays, lengths, cotangents, wrt) -> grads   one grad per array
 
 The backward's result is the vjp at `arrays`; the token only finds the forward's parked residuals
-(a token that does not lead to them, e.g. a clone, makes it run the forward again).
+(a token that does not lead to them, e.g. a clone, makes it run the forward again). `wrt` names
+the arrays autograd wants gradients of (`ctx.needs_input_grad`; "" all): only those are computed
+(prog.vjp's `wrt`), the others come back as zeros, which autograd drops.
 
 `call` is "<program key>:<name>,<name>,..." naming `arrays` (seqs, params, the inits given);
 results are the program's outputs then its final states (Signature.results order). The fake rules
@@ -61,9 +63,10 @@ def run_train(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[T
 
 @torch.library.custom_op("rnncomp::backward", mutates_args=())
 def backward(
-    call: str, token: Tensor, arrays: list[Tensor], lengths: Tensor | None, cotangents: list[Tensor | None]
+    call: str, token: Tensor, arrays: list[Tensor], lengths: Tensor | None, cotangents: list[Tensor | None], wrt: str
 ) -> list[Tensor]:
-    """Gradients of every array of the forward `call` from the results' cotangents (None: zero)."""
+    """Gradients of the arrays of the forward `call` named in `wrt` (comma-separated, "" every one) from
+    the results' cotangents (None: zero); zeros for the others."""
     e, names = _split(call)
     cot = {k: to_array(g) for k, g in zip(e.sig.results, cotangents) if g is not None}
     with ordered(_device(arrays)):
@@ -71,9 +74,11 @@ def backward(
         if vjp is None:
             kw, lens = _kwargs(names, arrays, lengths)
             vjp = e.prog.vjp(lengths=lens, **kw)[1]
-        grads = vjp(cot)
+        wanted = wrt.split(",") if wrt else names
+        grads = vjp(cot, wrt=None if len(wanted) == len(names) else wanted)
     inputs = list(cot.values()) + [to_array(a) for a in arrays]
-    return to_tensors([grads[n] for n in names], inputs, _device(arrays))
+    made = iter(to_tensors([grads[n] for n in names if n in wanted], inputs, _device(arrays)))
+    return [next(made) if n in wanted else torch.zeros_like(a) for n, a in zip(names, arrays)]
 
 
 def _fake_results(call: str, arrays: list[Tensor]) -> list[Tensor]:
@@ -94,7 +99,7 @@ def _(call, arrays, lengths):
 
 
 @backward.register_fake
-def _(call, token, arrays, lengths, cotangents):
+def _(call, token, arrays, lengths, cotangents, wrt):
     return [torch.empty_like(a) for a in arrays]
 
 
@@ -108,7 +113,11 @@ def _setup(ctx, inputs, output):
 def _backward(ctx, grads):
     token, *arrays = ctx.saved_tensors
     cot = [None if g is None else cotangent(g) for g in grads[:-1]]
-    return None, backward(ctx.call, token, arrays, ctx.lengths, cot), None
+    need = list(ctx.needs_input_grad[1])
+    names = _split(ctx.call)[1]
+    wrt = "" if all(need) else ",".join(n for n, w in zip(names, need) if w)
+    made = backward(ctx.call, token, arrays, ctx.lengths, cot, wrt)
+    return None, [g if w else None for g, w in zip(made, need)], None
 
 
 run_train.register_autograd(_backward, setup_context=_setup)

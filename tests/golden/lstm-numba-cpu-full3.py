@@ -10,7 +10,7 @@ from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
-BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
+BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)

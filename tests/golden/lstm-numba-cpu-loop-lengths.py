@@ -11,7 +11,7 @@ from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
-BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
+BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(0.0)
 
 

@@ -9,7 +9,7 @@ from numba import njit
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
-BLAS = 3  # the BLAS the GEMM helpers call: mkl-gnu-openmp
+BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(1.0)
 
 
