@@ -69,12 +69,17 @@ def main(argv=None) -> None:
             time.sleep(0.5 if busy else 0)
             before = loadavg()
             print(f"\n{load} (loadavg {before}), {args.calls} calls each after {args.gap_ms} ms of sleep")
-            print(f"  {'m x 128 @ 128 x 512':<22} {'MACs':>8} {'1 part p50/p90 us':>20} {'2 parts p50/p90 us':>20} {'p90 1/2':>8}")
+            print(
+                f"  {'m x 128 @ 128 x 512':<22} {'MACs':>8} {'1 part p50/p90 us':>20} "
+                f"{'2 parts p50/p90 us':>20} {'p90 1/2':>8}"
+            )
             for m in ROWS:
                 res = measure(m, args.calls, args.gap_ms / 1e3)
                 (a50, a90), (b50, b90) = res[1], res[2]
                 work = f"{m * K * N / 1e6:.2f}M"
-                print(f"  {m:<22} {work:>8} {a50:9.1f} / {a90:8.1f} {b50:9.1f} / {b90:8.1f} {a90 / b90:8.2f}", flush=True)
+                print(
+                    f"  {m:<22} {work:>8} {a50:9.1f} / {a90:8.1f} {b50:9.1f} / {b90:8.1f} {a90 / b90:8.2f}", flush=True
+                )
             print(f"  (loadavg after: {loadavg()})")
         finally:
             if busy is not None:

@@ -52,7 +52,12 @@ def gru_cell(I: int, H: int):  # noqa: E741
 
     @rc.cell(name="gru")
     def gru(
-        x: Seq["B", I], h: State["B", H], W_ih: Param[I, 3 * H], W_hh: Param[H, 3 * H], b_ih: Param[3 * H], b_hh: Param[3 * H]
+        x: Seq[B, I],
+        h: State[B, H],
+        W_ih: Param[I, 3 * H],
+        W_hh: Param[H, 3 * H],
+        b_ih: Param[3 * H],
+        b_hh: Param[3 * H],
     ):
         x_r, x_z, x_n = rc.split(x @ W_ih + b_ih, 3)
         h_r, h_z, h_n = rc.split(h @ W_hh + b_hh, 3)
@@ -173,8 +178,8 @@ def run(args) -> tuple[list[dict], list[tuple]]:
                     continue
                 x = np.random.default_rng(T * B).standard_normal((T, B, H), dtype=np.float32)
                 tf, tfb = torch_calls(m, x)
-                fwd = {f"rc {k}": (lambda p=p: p(x=x, **w)) for k, p in progs.items()}
-                fwb = {f"rc {k}": (lambda p=p: p.value_and_grad("y", x=x, **w)) for k, p in progs.items()}
+                fwd = {f"rc {k}": (lambda p=p, x=x, w=w: p(x=x, **w)) for k, p in progs.items()}
+                fwb = {f"rc {k}": (lambda p=p, x=x, w=w: p.value_and_grad("y", x=x, **w)) for k, p in progs.items()}
                 fwd["torch"], fwb["torch"] = tf, tfb
                 for n in thread_counts:
                     numba.set_num_threads(n)
@@ -187,7 +192,8 @@ def run(args) -> tuple[list[dict], list[tuple]]:
                         rows.append(row)
                         print(
                             f"{cell} H={H:<4} B={B:<2} T={T:<4} {n}t {kind:<7} torch {ms['torch']:9.2f}  rc loop "
-                            f"{ms['rc loop']:9.2f}  rc 4 {ms['rc 4']:9.2f} ms  torch/default {ms['torch'] / ms['rc loop']:5.2f}"
+                            f"{ms['rc loop']:9.2f}  rc 4 {ms['rc 4']:9.2f} ms  "
+                            f"torch/default {ms['torch'] / ms['rc loop']:5.2f}"
                             f"  [{loadavg()}]",
                             flush=True,
                         )
@@ -245,7 +251,12 @@ def heatmaps(rows: list[dict], folder: str) -> list[str]:
         cols = sorted({(r["B"], r["T"]) for r in sel})
         kinds = [k for k in ("fwd", "fwd+bwd") if any(r["kind"] == k for r in sel)]
         threads = sorted({r["threads"] for r in sel})
-        fig, axes = plt.subplots(len(kinds), len(threads), figsize=(1.0 + 0.55 * len(cols) * len(threads), 1.2 + 2.6 * len(kinds)), squeeze=False)
+        fig, axes = plt.subplots(
+            len(kinds),
+            len(threads),
+            figsize=(1.0 + 0.55 * len(cols) * len(threads), 1.2 + 2.6 * len(kinds)),
+            squeeze=False,
+        )
         norm = LogNorm(vmin=1 / 4, vmax=4)
         for i, kind in enumerate(kinds):
             for j, n in enumerate(threads):
@@ -278,7 +289,9 @@ def main(argv=None) -> None:
     ap.add_argument("--cells", default="lstm,gru")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--max-call", type=float, default=0.6, help="drop shapes whose fwd+bwd is estimated above this (s)")
-    ap.add_argument("--budget", type=float, default=1.5, help="s of calls per implementation, pass kind and thread count")
+    ap.add_argument(
+        "--budget", type=float, default=1.5, help="s of calls per implementation, pass kind and thread count"
+    )
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "sweep.md"))
     ap.add_argument("--figures", default=os.path.join(ROOT, "benchmarks", "figures"))
     args = ap.parse_args(argv)

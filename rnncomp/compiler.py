@@ -25,8 +25,8 @@ from passes.unroll import LENGTHS_LO
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
 from .backends.denormals import resolve as resolve_denormals
-from .backends.threads import resolve as resolve_threads
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
+from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
 from .training import Trainer
 

@@ -79,7 +79,9 @@ def test_row_work_comes_from_the_environment_and_is_checked(monkeypatch):
     assert launch.row_work() == launch.ROW_WORK
     for bad in ("0", "-3", "many"):
         monkeypatch.setenv(launch.ROW_WORK_ENV, bad)
-        with pytest.raises(NumbaBackendError, match=f"environment variable RNNCOMP_ROW_WORK: expected an int >= 1, got '{bad}'"):
+        with pytest.raises(
+            NumbaBackendError, match=f"environment variable RNNCOMP_ROW_WORK: expected an int >= 1, got '{bad}'"
+        ):
             launch.row_work()
 
 
@@ -199,9 +201,7 @@ def test_the_wait_policy_is_set_only_where_the_user_has_not():
     assert openmp.quiet_threads(env) is False and env == {"OMP_WAIT_POLICY": "active"}
 
 
-@pytest.mark.parametrize(
-    "given, want", [(None, "GOMP_SPINCOUNT = '0'"), ("active", "OMP_WAIT_POLICY = 'ACTIVE'")]
-)
+@pytest.mark.parametrize("given, want", [(None, "GOMP_SPINCOUNT = '0'"), ("active", "OMP_WAIT_POLICY = 'ACTIVE'")])
 def test_the_backend_sets_the_wait_policy_before_openmp_loads(given, want):
     """libgomp prints what it read when it loads (OMP_DISPLAY_ENV): no spinning (a spin count of 0,
     where unset it is 300000) unless the user chose a policy."""
