@@ -57,6 +57,7 @@ from .dsl import (
     tanh,
     where,
 )
+from .norm import layer_norm
 
 __version__ = "0.1.0"
 
@@ -111,4 +112,5 @@ __all__ = [
     "pow",
     "rsqrt",
     "sqrt",
+    "layer_norm",
 ]

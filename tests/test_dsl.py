@@ -182,6 +182,10 @@ OP_CASES = {
             + x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))) / 2
         ),
     ),
+    "layer_norm": (
+        lambda x, M: rc.layer_norm(x, eps=1e-3, gain=rc.sum(M, axis=0), bias=rc.mean(M, axis=1)),
+        lambda x, M: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-3) * M.sum(0) + M.mean(1),
+    ),
     "minimum": (lambda x, M: rc.minimum(x, 0.25), lambda x, M: np.minimum(x, 0.25)),
     "maximum": (lambda x, M: rc.maximum(0.25, x), lambda x, M: np.maximum(0.25, x)),
     "less": (lambda x, M: rc.less(x, 0.0), lambda x, M: (x < 0) * 1.0),

@@ -34,6 +34,7 @@ from ir import ArgumentError  # noqa: E402
 from rnncomp import Param, Seq, State  # noqa: E402
 from rnncomp.backends.numba_cuda import CudaBackendError, generate_source  # noqa: E402
 from rnncomp.backends.numba_cuda.runner import Runtime  # noqa: E402
+from tests.hand_rnns import load_example  # noqa: E402
 from tests.support import random_args, random_lengths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,6 +163,7 @@ CELLS = {
     "narx": narx,
     "stacked_lstm": stacked_lstm,
     "every_op": every_op(),
+    "layernorm_lstm": load_example("layernorm_lstm").make_layernorm_lstm(3, 2),
 }
 EXAMPLES = ["elman", "lstm", "gru", "three_node", "narx", "stacked_lstm"]
 
@@ -222,6 +224,13 @@ def test_examples_agree(name, unroll, lengths):
 def test_examples_agree_step_by_step(name):
     """persistent=False: a host loop launching the body's kernels at every step (k=2, with lengths)."""
     check(name, 2, True, persistent=False)
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["all", "lengths"])
+@pytest.mark.parametrize("unroll", ["loop", 2, "full"])
+def test_layernorm_lstm_agrees(unroll, lengths):
+    """rc.layer_norm's reductions and fused elementwise parts, forward and backward (examples/layernorm_lstm.py)."""
+    check("layernorm_lstm", unroll, lengths)
 
 
 @pytest.mark.parametrize("unroll", ["loop", "full"])
