@@ -26,6 +26,7 @@ from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
 from .backends.denormals import resolve as resolve_denormals
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
+from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
 from .training import Trainer
 
@@ -59,7 +60,8 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     `checkpoint="64MiB"` (a size: B, KiB, MiB, GiB, KB, MB, GB) plans, for each call's T and batch,
     the schedule with the fewest recomputed steps whose checkpoints and live residuals stay within
     that many bytes (`prog.schedule(T=..., B=...)` shows it).
-    `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`).
+    `backend_options` go to the backend (numba-cuda: `persistent=True/False/None`; numba-cpu:
+    `threads=N`, at most N of Numba's threads, `RNNCOMP_THREADS` by default: rnncomp.backends.threads).
     `denormals` is "flush" (subnormal floats, below 1.2e-38 in float32, taken as zero: x86 computes
     with them 20-100x slower, and a gradient decaying over a long sequence reaches them) or "keep"
     (IEEE); None is the backend's default: "flush" on numba-cpu (as JAX on CPU; `RNNCOMP_DENORMALS`
@@ -119,6 +121,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     denormals = resolve_denormals(backend, denormals)
     if backend_options is not None and not isinstance(backend_options, dict):
         raise ArgumentError(f"argument 'backend_options': expected a dict, got {type(backend_options).__name__}")
+    threads = resolve_threads(backend, backend_options or {})
     if not isinstance(reverse, bool):
         raise ArgumentError(f"argument 'reverse': expected a bool, got {reverse!r}")
     if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1):
@@ -139,6 +142,8 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         )
     prog.truncate, prog.checkpoint = truncate, checkpoint
     prog.backend_options = dict(backend_options or {})
+    if threads is not None:
+        prog.backend_options["threads"] = threads
     prog.denormals = denormals
     return prog
 

@@ -6,11 +6,12 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -82,8 +83,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
     for i0_u0 in range(d_B):
         for i1_u0 in range(16):
             v0[i0_u0, i1_u0] = in2[i0_u0, i1_u0]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 368, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_U, True, w0, BLAS)  # inv1, once per call
     q0 = np.empty(25, np.int64)  # the parameters of rows_0

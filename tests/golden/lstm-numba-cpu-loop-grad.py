@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -148,8 +149,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
     copy_0(d_B, v1, in7)  # a copy of dstate@h = input() : f32[B, 32]
     copy_0(d_B, v2, in8)  # a copy of dstate@c = input() : f32[B, 32]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 5280, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, True, w0, BLAS)  # inv1, once per call
     q0 = np.empty(48, np.int64)  # the parameters of rows_0

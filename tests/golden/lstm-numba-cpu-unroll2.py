@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 
 
@@ -214,8 +215,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
         for i1_u1 in range(d_B):
             for i2_u1 in range(32):
                 v3[i0_u1, i1_u1, i2_u1] = c0
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 9856, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, False, w0, BLAS)  # Wh, once per call
     q0 = np.empty(35, np.int64)  # the parameters of rows_0
@@ -256,8 +257,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     q0[34] = v6.shape[1]
     run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel
     # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    # batch rows independent: np1 blocks of w1 rows, one per thread
-    np1 = max(1, min(n_threads, d_B))
+    # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
+    np1 = blocks_for(n_threads, d_B, n1 * d_B * 4960, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     pk1 = pack_b(in_Wh, False, w1, BLAS)  # Wh, once per call
     q1 = np.empty(30, np.int64)  # the parameters of rows_1

@@ -6,11 +6,12 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -211,8 +212,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     copy_0(d_B, v1, in7)  # a copy of dstate@s = input() : f32[B, 8]
     copy_1(d_B, v2, in8)  # a copy of 'dstate@x@d0' = input() : f32[B, 4]
     copy_0(d_B, v3, in9)  # a copy of 'dstate@y@d1' = input() : f32[B, 8]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 484, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Vs, True, w0, BLAS)  # inv6, once per call
     pk1 = pack_b(in_Ws, True, w0, BLAS)  # inv7, once per call

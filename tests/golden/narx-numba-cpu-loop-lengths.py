@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 
 
@@ -199,8 +200,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     copy_0(d_B, v2, in_y)  # a copy of y = input() : f32[B, 8]
     copy_0(d_B, v3, in_y)  # a copy of y = input() : f32[B, 8]
     copy_0(d_B, v4, in_s)  # a copy of s = input() : f32[B, 8]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 485, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wx1, False, w0, BLAS)  # Wx1, once per call
     pk1 = pack_b(in_Wy1, False, w0, BLAS)  # Wy1, once per call

@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 
 
@@ -330,8 +331,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
         for i1_u1 in range(d_B):
             for i2_u1 in range(8):
                 v6[i0_u1, i1_u1, i2_u1] = c0
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 868, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wx1, False, w0, BLAS)  # Wx1, once per call
     pk1 = pack_b(in_Wy1, False, w0, BLAS)  # Wy1, once per call
@@ -454,8 +455,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     q0[111] = v20.shape[1]
     run_blocks(f_rows_0, np0, q0.ctypes.data)  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel
     # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    # batch rows independent: np1 blocks of w1 rows, one per thread
-    np1 = max(1, min(n_threads, d_B))
+    # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
+    np1 = blocks_for(n_threads, d_B, n1 * d_B * 456, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     pk6 = pack_b(in_Wx1, False, w1, BLAS)  # Wx1, once per call
     pk7 = pack_b(in_Wy1, False, w1, BLAS)  # Wy1, once per call

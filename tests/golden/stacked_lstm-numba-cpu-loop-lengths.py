@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 
 
@@ -219,8 +220,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     copy_0(d_B, v2, in_c1)  # a copy of c1 = input() : f32[B, 32]
     copy_1(d_B, v3, in_h2)  # a copy of h2 = input() : f32[B, 24]
     copy_1(d_B, v4, in_c2)  # a copy of c2 = input() : f32[B, 24]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 11025, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh1, False, w0, BLAS)  # Wh1, once per call
     pk1 = pack_b(in_Wx2, False, w0, BLAS)  # Wx2, once per call

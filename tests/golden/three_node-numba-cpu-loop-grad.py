@@ -6,11 +6,12 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -157,8 +158,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     for i0_u1 in range(d_B):
         for i1_u1 in range(16):
             v1[i0_u1, i1_u1] = in5[i0_u1, i1_u1]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 1164, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_M_C, True, w0, BLAS)  # inv4, once per call
     pk1 = pack_b(in_M_B, True, w0, BLAS)  # inv5, once per call

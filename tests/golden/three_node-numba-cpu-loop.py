@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 
 
@@ -161,8 +162,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threa
     for i0_u0 in range(d_B):
         for i1_u0 in range(16):
             v0[i0_u0, i1_u0] = in_C[i0_u0, i1_u0]
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 1056, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_M_A, False, w0, BLAS)  # M_A, once per call
     pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call

@@ -6,12 +6,13 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks
+from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
+ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
 c0 = np.float32(0.0)
 
 
@@ -270,8 +271,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
         for i1_u1 in range(d_B):
             for i2_u1 in range(4):
                 v1[i0_u1, i1_u1, i2_u1] = c0
-    # batch rows independent: np0 blocks of w0 rows, one per thread
-    np0 = max(1, min(n_threads, d_B))
+    # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 2096, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_M_A, False, w0, BLAS)  # M_A, once per call
     pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call
@@ -358,8 +359,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     q0[77] = pk3[1]
     run_blocks(f_rows_0, np0, q0.ctypes.data)  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
-    # batch rows independent: np1 blocks of w1 rows, one per thread
-    np1 = max(1, min(n_threads, d_B))
+    # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
+    np1 = blocks_for(n_threads, d_B, n1 * d_B * 1056, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     pk4 = pack_b(in_M_A, False, w1, BLAS)  # M_A, once per call
     pk5 = pack_b(in_M_B, False, w1, BLAS)  # M_B, once per call

@@ -11,9 +11,13 @@ they and runner.py import Numba, nothing else here does.
 
 from __future__ import annotations
 
-from .errors import NumbaBackendError, NumbaCompileError
-from .module import generate, generate_source
-from .runner import factory
+from .openmp import quiet_threads
+
+quiet_threads()  # before Numba or MKL loads libgomp (openmp.py)
+
+from .errors import NumbaBackendError, NumbaCompileError  # noqa: E402
+from .module import generate, generate_source  # noqa: E402
+from .runner import factory  # noqa: E402
 
 
 def preload() -> None:

@@ -3,8 +3,9 @@
 `gemm` (a @ b), `gemm_nt` (a @ b.T, so a transposed weight is never copied) and `gemm_tn` (a.T @ b,
 the weight gradient) take C-contiguous 2-D arrays, a thread count and `blas.MODE`; a large product
 is split into one block of columns (or rows) per Numba thread, each a single-threaded BLAS call (on
-2 cores that ran 32x256 @ 256x1024 in 146 us where OpenBLAS's own 2 threads took 245). Inside a
-loop whose batch rows run in parallel, the thread count is 1.
+2 cores that ran 32x256 @ 256x1024 in 146 us where OpenBLAS's own 2 threads took 245), but only
+into parts of at least SPLIT_WORK multiply-adds (`split_parts`). Inside a loop whose batch rows run
+in parallel, the thread count is 1.
 
 `pack_b` / `gemm_packed`: a loop-invariant right operand (a recurrent weight) prepared once before
 the loop: packed by MKL when available, a transposed copy for the loop nest when it multiplies a
@@ -37,7 +38,7 @@ from .launch import as_pointer
 GEMM_FASTMATH = FASTMATH | {"reassoc"}
 
 LOOP_ROWS = 3  # up to this many output rows a loop nest beats BLAS, whatever k and n
-SPLIT_FLOPS = 1 << 20  # m*n*k from which a GEMM is split across Numba's threads (8x64x256 does not pay)
+SPLIT_WORK = 1 << 21  # multiply-adds (m*n*k) each thread must get before a GEMM is split across threads
 PACK_MIN = 1 << 14  # k*n from which packing a weight pays (MKL's pack buffer is ~8 MB whatever its size)
 _ALIGN = 64  # MKL's packed buffers start on a cache line
 _NUMBA, _MKL, _MKL_OMP = blas.NUMBA, blas.MKL, blas.MKL_OMP
@@ -66,11 +67,18 @@ def _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads):
     _threads_local(old)
 
 
+@njit("int64(int64, int64)", cache=True, error_model="numpy")
+def split_parts(work, threads):
+    """How many threads a GEMM of `work` multiply-adds runs on: at most `threads`, and only as many
+    as each gets SPLIT_WORK of it (a fork-join costs tens of microseconds on an idle machine and a
+    scheduler time slice on a loaded one, where a smaller share does not pay: benchmarks/parallel_work.py)."""
+    return max(1, min(threads, work // SPLIT_WORK))
+
+
 @njit(f"void({_I64}, int64, int64)", cache=True, parallel=True, error_model="numpy")
-def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
-    """op(a) @ op(b): one call that threads itself (MKL on OpenMP), or, when large, split into
-    `threads` single-threaded calls."""
-    parts = threads if m * n * k >= SPLIT_FLOPS else 1
+def _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, parts, mode):
+    """op(a) @ op(b) on `parts` threads: one call that threads itself (MKL on OpenMP), or `parts`
+    single-threaded calls, each on a block of columns (or rows)."""
     if mode == _MKL_OMP or parts <= 1:
         _call(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, parts)
         return
@@ -131,7 +139,8 @@ def _view(p, rows, cols, dtype):
 def _gemm(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode):
     """out = op(a) @ op(b) on pointers (row strides lda, ldb, ldc): the C ABI behind the stubs."""
     if (m > LOOP_ROWS and mode != _NUMBA) or tb == _PB:
-        _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, threads, mode)
+        parts = split_parts(m * n * k, threads)
+        _blas(ta, tb, m, n, k, pa, lda, pb, ldb, pc, ldc, itemsize, parts, mode)
         return
     ar, ac = (k, m) if ta == _T else (m, k)  # (every caller's arrays are C-contiguous: ld == columns)
     br, bc = (n, k) if tb == _T else (k, n)

@@ -11,13 +11,42 @@ the launching thread's subnormal mode (fpenv.py: MXCSR is per thread) and gets i
 
 from __future__ import annotations
 
+import os
+
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from .errors import NumbaBackendError
 from .fpenv import adopt, caller_bits, restore
 
 BLOCK_SIGNATURE = "void(int64, int64)"
+ROW_WORK_ENV = "RNNCOMP_ROW_WORK"
+ROW_WORK = 1 << 21  # multiply-adds each block of a row-parallel loop must get (benchmarks/parallel_work.py)
+
+
+def row_work() -> int:
+    """ROW_WORK, or RNNCOMP_ROW_WORK where set (a generated module holds it as a constant: its text,
+    and so its cache entry, changes with it; the test suite sets 1, so that small loops run in blocks)."""
+    text = os.environ.get(ROW_WORK_ENV, "").strip()
+    if not text:
+        return ROW_WORK
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise NumbaBackendError(f"environment variable {ROW_WORK_ENV}: expected an int >= 1, got {text!r}")
+    return n
+
+
+@njit("int64(int64, int64, int64, int64)", cache=True)
+def blocks_for(threads, rows, work, min_work):
+    """How many blocks of rows a row-parallel loop runs as (one per thread): at most `threads` and
+    `rows`, and only as many as each gets `min_work` of the loop's `work` (its multiply-adds over every
+    row and step, estimated by the generator). A loop too small for that runs as one block on the
+    calling thread: no fork-join, nothing left for another thread to wake for."""
+    return max(1, min(threads, rows, work // max(1, min_work)))
 
 
 @intrinsic

@@ -20,7 +20,7 @@ from passes.rows import ROWS, rows_plan
 
 from ..common.values import Index, Ref, Scope
 from ..common.writer import describe, safe_name
-from .rowloops import open_part, transposed
+from .rowloops import open_part, row_step_work, transposed
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -47,8 +47,9 @@ def emit_loop(gen: Generator, node: Node) -> None:
         else:
             parts, width = gen.int_name("np"), gen.int_name("w")
             D = gen.dim(plan.dim)
-            gen.w.comment(f"batch rows independent: {parts} blocks of {width} rows, one per thread")
-            gen.w.line(f"{parts} = max(1, min({gen.threads()}, {D}))")
+            gen.w.comment(f"batch rows independent: {parts} blocks of {width} rows, one per thread, as the work allows")
+            work = f"{gen.value(n_iter)} * {D} * {row_step_work(gen, v.body.nodes())}"
+            gen.w.line(f"{parts} = blocks_for({gen.threads()}, {D}, {work}, ROW_WORK)")
             gen.w.line(f"{width} = ({D} + {parts} - 1) // {parts}")
             consts = _consts(gen, v, {ROWS: width}, named=True)
     if plan is None:

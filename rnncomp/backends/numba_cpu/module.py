@@ -14,7 +14,7 @@ from ..common.writer import Writer, safe_name
 from . import blas
 from .blocks import Block
 from .codegen import HELPERS, Generator
-from .launch import BLOCK_SIGNATURE
+from .launch import BLOCK_SIGNATURE, ROW_WORK_ENV, row_work
 
 FASTMATH_SOURCE = '{"nsz", "contract"}'  # approx.FASTMATH (why no more: see there)
 _NJIT = '@njit(cache=True, fastmath=FASTMATH, error_model="numpy"'
@@ -52,7 +52,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer) -> Generated:
     for line in ("", "import math", "", "import numpy as np", numba, ""):
         m.line(line)
     if blocks:
-        m.line("from rnncomp.backends.numba_cpu.launch import as_pointer, run_blocks")
+        m.line("from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks")
     for mod in sorted({HELPERS[h] for h in gen.helpers}):
         names = ", ".join(sorted(h for h in gen.helpers if HELPERS[h] == mod))
         m.line(f"from rnncomp.backends.numba_cpu.{mod} import {names}")
@@ -60,6 +60,8 @@ def _assemble(gen: Generator, prog: Program, body: Writer) -> Generated:
     m.line(f"FASTMATH = {FASTMATH_SOURCE}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's")
     if any(HELPERS[h] == "gemm" for h in gen.helpers):
         m.line(f"BLAS = {blas.MODE}  # the BLAS the GEMM helpers call: {blas.BLAS.split(':')[0]}")
+    if blocks:
+        m.line(f"ROW_WORK = {row_work()}  # multiply-adds each block of rows must get ({ROW_WORK_ENV})")
     for text in gen.const_lines:
         m.line(text)
     for signature, kernel, kind in gen.kernel_writers:

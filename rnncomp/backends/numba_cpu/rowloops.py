@@ -1,7 +1,7 @@
 """Row-parallel loops: a loop whose batch rows are independent (passes/rows.py) runs as one
 `parallel=True` kernel, a block of rows per Numba thread through every step of the sequence.
 
-    np0 = max(1, min(n_threads, d_B)); w0 = (d_B + np0 - 1) // np0
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 4224, ROW_WORK); w0 = (d_B + np0 - 1) // np0
     rows_0(...):                             # parallel=True, small: compiles fast
         for p0 in prange(np0):                # one block of rows per thread
             rows_0_block(p0, ...)
@@ -13,7 +13,9 @@
             <the body over m2 rows: its kernels, GEMMs on one thread each>
 
 Blocks write disjoint rows of shared buffers, so nothing needs a lock; a buffer without rows (a
-kernel's scratch of another shape) is private to each block.
+kernel's scratch of another shape) is private to each block. How many blocks: one per thread, but
+only as many as each gets ROW_WORK multiply-adds of the loop's estimated work (launch.blocks_for;
+`row_step_work` estimates a row's step: 4224 for an LSTM at H=32, a 32x128 product and 128 gates).
 """
 
 from __future__ import annotations
@@ -77,6 +79,31 @@ class Part:
         name = gen.tmp("a")
         gen.w.line(f"{name} = {gen.arr(ref)}[{step}, {self.r0}:{self.r1}]")
         return Ref(name, contiguous=ref.contiguous, home=gen.home())
+
+
+def row_step_work(gen: Generator, nodes) -> str:
+    """The work of one row through one step of a row block's body, in multiply-adds: K*N per row of
+    a matmul, an element for any other op (an expression: a symbolic extent is `program`'s dim)."""
+    fixed, terms = 0, []
+    for n in nodes:
+        t = n.type
+        if not isinstance(t, TensorType) or not t.shape or t.shape[0] != ROWS:
+            continue
+        dims = [d for d in t.shape[1:] if d != ROWS]
+        if n.op == "matmul":
+            dims.append(n.inputs[0].node.type.shape[-1])  # type: ignore[union-attr]
+        size, names = 1, []
+        for d in dims:
+            if isinstance(d, int):
+                size *= d
+            else:
+                names.append(gen.dim(d))
+        if names:
+            terms.append(gen.product([str(size)] + names))
+        else:
+            fixed += size
+    text = " + ".join(([str(fixed)] if fixed or not terms else []) + terms)
+    return f"({text})" if terms else text
 
 
 def open_part(gen: Generator, dim: int | str, parts: str, width: str) -> Part:

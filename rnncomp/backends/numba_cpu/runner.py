@@ -17,6 +17,7 @@ from ..common import cache
 from ..common.binding import Binding
 from ..common.failures import error_text, lines_in, site
 from ..common.values import Generated
+from ..threads import for_call
 from . import fpenv
 from .errors import NumbaCompileError
 from .module import generate
@@ -37,8 +38,11 @@ def depends() -> dict[str, str]:
 class Runner:
     """`runner(arrays, symbols) -> outputs` for one program; `.source` and `.path` show the code."""
 
-    def __init__(self, prog: Program, gen: Generated, entry: cache.Entry, denormals: str = "keep"):
+    def __init__(
+        self, prog: Program, gen: Generated, entry: cache.Entry, denormals: str = "keep", threads: int | None = None
+    ):
         self.prog, self.gen = prog, gen
+        self.threads = threads  # at most this many of Numba's threads (backends/threads.py); None: Numba's count
         self.denormals = denormals  # "flush" (FTZ|DAZ for the call) or "keep" (IEEE): fpenv.py
         self.fp_bits = fpenv.BITS[denormals] if fpenv.SUPPORTED else None
         self.ready = False  # compiled (or loaded) for the argument types every call has
@@ -95,7 +99,7 @@ class Runner:
         for pos, key in self.counts:
             args[pos] = self.binding.count(key, env)
         if self.threads_at:
-            n = numba.get_num_threads()
+            n = for_call(self.threads)
             for pos in self.threads_at:
                 args[pos] = n
         if self.buffers:
@@ -172,9 +176,10 @@ def factory(prog: Program, options: dict[str, Any]) -> Runner:
     """The registry's entry point: generate, cache and load the module for `prog`."""
     dtype = as_dtype(options.get("dtype", "float32"))
     denormals = options.get("denormals", "keep")  # checked by compile() (backends/denormals.py)
+    threads = options.get("threads")  # checked by compile() (backends/threads.py)
     gen = generate(prog, dtype)
     try:
         entry = cache.load(gen.source, {"dtype": dtype.value}, backend="numba_cpu", depends=depends())
     except cache.CompileFailed as e:
         raise compile_error(prog, gen, e.path, e.error) from None
-    return Runner(prog, gen, entry, denormals)
+    return Runner(prog, gen, entry, denormals, threads)
