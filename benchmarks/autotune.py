@@ -27,20 +27,12 @@ FIXED = ["loop", 2, 4, 8]
 
 
 def run_config(tag: str, repeat: int, keep: bool) -> list[str]:
-    import numpy as np
 
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
 
     I, H, B, T = CONFIGS[tag]  # noqa: E741
-    rng = np.random.default_rng(0)
-    s = 1.0 / np.sqrt(H)
-    arrays = {
-        "x": rng.standard_normal((T, B, I), dtype=np.float32),
-        "Wx": rng.uniform(-s, s, (I, 4 * H)).astype(np.float32),
-        "Wh": rng.uniform(-s, s, (H, 4 * H)).astype(np.float32),
-        "b": rng.uniform(-s, s, 4 * H).astype(np.float32),
-    }
+    arrays = lstm_arrays(I, H, B, T)
     cell = lstm_cell(I, H)
     calls = {
         "fwd": lambda p: p(**arrays),

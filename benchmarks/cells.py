@@ -1,5 +1,7 @@
 """The cells the benchmarks measure, at the sizes the issues name."""
 
+import numpy as np
+
 import rnncomp as rc
 from rnncomp import Param, Seq, State
 
@@ -18,3 +20,15 @@ def lstm_cell(I: int, H: int) -> rc.Cell:  # noqa: E741
         return {"h": h, "c": c, "y": h}
 
     return lstm
+
+
+def lstm_arrays(I: int, H: int, B: int, T: int, seed: int = 0) -> dict[str, np.ndarray]:  # noqa: E741
+    """float32 LSTM arguments: PyTorch's default init, U(-1/sqrt(H), 1/sqrt(H)), in rnncomp's layout; x ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    s = 1.0 / np.sqrt(H)
+    return {
+        "x": rng.standard_normal((T, B, I), dtype=np.float32),
+        "Wx": rng.uniform(-s, s, (I, 4 * H)).astype(np.float32),
+        "Wh": rng.uniform(-s, s, (H, 4 * H)).astype(np.float32),
+        "b": rng.uniform(-s, s, 4 * H).astype(np.float32),
+    }

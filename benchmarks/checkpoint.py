@@ -239,7 +239,7 @@ def main(argv=None) -> None:
     _threads(args.threads)
     import torch  # noqa: F401  (before rnncomp's first GEMM: both then use MKL, see README)
 
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
 
     I, H, B, _ = CONFIGS["M"]  # noqa: E741
     Ts = ints(args.T)
@@ -253,14 +253,7 @@ def main(argv=None) -> None:
     cell = lstm_cell(I, H)
     results = []
     for T, repeat, ks, budgets, tks in zip(Ts, repeats, ks_per, budgets_per, torch_ks_per):
-        rng = np.random.default_rng(0)
-        s = 1.0 / np.sqrt(H)
-        arrays = {
-            "x": rng.standard_normal((T, B, I), dtype=np.float32),
-            "Wx": rng.uniform(-s, s, (I, 4 * H)).astype(np.float32),
-            "Wh": rng.uniform(-s, s, (H, 4 * H)).astype(np.float32),
-            "b": rng.uniform(-s, s, 4 * H).astype(np.float32),
-        }
+        arrays = lstm_arrays(I, H, B, T)
         ours = rnncomp_variants(cell, arrays, T, B, ints(ks), ints(budgets))
         ref = ours["plain BPTT"][2]
         for name, (_, _, grads, _) in ours.items():

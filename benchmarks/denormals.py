@@ -17,8 +17,7 @@ import time
 import numpy as np
 
 import rnncomp as rc
-from benchmarks.cells import lstm_cell
-from benchmarks.tradeoffs import lstm_arrays
+from benchmarks.cells import lstm_arrays, lstm_cell
 
 I, H, B = 128, 256, 32  # noqa: E741
 TINY = np.finfo(np.float32).tiny

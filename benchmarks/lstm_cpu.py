@@ -92,20 +92,14 @@ def check(name: str, got: dict, want: dict, rtol: float = 2e-3) -> None:
 
 
 def run_config(tag: str, repeat: int, backend: str, rows: list) -> None:
-    import numpy as np
 
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
     from benchmarks.peers import Missing, make_jax, make_numpy, make_torch
 
     I, H, B, T = CONFIGS[tag]  # noqa: E741
-    rng = np.random.default_rng(0)
-    s = 1.0 / np.sqrt(H)
-    x = rng.standard_normal((T, B, I), dtype=np.float32)
-    Wx = (rng.uniform(-s, s, (I, 4 * H))).astype(np.float32)
-    Wh = (rng.uniform(-s, s, (H, 4 * H))).astype(np.float32)
-    b = (rng.uniform(-s, s, 4 * H)).astype(np.float32)
-    arrays = {"x": x, "Wx": Wx, "Wh": Wh, "b": b}
+    arrays = lstm_arrays(I, H, B, T)
+    x, Wx, Wh, b = (arrays[k] for k in ("x", "Wx", "Wh", "b"))
     cell = lstm_cell(I, H)
     impls: dict[str, tuple] = {}
     modes = ["loop", 4] + (["full"] if tag == "M" else [])

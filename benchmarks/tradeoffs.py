@@ -50,18 +50,6 @@ def _threads(n: int) -> None:
         os.environ.setdefault(var, str(n))
 
 
-def lstm_arrays(I: int, H: int, B: int, T: int, seed: int = 0) -> dict[str, np.ndarray]:  # noqa: E741
-    """PyTorch's default init, U(-1/sqrt(H), 1/sqrt(H)), in rnncomp's layout; x ~ N(0, 1)."""
-    rng = np.random.default_rng(seed)
-    s = 1.0 / np.sqrt(H)
-    return {
-        "x": rng.standard_normal((T, B, I), dtype=np.float32),
-        "Wx": rng.uniform(-s, s, (I, 4 * H)).astype(np.float32),
-        "Wh": rng.uniform(-s, s, (H, 4 * H)).astype(np.float32),
-        "b": rng.uniform(-s, s, 4 * H).astype(np.float32),
-    }
-
-
 def median_ms(fns: dict, repeat: int, rounds: int = 3) -> dict[str, float]:
     """Median ms of each function, `repeat` calls taken in `rounds` interleaved rounds after a warm-up call."""
     for f in fns.values():
@@ -98,7 +86,7 @@ def measured_peak_mib(fn) -> float:
 
 def part_memory(a, backend: str) -> Part:
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
 
     I, H, B = (8, 16, 4) if a.quick else (128, 256, 32)  # noqa: E741
     Ts = [10, 100] if a.quick else [10, 30, 100, 300, 1000, 3000, 10000]
@@ -267,7 +255,7 @@ def part_lengths(a, backend: str) -> Part:
     from torch.nn.utils.rnn import pack_padded_sequence
 
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
     from benchmarks.tradeoff_report import plot_lengths
 
     I, H, B, T = (8, 16, 8, 20) if a.quick else (128, 256, 32, 100)  # noqa: E741
@@ -343,7 +331,7 @@ def part_lengths(a, backend: str) -> Part:
 
 def part_truncate(a, backend: str) -> Part:
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
     from benchmarks.tradeoff_report import plot_truncate
 
     I, H, B, T = (8, 16, 4, 20) if a.quick else (128, 256, 32, 200)  # noqa: E741

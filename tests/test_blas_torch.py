@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     import rnncomp as rc
     from rnncomp.backends.numba_cpu import blas
     from benchmarks.cells import lstm_cell
-    from benchmarks.tradeoffs import lstm_arrays
+    from benchmarks.cells import lstm_arrays
     prog = rc.compile(lstm_cell(8, 16), dtype="float32", backend="numba-cpu")
     prog.value_and_grad("y", **lstm_arrays(8, 16, 4, 5))  # B=4 rows: the GEMMs go to the BLAS
     import torch

@@ -107,8 +107,9 @@ def _plain(name: str, reverse: bool, truncate):
     st.booleans(),  # an int length instead of the symbolic T
     st.integers(0, 2**16),
 )
-def test_budget_gradients_equal_plain_bptt_within_the_budget(name, T, unroll, lengths, reverse, truncate, frac,
-                                                             fixed, seed):
+def test_budget_gradients_equal_plain_bptt_within_the_budget(
+    name, T, unroll, lengths, reverse, truncate, frac, fixed, seed
+):
     check_budget(name, T, unroll, lengths, reverse, truncate, frac, fixed, seed)
 
 
@@ -131,8 +132,13 @@ def check_budget(name, T, unroll, lengths, reverse, truncate, frac, fixed, seed)
     least = mem["kept"] if T_run <= unit else min(mem["per_step"] * unit + _state_bytes(plain, B), mem["kept"])
     budget = max(1, int(least + frac * (mem["kept"] - least)))
     prog = rc.compile(
-        cell, dtype="float64", unroll=unroll, reverse=reverse, truncate=truncate,
-        checkpoint=f"{budget}B", **({"length": T} if fixed else {}),
+        cell,
+        dtype="float64",
+        unroll=unroll,
+        reverse=reverse,
+        truncate=truncate,
+        checkpoint=f"{budget}B",
+        **({"length": T} if fixed else {}),
     )
     out, backward = plain.vjp(**kw, **args)
     rng = np.random.default_rng(seed)
