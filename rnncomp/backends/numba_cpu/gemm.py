@@ -38,7 +38,7 @@ from .launch import as_pointer
 GEMM_FASTMATH = FASTMATH | {"reassoc"}
 
 LOOP_ROWS = 3  # up to this many output rows a loop nest beats BLAS, whatever k and n
-SPLIT_WORK = 1 << 21  # multiply-adds (m*n*k) each thread must get before a GEMM is split across threads
+SPLIT_WORK = 1 << 23  # multiply-adds (m*n*k) each thread must get before a GEMM is split across threads
 PACK_MIN = 1 << 14  # k*n from which packing a weight pays (MKL's pack buffer is ~8 MB whatever its size)
 _ALIGN = 64  # MKL's packed buffers start on a cache line
 _NUMBA, _MKL, _MKL_OMP = blas.NUMBA, blas.MKL, blas.MKL_OMP

@@ -22,7 +22,7 @@ from .fpenv import adopt, caller_bits, restore
 
 BLOCK_SIGNATURE = "void(int64, int64)"
 ROW_WORK_ENV = "RNNCOMP_ROW_WORK"
-ROW_WORK = 1 << 21  # multiply-adds each block of a row-parallel loop must get (benchmarks/parallel_work.py)
+ROW_WORK = 1 << 23  # multiply-adds each block of a row-parallel loop must get (benchmarks/parallel_work.py)
 
 
 def row_work() -> int:
