@@ -210,6 +210,12 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lengths", action="store_true", help="the variant that takes per-row lengths")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     g.add_argument("--stage", metavar="BACKEND", help="print the generated source of a backend (numba-cpu, numba-cuda)")
+    g.add_argument(
+        "--resources",
+        action="store_true",
+        help="with --stage numba-cuda: compile every kernel for --target and print what each uses (no GPU needed)",
+    )
+    g.add_argument("--target", default=None, metavar="sm_XX", help="the GPU for --resources: sm_80 or sm_90 (default)")
     m = p.add_argument_group("memory of the backward (with --grad and --length N)")
     m.add_argument(
         "--checkpoint",
@@ -223,7 +229,17 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
 
 def _dump(args: argparse.Namespace) -> int:
     cell = select_cell(load_cells(args.file), args.cell, args.file)
-    program_flags = (args.length, args.unroll, args.after, args.grad, args.lengths, args.stage, args.pipeline)
+    program_flags = (
+        args.length,
+        args.unroll,
+        args.after,
+        args.grad,
+        args.lengths,
+        args.stage,
+        args.pipeline,
+        args.resources,
+        args.target,
+    )
     if args.checkpoint is not None:
         out = dump_schedule(cell, args)
     elif any(v not in (None, False) for v in program_flags):
@@ -265,6 +281,16 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     T = length if isinstance(length, int) else None
     if unroll == "full" and T is None:
         raise Failure("a full unroll needs a concrete --length N to print (a symbolic T specialises per call)")
+    if args.resources or args.target is not None:
+        if args.stage != "numba-cuda":
+            flag = "--resources" if args.resources else "--target"
+            raise Failure(f"{flag} reports CUDA kernels: add --stage numba-cuda")
+        if not args.resources:
+            raise Failure("--target picks the GPU of --resources: add --resources")
+        try:
+            return str(prog.resources(args.target or "sm_90", grad=args.grad, lengths=args.lengths, T=T))
+        except RnncompError as e:
+            raise Failure(str(e)) from None
     if args.stage:
         return prog.source(grad=args.grad, lengths=args.lengths, T=T)
     stages = prog.stages(lengths=args.lengths, T=T, grad=args.grad)
