@@ -26,7 +26,7 @@ import pytest
 
 import rnncomp as rc
 from ir import ArgumentError
-from ir.dtypes import DType
+from ir.dtypes import as_dtype
 from rnncomp import Param, Seq, State
 from rnncomp.backends.numba_cuda import CudaBackendError, CudaCompileError, ptx, targets, toolchain
 from rnncomp.backends.numba_cuda.codegen import generate_with_context
@@ -102,7 +102,7 @@ def test_every_kernel_compiles_and_assembles(case):
             assert 0 < use.registers <= t.max_regs_per_thread, (kind, c.kernel.name, use)
             assert use.static_shared <= 48 * 1024, (kind, c.kernel.name, use)
             if c.kernel.launch.startswith("grid_gemm"):  # a tiled GEMM stages two TILE x TILE tiles
-                assert use.static_shared == 2 * 16 * 16 * DType(dtype).numpy.itemsize
+                assert use.static_shared == 2 * 16 * 16 * as_dtype(dtype).numpy.itemsize
         loops = [c for c in kernels if c.kernel.blocks]
         per_step = [c for c in kernels if not c.kernel.blocks]
         assert per_step

@@ -46,8 +46,19 @@ def numba_type(spec: list):
 
 
 def lines_of(e: BaseException, path: str) -> list[int]:
-    """The module's lines in the traceback and in the message (Numba names `<file>", line N`)."""
+    """The module's lines the failure points at, outermost first: the traceback's frames in the module,
+    the source locations (Numba's `ir.Loc`) that the compiler's frames were working on (a typing
+    constraint's `self.loc`, a lowered statement's `inst.loc`), the error's own `loc`, and the
+    `<file>", line N` its message names."""
     found = [f.lineno or 0 for f in traceback.extract_tb(e.__traceback__) if f.filename == path]
+    for frame, _ in traceback.walk_tb(e.__traceback__):
+        local = frame.f_locals
+        for loc in (local.get("loc"), getattr(local.get("self"), "loc", None), getattr(local.get("inst"), "loc", None)):
+            if getattr(loc, "filename", None) == path and getattr(loc, "line", None):
+                found.append(int(loc.line))
+    loc = getattr(e, "loc", None)
+    if getattr(loc, "filename", None) == path and getattr(loc, "line", None):
+        found.append(int(loc.line))
     name = re.escape(os.path.basename(path))
     found += [int(m.group(1)) for m in re.finditer(name + r'", line (\d+)', str(e))]
     return found
