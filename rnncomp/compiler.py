@@ -23,12 +23,12 @@ from passes.retype import retype_cell
 from passes.unroll import LENGTHS_LO, has_masks
 
 from .arguments import LENGTHS, bind, is_device_array, signature
-from .masks import SEED, seed_words
 from .autotune import AutoUnroll
 from .backends.denormals import resolve as resolve_denormals
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
+from .masks import SEED, seed_words
 from .training import Trainer
 
 DEFAULT_PASSES = "simplify,hoist,simplify"
