@@ -257,3 +257,29 @@ def test_a_cell_may_not_name_an_argument_seed():
 def test_help_explains_them():
     assert "1/(1-p)" in rc.dropout.__doc__ and "variational" in rc.dropout.__doc__
     assert "Krueger" in rc.zoneout.__doc__ and "expectation" in rc.zoneout.__doc__
+
+
+@rc.cell
+def zoned_scan(x: Seq["B", 4], h: State["B", 4], W: Param[4, 4]):
+    """Affine in h (the linear_scan pass may scan it): zoneout of a value that does not read h."""
+    return {"h": (h_new := rc.zoneout(rc.tanh(rc.dropout(x, 0.3) @ W), h, 0.3)), "y": h_new}
+
+
+@rc.cell
+def gated_scan(x: Seq["B", 4], h: State["B", 4], W: Param[4, 4]):
+    a = rc.sigmoid(rc.dropout(x, 0.3) @ W)
+    return {"h": (h_new := a * h + (1 - a) * rc.dropout(x, 0.2, per="sequence")), "y": h_new}
+
+
+@pytest.mark.parametrize("cell", [zoned_scan, gated_scan], ids=["zoneout", "gated"])
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_masked_affine_recurrences_draw_the_oracles_masks(cell, backend):
+    args = random_args(cell, 6, B, seed=1, inits=True)
+    ref = rc.compile(cell, unroll="loop", backend="numpy", dtype="float64")
+    for mode in ("loop", 2, "full"):
+        prog = rc.compile(cell, unroll=mode, backend=backend, dtype="float64")
+        assert max_err(prog(seed=5, **args), run(cell, **args, seed=5)) <= 1e-10, mode
+        assert max_err(prog(**args), run(cell, **args)) <= 1e-10, mode
+        (lw, gw), (lg, gg) = (p.value_and_grad("y", seed=5, **args) for p in (ref, prog))
+        assert abs(lg - lw) <= 1e-10 and max_err(gg, gw) <= 1e-10, mode
+    assert check_vjp(ref, args, None, seed=1, mask_seed=5) <= 1e-6
