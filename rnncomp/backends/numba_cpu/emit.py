@@ -24,8 +24,8 @@ from ir.ops import axes_of
 
 from ..common.scalars import SCALARS, Index, Scalar
 from ..common.views import axis_of, int_attr, int_dim, shifted, slice_start, split_start
-from .errors import NumbaBackendError
 from .chunking import scan_work
+from .errors import NumbaBackendError
 
 
 @dataclass(frozen=True)
@@ -273,10 +273,15 @@ def _chunked_scan(ctx, n: Node, out, parts: tuple) -> None:
     H = ctx.bind(f"{ctx.contiguous(init)}.reshape(({B}, {F}))")
     O = ctx.bind(f"{out.array()}.reshape({shape3})")
     none = "np.empty(0, np.int64)"
-    bounds = [ctx.bind(ctx.contiguous(m)) if m is not None else none for m in (hi, lo)]
+    bounds = [none if m is None else ctx.bind(_int64(ctx.contiguous(m), m)) for m in (hi, lo)]
     ctx.helpers.add("scan_chunked")
     rev = "True" if n.attrs["reverse"] else "False"
     ctx.line(f"scan_chunked({A}, {Bc}, {H}, {O}, {bounds[0]}, {bounds[1]}, {rev}, {ctx.threads()}, {scan_work()})")
+
+
+def _int64(expr: str, m) -> str:
+    """A mask as the int64 vector scan.py's C ABI reads (an i32 one copied)."""
+    return expr if m.node.type.dtype == DType.i64 else f"{expr}.astype(np.int64)"
 
 
 def _last_step(ctx, n: Node, out, args: list) -> None:
