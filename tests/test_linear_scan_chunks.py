@@ -37,7 +37,11 @@ def coefficients(T, B, F, dtype, seed=0):
     """minGRU-like coefficients: a = 1 - sigmoid in (0, 1), b = sigmoid * candidate."""
     rng = np.random.default_rng(seed)
     z = 1 / (1 + np.exp(-rng.standard_normal((T, B, F))))
-    return (1 - z).astype(dtype), (z * rng.standard_normal((T, B, F))).astype(dtype), rng.standard_normal((B, F)).astype(dtype)
+    return (
+        (1 - z).astype(dtype),
+        (z * rng.standard_normal((T, B, F))).astype(dtype),
+        rng.standard_normal((B, F)).astype(dtype),
+    )
 
 
 def chunked(a, b, h0, hi, lo, rev, chunks):
@@ -63,7 +67,9 @@ def test_short_sequences():
         a, b, h0 = coefficients(T, 2, 4, np.float64)
         for chunks in (1, 2, 4):
             got = chunked(a, b, h0, NONE, NONE, False, chunks)
-            assert got.shape == (T, 2, 4) and np.abs(got - sequential(a, b, h0, NONE, NONE, False)).max(initial=0) <= 1e-10
+            assert (
+                got.shape == (T, 2, 4) and np.abs(got - sequential(a, b, h0, NONE, NONE, False)).max(initial=0) <= 1e-10
+            )
 
 
 def test_chunks_for_splits_only_where_each_chunk_gets_the_work():
@@ -74,10 +80,11 @@ def test_chunks_for_splits_only_where_each_chunk_gets_the_work():
 
 
 def test_float32_error_of_the_reassociated_carries():
-    """Measured: minGRU-like coefficients, T = 10,000, 8 chunks; the chunked float32 scan differs from
-    the sequential float32 loop by about 1e-7 relative to the state's largest value (2.4e-7 seen),
-    the same order as the sequential loop's own error against float64 (rounding in the carries'
-    product chain, which only multiplies values in (0, 1))."""
+    """Measured (B = 2, F = 16, minGRU-like coefficients, T = 1,000 / 10,000 / 100,000, 2 to 64
+    chunks): the chunked float32 scan differs from the sequential float32 loop by at most 7.5e-8
+    relative to the state's largest value (2.4e-7 absolute), the same order as the sequential loop's
+    own error against float64 (6.7e-8 to 7.4e-8): rounding in the carries' product chain, whose
+    factors lie in (0, 1), does not grow with T."""
     T, B, F = 10_000, 2, 16
     a, b, h0 = coefficients(T, B, F, np.float32, seed=1)
     exact = sequential(a.astype(np.float64), b.astype(np.float64), h0.astype(np.float64), NONE, NONE, False)
@@ -85,7 +92,7 @@ def test_float32_error_of_the_reassociated_carries():
     par = chunked(a, b, h0, NONE, NONE, False, 8)
     scale = np.abs(exact).max()
     err_par, err_seq = np.abs(par - seq).max() / scale, np.abs(seq - exact).max() / scale
-    assert err_par <= 1e-5 and err_seq <= 1e-5, (err_par, err_seq)
+    assert err_par <= 1e-6 and err_seq <= 1e-6, (err_par, err_seq)
     assert err_par > 0  # the carries are reassociated: not bit-equal (else the test checks nothing)
 
 

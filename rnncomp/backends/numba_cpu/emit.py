@@ -271,12 +271,12 @@ def _chunked_scan(ctx, n: Node, out, parts: tuple) -> None:
     shape3 = f"({T}, {B}, {F})"
     A, Bc = (ctx.bind(f"{ctx.contiguous(x)}.reshape({shape3})") for x in (a, b))
     H = ctx.bind(f"{ctx.contiguous(init)}.reshape(({B}, {F}))")
-    O = ctx.bind(f"{out.array()}.reshape({shape3})")
+    Out = ctx.bind(f"{out.array()}.reshape({shape3})")
     none = "np.empty(0, np.int64)"
     bounds = [none if m is None else ctx.bind(_int64(ctx.contiguous(m), m)) for m in (hi, lo)]
     ctx.helpers.add("scan_chunked")
     rev = "True" if n.attrs["reverse"] else "False"
-    ctx.line(f"scan_chunked({A}, {Bc}, {H}, {O}, {bounds[0]}, {bounds[1]}, {rev}, {ctx.threads()}, {scan_work()})")
+    ctx.line(f"scan_chunked({A}, {Bc}, {H}, {Out}, {bounds[0]}, {bounds[1]}, {rev}, {ctx.threads()}, {scan_work()})")
 
 
 def _int64(expr: str, m) -> str:

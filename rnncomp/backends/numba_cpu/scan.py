@@ -9,7 +9,8 @@ first adds (running product of a) * carry to its steps, parallel over (chunk, ba
 outside lo <= t < hi are the identity (a = 1, b = 0). `reverse` runs from the last step to the first.
 
 Only the carries are reassociated, so float32 results differ from the sequential loop by rounding
-in the carry's product chain (tests/test_linear_scan.py measures it). `chunks_for` uses more than one
+in the carry's product chain (tests/test_linear_scan_chunks.py measures it: <= 7.5e-8 of the
+state's scale at T up to 100,000, as the sequential loop's own error). `chunks_for` uses more than one
 chunk only where each gets SCAN_WORK element-steps (a fork-join costs tens of microseconds, more on a
 loaded machine). As gemm.py does, the parallel code is reached through a C ABI (`rnncomp_scan`), so
 a generated program links a small stub, not the parallel kernel.
@@ -24,6 +25,7 @@ from numba import carray, cfunc, njit, types
 
 from .fpenv import adopt, caller_bits, restore
 from .launch import as_pointer
+
 
 @njit("int64(int64, int64, int64, int64)", cache=True)
 def chunks_for(threads, steps, elements, min_work):
@@ -103,7 +105,9 @@ def _v1(p, n, dtype):
     return carray(as_pointer(p, dtype), (n,))
 
 
-@cfunc("void(int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64)", cache=True)
+@cfunc(
+    "void(int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64)", cache=True
+)
 def _scan(pa, pb, ph0, pout, phi, plo, T, B, F, nhi, nlo, rev, chunks, itemsize):
     """scan_chunks on pointers: the C ABI behind `scan_chunked`."""
     hi, lo = _v1(phi, nhi, np.int64), _v1(plo, nlo, np.int64)
