@@ -142,6 +142,7 @@ def torch_variants(x, Wx, Wh, b, segments: dict[str, int | None], threads: int, 
         with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
             grads = train()
         check(f"pytorch {name}", grads, ref, 2e-3)
+        print(f"  checked pytorch {name}: peak {meter.peak / MiB:.2f} MiB", file=sys.stderr, flush=True)
         out[name] = (train, meter.peak)
         del grads
     return out
@@ -165,6 +166,7 @@ def rnncomp_variants(cell, arrays: dict, T: int, B: int, ks: list[int], budgets:
         grads = backward({"y": np.ones_like(res["y"])})
         ref = grads if ref is None else ref
         check(f"rnncomp {name}", grads, ref, 1e-4)
+        print(f"  checked rnncomp {name}: peak {backward.peak / MiB:.2f} MiB", file=sys.stderr, flush=True)
         out[name] = (lambda p=prog: p.value_and_grad("y", **arrays)[1], backward.peak, prog.memory(T, B=B))
         del res, backward, grads
     return out, ref
@@ -267,7 +269,10 @@ def main(argv=None) -> None:
         del ref
         fns = {("rnncomp", n): v[0] for n, v in ours.items()} | {("pytorch", n): v[0] for n, v in theirs.items()}
         t0 = time.perf_counter()
-        times = rounds(fns, repeat)
+        from tqdm import tqdm
+
+        with tqdm(total=repeat * len(fns), desc=f"T={T} rounds", unit="call", file=sys.stderr) as bar:
+            times = rounds(fns, repeat, progress=bar.update)
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
         rows = [("rnncomp", n, v[1], times[("rnncomp", n)], v[2]) for n, v in ours.items()]
