@@ -24,6 +24,7 @@ from ir.ops import axes_of
 
 from ..common.scalars import SCALARS, Index, Scalar
 from ..common.views import axis_of, int_attr, int_dim, shifted, slice_start, split_start
+from .chunking import scan_work
 from .errors import NumbaBackendError
 
 
@@ -234,6 +235,9 @@ def _linear_scan(ctx, n: Node, out, args: list) -> None:
     dims, state = ctx.dims(n), init.node.type.shape
     T, rest = dims[0], dims[1:]
     rev = n.attrs["reverse"]
+    if rest and all(x.node.type.shape == n.type.shape for x in (a, b)):
+        _chunked_scan(ctx, n, out, (a, b, init, hi, lo))
+        return
 
     def coef(x, tt: str, idx: Index) -> str:
         shape = x.node.type.shape
@@ -256,6 +260,28 @@ def _linear_scan(ctx, n: Node, out, args: list) -> None:
     with ctx.indent():
         ctx.line(f"{t} = {T} - 1 - {s}" if rev else f"{t} = {s}")
         step(t, lambda idx: out.at((f"{t} + 1" if rev else f"{t} - 1",) + idx))
+
+
+def _chunked_scan(ctx, n: Node, out, parts: tuple) -> None:
+    """A scan whose coefficients are whole (T, ...) arrays: scan.py's `scan_chunked`, split over time
+    into one chunk per thread where the work pays (scan.py `chunks_for`), else the same loop on one."""
+    a, b, init, hi, lo = parts
+    T, *rest = ctx.dims(n)
+    B, F = rest[0], ctx.product(rest[1:]) if len(rest) > 1 else "1"
+    shape3 = f"({T}, {B}, {F})"
+    A, Bc = (ctx.bind(f"{ctx.contiguous(x)}.reshape({shape3})") for x in (a, b))
+    H = ctx.bind(f"{ctx.contiguous(init)}.reshape(({B}, {F}))")
+    Out = ctx.bind(f"{out.array()}.reshape({shape3})")
+    none = "np.empty(0, np.int64)"
+    bounds = [none if m is None else ctx.bind(_int64(ctx.contiguous(m), m)) for m in (hi, lo)]
+    ctx.helpers.add("scan_chunked")
+    rev = "True" if n.attrs["reverse"] else "False"
+    ctx.line(f"scan_chunked({A}, {Bc}, {H}, {Out}, {bounds[0]}, {bounds[1]}, {rev}, {ctx.threads()}, {scan_work()})")
+
+
+def _int64(expr: str, m) -> str:
+    """A mask as the int64 vector scan.py's C ABI reads (an i32 one copied)."""
+    return expr if m.node.type.dtype == DType.i64 else f"{expr}.astype(np.int64)"
 
 
 def _last_step(ctx, n: Node, out, args: list) -> None:

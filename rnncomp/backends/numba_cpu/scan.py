@@ -1,0 +1,141 @@
+"""The linear_scan op on numba-cpu, parallel over time: steps in chunks, one chunk per thread.
+
+h[t] = a[t] * h[t-1] + b[t] over arrays (T, B, F) (F: the state's features, flattened). With one
+chunk it is the sequential loop. With c chunks (Blelloch's scan with one level, as in Martin and
+Cundy 2018): (1) each chunk is scanned locally from 0 (the first from the initial state), keeping the
+product A of its coefficients, vectorised over (B, F); (2) the carries into each chunk are composed in
+order from the (A, local end) pairs: carry[k+1] = end[k] + A[k] * carry[k]; (3) each chunk but the
+first adds (running product of a) * carry to its steps, parallel over (chunk, batch row). Steps of a row
+outside lo <= t < hi are the identity (a = 1, b = 0). `reverse` runs from the last step to the first.
+
+Only the carries are reassociated, so float32 results differ from the sequential loop by rounding
+in the carry's product chain (tests/test_linear_scan_chunks.py measures it: <= 7.5e-8 of the
+state's scale at T up to 100,000, as the sequential loop's own error). `chunks_for` uses more than one
+chunk only where each gets SCAN_WORK element-steps (a fork-join costs tens of microseconds, more on a
+loaded machine). As gemm.py does, the parallel code is reached through a C ABI (`rnncomp_scan`), so
+a generated program links a small stub, not the parallel kernel.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+import numba
+import numpy as np
+from numba import carray, cfunc, njit, types
+
+from .fpenv import adopt, caller_bits, restore
+from .launch import as_pointer
+
+
+@njit("int64(int64, int64, int64, int64)", cache=True)
+def chunks_for(threads, steps, elements, min_work):
+    """Chunks of a scan of `steps` steps over `elements` (B*F) values: at most `threads`, at least 2
+    steps each, and only as many as each gets `min_work` element-steps."""
+    return max(1, min(threads, steps // 2, steps * elements // max(1, min_work)))
+
+
+@njit(cache=True, error_model="numpy")
+def _active(hi, lo, t, r):
+    return (hi.size == 0 or t < hi[r]) and (lo.size == 0 or t >= lo[r])
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def scan_chunks(a, b, h0, out, hi, lo, rev, chunks):
+    """out = the scan of (a, b) from h0 in `chunks` chunks (see the module); arrays (T, B, F)."""
+    T, B, F = out.shape
+    if T == 0:
+        return
+    size = (T + chunks - 1) // chunks
+    prod = np.ones((chunks, B, F), out.dtype)
+    bits = caller_bits()
+    for c in numba.prange(chunks):
+        saved = adopt(bits)
+        s0, s1 = c * size, min(T, (c + 1) * size)
+        for s in range(s0, s1):
+            t = T - 1 - s if rev else s
+            tp = t + 1 if rev else t - 1
+            for r in range(B):
+                on = _active(hi, lo, t, r)
+                if s == s0:
+                    for f in range(F):
+                        h = h0[r, f] if c == 0 else 0.0
+                        out[t, r, f] = a[t, r, f] * h + b[t, r, f] if on else h
+                        if on:
+                            prod[c, r, f] = a[t, r, f]
+                elif on:
+                    for f in range(F):
+                        out[t, r, f] = a[t, r, f] * out[tp, r, f] + b[t, r, f]
+                        prod[c, r, f] *= a[t, r, f]
+                else:
+                    for f in range(F):
+                        out[t, r, f] = out[tp, r, f]
+        restore(saved)
+    if chunks == 1:
+        return
+    carry = np.zeros((chunks, B, F), out.dtype)
+    for c in range(1, chunks):
+        s_end = min(T, c * size) - 1
+        t_end = T - 1 - s_end if rev else s_end
+        for r in range(B):
+            for f in range(F):
+                carry[c, r, f] = out[t_end, r, f] + (prod[c - 1, r, f] * carry[c - 1, r, f] if c > 1 else 0.0)
+    for j in numba.prange((chunks - 1) * B):
+        saved = adopt(bits)
+        c, r = 1 + j // B, j % B
+        run = prod[c, r]  # reused as the running product of this chunk's coefficients
+        for f in range(F):
+            run[f] = 1.0
+        for s in range(c * size, min(T, (c + 1) * size)):
+            t = T - 1 - s if rev else s
+            if _active(hi, lo, t, r):
+                for f in range(F):
+                    run[f] *= a[t, r, f]
+            for f in range(F):
+                out[t, r, f] += run[f] * carry[c, r, f]
+        restore(saved)
+
+
+@njit(error_model="numpy")
+def _v3(p, T, B, F, dtype):
+    return carray(as_pointer(p, dtype), (T, B, F))
+
+
+@njit(error_model="numpy")
+def _v1(p, n, dtype):
+    return carray(as_pointer(p, dtype), (n,))
+
+
+@cfunc(
+    "void(int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64)", cache=True
+)
+def _scan(pa, pb, ph0, pout, phi, plo, T, B, F, nhi, nlo, rev, chunks, itemsize):
+    """scan_chunks on pointers: the C ABI behind `scan_chunked`."""
+    hi, lo = _v1(phi, nhi, np.int64), _v1(plo, nlo, np.int64)
+    r = rev != 0
+    if itemsize == 4:
+        dt = np.float32
+        h0 = carray(as_pointer(ph0, dt), (B, F))
+        scan_chunks(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+    else:
+        dt = np.float64
+        h0 = carray(as_pointer(ph0, dt), (B, F))
+        scan_chunks(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+
+
+llvm.add_symbol("rnncomp_scan", _scan.address)
+_i = types.int64
+_scan_c = types.ExternalFunction("rnncomp_scan", types.void(*[_i] * 14))
+
+
+@njit(cache=True, error_model="numpy")
+def _p(x):
+    return np.int64(x.ctypes.data)
+
+
+@njit(cache=True, error_model="numpy")
+def scan_chunked(a, b, h0, out, hi, lo, rev, threads, min_work):
+    """out[T, B, F] = the linear scan of a, b (T, B, F) from h0 (B, F), C-contiguous; hi, lo: int64
+    bounds per row (empty: none); on as many chunks as `chunks_for` gives."""
+    T, B, F = out.shape
+    chunks = chunks_for(threads, T, B * F, min_work)
+    _scan_c(_p(a), _p(b), _p(h0), _p(out), _p(hi), _p(lo), T, B, F, hi.size, lo.size, np.int64(rev), chunks, a.itemsize)
