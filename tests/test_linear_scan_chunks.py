@@ -11,7 +11,7 @@ import pytest
 import rnncomp as rc
 from rnncomp.backends.numba_cpu import chunking
 from rnncomp.backends.numba_cpu.errors import NumbaBackendError
-from rnncomp.backends.numba_cpu.scan import chunks_for, scan_chunks
+from rnncomp.backends.numba_cpu.scan import chunks_for, scan_chunks, scan_steps
 from tests.hand_rnns import load_example
 from tests.support import max_err, random_args, random_lengths
 
@@ -45,8 +45,12 @@ def coefficients(T, B, F, dtype, seed=0):
 
 
 def chunked(a, b, h0, hi, lo, rev, chunks):
+    """scan_chunks in `chunks` chunks over time; 0: scan_steps (one thread)."""
     out = np.full_like(a, np.nan)
-    scan_chunks(a, b, h0, out, hi, lo, rev, chunks)
+    if chunks == 0:
+        scan_steps(a, b, h0, out, hi, lo, rev)
+    else:
+        scan_chunks(a, b, h0, out, hi, lo, rev, chunks)
     return out
 
 
@@ -58,25 +62,26 @@ def test_every_chunk_count_agrees_with_the_sequential_recurrence(rev, bounds):
     hi = random_lengths(T, B).astype(np.int64) if bounds != "none" else NONE
     lo = np.array([0, 2, 5, 13, 1], np.int64) if bounds == "hi+lo" else NONE
     want = sequential(a, b, h0, hi, lo, rev)
-    for chunks in range(1, T + 1):  # uneven chunks, one step each, and chunks past the last step
+    for chunks in range(T + 1):  # one thread, uneven chunks, one step each, and chunks past the last step
         assert np.abs(chunked(a, b, h0, hi, lo, rev, chunks) - want).max() <= 1e-10, chunks
 
 
 def test_short_sequences():
     for T in (0, 1, 2):
         a, b, h0 = coefficients(T, 2, 4, np.float64)
-        for chunks in (1, 2, 4):
+        for chunks in (0, 1, 2, 4):
             got = chunked(a, b, h0, NONE, NONE, False, chunks)
             assert (
                 got.shape == (T, 2, 4) and np.abs(got - sequential(a, b, h0, NONE, NONE, False)).max(initial=0) <= 1e-10
             )
 
 
-def test_chunks_for_splits_only_where_each_chunk_gets_the_work():
-    assert chunks_for(8, 1000, 64, 1) == 8  # as many as the threads
-    assert chunks_for(8, 5, 64, 1) == 2  # at least 2 steps a chunk
-    assert chunks_for(8, 1000, 64, 1000 * 64 // 3) == 3  # only chunks with min_work element-steps
-    assert chunks_for(8, 1000, 64, 10**9) == 1 and chunks_for(1, 1000, 64, 1) == 1
+def test_chunks_for_splits_only_where_each_part_gets_the_work():
+    assert chunks_for(8, 1000, 1, 64, 1) == 8  # one chunk per thread
+    assert chunks_for(8, 5, 1, 64, 1) == 2  # at least 2 steps a chunk
+    assert chunks_for(8, 1000, 1, 64, 1000 * 64 // 3) == 3  # only parts with min_work element-steps
+    assert chunks_for(8, 1000, 8, 64, 1) == 1  # enough batch rows: no chunks over time
+    assert chunks_for(8, 1000, 4, 64, 10**9) == 0 and chunks_for(1, 1000, 4, 64, 1) == 0  # one thread
 
 
 def test_float32_error_of_the_reassociated_carries():
@@ -88,7 +93,7 @@ def test_float32_error_of_the_reassociated_carries():
     T, B, F = 10_000, 2, 16
     a, b, h0 = coefficients(T, B, F, np.float32, seed=1)
     exact = sequential(a.astype(np.float64), b.astype(np.float64), h0.astype(np.float64), NONE, NONE, False)
-    seq = chunked(a, b, h0, NONE, NONE, False, 1)
+    seq = chunked(a, b, h0, NONE, NONE, False, 0)
     par = chunked(a, b, h0, NONE, NONE, False, 8)
     scale = np.abs(exact).max()
     err_par, err_seq = np.abs(par - seq).max() / scale, np.abs(seq - exact).max() / scale
@@ -107,11 +112,13 @@ def test_scan_work_comes_from_the_environment_and_is_checked(monkeypatch):
             chunking.scan_work()
 
 
+@pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_mingru_on_chunks_agrees_with_the_sequential_program(reverse):
-    """T = 29 on 2 threads (tests/conftest.py: every scan in chunks): forward and gradients, lengths."""
+def test_mingru_on_chunks_agrees_with_the_sequential_program(reverse, B):
+    """T = 29 on 2 threads (tests/conftest.py: every scan split): B = 1 in chunks over time, B = 3
+    its rows in parallel; forward and gradients, with and without lengths."""
     cell = load_example("mingru").mingru
-    T, B = 29, 3
+    T = 29
     args = random_args(cell, T, B, inits=True)
     prog = rc.compile(cell, backend="numba-cpu", dtype="float64", reverse=reverse)
     assert "scan_chunked(" in prog.source(grad=True, lengths=True)

@@ -1,11 +1,12 @@
 """The linear_scan op on numba-cpu, parallel over time: steps in chunks, one chunk per thread.
 
-h[t] = a[t] * h[t-1] + b[t] over arrays (T, B, F) (F: the state's features, flattened). With one
-chunk it is the sequential loop. With c chunks (Blelloch's scan with one level, as in Martin and
+h[t] = a[t] * h[t-1] + b[t] over arrays (T, B, F) (F: the state's features, flattened). On one
+thread, or where the batch rows alone keep the threads busy (each row its own task: no extra work),
+it is the sequential loop. Otherwise, with c chunks (Blelloch's scan with one level, as in Martin and
 Cundy 2018): (1) each chunk is scanned locally from 0 (the first from the initial state), keeping the
 product A of its coefficients, vectorised over (B, F); (2) the carries into each chunk are composed in
 order from the (A, local end) pairs: carry[k+1] = end[k] + A[k] * carry[k]; (3) each chunk but the
-first adds (running product of a) * carry to its steps, parallel over (chunk, batch row). Steps of a row
+first adds (running product of a) * carry to its steps, parallel over (chunk, batch row) as step (1) is. Steps of a row
 outside lo <= t < hi are the identity (a = 1, b = 0). `reverse` runs from the last step to the first.
 
 Only the carries are reassociated, so float32 results differ from the sequential loop by rounding
@@ -27,11 +28,18 @@ from .fpenv import adopt, caller_bits, restore
 from .launch import as_pointer
 
 
-@njit("int64(int64, int64, int64, int64)", cache=True)
-def chunks_for(threads, steps, elements, min_work):
-    """Chunks of a scan of `steps` steps over `elements` (B*F) values: at most `threads`, at least 2
-    steps each, and only as many as each gets `min_work` element-steps."""
-    return max(1, min(threads, steps // 2, steps * elements // max(1, min_work)))
+@njit("int64(int64, int64, int64, int64, int64)", cache=True)
+def chunks_for(threads, steps, rows, elements, min_work):
+    """Chunks over time of a scan of `steps` steps over `rows` batch rows of `elements` (B*F) values:
+    0 where one thread does (fewer than 2 parts of `min_work` element-steps), 1 where the rows
+    alone give every thread a part (no carries: no extra work), else one chunk per part (at least
+    2 steps each)."""
+    parts = min(threads, steps * elements // max(1, min_work))
+    if parts <= 1:
+        return 0
+    if rows >= parts:
+        return 1
+    return max(1, min(parts, steps // 2))
 
 
 @njit(cache=True, error_model="numpy")
@@ -39,36 +47,53 @@ def _active(hi, lo, t, r):
     return (hi.size == 0 or t < hi[r]) and (lo.size == 0 or t >= lo[r])
 
 
+@njit(cache=True, error_model="numpy")
+def scan_steps(a, b, h0, out, hi, lo, rev):
+    """out = the scan of (a, b) from h0, step after step on this thread; arrays (T, B, F)."""
+    T, B, F = out.shape
+    for s in range(T):
+        t = T - 1 - s if rev else s
+        for r in range(B):
+            prev = h0[r] if s == 0 else out[t + 1 if rev else t - 1, r]
+            if _active(hi, lo, t, r):
+                for f in range(F):
+                    out[t, r, f] = a[t, r, f] * prev[f] + b[t, r, f]
+            else:
+                for f in range(F):
+                    out[t, r, f] = prev[f]
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def scan_chunks(a, b, h0, out, hi, lo, rev, chunks):
-    """out = the scan of (a, b) from h0 in `chunks` chunks (see the module); arrays (T, B, F)."""
+    """out = the scan of (a, b) from h0 in `chunks` chunks over time (see the module), each batch row
+    of each chunk a task of its own (so 1 chunk is the rows in parallel); arrays (T, B, F)."""
     T, B, F = out.shape
     if T == 0:
         return
     size = (T + chunks - 1) // chunks
     prod = np.ones((chunks, B, F), out.dtype)
     bits = caller_bits()
-    for c in numba.prange(chunks):
+    for j in numba.prange(chunks * B):
         saved = adopt(bits)
+        c, r = j // B, j % B
+        p = prod[c, r]  # the product of this chunk's coefficients for row r
         s0, s1 = c * size, min(T, (c + 1) * size)
         for s in range(s0, s1):
             t = T - 1 - s if rev else s
             tp = t + 1 if rev else t - 1
-            for r in range(B):
-                on = _active(hi, lo, t, r)
-                if s == s0:
-                    for f in range(F):
-                        h = h0[r, f] if c == 0 else 0.0
-                        out[t, r, f] = a[t, r, f] * h + b[t, r, f] if on else h
-                        if on:
-                            prod[c, r, f] = a[t, r, f]
-                elif on:
-                    for f in range(F):
-                        out[t, r, f] = a[t, r, f] * out[tp, r, f] + b[t, r, f]
-                        prod[c, r, f] *= a[t, r, f]
-                else:
-                    for f in range(F):
-                        out[t, r, f] = out[tp, r, f]
+            on = _active(hi, lo, t, r)
+            if s == s0:
+                for f in range(F):
+                    h = h0[r, f] if c == 0 else 0.0
+                    out[t, r, f] = a[t, r, f] * h + b[t, r, f] if on else h
+                    p[f] = a[t, r, f] if on else 1.0
+            elif on:
+                for f in range(F):
+                    out[t, r, f] = a[t, r, f] * out[tp, r, f] + b[t, r, f]
+                    p[f] *= a[t, r, f]
+            else:
+                for f in range(F):
+                    out[t, r, f] = out[tp, r, f]
         restore(saved)
     if chunks == 1:
         return
@@ -96,6 +121,14 @@ def scan_chunks(a, b, h0, out, hi, lo, rev, chunks):
 
 
 @njit(error_model="numpy")
+def _run(a, b, h0, out, hi, lo, rev, chunks):
+    if chunks == 0:
+        scan_steps(a, b, h0, out, hi, lo, rev)
+    else:
+        scan_chunks(a, b, h0, out, hi, lo, rev, chunks)
+
+
+@njit(error_model="numpy")
 def _v3(p, T, B, F, dtype):
     return carray(as_pointer(p, dtype), (T, B, F))
 
@@ -115,11 +148,11 @@ def _scan(pa, pb, ph0, pout, phi, plo, T, B, F, nhi, nlo, rev, chunks, itemsize)
     if itemsize == 4:
         dt = np.float32
         h0 = carray(as_pointer(ph0, dt), (B, F))
-        scan_chunks(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+        _run(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
     else:
         dt = np.float64
         h0 = carray(as_pointer(ph0, dt), (B, F))
-        scan_chunks(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+        _run(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
 
 
 llvm.add_symbol("rnncomp_scan", _scan.address)
@@ -137,5 +170,5 @@ def scan_chunked(a, b, h0, out, hi, lo, rev, threads, min_work):
     """out[T, B, F] = the linear scan of a, b (T, B, F) from h0 (B, F), C-contiguous; hi, lo: int64
     bounds per row (empty: none); on as many chunks as `chunks_for` gives."""
     T, B, F = out.shape
-    chunks = chunks_for(threads, T, B * F, min_work)
+    chunks = chunks_for(threads, T, B, B * F, min_work)
     _scan_c(_p(a), _p(b), _p(h0), _p(out), _p(hi), _p(lo), T, B, F, hi.size, lo.size, np.int64(rev), chunks, a.itemsize)
