@@ -45,7 +45,7 @@ def coefficients(T, B, F, dtype, seed=0):
 
 
 def chunked(a, b, h0, hi, lo, rev, chunks):
-    """scan_chunks in `chunks` chunks over time; 0: scan_steps (one thread)."""
+    """scan_chunks in `chunks` chunks over time; 0: scan_steps (the one-chunk path)."""
     out = np.full_like(a, np.nan)
     if chunks == 0:
         scan_steps(a, b, h0, out, hi, lo, rev)
@@ -76,12 +76,11 @@ def test_short_sequences():
             )
 
 
-def test_chunks_for_splits_only_where_each_part_gets_the_work():
-    assert chunks_for(8, 1000, 1, 64, 1) == 8  # one chunk per thread
-    assert chunks_for(8, 5, 1, 64, 1) == 2  # at least 2 steps a chunk
-    assert chunks_for(8, 1000, 1, 64, 1000 * 64 // 3) == 3  # only parts with min_work element-steps
-    assert chunks_for(8, 1000, 8, 64, 1) == 1  # enough batch rows: no chunks over time
-    assert chunks_for(8, 1000, 4, 64, 10**9) == 0 and chunks_for(1, 1000, 4, 64, 1) == 0  # one thread
+def test_chunks_for_splits_only_where_each_chunk_gets_the_work():
+    assert chunks_for(8, 1000, 64, 1) == 8  # as many as the threads
+    assert chunks_for(8, 5, 64, 1) == 2  # at least 2 steps a chunk
+    assert chunks_for(8, 1000, 64, 1000 * 64 // 3) == 3  # only chunks with min_work element-steps
+    assert chunks_for(8, 1000, 64, 10**9) == 1 and chunks_for(1, 1000, 64, 1) == 1
 
 
 def test_float32_error_of_the_reassociated_carries():
@@ -112,13 +111,11 @@ def test_scan_work_comes_from_the_environment_and_is_checked(monkeypatch):
             chunking.scan_work()
 
 
-@pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_mingru_on_chunks_agrees_with_the_sequential_program(reverse, B):
-    """T = 29 on 2 threads (tests/conftest.py: every scan split): B = 1 in chunks over time, B = 3
-    its rows in parallel; forward and gradients, with and without lengths."""
+def test_mingru_on_chunks_agrees_with_the_sequential_program(reverse):
+    """T = 29 on 2 threads (tests/conftest.py: every scan in chunks): forward and gradients, lengths."""
     cell = load_example("mingru").mingru
-    T = 29
+    T, B = 29, 3
     args = random_args(cell, T, B, inits=True)
     prog = rc.compile(cell, backend="numba-cpu", dtype="float64", reverse=reverse)
     assert "scan_chunked(" in prog.source(grad=True, lengths=True)
