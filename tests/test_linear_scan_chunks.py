@@ -11,7 +11,7 @@ import pytest
 import rnncomp as rc
 from rnncomp.backends.numba_cpu import chunking
 from rnncomp.backends.numba_cpu.errors import NumbaBackendError
-from rnncomp.backends.numba_cpu.scan import chunks_for, scan_chunks
+from rnncomp.backends.numba_cpu.scan import chunks_for, scan_chunks, scan_steps
 from tests.hand_rnns import load_example
 from tests.support import max_err, random_args, random_lengths
 
@@ -45,8 +45,12 @@ def coefficients(T, B, F, dtype, seed=0):
 
 
 def chunked(a, b, h0, hi, lo, rev, chunks):
+    """scan_chunks in `chunks` chunks over time; 0: scan_steps (the one-chunk path)."""
     out = np.full_like(a, np.nan)
-    scan_chunks(a, b, h0, out, hi, lo, rev, chunks)
+    if chunks == 0:
+        scan_steps(a, b, h0, out, hi, lo, rev)
+    else:
+        scan_chunks(a, b, h0, out, hi, lo, rev, chunks)
     return out
 
 
@@ -58,14 +62,14 @@ def test_every_chunk_count_agrees_with_the_sequential_recurrence(rev, bounds):
     hi = random_lengths(T, B).astype(np.int64) if bounds != "none" else NONE
     lo = np.array([0, 2, 5, 13, 1], np.int64) if bounds == "hi+lo" else NONE
     want = sequential(a, b, h0, hi, lo, rev)
-    for chunks in range(1, T + 1):  # uneven chunks, one step each, and chunks past the last step
+    for chunks in range(T + 1):  # one thread, uneven chunks, one step each, and chunks past the last step
         assert np.abs(chunked(a, b, h0, hi, lo, rev, chunks) - want).max() <= 1e-10, chunks
 
 
 def test_short_sequences():
     for T in (0, 1, 2):
         a, b, h0 = coefficients(T, 2, 4, np.float64)
-        for chunks in (1, 2, 4):
+        for chunks in (0, 1, 2, 4):
             got = chunked(a, b, h0, NONE, NONE, False, chunks)
             assert (
                 got.shape == (T, 2, 4) and np.abs(got - sequential(a, b, h0, NONE, NONE, False)).max(initial=0) <= 1e-10
@@ -88,7 +92,7 @@ def test_float32_error_of_the_reassociated_carries():
     T, B, F = 10_000, 2, 16
     a, b, h0 = coefficients(T, B, F, np.float32, seed=1)
     exact = sequential(a.astype(np.float64), b.astype(np.float64), h0.astype(np.float64), NONE, NONE, False)
-    seq = chunked(a, b, h0, NONE, NONE, False, 1)
+    seq = chunked(a, b, h0, NONE, NONE, False, 0)
     par = chunked(a, b, h0, NONE, NONE, False, 8)
     scale = np.abs(exact).max()
     err_par, err_seq = np.abs(par - seq).max() / scale, np.abs(seq - exact).max() / scale

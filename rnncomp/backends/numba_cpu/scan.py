@@ -1,12 +1,15 @@
 """The linear_scan op on numba-cpu, parallel over time: steps in chunks, one chunk per thread.
 
 h[t] = a[t] * h[t-1] + b[t] over arrays (T, B, F) (F: the state's features, flattened). With one
-chunk it is the sequential loop. With c chunks (Blelloch's scan with one level, as in Martin and
-Cundy 2018): (1) each chunk is scanned locally from 0 (the first from the initial state), keeping the
-product A of its coefficients, vectorised over (B, F); (2) the carries into each chunk are composed in
-order from the (A, local end) pairs: carry[k+1] = end[k] + A[k] * carry[k]; (3) each chunk but the
-first adds (running product of a) * carry to its steps, parallel over (chunk, batch row). Steps of a row
-outside lo <= t < hi are the identity (a = 1, b = 0). `reverse` runs from the last step to the first.
+chunk it is the sequential loop (`scan_steps`, no parallel region). With c chunks (Blelloch's scan
+with one level, as in Martin and Cundy 2018): (1) each chunk is scanned locally from 0 (the first
+from the initial state), keeping the product A of its coefficients; (2) the carries into each chunk
+are composed in order from the (A, local end) pairs: carry[k+1] = end[k] + A[k] * carry[k]; (3) each
+chunk but the first adds (running product of a) * carry to its steps; one task per chunk in (1) and
+(3). Within a chunk the steps go in time order, each a pass over (B, F) vectorised along F:
+time-major, as the arrays are stored (a task per batch row ran 2x slower, striding over time). Steps
+of a row outside lo <= t < hi are the identity (a = 1, b = 0). `reverse` runs from the last step to
+the first.
 
 Only the carries are reassociated, so float32 results differ from the sequential loop by rounding
 in the carry's product chain (tests/test_linear_scan_chunks.py measures it: <= 7.5e-8 of the
@@ -39,9 +42,76 @@ def _active(hi, lo, t, r):
     return (hi.size == 0 or t < hi[r]) and (lo.size == 0 or t >= lo[r])
 
 
+@njit(cache=True, error_model="numpy")
+def scan_steps(a, b, h0, out, hi, lo, rev):
+    """out = the scan of (a, b) from h0, step after step on this thread; arrays (T, B, F)."""
+    T, B, F = out.shape
+    for s in range(T):
+        t = T - 1 - s if rev else s
+        for r in range(B):
+            prev = h0[r] if s == 0 else out[t + 1 if rev else t - 1, r]
+            o, at, bt = out[t, r], a[t, r], b[t, r]
+            if _active(hi, lo, t, r):
+                for f in range(F):
+                    o[f] = at[f] * prev[f] + bt[f]
+            else:
+                for f in range(F):
+                    o[f] = prev[f]
+
+
+@njit(cache=True, error_model="numpy")
+def _local(a, b, h0, out, hi, lo, rev, p, s0, s1, first):
+    """Step (1) for the steps s0 <= s < s1: the scan from h0 (`first`) or from 0, and into p (B, F)
+    the product of the coefficients; a row's step at a time, each a loop over F (vectorised)."""
+    T, B, F = out.shape
+    for s in range(s0, s1):
+        t = T - 1 - s if rev else s
+        for r in range(B):
+            o, at, bt, pr = out[t, r], a[t, r], b[t, r], p[r]
+            if not _active(hi, lo, t, r):
+                if s > s0:
+                    prev = out[t + 1 if rev else t - 1, r]
+                    for f in range(F):
+                        o[f] = prev[f]
+                elif first:
+                    for f in range(F):
+                        o[f] = h0[r, f]
+                else:
+                    for f in range(F):
+                        o[f] = 0.0
+            elif s == s0:
+                for f in range(F):
+                    o[f] = at[f] * h0[r, f] + bt[f] if first else bt[f]
+                for f in range(F):
+                    pr[f] = at[f]
+            else:
+                prev = out[t + 1 if rev else t - 1, r]
+                for f in range(F):
+                    o[f] = at[f] * prev[f] + bt[f]
+                for f in range(F):
+                    pr[f] *= at[f]
+
+
+@njit(cache=True, error_model="numpy")
+def _fix(a, hi, lo, rev, out, run, carry, s0, s1):
+    """Step (3) for the steps s0 <= s < s1: out += (running product of a) * carry, run (B, F) as scratch."""
+    T, B, F = out.shape
+    run[:] = 1.0
+    for s in range(s0, s1):
+        t = T - 1 - s if rev else s
+        for r in range(B):
+            o, at, ru, ca = out[t, r], a[t, r], run[r], carry[r]
+            if _active(hi, lo, t, r):
+                for f in range(F):
+                    ru[f] *= at[f]
+            for f in range(F):
+                o[f] += ru[f] * ca[f]
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def scan_chunks(a, b, h0, out, hi, lo, rev, chunks):
-    """out = the scan of (a, b) from h0 in `chunks` chunks (see the module); arrays (T, B, F)."""
+    """out = the scan of (a, b) from h0 in `chunks` chunks over time (see the module), one task per
+    chunk; arrays (T, B, F)."""
     T, B, F = out.shape
     if T == 0:
         return
@@ -50,25 +120,7 @@ def scan_chunks(a, b, h0, out, hi, lo, rev, chunks):
     bits = caller_bits()
     for c in numba.prange(chunks):
         saved = adopt(bits)
-        s0, s1 = c * size, min(T, (c + 1) * size)
-        for s in range(s0, s1):
-            t = T - 1 - s if rev else s
-            tp = t + 1 if rev else t - 1
-            for r in range(B):
-                on = _active(hi, lo, t, r)
-                if s == s0:
-                    for f in range(F):
-                        h = h0[r, f] if c == 0 else 0.0
-                        out[t, r, f] = a[t, r, f] * h + b[t, r, f] if on else h
-                        if on:
-                            prod[c, r, f] = a[t, r, f]
-                elif on:
-                    for f in range(F):
-                        out[t, r, f] = a[t, r, f] * out[tp, r, f] + b[t, r, f]
-                        prod[c, r, f] *= a[t, r, f]
-                else:
-                    for f in range(F):
-                        out[t, r, f] = out[tp, r, f]
+        _local(a, b, h0, out, hi, lo, rev, prod[c], c * size, min(T, (c + 1) * size), c == 0)
         restore(saved)
     if chunks == 1:
         return
@@ -79,20 +131,18 @@ def scan_chunks(a, b, h0, out, hi, lo, rev, chunks):
         for r in range(B):
             for f in range(F):
                 carry[c, r, f] = out[t_end, r, f] + (prod[c - 1, r, f] * carry[c - 1, r, f] if c > 1 else 0.0)
-    for j in numba.prange((chunks - 1) * B):
+    for c in numba.prange(1, chunks):
         saved = adopt(bits)
-        c, r = 1 + j // B, j % B
-        run = prod[c, r]  # reused as the running product of this chunk's coefficients
-        for f in range(F):
-            run[f] = 1.0
-        for s in range(c * size, min(T, (c + 1) * size)):
-            t = T - 1 - s if rev else s
-            if _active(hi, lo, t, r):
-                for f in range(F):
-                    run[f] *= a[t, r, f]
-            for f in range(F):
-                out[t, r, f] += run[f] * carry[c, r, f]
+        _fix(a, hi, lo, rev, out, prod[c], carry[c], c * size, min(T, (c + 1) * size))
         restore(saved)
+
+
+@njit(error_model="numpy")
+def _run(a, b, h0, out, hi, lo, rev, chunks):
+    if chunks <= 1:
+        scan_steps(a, b, h0, out, hi, lo, rev)
+    else:
+        scan_chunks(a, b, h0, out, hi, lo, rev, chunks)
 
 
 @njit(error_model="numpy")
@@ -115,11 +165,11 @@ def _scan(pa, pb, ph0, pout, phi, plo, T, B, F, nhi, nlo, rev, chunks, itemsize)
     if itemsize == 4:
         dt = np.float32
         h0 = carray(as_pointer(ph0, dt), (B, F))
-        scan_chunks(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+        _run(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
     else:
         dt = np.float64
         h0 = carray(as_pointer(ph0, dt), (B, F))
-        scan_chunks(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+        _run(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
 
 
 llvm.add_symbol("rnncomp_scan", _scan.address)
