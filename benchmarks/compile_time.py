@@ -11,8 +11,9 @@ IR size (nodes, loop bodies included).
 training program (float32, default unroll, T=5, B=3) and of the LSTM at I=128, H=256: "cold" with an
 empty program cache (Numba's cache of rnncomp's own helpers already filled, as after the first use on
 a machine; a first run fills it), "warm" from the cache that cold run left. Imports (numpy, rnncomp,
-Numba's registries) are reported apart. Medians of the repeats, run interleaved across examples, and
-`/proc/loadavg` before the first and after the last.
+Numba's registries) are reported apart; "cold cpu" is the cold build's process CPU time (less noisy
+on a loaded machine). Medians of the repeats, run interleaved across examples, and `/proc/loadavg`
+before the first and after the last.
 """
 
 from __future__ import annotations
@@ -57,11 +58,11 @@ else:
     cell = getattr(__import__(NAME), NAME)
 args = {k: v.astype(np.float32) for k, v in random_arguments(cell, T=5, B=3).items()}
 loss = next(k for k in cell.outputs if k not in cell.states)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 p = rc.compile(cell, backend=BACKEND)
 p.value_and_grad(loss, **args)
-t2 = time.perf_counter()
-print(json.dumps({"imports": t1 - t0, "build": t2 - t1}))
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"imports": t1 - t0, "build": t2 - t1, "cpu": c2 - c1}))
 """
 
 
@@ -85,6 +86,7 @@ def programs(names: list[str], backend: str, repeat: int) -> None:
     """Cold and warm compiles of each example's training program (see the module's docstring)."""
     print(f"loadavg before: {loadavg()}")
     cold: dict[str, list[float]] = {n: [] for n in names}
+    cold_cpu: dict[str, list[float]] = {n: [] for n in names}
     warm: dict[str, list[float]] = {n: [] for n in names}
     imports: list[float] = []
     with tempfile.TemporaryDirectory() as numba_cache:
@@ -96,12 +98,14 @@ def programs(names: list[str], backend: str, repeat: int) -> None:
                     c = child(n, backend, cache, numba_cache)
                     w = child(n, backend, cache, numba_cache)
                 cold[n].append(c["build"])
+                cold_cpu[n].append(c["cpu"])
                 warm[n].append(w["build"])
                 imports += [c["imports"], w["imports"]]
     print(f"{backend}: training program build + first value_and_grad, s (median of {repeat})")
-    print(f"{'example':>16} | {'cold':>6} | {'warm':>6}")
+    print(f"{'example':>16} | {'cold':>6} | {'cold cpu':>8} | {'warm':>6}")
     for n in names:
-        print(f"{n:>16} | {statistics.median(cold[n]):6.2f} | {statistics.median(warm[n]):6.3f}")
+        c, cc, w = (statistics.median(x[n]) for x in (cold, cold_cpu, warm))
+        print(f"{n:>16} | {c:6.2f} | {cc:8.2f} | {w:6.3f}")
     total = sum(statistics.median(cold[n]) for n in names)
     print(f"{'all, cold':>16} | {total:6.2f} |")
     print(f"imports per process (median): {statistics.median(imports):.2f} s; loadavg after: {loadavg()}")
