@@ -86,8 +86,9 @@ class _Held:
             self.meter.now -= got[0]
 
 
-def torch_variants(x, Wx, Wh, b, segments: dict[str, int | None], threads: int) -> dict:
-    """name -> (train(), peak bytes of one counted call): an nn.LSTMCell loop, plain or checkpointed."""
+def torch_variants(x, Wx, Wh, b, segments: dict[str, int | None], threads: int, ref: dict) -> dict:
+    """name -> (train(), peak bytes of one counted call): an nn.LSTMCell loop, plain or checkpointed; each
+    one's gradients checked against `ref` (rnncomp plain BPTT's) and dropped."""
     import torch
     from torch.utils.checkpoint import checkpoint
 
@@ -140,12 +141,16 @@ def torch_variants(x, Wx, Wh, b, segments: dict[str, int | None], threads: int) 
         meter = SavedBytes()
         with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
             grads = train()
-        out[name] = (train, meter.peak, grads)
+        check(f"pytorch {name}", grads, ref, 2e-3)
+        print(f"  checked pytorch {name}: peak {meter.peak / MiB:.2f} MiB", file=sys.stderr, flush=True)
+        out[name] = (train, meter.peak)
+        del grads
     return out
 
 
-def rnncomp_variants(cell, arrays: dict, T: int, B: int, ks: list[int], budgets: list[int]) -> dict:
-    """name -> (train(), measured peak bytes, grads, planned memory report)."""
+def rnncomp_variants(cell, arrays: dict, T: int, B: int, ks: list[int], budgets: list[int]) -> tuple[dict, dict]:
+    """(name -> (train(), measured peak bytes, planned memory report), plain BPTT's gradients); each variant's
+    gradients are checked against plain's as they come and then dropped (at T=10,000 a set is 0.2 GB)."""
     import rnncomp as rc
 
     plain = rc.compile(cell, length="T", dtype="float32")
@@ -154,13 +159,17 @@ def rnncomp_variants(cell, arrays: dict, T: int, B: int, ks: list[int], budgets:
     checkpoints.update({f"k={k}": k for k in ks})
     checkpoints["sqrt"] = "sqrt"
     checkpoints.update({f"{p}% budget": f"{plain_peak * p // 100}B" for p in budgets})
-    out = {}
+    out, ref = {}, None
     for name, ck in checkpoints.items():
         prog = plain if ck is None else rc.compile(cell, length="T", dtype="float32", checkpoint=ck)
         res, backward = prog.vjp(**arrays)
         grads = backward({"y": np.ones_like(res["y"])})
-        out[name] = (lambda p=prog: p.value_and_grad("y", **arrays)[1], backward.peak, grads, prog.memory(T, B=B))
-    return out
+        ref = grads if ref is None else ref
+        check(f"rnncomp {name}", grads, ref, 1e-4)
+        print(f"  checked rnncomp {name}: peak {backward.peak / MiB:.2f} MiB", file=sys.stderr, flush=True)
+        out[name] = (lambda p=prog: p.value_and_grad("y", **arrays)[1], backward.peak, prog.memory(T, B=B))
+        del res, backward, grads
+    return out, ref
 
 
 def check(name: str, got: dict, want: dict, rtol: float) -> None:
@@ -254,20 +263,19 @@ def main(argv=None) -> None:
     results = []
     for T, repeat, ks, budgets, tks in zip(Ts, repeats, ks_per, budgets_per, torch_ks_per):
         arrays = lstm_arrays(I, H, B, T)
-        ours = rnncomp_variants(cell, arrays, T, B, ints(ks), ints(budgets))
-        ref = ours["plain BPTT"][2]
-        for name, (_, _, grads, _) in ours.items():
-            check(f"rnncomp {name}", grads, ref, 1e-4)
+        ours, ref = rnncomp_variants(cell, arrays, T, B, ints(ks), ints(budgets))
         segs = {"plain": None, **{f"k={k}": k for k in ints(tks)}, "sqrt": math.isqrt(T - 1) + 1}
-        theirs = torch_variants(arrays["x"], arrays["Wx"], arrays["Wh"], arrays["b"], segs, args.threads)
-        for name, (_, _, grads) in theirs.items():
-            check(f"pytorch {name}", grads, ref, 2e-3)
+        theirs = torch_variants(arrays["x"], arrays["Wx"], arrays["Wh"], arrays["b"], segs, args.threads, ref)
+        del ref
         fns = {("rnncomp", n): v[0] for n, v in ours.items()} | {("pytorch", n): v[0] for n, v in theirs.items()}
         t0 = time.perf_counter()
-        times = rounds(fns, repeat)
+        from tqdm import tqdm
+
+        with tqdm(total=repeat * len(fns), desc=f"T={T} rounds", unit="call", file=sys.stderr) as bar:
+            times = rounds(fns, repeat, progress=bar.update)
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
-        rows = [("rnncomp", n, v[1], times[("rnncomp", n)], v[3]) for n, v in ours.items()]
+        rows = [("rnncomp", n, v[1], times[("rnncomp", n)], v[2]) for n, v in ours.items()]
         rows += [("pytorch", n, v[1], times[("pytorch", n)], None) for n, v in theirs.items()]
         results.append((T, rows))
         base = rows[0]

@@ -29,20 +29,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     _threads(a.threads)
-    import numpy as np
 
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import lstm_arrays, lstm_cell
 
     I, H, B, T = CONFIGS[a.config]  # noqa: E741
     lstm = lstm_cell(I, H)
-    rng = np.random.default_rng(0)
-    args = {
-        "x": rng.standard_normal((T, B, I), dtype=np.float32),
-        "Wx": rng.standard_normal((I, 4 * H), dtype=np.float32) * 0.1,
-        "Wh": rng.standard_normal((H, 4 * H), dtype=np.float32) * 0.1,
-        "b": np.zeros(4 * H, np.float32),
-    }
+    args = lstm_arrays(I, H, B, T)
     prog = rc.compile(lstm, length="T", unroll="loop", dtype="float32", backend="numba-cpu")
     prog.value_and_grad("y", **args)  # compile
 

@@ -3,7 +3,7 @@
 Importing this package registers every pass in `passes.registry.PASSES`.
 """
 
-from . import grad, hoist, simplify, unroll  # noqa: F401  (registration)
+from . import grad, hoist, linear_scan, simplify, unroll  # noqa: F401  (registration)
 from .pipeline import PassManager, Pipeline, parse_pipeline
 from .registry import PASSES, Analyses, IRKind, Pass, register_pass
 from .retype import retype_cell

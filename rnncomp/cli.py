@@ -204,12 +204,19 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pipeline",
         metavar="PASSES",
-        help="the pass pipeline as text, e.g. 'unroll{mode=4},simplify,hoist' (default: simplify,hoist,simplify)",
+        help="the pass pipeline as text, e.g. 'unroll{mode=4},simplify,hoist' "
+        "(default: simplify,hoist,linear_scan,simplify)",
     )
     g.add_argument("--grad", action="store_true", help="the backward program (BPTT) instead of the forward")
     g.add_argument("--lengths", action="store_true", help="the variant that takes per-row lengths")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     g.add_argument("--stage", metavar="BACKEND", help="print the generated source of a backend (numba-cpu, numba-cuda)")
+    g.add_argument(
+        "--explain",
+        metavar="PASS",
+        choices=["linear_scan"],
+        help="say what the pass does to each loop-carried value and why not (linear_scan: which states become scans)",
+    )
     m = p.add_argument_group("memory of the backward (with --grad and --length N)")
     m.add_argument(
         "--checkpoint",
@@ -223,7 +230,16 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
 
 def _dump(args: argparse.Namespace) -> int:
     cell = select_cell(load_cells(args.file), args.cell, args.file)
-    program_flags = (args.length, args.unroll, args.after, args.grad, args.lengths, args.stage, args.pipeline)
+    program_flags = (
+        args.length,
+        args.unroll,
+        args.after,
+        args.grad,
+        args.lengths,
+        args.stage,
+        args.pipeline,
+        args.explain,
+    )
     if args.checkpoint is not None:
         out = dump_schedule(cell, args)
     elif any(v not in (None, False) for v in program_flags):
@@ -268,6 +284,8 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     if args.stage:
         return prog.source(grad=args.grad, lengths=args.lengths, T=T)
     stages = prog.stages(lengths=args.lengths, T=T, grad=args.grad)
+    if args.explain:
+        return explain_scan(stages)
     if args.format == "json":
         raise Failure("--format json prints cells; use text or dot for program stages")
     final = list(stages.values())[-1]
@@ -285,6 +303,25 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
         names = ", ".join([*stages, *LOWERING])
         raise Failure(f"--after {args.after}: no such pass; the stages are {names} (or 'all')")
     return show(stages[args.after])
+
+
+def explain_scan(stages: dict) -> str:
+    """What `linear_scan` does to each carried value of the program it is given (the stage before it;
+    the last stage when the pipeline has no linear_scan) and why a value stays sequential."""
+    from passes.linear_scan import explain
+
+    names = list(stages)
+    at = names.index("linear_scan") if "linear_scan" in names else len(names)
+    prog = stages[names[at - 1]]
+    head = f"linear_scan on program {prog.name}" + ("" if at < len(names) else " (not in this pipeline)")
+    rows = explain(prog)
+    lines = [f"{head}: {len(rows)} loop-carried value(s)"]
+    for state, why in rows:
+        lines.append(
+            f"  state {state!r}: "
+            + ("scanned (a * h[t-1] + b, parallel over time)" if why is None else f"stays sequential: {why}")
+        )
+    return "\n".join(lines)
 
 
 def dump_schedule(cell: Cell, args: argparse.Namespace) -> str:

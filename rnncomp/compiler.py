@@ -30,7 +30,7 @@ from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
 from .training import Trainer
 
-DEFAULT_PASSES = "simplify,hoist,simplify"
+DEFAULT_PASSES = "simplify,hoist,linear_scan,simplify"
 HEADS = {"infer": "unroll", "train": "grad_forward", "segment": "grad_segment", "grad": "grad"}  # cell -> program
 
 
@@ -68,7 +68,7 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     changes it), "keep" on numpy and numba-cuda, which cannot flush. The caller's floating-point
     state is the same after a call (rnncomp.backends.denormals).
     `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
-    "simplify,hoist,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
+    "simplify,hoist,linear_scan,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
     """
     if not isinstance(cell, Cell):
         raise ArgumentError(
@@ -243,7 +243,8 @@ class CompiledProgram:
     # -- building
     @property
     def pipeline(self) -> str:
-        """The text of the pass pipeline of a plain call (`prog()`), e.g. "unroll,simplify,hoist,simplify"."""
+        """The text of the pass pipeline of a plain call (`prog()`), e.g.
+        "unroll,simplify,hoist,linear_scan,simplify"."""
         return str(self.pipeline_for("infer"))
 
     def pipeline_for(

@@ -22,6 +22,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", str(max(2, os.cpu_count() or 1)))
 # ... and a loop runs in blocks whatever its work (by default only a loop whose blocks each get
 # launch.ROW_WORK multiply-adds does: tests/test_threads.py checks that rule).
 os.environ.setdefault("RNNCOMP_ROW_WORK", "1")
+os.environ.setdefault("RNNCOMP_SCAN_WORK", "1")  # small scans in chunks too (numba_cpu/chunking.py)
 
 # torch.compile's on-disk cache (/tmp/torchinductor_<user>) may hold graphs traced against an older
 # schema of rnncomp's custom ops: torch's cache key does not include a custom op's schema, so a graph

@@ -14,7 +14,7 @@ from tests.support import cell_of, random_args
 def test_ir_of_each_stage_by_pass_name():
     prog = rc.compile(cell_of("lstm"), length="T", unroll="loop")
     stages = prog.stages()
-    assert list(stages) == ["unroll", "simplify", "hoist", "simplify#2"]
+    assert list(stages) == ["unroll", "simplify", "hoist", "linear_scan", "simplify#2"]
     assert prog.ir("unroll").startswith("program lstm(B, T) {")
     assert "loop(" in prog.ir("unroll") and "cell lstm {" in prog.ir("cell")
     assert "reverse=true" in prog.ir("grad")  # the backward is a reverse loop
@@ -29,7 +29,7 @@ def test_print_after_all(monkeypatch, capsys):
     rc.compile(cell, dtype="float64")(**random_args(cell, 3, 2))
     err = capsys.readouterr().err
     headers = re.findall(r"// -----// IR Dump After (\S+) //----- //", err)
-    assert headers == ["unroll", "simplify", "hoist", "simplify#2"]
+    assert headers == ["unroll", "simplify", "hoist", "linear_scan", "simplify#2"]
 
 
 def test_print_after_a_list(monkeypatch, capsys):
@@ -41,7 +41,7 @@ def test_print_after_a_list(monkeypatch, capsys):
 def test_dump_program_stages(capsys):
     assert main(["dump", "examples/lstm.py", "--length", "T", "--unroll", "3", "--after", "all"]) == 0
     out = capsys.readouterr().out
-    assert out.count("IR Dump After") == 6 and "IR Dump After plan" in out
+    assert out.count("IR Dump After") == 7 and "IR Dump After plan" in out
     assert 'length="T//3"' in out and 'length="T%3"' in out
 
 
@@ -72,6 +72,9 @@ def test_dump_program_errors(capsys):
     assert "a full unroll needs a concrete --length N" in capsys.readouterr().err
     assert main(["dump", "examples/elman.py", "--after", "fusion"]) == 2
     err = capsys.readouterr().err
-    assert "--after fusion: no such pass; the stages are unroll, simplify, hoist, simplify#2, fuse, plan" in err
+    assert (
+        "--after fusion: no such pass; the stages are unroll, simplify, hoist, linear_scan, simplify#2, fuse, plan"
+        in err
+    )
     assert main(["dump", "examples/elman.py", "--unroll", "0"]) == 1
     assert "argument 'unroll': the unroll factor must be >= 1, got 0" in capsys.readouterr().err

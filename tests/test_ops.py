@@ -82,6 +82,8 @@ NOT_IN_CELLS = {
     "loop": "Program-only: the loop region",
     "select_active": "Program-only: the lengths mask (unroll)",
     "shift": "Program-only: previous values of a state trace (grad)",
+    "linear_scan": "Program-only: an affine recurrence over time (the linear_scan pass)",
+    "last_step": "Program-only: a scan's final value (the linear_scan pass)",
     "max_bwd": "grad-only: the cotangent of max (no second derivative)",
 }
 

@@ -107,7 +107,7 @@ def test_compile_runs_the_text_pipeline_and_shows_it():
     prog = rc.compile(CELL, dtype="float64", passes="unroll{mode=4},simplify,hoist")
     assert prog.unroll == 4
     assert prog.pipeline == "unroll{mode=4},simplify,hoist"
-    assert ref.pipeline == "unroll{mode=4},simplify,hoist,simplify"
+    assert ref.pipeline == "unroll{mode=4},simplify,hoist,linear_scan,simplify"
     assert list(prog.stages()) == ["unroll", "simplify", "hoist"]
     out, want = prog(**args), ref(**args)
     for k in want:

@@ -104,7 +104,7 @@ def test_an_unbatched_cell_splits_only_elementwise_steps():
 
     @rc.cell
     def leaky(x: Seq[4], h: State[4], W: Param[4, 4]):
-        h = 0.5 * h + rc.tanh(x @ W)  # x @ W leaves the loop: what is left is elementwise
+        h = rc.tanh(0.5 * h + rc.tanh(x @ W))  # x @ W leaves the loop: what is left is elementwise
         return {"h": h, "y": h}
 
     (loop,) = _loops(leaky)

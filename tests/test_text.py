@@ -262,6 +262,8 @@ OP_CASES = {
     "pad": lambda g, x, hp: apply("pad", x, axis=-1, before=1, after=2),
     "max_bwd": lambda g, x, hp: apply("max_bwd", x, apply("max", x, axis=-1, keepdims=True), x, axis=-1, keepdims=True),
     "shift": lambda g, x, hp: apply("shift", x, _param(g, "init", (4,)), reverse=True),
+    "linear_scan": lambda g, x, hp: apply("linear_scan", x, hp, _param(g, "init", (4,)), reverse=True),
+    "last_step": lambda g, x, hp: apply("last_step", x, _param(g, "init", (4,)), reverse=True),
     "step": lambda g, x, hp: apply("step", x, index=0),
     "stack": lambda g, x, hp: apply("stack", x, hp),
     "select_active": lambda g, x, hp: apply(

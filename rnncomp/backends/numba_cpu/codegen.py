@@ -58,6 +58,7 @@ HELPERS = {  # helper -> the module of this package that defines it
     "pack_b": "gemm",
     "gemm_packed": "gemm",
     "rows_nt": "gemm",
+    "scan_chunked": "scan",
 }
 
 

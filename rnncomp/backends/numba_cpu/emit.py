@@ -24,6 +24,7 @@ from ir.ops import axes_of
 
 from ..common.scalars import SCALARS, Index, Scalar
 from ..common.views import axis_of, int_attr, int_dim, shifted, slice_start, split_start
+from .chunking import scan_work
 from .errors import NumbaBackendError
 
 
@@ -212,6 +213,89 @@ def _shift(ctx, n: Node, out, args: list) -> None:
         ctx.line(f"{out.at((first,) + idx)} = {init.at(idx)}")
 
 
+def scan_index(shape: tuple, state: tuple, idx: Index) -> Index:
+    """The index into a coefficient of `shape` (broadcast to the `state` shape) at the state's `idx`."""
+    tail = idx[len(idx) - len(shape) :] if shape else ()
+    off = len(state) - len(shape)
+    return tuple("0" if d == 1 and state[off + k] != 1 else i for k, (d, i) in enumerate(zip(shape, tail)))
+
+
+def scan_parts(n: Node, args: list) -> tuple:
+    """linear_scan's operands: a, b, init, and its hi / lo bounds (None when absent)."""
+    a, b, init, *masks = args
+    hi = masks.pop(0) if n.attrs["hi"] else None
+    lo = masks.pop(0) if n.attrs["lo"] else None
+    return a, b, init, hi, lo
+
+
+def _linear_scan(ctx, n: Node, out, args: list) -> None:
+    """h[t] = a[t] * h[t-1] + b[t], the steps in order (a step of a row outside lo <= t < hi keeps h);
+    time is the outer loop, so each step is one pass over (batch, features)."""
+    a, b, init, hi, lo = scan_parts(n, args)
+    dims, state = ctx.dims(n), init.node.type.shape
+    T, rest = dims[0], dims[1:]
+    rev = n.attrs["reverse"]
+    if rest and all(x.node.type.shape == n.type.shape for x in (a, b)):
+        _chunked_scan(ctx, n, out, (a, b, init, hi, lo))
+        return
+
+    def coef(x, tt: str, idx: Index) -> str:
+        shape = x.node.type.shape
+        if x.node.type.rank == len(state) + 1:
+            return x.at((tt,) + scan_index(shape[1:], state, idx))
+        return x.at(scan_index(shape, state, idx))
+
+    def step(tt: str, prev: Callable[[Index], str]) -> None:
+        with ctx.loops(rest) as idx:
+            p = prev(idx)
+            v = f"{coef(a, tt, idx)} * {p} + {coef(b, tt, idx)}"
+            conds = ([f"{tt} < {hi.at(idx[:1])}"] if hi else []) + ([f"{tt} >= {lo.at(idx[:1])}"] if lo else [])
+            ctx.line(f"{out.at((tt,) + idx)} = {v}" + (f" if {' and '.join(conds)} else {p}" if conds else ""))
+
+    s, t = ctx.tmp("s"), ctx.tmp("t")
+    ctx.line(f"if {T} > 0:")
+    with ctx.indent():
+        step(f"{T} - 1" if rev else "0", init.at)
+    ctx.line(f"for {s} in range(1, {T}):")
+    with ctx.indent():
+        ctx.line(f"{t} = {T} - 1 - {s}" if rev else f"{t} = {s}")
+        step(t, lambda idx: out.at((f"{t} + 1" if rev else f"{t} - 1",) + idx))
+
+
+def _chunked_scan(ctx, n: Node, out, parts: tuple) -> None:
+    """A scan whose coefficients are whole (T, ...) arrays: scan.py's `scan_chunked`, split over time
+    into one chunk per thread where the work pays (scan.py `chunks_for`), else the same loop on one."""
+    a, b, init, hi, lo = parts
+    T, *rest = ctx.dims(n)
+    B, F = rest[0], ctx.product(rest[1:]) if len(rest) > 1 else "1"
+    shape3 = f"({T}, {B}, {F})"
+    A, Bc = (ctx.bind(f"{ctx.contiguous(x)}.reshape({shape3})") for x in (a, b))
+    H = ctx.bind(f"{ctx.contiguous(init)}.reshape(({B}, {F}))")
+    Out = ctx.bind(f"{out.array()}.reshape({shape3})")
+    none = "np.empty(0, np.int64)"
+    bounds = [none if m is None else ctx.bind(_int64(ctx.contiguous(m), m)) for m in (hi, lo)]
+    ctx.helpers.add("scan_chunked")
+    rev = "True" if n.attrs["reverse"] else "False"
+    ctx.line(f"scan_chunked({A}, {Bc}, {H}, {Out}, {bounds[0]}, {bounds[1]}, {rev}, {ctx.threads()}, {scan_work()})")
+
+
+def _int64(expr: str, m) -> str:
+    """A mask as the int64 vector scan.py's C ABI reads (an i32 one copied)."""
+    return expr if m.node.type.dtype == DType.i64 else f"{expr}.astype(np.int64)"
+
+
+def _last_step(ctx, n: Node, out, args: list) -> None:
+    trace, init = args
+    T = ctx.dims(trace.node)[0]
+    last = "0" if n.attrs["reverse"] else f"{T} - 1"
+    ctx.line(f"if {T} > 0:")
+    with ctx.indent(), ctx.loops(ctx.dims(n)) as idx:
+        ctx.line(f"{out.at(idx)} = {trace.at((last,) + idx)}")
+    ctx.line("else:")
+    with ctx.indent(), ctx.loops(ctx.dims(n)) as idx:
+        ctx.line(f"{out.at(idx)} = {init.at(idx)}")
+
+
 def _pad(ctx, n: Node, out, args: list) -> None:
     _fill(0.0).fn(ctx, n, out, args)
     ax, before = axis_of(n), int_attr(n, "before")
@@ -266,6 +350,8 @@ KERNELS: dict[str, Kernel] = {
     "concat": Kernel(_concat),
     "stack": Kernel(_stack),
     "shift": Kernel(_shift),
+    "linear_scan": Kernel(_linear_scan),
+    "last_step": Kernel(_last_step),
     "pad": Kernel(_pad),
     "sum_to": Kernel(_sum_to),
     "max_bwd": Kernel(_max_bwd),

@@ -1,0 +1,37 @@
+"""QRNN with fo-pooling (Bradbury et al. 2017), filter width 1: gates from the input only,
+
+    z = tanh(x W_z)   f = σ(x W_f)   o = σ(x W_o)      c' = f * c + (1 - f) * z      h = o * c'
+
+The cell state c is linear in itself (a = f, b = (1 - f) z): the `linear_scan` pass scans it, and
+h, a function of c' and the input, is computed for every step from the scanned trace.
+"""
+
+import rnncomp as rc
+from rnncomp import Param, Seq, State
+
+
+def make_qrnn(I: int, H: int) -> rc.Cell:  # noqa: E741
+    """The fo-pooling QRNN layer for input size I and hidden size H."""
+
+    @rc.cell(name="qrnn")
+    def cell(
+        x: Seq["B", I],  # noqa: F821  ("B" is a dim symbol, not a forward reference)
+        c: State["B", H],  # noqa: F821
+        W: Param[I, 3 * H],
+        b: Param[3 * H],
+    ):
+        gz, gf, go = rc.split(x @ W + b, 3)
+        z, f, o = rc.tanh(gz), rc.sigmoid(gf), rc.sigmoid(go)
+        c_new = f * c + (1 - f) * z
+        return {"c": c_new, "h": o * c_new}
+
+    return cell
+
+
+qrnn = make_qrnn(16, 32)
+
+
+if __name__ == "__main__":
+    from _demo import demo
+
+    demo(qrnn)
