@@ -283,3 +283,45 @@ def test_masked_affine_recurrences_draw_the_oracles_masks(cell, backend):
         (lw, gw), (lg, gg) = (p.value_and_grad("y", seed=5, **args) for p in (ref, prog))
         assert abs(lg - lw) <= 1e-10 and max_err(gg, gw) <= 1e-10, mode
     assert check_vjp(ref, args, None, seed=1, mask_seed=5) <= 1e-6
+
+
+# ---------------------------------------------------------------- the AWD-LSTM example
+
+
+def test_the_awd_lstm_example_runs(monkeypatch, capsys):
+    import runpy
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    runpy.run_path(str(examples / "awd_lstm.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "seed=2024, unroll='full'" in out and "PyTorch with the same masks" in out
+
+
+@pytest.mark.parametrize("seed", [None, 31])
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_the_awd_lstm_example_is_pytorchs_network_with_the_same_masks(backend, seed):
+    """Forward and gradients (params, input, inits) against a PyTorch loop given rnncomp's masks."""
+    torch = pytest.importorskip("torch")
+    from tests.hand_rnns import load_example
+
+    ex = load_example("awd_lstm")
+    T, rows = 6, 3
+    args = random_args(ex.awd_lstm, T, rows, seed=4, inits=True)
+    masks = ex.awd_masks(seed, rows)
+    if seed is None:
+        assert all(np.array_equal(m, np.ones_like(m)) for m in masks.values())
+    else:
+        assert {k: 0.0 < np.mean(m == 0) < 0.8 for k, m in masks.items()} == {"x": True, "Wh": True, "y": True}
+    prog = rc.compile(ex.awd_lstm, unroll=2, backend=backend, dtype="float64")
+    loss, grads = prog.value_and_grad("y", seed=seed, **args)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in args.items()}
+    y, (h, c) = ex.torch_awd_lstm(t["x"], t, {k: torch.tensor(v) for k, v in masks.items()}, (t["h"], t["c"]))
+    y.sum().backward()
+    out = prog(seed=seed, **args)
+    for k, v in (("y", y), ("h", h), ("c", c)):
+        assert np.max(np.abs(out[k] - v.detach().numpy())) <= 1e-10, k
+    assert abs(loss - float(y.detach().sum())) <= 1e-9
+    for k in args:
+        assert np.max(np.abs(grads[k] - t[k].grad.numpy())) <= 1e-10, k
