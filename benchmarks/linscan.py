@@ -58,9 +58,10 @@ def rnncomp_variants(H: int, args: dict) -> dict:
     return out
 
 
-def torch_variant(args: dict):
+def torch_variant(args: dict, threads: int):
     import torch
 
+    torch.set_num_threads(threads)
     t = {k: torch.from_numpy(v) for k, v in args.items()}
 
     def forward(p, x):
@@ -156,7 +157,7 @@ def main() -> None:
     for T, repeat in zip(Ts, reps):
         args = arrays(T, opts.B, opts.H)
         variants = rnncomp_variants(opts.H, args)
-        variants["PyTorch loop"] = torch_variant(args)
+        variants["PyTorch loop"] = torch_variant(args, opts.threads)
         variants.update(jax_variants(args))
         ref_f, ref_g = variants["rnncomp pass off"][0](), variants["rnncomp pass off"][1]()[1]
         errs = {}
