@@ -43,8 +43,9 @@ def arrays(T: int, B: int, H: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def rnncomp_variants(H: int, args: dict) -> dict:
-    import rnncomp as rc
     from mingru import make_mingru
+
+    import rnncomp as rc
 
     cell = make_mingru(H, H)
     out = {}
@@ -153,7 +154,9 @@ def main() -> None:
     Ts = [int(v) for v in opts.T.split(",")]
     reps = [int(v) for v in opts.repeat.split(",")]
     reps += [reps[-1]] * (len(Ts) - len(reps))
-    print(f"minGRU H={opts.H} B={opts.B} float32, threads {opts.threads}, loadavg {open('/proc/loadavg').read().strip()}")
+    print(
+        f"minGRU H={opts.H} B={opts.B} float32, threads {opts.threads}, loadavg {open('/proc/loadavg').read().strip()}"
+    )
     for T, repeat in zip(Ts, reps):
         args = arrays(T, opts.B, opts.H)
         variants = rnncomp_variants(opts.H, args)
