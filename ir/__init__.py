@@ -3,7 +3,7 @@
 Imports nothing above it (no passes, no rnncomp, no Numba): NumPy only.
 """
 
-from . import adjoint_ops, program_ops, scan_ops  # noqa: F401  (register the Program-only, grad and scan ops)
+from . import adjoint_ops, mask_ops, program_ops, scan_ops  # noqa: F401  (register the Program-only, grad, mask and scan ops)
 from .dtypes import DType, as_dtype
 from .errors import (
     ArgumentError,

@@ -60,6 +60,8 @@ ROW_RULES = {
     "axes": "works along `axes`: keeps rows apart unless axis 0 is one of them; batched operands go together",
     "matmul": "a[..., K] @ w: keeps rows apart when w is the same for every row",
     "fill": "a fresh value: batched when its shape starts with the batch extent",
+    "mask": "philox_mask(t, seed): a draw per element, batched when its shape starts with the batch extent; it reads "
+    "its own row (in the whole batch: a block of rows offsets it), its step and seed are the same for every row",
     "invariant": "the same for every row (a constant)",
     "serial": "mixes rows or indexes the batch axis (`rows_why` says how): the loop stays sequential",
 }

@@ -44,6 +44,17 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
+def philox_keep(step, row, feature, site, k0, k1, thr):
+    """Whether the element (row, feature) of draw site `site` is kept at `step`: Philox's first word of
+    counter (step mod 2**32, row, feature, site) under key (k0, k1) is at least `thr` (`threshold(p)`).
+    Scalars (int64 in generated code), converted to uint64 here; the generated kernels of both Numba
+    backends call it (numba-cuda writes its source and philox4x32_10's as device functions)."""
+    w, _, _, _ = philox4x32_10(
+        np.uint64(step) & MASK32, np.uint64(row), np.uint64(feature), np.uint64(site), np.uint64(k0), np.uint64(k1)
+    )
+    return w >= np.uint64(thr)
+
+
 def threshold(p: float) -> int:
     """The integer a draw is compared with: P(word < threshold) = p to within 2**-32."""
     return min(int(round(p * 2.0**32)), 2**32 - 1)
@@ -82,6 +93,7 @@ def keep_mask(seed: int, site: int, step: int, shape: tuple[int, int], p: float)
 __all__ = [
     "SEQUENCE",
     "check_probability",
+    "philox_keep",
     "keep_mask",
     "philox4x32_10",
     "seed_key",

@@ -47,7 +47,7 @@ def verify_cell(cell: Cell) -> Cell:
             check_name_length(node.name, f"{where}: node")
         at = f"{where}, node {label(node, names)}"
         op = _op(node, at)
-        if op.kind == "source" and node.op != "constant":
+        if op.kind == "source" and node.op not in ("constant", "dropout_mask"):
             if node.op not in ("seq", "param"):
                 raise VerifyError(
                     f"{at}: a {node.op!r} node only appears in Programs (after unrolling), not in a cell", node=node

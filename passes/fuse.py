@@ -110,7 +110,7 @@ def plan_block(nodes: list[Node], bound: set[int], results: list[Node]) -> Block
                     stack.append((u, inj and VIEWS[u.op]))
                 elif k == "scalar":
                     same = u.type.shape == m.type.shape and not (
-                        u.op == "select_active" and any(v.node is m for v in u.inputs[:2])
+                        u.op == "select_active" and any(v.node is m for v in u.inputs[:2]) or u.op == "philox_mask"
                     )
                     out.append((u, inj and same, m is n and same))
                 else:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ir import Cell, Node, PassError, Program, TensorType, Use
 from ir.dtypes import DType
+from ir.mask_ops import SEED
 from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
@@ -38,7 +39,7 @@ class GradPlan:
     dx: dict[str, list[str]] = field(default_factory=dict)  # seq -> per-step outputs to stack
     dx_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # seq -> [(dZ output, W param)]
     dp: dict[str, list[str]] = field(default_factory=dict)  # param -> per-step outputs to sum
-    dp_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # param -> [(A stack name, dZ output)]
+    dp_gemm: dict[str, list[tuple]] = field(default_factory=dict)  # param -> [(A stack name, dZ output, mask | None)]
     user_states: list[str] = field(default_factory=list)
     slots: dict[str, Slot] = field(default_factory=dict)  # every name grad made -> what it holds (roles.py)
     wrt: frozenset[str] | None = None  # the params, seqs and state inits given gradients (None: all of them)
@@ -182,7 +183,7 @@ class _Derive:
             return self.seq(Slot(Role.TRACE, self.state_of[id(src)]), src.type)  # type: ignore[arg-type]
         if id(src) in self._recomputed:
             return self._recomputed[id(src)]
-        if get_op(src.op).cheap and all(self._available(u) for u in src.inputs):
+        if get_op(src.op).cheap and all(self._available(u) for u in src.inputs) or _masked_param(src):
             node = Node(src.op, [Use(self.value(u.node, u.delay)) for u in src.inputs], src.attrs, src.type)
             self._recomputed[id(src)] = node
             return node
@@ -261,19 +262,27 @@ class _Derive:
             if not gs:
                 continue
             g = _accumulate(b, gs)
-            if n.op == "constant":
+            if n.op in ("constant", "dropout_mask"):  # no operands: nothing behind them
                 continue
             w = n.inputs[1] if n.op == "matmul" and len(n.inputs) == 2 else None
             a = n.inputs[0]
-            if w is not None and w.node.op == "param" and w.delay == 0 and a.node.type.rank >= 2:  # type: ignore[union-attr]
+            cts: list[Node | None]
+            dropped = _dropped_weight(w) if w is not None and a.node.type.rank >= 2 else None  # type: ignore[union-attr]
+            if dropped is not None:  # DropConnect: dW = m * (A^T dZ), one GEMM after the loop, as for W
+                q, mask = dropped
+                if plan.wants(q.name):  # type: ignore[arg-type]
+                    dz = self.out("dz", g)
+                    plan.dp_gemm.setdefault(q.name, []).append((self.stack_name(a.node, a.delay), dz, mask))  # type: ignore[arg-type]
+                cts = [b("matmul", g, b("transpose", self.value(w.node))), None]  # type: ignore[union-attr]
+            elif w is not None and w.node.op == "param" and w.delay == 0 and a.node.type.rank >= 2:  # type: ignore[union-attr]
                 if plan.wants(w.node.name):  # type: ignore[arg-type]
                     dz = self.out("dz", g)
-                    plan.dp_gemm.setdefault(w.node.name, []).append((self.stack_name(a.node, a.delay), dz))  # type: ignore[arg-type]
+                    plan.dp_gemm.setdefault(w.node.name, []).append((self.stack_name(a.node, a.delay), dz, None))  # type: ignore[arg-type]
                 if a.node.op == "seq" and a.delay == 0:
                     if plan.wants(a.node.name):  # type: ignore[arg-type]
                         plan.dx_gemm.setdefault(a.node.name, []).append((self.out("dz", g), w.node.name))  # type: ignore[arg-type]
                     continue
-                cts: list[Node | None] = [b("matmul", g, b("transpose", self.params[w.node.name])), None]  # type: ignore[index]
+                cts = [b("matmul", g, b("transpose", self.params[w.node.name])), None]  # type: ignore[index]
             else:
                 cts = get_rule(n.op)(b, n, g, lambda k, n=n: self._forward(n, k))
             for u, ct in zip(n.inputs, cts):
@@ -331,6 +340,35 @@ class _Derive:
             {dstate(s): d for s, d in defs.items()},
             dict(self.outputs),
         )
+
+
+def _dropped_weight(w: Use) -> tuple[Node, Node] | None:
+    """(param, mask) when `w` reads `mul(param, mask)` of a per-sequence mask (DropConnect), else None."""
+    n = w.node
+    if w.delay or n.op != "mul" or any(u.delay for u in n.inputs):
+        return None
+    ops = sorted((u.node for u in n.inputs), key=lambda m: m.op != "param")
+    q, m = ops
+    if q.op == "param" and m.op == "dropout_mask" and m.attrs["sequence"] and q.type == n.type:
+        return q, m
+    return None
+
+
+def _sequence_mask(mask: Node, seed: Node) -> Node:
+    """A per-sequence mask outside the loop (its step word is the same at every step: t = 0 serves)."""
+    t = Node("constant", (), {"value": 0.0, "dtype": DType.i64}, TensorType(DType.i64, ()))
+    return Node("philox_mask", [Use(t), Use(seed)], mask.attrs, mask.type)
+
+
+def _masked_param(n: Node) -> bool:
+    """A dropout mask applied to params and constants alone (DropConnect's masked weight): recomputed in
+    the backward from the seed, not saved per step (it is no batch value, and saving one per step costs
+    a weight's bytes per step)."""
+    return (
+        get_op(n.op).elementwise
+        and any(u.node.op == "dropout_mask" for u in n.inputs)
+        and all(u.delay == 0 and u.node.op in ("param", "constant", "dropout_mask") for u in n.inputs)
+    )
 
 
 def _accumulate(b: Builder, gs: list[Node]) -> Node:
@@ -456,6 +494,8 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         inp(LENGTHS, TensorType(DType.i64, prog.input(LENGTHS).type.shape), "lengths")  # type: ignore[union-attr]
     if window:
         inp(LENGTHS_LO, TensorType(DType.i64, prog.input(LENGTHS_LO).type.shape), "lengths")  # type: ignore[union-attr]
+    if SEED in prog.roles:  # the backward recomputes the forward's dropout masks from the same seed words
+        inp(SEED, prog.input(SEED).type, "seed")  # type: ignore[arg-type]
     b = Builder()
     traces: dict[str, Node] = {}
 
@@ -505,7 +545,9 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         if not plan.wants(p.name):  # type: ignore[arg-type]
             continue
         terms = [b("sum_to", outs[o], shape=p.type.shape) for o in plan.dp.get(p.name, [])]  # type: ignore[union-attr,index]
-        terms += [b("matmul_tn", _stack(a, inputs, repl), outs[dz]) for a, dz in plan.dp_gemm.get(p.name, [])]  # type: ignore[arg-type]
+        for a, dz, mask in plan.dp_gemm.get(p.name, []):  # type: ignore[arg-type]
+            term = b("matmul_tn", _stack(a, inputs, repl), outs[dz])
+            terms.append(term if mask is None else b("mul", term, _sequence_mask(mask, inputs[SEED])))
         grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
     for s in cell.state_types:  # shadows too: the runtime adds them into their roots
         grads[s] = outs[dstate(s)]

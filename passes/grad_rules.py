@@ -245,6 +245,11 @@ def _constant(b, n, g, x):
     return []
 
 
+@rule("dropout_mask")
+def _dropout_mask(b, n, g, x):
+    return []  # a function of the seed and the step alone: nothing to differentiate
+
+
 @rule("transpose")
 def _transpose(b, n, g, x):
     return [b("transpose", g)]

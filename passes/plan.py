@@ -28,8 +28,8 @@ GATHERS = ("stack", "concat")  # ops whose parts other units may store into
 
 def direct(u: Node, m: Node) -> bool:
     """`u` reads `m` at its own index: the same shape, and not as select_active's step or lengths."""
-    if u.op == "select_active" and any(x.node is m for x in u.inputs[:2]):
-        return False
+    if u.op == "select_active" and any(x.node is m for x in u.inputs[:2]) or u.op == "philox_mask":
+        return False  # (philox_mask reads its step and seed words, never at its own index)
     return u.type.shape == m.type.shape  # type: ignore[union-attr]
 
 

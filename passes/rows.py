@@ -133,12 +133,20 @@ def _fill(n: Node, c: _Classes) -> bool:
     return BATCHED if _shape(n) and _shape(n)[0] == c.dim else INVARIANT
 
 
+def _mask(n: Node, c: _Classes) -> bool:
+    """philox_mask(t, seed): its step and seed words are invariant; it is batched as a fill is."""
+    for u in n.inputs:
+        c.need(u.node, INVARIANT, n, "a mask's step and seed words are the same for every row")
+    return _fill(n, c)
+
+
 RULES: dict[str, Rule] = {  # one per ir.ops.ROW_RULES name
     "elementwise": _elementwise,
     "select": _select,
     "axes": _axes,
     "matmul": _matmul,
     "fill": _fill,
+    "mask": _mask,
     "invariant": lambda n, c: INVARIANT,
     "serial": _serial,
 }

@@ -5,6 +5,8 @@ holds k copies, then a loop of one step for the T mod k remainder), "loop" (a bo
 Every recurrent source (a state, or a sequence input read with a delay) carries its last D values,
 D being the largest delay it is read at; `masked=True` adds a `lengths` input and applies the
 copy-through rule of DESIGN.md at every step; `reverse=True` runs the steps from T-1 down to 0.
+A cell with dropout masks gets a `seed` input (ir/mask_ops.py): each step's copy of a `dropout_mask`
+is `philox_mask(t, seed)`, its value a function of the step and the seed words alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ir import Cell, Node, PassError, Program, RnncompError, TensorType, Use
 from ir import symexpr as sx
 from ir.dtypes import DType
 from ir.limits import check_unroll_steps
+from ir.mask_ops import SEED, SEED_WORDS
 from ir.program import input_node, make_loop
 from ir.shapes import is_identifier
 
@@ -68,6 +71,11 @@ def _plan(cell: Cell, traces=()) -> _Plan:
     return _Plan(cell, order, rec, depth, batch, names, list(traces), _unbatched(cell, batch))
 
 
+def has_masks(cell: Cell) -> bool:
+    """Whether the cell draws dropout / zoneout masks (and so takes a `seed` input once unrolled)."""
+    return any(n.op == "dropout_mask" for n in cell.nodes())
+
+
 def _unbatched(cell: Cell, batch) -> str | None:
     """Copy-through by lengths works per batch row: why it cannot here (a state or output not led by it)."""
     for kind, items in (("state", cell.states), ("output", cell.outputs)):
@@ -80,8 +88,10 @@ def _unbatched(cell: Cell, batch) -> str | None:
 class _Steps:
     """Emits copies of the cell, one per step, threading the carried history of each recurrent source."""
 
-    def __init__(self, plan: _Plan, masked: bool, lengths: Node | None, lo: Node | None = None):
-        self.p, self.masked, self.lengths, self.lo = plan, masked, lengths, lo
+    def __init__(
+        self, plan: _Plan, masked: bool, lengths: Node | None, lo: Node | None = None, seed: Node | None = None
+    ):
+        self.p, self.masked, self.lengths, self.lo, self.seed = plan, masked, lengths, lo, seed
         self._zero: dict[DType, Node] = {}
 
     def select(self, t: Node, active: Node, inactive: Node, name: str | None = None) -> Node:
@@ -116,6 +126,9 @@ class _Steps:
         for n in p.order:
             ins = [Use(value(u.node)) if u.delay == 0 else Use(hist[id(u.node)][u.delay - 1]) for u in n.inputs]
             name = f"{n.name}@{label}" if n.name and not (self.masked and id(n) in hist) else None
+            if n.op == "dropout_mask":  # this step's mask: a function of the step and the seed words
+                vals[id(n)] = Node("philox_mask", [Use(t), Use(self.seed)], n.attrs, n.type, name)  # type: ignore[arg-type]
+                continue
             vals[id(n)] = Node(n.op, ins, n.attrs, n.type, name)
         new_hist = {}
         for r in p.recurrent:
@@ -185,7 +198,12 @@ def unroll(
         lo = input_node(LENGTHS_LO, TensorType(DType.i64, (plan.batch,)))  # type: ignore[arg-type]
         inputs.append(lo)
         roles[LENGTHS_LO] = "lengths"
-    steps = _Steps(plan, masked, lengths, lo)
+    seed = None
+    if has_masks(cell):
+        seed = input_node(SEED, TensorType(DType.i64, (SEED_WORDS,)))
+        inputs.append(seed)
+        roles[SEED] = "seed"
+    steps = _Steps(plan, masked, lengths, lo, seed)
 
     def first_hist() -> dict[int, list[Node]]:
         h = {}
@@ -207,7 +225,7 @@ def unroll(
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise PassError(f"unroll: mode must be 'full', 'loop' or an int k >= 1, got {mode!r}")
         _bounded(k, "an unroll factor")
-        outputs = _looped(plan, T, dim_T, k, reverse, seq_in, param_in, lengths, lo, first_hist())
+        outputs = _looped(plan, T, dim_T, k, reverse, seq_in, param_in, lengths, lo, first_hist(), seed)
     return Program(f"{cell.name}", inputs, roles, outputs)
 
 
@@ -246,7 +264,7 @@ def _full(plan, steps: _Steps, T: int, reverse: bool, seq_in, param_in, hist) ->
     return result
 
 
-def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo, hist) -> dict[str, Node]:
+def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo, hist, seed=None) -> dict[str, Node]:
     cell = plan.cell
     # Carried values (flattened history), stacked inputs, buffers and invariants of every loop.
     carry = [(r, d) for r in plan.recurrent for d in range(plan.depth[id(r)])]
@@ -263,7 +281,7 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
     for t1 in out_types.values():
         t = t1.with_shape((dim_T,) + t1.shape)
         bufs.append(Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t))
-    consts = [param_in[id(q)] for q in cell.params] + [n for n in (lengths, lo) if n is not None]
+    consts = [param_in[id(q)] for q in cell.params] + [n for n in (lengths, lo, seed) if n is not None]
 
     q, r = sx.floordiv(T, k), sx.mod(T, k)
     if k == 1:
@@ -308,7 +326,7 @@ def _body(plan, k: int, carry, xs, consts, masked: bool, reverse: bool) -> tuple
     x_params = {(id(s), j): input_node(f"{s.name}@{j}", s.type) for s in xs for j in range(k)}
     k_params = [input_node(c.name, c.type) for c in consts]
     by_name = {c.name: p for c, p in zip(consts, k_params)}
-    steps = _Steps(plan, masked, by_name.get(LENGTHS), by_name.get(LENGTHS_LO))
+    steps = _Steps(plan, masked, by_name.get(LENGTHS), by_name.get(LENGTHS_LO), by_name.get(SEED))
     hist: dict[int, list[Node]] = {}
     for (r, _), prm in zip(carry, c_params):
         hist.setdefault(id(r), []).append(prm)

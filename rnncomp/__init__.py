@@ -16,6 +16,7 @@ from ir import (
 )
 
 from .compiler import CompiledProgram, compile
+from .dropout import dropout, zoneout
 from .dsl import (
     Graph,
     Param,
@@ -113,4 +114,6 @@ __all__ = [
     "rsqrt",
     "sqrt",
     "layer_norm",
+    "dropout",
+    "zoneout",
 ]

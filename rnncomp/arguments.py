@@ -31,6 +31,7 @@ class Bound:
     symbols: dict[str, int]  # T and every other symbol
     T: int
     lengths: np.ndarray | None
+    seed: np.ndarray | None = None  # the dropout masks' seed words (k0, k1, t0, on), for a cell with masks
 
 
 def _closest(name: str, options: list[str]) -> str:

@@ -139,22 +139,25 @@ class AutoUnroll:
         return self.child(self.last)._variant(kind, masked, T, window, outputs, wrt)
 
     # -- calls
-    def forward(self, lengths, arrays) -> dict:
-        mode, timed = self._mode("forward", lengths, arrays, lambda m: self.child(m)(lengths=lengths, **arrays))
-        return timed if timed is not None else self.child(mode)(lengths=lengths, **arrays)
+    def forward(self, lengths, arrays, seed=None) -> dict:
+        def run(m):
+            return self.child(m)(lengths=lengths, seed=seed, **arrays)
 
-    def vjp(self, lengths, arrays, wrt=None):
+        mode, timed = self._mode("forward", lengths, arrays, run)
+        return timed if timed is not None else run(mode)
+
+    def vjp(self, lengths, arrays, wrt=None, seed=None):
         def probe(m):
             c = self.child(m)
-            out, backward = c.vjp(lengths=lengths, wrt=wrt, **arrays)
+            out, backward = c.vjp(lengths=lengths, wrt=wrt, seed=seed, **arrays)
             backward({k: np.ones_like(out[k]) for k in c.cell.outputs})
 
         mode, _ = self._mode("train", lengths, arrays, probe)
-        return self.child(mode).vjp(lengths=lengths, wrt=wrt, **arrays)
+        return self.child(mode).vjp(lengths=lengths, wrt=wrt, seed=seed, **arrays)
 
-    def value_and_grad(self, output, lengths, arrays, wrt=None):
+    def value_and_grad(self, output, lengths, arrays, wrt=None, seed=None):
         def run(m):
-            return self.child(m).value_and_grad(output, lengths=lengths, wrt=wrt, **arrays)
+            return self.child(m).value_and_grad(output, lengths=lengths, wrt=wrt, seed=seed, **arrays)
 
         mode, timed = self._mode("train", lengths, arrays, run)
         return timed if timed is not None else run(mode)

@@ -20,7 +20,7 @@ from passes.grad import derive
 from passes.pipeline import PassManager, Pipeline, as_pipeline
 from passes.registry import PASSES, Analyses, IRKind
 from passes.retype import retype_cell
-from passes.unroll import LENGTHS_LO
+from passes.unroll import LENGTHS_LO, has_masks
 
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
@@ -28,6 +28,7 @@ from .backends.denormals import resolve as resolve_denormals
 from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
+from .masks import SEED, seed_words
 from .training import Trainer
 
 DEFAULT_PASSES = "simplify,hoist,linear_scan,simplify"
@@ -128,11 +129,11 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
         raise ArgumentError(f"argument 'truncate': expected an int >= 1, got {truncate!r}")
     checkpoint = parse_checkpoint(checkpoint)
     names = {n.name for n in cell.inputs} | set(cell.states) | set(cell.outputs)
-    for reserved in (LENGTHS, LENGTHS_LO, "wrt"):
+    for reserved in (LENGTHS, LENGTHS_LO, "wrt", SEED):
         if reserved in names:
             raise ArgumentError(
                 f"cell {cell.name!r}: the name {reserved!r} is reserved (variable sequence lengths, the first "
-                "step a truncated gradient reaches, and the gradients asked for); rename it"
+                "step a truncated gradient reaches, the gradients asked for and the dropout masks' seed); rename it"
             )
     prog = CompiledProgram(cell, length, unroll, backend, dt, reverse, tail)
     pipeline = prog.pipeline_for("infer")
@@ -234,6 +235,7 @@ class CompiledProgram:
         self.backend_options: dict[str, Any] = {}
         self.denormals = "keep"  # "flush" or "keep": set by compile() (backends/denormals.py)
         self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
+        self.has_masks = has_masks(self.cell)  # rc.dropout / rc.zoneout: the programs take the seed words
 
     @property
     def plan(self):
@@ -303,20 +305,24 @@ class CompiledProgram:
         return self._variant(kind, masked, T, window, outputs, wrt)[2]
 
     # -- running
-    def __call__(self, /, *seqs, lengths=None, **arrays) -> dict[str, np.ndarray]:
+    def __call__(self, /, *seqs, lengths=None, seed=None, **arrays) -> dict[str, np.ndarray]:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names.
 
         Arrays are passed by name (`prog(x=x, W=W)`); seqs may also be passed positionally, in the
-        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only.
+        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only. `seed` (an int)
+        draws the masks of `rc.dropout` / `rc.zoneout`; without it dropout is the identity and
+        zoneout takes its expectation.
         """
         arrays = self._positional(seqs, arrays, "prog()")
         if self._auto:
-            return self._auto.forward(lengths, arrays)
-        b = self._bind(lengths, arrays)
+            return self._auto.forward(lengths, arrays, seed)
+        b = self._bind(lengths, arrays, seed)
         masked = b.lengths is not None
         T_run = int(b.lengths.max()) if masked and b.lengths.size else (0 if masked else b.T)  # type: ignore[union-attr]
         prog, _, runner = self._variant("infer", masked, T_run)
         run_arrays = dict(b.arrays)
+        if b.seed is not None:
+            run_arrays[SEED] = b.seed
         if masked:
             run_arrays[LENGTHS] = b.lengths
             for s in self.cell.seqs:
@@ -332,7 +338,8 @@ class CompiledProgram:
             result[k] = v
         return result
 
-    def _bind(self, lengths, arrays):
+    def _bind(self, lengths, arrays, seed=None):
+        words = seed_words(seed)  # checked first: a bad seed is an error whatever the arrays
         fixed = self.length if isinstance(self.length, int) else None
         host_only = None
         if self.backend not in DEVICE_ARRAYS:
@@ -347,6 +354,8 @@ class CompiledProgram:
                         f"pass {name}=..."
                     )
                 b.arrays[name] = np.zeros(shape, self.dtype.numpy)
+        if self.has_masks:
+            b.seed = words
         return b
 
     def _positional(self, seqs: tuple, arrays: dict, what: str) -> dict:
@@ -367,7 +376,7 @@ class CompiledProgram:
         return out
 
     # -- training
-    def vjp(self, /, *seqs, lengths=None, wrt=None, **arrays):
+    def vjp(self, /, *seqs, lengths=None, wrt=None, seed=None, **arrays):
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
@@ -375,9 +384,10 @@ class CompiledProgram:
         `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
         input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
         per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
-        on the device. Seqs may be positional, as in `prog(...)`.
+        on the device. Seqs may be positional, as in `prog(...)`. `seed` draws the dropout / zoneout
+        masks, as in `prog(...)`: the backward uses the forward's masks.
         """
-        return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt)
+        return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt, seed=seed)
 
     def gradient_names(self) -> list[str]:
         """The arguments `wrt=` may name: params, seqs and states (their inits)."""
@@ -410,13 +420,13 @@ class CompiledProgram:
                 )
         return None if set(items) == set(names) else frozenset(items)
 
-    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None):
+    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None, seed=None):
         """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
         that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
         default = self._wrt(wrt)
         if self._auto:
-            return self._auto.vjp(lengths, arrays, wrt)  # the chosen mode's vjp (it copies)
-        b = self._bind(lengths, arrays)
+            return self._auto.vjp(lengths, arrays, wrt, seed)  # the chosen mode's vjp (it copies)
+        b = self._bind(lengths, arrays, seed)
         for k, a in b.arrays.items():  # the backward reads them later: the caller's own arrays are copied
             if copy and a is arrays.get(k) and not is_device_array(a):
                 b.arrays[k] = a.copy()
@@ -425,7 +435,7 @@ class CompiledProgram:
 
         return out, Backward(self, trainer, run, default)
 
-    def value_and_grad(self, output: str, /, *seqs, lengths=None, wrt=None, **arrays):
+    def value_and_grad(self, output: str, /, *seqs, lengths=None, wrt=None, seed=None, **arrays):
         """loss = out[output].sum() and its gradients (every param, state init and sequence input, or
         only those named in `wrt`, e.g. `wrt=["W", "U"]`: see `vjp`).
         The loss is a host scalar (on a device backend the one value copied back). `output` is
@@ -440,8 +450,8 @@ class CompiledProgram:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         if self._auto:
-            return self._auto.value_and_grad(output, lengths, arrays, wrt)
-        out, backward = self.vjp(lengths=lengths, wrt=wrt, **arrays)
+            return self._auto.value_and_grad(output, lengths, arrays, wrt, seed)
+        out, backward = self.vjp(lengths=lengths, wrt=wrt, seed=seed, **arrays)
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})

@@ -28,6 +28,7 @@ from ir import (
     as_shape,
     verify_cell,
 )
+from ir.graph import CycleFound
 from ir.limits import MAX_DELAY
 from ir.ops import check_attrs, describe_call, get_op, infer_type
 from ir.shapes import is_identifier
@@ -485,6 +486,11 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
         stack.extend(u.node for u in n.inputs)
     state_types = {k: p.type for k, p in placeholders.items()}
     cell = Cell(name, seqs, params, state_types, def_nodes, out_nodes)
+    try:
+        for k, n in enumerate(n for n in cell.nodes() if n.op == "dropout_mask"):
+            n.attrs["site"] = k  # each mask its own Philox counter word (rc.dropout, rc.zoneout)
+    except CycleFound:
+        pass  # an algebraic loop: verify_cell says where
     return verify_cell(cell)
 
 

@@ -14,11 +14,13 @@ import numpy as np
 
 from ir import ArgumentError, Cell, Node, RnncompError, Use, VerifyError, get_op, verify_cell
 from ir.dtypes import DType
+from ir.mask_ops import mask_values
 from ir.names import label, name_nodes
+from ir.philox import seed_key
 from ir.shapes import Shape, substitute
 from ir.types import TensorType
 
-RESERVED = ("lengths", "strict", "steps")
+RESERVED = ("lengths", "strict", "steps", "seed")
 
 
 class NonFiniteError(RnncompError, FloatingPointError):
@@ -26,7 +28,14 @@ class NonFiniteError(RnncompError, FloatingPointError):
 
 
 def run(
-    cell: Cell, /, lengths: Any = None, *, strict: bool = False, steps: int | None = None, **arrays: Any
+    cell: Cell,
+    /,
+    lengths: Any = None,
+    *,
+    strict: bool = False,
+    steps: int | None = None,
+    seed: int | None = None,
+    **arrays: Any,
 ) -> dict[str, np.ndarray]:
     """Run `cell` over a whole sequence; return per-step outputs stacked `(T, ...)` and final states.
 
@@ -42,6 +51,9 @@ def run(
     is the frozen value, so a read h[t-d] with t-d >= L_b sees h[L_b - 1]. Only dead rows read it,
     so it shows in live rows only through ops that mix the batch (a sum over axis 0, say).
     With `lengths`, every state, delayed seq and output must have the batch as its leading dim.
+
+    `seed` (an int) draws the dropout / zoneout masks (ir/mask_ops.py: step t's mask of each site);
+    without it every mask takes its expectation (dropout the identity, zoneout p*old + (1-p)*new).
     """
     if not isinstance(cell, Cell):
         got = type(cell).__name__
@@ -51,7 +63,8 @@ def run(
     T = env["T"]
     inits = _inits(cell, arrays, env)
     lens = None if lengths is None else _lengths(cell, lengths, env, src)
-    return _Run(cell, env, strict).go(T, _floats(cell, arrays), inits, lens)
+    words = (0, 0, 0, 0) if seed is None else (*seed_key(seed), 0, 1)
+    return _Run(cell, env, strict, words).go(T, _floats(cell, arrays), inits, lens)
 
 
 # ---------------------------------------------------------------- arguments
@@ -222,8 +235,8 @@ def _batched(cell: Cell) -> list[tuple[str, Node]]:
 class _Run:
     """One evaluation: the cell's nodes in order, the history of each recurrent source, the outputs."""
 
-    def __init__(self, cell: Cell, env: dict[str, int], strict: bool):
-        self.cell, self.env, self.strict = cell, env, strict
+    def __init__(self, cell: Cell, env: dict[str, int], strict: bool, words=(0, 0, 0, 0)):
+        self.cell, self.env, self.strict, self.words = cell, env, strict, words
         self.nodes = cell.nodes()
         self.names = name_nodes(self.nodes)
         delayed = {id(u.node) for n in self.nodes for u in n.inputs if u.delay}
@@ -255,6 +268,10 @@ class _Run:
         for node in self.nodes:
             if node.op in ("seq", "param"):
                 value = arrays[node.name][t] if node.op == "seq" else arrays[node.name]  # type: ignore[index]
+            elif node.op == "dropout_mask":
+                a = node.attrs
+                shape = substitute(a["shape"], self.env)
+                value = mask_values(t, self.words, a["p"], a["site"], a["sequence"], a["zoneout"], shape, np.float64)
             else:
                 value = self.apply(node, [self.read(u, t, cur, init, hist) for u in node.inputs])
             if self.strict:

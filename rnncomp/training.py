@@ -24,6 +24,7 @@ from .arguments import LENGTHS, is_device_array
 from .array_ops import HOST
 from .backends.registry import device_ops
 from .checkpointing import StepPlan, segment_steps
+from .masks import SEED, at_step
 
 
 @dataclass
@@ -39,6 +40,7 @@ class _Run:
     T: int
     T_run: int
     symbols: dict[str, int]
+    seed: np.ndarray | None = None  # the dropout masks' seed words (k0, k1, t0, on); t0 is set per piece
     start: dict[str, np.ndarray] | None = None  # the state the live leaf starts from (its backward reads it)
     peak: int = 0  # the most bytes held for the backward so far (checkpoints plus a live leaf)
 
@@ -90,7 +92,7 @@ class Trainer:
         """Run the forward over steps [s0, s1) from `states`: "segment" (no residuals) or "train"."""
         p, seqs = self.p, [s.name for s in self.p.plan.cell.seqs]
         s0, s1 = span
-        args = self._args(run.arrays, seqs, s0, s1, states, run.lengths)
+        args = self._args(run.arrays, seqs, s0, s1, states, run.lengths, run.seed)
         return p._runner(kind, run.lengths is not None, s1 - s0)(args, {**run.symbols, p.tsym: s1 - s0})
 
     def _prefix(self, run: _Run, outputs: dict | None):
@@ -123,7 +125,7 @@ class Trainer:
         masked = lengths is not None
         T_run = (int(lengths.max()) if lengths.size else 0) if masked else b.T
         sp = p._planner.plan(T_run, {d: b.symbols[d] for d in self.dims()})
-        run = _Run(sp, self.init_states(b), {}, None, b.arrays, lengths, b.T, T_run, b.symbols)
+        run = _Run(sp, self.init_states(b), {}, None, b.arrays, lengths, b.T, T_run, b.symbols, b.seed)
         outputs = {k: [] for k in plan.cell.outputs}
         states = self._prefix(run, outputs)
         result = {}
@@ -145,12 +147,14 @@ class Trainer:
         types = [*plan.saved().values(), *plan.cell.state_types.values()]
         return sorted({d for t in types for d in t.shape if isinstance(d, str)})
 
-    def _args(self, arrays, seqs, s0, s1, states, lengths) -> dict[str, np.ndarray]:
+    def _args(self, arrays, seqs, s0, s1, states, lengths, seed=None) -> dict[str, np.ndarray]:
         args = {k: v for k, v in arrays.items() if k not in seqs and k not in self.p.plan.cell.state_types}
         args.update({k: arrays[k][s0:s1] for k in seqs})
         args.update(states)
         if lengths is not None:
             args[LENGTHS] = _clip(lengths, s0, s1 - s0)
+        if seed is not None:  # a piece's step 0 is step s0 of the sequence: its masks are those of s0 on
+            args[SEED] = at_step(seed, s0)
         return args
 
     def _residuals(self, run: _Run, span: tuple[int, int], states) -> dict[str, np.ndarray]:
@@ -164,7 +168,7 @@ class Trainer:
         p, plan = self.p, self.p.plan
         s0, s1 = span
         n = s1 - s0
-        args = self._args(run.arrays, [s.name for s in plan.cell.seqs], s0, s1, states, run.lengths)
+        args = self._args(run.arrays, [s.name for s in plan.cell.seqs], s0, s1, states, run.lengths, run.seed)
         args.update(run.saved)
         args.update({cotangent(k): cot[k][s0:s1] for k in plan.cell.outputs})
         args.update({dstate(s): A[s] for s in A})

@@ -12,13 +12,17 @@ def loss_and_cotangents(out: dict, seed: int) -> tuple[dict, callable]:
     return cot, lambda o: sum(float(np.sum(o[k] * cot[k])) for k in cot)
 
 
-def check_vjp(prog, args: dict, lengths=None, seed: int = 0, directions: int = 2, eps: float = 1e-5) -> float:
+def check_vjp(
+    prog, args: dict, lengths=None, seed: int = 0, directions: int = 2, eps: float = 1e-5, mask_seed=None
+) -> float:
     """Largest relative error between <grad, v> from `prog.vjp` and a central difference along v.
 
     The difference is Richardson-extrapolated from steps eps and eps/2 (error O(eps^4)), so strongly
     curved losses over long sequences do not need a step so small that rounding dominates.
     """
     kw = {} if lengths is None else {"lengths": lengths}
+    if mask_seed is not None:  # the dropout masks' seed: every call draws the same masks
+        kw["seed"] = mask_seed
     out, backward = prog.vjp(**kw, **args)
     cot, loss = loss_and_cotangents(out, seed)
     grads = backward(cot)

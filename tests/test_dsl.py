@@ -186,6 +186,8 @@ OP_CASES = {
         lambda x, M: rc.layer_norm(x, eps=1e-3, gain=rc.sum(M, axis=0), bias=rc.mean(M, axis=1)),
         lambda x, M: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-3) * M.sum(0) + M.mean(1),
     ),
+    "dropout": (lambda x, M: rc.dropout(x, 0.5, per="sequence"), lambda x, M: x),  # no seed: the identity
+    "zoneout": (lambda x, M: rc.zoneout(x, 2 * x, 0.25), lambda x, M: 0.25 * (2 * x) + 0.75 * x),  # expectation
     "minimum": (lambda x, M: rc.minimum(x, 0.25), lambda x, M: np.minimum(x, 0.25)),
     "maximum": (lambda x, M: rc.maximum(0.25, x), lambda x, M: np.maximum(0.25, x)),
     "less": (lambda x, M: rc.less(x, 0.0), lambda x, M: (x < 0) * 1.0),

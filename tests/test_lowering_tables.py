@@ -59,8 +59,19 @@ class _Recorder:
     def lit(self, value: float, dtype) -> str:
         return repr(float(value))
 
+    def read(self, node: Node, idx) -> str:
+        return f"{node.name}[{', '.join(idx)}]"
 
-ATTRS = {"cast": [{"to": DType.f32}], "pow": [{"exponent": 1.5}, {"exponent": 0.5}], "gelu": [{"tanh_approx": True}]}
+    def row_base(self, node: Node) -> None:
+        return None
+
+
+ATTRS = {
+    "cast": [{"to": DType.f32}],
+    "pow": [{"exponent": 1.5}, {"exponent": 0.5}],
+    "gelu": [{"tanh_approx": True}],
+    "philox_mask": [{"p": 0.5, "shape": (2, 3)}, {"p": 0.1, "shape": (3,), "sequence": True, "zoneout": True}],
+}
 
 
 def _scalar_nodes(op: str, dtype: DType) -> list[Node]:
@@ -68,7 +79,7 @@ def _scalar_nodes(op: str, dtype: DType) -> list[Node]:
     t = TensorType(dtype, (2, 3))
     ins = [Node("input", (), {}, t, f"a{k}") for k in range(OPS[op].arity or 1)]
     out = []
-    for given in ATTRS.get(op, []) + ([{}] if op not in ("cast", "pow") else []):
+    for given in ATTRS.get(op, []) + ([{}] if op not in ("cast", "pow", "philox_mask") else []):
         attrs = {**{k: a.default for k, a in OPS[op].attrs.items()}, **given}
         out.append(Node(op, [rc.dsl.Use(i) for i in ins], attrs, t))
     return out
@@ -101,8 +112,11 @@ def test_each_helper_has_one_definition_both_backends_use():
     for name in shared:
         assert getattr(cpu_kernels, name).py_func is helpers.HELPERS[name], name
     assert set(cuda_kernels.HELPERS) == set(helpers.HELPERS)
-    for name, f in helpers.HELPERS.items():
-        assert cuda_kernels.HELPERS[name] == "@cuda.jit(device=True)\n" + inspect.getsource(f), name
+    for name, f in helpers.HELPERS.items():  # after the constants and functions it calls (PRELUDE), if any
+        assert cuda_kernels.HELPERS[name].endswith("@cuda.jit(device=True)\n" + inspect.getsource(f)), name
+        assert (name in helpers.PRELUDE) == (
+            cuda_kernels.HELPERS[name] != "@cuda.jit(device=True)\n" + inspect.getsource(f)
+        )
 
 
 def _prog(cell: rc.Cell):

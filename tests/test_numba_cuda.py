@@ -194,9 +194,10 @@ def _close(got: dict, want: dict, dtype: str) -> None:
         assert err <= bound, f"{k}: max error {err:.3g} > {bound:.3g}"
 
 
-def check(name: str, unroll, lengths: bool, dtype: str = "float64", persistent=None, **options) -> None:
-    """Forward and value_and_grad on the numba-cuda backend agree with the numpy backend."""
-    cell = CELLS[name]
+def check(name, unroll, lengths: bool, dtype: str = "float64", persistent=None, seed=None, **options) -> None:
+    """Forward and value_and_grad on the numba-cuda backend agree with the numpy backend (at `seed`: the
+    dropout / zoneout masks); `name` names an example cell or is a cell."""
+    cell = CELLS[name] if isinstance(name, str) else name
     args = random_args(cell, T, B, inits=True)
     args = {k: v.astype(dtype) for k, v in args.items()}
     L = random_lengths(T, B) if lengths else None
@@ -204,10 +205,10 @@ def check(name: str, unroll, lengths: bool, dtype: str = "float64", persistent=N
         rc.compile(cell, length="T", unroll=unroll, backend=backend, dtype=dtype, **options, **extra)
         for backend, extra in (("numpy", {}), ("numba-cuda", {"backend_options": {"persistent": persistent}}))
     ]
-    want, got = (p(lengths=L, **args) for p in progs)
+    want, got = (p(lengths=L, seed=seed, **args) for p in progs)
     _close(got, want, dtype)
     output = next(iter(cell.outputs))
-    (lw, gw), (lg, gg) = (p.value_and_grad(output, lengths=L, **args) for p in progs)
+    (lw, gw), (lg, gg) = (p.value_and_grad(output, lengths=L, seed=seed, **args) for p in progs)
     _close({"loss": np.asarray(lg)}, {"loss": np.asarray(lw)}, dtype)
     _close(gg, gw, dtype)
 
@@ -253,6 +254,44 @@ def test_reverse_agrees(name, persistent):
 @pytest.mark.parametrize("options", [{"truncate": 2}, {"checkpoint": 2}, {"checkpoint": "sqrt", "reverse": True}])
 def test_truncate_and_checkpoint_agree(options):
     check("lstm", "loop", True, **options)
+
+
+# ---------------------------------------------------------------- dropout and zoneout masks
+
+
+@rc.cell
+def dropped(x: Seq["B", 3], h: State["B", 4], W: Param[3, 4], U: Param[4, 4]):
+    """Dropout per step on the input, variational on the state, DropConnect on U, zoneout on the state."""
+    z = rc.dropout(x, 0.4) @ W + rc.dropout(h, 0.3, per="sequence") @ rc.dropout(U, 0.25, per="sequence")
+    h_new = rc.zoneout(rc.tanh(z), h, 0.35)
+    return {"h": h_new, "y": h_new}
+
+
+@pytest.mark.parametrize("persistent", [None, False], ids=["persistent", "per-step"])
+@pytest.mark.parametrize("unroll", ["loop", 2, "full"])
+def test_dropout_and_zoneout_masks_agree(unroll, persistent):
+    """The masks the kernels draw are the numpy backend's, in the forward and the backward."""
+    check(dropped, unroll, True, persistent=persistent, seed=2**40 + 3)
+
+
+@pytest.mark.parametrize("options", [{"checkpoint": 2}, {"truncate": 2}, {"reverse": True}])
+def test_dropout_masks_agree_under_checkpoint_truncate_and_reverse(options):
+    check(dropped, "loop", False, seed=7, **options)
+
+
+def test_dropout_masks_are_the_numpy_masks_bit_for_bit_and_off_without_a_seed():
+    @rc.cell
+    def masks(x: Seq["B", 16], o: Seq["B", 16]):
+        return {"d": rc.dropout(x, 0.5), "v": rc.dropout(x, 0.3, per="sequence"), "z": rc.zoneout(x, o, 0.25)}
+
+    x, o = np.ones((T, B, 16)), np.zeros((T, B, 16))
+    progs = [rc.compile(masks, length="T", backend=b, dtype="float32") for b in ("numpy", "numba-cuda")]
+    want, got = (p(x=x, o=o, seed=11) for p in progs)
+    for k in want:
+        assert np.array_equal(np.asarray(got[k]), want[k]), k
+    assert 0 < np.count_nonzero(want["d"]) < want["d"].size  # the masks drop something
+    off = progs[1](x=x, o=o)
+    assert np.array_equal(np.asarray(off["d"]), x) and np.array_equal(np.asarray(off["z"]), np.full(x.shape, 0.75))
 
 
 # ---------------------------------------------------------------- what runs

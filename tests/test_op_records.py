@@ -43,7 +43,7 @@ def test_every_op_says_how_it_treats_rows_and_the_rows_pass_has_each_rule():
         assert op.rows in ROW_RULES, op.name
         assert (op.rows == "serial") == bool(op.rows_why), op.name
         if op.elementwise:
-            assert op.rows in ("elementwise", "select"), op.name
+            assert op.rows in ("elementwise", "select", "mask"), op.name
         if op.rows == "axes":
             assert op.axes is not None, op.name
 

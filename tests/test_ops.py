@@ -65,6 +65,9 @@ USES = {
     "greater_equal": lambda x, h, W: (x >= 0.0) * (x @ W) + h,
     "equal": lambda x, h, W: rc.equal(rc.relu(x), 0.0) * (x @ W) + h,
     "not_equal": lambda x, h, W: rc.not_equal(rc.relu(x), 0.0) * (x @ W) + h,
+    # without a seed (as here) the inference meaning: the identity and zoneout's expectation
+    # (tests/test_dropout.py draws masks)
+    "dropout_mask": lambda x, h, W: rc.zoneout(rc.dropout(x, 0.3) @ W, h, 0.2, per="sequence"),
 }
 COMPARISONS = ("less", "greater", "less_equal", "greater_equal", "equal", "not_equal")
 KINKS = ("relu", "max", "where", "abs", "minimum", "maximum") + COMPARISONS
@@ -81,6 +84,7 @@ NOT_IN_CELLS = {
     "item": "Program-only: a part of a loop's results",
     "loop": "Program-only: the loop region",
     "select_active": "Program-only: the lengths mask (unroll)",
+    "philox_mask": "Program-only: a step's dropout mask (unroll)",
     "shift": "Program-only: previous values of a state trace (grad)",
     "linear_scan": "Program-only: an affine recurrence over time (the linear_scan pass)",
     "last_step": "Program-only: a scan's final value (the linear_scan pass)",

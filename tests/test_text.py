@@ -266,6 +266,10 @@ OP_CASES = {
     "last_step": lambda g, x, hp: apply("last_step", x, _param(g, "init", (4,)), reverse=True),
     "step": lambda g, x, hp: apply("step", x, index=0),
     "stack": lambda g, x, hp: apply("stack", x, hp),
+    "dropout_mask": lambda g, x, hp: rc.dropout(x, 0.5) * rc.zoneout(x, hp, 0.25, per="sequence"),
+    "philox_mask": lambda g, x, hp: (
+        x * apply("philox_mask", _param(g, "t", (), "i64"), _param(g, "s", (4,), "i64"), p=0.5, shape=("B", 4))
+    ),
     "select_active": lambda g, x, hp: apply(
         "select_active", _param(g, "t", (), "i32"), _param(g, "L", ("B",), "i32"), x, hp
     ),

@@ -16,6 +16,7 @@ UNSUPPORTED: dict[str, str] = {  # ops of the table this backend does not run, a
     "seq": "a cell's declaration (unrolling makes it a program input)",
     "param": "a cell's declaration (unrolling makes it a program input)",
     "state": "a cell's declaration (unrolling makes it a program input)",
+    "dropout_mask": "a cell's mask (unrolling makes it philox_mask of the step and the seed words)",
 }
 
 

@@ -9,7 +9,8 @@ The backward's result is the vjp at `arrays`; the token only finds the forward's
 the arrays autograd wants gradients of (`ctx.needs_input_grad`; "" all): only those are computed
 (prog.vjp's `wrt`), the others come back as zeros, which autograd drops.
 
-`call` is "<program key>:<name>,<name>,..." naming `arrays` (seqs, params, the inits given);
+`call` is "<program key>:<name>,<name>,...[@seed]" naming `arrays` (seqs, params, the inits given) and,
+in training mode, the seed of the dropout / zoneout masks (the backward's forward rerun draws the same);
 results are the program's outputs then its final states (Signature.results order). The fake rules
 work out every shape from the inputs' shapes, so `torch.compile` traces a model with no graph break.
 """
@@ -27,7 +28,13 @@ Tensor = torch.Tensor
 
 def _split(call: str) -> tuple:
     key, _, names = call.partition(":")
-    return entry(key), names.split(",") if names else []
+    return entry(key), names.partition("@")[0].split(",") if names.partition("@")[0] else []
+
+
+def _seed(call: str) -> dict:
+    """prog's `seed=` keyword from the call's "@seed" (none: no masks drawn)."""
+    _, at, seed = call.partition("@")
+    return {"seed": int(seed)} if at else {}
 
 
 def _kwargs(names: list[str], arrays: list[Tensor], lengths: Tensor | None) -> tuple[dict, object]:
@@ -46,7 +53,7 @@ def run(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[Tensor]
     e, names = _split(call)
     kw, lens = _kwargs(names, arrays, lengths)
     with ordered(_device(arrays)):
-        out = e.prog(lengths=lens, **kw)
+        out = e.prog(lengths=lens, **kw, **_seed(call))
     return to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
 
 
@@ -56,7 +63,7 @@ def run_train(call: str, arrays: list[Tensor], lengths: Tensor | None) -> list[T
     e, names = _split(call)
     kw, lens = _kwargs(names, arrays, lengths)
     with ordered(_device(arrays)):
-        out, backward = e.prog.vjp(lengths=lens, **kw)
+        out, backward = e.prog.vjp(lengths=lens, **kw, **_seed(call))
     results = to_tensors([out[k] for k in e.sig.results], list(kw.values()), _device(arrays))
     return results + [park(backward, arrays)]
 
@@ -73,7 +80,7 @@ def backward(
         vjp = take(token, arrays)
         if vjp is None:
             kw, lens = _kwargs(names, arrays, lengths)
-            vjp = e.prog.vjp(lengths=lens, **kw)[1]
+            vjp = e.prog.vjp(lengths=lens, **kw, **_seed(call))[1]
         wanted = wrt.split(",") if wrt else names
         grads = vjp(cot, wrt=None if len(wanted) == len(names) else wanted)
     inputs = list(cot.values()) + [to_array(a) for a in arrays]

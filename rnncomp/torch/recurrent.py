@@ -13,6 +13,7 @@ from torch import nn
 import rnncomp as rc
 from ir import ArgumentError, Cell
 
+from ..masks import seed_words
 from . import eager, ops
 from .init import default_init
 from .programs import compiled
@@ -135,9 +136,17 @@ class Recurrent(nn.Module):
         return self._program(self._like.dtype, self._like.device.type)[1].prog
 
     # -- running
-    def forward(self, *seqs, lengths=None, **kwargs) -> dict[str, torch.Tensor]:
-        """Run the sequence: a dict of the outputs (T, B, ...) and final states, as prog(...) returns."""
+    def forward(self, *seqs, lengths=None, seed=None, **kwargs) -> dict[str, torch.Tensor]:
+        """Run the sequence: a dict of the outputs (T, B, ...) and final states, as prog(...) returns.
+
+        `seed` (an int) draws the masks of the cell's `rc.dropout` / `rc.zoneout` in training mode
+        (`layer.train()`, the default); in eval mode, or without a seed, dropout is the identity and
+        zoneout takes its expectation, as `prog(...)` without a seed.
+        """
         sig, like = self.sig, self._like
+        if seed is not None:
+            seed_words(seed)  # a bad seed is an error naming it, in either mode
+            seed = int(seed) if self.training else None
         self._check_device(like)
         if len(seqs) > len(sig.seqs):
             raise ArgumentError(
@@ -172,9 +181,9 @@ class Recurrent(nn.Module):
         lens = self._lengths(lengths)
         train = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
         if not torch.compiler.is_compiling():  # eager: the program called directly (rnncomp.torch.eager)
-            results = (eager.run_train if train else eager.run)(e, names, tensors, lens)
+            results = (eager.run_train if train else eager.run)(e, names, tensors, lens, seed)
         else:  # traced: the custom ops, which torch.compile sees through their fake rules
-            call = key + ":" + ",".join(names)
+            call = key + ":" + ",".join(names) + ("" if seed is None else f"@{seed}")
             results = ops.run_train(call, tensors, lens)[:-1] if train else ops.run(call, tensors, lens)
         return dict(zip(sig.results, results))
 

@@ -14,6 +14,9 @@ import math
 
 import numpy as np
 
+from ir import philox
+from ir.philox import philox_keep
+
 
 def sigmoid_f64(x):
     """Stable sigmoid: exp(-|x|) never overflows; NaN stays NaN."""
@@ -112,5 +115,15 @@ HELPERS = {
         gelu_f32,
         gelu_tanh_f64,
         gelu_tanh_f32,
+        philox_keep,  # ir/philox.py's: a dropout mask's bit (it calls philox4x32_10)
+    )
+}
+
+# What a helper needs beside itself in a module of its own (numba-cuda writes it there before the helper):
+# module constants (name, value) and device functions, each written once.
+PRELUDE = {
+    "philox_keep": (
+        [(k, int(getattr(philox, k))) for k in ("M0", "M1", "W0", "W1", "MASK32", "SHIFT32")],
+        [philox.philox4x32_10],
     )
 }

@@ -15,6 +15,8 @@ from typing import Any
 
 from ir import Node
 from ir.dtypes import DType
+from ir.mask_ops import kept_value, off_value
+from ir.philox import SEQUENCE, threshold
 
 Index = tuple[str, ...]
 
@@ -86,6 +88,26 @@ def _select_index(n: Node, k: int, idx: Index) -> Index:
     return broadcast_index(n.inputs[k].node.type.shape, n.type.shape, idx)
 
 
+def _philox_index(n: Node, k: int, idx: Index) -> Index:
+    return () if k == 0 else ("0",)  # the step; the seed's first word (the others are read below)
+
+
+def _philox_mask(ctx, n: Node, a: list[str], idx: Index) -> str:
+    """A dropout / zoneout mask element (ir/mask_ops.py): `philox_keep` of the element's counter, drawn
+    only when the seed words say so (`on`), else the mask's expectation."""
+    at, dt = n.attrs, n.type.dtype
+    seed = n.inputs[1].node
+    k1, t0, on = (ctx.read(seed, (str(i),)) for i in (1, 2, 3))
+    row, feat = ("0", idx[0]) if len(idx) == 1 else idx
+    base = ctx.row_base(n)  # a block of a row-parallel loop: its first row in the whole batch
+    row = row if base is None else f"{base} + {row}"
+    step = str(SEQUENCE) if at["sequence"] else f"{a[0]} + {t0}"
+    ctx.helpers.add("philox_keep")
+    draw = f"philox_keep({step}, {row}, {feat}, {at['site']}, {a[1]}, {k1}, {threshold(at['p'])})"
+    kept, zero = ctx.lit(kept_value(at["p"], at["zoneout"]), dt), ctx.lit(0.0, dt)
+    return f"({kept} if {draw} else {zero}) if {on} != 0 else {ctx.lit(off_value(at['p'], at['zoneout']), dt)}"
+
+
 CAST = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
 
 SCALARS: dict[str, Scalar] = {
@@ -104,6 +126,7 @@ SCALARS: dict[str, Scalar] = {
     "where": Scalar(lambda ctx, n, a, idx: f"{a[1]} if {a[0]} != 0 else {a[2]}"),
     "cast": Scalar(lambda ctx, n, a, idx: f"{CAST[n.attrs['to']]}({a[0]})"),
     "select_active": Scalar(lambda ctx, n, a, idx: f"{a[2]} if {a[0]} < {a[1]} else {a[3]}", _select_index),
+    "philox_mask": Scalar(_philox_mask, _philox_index),
     "sqrt": Scalar(_fn("sqrt")),
     "rsqrt": Scalar(_fn("rsqrt")),
     "abs": Scalar(lambda ctx, n, a, idx: f"abs({a[0]})"),

@@ -52,6 +52,7 @@ HELPERS = {  # helper -> the module of this package that defines it
     "gelu_f64": "kernels",
     "gelu_tanh_f32": "kernels",
     "gelu_tanh_f64": "kernels",
+    "philox_keep": "kernels",
     "gemm": "gemm",
     "gemm_nt": "gemm",
     "gemm_tn": "gemm",
@@ -124,6 +125,14 @@ class Generator(Units, Blocks):
             self.args.append(Arg(self.dim_names[d], "dim", d))
             self.abi[self.dim_names[d]] = ("int",)
         return self.local(self.dim_names[d], "n")
+
+    def row_base(self, node: Node) -> str | None:
+        """The first row of the row block being emitted, for a value with the batch at axis 0 (its
+        index 0 is then the block's row: a dropout mask draws by the row in the whole batch)."""
+        t = node.type
+        if self.part is None or not isinstance(t, TensorType) or not t.shape or t.shape[0] != ROWS:
+            return None
+        return self.local(self.part.r0, "n", self.part.kernel.uid)
 
     def dims_of(self, t: TensorType) -> list[str]:
         return [self.dim(d) for d in t.shape]

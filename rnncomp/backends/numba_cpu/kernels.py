@@ -9,6 +9,9 @@ new entries. The float32 tanh and sigmoid are approx.py's; GEMMs are in gemm.py.
 from __future__ import annotations
 
 from numba import njit
+from numba.extending import register_jitable
+
+from ir import philox
 
 from ..common import helpers
 from .approx import FASTMATH
@@ -29,3 +32,6 @@ gelu_f64 = _jit(helpers.gelu_f64)
 gelu_f32 = _jit(helpers.gelu_f32)
 gelu_tanh_f64 = _jit(helpers.gelu_tanh_f64)
 gelu_tanh_f32 = _jit(helpers.gelu_tanh_f32)
+
+register_jitable(philox.philox4x32_10)  # compiled into its caller: philox_keep calls it by its global name
+philox_keep = _jit(helpers.philox_keep)

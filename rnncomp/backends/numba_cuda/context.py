@@ -155,6 +155,10 @@ class Context:
         self.helpers.add(helper)
         return helper
 
+    def row_base(self, node: Node) -> str | None:
+        """None: every kernel here indexes the whole batch (numba-cpu's row blocks offset theirs)."""
+        return None
+
     def zero(self) -> str:
         return self.lit(0.0, self.dtype)
 

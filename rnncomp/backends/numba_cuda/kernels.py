@@ -24,8 +24,15 @@ from .errors import CudaBackendError
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
+def _prelude(name: str) -> str:
+    """The module constants and device functions helper `name` calls (common/helpers.py PRELUDE)."""
+    consts, fns = helpers.PRELUDE.get(name, ((), ()))
+    lines = [f"{k} = np.uint64({v})\n" for k, v in consts]
+    return "".join(lines) + "".join("@cuda.jit(device=True)\n" + inspect.getsource(f) + "\n\n" for f in fns)
+
+
 HELPERS: dict[str, str] = {  # name -> the device function's source: common/helpers.py's one definition
-    name: "@cuda.jit(device=True)\n" + inspect.getsource(f) for name, f in helpers.HELPERS.items()
+    name: _prelude(name) + "@cuda.jit(device=True)\n" + inspect.getsource(f) for name, f in helpers.HELPERS.items()
 }
 
 
@@ -313,6 +320,7 @@ UNSUPPORTED: dict[str, str] = {
     "seq": "a cell's declaration (unrolling makes it a program input)",
     "param": "a cell's declaration (unrolling makes it a program input)",
     "state": "a cell's declaration (unrolling makes it a program input)",
+    "dropout_mask": "a cell's mask (unrolling makes it philox_mask of the step and the seed words)",
 }
 
 
