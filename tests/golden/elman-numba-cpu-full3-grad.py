@@ -44,7 +44,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads,
     # in2: input dstate@h : f32[B, 16]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: x, W, U, b, h
+    # returns: nothing
+    # and in buffers or inputs passed in: x, W, U, b, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 16]
     # v1: f32[B, 16]
@@ -90,4 +91,4 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads,
     for i4_u4 in range(16):
         v6[i4_u4] = v7[i4_u4]
     matmul_0(v0[0], v1, in_U, n_threads)  # 'dstate@h@0' = matmul(%13, %5) : f32[B, 16]
-    return (v2, v3, v5, v6, v1)
+    return ()

@@ -40,7 +40,8 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, v1, v2, d_B, n_threads, v3):
     # in_h: input h : f32[B, 16]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: y, h
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 16]
     # v1: f32[B, 16]
@@ -63,4 +64,4 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, v1, v2, d_B, n_threads, v3):
             h = tanh_f32(t1_u1)  # h@2 = tanh(%12) : f32[B, 16]
             v1[i0_u1, i1_u1] = h
             v0[2, i0_u1, i1_u1] = h
-    return (v0, v1)
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
@@ -18,17 +18,16 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (25,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17], q[18]))
-    x4 = carray(as_pointer(q[19], np.float32), (q[20], q[21]))
-    x5 = (carray(as_pointer(q[22], np.float32), (q[23],)), q[24])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 3)
+    x4 = block_array(args, 19, np.float32, 2)
+    x5 = (block_array(args, 22, np.float32, 1), block_int(args, 24))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -69,7 +68,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # d_T: dim T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: x, W, U, b, h
+    # returns: nothing
+    # and in buffers or inputs passed in: x, W, U, b, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
     # v1: f32[T, B, 16]
@@ -87,33 +87,7 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 368, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_U, True, w0, BLAS)  # inv1, once per call
-    q0 = np.empty(25, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v0.ctypes.data
-    q0[4] = v0.shape[0]
-    q0[5] = v0.shape[1]
-    q0[6] = n0
-    q0[7] = in1.ctypes.data
-    q0[8] = in1.shape[0]
-    q0[9] = in1.shape[1]
-    q0[10] = in1.shape[2]
-    q0[11] = in0.ctypes.data
-    q0[12] = in0.shape[0]
-    q0[13] = in0.shape[1]
-    q0[14] = in0.shape[2]
-    q0[15] = v1.ctypes.data
-    q0[16] = v1.shape[0]
-    q0[17] = v1.shape[1]
-    q0[18] = v1.shape[2]
-    q0[19] = in_U.ctypes.data
-    q0[20] = in_U.shape[0]
-    q0[21] = in_U.shape[1]
-    q0[22] = pk0[0].ctypes.data
-    q0[23] = pk0[0].shape[0]
-    q0[24] = pk0[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in1, in0, v1, in_U, pk0)))  # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 25 words of rows_0's parameters
     # %5 = matmul(%3, %4) : f32[T, B, 8]
     a0_u3 = v1.reshape((d_T * d_B, 16))
     a1_u3 = v2.reshape((d_T * d_B, 8))
@@ -144,4 +118,4 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
                 v7[i3_u7] += v1[i1_u7, i2_u7, i3_u7]
     for i4_u7 in range(16):
         v6[i4_u7] = v7[i4_u7]
-    return (v2, v3, v5, v6, v0)
+    return ()

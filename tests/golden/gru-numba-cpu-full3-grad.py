@@ -65,7 +65,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     # in7: input dstate@h : f32[B, 32]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: x, W_ih, W_hh, b_ih, b_hh, h
+    # returns: nothing
+    # and in buffers or inputs passed in: x, W_ih, W_hh, b_ih, b_hh, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 96]
     # v1: f32[3, B, 96]
@@ -210,4 +211,4 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
         for i1_u8 in range(32):
             dstate_h_u8 = v15[i0_u8, i1_u8] + v14[i0_u8, i1_u8]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
             v13[i0_u8, i1_u8] = dstate_h_u8
-    return (v16, v17, v18, v19, v21, v13)
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
@@ -32,29 +32,28 @@ def concat_0(n0, x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (67,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17], q[18]))
-    x4 = carray(as_pointer(q[19], np.float32), (q[20], q[21], q[22]))
-    x5 = carray(as_pointer(q[23], np.float32), (q[24], q[25], q[26]))
-    x6 = carray(as_pointer(q[27], np.float32), (q[28], q[29], q[30]))
-    x7 = carray(as_pointer(q[31], np.float32), (q[32], q[33], q[34]))
-    x8 = carray(as_pointer(q[35], np.float32), (q[36], q[37], q[38]))
-    x9 = carray(as_pointer(q[39], np.float32), (q[40], q[41], q[42]))
-    x10 = carray(as_pointer(q[43], np.float32), (q[44], q[45]))
-    x11 = carray(as_pointer(q[46], np.float32), (q[47], q[48]))
-    x12 = carray(as_pointer(q[49], np.float32), (q[50], q[51]))
-    x13 = carray(as_pointer(q[52], np.float32), (q[53], q[54]))
-    x14 = carray(as_pointer(q[55], np.float32), (q[56], q[57]))
-    x15 = carray(as_pointer(q[58], np.float32), (q[59], q[60]))
-    x16 = carray(as_pointer(q[61], np.float32), (q[62], q[63]))
-    x17 = (carray(as_pointer(q[64], np.float32), (q[65],)), q[66])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 3)
+    x4 = block_array(args, 19, np.float32, 3)
+    x5 = block_array(args, 23, np.float32, 3)
+    x6 = block_array(args, 27, np.float32, 3)
+    x7 = block_array(args, 31, np.float32, 3)
+    x8 = block_array(args, 35, np.float32, 3)
+    x9 = block_array(args, 39, np.float32, 3)
+    x10 = block_array(args, 43, np.float32, 2)
+    x11 = block_array(args, 46, np.float32, 2)
+    x12 = block_array(args, 49, np.float32, 2)
+    x13 = block_array(args, 52, np.float32, 2)
+    x14 = block_array(args, 55, np.float32, 2)
+    x15 = block_array(args, 58, np.float32, 2)
+    x16 = block_array(args, 61, np.float32, 2)
+    x17 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -151,7 +150,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: x, W_ih, W_hh, b_ih, b_hh, h
+    # returns: nothing
+    # and in buffers or inputs passed in: x, W_ih, W_hh, b_ih, b_hh, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 32]
     # v1: f32[B, 32]
@@ -187,75 +187,7 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 4128, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_W_hh, True, w0, BLAS)  # inv1, once per call
-    q0 = np.empty(67, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = n0
-    q0[7] = in6.ctypes.data
-    q0[8] = in6.shape[0]
-    q0[9] = in6.shape[1]
-    q0[10] = in6.shape[2]
-    q0[11] = v0.ctypes.data
-    q0[12] = v0.shape[0]
-    q0[13] = v0.shape[1]
-    q0[14] = v0.shape[2]
-    q0[15] = in0.ctypes.data
-    q0[16] = in0.shape[0]
-    q0[17] = in0.shape[1]
-    q0[18] = in0.shape[2]
-    q0[19] = in1.ctypes.data
-    q0[20] = in1.shape[0]
-    q0[21] = in1.shape[1]
-    q0[22] = in1.shape[2]
-    q0[23] = in2.ctypes.data
-    q0[24] = in2.shape[0]
-    q0[25] = in2.shape[1]
-    q0[26] = in2.shape[2]
-    q0[27] = in3.ctypes.data
-    q0[28] = in3.shape[0]
-    q0[29] = in3.shape[1]
-    q0[30] = in3.shape[2]
-    q0[31] = in4.ctypes.data
-    q0[32] = in4.shape[0]
-    q0[33] = in4.shape[1]
-    q0[34] = in4.shape[2]
-    q0[35] = v2.ctypes.data
-    q0[36] = v2.shape[0]
-    q0[37] = v2.shape[1]
-    q0[38] = v2.shape[2]
-    q0[39] = v3.ctypes.data
-    q0[40] = v3.shape[0]
-    q0[41] = v3.shape[1]
-    q0[42] = v3.shape[2]
-    q0[43] = v4.ctypes.data
-    q0[44] = v4.shape[0]
-    q0[45] = v4.shape[1]
-    q0[46] = v5.ctypes.data
-    q0[47] = v5.shape[0]
-    q0[48] = v5.shape[1]
-    q0[49] = v6.ctypes.data
-    q0[50] = v6.shape[0]
-    q0[51] = v6.shape[1]
-    q0[52] = v7.ctypes.data
-    q0[53] = v7.shape[0]
-    q0[54] = v7.shape[1]
-    q0[55] = v8.ctypes.data
-    q0[56] = v8.shape[0]
-    q0[57] = v8.shape[1]
-    q0[58] = v9.ctypes.data
-    q0[59] = v9.shape[0]
-    q0[60] = v9.shape[1]
-    q0[61] = in_W_hh.ctypes.data
-    q0[62] = in_W_hh.shape[0]
-    q0[63] = in_W_hh.shape[1]
-    q0[64] = pk0[0].ctypes.data
-    q0[65] = pk0[0].shape[0]
-    q0[66] = pk0[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in6, v0, in0, in1, in2, in3, in4, v2, v3, v4, v5, v6, v7, v8, v9, in_W_hh, pk0)))  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 67 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
     a0_u5 = v3.reshape((d_T * d_B, 96))
     a1_u5 = v10.reshape((d_T * d_B, 16))
@@ -270,4 +202,4 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     gemm_tn(a0_u7, a1_u7, v12, n_threads, BLAS)
     sum_to_0(v14, d_T, d_B, v3, v13)  # %10 = sum_to(%4){shape=(96,)} : f32[96]
     sum_to_0(v16, d_T, d_B, v2, v15)  # %11 = sum_to(%8){shape=(96,)} : f32[96]
-    return (v10, v11, v12, v13, v15, v1)
+    return ()

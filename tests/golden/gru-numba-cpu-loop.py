@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -19,19 +19,18 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (28,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17]))
-    x4 = carray(as_pointer(q[18], np.float32), (q[19], q[20]))
-    x5 = (carray(as_pointer(q[21], np.float32), (q[22],)), q[23])
-    x6 = carray(as_pointer(q[24], np.float32), (q[25],))
-    x7 = carray(as_pointer(q[26], np.float32), (q[27],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 2)
+    x4 = block_array(args, 18, np.float32, 2)
+    x5 = (block_array(args, 21, np.float32, 1), block_int(args, 23))
+    x6 = block_array(args, 24, np.float32, 1)
+    x7 = block_array(args, 26, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -97,7 +96,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # n0: loop trip count T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: y, h
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 96]
     # v1: f32[B, 32]
@@ -115,34 +115,5 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 3936, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_W_hh, False, w0, BLAS)  # W_hh, once per call
-    q0 = np.empty(28, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = n0
-    q0[7] = v0.ctypes.data
-    q0[8] = v0.shape[0]
-    q0[9] = v0.shape[1]
-    q0[10] = v0.shape[2]
-    q0[11] = v2.ctypes.data
-    q0[12] = v2.shape[0]
-    q0[13] = v2.shape[1]
-    q0[14] = v2.shape[2]
-    q0[15] = v3.ctypes.data
-    q0[16] = v3.shape[0]
-    q0[17] = v3.shape[1]
-    q0[18] = in_W_hh.ctypes.data
-    q0[19] = in_W_hh.shape[0]
-    q0[20] = in_W_hh.shape[1]
-    q0[21] = pk0[0].ctypes.data
-    q0[22] = pk0[0].shape[0]
-    q0[23] = pk0[1]
-    q0[24] = in_b_ih.ctypes.data
-    q0[25] = in_b_ih.shape[0]
-    q0[26] = in_b_hh.ctypes.data
-    q0[27] = in_b_hh.shape[0]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel
-    return (v2, v1)
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v3, in_W_hh, pk0, in_b_ih, in_b_hh)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 28 words of rows_0's parameters
+    return ()

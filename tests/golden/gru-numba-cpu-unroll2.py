@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -41,20 +41,19 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (31,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17]))
-    x4 = carray(as_pointer(q[18], np.float32), (q[19], q[20]))
-    x5 = (carray(as_pointer(q[21], np.float32), (q[22],)), q[23])
-    x6 = carray(as_pointer(q[24], np.float32), (q[25],))
-    x7 = carray(as_pointer(q[26], np.float32), (q[27],))
-    x8 = carray(as_pointer(q[28], np.float32), (q[29], q[30]))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 2)
+    x4 = block_array(args, 18, np.float32, 2)
+    x5 = (block_array(args, 21, np.float32, 1), block_int(args, 23))
+    x6 = block_array(args, 24, np.float32, 1)
+    x7 = block_array(args, 26, np.float32, 1)
+    x8 = block_array(args, 28, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -116,20 +115,19 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
-    q = carray(as_pointer(args, np.int64), (29,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    n4 = q[7]
-    x1 = carray(as_pointer(q[8], np.float32), (q[9], q[10], q[11]))
-    x2 = carray(as_pointer(q[12], np.float32), (q[13], q[14], q[15]))
-    x3 = carray(as_pointer(q[16], np.float32), (q[17], q[18]))
-    x4 = carray(as_pointer(q[19], np.float32), (q[20], q[21]))
-    x5 = (carray(as_pointer(q[22], np.float32), (q[23],)), q[24])
-    x6 = carray(as_pointer(q[25], np.float32), (q[26],))
-    x7 = carray(as_pointer(q[27], np.float32), (q[28],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    n4 = block_int(args, 7)
+    x1 = block_array(args, 8, np.float32, 3)
+    x2 = block_array(args, 12, np.float32, 3)
+    x3 = block_array(args, 16, np.float32, 2)
+    x4 = block_array(args, 19, np.float32, 2)
+    x5 = (block_array(args, 22, np.float32, 1), block_int(args, 24))
+    x6 = block_array(args, 25, np.float32, 1)
+    x7 = block_array(args, 27, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -181,7 +179,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # start0: loop start (T//2)*2
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # f_rows_1: the address of rows_1 (a row block, run on Numba's threads)
-    # returns: y, h
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 96]
     # v1: f32[B, 32]
@@ -205,73 +204,11 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 7840, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_W_hh, False, w0, BLAS)  # W_hh, once per call
-    q0 = np.empty(31, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = n0
-    q0[7] = v0.ctypes.data
-    q0[8] = v0.shape[0]
-    q0[9] = v0.shape[1]
-    q0[10] = v0.shape[2]
-    q0[11] = v2.ctypes.data
-    q0[12] = v2.shape[0]
-    q0[13] = v2.shape[1]
-    q0[14] = v2.shape[2]
-    q0[15] = v3.ctypes.data
-    q0[16] = v3.shape[0]
-    q0[17] = v3.shape[1]
-    q0[18] = in_W_hh.ctypes.data
-    q0[19] = in_W_hh.shape[0]
-    q0[20] = in_W_hh.shape[1]
-    q0[21] = pk0[0].ctypes.data
-    q0[22] = pk0[0].shape[0]
-    q0[23] = pk0[1]
-    q0[24] = in_b_ih.ctypes.data
-    q0[25] = in_b_ih.shape[0]
-    q0[26] = in_b_hh.ctypes.data
-    q0[27] = in_b_hh.shape[0]
-    q0[28] = v4.ctypes.data
-    q0[29] = v4.shape[0]
-    q0[30] = v4.shape[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v3, in_W_hh, pk0, in_b_ih, in_b_hh, v4)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 31 words of rows_0's parameters
     # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 3936, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     pk1 = pack_b(in_W_hh, False, w1, BLAS)  # W_hh, once per call
-    q1 = np.empty(29, np.int64)  # the parameters of rows_1
-    q1[0] = np1
-    q1[1] = w1
-    q1[2] = d_B
-    q1[3] = v1.ctypes.data
-    q1[4] = v1.shape[0]
-    q1[5] = v1.shape[1]
-    q1[6] = n1
-    q1[7] = start0
-    q1[8] = v0.ctypes.data
-    q1[9] = v0.shape[0]
-    q1[10] = v0.shape[1]
-    q1[11] = v0.shape[2]
-    q1[12] = v2.ctypes.data
-    q1[13] = v2.shape[0]
-    q1[14] = v2.shape[1]
-    q1[15] = v2.shape[2]
-    q1[16] = v5.ctypes.data
-    q1[17] = v5.shape[0]
-    q1[18] = v5.shape[1]
-    q1[19] = in_W_hh.ctypes.data
-    q1[20] = in_W_hh.shape[0]
-    q1[21] = in_W_hh.shape[1]
-    q1[22] = pk1[0].ctypes.data
-    q1[23] = pk1[0].shape[0]
-    q1[24] = pk1[1]
-    q1[25] = in_b_ih.ctypes.data
-    q1[26] = in_b_ih.shape[0]
-    q1[27] = in_b_hh.ctypes.data
-    q1[28] = in_b_hh.shape[0]
-    run_blocks(f_rows_1, np1, q1.ctypes.data)  # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel
-    return (v2, v1)
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v5, in_W_hh, pk1, in_b_ih, in_b_hh)))  # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 29 words of rows_1's parameters
+    return ()

@@ -53,7 +53,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # in8: input dstate@c : f32[B, 32]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: x, Wx, Wh, b, h, c
+    # returns: nothing
+    # and in buffers or inputs passed in: x, Wx, Wh, b, h, c
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 128]
     # v1: f32[B, 32]
@@ -190,4 +191,4 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     for i4_u7 in range(128):
         v8[i4_u7] = v9[i4_u7]
     matmul_0(v0[0], v3, in_Wh, n_threads)  # 'dstate@h@0' = matmul(%74, %26) : f32[B, 32]
-    return (v5, v6, v7, v8, v3, v1)
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
@@ -39,23 +39,22 @@ def copy_0(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (48,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    n3 = q[9]
-    x2 = carray(as_pointer(q[10], np.float32), (q[11], q[12], q[13]))
-    x3 = carray(as_pointer(q[14], np.float32), (q[15], q[16], q[17]))
-    x4 = carray(as_pointer(q[18], np.float32), (q[19], q[20], q[21]))
-    x5 = carray(as_pointer(q[22], np.float32), (q[23], q[24], q[25]))
-    x6 = carray(as_pointer(q[26], np.float32), (q[27], q[28], q[29]))
-    x7 = carray(as_pointer(q[30], np.float32), (q[31], q[32], q[33]))
-    x8 = carray(as_pointer(q[34], np.float32), (q[35], q[36], q[37]))
-    x9 = carray(as_pointer(q[38], np.float32), (q[39], q[40], q[41]))
-    x10 = carray(as_pointer(q[42], np.float32), (q[43], q[44]))
-    x11 = (carray(as_pointer(q[45], np.float32), (q[46],)), q[47])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    n3 = block_int(args, 9)
+    x2 = block_array(args, 10, np.float32, 3)
+    x3 = block_array(args, 14, np.float32, 3)
+    x4 = block_array(args, 18, np.float32, 3)
+    x5 = block_array(args, 22, np.float32, 3)
+    x6 = block_array(args, 26, np.float32, 3)
+    x7 = block_array(args, 30, np.float32, 3)
+    x8 = block_array(args, 34, np.float32, 3)
+    x9 = block_array(args, 38, np.float32, 3)
+    x10 = block_array(args, 42, np.float32, 2)
+    x11 = (block_array(args, 45, np.float32, 1), block_int(args, 47))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -133,7 +132,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: x, Wx, Wh, b, h, c
+    # returns: nothing
+    # and in buffers or inputs passed in: x, Wx, Wh, b, h, c
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 32]
     # v1: f32[B, 32]
@@ -153,56 +153,7 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 5280, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, True, w0, BLAS)  # inv1, once per call
-    q0 = np.empty(48, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = v2.ctypes.data
-    q0[7] = v2.shape[0]
-    q0[8] = v2.shape[1]
-    q0[9] = n0
-    q0[10] = in6.ctypes.data
-    q0[11] = in6.shape[0]
-    q0[12] = in6.shape[1]
-    q0[13] = in6.shape[2]
-    q0[14] = in5.ctypes.data
-    q0[15] = in5.shape[0]
-    q0[16] = in5.shape[1]
-    q0[17] = in5.shape[2]
-    q0[18] = in0.ctypes.data
-    q0[19] = in0.shape[0]
-    q0[20] = in0.shape[1]
-    q0[21] = in0.shape[2]
-    q0[22] = in1.ctypes.data
-    q0[23] = in1.shape[0]
-    q0[24] = in1.shape[1]
-    q0[25] = in1.shape[2]
-    q0[26] = in2.ctypes.data
-    q0[27] = in2.shape[0]
-    q0[28] = in2.shape[1]
-    q0[29] = in2.shape[2]
-    q0[30] = v0.ctypes.data
-    q0[31] = v0.shape[0]
-    q0[32] = v0.shape[1]
-    q0[33] = v0.shape[2]
-    q0[34] = in3.ctypes.data
-    q0[35] = in3.shape[0]
-    q0[36] = in3.shape[1]
-    q0[37] = in3.shape[2]
-    q0[38] = v3.ctypes.data
-    q0[39] = v3.shape[0]
-    q0[40] = v3.shape[1]
-    q0[41] = v3.shape[2]
-    q0[42] = in_Wh.ctypes.data
-    q0[43] = in_Wh.shape[0]
-    q0[44] = in_Wh.shape[1]
-    q0[45] = pk0[0].ctypes.data
-    q0[46] = pk0[0].shape[0]
-    q0[47] = pk0[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, in6, in5, in0, in1, in2, v0, in3, v3, in_Wh, pk0)))  # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 48 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
     a0_u2 = v3.reshape((d_T * d_B, 128))
     a1_u2 = v4.reshape((d_T * d_B, 16))
@@ -225,4 +176,4 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
                 v9[i3_u5] += v3[i1_u5, i2_u5, i3_u5]
     for i4_u5 in range(128):
         v8[i4_u5] = v9[i4_u5]
-    return (v4, v5, v7, v8, v1, v2)
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -47,21 +47,20 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (35,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    n3 = q[9]
-    x2 = carray(as_pointer(q[10], np.float32), (q[11], q[12], q[13]))
-    x3 = carray(as_pointer(q[14], np.float32), (q[15], q[16], q[17]))
-    x4 = carray(as_pointer(q[18], np.float32), (q[19], q[20]))
-    x5 = carray(as_pointer(q[21], np.float32), (q[22], q[23]))
-    x6 = (carray(as_pointer(q[24], np.float32), (q[25],)), q[26])
-    x7 = carray(as_pointer(q[27], np.float32), (q[28], q[29]))
-    x8 = carray(as_pointer(q[30], np.float32), (q[31],))
-    x9 = carray(as_pointer(q[32], np.float32), (q[33], q[34]))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    n3 = block_int(args, 9)
+    x2 = block_array(args, 10, np.float32, 3)
+    x3 = block_array(args, 14, np.float32, 3)
+    x4 = block_array(args, 18, np.float32, 2)
+    x5 = block_array(args, 21, np.float32, 2)
+    x6 = (block_array(args, 24, np.float32, 1), block_int(args, 26))
+    x7 = block_array(args, 27, np.float32, 2)
+    x8 = block_array(args, 30, np.float32, 1)
+    x9 = block_array(args, 32, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -127,20 +126,19 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
-    q = carray(as_pointer(args, np.int64), (30,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    n3 = q[9]
-    n4 = q[10]
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17], q[18]))
-    x4 = carray(as_pointer(q[19], np.float32), (q[20], q[21]))
-    x5 = carray(as_pointer(q[22], np.float32), (q[23], q[24]))
-    x6 = (carray(as_pointer(q[25], np.float32), (q[26],)), q[27])
-    x7 = carray(as_pointer(q[28], np.float32), (q[29],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    n3 = block_int(args, 9)
+    n4 = block_int(args, 10)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 3)
+    x4 = block_array(args, 19, np.float32, 2)
+    x5 = block_array(args, 22, np.float32, 2)
+    x6 = (block_array(args, 25, np.float32, 1), block_int(args, 27))
+    x7 = block_array(args, 28, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -194,7 +192,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     # start0: loop start (T//2)*2
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # f_rows_1: the address of rows_1 (a row block, run on Numba's threads)
-    # returns: y, h, c
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h, c
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 128]
     # v1: f32[B, 32]
@@ -219,78 +218,11 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 9856, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, False, w0, BLAS)  # Wh, once per call
-    q0 = np.empty(35, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = v2.ctypes.data
-    q0[7] = v2.shape[0]
-    q0[8] = v2.shape[1]
-    q0[9] = n0
-    q0[10] = v0.ctypes.data
-    q0[11] = v0.shape[0]
-    q0[12] = v0.shape[1]
-    q0[13] = v0.shape[2]
-    q0[14] = v3.ctypes.data
-    q0[15] = v3.shape[0]
-    q0[16] = v3.shape[1]
-    q0[17] = v3.shape[2]
-    q0[18] = v4.ctypes.data
-    q0[19] = v4.shape[0]
-    q0[20] = v4.shape[1]
-    q0[21] = in_Wh.ctypes.data
-    q0[22] = in_Wh.shape[0]
-    q0[23] = in_Wh.shape[1]
-    q0[24] = pk0[0].ctypes.data
-    q0[25] = pk0[0].shape[0]
-    q0[26] = pk0[1]
-    q0[27] = v5.ctypes.data
-    q0[28] = v5.shape[0]
-    q0[29] = v5.shape[1]
-    q0[30] = in_b.ctypes.data
-    q0[31] = in_b.shape[0]
-    q0[32] = v6.ctypes.data
-    q0[33] = v6.shape[0]
-    q0[34] = v6.shape[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v4, in_Wh, pk0, v5, in_b, v6)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 35 words of rows_0's parameters
     # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 4960, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     pk1 = pack_b(in_Wh, False, w1, BLAS)  # Wh, once per call
-    q1 = np.empty(30, np.int64)  # the parameters of rows_1
-    q1[0] = np1
-    q1[1] = w1
-    q1[2] = d_B
-    q1[3] = v1.ctypes.data
-    q1[4] = v1.shape[0]
-    q1[5] = v1.shape[1]
-    q1[6] = v2.ctypes.data
-    q1[7] = v2.shape[0]
-    q1[8] = v2.shape[1]
-    q1[9] = n1
-    q1[10] = start0
-    q1[11] = v0.ctypes.data
-    q1[12] = v0.shape[0]
-    q1[13] = v0.shape[1]
-    q1[14] = v0.shape[2]
-    q1[15] = v3.ctypes.data
-    q1[16] = v3.shape[0]
-    q1[17] = v3.shape[1]
-    q1[18] = v3.shape[2]
-    q1[19] = v7.ctypes.data
-    q1[20] = v7.shape[0]
-    q1[21] = v7.shape[1]
-    q1[22] = in_Wh.ctypes.data
-    q1[23] = in_Wh.shape[0]
-    q1[24] = in_Wh.shape[1]
-    q1[25] = pk1[0].ctypes.data
-    q1[26] = pk1[0].shape[0]
-    q1[27] = pk1[1]
-    q1[28] = in_b.ctypes.data
-    q1[29] = in_b.shape[0]
-    run_blocks(f_rows_1, np1, q1.ctypes.data)  # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel
-    return (v3, v1, v2)
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, n1, start0, v0, v3, v7, in_Wh, pk1, in_b)))  # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 30 words of rows_1's parameters
+    return ()

@@ -100,7 +100,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # in9: input 'dstate@y@d1' : f32[B, 8]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
+    # returns: nothing
+    # and in buffers or inputs passed in: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 8]
     # v1: f32[3, B, 8]
@@ -211,4 +212,4 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     matmul_0(v0[0], v2, in_Us, n_threads)  # 'dstate@s@0' = matmul(%51, %23) : f32[B, 8]
     matmul_0(v1[0], v5, in_Wx1, n_threads)  # 'dstate@x@d0@0' = matmul(%35, %20) : f32[B, 4]
     matmul_0(v1[0], v7, in_Wy2, n_threads)  # 'dstate@y@d1@0' = matmul(%35, %22) : f32[B, 8]
-    return (v9, v10, v12, v14, v16, v17, v19, v20, v21, v23, v2, v5, v7)
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
@@ -53,37 +53,36 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (88,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    x4 = carray(as_pointer(q[16], np.float32), (q[17], q[18], q[19]))
-    x5 = carray(as_pointer(q[20], np.float32), (q[21], q[22], q[23]))
-    x6 = carray(as_pointer(q[24], np.float32), (q[25], q[26], q[27]))
-    x7 = carray(as_pointer(q[28], np.float32), (q[29], q[30], q[31]))
-    x8 = carray(as_pointer(q[32], np.float32), (q[33], q[34], q[35]))
-    x9 = carray(as_pointer(q[36], np.float32), (q[37], q[38], q[39]))
-    x10 = carray(as_pointer(q[40], np.float32), (q[41], q[42]))
-    x11 = carray(as_pointer(q[43], np.float32), (q[44], q[45]))
-    x12 = (carray(as_pointer(q[46], np.float32), (q[47],)), q[48])
-    x13 = carray(as_pointer(q[49], np.float32), (q[50], q[51]))
-    x14 = carray(as_pointer(q[52], np.float32), (q[53], q[54]))
-    x15 = (carray(as_pointer(q[55], np.float32), (q[56],)), q[57])
-    x16 = carray(as_pointer(q[58], np.float32), (q[59], q[60]))
-    x17 = carray(as_pointer(q[61], np.float32), (q[62], q[63]))
-    x18 = (carray(as_pointer(q[64], np.float32), (q[65],)), q[66])
-    x19 = carray(as_pointer(q[67], np.float32), (q[68], q[69]))
-    x20 = (carray(as_pointer(q[70], np.float32), (q[71],)), q[72])
-    x21 = carray(as_pointer(q[73], np.float32), (q[74], q[75]))
-    x22 = carray(as_pointer(q[76], np.float32), (q[77], q[78]))
-    x23 = (carray(as_pointer(q[79], np.float32), (q[80],)), q[81])
-    x24 = carray(as_pointer(q[82], np.float32), (q[83], q[84]))
-    x25 = (carray(as_pointer(q[85], np.float32), (q[86],)), q[87])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    x4 = block_array(args, 16, np.float32, 3)
+    x5 = block_array(args, 20, np.float32, 3)
+    x6 = block_array(args, 24, np.float32, 3)
+    x7 = block_array(args, 28, np.float32, 3)
+    x8 = block_array(args, 32, np.float32, 3)
+    x9 = block_array(args, 36, np.float32, 3)
+    x10 = block_array(args, 40, np.float32, 2)
+    x11 = block_array(args, 43, np.float32, 2)
+    x12 = (block_array(args, 46, np.float32, 1), block_int(args, 48))
+    x13 = block_array(args, 49, np.float32, 2)
+    x14 = block_array(args, 52, np.float32, 2)
+    x15 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
+    x16 = block_array(args, 58, np.float32, 2)
+    x17 = block_array(args, 61, np.float32, 2)
+    x18 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
+    x19 = block_array(args, 67, np.float32, 2)
+    x20 = (block_array(args, 70, np.float32, 1), block_int(args, 72))
+    x21 = block_array(args, 73, np.float32, 2)
+    x22 = block_array(args, 76, np.float32, 2)
+    x23 = (block_array(args, 79, np.float32, 1), block_int(args, 81))
+    x24 = block_array(args, 82, np.float32, 2)
+    x25 = (block_array(args, 85, np.float32, 1), block_int(args, 87))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -179,7 +178,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # d_T: dim T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
+    # returns: nothing
+    # and in buffers or inputs passed in: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 8]
     # v1: f32[B, 8]
@@ -221,96 +221,7 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Us, True, w0, BLAS)  # inv9, once per call
     pk4 = pack_b(in_Wx1, True, w0, BLAS)  # inv10, once per call
     pk5 = pack_b(in_Wy2, True, w0, BLAS)  # inv11, once per call
-    q0 = np.empty(88, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v0.ctypes.data
-    q0[4] = v0.shape[0]
-    q0[5] = v0.shape[1]
-    q0[6] = v1.ctypes.data
-    q0[7] = v1.shape[0]
-    q0[8] = v1.shape[1]
-    q0[9] = v2.ctypes.data
-    q0[10] = v2.shape[0]
-    q0[11] = v2.shape[1]
-    q0[12] = v3.ctypes.data
-    q0[13] = v3.shape[0]
-    q0[14] = v3.shape[1]
-    q0[15] = n0
-    q0[16] = in5.ctypes.data
-    q0[17] = in5.shape[0]
-    q0[18] = in5.shape[1]
-    q0[19] = in5.shape[2]
-    q0[20] = in2.ctypes.data
-    q0[21] = in2.shape[0]
-    q0[22] = in2.shape[1]
-    q0[23] = in2.shape[2]
-    q0[24] = in3.ctypes.data
-    q0[25] = in3.shape[0]
-    q0[26] = in3.shape[1]
-    q0[27] = in3.shape[2]
-    q0[28] = v4.ctypes.data
-    q0[29] = v4.shape[0]
-    q0[30] = v4.shape[1]
-    q0[31] = v4.shape[2]
-    q0[32] = v5.ctypes.data
-    q0[33] = v5.shape[0]
-    q0[34] = v5.shape[1]
-    q0[35] = v5.shape[2]
-    q0[36] = v6.ctypes.data
-    q0[37] = v6.shape[0]
-    q0[38] = v6.shape[1]
-    q0[39] = v6.shape[2]
-    q0[40] = v7.ctypes.data
-    q0[41] = v7.shape[0]
-    q0[42] = v7.shape[1]
-    q0[43] = in_Vs.ctypes.data
-    q0[44] = in_Vs.shape[0]
-    q0[45] = in_Vs.shape[1]
-    q0[46] = pk0[0].ctypes.data
-    q0[47] = pk0[0].shape[0]
-    q0[48] = pk0[1]
-    q0[49] = v8.ctypes.data
-    q0[50] = v8.shape[0]
-    q0[51] = v8.shape[1]
-    q0[52] = in_Ws.ctypes.data
-    q0[53] = in_Ws.shape[0]
-    q0[54] = in_Ws.shape[1]
-    q0[55] = pk1[0].ctypes.data
-    q0[56] = pk1[0].shape[0]
-    q0[57] = pk1[1]
-    q0[58] = v9.ctypes.data
-    q0[59] = v9.shape[0]
-    q0[60] = v9.shape[1]
-    q0[61] = in_Wy1.ctypes.data
-    q0[62] = in_Wy1.shape[0]
-    q0[63] = in_Wy1.shape[1]
-    q0[64] = pk2[0].ctypes.data
-    q0[65] = pk2[0].shape[0]
-    q0[66] = pk2[1]
-    q0[67] = in_Us.ctypes.data
-    q0[68] = in_Us.shape[0]
-    q0[69] = in_Us.shape[1]
-    q0[70] = pk3[0].ctypes.data
-    q0[71] = pk3[0].shape[0]
-    q0[72] = pk3[1]
-    q0[73] = v10.ctypes.data
-    q0[74] = v10.shape[0]
-    q0[75] = v10.shape[1]
-    q0[76] = in_Wx1.ctypes.data
-    q0[77] = in_Wx1.shape[0]
-    q0[78] = in_Wx1.shape[1]
-    q0[79] = pk4[0].ctypes.data
-    q0[80] = pk4[0].shape[0]
-    q0[81] = pk4[1]
-    q0[82] = in_Wy2.ctypes.data
-    q0[83] = in_Wy2.shape[0]
-    q0[84] = in_Wy2.shape[1]
-    q0[85] = pk5[0].ctypes.data
-    q0[86] = pk5[0].shape[0]
-    q0[87] = pk5[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, v1, v2, v3, n0, in5, in2, in3, v4, v5, v6, v7, in_Vs, pk0, v8, in_Ws, pk1, v9, in_Wy1, pk2, in_Us, pk3, v10, in_Wx1, pk4, in_Wy2, pk5)))  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_0's parameters
     # %12 = matmul(%10, %11) : f32[T, B, 4]
     a0_u1 = v5.reshape((d_T * d_B, 8))
     a1_u1 = v11.reshape((d_T * d_B, 4))
@@ -349,4 +260,4 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
                 v25[i3_u4] += v5[i1_u4, i2_u4, i3_u4]
     for i4_u4 in range(8):
         v24[i4_u4] = v25[i4_u4]
-    return (v12, v13, v15, v17, v19, v20, v22, v23, v24, v0, v1, v2, v3)
+    return ()

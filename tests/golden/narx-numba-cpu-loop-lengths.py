@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -47,41 +47,40 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (95,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    x4 = carray(as_pointer(q[15], np.int64), (q[16],))
-    n3 = q[17]
-    x5 = carray(as_pointer(q[18], np.float32), (q[19], q[20], q[21]))
-    x6 = carray(as_pointer(q[22], np.float32), (q[23], q[24], q[25]))
-    x7 = carray(as_pointer(q[26], np.float32), (q[27], q[28], q[29]))
-    x8 = carray(as_pointer(q[30], np.float32), (q[31], q[32]))
-    x9 = carray(as_pointer(q[33], np.float32), (q[34], q[35]))
-    x10 = (carray(as_pointer(q[36], np.float32), (q[37],)), q[38])
-    x11 = carray(as_pointer(q[39], np.float32), (q[40], q[41]))
-    x12 = carray(as_pointer(q[42], np.float32), (q[43], q[44]))
-    x13 = (carray(as_pointer(q[45], np.float32), (q[46],)), q[47])
-    x14 = carray(as_pointer(q[48], np.float32), (q[49], q[50]))
-    x15 = carray(as_pointer(q[51], np.float32), (q[52], q[53]))
-    x16 = (carray(as_pointer(q[54], np.float32), (q[55],)), q[56])
-    x17 = carray(as_pointer(q[57], np.float32), (q[58], q[59]))
-    x18 = carray(as_pointer(q[60], np.float32), (q[61], q[62]))
-    x19 = (carray(as_pointer(q[63], np.float32), (q[64],)), q[65])
-    x20 = carray(as_pointer(q[66], np.float32), (q[67], q[68]))
-    x21 = carray(as_pointer(q[69], np.float32), (q[70], q[71]))
-    x22 = (carray(as_pointer(q[72], np.float32), (q[73],)), q[74])
-    x23 = carray(as_pointer(q[75], np.float32), (q[76], q[77]))
-    x24 = carray(as_pointer(q[78], np.float32), (q[79], q[80]))
-    x25 = carray(as_pointer(q[81], np.float32), (q[82], q[83]))
-    x26 = carray(as_pointer(q[84], np.float32), (q[85], q[86]))
-    x27 = (carray(as_pointer(q[87], np.float32), (q[88],)), q[89])
-    x28 = carray(as_pointer(q[90], np.float32), (q[91], q[92]))
-    x29 = carray(as_pointer(q[93], np.float32), (q[94],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    x4 = block_array(args, 15, np.int64, 1)
+    n3 = block_int(args, 17)
+    x5 = block_array(args, 18, np.float32, 3)
+    x6 = block_array(args, 22, np.float32, 3)
+    x7 = block_array(args, 26, np.float32, 3)
+    x8 = block_array(args, 30, np.float32, 2)
+    x9 = block_array(args, 33, np.float32, 2)
+    x10 = (block_array(args, 36, np.float32, 1), block_int(args, 38))
+    x11 = block_array(args, 39, np.float32, 2)
+    x12 = block_array(args, 42, np.float32, 2)
+    x13 = (block_array(args, 45, np.float32, 1), block_int(args, 47))
+    x14 = block_array(args, 48, np.float32, 2)
+    x15 = block_array(args, 51, np.float32, 2)
+    x16 = (block_array(args, 54, np.float32, 1), block_int(args, 56))
+    x17 = block_array(args, 57, np.float32, 2)
+    x18 = block_array(args, 60, np.float32, 2)
+    x19 = (block_array(args, 63, np.float32, 1), block_int(args, 65))
+    x20 = block_array(args, 66, np.float32, 2)
+    x21 = block_array(args, 69, np.float32, 2)
+    x22 = (block_array(args, 72, np.float32, 1), block_int(args, 74))
+    x23 = block_array(args, 75, np.float32, 2)
+    x24 = block_array(args, 78, np.float32, 2)
+    x25 = block_array(args, 81, np.float32, 2)
+    x26 = block_array(args, 84, np.float32, 2)
+    x27 = (block_array(args, 87, np.float32, 1), block_int(args, 89))
+    x28 = block_array(args, 90, np.float32, 2)
+    x29 = block_array(args, 93, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -171,7 +170,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # n0: loop trip count T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: out, y, s
+    # returns: nothing
+    # and in buffers or inputs passed in: out, y, s
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 4]
     # v1: f32[T, B, 8]
@@ -209,101 +209,5 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Ws, False, w0, BLAS)  # Ws, once per call
     pk4 = pack_b(in_Us, False, w0, BLAS)  # Us, once per call
     pk5 = pack_b(in_Vs, False, w0, BLAS)  # Vs, once per call
-    q0 = np.empty(95, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v2.ctypes.data
-    q0[4] = v2.shape[0]
-    q0[5] = v2.shape[1]
-    q0[6] = v3.ctypes.data
-    q0[7] = v3.shape[0]
-    q0[8] = v3.shape[1]
-    q0[9] = v4.ctypes.data
-    q0[10] = v4.shape[0]
-    q0[11] = v4.shape[1]
-    q0[12] = v0.ctypes.data
-    q0[13] = v0.shape[0]
-    q0[14] = v0.shape[1]
-    q0[15] = in_lengths.ctypes.data
-    q0[16] = in_lengths.shape[0]
-    q0[17] = n0
-    q0[18] = in_x.ctypes.data
-    q0[19] = in_x.shape[0]
-    q0[20] = in_x.shape[1]
-    q0[21] = in_x.shape[2]
-    q0[22] = v1.ctypes.data
-    q0[23] = v1.shape[0]
-    q0[24] = v1.shape[1]
-    q0[25] = v1.shape[2]
-    q0[26] = v5.ctypes.data
-    q0[27] = v5.shape[0]
-    q0[28] = v5.shape[1]
-    q0[29] = v5.shape[2]
-    q0[30] = v6.ctypes.data
-    q0[31] = v6.shape[0]
-    q0[32] = v6.shape[1]
-    q0[33] = in_Wx1.ctypes.data
-    q0[34] = in_Wx1.shape[0]
-    q0[35] = in_Wx1.shape[1]
-    q0[36] = pk0[0].ctypes.data
-    q0[37] = pk0[0].shape[0]
-    q0[38] = pk0[1]
-    q0[39] = v7.ctypes.data
-    q0[40] = v7.shape[0]
-    q0[41] = v7.shape[1]
-    q0[42] = in_Wy1.ctypes.data
-    q0[43] = in_Wy1.shape[0]
-    q0[44] = in_Wy1.shape[1]
-    q0[45] = pk1[0].ctypes.data
-    q0[46] = pk1[0].shape[0]
-    q0[47] = pk1[1]
-    q0[48] = v8.ctypes.data
-    q0[49] = v8.shape[0]
-    q0[50] = v8.shape[1]
-    q0[51] = in_Wy2.ctypes.data
-    q0[52] = in_Wy2.shape[0]
-    q0[53] = in_Wy2.shape[1]
-    q0[54] = pk2[0].ctypes.data
-    q0[55] = pk2[0].shape[0]
-    q0[56] = pk2[1]
-    q0[57] = v9.ctypes.data
-    q0[58] = v9.shape[0]
-    q0[59] = v9.shape[1]
-    q0[60] = in_Ws.ctypes.data
-    q0[61] = in_Ws.shape[0]
-    q0[62] = in_Ws.shape[1]
-    q0[63] = pk3[0].ctypes.data
-    q0[64] = pk3[0].shape[0]
-    q0[65] = pk3[1]
-    q0[66] = v10.ctypes.data
-    q0[67] = v10.shape[0]
-    q0[68] = v10.shape[1]
-    q0[69] = in_Us.ctypes.data
-    q0[70] = in_Us.shape[0]
-    q0[71] = in_Us.shape[1]
-    q0[72] = pk4[0].ctypes.data
-    q0[73] = pk4[0].shape[0]
-    q0[74] = pk4[1]
-    q0[75] = v11.ctypes.data
-    q0[76] = v11.shape[0]
-    q0[77] = v11.shape[1]
-    q0[78] = v12.ctypes.data
-    q0[79] = v12.shape[0]
-    q0[80] = v12.shape[1]
-    q0[81] = v13.ctypes.data
-    q0[82] = v13.shape[0]
-    q0[83] = v13.shape[1]
-    q0[84] = in_Vs.ctypes.data
-    q0[85] = in_Vs.shape[0]
-    q0[86] = in_Vs.shape[1]
-    q0[87] = pk5[0].ctypes.data
-    q0[88] = pk5[0].shape[0]
-    q0[89] = pk5[1]
-    q0[90] = v14.ctypes.data
-    q0[91] = v14.shape[0]
-    q0[92] = v14.shape[1]
-    q0[93] = in_b.ctypes.data
-    q0[94] = in_b.shape[0]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel
-    return (v5, v2, v4)
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, in_lengths, n0, in_x, v1, v5, v6, in_Wx1, pk0, v7, in_Wy1, pk1, v8, in_Wy2, pk2, v9, in_Ws, pk3, v10, in_Us, pk4, v11, v12, v13, in_Vs, pk5, v14, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 95 words of rows_0's parameters
+    return ()

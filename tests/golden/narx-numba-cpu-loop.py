@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -47,38 +47,37 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (87,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    x4 = carray(as_pointer(q[16], np.float32), (q[17], q[18], q[19]))
-    x5 = carray(as_pointer(q[20], np.float32), (q[21], q[22], q[23]))
-    x6 = carray(as_pointer(q[24], np.float32), (q[25], q[26], q[27]))
-    x7 = carray(as_pointer(q[28], np.float32), (q[29], q[30]))
-    x8 = carray(as_pointer(q[31], np.float32), (q[32], q[33]))
-    x9 = (carray(as_pointer(q[34], np.float32), (q[35],)), q[36])
-    x10 = carray(as_pointer(q[37], np.float32), (q[38], q[39]))
-    x11 = carray(as_pointer(q[40], np.float32), (q[41], q[42]))
-    x12 = (carray(as_pointer(q[43], np.float32), (q[44],)), q[45])
-    x13 = carray(as_pointer(q[46], np.float32), (q[47], q[48]))
-    x14 = carray(as_pointer(q[49], np.float32), (q[50], q[51]))
-    x15 = (carray(as_pointer(q[52], np.float32), (q[53],)), q[54])
-    x16 = carray(as_pointer(q[55], np.float32), (q[56], q[57]))
-    x17 = carray(as_pointer(q[58], np.float32), (q[59], q[60]))
-    x18 = (carray(as_pointer(q[61], np.float32), (q[62],)), q[63])
-    x19 = carray(as_pointer(q[64], np.float32), (q[65], q[66]))
-    x20 = carray(as_pointer(q[67], np.float32), (q[68], q[69]))
-    x21 = (carray(as_pointer(q[70], np.float32), (q[71],)), q[72])
-    x22 = carray(as_pointer(q[73], np.float32), (q[74], q[75]))
-    x23 = carray(as_pointer(q[76], np.float32), (q[77], q[78]))
-    x24 = carray(as_pointer(q[79], np.float32), (q[80], q[81]))
-    x25 = (carray(as_pointer(q[82], np.float32), (q[83],)), q[84])
-    x26 = carray(as_pointer(q[85], np.float32), (q[86],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    x4 = block_array(args, 16, np.float32, 3)
+    x5 = block_array(args, 20, np.float32, 3)
+    x6 = block_array(args, 24, np.float32, 3)
+    x7 = block_array(args, 28, np.float32, 2)
+    x8 = block_array(args, 31, np.float32, 2)
+    x9 = (block_array(args, 34, np.float32, 1), block_int(args, 36))
+    x10 = block_array(args, 37, np.float32, 2)
+    x11 = block_array(args, 40, np.float32, 2)
+    x12 = (block_array(args, 43, np.float32, 1), block_int(args, 45))
+    x13 = block_array(args, 46, np.float32, 2)
+    x14 = block_array(args, 49, np.float32, 2)
+    x15 = (block_array(args, 52, np.float32, 1), block_int(args, 54))
+    x16 = block_array(args, 55, np.float32, 2)
+    x17 = block_array(args, 58, np.float32, 2)
+    x18 = (block_array(args, 61, np.float32, 1), block_int(args, 63))
+    x19 = block_array(args, 64, np.float32, 2)
+    x20 = block_array(args, 67, np.float32, 2)
+    x21 = (block_array(args, 70, np.float32, 1), block_int(args, 72))
+    x22 = block_array(args, 73, np.float32, 2)
+    x23 = block_array(args, 76, np.float32, 2)
+    x24 = block_array(args, 79, np.float32, 2)
+    x25 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
+    x26 = block_array(args, 85, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -157,7 +156,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # n0: loop trip count T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: out, y, s
+    # returns: nothing
+    # and in buffers or inputs passed in: out, y, s
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 4]
     # v1: f32[T, B, 8]
@@ -193,93 +193,5 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Ws, False, w0, BLAS)  # Ws, once per call
     pk4 = pack_b(in_Us, False, w0, BLAS)  # Us, once per call
     pk5 = pack_b(in_Vs, False, w0, BLAS)  # Vs, once per call
-    q0 = np.empty(87, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v2.ctypes.data
-    q0[4] = v2.shape[0]
-    q0[5] = v2.shape[1]
-    q0[6] = v3.ctypes.data
-    q0[7] = v3.shape[0]
-    q0[8] = v3.shape[1]
-    q0[9] = v4.ctypes.data
-    q0[10] = v4.shape[0]
-    q0[11] = v4.shape[1]
-    q0[12] = v0.ctypes.data
-    q0[13] = v0.shape[0]
-    q0[14] = v0.shape[1]
-    q0[15] = n0
-    q0[16] = in_x.ctypes.data
-    q0[17] = in_x.shape[0]
-    q0[18] = in_x.shape[1]
-    q0[19] = in_x.shape[2]
-    q0[20] = v1.ctypes.data
-    q0[21] = v1.shape[0]
-    q0[22] = v1.shape[1]
-    q0[23] = v1.shape[2]
-    q0[24] = v5.ctypes.data
-    q0[25] = v5.shape[0]
-    q0[26] = v5.shape[1]
-    q0[27] = v5.shape[2]
-    q0[28] = v6.ctypes.data
-    q0[29] = v6.shape[0]
-    q0[30] = v6.shape[1]
-    q0[31] = in_Wx1.ctypes.data
-    q0[32] = in_Wx1.shape[0]
-    q0[33] = in_Wx1.shape[1]
-    q0[34] = pk0[0].ctypes.data
-    q0[35] = pk0[0].shape[0]
-    q0[36] = pk0[1]
-    q0[37] = v7.ctypes.data
-    q0[38] = v7.shape[0]
-    q0[39] = v7.shape[1]
-    q0[40] = in_Wy1.ctypes.data
-    q0[41] = in_Wy1.shape[0]
-    q0[42] = in_Wy1.shape[1]
-    q0[43] = pk1[0].ctypes.data
-    q0[44] = pk1[0].shape[0]
-    q0[45] = pk1[1]
-    q0[46] = v8.ctypes.data
-    q0[47] = v8.shape[0]
-    q0[48] = v8.shape[1]
-    q0[49] = in_Wy2.ctypes.data
-    q0[50] = in_Wy2.shape[0]
-    q0[51] = in_Wy2.shape[1]
-    q0[52] = pk2[0].ctypes.data
-    q0[53] = pk2[0].shape[0]
-    q0[54] = pk2[1]
-    q0[55] = v9.ctypes.data
-    q0[56] = v9.shape[0]
-    q0[57] = v9.shape[1]
-    q0[58] = in_Ws.ctypes.data
-    q0[59] = in_Ws.shape[0]
-    q0[60] = in_Ws.shape[1]
-    q0[61] = pk3[0].ctypes.data
-    q0[62] = pk3[0].shape[0]
-    q0[63] = pk3[1]
-    q0[64] = v10.ctypes.data
-    q0[65] = v10.shape[0]
-    q0[66] = v10.shape[1]
-    q0[67] = in_Us.ctypes.data
-    q0[68] = in_Us.shape[0]
-    q0[69] = in_Us.shape[1]
-    q0[70] = pk4[0].ctypes.data
-    q0[71] = pk4[0].shape[0]
-    q0[72] = pk4[1]
-    q0[73] = v11.ctypes.data
-    q0[74] = v11.shape[0]
-    q0[75] = v11.shape[1]
-    q0[76] = v12.ctypes.data
-    q0[77] = v12.shape[0]
-    q0[78] = v12.shape[1]
-    q0[79] = in_Vs.ctypes.data
-    q0[80] = in_Vs.shape[0]
-    q0[81] = in_Vs.shape[1]
-    q0[82] = pk5[0].ctypes.data
-    q0[83] = pk5[0].shape[0]
-    q0[84] = pk5[1]
-    q0[85] = in_b.ctypes.data
-    q0[86] = in_b.shape[0]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel
-    return (v5, v2, v4)
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, n0, in_x, v1, v5, v6, in_Wx1, pk0, v7, in_Wy1, pk1, v8, in_Wy2, pk2, v9, in_Ws, pk3, v10, in_Us, pk4, v11, v12, in_Vs, pk5, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 87 words of rows_0's parameters
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -103,46 +103,45 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (112,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    x4 = carray(as_pointer(q[16], np.float32), (q[17], q[18], q[19]))
-    x5 = carray(as_pointer(q[20], np.float32), (q[21], q[22], q[23]))
-    x6 = carray(as_pointer(q[24], np.float32), (q[25], q[26], q[27]))
-    x7 = carray(as_pointer(q[28], np.float32), (q[29], q[30], q[31]))
-    x8 = carray(as_pointer(q[32], np.float32), (q[33], q[34]))
-    x9 = carray(as_pointer(q[35], np.float32), (q[36], q[37]))
-    x10 = (carray(as_pointer(q[38], np.float32), (q[39],)), q[40])
-    x11 = carray(as_pointer(q[41], np.float32), (q[42], q[43]))
-    x12 = carray(as_pointer(q[44], np.float32), (q[45], q[46]))
-    x13 = (carray(as_pointer(q[47], np.float32), (q[48],)), q[49])
-    x14 = carray(as_pointer(q[50], np.float32), (q[51], q[52]))
-    x15 = carray(as_pointer(q[53], np.float32), (q[54], q[55]))
-    x16 = (carray(as_pointer(q[56], np.float32), (q[57],)), q[58])
-    x17 = carray(as_pointer(q[59], np.float32), (q[60], q[61]))
-    x18 = carray(as_pointer(q[62], np.float32), (q[63], q[64]))
-    x19 = (carray(as_pointer(q[65], np.float32), (q[66],)), q[67])
-    x20 = carray(as_pointer(q[68], np.float32), (q[69], q[70]))
-    x21 = carray(as_pointer(q[71], np.float32), (q[72], q[73]))
-    x22 = (carray(as_pointer(q[74], np.float32), (q[75],)), q[76])
-    x23 = carray(as_pointer(q[77], np.float32), (q[78], q[79]))
-    x24 = carray(as_pointer(q[80], np.float32), (q[81], q[82]))
-    x25 = carray(as_pointer(q[83], np.float32), (q[84], q[85]))
-    x26 = carray(as_pointer(q[86], np.float32), (q[87], q[88]))
-    x27 = (carray(as_pointer(q[89], np.float32), (q[90],)), q[91])
-    x28 = carray(as_pointer(q[92], np.float32), (q[93],))
-    x29 = carray(as_pointer(q[94], np.float32), (q[95], q[96]))
-    x30 = carray(as_pointer(q[97], np.float32), (q[98], q[99]))
-    x31 = carray(as_pointer(q[100], np.float32), (q[101], q[102]))
-    x32 = carray(as_pointer(q[103], np.float32), (q[104], q[105]))
-    x33 = carray(as_pointer(q[106], np.float32), (q[107], q[108]))
-    x34 = carray(as_pointer(q[109], np.float32), (q[110], q[111]))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    x4 = block_array(args, 16, np.float32, 3)
+    x5 = block_array(args, 20, np.float32, 3)
+    x6 = block_array(args, 24, np.float32, 3)
+    x7 = block_array(args, 28, np.float32, 3)
+    x8 = block_array(args, 32, np.float32, 2)
+    x9 = block_array(args, 35, np.float32, 2)
+    x10 = (block_array(args, 38, np.float32, 1), block_int(args, 40))
+    x11 = block_array(args, 41, np.float32, 2)
+    x12 = block_array(args, 44, np.float32, 2)
+    x13 = (block_array(args, 47, np.float32, 1), block_int(args, 49))
+    x14 = block_array(args, 50, np.float32, 2)
+    x15 = block_array(args, 53, np.float32, 2)
+    x16 = (block_array(args, 56, np.float32, 1), block_int(args, 58))
+    x17 = block_array(args, 59, np.float32, 2)
+    x18 = block_array(args, 62, np.float32, 2)
+    x19 = (block_array(args, 65, np.float32, 1), block_int(args, 67))
+    x20 = block_array(args, 68, np.float32, 2)
+    x21 = block_array(args, 71, np.float32, 2)
+    x22 = (block_array(args, 74, np.float32, 1), block_int(args, 76))
+    x23 = block_array(args, 77, np.float32, 2)
+    x24 = block_array(args, 80, np.float32, 2)
+    x25 = block_array(args, 83, np.float32, 2)
+    x26 = block_array(args, 86, np.float32, 2)
+    x27 = (block_array(args, 89, np.float32, 1), block_int(args, 91))
+    x28 = block_array(args, 92, np.float32, 1)
+    x29 = block_array(args, 94, np.float32, 2)
+    x30 = block_array(args, 97, np.float32, 2)
+    x31 = block_array(args, 100, np.float32, 2)
+    x32 = block_array(args, 103, np.float32, 2)
+    x33 = block_array(args, 106, np.float32, 2)
+    x34 = block_array(args, 109, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -194,39 +193,38 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
-    q = carray(as_pointer(args, np.int64), (88,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    n4 = q[16]
-    x4 = carray(as_pointer(q[17], np.float32), (q[18], q[19], q[20]))
-    x5 = carray(as_pointer(q[21], np.float32), (q[22], q[23], q[24]))
-    x6 = carray(as_pointer(q[25], np.float32), (q[26], q[27], q[28]))
-    x7 = carray(as_pointer(q[29], np.float32), (q[30], q[31]))
-    x8 = carray(as_pointer(q[32], np.float32), (q[33], q[34]))
-    x9 = (carray(as_pointer(q[35], np.float32), (q[36],)), q[37])
-    x10 = carray(as_pointer(q[38], np.float32), (q[39], q[40]))
-    x11 = carray(as_pointer(q[41], np.float32), (q[42], q[43]))
-    x12 = (carray(as_pointer(q[44], np.float32), (q[45],)), q[46])
-    x13 = carray(as_pointer(q[47], np.float32), (q[48], q[49]))
-    x14 = carray(as_pointer(q[50], np.float32), (q[51], q[52]))
-    x15 = (carray(as_pointer(q[53], np.float32), (q[54],)), q[55])
-    x16 = carray(as_pointer(q[56], np.float32), (q[57], q[58]))
-    x17 = carray(as_pointer(q[59], np.float32), (q[60], q[61]))
-    x18 = (carray(as_pointer(q[62], np.float32), (q[63],)), q[64])
-    x19 = carray(as_pointer(q[65], np.float32), (q[66], q[67]))
-    x20 = carray(as_pointer(q[68], np.float32), (q[69], q[70]))
-    x21 = (carray(as_pointer(q[71], np.float32), (q[72],)), q[73])
-    x22 = carray(as_pointer(q[74], np.float32), (q[75], q[76]))
-    x23 = carray(as_pointer(q[77], np.float32), (q[78], q[79]))
-    x24 = carray(as_pointer(q[80], np.float32), (q[81], q[82]))
-    x25 = (carray(as_pointer(q[83], np.float32), (q[84],)), q[85])
-    x26 = carray(as_pointer(q[86], np.float32), (q[87],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    n4 = block_int(args, 16)
+    x4 = block_array(args, 17, np.float32, 3)
+    x5 = block_array(args, 21, np.float32, 3)
+    x6 = block_array(args, 25, np.float32, 3)
+    x7 = block_array(args, 29, np.float32, 2)
+    x8 = block_array(args, 32, np.float32, 2)
+    x9 = (block_array(args, 35, np.float32, 1), block_int(args, 37))
+    x10 = block_array(args, 38, np.float32, 2)
+    x11 = block_array(args, 41, np.float32, 2)
+    x12 = (block_array(args, 44, np.float32, 1), block_int(args, 46))
+    x13 = block_array(args, 47, np.float32, 2)
+    x14 = block_array(args, 50, np.float32, 2)
+    x15 = (block_array(args, 53, np.float32, 1), block_int(args, 55))
+    x16 = block_array(args, 56, np.float32, 2)
+    x17 = block_array(args, 59, np.float32, 2)
+    x18 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
+    x19 = block_array(args, 65, np.float32, 2)
+    x20 = block_array(args, 68, np.float32, 2)
+    x21 = (block_array(args, 71, np.float32, 1), block_int(args, 73))
+    x22 = block_array(args, 74, np.float32, 2)
+    x23 = block_array(args, 77, np.float32, 2)
+    x24 = block_array(args, 80, np.float32, 2)
+    x25 = (block_array(args, 83, np.float32, 1), block_int(args, 85))
+    x26 = block_array(args, 86, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -287,7 +285,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # start0: loop start (T//2)*2
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # f_rows_1: the address of rows_1 (a row block, run on Numba's threads)
-    # returns: out, y, s
+    # returns: nothing
+    # and in buffers or inputs passed in: out, y, s
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 4]
     # v1: f32[T, B, 8]
@@ -340,120 +339,7 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Ws, False, w0, BLAS)  # Ws, once per call
     pk4 = pack_b(in_Us, False, w0, BLAS)  # Us, once per call
     pk5 = pack_b(in_Vs, False, w0, BLAS)  # Vs, once per call
-    q0 = np.empty(112, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v3.ctypes.data
-    q0[4] = v3.shape[0]
-    q0[5] = v3.shape[1]
-    q0[6] = v4.ctypes.data
-    q0[7] = v4.shape[0]
-    q0[8] = v4.shape[1]
-    q0[9] = v5.ctypes.data
-    q0[10] = v5.shape[0]
-    q0[11] = v5.shape[1]
-    q0[12] = v0.ctypes.data
-    q0[13] = v0.shape[0]
-    q0[14] = v0.shape[1]
-    q0[15] = n0
-    q0[16] = in_x.ctypes.data
-    q0[17] = in_x.shape[0]
-    q0[18] = in_x.shape[1]
-    q0[19] = in_x.shape[2]
-    q0[20] = v1.ctypes.data
-    q0[21] = v1.shape[0]
-    q0[22] = v1.shape[1]
-    q0[23] = v1.shape[2]
-    q0[24] = v2.ctypes.data
-    q0[25] = v2.shape[0]
-    q0[26] = v2.shape[1]
-    q0[27] = v2.shape[2]
-    q0[28] = v6.ctypes.data
-    q0[29] = v6.shape[0]
-    q0[30] = v6.shape[1]
-    q0[31] = v6.shape[2]
-    q0[32] = v7.ctypes.data
-    q0[33] = v7.shape[0]
-    q0[34] = v7.shape[1]
-    q0[35] = in_Wx1.ctypes.data
-    q0[36] = in_Wx1.shape[0]
-    q0[37] = in_Wx1.shape[1]
-    q0[38] = pk0[0].ctypes.data
-    q0[39] = pk0[0].shape[0]
-    q0[40] = pk0[1]
-    q0[41] = v8.ctypes.data
-    q0[42] = v8.shape[0]
-    q0[43] = v8.shape[1]
-    q0[44] = in_Wy1.ctypes.data
-    q0[45] = in_Wy1.shape[0]
-    q0[46] = in_Wy1.shape[1]
-    q0[47] = pk1[0].ctypes.data
-    q0[48] = pk1[0].shape[0]
-    q0[49] = pk1[1]
-    q0[50] = v9.ctypes.data
-    q0[51] = v9.shape[0]
-    q0[52] = v9.shape[1]
-    q0[53] = in_Wy2.ctypes.data
-    q0[54] = in_Wy2.shape[0]
-    q0[55] = in_Wy2.shape[1]
-    q0[56] = pk2[0].ctypes.data
-    q0[57] = pk2[0].shape[0]
-    q0[58] = pk2[1]
-    q0[59] = v10.ctypes.data
-    q0[60] = v10.shape[0]
-    q0[61] = v10.shape[1]
-    q0[62] = in_Ws.ctypes.data
-    q0[63] = in_Ws.shape[0]
-    q0[64] = in_Ws.shape[1]
-    q0[65] = pk3[0].ctypes.data
-    q0[66] = pk3[0].shape[0]
-    q0[67] = pk3[1]
-    q0[68] = v11.ctypes.data
-    q0[69] = v11.shape[0]
-    q0[70] = v11.shape[1]
-    q0[71] = in_Us.ctypes.data
-    q0[72] = in_Us.shape[0]
-    q0[73] = in_Us.shape[1]
-    q0[74] = pk4[0].ctypes.data
-    q0[75] = pk4[0].shape[0]
-    q0[76] = pk4[1]
-    q0[77] = v12.ctypes.data
-    q0[78] = v12.shape[0]
-    q0[79] = v12.shape[1]
-    q0[80] = v13.ctypes.data
-    q0[81] = v13.shape[0]
-    q0[82] = v13.shape[1]
-    q0[83] = v14.ctypes.data
-    q0[84] = v14.shape[0]
-    q0[85] = v14.shape[1]
-    q0[86] = in_Vs.ctypes.data
-    q0[87] = in_Vs.shape[0]
-    q0[88] = in_Vs.shape[1]
-    q0[89] = pk5[0].ctypes.data
-    q0[90] = pk5[0].shape[0]
-    q0[91] = pk5[1]
-    q0[92] = in_b.ctypes.data
-    q0[93] = in_b.shape[0]
-    q0[94] = v15.ctypes.data
-    q0[95] = v15.shape[0]
-    q0[96] = v15.shape[1]
-    q0[97] = v16.ctypes.data
-    q0[98] = v16.shape[0]
-    q0[99] = v16.shape[1]
-    q0[100] = v17.ctypes.data
-    q0[101] = v17.shape[0]
-    q0[102] = v17.shape[1]
-    q0[103] = v18.ctypes.data
-    q0[104] = v18.shape[0]
-    q0[105] = v18.shape[1]
-    q0[106] = v19.ctypes.data
-    q0[107] = v19.shape[0]
-    q0[108] = v19.shape[1]
-    q0[109] = v20.ctypes.data
-    q0[110] = v20.shape[0]
-    q0[111] = v20.shape[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v3, v4, v5, v0, n0, in_x, v1, v2, v6, v7, in_Wx1, pk0, v8, in_Wy1, pk1, v9, in_Wy2, pk2, v10, in_Ws, pk3, v11, in_Us, pk4, v12, v13, v14, in_Vs, pk5, in_b, v15, v16, v17, v18, v19, v20)))  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 112 words of rows_0's parameters
     # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 456, ROW_WORK)
@@ -464,94 +350,5 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk9 = pack_b(in_Ws, False, w1, BLAS)  # Ws, once per call
     pk10 = pack_b(in_Us, False, w1, BLAS)  # Us, once per call
     pk11 = pack_b(in_Vs, False, w1, BLAS)  # Vs, once per call
-    q1 = np.empty(88, np.int64)  # the parameters of rows_1
-    q1[0] = np1
-    q1[1] = w1
-    q1[2] = d_B
-    q1[3] = v3.ctypes.data
-    q1[4] = v3.shape[0]
-    q1[5] = v3.shape[1]
-    q1[6] = v4.ctypes.data
-    q1[7] = v4.shape[0]
-    q1[8] = v4.shape[1]
-    q1[9] = v5.ctypes.data
-    q1[10] = v5.shape[0]
-    q1[11] = v5.shape[1]
-    q1[12] = v0.ctypes.data
-    q1[13] = v0.shape[0]
-    q1[14] = v0.shape[1]
-    q1[15] = n1
-    q1[16] = start0
-    q1[17] = in_x.ctypes.data
-    q1[18] = in_x.shape[0]
-    q1[19] = in_x.shape[1]
-    q1[20] = in_x.shape[2]
-    q1[21] = v1.ctypes.data
-    q1[22] = v1.shape[0]
-    q1[23] = v1.shape[1]
-    q1[24] = v1.shape[2]
-    q1[25] = v6.ctypes.data
-    q1[26] = v6.shape[0]
-    q1[27] = v6.shape[1]
-    q1[28] = v6.shape[2]
-    q1[29] = v21.ctypes.data
-    q1[30] = v21.shape[0]
-    q1[31] = v21.shape[1]
-    q1[32] = in_Wx1.ctypes.data
-    q1[33] = in_Wx1.shape[0]
-    q1[34] = in_Wx1.shape[1]
-    q1[35] = pk6[0].ctypes.data
-    q1[36] = pk6[0].shape[0]
-    q1[37] = pk6[1]
-    q1[38] = v22.ctypes.data
-    q1[39] = v22.shape[0]
-    q1[40] = v22.shape[1]
-    q1[41] = in_Wy1.ctypes.data
-    q1[42] = in_Wy1.shape[0]
-    q1[43] = in_Wy1.shape[1]
-    q1[44] = pk7[0].ctypes.data
-    q1[45] = pk7[0].shape[0]
-    q1[46] = pk7[1]
-    q1[47] = v23.ctypes.data
-    q1[48] = v23.shape[0]
-    q1[49] = v23.shape[1]
-    q1[50] = in_Wy2.ctypes.data
-    q1[51] = in_Wy2.shape[0]
-    q1[52] = in_Wy2.shape[1]
-    q1[53] = pk8[0].ctypes.data
-    q1[54] = pk8[0].shape[0]
-    q1[55] = pk8[1]
-    q1[56] = v24.ctypes.data
-    q1[57] = v24.shape[0]
-    q1[58] = v24.shape[1]
-    q1[59] = in_Ws.ctypes.data
-    q1[60] = in_Ws.shape[0]
-    q1[61] = in_Ws.shape[1]
-    q1[62] = pk9[0].ctypes.data
-    q1[63] = pk9[0].shape[0]
-    q1[64] = pk9[1]
-    q1[65] = v25.ctypes.data
-    q1[66] = v25.shape[0]
-    q1[67] = v25.shape[1]
-    q1[68] = in_Us.ctypes.data
-    q1[69] = in_Us.shape[0]
-    q1[70] = in_Us.shape[1]
-    q1[71] = pk10[0].ctypes.data
-    q1[72] = pk10[0].shape[0]
-    q1[73] = pk10[1]
-    q1[74] = v26.ctypes.data
-    q1[75] = v26.shape[0]
-    q1[76] = v26.shape[1]
-    q1[77] = v27.ctypes.data
-    q1[78] = v27.shape[0]
-    q1[79] = v27.shape[1]
-    q1[80] = in_Vs.ctypes.data
-    q1[81] = in_Vs.shape[0]
-    q1[82] = in_Vs.shape[1]
-    q1[83] = pk11[0].ctypes.data
-    q1[84] = pk11[0].shape[0]
-    q1[85] = pk11[1]
-    q1[86] = in_b.ctypes.data
-    q1[87] = in_b.shape[0]
-    run_blocks(f_rows_1, np1, q1.ctypes.data)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel
-    return (v6, v3, v5)
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v3, v4, v5, v0, n1, start0, in_x, v1, v6, v21, in_Wx1, pk6, v22, in_Wy1, pk7, v23, in_Wy2, pk8, v24, in_Ws, pk9, v25, in_Us, pk10, v26, v27, in_Vs, pk11, in_b)))  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_1's parameters
+    return ()

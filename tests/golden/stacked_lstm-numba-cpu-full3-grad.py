@@ -115,7 +115,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # in16: input dstate@c2 : f32[B, 24]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
+    # returns: nothing
+    # and in buffers or inputs passed in: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 96]
     # v1: f32[3, B, 128]
@@ -321,4 +322,4 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
         v18[i4_u11] = v19[i4_u11]
     matmul_0(v1[0], v4, in_Wh1, n_threads)  # 'dstate@h1@0' = matmul(%152, %53) : f32[B, 32]
     matmul_0(v0[0], v7, in_Wh2, n_threads)  # 'dstate@h2@0' = matmul(%127, %54) : f32[B, 24]
-    return (v11, v12, v13, v14, v16, v17, v18, v4, v6, v7, v2)
+    return ()

@@ -87,7 +87,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # in_c2: input c2 : f32[B, 24]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: y, h1, c1, h2, c2
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h1, c1, h2, c2
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 24]
     # v1: f32[B, 24]
@@ -141,4 +142,4 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             v8[i0_u1, i1_u1] = c2_
             v1[i0_u1, i1_u1] = h2_
             v0[2, i0_u1, i1_u1] = h2_
-    return (v0, v4, v9, v1, v8)
+    return ()

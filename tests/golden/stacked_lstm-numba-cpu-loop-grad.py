@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
@@ -68,37 +68,36 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (97,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    x4 = carray(as_pointer(q[16], np.float32), (q[17], q[18], q[19]))
-    x5 = carray(as_pointer(q[20], np.float32), (q[21], q[22], q[23]))
-    x6 = carray(as_pointer(q[24], np.float32), (q[25], q[26], q[27]))
-    x7 = carray(as_pointer(q[28], np.float32), (q[29], q[30], q[31]))
-    x8 = carray(as_pointer(q[32], np.float32), (q[33], q[34], q[35]))
-    x9 = carray(as_pointer(q[36], np.float32), (q[37], q[38], q[39]))
-    x10 = carray(as_pointer(q[40], np.float32), (q[41], q[42], q[43]))
-    x11 = carray(as_pointer(q[44], np.float32), (q[45], q[46], q[47]))
-    x12 = carray(as_pointer(q[48], np.float32), (q[49], q[50], q[51]))
-    x13 = carray(as_pointer(q[52], np.float32), (q[53], q[54], q[55]))
-    x14 = carray(as_pointer(q[56], np.float32), (q[57], q[58], q[59]))
-    x15 = carray(as_pointer(q[60], np.float32), (q[61], q[62], q[63]))
-    x16 = carray(as_pointer(q[64], np.float32), (q[65], q[66], q[67]))
-    x17 = carray(as_pointer(q[68], np.float32), (q[69], q[70], q[71]))
-    x18 = carray(as_pointer(q[72], np.float32), (q[73], q[74], q[75]))
-    x19 = carray(as_pointer(q[76], np.float32), (q[77], q[78]))
-    x20 = carray(as_pointer(q[79], np.float32), (q[80], q[81]))
-    x21 = (carray(as_pointer(q[82], np.float32), (q[83],)), q[84])
-    x22 = carray(as_pointer(q[85], np.float32), (q[86], q[87]))
-    x23 = (carray(as_pointer(q[88], np.float32), (q[89],)), q[90])
-    x24 = carray(as_pointer(q[91], np.float32), (q[92], q[93]))
-    x25 = (carray(as_pointer(q[94], np.float32), (q[95],)), q[96])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    x4 = block_array(args, 16, np.float32, 3)
+    x5 = block_array(args, 20, np.float32, 3)
+    x6 = block_array(args, 24, np.float32, 3)
+    x7 = block_array(args, 28, np.float32, 3)
+    x8 = block_array(args, 32, np.float32, 3)
+    x9 = block_array(args, 36, np.float32, 3)
+    x10 = block_array(args, 40, np.float32, 3)
+    x11 = block_array(args, 44, np.float32, 3)
+    x12 = block_array(args, 48, np.float32, 3)
+    x13 = block_array(args, 52, np.float32, 3)
+    x14 = block_array(args, 56, np.float32, 3)
+    x15 = block_array(args, 60, np.float32, 3)
+    x16 = block_array(args, 64, np.float32, 3)
+    x17 = block_array(args, 68, np.float32, 3)
+    x18 = block_array(args, 72, np.float32, 3)
+    x19 = block_array(args, 76, np.float32, 2)
+    x20 = block_array(args, 79, np.float32, 2)
+    x21 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
+    x22 = block_array(args, 85, np.float32, 2)
+    x23 = (block_array(args, 88, np.float32, 1), block_int(args, 90))
+    x24 = block_array(args, 91, np.float32, 2)
+    x25 = (block_array(args, 94, np.float32, 1), block_int(args, 96))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -229,7 +228,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
+    # returns: nothing
+    # and in buffers or inputs passed in: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 24]
     # v1: f32[T, B, 32]
@@ -264,105 +264,7 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk0 = pack_b(in_Wx2, True, w0, BLAS)  # inv3, once per call
     pk1 = pack_b(in_Wh1, True, w0, BLAS)  # inv4, once per call
     pk2 = pack_b(in_Wh2, True, w0, BLAS)  # inv5, once per call
-    q0 = np.empty(97, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v2.ctypes.data
-    q0[4] = v2.shape[0]
-    q0[5] = v2.shape[1]
-    q0[6] = v3.ctypes.data
-    q0[7] = v3.shape[0]
-    q0[8] = v3.shape[1]
-    q0[9] = v4.ctypes.data
-    q0[10] = v4.shape[0]
-    q0[11] = v4.shape[1]
-    q0[12] = v5.ctypes.data
-    q0[13] = v5.shape[0]
-    q0[14] = v5.shape[1]
-    q0[15] = n0
-    q0[16] = in12.ctypes.data
-    q0[17] = in12.shape[0]
-    q0[18] = in12.shape[1]
-    q0[19] = in12.shape[2]
-    q0[20] = in11.ctypes.data
-    q0[21] = in11.shape[0]
-    q0[22] = in11.shape[1]
-    q0[23] = in11.shape[2]
-    q0[24] = in0.ctypes.data
-    q0[25] = in0.shape[0]
-    q0[26] = in0.shape[1]
-    q0[27] = in0.shape[2]
-    q0[28] = in1.ctypes.data
-    q0[29] = in1.shape[0]
-    q0[30] = in1.shape[1]
-    q0[31] = in1.shape[2]
-    q0[32] = in2.ctypes.data
-    q0[33] = in2.shape[0]
-    q0[34] = in2.shape[1]
-    q0[35] = in2.shape[2]
-    q0[36] = v0.ctypes.data
-    q0[37] = v0.shape[0]
-    q0[38] = v0.shape[1]
-    q0[39] = v0.shape[2]
-    q0[40] = in3.ctypes.data
-    q0[41] = in3.shape[0]
-    q0[42] = in3.shape[1]
-    q0[43] = in3.shape[2]
-    q0[44] = in9.ctypes.data
-    q0[45] = in9.shape[0]
-    q0[46] = in9.shape[1]
-    q0[47] = in9.shape[2]
-    q0[48] = in4.ctypes.data
-    q0[49] = in4.shape[0]
-    q0[50] = in4.shape[1]
-    q0[51] = in4.shape[2]
-    q0[52] = in5.ctypes.data
-    q0[53] = in5.shape[0]
-    q0[54] = in5.shape[1]
-    q0[55] = in5.shape[2]
-    q0[56] = in6.ctypes.data
-    q0[57] = in6.shape[0]
-    q0[58] = in6.shape[1]
-    q0[59] = in6.shape[2]
-    q0[60] = v1.ctypes.data
-    q0[61] = v1.shape[0]
-    q0[62] = v1.shape[1]
-    q0[63] = v1.shape[2]
-    q0[64] = in7.ctypes.data
-    q0[65] = in7.shape[0]
-    q0[66] = in7.shape[1]
-    q0[67] = in7.shape[2]
-    q0[68] = v6.ctypes.data
-    q0[69] = v6.shape[0]
-    q0[70] = v6.shape[1]
-    q0[71] = v6.shape[2]
-    q0[72] = v7.ctypes.data
-    q0[73] = v7.shape[0]
-    q0[74] = v7.shape[1]
-    q0[75] = v7.shape[2]
-    q0[76] = v8.ctypes.data
-    q0[77] = v8.shape[0]
-    q0[78] = v8.shape[1]
-    q0[79] = in_Wx2.ctypes.data
-    q0[80] = in_Wx2.shape[0]
-    q0[81] = in_Wx2.shape[1]
-    q0[82] = pk0[0].ctypes.data
-    q0[83] = pk0[0].shape[0]
-    q0[84] = pk0[1]
-    q0[85] = in_Wh1.ctypes.data
-    q0[86] = in_Wh1.shape[0]
-    q0[87] = in_Wh1.shape[1]
-    q0[88] = pk1[0].ctypes.data
-    q0[89] = pk1[0].shape[0]
-    q0[90] = pk1[1]
-    q0[91] = in_Wh2.ctypes.data
-    q0[92] = in_Wh2.shape[0]
-    q0[93] = in_Wh2.shape[1]
-    q0[94] = pk2[0].ctypes.data
-    q0[95] = pk2[0].shape[0]
-    q0[96] = pk2[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, n0, in12, in11, in0, in1, in2, v0, in3, in9, in4, in5, in6, v1, in7, v6, v7, v8, in_Wx2, pk0, in_Wh1, pk1, in_Wh2, pk2)))  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 97 words of rows_0's parameters
     # %10 = matmul(%8, %9) : f32[T, B, 16]
     a0_u2 = v7.reshape((d_T * d_B, 128))
     a1_u2 = v9.reshape((d_T * d_B, 16))
@@ -403,4 +305,4 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
                 v19[i3_u8] += v6[i1_u8, i2_u8, i3_u8]
     for i4_u8 in range(96):
         v18[i4_u8] = v19[i4_u8]
-    return (v9, v10, v12, v13, v15, v17, v18, v2, v3, v4, v5)
+    return ()

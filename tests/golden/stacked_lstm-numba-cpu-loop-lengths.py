@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -32,30 +32,29 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (60,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    x4 = carray(as_pointer(q[15], np.int64), (q[16],))
-    n3 = q[17]
-    x5 = carray(as_pointer(q[18], np.float32), (q[19], q[20], q[21]))
-    x6 = carray(as_pointer(q[22], np.float32), (q[23], q[24], q[25]))
-    x7 = carray(as_pointer(q[26], np.float32), (q[27], q[28]))
-    x8 = carray(as_pointer(q[29], np.float32), (q[30], q[31]))
-    x9 = (carray(as_pointer(q[32], np.float32), (q[33],)), q[34])
-    x10 = carray(as_pointer(q[35], np.float32), (q[36], q[37]))
-    x11 = carray(as_pointer(q[38], np.float32), (q[39],))
-    x12 = carray(as_pointer(q[40], np.float32), (q[41], q[42]))
-    x13 = carray(as_pointer(q[43], np.float32), (q[44], q[45]))
-    x14 = (carray(as_pointer(q[46], np.float32), (q[47],)), q[48])
-    x15 = carray(as_pointer(q[49], np.float32), (q[50], q[51]))
-    x16 = carray(as_pointer(q[52], np.float32), (q[53], q[54]))
-    x17 = (carray(as_pointer(q[55], np.float32), (q[56],)), q[57])
-    x18 = carray(as_pointer(q[58], np.float32), (q[59],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    x4 = block_array(args, 15, np.int64, 1)
+    n3 = block_int(args, 17)
+    x5 = block_array(args, 18, np.float32, 3)
+    x6 = block_array(args, 22, np.float32, 3)
+    x7 = block_array(args, 26, np.float32, 2)
+    x8 = block_array(args, 29, np.float32, 2)
+    x9 = (block_array(args, 32, np.float32, 1), block_int(args, 34))
+    x10 = block_array(args, 35, np.float32, 2)
+    x11 = block_array(args, 38, np.float32, 1)
+    x12 = block_array(args, 40, np.float32, 2)
+    x13 = block_array(args, 43, np.float32, 2)
+    x14 = (block_array(args, 46, np.float32, 1), block_int(args, 48))
+    x15 = block_array(args, 49, np.float32, 2)
+    x16 = block_array(args, 52, np.float32, 2)
+    x17 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
+    x18 = block_array(args, 58, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -199,7 +198,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # n0: loop trip count T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: y, h1, c1, h2, c2
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h1, c1, h2, c2
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 128]
     # v1: f32[B, 32]
@@ -226,66 +226,5 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk0 = pack_b(in_Wh1, False, w0, BLAS)  # Wh1, once per call
     pk1 = pack_b(in_Wx2, False, w0, BLAS)  # Wx2, once per call
     pk2 = pack_b(in_Wh2, False, w0, BLAS)  # Wh2, once per call
-    q0 = np.empty(60, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = v2.ctypes.data
-    q0[7] = v2.shape[0]
-    q0[8] = v2.shape[1]
-    q0[9] = v3.ctypes.data
-    q0[10] = v3.shape[0]
-    q0[11] = v3.shape[1]
-    q0[12] = v4.ctypes.data
-    q0[13] = v4.shape[0]
-    q0[14] = v4.shape[1]
-    q0[15] = in_lengths.ctypes.data
-    q0[16] = in_lengths.shape[0]
-    q0[17] = n0
-    q0[18] = v0.ctypes.data
-    q0[19] = v0.shape[0]
-    q0[20] = v0.shape[1]
-    q0[21] = v0.shape[2]
-    q0[22] = v5.ctypes.data
-    q0[23] = v5.shape[0]
-    q0[24] = v5.shape[1]
-    q0[25] = v5.shape[2]
-    q0[26] = v6.ctypes.data
-    q0[27] = v6.shape[0]
-    q0[28] = v6.shape[1]
-    q0[29] = in_Wh1.ctypes.data
-    q0[30] = in_Wh1.shape[0]
-    q0[31] = in_Wh1.shape[1]
-    q0[32] = pk0[0].ctypes.data
-    q0[33] = pk0[0].shape[0]
-    q0[34] = pk0[1]
-    q0[35] = v7.ctypes.data
-    q0[36] = v7.shape[0]
-    q0[37] = v7.shape[1]
-    q0[38] = in_b1.ctypes.data
-    q0[39] = in_b1.shape[0]
-    q0[40] = v8.ctypes.data
-    q0[41] = v8.shape[0]
-    q0[42] = v8.shape[1]
-    q0[43] = in_Wx2.ctypes.data
-    q0[44] = in_Wx2.shape[0]
-    q0[45] = in_Wx2.shape[1]
-    q0[46] = pk1[0].ctypes.data
-    q0[47] = pk1[0].shape[0]
-    q0[48] = pk1[1]
-    q0[49] = v9.ctypes.data
-    q0[50] = v9.shape[0]
-    q0[51] = v9.shape[1]
-    q0[52] = in_Wh2.ctypes.data
-    q0[53] = in_Wh2.shape[0]
-    q0[54] = in_Wh2.shape[1]
-    q0[55] = pk2[0].ctypes.data
-    q0[56] = pk2[0].shape[0]
-    q0[57] = pk2[1]
-    q0[58] = in_b2.ctypes.data
-    q0[59] = in_b2.shape[0]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel
-    return (v5, v1, v2, v3, v4)
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, in_lengths, n0, v0, v5, v6, in_Wh1, pk0, v7, in_b1, v8, in_Wx2, pk1, v9, in_Wh2, pk2, in_b2)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 60 words of rows_0's parameters
+    return ()

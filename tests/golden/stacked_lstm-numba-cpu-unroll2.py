@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
 
@@ -124,34 +124,33 @@ def matmul_2(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (73,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    x4 = carray(as_pointer(q[16], np.float32), (q[17], q[18], q[19]))
-    x5 = carray(as_pointer(q[20], np.float32), (q[21], q[22], q[23]))
-    x6 = carray(as_pointer(q[24], np.float32), (q[25], q[26]))
-    x7 = carray(as_pointer(q[27], np.float32), (q[28], q[29]))
-    x8 = (carray(as_pointer(q[30], np.float32), (q[31],)), q[32])
-    x9 = carray(as_pointer(q[33], np.float32), (q[34], q[35]))
-    x10 = carray(as_pointer(q[36], np.float32), (q[37], q[38]))
-    x11 = carray(as_pointer(q[39], np.float32), (q[40],))
-    x12 = carray(as_pointer(q[41], np.float32), (q[42], q[43]))
-    x13 = carray(as_pointer(q[44], np.float32), (q[45], q[46]))
-    x14 = carray(as_pointer(q[47], np.float32), (q[48], q[49]))
-    x15 = (carray(as_pointer(q[50], np.float32), (q[51],)), q[52])
-    x16 = carray(as_pointer(q[53], np.float32), (q[54], q[55]))
-    x17 = carray(as_pointer(q[56], np.float32), (q[57], q[58]))
-    x18 = carray(as_pointer(q[59], np.float32), (q[60], q[61]))
-    x19 = (carray(as_pointer(q[62], np.float32), (q[63],)), q[64])
-    x20 = carray(as_pointer(q[65], np.float32), (q[66], q[67]))
-    x21 = carray(as_pointer(q[68], np.float32), (q[69],))
-    x22 = carray(as_pointer(q[70], np.float32), (q[71], q[72]))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    x4 = block_array(args, 16, np.float32, 3)
+    x5 = block_array(args, 20, np.float32, 3)
+    x6 = block_array(args, 24, np.float32, 2)
+    x7 = block_array(args, 27, np.float32, 2)
+    x8 = (block_array(args, 30, np.float32, 1), block_int(args, 32))
+    x9 = block_array(args, 33, np.float32, 2)
+    x10 = block_array(args, 36, np.float32, 2)
+    x11 = block_array(args, 39, np.float32, 1)
+    x12 = block_array(args, 41, np.float32, 2)
+    x13 = block_array(args, 44, np.float32, 2)
+    x14 = block_array(args, 47, np.float32, 2)
+    x15 = (block_array(args, 50, np.float32, 1), block_int(args, 52))
+    x16 = block_array(args, 53, np.float32, 2)
+    x17 = block_array(args, 56, np.float32, 2)
+    x18 = block_array(args, 59, np.float32, 2)
+    x19 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
+    x20 = block_array(args, 65, np.float32, 2)
+    x21 = block_array(args, 68, np.float32, 1)
+    x22 = block_array(args, 70, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -231,29 +230,28 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
-    q = carray(as_pointer(args, np.int64), (56,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.float32), (q[7], q[8]))
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11]))
-    x3 = carray(as_pointer(q[12], np.float32), (q[13], q[14]))
-    n3 = q[15]
-    n4 = q[16]
-    x4 = carray(as_pointer(q[17], np.float32), (q[18], q[19], q[20]))
-    x5 = carray(as_pointer(q[21], np.float32), (q[22], q[23], q[24]))
-    x6 = carray(as_pointer(q[25], np.float32), (q[26], q[27]))
-    x7 = carray(as_pointer(q[28], np.float32), (q[29], q[30]))
-    x8 = (carray(as_pointer(q[31], np.float32), (q[32],)), q[33])
-    x9 = carray(as_pointer(q[34], np.float32), (q[35],))
-    x10 = carray(as_pointer(q[36], np.float32), (q[37], q[38]))
-    x11 = carray(as_pointer(q[39], np.float32), (q[40], q[41]))
-    x12 = (carray(as_pointer(q[42], np.float32), (q[43],)), q[44])
-    x13 = carray(as_pointer(q[45], np.float32), (q[46], q[47]))
-    x14 = carray(as_pointer(q[48], np.float32), (q[49], q[50]))
-    x15 = (carray(as_pointer(q[51], np.float32), (q[52],)), q[53])
-    x16 = carray(as_pointer(q[54], np.float32), (q[55],))
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    n3 = block_int(args, 15)
+    n4 = block_int(args, 16)
+    x4 = block_array(args, 17, np.float32, 3)
+    x5 = block_array(args, 21, np.float32, 3)
+    x6 = block_array(args, 25, np.float32, 2)
+    x7 = block_array(args, 28, np.float32, 2)
+    x8 = (block_array(args, 31, np.float32, 1), block_int(args, 33))
+    x9 = block_array(args, 34, np.float32, 1)
+    x10 = block_array(args, 36, np.float32, 2)
+    x11 = block_array(args, 39, np.float32, 2)
+    x12 = (block_array(args, 42, np.float32, 1), block_int(args, 44))
+    x13 = block_array(args, 45, np.float32, 2)
+    x14 = block_array(args, 48, np.float32, 2)
+    x15 = (block_array(args, 51, np.float32, 1), block_int(args, 53))
+    x16 = block_array(args, 54, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -340,7 +338,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # start0: loop start (T//2)*2
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # f_rows_1: the address of rows_1 (a row block, run on Numba's threads)
-    # returns: y, h1, c1, h2, c2
+    # returns: nothing
+    # and in buffers or inputs passed in: y, h1, c1, h2, c2
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 128]
     # v1: f32[B, 32]
@@ -379,81 +378,7 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk0 = pack_b(in_Wh1, False, w0, BLAS)  # Wh1, once per call
     pk1 = pack_b(in_Wx2, False, w0, BLAS)  # Wx2, once per call
     pk2 = pack_b(in_Wh2, False, w0, BLAS)  # Wh2, once per call
-    q0 = np.empty(73, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = v2.ctypes.data
-    q0[7] = v2.shape[0]
-    q0[8] = v2.shape[1]
-    q0[9] = v3.ctypes.data
-    q0[10] = v3.shape[0]
-    q0[11] = v3.shape[1]
-    q0[12] = v4.ctypes.data
-    q0[13] = v4.shape[0]
-    q0[14] = v4.shape[1]
-    q0[15] = n0
-    q0[16] = v0.ctypes.data
-    q0[17] = v0.shape[0]
-    q0[18] = v0.shape[1]
-    q0[19] = v0.shape[2]
-    q0[20] = v5.ctypes.data
-    q0[21] = v5.shape[0]
-    q0[22] = v5.shape[1]
-    q0[23] = v5.shape[2]
-    q0[24] = v6.ctypes.data
-    q0[25] = v6.shape[0]
-    q0[26] = v6.shape[1]
-    q0[27] = in_Wh1.ctypes.data
-    q0[28] = in_Wh1.shape[0]
-    q0[29] = in_Wh1.shape[1]
-    q0[30] = pk0[0].ctypes.data
-    q0[31] = pk0[0].shape[0]
-    q0[32] = pk0[1]
-    q0[33] = v7.ctypes.data
-    q0[34] = v7.shape[0]
-    q0[35] = v7.shape[1]
-    q0[36] = v8.ctypes.data
-    q0[37] = v8.shape[0]
-    q0[38] = v8.shape[1]
-    q0[39] = in_b1.ctypes.data
-    q0[40] = in_b1.shape[0]
-    q0[41] = v9.ctypes.data
-    q0[42] = v9.shape[0]
-    q0[43] = v9.shape[1]
-    q0[44] = v10.ctypes.data
-    q0[45] = v10.shape[0]
-    q0[46] = v10.shape[1]
-    q0[47] = in_Wx2.ctypes.data
-    q0[48] = in_Wx2.shape[0]
-    q0[49] = in_Wx2.shape[1]
-    q0[50] = pk1[0].ctypes.data
-    q0[51] = pk1[0].shape[0]
-    q0[52] = pk1[1]
-    q0[53] = v11.ctypes.data
-    q0[54] = v11.shape[0]
-    q0[55] = v11.shape[1]
-    q0[56] = v12.ctypes.data
-    q0[57] = v12.shape[0]
-    q0[58] = v12.shape[1]
-    q0[59] = in_Wh2.ctypes.data
-    q0[60] = in_Wh2.shape[0]
-    q0[61] = in_Wh2.shape[1]
-    q0[62] = pk2[0].ctypes.data
-    q0[63] = pk2[0].shape[0]
-    q0[64] = pk2[1]
-    q0[65] = v13.ctypes.data
-    q0[66] = v13.shape[0]
-    q0[67] = v13.shape[1]
-    q0[68] = in_b2.ctypes.data
-    q0[69] = in_b2.shape[0]
-    q0[70] = v14.ctypes.data
-    q0[71] = v14.shape[0]
-    q0[72] = v14.shape[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v6, in_Wh1, pk0, v7, v8, in_b1, v9, v10, in_Wx2, pk1, v11, v12, in_Wh2, pk2, v13, in_b2, v14)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 73 words of rows_0's parameters
     # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 10888, ROW_WORK)
@@ -461,62 +386,5 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk3 = pack_b(in_Wh1, False, w1, BLAS)  # Wh1, once per call
     pk4 = pack_b(in_Wx2, False, w1, BLAS)  # Wx2, once per call
     pk5 = pack_b(in_Wh2, False, w1, BLAS)  # Wh2, once per call
-    q1 = np.empty(56, np.int64)  # the parameters of rows_1
-    q1[0] = np1
-    q1[1] = w1
-    q1[2] = d_B
-    q1[3] = v1.ctypes.data
-    q1[4] = v1.shape[0]
-    q1[5] = v1.shape[1]
-    q1[6] = v2.ctypes.data
-    q1[7] = v2.shape[0]
-    q1[8] = v2.shape[1]
-    q1[9] = v3.ctypes.data
-    q1[10] = v3.shape[0]
-    q1[11] = v3.shape[1]
-    q1[12] = v4.ctypes.data
-    q1[13] = v4.shape[0]
-    q1[14] = v4.shape[1]
-    q1[15] = n1
-    q1[16] = start0
-    q1[17] = v0.ctypes.data
-    q1[18] = v0.shape[0]
-    q1[19] = v0.shape[1]
-    q1[20] = v0.shape[2]
-    q1[21] = v5.ctypes.data
-    q1[22] = v5.shape[0]
-    q1[23] = v5.shape[1]
-    q1[24] = v5.shape[2]
-    q1[25] = v15.ctypes.data
-    q1[26] = v15.shape[0]
-    q1[27] = v15.shape[1]
-    q1[28] = in_Wh1.ctypes.data
-    q1[29] = in_Wh1.shape[0]
-    q1[30] = in_Wh1.shape[1]
-    q1[31] = pk3[0].ctypes.data
-    q1[32] = pk3[0].shape[0]
-    q1[33] = pk3[1]
-    q1[34] = in_b1.ctypes.data
-    q1[35] = in_b1.shape[0]
-    q1[36] = v16.ctypes.data
-    q1[37] = v16.shape[0]
-    q1[38] = v16.shape[1]
-    q1[39] = in_Wx2.ctypes.data
-    q1[40] = in_Wx2.shape[0]
-    q1[41] = in_Wx2.shape[1]
-    q1[42] = pk4[0].ctypes.data
-    q1[43] = pk4[0].shape[0]
-    q1[44] = pk4[1]
-    q1[45] = v17.ctypes.data
-    q1[46] = v17.shape[0]
-    q1[47] = v17.shape[1]
-    q1[48] = in_Wh2.ctypes.data
-    q1[49] = in_Wh2.shape[0]
-    q1[50] = in_Wh2.shape[1]
-    q1[51] = pk5[0].ctypes.data
-    q1[52] = pk5[0].shape[0]
-    q1[53] = pk5[1]
-    q1[54] = in_b2.ctypes.data
-    q1[55] = in_b2.shape[0]
-    run_blocks(f_rows_1, np1, q1.ctypes.data)  # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel
-    return (v5, v1, v2, v3, v4)
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, v3, v4, n1, start0, v0, v5, v15, in_Wh1, pk3, in_b1, v16, in_Wx2, pk4, v17, in_Wh2, pk5, in_b2)))  # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 56 words of rows_1's parameters
+    return ()

@@ -67,7 +67,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     # in5: input dstate@C : f32[B, 16]
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
-    # returns: x, M_A, M_B, M_C, M_o, C
+    # returns: C
+    # and in buffers or inputs passed in: x, M_A, M_B, M_C, M_o
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 16]
     # v1: f32[3, B, 16]
@@ -142,4 +143,4 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     a0_u5 = in3.reshape((3 * d_B, 16))
     a1_u5 = v12.reshape((3 * d_B, 4))
     gemm_tn(a0_u5, a1_u5, v13, n_threads, BLAS)
-    return (v8, v9, v10, v11, v13, v7[:, 8:24])
+    return (v7[:, 8:24],)

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
@@ -38,31 +38,30 @@ def fused_0(n0, x0, x1, x2):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (74,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17], q[18]))
-    x4 = carray(as_pointer(q[19], np.float32), (q[20], q[21], q[22]))
-    x5 = carray(as_pointer(q[23], np.float32), (q[24], q[25], q[26]))
-    x6 = carray(as_pointer(q[27], np.float32), (q[28], q[29], q[30]))
-    x7 = carray(as_pointer(q[31], np.float32), (q[32], q[33], q[34]))
-    x8 = carray(as_pointer(q[35], np.float32), (q[36], q[37], q[38]))
-    x9 = carray(as_pointer(q[39], np.float32), (q[40], q[41], q[42]))
-    x10 = carray(as_pointer(q[43], np.float32), (q[44], q[45], q[46]))
-    x11 = carray(as_pointer(q[47], np.float32), (q[48], q[49]))
-    x12 = carray(as_pointer(q[50], np.float32), (q[51], q[52]))
-    x13 = (carray(as_pointer(q[53], np.float32), (q[54],)), q[55])
-    x14 = carray(as_pointer(q[56], np.float32), (q[57], q[58]))
-    x15 = carray(as_pointer(q[59], np.float32), (q[60], q[61]))
-    x16 = (carray(as_pointer(q[62], np.float32), (q[63],)), q[64])
-    x17 = carray(as_pointer(q[65], np.float32), (q[66], q[67]))
-    x18 = carray(as_pointer(q[68], np.float32), (q[69], q[70]))
-    x19 = (carray(as_pointer(q[71], np.float32), (q[72],)), q[73])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 3)
+    x4 = block_array(args, 19, np.float32, 3)
+    x5 = block_array(args, 23, np.float32, 3)
+    x6 = block_array(args, 27, np.float32, 3)
+    x7 = block_array(args, 31, np.float32, 3)
+    x8 = block_array(args, 35, np.float32, 3)
+    x9 = block_array(args, 39, np.float32, 3)
+    x10 = block_array(args, 43, np.float32, 3)
+    x11 = block_array(args, 47, np.float32, 2)
+    x12 = block_array(args, 50, np.float32, 2)
+    x13 = (block_array(args, 53, np.float32, 1), block_int(args, 55))
+    x14 = block_array(args, 56, np.float32, 2)
+    x15 = block_array(args, 59, np.float32, 2)
+    x16 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
+    x17 = block_array(args, 65, np.float32, 2)
+    x18 = block_array(args, 68, np.float32, 2)
+    x19 = (block_array(args, 71, np.float32, 1), block_int(args, 73))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -134,7 +133,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # n0: loop trip count T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: x, M_A, M_B, M_C, M_o, C
+    # returns: nothing
+    # and in buffers or inputs passed in: x, M_A, M_B, M_C, M_o, C
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[T, B, 16]
     # v1: f32[B, 16]
@@ -164,82 +164,7 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     pk0 = pack_b(in_M_C, True, w0, BLAS)  # inv4, once per call
     pk1 = pack_b(in_M_B, True, w0, BLAS)  # inv5, once per call
     pk2 = pack_b(in_M_A, True, w0, BLAS)  # inv6, once per call
-    q0 = np.empty(74, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v1.ctypes.data
-    q0[4] = v1.shape[0]
-    q0[5] = v1.shape[1]
-    q0[6] = n0
-    q0[7] = in4.ctypes.data
-    q0[8] = in4.shape[0]
-    q0[9] = in4.shape[1]
-    q0[10] = in4.shape[2]
-    q0[11] = in3.ctypes.data
-    q0[12] = in3.shape[0]
-    q0[13] = in3.shape[1]
-    q0[14] = in3.shape[2]
-    q0[15] = in0.ctypes.data
-    q0[16] = in0.shape[0]
-    q0[17] = in0.shape[1]
-    q0[18] = in0.shape[2]
-    q0[19] = in1.ctypes.data
-    q0[20] = in1.shape[0]
-    q0[21] = in1.shape[1]
-    q0[22] = in1.shape[2]
-    q0[23] = v0.ctypes.data
-    q0[24] = v0.shape[0]
-    q0[25] = v0.shape[1]
-    q0[26] = v0.shape[2]
-    q0[27] = v2.ctypes.data
-    q0[28] = v2.shape[0]
-    q0[29] = v2.shape[1]
-    q0[30] = v2.shape[2]
-    q0[31] = v3.ctypes.data
-    q0[32] = v3.shape[0]
-    q0[33] = v3.shape[1]
-    q0[34] = v3.shape[2]
-    q0[35] = v4.ctypes.data
-    q0[36] = v4.shape[0]
-    q0[37] = v4.shape[1]
-    q0[38] = v4.shape[2]
-    q0[39] = v5.ctypes.data
-    q0[40] = v5.shape[0]
-    q0[41] = v5.shape[1]
-    q0[42] = v5.shape[2]
-    q0[43] = v6.ctypes.data
-    q0[44] = v6.shape[0]
-    q0[45] = v6.shape[1]
-    q0[46] = v6.shape[2]
-    q0[47] = v7.ctypes.data
-    q0[48] = v7.shape[0]
-    q0[49] = v7.shape[1]
-    q0[50] = in_M_C.ctypes.data
-    q0[51] = in_M_C.shape[0]
-    q0[52] = in_M_C.shape[1]
-    q0[53] = pk0[0].ctypes.data
-    q0[54] = pk0[0].shape[0]
-    q0[55] = pk0[1]
-    q0[56] = v8.ctypes.data
-    q0[57] = v8.shape[0]
-    q0[58] = v8.shape[1]
-    q0[59] = in_M_B.ctypes.data
-    q0[60] = in_M_B.shape[0]
-    q0[61] = in_M_B.shape[1]
-    q0[62] = pk1[0].ctypes.data
-    q0[63] = pk1[0].shape[0]
-    q0[64] = pk1[1]
-    q0[65] = v9.ctypes.data
-    q0[66] = v9.shape[0]
-    q0[67] = v9.shape[1]
-    q0[68] = in_M_A.ctypes.data
-    q0[69] = in_M_A.shape[0]
-    q0[70] = in_M_A.shape[1]
-    q0[71] = pk2[0].ctypes.data
-    q0[72] = pk2[0].shape[0]
-    q0[73] = pk2[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in4, in3, in0, in1, v0, v2, v3, v4, v5, v6, v7, in_M_C, pk0, v8, in_M_B, pk1, v9, in_M_A, pk2)))  # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): blocks of rows in parallel: the 74 words of rows_0's parameters
     # %11 = matmul_tn(res@2, %10) : f32[24, 16]
     a0_u6 = in2.reshape((d_T * d_B, 24))
     a1_u6 = v5.reshape((d_T * d_B, 16))
@@ -250,4 +175,4 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     a0_u7 = in3.reshape((d_T * d_B, 16))
     a1_u7 = v2.reshape((d_T * d_B, 4))
     gemm_tn(a0_u7, a1_u7, v13, n_threads, BLAS)
-    return (v6, v10, v11, v12, v13, v1)
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
 
@@ -49,31 +49,30 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (65,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    x1 = carray(as_pointer(q[6], np.int64), (q[7],))
-    n3 = q[8]
-    x2 = carray(as_pointer(q[9], np.float32), (q[10], q[11], q[12]))
-    x3 = carray(as_pointer(q[13], np.float32), (q[14], q[15], q[16]))
-    x4 = carray(as_pointer(q[17], np.float32), (q[18], q[19]))
-    x5 = carray(as_pointer(q[20], np.float32), (q[21], q[22]))
-    x6 = carray(as_pointer(q[23], np.float32), (q[24], q[25]))
-    x7 = (carray(as_pointer(q[26], np.float32), (q[27],)), q[28])
-    x8 = carray(as_pointer(q[29], np.float32), (q[30], q[31]))
-    x9 = carray(as_pointer(q[32], np.float32), (q[33], q[34]))
-    x10 = carray(as_pointer(q[35], np.float32), (q[36], q[37]))
-    x11 = (carray(as_pointer(q[38], np.float32), (q[39],)), q[40])
-    x12 = carray(as_pointer(q[41], np.float32), (q[42], q[43]))
-    x13 = carray(as_pointer(q[44], np.float32), (q[45], q[46]))
-    x14 = carray(as_pointer(q[47], np.float32), (q[48], q[49]))
-    x15 = (carray(as_pointer(q[50], np.float32), (q[51],)), q[52])
-    x16 = carray(as_pointer(q[53], np.float32), (q[54], q[55]))
-    x17 = carray(as_pointer(q[56], np.float32), (q[57], q[58]))
-    x18 = carray(as_pointer(q[59], np.float32), (q[60], q[61]))
-    x19 = (carray(as_pointer(q[62], np.float32), (q[63],)), q[64])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    x1 = block_array(args, 6, np.int64, 1)
+    n3 = block_int(args, 8)
+    x2 = block_array(args, 9, np.float32, 3)
+    x3 = block_array(args, 13, np.float32, 3)
+    x4 = block_array(args, 17, np.float32, 2)
+    x5 = block_array(args, 20, np.float32, 2)
+    x6 = block_array(args, 23, np.float32, 2)
+    x7 = (block_array(args, 26, np.float32, 1), block_int(args, 28))
+    x8 = block_array(args, 29, np.float32, 2)
+    x9 = block_array(args, 32, np.float32, 2)
+    x10 = block_array(args, 35, np.float32, 2)
+    x11 = (block_array(args, 38, np.float32, 1), block_int(args, 40))
+    x12 = block_array(args, 41, np.float32, 2)
+    x13 = block_array(args, 44, np.float32, 2)
+    x14 = block_array(args, 47, np.float32, 2)
+    x15 = (block_array(args, 50, np.float32, 1), block_int(args, 52))
+    x16 = block_array(args, 53, np.float32, 2)
+    x17 = block_array(args, 56, np.float32, 2)
+    x18 = block_array(args, 59, np.float32, 2)
+    x19 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -166,7 +165,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, v0, d_B,
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: y, C
+    # returns: nothing
+    # and in buffers or inputs passed in: y, C
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
     # v1: f32[T, B, 4]
@@ -189,71 +189,5 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, v0, d_B,
     pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call
     pk2 = pack_b(in_M_C, False, w0, BLAS)  # M_C, once per call
     pk3 = pack_b(in_M_o, False, w0, BLAS)  # M_o, once per call
-    q0 = np.empty(65, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v0.ctypes.data
-    q0[4] = v0.shape[0]
-    q0[5] = v0.shape[1]
-    q0[6] = in_lengths.ctypes.data
-    q0[7] = in_lengths.shape[0]
-    q0[8] = n0
-    q0[9] = in_x.ctypes.data
-    q0[10] = in_x.shape[0]
-    q0[11] = in_x.shape[1]
-    q0[12] = in_x.shape[2]
-    q0[13] = v1.ctypes.data
-    q0[14] = v1.shape[0]
-    q0[15] = v1.shape[1]
-    q0[16] = v1.shape[2]
-    q0[17] = v2.ctypes.data
-    q0[18] = v2.shape[0]
-    q0[19] = v2.shape[1]
-    q0[20] = v3.ctypes.data
-    q0[21] = v3.shape[0]
-    q0[22] = v3.shape[1]
-    q0[23] = in_M_A.ctypes.data
-    q0[24] = in_M_A.shape[0]
-    q0[25] = in_M_A.shape[1]
-    q0[26] = pk0[0].ctypes.data
-    q0[27] = pk0[0].shape[0]
-    q0[28] = pk0[1]
-    q0[29] = v4.ctypes.data
-    q0[30] = v4.shape[0]
-    q0[31] = v4.shape[1]
-    q0[32] = v5.ctypes.data
-    q0[33] = v5.shape[0]
-    q0[34] = v5.shape[1]
-    q0[35] = in_M_B.ctypes.data
-    q0[36] = in_M_B.shape[0]
-    q0[37] = in_M_B.shape[1]
-    q0[38] = pk1[0].ctypes.data
-    q0[39] = pk1[0].shape[0]
-    q0[40] = pk1[1]
-    q0[41] = v6.ctypes.data
-    q0[42] = v6.shape[0]
-    q0[43] = v6.shape[1]
-    q0[44] = v7.ctypes.data
-    q0[45] = v7.shape[0]
-    q0[46] = v7.shape[1]
-    q0[47] = in_M_C.ctypes.data
-    q0[48] = in_M_C.shape[0]
-    q0[49] = in_M_C.shape[1]
-    q0[50] = pk2[0].ctypes.data
-    q0[51] = pk2[0].shape[0]
-    q0[52] = pk2[1]
-    q0[53] = v8.ctypes.data
-    q0[54] = v8.shape[0]
-    q0[55] = v8.shape[1]
-    q0[56] = v9.ctypes.data
-    q0[57] = v9.shape[0]
-    q0[58] = v9.shape[1]
-    q0[59] = in_M_o.ctypes.data
-    q0[60] = in_M_o.shape[0]
-    q0[61] = in_M_o.shape[1]
-    q0[62] = pk3[0].ctypes.data
-    q0[63] = pk3[0].shape[0]
-    q0[64] = pk3[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel
-    return (v1, v0)
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, in_lengths, n0, in_x, v1, v2, v3, in_M_A, pk0, v4, v5, in_M_B, pk1, v6, v7, in_M_C, pk2, v8, v9, in_M_o, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 65 words of rows_0's parameters
+    return ()

@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
 
@@ -49,28 +49,27 @@ def matmul_0(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (57,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17]))
-    x4 = carray(as_pointer(q[18], np.float32), (q[19], q[20]))
-    x5 = carray(as_pointer(q[21], np.float32), (q[22], q[23]))
-    x6 = (carray(as_pointer(q[24], np.float32), (q[25],)), q[26])
-    x7 = carray(as_pointer(q[27], np.float32), (q[28], q[29]))
-    x8 = carray(as_pointer(q[30], np.float32), (q[31], q[32]))
-    x9 = carray(as_pointer(q[33], np.float32), (q[34], q[35]))
-    x10 = (carray(as_pointer(q[36], np.float32), (q[37],)), q[38])
-    x11 = carray(as_pointer(q[39], np.float32), (q[40], q[41]))
-    x12 = carray(as_pointer(q[42], np.float32), (q[43], q[44]))
-    x13 = carray(as_pointer(q[45], np.float32), (q[46], q[47]))
-    x14 = (carray(as_pointer(q[48], np.float32), (q[49],)), q[50])
-    x15 = carray(as_pointer(q[51], np.float32), (q[52], q[53]))
-    x16 = (carray(as_pointer(q[54], np.float32), (q[55],)), q[56])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 2)
+    x4 = block_array(args, 18, np.float32, 2)
+    x5 = block_array(args, 21, np.float32, 2)
+    x6 = (block_array(args, 24, np.float32, 1), block_int(args, 26))
+    x7 = block_array(args, 27, np.float32, 2)
+    x8 = block_array(args, 30, np.float32, 2)
+    x9 = block_array(args, 33, np.float32, 2)
+    x10 = (block_array(args, 36, np.float32, 1), block_int(args, 38))
+    x11 = block_array(args, 39, np.float32, 2)
+    x12 = block_array(args, 42, np.float32, 2)
+    x13 = block_array(args, 45, np.float32, 2)
+    x14 = (block_array(args, 48, np.float32, 1), block_int(args, 50))
+    x15 = block_array(args, 51, np.float32, 2)
+    x16 = (block_array(args, 54, np.float32, 1), block_int(args, 56))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -148,7 +147,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threa
     # d_B: dim B
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
-    # returns: y, C
+    # returns: nothing
+    # and in buffers or inputs passed in: y, C
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
     # v1: f32[T, B, 4]
@@ -169,63 +169,5 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threa
     pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call
     pk2 = pack_b(in_M_C, False, w0, BLAS)  # M_C, once per call
     pk3 = pack_b(in_M_o, False, w0, BLAS)  # M_o, once per call
-    q0 = np.empty(57, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v0.ctypes.data
-    q0[4] = v0.shape[0]
-    q0[5] = v0.shape[1]
-    q0[6] = n0
-    q0[7] = in_x.ctypes.data
-    q0[8] = in_x.shape[0]
-    q0[9] = in_x.shape[1]
-    q0[10] = in_x.shape[2]
-    q0[11] = v1.ctypes.data
-    q0[12] = v1.shape[0]
-    q0[13] = v1.shape[1]
-    q0[14] = v1.shape[2]
-    q0[15] = v2.ctypes.data
-    q0[16] = v2.shape[0]
-    q0[17] = v2.shape[1]
-    q0[18] = v3.ctypes.data
-    q0[19] = v3.shape[0]
-    q0[20] = v3.shape[1]
-    q0[21] = in_M_A.ctypes.data
-    q0[22] = in_M_A.shape[0]
-    q0[23] = in_M_A.shape[1]
-    q0[24] = pk0[0].ctypes.data
-    q0[25] = pk0[0].shape[0]
-    q0[26] = pk0[1]
-    q0[27] = v4.ctypes.data
-    q0[28] = v4.shape[0]
-    q0[29] = v4.shape[1]
-    q0[30] = v5.ctypes.data
-    q0[31] = v5.shape[0]
-    q0[32] = v5.shape[1]
-    q0[33] = in_M_B.ctypes.data
-    q0[34] = in_M_B.shape[0]
-    q0[35] = in_M_B.shape[1]
-    q0[36] = pk1[0].ctypes.data
-    q0[37] = pk1[0].shape[0]
-    q0[38] = pk1[1]
-    q0[39] = v6.ctypes.data
-    q0[40] = v6.shape[0]
-    q0[41] = v6.shape[1]
-    q0[42] = v7.ctypes.data
-    q0[43] = v7.shape[0]
-    q0[44] = v7.shape[1]
-    q0[45] = in_M_C.ctypes.data
-    q0[46] = in_M_C.shape[0]
-    q0[47] = in_M_C.shape[1]
-    q0[48] = pk2[0].ctypes.data
-    q0[49] = pk2[0].shape[0]
-    q0[50] = pk2[1]
-    q0[51] = in_M_o.ctypes.data
-    q0[52] = in_M_o.shape[0]
-    q0[53] = in_M_o.shape[1]
-    q0[54] = pk3[0].ctypes.data
-    q0[55] = pk3[0].shape[0]
-    q0[56] = pk3[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel
-    return (v1, v0)
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v2, v3, in_M_A, pk0, v4, v5, in_M_B, pk1, v6, v7, in_M_C, pk2, in_M_o, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 57 words of rows_0's parameters
+    return ()

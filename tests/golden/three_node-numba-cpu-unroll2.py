@@ -4,9 +4,9 @@
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import as_pointer, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
 
@@ -104,35 +104,34 @@ def matmul_2(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
-    q = carray(as_pointer(args, np.int64), (78,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    x1 = carray(as_pointer(q[7], np.float32), (q[8], q[9], q[10]))
-    x2 = carray(as_pointer(q[11], np.float32), (q[12], q[13], q[14]))
-    x3 = carray(as_pointer(q[15], np.float32), (q[16], q[17]))
-    x4 = carray(as_pointer(q[18], np.float32), (q[19], q[20]))
-    x5 = carray(as_pointer(q[21], np.float32), (q[22], q[23]))
-    x6 = (carray(as_pointer(q[24], np.float32), (q[25],)), q[26])
-    x7 = carray(as_pointer(q[27], np.float32), (q[28], q[29]))
-    x8 = carray(as_pointer(q[30], np.float32), (q[31], q[32]))
-    x9 = carray(as_pointer(q[33], np.float32), (q[34], q[35]))
-    x10 = (carray(as_pointer(q[36], np.float32), (q[37],)), q[38])
-    x11 = carray(as_pointer(q[39], np.float32), (q[40], q[41]))
-    x12 = carray(as_pointer(q[42], np.float32), (q[43], q[44]))
-    x13 = carray(as_pointer(q[45], np.float32), (q[46], q[47]))
-    x14 = (carray(as_pointer(q[48], np.float32), (q[49],)), q[50])
-    x15 = carray(as_pointer(q[51], np.float32), (q[52], q[53]))
-    x16 = carray(as_pointer(q[54], np.float32), (q[55], q[56]))
-    x17 = carray(as_pointer(q[57], np.float32), (q[58], q[59]))
-    x18 = carray(as_pointer(q[60], np.float32), (q[61], q[62]))
-    x19 = carray(as_pointer(q[63], np.float32), (q[64], q[65]))
-    x20 = carray(as_pointer(q[66], np.float32), (q[67], q[68]))
-    x21 = carray(as_pointer(q[69], np.float32), (q[70], q[71]))
-    x22 = carray(as_pointer(q[72], np.float32), (q[73], q[74]))
-    x23 = (carray(as_pointer(q[75], np.float32), (q[76],)), q[77])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    x1 = block_array(args, 7, np.float32, 3)
+    x2 = block_array(args, 11, np.float32, 3)
+    x3 = block_array(args, 15, np.float32, 2)
+    x4 = block_array(args, 18, np.float32, 2)
+    x5 = block_array(args, 21, np.float32, 2)
+    x6 = (block_array(args, 24, np.float32, 1), block_int(args, 26))
+    x7 = block_array(args, 27, np.float32, 2)
+    x8 = block_array(args, 30, np.float32, 2)
+    x9 = block_array(args, 33, np.float32, 2)
+    x10 = (block_array(args, 36, np.float32, 1), block_int(args, 38))
+    x11 = block_array(args, 39, np.float32, 2)
+    x12 = block_array(args, 42, np.float32, 2)
+    x13 = block_array(args, 45, np.float32, 2)
+    x14 = (block_array(args, 48, np.float32, 1), block_int(args, 50))
+    x15 = block_array(args, 51, np.float32, 2)
+    x16 = block_array(args, 54, np.float32, 2)
+    x17 = block_array(args, 57, np.float32, 2)
+    x18 = block_array(args, 60, np.float32, 2)
+    x19 = block_array(args, 63, np.float32, 2)
+    x20 = block_array(args, 66, np.float32, 2)
+    x21 = block_array(args, 69, np.float32, 2)
+    x22 = block_array(args, 72, np.float32, 2)
+    x23 = (block_array(args, 75, np.float32, 1), block_int(args, 77))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -176,29 +175,28 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
-    q = carray(as_pointer(args, np.int64), (58,))
-    n0 = q[0]
-    n1 = q[1]
-    n2 = q[2]
-    x0 = carray(as_pointer(q[3], np.float32), (q[4], q[5]))
-    n3 = q[6]
-    n4 = q[7]
-    x1 = carray(as_pointer(q[8], np.float32), (q[9], q[10], q[11]))
-    x2 = carray(as_pointer(q[12], np.float32), (q[13], q[14], q[15]))
-    x3 = carray(as_pointer(q[16], np.float32), (q[17], q[18]))
-    x4 = carray(as_pointer(q[19], np.float32), (q[20], q[21]))
-    x5 = carray(as_pointer(q[22], np.float32), (q[23], q[24]))
-    x6 = (carray(as_pointer(q[25], np.float32), (q[26],)), q[27])
-    x7 = carray(as_pointer(q[28], np.float32), (q[29], q[30]))
-    x8 = carray(as_pointer(q[31], np.float32), (q[32], q[33]))
-    x9 = carray(as_pointer(q[34], np.float32), (q[35], q[36]))
-    x10 = (carray(as_pointer(q[37], np.float32), (q[38],)), q[39])
-    x11 = carray(as_pointer(q[40], np.float32), (q[41], q[42]))
-    x12 = carray(as_pointer(q[43], np.float32), (q[44], q[45]))
-    x13 = carray(as_pointer(q[46], np.float32), (q[47], q[48]))
-    x14 = (carray(as_pointer(q[49], np.float32), (q[50],)), q[51])
-    x15 = carray(as_pointer(q[52], np.float32), (q[53], q[54]))
-    x16 = (carray(as_pointer(q[55], np.float32), (q[56],)), q[57])
+    n0 = block_int(args, 0)
+    n1 = block_int(args, 1)
+    n2 = block_int(args, 2)
+    x0 = block_array(args, 3, np.float32, 2)
+    n3 = block_int(args, 6)
+    n4 = block_int(args, 7)
+    x1 = block_array(args, 8, np.float32, 3)
+    x2 = block_array(args, 12, np.float32, 3)
+    x3 = block_array(args, 16, np.float32, 2)
+    x4 = block_array(args, 19, np.float32, 2)
+    x5 = block_array(args, 22, np.float32, 2)
+    x6 = (block_array(args, 25, np.float32, 1), block_int(args, 27))
+    x7 = block_array(args, 28, np.float32, 2)
+    x8 = block_array(args, 31, np.float32, 2)
+    x9 = block_array(args, 34, np.float32, 2)
+    x10 = (block_array(args, 37, np.float32, 1), block_int(args, 39))
+    x11 = block_array(args, 40, np.float32, 2)
+    x12 = block_array(args, 43, np.float32, 2)
+    x13 = block_array(args, 46, np.float32, 2)
+    x14 = (block_array(args, 49, np.float32, 1), block_int(args, 51))
+    x15 = block_array(args, 52, np.float32, 2)
+    x16 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -240,7 +238,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     # start0: loop start (T//2)*2
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # f_rows_1: the address of rows_1 (a row block, run on Numba's threads)
-    # returns: y, C
+    # returns: nothing
+    # and in buffers or inputs passed in: y, C
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
     # v1: f32[T, B, 4]
@@ -278,86 +277,7 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call
     pk2 = pack_b(in_M_C, False, w0, BLAS)  # M_C, once per call
     pk3 = pack_b(in_M_o, False, w0, BLAS)  # M_o, once per call
-    q0 = np.empty(78, np.int64)  # the parameters of rows_0
-    q0[0] = np0
-    q0[1] = w0
-    q0[2] = d_B
-    q0[3] = v0.ctypes.data
-    q0[4] = v0.shape[0]
-    q0[5] = v0.shape[1]
-    q0[6] = n0
-    q0[7] = in_x.ctypes.data
-    q0[8] = in_x.shape[0]
-    q0[9] = in_x.shape[1]
-    q0[10] = in_x.shape[2]
-    q0[11] = v1.ctypes.data
-    q0[12] = v1.shape[0]
-    q0[13] = v1.shape[1]
-    q0[14] = v1.shape[2]
-    q0[15] = v2.ctypes.data
-    q0[16] = v2.shape[0]
-    q0[17] = v2.shape[1]
-    q0[18] = v3.ctypes.data
-    q0[19] = v3.shape[0]
-    q0[20] = v3.shape[1]
-    q0[21] = in_M_A.ctypes.data
-    q0[22] = in_M_A.shape[0]
-    q0[23] = in_M_A.shape[1]
-    q0[24] = pk0[0].ctypes.data
-    q0[25] = pk0[0].shape[0]
-    q0[26] = pk0[1]
-    q0[27] = v4.ctypes.data
-    q0[28] = v4.shape[0]
-    q0[29] = v4.shape[1]
-    q0[30] = v5.ctypes.data
-    q0[31] = v5.shape[0]
-    q0[32] = v5.shape[1]
-    q0[33] = in_M_B.ctypes.data
-    q0[34] = in_M_B.shape[0]
-    q0[35] = in_M_B.shape[1]
-    q0[36] = pk1[0].ctypes.data
-    q0[37] = pk1[0].shape[0]
-    q0[38] = pk1[1]
-    q0[39] = v6.ctypes.data
-    q0[40] = v6.shape[0]
-    q0[41] = v6.shape[1]
-    q0[42] = v7.ctypes.data
-    q0[43] = v7.shape[0]
-    q0[44] = v7.shape[1]
-    q0[45] = in_M_C.ctypes.data
-    q0[46] = in_M_C.shape[0]
-    q0[47] = in_M_C.shape[1]
-    q0[48] = pk2[0].ctypes.data
-    q0[49] = pk2[0].shape[0]
-    q0[50] = pk2[1]
-    q0[51] = v8.ctypes.data
-    q0[52] = v8.shape[0]
-    q0[53] = v8.shape[1]
-    q0[54] = v9.ctypes.data
-    q0[55] = v9.shape[0]
-    q0[56] = v9.shape[1]
-    q0[57] = v10.ctypes.data
-    q0[58] = v10.shape[0]
-    q0[59] = v10.shape[1]
-    q0[60] = v11.ctypes.data
-    q0[61] = v11.shape[0]
-    q0[62] = v11.shape[1]
-    q0[63] = v12.ctypes.data
-    q0[64] = v12.shape[0]
-    q0[65] = v12.shape[1]
-    q0[66] = v13.ctypes.data
-    q0[67] = v13.shape[0]
-    q0[68] = v13.shape[1]
-    q0[69] = v14.ctypes.data
-    q0[70] = v14.shape[0]
-    q0[71] = v14.shape[1]
-    q0[72] = in_M_o.ctypes.data
-    q0[73] = in_M_o.shape[0]
-    q0[74] = in_M_o.shape[1]
-    q0[75] = pk3[0].ctypes.data
-    q0[76] = pk3[0].shape[0]
-    q0[77] = pk3[1]
-    run_blocks(f_rows_0, np0, q0.ctypes.data)  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v2, v3, in_M_A, pk0, v4, v5, in_M_B, pk1, v6, v7, in_M_C, pk2, v8, v9, v10, v11, v12, v13, v14, in_M_o, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 78 words of rows_0's parameters
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 1056, ROW_WORK)
@@ -366,64 +286,5 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     pk5 = pack_b(in_M_B, False, w1, BLAS)  # M_B, once per call
     pk6 = pack_b(in_M_C, False, w1, BLAS)  # M_C, once per call
     pk7 = pack_b(in_M_o, False, w1, BLAS)  # M_o, once per call
-    q1 = np.empty(58, np.int64)  # the parameters of rows_1
-    q1[0] = np1
-    q1[1] = w1
-    q1[2] = d_B
-    q1[3] = v0.ctypes.data
-    q1[4] = v0.shape[0]
-    q1[5] = v0.shape[1]
-    q1[6] = n1
-    q1[7] = start0
-    q1[8] = in_x.ctypes.data
-    q1[9] = in_x.shape[0]
-    q1[10] = in_x.shape[1]
-    q1[11] = in_x.shape[2]
-    q1[12] = v1.ctypes.data
-    q1[13] = v1.shape[0]
-    q1[14] = v1.shape[1]
-    q1[15] = v1.shape[2]
-    q1[16] = v15.ctypes.data
-    q1[17] = v15.shape[0]
-    q1[18] = v15.shape[1]
-    q1[19] = v16.ctypes.data
-    q1[20] = v16.shape[0]
-    q1[21] = v16.shape[1]
-    q1[22] = in_M_A.ctypes.data
-    q1[23] = in_M_A.shape[0]
-    q1[24] = in_M_A.shape[1]
-    q1[25] = pk4[0].ctypes.data
-    q1[26] = pk4[0].shape[0]
-    q1[27] = pk4[1]
-    q1[28] = v17.ctypes.data
-    q1[29] = v17.shape[0]
-    q1[30] = v17.shape[1]
-    q1[31] = v18.ctypes.data
-    q1[32] = v18.shape[0]
-    q1[33] = v18.shape[1]
-    q1[34] = in_M_B.ctypes.data
-    q1[35] = in_M_B.shape[0]
-    q1[36] = in_M_B.shape[1]
-    q1[37] = pk5[0].ctypes.data
-    q1[38] = pk5[0].shape[0]
-    q1[39] = pk5[1]
-    q1[40] = v19.ctypes.data
-    q1[41] = v19.shape[0]
-    q1[42] = v19.shape[1]
-    q1[43] = v20.ctypes.data
-    q1[44] = v20.shape[0]
-    q1[45] = v20.shape[1]
-    q1[46] = in_M_C.ctypes.data
-    q1[47] = in_M_C.shape[0]
-    q1[48] = in_M_C.shape[1]
-    q1[49] = pk6[0].ctypes.data
-    q1[50] = pk6[0].shape[0]
-    q1[51] = pk6[1]
-    q1[52] = in_M_o.ctypes.data
-    q1[53] = in_M_o.shape[0]
-    q1[54] = in_M_o.shape[1]
-    q1[55] = pk7[0].ctypes.data
-    q1[56] = pk7[0].shape[0]
-    q1[57] = pk7[1]
-    run_blocks(f_rows_1, np1, q1.ctypes.data)  # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel
-    return (v1, v0)
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v0, n1, start0, in_x, v1, v15, v16, in_M_A, pk4, v17, v18, in_M_B, pk5, v19, v20, in_M_C, pk6, in_M_o, pk7)))  # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 58 words of rows_1's parameters
+    return ()

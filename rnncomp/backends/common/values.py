@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ir import Node
@@ -80,13 +80,21 @@ class Arg:
 
 @dataclass
 class Generated:
-    """A generated module: its text, `program`'s parameters and outputs, and line -> IR node."""
+    """A generated module: its text, `program`'s parameters and outputs, and line -> IR node.
+    `passed`: outputs that are arrays the runner passes in (name -> position in `args`), which
+    `program` does not return (boxing a returned array costs compile time, not run time); `program`
+    returns the other outputs, in the order of `outputs`."""
 
     source: str
     args: list[Arg]
     outputs: list[str]
     owners: dict[int, str]
     function: str = "program"
+    passed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def returned(self) -> list[str]:
+        return [k for k in self.outputs if k not in self.passed]
 
 
 def tuple_text(items: list[str]) -> str:

@@ -1,8 +1,10 @@
 """Running a row-parallel loop's blocks on Numba's threads through a fixed C ABI.
 
 A block function is a `cfunc` `void(int64 block, int64 args)`: `args` is the address of an int64
-array holding its parameters (each array as its data address and extents, each int as itself),
-which the block unpacks with `carray(as_pointer(...), shape)`. `run_blocks(fn, n, args)` calls
+array holding its parameters (each array as its data address and extents, each int as itself).
+`program` writes them with one `block_args((...))` and the block reads each with `block_int` or
+`block_array`: intrinsics, so Numba types and lowers one call per parameter, not a store or a
+`carray` per word (most of a cold compile's typing was those). `run_blocks(fn, n, args)` calls
 `fn(b, args)` for b in prange(n). Because every block has the same signature, `run_blocks` is
 compiled (and cached on disk) once, not once per program: Numba's parallel compilation costs
 seconds per function, and a loop body compiled under it even more. Each worker runs its block under
@@ -15,7 +17,10 @@ import os
 
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 from .errors import NumbaBackendError
 from .fpenv import adopt, caller_bits, restore
@@ -73,6 +78,94 @@ def as_pointer(typingctx, address, dtype):
         return builder.inttoptr(values[0], context.get_value_type(signature.return_type))
 
     return sig, codegen
+
+
+def _words(t) -> int:
+    """How many int64 words a block parameter of type `t` takes (an int, an array, a tuple of them)."""
+    if isinstance(t, (types.Integer, types.Boolean)):
+        return 1
+    if isinstance(t, types.Array):
+        return 1 + t.ndim
+    if isinstance(t, types.BaseTuple):
+        return sum(_words(e) for e in t)
+    raise TypingError(f"block_args: a row block cannot take a {t}")
+
+
+@intrinsic
+def block_args(typingctx, values):
+    """The address of int64 words holding `values` (a tuple of ints, arrays and tuples of them, each
+    array as its data address and extents), on the caller's stack: valid until the caller returns,
+    and the arrays are referenced by the tuple until the statement that holds the call ends."""
+    n = _words(values)
+    sig = types.int64(values)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        words = []
+
+        def flatten(t, v):
+            if isinstance(t, (types.Integer, types.Boolean)):
+                words.append(context.cast(builder, v, t, types.int64))
+            elif isinstance(t, types.Array):
+                a = make_array(t)(context, builder, v)
+                words.append(builder.ptrtoint(a.data, i64))
+                words.extend(cgutils.unpack_tuple(builder, a.shape, t.ndim))
+            else:
+                for i, e in enumerate(t):
+                    flatten(e, builder.extract_value(v, i))
+
+        flatten(signature.args[0], args[0])
+        buf = cgutils.alloca_once(builder, i64, size=max(1, n), name="block_args")  # in the entry block
+        for i, w in enumerate(words):
+            builder.store(w, builder.gep(buf, [ir.Constant(i64, i)]))
+        return builder.ptrtoint(buf, i64)
+
+    return sig, codegen
+
+
+def _word(builder, args, at: int):
+    i64 = ir.IntType(64)
+    return builder.load(builder.gep(builder.inttoptr(args, i64.as_pointer()), [ir.Constant(i64, at)]))
+
+
+@intrinsic(prefer_literal=True)
+def block_int(typingctx, args, at):
+    """The int64 word `at` of a row block's parameters (`args`: their address)."""
+    if not isinstance(at, types.IntegerLiteral):
+        return None
+    k = at.literal_value
+
+    def codegen(context, builder, signature, values):
+        return _word(builder, values[0], k)
+
+    return types.int64(types.int64, at), codegen
+
+
+@intrinsic(prefer_literal=True)
+def block_array(typingctx, args, at, dtype, ndim):
+    """A C-contiguous view of the array whose data address and `ndim` extents are the words from `at`
+    of a row block's parameters (what `carray` of them gives, in one call)."""
+    if not (isinstance(at, types.IntegerLiteral) and isinstance(ndim, types.IntegerLiteral)):
+        return None
+    elem = dtype.instance_type if isinstance(dtype, types.TypeRef) else dtype.dtype
+    k, nd = at.literal_value, ndim.literal_value
+    aryty = types.Array(elem, nd, "C")
+
+    def codegen(context, builder, signature, values):
+        i64 = ir.IntType(64)
+        shape = [_word(builder, values[0], k + 1 + i) for i in range(nd)]
+        itemsize = context.get_abi_sizeof(context.get_data_type(elem))
+        strides, off = [], ir.Constant(i64, itemsize)
+        for s in reversed(shape):
+            strides.append(off)
+            off = builder.mul(off, s)
+        strides.reverse()
+        data = builder.inttoptr(_word(builder, values[0], k), context.get_data_type(elem).as_pointer())
+        out = make_array(aryty)(context, builder)
+        populate_array(out, data=data, shape=shape, strides=strides, itemsize=ir.Constant(i64, itemsize), meminfo=None)
+        return out._getvalue()
+
+    return aryty(types.int64, at, dtype, ndim), codegen
 
 
 @njit("void(int64, int64, int64)", parallel=True, cache=True)

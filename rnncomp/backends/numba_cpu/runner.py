@@ -116,7 +116,7 @@ class Runner:
         if not self.ready:
             self._compile(args)
         if self.fp_bits is None:
-            return dict(zip(self.gen.outputs, self.fn(*args)))
+            return self._outputs(args, self.fn(*args))
         fpenv.start_threads()
         saved = fpenv.enter(self.fp_bits)
         team = self._team(args)
@@ -128,7 +128,15 @@ class Runner:
             if team is not None:
                 fpenv.unprime(team)
             fpenv.leave(saved)
-        return dict(zip(self.gen.outputs, results))
+        return self._outputs(args, results)
+
+    def _outputs(self, args: list[Any], results: tuple) -> dict[str, np.ndarray]:
+        """The outputs by name, in the program's order: those `program` returned, and those it wrote
+        into arrays passed in (`Generated.passed`)."""
+        if not self.gen.passed:
+            return dict(zip(self.gen.outputs, results))
+        got = dict(zip(self.gen.returned, results))
+        return {k: args[self.gen.passed[k]] if k in self.gen.passed else got[k] for k in self.gen.outputs}
 
     def _team(self, args: list[Any]):
         """Where `fpenv.prime` keeps the MXCSRs of Numba's pool, when a GEMM of this call may run

@@ -9,7 +9,8 @@ Kernels nest: a unit emitted while another kernel is being built is a kernel of 
 from that one (a row block's fused loops, rowloops.py). A name bound in one kernel reaches a
 kernel nested in it as a parameter (`local`, with the kernel that binds it as `home`).
 A `parallel` kernel (a loop over row blocks) is written as a block `cfunc` of launch.py's fixed
-signature, which unpacks its parameters from an int64 array that `program` fills at the call; the
+signature, which reads its parameters from int64 words that `program` writes at the call (launch.py's
+`block_args`, `block_int`, `block_array`: one intrinsic call per parameter); the
 one `run_blocks` (compiled once, cached) runs the blocks on Numba's threads. A `parallel=True`
 function per loop would cost seconds of Numba's parallel compilation each.
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..common.names import Namespace, mark, names_in, plain, substitute
+from ..common.values import tuple_text
 from ..common.writer import Writer
 from .errors import NumbaBackendError
 
@@ -197,27 +199,24 @@ class Units:
                 what = self.abi.get(e)
                 if what is None:
                     raise NumbaBackendError(f"numba-cpu internal error: {e!r} cannot be passed to a row block")
+                pack.append(e)
                 if what[0] == "int":
-                    unpack.append(f"{p} = q[{at}]")
-                    pack.append(e)
+                    unpack.append(f"{p} = block_int(args, {at})")
                     at += 1
                     continue
-                arr, rank = (f"{e}[0]", 1) if what[0] == "pack" else (e, what[2])
-                shape = ", ".join(f"q[{at + 1 + i}]" for i in range(rank)) + ("," if rank == 1 else "")
-                view = f"carray(as_pointer(q[{at}], {_NP[what[1]]}), ({shape}))"
-                unpack.append(f"{p} = ({view}, q[{at + 1 + rank}])" if what[0] == "pack" else f"{p} = {view}")
-                pack += [f"{arr}.ctypes.data"] + [f"{arr}.shape[{i}]" for i in range(rank)]
-                pack += [f"{e}[1]"] if what[0] == "pack" else []
+                rank = 1 if what[0] == "pack" else what[2]
+                view = f"block_array(args, {at}, {_NP[what[1]]}, {rank})"
+                if what[0] == "pack":
+                    view = f"({view}, block_int(args, {at + 1 + rank}))"
+                unpack.append(f"{p} = {view}")
                 at += 1 + rank + (what[0] == "pack")
             body = Writer(0)
-            body.lines = [(1, f"q = carray(as_pointer(args, np.int64), ({at},))", label)]
-            body.lines += [(1, line, label) for line in unpack] + expand(d.text.lines, plain, 0, set(d.ir_names))
+            body.lines = [(1, line, label) for line in unpack] + expand(d.text.lines, plain, 0, set(d.ir_names))
             self.kernel_writers.append((f"def {name}({BLOCK}, args):", body, "cfunc"))
-            q = self.main_name("q")
-            lines = [(depth, f"{q} = np.empty({at}, np.int64)  # the parameters of {name}", label)]
-            lines += [(depth, f"{q}[{i}] = {v}", label) for i, v in enumerate(pack)]
             blocks = exprs[d.params.index(d.over)] if d.over in d.params else "1"
-            lines.append((depth, f"run_blocks({self.address_arg(name)}, {blocks}, {q}.ctypes.data)  # {label}", label))
+            args = tuple_text(pack)
+            call = f"run_blocks({self.address_arg(name)}, {blocks}, block_args({args}))"
+            lines = [(depth, f"{call}  # {label}: the {at} words of {name}'s parameters", label)]
             return lines
 
         def expand(lines, rename: Callable[[str], str], shift: int, taken: set[str]) -> list:
