@@ -9,16 +9,16 @@ nvidia-cuda-nvcc); without them the module is skipped, with the message naming w
 The matrix: every example x unroll mode (loop, k=2, full) x dtype x lengths or not x target, each case
 compiling the inference forward, the training forward and the backward, each module holding the
 per-step kernels and, where a loop is, its persistent kernel (the per-step kernels are its fallback).
-That is 168 cases (31 of them took 6.8 CPU minutes, 15 minutes at a load of 5 on two cores), so by
-default 9 run: every
-example x every kind, with lengths, at loop, float32, sm_90 (those the no-spill test reads), then
-lstm at k=2 in float64 with lengths and narx (two delays) fully unrolled in float32 without, both at
-sm_80. `RNNCOMP_CUDA_MATRIX=full` runs all of it. Results are kept per kernel for the session (and
+That is 288 cases (31 of them took 6.8 CPU minutes, 15 minutes at a load of 5 on two cores), so by
+default 14 run: every example x every kind, with lengths, at loop, float32, sm_90 (those the no-spill
+test reads), then lstm at k=2 in float64 with lengths and narx (two delays) fully unrolled in float32
+without, both at sm_80. `RNNCOMP_CUDA_MATRIX=full` runs all of it. Results are kept per kernel for the session (and
 in the cache folder).
 """
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -43,7 +43,20 @@ except CudaBackendError as e:
     pytest.skip(str(e), allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["elman", "lstm", "gru", "three_node", "narx", "stacked_lstm", "layernorm_lstm"]
+EXAMPLES = [
+    "elman",
+    "lstm",
+    "gru",
+    "three_node",
+    "narx",
+    "stacked_lstm",
+    "layernorm_lstm",
+    "awd_lstm",
+    "diagonal_rnn",
+    "mingru",
+    "minlstm",
+    "qrnn",
+]
 UNROLLS = ["loop", 2, "full"]
 KINDS = ("infer", "train", "grad")
 T_FULL = 2  # a full unroll's length (each step's kernels are the same code at another step index)
@@ -86,6 +99,16 @@ def compiled(name: str, unroll, dtype: str, lengths: bool, tgt: str) -> list[lis
     if key not in _compiled:
         _compiled[key] = ptx.compile_programs(programs(cell_of(name), unroll, dtype, lengths), targets.target(tgt))
     return _compiled[key]
+
+
+def test_the_matrix_holds_every_example():
+    """Every examples/NAME.py that defines a cell called NAME (a new example joins the matrix)."""
+    found = {
+        f.stem
+        for f in (ROOT / "examples").glob("*.py")
+        if re.search(rf"^(def {f.stem}\(|{f.stem} = )", f.read_text(encoding="utf-8"), re.M)
+    }
+    assert found == set(EXAMPLES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
