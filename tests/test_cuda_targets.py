@@ -12,8 +12,8 @@ per-step kernels and, where a loop is, its persistent kernel (the per-step kerne
 That is 288 cases (31 of them took 6.8 CPU minutes, 15 minutes at a load of 5 on two cores), so by
 default 14 run: every example x every kind, with lengths, at loop, float32, sm_90 (those the no-spill
 test reads), then lstm at k=2 in float64 with lengths and narx (two delays) fully unrolled in float32
-without, both at sm_80. `RNNCOMP_CUDA_MATRIX=full` runs all of it. Results are kept per kernel for the session (and
-in the cache folder).
+without, both at sm_80. `RNNCOMP_CUDA_MATRIX=full` runs all of it. Results are kept per kernel for
+the session (and in the cache folder).
 """
 
 import itertools
