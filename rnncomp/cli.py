@@ -217,6 +217,12 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
         choices=["linear_scan"],
         help="say what the pass does to each loop-carried value and why not (linear_scan: which states become scans)",
     )
+    g.add_argument(
+        "--resources",
+        action="store_true",
+        help="with --stage numba-cuda: compile every kernel for --target and print what each uses (no GPU needed)",
+    )
+    g.add_argument("--target", default=None, metavar="sm_XX", help="the GPU for --resources: sm_80 or sm_90 (default)")
     m = p.add_argument_group("memory of the backward (with --grad and --length N)")
     m.add_argument(
         "--checkpoint",
@@ -239,6 +245,8 @@ def _dump(args: argparse.Namespace) -> int:
         args.stage,
         args.pipeline,
         args.explain,
+        args.resources,
+        args.target,
     )
     if args.checkpoint is not None:
         out = dump_schedule(cell, args)
@@ -281,6 +289,16 @@ def dump_program(cell: Cell, args: argparse.Namespace) -> str:
     T = length if isinstance(length, int) else None
     if unroll == "full" and T is None:
         raise Failure("a full unroll needs a concrete --length N to print (a symbolic T specialises per call)")
+    if args.resources or args.target is not None:
+        if args.stage != "numba-cuda":
+            flag = "--resources" if args.resources else "--target"
+            raise Failure(f"{flag} reports CUDA kernels: add --stage numba-cuda")
+        if not args.resources:
+            raise Failure("--target picks the GPU of --resources: add --resources")
+        try:
+            return str(prog.resources(args.target or "sm_90", grad=args.grad, lengths=args.lengths, T=T))
+        except RnncompError as e:
+            raise Failure(str(e)) from None
     if args.stage:
         return prog.source(grad=args.grad, lengths=args.lengths, T=T)
     stages = prog.stages(lengths=args.lengths, T=T, grad=args.grad)

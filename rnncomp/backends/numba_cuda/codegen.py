@@ -56,6 +56,7 @@ class Codegen:
             return Ref(self.ctx.lit(float(value), dt), scalar=True)
         name = self.ctx.host_name("const")
         self.ctx.args.append(Arg(plain(name), "const", value.astype(dt.numpy)))
+        self.ctx.arg_types[plain(name)] = (dt.numpy.name, value.ndim)
         return Ref(name)
 
     def array(self, node: Node) -> Ref:
@@ -88,6 +89,7 @@ class Codegen:
         if ref is not None and ref.owned and not ref.prefix and only_reader:
             name = name or ctx.host_name(prefix)
             ctx.host.line(f"{name} = {ref.var}  # taken over: nothing else reads it")
+            ctx.arg_types[plain(name)] = ctx.arg_types[plain(ref.var)]
             return Ref(name, owned=True)
         return self.new_copy(node, prefix, name)
 
@@ -360,6 +362,13 @@ def parts(n: Node, dest: Ref) -> list[Ref]:
 
 def generate(prog: Program, dtype: DType, cfg: DeviceConfig = NOMINAL_GPU, mode: bool | None = None) -> Generated:
     """Generate the module for `prog` computed in `dtype`, for a device like `cfg`."""
+    return generate_with_context(prog, dtype, cfg, mode)[0]
+
+
+def generate_with_context(
+    prog: Program, dtype: DType, cfg: DeviceConfig = NOMINAL_GPU, mode: bool | None = None
+) -> tuple[Generated, Context]:
+    """`generate`, and the context that wrote it (its kernels, their parameters' types: ptx.py compiles them)."""
     if mode not in PERSISTENT_MODES:
         raise CudaBackendError(f"backend option 'persistent': expected True, False or None (auto), got {mode!r}")
     cg = Codegen(prog, dtype, cfg, mode)
@@ -369,6 +378,7 @@ def generate(prog: Program, dtype: DType, cfg: DeviceConfig = NOMINAL_GPU, mode:
     for n in prog.inputs:
         name = input_name(n.name, taken)  # type: ignore[arg-type]
         ctx.args.append(Arg(name, "input", n.name))
+        ctx.arg_types[name] = (n.type.dtype.numpy.name, len(n.type.shape))  # type: ignore[union-attr]
         scope.set(n, Ref(mark(name)))
     results = list(prog.outputs.values())
     cg.block(prog.nodes(), scope, results, {})
@@ -376,7 +386,7 @@ def generate(prog: Program, dtype: DType, cfg: DeviceConfig = NOMINAL_GPU, mode:
     cg.uses = count_uses([], results)
     outs = [cg.own(n, "out", cg.uses.get(id(n), 0) == 1).var for n in results]
     ctx.host.line(f"return ({''.join(o + ', ' for o in outs)})")
-    return assemble(ctx)
+    return assemble(ctx), ctx
 
 
 def input_name(name: str, taken: set[str]) -> str:

@@ -54,6 +54,13 @@ class Kernel:
     doc: str
     params: list[str]
     body: Writer
+    owner: str | None = None  # the IR node whose code it is (None: a fused group; its doc names the roots)
+    launch: str = ""  # its launch configuration (`grid_1d(...)`, `grid_gemm(...)`; "" for a persistent kernel)
+    threads: int = 0  # threads per block
+    blocks: int = 0  # blocks of a persistent kernel's grid (0: a grid sized by the data at run time)
+    dynamic_shared: int = 0  # bytes of dynamic shared memory per block, set at launch
+    grid_syncs: int = 0  # a persistent kernel's grid-wide syncs per loop iteration
+    steps: int = 1  # time steps per loop iteration (a persistent kernel of a k-unrolled loop: k)
 
 
 class Context:
@@ -75,6 +82,8 @@ class Context:
         self.kw: Writer | None = None  # the kernel being written
         self.launch = ""  # the launch configuration of the kernel last written
         self.phases = False  # writing a persistent kernel: each would-be kernel is a phase of it
+        self.syncs = 0  # grid syncs written into the persistent kernel being written
+        self.arg_types: dict[str, tuple[str, int]] = {}  # host array name (plain) -> (numpy dtype, ndim)
         self.on_chip: dict[int, Any] = {}  # id(weight node) -> gemm.OnChip, in a persistent kernel
         self.blk: Block | None = None
 
@@ -170,6 +179,7 @@ class Context:
         dims = [self.dim(d) for d in t.shape]
         shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
         self.alloc.line(f"{name} = cuda.device_array({shape}, {NP_TYPE[t.dtype]})")
+        self.arg_types[plain(name)] = (t.dtype.numpy.name, len(dims))
         return Ref(name, owned=True)
 
     # ------------------------------------------------------------ kernel bodies
@@ -216,6 +226,7 @@ class Context:
                 self.kw.comment(f"phase: {doc}")
                 body()
                 self.line("grid.sync()")
+                self.syncs += 1
             return
         name, params = self.define(label, doc, body, owner)
         with self.host.owned_by(owner):
@@ -236,7 +247,8 @@ class Context:
             self.kw, self.local_counter, self.local_ir = outer, outer_counter, outer_ir
         name = f"k{len(self.kernels)}_{label}"
         params = [p for p in host_names(lines) if p not in local]
-        self.kernels.append(Kernel(name, doc, params, lines))
+        threads = self.cfg.tile**2 if self.launch.startswith("grid_gemm") else self.cfg.threads
+        self.kernels.append(Kernel(name, doc, params, lines, owner, self.launch, threads))
         return name, params
 
     # ------------------------------------------------------------ reading values

@@ -93,8 +93,17 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     held = ", ".join(f"{w.K}x{w.cols} of a {w.K}x{w.N} weight" for w in chips.values()) or "none"
     where = f"dynamic shared memory, {dynamic} bytes" if dynamic else "static shared memory"
     doc = f"{loop.label}: every step in one launch. Held on chip per block ({where}): {held}."
+    ctx.syncs = 0
     kernel, params = ctx.define("loop", doc, body, loop.label, local=frozenset({base}))
     blocks = ctx.cfg.sm_count
+    k = ctx.kernels[-1]
+    k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps = (
+        ctx.cfg.persistent_threads,
+        blocks,
+        dynamic,
+        ctx.syncs,
+        v.stride,
+    )
     return f"{kernel}, ({blocks}, PERSISTENT_THREADS, {dynamic}), {name!r}, {', '.join(params)}"
 
 
