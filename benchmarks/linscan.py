@@ -2,6 +2,7 @@
 PyTorch loop and JAX (lax.scan; lax.associative_scan), forward and forward+backward.
 
     python benchmarks/linscan.py [--T 1000,10000] [--repeat 5,3] [--threads 2] [--H 256] [--B 8]
+        [--torch-T N]  (the PyTorch loop only for T <= N: on a loaded machine its backward is slow)
 
 minGRU of examples/mingru.py with I = H, float32. rnncomp numba-cpu: the default pipeline (the
 `linear_scan` pass: coefficients over the whole sequence, then the chunked scan of
@@ -149,6 +150,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--H", type=int, default=256)
     ap.add_argument("--B", type=int, default=8)
+    ap.add_argument("--torch-T", type=int, default=None, help="run the PyTorch loop only up to this T")
     opts = ap.parse_args()
     _threads(opts.threads)
     Ts = [int(v) for v in opts.T.split(",")]
@@ -160,7 +162,8 @@ def main() -> None:
     for T, repeat in zip(Ts, reps):
         args = arrays(T, opts.B, opts.H)
         variants = rnncomp_variants(opts.H, args)
-        variants["PyTorch loop"] = torch_variant(args, opts.threads)
+        if opts.torch_T is None or T <= opts.torch_T:
+            variants["PyTorch loop"] = torch_variant(args, opts.threads)
         variants.update(jax_variants(args))
         ref_f, ref_g = variants["rnncomp pass off"][0](), variants["rnncomp pass off"][1]()[1]
         errs = {}

@@ -44,8 +44,9 @@ X = torch.randn(5, 2, 3)
             (X,),
             {"hh": torch.zeros(2, 4)},
             r"unknown keyword argument 'hh' \(did you mean 'h'\?\); it takes the seqs "
-            r"\['x'\], the inits \['h', 'c'\] and lengths",
+            r"\['x'\], the inits \['h', 'c'\], lengths and seed",
         ),
+        ((X,), {"sed": 3}, r"unknown keyword argument 'sed' \(did you mean 'seed'\?\)"),
         ((X,), {"Wx": torch.zeros(3, 16)}, r"argument 'Wx' is a parameter of this layer \(layer\.Wx\), not an input"),
         ((X, X), {}, r"takes 1 sequence input\(s\) positionally \['x'\], got 2"),
         ((X,), {"x": X}, r"argument 'x' given both positionally and by name"),

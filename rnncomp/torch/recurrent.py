@@ -162,10 +162,10 @@ class Recurrent(nn.Module):
                     f"inputs are the seqs {sig.seqs} and the inits {sig.states}"
                 )
             if name not in sig.seqs and name not in sig.states:
-                known = sig.seqs + sig.states + ["lengths"]
+                known = sig.seqs + sig.states + ["lengths", "seed"]
                 raise ArgumentError(
                     f"{self._where()}: unknown keyword argument {name!r}{_closest(name, known)}; "
-                    f"it takes the seqs {sig.seqs}, the inits {sig.states} and lengths"
+                    f"it takes the seqs {sig.seqs}, the inits {sig.states}, lengths and seed"
                 )
             given[name] = value
         for name in sig.seqs:
