@@ -21,6 +21,7 @@ from ..common import helpers
 from ..common.values import Index, Ref
 from .context import Context
 from .errors import CudaBackendError
+from .scan import linear_scan
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
@@ -116,47 +117,6 @@ def _shift(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
             ],
         )
     return grid_1d(ctx, dims)
-
-
-def _scan_index(shape: tuple, state: tuple, idx: Index) -> Index:
-    """The index into a coefficient of `shape` (broadcast to the `state` shape) at the state's `idx`."""
-    tail = idx[len(idx) - len(shape) :] if shape else ()
-    off = len(state) - len(shape)
-    return tuple("0" if d == 1 and state[off + k] != 1 else i for k, (d, i) in enumerate(zip(shape, tail)))
-
-
-def _linear_scan(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
-    """h[t] = a[t] * h[t-1] + b[t]: one thread per (batch, feature) element runs the steps in order
-    (a step of a row outside lo <= t < hi keeps h)."""
-    a, b, init, *masks = args
-    hi = masks.pop(0) if n.attrs["hi"] else None
-    lo = masks.pop(0) if n.attrs["lo"] else None
-    dims, state = ctx.dims(n), init.type.shape  # type: ignore[union-attr]
-    T, rest = dims[0], dims[1:]
-
-    def coef(x: Node, tt: str, idx: Index) -> str:
-        shape = x.type.shape  # type: ignore[union-attr]
-        if len(shape) == len(state) + 1:
-            return ctx.read(x, (tt,) + _scan_index(shape[1:], state, idx))
-        return ctx.read(x, _scan_index(shape, state, idx))
-
-    with ctx.grid_loop(rest) as idx:
-        h, s, tt = ctx.local("acc"), ctx.local("j"), ctx.local("t")
-        ctx.line(f"{h} = {ctx.read(init, idx)}")
-        ctx.line(f"for {s} in range({T}):")
-        with ctx.indent():
-            ctx.line(f"{tt} = {T} - 1 - {s}" if n.attrs["reverse"] else f"{tt} = {s}")
-            conds = ([f"{tt} < {ctx.read(hi, idx[:1])}"] if hi else []) + (
-                [f"{tt} >= {ctx.read(lo, idx[:1])}"] if lo else []
-            )
-            new = f"{h} = {coef(a, tt, idx)} * {h} + {coef(b, tt, idx)}"
-            if conds:
-                ctx.line(f"if {' and '.join(conds)}:")
-                ctx.line(f"    {new}")
-            else:
-                ctx.line(new)
-            ctx.line(f"{out.at((tt,) + idx)} = {h}")
-    return grid_1d(ctx, rest)
 
 
 def _last_step(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
@@ -302,7 +262,7 @@ KERNELS: dict[str, Emitter] = {
     "concat": _concat,
     "pad": _pad,
     "shift": _shift,
-    "linear_scan": _linear_scan,
+    "linear_scan": linear_scan,
     "last_step": _last_step,
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
