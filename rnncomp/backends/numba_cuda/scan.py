@@ -94,7 +94,7 @@ def parallel(ctx: Context, n: Node, out: Ref, args: list[Node]) -> str:
     dt, one, zero = NUMBA_TYPE[ctx.dtype], ctx.lit(1.0, ctx.dtype), ctx.zero()
     N = ctx.product(sc.rest)
     sa, sb, tid, c, g, L, s0, s1, nb, eb, e, ok = (
-        ctx.local(p) for p in ("sa", "sb", "tid", "c", "g", "L", "s", "s", "nb", "eb", "e", "ok")
+        ctx.local(p) for p in ("sa", "sb", "tid", "ch", "el", "chlen", "ts", "te", "nb", "eb", "e", "ok")
     )
     A, Bv, pa, pb, h = (ctx.local(p) for p in ("A", "B", "pa", "pb", "acc"))
     line = ctx.line
