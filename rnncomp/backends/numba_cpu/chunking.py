@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from .errors import NumbaBackendError
+from .work_env import positive_env
 
 SCAN_WORK_ENV = "RNNCOMP_SCAN_WORK"
 SCAN_WORK = 1 << 20  # element-steps (T*B*F / chunks) each chunk must get before a scan is split
@@ -13,13 +11,4 @@ SCAN_WORK = 1 << 20  # element-steps (T*B*F / chunks) each chunk must get before
 def scan_work() -> int:
     """SCAN_WORK, or RNNCOMP_SCAN_WORK where set (generated modules hold it as a constant: their text,
     and so their cache entries, change with it; tests set it to 1 so that small scans run in chunks)."""
-    text = os.environ.get(SCAN_WORK_ENV, "").strip()
-    if not text:
-        return SCAN_WORK
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise NumbaBackendError(f"environment variable {SCAN_WORK_ENV}: expected an int >= 1, got {text!r}")
-    return n
+    return positive_env(SCAN_WORK_ENV, SCAN_WORK)

@@ -13,8 +13,6 @@ the launching thread's subnormal mode (fpenv.py: MXCSR is per thread) and gets i
 
 from __future__ import annotations
 
-import os
-
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -22,8 +20,8 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from .errors import NumbaBackendError
 from .fpenv import adopt, caller_bits, restore
+from .work_env import positive_env
 
 BLOCK_SIGNATURE = "void(int64, int64)"
 ROW_WORK_ENV = "RNNCOMP_ROW_WORK"
@@ -33,16 +31,7 @@ ROW_WORK = 1 << 23  # multiply-adds each block of a row-parallel loop must get (
 def row_work() -> int:
     """ROW_WORK, or RNNCOMP_ROW_WORK where set (a generated module holds it as a constant: its text,
     and so its cache entry, changes with it; the test suite sets 1, so that small loops run in blocks)."""
-    text = os.environ.get(ROW_WORK_ENV, "").strip()
-    if not text:
-        return ROW_WORK
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise NumbaBackendError(f"environment variable {ROW_WORK_ENV}: expected an int >= 1, got {text!r}")
-    return n
+    return positive_env(ROW_WORK_ENV, ROW_WORK)
 
 
 @njit("int64(int64, int64, int64, int64)", cache=True)
