@@ -267,22 +267,18 @@ class _Derive:
             w = n.inputs[1] if n.op == "matmul" and len(n.inputs) == 2 else None
             a = n.inputs[0]
             cts: list[Node | None]
-            dropped = _dropped_weight(w) if w is not None and a.node.type.rank >= 2 else None  # type: ignore[union-attr]
-            if dropped is not None:  # DropConnect: dW = m * (A^T dZ), one GEMM after the loop, as for W
-                q, mask = dropped
+            weight = _gemm_weight(w) if w is not None and a.node.type.rank >= 2 else None  # type: ignore[union-attr]
+            if weight is not None:  # dW = A^T dZ (times the mask under DropConnect): one GEMM after the loop
+                q, mask = weight
                 if plan.wants(q.name):  # type: ignore[arg-type]
                     dz = self.out("dz", g)
                     plan.dp_gemm.setdefault(q.name, []).append((self.stack_name(a.node, a.delay), dz, mask))  # type: ignore[arg-type]
-                cts = [b("matmul", g, b("transpose", self.value(w.node))), None]  # type: ignore[union-attr]
-            elif w is not None and w.node.op == "param" and w.delay == 0 and a.node.type.rank >= 2:  # type: ignore[union-attr]
-                if plan.wants(w.node.name):  # type: ignore[arg-type]
-                    dz = self.out("dz", g)
-                    plan.dp_gemm.setdefault(w.node.name, []).append((self.stack_name(a.node, a.delay), dz, None))  # type: ignore[arg-type]
-                if a.node.op == "seq" and a.delay == 0:
+                if mask is None and a.node.op == "seq" and a.delay == 0:
                     if plan.wants(a.node.name):  # type: ignore[arg-type]
-                        plan.dx_gemm.setdefault(a.node.name, []).append((self.out("dz", g), w.node.name))  # type: ignore[arg-type]
+                        plan.dx_gemm.setdefault(a.node.name, []).append((self.out("dz", g), q.name))  # type: ignore[arg-type]
                     continue
-                cts = [b("matmul", g, b("transpose", self.params[w.node.name])), None]  # type: ignore[index]
+                wt = self.params[q.name] if mask is None else self.value(w.node)  # type: ignore[union-attr,index]
+                cts = [b("matmul", g, b("transpose", wt)), None]
             else:
                 cts = get_rule(n.op)(b, n, g, lambda k, n=n: self._forward(n, k))
             for u, ct in zip(n.inputs, cts):
@@ -342,10 +338,15 @@ class _Derive:
         )
 
 
-def _dropped_weight(w: Use) -> tuple[Node, Node] | None:
-    """(param, mask) when `w` reads `mul(param, mask)` of a per-sequence mask (DropConnect), else None."""
+def _gemm_weight(w: Use) -> tuple[Node, Node | None] | None:
+    """(param, None) when `w` reads a param; (param, mask) when it reads `mul(param, mask)` of a
+    per-sequence mask (DropConnect); else None."""
     n = w.node
-    if w.delay or n.op != "mul" or any(u.delay for u in n.inputs):
+    if w.delay:
+        return None
+    if n.op == "param":
+        return n, None
+    if n.op != "mul" or any(u.delay for u in n.inputs):
         return None
     ops = sorted((u.node for u in n.inputs), key=lambda m: m.op != "param")
     q, m = ops
