@@ -131,8 +131,10 @@ def _spell(lin: Lin, where: str) -> int | str:
     """The canonical text: positive terms first, then negative ones, by symbol; then the constant."""
     (terms, c), den = _integers(lin)
     if not terms:
-        if den != 1 or c < 0:
-            raise DimError(f"dim {where} is {Fraction(c, den)}, not a whole number >= 0")
+        if den != 1:
+            raise DimError(f"dim {where} is {Fraction(c, den)}, not a whole number")
+        if c < 0:
+            raise DimError(f"dim {where} is negative ({c})")
         return c
     ordered = sorted(terms, key=lambda t: (t[1] < 0, t[0]))
     parts = []

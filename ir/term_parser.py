@@ -92,10 +92,11 @@ class TermParser(TokenReader):
         opening = self.peek(-1)
         while not self.at("]"):
             d = self.peek()
-            if self._dim_ends(1) and d.kind == "number" and d.text.isdigit():
+            plain = self.peek(1).text not in _DIM_PUNCT  # else an expression: 4*H
+            if plain and d.kind == "number" and d.text.isdigit():
                 dims.append(self.bounded_int(d, "a dim"))
                 self.next()
-            elif self._dim_ends(1) and d.kind == "name" and is_identifier(d.text):
+            elif plain and d.kind == "name" and is_identifier(d.text):
                 dims.append(d.text)
                 self.next()
             elif d.kind in ("number", "name") or d.text in _DIM_PUNCT:
@@ -109,17 +110,15 @@ class TermParser(TokenReader):
         self.next()
         return TensorType(dtype, tuple(dims))
 
-    def _dim_ends(self, k: int) -> bool:
-        return self.peek(k).text in (",", "]") or self.peek(k).kind in ("nl", "eof")
-
     def dim_expression(self) -> int | str:
-        """A dim like `4*H` or `(H+I)//2` inside a type, up to its ',' or ']', in canonical form."""
+        """A dim like `4*H` or `(H+I)//2` inside a type, in canonical form."""
         first, depth, words = self.peek(), 0, []
-        while not (depth == 0 and self._dim_ends(0)):
+        while True:
             tok = self.peek()
-            if tok.kind not in ("number", "name") and tok.text not in _DIM_PUNCT:
-                want = "a dim (an int, a symbol or an expression like 4*H)"
-                raise self.error(f"expected {want}, found {tok.describe()}", tok)
+            if tok.kind not in ("number", "name") and tok.text not in _DIM_PUNCT or depth == 0 and tok.text == ")":
+                if depth == 0:
+                    break
+                raise self.error(f"expected ')' to close the dim expression, found {tok.describe()}", tok)
             depth += {"(": 1, ")": -1}.get(tok.text, 0)
             words.append(self.next().text)
         try:
