@@ -44,7 +44,7 @@ def _expressions(cell: Cell) -> dict[str, str]:
     for n in cell.nodes():
         for d in getattr(n.type, "shape", ()):
             if not dimexpr.is_plain(d):
-                out.setdefault(d, f"node {label(n, names)} ({n.op}) of type {n.type}")
+                out.setdefault(d, f"node {label(n, names)} of type {n.type}")
     return out
 
 

@@ -127,7 +127,7 @@ def bind_symbols(
             arrays[name] = _device_array(name, role, value, shape, dtype, env, host_only, src)
         else:
             arrays[name] = _one(name, role, value, shape, dtype, env, src)
-    _solve({k: (required.get(k) or optional[k]) for k in arrays}, arrays, env, src)
+    solve_expressions({k: (required.get(k) or optional[k]) for k in arrays}, arrays, env, src)
     if tsym not in env:
         raise ArgumentError(
             f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length"
@@ -144,7 +144,7 @@ def _array_shape(value) -> tuple:
     return tuple(cai["shape"]) if cai else tuple(np.shape(value))
 
 
-def _solve(declared: dict, arrays: dict, env: dict[str, int], src: dict[str, str]) -> None:
+def solve_expressions(declared: dict, arrays: dict, env: dict[str, int], src: dict[str, str]) -> None:
     """Bind the symbols of dim expressions (`4*H` of 1024 binds H = 256), one unknown at a time, then
     check every expression against its array; each error names the argument, the dim and the values."""
     eqs = [
@@ -287,7 +287,7 @@ def _check_shape(name: str, role: str, got: tuple, shape: Shape, env: dict[str, 
         )
     for i, (d, n) in enumerate(zip(shape, got)):
         if isinstance(d, str) and not dimexpr.is_plain(d):
-            continue  # an expression: `_solve` binds and checks it once every plain symbol is bound
+            continue  # an expression: `solve_expressions` binds and checks it once every plain symbol is bound
         if isinstance(d, str):
             if d in env and env[d] != n:
                 preset = src is not None and src.get(d) == "dims= of rc.compile"
