@@ -15,17 +15,15 @@ from ir import (
     VerifyError,
 )
 
+from .cell_decorator import Param, Seq, cell
 from .compiler import CompiledProgram, compile
 from .dropout import dropout, zoneout
 from .dsl import (
     Graph,
-    Param,
-    Seq,
     State,
     Value,
     abs,
     cast,
-    cell,
     concat,
     constant,
     equal,
