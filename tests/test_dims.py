@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnncomp as rc
-from ir import ArgumentError, ShapeError, VerifyError, dimexpr
+from ir import ShapeError, VerifyError, dimexpr
 from ir.parser import parse_cell
 from ir.shapes import as_shape, substitute, symbols_of
 from rnncomp import Param, Seq, State, reference
@@ -39,19 +39,19 @@ def halves(x: Seq["B", "I"], h: State["B", "H"], W: Param["I+H", "H"]):  # noqa:
     return {"h": h, "y": rc.concat([b, a], axis=-1)}
 
 
-def lstm_args(I: int, H: int, T: int = 4, B: int = 2, seed: int = 0) -> dict:
+def lstm_args(n_in: int, H: int, T: int = 4, B: int = 2, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
-        "x": rng.standard_normal((T, B, I)),
-        "Wx": rng.standard_normal((I, 4 * H)) * 0.5,
+        "x": rng.standard_normal((T, B, n_in)),
+        "Wx": rng.standard_normal((n_in, 4 * H)) * 0.5,
         "Wh": rng.standard_normal((H, 4 * H)) * 0.5,
         "b": rng.standard_normal(4 * H) * 0.5,
     }
 
 
-def halves_args(I: int, H: int, T: int = 4, B: int = 2, seed: int = 0) -> dict:
+def halves_args(n_in: int, H: int, T: int = 4, B: int = 2, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    return {"x": rng.standard_normal((T, B, I)), "W": rng.standard_normal((I + H, H)) * 0.5}
+    return {"x": rng.standard_normal((T, B, n_in)), "W": rng.standard_normal((n_in + H, H)) * 0.5}
 
 
 def message(fn) -> str:
@@ -189,7 +189,10 @@ def test_print_parse_round_trip(cell):
 
 
 def test_parser_reads_any_spelling_and_prints_the_canonical_one():
-    text = "cell c {\n  seq x : f32[B, H + H]\n  param W : f32[2 * H, (H+I)//2]\n  %0 = matmul(x, W) : f32[B, (I+H)/2]\n  out y = %0\n}\n"
+    text = (
+        "cell c {\n  seq x : f32[B, H + H]\n  param W : f32[2 * H, (H+I)//2]\n"
+        "  %0 = matmul(x, W) : f32[B, (I+H)/2]\n  out y = %0\n}\n"
+    )
     c = parse_cell(text)
     assert "seq   x : f32[B, 2*H]" in str(c) and "f32[B, (H+I)//2]" in str(c)
 
@@ -212,18 +215,18 @@ def test_parser_errors_point_at_the_dim(typ, want):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
-@pytest.mark.parametrize("I, H", [(3, 4), (2, 6)])
-def test_lstm_written_once_runs_at_two_sizes(backend, I, H):
+@pytest.mark.parametrize("n_in, H", [(3, 4), (2, 6)])
+def test_lstm_written_once_runs_at_two_sizes(backend, n_in, H):
     prog = rc.compile(lstm, backend=backend, dtype="float64")
-    args = lstm_args(I, H)
+    args = lstm_args(n_in, H)
     assert max_err(prog(**args), reference.run(lstm, **args)) < 1e-12
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
 def test_concat_and_split_of_symbols_run_at_two_sizes(backend):
     prog = rc.compile(halves, backend=backend, dtype="float64", unroll=2)
-    for I, H in [(3, 4), (1, 6)]:
-        args = halves_args(I, H)
+    for n_in, H in [(3, 4), (1, 6)]:
+        args = halves_args(n_in, H)
         assert max_err(prog(**args), reference.run(halves, **args)) < 1e-12
 
 
@@ -241,8 +244,8 @@ def test_generic_lstm_is_the_example_lstm():
 def test_gradients_at_two_sizes_agree_with_the_oracle(backend):
     prog = rc.compile(lstm, backend=backend, dtype="float64")
     oracle = rc.compile(lstm, backend="numpy", dtype="float64", unroll="full")
-    for I, H in [(3, 2), (2, 3)]:
-        args = lstm_args(I, H, T=3)
+    for n_in, H in [(3, 2), (2, 3)]:
+        args = lstm_args(n_in, H, T=3)
         out, bwd = prog.vjp(**args)
         cot = {k: np.ones_like(v) for k, v in out.items()}
         want_out, want_bwd = oracle.vjp(**args)
