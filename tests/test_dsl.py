@@ -260,7 +260,7 @@ def test_unannotated_argument():
     def f(x: Seq["B", 4], h):
         return {"y": x}
 
-    with raises(DSLError, "@rc.cell f: argument 'h' needs an annotation Seq[...], State[...] or Param[...]"):
+    with raises(DSLError, "@rc.cell f: argument 'h' needs an annotation Seq[...], State[...], Param[...] or Static[...]"):
         rc.cell(f)
 
 
