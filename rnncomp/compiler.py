@@ -359,19 +359,23 @@ class CompiledProgram:
         return b
 
     def _positional(self, seqs: tuple, arrays: dict, what: str) -> dict:
-        """Bind positional arrays to the cell's seqs in declaration order (then the named ones)."""
+        """Bind positional arrays to the cell's seqs in declaration order, then its statics (then the named ones)."""
         if not seqs:
             return arrays
         names = [s.name for s in self.cell.seqs]
-        if len(seqs) > len(names):
+        statics = [u.name for u in self.cell.statics]
+        if len(seqs) > len(names) + len(statics):
+            also = f" and {len(statics)} static(s) {statics}" if statics else ""
+            which = "seqs, then statics," if statics else "seqs"
             raise ArgumentError(
                 f"{what}: {len(seqs)} positional arrays, but cell {self.cell.name!r} has {len(names)} seq(s) "
-                f"{names}; only seqs may be positional, in that order: pass params, inits and lengths by name"
+                f"{names}{also}; only {which} may be positional, in that order: pass params, inits and lengths by name"
             )
-        out = dict(zip(names, seqs))
+        out = dict(zip(names + statics, seqs))
         for k, v in arrays.items():
             if k in out:
-                raise ArgumentError(f"{what}: seq {k!r} is given twice, positionally and as {k}=...")
+                kind = "seq" if k in names else "static"
+                raise ArgumentError(f"{what}: {kind} {k!r} is given twice, positionally and as {k}=...")
             out[k] = v
         return out
 
@@ -390,8 +394,9 @@ class CompiledProgram:
         return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt, seed=seed)
 
     def gradient_names(self) -> list[str]:
-        """The arguments `wrt=` may name: params, seqs and states (their inits)."""
-        return [p.name for p in self.cell.params] + [s.name for s in self.cell.seqs] + list(self.cell.states)
+        """The arguments `wrt=` may name: params, seqs, statics and states (their inits)."""
+        cell = self.cell
+        return [p.name for p in cell.params] + [s.name for s in cell.seqs + cell.statics] + list(cell.states)
 
     def _wrt(self, wrt) -> frozenset[str] | None:
         """`wrt` checked: None (every gradient), or the set of argument names asked for."""
@@ -416,7 +421,7 @@ class CompiledProgram:
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ArgumentError(
                     f"argument 'wrt': {k!r} is not an argument of cell {self.cell.name!r}{hint}; "
-                    f"gradients exist for the params, seqs and states {names}"
+                    f"gradients exist for the params, seqs{', statics' if self.cell.statics else ''} and states {names}"
                 )
         return None if set(items) == set(names) else frozenset(items)
 
