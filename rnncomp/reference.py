@@ -13,12 +13,16 @@ from typing import Any
 import numpy as np
 
 from ir import ArgumentError, Cell, Node, RnncompError, Use, VerifyError, get_op, verify_cell
+from ir.dimexpr import is_plain
 from ir.dtypes import DType
 from ir.mask_ops import mask_values
 from ir.names import label, name_nodes
 from ir.philox import seed_key
-from ir.shapes import Shape, substitute
+from ir.shapes import Shape, substitute, symbols_of
+from ir.specialize import check_whole
 from ir.types import TensorType
+
+from .arguments import solve_expressions
 
 RESERVED = ("lengths", "strict", "steps", "seed")
 
@@ -98,6 +102,13 @@ def _bind(cell: Cell, arrays: dict[str, Any], steps: int | None) -> tuple[dict[s
     for name in shapes:  # declared order, so messages say which argument bound a symbol first
         if name in arrays:
             _check_shape(name, _array(name, arrays[name]), shapes[name], env, src)
+    roles = {n.name: n.op for n in cell.inputs}
+    given = {k: (roles.get(k, "init"), shapes[k]) for k in shapes if k in arrays}
+    solve_expressions(given, {k: np.asarray(arrays[k]) for k in given}, env, src)  # dim expressions: 4*H binds H
+    try:
+        check_whole(cell, env, src)
+    except VerifyError as e:
+        raise ArgumentError(f"cell {cell.name!r}: {e}") from None
     return env, src
 
 
@@ -121,7 +132,10 @@ def _tuple(shape: tuple) -> str:
 
 def _show(shape: Shape, env: dict[str, int]) -> str:
     """`(T, B, 16) = (7, 3, 16)`: a declared shape, and its value when its symbols are bound."""
-    bound = substitute(shape, env)
+    try:
+        bound = substitute(shape, env)
+    except RnncompError:  # a dim expression that is not a whole number: the caller says so
+        return _tuple(shape)
     if bound == shape or any(isinstance(d, str) for d in bound):
         return _tuple(shape)
     return f"{_tuple(shape)} = {_tuple(bound)}"
@@ -142,13 +156,14 @@ def _check_shape(name: str, a: np.ndarray, shape: Shape, env: dict[str, int], sr
     if a.ndim != len(shape):
         raise ArgumentError(f"{name}: expected rank {len(shape)} {_show(shape, env)}, got shape {_tuple(a.shape)}")
     for d, n in zip(shape, a.shape, strict=True):
-        if isinstance(d, str) and d not in env:
+        if isinstance(d, str) and is_plain(d) and d not in env:
             env[d], src[d] = n, name
-    want = substitute(shape, env)
+    plain = tuple(d if is_plain(d) else n for d, n in zip(shape, a.shape))  # expressions: checked by solve_expressions
+    want = substitute(plain, env)
     if want != a.shape:
         why = [
             f"{d} = {env[d]} from {src[d]}"
-            for d, n in zip(shape, a.shape, strict=True)
+            for d, n in zip(plain, a.shape, strict=True)
             if isinstance(d, str) and env[d] != n
         ]
         raise ArgumentError(
@@ -180,7 +195,7 @@ def _inits(cell: Cell, arrays: dict[str, Any], env: dict[str, int]) -> dict[str,
     for name, t in cell.state_types.items():
         if name in arrays:
             continue
-        unbound = [d for d in t.shape if isinstance(d, str) and d not in env]
+        unbound = sorted(symbols_of(t.shape) - env.keys())
         if unbound:
             raise ArgumentError(
                 f"{name}: cannot make the zero init of shape {_tuple(t.shape)}: {unbound[0]} is not bound by any "

@@ -101,7 +101,9 @@ ERRORS = [
     E("type-without-bracket", edit("param b : f32[8]", "param b : f32(8)"), 5, "(",
       "expected '[' after dtype f32 (a type is like f32[B, 16]), found '('"),
     E("type-bad-dim", edit("param b : f32[8]", "param b : f32[-8]"), 5, "-",
-      "expected a dim (an int or a symbol like B), found '-'"),
+      "shape ('-8',): dim -8 is negative (-8)"),
+    E("type-bad-dim-char", edit("param b : f32[8]", "param b : f32[=8]"), 5, "=",
+      "expected a dim (an int or a symbol like B), found '='"),
     E("type-expected", edit("param b : f32[8]", "param b : [8]"), 5, "[", "expected a type like f32[B, 16], found '['"),
     # names
     E("undefined-name", edit("matmul(x, W)", "matmul(q, W)"), 7, "q", BAD_NAME),
