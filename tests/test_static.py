@@ -333,3 +333,68 @@ def test_numba_cpu_runs_the_rows_of_a_conditioned_loop_in_parallel():
     _, bw2 = q.vjp(**a)
     cot = {k: rng.standard_normal(v.shape) for k, v in out.items()}
     assert worst(bw(cot), bw2(cot)) <= 1e-10
+
+
+# ---------------------------------------------------------------- rnncomp.torch
+
+
+def _layer(a: dict, **options):
+    rct = pytest.importorskip("rnncomp.torch")
+    return rct.Recurrent(cond, dtype="float64", init={k: a[k] for k in ("W", "U", "V")}, **options)
+
+
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["all", "lengths"])
+def test_recurrent_takes_a_static_and_its_gradient_flows_to_the_tensor(lengths):
+    torch = pytest.importorskip("torch")
+    a = arrays(9)
+    layer = _layer(a)
+    x, c, h = (torch.tensor(a[k], requires_grad=True) for k in ("x", "c", "h"))
+    kw = {} if lengths is None else {"lengths": torch.tensor(lengths)}
+    by_position = layer(x, c, h=h, **kw)
+    by_name = layer(x=x, c=c, h=h, **kw)
+    want = run(cond, **a, **kw)
+    for out in (by_position, by_name):
+        assert worst({k: v.detach().numpy() for k, v in out.items()}, want) <= 1e-10
+    (by_position["y"].sum() + by_position["h"].square().sum()).backward()
+    o, backward = rc.compile(cond, dtype="float64", backend="numpy").vjp(**a, **kw)
+    g = backward({"y": np.ones_like(o["y"]), "h": 2 * o["h"]})
+    got = {"c": c.grad, "x": x.grad, "h": h.grad, "W": layer.W.grad, "U": layer.U.grad, "V": layer.V.grad}
+    assert worst({k: v.numpy() for k, v in got.items()}, g) <= 1e-10
+    if lengths is not None:
+        assert torch.all(c.grad[2] == 0)
+
+
+def test_recurrent_under_torch_compile_differentiates_the_static():
+    torch = pytest.importorskip("torch")
+    a = arrays(10)
+    layer = _layer(a)
+    x, c = torch.tensor(a["x"]), torch.tensor(a["c"], requires_grad=True)
+    torch.compile(lambda x, c: layer(x, c)["y"].sum(), fullgraph=True)(x, c).backward()
+    o, backward = rc.compile(cond, dtype="float64", backend="numpy").vjp(**{k: a[k] for k in "xcWUV"})
+    assert worst({"c": c.grad.numpy()}, {"c": backward({"y": np.ones_like(o["y"])})["c"]}) <= 1e-10
+
+
+def test_recurrent_names_a_missing_static_and_too_many_positional_inputs():
+    torch = pytest.importorskip("torch")
+    a = arrays(11)
+    layer = _layer(a)
+    x, c = torch.tensor(a["x"]), torch.tensor(a["c"])
+    with pytest.raises(
+        ArgumentError,
+        match=r"rct.Recurrent\(cond\): missing static \(per-row\) input 'c' \(a tensor "
+        r"of shape \(B, 5\)\)",
+    ):
+        layer(x)
+    with pytest.raises(ArgumentError) as e:
+        layer(x, c, c)
+    assert "takes 2 input(s) (its seqs, then its statics) positionally ['x', 'c'], got 3" in str(e.value)
+    with pytest.raises(
+        ArgumentError, match=r"argument 'c' \(static\): expected rank 2 \(B, 5\), got shape \(6, 3, 5\)"
+    ):
+        layer(x, torch.tensor(copied(a)["c"]))
+    with pytest.raises(
+        ArgumentError,
+        match=r"unknown keyword argument 'cc' \(did you mean 'c'\?\); it takes the seqs "
+        r"\['x'\], the statics \['c'\], the inits \['h'\], lengths and seed",
+    ):
+        layer(x, cc=c)
