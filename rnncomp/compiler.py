@@ -335,7 +335,7 @@ class CompiledProgram:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names.
 
         Arrays are passed by name (`prog(x=x, W=W)`); seqs may also be passed positionally, in the
-        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only. `seed` (an int)
+        order the cell declares them (`prog(x, W=W)`), then its statics; `lengths` is keyword-only. `seed` (an int)
         draws the masks of `rc.dropout` / `rc.zoneout`; without it dropout is the identity and
         zoneout takes its expectation.
         """
@@ -410,8 +410,8 @@ class CompiledProgram:
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
-        returns gradients for every param, every state's init and every sequence input; with
-        `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
+        returns gradients for every param, every state's init, every sequence input and every static
+        (summed over the steps); with `wrt=["W", "x"]` (names of params, seqs, statics and states) only those are computed and returned (no
         input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
         per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
         on the device. Seqs may be positional, as in `prog(...)`. `seed` draws the dropout / zoneout

@@ -335,6 +335,41 @@ def test_numba_cpu_runs_the_rows_of_a_conditioned_loop_in_parallel():
     assert worst(bw(cot), bw2(cot)) <= 1e-10
 
 
+# ---------------------------------------------------------------- the example
+
+
+def test_the_conditioned_gru_example_runs_and_equals_the_copied_form(monkeypatch, capsys):
+    import runpy
+    from pathlib import Path
+
+    from tests.hand_rnns import load_example
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    monkeypatch.setenv("RNNCOMP_BACKEND", "numpy")
+    runpy.run_path(str(examples / "conditioned_gru.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "static c : f32[B, 8]" in out and "max |rnncomp - oracle| = " in out
+    cell = load_example("conditioned_gru").conditioned_gru
+    g = rc.Graph("copied")  # the same GRU with c copied across the steps as a seq
+    x, c = g.seq("x", ("B", 16)), g.seq("c", ("B", 8))
+    W_ih, W_hh, V = g.param("W_ih", (16, 96)), g.param("W_hh", (32, 96)), g.param("V", (8, 96))
+    b_ih, b_hh = g.param("b_ih", (96,)), g.param("b_hh", (96,))
+    h = g.state("h", ("B", 32))
+    x_r, x_z, x_n = rc.split(x @ W_ih + c @ V + b_ih, 3)
+    h_r, h_z, h_n = rc.split(h.prev(1) @ W_hh + b_hh, 3)
+    r, z = rc.sigmoid(x_r + h_r), rc.sigmoid(x_z + h_z)
+    h.define((1 - z) * rc.tanh(x_n + r * h_n) + z * h.prev(1))
+    g.output("y", h)
+    rng = np.random.default_rng(15)
+    a = {p.name: rng.standard_normal(p.type.shape) * 0.2 for p in cell.params}
+    a.update(x=rng.standard_normal((4, 2, 16)), c=rng.standard_normal((2, 8)))
+    _, grads = rc.compile(cell, dtype="float64", backend="numpy").value_and_grad("y", **a)
+    _, want = rc.compile(g.build(), dtype="float64", backend="numpy").value_and_grad("y", **copied(a))
+    want["c"] = want["c"].sum(axis=0)
+    assert worst(grads, want) <= 1e-10
+
+
 # ---------------------------------------------------------------- rnncomp.torch
 
 
