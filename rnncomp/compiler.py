@@ -411,11 +411,12 @@ class CompiledProgram:
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
         returns gradients for every param, every state's init, every sequence input and every static
-        (summed over the steps); with `wrt=["W", "x"]` (names of params, seqs, statics and states) only those are computed and returned (no
-        input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
-        per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
-        on the device. Seqs may be positional, as in `prog(...)`. `seed` draws the dropout / zoneout
-        masks, as in `prog(...)`: the backward uses the forward's masks.
+        (summed over the steps); with `wrt=["W", "x"]` (names of params, seqs, statics and states) only
+        those are computed and returned (no input-gradient GEMM when no seq is asked for).
+        `backward(cotangents, wrt=...)` narrows them per call. With device arrays (backend numba-cuda)
+        every output, residual and gradient stays on the device. Seqs (then statics) may be
+        positional, as in `prog(...)`. `seed` draws the dropout / zoneout masks, as in `prog(...)`:
+        the backward uses the forward's masks.
         """
         return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt, seed=seed)
 
