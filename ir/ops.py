@@ -436,7 +436,7 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _REDUCE_ATTRS = {"axis": Attr("axes", None), "keepdims": Attr("bool", False)}
 _DECLARED = "a declaration: a loop body's parameters get their class from the loop"
 
-for _name in ("seq", "param", "state", "input"):
+for _name in ("seq", "param", "static", "state", "input"):
     # Sources: their type comes from a declaration, not from operands.
     register(OpDef(_name, 0, None, None, kind="source", rows="serial", rows_why=_DECLARED))
 

@@ -105,4 +105,5 @@ def specialize(cell: Cell, env: dict[str, int]) -> Cell:
         {k: fix(t) for k, t in cell.state_types.items()},
         {k: new[id(n)] for k, n in cell.states.items()},
         {k: new[id(n)] for k, n in cell.outputs.items()},
+        [new[id(n)] for n in cell.statics],
     )

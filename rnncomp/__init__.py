@@ -15,7 +15,7 @@ from ir import (
     VerifyError,
 )
 
-from .cell_decorator import Param, Seq, cell
+from .cell_decorator import Param, Seq, Static, cell
 from .compiler import CompiledProgram, compile
 from .dropout import dropout, zoneout
 from .dsl import (
@@ -73,6 +73,7 @@ __all__ = [
     "Seq",
     "ShapeError",
     "State",
+    "Static",
     "UnknownOpError",
     "Value",
     "VerifyError",

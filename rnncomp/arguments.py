@@ -64,10 +64,11 @@ def device_dtype(value) -> np.dtype:
 
 
 def signature(cell: Cell, tsym: str) -> tuple[dict, dict, list[str]]:
-    """What a call of `cell` takes: required (seqs, params) and optional (inits) arguments, each
+    """What a call of `cell` takes: required (seqs, params, statics) and optional (inits) arguments, each
     name -> (role, shape); and every name, for error messages. A compiled program keeps its own."""
     required = {s.name: ("seq", (tsym,) + s.type.shape) for s in cell.seqs}  # type: ignore[union-attr,operator]
     required.update({p.name: ("param", p.type.shape) for p in cell.params})  # type: ignore[union-attr,misc]
+    required.update({u.name: ("static", u.type.shape) for u in cell.statics})  # type: ignore[union-attr,misc]
     optional = {k: ("init", t.shape) for k, t in cell.state_types.items()}
     return required, optional, list(required) + list(optional) + [LENGTHS]
 
@@ -334,7 +335,7 @@ def _lengths(value, T: int, cell: Cell, env: dict[str, int]) -> np.ndarray:
         if a.dtype.kind == "f" and a.size and np.all(a == np.round(a)):
             raise ArgumentError(f"argument 'lengths': expected integers, got dtype {a.dtype} (cast with .astype(int))")
         raise ArgumentError(f"argument 'lengths': expected an integer array of shape (B,), got dtype {a.dtype}")
-    lead = [s.type.shape[0] for s in cell.seqs if s.type.shape]  # type: ignore[union-attr]
+    lead = [s.type.shape[0] for s in cell.seqs + cell.statics if s.type.shape]  # type: ignore[union-attr]
     bdim = lead[0] if lead else None
     B = env.get(bdim) if isinstance(bdim, str) else bdim
     if a.ndim != 1 or (B is not None and a.shape[0] != B):

@@ -1,5 +1,5 @@
 """The `@rc.cell` decorator: trace a Python function of one step, its arguments annotated
-`Seq[...]`, `State[...]` or `Param[...]`, into a verified Cell through the `rc.Graph` builder."""
+`Seq[...]`, `State[...]`, `Param[...]` or `Static[...]`, into a verified Cell through the `rc.Graph` builder."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from .dsl import Graph, Value, _check_prev
 
 
 class _Decl:
-    """`Seq["B", 16]`, `State["B", 32]`, `Param[16, 128]`: a role and a shape (and an optional dtype)."""
+    """`Seq["B", 16]`, `State["B", 32]`, `Param[16, 128]`, `Static["B", 16]`: a role and a shape (and an
+    optional dtype)."""
 
     def __init__(self, role: str, dims: tuple, dtype: str = "f32"):
         self.role, self.dims, self.dtype = role, dims, dtype
@@ -40,13 +41,15 @@ class _Role:
 
 Seq = _Role("seq")
 Param = _Role("param")
+Static = _Role("static")
 _State_role = _Role("state")
 
 
 def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
     """Trace a Python function of one step into a Cell.
 
-    Arguments are annotated `Seq[...]`, `State[...]` or `Param[...]`; a state argument holds its
+    Arguments are annotated `Seq[...]`, `State[...]`, `Param[...]` or `Static[...]` (one value per
+    batch row, the same at every step); a state argument holds its
     value from the previous step. The function returns a dict: keys naming a state give its new
     value, other keys are per-step outputs.
     """
@@ -72,12 +75,15 @@ def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
         decl = anns.get(pname)
         if not isinstance(decl, _Decl):
             raise DSLError(
-                f"@rc.cell {fn.__name__}: argument {pname!r} needs an annotation Seq[...], State[...] or Param[...]"
+                f"@rc.cell {fn.__name__}: argument {pname!r} needs an annotation "
+                "Seq[...], State[...], Param[...] or Static[...]"
             )
         if decl.role == "seq":
             args[pname] = g.seq(pname, decl.dims, decl.dtype, loc=loc)
         elif decl.role == "param":
             args[pname] = g.param(pname, decl.dims, decl.dtype, loc=loc)
+        elif decl.role == "static":
+            args[pname] = g.static(pname, decl.dims, decl.dtype, loc=loc)
         else:
             st = g.state(pname, decl.dims, decl.dtype, loc=loc)
             args[pname] = _PrevState(st.node)

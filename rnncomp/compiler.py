@@ -335,7 +335,7 @@ class CompiledProgram:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names.
 
         Arrays are passed by name (`prog(x=x, W=W)`); seqs may also be passed positionally, in the
-        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only. `seed` (an int)
+        order the cell declares them (`prog(x, W=W)`), then its statics; `lengths` is keyword-only. `seed` (an int)
         draws the masks of `rc.dropout` / `rc.zoneout`; without it dropout is the identity and
         zoneout takes its expectation.
         """
@@ -385,19 +385,23 @@ class CompiledProgram:
         return b
 
     def _positional(self, seqs: tuple, arrays: dict, what: str) -> dict:
-        """Bind positional arrays to the cell's seqs in declaration order (then the named ones)."""
+        """Bind positional arrays to the cell's seqs in declaration order, then its statics (then the named ones)."""
         if not seqs:
             return arrays
         names = [s.name for s in self.cell.seqs]
-        if len(seqs) > len(names):
+        statics = [u.name for u in self.cell.statics]
+        if len(seqs) > len(names) + len(statics):
+            also = f" and {len(statics)} static(s) {statics}" if statics else ""
+            which = "seqs, then statics," if statics else "seqs"
             raise ArgumentError(
                 f"{what}: {len(seqs)} positional arrays, but cell {self.cell.name!r} has {len(names)} seq(s) "
-                f"{names}; only seqs may be positional, in that order: pass params, inits and lengths by name"
+                f"{names}{also}; only {which} may be positional, in that order: pass params, inits and lengths by name"
             )
-        out = dict(zip(names, seqs))
+        out = dict(zip(names + statics, seqs))
         for k, v in arrays.items():
             if k in out:
-                raise ArgumentError(f"{what}: seq {k!r} is given twice, positionally and as {k}=...")
+                kind = "seq" if k in names else "static"
+                raise ArgumentError(f"{what}: {kind} {k!r} is given twice, positionally and as {k}=...")
             out[k] = v
         return out
 
@@ -406,18 +410,20 @@ class CompiledProgram:
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
-        returns gradients for every param, every state's init and every sequence input; with
-        `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
-        input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
-        per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
-        on the device. Seqs may be positional, as in `prog(...)`. `seed` draws the dropout / zoneout
-        masks, as in `prog(...)`: the backward uses the forward's masks.
+        returns gradients for every param, every state's init, every sequence input and every static
+        (summed over the steps); with `wrt=["W", "x"]` (names of params, seqs, statics and states) only
+        those are computed and returned (no input-gradient GEMM when no seq is asked for).
+        `backward(cotangents, wrt=...)` narrows them per call. With device arrays (backend numba-cuda)
+        every output, residual and gradient stays on the device. Seqs (then statics) may be
+        positional, as in `prog(...)`. `seed` draws the dropout / zoneout masks, as in `prog(...)`:
+        the backward uses the forward's masks.
         """
         return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt, seed=seed)
 
     def gradient_names(self) -> list[str]:
-        """The arguments `wrt=` may name: params, seqs and states (their inits)."""
-        return [p.name for p in self.cell.params] + [s.name for s in self.cell.seqs] + list(self.cell.states)
+        """The arguments `wrt=` may name: params, seqs, statics and states (their inits)."""
+        cell = self.cell
+        return [p.name for p in cell.params] + [s.name for s in cell.seqs + cell.statics] + list(cell.states)
 
     def _wrt(self, wrt) -> frozenset[str] | None:
         """`wrt` checked: None (every gradient), or the set of argument names asked for."""
@@ -442,7 +448,7 @@ class CompiledProgram:
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ArgumentError(
                     f"argument 'wrt': {k!r} is not an argument of cell {self.cell.name!r}{hint}; "
-                    f"gradients exist for the params, seqs and states {names}"
+                    f"gradients exist for the params, seqs{', statics' if self.cell.statics else ''} and states {names}"
                 )
         return None if set(items) == set(names) else frozenset(items)
 

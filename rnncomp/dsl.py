@@ -81,9 +81,10 @@ class Value:
         """This sequence input or state read d >= 1 steps back (`h[t-d]`)."""
         _check_prev(d, self.delay)
         if self.node.op not in ("seq", "state"):
+            same = " (the same at every step)" if self.node.op in ("param", "static") else ""
             raise DSLError(
                 f"{_user_site()}: prev() reads a sequence input or a state at an earlier step; "
-                f"{self.node.name or 'this value'} is a {self.node.op}"
+                f"{self.node.name or 'this value'} is a {self.node.op}{same}"
             )
         return Value(self.node, self.delay + d)
 
@@ -371,6 +372,7 @@ class Graph:
         self.name = name
         self._seqs: list[Node] = []
         self._params: list[Node] = []
+        self._statics: list[Node] = []
         self._placeholders: dict[str, Node] = {}
         self._defs: dict[str, Value] = {}
         self._outputs: dict[str, Value] = {}
@@ -404,6 +406,13 @@ class Graph:
         self._params.append(node)
         return Value(node)
 
+    def static(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> Value:
+        """A per-row input: one value per batch row (leading dim B), the same at every step (a
+        conditioning vector, a mask fixed across time); the array passed is `shape` itself, no T."""
+        node = self._source("static", name, shape, dtype, loc)
+        self._statics.append(node)
+        return Value(node)
+
     def state(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> State:
         """A recurrent value; its init (zeros unless passed) is read at steps before 0."""
         node = self._source("state", name, shape, dtype, loc)
@@ -434,7 +443,9 @@ class Graph:
     def build(self) -> Cell:
         """Resolve state placeholders to their definitions and return the verified Cell."""
         try:
-            return _assemble(self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs)
+            return _assemble(
+                self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs, self._statics
+            )
         except VerifyError as e:
             if not e.cycle or "algebraic loop" not in str(e):
                 raise
@@ -456,14 +467,14 @@ def _loop_message(cell: str, cycle: tuple) -> str:
     )
 
 
-def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
+def _assemble(name, seqs, params, placeholders, defs, outputs, statics=()) -> Cell:
     # A definition must be a fresh compute node carrying the state's name; wrap anything else.
     def_nodes: dict[str, Node] = {}
     claimed: set[int] = set()
     for sname in [k for k in placeholders if k in defs] + [k for k in defs if k not in placeholders]:
         v = defs[sname]  # in declaration order, so the order states are returned in does not matter
         node = v.node
-        if v.delay or node.op in ("seq", "param", "state", "constant") or id(node) in claimed or node.name:
+        if v.delay or node.op in ("seq", "param", "static", "state", "constant") or id(node) in claimed or node.name:
             node = Node("identity", [v.use()], {}, v.type, loc=v.node.loc)
         node.name = sname
         claimed.add(id(node))
@@ -473,7 +484,7 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
         node = v.node
         if not v.delay and node.op == "state" and node.name in def_nodes:
             node = def_nodes[node.name]  # the state's value this step is its definition
-        elif v.delay or node.op in ("seq", "param", "state"):
+        elif v.delay or node.op in ("seq", "param", "static", "state"):
             node = Node("identity", [v.use()], {}, v.type)
         out_nodes[oname] = node
     # Rewire every read of a placeholder to its definition, keeping the delay.
@@ -488,7 +499,7 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
         n.inputs = tuple(Use(subst.get(id(u.node), u.node), u.delay) for u in n.inputs)
         stack.extend(u.node for u in n.inputs)
     state_types = {k: p.type for k, p in placeholders.items()}
-    cell = Cell(name, seqs, params, state_types, def_nodes, out_nodes)
+    cell = Cell(name, seqs, params, state_types, def_nodes, out_nodes, statics)
     try:
         for k, n in enumerate(n for n in cell.nodes() if n.op == "dropout_mask"):
             n.attrs["site"] = k  # each mask its own Philox counter word (rc.dropout, rc.zoneout)

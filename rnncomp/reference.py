@@ -43,7 +43,8 @@ def run(
 ) -> dict[str, np.ndarray]:
     """Run `cell` over a whole sequence; return per-step outputs stacked `(T, ...)` and final states.
 
-    Arguments: every seq as a time-major array `(T, *declared)`, every param as declared, and
+    Arguments: every seq as a time-major array `(T, *declared)`, every param and static as declared
+    (a static holds one value per batch row, read unchanged at every step), and
     optionally a state's init under the state's name (zeros when absent). A read with delay d at a
     step t < d reads the source's init (zeros for a seq). `steps=T` gives the length of a cell
     without seqs. `strict=True` raises `NonFiniteError` when a node's value holds a NaN or an inf.
@@ -112,9 +113,10 @@ def _bind(cell: Cell, arrays: dict[str, Any], steps: int | None) -> tuple[dict[s
 
 
 def _declared(cell: Cell) -> dict[str, Shape]:
-    """Every argument the cell takes and its full shape: seqs `(T, ...)`, params, then inits."""
+    """Every argument the cell takes and its full shape: seqs `(T, ...)`, params, statics, then inits."""
     out: dict[str, Shape] = {n.name: ("T",) + n.type.shape for n in cell.seqs}  # type: ignore[misc,operator,union-attr]
     out.update({n.name: n.type.shape for n in cell.params})  # type: ignore[misc,union-attr]
+    out.update({n.name: n.type.shape for n in cell.statics})  # type: ignore[misc,union-attr]
     out.update({k: t.shape for k, t in cell.state_types.items()})
     return out
 
@@ -281,7 +283,7 @@ class _Run:
         """Every node's value at step t (before copy-through)."""
         cur: dict[int, np.ndarray] = {}
         for node in self.nodes:
-            if node.op in ("seq", "param"):
+            if node.op in ("seq", "param", "static"):
                 value = arrays[node.name][t] if node.op == "seq" else arrays[node.name]  # type: ignore[index]
             elif node.op == "dropout_mask":
                 a = node.attrs
