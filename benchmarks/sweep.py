@@ -45,31 +45,6 @@ def estimate_s(cell: str, H: int, B: int, T: int) -> float:
     return flops / RATE + T * STEP_COST * (1 + B * H / 4096)
 
 
-def gru_cell(I: int, H: int):  # noqa: E741
-    """PyTorch's GRU (gates r, z, n; two biases, the hidden one inside r * (...)), as examples/gru.py."""
-    import rnncomp as rc
-    from rnncomp import Param, Seq, State
-
-    @rc.cell(name="gru")
-    def gru(
-        x: Seq[B, I],
-        h: State[B, H],
-        W_ih: Param[I, 3 * H],
-        W_hh: Param[H, 3 * H],
-        b_ih: Param[3 * H],
-        b_hh: Param[3 * H],
-    ):
-        x_r, x_z, x_n = rc.split(x @ W_ih + b_ih, 3)
-        h_r, h_z, h_n = rc.split(h @ W_hh + b_hh, 3)
-        r = rc.sigmoid(x_r + h_r)
-        z = rc.sigmoid(x_z + h_z)
-        n = rc.tanh(x_n + r * h_n)
-        h_new = (1 - z) * n + z * h
-        return {"h": h_new, "y": h_new}
-
-    return gru
-
-
 def weights(cell: str, H: int, np) -> dict:
     rng = np.random.default_rng(H)
     s = 1.0 / np.sqrt(H)
@@ -127,7 +102,8 @@ def check(progs: dict, m, w: dict, np) -> None:
     y = m(xg)[0]
     y.sum().backward()
     for name, prog in progs.items():
-        (out, grads) = prog.value_and_grad("y", x=x, **w)
+        out = prog(x=x, **w)
+        _, grads = prog.value_and_grad("y", x=x, **w)
         for what, got, want in (("y", out["y"], y.detach().numpy()), ("dx", grads["x"], xg.grad.numpy())):
             err = float(abs(got - want).max() / max(1e-6, abs(want).max()))
             if err > 2e-3:
@@ -158,7 +134,7 @@ def run(args) -> tuple[list[dict], list[tuple]]:
     import torch
 
     import rnncomp as rc
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import gru_cell, lstm_cell
 
     grid = QUICK if args.quick else GRID
     thread_counts = [int(t) for t in args.threads.split(",")]

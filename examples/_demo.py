@@ -17,7 +17,7 @@ from rnncomp.reference import run
 
 
 def random_arguments(cell: Cell, T: int = 5, B: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random seqs `(T, B, ...)` and params (scaled by 1/sqrt(fan-in)) for `cell`."""
+    """Seeded random seqs `(T, B, ...)`, params (scaled by 1/sqrt(fan-in)) and statics `(B, ...)` for `cell`."""
     rng = np.random.default_rng(seed)
     env = {"T": T, "B": B}
     args = {}
@@ -26,6 +26,8 @@ def random_arguments(cell: Cell, T: int = 5, B: int = 3, seed: int = 0) -> dict[
     for p in cell.params:
         shape = substitute(p.type.shape, env)
         args[p.name] = rng.standard_normal(shape) / np.sqrt(shape[0] if len(shape) == 2 else 1.0)
+    for u in cell.statics:  # one value per batch row
+        args[u.name] = rng.standard_normal(substitute(u.type.shape, env))
     return args
 
 

@@ -52,6 +52,7 @@ class CellText:
     at: Token
     seqs: list[tuple[str, TensorType, Token]] = field(default_factory=list)
     params: list[tuple[str, TensorType, Token]] = field(default_factory=list)
+    statics: list[tuple[str, TensorType, Token]] = field(default_factory=list)
     states: dict[str, tuple[TensorType | None, Token]] = field(default_factory=dict)
     defs: dict[str, Call] = field(default_factory=dict)  # target (NAME or %k) -> its call
     def_at: dict[str, Token] = field(default_factory=dict)
@@ -60,8 +61,8 @@ class CellText:
     declared_at: dict[str, tuple[str, Token]] = field(default_factory=dict)
 
     def input_at(self, name: str) -> Token | None:
-        """Where `name` is declared as a seq or param, if it is."""
-        for n, _, tok in self.seqs + self.params:
+        """Where `name` is declared as a seq, param or static, if it is."""
+        for n, _, tok in self.seqs + self.params + self.statics:
             if n == name:
                 return tok
         return None
@@ -85,6 +86,8 @@ class _Builder:
             self.nodes[name] = Node("seq", (), {}, t, name)
         for name, t, _ in ct.params:
             self.nodes[name] = Node("param", (), {}, t, name)
+        for name, t, _ in ct.statics:
+            self.nodes[name] = Node("static", (), {}, t, name)
         self.calls: dict[int, Call] = {}  # id(node) -> the call that made it, in text order
 
     def located(self, cls: type[Exception], message: str, tok: Token) -> Exception:
@@ -107,9 +110,10 @@ class _Builder:
             self.infer_from(call, done)
         seqs = [self.nodes[n] for n, _, _ in ct.seqs]
         params = [self.nodes[n] for n, _, _ in ct.params]
+        statics = [self.nodes[n] for n, _, _ in ct.statics]
         state_types = dict(declared)
         state_types.update({k: states[k].type for k in self.implicit})  # type: ignore[misc]
-        return verify_cell(Cell(ct.name, seqs, params, state_types, states, outputs))
+        return verify_cell(Cell(ct.name, seqs, params, state_types, states, outputs, statics))
 
     # -- names
     def new_node(self, call: Call, name: str | None) -> Node:
@@ -139,7 +143,9 @@ class _Builder:
             elif e.name in self.ct.outputs:
                 hint = "; an output cannot be read, read the node it names"
             raise self.located(
-                ParseError, f"undefined name {e.name!r} in {where}: not a seq, param or node of this cell{hint}", e.at
+                ParseError,
+                f"undefined name {e.name!r} in {where}: not a seq, param, static or node of this cell{hint}",
+                e.at,
             )
         if e.delay and not delay_ok:
             raise self.located(
@@ -183,7 +189,10 @@ class _Builder:
         for call in self.calls.values():
             for arg, use in zip(call.args, call.node.inputs, strict=True):  # type: ignore[union-attr]
                 if use.delay and use.node.op != "seq" and id(use.node) not in state_nodes:
-                    why = "a param is the same at every step" if use.node.op == "param" else "declare it as a state"
+                    why = {
+                        "param": "a param is the same at every step",
+                        "static": "a static is the same at every step",
+                    }.get(use.node.op, "declare it as a state")
                     raise self.located(
                         VerifyError,
                         f"{arg.name} is read with delay {use.delay} ({_arg_text(arg)}), "  # type: ignore[union-attr]

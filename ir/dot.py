@@ -1,7 +1,8 @@
 """Graphviz DOT for the IR: `cell_to_dot(cell)`, and a small writer other graphs (Programs) reuse.
 
 Drawing conventions, shared by every graph kind:
-  - sequence inputs are inverted houses, params boxes with a fold (`note`), state inits cylinders;
+  - sequence inputs are inverted houses, params boxes with a fold (`note`), statics `component`
+    boxes, state inits cylinders;
   - compute nodes are rounded boxes labelled `name = op(attrs)` over their type; a state's
     defining node has a double border;
   - delay-0 edges are solid; a delay edge is dashed and labelled `t-d`;
@@ -22,6 +23,7 @@ from .names import name_nodes
 SHAPES = {
     "seq": "invhouse",
     "param": "note",
+    "static": "component",
     "init": "cylinder",
     "constant": "plain",
     "compute": "box",
@@ -104,7 +106,7 @@ def attrs_text(attrs: dict[str, Any]) -> str:
 
 def node_label(name: str, node: Node) -> str:
     """`h = tanh` over `f32[B, 8]`; sources show their role instead of an op."""
-    if node.op in ("seq", "param"):
+    if node.op in ("seq", "param", "static"):
         head = f"{node.op} {name}"
     else:
         call = f"{node.op}({attrs_text(node.attrs)})" if node.attrs else node.op
@@ -114,7 +116,7 @@ def node_label(name: str, node: Node) -> str:
 
 def node_attrs(node: Node) -> dict[str, str]:
     """A node's shape (and style) by its role: sources from SHAPES, compute nodes as rounded boxes."""
-    if node.op in ("seq", "param", "constant"):
+    if node.op in ("seq", "param", "static", "constant"):
         return {"shape": SHAPES[node.op]}
     return {"shape": SHAPES["compute"], "style": "rounded"}
 

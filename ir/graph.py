@@ -120,7 +120,8 @@ class CycleFound(Exception):
 
 class Cell:
     """One time step: sequence inputs, params, states (name -> declared init type and defining
-    node), per-step outputs (name -> node). Build one with the DSL, the Graph builder or the parser."""
+    node), per-step outputs (name -> node), and statics (one value per batch row, the same at every
+    step: a conditioning vector). Build one with the DSL, the Graph builder or the parser."""
 
     def __init__(
         self,
@@ -130,6 +131,7 @@ class Cell:
         state_types: dict[str, TensorType],
         states: dict[str, Node],
         outputs: dict[str, Node],
+        statics: list[Node] = (),  # type: ignore[assignment]
     ):
         self.name = name
         self.seqs = list(seqs)
@@ -137,11 +139,12 @@ class Cell:
         self.state_types = dict(state_types)
         self.states = dict(states)
         self.outputs = dict(outputs)
+        self.statics = list(statics)
 
     # -- views
     @property
     def inputs(self) -> list[Node]:
-        return self.seqs + self.params
+        return self.seqs + self.params + self.statics
 
     def roots(self) -> list[Node]:
         """The nodes the cell's results hang from: state definitions then outputs, in order."""
@@ -189,7 +192,8 @@ class Cell:
         return print_cell(self)
 
     def __repr__(self) -> str:
+        static = f", {len(self.statics)} static" if self.statics else ""
         return (
-            f"<Cell {self.name}: {len(self.seqs)} seq, {len(self.params)} param, "
+            f"<Cell {self.name}: {len(self.seqs)} seq, {len(self.params)} param{static}, "
             f"states {list(self.states)}, outputs {list(self.outputs)}>"
         )

@@ -13,7 +13,8 @@ A plain, strict-JSON document (no NaN literals; non-finite floats are the string
                ...]}
 
 Declarations and definitions are separate lists because their orders may differ (a state can
-be defined in another order than it was declared) and a round trip keeps both. Reading checks
+be defined in another order than it was declared) and a round trip keeps both. A cell with statics
+(one value per batch row, the same at every step) lists them under "statics" (absent when none). Reading checks
 the structure (missing keys, wrong kinds, unknown or duplicate ids) with a ParseError that says
 where, then rebuilds the nodes and runs the verifier. Nothing is ever evaluated.
 """
@@ -80,12 +81,14 @@ def cell_to_json(cell: Cell) -> dict:
         d["type"] = type_to_json(n.type)
         return d
 
+    statics = {"statics": [index[id(n)] for n in cell.statics]} if cell.statics else {}  # absent when none
     return {
         "format": FORMAT,
         "version": VERSION,
         "name": cell.name,
         "seqs": [index[id(n)] for n in cell.seqs],
         "params": [index[id(n)] for n in cell.params],
+        **statics,
         "states": [{"name": k, "type": type_to_json(t)} for k, t in cell.state_types.items()],
         "state_defs": [{"state": k, "node": index[id(n)]} for k, n in cell.states.items()],
         "outputs": [{"name": k, "node": index[id(n)]} for k, n in cell.outputs.items()],
@@ -219,7 +222,7 @@ def cell_from_json(d: Any) -> Cell:
 
     def sources(key: str, op: str) -> list[Node]:
         out = []
-        for k, v in enumerate(_get(d, key, (list,), where)):
+        for k, v in enumerate(_get(d, key, (list,), where) if key in d or op != "static" else []):
             n = ref(v, f"{where}, {key}[{k}]")
             if n.op != op:
                 raise _fail(f"{where}, {key}[{k}]", f"node id {v!r} is a {n.op} node, expected a {op} node")
@@ -246,13 +249,14 @@ def cell_from_json(d: Any) -> Cell:
         if sname in state_types:
             raise _fail(at, f"state {sname!r} is declared twice")
         state_types[sname] = type_from_json(_get(e, "type", (dict,), at), f"{at}, type")  # type: ignore[assignment]
-    cell = Cell(name, seqs, params, state_types, named("state_defs", "state"), named("outputs", "name"))
+    statics = sources("statics", "static")
+    cell = Cell(name, seqs, params, state_types, named("state_defs", "state"), named("outputs", "name"), statics)
 
     verify_cell(cell)
     reached = {id(n) for n in cell.nodes()}
     for at, _, node in entries:
         if id(node) not in reached:
-            raise _fail(at, "the node is used by no state and no output (nor listed in 'seqs' or 'params')")
+            raise _fail(at, "the node is used by no state and no output (nor listed in 'seqs', 'params' or 'statics')")
     return cell
 
 

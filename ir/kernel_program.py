@@ -40,6 +40,7 @@ from .graph import Node
 from .names import name_nodes
 from .printer import INDENT, format_attr, format_type
 from .program import Program
+from .shapes import symbols_of
 
 UNIT_KINDS = ("fused", "view", "kernel", "gemm", "loop", "item")
 PLACES = ("buffer", "state", "slot", "loop", "given", "inline", "view", "constant")
@@ -122,7 +123,7 @@ class KernelProgram:
 
 def print_kernel_program(kp: KernelProgram) -> str:
     prog = kp.program
-    syms = sorted({d for n in prog.inputs for d in getattr(n.type, "shape", ()) if isinstance(d, str)})
+    syms = sorted(set().union(*(symbols_of(getattr(n.type, "shape", ())) for n in prog.inputs)))
     head = f"kernel program {prog.name}" + (f"({', '.join(syms)})" if syms else "") + " {"
     lines = [head]
     names = _block(kp.main, lines, INDENT, outputs=prog.outputs)

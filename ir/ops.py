@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from . import dimexpr
 from .dtypes import DType, as_dtype
 from .errors import ShapeError, UnknownOpError, VerifyError
 from .shapes import as_shape, broadcast, norm_axis
@@ -306,26 +307,33 @@ def _infer_concat(ins: list[TensorType], attrs: dict) -> TensorType:
         raise ShapeError("concat: operand ranks differ: " + ", ".join(str(t) for t in ins))
     rank = ranks.pop()
     ax = norm_axis(attrs["axis"], rank)
-    total = 0
     for t in ins:
         for i in range(rank):
             if i != ax and t.shape[i] != ins[0].shape[i]:
                 raise ShapeError(
                     f"concat along axis {attrs['axis']}: dim {i} differs: " + ", ".join(str(t) for t in ins)
                 )
-        total += _int_dim(t, ax, "concat")
+    total = dimexpr.add(*(t.shape[ax] for t in ins))  # H and H make 2*H
     return TensorType(dt, ins[0].shape[:ax] + (total,) + ins[0].shape[ax + 1 :])
 
 
 def _infer_split(ins: list[TensorType], attrs: dict) -> TensorType:
     (t,) = ins
     ax = norm_axis(attrs["axis"], t.rank)
-    n, parts, index = _int_dim(t, ax, "split"), attrs["parts"], attrs["index"]
-    if parts < 1 or n % parts:
+    n, parts, index = t.shape[ax], attrs["parts"], attrs["index"]
+    if parts < 1 or isinstance(n, int) and n % parts:
         raise ShapeError(f"split: dim {n} of {t} along axis {attrs['axis']} does not divide into {parts} parts")
     if not 0 <= index < parts:
         raise ShapeError(f"split: index {index} is outside 0..{parts - 1}")
-    return t.with_shape(t.shape[:ax] + (n // parts,) + t.shape[ax + 1 :])
+    if isinstance(n, int):
+        return t.with_shape(t.shape[:ax] + (n // parts,) + t.shape[ax + 1 :])
+    try:  # a symbolic dim: 4*H into 4 parts is H; H into 4 is H//4 (a call must bind H to a multiple of 4)
+        piece = dimexpr.divide(n, parts)
+    except dimexpr.DimError as e:
+        raise ShapeError(
+            f"split: dim {n} of {t} along axis {attrs['axis']} does not divide into {parts} parts: {e}"
+        ) from None
+    return t.with_shape(t.shape[:ax] + (piece,) + t.shape[ax + 1 :])
 
 
 def _infer_slice(ins: list[TensorType], attrs: dict) -> TensorType:
@@ -428,7 +436,7 @@ def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _REDUCE_ATTRS = {"axis": Attr("axes", None), "keepdims": Attr("bool", False)}
 _DECLARED = "a declaration: a loop body's parameters get their class from the loop"
 
-for _name in ("seq", "param", "state", "input"):
+for _name in ("seq", "param", "static", "state", "input"):
     # Sources: their type comes from a declaration, not from operands.
     register(OpDef(_name, 0, None, None, kind="source", rows="serial", rows_why=_DECLARED))
 

@@ -4,7 +4,8 @@ Grammar (newlines end statements; `#` starts a comment to the end of the line):
 
     file   := cell*                                  parse_cells; parse_cell wants exactly one
     cell   := 'cell' NAME '{' NL stmt* '}'
-    stmt   := 'seq' NAME ':' type | 'param' NAME ':' type | 'state' NAME [':' type]
+    stmt   := 'seq' NAME ':' type | 'param' NAME ':' type | 'static' NAME ':' type
+            | 'state' NAME [':' type]
             | 'out' NAME '=' expr                    a per-step output
             | 'yield' item (',' item)*               item := NAME ['=' ref]: states in order
             | (NAME | %INT) '=' expr [':' type]      a node; NAME may be a declared state's
@@ -17,7 +18,7 @@ Grammar (newlines end statements; `#` starts a comment to the end of the line):
 
 Names: `%k` labels a node only in the text (its `Node.name` is None); any other name is stored.
 A NAME may carry `@` parts as unrolling writes them (`h@3`, `h@t-1`; see `ir.tokens`).
-A keyword (seq, param, state, out, yield) followed by `=` is an ordinary node name. References may
+A keyword (seq, param, static, state, out, yield) followed by `=` is an ordinary node name. References may
 point forward: names are resolved after the whole cell is read, and order comes from topology.
 
 States: without a `yield` line, each declared state is the node written `NAME = ...` under its
@@ -125,7 +126,7 @@ class Parser(TermParser):
     def statement(self, ct: CellText) -> None:
         tok = self.peek()
         keyword = tok.text if tok.kind == "name" and not self.at("=", 1) else None
-        if keyword in ("seq", "param", "state"):
+        if keyword in ("seq", "param", "static", "state"):
             self.next()
             name = self.expect_kind("name", f"a {keyword} name after {keyword!r}")
             self.declare(ct, name, keyword)
@@ -136,7 +137,7 @@ class Parser(TermParser):
             if keyword == "state":
                 ct.states[name.text] = (t, name)
             else:
-                (ct.seqs if keyword == "seq" else ct.params).append((name.text, t, name))  # type: ignore[arg-type]
+                {"seq": ct.seqs, "param": ct.params, "static": ct.statics}[keyword].append((name.text, t, name))  # type: ignore[arg-type]
             self.end_of_statement(f"the declaration of {keyword} {name.text!r}")
         elif keyword == "out":
             self.next()
@@ -152,14 +153,16 @@ class Parser(TermParser):
             self.definition(ct)
         else:
             raise self.error(
-                f"expected a statement (seq, param, state, out, yield or NAME = op(...)), found {tok.describe()}", tok
+                "expected a statement (seq, param, static, state, out, yield or NAME = op(...)), "
+                f"found {tok.describe()}",
+                tok,
             )
 
     def declare(self, ct: CellText, name: Token, kind: str) -> None:
         """Record a declaration's name; names of seqs, params, states and outputs are unique."""
         if not is_identifier(name.text):
             raise self.error(f"{kind} name {name.text!r} is not an identifier (or is a Python keyword)", name)
-        node = ct.def_at.get(name.text) if kind in ("seq", "param") else None
+        node = ct.def_at.get(name.text) if kind in ("seq", "param", "static") else None
         if node is not None:
             raise self.error(f"name {name.text!r} is defined twice (first at {node.line}:{node.column})", name)
         prev = ct.declared_at.get(name.text)

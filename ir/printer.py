@@ -10,7 +10,7 @@ cell elman {
   out y = h
 }
 ```
-Declarations come first (seqs, params, states with their init types), then one line per compute
+Declarations come first (seqs, params, statics, states with their init types), then one line per compute
 node in evaluation order, then the per-step outputs. A use at delay d prints as `NAME[t-d]`.
 Names are given here, at print time (`ir.names.name_nodes`): a node's own name, else `%k`.
 A `yield` line lists the states in order only when the cell needs it (see `_yield_line`).
@@ -44,6 +44,7 @@ def print_cell(cell: Cell) -> str:
     lines = [f"cell {cell.name} {{"]
     lines += [f"{INDENT}seq   {n.name} : {format_type(n.type)}" for n in cell.seqs]
     lines += [f"{INDENT}param {n.name} : {format_type(n.type)}" for n in cell.params]
+    lines += [f"{INDENT}static {n.name} : {format_type(n.type)}" for n in cell.statics]
     lines += [f"{INDENT}state {k} : {format_type(t)}" for k, t in cell.state_types.items()]
     lines += [f"{INDENT}state {k}" for k in cell.states if k not in cell.state_types]
     body = [n for n in nodes if id(n) not in declared]

@@ -10,7 +10,7 @@ from .graph import Node
 from .names import name_nodes
 from .program import Program
 
-_ROLE_SHAPES = {"seq": "invhouse", "param": "note", "init": "cylinder", "lengths": "invhouse"}
+_ROLE_SHAPES = {"seq": "invhouse", "param": "note", "static": "component", "init": "cylinder", "lengths": "invhouse"}
 
 
 def program_to_dot(prog: Program) -> str:

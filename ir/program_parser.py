@@ -33,7 +33,7 @@ from .errors import RnncompError, VerifyError
 from .graph import Node, Use
 from .ops import REQUIRED, OpDef, check_attrs
 from .program import Program, Region
-from .shapes import is_identifier
+from .shapes import is_identifier, symbols_of
 from .term_parser import TermParser
 from .tokens import Token, located
 from .verify_program import verify_program
@@ -157,15 +157,15 @@ class ProgramParser(TermParser):
         """The header lists exactly the symbols of the inputs' shapes (what the printer writes)."""
         used: set[str] = set()
         for n in inputs:
-            for d in getattr(n.type, "shape", ()):
-                if isinstance(d, str) and d not in declared:
+            for d in sorted(symbols_of(getattr(n.type, "shape", ()))):
+                if d not in declared:
                     header = ", ".join(sorted([*declared, d]))
                     raise self.error(
                         f"symbol {d!r} in the type of input {n.name!r} is not declared in the header "
                         f"(write program {name}({header}) {{)",
                         type_at[id(n)],
                     )
-                used |= {d} if isinstance(d, str) else set()
+                used.add(d)
         for s, tok in declared.items():
             if s not in used:
                 raise self.error(

@@ -24,11 +24,12 @@ from .graph import Node
 from .names import name_nodes
 from .printer import INDENT, format_attr, format_type, format_use
 from .program import Program, Region
+from .shapes import symbols_of
 
 
 def print_program(prog: Program) -> str:
     """The program as text; loop bodies nest, indented, under their loop."""
-    syms = sorted({d for n in prog.inputs for d in getattr(n.type, "shape", ()) if isinstance(d, str)})
+    syms = sorted(set().union(*(symbols_of(getattr(n.type, "shape", ())) for n in prog.inputs)))
     head = f"program {prog.name}" + (f"({', '.join(syms)})" if syms else "") + " {"
     nodes = prog.nodes()
     names = name_nodes(nodes)

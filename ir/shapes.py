@@ -1,10 +1,12 @@
-"""Shapes whose dims are ints or symbols (`B`, `T`, any identifier), and NumPy broadcasting over them."""
+"""Shapes whose dims are ints, symbols (`B`, `T`, any identifier) or linear expressions of symbols
+(`4*H`, `H+I`, `H//4`: ir/dimexpr.py, in their canonical text), and NumPy broadcasting over them."""
 
 from __future__ import annotations
 
 import keyword
 import re
 
+from . import dimexpr
 from .errors import ShapeError, VerifyError
 
 Dim = int | str
@@ -19,7 +21,8 @@ def is_identifier(name: object) -> bool:
 
 
 def as_shape(dims: object) -> Shape:
-    """Validate a user's shape: a tuple of non-negative ints and identifier symbols."""
+    """Validate a user's shape: a tuple of non-negative ints, identifier symbols and dim expressions
+    (`"4*H"`), each expression in its canonical spelling (`"H+H"` becomes `"2*H"`, `"H-H"` becomes 0)."""
     if isinstance(dims, (int, str)):
         dims = (dims,)
     if not isinstance(dims, (tuple, list)):
@@ -31,9 +34,43 @@ def as_shape(dims: object) -> Shape:
         if isinstance(d, int) and d < 0:
             raise VerifyError(f"shape {tuple(dims)!r}: dim {d} is negative")
         if isinstance(d, str) and not is_identifier(d):
-            raise VerifyError(f"shape {tuple(dims)!r}: symbol {d!r} is not an identifier")
+            d = _expression(d, tuple(dims))
         out.append(int(d) if isinstance(d, int) else d)
     return tuple(out)
+
+
+def _expression(d: str, dims: tuple) -> int | str:
+    """A dim written as an expression, canonical; its symbols must be identifiers."""
+    if _IDENT.match(d):  # an identifier that is a Python keyword
+        raise VerifyError(f"shape {dims!r}: symbol {d!r} is not an identifier")
+    try:
+        canon = dimexpr.canonical(d)
+    except VerifyError as e:
+        raise VerifyError(f"shape {dims!r}: {e}") from None
+    bad = sorted(s for s in dimexpr.symbols(canon) if not is_identifier(s))
+    if bad:
+        raise VerifyError(f"shape {dims!r}: symbol {bad[0]!r} in dim {d!r} is not an identifier")
+    return canon
+
+
+def symbols_of(shape: Shape) -> set[str]:
+    """The symbols a shape's dims depend on (`(B, 4*H)`: B and H)."""
+    out: set[str] = set()
+    for d in shape:
+        if isinstance(d, str):
+            out |= {d} if _IDENT.match(d) else dimexpr.symbols(d)
+    return out
+
+
+def dim_value(d: Dim, env: dict[str, int]) -> Dim:
+    """A dim with bound symbols replaced: an int when all of its symbols are bound, else unchanged."""
+    if isinstance(d, int):
+        return d
+    if d in env:
+        return int(env[d])
+    if _IDENT.match(d) or not dimexpr.symbols(d) <= env.keys():
+        return d
+    return dimexpr.value(d, env)
 
 
 def shape_str(shape: Shape) -> str:
@@ -61,5 +98,5 @@ def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
 
 
 def substitute(shape: Shape, env: dict[str, int]) -> Shape:
-    """Replace bound symbols by their values."""
-    return tuple(env.get(d, d) if isinstance(d, str) else d for d in shape)
+    """Replace bound symbols by their values (an expression once all of its symbols are bound)."""
+    return tuple(dim_value(d, env) for d in shape)

@@ -1,12 +1,14 @@
 """The pieces the cell and program grammars share: types, attribute values, op names and argument lists.
 
-    type   := NAME '[' [dim (',' dim)*] ']' | '(' [type (',' type)*] ')'     dim := INT | NAME
+    type   := NAME '[' [dim (',' dim)*] ']' | '(' [type (',' type)*] ')'
+    dim    := INT | NAME | a dim expression like 4*H, (H+I)//2 (ir.dimexpr's grammar)
     args   := [arg (',' arg)*]         operands first (the grammar's own rule), then KEY '=' value
     value  := ['-'] NUMBER | ['-'] 'inf' | 'nan' | 'true' | 'false' | 'none' | NAME
             | STRING | '(' [dim (',' dim)* [',']] ')' | '[' [value (',' value)*] ']'
 
-An attribute value must fit its kind in the op table (`_KIND_TEXT`); a quoted count such as
-`"T//4"` is read by `ir.symexpr`'s own closed grammar. Nothing here evaluates text.
+In an attribute's tuple, a dim expression is quoted (`(B, "4*H")`). An attribute value must fit its
+kind in the op table (`_KIND_TEXT`); a quoted count such as `"T//4"` is read by `ir.symexpr`'s own
+closed grammar. Nothing here evaluates text.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from .dtypes import DType, as_dtype
 from .errors import RnncompError
 from .limits import MAX_INT
 from .ops import OPS, OpDef
-from .shapes import is_identifier
+from .shapes import as_shape, is_identifier
 from .symexpr import count
 from .tokens import Token, TokenReader
 from .types import TensorType, TupleType
+
+_DIM_PUNCT = ("+", "-", "*", "/", "(", ")")
 
 
 class TermParser(TokenReader):
@@ -88,19 +92,39 @@ class TermParser(TokenReader):
         opening = self.peek(-1)
         while not self.at("]"):
             d = self.peek()
-            if d.kind == "number" and d.text.isdigit():
+            plain = self.peek(1).text not in _DIM_PUNCT  # else an expression: 4*H
+            if plain and d.kind == "number" and d.text.isdigit():
                 dims.append(self.bounded_int(d, "a dim"))
-            elif d.kind == "name" and is_identifier(d.text):
+                self.next()
+            elif plain and d.kind == "name" and is_identifier(d.text):
                 dims.append(d.text)
+                self.next()
+            elif d.kind in ("number", "name") or d.text in _DIM_PUNCT:
+                dims.append(self.dim_expression())
             else:
                 raise self.error(f"expected a dim (an int or a symbol like B), found {d.describe()}", d)
-            self.next()
             if self.at(","):
                 self.next()
             elif not self.at("]"):
                 self.unclosed("type", opening, "',' or ']'")
         self.next()
         return TensorType(dtype, tuple(dims))
+
+    def dim_expression(self) -> int | str:
+        """A dim like `4*H` or `(H+I)//2` inside a type, in canonical form."""
+        first, depth, words = self.peek(), 0, []
+        while True:
+            tok = self.peek()
+            if tok.kind not in ("number", "name") and tok.text not in _DIM_PUNCT or depth == 0 and tok.text == ")":
+                if depth == 0:
+                    break
+                raise self.error(f"expected ')' to close the dim expression, found {tok.describe()}", tok)
+            depth += {"(": 1, ")": -1}.get(tok.text, 0)
+            words.append(self.next().text)
+        try:
+            return as_shape(("".join(words),))[0]
+        except RnncompError as e:
+            raise self.error(str(e), first) from None
 
     # -- attribute values
     def attribute(self, op: OpDef, key: Token, attrs: dict[str, Any]) -> Any:
@@ -177,6 +201,12 @@ class TermParser(TokenReader):
             tok = self.peek()
             if tok.kind == "name" and is_identifier(tok.text):
                 items.append(self.next().text)
+            elif tok.kind == "string":  # a dim expression, quoted: (B, "4*H")
+                try:
+                    items.append(as_shape((tok.text[1:-1],))[0])
+                except RnncompError as e:
+                    raise self.error(str(e), tok) from None
+                self.next()
             else:
                 v = self.number() if tok.kind == "number" or self.at("-") else None
                 if not isinstance(v, int):

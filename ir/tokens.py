@@ -23,7 +23,7 @@ _TOKEN = re.compile(
   | (?P<local>%\d+)
   | (?P<string>"[^"\n]*")
   | (?P<name>{_NAME}(?:@(?:t-\d+|\d+|{_NAME}))*)
-  | (?P<punct>[{{}}()\[\],=:+^-])
+  | (?P<punct>[{{}}()\[\],=:+^*/-])
   | (?P<bad>.) )
     """,
     re.VERBOSE | re.ASCII,  # ASCII: `\d` is 0-9 only (int() would read other scripts' digits, or fail on '²')

@@ -48,13 +48,14 @@ def verify_cell(cell: Cell) -> Cell:
         at = f"{where}, node {label(node, names)}"
         op = _op(node, at)
         if op.kind == "source" and node.op not in ("constant", "dropout_mask"):
-            if node.op not in ("seq", "param"):
+            if node.op not in ("seq", "param", "static"):
                 raise VerifyError(
                     f"{at}: a {node.op!r} node only appears in Programs (after unrolling), not in a cell", node=node
                 )
             if id(node) not in declared:
                 raise VerifyError(
-                    f"{at}: reference to {node.name!r}, which is not a declared seq or param of this cell", node=node
+                    f"{at}: reference to {node.name!r}, which is not a declared seq, param or static of this cell",
+                    node=node,
                 )
             continue
         if node.name is not None and not _node_name_ok(node.name):
@@ -64,6 +65,7 @@ def verify_cell(cell: Cell) -> Cell:
         for i, use in enumerate(node.inputs):
             _check_use(cell, node, i, use, at, names, defs)
         _check_type(node, op, at, names)
+    _check_statics(cell, where)
     for name in cell.state_types:
         if name not in cell.states:
             raise VerifyError(
@@ -109,7 +111,9 @@ def _check_use(cell: Cell, node: Node, i: int, use, at: str, names, defs) -> Non
     check_delay(d, f"{at}: operand {i}")
     if d > 0 and id(use.node) not in defs and use.node.op != "seq":
         src = label(use.node, names)
-        hint = "a param is the same at every step" if use.node.op == "param" else "declare it as a state"
+        hint = {"param": "a param is the same at every step", "static": "a static is the same at every step"}.get(
+            use.node.op, "declare it as a state"
+        )
         raise VerifyError(
             f"{at}: operand {i} reads {src} with delay {d}, but only states and seqs can be delayed ({hint})", node=node
         )
@@ -140,6 +144,7 @@ def _check_names(cell: Cell, where: str) -> None:
     groups = [
         ("seq", [n.name for n in cell.seqs]),
         ("param", [n.name for n in cell.params]),
+        ("static", [n.name for n in cell.statics]),
         ("state", list(cell.state_types) + [k for k in cell.states if k not in cell.state_types]),
         ("output", list(cell.outputs)),
     ]
@@ -151,3 +156,29 @@ def _check_names(cell: Cell, where: str) -> None:
             if name in seen:
                 raise VerifyError(f"{where}: name {name!r} is used twice (as {seen[name]} and as {kind})")
             seen[name] = kind
+
+
+def batch_dim(cell: Cell) -> int | str | None:
+    """The cell's batch dim: the leading dim of its first seq or state that has one (None if none does)."""
+    lead = [n.type.shape[0] for n in cell.seqs + list(cell.states.values()) if n.type.shape]  # type: ignore[union-attr]
+    return lead[0] if lead else None
+
+
+def _check_statics(cell: Cell, where: str) -> None:
+    """A static holds one value per batch row: its leading dim is the batch (B), as the seqs' and states' is."""
+    batch = batch_dim(cell)
+    for n in cell.statics:
+        shape = n.type.shape  # type: ignore[union-attr]
+        want = "B" if batch is None else batch
+        if not shape or shape[0] != want:
+            lead = f"leading dim {shape[0]!r}" if shape else "no leading dim"
+            whose = (
+                "the batch symbol 'B'"
+                if batch is None
+                else f"the batch dim {batch!r} (the leading dim of the cell's seqs and states)"
+            )
+            raise VerifyError(
+                f"{where}: static {n.name!r} has type {n.type}, with {lead}, but a static holds one value per "
+                f"batch row: its leading dim must be {whose}, e.g. Static[{want!r}, 16]",
+                node=n,
+            )

@@ -40,9 +40,11 @@ class GradPlan:
     dx_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # seq -> [(dZ output, W param)]
     dp: dict[str, list[str]] = field(default_factory=dict)  # param -> per-step outputs to sum
     dp_gemm: dict[str, list[tuple]] = field(default_factory=dict)  # param -> [(A stack name, dZ output, mask | None)]
+    ds: dict[str, str] = field(default_factory=dict)  # static -> the backward state summing its cotangent
+    ds_gemm: list[tuple[str, str, str]] = field(default_factory=list)  # [(state summing dZ, static u, W)]: Z = u @ W
     user_states: list[str] = field(default_factory=list)
     slots: dict[str, Slot] = field(default_factory=dict)  # every name grad made -> what it holds (roles.py)
-    wrt: frozenset[str] | None = None  # the params, seqs and state inits given gradients (None: all of them)
+    wrt: frozenset[str] | None = None  # the params, seqs, statics and state inits given gradients (None: all)
 
     def wants(self, name: str) -> bool:
         """Whether the backward computes the gradient of argument `name`."""
@@ -130,6 +132,7 @@ def normalize_delays(cell: Cell, slots: dict[str, Slot] | None = None) -> tuple[
         state_types,
         states,
         {k: new[id(v)] for k, v in cell.outputs.items()},
+        [new[id(s)] for s in cell.statics],
     )
     return out, roots, seq_shadows
 
@@ -144,6 +147,8 @@ class _Derive:
         self.cell, self.roots, self.b = cell, roots, Builder()
         self.seqs: dict[str, Node] = {}
         self.params = {p.name: Node("param", (), {}, p.type, p.name) for p in cell.params}
+        self.statics = {s.name: Node("static", (), {}, s.type, s.name) for s in cell.statics}
+        self.sums: dict[str, list[Node]] = {}  # a SUM state's name -> the per-step terms it adds up
         self.residuals: dict[str, Node] = {}
         self._res_of: dict[int, Node] = {}
         self._recomputed: dict[int, Node] = {}
@@ -177,6 +182,8 @@ class _Derive:
             return self.seq(src.name, src.type)  # type: ignore[arg-type]
         if src.op == "param":
             return self.params[src.name]  # type: ignore[index]
+        if src.op == "static":
+            return self.statics[src.name]  # type: ignore[index]
         if src.op == "constant":
             return Node("constant", (), src.attrs, src.type)
         if id(src) in self.state_of:
@@ -199,7 +206,7 @@ class _Derive:
 
     def _available(self, u: Use) -> bool:
         n = u.node
-        if u.delay > 0 or n.op in ("seq", "param", "constant") or id(n) in self.state_of:
+        if u.delay > 0 or n.op in ("seq", "param", "static", "constant") or id(n) in self.state_of:
             return True
         return id(n) in self._res_of or id(n) in self._known
 
@@ -228,7 +235,7 @@ class _Derive:
         if wrt is None:
             return None
         cell = self.cell
-        seeds = [n for n in [*cell.seqs, *cell.params] if n.name in wrt]
+        seeds = [n for n in [*cell.seqs, *cell.params, *cell.statics] if n.name in wrt]
         seeds += [v for k, v in cell.states.items() if self.roots.get(k, k) in wrt]  # an init, and its shadows'
         users: dict[int, list[Node]] = {}
         for n in cell.nodes():
@@ -256,7 +263,7 @@ class _Derive:
             adj.setdefault(id(n), []).append(self.seq(Slot(Role.COTANGENT, name), n.type))  # type: ignore[arg-type]
         for s, n in cell.states.items():
             adj.setdefault(id(n), []).append(self.placeholders[s])  # read at delay 1 below
-        order = [n for n in cell.nodes() if n.op not in ("seq", "param")]
+        order = [n for n in cell.nodes() if n.op not in ("seq", "param", "static")]
         for n in reversed(order):
             gs = adj.pop(id(n), None)
             if not gs:
@@ -268,6 +275,16 @@ class _Derive:
             a = n.inputs[0]
             cts: list[Node | None]
             weight = _gemm_weight(w) if w is not None and a.node.type.rank >= 2 else None  # type: ignore[union-attr]
+            if weight is not None and weight[1] is None and a.node.op == "static":
+                # Z = u @ W, u the same at every step: sum dZ over the steps in the loop (a (B, H) state);
+                # after it du = (sum dZ) W^T and dW = u^T (sum dZ), no per-step GEMM and no (T, B, H) stack.
+                q = weight[0]
+                if plan.wants(q.name) or plan.wants(a.node.name):  # type: ignore[arg-type]
+                    slot = Slot(Role.SUM, a.node.name, len(plan.ds_gemm) + 1)  # type: ignore[arg-type]
+                    self.sums.setdefault(slot.name, []).append(g)
+                    self.slots[slot.name] = slot
+                    plan.ds_gemm.append((slot.name, a.node.name, q.name))  # type: ignore[arg-type]
+                continue
             if weight is not None:  # dW = A^T dZ (times the mask under DropConnect): one GEMM after the loop
                 q, mask = weight
                 if plan.wants(q.name):  # type: ignore[arg-type]
@@ -288,6 +305,13 @@ class _Derive:
                     carry[self.state_of[id(u.node)]].append(ct)
                 elif u.node.op == "seq":
                     plan.dx.setdefault(u.node.name, []).append(self.out("dx", ct))  # type: ignore[arg-type]
+                elif u.node.op == "static":  # summed over the steps in the loop, per row
+                    slot = Slot(Role.SUM, u.node.name)  # type: ignore[arg-type]
+                    if ct.type != u.node.type:
+                        raise PassError(f"grad: the cotangent of static {u.node.name!r} has type {ct.type}")
+                    self.sums.setdefault(slot.name, []).append(ct)
+                    self.slots[slot.name] = slot
+                    plan.ds[u.node.name] = slot.name  # type: ignore[index]
                 elif u.node.op == "param":
                     # Sum over the batch after the loop, with the time sum: one reduction, and masking
                     # by lengths still sees the batch axis.
@@ -319,8 +343,14 @@ class _Derive:
         for k, v in self.outputs.items():
             if id(v) in subst:
                 self.outputs[k] = Node("identity", [Use(v)], {}, v.type)
+        states = {dstate(s): d for s, d in defs.items()}
+        for name, terms in self.sums.items():  # sum = sum[t-1] + this step's terms (init zeros)
+            total = _accumulate(b, terms)
+            acc = Node("add", (), {}, total.type, name)
+            acc.inputs = (Use(acc, 1), Use(total))
+            states[name] = acc
         seen: set[int] = set()
-        stack = list(defs.values()) + list(self.outputs.values())
+        stack = list(states.values()) + list(self.outputs.values())
         while stack:
             n = stack.pop()
             if id(n) in seen:
@@ -332,9 +362,10 @@ class _Derive:
             f"{self.cell.name}_grad",
             list(self.seqs.values()),
             list(self.params.values()),
-            {dstate(s): self.cell.states[s].type for s in defs},  # type: ignore[misc]
-            {dstate(s): d for s, d in defs.items()},
+            {k: v.type for k, v in states.items()},  # type: ignore[misc]
+            states,
             dict(self.outputs),
+            list(self.statics.values()),
         )
 
 
@@ -446,7 +477,8 @@ def forward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool) -
     holds h one step back), so a run can start from a checkpoint mid-sequence and stay exact.
     """
     cell = plan.cell
-    aug = Cell(cell.name, cell.seqs, cell.params, cell.state_types, cell.states, {**cell.outputs, **plan.residuals})
+    outputs = {**cell.outputs, **plan.residuals}
+    aug = Cell(cell.name, cell.seqs, cell.params, cell.state_types, cell.states, outputs, cell.statics)
     prog = unroll(aug, length, mode, reverse, masked, traces=plan.traced, raw=list(plan.residuals))
     prog.name = f"{cell.name}_train"
     return prog
@@ -464,7 +496,8 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
 
     Inputs: the forward's seqs, params and inits (every normalised state), the saved `res@i` and
     `trace@s` stacks, cotangents `grad@y` (per-step outputs, stacked) and `dstate@s` (final states).
-    Outputs: a gradient for every param, every state's init and every seq input, under their names.
+    Outputs: a gradient for every param, every state's init, every seq input and every static, under their
+    names (a static's is summed over the steps inside the loop: `sum@u` states, no per-step stack).
     `window` (truncated BPTT) adds `lengths_lo`: steps outside [lengths_lo, lengths) get no gradient.
     """
     cell, bwd = plan.cell, plan.bwd
@@ -483,6 +516,8 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         inp(s.name, s.type.with_shape((T,) + s.type.shape), "seq")  # type: ignore[union-attr,operator,arg-type]
     for p in cell.params:
         inp(p.name, p.type, "param")  # type: ignore[arg-type]
+    for u in cell.statics:
+        inp(u.name, u.type, "static")  # type: ignore[arg-type]
     for s in cell.state_types:
         inp(s, cell.state_types[s], "init")
     for name, t in plan.saved().items():
@@ -532,6 +567,9 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
             repl[name] = b("shift", trace_of(slot.of), init_of(slot.of), reverse=reverse)  # type: ignore[index]
         elif slot is not None and slot.role is Role.TRACE:
             repl[name] = trace_of(slot.of)  # type: ignore[index]
+        elif slot is not None and slot.role is Role.SUM:  # a sum over the steps starts at zero
+            t = n.type
+            repl[name] = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)  # type: ignore[union-attr]
         else:
             raise PassError(f"grad: backward input {name!r} has no source")
     outs = inline_program(prog, repl)
@@ -549,7 +587,14 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         for a, dz, mask in plan.dp_gemm.get(p.name, []):  # type: ignore[arg-type]
             term = b("matmul_tn", _stack(a, inputs, repl), outs[dz])
             terms.append(term if mask is None else b("mul", term, _sequence_mask(mask, inputs[SEED])))
+        terms += [b("matmul_tn", inputs[u], outs[k]) for k, u, w in plan.ds_gemm if w == p.name]
         grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
+    for u in cell.statics:  # summed over the steps in the backward loop, per row
+        if not plan.wants(u.name):  # type: ignore[arg-type]
+            continue
+        terms = [outs[plan.ds[u.name]]] if u.name in plan.ds else []  # type: ignore[index]
+        terms += [b("matmul", outs[k], b("transpose", inputs[w])) for k, s, w in plan.ds_gemm if s == u.name]
+        grads[u.name] = _total(b, terms, u.type)  # type: ignore[index,arg-type]
     for s in cell.state_types:  # shadows too: the runtime adds them into their roots
         grads[s] = outs[dstate(s)]
     return Program(f"{cell.name}_grad", list(inputs.values()), roles, grads)

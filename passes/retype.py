@@ -27,4 +27,5 @@ def retype_cell(cell: Cell, dtype: DType | str) -> Cell:
         {k: fix(t) for k, t in cell.state_types.items()},
         {k: new[id(n)] for k, n in cell.states.items()},
         {k: new[id(n)] for k, n in cell.outputs.items()},
+        [new[id(n)] for n in cell.statics],
     )

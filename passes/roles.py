@@ -23,6 +23,9 @@ class Role(Enum):
     COTANGENT = "grad"  # the cotangent of per-step output `of`, at every step
     DSTATE = "dstate"  # the cotangent of state `of` (the final state's given in; the init's out)
     SHADOW = "shadow"  # a state holding `of` (a state or a seq) `depth` steps further back
+    # A state of the backward cell (init zeros) summing over the steps so far: static `of`'s cotangent
+    # (depth 0), or the output cotangent of the `depth`-th matmul(of, W) of a static (a GEMM after the loop).
+    SUM = "sum"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Slot:
     def name(self) -> str:
         if self.role is Role.SHADOW:
             return f"{self.of}@d{self.depth}"
+        if self.role is Role.SUM and self.depth:
+            return f"sum@{self.of}@{self.depth}"
         return f"{self.role.value}@{self.of}"
 
 

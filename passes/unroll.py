@@ -2,7 +2,8 @@
 
 Modes: "full" (T copies, straight-line; needs a concrete T), an int k >= 2 (a loop whose body
 holds k copies, then a loop of one step for the T mod k remainder), "loop" (a body of one step).
-Every recurrent source (a state, or a sequence input read with a delay) carries its last D values,
+A static (one value per batch row, the same at every step) is a program input and a loop invariant,
+as a param is. Every recurrent source (a state, or a sequence input read with a delay) carries its last D values,
 D being the largest delay it is read at; `masked=True` adds a `lengths` input and applies the
 copy-through rule of DESIGN.md at every step; `reverse=True` runs the steps from T-1 down to 0.
 A cell with dropout masks gets a `seed` input (ir/mask_ops.py): each step's copy of a `dropout_mask`
@@ -119,7 +120,7 @@ class _Steps:
                 return vals[id(n)]
             if n.op == "seq":
                 return seq_val(n)
-            if n.op == "param":
+            if n.op in ("param", "static"):  # a static is a loop invariant too, one value per row
                 return param_val(n)
             raise PassError(f"unroll: node {n!r} has no value at this step")
 
@@ -174,9 +175,9 @@ def unroll(
     for s in cell.seqs:
         seq_in[id(s)] = input_node(s.name, s.type.with_shape((dim_T,) + s.type.shape))  # type: ignore[union-attr,operator]
         roles[s.name] = "seq"
-    for q in cell.params:
+    for q in cell.params + cell.statics:
         param_in[id(q)] = input_node(q.name, q.type)  # type: ignore[arg-type]
-        roles[q.name] = "param"
+        roles[q.name] = q.op  # "param" or "static"
     for name, node in cell.states.items():
         init_in[id(node)] = input_node(name, cell.state_types.get(name, node.type))  # type: ignore[arg-type]
         roles[name] = "init"
@@ -281,7 +282,7 @@ def _looped(plan, T, dim_T, k: int, reverse: bool, seq_in, param_in, lengths, lo
     for t1 in out_types.values():
         t = t1.with_shape((dim_T,) + t1.shape)
         bufs.append(Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t))
-    consts = [param_in[id(q)] for q in cell.params] + [n for n in (lengths, lo, seed) if n is not None]
+    consts = [param_in[id(q)] for q in cell.params + cell.statics] + [n for n in (lengths, lo, seed) if n is not None]
 
     q, r = sx.floordiv(T, k), sx.mod(T, k)
     if k == 1:

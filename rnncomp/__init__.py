@@ -15,17 +15,15 @@ from ir import (
     VerifyError,
 )
 
+from .cell_decorator import Param, Seq, Static, cell
 from .compiler import CompiledProgram, compile
 from .dropout import dropout, zoneout
 from .dsl import (
     Graph,
-    Param,
-    Seq,
     State,
     Value,
     abs,
     cast,
-    cell,
     concat,
     constant,
     equal,
@@ -59,6 +57,7 @@ from .dsl import (
     where,
 )
 from .norm import layer_norm
+from .sized import SizedProgram, with_dims
 
 __version__ = "0.1.0"
 
@@ -74,10 +73,13 @@ __all__ = [
     "Seq",
     "ShapeError",
     "State",
+    "Static",
     "UnknownOpError",
     "Value",
     "VerifyError",
     "CompiledProgram",
+    "SizedProgram",
+    "with_dims",
     "cast",
     "compile",
     "cell",

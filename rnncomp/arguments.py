@@ -2,7 +2,8 @@
 
 Float arrays are converted once to the compiled dtype (a copy only when the dtype or layout
 differs); other arrays (ints, bools, objects, masked arrays) are refused; integer `lengths` are taken
-as int64. Symbolic dims (T, B, ...) are bound from the arrays. A call whose outputs, states and copies
+as int64. Symbolic dims (T, B, ...) are bound from the arrays; a dim expression (`4*H`) binds its one
+unknown symbol (1024 binds H = 256), and must be a whole number at every node. A call whose outputs, states and copies
 would not fit in memory is refused before anything is allocated.
 Device arrays (GPU arrays: Numba's, or anything with `__cuda_array_interface__`) are checked the
 same way but never converted: they pass through to a backend that runs on the device.
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir import ArgumentError, Cell
+from ir import ArgumentError, Cell, VerifyError, dimexpr
 from ir.dtypes import DType
-from ir.shapes import Shape
+from ir.shapes import Shape, dim_value, substitute, symbols_of
+from ir.specialize import check_whole
 
 LENGTHS = "lengths"
 
@@ -41,8 +43,11 @@ def _closest(name: str, options: list[str]) -> str:
 
 def _show(shape: Shape, env: dict[str, int]) -> str:
     sym = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-    if all(isinstance(d, int) or d in env for d in shape) and any(isinstance(d, str) for d in shape):
-        val = tuple(env.get(d, d) if isinstance(d, str) else d for d in shape)
+    try:
+        val = substitute(shape, env)
+    except dimexpr.DimError:  # not a whole number: the caller says so
+        return sym
+    if all(isinstance(d, int) for d in val) and any(isinstance(d, str) for d in shape):
         return f"{sym} = {val}"
     return sym
 
@@ -59,10 +64,11 @@ def device_dtype(value) -> np.dtype:
 
 
 def signature(cell: Cell, tsym: str) -> tuple[dict, dict, list[str]]:
-    """What a call of `cell` takes: required (seqs, params) and optional (inits) arguments, each
+    """What a call of `cell` takes: required (seqs, params, statics) and optional (inits) arguments, each
     name -> (role, shape); and every name, for error messages. A compiled program keeps its own."""
     required = {s.name: ("seq", (tsym,) + s.type.shape) for s in cell.seqs}  # type: ignore[union-attr,operator]
     required.update({p.name: ("param", p.type.shape) for p in cell.params})  # type: ignore[union-attr,misc]
+    required.update({u.name: ("static", u.type.shape) for u in cell.statics})  # type: ignore[union-attr,misc]
     optional = {k: ("init", t.shape) for k, t in cell.state_types.items()}
     return required, optional, list(required) + list(optional) + [LENGTHS]
 
@@ -76,11 +82,31 @@ def bind(
     kwargs: dict,
     host_only: str | None = None,
     sig: tuple[dict, dict, list[str]] | None = None,
+    preset: dict[str, int] | None = None,
 ) -> Bound:
-    """Check `kwargs` against the cell's signature (`sig`, else worked out here); bind symbols;
-    convert arrays to `dtype`. Device arrays pass through unconverted; `host_only`, when given,
-    says why they are refused here.
+    """Check `kwargs` against the cell's signature (`sig`, else worked out here); bind symbols (those of
+    `preset`, rc.compile's `dims=`, first); convert arrays to `dtype`. Device arrays pass through
+    unconverted; `host_only`, when given, says why they are refused here.
     """
+    env, src, arrays = bind_symbols(cell, dtype, tsym, length, kwargs, host_only, sig, preset)
+    check_fits(cell, dtype, tsym, env, src, arrays)
+    arrays = {k: a if is_device_array(a) else _converted(a, dtype) for k, a in arrays.items()}
+    T = env[tsym]
+    lens = None if lengths is None else _lengths(lengths, T, cell, env)
+    return Bound(arrays, env, T, lens)
+
+
+def bind_symbols(
+    cell: Cell,
+    dtype: DType,
+    tsym: str,
+    length: int | None,
+    kwargs: dict,
+    host_only: str | None = None,
+    sig: tuple[dict, dict, list[str]] | None = None,
+    preset: dict[str, int] | None = None,
+) -> tuple[dict[str, int], dict[str, str], dict]:
+    """`bind`'s checks of names and shapes: (the symbols' values, who bound each, the arrays unconverted)."""
     required, optional, known = sig or signature(cell, tsym)
     for name in kwargs:
         if name not in required and name not in optional:
@@ -92,23 +118,75 @@ def bind(
                 f"{_closest(name, list(kwargs))}"
             )
     env: dict[str, int] = {} if length is None else {tsym: length}
-    arrays: dict[str, np.ndarray] = {}
     src: dict[str, str] = {}  # symbol -> the argument (and its shape) that bound it
+    for k, v in (preset or {}).items():
+        env[k], src[k] = int(v), "dims= of rc.compile"
+    arrays: dict[str, np.ndarray] = {}
     for name, value in kwargs.items():
         role, shape = required.get(name) or optional[name]
         if is_device_array(value):
             arrays[name] = _device_array(name, role, value, shape, dtype, env, host_only, src)
         else:
             arrays[name] = _one(name, role, value, shape, dtype, env, src)
+    solve_expressions({k: (required.get(k) or optional[k]) for k in arrays}, arrays, env, src)
     if tsym not in env:
         raise ArgumentError(
             f"cannot tell the sequence length: cell {cell.name!r} has no sequence input; compile with a concrete length"
         )
-    check_fits(cell, dtype, tsym, env, src, arrays)
-    arrays = {k: a if is_device_array(a) else _converted(a, dtype) for k, a in arrays.items()}
-    T = env[tsym]
-    lens = None if lengths is None else _lengths(lengths, T, cell, env)
-    return Bound(arrays, env, T, lens)
+    try:
+        check_whole(cell, env, src)
+    except VerifyError as e:
+        raise ArgumentError(f"cell {cell.name!r}: {e}") from None
+    return env, src, arrays
+
+
+def _array_shape(value) -> tuple:
+    cai = getattr(value, "__cuda_array_interface__", None)
+    return tuple(cai["shape"]) if cai else tuple(np.shape(value))
+
+
+def solve_expressions(declared: dict, arrays: dict, env: dict[str, int], src: dict[str, str]) -> None:
+    """Bind the symbols of dim expressions (`4*H` of 1024 binds H = 256), one unknown at a time, then
+    check every expression against its array; each error names the argument, the dim and the values."""
+    eqs = [
+        (name, role, got, shape, i, d, got[i])
+        for name, (role, shape) in declared.items()
+        for got in [_array_shape(arrays[name])]
+        for i, d in enumerate(shape)
+        if not dimexpr.is_plain(d)
+    ]
+    todo = list(eqs)
+    while todo:
+        left = []
+        for eq in todo:
+            name, role, got, shape, i, d, n = eq
+            try:
+                s = dimexpr.solve_one(d, n, env)
+            except dimexpr.DimError as e:
+                raise ArgumentError(
+                    f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}: dim {i} ({d}) "
+                    f"is {n}, but {e}"
+                ) from None
+            if s is not None:
+                src[s] = f"argument {name!r} of shape {tuple(got)}"
+            elif dimexpr.symbols(d) - env.keys():
+                left.append(eq)
+        if len(left) == len(todo):
+            name, role, got, shape, i, d, n = left[0]
+            free = sorted(dimexpr.symbols(d) - env.keys())
+            raise ArgumentError(
+                f"argument {name!r} ({role}): dim {i} ({d}) is {n}, which does not tell {' and '.join(free)} "
+                f"apart; bind them with rc.compile(..., dims={{{', '.join(repr(f) + ': ...' for f in free)}}})"
+            )
+        todo = left
+    for name, role, got, shape, i, d, n in eqs:
+        v = dimexpr.value(d, env)
+        if v != n:
+            came = "; ".join(f"{s} = {env[s]} from {src[s]}" for s in sorted(dimexpr.symbols(d)) if s in src)
+            raise ArgumentError(
+                f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}: "
+                f"dim {i} ({d}) is {n} here, but {d} = {v} ({came})"
+            )
 
 
 def float_array(what: str, value) -> np.ndarray:
@@ -179,8 +257,8 @@ def check_fits(cell: Cell, dtype: DType, tsym: str, env: dict[str, int], src: di
     shapes = [("output", k, (tsym,) + tuple(v.type.shape)) for k, v in cell.outputs.items()]  # type: ignore[union-attr]
     shapes += [("state", k, tuple(t.shape)) for k, t in cell.state_types.items()]
     for kind, name, shape in shapes:
-        n = math.prod(env.get(d, 0) if isinstance(d, str) else d for d in shape)
-        syms = [d for d in shape if isinstance(d, str) and d in src]
+        n = math.prod(_extent(d, env) for d in shape)
+        syms = sorted(s for s in symbols_of(shape) if s in src)
         culprit = max(syms, key=lambda d: env[d], default=None)
         by = f"{src[culprit]} binds {culprit} = {env[culprit]}: " if culprit else ""
         sizes.append((n * item, f"{kind} {name!r} of shape {_show(shape, env)}", by))
@@ -194,17 +272,30 @@ def check_fits(cell: Cell, dtype: DType, tsym: str, env: dict[str, int], src: di
     )
 
 
+def _extent(d, env: dict[str, int]) -> int:
+    """A dim's value, 0 while it is unbound."""
+    try:
+        v = dim_value(d, env)
+    except dimexpr.DimError:
+        return 0
+    return v if isinstance(v, int) else 0
+
+
 def _check_shape(name: str, role: str, got: tuple, shape: Shape, env: dict[str, int], src: dict | None = None) -> None:
     if len(got) != len(shape):
         raise ArgumentError(
             f"argument {name!r} ({role}): expected rank {len(shape)} {_show(shape, env)}, got shape {got}"
         )
     for i, (d, n) in enumerate(zip(shape, got)):
+        if isinstance(d, str) and not dimexpr.is_plain(d):
+            continue  # an expression: `solve_expressions` binds and checks it once every plain symbol is bound
         if isinstance(d, str):
             if d in env and env[d] != n:
+                preset = src is not None and src.get(d) == "dims= of rc.compile"
+                where = "in dims= of rc.compile" if preset else "elsewhere"
                 raise ArgumentError(
                     f"argument {name!r} ({role}): expected shape {_show(shape, env)}, got {got}: "
-                    f"dim {i} ({d}) is {n} here but {env[d]} elsewhere"
+                    f"dim {i} ({d}) is {n} here but {env[d]} {where}"
                 )
             if d not in env and src is not None:
                 src[d] = f"argument {name!r} of shape {tuple(got)}"
@@ -244,7 +335,7 @@ def _lengths(value, T: int, cell: Cell, env: dict[str, int]) -> np.ndarray:
         if a.dtype.kind == "f" and a.size and np.all(a == np.round(a)):
             raise ArgumentError(f"argument 'lengths': expected integers, got dtype {a.dtype} (cast with .astype(int))")
         raise ArgumentError(f"argument 'lengths': expected an integer array of shape (B,), got dtype {a.dtype}")
-    lead = [s.type.shape[0] for s in cell.seqs if s.type.shape]  # type: ignore[union-attr]
+    lead = [s.type.shape[0] for s in cell.seqs + cell.statics if s.type.shape]  # type: ignore[union-attr]
     bdim = lead[0] if lead else None
     B = env.get(bdim) if isinstance(bdim, str) else bdim
     if a.ndim != 1 or (B is not None and a.shape[0] != B):

@@ -15,7 +15,8 @@ import passes as _passes  # noqa: F401  (registers the passes)
 from ir import ArgumentError, Cell, PassError, RnncompError, verify_cell
 from ir.dtypes import DType, as_dtype
 from ir.limits import MAX_INT, MAX_UNROLL_STEPS
-from ir.shapes import is_identifier
+from ir.shapes import is_identifier, substitute
+from ir.specialize import all_symbols, size_symbols, specialize
 from passes.grad import derive
 from passes.pipeline import PassManager, Pipeline, as_pipeline
 from passes.registry import PASSES, Analyses, IRKind
@@ -29,6 +30,7 @@ from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
 from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
 from .masks import SEED, seed_words
+from .sized import SizedProgram, check_dims
 from .training import Trainer
 
 DEFAULT_PASSES = "simplify,hoist,linear_scan,simplify"
@@ -47,7 +49,8 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     passes: str | list[str] | None = None,
     backend_options: dict[str, Any] | None = None,
     denormals: str | None = None,
-) -> CompiledProgram:
+    dims: dict[str, int] | None = None,
+) -> CompiledProgram | SizedProgram:
     """Compile `cell` for sequences of `length` steps (an int, or a symbol like "T").
 
     `unroll` is "full", "loop" (the default), an int k >= 1 (k steps per loop iteration) or "auto" (the
@@ -70,7 +73,15 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     state is the same after a call (rnncomp.backends.denormals).
     `passes` is the pass pipeline in its text form, e.g. "unroll{mode=4},simplify,hoist" (default
     "simplify,hoist,linear_scan,simplify" after the unroll); `prog.pipeline` shows the whole pipeline that runs.
+    `dims` binds dim symbols ahead of time, e.g. {"H": 256}: the program is compiled for those sizes and
+    refuses a call of others. A size-generic cell (dims such as "4*H") whose sizes `dims` leaves unbound
+    gives a SizedProgram, which binds them from each call's arrays and compiles each binding once
+    (rnncomp.sized).
     """
+    options = dict(
+        length=length, unroll=unroll, backend=backend, dtype=dtype, reverse=reverse, truncate=truncate,
+        checkpoint=checkpoint, passes=passes, backend_options=backend_options, denormals=denormals,
+    )  # fmt: skip
     if not isinstance(cell, Cell):
         raise ArgumentError(
             f"argument 'cell': expected an rnncomp Cell (from @rc.cell or rc.Graph.build()), got {type(cell).__name__}"
@@ -146,7 +157,21 @@ def compile(  # noqa: A001  (the public name is fixed: rc.compile)
     if threads is not None:
         prog.backend_options["threads"] = threads
     prog.denormals = denormals
-    return prog
+    bound = check_dims(cell, dims, prog.tsym)
+    if not bound and not size_symbols(cell):
+        return prog
+
+    def make(env: dict[str, int]) -> CompiledProgram:
+        """The program of these sizes; it checks calls against the generic cell's signature."""
+        child = compile(
+            specialize(cell, env), **{**options, "length": length if isinstance(length, int) else prog.tsym}
+        )
+        child._signature, child.dims = prog._signature, dict(env)
+        return child  # type: ignore[return-value]
+
+    if size_symbols(cell) <= bound.keys():
+        return make(bound)
+    return SizedProgram(prog, bound, make)
 
 
 def _user_pipeline(passes) -> tuple[Pipeline, dict[str, Any]]:
@@ -219,7 +244,7 @@ class CompiledProgram:
         self.length, self.unroll, self.backend, self.dtype, self.reverse = length, unroll, backend, dtype, reverse
         self.tail = tail  # the program -> program passes after the unroll
         self.analyses = Analyses()  # the grad plan, derived once for every training variant
-        dims = {d for n in self.cell.nodes() for d in getattr(n.type, "shape", ()) if isinstance(d, str)}
+        dims = all_symbols(self.cell)
         self.tsym = (
             length if isinstance(length, str) else next(s for s in ("T", "T_", "T__", "T_steps") if s not in dims)
         )
@@ -236,6 +261,7 @@ class CompiledProgram:
         self.denormals = "keep"  # "flush" or "keep": set by compile() (backends/denormals.py)
         self._auto = AutoUnroll(self) if unroll == "auto" else None  # unroll="auto": its chooser
         self.has_masks = has_masks(self.cell)  # rc.dropout / rc.zoneout: the programs take the seed words
+        self.dims: dict[str, int] = {}  # sizes bound ahead (rc.compile's dims=): a call with others is refused
 
     @property
     def plan(self):
@@ -309,7 +335,7 @@ class CompiledProgram:
         """Run the whole sequence: outputs stacked (T, ...), final states under their names.
 
         Arrays are passed by name (`prog(x=x, W=W)`); seqs may also be passed positionally, in the
-        order the cell declares them (`prog(x, W=W)`); `lengths` is keyword-only. `seed` (an int)
+        order the cell declares them (`prog(x, W=W)`), then its statics; `lengths` is keyword-only. `seed` (an int)
         draws the masks of `rc.dropout` / `rc.zoneout`; without it dropout is the identity and
         zoneout takes its expectation.
         """
@@ -344,10 +370,10 @@ class CompiledProgram:
         host_only = None
         if self.backend not in DEVICE_ARRAYS:
             host_only = f"backend {self.backend!r} runs on host arrays (device arrays: backend='numba-cuda')"
-        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only, self._signature)
+        b = bind(self.cell, self.dtype, self.tsym, fixed, lengths, arrays, host_only, self._signature, self.dims)
         for name, t in self.cell.state_types.items():
             if name not in b.arrays:
-                shape = tuple(b.symbols.get(d, d) if isinstance(d, str) else d for d in t.shape)
+                shape = substitute(t.shape, b.symbols)
                 if any(isinstance(d, str) for d in shape):
                     raise ArgumentError(
                         f"cannot make a zero init for state {name!r}: dim {shape} is not bound by any array; "
@@ -359,19 +385,23 @@ class CompiledProgram:
         return b
 
     def _positional(self, seqs: tuple, arrays: dict, what: str) -> dict:
-        """Bind positional arrays to the cell's seqs in declaration order (then the named ones)."""
+        """Bind positional arrays to the cell's seqs in declaration order, then its statics (then the named ones)."""
         if not seqs:
             return arrays
         names = [s.name for s in self.cell.seqs]
-        if len(seqs) > len(names):
+        statics = [u.name for u in self.cell.statics]
+        if len(seqs) > len(names) + len(statics):
+            also = f" and {len(statics)} static(s) {statics}" if statics else ""
+            which = "seqs, then statics," if statics else "seqs"
             raise ArgumentError(
                 f"{what}: {len(seqs)} positional arrays, but cell {self.cell.name!r} has {len(names)} seq(s) "
-                f"{names}; only seqs may be positional, in that order: pass params, inits and lengths by name"
+                f"{names}{also}; only {which} may be positional, in that order: pass params, inits and lengths by name"
             )
-        out = dict(zip(names, seqs))
+        out = dict(zip(names + statics, seqs))
         for k, v in arrays.items():
             if k in out:
-                raise ArgumentError(f"{what}: seq {k!r} is given twice, positionally and as {k}=...")
+                kind = "seq" if k in names else "static"
+                raise ArgumentError(f"{what}: {kind} {k!r} is given twice, positionally and as {k}=...")
             out[k] = v
         return out
 
@@ -380,18 +410,20 @@ class CompiledProgram:
         """Run the forward keeping what the backward needs; returns (outputs, backward).
 
         `backward(cotangents)` takes a dict output name -> cotangent (missing ones are zeros) and
-        returns gradients for every param, every state's init and every sequence input; with
-        `wrt=["W", "x"]` (names of params, seqs and states) only those are computed and returned (no
-        input-gradient GEMM when no seq is asked for). `backward(cotangents, wrt=...)` narrows them
-        per call. With device arrays (backend numba-cuda) every output, residual and gradient stays
-        on the device. Seqs may be positional, as in `prog(...)`. `seed` draws the dropout / zoneout
-        masks, as in `prog(...)`: the backward uses the forward's masks.
+        returns gradients for every param, every state's init, every sequence input and every static
+        (summed over the steps); with `wrt=["W", "x"]` (names of params, seqs, statics and states) only
+        those are computed and returned (no input-gradient GEMM when no seq is asked for).
+        `backward(cotangents, wrt=...)` narrows them per call. With device arrays (backend numba-cuda)
+        every output, residual and gradient stays on the device. Seqs (then statics) may be
+        positional, as in `prog(...)`. `seed` draws the dropout / zoneout masks, as in `prog(...)`:
+        the backward uses the forward's masks.
         """
         return self._vjp(lengths, self._positional(seqs, arrays, "vjp()"), copy=True, wrt=wrt, seed=seed)
 
     def gradient_names(self) -> list[str]:
-        """The arguments `wrt=` may name: params, seqs and states (their inits)."""
-        return [p.name for p in self.cell.params] + [s.name for s in self.cell.seqs] + list(self.cell.states)
+        """The arguments `wrt=` may name: params, seqs, statics and states (their inits)."""
+        cell = self.cell
+        return [p.name for p in cell.params] + [s.name for s in cell.seqs + cell.statics] + list(cell.states)
 
     def _wrt(self, wrt) -> frozenset[str] | None:
         """`wrt` checked: None (every gradient), or the set of argument names asked for."""
@@ -416,7 +448,7 @@ class CompiledProgram:
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ArgumentError(
                     f"argument 'wrt': {k!r} is not an argument of cell {self.cell.name!r}{hint}; "
-                    f"gradients exist for the params, seqs and states {names}"
+                    f"gradients exist for the params, seqs{', statics' if self.cell.statics else ''} and states {names}"
                 )
         return None if set(items) == set(names) else frozenset(items)
 
@@ -561,5 +593,7 @@ class CompiledProgram:
     def __repr__(self) -> str:
         return (
             f"<rnncomp program {self.cell.name}: length={self.length!r} unroll={self.unroll!r} "
-            f"backend={self.backend!r} dtype={self.dtype} denormals={self.denormals!r}>"
+            f"backend={self.backend!r} dtype={self.dtype} denormals={self.denormals!r}"
+            + (f" dims={self.dims!r}" if self.dims else "")
+            + ">"
         )

@@ -6,12 +6,10 @@ at the line of the user's code that made it, naming the op and its operand types
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +30,9 @@ from ir.graph import CycleFound
 from ir.limits import MAX_DELAY
 from ir.ops import check_attrs, describe_call, get_op, infer_type
 from ir.shapes import is_identifier
+
+if TYPE_CHECKING:
+    from .cell_decorator import _Decl
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -80,9 +81,10 @@ class Value:
         """This sequence input or state read d >= 1 steps back (`h[t-d]`)."""
         _check_prev(d, self.delay)
         if self.node.op not in ("seq", "state"):
+            same = " (the same at every step)" if self.node.op in ("param", "static") else ""
             raise DSLError(
                 f"{_user_site()}: prev() reads a sequence input or a state at an earlier step; "
-                f"{self.node.name or 'this value'} is a {self.node.op}"
+                f"{self.node.name or 'this value'} is a {self.node.op}{same}"
             )
         return Value(self.node, self.delay + d)
 
@@ -352,6 +354,8 @@ class State(Value):
 
     def __class_getitem__(cls, dims: Any) -> _Decl:
         """`State["B", 32]` annotates an `@rc.cell` argument as a state."""
+        from .cell_decorator import _State_role  # the decorator module builds on this one
+
         return _State_role[dims]
 
     def define(self, value: Value) -> None:
@@ -368,6 +372,7 @@ class Graph:
         self.name = name
         self._seqs: list[Node] = []
         self._params: list[Node] = []
+        self._statics: list[Node] = []
         self._placeholders: dict[str, Node] = {}
         self._defs: dict[str, Value] = {}
         self._outputs: dict[str, Value] = {}
@@ -401,6 +406,13 @@ class Graph:
         self._params.append(node)
         return Value(node)
 
+    def static(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> Value:
+        """A per-row input: one value per batch row (leading dim B), the same at every step (a
+        conditioning vector, a mask fixed across time); the array passed is `shape` itself, no T."""
+        node = self._source("static", name, shape, dtype, loc)
+        self._statics.append(node)
+        return Value(node)
+
     def state(self, name: str, shape: Any, dtype: Any = "f32", *, loc: str | None = None) -> State:
         """A recurrent value; its init (zeros unless passed) is read at steps before 0."""
         node = self._source("state", name, shape, dtype, loc)
@@ -431,7 +443,9 @@ class Graph:
     def build(self) -> Cell:
         """Resolve state placeholders to their definitions and return the verified Cell."""
         try:
-            return _assemble(self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs)
+            return _assemble(
+                self.name, self._seqs, self._params, self._placeholders, self._defs, self._outputs, self._statics
+            )
         except VerifyError as e:
             if not e.cycle or "algebraic loop" not in str(e):
                 raise
@@ -453,14 +467,14 @@ def _loop_message(cell: str, cycle: tuple) -> str:
     )
 
 
-def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
+def _assemble(name, seqs, params, placeholders, defs, outputs, statics=()) -> Cell:
     # A definition must be a fresh compute node carrying the state's name; wrap anything else.
     def_nodes: dict[str, Node] = {}
     claimed: set[int] = set()
     for sname in [k for k in placeholders if k in defs] + [k for k in defs if k not in placeholders]:
         v = defs[sname]  # in declaration order, so the order states are returned in does not matter
         node = v.node
-        if v.delay or node.op in ("seq", "param", "state", "constant") or id(node) in claimed or node.name:
+        if v.delay or node.op in ("seq", "param", "static", "state", "constant") or id(node) in claimed or node.name:
             node = Node("identity", [v.use()], {}, v.type, loc=v.node.loc)
         node.name = sname
         claimed.add(id(node))
@@ -470,7 +484,7 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
         node = v.node
         if not v.delay and node.op == "state" and node.name in def_nodes:
             node = def_nodes[node.name]  # the state's value this step is its definition
-        elif v.delay or node.op in ("seq", "param", "state"):
+        elif v.delay or node.op in ("seq", "param", "static", "state"):
             node = Node("identity", [v.use()], {}, v.type)
         out_nodes[oname] = node
     # Rewire every read of a placeholder to its definition, keeping the delay.
@@ -485,133 +499,10 @@ def _assemble(name, seqs, params, placeholders, defs, outputs) -> Cell:
         n.inputs = tuple(Use(subst.get(id(u.node), u.node), u.delay) for u in n.inputs)
         stack.extend(u.node for u in n.inputs)
     state_types = {k: p.type for k, p in placeholders.items()}
-    cell = Cell(name, seqs, params, state_types, def_nodes, out_nodes)
+    cell = Cell(name, seqs, params, state_types, def_nodes, out_nodes, statics)
     try:
         for k, n in enumerate(n for n in cell.nodes() if n.op == "dropout_mask"):
             n.attrs["site"] = k  # each mask its own Philox counter word (rc.dropout, rc.zoneout)
     except CycleFound:
         pass  # an algebraic loop: verify_cell says where
     return verify_cell(cell)
-
-
-# ---------------------------------------------------------------- the decorator
-
-
-class _Decl:
-    """`Seq["B", 16]`, `State["B", 32]`, `Param[16, 128]`: a role and a shape (and an optional dtype)."""
-
-    def __init__(self, role: str, dims: tuple, dtype: str = "f32"):
-        self.role, self.dims, self.dtype = role, dims, dtype
-
-    def __repr__(self) -> str:
-        return f"{self.role.capitalize()}{list(self.dims)}"
-
-
-class _Role:
-    def __init__(self, role: str):
-        self.role = role
-
-    def __getitem__(self, dims: Any) -> _Decl:
-        dims = dims if isinstance(dims, tuple) else (dims,)
-        dtype = "f32"
-        if dims and isinstance(dims[-1], str) and dims[-1] in ("f32", "f64", "float32", "float64"):
-            dims, dtype = dims[:-1], dims[-1]
-        return _Decl(self.role, dims, dtype)
-
-    def __repr__(self) -> str:
-        return self.role.capitalize()
-
-
-Seq = _Role("seq")
-Param = _Role("param")
-_State_role = _Role("state")
-
-
-def cell(fn: Callable | None = None, *, name: str | None = None) -> Any:
-    """Trace a Python function of one step into a Cell.
-
-    Arguments are annotated `Seq[...]`, `State[...]` or `Param[...]`; a state argument holds its
-    value from the previous step. The function returns a dict: keys naming a state give its new
-    value, other keys are per-step outputs.
-    """
-    if fn is None:
-        return lambda f: cell(f, name=name)
-    try:
-        # String annotations (`from __future__ import annotations`) may name closure variables too.
-        free = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
-        anns = inspect.get_annotations(fn, eval_str=True, locals=free)
-    except Exception as e:  # an annotation that does not evaluate
-        hint = ""
-        if isinstance(e, NameError) and any(isinstance(a, str) for a in getattr(fn, "__annotations__", {}).values()):
-            hint = (
-                " (the annotations are strings, as under `from __future__ import annotations`, so names local to"
-                " an enclosing function are not visible: drop that import in this module or use module-level names)"
-            )
-        raise DSLError(f"@rc.cell {fn.__name__}: cannot read its annotations: {e}{hint}") from None
-    g = Graph(name or fn.__name__)
-    args: dict[str, Value] = {}
-    code = fn.__code__
-    loc = f"{code.co_filename}:{code.co_firstlineno}"  # the arguments are declared at the def line
-    for pname in inspect.signature(fn).parameters:
-        decl = anns.get(pname)
-        if not isinstance(decl, _Decl):
-            raise DSLError(
-                f"@rc.cell {fn.__name__}: argument {pname!r} needs an annotation Seq[...], State[...] or Param[...]"
-            )
-        if decl.role == "seq":
-            args[pname] = g.seq(pname, decl.dims, decl.dtype, loc=loc)
-        elif decl.role == "param":
-            args[pname] = g.param(pname, decl.dims, decl.dtype, loc=loc)
-        else:
-            st = g.state(pname, decl.dims, decl.dtype, loc=loc)
-            args[pname] = _PrevState(st.node)
-    result = fn(**args)
-    if not isinstance(result, dict) or not result:
-        raise DSLError(
-            f"@rc.cell {fn.__name__}: must return a non-empty dict (state name -> new value, output name -> value), "
-            f"got {type(result).__name__}"
-        )
-    for key, v in result.items():
-        if not isinstance(key, str):
-            raise DSLError(f"@rc.cell {fn.__name__}: return key {key!r} is not a string")
-        if not isinstance(v, Value):
-            raise DSLError(f"@rc.cell {fn.__name__}: returned {key!r} is {v!r}, not a cell value")
-        if key in g._placeholders:
-            g._define(key, v)
-        elif key in args:
-            raise DSLError(
-                f"@rc.cell {fn.__name__}: return key {key!r} names an input, not a state or a new output"
-                f"{_closest(key, list(g._placeholders), 'state')}"
-            )
-        else:
-            g.output(key, v)
-    missing = [k for k in g._placeholders if k not in g._defs]
-    if missing:
-        k = missing[0]
-        near = difflib.get_close_matches(k, list(g._outputs), n=1)
-        hint = (
-            f" (the key {near[0]!r} names no state, so it made a new per-step output: did you mean {k!r}?)"
-            if near
-            else ""
-        )
-        raise DSLError(f"@rc.cell {fn.__name__}: state {k!r} is not given a new value: return it under key {k!r}{hint}")
-    return g.build()
-
-
-def _closest(name: str, options: list[str], what: str) -> str:
-    near = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {what} {near[0]!r}?)" if near else ""
-
-
-class _PrevState(Value):
-    """A state argument of an `@rc.cell` function: its value one step back; `.prev(d)` goes further."""
-
-    __slots__ = ()
-
-    def __init__(self, node: Node):
-        super().__init__(node, 1)
-
-    def prev(self, d: int = 1) -> Value:
-        """The state d steps back (`h.prev(1)` is the argument itself, `h.prev(2)` is h[t-2])."""
-        _check_prev(d)
-        return Value(self.node, d)

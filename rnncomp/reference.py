@@ -13,12 +13,16 @@ from typing import Any
 import numpy as np
 
 from ir import ArgumentError, Cell, Node, RnncompError, Use, VerifyError, get_op, verify_cell
+from ir.dimexpr import is_plain
 from ir.dtypes import DType
 from ir.mask_ops import mask_values
 from ir.names import label, name_nodes
 from ir.philox import seed_key
-from ir.shapes import Shape, substitute
+from ir.shapes import Shape, substitute, symbols_of
+from ir.specialize import check_whole
 from ir.types import TensorType
+
+from .arguments import solve_expressions
 
 RESERVED = ("lengths", "strict", "steps", "seed")
 
@@ -39,7 +43,8 @@ def run(
 ) -> dict[str, np.ndarray]:
     """Run `cell` over a whole sequence; return per-step outputs stacked `(T, ...)` and final states.
 
-    Arguments: every seq as a time-major array `(T, *declared)`, every param as declared, and
+    Arguments: every seq as a time-major array `(T, *declared)`, every param and static as declared
+    (a static holds one value per batch row, read unchanged at every step), and
     optionally a state's init under the state's name (zeros when absent). A read with delay d at a
     step t < d reads the source's init (zeros for a seq). `steps=T` gives the length of a cell
     without seqs. `strict=True` raises `NonFiniteError` when a node's value holds a NaN or an inf.
@@ -97,13 +102,21 @@ def _bind(cell: Cell, arrays: dict[str, Any], steps: int | None) -> tuple[dict[s
     for name in shapes:  # declared order, so messages say which argument bound a symbol first
         if name in arrays:
             _check_shape(name, _array(name, arrays[name]), shapes[name], env, src)
+    roles = {n.name: n.op for n in cell.inputs}
+    given = {k: (roles.get(k, "init"), shapes[k]) for k in shapes if k in arrays}
+    solve_expressions(given, {k: np.asarray(arrays[k]) for k in given}, env, src)  # dim expressions: 4*H binds H
+    try:
+        check_whole(cell, env, src)
+    except VerifyError as e:
+        raise ArgumentError(f"cell {cell.name!r}: {e}") from None
     return env, src
 
 
 def _declared(cell: Cell) -> dict[str, Shape]:
-    """Every argument the cell takes and its full shape: seqs `(T, ...)`, params, then inits."""
+    """Every argument the cell takes and its full shape: seqs `(T, ...)`, params, statics, then inits."""
     out: dict[str, Shape] = {n.name: ("T",) + n.type.shape for n in cell.seqs}  # type: ignore[misc,operator,union-attr]
     out.update({n.name: n.type.shape for n in cell.params})  # type: ignore[misc,union-attr]
+    out.update({n.name: n.type.shape for n in cell.statics})  # type: ignore[misc,union-attr]
     out.update({k: t.shape for k, t in cell.state_types.items()})
     return out
 
@@ -119,7 +132,10 @@ def _tuple(shape: tuple) -> str:
 
 def _show(shape: Shape, env: dict[str, int]) -> str:
     """`(T, B, 16) = (7, 3, 16)`: a declared shape, and its value when its symbols are bound."""
-    bound = substitute(shape, env)
+    try:
+        bound = substitute(shape, env)
+    except RnncompError:  # a dim expression that is not a whole number: the caller says so
+        return _tuple(shape)
     if bound == shape or any(isinstance(d, str) for d in bound):
         return _tuple(shape)
     return f"{_tuple(shape)} = {_tuple(bound)}"
@@ -140,13 +156,14 @@ def _check_shape(name: str, a: np.ndarray, shape: Shape, env: dict[str, int], sr
     if a.ndim != len(shape):
         raise ArgumentError(f"{name}: expected rank {len(shape)} {_show(shape, env)}, got shape {_tuple(a.shape)}")
     for d, n in zip(shape, a.shape, strict=True):
-        if isinstance(d, str) and d not in env:
+        if isinstance(d, str) and is_plain(d) and d not in env:
             env[d], src[d] = n, name
-    want = substitute(shape, env)
+    plain = tuple(d if is_plain(d) else n for d, n in zip(shape, a.shape))  # expressions: checked by solve_expressions
+    want = substitute(plain, env)
     if want != a.shape:
         why = [
             f"{d} = {env[d]} from {src[d]}"
-            for d, n in zip(shape, a.shape, strict=True)
+            for d, n in zip(plain, a.shape, strict=True)
             if isinstance(d, str) and env[d] != n
         ]
         raise ArgumentError(
@@ -178,7 +195,7 @@ def _inits(cell: Cell, arrays: dict[str, Any], env: dict[str, int]) -> dict[str,
     for name, t in cell.state_types.items():
         if name in arrays:
             continue
-        unbound = [d for d in t.shape if isinstance(d, str) and d not in env]
+        unbound = sorted(symbols_of(t.shape) - env.keys())
         if unbound:
             raise ArgumentError(
                 f"{name}: cannot make the zero init of shape {_tuple(t.shape)}: {unbound[0]} is not bound by any "
@@ -266,7 +283,7 @@ class _Run:
         """Every node's value at step t (before copy-through)."""
         cur: dict[int, np.ndarray] = {}
         for node in self.nodes:
-            if node.op in ("seq", "param"):
+            if node.op in ("seq", "param", "static"):
                 value = arrays[node.name][t] if node.op == "seq" else arrays[node.name]  # type: ignore[index]
             elif node.op == "dropout_mask":
                 a = node.attrs

@@ -183,8 +183,7 @@ class Trainer:
     def backward(self, run: _Run, cotangents: dict, wrt: frozenset[str] | None = None) -> dict[str, np.ndarray]:
         """Gradients of the arguments in `wrt` (None: every param, seq and state init)."""
         p, plan, ops = self.p, self.p.plan, self.ops
-        params = [q for q in plan.cell.params if wrt is None or q.name in wrt]
-        params = [q for q in plan.cell.params if wrt is None or q.name in wrt]
+        params = [q for q in plan.cell.params + plan.cell.statics if wrt is None or q.name in wrt]  # summed per leaf
         cot = self._cotangents(run, cotangents)
         given = frozenset(k for k in cotangents if k in plan.cell.outputs)  # the others are symbolic zeros
         given = None if len(given) == len(plan.cell.outputs) else given
@@ -240,7 +239,11 @@ class Trainer:
                 A = {s: g[s] for s in A}
                 del g
         result = {
-            q.name: grads[q.name] if q.name in grads else ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
+            q.name: grads[q.name]
+            if q.name in grads
+            else ops.zeros_like(run.arrays[q.name])
+            if q.op == "static"
+            else ops.zeros(q.type.shape, p.dtype.numpy)  # type: ignore[union-attr]
             for q in params
         }
         result.update({k: dxs[k] if k in dxs else ops.zeros_like(run.arrays[k]) for k in wanted_seqs})
@@ -260,6 +263,8 @@ class Trainer:
         plan = self.p.plan
         for s in plan.cell.seqs:
             return run.arrays[s.name].shape[1]
+        for u in plan.cell.statics:
+            return run.arrays[u.name].shape[0]
         return next(iter(run.init.values())).shape[0]
 
     def _cotangents(self, run: _Run, cotangents: dict) -> dict[str, np.ndarray]:

@@ -21,10 +21,11 @@ def bind(shape: tuple, B: int) -> tuple:
 def random_args(
     cell: rc.Cell, T: int, B: int, seed: int = 0, inits: bool = False, scale: float = 0.5
 ) -> dict[str, np.ndarray]:
-    """Seeded float64 seqs `(T, B, ...)`, params (times `scale`) and, if `inits`, state inits."""
+    """Seeded float64 seqs `(T, B, ...)`, params (times `scale`), statics `(B, ...)` and, if `inits`, state inits."""
     rng = np.random.default_rng(seed)
     args = {s.name: rng.standard_normal((T,) + bind(s.type.shape, B)) for s in cell.seqs}
     args.update({p.name: rng.standard_normal(bind(p.type.shape, B)) * scale for p in cell.params})
+    args.update({u.name: rng.standard_normal(bind(u.type.shape, B)) for u in cell.statics})
     if inits:
         args.update({k: rng.standard_normal(bind(t.shape, B)) for k, t in cell.state_types.items()})
     return args

@@ -260,7 +260,8 @@ def test_unannotated_argument():
     def f(x: Seq["B", 4], h):
         return {"y": x}
 
-    with raises(DSLError, "@rc.cell f: argument 'h' needs an annotation Seq[...], State[...] or Param[...]"):
+    want = "@rc.cell f: argument 'h' needs an annotation Seq[...], State[...], Param[...] or Static[...]"
+    with raises(DSLError, want):
         rc.cell(f)
 
 

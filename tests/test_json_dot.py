@@ -236,7 +236,7 @@ def test_json_node_used_by_nothing():
     text = broken(edit)
     assert (
         text == "cell JSON: cell 'lstm', node id 'spare': "
-        "the node is used by no state and no output (nor listed in 'seqs' or 'params')"
+        "the node is used by no state and no output (nor listed in 'seqs', 'params' or 'statics')"
     )
 
 

@@ -76,6 +76,7 @@ KINKS = ("relu", "max", "where", "abs", "minimum", "maximum") + COMPARISONS
 NOT_IN_CELLS = {
     "seq": "a source (a declaration)",
     "param": "a source (a declaration)",
+    "static": "a source (a declaration): tests/test_static.py",
     "state": "a placeholder the DSL resolves",
     "input": "a Program's parameter",
     "zeros": "Program-only: output buffers, zero adjoints",

@@ -46,7 +46,7 @@ def _in(line: str) -> str:
 
 NO_TYPES = "cell c {\n  seq x : f32[B, 4]\n  %1 = add(h[t-1], x)\n  h = tanh(%1)\n  out y = h\n}\n"
 LATE_SEQ = edit("  out y = h\n", "  out y = h\n  seq z : f32[B]\n", edit("  %0 = matmul", "  z = matmul"))
-BAD_NAME = "undefined name 'q' in an operand of matmul: not a seq, param or node of this cell"
+BAD_NAME = "undefined name 'q' in an operand of matmul: not a seq, param, static or node of this cell"
 
 ERRORS = [
     # characters and tokens
@@ -80,7 +80,7 @@ ERRORS = [
       "parse_cell reads exactly one cell, and a second one starts here (use parse_cells)"),
     # statements and declarations
     E("not-a-statement", _in("42"), 10, "42",
-      "expected a statement (seq, param, state, out, yield or NAME = op(...)), found number '42'"),
+      "expected a statement (seq, param, static, state, out, yield or NAME = op(...)), found number '42'"),
     E("declared-name-keyword", edit("seq   x", "seq   if"), 2, "if",
       "seq name 'if' is not an identifier (or is a Python keyword)"),
     E("declaration-without-name", edit("seq   x", "seq   %3"), 2, "%3", "expected a seq name after 'seq', found '%3'"),
@@ -101,15 +101,17 @@ ERRORS = [
     E("type-without-bracket", edit("param b : f32[8]", "param b : f32(8)"), 5, "(",
       "expected '[' after dtype f32 (a type is like f32[B, 16]), found '('"),
     E("type-bad-dim", edit("param b : f32[8]", "param b : f32[-8]"), 5, "-",
-      "expected a dim (an int or a symbol like B), found '-'"),
+      "shape ('-8',): dim -8 is negative (-8)"),
+    E("type-bad-dim-char", edit("param b : f32[8]", "param b : f32[=8]"), 5, "=",
+      "expected a dim (an int or a symbol like B), found '='"),
     E("type-expected", edit("param b : f32[8]", "param b : [8]"), 5, "[", "expected a type like f32[B, 16], found '['"),
     # names
     E("undefined-name", edit("matmul(x, W)", "matmul(q, W)"), 7, "q", BAD_NAME),
     E("undefined-state", edit("out y = h", "out y = g", edit("  h = tanh", "  g = tanh")), 8, "h[",
-      "undefined name 'h' in an operand of matmul: not a seq, param or node of this cell; "
+      "undefined name 'h' in an operand of matmul: not a seq, param, static or node of this cell; "
       "state 'h' is declared but no line defines it (h = op(...))"),
     E("output-read", edit("add(%0, %1)", "add(%0, y)"), 9, "y",
-      "undefined name 'y' in an operand of add: not a seq, param or node of this cell; "
+      "undefined name 'y' in an operand of add: not a seq, param, static or node of this cell; "
       "an output cannot be read, read the node it names"),
     E("defined-twice", edit("%1 = matmul", "%0 = matmul"), 8, "%0", "name '%0' is defined twice (first at 7:3)"),
     E("declared-twice", edit("param b", "param W"), 5, "W",

@@ -220,7 +220,9 @@ def test_attribute_outside_the_op_rule():
 def test_reference_to_an_undeclared_param():
     x, W, U, xw, hu, s, h = elman()
     text = message(make([x], [W], {"h": h}))  # U is used but not declared
-    assert "cell 'c', node U (param): reference to 'U', which is not a declared seq or param of this cell" in text
+    assert "cell 'c', node U (param): reference to 'U', which is not a declared seq, param or static of this cell" in (
+        text
+    )
 
 
 def test_negative_delay():

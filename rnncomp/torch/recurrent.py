@@ -28,7 +28,8 @@ class Recurrent(nn.Module):
     """A cell run over whole sequences, trainable with autograd.
 
         layer = rct.Recurrent(cell, length="T", unroll="loop", dtype="float32", **rc_compile_options)
-        out = layer(x, lengths=lengths, h=h0)   # seqs positionally in declaration order, or by name;
+        out = layer(x, lengths=lengths, h=h0)   # seqs (then statics) positionally in declaration order,
+                                               # or by name;
         out["y"], out["h"]                     # inits by name; results keyed as prog(...) keys them
 
     Each cell param is an `nn.Parameter` of the same name (`layer.W`), initialised by
@@ -42,7 +43,7 @@ class Recurrent(nn.Module):
     an error naming the argument. `lengths` is an integer CPU tensor (or list, or array) of shape (B,):
     TensorFlow's dynamic_rnn rule, as `rc.compile`'s programs. `.double()` / `.float()` convert the
     params and compile the program for the other dtype on the next call; CUDA tensors (after
-    `.cuda()`) run on the numba-cuda backend, in place. Gradients flow to params, seqs and the inits
+    `.cuda()`) run on the numba-cuda backend, in place. Gradients flow to params, seqs, statics and the inits
     given, through `prog.vjp`: in eager mode an autograd.Function calling the program directly,
     under `torch.compile` the custom ops rnncomp::run_train and rnncomp::backward.
     """
@@ -148,35 +149,36 @@ class Recurrent(nn.Module):
             seed_words(seed)  # a bad seed is an error naming it, in either mode
             seed = int(seed) if self.training else None
         self._check_device(like)
-        if len(seqs) > len(sig.seqs):
+        if len(seqs) > len(sig.inputs):
+            what = "sequence input(s)" if not sig.statics else "input(s) (its seqs, then its statics)"
             raise ArgumentError(
-                f"{self._where()}: takes {len(sig.seqs)} sequence input(s) positionally {sig.seqs}, got {len(seqs)}"
+                f"{self._where()}: takes {len(sig.inputs)} {what} positionally {sig.inputs}, got {len(seqs)}"
             )
-        given = dict(zip(sig.seqs, seqs))
+        given = dict(zip(sig.inputs, seqs))
+        statics = f", the statics {sig.statics}" if sig.statics else ""
         for name, value in kwargs.items():
             if name in given:
                 raise ArgumentError(f"{self._where()}: argument {name!r} given both positionally and by name")
             if name in sig.params:
                 raise ArgumentError(
                     f"{self._where()}: argument {name!r} is a parameter of this layer (layer.{name}), not an input; "
-                    f"inputs are the seqs {sig.seqs} and the inits {sig.states}"
+                    f"inputs are the seqs {sig.seqs}{statics} and the inits {sig.states}"
                 )
-            if name not in sig.seqs and name not in sig.states:
-                known = sig.seqs + sig.states + ["lengths", "seed"]
+            if name not in sig.inputs and name not in sig.states:
+                known = sig.inputs + sig.states + ["lengths", "seed"]
                 raise ArgumentError(
                     f"{self._where()}: unknown keyword argument {name!r}{_closest(name, known)}; "
-                    f"it takes the seqs {sig.seqs}, the inits {sig.states}, lengths and seed"
+                    f"it takes the seqs {sig.seqs}{statics}, the inits {sig.states}, lengths and seed"
                 )
             given[name] = value
-        for name in sig.seqs:
+        for name in sig.inputs:
             if name not in given:
-                raise ArgumentError(
-                    f"{self._where()}: missing sequence input {name!r} (a tensor of shape {sig.show(name)})"
-                )
-        tensors = [self._input(n, given[n], like) for n in sig.seqs]
+                what = "sequence input" if name in sig.seqs else "static (per-row) input"
+                raise ArgumentError(f"{self._where()}: missing {what} {name!r} (a tensor of shape {sig.show(name)})")
+        tensors = [self._input(n, given[n], like) for n in sig.inputs]
         tensors += [getattr(self, p) for p in sig.params]
         tensors += [self._input(n, given[n], like) for n in sig.states if n in given]
-        names = sig.seqs + sig.params + [n for n in sig.states if n in given]
+        names = sig.inputs + sig.params + [n for n in sig.states if n in given]
         key, e = self._program(like.dtype, like.device.type)
         lens = self._lengths(lengths)
         train = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
@@ -204,7 +206,7 @@ class Recurrent(nn.Module):
             )
 
     def _input(self, name: str, value, like: torch.Tensor) -> torch.Tensor:
-        """A seq or init as the program takes it: on the layer's device, of its dtype, contiguous."""
+        """A seq, static or init as the program takes it: on the layer's device, of its dtype, contiguous."""
         sig = self.sig
         role = sig.role(name)
         if isinstance(value, np.ndarray):

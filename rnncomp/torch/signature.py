@@ -9,18 +9,20 @@ T = object()  # the leading (time) dim of a sequence input and of a per-step out
 
 
 class Signature:
-    """Names and declared shapes of one cell: seqs, params, states (inits) and results."""
+    """Names and declared shapes of one cell: seqs, statics, params, states (inits) and results."""
 
     def __init__(self, cell: Cell, length: int | str):
         self.cell = cell
         self.seqs = [s.name for s in cell.seqs]
+        self.statics = [u.name for u in cell.statics]  # per-row inputs, taken like seqs (after them)
+        self.inputs = self.seqs + self.statics  # what a call takes positionally, in this order
         self.params = [p.name for p in cell.params]
         self.states = list(cell.state_types)
         self.outputs = list(cell.outputs)
         self.results = self.outputs + self.states  # the keys of prog(...), in this order
         self.length = length if isinstance(length, int) else None
         self.shapes: dict[str, tuple] = {s.name: (T,) + tuple(s.type.shape) for s in cell.seqs}
-        self.shapes.update({p.name: tuple(p.type.shape) for p in cell.params})
+        self.shapes.update({p.name: tuple(p.type.shape) for p in cell.params + cell.statics})
         self.shapes.update({k: tuple(t.shape) for k, t in cell.state_types.items()})
         self.result_shapes = {k: (T,) + tuple(cell.outputs[k].type.shape) for k in self.outputs}
         self.result_shapes.update({k: tuple(cell.state_types[k].shape) for k in self.states})
@@ -32,6 +34,8 @@ class Signature:
                 )
 
     def role(self, name: str) -> str:
+        if name in self.statics:
+            return "static"
         return "seq" if name in self.seqs else "param" if name in self.params else "init"
 
     def bind(self, shapes: dict[str, tuple]) -> dict:

@@ -25,6 +25,7 @@ from .scan import linear_scan
 
 Emitter = Callable[[Context, Node, Ref, list[Node]], str]
 
+
 def _prelude(name: str) -> str:
     """The module constants and device functions helper `name` calls (common/helpers.py PRELUDE)."""
     consts, fns = helpers.PRELUDE.get(name, ((), ()))
