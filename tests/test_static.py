@@ -335,6 +335,31 @@ def test_numba_cpu_runs_the_rows_of_a_conditioned_loop_in_parallel():
     assert worst(bw(cot), bw2(cot)) <= 1e-10
 
 
+@rc.cell
+def decay(x: Seq["B", 4], c: Static["B", 4], h: State["B", 4]):
+    """A linear recurrence whose per-row decay is a static: the linear_scan pass makes it a scan."""
+    h = rc.sigmoid(c) * h + x * c
+    return {"h": h, "y": h}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_a_linear_recurrence_with_a_static_decay_becomes_a_scan(backend):
+    rng = np.random.default_rng(16)
+    a = {"x": rng.standard_normal((9, 3, 4)), "c": rng.standard_normal((3, 4)), "h": rng.standard_normal((3, 4))}
+    p = rc.compile(decay, dtype="float64", backend=backend)
+    assert "scan" in p.ir("simplify#2") and "scan" in p.ir("simplify#2", grad=True)
+    for kw in ({}, {"lengths": np.array([9, 4, 0])}):
+        assert worst(p(**kw, **a), run(decay, **kw, **a)) <= 1e-10
+        assert check_vjp(p, a, **kw) < 1e-7
+
+
+def test_the_benchmark_makes_arrays_for_statics():
+    from rnncomp.bench import random_arrays
+
+    got = random_arrays(cond, 7, {"B": 2}, "float32")
+    assert got["c"].shape == (2, F) and got["x"].shape == (7, 2, 3)
+
+
 # ---------------------------------------------------------------- the example
 
 
