@@ -88,6 +88,17 @@ def test_text_json_and_dot_keep_the_static():
     assert '[label="static c\\nf32[B, 5]", shape="component"]' in dot
 
 
+def test_every_program_with_a_static_prints_and_parses_back():
+    from ir.program_parser import parse_program
+
+    p = rc.compile(cond, backend="numpy")
+    for kind in ({}, {"grad": True}, {"train": True}):
+        for lengths in (False, True):
+            for name, ir in p.stages(lengths, **kind).items():
+                assert parse_program(str(ir)) == ir, name
+    assert "input static c : f32[B, 5]" in p.ir("unroll")
+
+
 def test_the_graph_builder_makes_the_same_cell():
     g = rc.Graph("cond")
     x, c = g.seq("x", ("B", 3)), g.static("c", ("B", F))
