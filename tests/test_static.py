@@ -371,6 +371,39 @@ def test_the_benchmark_makes_arrays_for_statics():
     assert got["c"].shape == (2, F) and got["x"].shape == (7, 2, 3)
 
 
+@rc.cell
+def dropconnect(x: Seq["B", 3], c: Static["B", F], h: State["B", 4], W: Param[3, 4], V: Param[F, 4], U: Param[4, 4]):
+    h = rc.tanh(x @ W + c @ rc.dropout(V, 0.4, per="sequence") + h @ U)
+    return {"h": h, "y": h}
+
+
+@rc.cell
+def dropconnect_copied(
+    x: Seq["B", 3], c: Seq["B", F], h: State["B", 4], W: Param[3, 4], V: Param[F, 4], U: Param[4, 4]
+):
+    h = rc.tanh(x @ W + c @ rc.dropout(V, 0.4, per="sequence") + h @ U)
+    return {"h": h, "y": h}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_dropconnect_on_the_weight_of_a_static(backend):
+    """c @ (V * mask): the mask is the same at every step, so dV = (c^T sum dZ) * mask after the loop."""
+    a = {k: v for k, v in arrays(17).items() if k != "h"}
+    a["V"] = np.random.default_rng(18).standard_normal((F, 4))
+    p = rc.compile(dropconnect, dtype="float64", backend=backend)
+    q = rc.compile(dropconnect_copied, dtype="float64", backend="numpy")
+    assert "matmul_tn(c, " in p.ir("hoist", grad=True)
+    for kw in ({"seed": 3}, {"seed": 3, "lengths": LENGTHS}, {}):
+        out, backward = p.vjp(**kw, **a)
+        out2, backward2 = q.vjp(**kw, **copied(a))
+        assert worst(out, out2) <= 1e-10
+        cot = {k: np.random.default_rng(19).standard_normal(v.shape) for k, v in out.items()}
+        want = backward2(cot)
+        want["c"] = want["c"].sum(axis=0)
+        assert worst(backward(cot), want) <= 1e-10
+    assert check_vjp(p, {**a, "h": np.zeros((B, 4))}, mask_seed=5) < 1e-7
+
+
 # ---------------------------------------------------------------- the example
 
 
