@@ -57,6 +57,7 @@ from .dsl import (
     where,
 )
 from .norm import layer_norm
+from .sized import SizedProgram, with_dims
 
 __version__ = "0.1.0"
 
@@ -77,6 +78,8 @@ __all__ = [
     "Value",
     "VerifyError",
     "CompiledProgram",
+    "SizedProgram",
+    "with_dims",
     "cast",
     "compile",
     "cell",

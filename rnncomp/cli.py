@@ -37,6 +37,7 @@ from ir.dot import cell_to_dot
 from ir.json_form import cell_to_json
 from ir.parser import parse_cells
 from ir.printer import print_cell
+from ir.specialize import size_symbols
 
 from . import __version__
 
@@ -155,15 +156,22 @@ def _show(var: str, cell: Cell) -> str:
 
 
 def select_cell(cells: list[tuple[str, Cell]], wanted: str | None, source: str) -> Cell:
-    """The one cell in `cells`, or the one named `wanted` (its cell name, else the variable bound to it)."""
+    """The one cell in `cells`, or the one named `wanted` (its cell name, else the variable bound to it).
+    Where that leaves a choice, a concrete cell is taken over size-generic ones (dims such as `4*H`):
+    `lstm = rc.with_dims(lstm_any, I=16, H=32)` beside the `lstm_any` it was made from."""
     listing = ", ".join(_show(v, c) for v, c in cells)
     if not cells:
         raise Failure(f"{source} defines no cell (no Cell object among its globals)")
     if wanted is None:
+        concrete = [(v, c) for v, c in cells if not size_symbols(c)]
+        if len(cells) > 1 and len(concrete) == 1:
+            return concrete[0][1]
         if len(cells) > 1:
             raise Failure(f"{source} defines {len(cells)} cells: {listing}; choose one with --cell NAME")
         return cells[0][1]
     by_name = [(v, c) for v, c in cells if c.name == wanted]
+    if len(by_name) > 1 and len([c for _, c in by_name if not size_symbols(c)]) == 1:
+        by_name = [(v, c) for v, c in by_name if not size_symbols(c)]
     if len(by_name) == 1:
         return by_name[0][1]
     if by_name:
@@ -231,7 +239,31 @@ def _dump_arguments(p: argparse.ArgumentParser) -> None:
         "'sqrt', or a budget such as 64MiB",
     )
     m.add_argument("--batch", type=int, default=32, metavar="B", help="batch size, the dim B (default 32)")
-    m.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE", help="size of another symbolic dim")
+    m.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="size of another symbolic dim (and the sizes of a size-generic cell, dims such as 4*H)",
+    )
+
+
+def concrete(cell: Cell, args: argparse.Namespace) -> Cell:
+    """A size-generic cell (dims such as 4*H) at the sizes `--dim H=SIZE` gives (the CLI compiles concrete
+    sizes); those --dim entries are used up. Any other cell as it is."""
+    from .bench import parse_dims
+    from .sized import with_dims
+
+    sizes = size_symbols(cell)
+    if not sizes:
+        return cell
+    dims = parse_dims(args.dim)
+    missing = sorted(sizes - dims.keys())
+    if missing:
+        give = " ".join(f"--dim {d}=SIZE" for d in missing)
+        raise Failure(f"cell {cell.name!r} is size-generic (dims such as 4*H): give its sizes with {give}")
+    args.dim = [f"{k}={v}" for k, v in dims.items() if k not in sizes]
+    return with_dims(cell, **{k: dims[k] for k in sorted(sizes)})
 
 
 def _dump(args: argparse.Namespace) -> int:
@@ -249,9 +281,9 @@ def _dump(args: argparse.Namespace) -> int:
         args.target,
     )
     if args.checkpoint is not None:
-        out = dump_schedule(cell, args)
+        out = dump_schedule(concrete(cell, args), args)
     elif any(v not in (None, False) for v in program_flags):
-        out = dump_program(cell, args)
+        out = dump_program(concrete(cell, args), args)
     else:
         out = FORMATS[args.format](cell)
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -427,6 +459,10 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench as b
 
     cell = select_cell(load_cells(args.file), args.cell, args.file)
+    try:
+        cell = concrete(cell, args)
+    except RnncompError as e:
+        raise Failure(str(e)) from None
     for flag, value in (("--length", args.length), ("--batch", args.batch), ("--repeat", args.repeat)):
         if value < 1:
             raise Failure(f"{flag} {value}: expected an int >= 1")

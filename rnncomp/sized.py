@@ -12,38 +12,44 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from ir import ArgumentError, Cell, VerifyError
+from ir import ArgumentError, Cell, VerifyError, verify_cell
 from ir.limits import MAX_INT
-from ir.specialize import all_symbols, check_whole, size_symbols
+from ir.specialize import all_symbols, check_whole, size_symbols, specialize
 
 from .arguments import bind_symbols
 
 
-def check_dims(cell: Cell, dims: Any, tsym: str) -> dict[str, int]:
+def with_dims(cell: Cell, /, **dims: int) -> Cell:
+    """`cell` with some of its dim symbols bound, e.g. `rc.with_dims(lstm, I=16, H=32)`: a size-generic
+    cell written once, at the sizes an nn.Module, a benchmark or a test needs (`4*H` becomes 128)."""
+    if not isinstance(cell, Cell):
+        raise ArgumentError(f"with_dims(): expected an rnncomp Cell, got {type(cell).__name__}")
+    return verify_cell(specialize(cell, check_dims(cell, dims, None, "with_dims()")))
+
+
+def check_dims(cell: Cell, dims: Any, tsym: str | None, what: str = "argument 'dims'") -> dict[str, int]:
     """rc.compile's `dims=` checked: a dict naming symbols of the cell's types, each an int >= 0 that
     makes every dim expression a whole number."""
     if dims is None:
         return {}
     if not isinstance(dims, dict):
-        raise ArgumentError(f"argument 'dims': expected a dict such as {{'H': 256}}, got {type(dims).__name__}")
+        raise ArgumentError(f"{what}: expected a dict such as {{'H': 256}}, got {type(dims).__name__}")
     known = sorted(all_symbols(cell))
     out: dict[str, int] = {}
     for k, v in dims.items():
         if k == tsym:
-            raise ArgumentError(f"argument 'dims': {k!r} is the sequence length; pass length={v!r} instead")
+            raise ArgumentError(f"{what}: {k!r} is the sequence length; pass length={v!r} instead")
         if not isinstance(k, str) or k not in known:
             near = difflib.get_close_matches(str(k), known, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ArgumentError(
-                f"argument 'dims': {k!r} is not a dim of cell {cell.name!r}{hint}; its dims are {known}"
-            )
+            raise ArgumentError(f"{what}: {k!r} is not a dim of cell {cell.name!r}{hint}; its dims are {known}")
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_INT:
-            raise ArgumentError(f"argument 'dims': {k}={v!r} must be an int >= 0")
+            raise ArgumentError(f"{what}: {k}={v!r} must be an int >= 0")
         out[k] = int(v)
     try:
         check_whole(cell, out, {k: "dims=" for k in out})
     except VerifyError as e:
-        raise ArgumentError(f"argument 'dims': cell {cell.name!r}: {e}") from None
+        raise ArgumentError(f"{what}: cell {cell.name!r}: {e}") from None
     return out
 
 

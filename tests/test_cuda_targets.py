@@ -184,34 +184,13 @@ def _elman(I: int, H: int) -> rc.Cell:  # noqa: E741
     return elman
 
 
-def _gru(I: int, H: int) -> rc.Cell:  # noqa: E741
-    """examples/gru.py at other sizes."""
-
-    @rc.cell(name="gru")
-    def gru(
-        x: Seq["B", I],
-        h: State["B", H],
-        W_ih: Param[I, 3 * H],
-        W_hh: Param[H, 3 * H],
-        b_ih: Param[3 * H],
-        b_hh: Param[3 * H],
-    ):
-        x_r, x_z, x_n = rc.split(x @ W_ih + b_ih, 3)
-        h_r, h_z, h_n = rc.split(h @ W_hh + b_hh, 3)
-        r, z = rc.sigmoid(x_r + h_r), rc.sigmoid(x_z + h_z)
-        h_new = (1 - z) * rc.tanh(x_n + r * h_n) + z * h
-        return {"h": h_new, "y": h_new}
-
-    return gru
-
-
 def _sized(name: str, I: int, H: int) -> rc.Cell:  # noqa: E741
-    from benchmarks.cells import lstm_cell
+    from benchmarks.cells import gru_cell, lstm_cell
     from tests.hand_rnns import load_example
 
     makers = {
         "lstm": lstm_cell,
-        "gru": _gru,
+        "gru": gru_cell,
         "elman": _elman,
         "layernorm_lstm": load_example("layernorm_lstm").make_layernorm_lstm,
     }
