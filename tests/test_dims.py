@@ -474,3 +474,17 @@ def test_torch_layer_asks_for_concrete_sizes():
         "cell 'lstm': param 'Wx' has shape ('I', '4*H') with a symbolic dim; an nn.Parameter needs a concrete "
         "shape: bind it first, rc.with_dims(cell, H=..., I=...)"
     )
+
+
+def test_a_static_input_with_a_dim_expression():
+    @rc.cell
+    def cond(x: Seq["B", "I"], h: State["B", "H"], s: rc.Static["B", "2*H"], W: Param["I", "H"]):  # noqa: F821
+        a, b = rc.split(s, 2)
+        return {"h": rc.tanh(x @ W + a * h + b)}
+
+    prog = rc.compile(cond, backend="numba-cpu", dtype="float64")
+    rng = np.random.default_rng(3)
+    for n_in, H in [(2, 3), (3, 5)]:
+        args = {"x": rng.standard_normal((4, 2, n_in)), "s": rng.standard_normal((2, 2 * H))}
+        args["W"] = rng.standard_normal((n_in, H))
+        assert max_err(prog(**args), reference.run(cond, **args)) < 1e-12
