@@ -151,7 +151,7 @@ def make_loop(
 
 
 class Program:
-    """A whole-sequence computation: named inputs (roles seq/param/init/lengths), nodes, outputs."""
+    """A whole-sequence computation: named inputs (roles seq/param/static/init/lengths), nodes, outputs."""
 
     def __init__(self, name: str, inputs: list[Node], roles: dict[str, str], outputs: dict[str, Node]):
         self.name = name

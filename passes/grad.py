@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from ir import Cell, Node, PassError, Program, TensorType, Use
 from ir.dtypes import DType
-from ir.mask_ops import SEED
+from ir.mask_ops import SEED, SEED_WORDS
 from ir.ops import get_op
 
 from .grad_rules import NEEDS, Builder, get_rule
 from .registry import Analyses, register_pass
 from .rewrite import inline_program
 from .roles import Role, Slot, cotangent, dstate, trace
+from .shadows import normalize_delays
 from .unroll import LENGTHS, LENGTHS_LO, UnrollOptions, unroll
 
 
@@ -41,7 +42,7 @@ class GradPlan:
     dp: dict[str, list[str]] = field(default_factory=dict)  # param -> per-step outputs to sum
     dp_gemm: dict[str, list[tuple]] = field(default_factory=dict)  # param -> [(A stack name, dZ output, mask | None)]
     ds: dict[str, str] = field(default_factory=dict)  # static -> the backward state summing its cotangent
-    ds_gemm: list[tuple[str, str, str]] = field(default_factory=list)  # [(state summing dZ, static u, W)]: Z = u @ W
+    ds_gemm: list[tuple] = field(default_factory=list)  # [(state summing dZ, static u, W, mask | None)]: Z = u @ W
     user_states: list[str] = field(default_factory=list)
     slots: dict[str, Slot] = field(default_factory=dict)  # every name grad made -> what it holds (roles.py)
     wrt: frozenset[str] | None = None  # the params, seqs, statics and state inits given gradients (None: all)
@@ -64,77 +65,6 @@ class GradPlan:
         out = {k: n.type for k, n in self.residuals.items()}
         out.update({trace(s): self.cell.states[s].type for s in self.traced})
         return out  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------- delays > 1 become chains of delay 1
-
-
-def normalize_delays(cell: Cell, slots: dict[str, Slot] | None = None) -> tuple[Cell, dict[str, str], set[str]]:
-    """A copy of `cell` where each read at delay d >= 2 (or a delayed seq read) goes through shadow
-    states (each recorded in `slots`)."""
-    slots = {} if slots is None else slots
-    new: dict[int, Node] = {}
-    nodes = cell.nodes()
-    for n in nodes:
-        new[id(n)] = Node(n.op, (), n.attrs, n.type, n.name)
-    states = {k: new[id(v)] for k, v in cell.states.items()}
-    state_types = dict(cell.state_types)
-    roots: dict[str, str] = {}
-    seq_shadows: set[str] = set()
-    chain: dict[tuple[int, int], Node] = {}  # (id(source), k) -> shadow state holding source[t-k] at t-1... see below
-
-    def make_shadow(src: Node, k: int) -> None:
-        """The shadow holding src[t-k] at t-1, from the one at k-1 (which exists)."""
-        base = src.name if src.op == "seq" else cell.state_of(src)
-        slot = Slot(Role.SHADOW, base, k, of_seq=src.op == "seq")  # type: ignore[arg-type]
-        if k == 0:  # a seq read with a delay: the shadow at k=0 is the seq itself, as a state
-            node = Node("identity", [Use(new[id(src)])], {}, src.type, slot.name)
-        else:
-            prev = new[id(src)] if (k == 1 and src.op != "seq") else chain[(id(src), k - 1)]
-            node = Node("identity", [Use(prev, 1)], {}, src.type, slot.name)
-        name = slot.name
-        slots[name] = slot
-        states[name] = node  # type: ignore[index]
-        state_types[name] = src.type  # type: ignore[index,assignment]
-        roots[name] = base  # type: ignore[index]
-        if src.op == "seq":
-            seq_shadows.add(name)  # type: ignore[arg-type]
-        chain[(id(src), k)] = node
-
-    def shadow(src: Node, k: int) -> Node:
-        """A state whose value at step t is src[t-k] (so reading it at delay 1 gives src[t-k-1]).
-        The chain is built upward in a loop, not by recursion: a delay may be in the thousands."""
-        lo = 0 if src.op == "seq" else 1
-        j = k
-        while j > lo and (id(src), j - 1) not in chain:
-            j -= 1
-        for i in range(j, k + 1):
-            if (id(src), i) not in chain:
-                make_shadow(src, i)
-        return chain[(id(src), k)]
-
-    for n in nodes:
-        ins = []
-        for u in n.inputs:
-            if u.delay == 0:
-                ins.append(Use(new[id(u.node)]))
-            elif u.node.op == "seq":
-                ins.append(Use(shadow(u.node, u.delay - 1), 1))
-            elif u.delay == 1:
-                ins.append(Use(new[id(u.node)], 1))
-            else:
-                ins.append(Use(shadow(u.node, u.delay - 1), 1))
-        new[id(n)].inputs = tuple(ins)
-    out = Cell(
-        cell.name,
-        [new[id(s)] for s in cell.seqs],
-        [new[id(p)] for p in cell.params],
-        state_types,
-        states,
-        {k: new[id(v)] for k, v in cell.outputs.items()},
-        [new[id(s)] for s in cell.statics],
-    )
-    return out, roots, seq_shadows
 
 
 # ---------------------------------------------------------------- the backward cell
@@ -275,15 +205,16 @@ class _Derive:
             a = n.inputs[0]
             cts: list[Node | None]
             weight = _gemm_weight(w) if w is not None and a.node.type.rank >= 2 else None  # type: ignore[union-attr]
-            if weight is not None and weight[1] is None and a.node.op == "static":
+            if weight is not None and a.node.op == "static":
                 # Z = u @ W, u the same at every step: sum dZ over the steps in the loop (a (B, H) state);
                 # after it du = (sum dZ) W^T and dW = u^T (sum dZ), no per-step GEMM and no (T, B, H) stack.
-                q = weight[0]
+                # (W may be DropConnect's masked param: its mask is the same at every step too.)
+                q, mask = weight
                 if plan.wants(q.name) or plan.wants(a.node.name):  # type: ignore[arg-type]
                     slot = Slot(Role.SUM, a.node.name, len(plan.ds_gemm) + 1)  # type: ignore[arg-type]
                     self.sums.setdefault(slot.name, []).append(g)
                     self.slots[slot.name] = slot
-                    plan.ds_gemm.append((slot.name, a.node.name, q.name))  # type: ignore[arg-type]
+                    plan.ds_gemm.append((slot.name, a.node.name, q.name, mask))  # type: ignore[arg-type]
                 continue
             if weight is not None:  # dW = A^T dZ (times the mask under DropConnect): one GEMM after the loop
                 q, mask = weight
@@ -532,6 +463,8 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         inp(LENGTHS_LO, TensorType(DType.i64, prog.input(LENGTHS_LO).type.shape), "lengths")  # type: ignore[union-attr]
     if SEED in prog.roles:  # the backward recomputes the forward's dropout masks from the same seed words
         inp(SEED, prog.input(SEED).type, "seed")  # type: ignore[arg-type]
+    elif any(m is not None for *_, m in plan.ds_gemm):  # a masked weight applied after the loop only
+        inp(SEED, TensorType(DType.i64, (SEED_WORDS,)), "seed")
     b = Builder()
     traces: dict[str, Node] = {}
 
@@ -587,13 +520,19 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         for a, dz, mask in plan.dp_gemm.get(p.name, []):  # type: ignore[arg-type]
             term = b("matmul_tn", _stack(a, inputs, repl), outs[dz])
             terms.append(term if mask is None else b("mul", term, _sequence_mask(mask, inputs[SEED])))
-        terms += [b("matmul_tn", inputs[u], outs[k]) for k, u, w in plan.ds_gemm if w == p.name]
+        for k, u, w, mask in plan.ds_gemm:
+            if w == p.name:
+                term = b("matmul_tn", inputs[u], outs[k])
+                terms.append(term if mask is None else b("mul", term, _sequence_mask(mask, inputs[SEED])))
         grads[p.name] = _total(b, terms, p.type)  # type: ignore[index,arg-type]
     for u in cell.statics:  # summed over the steps in the backward loop, per row
         if not plan.wants(u.name):  # type: ignore[arg-type]
             continue
         terms = [outs[plan.ds[u.name]]] if u.name in plan.ds else []  # type: ignore[index]
-        terms += [b("matmul", outs[k], b("transpose", inputs[w])) for k, s, w in plan.ds_gemm if s == u.name]
+        for k, s, w, mask in plan.ds_gemm:
+            if s == u.name:
+                wt = inputs[w] if mask is None else b("mul", inputs[w], _sequence_mask(mask, inputs[SEED]))
+                terms.append(b("matmul", outs[k], b("transpose", wt)))
         grads[u.name] = _total(b, terms, u.type)  # type: ignore[index,arg-type]
     for s in cell.state_types:  # shadows too: the runtime adds them into their roots
         grads[s] = outs[dstate(s)]

@@ -81,13 +81,15 @@ def bind_dims(cell: Cell, batch: int, dims: dict[str, int]) -> dict[str, int]:
 
 
 def random_arrays(cell: Cell, T: int, env: dict[str, int], dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs: sequences (T, ...) of standard normals, params scaled by 1/sqrt(fan-in)."""
+    """Seeded inputs: sequences (T, ...) and statics of standard normals, params scaled by 1/sqrt(fan-in)."""
     rng = np.random.default_rng(seed)
     shape = lambda t: tuple(env[d] if isinstance(d, str) else d for d in t.type.shape)
     arrays = {s.name: rng.standard_normal((T,) + shape(s)).astype(dtype) for s in cell.seqs}
     for p in cell.params:
         s = shape(p)
         arrays[p.name] = (rng.standard_normal(s) / np.sqrt(s[0] if len(s) == 2 else 1.0)).astype(dtype)
+    for u in cell.statics:  # one value per batch row
+        arrays[u.name] = rng.standard_normal(shape(u)).astype(dtype)
     return arrays
 
 

@@ -88,6 +88,17 @@ def test_text_json_and_dot_keep_the_static():
     assert '[label="static c\\nf32[B, 5]", shape="component"]' in dot
 
 
+def test_every_program_with_a_static_prints_and_parses_back():
+    from ir.program_parser import parse_program
+
+    p = rc.compile(cond, backend="numpy")
+    for kind in ({}, {"grad": True}, {"train": True}):
+        for lengths in (False, True):
+            for name, ir in p.stages(lengths, **kind).items():
+                assert parse_program(str(ir)) == ir, name
+    assert "input static c : f32[B, 5]" in p.ir("unroll")
+
+
 def test_the_graph_builder_makes_the_same_cell():
     g = rc.Graph("cond")
     x, c = g.seq("x", ("B", 3)), g.static("c", ("B", F))
@@ -333,6 +344,64 @@ def test_numba_cpu_runs_the_rows_of_a_conditioned_loop_in_parallel():
     _, bw2 = q.vjp(**a)
     cot = {k: rng.standard_normal(v.shape) for k, v in out.items()}
     assert worst(bw(cot), bw2(cot)) <= 1e-10
+
+
+@rc.cell
+def decay(x: Seq["B", 4], c: Static["B", 4], h: State["B", 4]):
+    """A linear recurrence whose per-row decay is a static: the linear_scan pass makes it a scan."""
+    h = rc.sigmoid(c) * h + x * c
+    return {"h": h, "y": h}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_a_linear_recurrence_with_a_static_decay_becomes_a_scan(backend):
+    rng = np.random.default_rng(16)
+    a = {"x": rng.standard_normal((9, 3, 4)), "c": rng.standard_normal((3, 4)), "h": rng.standard_normal((3, 4))}
+    p = rc.compile(decay, dtype="float64", backend=backend)
+    assert "scan" in p.ir("simplify#2") and "scan" in p.ir("simplify#2", grad=True)
+    for kw in ({}, {"lengths": np.array([9, 4, 0])}):
+        assert worst(p(**kw, **a), run(decay, **kw, **a)) <= 1e-10
+        assert check_vjp(p, a, **kw) < 1e-7
+
+
+def test_the_benchmark_makes_arrays_for_statics():
+    from rnncomp.bench import random_arrays
+
+    got = random_arrays(cond, 7, {"B": 2}, "float32")
+    assert got["c"].shape == (2, F) and got["x"].shape == (7, 2, 3)
+
+
+@rc.cell
+def dropconnect(x: Seq["B", 3], c: Static["B", F], h: State["B", 4], W: Param[3, 4], V: Param[F, 4], U: Param[4, 4]):
+    h = rc.tanh(x @ W + c @ rc.dropout(V, 0.4, per="sequence") + h @ U)
+    return {"h": h, "y": h}
+
+
+@rc.cell
+def dropconnect_copied(
+    x: Seq["B", 3], c: Seq["B", F], h: State["B", 4], W: Param[3, 4], V: Param[F, 4], U: Param[4, 4]
+):
+    h = rc.tanh(x @ W + c @ rc.dropout(V, 0.4, per="sequence") + h @ U)
+    return {"h": h, "y": h}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-cpu"])
+def test_dropconnect_on_the_weight_of_a_static(backend):
+    """c @ (V * mask): the mask is the same at every step, so dV = (c^T sum dZ) * mask after the loop."""
+    a = {k: v for k, v in arrays(17).items() if k != "h"}
+    a["V"] = np.random.default_rng(18).standard_normal((F, 4))
+    p = rc.compile(dropconnect, dtype="float64", backend=backend)
+    q = rc.compile(dropconnect_copied, dtype="float64", backend="numpy")
+    assert "matmul_tn(c, " in p.ir("hoist", grad=True)
+    for kw in ({"seed": 3}, {"seed": 3, "lengths": LENGTHS}, {}):
+        out, backward = p.vjp(**kw, **a)
+        out2, backward2 = q.vjp(**kw, **copied(a))
+        assert worst(out, out2) <= 1e-10
+        cot = {k: np.random.default_rng(19).standard_normal(v.shape) for k, v in out.items()}
+        want = backward2(cot)
+        want["c"] = want["c"].sum(axis=0)
+        assert worst(backward(cot), want) <= 1e-10
+    assert check_vjp(p, {**a, "h": np.zeros((B, 4))}, mask_seed=5) < 1e-7
 
 
 # ---------------------------------------------------------------- the example
