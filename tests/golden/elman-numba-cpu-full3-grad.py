@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -61,12 +62,12 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads,
     matmul_0(v0[1], v1, in_U, n_threads)  # 'dstate@h@1' = matmul(%9, %5) : f32[B, 16]
     fused_0(d_B, np.int64(0), in1, v1, in0, v0)  # fused: %13
     # %16 = matmul(%14, %15) : f32[3, B, 8]
-    a0_u0 = v0.reshape((3 * d_B, 16))
-    a1_u0 = v2.reshape((3 * d_B, 8))
+    a0_u0 = shaped(v0, (3 * d_B, 16))
+    a1_u0 = shaped(v2, (3 * d_B, 8))
     gemm_nt(a0_u0, in_W, a1_u0, n_threads, BLAS)
     # %17 = matmul_tn(x, %14) : f32[8, 16]
-    a0_u1 = in_x.reshape((3 * d_B, 8))
-    a1_u1 = v0.reshape((3 * d_B, 16))
+    a0_u1 = shaped(in_x, (3 * d_B, 8))
+    a1_u1 = shaped(v0, (3 * d_B, 16))
     gemm_tn(a0_u1, a1_u1, v3, n_threads, BLAS)
     # %18 = shift(trace@h, h){reverse=False} : f32[3, B, 16]
     for s0_u2 in range(1, 3):
@@ -78,8 +79,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads,
             for i3_u2 in range(16):
                 v4[0, i2_u2, i3_u2] = in_h[i2_u2, i3_u2]
     # %19 = matmul_tn(%18, %14) : f32[16, 16]
-    a0_u3 = v4.reshape((3 * d_B, 16))
-    a1_u3 = v0.reshape((3 * d_B, 16))
+    a0_u3 = shaped(v4, (3 * d_B, 16))
+    a1_u3 = shaped(v0, (3 * d_B, 16))
     gemm_tn(a0_u3, a1_u3, v5, n_threads, BLAS)
     # %20 = sum_to(%14){shape=(16,)} : f32[16]
     for i0_u4 in range(16):

@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -48,8 +49,8 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, v1, v2, d_B, n_threads, v3):
     # v2: f32[3, B, 16]
     # v3: f32[B, 16]
     # %0 = matmul(x, W) : f32[3, B, 16]
-    a0_u0 = in_x.reshape((3 * d_B, 8))
-    a1_u0 = v2.reshape((3 * d_B, 16))
+    a0_u0 = shaped(in_x, (3 * d_B, 8))
+    a1_u0 = shaped(v2, (3 * d_B, 16))
     gemm(a0_u0, in_W, a1_u0, n_threads, BLAS)
     matmul_0(in_h, v3, in_U, n_threads)  # %2 = matmul(h, U) : f32[B, 16]
     fused_0(d_B, np.int64(0), v2, v3, in_b, v0)  # fused: h@0

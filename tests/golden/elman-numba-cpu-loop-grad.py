@@ -8,6 +8,7 @@ from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -89,12 +90,12 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
     pk0 = pack_b(in_U, True, w0, BLAS)  # inv1, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in1, in0, v1, in_U, pk0)))  # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 25 words of rows_0's parameters
     # %5 = matmul(%3, %4) : f32[T, B, 8]
-    a0_u3 = v1.reshape((d_T * d_B, 16))
-    a1_u3 = v2.reshape((d_T * d_B, 8))
+    a0_u3 = shaped(v1, (d_T * d_B, 16))
+    a1_u3 = shaped(v2, (d_T * d_B, 8))
     gemm_nt(a0_u3, in_W, a1_u3, n_threads, BLAS)
     # %6 = matmul_tn(x, %3) : f32[8, 16]
-    a0_u4 = in_x.reshape((d_T * d_B, 8))
-    a1_u4 = v1.reshape((d_T * d_B, 16))
+    a0_u4 = shaped(in_x, (d_T * d_B, 8))
+    a1_u4 = shaped(v1, (d_T * d_B, 16))
     gemm_tn(a0_u4, a1_u4, v3, n_threads, BLAS)
     # %7 = shift(trace@h, h){reverse=False} : f32[T, B, 16]
     for s0_u5 in range(1, d_T):
@@ -106,8 +107,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
             for i3_u5 in range(16):
                 v4[0, i2_u5, i3_u5] = in_h[i2_u5, i3_u5]
     # %8 = matmul_tn(%7, %3) : f32[16, 16]
-    a0_u6 = v4.reshape((d_T * d_B, 16))
-    a1_u6 = v1.reshape((d_T * d_B, 16))
+    a0_u6 = shaped(v4, (d_T * d_B, 16))
+    a1_u6 = shaped(v1, (d_T * d_B, 16))
     gemm_tn(a0_u6, a1_u6, v5, n_threads, BLAS)
     # %9 = sum_to(%3){shape=(16,)} : f32[16]
     for i0_u7 in range(16):

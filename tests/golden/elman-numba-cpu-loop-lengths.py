@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -92,8 +93,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in_lengths, v0, d_T, d_B, n_threads, n
     # v2: f32[T, B, 16]
     # v3: f32[B, 16]
     # %0 = matmul(x, W) : f32[T, B, 16]
-    a0_u0 = in_x.reshape((d_T * d_B, 8))
-    a1_u0 = v0.reshape((d_T * d_B, 16))
+    a0_u0 = shaped(in_x, (d_T * d_B, 8))
+    a1_u0 = shaped(v0, (d_T * d_B, 16))
     gemm(a0_u0, in_W, a1_u0, n_threads, BLAS)
     # %2 = loop(h, %0, %1, U, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T iterations of 1 step(s) from step 0]
     for i0_u1 in range(d_B):

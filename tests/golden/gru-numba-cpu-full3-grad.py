@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -191,17 +192,17 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     concat_0(d_B, np.int64(1), v1, v10, v11, v9)  # %60 = concat(%32, %39, %28){axis=-1} : f32[B, 96]
     concat_0(d_B, np.int64(2), v1, v4, v7, v3)  # %61 = concat(%10, %18, %6){axis=-1} : f32[B, 96]
     # %64 = matmul(%62, %63) : f32[3, B, 16]
-    a0_u5 = v1.reshape((3 * d_B, 96))
-    a1_u5 = v16.reshape((3 * d_B, 16))
+    a0_u5 = shaped(v1, (3 * d_B, 96))
+    a1_u5 = shaped(v16, (3 * d_B, 16))
     gemm_nt(a0_u5, in_W_ih, a1_u5, n_threads, BLAS)
     # %65 = matmul_tn(x, %62) : f32[16, 96]
-    a0_u6 = in_x.reshape((3 * d_B, 16))
-    a1_u6 = v1.reshape((3 * d_B, 96))
+    a0_u6 = shaped(in_x, (3 * d_B, 16))
+    a1_u6 = shaped(v1, (3 * d_B, 96))
     gemm_tn(a0_u6, a1_u6, v17, n_threads, BLAS)
     concat_0(d_B, np.int64(0), v0, v2, v13, v14)  # %67 = concat(%51, %58, %66){axis=-1} : f32[B, 96]
     # %69 = matmul_tn(%11, %68) : f32[32, 96]
-    a0_u7 = v6.reshape((3 * d_B, 32))
-    a1_u7 = v0.reshape((3 * d_B, 96))
+    a0_u7 = shaped(v6, (3 * d_B, 32))
+    a1_u7 = shaped(v0, (3 * d_B, 96))
     gemm_tn(a0_u7, a1_u7, v18, n_threads, BLAS)
     sum_to_0(v20, d_B, v1, v19)  # %70 = sum_to(%62){shape=(96,)} : f32[96]
     sum_to_0(v22, d_B, v0, v21)  # %71 = sum_to(%68){shape=(96,)} : f32[96]

@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -41,8 +42,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, v1, v2, d_B, n_t
     # v4: f32[B, 96]
     # v5: f32[B, 96]
     # %1 = matmul(x, W_ih) : f32[3, B, 96]
-    a0_u0 = in_x.reshape((3 * d_B, 16))
-    a1_u0 = v2.reshape((3 * d_B, 96))
+    a0_u0 = shaped(in_x, (3 * d_B, 16))
+    a1_u0 = shaped(v2, (3 * d_B, 96))
     gemm(a0_u0, in_W_ih, a1_u0, n_threads, BLAS)
     matmul_0(in_h, v3, in_W_hh, n_threads)  # %5 = matmul(h, W_hh) : f32[B, 96]
     # 13 elementwise node(s) in one loop, storing h@0 : [B, 32]

@@ -8,6 +8,7 @@ from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -189,16 +190,16 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     pk0 = pack_b(in_W_hh, True, w0, BLAS)  # inv1, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in6, v0, in0, in1, in2, in3, in4, v2, v3, v4, v5, v6, v7, v8, v9, in_W_hh, pk0)))  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 67 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
-    a0_u5 = v3.reshape((d_T * d_B, 96))
-    a1_u5 = v10.reshape((d_T * d_B, 16))
+    a0_u5 = shaped(v3, (d_T * d_B, 96))
+    a1_u5 = shaped(v10, (d_T * d_B, 16))
     gemm_nt(a0_u5, in_W_ih, a1_u5, n_threads, BLAS)
     # %7 = matmul_tn(x, %4) : f32[16, 96]
-    a0_u6 = in_x.reshape((d_T * d_B, 16))
-    a1_u6 = v3.reshape((d_T * d_B, 96))
+    a0_u6 = shaped(in_x, (d_T * d_B, 16))
+    a1_u6 = shaped(v3, (d_T * d_B, 96))
     gemm_tn(a0_u6, a1_u6, v11, n_threads, BLAS)
     # %9 = matmul_tn(%0, %8) : f32[32, 96]
-    a0_u7 = v0.reshape((d_T * d_B, 32))
-    a1_u7 = v2.reshape((d_T * d_B, 96))
+    a0_u7 = shaped(v0, (d_T * d_B, 32))
+    a1_u7 = shaped(v2, (d_T * d_B, 96))
     gemm_tn(a0_u7, a1_u7, v12, n_threads, BLAS)
     sum_to_0(v14, d_T, d_B, v3, v13)  # %10 = sum_to(%4){shape=(96,)} : f32[96]
     sum_to_0(v16, d_T, d_B, v2, v15)  # %11 = sum_to(%8){shape=(96,)} : f32[96]

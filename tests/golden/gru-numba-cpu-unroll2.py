@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -189,8 +190,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # v4: f32[B, 96]
     # v5: f32[B, 96]
     # %0 = matmul(x, W_ih) : f32[T, B, 96]
-    a0_u0 = in_x.reshape((d_T * d_B, 16))
-    a1_u0 = v0.reshape((d_T * d_B, 96))
+    a0_u0 = shaped(in_x, (d_T * d_B, 16))
+    a1_u0 = shaped(v0, (d_T * d_B, 96))
     gemm(a0_u0, in_W_ih, a1_u0, n_threads, BLAS)
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T//2 iterations of 2 step(s) from step 0]
     for i0_u1 in range(d_B):

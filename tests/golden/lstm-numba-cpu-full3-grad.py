@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -169,17 +170,17 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
             v0[0, i0_u3, 96 + i1_u3] = t22_u3
             v1[i0_u3, i1_u3] = dstate_c_u3
     # %77 = matmul(%75, %76) : f32[3, B, 16]
-    a0_u4 = v0.reshape((3 * d_B, 128))
-    a1_u4 = v5.reshape((3 * d_B, 16))
+    a0_u4 = shaped(v0, (3 * d_B, 128))
+    a1_u4 = shaped(v5, (3 * d_B, 16))
     gemm_nt(a0_u4, in_Wx, a1_u4, n_threads, BLAS)
     # %78 = matmul_tn(x, %75) : f32[16, 128]
-    a0_u5 = in_x.reshape((3 * d_B, 16))
-    a1_u5 = v0.reshape((3 * d_B, 128))
+    a0_u5 = shaped(in_x, (3 * d_B, 16))
+    a1_u5 = shaped(v0, (3 * d_B, 128))
     gemm_tn(a0_u5, a1_u5, v6, n_threads, BLAS)
     shift_0(d_B, v2, in4, in_h)  # %79 = shift(trace@h, h){reverse=False} : f32[3, B, 32]
     # %80 = matmul_tn(%79, %75) : f32[32, 128]
-    a0_u6 = v2.reshape((3 * d_B, 32))
-    a1_u6 = v0.reshape((3 * d_B, 128))
+    a0_u6 = shaped(v2, (3 * d_B, 32))
+    a1_u6 = shaped(v0, (3 * d_B, 128))
     gemm_tn(a0_u6, a1_u6, v7, n_threads, BLAS)
     # %81 = sum_to(%75){shape=(128,)} : f32[128]
     for i0_u7 in range(128):

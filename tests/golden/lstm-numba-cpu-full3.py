@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -66,8 +67,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, v1, v2, d_B, n_threads, v3
     # v4: f32[B, 32]
     # v5: f32[B, 32]
     # %0 = matmul(x, Wx) : f32[3, B, 128]
-    a0_u0 = in_x.reshape((3 * d_B, 16))
-    a1_u0 = v2.reshape((3 * d_B, 128))
+    a0_u0 = shaped(in_x, (3 * d_B, 16))
+    a1_u0 = shaped(v2, (3 * d_B, 128))
     gemm(a0_u0, in_Wx, a1_u0, n_threads, BLAS)
     matmul_0(in_h, v3, in_Wh, n_threads)  # %2 = matmul(h, Wh) : f32[B, 128]
     fused_0(d_B, np.int64(0), v2, v3, in_b, in_c, v4, v0)  # fused: c@0, h@0

@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -155,17 +156,17 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     pk0 = pack_b(in_Wh, True, w0, BLAS)  # inv1, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, in6, in5, in0, in1, in2, v0, in3, v3, in_Wh, pk0)))  # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 48 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
-    a0_u2 = v3.reshape((d_T * d_B, 128))
-    a1_u2 = v4.reshape((d_T * d_B, 16))
+    a0_u2 = shaped(v3, (d_T * d_B, 128))
+    a1_u2 = shaped(v4, (d_T * d_B, 16))
     gemm_nt(a0_u2, in_Wx, a1_u2, n_threads, BLAS)
     # %7 = matmul_tn(x, %4) : f32[16, 128]
-    a0_u3 = in_x.reshape((d_T * d_B, 16))
-    a1_u3 = v3.reshape((d_T * d_B, 128))
+    a0_u3 = shaped(in_x, (d_T * d_B, 16))
+    a1_u3 = shaped(v3, (d_T * d_B, 128))
     gemm_tn(a0_u3, a1_u3, v5, n_threads, BLAS)
     shift_0(d_T, d_B, v6, in4, in_h)  # %8 = shift(trace@h, h){reverse=False} : f32[T, B, 32]
     # %9 = matmul_tn(%8, %4) : f32[32, 128]
-    a0_u4 = v6.reshape((d_T * d_B, 32))
-    a1_u4 = v3.reshape((d_T * d_B, 128))
+    a0_u4 = shaped(v6, (d_T * d_B, 32))
+    a1_u4 = shaped(v3, (d_T * d_B, 128))
     gemm_tn(a0_u4, a1_u4, v7, n_threads, BLAS)
     # %10 = sum_to(%4){shape=(128,)} : f32[128]
     for i0_u5 in range(128):

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -48,8 +49,8 @@ def fused_1(n0, y0, x0, x1, x2, x3, x4, x5):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, x0, x1, x2, n1):
     # %40 = matmul_tn(x, %36) : f32[4, 8]
-    a0 = x0.reshape((3 * n0, 4))
-    a1 = x1.reshape((3 * n0, 8))
+    a0 = shaped(x0, (3 * n0, 4))
+    a1 = shaped(x1, (3 * n0, 8))
     gemm_tn(a0, a1, x2, n1, BLAS)
 
 
@@ -69,8 +70,8 @@ def shift_0(n0, x0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, x0, x1, x2, n1):
     # %44 = matmul_tn(%43, %36) : f32[8, 8]
-    a0 = x0.reshape((3 * n0, 8))
-    a1 = x1.reshape((3 * n0, 8))
+    a0 = shaped(x0, (3 * n0, 8))
+    a1 = shaped(x1, (3 * n0, 8))
     gemm_tn(a0, a1, x2, n1, BLAS)
 
 
@@ -160,8 +161,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     matmul_0(v1[1], v2, in_Wy1, n_threads)  # %31 = matmul(%19, %14) : f32[B, 8]
     fused_1(d_B, np.int64(0), in5, v3, v7, v2, in2, v1)  # fused: %35
     # %38 = matmul(%36, %37) : f32[3, B, 4]
-    a0_u2 = v1.reshape((3 * d_B, 8))
-    a1_u2 = v8.reshape((3 * d_B, 4))
+    a0_u2 = shaped(v1, (3 * d_B, 8))
+    a1_u2 = shaped(v8, (3 * d_B, 4))
     gemm_nt(a0_u2, in_Wx0, a1_u2, n_threads, BLAS)
     # 1 elementwise node(s) in one loop, storing %39 : [3, B, 4]
     for i0_u3 in range(3):

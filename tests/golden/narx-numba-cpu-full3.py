@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -17,8 +18,8 @@ c0 = np.float32(0.0)
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(n0, x0, x1, x2, n1):
     # %0 = matmul(x, Wx0) : f32[3, B, 8]
-    a0 = x0.reshape((3 * n0, 4))
-    a1 = x1.reshape((3 * n0, 8))
+    a0 = shaped(x0, (3 * n0, 4))
+    a1 = shaped(x1, (3 * n0, 8))
     gemm(a0, x2, a1, n1, BLAS)
 
 

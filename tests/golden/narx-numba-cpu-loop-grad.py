@@ -8,6 +8,7 @@ from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -123,8 +124,8 @@ def rows_0(p0, args):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, n1, x0, x1, x2, n2):
     # %14 = matmul_tn(x, %10) : f32[4, 8]
-    a0 = x0.reshape((n0 * n1, 4))
-    a1 = x1.reshape((n0 * n1, 8))
+    a0 = shaped(x0, (n0 * n1, 4))
+    a1 = shaped(x1, (n0 * n1, 8))
     gemm_tn(a0, a1, x2, n2, BLAS)
 
 
@@ -144,8 +145,8 @@ def shift_0(n0, n1, x0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, n1, x0, x1, x2, n2):
     # %18 = matmul_tn(%17, %10) : f32[8, 8]
-    a0 = x0.reshape((n0 * n1, 8))
-    a1 = x1.reshape((n0 * n1, 8))
+    a0 = shaped(x0, (n0 * n1, 8))
+    a1 = shaped(x1, (n0 * n1, 8))
     gemm_tn(a0, a1, x2, n2, BLAS)
 
 
@@ -223,8 +224,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk5 = pack_b(in_Wy2, True, w0, BLAS)  # inv11, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, v1, v2, v3, n0, in5, in2, in3, v4, v5, v6, v7, in_Vs, pk0, v8, in_Ws, pk1, v9, in_Wy1, pk2, in_Us, pk3, v10, in_Wx1, pk4, in_Wy2, pk5)))  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_0's parameters
     # %12 = matmul(%10, %11) : f32[T, B, 4]
-    a0_u1 = v5.reshape((d_T * d_B, 8))
-    a1_u1 = v11.reshape((d_T * d_B, 4))
+    a0_u1 = shaped(v5, (d_T * d_B, 8))
+    a1_u1 = shaped(v11, (d_T * d_B, 4))
     gemm_nt(a0_u1, in_Wx0, a1_u1, n_threads, BLAS)
     # 1 elementwise node(s) in one loop, storing %13 : [T, B, 4]
     for i0_u2 in range(d_T):

@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -193,8 +194,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
         for i1_u0 in range(4):
             v0[i0_u0, i1_u0] = c0
     # %1 = matmul(x, Wx0) : f32[T, B, 8]
-    a0_u1 = in_x.reshape((d_T * d_B, 4))
-    a1_u1 = v1.reshape((d_T * d_B, 8))
+    a0_u1 = shaped(in_x, (d_T * d_B, 4))
+    a1_u1 = shaped(v1, (d_T * d_B, 8))
     gemm(a0_u1, in_Wx0, a1_u1, n_threads, BLAS)
     # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T iterations of 1 step(s) from step 0]
     copy_0(d_B, v2, in_y)  # a copy of y = input() : f32[B, 8]

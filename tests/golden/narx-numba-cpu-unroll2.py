@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -19,8 +20,8 @@ c0 = np.float32(0.0)
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(n0, n1, x0, x1, x2, n2):
     # %1 = matmul(x, Wx0) : f32[T, B, 8]
-    a0 = x0.reshape((n0 * n1, 4))
-    a1 = x1.reshape((n0 * n1, 8))
+    a0 = shaped(x0, (n0 * n1, 4))
+    a1 = shaped(x1, (n0 * n1, 8))
     gemm(a0, x2, a1, n2, BLAS)
 
 

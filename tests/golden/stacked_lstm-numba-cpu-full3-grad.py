@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -281,17 +282,17 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             v1[0, i0_u4, 96 + i1_u4] = t22_u4
             v6[i0_u4, i1_u4] = dstate_c1_
     # %155 = matmul(%153, %154) : f32[3, B, 16]
-    a0_u5 = v1.reshape((3 * d_B, 128))
-    a1_u5 = v11.reshape((3 * d_B, 16))
+    a0_u5 = shaped(v1, (3 * d_B, 128))
+    a1_u5 = shaped(v11, (3 * d_B, 16))
     gemm_nt(a0_u5, in_Wx1, a1_u5, n_threads, BLAS)
     # %156 = matmul_tn(x, %153) : f32[16, 128]
-    a0_u6 = in_x.reshape((3 * d_B, 16))
-    a1_u6 = v1.reshape((3 * d_B, 128))
+    a0_u6 = shaped(in_x, (3 * d_B, 16))
+    a1_u6 = shaped(v1, (3 * d_B, 128))
     gemm_tn(a0_u6, a1_u6, v12, n_threads, BLAS)
     shift_1(d_B, v5, in8, in_h1)  # %157 = shift(trace@h1, h1){reverse=False} : f32[3, B, 32]
     # %158 = matmul_tn(%157, %153) : f32[32, 128]
-    a0_u7 = v5.reshape((3 * d_B, 32))
-    a1_u7 = v1.reshape((3 * d_B, 128))
+    a0_u7 = shaped(v5, (3 * d_B, 32))
+    a1_u7 = shaped(v1, (3 * d_B, 128))
     gemm_tn(a0_u7, a1_u7, v13, n_threads, BLAS)
     # %159 = sum_to(%153){shape=(128,)} : f32[128]
     for i0_u8 in range(128):
@@ -303,13 +304,13 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     for i4_u8 in range(128):
         v14[i4_u8] = v15[i4_u8]
     # %161 = matmul_tn(trace@h1, %160) : f32[32, 96]
-    a0_u9 = in8.reshape((3 * d_B, 32))
-    a1_u9 = v0.reshape((3 * d_B, 96))
+    a0_u9 = shaped(in8, (3 * d_B, 32))
+    a1_u9 = shaped(v0, (3 * d_B, 96))
     gemm_tn(a0_u9, a1_u9, v16, n_threads, BLAS)
     shift_0(d_B, v3, in10, in_h2)  # %162 = shift(trace@h2, h2){reverse=False} : f32[3, B, 24]
     # %163 = matmul_tn(%162, %160) : f32[24, 96]
-    a0_u10 = v3.reshape((3 * d_B, 24))
-    a1_u10 = v0.reshape((3 * d_B, 96))
+    a0_u10 = shaped(v3, (3 * d_B, 24))
+    a1_u10 = shaped(v0, (3 * d_B, 96))
     gemm_tn(a0_u10, a1_u10, v17, n_threads, BLAS)
     # %164 = sum_to(%160){shape=(96,)} : f32[96]
     for i0_u11 in range(96):

@@ -8,6 +8,7 @@ from numba import njit
 
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -102,8 +103,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # v9: f32[B, 32]
     # v10: f32[B, 24]
     # %0 = matmul(x, Wx1) : f32[3, B, 128]
-    a0_u0 = in_x.reshape((3 * d_B, 16))
-    a1_u0 = v2.reshape((3 * d_B, 128))
+    a0_u0 = shaped(in_x, (3 * d_B, 16))
+    a1_u0 = shaped(v2, (3 * d_B, 128))
     gemm(a0_u0, in_Wx1, a1_u0, n_threads, BLAS)
     matmul_0(in_h1, v3, in_Wh1, n_threads)  # %2 = matmul(h1, Wh1) : f32[B, 128]
     fused_0(d_B, np.int64(0), v2, v3, in_b1, in_c1, v4, v5)  # fused: c1@0, h1@0

@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -266,17 +267,17 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk2 = pack_b(in_Wh2, True, w0, BLAS)  # inv5, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, n0, in12, in11, in0, in1, in2, v0, in3, in9, in4, in5, in6, v1, in7, v6, v7, v8, in_Wx2, pk0, in_Wh1, pk1, in_Wh2, pk2)))  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 97 words of rows_0's parameters
     # %10 = matmul(%8, %9) : f32[T, B, 16]
-    a0_u2 = v7.reshape((d_T * d_B, 128))
-    a1_u2 = v9.reshape((d_T * d_B, 16))
+    a0_u2 = shaped(v7, (d_T * d_B, 128))
+    a1_u2 = shaped(v9, (d_T * d_B, 16))
     gemm_nt(a0_u2, in_Wx1, a1_u2, n_threads, BLAS)
     # %11 = matmul_tn(x, %8) : f32[16, 128]
-    a0_u3 = in_x.reshape((d_T * d_B, 16))
-    a1_u3 = v7.reshape((d_T * d_B, 128))
+    a0_u3 = shaped(in_x, (d_T * d_B, 16))
+    a1_u3 = shaped(v7, (d_T * d_B, 128))
     gemm_tn(a0_u3, a1_u3, v10, n_threads, BLAS)
     shift_1(d_T, d_B, v11, in8, in_h1)  # %12 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]
     # %13 = matmul_tn(%12, %8) : f32[32, 128]
-    a0_u4 = v11.reshape((d_T * d_B, 32))
-    a1_u4 = v7.reshape((d_T * d_B, 128))
+    a0_u4 = shaped(v11, (d_T * d_B, 32))
+    a1_u4 = shaped(v7, (d_T * d_B, 128))
     gemm_tn(a0_u4, a1_u4, v12, n_threads, BLAS)
     # %14 = sum_to(%8){shape=(128,)} : f32[128]
     for i0_u5 in range(128):
@@ -288,13 +289,13 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     for i4_u5 in range(128):
         v13[i4_u5] = v14[i4_u5]
     # %16 = matmul_tn(trace@h1, %15) : f32[32, 96]
-    a0_u6 = in8.reshape((d_T * d_B, 32))
-    a1_u6 = v6.reshape((d_T * d_B, 96))
+    a0_u6 = shaped(in8, (d_T * d_B, 32))
+    a1_u6 = shaped(v6, (d_T * d_B, 96))
     gemm_tn(a0_u6, a1_u6, v15, n_threads, BLAS)
     shift_0(d_T, d_B, v16, in10, in_h2)  # %17 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]
     # %18 = matmul_tn(%17, %15) : f32[24, 96]
-    a0_u7 = v16.reshape((d_T * d_B, 24))
-    a1_u7 = v6.reshape((d_T * d_B, 96))
+    a0_u7 = shaped(v16, (d_T * d_B, 24))
+    a1_u7 = shaped(v6, (d_T * d_B, 96))
     gemm_tn(a0_u7, a1_u7, v17, n_threads, BLAS)
     # %19 = sum_to(%15){shape=(96,)} : f32[96]
     for i0_u8 in range(96):

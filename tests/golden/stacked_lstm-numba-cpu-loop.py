@@ -9,6 +9,7 @@ from numba import cfunc, njit
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -200,8 +201,8 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # v7: f32[B, 96]
     # v8: f32[B, 96]
     # %0 = matmul(x, Wx1) : f32[T, B, 128]
-    a0_u0 = in_x.reshape((d_T * d_B, 16))
-    a1_u0 = v0.reshape((d_T * d_B, 128))
+    a0_u0 = shaped(in_x, (d_T * d_B, 16))
+    a1_u0 = shaped(v0, (d_T * d_B, 128))
     gemm(a0_u0, in_Wx1, a1_u0, n_threads, BLAS)
     # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T iterations of 1 step(s) from step 0]
     copy_0(d_B, v1, in_h1)  # a copy of h1 = input() : f32[B, 32]

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -45,8 +46,8 @@ def fused_1(n0, x0, y0, x1, x2, x3):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, x0, x1, x2, n1):
     # %55 = matmul_tn(res@1, %54) : f32[16, 16]
-    a0 = x0.reshape((3 * n0, 16))
-    a1 = x1.reshape((3 * n0, 16))
+    a0 = shaped(x0, (3 * n0, 16))
+    a1 = shaped(x1, (3 * n0, 16))
     gemm_tn(a0, a1, x2, n1, BLAS)
 
 
@@ -85,8 +86,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     # v12: f32[3, B, 4]
     # v13: f32[16, 4]
     # %1 = matmul(grad@y, %0) : f32[3, B, 16]
-    a0_u0 = in4.reshape((3 * d_B, 4))
-    a1_u0 = v3.reshape((3 * d_B, 16))
+    a0_u0 = shaped(in4, (3 * d_B, 4))
+    a1_u0 = shaped(v3, (3 * d_B, 16))
     gemm_nt(a0_u0, in_M_o, a1_u0, n_threads, BLAS)
     # 4 elementwise node(s) in one loop, storing %7 : [B, 16]
     for i0_u1 in range(d_B):
@@ -124,8 +125,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
         for i5_u2 in range(8):
             v8[2, i4_u2, i5_u2] = v5[i4_u2, i5_u2]
     # %53 = matmul_tn(res@2, %52) : f32[24, 16]
-    a0_u3 = in2.reshape((3 * d_B, 24))
-    a1_u3 = v2.reshape((3 * d_B, 16))
+    a0_u3 = shaped(in2, (3 * d_B, 24))
+    a1_u3 = shaped(v2, (3 * d_B, 16))
     gemm_tn(a0_u3, a1_u3, v9, n_threads, BLAS)
     matmul_tn_0(d_B, in1, v1, v10, n_threads)  # %55 = matmul_tn(res@1, %54) : f32[16, 16]
     matmul_tn_0(d_B, in0, v0, v11, n_threads)  # %57 = matmul_tn(res@0, %56) : f32[16, 16]
@@ -140,7 +141,7 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
         for i5_u4 in range(4):
             v12[2, i4_u4, i5_u4] = in4[2, i4_u4, i5_u4]
     # %59 = matmul_tn(trace@C, %58) : f32[16, 4]
-    a0_u5 = in3.reshape((3 * d_B, 16))
-    a1_u5 = v12.reshape((3 * d_B, 4))
+    a0_u5 = shaped(in3, (3 * d_B, 16))
+    a1_u5 = shaped(v12, (3 * d_B, 4))
     gemm_tn(a0_u5, a1_u5, v13, n_threads, BLAS)
     return (v7[:, 8:24],)

@@ -8,6 +8,7 @@ from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.shaped import shaped
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
@@ -108,8 +109,8 @@ def rows_0(p0, args):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, n1, x0, x1, x2, n2):
     # %13 = matmul_tn(res@1, %12) : f32[16, 16]
-    a0 = x0.reshape((n0 * n1, 16))
-    a1 = x1.reshape((n0 * n1, 16))
+    a0 = shaped(x0, (n0 * n1, 16))
+    a1 = shaped(x1, (n0 * n1, 16))
     gemm_tn(a0, a1, x2, n2, BLAS)
 
 
@@ -151,8 +152,8 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     # v12: f32[16, 16]
     # v13: f32[16, 4]
     # %1 = matmul(grad@y, %0) : f32[T, B, 16]
-    a0_u0 = in4.reshape((d_T * d_B, 4))
-    a1_u0 = v0.reshape((d_T * d_B, 16))
+    a0_u0 = shaped(in4, (d_T * d_B, 4))
+    a1_u0 = shaped(v0, (d_T * d_B, 16))
     gemm_nt(a0_u0, in_M_o, a1_u0, n_threads, BLAS)
     # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
     for i0_u1 in range(d_B):
@@ -166,13 +167,13 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     pk2 = pack_b(in_M_A, True, w0, BLAS)  # inv6, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in4, in3, in0, in1, v0, v2, v3, v4, v5, v6, v7, in_M_C, pk0, v8, in_M_B, pk1, v9, in_M_A, pk2)))  # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): blocks of rows in parallel: the 74 words of rows_0's parameters
     # %11 = matmul_tn(res@2, %10) : f32[24, 16]
-    a0_u6 = in2.reshape((d_T * d_B, 24))
-    a1_u6 = v5.reshape((d_T * d_B, 16))
+    a0_u6 = shaped(in2, (d_T * d_B, 24))
+    a1_u6 = shaped(v5, (d_T * d_B, 16))
     gemm_tn(a0_u6, a1_u6, v10, n_threads, BLAS)
     matmul_tn_0(d_T, d_B, in1, v4, v11, n_threads)  # %13 = matmul_tn(res@1, %12) : f32[16, 16]
     matmul_tn_0(d_T, d_B, in0, v3, v12, n_threads)  # %15 = matmul_tn(res@0, %14) : f32[16, 16]
     # %17 = matmul_tn(trace@C, %16) : f32[16, 4]
-    a0_u7 = in3.reshape((d_T * d_B, 16))
-    a1_u7 = v2.reshape((d_T * d_B, 4))
+    a0_u7 = shaped(in3, (d_T * d_B, 16))
+    a1_u7 = shaped(v2, (d_T * d_B, 4))
     gemm_tn(a0_u7, a1_u7, v13, n_threads, BLAS)
     return ()

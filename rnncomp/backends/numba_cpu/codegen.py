@@ -60,6 +60,7 @@ HELPERS = {  # helper -> the module of this package that defines it
     "gemm_packed": "gemm",
     "rows_nt": "gemm",
     "scan_chunked": "scan",
+    "shaped": "shaped",
 }
 
 

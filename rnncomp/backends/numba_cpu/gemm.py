@@ -223,10 +223,7 @@ def gemm(a, b, out, threads, mode):
     """out[m, n] = a[m, k] @ b[k, n] (C-contiguous)."""
     m, k = a.shape
     n = b.shape[1]
-    if m <= LOOP_ROWS:
-        _rows(a, b, out)
-    else:
-        _gemm_c(_NT, _NT, m, n, k, _p(a), k, _p(b), n, _p(out), n, a.itemsize, threads, mode)
+    _gemm_c(_NT, _NT, m, n, k, _p(a), k, _p(b), n, _p(out), n, a.itemsize, threads, mode)
 
 
 @njit(fastmath=GEMM_FASTMATH, cache=True, error_model="numpy")
@@ -283,12 +280,8 @@ def gemm_packed(a, packed, b, out, trans, threads, mode):
     if kind == 2 and m > LOOP_ROWS:
         pb = (_p(buf) + _ALIGN - 1) // _ALIGN * _ALIGN
         _gemm_c(_NT, _PB, m, n, k, _p(a), k, pb, n, _p(out), n, a.itemsize, threads, mode)
-    elif kind == 1 and m <= LOOP_ROWS:
-        _rows(a, buf[: k * n].reshape((k, n)), out)
     elif kind == 1:
         _gemm_c(_NT, _NT, m, n, k, _p(a), k, _p(buf), n, _p(out), n, a.itemsize, threads, mode)
-    elif not trans and m <= LOOP_ROWS:
-        _rows(a, b, out)
     elif trans:
         _gemm_c(_NT, _T, m, n, k, _p(a), k, _p(b), k, _p(out), n, a.itemsize, threads, mode)
     else:

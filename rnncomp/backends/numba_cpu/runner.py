@@ -24,7 +24,7 @@ from .module import generate
 from .pool import BufferPool
 
 HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "launch.py", "fpenv.py")  # what generated code imports
-HELPER_FILES += ("../common/helpers.py", "../../../ir/philox.py")
+HELPER_FILES += ("scan.py", "shaped.py", "../common/helpers.py", "../../../ir/philox.py")
 
 
 def depends() -> dict[str, str]:
