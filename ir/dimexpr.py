@@ -44,7 +44,12 @@ def symbols(d: int | str) -> frozenset[str]:
 
 def is_plain(d: int | str) -> bool:
     """An int or a bare symbol (`B`), as opposed to an expression (`4*H`)."""
-    return isinstance(d, int) or bool(_IDENT.match(d))
+    return isinstance(d, int) or _is_symbol(d)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_symbol(d: str) -> bool:
+    return bool(_IDENT.match(d))
 
 
 def add(*dims: int | str) -> int | str:

@@ -9,6 +9,8 @@ adjoints. The forward saves only what the rules read (`NEEDS`), recomputing chea
 it has anyway; states are saved once, as their per-step trace, and their previous values are a shift
 of it. Weight gradients of `matmul(a, W)` and input gradients of `matmul(x, W)` leave the recurrence:
 the backward loop stacks dZ, and after it dW = A^T dZ and dX = dZ W^T are single GEMMs over T*B rows.
+A static's cotangent is summed over the steps inside the backward loop (a state `sum@u`, init zeros);
+for `u @ W` the loop sums dZ, and du = (sum dZ) W^T, dW = u^T (sum dZ) follow it: nothing is (T, B, F).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -140,6 +141,12 @@ def bind_symbols(
     return env, src, arrays
 
 
+@functools.lru_cache(maxsize=1024)
+def _expression_axes(shape: Shape) -> tuple:
+    """The (axis, dim) of each dim expression of a declared shape (none, for most: a call's fast path)."""
+    return tuple((i, d) for i, d in enumerate(shape) if not dimexpr.is_plain(d))
+
+
 def _array_shape(value) -> tuple:
     cai = getattr(value, "__cuda_array_interface__", None)
     return tuple(cai["shape"]) if cai else tuple(np.shape(value))
@@ -151,10 +158,12 @@ def solve_expressions(declared: dict, arrays: dict, env: dict[str, int], src: di
     eqs = [
         (name, role, got, shape, i, d, got[i])
         for name, (role, shape) in declared.items()
+        if _expression_axes(shape)
         for got in [_array_shape(arrays[name])]
-        for i, d in enumerate(shape)
-        if not dimexpr.is_plain(d)
+        for i, d in _expression_axes(shape)
     ]
+    if not eqs:
+        return
     todo = list(eqs)
     while todo:
         left = []
@@ -249,23 +258,28 @@ def check_fits(cell: Cell, dtype: DType, tsym: str, env: dict[str, int], src: di
     if limit is None:
         return
     item = dtype.numpy.itemsize
-    sizes = [  # (bytes, what, the argument whose shape makes it so)
-        (a.size * item, f"the {dtype.numpy} C-contiguous copy of argument {k!r} (shape {a.shape}, {a.dtype})", "")
+    sizes: list[tuple[int, Any]] = [  # (bytes, what it is: an argument's copy, or (kind, name, shape))
+        (a.size * item, k)
         for k, a in arrays.items()
         if isinstance(a, np.ndarray) and not (a.dtype == dtype.numpy and a.flags.c_contiguous)
     ]
     shapes = [("output", k, (tsym,) + tuple(v.type.shape)) for k, v in cell.outputs.items()]  # type: ignore[union-attr]
     shapes += [("state", k, tuple(t.shape)) for k, t in cell.state_types.items()]
     for kind, name, shape in shapes:
-        n = math.prod(_extent(d, env) for d in shape)
-        syms = sorted(s for s in symbols_of(shape) if s in src)
-        culprit = max(syms, key=lambda d: env[d], default=None)
-        by = f"{src[culprit]} binds {culprit} = {env[culprit]}: " if culprit else ""
-        sizes.append((n * item, f"{kind} {name!r} of shape {_show(shape, env)}", by))
+        sizes.append((math.prod(_extent(d, env) for d in shape) * item, (kind, name, shape)))
     total = sum(s[0] for s in sizes)
     if total <= limit:
         return
-    need, what, by = max(sizes, key=lambda s: s[0])
+    need, it = max(sizes, key=lambda s: s[0])  # the messages are made only here: a call's fast path makes none
+    if isinstance(it, str):
+        a = arrays[it]
+        what, by = f"the {dtype.numpy} C-contiguous copy of argument {it!r} (shape {a.shape}, {a.dtype})", ""
+    else:
+        kind, name, shape = it
+        syms = sorted(s for s in symbols_of(shape) if s in src)
+        culprit = max(syms, key=lambda d: env[d], default=None)
+        by = f"{src[culprit]} binds {culprit} = {env[culprit]}: " if culprit else ""
+        what = f"{kind} {name!r} of shape {_show(shape, env)}"
     raise ArgumentError(
         f"{by}{what} would need {_bytes(need)} ({need} bytes of {dtype.numpy}), and the call's outputs, states "
         f"and argument copies {_bytes(total)}, more than this machine's {_bytes(limit)} of memory"
@@ -274,6 +288,8 @@ def check_fits(cell: Cell, dtype: DType, tsym: str, env: dict[str, int], src: di
 
 def _extent(d, env: dict[str, int]) -> int:
     """A dim's value, 0 while it is unbound."""
+    if isinstance(d, int):
+        return d
     try:
         v = dim_value(d, env)
     except dimexpr.DimError:

@@ -398,3 +398,154 @@ def test_inspecting_a_generic_program_asks_for_a_size():
     )
     assert message(lambda: prog.at()) == "at(): size 'H' is not bound; pass H=..."
     assert message(lambda: prog.at(H=4, J=2)).startswith("argument 'dims': 'J' is not a dim of cell 'lstm'")
+
+
+# ---------------------------------------------------------------- more forms and errors
+
+
+def test_json_round_trip():
+    from ir.json_form import cell_from_json, cell_to_json
+
+    assert str(cell_from_json(cell_to_json(lstm))) == str(lstm)
+
+
+def test_value_errors_and_odd_input():
+    assert message(lambda: dimexpr.value("4*H", {})) == "dim 4*H: H is not bound"
+    assert message(lambda: dimexpr.value("H-3", {"H": 1})) == "dim H-3 is negative: H-3 = -2 with H = 1"
+    assert message(lambda: dimexpr.parse(3)) == "a dim expression must be text, got 3"
+    assert message(lambda: as_shape(("",))) == "shape ('',): empty dim expression"
+    assert message(lambda: dimexpr.solve_one("3-H", 5, {})) == (
+        "3-H = 5 has no whole, non-negative solution for H (it would be H = -2)"
+    )
+
+
+def test_backend_binding_evaluates_a_dim_expression():
+    from rnncomp.backends.common.binding import Binding
+
+    b = Binding(list(rc.compile(lstm, backend="numpy").at(H=2).stages().values())[-1])
+    assert b.dim("4*H", {"H": 3}) == 12 and b.dim("B", {"B": 2}) == 2
+    assert message(lambda: b.dim("H//2", {"H": 3})) == (
+        "program 'lstm': dim H//2 is not a whole number: H//2 = 3/2 with H = 3"
+    )
+
+
+def test_with_dims():
+    cell = rc.with_dims(lstm, I=16, H=32)
+    assert "f32[16, 128]" in str(cell) and "f32[B, 32]" in str(cell)
+    assert rc.with_dims(lstm, H=2).params[0].type.shape == ("I", 8)
+    assert message(lambda: rc.with_dims("lstm", H=2)) == "with_dims(): expected an rnncomp Cell, got str"
+    assert message(lambda: rc.with_dims(lstm, K=2)) == (
+        "with_dims(): 'K' is not a dim of cell 'lstm'; its dims are ['B', 'H', 'I']"
+    )
+    assert message(lambda: rc.with_dims(halves, H=3)).startswith(
+        "with_dims(): cell 'halves': node %2 (split) of type f32[B, H//2]: dim H//2 is not a whole number"
+    )
+
+
+def test_a_size_no_argument_binds_asks_for_it():
+    @rc.cell
+    def only_state(x: Seq["B", 1], h: State["B", "2*H"]):  # noqa: F821
+        return {"h": rc.tanh(h) + x}
+
+    prog = rc.compile(only_state, backend="numpy")
+    assert message(lambda: prog(x=np.ones((2, 3, 1)))) == (
+        "size 'H' of cell 'only_state' is not bound by any argument; pass an array that has it (a state's init), "
+        "or compile with dims={'H': ...}"
+    )
+    assert prog(x=np.ones((2, 3, 1)), h=np.zeros((3, 4)))["h"].shape == (3, 4)
+
+
+def test_cli_compiles_a_generic_cell_at_the_sizes_given(capsys):
+    from rnncomp.cli import main
+
+    assert main(["dump", "examples/lstm.py", "--cell", "lstm_any", "--after", "unroll", "--dim", "H=8"]) == 0
+    assert "input param Wx : f32[I, 32]" in capsys.readouterr().out
+    assert main(["dump", "examples/lstm.py", "--cell", "lstm_any", "--after", "unroll"]) != 0
+    assert "cell 'lstm' is size-generic (dims such as 4*H): give its sizes with --dim H=SIZE" in capsys.readouterr().err
+    assert main(["dump", "examples/lstm.py"]) == 0  # the concrete lstm, not lstm_any
+    assert "param Wx : f32[16, 128]" in capsys.readouterr().out
+
+
+def test_torch_layer_asks_for_concrete_sizes():
+    pytest.importorskip("torch")
+    import rnncomp.torch as rct
+
+    assert message(lambda: rct.Recurrent(lstm)) == (
+        "cell 'lstm': param 'Wx' has shape ('I', '4*H') with a symbolic dim; an nn.Parameter needs a concrete "
+        "shape: bind it first, rc.with_dims(cell, H=..., I=...)"
+    )
+
+
+def test_a_static_input_with_a_dim_expression():
+    @rc.cell
+    def cond(x: Seq["B", "I"], h: State["B", "H"], s: rc.Static["B", "2*H"], W: Param["I", "H"]):  # noqa: F821
+        a, b = rc.split(s, 2)
+        return {"h": rc.tanh(x @ W + a * h + b)}
+
+    prog = rc.compile(cond, backend="numba-cpu", dtype="float64")
+    rng = np.random.default_rng(3)
+    for n_in, H in [(2, 3), (3, 5)]:
+        args = {"x": rng.standard_normal((4, 2, n_in)), "s": rng.standard_normal((2, 2 * H))}
+        args["W"] = rng.standard_normal((n_in, H))
+        assert max_err(prog(**args), reference.run(cond, **args)) < 1e-12
+
+
+# ---------------------------------------------------------------- properties of the canonical form
+
+from fractions import Fraction  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SYMS = ("H", "I", "K")
+
+
+def _exprs():
+    """Random linear expressions as (text, exact value as a function of the symbols)."""
+    leaf = st.one_of(
+        st.integers(0, 9).map(lambda k: (str(k), lambda env, k=k: Fraction(k))),
+        st.sampled_from(_SYMS).map(lambda s: (s, lambda env, s=s: Fraction(env[s]))),
+    )
+
+    def grow(inner):
+        binary = st.tuples(inner, st.sampled_from("+-"), inner).map(
+            lambda t: (
+                f"({t[0][0]}{t[1]}{t[2][0]})",
+                lambda env, t=t: t[0][1](env) + t[2][1](env) if t[1] == "+" else t[0][1](env) - t[2][1](env),
+            )
+        )
+        scaled = st.tuples(inner, st.integers(1, 5), st.booleans()).map(
+            lambda t: (
+                f"{t[0][0]}*{t[1]}" if t[2] else f"{t[0][0]}//{t[1]}",
+                lambda env, t=t: t[0][1](env) * t[1] if t[2] else t[0][1](env) / t[1],
+            )
+        )
+        return binary | scaled
+
+    return st.recursive(leaf, grow, max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_exprs(), st.fixed_dictionaries({s: st.integers(0, 50) for s in _SYMS}))
+def test_the_canonical_form_means_the_same(expr, env):
+    text, exact = expr
+    terms, const = dimexpr.parse(text)
+    if not terms:  # a constant: an int dim, or an error when it is negative or not whole
+        if const.denominator == 1 and const >= 0:
+            assert dimexpr.canonical(text) == const == exact(env)
+        else:
+            with pytest.raises(dimexpr.DimError):
+                dimexpr.canonical(text)
+        return
+    canon = dimexpr.canonical(text)
+    assert dimexpr.canonical(canon) == canon  # idempotent
+    assert dimexpr.parse(canon) == dimexpr.parse(text)  # one linear form
+    for written in (canon, text):  # the IR text form reads both back as the canonical dim
+        c = parse_cell(f"cell c {{\n  seq x : f32[B, {written}]\n  out y = x\n}}\n")
+        assert c.seqs[0].type.shape == ("B", canon)
+    want = exact(env)
+    if want.denominator == 1 and want >= 0:
+        assert dimexpr.value(canon, env) == want
+    else:
+        with pytest.raises(dimexpr.DimError):
+            dimexpr.value(canon, env)

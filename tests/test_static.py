@@ -502,3 +502,24 @@ def test_recurrent_names_a_missing_static_and_too_many_positional_inputs():
         r"\['x'\], the statics \['c'\], the inits \['h'\], lengths and seed",
     ):
         layer(x, cc=c)
+
+
+def test_bidirectional_passes_a_static_to_both_directions():
+    torch = pytest.importorskip("torch")
+    import rnncomp.torch as rct
+
+    a = arrays(20)
+    init = {k: a[k] for k in ("W", "U", "V")}
+    fwd = rct.Recurrent(cond, dtype="float64", init=init)
+    bwd = rct.Recurrent(cond, dtype="float64", init=init, reverse=True)
+    bi = rct.Bidirectional(fwd, bwd)
+    x, c = torch.tensor(a["x"]), torch.tensor(a["c"], requires_grad=True)
+    out = bi(x, c=c)
+    want_f = run(cond, **{k: a[k] for k in "xcWUV"})
+    want_b = rc.compile(cond, dtype="float64", backend="numpy", reverse=True)(**{k: a[k] for k in "xcWUV"})
+    got = out["y"].detach().numpy()
+    assert worst({"f": got[..., :4], "b": got[..., 4:]}, {"f": want_f["y"], "b": want_b["y"]}) <= 1e-10
+    out["y"].sum().backward()
+    assert c.grad is not None and torch.all(c.grad != 0)
+    other = torch.zeros_like(c)
+    assert not torch.allclose(bi(x, c=c, c_reverse=other)["y"], out["y"])

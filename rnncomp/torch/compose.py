@@ -64,9 +64,13 @@ class Bidirectional(nn.Module):
             )
 
     def forward(self, x, lengths=None, **inits) -> dict[str, torch.Tensor]:
-        """Run both directions; inits `k` go to the forward layer, `k_reverse` to the backward one."""
+        """Run both directions; inits `k` go to the forward layer, `k_reverse` to the backward one. A static
+        (per-row input) `c` goes to both, unless `c_reverse` gives the backward one its own."""
         f_inits = {k: v for k, v in inits.items() if not k.endswith(REVERSE)}
         b_inits = {k[: -len(REVERSE)]: v for k, v in inits.items() if k.endswith(REVERSE)}
+        for k in getattr(getattr(self.bwd, "sig", None), "statics", ()):
+            if k in f_inits and k not in b_inits:
+                b_inits[k] = f_inits[k]
         of = self.fwd(x, lengths=lengths, **f_inits)
         ob = self.bwd(x, lengths=lengths, **b_inits)
         out = {self.output: torch.cat([of[self.output], ob[self.output]], dim=-1)}

@@ -4,6 +4,7 @@ shapes, and the result shapes for given input shapes (the custom ops' fake imple
 from __future__ import annotations
 
 from ir import ArgumentError, Cell
+from ir.shapes import symbols_of
 
 T = object()  # the leading (time) dim of a sequence input and of a per-step output
 
@@ -28,9 +29,10 @@ class Signature:
         self.result_shapes.update({k: tuple(cell.state_types[k].shape) for k in self.states})
         for p in cell.params:
             if any(isinstance(d, str) for d in p.type.shape):
+                sizes = ", ".join(f"{d}=..." for d in sorted(symbols_of(p.type.shape)))
                 raise ArgumentError(
                     f"cell {cell.name!r}: param {p.name!r} has shape {p.type.shape} with a symbolic dim; "
-                    "an nn.Parameter needs a concrete shape"
+                    f"an nn.Parameter needs a concrete shape: bind it first, rc.with_dims(cell, {sizes})"
                 )
 
     def role(self, name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ir import ArgumentError, Program
+from ir import ArgumentError, Program, dimexpr
 from ir import symexpr as sx
 
 
@@ -33,9 +33,15 @@ class Binding:
         return env
 
     def dim(self, sym: str, env: Mapping[str, int]) -> int:
-        if sym not in env:
-            raise ArgumentError(f"program {self.prog.name!r}: dim {sym!r} is not bound by any array or symbol")
-        return int(env[sym])
+        """A dim's value: a symbol's, or a dim expression's (`4*H`) from its symbols."""
+        if sym in env:
+            return int(env[sym])
+        if not dimexpr.is_plain(sym) and dimexpr.symbols(sym) <= env.keys():
+            try:
+                return dimexpr.value(sym, dict(env))
+            except dimexpr.DimError as e:
+                raise ArgumentError(f"program {self.prog.name!r}: {e}") from None
+        raise ArgumentError(f"program {self.prog.name!r}: dim {sym!r} is not bound by any array or symbol")
 
     def count(self, c: sx.Count, env: Mapping[str, int]) -> int:
         """A trip count or start for these symbols."""
