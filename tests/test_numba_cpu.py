@@ -174,14 +174,16 @@ def test_a_full_unroll_reuses_buffers_and_kernels_across_steps():
         assert n12 - n4 < 40 * 8, sizes  # a few call lines per extra step
 
 
-def test_kernels_called_from_few_places_in_a_row_block_are_inlined():
-    """A partial unroll's steps inside a row block inline their shared kernels (no call per step);
-    `program`'s own kernels and a full unroll's T-fold ones stay calls (compile time)."""
+def test_kernels_called_from_few_places_in_a_row_block_are_written_out():
+    """A partial unroll's steps inside a row block write their shared kernels out at each call (no
+    call per step, and no Numba inliner: compile time); `program`'s own kernels and a full unroll's
+    T-fold ones stay calls (compile time)."""
     k2 = generate_source(_final(_program("lstm", 2, "float32", False, "numpy")), "float32")
-    assert 'inline="always"' in k2 and "run_blocks(f_rows_0" in k2
-    for unroll in ("loop", "full"):
-        src = generate_source(_final(_program("lstm", unroll, "float32", False, "numpy")), "float32")
-        assert 'inline="always"' not in src, unroll
+    assert "run_blocks(f_rows_0" in k2 and 'inline="always"' not in k2
+    block = k2[k2.index("def rows_0") : k2.index("def program")]
+    assert "fused_" not in block and block.count("elementwise node(s) in one loop") >= 2
+    full = generate_source(_final(_program("lstm", "full", "float32", False, "numpy")), "float32")
+    assert 'inline="always"' not in full and re.search(r"\n    fused_0\(", full)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

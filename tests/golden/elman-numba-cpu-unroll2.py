@@ -18,40 +18,6 @@ LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optleve
 c0 = np.float32(0.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %0 = matmul(h@t-1, U) : f32[#rows, 16]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(16):
-                x1[i0, i1] = c0
-            for i2 in range(0, 16, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(16):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_0(n0, x0, x1, x2, x3, x4):
-    # 3 elementwise node(s) in one loop, storing h@1 : [#rows, 16]
-    for i0 in range(n0):
-        for i1 in range(16):
-            t0 = x0[i0, i1] + x1[i0, i1]  # %4 = add(xh1@1, %3) : f32[#rows, 16]
-            t1 = t0 + x2[i1]  # %5 = add(%4, b) : f32[#rows, 16]
-            h = tanh_f32(t1)  # h@1 = tanh(%5) : f32[#rows, 16]
-            x3[i0, i1] = h
-            x4[i0, i1] = h
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -78,16 +44,57 @@ def rows_0(p0, args):
         a1 = x1[b0 + 1, m0:m1]
         a2 = x2[b0, m0:m1]
         a3 = x2[b0 + 1, m0:m1]
-        matmul_0(h_state, a4, x4, x5)  # %0 = matmul(h@t-1, U) : f32[#rows, 16]
+        # %0 = matmul(h@t-1, U) : f32[#rows, 16]
+        if h_state.shape[0] <= 3:
+            for i0_u3 in range(h_state.shape[0]):
+                for i1_u3 in range(16):
+                    a4[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 16, 8):
+                    t0_u3 = h_state[i0_u3, i2_u3]
+                    t1_u3 = h_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = h_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = h_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = h_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = h_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = h_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = h_state[i0_u3, i2_u3 + 7]
+                    for i1_u3 in range(16):
+                        a4[i0_u3, i1_u3] += t0_u3 * x4[i2_u3, i1_u3] + t1_u3 * x4[i2_u3 + 1, i1_u3] + t2_u3 * x4[i2_u3 + 2, i1_u3] + t3_u3 * x4[i2_u3 + 3, i1_u3] + t4_u3 * x4[i2_u3 + 4, i1_u3] + t5_u3 * x4[i2_u3 + 5, i1_u3] + t6_u3 * x4[i2_u3 + 6, i1_u3] + t7_u3 * x4[i2_u3 + 7, i1_u3]
+        else:
+            gemm_packed(h_state, x5, x4, a4, False, 1, BLAS)
         # 3 elementwise node(s) in one loop, storing h@0 : [#rows, 16]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(16):
-                t0_u3 = a0[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
-                t1_u3 = t0_u3 + x6[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
-                h = tanh_f32(t1_u3)  # h@0 = tanh(%2) : f32[#rows, 16]
-                a2[i0_u3, i1_u3] = h
-        matmul_0(a2, a5, x4, x5)  # %3 = matmul(h@0, U) : f32[#rows, 16]
-        fused_0(m2, a1, a5, x6, a3, h_state)  # fused: h@1
+        for i0_u4 in range(m2):
+            for i1_u4 in range(16):
+                t0_u4 = a0[i0_u4, i1_u4] + a4[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
+                t1_u4 = t0_u4 + x6[i1_u4]  # %2 = add(%1, b) : f32[#rows, 16]
+                h = tanh_f32(t1_u4)  # h@0 = tanh(%2) : f32[#rows, 16]
+                a2[i0_u4, i1_u4] = h
+        # %0 = matmul(h@t-1, U) : f32[#rows, 16]
+        if a2.shape[0] <= 3:
+            for i0_u5 in range(a2.shape[0]):
+                for i1_u5 in range(16):
+                    a5[i0_u5, i1_u5] = c0
+                for i2_u5 in range(0, 16, 8):
+                    t0_u5 = a2[i0_u5, i2_u5]
+                    t1_u5 = a2[i0_u5, i2_u5 + 1]
+                    t2_u5 = a2[i0_u5, i2_u5 + 2]
+                    t3_u5 = a2[i0_u5, i2_u5 + 3]
+                    t4_u5 = a2[i0_u5, i2_u5 + 4]
+                    t5_u5 = a2[i0_u5, i2_u5 + 5]
+                    t6_u5 = a2[i0_u5, i2_u5 + 6]
+                    t7_u5 = a2[i0_u5, i2_u5 + 7]
+                    for i1_u5 in range(16):
+                        a5[i0_u5, i1_u5] += t0_u5 * x4[i2_u5, i1_u5] + t1_u5 * x4[i2_u5 + 1, i1_u5] + t2_u5 * x4[i2_u5 + 2, i1_u5] + t3_u5 * x4[i2_u5 + 3, i1_u5] + t4_u5 * x4[i2_u5 + 4, i1_u5] + t5_u5 * x4[i2_u5 + 5, i1_u5] + t6_u5 * x4[i2_u5 + 6, i1_u5] + t7_u5 * x4[i2_u5 + 7, i1_u5]
+        else:
+            gemm_packed(a2, x5, x4, a5, False, 1, BLAS)
+        # 3 elementwise node(s) in one loop, storing h@1 : [#rows, 16]
+        for i0_u6 in range(m2):
+            for i1_u6 in range(16):
+                t0_u6 = a1[i0_u6, i1_u6] + a5[i0_u6, i1_u6]  # %4 = add(xh1@1, %3) : f32[#rows, 16]
+                t1_u6 = t0_u6 + x6[i1_u6]  # %5 = add(%4, b) : f32[#rows, 16]
+                h_u6 = tanh_f32(t1_u6)  # h@1 = tanh(%5) : f32[#rows, 16]
+                a3[i0_u6, i1_u6] = h_u6
+                h_state[i0_u6, i1_u6] = h_u6
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -113,8 +120,32 @@ def rows_1(p0, args):
         b1 = n4 + it1
         a0 = x1[b1, m0:m1]
         a1 = x2[b1, m0:m1]
-        matmul_0(h_state, a2, x4, x5)  # %0 = matmul(h@t-1, U) : f32[#rows, 16]
-        fused_0(m2, a0, a2, x6, a1, h_state)  # fused: h@0
+        # %0 = matmul(h@t-1, U) : f32[#rows, 16]
+        if h_state.shape[0] <= 3:
+            for i0_u7 in range(h_state.shape[0]):
+                for i1_u7 in range(16):
+                    a2[i0_u7, i1_u7] = c0
+                for i2_u7 in range(0, 16, 8):
+                    t0_u7 = h_state[i0_u7, i2_u7]
+                    t1_u7 = h_state[i0_u7, i2_u7 + 1]
+                    t2_u7 = h_state[i0_u7, i2_u7 + 2]
+                    t3_u7 = h_state[i0_u7, i2_u7 + 3]
+                    t4_u7 = h_state[i0_u7, i2_u7 + 4]
+                    t5_u7 = h_state[i0_u7, i2_u7 + 5]
+                    t6_u7 = h_state[i0_u7, i2_u7 + 6]
+                    t7_u7 = h_state[i0_u7, i2_u7 + 7]
+                    for i1_u7 in range(16):
+                        a2[i0_u7, i1_u7] += t0_u7 * x4[i2_u7, i1_u7] + t1_u7 * x4[i2_u7 + 1, i1_u7] + t2_u7 * x4[i2_u7 + 2, i1_u7] + t3_u7 * x4[i2_u7 + 3, i1_u7] + t4_u7 * x4[i2_u7 + 4, i1_u7] + t5_u7 * x4[i2_u7 + 5, i1_u7] + t6_u7 * x4[i2_u7 + 6, i1_u7] + t7_u7 * x4[i2_u7 + 7, i1_u7]
+        else:
+            gemm_packed(h_state, x5, x4, a2, False, 1, BLAS)
+        # 3 elementwise node(s) in one loop, storing h@1 : [#rows, 16]
+        for i0_u8 in range(m2):
+            for i1_u8 in range(16):
+                t0_u8 = a0[i0_u8, i1_u8] + a2[i0_u8, i1_u8]  # %4 = add(xh1@1, %3) : f32[#rows, 16]
+                t1_u8 = t0_u8 + x6[i1_u8]  # %5 = add(%4, b) : f32[#rows, 16]
+                h = tanh_f32(t1_u8)  # h@1 = tanh(%5) : f32[#rows, 16]
+                a1[i0_u8, i1_u8] = h
+                h_state[i0_u8, i1_u8] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

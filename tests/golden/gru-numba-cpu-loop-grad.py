@@ -18,20 +18,6 @@ c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def concat_0(n0, x0, x1, x2, x3):
-    # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
-    for i0 in range(n0):
-        for i1 in range(32):
-            x0[i0, i1] = x1[i0, i1]
-    for i2 in range(n0):
-        for i3 in range(32):
-            x0[i2, 32 + i3] = x2[i2, i3]
-    for i4 in range(n0):
-        for i5 in range(32):
-            x0[i4, 64 + i5] = x3[i4, i5]
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -102,19 +88,37 @@ def rows_0(p0, args):
                 a11[i0_u2, i1_u2] = t8_u2
                 a12[i0_u2, i1_u2] = t15_u2
                 a13[i0_u2, i1_u2] = t16_u2
-        concat_0(m2, a7, a11, a12, a13)  # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
+        # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
+        for i0_u3 in range(m2):
+            for i1_u3 in range(32):
+                a7[i0_u3, i1_u3] = a11[i0_u3, i1_u3]
+        for i2_u3 in range(m2):
+            for i3_u3 in range(32):
+                a7[i2_u3, 32 + i3_u3] = a12[i2_u3, i3_u3]
+        for i4_u3 in range(m2):
+            for i5_u3 in range(32):
+                a7[i4_u3, 64 + i5_u3] = a13[i4_u3, i5_u3]
         # %20 = matmul(%19, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
             rows_nt(a7, x16, a14, c0)
         else:
             gemm_packed(a7, x17, x16, a14, True, 1, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]
-        for i0_u4 in range(m2):
-            for i1_u4 in range(32):
-                t0_u4 = a9[i0_u4, i1_u4] * a2[i0_u4, i1_u4]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
-                dstate_h = t0_u4 + a14[i0_u4, i1_u4]  # 'dstate@h@0' = add(%1, %20) : f32[#rows, 32]
-                dstate_h_state[i0_u4, i1_u4] = dstate_h
-        concat_0(m2, a8, a11, a12, a10)  # %21 = concat(%10, %17, %6){axis=-1} : f32[#rows, 96]
+        for i0_u5 in range(m2):
+            for i1_u5 in range(32):
+                t0_u5 = a9[i0_u5, i1_u5] * a2[i0_u5, i1_u5]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
+                dstate_h = t0_u5 + a14[i0_u5, i1_u5]  # 'dstate@h@0' = add(%1, %20) : f32[#rows, 32]
+                dstate_h_state[i0_u5, i1_u5] = dstate_h
+        # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
+        for i0_u6 in range(m2):
+            for i1_u6 in range(32):
+                a8[i0_u6, i1_u6] = a11[i0_u6, i1_u6]
+        for i2_u6 in range(m2):
+            for i3_u6 in range(32):
+                a8[i2_u6, 32 + i3_u6] = a12[i2_u6, i3_u6]
+        for i4_u6 in range(m2):
+            for i5_u6 in range(32):
+                a8[i4_u6, 64 + i5_u6] = a10[i4_u6, i5_u6]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -191,17 +195,17 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     pk0 = pack_b(in_W_hh, True, w0, BLAS)  # inv1, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in6, v0, in0, in1, in2, in3, in4, v2, v3, v4, v5, v6, v7, v8, v9, in_W_hh, pk0)))  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 67 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
-    a0_u5 = shaped(v3, (d_T * d_B, 96))
-    a1_u5 = shaped(v10, (d_T * d_B, 16))
-    gemm_nt(a0_u5, in_W_ih, a1_u5, n_threads, BLAS)
+    a0_u7 = shaped(v3, (d_T * d_B, 96))
+    a1_u7 = shaped(v10, (d_T * d_B, 16))
+    gemm_nt(a0_u7, in_W_ih, a1_u7, n_threads, BLAS)
     # %7 = matmul_tn(x, %4) : f32[16, 96]
-    a0_u6 = shaped(in_x, (d_T * d_B, 16))
-    a1_u6 = shaped(v3, (d_T * d_B, 96))
-    gemm_tn(a0_u6, a1_u6, v11, n_threads, BLAS)
+    a0_u8 = shaped(in_x, (d_T * d_B, 16))
+    a1_u8 = shaped(v3, (d_T * d_B, 96))
+    gemm_tn(a0_u8, a1_u8, v11, n_threads, BLAS)
     # %9 = matmul_tn(%0, %8) : f32[32, 96]
-    a0_u7 = shaped(v0, (d_T * d_B, 32))
-    a1_u7 = shaped(v2, (d_T * d_B, 96))
-    gemm_tn(a0_u7, a1_u7, v12, n_threads, BLAS)
+    a0_u9 = shaped(v0, (d_T * d_B, 32))
+    a1_u9 = shaped(v2, (d_T * d_B, 96))
+    gemm_tn(a0_u9, a1_u9, v12, n_threads, BLAS)
     sum_to_0(v14, d_T, d_B, v3, v13)  # %10 = sum_to(%4){shape=(96,)} : f32[96]
     sum_to_0(v16, d_T, d_B, v2, v15)  # %11 = sum_to(%8){shape=(96,)} : f32[96]
     return ()

@@ -19,28 +19,6 @@ c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(96):
-                x1[i0, i1] = c0
-            for i2 in range(0, 32, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(96):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -68,51 +46,85 @@ def rows_0(p0, args):
         a1 = x1[b0 + 1, m0:m1]
         a2 = x2[b0, m0:m1]
         a3 = x2[b0 + 1, m0:m1]
-        matmul_0(h_state, a4, x4, x5)  # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        if h_state.shape[0] <= 3:
+            for i0_u3 in range(h_state.shape[0]):
+                for i1_u3 in range(96):
+                    a4[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 32, 8):
+                    t0_u3 = h_state[i0_u3, i2_u3]
+                    t1_u3 = h_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = h_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = h_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = h_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = h_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = h_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = h_state[i0_u3, i2_u3 + 7]
+                    for i1_u3 in range(96):
+                        a4[i0_u3, i1_u3] += t0_u3 * x4[i2_u3, i1_u3] + t1_u3 * x4[i2_u3 + 1, i1_u3] + t2_u3 * x4[i2_u3 + 2, i1_u3] + t3_u3 * x4[i2_u3 + 3, i1_u3] + t4_u3 * x4[i2_u3 + 4, i1_u3] + t5_u3 * x4[i2_u3 + 5, i1_u3] + t6_u3 * x4[i2_u3 + 6, i1_u3] + t7_u3 * x4[i2_u3 + 7, i1_u3]
+        else:
+            gemm_packed(h_state, x5, x4, a4, False, 1, BLAS)
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(32):
-                t0_u3 = a0[i0_u3, 32 + i1_u3] + x6[32 + i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t1_u3 = a4[i0_u3, 32 + i1_u3] + x7[32 + i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
-                t2_u3 = t0_u3 + t1_u3  # %8 = add(%4, %7) : f32[#rows, 32]
-                t3_u3 = sigmoid_f32(t2_u3)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t4_u3 = c1 - t3_u3  # %10 = sub(%0, %9) : f32[#rows, 32]
-                t5_u3 = a0[i0_u3, 64 + i1_u3] + x6[64 + i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t6_u3 = a0[i0_u3, i1_u3] + x6[i1_u3]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t7_u3 = a4[i0_u3, i1_u3] + x7[i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
-                t8_u3 = t6_u3 + t7_u3  # %14 = add(%12, %13) : f32[#rows, 32]
-                t9_u3 = sigmoid_f32(t8_u3)  # %15 = sigmoid(%14) : f32[#rows, 32]
-                t10_u3 = a4[i0_u3, 64 + i1_u3] + x7[64 + i1_u3]  # %6 = add(%5, b_hh) : f32[#rows, 96]
-                t11_u3 = t9_u3 * t10_u3  # %17 = mul(%15, %16) : f32[#rows, 32]
-                t12_u3 = t5_u3 + t11_u3  # %18 = add(%11, %17) : f32[#rows, 32]
-                t13_u3 = tanh_f32(t12_u3)  # %19 = tanh(%18) : f32[#rows, 32]
-                t14_u3 = t4_u3 * t13_u3  # %20 = mul(%10, %19) : f32[#rows, 32]
-                t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %21 = mul(%9, h@t-1) : f32[#rows, 32]
-                h = t14_u3 + t15_u3  # h@0 = add(%20, %21) : f32[#rows, 32]
-                a2[i0_u3, i1_u3] = h
-        matmul_0(a2, a5, x4, x5)  # %22 = matmul(h@0, W_hh) : f32[#rows, 96]
-        # 13 elementwise node(s) in one loop, storing h@1 : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
-                t0_u4 = a1[i0_u4, 32 + i1_u4] + x6[32 + i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
-                t1_u4 = a5[i0_u4, 32 + i1_u4] + x7[32 + i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
-                t2_u4 = t0_u4 + t1_u4  # %25 = add(%2, %24) : f32[#rows, 32]
-                t3_u4 = sigmoid_f32(t2_u4)  # %26 = sigmoid(%25) : f32[#rows, 32]
-                t4_u4 = c1 - t3_u4  # %27 = sub(%0, %26) : f32[#rows, 32]
-                t5_u4 = a1[i0_u4, 64 + i1_u4] + x6[64 + i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
-                t6_u4 = a1[i0_u4, i1_u4] + x6[i1_u4]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
-                t7_u4 = a5[i0_u4, i1_u4] + x7[i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
-                t8_u4 = t6_u4 + t7_u4  # %31 = add(%29, %30) : f32[#rows, 32]
-                t9_u4 = sigmoid_f32(t8_u4)  # %32 = sigmoid(%31) : f32[#rows, 32]
-                t10_u4 = a5[i0_u4, 64 + i1_u4] + x7[64 + i1_u4]  # %23 = add(%22, b_hh) : f32[#rows, 96]
-                t11_u4 = t9_u4 * t10_u4  # %34 = mul(%32, %33) : f32[#rows, 32]
-                t12_u4 = t5_u4 + t11_u4  # %35 = add(%28, %34) : f32[#rows, 32]
-                t13_u4 = tanh_f32(t12_u4)  # %36 = tanh(%35) : f32[#rows, 32]
-                t14_u4 = t4_u4 * t13_u4  # %37 = mul(%27, %36) : f32[#rows, 32]
-                t15_u4 = t3_u4 * a2[i0_u4, i1_u4]  # %38 = mul(%26, h@0) : f32[#rows, 32]
-                h_u4 = t14_u4 + t15_u4  # h@1 = add(%37, %38) : f32[#rows, 32]
-                a3[i0_u4, i1_u4] = h_u4
-                h_state[i0_u4, i1_u4] = h_u4
+                t0_u4 = a0[i0_u4, 32 + i1_u4] + x6[32 + i1_u4]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t1_u4 = a4[i0_u4, 32 + i1_u4] + x7[32 + i1_u4]  # %6 = add(%5, b_hh) : f32[#rows, 96]
+                t2_u4 = t0_u4 + t1_u4  # %8 = add(%4, %7) : f32[#rows, 32]
+                t3_u4 = sigmoid_f32(t2_u4)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t4_u4 = c1 - t3_u4  # %10 = sub(%0, %9) : f32[#rows, 32]
+                t5_u4 = a0[i0_u4, 64 + i1_u4] + x6[64 + i1_u4]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t6_u4 = a0[i0_u4, i1_u4] + x6[i1_u4]  # %3 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t7_u4 = a4[i0_u4, i1_u4] + x7[i1_u4]  # %6 = add(%5, b_hh) : f32[#rows, 96]
+                t8_u4 = t6_u4 + t7_u4  # %14 = add(%12, %13) : f32[#rows, 32]
+                t9_u4 = sigmoid_f32(t8_u4)  # %15 = sigmoid(%14) : f32[#rows, 32]
+                t10_u4 = a4[i0_u4, 64 + i1_u4] + x7[64 + i1_u4]  # %6 = add(%5, b_hh) : f32[#rows, 96]
+                t11_u4 = t9_u4 * t10_u4  # %17 = mul(%15, %16) : f32[#rows, 32]
+                t12_u4 = t5_u4 + t11_u4  # %18 = add(%11, %17) : f32[#rows, 32]
+                t13_u4 = tanh_f32(t12_u4)  # %19 = tanh(%18) : f32[#rows, 32]
+                t14_u4 = t4_u4 * t13_u4  # %20 = mul(%10, %19) : f32[#rows, 32]
+                t15_u4 = t3_u4 * h_state[i0_u4, i1_u4]  # %21 = mul(%9, h@t-1) : f32[#rows, 32]
+                h = t14_u4 + t15_u4  # h@0 = add(%20, %21) : f32[#rows, 32]
+                a2[i0_u4, i1_u4] = h
+        # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        if a2.shape[0] <= 3:
+            for i0_u5 in range(a2.shape[0]):
+                for i1_u5 in range(96):
+                    a5[i0_u5, i1_u5] = c0
+                for i2_u5 in range(0, 32, 8):
+                    t0_u5 = a2[i0_u5, i2_u5]
+                    t1_u5 = a2[i0_u5, i2_u5 + 1]
+                    t2_u5 = a2[i0_u5, i2_u5 + 2]
+                    t3_u5 = a2[i0_u5, i2_u5 + 3]
+                    t4_u5 = a2[i0_u5, i2_u5 + 4]
+                    t5_u5 = a2[i0_u5, i2_u5 + 5]
+                    t6_u5 = a2[i0_u5, i2_u5 + 6]
+                    t7_u5 = a2[i0_u5, i2_u5 + 7]
+                    for i1_u5 in range(96):
+                        a5[i0_u5, i1_u5] += t0_u5 * x4[i2_u5, i1_u5] + t1_u5 * x4[i2_u5 + 1, i1_u5] + t2_u5 * x4[i2_u5 + 2, i1_u5] + t3_u5 * x4[i2_u5 + 3, i1_u5] + t4_u5 * x4[i2_u5 + 4, i1_u5] + t5_u5 * x4[i2_u5 + 5, i1_u5] + t6_u5 * x4[i2_u5 + 6, i1_u5] + t7_u5 * x4[i2_u5 + 7, i1_u5]
+        else:
+            gemm_packed(a2, x5, x4, a5, False, 1, BLAS)
+        # 13 elementwise node(s) in one loop, storing h@1 : [#rows, 32]
+        for i0_u6 in range(m2):
+            for i1_u6 in range(32):
+                t0_u6 = a1[i0_u6, 32 + i1_u6] + x6[32 + i1_u6]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
+                t1_u6 = a5[i0_u6, 32 + i1_u6] + x7[32 + i1_u6]  # %23 = add(%22, b_hh) : f32[#rows, 96]
+                t2_u6 = t0_u6 + t1_u6  # %25 = add(%2, %24) : f32[#rows, 32]
+                t3_u6 = sigmoid_f32(t2_u6)  # %26 = sigmoid(%25) : f32[#rows, 32]
+                t4_u6 = c1 - t3_u6  # %27 = sub(%0, %26) : f32[#rows, 32]
+                t5_u6 = a1[i0_u6, 64 + i1_u6] + x6[64 + i1_u6]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
+                t6_u6 = a1[i0_u6, i1_u6] + x6[i1_u6]  # %1 = add(xh1@1, b_ih) : f32[#rows, 96]
+                t7_u6 = a5[i0_u6, i1_u6] + x7[i1_u6]  # %23 = add(%22, b_hh) : f32[#rows, 96]
+                t8_u6 = t6_u6 + t7_u6  # %31 = add(%29, %30) : f32[#rows, 32]
+                t9_u6 = sigmoid_f32(t8_u6)  # %32 = sigmoid(%31) : f32[#rows, 32]
+                t10_u6 = a5[i0_u6, 64 + i1_u6] + x7[64 + i1_u6]  # %23 = add(%22, b_hh) : f32[#rows, 96]
+                t11_u6 = t9_u6 * t10_u6  # %34 = mul(%32, %33) : f32[#rows, 32]
+                t12_u6 = t5_u6 + t11_u6  # %35 = add(%28, %34) : f32[#rows, 32]
+                t13_u6 = tanh_f32(t12_u6)  # %36 = tanh(%35) : f32[#rows, 32]
+                t14_u6 = t4_u6 * t13_u6  # %37 = mul(%27, %36) : f32[#rows, 32]
+                t15_u6 = t3_u6 * a2[i0_u6, i1_u6]  # %38 = mul(%26, h@0) : f32[#rows, 32]
+                h_u6 = t14_u6 + t15_u6  # h@1 = add(%37, %38) : f32[#rows, 32]
+                a3[i0_u6, i1_u6] = h_u6
+                h_state[i0_u6, i1_u6] = h_u6
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -139,29 +151,46 @@ def rows_1(p0, args):
         b1 = n4 + it1
         a0 = x1[b1, m0:m1]
         a1 = x2[b1, m0:m1]
-        matmul_0(h_state, a2, x4, x5)  # %3 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        # %5 = matmul(h@t-1, W_hh) : f32[#rows, 96]
+        if h_state.shape[0] <= 3:
+            for i0_u7 in range(h_state.shape[0]):
+                for i1_u7 in range(96):
+                    a2[i0_u7, i1_u7] = c0
+                for i2_u7 in range(0, 32, 8):
+                    t0_u7 = h_state[i0_u7, i2_u7]
+                    t1_u7 = h_state[i0_u7, i2_u7 + 1]
+                    t2_u7 = h_state[i0_u7, i2_u7 + 2]
+                    t3_u7 = h_state[i0_u7, i2_u7 + 3]
+                    t4_u7 = h_state[i0_u7, i2_u7 + 4]
+                    t5_u7 = h_state[i0_u7, i2_u7 + 5]
+                    t6_u7 = h_state[i0_u7, i2_u7 + 6]
+                    t7_u7 = h_state[i0_u7, i2_u7 + 7]
+                    for i1_u7 in range(96):
+                        a2[i0_u7, i1_u7] += t0_u7 * x4[i2_u7, i1_u7] + t1_u7 * x4[i2_u7 + 1, i1_u7] + t2_u7 * x4[i2_u7 + 2, i1_u7] + t3_u7 * x4[i2_u7 + 3, i1_u7] + t4_u7 * x4[i2_u7 + 4, i1_u7] + t5_u7 * x4[i2_u7 + 5, i1_u7] + t6_u7 * x4[i2_u7 + 6, i1_u7] + t7_u7 * x4[i2_u7 + 7, i1_u7]
+        else:
+            gemm_packed(h_state, x5, x4, a2, False, 1, BLAS)
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
-        for i0_u5 in range(m2):
-            for i1_u5 in range(32):
-                t0_u5 = a0[i0_u5, 32 + i1_u5] + x6[32 + i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t1_u5 = a2[i0_u5, 32 + i1_u5] + x7[32 + i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
-                t2_u5 = t0_u5 + t1_u5  # %6 = add(%2, %5) : f32[#rows, 32]
-                t3_u5 = sigmoid_f32(t2_u5)  # %7 = sigmoid(%6) : f32[#rows, 32]
-                t4_u5 = c1 - t3_u5  # %8 = sub(%0, %7) : f32[#rows, 32]
-                t5_u5 = a0[i0_u5, 64 + i1_u5] + x6[64 + i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t6_u5 = a0[i0_u5, i1_u5] + x6[i1_u5]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t7_u5 = a2[i0_u5, i1_u5] + x7[i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
-                t8_u5 = t6_u5 + t7_u5  # %12 = add(%10, %11) : f32[#rows, 32]
-                t9_u5 = sigmoid_f32(t8_u5)  # %13 = sigmoid(%12) : f32[#rows, 32]
-                t10_u5 = a2[i0_u5, 64 + i1_u5] + x7[64 + i1_u5]  # %4 = add(%3, b_hh) : f32[#rows, 96]
-                t11_u5 = t9_u5 * t10_u5  # %15 = mul(%13, %14) : f32[#rows, 32]
-                t12_u5 = t5_u5 + t11_u5  # %16 = add(%9, %15) : f32[#rows, 32]
-                t13_u5 = tanh_f32(t12_u5)  # %17 = tanh(%16) : f32[#rows, 32]
-                t14_u5 = t4_u5 * t13_u5  # %18 = mul(%8, %17) : f32[#rows, 32]
-                t15_u5 = t3_u5 * h_state[i0_u5, i1_u5]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
-                h = t14_u5 + t15_u5  # h@0 = add(%18, %19) : f32[#rows, 32]
-                a1[i0_u5, i1_u5] = h
-                h_state[i0_u5, i1_u5] = h
+        for i0_u8 in range(m2):
+            for i1_u8 in range(32):
+                t0_u8 = a0[i0_u8, 32 + i1_u8] + x6[32 + i1_u8]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t1_u8 = a2[i0_u8, 32 + i1_u8] + x7[32 + i1_u8]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t2_u8 = t0_u8 + t1_u8  # %6 = add(%2, %5) : f32[#rows, 32]
+                t3_u8 = sigmoid_f32(t2_u8)  # %7 = sigmoid(%6) : f32[#rows, 32]
+                t4_u8 = c1 - t3_u8  # %8 = sub(%0, %7) : f32[#rows, 32]
+                t5_u8 = a0[i0_u8, 64 + i1_u8] + x6[64 + i1_u8]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t6_u8 = a0[i0_u8, i1_u8] + x6[i1_u8]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t7_u8 = a2[i0_u8, i1_u8] + x7[i1_u8]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t8_u8 = t6_u8 + t7_u8  # %12 = add(%10, %11) : f32[#rows, 32]
+                t9_u8 = sigmoid_f32(t8_u8)  # %13 = sigmoid(%12) : f32[#rows, 32]
+                t10_u8 = a2[i0_u8, 64 + i1_u8] + x7[64 + i1_u8]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t11_u8 = t9_u8 * t10_u8  # %15 = mul(%13, %14) : f32[#rows, 32]
+                t12_u8 = t5_u8 + t11_u8  # %16 = add(%9, %15) : f32[#rows, 32]
+                t13_u8 = tanh_f32(t12_u8)  # %17 = tanh(%16) : f32[#rows, 32]
+                t14_u8 = t4_u8 * t13_u8  # %18 = mul(%8, %17) : f32[#rows, 32]
+                t15_u8 = t3_u8 * h_state[i0_u8, i1_u8]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
+                h = t14_u8 + t15_u8  # h@0 = add(%18, %19) : f32[#rows, 32]
+                a1[i0_u8, i1_u8] = h
+                h_state[i0_u8, i1_u8] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

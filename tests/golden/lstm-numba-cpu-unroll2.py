@@ -25,28 +25,6 @@ def copy_0(n0, x0, x1):
             x0[i0, i1] = x1[i0, i1]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(128):
-                x1[i0, i1] = c0
-            for i2 in range(0, 32, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(128):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -77,53 +55,87 @@ def rows_0(p0, args):
         a1 = x2[b0 + 1, m0:m1]
         a2 = x3[b0, m0:m1]
         a3 = x3[b0 + 1, m0:m1]
-        matmul_0(h_state, a4, x5, x6)  # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        if h_state.shape[0] <= 3:
+            for i0_u2 in range(h_state.shape[0]):
+                for i1_u2 in range(128):
+                    a4[i0_u2, i1_u2] = c0
+                for i2_u2 in range(0, 32, 8):
+                    t0_u2 = h_state[i0_u2, i2_u2]
+                    t1_u2 = h_state[i0_u2, i2_u2 + 1]
+                    t2_u2 = h_state[i0_u2, i2_u2 + 2]
+                    t3_u2 = h_state[i0_u2, i2_u2 + 3]
+                    t4_u2 = h_state[i0_u2, i2_u2 + 4]
+                    t5_u2 = h_state[i0_u2, i2_u2 + 5]
+                    t6_u2 = h_state[i0_u2, i2_u2 + 6]
+                    t7_u2 = h_state[i0_u2, i2_u2 + 7]
+                    for i1_u2 in range(128):
+                        a4[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
+        else:
+            gemm_packed(h_state, x6, x5, a4, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(32):
-                t0_u2 = a0[i0_u2, 32 + i1_u2] + a4[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t1_u2 = t0_u2 + x8[32 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t2_u2 = sigmoid_f32(t1_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u2 = t2_u2 * c_state[i0_u2, i1_u2]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
-                t4_u2 = a0[i0_u2, i1_u2] + a4[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t5_u2 = t4_u2 + x8[i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t6_u2 = sigmoid_f32(t5_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u2 = a0[i0_u2, 64 + i1_u2] + a4[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t8_u2 = t7_u2 + x8[64 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
-                t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
-                t11_u2 = a0[i0_u2, 96 + i1_u2] + a4[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t12_u2 = t11_u2 + x8[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u2 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
-                h = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                a5[i0_u2, i1_u2] = c
-                a2[i0_u2, i1_u2] = h
-        matmul_0(a2, a6, x5, x6)  # %14 = matmul(h@0, Wh) : f32[#rows, 128]
-        # 11 elementwise node(s) in one loop, storing c@1, h@1 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
-                t0_u3 = a1[i0_u3, 32 + i1_u3] + a6[i0_u3, 32 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
-                t1_u3 = t0_u3 + x8[32 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
-                t2_u3 = sigmoid_f32(t1_u3)  # %20 = sigmoid(%19) : f32[#rows, 32]
-                t3_u3 = t2_u3 * a5[i0_u3, i1_u3]  # %21 = mul(%20, c@0) : f32[#rows, 32]
-                t4_u3 = a1[i0_u3, i1_u3] + a6[i0_u3, i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
-                t5_u3 = t4_u3 + x8[i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
-                t6_u3 = sigmoid_f32(t5_u3)  # %23 = sigmoid(%22) : f32[#rows, 32]
-                t7_u3 = a1[i0_u3, 64 + i1_u3] + a6[i0_u3, 64 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
-                t8_u3 = t7_u3 + x8[64 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
-                t9_u3 = tanh_f32(t8_u3)  # %25 = tanh(%24) : f32[#rows, 32]
-                t10_u3 = t6_u3 * t9_u3  # %26 = mul(%23, %25) : f32[#rows, 32]
-                c_u3 = t3_u3 + t10_u3  # c@1 = add(%21, %26) : f32[#rows, 32]
-                t11_u3 = a1[i0_u3, 96 + i1_u3] + a6[i0_u3, 96 + i1_u3]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
-                t12_u3 = t11_u3 + x8[96 + i1_u3]  # %16 = add(%15, b) : f32[#rows, 128]
-                t13_u3 = sigmoid_f32(t12_u3)  # %18 = sigmoid(%17) : f32[#rows, 32]
-                t14_u3 = tanh_f32(c_u3)  # %27 = tanh(c@1) : f32[#rows, 32]
-                h_u3 = t13_u3 * t14_u3  # h@1 = mul(%18, %27) : f32[#rows, 32]
-                c_state[i0_u3, i1_u3] = c_u3
-                a3[i0_u3, i1_u3] = h_u3
-                h_state[i0_u3, i1_u3] = h_u3
+                t0_u3 = a0[i0_u3, 32 + i1_u3] + a4[i0_u3, 32 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u3 = t0_u3 + x8[32 + i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t2_u3 = sigmoid_f32(t1_u3)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t3_u3 = t2_u3 * c_state[i0_u3, i1_u3]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
+                t4_u3 = a0[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t5_u3 = t4_u3 + x8[i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t6_u3 = sigmoid_f32(t5_u3)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t7_u3 = a0[i0_u3, 64 + i1_u3] + a4[i0_u3, 64 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u3 = t7_u3 + x8[64 + i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t9_u3 = tanh_f32(t8_u3)  # %11 = tanh(%10) : f32[#rows, 32]
+                t10_u3 = t6_u3 * t9_u3  # %12 = mul(%9, %11) : f32[#rows, 32]
+                c = t3_u3 + t10_u3  # c@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u3 = a0[i0_u3, 96 + i1_u3] + a4[i0_u3, 96 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u3 = t11_u3 + x8[96 + i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t13_u3 = sigmoid_f32(t12_u3)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u3 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u3 * t14_u3  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                a5[i0_u3, i1_u3] = c
+                a2[i0_u3, i1_u3] = h
+        # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        if a2.shape[0] <= 3:
+            for i0_u4 in range(a2.shape[0]):
+                for i1_u4 in range(128):
+                    a6[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 32, 8):
+                    t0_u4 = a2[i0_u4, i2_u4]
+                    t1_u4 = a2[i0_u4, i2_u4 + 1]
+                    t2_u4 = a2[i0_u4, i2_u4 + 2]
+                    t3_u4 = a2[i0_u4, i2_u4 + 3]
+                    t4_u4 = a2[i0_u4, i2_u4 + 4]
+                    t5_u4 = a2[i0_u4, i2_u4 + 5]
+                    t6_u4 = a2[i0_u4, i2_u4 + 6]
+                    t7_u4 = a2[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(128):
+                        a6[i0_u4, i1_u4] += t0_u4 * x5[i2_u4, i1_u4] + t1_u4 * x5[i2_u4 + 1, i1_u4] + t2_u4 * x5[i2_u4 + 2, i1_u4] + t3_u4 * x5[i2_u4 + 3, i1_u4] + t4_u4 * x5[i2_u4 + 4, i1_u4] + t5_u4 * x5[i2_u4 + 5, i1_u4] + t6_u4 * x5[i2_u4 + 6, i1_u4] + t7_u4 * x5[i2_u4 + 7, i1_u4]
+        else:
+            gemm_packed(a2, x6, x5, a6, False, 1, BLAS)
+        # 11 elementwise node(s) in one loop, storing c@1, h@1 : [#rows, 32]
+        for i0_u5 in range(m2):
+            for i1_u5 in range(32):
+                t0_u5 = a1[i0_u5, 32 + i1_u5] + a6[i0_u5, 32 + i1_u5]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t1_u5 = t0_u5 + x8[32 + i1_u5]  # %16 = add(%15, b) : f32[#rows, 128]
+                t2_u5 = sigmoid_f32(t1_u5)  # %20 = sigmoid(%19) : f32[#rows, 32]
+                t3_u5 = t2_u5 * a5[i0_u5, i1_u5]  # %21 = mul(%20, c@0) : f32[#rows, 32]
+                t4_u5 = a1[i0_u5, i1_u5] + a6[i0_u5, i1_u5]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t5_u5 = t4_u5 + x8[i1_u5]  # %16 = add(%15, b) : f32[#rows, 128]
+                t6_u5 = sigmoid_f32(t5_u5)  # %23 = sigmoid(%22) : f32[#rows, 32]
+                t7_u5 = a1[i0_u5, 64 + i1_u5] + a6[i0_u5, 64 + i1_u5]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t8_u5 = t7_u5 + x8[64 + i1_u5]  # %16 = add(%15, b) : f32[#rows, 128]
+                t9_u5 = tanh_f32(t8_u5)  # %25 = tanh(%24) : f32[#rows, 32]
+                t10_u5 = t6_u5 * t9_u5  # %26 = mul(%23, %25) : f32[#rows, 32]
+                c_u5 = t3_u5 + t10_u5  # c@1 = add(%21, %26) : f32[#rows, 32]
+                t11_u5 = a1[i0_u5, 96 + i1_u5] + a6[i0_u5, 96 + i1_u5]  # %15 = add(xh1@1, %14) : f32[#rows, 128]
+                t12_u5 = t11_u5 + x8[96 + i1_u5]  # %16 = add(%15, b) : f32[#rows, 128]
+                t13_u5 = sigmoid_f32(t12_u5)  # %18 = sigmoid(%17) : f32[#rows, 32]
+                t14_u5 = tanh_f32(c_u5)  # %27 = tanh(c@1) : f32[#rows, 32]
+                h_u5 = t13_u5 * t14_u5  # h@1 = mul(%18, %27) : f32[#rows, 32]
+                c_state[i0_u5, i1_u5] = c_u5
+                a3[i0_u5, i1_u5] = h_u5
+                h_state[i0_u5, i1_u5] = h_u5
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -151,30 +163,47 @@ def rows_1(p0, args):
         b1 = n4 + it1
         a0 = x2[b1, m0:m1]
         a1 = x3[b1, m0:m1]
-        matmul_0(h_state, a2, x5, x6)  # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
+        if h_state.shape[0] <= 3:
+            for i0_u6 in range(h_state.shape[0]):
+                for i1_u6 in range(128):
+                    a2[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 32, 8):
+                    t0_u6 = h_state[i0_u6, i2_u6]
+                    t1_u6 = h_state[i0_u6, i2_u6 + 1]
+                    t2_u6 = h_state[i0_u6, i2_u6 + 2]
+                    t3_u6 = h_state[i0_u6, i2_u6 + 3]
+                    t4_u6 = h_state[i0_u6, i2_u6 + 4]
+                    t5_u6 = h_state[i0_u6, i2_u6 + 5]
+                    t6_u6 = h_state[i0_u6, i2_u6 + 6]
+                    t7_u6 = h_state[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(128):
+                        a2[i0_u6, i1_u6] += t0_u6 * x5[i2_u6, i1_u6] + t1_u6 * x5[i2_u6 + 1, i1_u6] + t2_u6 * x5[i2_u6 + 2, i1_u6] + t3_u6 * x5[i2_u6 + 3, i1_u6] + t4_u6 * x5[i2_u6 + 4, i1_u6] + t5_u6 * x5[i2_u6 + 5, i1_u6] + t6_u6 * x5[i2_u6 + 6, i1_u6] + t7_u6 * x5[i2_u6 + 7, i1_u6]
+        else:
+            gemm_packed(h_state, x6, x5, a2, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
-        for i0_u4 in range(m2):
-            for i1_u4 in range(32):
-                t0_u4 = a0[i0_u4, 32 + i1_u4] + a2[i0_u4, 32 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t1_u4 = t0_u4 + x7[32 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
-                t2_u4 = sigmoid_f32(t1_u4)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u4 = t2_u4 * c_state[i0_u4, i1_u4]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
-                t4_u4 = a0[i0_u4, i1_u4] + a2[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t5_u4 = t4_u4 + x7[i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
-                t6_u4 = sigmoid_f32(t5_u4)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u4 = a0[i0_u4, 64 + i1_u4] + a2[i0_u4, 64 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t8_u4 = t7_u4 + x7[64 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
-                t9_u4 = tanh_f32(t8_u4)  # %11 = tanh(%10) : f32[#rows, 32]
-                t10_u4 = t6_u4 * t9_u4  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c = t3_u4 + t10_u4  # c@0 = add(%7, %12) : f32[#rows, 32]
-                t11_u4 = a0[i0_u4, 96 + i1_u4] + a2[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t12_u4 = t11_u4 + x7[96 + i1_u4]  # %2 = add(%1, b) : f32[#rows, 128]
-                t13_u4 = sigmoid_f32(t12_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u4 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
-                h = t13_u4 * t14_u4  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                c_state[i0_u4, i1_u4] = c
-                a1[i0_u4, i1_u4] = h
-                h_state[i0_u4, i1_u4] = h
+        for i0_u7 in range(m2):
+            for i1_u7 in range(32):
+                t0_u7 = a0[i0_u7, 32 + i1_u7] + a2[i0_u7, 32 + i1_u7]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u7 = t0_u7 + x7[32 + i1_u7]  # %2 = add(%1, b) : f32[#rows, 128]
+                t2_u7 = sigmoid_f32(t1_u7)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t3_u7 = t2_u7 * c_state[i0_u7, i1_u7]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
+                t4_u7 = a0[i0_u7, i1_u7] + a2[i0_u7, i1_u7]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t5_u7 = t4_u7 + x7[i1_u7]  # %2 = add(%1, b) : f32[#rows, 128]
+                t6_u7 = sigmoid_f32(t5_u7)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t7_u7 = a0[i0_u7, 64 + i1_u7] + a2[i0_u7, 64 + i1_u7]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u7 = t7_u7 + x7[64 + i1_u7]  # %2 = add(%1, b) : f32[#rows, 128]
+                t9_u7 = tanh_f32(t8_u7)  # %11 = tanh(%10) : f32[#rows, 32]
+                t10_u7 = t6_u7 * t9_u7  # %12 = mul(%9, %11) : f32[#rows, 32]
+                c = t3_u7 + t10_u7  # c@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u7 = a0[i0_u7, 96 + i1_u7] + a2[i0_u7, 96 + i1_u7]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u7 = t11_u7 + x7[96 + i1_u7]  # %2 = add(%1, b) : f32[#rows, 128]
+                t13_u7 = sigmoid_f32(t12_u7)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u7 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u7 * t14_u7  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                c_state[i0_u7, i1_u7] = c
+                a1[i0_u7, i1_u7] = h
+                h_state[i0_u7, i1_u7] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -32,27 +32,6 @@ def copy_1(n0, x0, x1):
             x0[i0, i1] = x1[i0, i1]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_0(n0, x0, x1, x2, x3):
-    # 4 elementwise node(s) in one loop, storing %4 : [#rows, 8]
-    for i0 in range(n0):
-        for i1 in range(8):
-            t0 = x0[i0, i1] + x1[i0, i1]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[#rows, 8]
-            t1 = x2[i0, i1] * x2[i0, i1]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[#rows, 8]
-            t2 = c1 - t1  # %3 = sub(%1, %2) : f32[#rows, 8]
-            t3 = t0 * t2  # %4 = mul(%0, %3) : f32[#rows, 8]
-            x3[i0, i1] = t3
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %5 = matmul(%4, inv6) : f32[#rows, 8]
-    if x0.shape[0] <= 3:
-        rows_nt(x0, x2, x1, c0)
-    else:
-        gemm_packed(x0, x3, x2, x1, True, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -104,20 +83,58 @@ def rows_0(p0, args):
         a3 = x7[b0, m0:m1]
         a4 = x8[b0, m0:m1]
         a5 = x9[b0, m0:m1]
-        fused_0(m2, a0, dstate_y_state, a1, a4)  # fused: %4
-        matmul_0(a4, a6, x11, x12)  # %5 = matmul(%4, inv6) : f32[#rows, 8]
-        fused_0(m2, dstate_s_state, a6, a2, a5)  # fused: %9
-        matmul_0(a5, a7, x14, x15)  # %10 = matmul(%9, inv7) : f32[#rows, 8]
-        matmul_0(a4, a8, x17, x18)  # %12 = matmul(%4, inv8) : f32[#rows, 8]
-        # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [#rows, 8]
+        # 4 elementwise node(s) in one loop, storing %4 : [#rows, 8]
         for i0_u0 in range(m2):
             for i1_u0 in range(8):
-                t0_u0 = dstate_y_d1_state[i0_u0, i1_u0] + a7[i0_u0, i1_u0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
-                dstate_y = t0_u0 + a8[i0_u0, i1_u0]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
-                dstate_y_state[i0_u0, i1_u0] = dstate_y
-        matmul_0(a5, dstate_s_state, x19, x20)  # 'dstate@s@0' = matmul(%9, inv9) : f32[#rows, 8]
-        matmul_0(a4, a9, x22, x23)  # 'dstate@x@d0@0' = matmul(%4, inv10) : f32[#rows, 4]
-        matmul_0(a4, dstate_y_d1_state, x24, x25)  # 'dstate@y@d1@0' = matmul(%4, inv11) : f32[#rows, 8]
+                t0_u0 = a0[i0_u0, i1_u0] + dstate_y_state[i0_u0, i1_u0]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[#rows, 8]
+                t1_u0 = a1[i0_u0, i1_u0] * a1[i0_u0, i1_u0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[#rows, 8]
+                t2_u0 = c1 - t1_u0  # %3 = sub(%1, %2) : f32[#rows, 8]
+                t3_u0 = t0_u0 * t2_u0  # %4 = mul(%0, %3) : f32[#rows, 8]
+                a4[i0_u0, i1_u0] = t3_u0
+        # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        if a4.shape[0] <= 3:
+            rows_nt(a4, x11, a6, c0)
+        else:
+            gemm_packed(a4, x12, x11, a6, True, 1, BLAS)
+        # 4 elementwise node(s) in one loop, storing %4 : [#rows, 8]
+        for i0_u2 in range(m2):
+            for i1_u2 in range(8):
+                t0_u2 = dstate_s_state[i0_u2, i1_u2] + a6[i0_u2, i1_u2]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[#rows, 8]
+                t1_u2 = a2[i0_u2, i1_u2] * a2[i0_u2, i1_u2]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[#rows, 8]
+                t2_u2 = c1 - t1_u2  # %3 = sub(%1, %2) : f32[#rows, 8]
+                t3_u2 = t0_u2 * t2_u2  # %4 = mul(%0, %3) : f32[#rows, 8]
+                a5[i0_u2, i1_u2] = t3_u2
+        # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        if a5.shape[0] <= 3:
+            rows_nt(a5, x14, a7, c0)
+        else:
+            gemm_packed(a5, x15, x14, a7, True, 1, BLAS)
+        # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        if a4.shape[0] <= 3:
+            rows_nt(a4, x17, a8, c0)
+        else:
+            gemm_packed(a4, x18, x17, a8, True, 1, BLAS)
+        # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [#rows, 8]
+        for i0_u5 in range(m2):
+            for i1_u5 in range(8):
+                t0_u5 = dstate_y_d1_state[i0_u5, i1_u5] + a7[i0_u5, i1_u5]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
+                dstate_y = t0_u5 + a8[i0_u5, i1_u5]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
+                dstate_y_state[i0_u5, i1_u5] = dstate_y
+        # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        if a5.shape[0] <= 3:
+            rows_nt(a5, x19, dstate_s_state, c0)
+        else:
+            gemm_packed(a5, x20, x19, dstate_s_state, True, 1, BLAS)
+        # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        if a4.shape[0] <= 3:
+            rows_nt(a4, x22, a9, c0)
+        else:
+            gemm_packed(a4, x23, x22, a9, True, 1, BLAS)
+        # %5 = matmul(%4, inv6) : f32[#rows, 8]
+        if a4.shape[0] <= 3:
+            rows_nt(a4, x24, dstate_y_d1_state, c0)
+        else:
+            gemm_packed(a4, x25, x24, dstate_y_d1_state, True, 1, BLAS)
         copy_1(m2, a3, dstate_x_d0_state)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
         copy_1(m2, dstate_x_d0_state, a9)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
 
@@ -225,25 +242,25 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk5 = pack_b(in_Wy2, True, w0, BLAS)  # inv11, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, v1, v2, v3, n0, in5, in2, in3, v4, v5, v6, v7, in_Vs, pk0, v8, in_Ws, pk1, v9, in_Wy1, pk2, in_Us, pk3, v10, in_Wx1, pk4, in_Wy2, pk5)))  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_0's parameters
     # %12 = matmul(%10, %11) : f32[T, B, 4]
-    a0_u1 = shaped(v5, (d_T * d_B, 8))
-    a1_u1 = shaped(v11, (d_T * d_B, 4))
-    gemm_nt(a0_u1, in_Wx0, a1_u1, n_threads, BLAS)
+    a0_u9 = shaped(v5, (d_T * d_B, 8))
+    a1_u9 = shaped(v11, (d_T * d_B, 4))
+    gemm_nt(a0_u9, in_Wx0, a1_u9, n_threads, BLAS)
     # 1 elementwise node(s) in one loop, storing %13 : [T, B, 4]
-    for i0_u2 in range(d_T):
-        for i1_u2 in range(d_B):
-            for i2_u2 in range(4):
-                t0_u2 = v4[i0_u2, i1_u2, i2_u2] + v11[i0_u2, i1_u2, i2_u2]  # %13 = add(%9, %12) : f32[T, B, 4]
-                v12[i0_u2, i1_u2, i2_u2] = t0_u2
+    for i0_u10 in range(d_T):
+        for i1_u10 in range(d_B):
+            for i2_u10 in range(4):
+                t0_u10 = v4[i0_u10, i1_u10, i2_u10] + v11[i0_u10, i1_u10, i2_u10]  # %13 = add(%9, %12) : f32[T, B, 4]
+                v12[i0_u10, i1_u10, i2_u10] = t0_u10
     matmul_tn_0(d_T, d_B, in_x, v5, v13, n_threads)  # %14 = matmul_tn(x, %10) : f32[4, 8]
     # %15 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]
-    for s0_u3 in range(1, d_T):
-        for i0_u3 in range(d_B):
-            for i1_u3 in range(4):
-                v14[s0_u3, i0_u3, i1_u3] = in4[s0_u3 - 1, i0_u3, i1_u3]
+    for s0_u11 in range(1, d_T):
+        for i0_u11 in range(d_B):
+            for i1_u11 in range(4):
+                v14[s0_u11, i0_u11, i1_u11] = in4[s0_u11 - 1, i0_u11, i1_u11]
     if d_T > 0:
-        for i2_u3 in range(d_B):
-            for i3_u3 in range(4):
-                v14[0, i2_u3, i3_u3] = in0[i2_u3, i3_u3]
+        for i2_u11 in range(d_B):
+            for i3_u11 in range(4):
+                v14[0, i2_u11, i3_u11] = in0[i2_u11, i3_u11]
     matmul_tn_0(d_T, d_B, v14, v5, v15, n_threads)  # %16 = matmul_tn(%15, %10) : f32[4, 8]
     shift_0(d_T, d_B, v16, in2, in_y)  # %17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
     matmul_tn_1(d_T, d_B, v16, v5, v17, n_threads)  # %18 = matmul_tn(%17, %10) : f32[8, 8]
@@ -254,12 +271,12 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     matmul_tn_1(d_T, d_B, v21, v6, v22, n_threads)  # %24 = matmul_tn(%23, %21) : f32[8, 8]
     matmul_tn_1(d_T, d_B, in3, v5, v23, n_threads)  # %25 = matmul_tn(trace@s, %10) : f32[8, 8]
     # %26 = sum_to(%10){shape=(8,)} : f32[8]
-    for i0_u4 in range(8):
-        v25[i0_u4] = 0.0
-    for i1_u4 in range(d_T):
-        for i2_u4 in range(d_B):
-            for i3_u4 in range(8):
-                v25[i3_u4] += v5[i1_u4, i2_u4, i3_u4]
-    for i4_u4 in range(8):
-        v24[i4_u4] = v25[i4_u4]
+    for i0_u12 in range(8):
+        v25[i0_u12] = 0.0
+    for i1_u12 in range(d_T):
+        for i2_u12 in range(d_B):
+            for i3_u12 in range(8):
+                v25[i3_u12] += v5[i1_u12, i2_u12, i3_u12]
+    for i4_u12 in range(8):
+        v24[i4_u12] = v25[i4_u12]
     return ()

@@ -25,28 +25,6 @@ def copy_0(n0, x0, x1):
             x0[i0, i1] = x1[i0, i1]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(8):
-                x1[i0, i1] = c0
-            for i2 in range(0, 8, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(8):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -110,33 +88,118 @@ def rows_0(p0, args):
                         a3[i0_u2, i1_u2] += t0_u2 * x8[i2_u2, i1_u2]
         else:
             gemm_packed(x_state, x9, x8, a3, False, 1, BLAS)
-        matmul_0(y_state, a4, x11, x12)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_0(y_state_1_, a5, x14, x15)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_0(y_state, a6, x17, x18)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_0(s_state, a7, x20, x21)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
+        # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        if y_state.shape[0] <= 3:
+            for i0_u3 in range(y_state.shape[0]):
+                for i1_u3 in range(8):
+                    a4[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 8, 8):
+                    t0_u3 = y_state[i0_u3, i2_u3]
+                    t1_u3 = y_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = y_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = y_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = y_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = y_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = y_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = y_state[i0_u3, i2_u3 + 7]
+                    for i1_u3 in range(8):
+                        a4[i0_u3, i1_u3] += t0_u3 * x11[i2_u3, i1_u3] + t1_u3 * x11[i2_u3 + 1, i1_u3] + t2_u3 * x11[i2_u3 + 2, i1_u3] + t3_u3 * x11[i2_u3 + 3, i1_u3] + t4_u3 * x11[i2_u3 + 4, i1_u3] + t5_u3 * x11[i2_u3 + 5, i1_u3] + t6_u3 * x11[i2_u3 + 6, i1_u3] + t7_u3 * x11[i2_u3 + 7, i1_u3]
+        else:
+            gemm_packed(y_state, x12, x11, a4, False, 1, BLAS)
+        # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        if y_state_1_.shape[0] <= 3:
+            for i0_u4 in range(y_state_1_.shape[0]):
+                for i1_u4 in range(8):
+                    a5[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 8, 8):
+                    t0_u4 = y_state_1_[i0_u4, i2_u4]
+                    t1_u4 = y_state_1_[i0_u4, i2_u4 + 1]
+                    t2_u4 = y_state_1_[i0_u4, i2_u4 + 2]
+                    t3_u4 = y_state_1_[i0_u4, i2_u4 + 3]
+                    t4_u4 = y_state_1_[i0_u4, i2_u4 + 4]
+                    t5_u4 = y_state_1_[i0_u4, i2_u4 + 5]
+                    t6_u4 = y_state_1_[i0_u4, i2_u4 + 6]
+                    t7_u4 = y_state_1_[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(8):
+                        a5[i0_u4, i1_u4] += t0_u4 * x14[i2_u4, i1_u4] + t1_u4 * x14[i2_u4 + 1, i1_u4] + t2_u4 * x14[i2_u4 + 2, i1_u4] + t3_u4 * x14[i2_u4 + 3, i1_u4] + t4_u4 * x14[i2_u4 + 4, i1_u4] + t5_u4 * x14[i2_u4 + 5, i1_u4] + t6_u4 * x14[i2_u4 + 6, i1_u4] + t7_u4 * x14[i2_u4 + 7, i1_u4]
+        else:
+            gemm_packed(y_state_1_, x15, x14, a5, False, 1, BLAS)
+        # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        if y_state.shape[0] <= 3:
+            for i0_u5 in range(y_state.shape[0]):
+                for i1_u5 in range(8):
+                    a6[i0_u5, i1_u5] = c0
+                for i2_u5 in range(0, 8, 8):
+                    t0_u5 = y_state[i0_u5, i2_u5]
+                    t1_u5 = y_state[i0_u5, i2_u5 + 1]
+                    t2_u5 = y_state[i0_u5, i2_u5 + 2]
+                    t3_u5 = y_state[i0_u5, i2_u5 + 3]
+                    t4_u5 = y_state[i0_u5, i2_u5 + 4]
+                    t5_u5 = y_state[i0_u5, i2_u5 + 5]
+                    t6_u5 = y_state[i0_u5, i2_u5 + 6]
+                    t7_u5 = y_state[i0_u5, i2_u5 + 7]
+                    for i1_u5 in range(8):
+                        a6[i0_u5, i1_u5] += t0_u5 * x17[i2_u5, i1_u5] + t1_u5 * x17[i2_u5 + 1, i1_u5] + t2_u5 * x17[i2_u5 + 2, i1_u5] + t3_u5 * x17[i2_u5 + 3, i1_u5] + t4_u5 * x17[i2_u5 + 4, i1_u5] + t5_u5 * x17[i2_u5 + 5, i1_u5] + t6_u5 * x17[i2_u5 + 6, i1_u5] + t7_u5 * x17[i2_u5 + 7, i1_u5]
+        else:
+            gemm_packed(y_state, x18, x17, a6, False, 1, BLAS)
+        # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        if s_state.shape[0] <= 3:
+            for i0_u6 in range(s_state.shape[0]):
+                for i1_u6 in range(8):
+                    a7[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 8, 8):
+                    t0_u6 = s_state[i0_u6, i2_u6]
+                    t1_u6 = s_state[i0_u6, i2_u6 + 1]
+                    t2_u6 = s_state[i0_u6, i2_u6 + 2]
+                    t3_u6 = s_state[i0_u6, i2_u6 + 3]
+                    t4_u6 = s_state[i0_u6, i2_u6 + 4]
+                    t5_u6 = s_state[i0_u6, i2_u6 + 5]
+                    t6_u6 = s_state[i0_u6, i2_u6 + 6]
+                    t7_u6 = s_state[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(8):
+                        a7[i0_u6, i1_u6] += t0_u6 * x20[i2_u6, i1_u6] + t1_u6 * x20[i2_u6 + 1, i1_u6] + t2_u6 * x20[i2_u6 + 2, i1_u6] + t3_u6 * x20[i2_u6 + 3, i1_u6] + t4_u6 * x20[i2_u6 + 4, i1_u6] + t5_u6 * x20[i2_u6 + 5, i1_u6] + t6_u6 * x20[i2_u6 + 6, i1_u6] + t7_u6 * x20[i2_u6 + 7, i1_u6]
+        else:
+            gemm_packed(s_state, x21, x20, a7, False, 1, BLAS)
         # 5 elementwise node(s) in one loop, storing %5, s@0 : [#rows, 8]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(8):
-                t0_u3 = a1[i0_u3, i1_u3] + a3[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 8]
-                t1_u3 = t0_u3 + a4[i0_u3, i1_u3]  # %3 = add(%1, %2) : f32[#rows, 8]
-                t2_u3 = t1_u3 + a5[i0_u3, i1_u3]  # %5 = add(%3, %4) : f32[#rows, 8]
-                t3_u3 = a6[i0_u3, i1_u3] + a7[i0_u3, i1_u3]  # %8 = add(%6, %7) : f32[#rows, 8]
-                s = tanh_f32(t3_u3)  # s@0 = tanh(%8) : f32[#rows, 8]
-                a8[i0_u3, i1_u3] = t2_u3
-                s_state[i0_u3, i1_u3] = s
-        matmul_0(s_state, a9, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
+        for i0_u7 in range(m2):
+            for i1_u7 in range(8):
+                t0_u7 = a1[i0_u7, i1_u7] + a3[i0_u7, i1_u7]  # %1 = add(xh1@0, %0) : f32[#rows, 8]
+                t1_u7 = t0_u7 + a4[i0_u7, i1_u7]  # %3 = add(%1, %2) : f32[#rows, 8]
+                t2_u7 = t1_u7 + a5[i0_u7, i1_u7]  # %5 = add(%3, %4) : f32[#rows, 8]
+                t3_u7 = a6[i0_u7, i1_u7] + a7[i0_u7, i1_u7]  # %8 = add(%6, %7) : f32[#rows, 8]
+                s = tanh_f32(t3_u7)  # s@0 = tanh(%8) : f32[#rows, 8]
+                a8[i0_u7, i1_u7] = t2_u7
+                s_state[i0_u7, i1_u7] = s
+        # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        if s_state.shape[0] <= 3:
+            for i0_u8 in range(s_state.shape[0]):
+                for i1_u8 in range(8):
+                    a9[i0_u8, i1_u8] = c0
+                for i2_u8 in range(0, 8, 8):
+                    t0_u8 = s_state[i0_u8, i2_u8]
+                    t1_u8 = s_state[i0_u8, i2_u8 + 1]
+                    t2_u8 = s_state[i0_u8, i2_u8 + 2]
+                    t3_u8 = s_state[i0_u8, i2_u8 + 3]
+                    t4_u8 = s_state[i0_u8, i2_u8 + 4]
+                    t5_u8 = s_state[i0_u8, i2_u8 + 5]
+                    t6_u8 = s_state[i0_u8, i2_u8 + 6]
+                    t7_u8 = s_state[i0_u8, i2_u8 + 7]
+                    for i1_u8 in range(8):
+                        a9[i0_u8, i1_u8] += t0_u8 * x24[i2_u8, i1_u8] + t1_u8 * x24[i2_u8 + 1, i1_u8] + t2_u8 * x24[i2_u8 + 2, i1_u8] + t3_u8 * x24[i2_u8 + 3, i1_u8] + t4_u8 * x24[i2_u8 + 4, i1_u8] + t5_u8 * x24[i2_u8 + 5, i1_u8] + t6_u8 * x24[i2_u8 + 6, i1_u8] + t7_u8 * x24[i2_u8 + 7, i1_u8]
+        else:
+            gemm_packed(s_state, x25, x24, a9, False, 1, BLAS)
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
-        for i0_u4 in range(m2):
-            for i1_u4 in range(8):
-                t0_u4 = a8[i0_u4, i1_u4] + a9[i0_u4, i1_u4]  # %10 = add(%5, %9) : f32[#rows, 8]
-                t1_u4 = t0_u4 + x26[i1_u4]  # %11 = add(%10, b) : f32[#rows, 8]
-                y = tanh_f32(t1_u4)  # y@0 = tanh(%11) : f32[#rows, 8]
-                a2[i0_u4, i1_u4] = y
+        for i0_u9 in range(m2):
+            for i1_u9 in range(8):
+                t0_u9 = a8[i0_u9, i1_u9] + a9[i0_u9, i1_u9]  # %10 = add(%5, %9) : f32[#rows, 8]
+                t1_u9 = t0_u9 + x26[i1_u9]  # %11 = add(%10, b) : f32[#rows, 8]
+                y = tanh_f32(t1_u9)  # y@0 = tanh(%11) : f32[#rows, 8]
+                a2[i0_u9, i1_u9] = y
         copy_0(m2, y_state_1_, y_state)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
         copy_0(m2, y_state, a2)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
-        for i0_u5 in range(m2):
-            for i1_u5 in range(4):
-                x_state[i0_u5, i1_u5] = a0[i0_u5, i1_u5]
+        for i0_u10 in range(m2):
+            for i1_u10 in range(4):
+                x_state[i0_u10, i1_u10] = a0[i0_u10, i1_u10]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -33,23 +33,8 @@ def copy_0(n0, x0, x1):
             x0[i0, i1] = x1[i0, i1]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_1(x0, x1, x2, x3):
-    # %1 = matmul(x@t-1, Wx1) : f32[#rows, 8]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(8):
-                x1[i0, i1] = c0
-            for i2 in range(0, 4):
-                t0 = x0[i0, i2]
-                for i1 in range(8):
-                    x1[i0, i1] += t0 * x2[i2, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def matmul_2(x0, x1, x2, x3):
+def matmul_1(x0, x1, x2, x3):
     # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
     if x0.shape[0] <= 3:
         for i0 in range(x0.shape[0]):
@@ -68,39 +53,6 @@ def matmul_2(x0, x1, x2, x3):
                     x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
     else:
         gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_0(n0, x0, x1, x2, x3, x4, x5, x6, x7):
-    # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
-    for i0 in range(n0):
-        for i1 in range(8):
-            t0 = x0[i0, i1] + x1[i0, i1]  # %2 = add(xh1@0, %1) : f32[#rows, 8]
-            t1 = t0 + x2[i0, i1]  # %4 = add(%2, %3) : f32[#rows, 8]
-            t2 = t1 + x3[i0, i1]  # %6 = add(%4, %5) : f32[#rows, 8]
-            t3 = x4[i0, i1] + x5[i0, i1]  # %9 = add(%7, %8) : f32[#rows, 8]
-            s = tanh_f32(t3)  # s@0 = tanh(%9) : f32[#rows, 8]
-            x6[i0, i1] = t2
-            x7[i0, i1] = s
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_1(n0, x0, x1, x2, x3, x4):
-    # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
-    for i0 in range(n0):
-        for i1 in range(8):
-            t0 = x0[i0, i1] + x1[i0, i1]  # %11 = add(%6, %10) : f32[#rows, 8]
-            t1 = t0 + x2[i1]  # %12 = add(%11, b) : f32[#rows, 8]
-            y = tanh_f32(t1)  # y@0 = tanh(%12) : f32[#rows, 8]
-            x3[i0, i1] = y
-            x4[i0, i1] = y
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def copy_1(n0, x0, x1):
-    for i0 in range(n0):
-        for i1 in range(4):
-            x0[i0, i1] = x1[i0, i1]
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -175,22 +127,66 @@ def rows_0(p0, args):
         a5 = x6[b0 + 1, m0:m1]
         a6 = x7[b0, m0:m1]
         a7 = x7[b0 + 1, m0:m1]
-        matmul_1(x_state, a8, x9, x10)  # %1 = matmul(x@t-1, Wx1) : f32[#rows, 8]
-        matmul_2(y_state, a9, x12, x13)  # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_2(y_state_1_, a10, x15, x16)  # %5 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_2(y_state, a11, x18, x19)  # %7 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_2(s_state, a12, x21, x22)  # %8 = matmul(s@t-1, Us) : f32[#rows, 8]
-        fused_0(m2, a2, a8, a9, a10, a11, a12, a13, a14)  # fused: %6, s@0
-        matmul_2(a14, a15, x26, x27)  # %10 = matmul(s@0, Vs) : f32[#rows, 8]
-        fused_1(m2, a13, a15, x28, a6, y_state_1_)  # fused: y@0
-        matmul_2(a6, a16, x12, x13)  # %13 = matmul(y@0, Wy1) : f32[#rows, 8]
-        matmul_2(y_state, a17, x15, x16)  # %15 = matmul(y@t-1, Wy2) : f32[#rows, 8]
-        matmul_2(a6, a18, x18, x19)  # %17 = matmul(y@0, Ws) : f32[#rows, 8]
-        matmul_2(a14, a19, x21, x22)  # %18 = matmul(s@0, Us) : f32[#rows, 8]
-        fused_0(m2, a3, a4, a16, a17, a18, a19, a20, s_state)  # fused: %16, s@1
-        matmul_2(s_state, a21, x26, x27)  # %20 = matmul(s@1, Vs) : f32[#rows, 8]
-        fused_1(m2, a20, a21, x28, a7, y_state)  # fused: y@1
-        copy_1(m2, x_state, a1)  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3
+        # %1 = matmul(x@t-1, Wx1) : f32[#rows, 8]
+        if x_state.shape[0] <= 3:
+            for i0_u2 in range(x_state.shape[0]):
+                for i1_u2 in range(8):
+                    a8[i0_u2, i1_u2] = c0
+                for i2_u2 in range(0, 4):
+                    t0_u2 = x_state[i0_u2, i2_u2]
+                    for i1_u2 in range(8):
+                        a8[i0_u2, i1_u2] += t0_u2 * x9[i2_u2, i1_u2]
+        else:
+            gemm_packed(x_state, x10, x9, a8, False, 1, BLAS)
+        matmul_1(y_state, a9, x12, x13)  # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_1(y_state_1_, a10, x15, x16)  # %5 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_1(y_state, a11, x18, x19)  # %7 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_1(s_state, a12, x21, x22)  # %8 = matmul(s@t-1, Us) : f32[#rows, 8]
+        # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
+        for i0_u3 in range(m2):
+            for i1_u3 in range(8):
+                t0_u3 = a2[i0_u3, i1_u3] + a8[i0_u3, i1_u3]  # %2 = add(xh1@0, %1) : f32[#rows, 8]
+                t1_u3 = t0_u3 + a9[i0_u3, i1_u3]  # %4 = add(%2, %3) : f32[#rows, 8]
+                t2_u3 = t1_u3 + a10[i0_u3, i1_u3]  # %6 = add(%4, %5) : f32[#rows, 8]
+                t3_u3 = a11[i0_u3, i1_u3] + a12[i0_u3, i1_u3]  # %9 = add(%7, %8) : f32[#rows, 8]
+                s = tanh_f32(t3_u3)  # s@0 = tanh(%9) : f32[#rows, 8]
+                a13[i0_u3, i1_u3] = t2_u3
+                a14[i0_u3, i1_u3] = s
+        matmul_1(a14, a15, x26, x27)  # %10 = matmul(s@0, Vs) : f32[#rows, 8]
+        # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
+        for i0_u4 in range(m2):
+            for i1_u4 in range(8):
+                t0_u4 = a13[i0_u4, i1_u4] + a15[i0_u4, i1_u4]  # %11 = add(%6, %10) : f32[#rows, 8]
+                t1_u4 = t0_u4 + x28[i1_u4]  # %12 = add(%11, b) : f32[#rows, 8]
+                y = tanh_f32(t1_u4)  # y@0 = tanh(%12) : f32[#rows, 8]
+                a6[i0_u4, i1_u4] = y
+                y_state_1_[i0_u4, i1_u4] = y
+        matmul_1(a6, a16, x12, x13)  # %13 = matmul(y@0, Wy1) : f32[#rows, 8]
+        matmul_1(y_state, a17, x15, x16)  # %15 = matmul(y@t-1, Wy2) : f32[#rows, 8]
+        matmul_1(a6, a18, x18, x19)  # %17 = matmul(y@0, Ws) : f32[#rows, 8]
+        matmul_1(a14, a19, x21, x22)  # %18 = matmul(s@0, Us) : f32[#rows, 8]
+        # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
+        for i0_u5 in range(m2):
+            for i1_u5 in range(8):
+                t0_u5 = a3[i0_u5, i1_u5] + a4[i0_u5, i1_u5]  # %2 = add(xh1@0, %1) : f32[#rows, 8]
+                t1_u5 = t0_u5 + a16[i0_u5, i1_u5]  # %4 = add(%2, %3) : f32[#rows, 8]
+                t2_u5 = t1_u5 + a17[i0_u5, i1_u5]  # %6 = add(%4, %5) : f32[#rows, 8]
+                t3_u5 = a18[i0_u5, i1_u5] + a19[i0_u5, i1_u5]  # %9 = add(%7, %8) : f32[#rows, 8]
+                s_u5 = tanh_f32(t3_u5)  # s@0 = tanh(%9) : f32[#rows, 8]
+                a20[i0_u5, i1_u5] = t2_u5
+                s_state[i0_u5, i1_u5] = s_u5
+        matmul_1(s_state, a21, x26, x27)  # %20 = matmul(s@1, Vs) : f32[#rows, 8]
+        # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
+        for i0_u6 in range(m2):
+            for i1_u6 in range(8):
+                t0_u6 = a20[i0_u6, i1_u6] + a21[i0_u6, i1_u6]  # %11 = add(%6, %10) : f32[#rows, 8]
+                t1_u6 = t0_u6 + x28[i1_u6]  # %12 = add(%11, b) : f32[#rows, 8]
+                y_u6 = tanh_f32(t1_u6)  # y@0 = tanh(%12) : f32[#rows, 8]
+                a7[i0_u6, i1_u6] = y_u6
+                y_state[i0_u6, i1_u6] = y_u6
+        for i0_u7 in range(m2):
+            for i1_u7 in range(4):
+                x_state[i0_u7, i1_u7] = a1[i0_u7, i1_u7]
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -246,23 +242,44 @@ def rows_1(p0, args):
         a0 = x4[b1, m0:m1]
         a1 = x5[b1, m0:m1]
         a2 = x6[b1, m0:m1]
-        matmul_1(x_state, a3, x8, x9)  # %0 = matmul(x@t-1, Wx1) : f32[#rows, 8]
-        matmul_2(y_state, a4, x11, x12)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_2(y_state_1_, a5, x14, x15)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_2(y_state, a6, x17, x18)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_2(s_state, a7, x20, x21)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
-        fused_0(m2, a1, a3, a4, a5, a6, a7, a8, s_state)  # fused: %5, s@0
-        matmul_2(s_state, a9, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
+        # %1 = matmul(x@t-1, Wx1) : f32[#rows, 8]
+        if x_state.shape[0] <= 3:
+            for i0_u8 in range(x_state.shape[0]):
+                for i1_u8 in range(8):
+                    a3[i0_u8, i1_u8] = c0
+                for i2_u8 in range(0, 4):
+                    t0_u8 = x_state[i0_u8, i2_u8]
+                    for i1_u8 in range(8):
+                        a3[i0_u8, i1_u8] += t0_u8 * x8[i2_u8, i1_u8]
+        else:
+            gemm_packed(x_state, x9, x8, a3, False, 1, BLAS)
+        matmul_1(y_state, a4, x11, x12)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_1(y_state_1_, a5, x14, x15)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_1(y_state, a6, x17, x18)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_1(s_state, a7, x20, x21)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
+        # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
+        for i0_u9 in range(m2):
+            for i1_u9 in range(8):
+                t0_u9 = a1[i0_u9, i1_u9] + a3[i0_u9, i1_u9]  # %2 = add(xh1@0, %1) : f32[#rows, 8]
+                t1_u9 = t0_u9 + a4[i0_u9, i1_u9]  # %4 = add(%2, %3) : f32[#rows, 8]
+                t2_u9 = t1_u9 + a5[i0_u9, i1_u9]  # %6 = add(%4, %5) : f32[#rows, 8]
+                t3_u9 = a6[i0_u9, i1_u9] + a7[i0_u9, i1_u9]  # %9 = add(%7, %8) : f32[#rows, 8]
+                s = tanh_f32(t3_u9)  # s@0 = tanh(%9) : f32[#rows, 8]
+                a8[i0_u9, i1_u9] = t2_u9
+                s_state[i0_u9, i1_u9] = s
+        matmul_1(s_state, a9, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(8):
-                t0_u2 = a8[i0_u2, i1_u2] + a9[i0_u2, i1_u2]  # %10 = add(%5, %9) : f32[#rows, 8]
-                t1_u2 = t0_u2 + x26[i1_u2]  # %11 = add(%10, b) : f32[#rows, 8]
-                y = tanh_f32(t1_u2)  # y@0 = tanh(%11) : f32[#rows, 8]
-                a2[i0_u2, i1_u2] = y
+        for i0_u10 in range(m2):
+            for i1_u10 in range(8):
+                t0_u10 = a8[i0_u10, i1_u10] + a9[i0_u10, i1_u10]  # %10 = add(%5, %9) : f32[#rows, 8]
+                t1_u10 = t0_u10 + x26[i1_u10]  # %11 = add(%10, b) : f32[#rows, 8]
+                y = tanh_f32(t1_u10)  # y@0 = tanh(%11) : f32[#rows, 8]
+                a2[i0_u10, i1_u10] = y
         copy_0(m2, y_state_1_, y_state)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
         copy_0(m2, y_state, a2)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
-        copy_1(m2, x_state, a0)  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 3
+        for i0_u11 in range(m2):
+            for i1_u11 in range(4):
+                x_state[i0_u11, i1_u11] = a0[i0_u11, i1_u11]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

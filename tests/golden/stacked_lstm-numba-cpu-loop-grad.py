@@ -59,15 +59,6 @@ def copy_1(n0, x0, x1):
             x0[i0, i1] = x1[i0, i1]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %25 = matmul(%24, inv3) : f32[#rows, 32]
-    if x0.shape[0] <= 3:
-        rows_nt(x0, x2, x1, c0)
-    else:
-        gemm_packed(x0, x3, x2, x1, True, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -157,41 +148,53 @@ def rows_0(p0, args):
                 a13[i0_u0, 48 + i1_u0] = t18_u0
                 a13[i0_u0, 72 + i1_u0] = t22_u0
                 dstate_c2_state[i0_u0, i1_u0] = dstate_c2_
-        matmul_0(a13, a15, x20, x21)  # %25 = matmul(%24, inv3) : f32[#rows, 32]
+        # %25 = matmul(%24, inv3) : f32[#rows, 32]
+        if a13.shape[0] <= 3:
+            rows_nt(a13, x20, a15, c0)
+        else:
+            gemm_packed(a13, x21, x20, a15, True, 1, BLAS)
         # 24 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0' : [#rows, 32]
-        for i0_u1 in range(m2):
-            for i1_u1 in range(32):
-                t0_u1 = dstate_h1_state[i0_u1, i1_u1] + a15[i0_u1, i1_u1]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
-                t1_u1 = t0_u1 * a8[i0_u1, i1_u1]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
-                t2_u1 = tanh_f32(a7[i0_u1, i1_u1])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
-                t3_u1 = t2_u1 * t2_u1  # %29 = mul(%28, %28) : f32[#rows, 32]
-                t4_u1 = c1 - t3_u1  # %30 = sub(%2, %29) : f32[#rows, 32]
-                t5_u1 = t1_u1 * t4_u1  # %31 = mul(%27, %30) : f32[#rows, 32]
-                t6_u1 = dstate_c1_state[i0_u1, i1_u1] + t5_u1  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
-                t7_u1 = t6_u1 * a9[i0_u1, i1_u1]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
-                t8_u1 = c1 - a10[i0_u1, i1_u1]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
-                t9_u1 = a10[i0_u1, i1_u1] * t8_u1  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
-                t10_u1 = t7_u1 * t9_u1  # %36 = mul(%33, %35) : f32[#rows, 32]
-                t11_u1 = t6_u1 * a11[i0_u1, i1_u1]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
-                t12_u1 = c1 - a12[i0_u1, i1_u1]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
-                t13_u1 = a12[i0_u1, i1_u1] * t12_u1  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
-                t14_u1 = t11_u1 * t13_u1  # %40 = mul(%37, %39) : f32[#rows, 32]
-                t15_u1 = t6_u1 * a10[i0_u1, i1_u1]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
-                t16_u1 = a9[i0_u1, i1_u1] * a9[i0_u1, i1_u1]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
-                t17_u1 = c1 - t16_u1  # %43 = sub(%2, %42) : f32[#rows, 32]
-                t18_u1 = t15_u1 * t17_u1  # %44 = mul(%41, %43) : f32[#rows, 32]
-                t19_u1 = t0_u1 * t2_u1  # %45 = mul(%26, %28) : f32[#rows, 32]
-                t20_u1 = c1 - a8[i0_u1, i1_u1]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
-                t21_u1 = a8[i0_u1, i1_u1] * t20_u1  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
-                t22_u1 = t19_u1 * t21_u1  # %48 = mul(%45, %47) : f32[#rows, 32]
-                dstate_c1_ = t6_u1 * a12[i0_u1, i1_u1]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
-                a14[i0_u1, i1_u1] = t10_u1
-                a14[i0_u1, 32 + i1_u1] = t14_u1
-                a14[i0_u1, 64 + i1_u1] = t18_u1
-                a14[i0_u1, 96 + i1_u1] = t22_u1
-                dstate_c1_state[i0_u1, i1_u1] = dstate_c1_
-        matmul_0(a14, dstate_h1_state, x22, x23)  # 'dstate@h1@0' = matmul(%49, inv4) : f32[#rows, 32]
-        matmul_0(a13, dstate_h2_state, x24, x25)  # 'dstate@h2@0' = matmul(%24, inv5) : f32[#rows, 24]
+        for i0_u2 in range(m2):
+            for i1_u2 in range(32):
+                t0_u2 = dstate_h1_state[i0_u2, i1_u2] + a15[i0_u2, i1_u2]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
+                t1_u2 = t0_u2 * a8[i0_u2, i1_u2]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
+                t2_u2 = tanh_f32(a7[i0_u2, i1_u2])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
+                t3_u2 = t2_u2 * t2_u2  # %29 = mul(%28, %28) : f32[#rows, 32]
+                t4_u2 = c1 - t3_u2  # %30 = sub(%2, %29) : f32[#rows, 32]
+                t5_u2 = t1_u2 * t4_u2  # %31 = mul(%27, %30) : f32[#rows, 32]
+                t6_u2 = dstate_c1_state[i0_u2, i1_u2] + t5_u2  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
+                t7_u2 = t6_u2 * a9[i0_u2, i1_u2]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
+                t8_u2 = c1 - a10[i0_u2, i1_u2]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
+                t9_u2 = a10[i0_u2, i1_u2] * t8_u2  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
+                t10_u2 = t7_u2 * t9_u2  # %36 = mul(%33, %35) : f32[#rows, 32]
+                t11_u2 = t6_u2 * a11[i0_u2, i1_u2]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
+                t12_u2 = c1 - a12[i0_u2, i1_u2]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
+                t13_u2 = a12[i0_u2, i1_u2] * t12_u2  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
+                t14_u2 = t11_u2 * t13_u2  # %40 = mul(%37, %39) : f32[#rows, 32]
+                t15_u2 = t6_u2 * a10[i0_u2, i1_u2]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
+                t16_u2 = a9[i0_u2, i1_u2] * a9[i0_u2, i1_u2]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
+                t17_u2 = c1 - t16_u2  # %43 = sub(%2, %42) : f32[#rows, 32]
+                t18_u2 = t15_u2 * t17_u2  # %44 = mul(%41, %43) : f32[#rows, 32]
+                t19_u2 = t0_u2 * t2_u2  # %45 = mul(%26, %28) : f32[#rows, 32]
+                t20_u2 = c1 - a8[i0_u2, i1_u2]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
+                t21_u2 = a8[i0_u2, i1_u2] * t20_u2  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
+                t22_u2 = t19_u2 * t21_u2  # %48 = mul(%45, %47) : f32[#rows, 32]
+                dstate_c1_ = t6_u2 * a12[i0_u2, i1_u2]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
+                a14[i0_u2, i1_u2] = t10_u2
+                a14[i0_u2, 32 + i1_u2] = t14_u2
+                a14[i0_u2, 64 + i1_u2] = t18_u2
+                a14[i0_u2, 96 + i1_u2] = t22_u2
+                dstate_c1_state[i0_u2, i1_u2] = dstate_c1_
+        # %25 = matmul(%24, inv3) : f32[#rows, 32]
+        if a14.shape[0] <= 3:
+            rows_nt(a14, x22, dstate_h1_state, c0)
+        else:
+            gemm_packed(a14, x23, x22, dstate_h1_state, True, 1, BLAS)
+        # %25 = matmul(%24, inv3) : f32[#rows, 32]
+        if a13.shape[0] <= 3:
+            rows_nt(a13, x24, dstate_h2_state, c0)
+        else:
+            gemm_packed(a13, x25, x24, dstate_h2_state, True, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -268,43 +271,43 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk2 = pack_b(in_Wh2, True, w0, BLAS)  # inv5, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, n0, in12, in11, in0, in1, in2, v0, in3, in9, in4, in5, in6, v1, in7, v6, v7, v8, in_Wx2, pk0, in_Wh1, pk1, in_Wh2, pk2)))  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 97 words of rows_0's parameters
     # %10 = matmul(%8, %9) : f32[T, B, 16]
-    a0_u2 = shaped(v7, (d_T * d_B, 128))
-    a1_u2 = shaped(v9, (d_T * d_B, 16))
-    gemm_nt(a0_u2, in_Wx1, a1_u2, n_threads, BLAS)
+    a0_u5 = shaped(v7, (d_T * d_B, 128))
+    a1_u5 = shaped(v9, (d_T * d_B, 16))
+    gemm_nt(a0_u5, in_Wx1, a1_u5, n_threads, BLAS)
     # %11 = matmul_tn(x, %8) : f32[16, 128]
-    a0_u3 = shaped(in_x, (d_T * d_B, 16))
-    a1_u3 = shaped(v7, (d_T * d_B, 128))
-    gemm_tn(a0_u3, a1_u3, v10, n_threads, BLAS)
+    a0_u6 = shaped(in_x, (d_T * d_B, 16))
+    a1_u6 = shaped(v7, (d_T * d_B, 128))
+    gemm_tn(a0_u6, a1_u6, v10, n_threads, BLAS)
     shift_1(d_T, d_B, v11, in8, in_h1)  # %12 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]
     # %13 = matmul_tn(%12, %8) : f32[32, 128]
-    a0_u4 = shaped(v11, (d_T * d_B, 32))
-    a1_u4 = shaped(v7, (d_T * d_B, 128))
-    gemm_tn(a0_u4, a1_u4, v12, n_threads, BLAS)
+    a0_u7 = shaped(v11, (d_T * d_B, 32))
+    a1_u7 = shaped(v7, (d_T * d_B, 128))
+    gemm_tn(a0_u7, a1_u7, v12, n_threads, BLAS)
     # %14 = sum_to(%8){shape=(128,)} : f32[128]
-    for i0_u5 in range(128):
-        v14[i0_u5] = 0.0
-    for i1_u5 in range(d_T):
-        for i2_u5 in range(d_B):
-            for i3_u5 in range(128):
-                v14[i3_u5] += v7[i1_u5, i2_u5, i3_u5]
-    for i4_u5 in range(128):
-        v13[i4_u5] = v14[i4_u5]
-    # %16 = matmul_tn(trace@h1, %15) : f32[32, 96]
-    a0_u6 = shaped(in8, (d_T * d_B, 32))
-    a1_u6 = shaped(v6, (d_T * d_B, 96))
-    gemm_tn(a0_u6, a1_u6, v15, n_threads, BLAS)
-    shift_0(d_T, d_B, v16, in10, in_h2)  # %17 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]
-    # %18 = matmul_tn(%17, %15) : f32[24, 96]
-    a0_u7 = shaped(v16, (d_T * d_B, 24))
-    a1_u7 = shaped(v6, (d_T * d_B, 96))
-    gemm_tn(a0_u7, a1_u7, v17, n_threads, BLAS)
-    # %19 = sum_to(%15){shape=(96,)} : f32[96]
-    for i0_u8 in range(96):
-        v19[i0_u8] = 0.0
+    for i0_u8 in range(128):
+        v14[i0_u8] = 0.0
     for i1_u8 in range(d_T):
         for i2_u8 in range(d_B):
-            for i3_u8 in range(96):
-                v19[i3_u8] += v6[i1_u8, i2_u8, i3_u8]
-    for i4_u8 in range(96):
-        v18[i4_u8] = v19[i4_u8]
+            for i3_u8 in range(128):
+                v14[i3_u8] += v7[i1_u8, i2_u8, i3_u8]
+    for i4_u8 in range(128):
+        v13[i4_u8] = v14[i4_u8]
+    # %16 = matmul_tn(trace@h1, %15) : f32[32, 96]
+    a0_u9 = shaped(in8, (d_T * d_B, 32))
+    a1_u9 = shaped(v6, (d_T * d_B, 96))
+    gemm_tn(a0_u9, a1_u9, v15, n_threads, BLAS)
+    shift_0(d_T, d_B, v16, in10, in_h2)  # %17 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]
+    # %18 = matmul_tn(%17, %15) : f32[24, 96]
+    a0_u10 = shaped(v16, (d_T * d_B, 24))
+    a1_u10 = shaped(v6, (d_T * d_B, 96))
+    gemm_tn(a0_u10, a1_u10, v17, n_threads, BLAS)
+    # %19 = sum_to(%15){shape=(96,)} : f32[96]
+    for i0_u11 in range(96):
+        v19[i0_u11] = 0.0
+    for i1_u11 in range(d_T):
+        for i2_u11 in range(d_B):
+            for i3_u11 in range(96):
+                v19[i3_u11] += v6[i1_u11, i2_u11, i3_u11]
+    for i4_u11 in range(96):
+        v18[i4_u11] = v19[i4_u11]
     return ()

@@ -32,98 +32,6 @@ def copy_1(n0, x0, x1):
             x0[i0, i1] = x1[i0, i1]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(128):
-                x1[i0, i1] = c0
-            for i2 in range(0, 32, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(128):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_0(n0, x0, x1, x2, x3, x4, x5):
-    # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
-    for i0 in range(n0):
-        for i1 in range(32):
-            t0 = x0[i0, 32 + i1] + x1[i0, 32 + i1]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-            t1 = t0 + x2[32 + i1]  # %2 = add(%1, b1) : f32[#rows, 128]
-            t2 = sigmoid_f32(t1)  # %6 = sigmoid(%5) : f32[#rows, 32]
-            t3 = t2 * x3[i0, i1]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
-            t4 = x0[i0, i1] + x1[i0, i1]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-            t5 = t4 + x2[i1]  # %2 = add(%1, b1) : f32[#rows, 128]
-            t6 = sigmoid_f32(t5)  # %9 = sigmoid(%8) : f32[#rows, 32]
-            t7 = x0[i0, 64 + i1] + x1[i0, 64 + i1]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-            t8 = t7 + x2[64 + i1]  # %2 = add(%1, b1) : f32[#rows, 128]
-            t9 = tanh_f32(t8)  # %11 = tanh(%10) : f32[#rows, 32]
-            t10 = t6 * t9  # %12 = mul(%9, %11) : f32[#rows, 32]
-            c1_ = t3 + t10  # c1@0 = add(%7, %12) : f32[#rows, 32]
-            t11 = x0[i0, 96 + i1] + x1[i0, 96 + i1]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-            t12 = t11 + x2[96 + i1]  # %2 = add(%1, b1) : f32[#rows, 128]
-            t13 = sigmoid_f32(t12)  # %4 = sigmoid(%3) : f32[#rows, 32]
-            t14 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
-            h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-            x4[i0, i1] = c1_
-            x5[i0, i1] = h1_
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_1(x0, x1, x2, x3):
-    # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(96):
-                x1[i0, i1] = c0
-            for i2 in range(0, 32, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(96):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_2(x0, x1, x2, x3):
-    # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(96):
-                x1[i0, i1] = c0
-            for i2 in range(0, 24, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(96):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -175,59 +83,203 @@ def rows_0(p0, args):
         a1 = x4[b0 + 1, m0:m1]
         a2 = x5[b0, m0:m1]
         a3 = x5[b0 + 1, m0:m1]
-        matmul_0(h1_state, a4, x7, x8)  # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
-        fused_0(m2, a0, a4, x11, c1_state, a5, a6)  # fused: c1@0, h1@0
-        matmul_0(a6, a7, x7, x8)  # %14 = matmul(h1@0, Wh1) : f32[#rows, 128]
-        fused_0(m2, a1, a7, x11, a5, c1_state, h1_state)  # fused: c1@1, h1@1
-        matmul_1(h1_state, a8, x14, x15)  # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
-        matmul_1(a6, a9, x14, x15)  # %29 = matmul(h1@0, Wx2) : f32[#rows, 96]
-        matmul_2(h2_state, a10, x18, x19)  # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
-        # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(24):
-                t0_u2 = a9[i0_u2, 24 + i1_u2] + a10[i0_u2, 24 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
-                t1_u2 = t0_u2 + x21[24 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
-                t2_u2 = sigmoid_f32(t1_u2)  # %36 = sigmoid(%35) : f32[#rows, 24]
-                t3_u2 = t2_u2 * c2_state[i0_u2, i1_u2]  # %37 = mul(%36, c2@t-1) : f32[#rows, 24]
-                t4_u2 = a9[i0_u2, i1_u2] + a10[i0_u2, i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
-                t5_u2 = t4_u2 + x21[i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
-                t6_u2 = sigmoid_f32(t5_u2)  # %39 = sigmoid(%38) : f32[#rows, 24]
-                t7_u2 = a9[i0_u2, 48 + i1_u2] + a10[i0_u2, 48 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
-                t8_u2 = t7_u2 + x21[48 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
-                t9_u2 = tanh_f32(t8_u2)  # %41 = tanh(%40) : f32[#rows, 24]
-                t10_u2 = t6_u2 * t9_u2  # %42 = mul(%39, %41) : f32[#rows, 24]
-                c2_ = t3_u2 + t10_u2  # c2@0 = add(%37, %42) : f32[#rows, 24]
-                t11_u2 = a9[i0_u2, 72 + i1_u2] + a10[i0_u2, 72 + i1_u2]  # %31 = add(%29, %30) : f32[#rows, 96]
-                t12_u2 = t11_u2 + x21[72 + i1_u2]  # %32 = add(%31, b2) : f32[#rows, 96]
-                t13_u2 = sigmoid_f32(t12_u2)  # %34 = sigmoid(%33) : f32[#rows, 24]
-                t14_u2 = tanh_f32(c2_)  # %43 = tanh(c2@0) : f32[#rows, 24]
-                h2_ = t13_u2 * t14_u2  # h2@0 = mul(%34, %43) : f32[#rows, 24]
-                a11[i0_u2, i1_u2] = c2_
-                a2[i0_u2, i1_u2] = h2_
-        matmul_2(a2, a12, x18, x19)  # %44 = matmul(h2@0, Wh2) : f32[#rows, 96]
-        # 11 elementwise node(s) in one loop, storing c2@1, h2@1 : [#rows, 24]
+        # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
+        if h1_state.shape[0] <= 3:
+            for i0_u2 in range(h1_state.shape[0]):
+                for i1_u2 in range(128):
+                    a4[i0_u2, i1_u2] = c0
+                for i2_u2 in range(0, 32, 8):
+                    t0_u2 = h1_state[i0_u2, i2_u2]
+                    t1_u2 = h1_state[i0_u2, i2_u2 + 1]
+                    t2_u2 = h1_state[i0_u2, i2_u2 + 2]
+                    t3_u2 = h1_state[i0_u2, i2_u2 + 3]
+                    t4_u2 = h1_state[i0_u2, i2_u2 + 4]
+                    t5_u2 = h1_state[i0_u2, i2_u2 + 5]
+                    t6_u2 = h1_state[i0_u2, i2_u2 + 6]
+                    t7_u2 = h1_state[i0_u2, i2_u2 + 7]
+                    for i1_u2 in range(128):
+                        a4[i0_u2, i1_u2] += t0_u2 * x7[i2_u2, i1_u2] + t1_u2 * x7[i2_u2 + 1, i1_u2] + t2_u2 * x7[i2_u2 + 2, i1_u2] + t3_u2 * x7[i2_u2 + 3, i1_u2] + t4_u2 * x7[i2_u2 + 4, i1_u2] + t5_u2 * x7[i2_u2 + 5, i1_u2] + t6_u2 * x7[i2_u2 + 6, i1_u2] + t7_u2 * x7[i2_u2 + 7, i1_u2]
+        else:
+            gemm_packed(h1_state, x8, x7, a4, False, 1, BLAS)
+        # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u3 in range(m2):
-            for i1_u3 in range(24):
-                t0_u3 = a8[i0_u3, 24 + i1_u3] + a12[i0_u3, 24 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
-                t1_u3 = t0_u3 + x21[24 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
-                t2_u3 = sigmoid_f32(t1_u3)  # %50 = sigmoid(%49) : f32[#rows, 24]
-                t3_u3 = t2_u3 * a11[i0_u3, i1_u3]  # %51 = mul(%50, c2@0) : f32[#rows, 24]
-                t4_u3 = a8[i0_u3, i1_u3] + a12[i0_u3, i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
-                t5_u3 = t4_u3 + x21[i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
-                t6_u3 = sigmoid_f32(t5_u3)  # %53 = sigmoid(%52) : f32[#rows, 24]
-                t7_u3 = a8[i0_u3, 48 + i1_u3] + a12[i0_u3, 48 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
-                t8_u3 = t7_u3 + x21[48 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
-                t9_u3 = tanh_f32(t8_u3)  # %55 = tanh(%54) : f32[#rows, 24]
-                t10_u3 = t6_u3 * t9_u3  # %56 = mul(%53, %55) : f32[#rows, 24]
-                c2__u3 = t3_u3 + t10_u3  # c2@1 = add(%51, %56) : f32[#rows, 24]
-                t11_u3 = a8[i0_u3, 72 + i1_u3] + a12[i0_u3, 72 + i1_u3]  # %45 = add(%28, %44) : f32[#rows, 96]
-                t12_u3 = t11_u3 + x21[72 + i1_u3]  # %46 = add(%45, b2) : f32[#rows, 96]
-                t13_u3 = sigmoid_f32(t12_u3)  # %48 = sigmoid(%47) : f32[#rows, 24]
-                t14_u3 = tanh_f32(c2__u3)  # %57 = tanh(c2@1) : f32[#rows, 24]
-                h2__u3 = t13_u3 * t14_u3  # h2@1 = mul(%48, %57) : f32[#rows, 24]
-                c2_state[i0_u3, i1_u3] = c2__u3
-                a3[i0_u3, i1_u3] = h2__u3
-                h2_state[i0_u3, i1_u3] = h2__u3
+            for i1_u3 in range(32):
+                t0_u3 = a0[i0_u3, 32 + i1_u3] + a4[i0_u3, 32 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u3 = t0_u3 + x11[32 + i1_u3]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t2_u3 = sigmoid_f32(t1_u3)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t3_u3 = t2_u3 * c1_state[i0_u3, i1_u3]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t4_u3 = a0[i0_u3, i1_u3] + a4[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t5_u3 = t4_u3 + x11[i1_u3]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t6_u3 = sigmoid_f32(t5_u3)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t7_u3 = a0[i0_u3, 64 + i1_u3] + a4[i0_u3, 64 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u3 = t7_u3 + x11[64 + i1_u3]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t9_u3 = tanh_f32(t8_u3)  # %11 = tanh(%10) : f32[#rows, 32]
+                t10_u3 = t6_u3 * t9_u3  # %12 = mul(%9, %11) : f32[#rows, 32]
+                c1_ = t3_u3 + t10_u3  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u3 = a0[i0_u3, 96 + i1_u3] + a4[i0_u3, 96 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u3 = t11_u3 + x11[96 + i1_u3]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t13_u3 = sigmoid_f32(t12_u3)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u3 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1_ = t13_u3 * t14_u3  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                a5[i0_u3, i1_u3] = c1_
+                a6[i0_u3, i1_u3] = h1_
+        # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
+        if a6.shape[0] <= 3:
+            for i0_u4 in range(a6.shape[0]):
+                for i1_u4 in range(128):
+                    a7[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 32, 8):
+                    t0_u4 = a6[i0_u4, i2_u4]
+                    t1_u4 = a6[i0_u4, i2_u4 + 1]
+                    t2_u4 = a6[i0_u4, i2_u4 + 2]
+                    t3_u4 = a6[i0_u4, i2_u4 + 3]
+                    t4_u4 = a6[i0_u4, i2_u4 + 4]
+                    t5_u4 = a6[i0_u4, i2_u4 + 5]
+                    t6_u4 = a6[i0_u4, i2_u4 + 6]
+                    t7_u4 = a6[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(128):
+                        a7[i0_u4, i1_u4] += t0_u4 * x7[i2_u4, i1_u4] + t1_u4 * x7[i2_u4 + 1, i1_u4] + t2_u4 * x7[i2_u4 + 2, i1_u4] + t3_u4 * x7[i2_u4 + 3, i1_u4] + t4_u4 * x7[i2_u4 + 4, i1_u4] + t5_u4 * x7[i2_u4 + 5, i1_u4] + t6_u4 * x7[i2_u4 + 6, i1_u4] + t7_u4 * x7[i2_u4 + 7, i1_u4]
+        else:
+            gemm_packed(a6, x8, x7, a7, False, 1, BLAS)
+        # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
+        for i0_u5 in range(m2):
+            for i1_u5 in range(32):
+                t0_u5 = a1[i0_u5, 32 + i1_u5] + a7[i0_u5, 32 + i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u5 = t0_u5 + x11[32 + i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t2_u5 = sigmoid_f32(t1_u5)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t3_u5 = t2_u5 * a5[i0_u5, i1_u5]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t4_u5 = a1[i0_u5, i1_u5] + a7[i0_u5, i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t5_u5 = t4_u5 + x11[i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t6_u5 = sigmoid_f32(t5_u5)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t7_u5 = a1[i0_u5, 64 + i1_u5] + a7[i0_u5, 64 + i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u5 = t7_u5 + x11[64 + i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t9_u5 = tanh_f32(t8_u5)  # %11 = tanh(%10) : f32[#rows, 32]
+                t10_u5 = t6_u5 * t9_u5  # %12 = mul(%9, %11) : f32[#rows, 32]
+                c1__u5 = t3_u5 + t10_u5  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u5 = a1[i0_u5, 96 + i1_u5] + a7[i0_u5, 96 + i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u5 = t11_u5 + x11[96 + i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t13_u5 = sigmoid_f32(t12_u5)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u5 = tanh_f32(c1__u5)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1__u5 = t13_u5 * t14_u5  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                c1_state[i0_u5, i1_u5] = c1__u5
+                h1_state[i0_u5, i1_u5] = h1__u5
+        # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
+        if h1_state.shape[0] <= 3:
+            for i0_u6 in range(h1_state.shape[0]):
+                for i1_u6 in range(96):
+                    a8[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 32, 8):
+                    t0_u6 = h1_state[i0_u6, i2_u6]
+                    t1_u6 = h1_state[i0_u6, i2_u6 + 1]
+                    t2_u6 = h1_state[i0_u6, i2_u6 + 2]
+                    t3_u6 = h1_state[i0_u6, i2_u6 + 3]
+                    t4_u6 = h1_state[i0_u6, i2_u6 + 4]
+                    t5_u6 = h1_state[i0_u6, i2_u6 + 5]
+                    t6_u6 = h1_state[i0_u6, i2_u6 + 6]
+                    t7_u6 = h1_state[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(96):
+                        a8[i0_u6, i1_u6] += t0_u6 * x14[i2_u6, i1_u6] + t1_u6 * x14[i2_u6 + 1, i1_u6] + t2_u6 * x14[i2_u6 + 2, i1_u6] + t3_u6 * x14[i2_u6 + 3, i1_u6] + t4_u6 * x14[i2_u6 + 4, i1_u6] + t5_u6 * x14[i2_u6 + 5, i1_u6] + t6_u6 * x14[i2_u6 + 6, i1_u6] + t7_u6 * x14[i2_u6 + 7, i1_u6]
+        else:
+            gemm_packed(h1_state, x15, x14, a8, False, 1, BLAS)
+        # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
+        if a6.shape[0] <= 3:
+            for i0_u7 in range(a6.shape[0]):
+                for i1_u7 in range(96):
+                    a9[i0_u7, i1_u7] = c0
+                for i2_u7 in range(0, 32, 8):
+                    t0_u7 = a6[i0_u7, i2_u7]
+                    t1_u7 = a6[i0_u7, i2_u7 + 1]
+                    t2_u7 = a6[i0_u7, i2_u7 + 2]
+                    t3_u7 = a6[i0_u7, i2_u7 + 3]
+                    t4_u7 = a6[i0_u7, i2_u7 + 4]
+                    t5_u7 = a6[i0_u7, i2_u7 + 5]
+                    t6_u7 = a6[i0_u7, i2_u7 + 6]
+                    t7_u7 = a6[i0_u7, i2_u7 + 7]
+                    for i1_u7 in range(96):
+                        a9[i0_u7, i1_u7] += t0_u7 * x14[i2_u7, i1_u7] + t1_u7 * x14[i2_u7 + 1, i1_u7] + t2_u7 * x14[i2_u7 + 2, i1_u7] + t3_u7 * x14[i2_u7 + 3, i1_u7] + t4_u7 * x14[i2_u7 + 4, i1_u7] + t5_u7 * x14[i2_u7 + 5, i1_u7] + t6_u7 * x14[i2_u7 + 6, i1_u7] + t7_u7 * x14[i2_u7 + 7, i1_u7]
+        else:
+            gemm_packed(a6, x15, x14, a9, False, 1, BLAS)
+        # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
+        if h2_state.shape[0] <= 3:
+            for i0_u8 in range(h2_state.shape[0]):
+                for i1_u8 in range(96):
+                    a10[i0_u8, i1_u8] = c0
+                for i2_u8 in range(0, 24, 8):
+                    t0_u8 = h2_state[i0_u8, i2_u8]
+                    t1_u8 = h2_state[i0_u8, i2_u8 + 1]
+                    t2_u8 = h2_state[i0_u8, i2_u8 + 2]
+                    t3_u8 = h2_state[i0_u8, i2_u8 + 3]
+                    t4_u8 = h2_state[i0_u8, i2_u8 + 4]
+                    t5_u8 = h2_state[i0_u8, i2_u8 + 5]
+                    t6_u8 = h2_state[i0_u8, i2_u8 + 6]
+                    t7_u8 = h2_state[i0_u8, i2_u8 + 7]
+                    for i1_u8 in range(96):
+                        a10[i0_u8, i1_u8] += t0_u8 * x18[i2_u8, i1_u8] + t1_u8 * x18[i2_u8 + 1, i1_u8] + t2_u8 * x18[i2_u8 + 2, i1_u8] + t3_u8 * x18[i2_u8 + 3, i1_u8] + t4_u8 * x18[i2_u8 + 4, i1_u8] + t5_u8 * x18[i2_u8 + 5, i1_u8] + t6_u8 * x18[i2_u8 + 6, i1_u8] + t7_u8 * x18[i2_u8 + 7, i1_u8]
+        else:
+            gemm_packed(h2_state, x19, x18, a10, False, 1, BLAS)
+        # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
+        for i0_u9 in range(m2):
+            for i1_u9 in range(24):
+                t0_u9 = a9[i0_u9, 24 + i1_u9] + a10[i0_u9, 24 + i1_u9]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t1_u9 = t0_u9 + x21[24 + i1_u9]  # %32 = add(%31, b2) : f32[#rows, 96]
+                t2_u9 = sigmoid_f32(t1_u9)  # %36 = sigmoid(%35) : f32[#rows, 24]
+                t3_u9 = t2_u9 * c2_state[i0_u9, i1_u9]  # %37 = mul(%36, c2@t-1) : f32[#rows, 24]
+                t4_u9 = a9[i0_u9, i1_u9] + a10[i0_u9, i1_u9]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t5_u9 = t4_u9 + x21[i1_u9]  # %32 = add(%31, b2) : f32[#rows, 96]
+                t6_u9 = sigmoid_f32(t5_u9)  # %39 = sigmoid(%38) : f32[#rows, 24]
+                t7_u9 = a9[i0_u9, 48 + i1_u9] + a10[i0_u9, 48 + i1_u9]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t8_u9 = t7_u9 + x21[48 + i1_u9]  # %32 = add(%31, b2) : f32[#rows, 96]
+                t9_u9 = tanh_f32(t8_u9)  # %41 = tanh(%40) : f32[#rows, 24]
+                t10_u9 = t6_u9 * t9_u9  # %42 = mul(%39, %41) : f32[#rows, 24]
+                c2_ = t3_u9 + t10_u9  # c2@0 = add(%37, %42) : f32[#rows, 24]
+                t11_u9 = a9[i0_u9, 72 + i1_u9] + a10[i0_u9, 72 + i1_u9]  # %31 = add(%29, %30) : f32[#rows, 96]
+                t12_u9 = t11_u9 + x21[72 + i1_u9]  # %32 = add(%31, b2) : f32[#rows, 96]
+                t13_u9 = sigmoid_f32(t12_u9)  # %34 = sigmoid(%33) : f32[#rows, 24]
+                t14_u9 = tanh_f32(c2_)  # %43 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u9 * t14_u9  # h2@0 = mul(%34, %43) : f32[#rows, 24]
+                a11[i0_u9, i1_u9] = c2_
+                a2[i0_u9, i1_u9] = h2_
+        # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
+        if a2.shape[0] <= 3:
+            for i0_u10 in range(a2.shape[0]):
+                for i1_u10 in range(96):
+                    a12[i0_u10, i1_u10] = c0
+                for i2_u10 in range(0, 24, 8):
+                    t0_u10 = a2[i0_u10, i2_u10]
+                    t1_u10 = a2[i0_u10, i2_u10 + 1]
+                    t2_u10 = a2[i0_u10, i2_u10 + 2]
+                    t3_u10 = a2[i0_u10, i2_u10 + 3]
+                    t4_u10 = a2[i0_u10, i2_u10 + 4]
+                    t5_u10 = a2[i0_u10, i2_u10 + 5]
+                    t6_u10 = a2[i0_u10, i2_u10 + 6]
+                    t7_u10 = a2[i0_u10, i2_u10 + 7]
+                    for i1_u10 in range(96):
+                        a12[i0_u10, i1_u10] += t0_u10 * x18[i2_u10, i1_u10] + t1_u10 * x18[i2_u10 + 1, i1_u10] + t2_u10 * x18[i2_u10 + 2, i1_u10] + t3_u10 * x18[i2_u10 + 3, i1_u10] + t4_u10 * x18[i2_u10 + 4, i1_u10] + t5_u10 * x18[i2_u10 + 5, i1_u10] + t6_u10 * x18[i2_u10 + 6, i1_u10] + t7_u10 * x18[i2_u10 + 7, i1_u10]
+        else:
+            gemm_packed(a2, x19, x18, a12, False, 1, BLAS)
+        # 11 elementwise node(s) in one loop, storing c2@1, h2@1 : [#rows, 24]
+        for i0_u11 in range(m2):
+            for i1_u11 in range(24):
+                t0_u11 = a8[i0_u11, 24 + i1_u11] + a12[i0_u11, 24 + i1_u11]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t1_u11 = t0_u11 + x21[24 + i1_u11]  # %46 = add(%45, b2) : f32[#rows, 96]
+                t2_u11 = sigmoid_f32(t1_u11)  # %50 = sigmoid(%49) : f32[#rows, 24]
+                t3_u11 = t2_u11 * a11[i0_u11, i1_u11]  # %51 = mul(%50, c2@0) : f32[#rows, 24]
+                t4_u11 = a8[i0_u11, i1_u11] + a12[i0_u11, i1_u11]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t5_u11 = t4_u11 + x21[i1_u11]  # %46 = add(%45, b2) : f32[#rows, 96]
+                t6_u11 = sigmoid_f32(t5_u11)  # %53 = sigmoid(%52) : f32[#rows, 24]
+                t7_u11 = a8[i0_u11, 48 + i1_u11] + a12[i0_u11, 48 + i1_u11]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t8_u11 = t7_u11 + x21[48 + i1_u11]  # %46 = add(%45, b2) : f32[#rows, 96]
+                t9_u11 = tanh_f32(t8_u11)  # %55 = tanh(%54) : f32[#rows, 24]
+                t10_u11 = t6_u11 * t9_u11  # %56 = mul(%53, %55) : f32[#rows, 24]
+                c2__u11 = t3_u11 + t10_u11  # c2@1 = add(%51, %56) : f32[#rows, 24]
+                t11_u11 = a8[i0_u11, 72 + i1_u11] + a12[i0_u11, 72 + i1_u11]  # %45 = add(%28, %44) : f32[#rows, 96]
+                t12_u11 = t11_u11 + x21[72 + i1_u11]  # %46 = add(%45, b2) : f32[#rows, 96]
+                t13_u11 = sigmoid_f32(t12_u11)  # %48 = sigmoid(%47) : f32[#rows, 24]
+                t14_u11 = tanh_f32(c2__u11)  # %57 = tanh(c2@1) : f32[#rows, 24]
+                h2__u11 = t13_u11 * t14_u11  # h2@1 = mul(%48, %57) : f32[#rows, 24]
+                c2_state[i0_u11, i1_u11] = c2__u11
+                a3[i0_u11, i1_u11] = h2__u11
+                h2_state[i0_u11, i1_u11] = h2__u11
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -268,54 +320,105 @@ def rows_1(p0, args):
         b1 = n4 + it1
         a0 = x4[b1, m0:m1]
         a1 = x5[b1, m0:m1]
-        matmul_0(h1_state, a2, x7, x8)  # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
+        # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
+        if h1_state.shape[0] <= 3:
+            for i0_u12 in range(h1_state.shape[0]):
+                for i1_u12 in range(128):
+                    a2[i0_u12, i1_u12] = c0
+                for i2_u12 in range(0, 32, 8):
+                    t0_u12 = h1_state[i0_u12, i2_u12]
+                    t1_u12 = h1_state[i0_u12, i2_u12 + 1]
+                    t2_u12 = h1_state[i0_u12, i2_u12 + 2]
+                    t3_u12 = h1_state[i0_u12, i2_u12 + 3]
+                    t4_u12 = h1_state[i0_u12, i2_u12 + 4]
+                    t5_u12 = h1_state[i0_u12, i2_u12 + 5]
+                    t6_u12 = h1_state[i0_u12, i2_u12 + 6]
+                    t7_u12 = h1_state[i0_u12, i2_u12 + 7]
+                    for i1_u12 in range(128):
+                        a2[i0_u12, i1_u12] += t0_u12 * x7[i2_u12, i1_u12] + t1_u12 * x7[i2_u12 + 1, i1_u12] + t2_u12 * x7[i2_u12 + 2, i1_u12] + t3_u12 * x7[i2_u12 + 3, i1_u12] + t4_u12 * x7[i2_u12 + 4, i1_u12] + t5_u12 * x7[i2_u12 + 5, i1_u12] + t6_u12 * x7[i2_u12 + 6, i1_u12] + t7_u12 * x7[i2_u12 + 7, i1_u12]
+        else:
+            gemm_packed(h1_state, x8, x7, a2, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
-        for i0_u4 in range(m2):
-            for i1_u4 in range(32):
-                t0_u4 = a0[i0_u4, 32 + i1_u4] + a2[i0_u4, 32 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t1_u4 = t0_u4 + x9[32 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t2_u4 = sigmoid_f32(t1_u4)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u4 = t2_u4 * c1_state[i0_u4, i1_u4]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
-                t4_u4 = a0[i0_u4, i1_u4] + a2[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t5_u4 = t4_u4 + x9[i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t6_u4 = sigmoid_f32(t5_u4)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u4 = a0[i0_u4, 64 + i1_u4] + a2[i0_u4, 64 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t8_u4 = t7_u4 + x9[64 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t9_u4 = tanh_f32(t8_u4)  # %11 = tanh(%10) : f32[#rows, 32]
-                t10_u4 = t6_u4 * t9_u4  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c1_ = t3_u4 + t10_u4  # c1@0 = add(%7, %12) : f32[#rows, 32]
-                t11_u4 = a0[i0_u4, 96 + i1_u4] + a2[i0_u4, 96 + i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t12_u4 = t11_u4 + x9[96 + i1_u4]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t13_u4 = sigmoid_f32(t12_u4)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u4 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
-                h1_ = t13_u4 * t14_u4  # h1@0 = mul(%4, %13) : f32[#rows, 32]
-                c1_state[i0_u4, i1_u4] = c1_
-                h1_state[i0_u4, i1_u4] = h1_
-        matmul_1(h1_state, a3, x11, x12)  # %14 = matmul(h1@0, Wx2) : f32[#rows, 96]
-        matmul_2(h2_state, a4, x14, x15)  # %15 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
+        for i0_u13 in range(m2):
+            for i1_u13 in range(32):
+                t0_u13 = a0[i0_u13, 32 + i1_u13] + a2[i0_u13, 32 + i1_u13]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u13 = t0_u13 + x9[32 + i1_u13]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t2_u13 = sigmoid_f32(t1_u13)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t3_u13 = t2_u13 * c1_state[i0_u13, i1_u13]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t4_u13 = a0[i0_u13, i1_u13] + a2[i0_u13, i1_u13]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t5_u13 = t4_u13 + x9[i1_u13]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t6_u13 = sigmoid_f32(t5_u13)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t7_u13 = a0[i0_u13, 64 + i1_u13] + a2[i0_u13, 64 + i1_u13]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u13 = t7_u13 + x9[64 + i1_u13]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t9_u13 = tanh_f32(t8_u13)  # %11 = tanh(%10) : f32[#rows, 32]
+                t10_u13 = t6_u13 * t9_u13  # %12 = mul(%9, %11) : f32[#rows, 32]
+                c1_ = t3_u13 + t10_u13  # c1@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u13 = a0[i0_u13, 96 + i1_u13] + a2[i0_u13, 96 + i1_u13]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u13 = t11_u13 + x9[96 + i1_u13]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t13_u13 = sigmoid_f32(t12_u13)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u13 = tanh_f32(c1_)  # %13 = tanh(c1@0) : f32[#rows, 32]
+                h1_ = t13_u13 * t14_u13  # h1@0 = mul(%4, %13) : f32[#rows, 32]
+                c1_state[i0_u13, i1_u13] = c1_
+                h1_state[i0_u13, i1_u13] = h1_
+        # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
+        if h1_state.shape[0] <= 3:
+            for i0_u14 in range(h1_state.shape[0]):
+                for i1_u14 in range(96):
+                    a3[i0_u14, i1_u14] = c0
+                for i2_u14 in range(0, 32, 8):
+                    t0_u14 = h1_state[i0_u14, i2_u14]
+                    t1_u14 = h1_state[i0_u14, i2_u14 + 1]
+                    t2_u14 = h1_state[i0_u14, i2_u14 + 2]
+                    t3_u14 = h1_state[i0_u14, i2_u14 + 3]
+                    t4_u14 = h1_state[i0_u14, i2_u14 + 4]
+                    t5_u14 = h1_state[i0_u14, i2_u14 + 5]
+                    t6_u14 = h1_state[i0_u14, i2_u14 + 6]
+                    t7_u14 = h1_state[i0_u14, i2_u14 + 7]
+                    for i1_u14 in range(96):
+                        a3[i0_u14, i1_u14] += t0_u14 * x11[i2_u14, i1_u14] + t1_u14 * x11[i2_u14 + 1, i1_u14] + t2_u14 * x11[i2_u14 + 2, i1_u14] + t3_u14 * x11[i2_u14 + 3, i1_u14] + t4_u14 * x11[i2_u14 + 4, i1_u14] + t5_u14 * x11[i2_u14 + 5, i1_u14] + t6_u14 * x11[i2_u14 + 6, i1_u14] + t7_u14 * x11[i2_u14 + 7, i1_u14]
+        else:
+            gemm_packed(h1_state, x12, x11, a3, False, 1, BLAS)
+        # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
+        if h2_state.shape[0] <= 3:
+            for i0_u15 in range(h2_state.shape[0]):
+                for i1_u15 in range(96):
+                    a4[i0_u15, i1_u15] = c0
+                for i2_u15 in range(0, 24, 8):
+                    t0_u15 = h2_state[i0_u15, i2_u15]
+                    t1_u15 = h2_state[i0_u15, i2_u15 + 1]
+                    t2_u15 = h2_state[i0_u15, i2_u15 + 2]
+                    t3_u15 = h2_state[i0_u15, i2_u15 + 3]
+                    t4_u15 = h2_state[i0_u15, i2_u15 + 4]
+                    t5_u15 = h2_state[i0_u15, i2_u15 + 5]
+                    t6_u15 = h2_state[i0_u15, i2_u15 + 6]
+                    t7_u15 = h2_state[i0_u15, i2_u15 + 7]
+                    for i1_u15 in range(96):
+                        a4[i0_u15, i1_u15] += t0_u15 * x14[i2_u15, i1_u15] + t1_u15 * x14[i2_u15 + 1, i1_u15] + t2_u15 * x14[i2_u15 + 2, i1_u15] + t3_u15 * x14[i2_u15 + 3, i1_u15] + t4_u15 * x14[i2_u15 + 4, i1_u15] + t5_u15 * x14[i2_u15 + 5, i1_u15] + t6_u15 * x14[i2_u15 + 6, i1_u15] + t7_u15 * x14[i2_u15 + 7, i1_u15]
+        else:
+            gemm_packed(h2_state, x15, x14, a4, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
-        for i0_u5 in range(m2):
-            for i1_u5 in range(24):
-                t0_u5 = a3[i0_u5, 24 + i1_u5] + a4[i0_u5, 24 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
-                t1_u5 = t0_u5 + x16[24 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
-                t2_u5 = sigmoid_f32(t1_u5)  # %21 = sigmoid(%20) : f32[#rows, 24]
-                t3_u5 = t2_u5 * c2_state[i0_u5, i1_u5]  # %22 = mul(%21, c2@t-1) : f32[#rows, 24]
-                t4_u5 = a3[i0_u5, i1_u5] + a4[i0_u5, i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
-                t5_u5 = t4_u5 + x16[i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
-                t6_u5 = sigmoid_f32(t5_u5)  # %24 = sigmoid(%23) : f32[#rows, 24]
-                t7_u5 = a3[i0_u5, 48 + i1_u5] + a4[i0_u5, 48 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
-                t8_u5 = t7_u5 + x16[48 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
-                t9_u5 = tanh_f32(t8_u5)  # %26 = tanh(%25) : f32[#rows, 24]
-                t10_u5 = t6_u5 * t9_u5  # %27 = mul(%24, %26) : f32[#rows, 24]
-                c2_ = t3_u5 + t10_u5  # c2@0 = add(%22, %27) : f32[#rows, 24]
-                t11_u5 = a3[i0_u5, 72 + i1_u5] + a4[i0_u5, 72 + i1_u5]  # %16 = add(%14, %15) : f32[#rows, 96]
-                t12_u5 = t11_u5 + x16[72 + i1_u5]  # %17 = add(%16, b2) : f32[#rows, 96]
-                t13_u5 = sigmoid_f32(t12_u5)  # %19 = sigmoid(%18) : f32[#rows, 24]
-                t14_u5 = tanh_f32(c2_)  # %28 = tanh(c2@0) : f32[#rows, 24]
-                h2_ = t13_u5 * t14_u5  # h2@0 = mul(%19, %28) : f32[#rows, 24]
-                c2_state[i0_u5, i1_u5] = c2_
-                a1[i0_u5, i1_u5] = h2_
-                h2_state[i0_u5, i1_u5] = h2_
+        for i0_u16 in range(m2):
+            for i1_u16 in range(24):
+                t0_u16 = a3[i0_u16, 24 + i1_u16] + a4[i0_u16, 24 + i1_u16]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t1_u16 = t0_u16 + x16[24 + i1_u16]  # %17 = add(%16, b2) : f32[#rows, 96]
+                t2_u16 = sigmoid_f32(t1_u16)  # %21 = sigmoid(%20) : f32[#rows, 24]
+                t3_u16 = t2_u16 * c2_state[i0_u16, i1_u16]  # %22 = mul(%21, c2@t-1) : f32[#rows, 24]
+                t4_u16 = a3[i0_u16, i1_u16] + a4[i0_u16, i1_u16]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t5_u16 = t4_u16 + x16[i1_u16]  # %17 = add(%16, b2) : f32[#rows, 96]
+                t6_u16 = sigmoid_f32(t5_u16)  # %24 = sigmoid(%23) : f32[#rows, 24]
+                t7_u16 = a3[i0_u16, 48 + i1_u16] + a4[i0_u16, 48 + i1_u16]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t8_u16 = t7_u16 + x16[48 + i1_u16]  # %17 = add(%16, b2) : f32[#rows, 96]
+                t9_u16 = tanh_f32(t8_u16)  # %26 = tanh(%25) : f32[#rows, 24]
+                t10_u16 = t6_u16 * t9_u16  # %27 = mul(%24, %26) : f32[#rows, 24]
+                c2_ = t3_u16 + t10_u16  # c2@0 = add(%22, %27) : f32[#rows, 24]
+                t11_u16 = a3[i0_u16, 72 + i1_u16] + a4[i0_u16, 72 + i1_u16]  # %16 = add(%14, %15) : f32[#rows, 96]
+                t12_u16 = t11_u16 + x16[72 + i1_u16]  # %17 = add(%16, b2) : f32[#rows, 96]
+                t13_u16 = sigmoid_f32(t12_u16)  # %19 = sigmoid(%18) : f32[#rows, 24]
+                t14_u16 = tanh_f32(c2_)  # %28 = tanh(c2@0) : f32[#rows, 24]
+                h2_ = t13_u16 * t14_u16  # h2@0 = mul(%19, %28) : f32[#rows, 24]
+                c2_state[i0_u16, i1_u16] = c2_
+                a1[i0_u16, i1_u16] = h2_
+                h2_state[i0_u16, i1_u16] = h2_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

@@ -18,26 +18,6 @@ c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %5 = matmul(%4, inv4) : f32[#rows, 16]
-    if x0.shape[0] <= 3:
-        rows_nt(x0, x2, x1, c0)
-    else:
-        gemm_packed(x0, x3, x2, x1, True, 1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_0(n0, x0, x1, x2):
-    # 3 elementwise node(s) in one loop, storing %8 : [#rows, 16]
-    for i0 in range(n0):
-        for i1 in range(16):
-            t0 = x1[i0, i1] * x1[i0, i1]  # %6 = mul('res@0@0', 'res@0@0') : f32[#rows, 16]
-            t1 = c1 - t0  # %7 = sub(%1, %6) : f32[#rows, 16]
-            t2 = x0[i0, i1] * t1  # %8 = mul(%5, %7) : f32[#rows, 16]
-            x2[i0, i1] = t2
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -91,20 +71,44 @@ def rows_0(p0, args):
                 t2_u2 = c1 - t1_u2  # %3 = sub(%1, %2) : f32[#rows, 16]
                 t3_u2 = t0_u2 * t2_u2  # %4 = mul(%0, %3) : f32[#rows, 16]
                 a6[i0_u2, i1_u2] = t3_u2
-        matmul_0(a6, a10, x12, x13)  # %5 = matmul(%4, inv4) : f32[#rows, 16]
-        fused_0(m2, a10, a2, a7)  # fused: %8
-        matmul_0(a7, a11, x15, x16)  # %9 = matmul(%8, inv5) : f32[#rows, 16]
-        fused_0(m2, a11, a3, a8)  # fused: %12
-        matmul_0(a8, a12, x18, x19)  # %13 = matmul(%12, inv6) : f32[#rows, 24]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(4):
-                a5[i0_u3, i1_u3] = a0[i0_u3, i1_u3]
+        # %5 = matmul(%4, inv4) : f32[#rows, 16]
+        if a6.shape[0] <= 3:
+            rows_nt(a6, x12, a10, c0)
+        else:
+            gemm_packed(a6, x13, x12, a10, True, 1, BLAS)
+        # 3 elementwise node(s) in one loop, storing %8 : [#rows, 16]
         for i0_u4 in range(m2):
-            for i1_u4 in range(8):
-                a9[i0_u4, i1_u4] = a12[i0_u4, i1_u4]
-        for i0_u5 in range(m2):
-            for i1_u5 in range(16):
-                dstate_C_state[i0_u5, i1_u5] = a12[i0_u5, 8 + i1_u5]
+            for i1_u4 in range(16):
+                t0_u4 = a2[i0_u4, i1_u4] * a2[i0_u4, i1_u4]  # %6 = mul('res@0@0', 'res@0@0') : f32[#rows, 16]
+                t1_u4 = c1 - t0_u4  # %7 = sub(%1, %6) : f32[#rows, 16]
+                t2_u4 = a10[i0_u4, i1_u4] * t1_u4  # %8 = mul(%5, %7) : f32[#rows, 16]
+                a7[i0_u4, i1_u4] = t2_u4
+        # %5 = matmul(%4, inv4) : f32[#rows, 16]
+        if a7.shape[0] <= 3:
+            rows_nt(a7, x15, a11, c0)
+        else:
+            gemm_packed(a7, x16, x15, a11, True, 1, BLAS)
+        # 3 elementwise node(s) in one loop, storing %8 : [#rows, 16]
+        for i0_u6 in range(m2):
+            for i1_u6 in range(16):
+                t0_u6 = a3[i0_u6, i1_u6] * a3[i0_u6, i1_u6]  # %6 = mul('res@0@0', 'res@0@0') : f32[#rows, 16]
+                t1_u6 = c1 - t0_u6  # %7 = sub(%1, %6) : f32[#rows, 16]
+                t2_u6 = a11[i0_u6, i1_u6] * t1_u6  # %8 = mul(%5, %7) : f32[#rows, 16]
+                a8[i0_u6, i1_u6] = t2_u6
+        # %5 = matmul(%4, inv4) : f32[#rows, 16]
+        if a8.shape[0] <= 3:
+            rows_nt(a8, x18, a12, c0)
+        else:
+            gemm_packed(a8, x19, x18, a12, True, 1, BLAS)
+        for i0_u8 in range(m2):
+            for i1_u8 in range(4):
+                a5[i0_u8, i1_u8] = a0[i0_u8, i1_u8]
+        for i0_u9 in range(m2):
+            for i1_u9 in range(8):
+                a9[i0_u9, i1_u9] = a12[i0_u9, i1_u9]
+        for i0_u10 in range(m2):
+            for i1_u10 in range(16):
+                dstate_C_state[i0_u10, i1_u10] = a12[i0_u10, 8 + i1_u10]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -168,13 +172,13 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
     pk2 = pack_b(in_M_A, True, w0, BLAS)  # inv6, once per call
     run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in4, in3, in0, in1, v0, v2, v3, v4, v5, v6, v7, in_M_C, pk0, v8, in_M_B, pk1, v9, in_M_A, pk2)))  # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): blocks of rows in parallel: the 74 words of rows_0's parameters
     # %11 = matmul_tn(res@2, %10) : f32[24, 16]
-    a0_u6 = shaped(in2, (d_T * d_B, 24))
-    a1_u6 = shaped(v5, (d_T * d_B, 16))
-    gemm_tn(a0_u6, a1_u6, v10, n_threads, BLAS)
+    a0_u11 = shaped(in2, (d_T * d_B, 24))
+    a1_u11 = shaped(v5, (d_T * d_B, 16))
+    gemm_tn(a0_u11, a1_u11, v10, n_threads, BLAS)
     matmul_tn_0(d_T, d_B, in1, v4, v11, n_threads)  # %13 = matmul_tn(res@1, %12) : f32[16, 16]
     matmul_tn_0(d_T, d_B, in0, v3, v12, n_threads)  # %15 = matmul_tn(res@0, %14) : f32[16, 16]
     # %17 = matmul_tn(trace@C, %16) : f32[16, 4]
-    a0_u7 = shaped(in3, (d_T * d_B, 16))
-    a1_u7 = shaped(v2, (d_T * d_B, 4))
-    gemm_tn(a0_u7, a1_u7, v13, n_threads, BLAS)
+    a0_u12 = shaped(in3, (d_T * d_B, 16))
+    a1_u12 = shaped(v2, (d_T * d_B, 4))
+    gemm_tn(a0_u12, a1_u12, v13, n_threads, BLAS)
     return ()

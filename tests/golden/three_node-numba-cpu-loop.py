@@ -17,37 +17,6 @@ LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optleve
 c0 = np.float32(0.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def fused_0(n0, x0, x1):
-    # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
-    for i0 in range(n0):
-        for i1 in range(16):
-            t0 = tanh_f32(x0[i0, i1])  # %2 = tanh(%1) : f32[#rows, 16]
-            x1[i0, i1] = t0
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %3 = matmul(%2, M_B) : f32[#rows, 16]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(16):
-                x1[i0, i1] = c0
-            for i2 in range(0, 16, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(16):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
     n0 = block_int(args, 0)
@@ -110,27 +79,73 @@ def rows_0(p0, args):
                         a3[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
         else:
             gemm_packed(a2, x6, x5, a3, False, 1, BLAS)
-        fused_0(m2, a3, a4)  # fused: %2
-        matmul_0(a4, a5, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
-        fused_0(m2, a5, a6)  # fused: %4
-        matmul_0(a6, a7, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
-        fused_0(m2, a7, C_state)  # fused: C@0
+        # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
+        for i0_u3 in range(m2):
+            for i1_u3 in range(16):
+                t0_u3 = tanh_f32(a3[i0_u3, i1_u3])  # %2 = tanh(%1) : f32[#rows, 16]
+                a4[i0_u3, i1_u3] = t0_u3
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a4.shape[0] <= 3:
+            for i0_u4 in range(a4.shape[0]):
+                for i1_u4 in range(16):
+                    a5[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 16, 8):
+                    t0_u4 = a4[i0_u4, i2_u4]
+                    t1_u4 = a4[i0_u4, i2_u4 + 1]
+                    t2_u4 = a4[i0_u4, i2_u4 + 2]
+                    t3_u4 = a4[i0_u4, i2_u4 + 3]
+                    t4_u4 = a4[i0_u4, i2_u4 + 4]
+                    t5_u4 = a4[i0_u4, i2_u4 + 5]
+                    t6_u4 = a4[i0_u4, i2_u4 + 6]
+                    t7_u4 = a4[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(16):
+                        a5[i0_u4, i1_u4] += t0_u4 * x9[i2_u4, i1_u4] + t1_u4 * x9[i2_u4 + 1, i1_u4] + t2_u4 * x9[i2_u4 + 2, i1_u4] + t3_u4 * x9[i2_u4 + 3, i1_u4] + t4_u4 * x9[i2_u4 + 4, i1_u4] + t5_u4 * x9[i2_u4 + 5, i1_u4] + t6_u4 * x9[i2_u4 + 6, i1_u4] + t7_u4 * x9[i2_u4 + 7, i1_u4]
+        else:
+            gemm_packed(a4, x10, x9, a5, False, 1, BLAS)
+        # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
+        for i0_u5 in range(m2):
+            for i1_u5 in range(16):
+                t0_u5 = tanh_f32(a5[i0_u5, i1_u5])  # %2 = tanh(%1) : f32[#rows, 16]
+                a6[i0_u5, i1_u5] = t0_u5
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a6.shape[0] <= 3:
+            for i0_u6 in range(a6.shape[0]):
+                for i1_u6 in range(16):
+                    a7[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 16, 8):
+                    t0_u6 = a6[i0_u6, i2_u6]
+                    t1_u6 = a6[i0_u6, i2_u6 + 1]
+                    t2_u6 = a6[i0_u6, i2_u6 + 2]
+                    t3_u6 = a6[i0_u6, i2_u6 + 3]
+                    t4_u6 = a6[i0_u6, i2_u6 + 4]
+                    t5_u6 = a6[i0_u6, i2_u6 + 5]
+                    t6_u6 = a6[i0_u6, i2_u6 + 6]
+                    t7_u6 = a6[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(16):
+                        a7[i0_u6, i1_u6] += t0_u6 * x13[i2_u6, i1_u6] + t1_u6 * x13[i2_u6 + 1, i1_u6] + t2_u6 * x13[i2_u6 + 2, i1_u6] + t3_u6 * x13[i2_u6 + 3, i1_u6] + t4_u6 * x13[i2_u6 + 4, i1_u6] + t5_u6 * x13[i2_u6 + 5, i1_u6] + t6_u6 * x13[i2_u6 + 6, i1_u6] + t7_u6 * x13[i2_u6 + 7, i1_u6]
+        else:
+            gemm_packed(a6, x14, x13, a7, False, 1, BLAS)
+        # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
+        for i0_u7 in range(m2):
+            for i1_u7 in range(16):
+                t0_u7 = tanh_f32(a7[i0_u7, i1_u7])  # %2 = tanh(%1) : f32[#rows, 16]
+                C_state[i0_u7, i1_u7] = t0_u7
         # %6 = matmul(C@0, M_o) : f32[#rows, 4]
         if C_state.shape[0] <= 3:
-            for i0_u3 in range(C_state.shape[0]):
-                for i1_u3 in range(4):
-                    a1[i0_u3, i1_u3] = c0
-                for i2_u3 in range(0, 16, 8):
-                    t0_u3 = C_state[i0_u3, i2_u3]
-                    t1_u3 = C_state[i0_u3, i2_u3 + 1]
-                    t2_u3 = C_state[i0_u3, i2_u3 + 2]
-                    t3_u3 = C_state[i0_u3, i2_u3 + 3]
-                    t4_u3 = C_state[i0_u3, i2_u3 + 4]
-                    t5_u3 = C_state[i0_u3, i2_u3 + 5]
-                    t6_u3 = C_state[i0_u3, i2_u3 + 6]
-                    t7_u3 = C_state[i0_u3, i2_u3 + 7]
-                    for i1_u3 in range(4):
-                        a1[i0_u3, i1_u3] += t0_u3 * x15[i2_u3, i1_u3] + t1_u3 * x15[i2_u3 + 1, i1_u3] + t2_u3 * x15[i2_u3 + 2, i1_u3] + t3_u3 * x15[i2_u3 + 3, i1_u3] + t4_u3 * x15[i2_u3 + 4, i1_u3] + t5_u3 * x15[i2_u3 + 5, i1_u3] + t6_u3 * x15[i2_u3 + 6, i1_u3] + t7_u3 * x15[i2_u3 + 7, i1_u3]
+            for i0_u8 in range(C_state.shape[0]):
+                for i1_u8 in range(4):
+                    a1[i0_u8, i1_u8] = c0
+                for i2_u8 in range(0, 16, 8):
+                    t0_u8 = C_state[i0_u8, i2_u8]
+                    t1_u8 = C_state[i0_u8, i2_u8 + 1]
+                    t2_u8 = C_state[i0_u8, i2_u8 + 2]
+                    t3_u8 = C_state[i0_u8, i2_u8 + 3]
+                    t4_u8 = C_state[i0_u8, i2_u8 + 4]
+                    t5_u8 = C_state[i0_u8, i2_u8 + 5]
+                    t6_u8 = C_state[i0_u8, i2_u8 + 6]
+                    t7_u8 = C_state[i0_u8, i2_u8 + 7]
+                    for i1_u8 in range(4):
+                        a1[i0_u8, i1_u8] += t0_u8 * x15[i2_u8, i1_u8] + t1_u8 * x15[i2_u8 + 1, i1_u8] + t2_u8 * x15[i2_u8 + 2, i1_u8] + t3_u8 * x15[i2_u8 + 3, i1_u8] + t4_u8 * x15[i2_u8 + 4, i1_u8] + t5_u8 * x15[i2_u8 + 5, i1_u8] + t6_u8 * x15[i2_u8 + 6, i1_u8] + t7_u8 * x15[i2_u8 + 7, i1_u8]
         else:
             gemm_packed(C_state, x16, x15, a1, False, 1, BLAS)
 

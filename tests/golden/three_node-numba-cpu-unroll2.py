@@ -17,39 +17,6 @@ LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optleve
 c0 = np.float32(0.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def concat_0(n0, x0, x1, x2):
-    # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
-    for i0 in range(n0):
-        for i1 in range(8):
-            x0[i0, i1] = x1[i0, i1]
-    for i2 in range(n0):
-        for i3 in range(16):
-            x0[i2, 8 + i3] = x2[i2, i3]
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_0(x0, x1, x2, x3):
-    # %1 = matmul(%0, M_A) : f32[#rows, 16]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(16):
-                x1[i0, i1] = c0
-            for i2 in range(0, 24, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(16):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, x1):
     # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
@@ -57,50 +24,6 @@ def fused_0(n0, x0, x1):
         for i1 in range(16):
             t0 = tanh_f32(x0[i0, i1])  # %2 = tanh(%1) : f32[#rows, 16]
             x1[i0, i1] = t0
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_1(x0, x1, x2, x3):
-    # %3 = matmul(%2, M_B) : f32[#rows, 16]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(16):
-                x1[i0, i1] = c0
-            for i2 in range(0, 16, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(16):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True, inline="always")
-def matmul_2(x0, x1, x2, x3):
-    # %12 = matmul(C@0, M_o) : f32[#rows, 4]
-    if x0.shape[0] <= 3:
-        for i0 in range(x0.shape[0]):
-            for i1 in range(4):
-                x1[i0, i1] = c0
-            for i2 in range(0, 16, 8):
-                t0 = x0[i0, i2]
-                t1 = x0[i0, i2 + 1]
-                t2 = x0[i0, i2 + 2]
-                t3 = x0[i0, i2 + 3]
-                t4 = x0[i0, i2 + 4]
-                t5 = x0[i0, i2 + 5]
-                t6 = x0[i0, i2 + 6]
-                t7 = x0[i0, i2 + 7]
-                for i1 in range(4):
-                    x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
-    else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -156,22 +79,170 @@ def rows_0(p0, args):
         a1 = x1[b0 + 1, m0:m1]
         a2 = x2[b0, m0:m1]
         a3 = x2[b0 + 1, m0:m1]
-        concat_0(m2, a4, a0, C_state)  # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
-        matmul_0(a4, a5, x5, x6)  # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
+        for i0_u2 in range(m2):
+            for i1_u2 in range(8):
+                a4[i0_u2, i1_u2] = a0[i0_u2, i1_u2]
+        for i2_u2 in range(m2):
+            for i3_u2 in range(16):
+                a4[i2_u2, 8 + i3_u2] = C_state[i2_u2, i3_u2]
+        # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        if a4.shape[0] <= 3:
+            for i0_u3 in range(a4.shape[0]):
+                for i1_u3 in range(16):
+                    a5[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 24, 8):
+                    t0_u3 = a4[i0_u3, i2_u3]
+                    t1_u3 = a4[i0_u3, i2_u3 + 1]
+                    t2_u3 = a4[i0_u3, i2_u3 + 2]
+                    t3_u3 = a4[i0_u3, i2_u3 + 3]
+                    t4_u3 = a4[i0_u3, i2_u3 + 4]
+                    t5_u3 = a4[i0_u3, i2_u3 + 5]
+                    t6_u3 = a4[i0_u3, i2_u3 + 6]
+                    t7_u3 = a4[i0_u3, i2_u3 + 7]
+                    for i1_u3 in range(16):
+                        a5[i0_u3, i1_u3] += t0_u3 * x5[i2_u3, i1_u3] + t1_u3 * x5[i2_u3 + 1, i1_u3] + t2_u3 * x5[i2_u3 + 2, i1_u3] + t3_u3 * x5[i2_u3 + 3, i1_u3] + t4_u3 * x5[i2_u3 + 4, i1_u3] + t5_u3 * x5[i2_u3 + 5, i1_u3] + t6_u3 * x5[i2_u3 + 6, i1_u3] + t7_u3 * x5[i2_u3 + 7, i1_u3]
+        else:
+            gemm_packed(a4, x6, x5, a5, False, 1, BLAS)
         fused_0(m2, a5, a6)  # fused: %2
-        matmul_1(a6, a7, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a6.shape[0] <= 3:
+            for i0_u4 in range(a6.shape[0]):
+                for i1_u4 in range(16):
+                    a7[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 16, 8):
+                    t0_u4 = a6[i0_u4, i2_u4]
+                    t1_u4 = a6[i0_u4, i2_u4 + 1]
+                    t2_u4 = a6[i0_u4, i2_u4 + 2]
+                    t3_u4 = a6[i0_u4, i2_u4 + 3]
+                    t4_u4 = a6[i0_u4, i2_u4 + 4]
+                    t5_u4 = a6[i0_u4, i2_u4 + 5]
+                    t6_u4 = a6[i0_u4, i2_u4 + 6]
+                    t7_u4 = a6[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(16):
+                        a7[i0_u4, i1_u4] += t0_u4 * x9[i2_u4, i1_u4] + t1_u4 * x9[i2_u4 + 1, i1_u4] + t2_u4 * x9[i2_u4 + 2, i1_u4] + t3_u4 * x9[i2_u4 + 3, i1_u4] + t4_u4 * x9[i2_u4 + 4, i1_u4] + t5_u4 * x9[i2_u4 + 5, i1_u4] + t6_u4 * x9[i2_u4 + 6, i1_u4] + t7_u4 * x9[i2_u4 + 7, i1_u4]
+        else:
+            gemm_packed(a6, x10, x9, a7, False, 1, BLAS)
         fused_0(m2, a7, a8)  # fused: %4
-        matmul_1(a8, a9, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a8.shape[0] <= 3:
+            for i0_u5 in range(a8.shape[0]):
+                for i1_u5 in range(16):
+                    a9[i0_u5, i1_u5] = c0
+                for i2_u5 in range(0, 16, 8):
+                    t0_u5 = a8[i0_u5, i2_u5]
+                    t1_u5 = a8[i0_u5, i2_u5 + 1]
+                    t2_u5 = a8[i0_u5, i2_u5 + 2]
+                    t3_u5 = a8[i0_u5, i2_u5 + 3]
+                    t4_u5 = a8[i0_u5, i2_u5 + 4]
+                    t5_u5 = a8[i0_u5, i2_u5 + 5]
+                    t6_u5 = a8[i0_u5, i2_u5 + 6]
+                    t7_u5 = a8[i0_u5, i2_u5 + 7]
+                    for i1_u5 in range(16):
+                        a9[i0_u5, i1_u5] += t0_u5 * x13[i2_u5, i1_u5] + t1_u5 * x13[i2_u5 + 1, i1_u5] + t2_u5 * x13[i2_u5 + 2, i1_u5] + t3_u5 * x13[i2_u5 + 3, i1_u5] + t4_u5 * x13[i2_u5 + 4, i1_u5] + t5_u5 * x13[i2_u5 + 5, i1_u5] + t6_u5 * x13[i2_u5 + 6, i1_u5] + t7_u5 * x13[i2_u5 + 7, i1_u5]
+        else:
+            gemm_packed(a8, x14, x13, a9, False, 1, BLAS)
         fused_0(m2, a9, a10)  # fused: C@0
-        concat_0(m2, a11, a1, a10)  # %6 = concat(x@1, C@0){axis=-1} : f32[#rows, 24]
-        matmul_0(a11, a12, x5, x6)  # %7 = matmul(%6, M_A) : f32[#rows, 16]
+        # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
+        for i0_u6 in range(m2):
+            for i1_u6 in range(8):
+                a11[i0_u6, i1_u6] = a1[i0_u6, i1_u6]
+        for i2_u6 in range(m2):
+            for i3_u6 in range(16):
+                a11[i2_u6, 8 + i3_u6] = a10[i2_u6, i3_u6]
+        # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        if a11.shape[0] <= 3:
+            for i0_u7 in range(a11.shape[0]):
+                for i1_u7 in range(16):
+                    a12[i0_u7, i1_u7] = c0
+                for i2_u7 in range(0, 24, 8):
+                    t0_u7 = a11[i0_u7, i2_u7]
+                    t1_u7 = a11[i0_u7, i2_u7 + 1]
+                    t2_u7 = a11[i0_u7, i2_u7 + 2]
+                    t3_u7 = a11[i0_u7, i2_u7 + 3]
+                    t4_u7 = a11[i0_u7, i2_u7 + 4]
+                    t5_u7 = a11[i0_u7, i2_u7 + 5]
+                    t6_u7 = a11[i0_u7, i2_u7 + 6]
+                    t7_u7 = a11[i0_u7, i2_u7 + 7]
+                    for i1_u7 in range(16):
+                        a12[i0_u7, i1_u7] += t0_u7 * x5[i2_u7, i1_u7] + t1_u7 * x5[i2_u7 + 1, i1_u7] + t2_u7 * x5[i2_u7 + 2, i1_u7] + t3_u7 * x5[i2_u7 + 3, i1_u7] + t4_u7 * x5[i2_u7 + 4, i1_u7] + t5_u7 * x5[i2_u7 + 5, i1_u7] + t6_u7 * x5[i2_u7 + 6, i1_u7] + t7_u7 * x5[i2_u7 + 7, i1_u7]
+        else:
+            gemm_packed(a11, x6, x5, a12, False, 1, BLAS)
         fused_0(m2, a12, a13)  # fused: %8
-        matmul_1(a13, a14, x9, x10)  # %9 = matmul(%8, M_B) : f32[#rows, 16]
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a13.shape[0] <= 3:
+            for i0_u8 in range(a13.shape[0]):
+                for i1_u8 in range(16):
+                    a14[i0_u8, i1_u8] = c0
+                for i2_u8 in range(0, 16, 8):
+                    t0_u8 = a13[i0_u8, i2_u8]
+                    t1_u8 = a13[i0_u8, i2_u8 + 1]
+                    t2_u8 = a13[i0_u8, i2_u8 + 2]
+                    t3_u8 = a13[i0_u8, i2_u8 + 3]
+                    t4_u8 = a13[i0_u8, i2_u8 + 4]
+                    t5_u8 = a13[i0_u8, i2_u8 + 5]
+                    t6_u8 = a13[i0_u8, i2_u8 + 6]
+                    t7_u8 = a13[i0_u8, i2_u8 + 7]
+                    for i1_u8 in range(16):
+                        a14[i0_u8, i1_u8] += t0_u8 * x9[i2_u8, i1_u8] + t1_u8 * x9[i2_u8 + 1, i1_u8] + t2_u8 * x9[i2_u8 + 2, i1_u8] + t3_u8 * x9[i2_u8 + 3, i1_u8] + t4_u8 * x9[i2_u8 + 4, i1_u8] + t5_u8 * x9[i2_u8 + 5, i1_u8] + t6_u8 * x9[i2_u8 + 6, i1_u8] + t7_u8 * x9[i2_u8 + 7, i1_u8]
+        else:
+            gemm_packed(a13, x10, x9, a14, False, 1, BLAS)
         fused_0(m2, a14, a15)  # fused: %10
-        matmul_1(a15, a16, x13, x14)  # %11 = matmul(%10, M_C) : f32[#rows, 16]
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a15.shape[0] <= 3:
+            for i0_u9 in range(a15.shape[0]):
+                for i1_u9 in range(16):
+                    a16[i0_u9, i1_u9] = c0
+                for i2_u9 in range(0, 16, 8):
+                    t0_u9 = a15[i0_u9, i2_u9]
+                    t1_u9 = a15[i0_u9, i2_u9 + 1]
+                    t2_u9 = a15[i0_u9, i2_u9 + 2]
+                    t3_u9 = a15[i0_u9, i2_u9 + 3]
+                    t4_u9 = a15[i0_u9, i2_u9 + 4]
+                    t5_u9 = a15[i0_u9, i2_u9 + 5]
+                    t6_u9 = a15[i0_u9, i2_u9 + 6]
+                    t7_u9 = a15[i0_u9, i2_u9 + 7]
+                    for i1_u9 in range(16):
+                        a16[i0_u9, i1_u9] += t0_u9 * x13[i2_u9, i1_u9] + t1_u9 * x13[i2_u9 + 1, i1_u9] + t2_u9 * x13[i2_u9 + 2, i1_u9] + t3_u9 * x13[i2_u9 + 3, i1_u9] + t4_u9 * x13[i2_u9 + 4, i1_u9] + t5_u9 * x13[i2_u9 + 5, i1_u9] + t6_u9 * x13[i2_u9 + 6, i1_u9] + t7_u9 * x13[i2_u9 + 7, i1_u9]
+        else:
+            gemm_packed(a15, x14, x13, a16, False, 1, BLAS)
         fused_0(m2, a16, C_state)  # fused: C@1
-        matmul_2(a10, a2, x22, x23)  # %12 = matmul(C@0, M_o) : f32[#rows, 4]
-        matmul_2(C_state, a3, x22, x23)  # %13 = matmul(C@1, M_o) : f32[#rows, 4]
+        # %12 = matmul(C@0, M_o) : f32[#rows, 4]
+        if a10.shape[0] <= 3:
+            for i0_u10 in range(a10.shape[0]):
+                for i1_u10 in range(4):
+                    a2[i0_u10, i1_u10] = c0
+                for i2_u10 in range(0, 16, 8):
+                    t0_u10 = a10[i0_u10, i2_u10]
+                    t1_u10 = a10[i0_u10, i2_u10 + 1]
+                    t2_u10 = a10[i0_u10, i2_u10 + 2]
+                    t3_u10 = a10[i0_u10, i2_u10 + 3]
+                    t4_u10 = a10[i0_u10, i2_u10 + 4]
+                    t5_u10 = a10[i0_u10, i2_u10 + 5]
+                    t6_u10 = a10[i0_u10, i2_u10 + 6]
+                    t7_u10 = a10[i0_u10, i2_u10 + 7]
+                    for i1_u10 in range(4):
+                        a2[i0_u10, i1_u10] += t0_u10 * x22[i2_u10, i1_u10] + t1_u10 * x22[i2_u10 + 1, i1_u10] + t2_u10 * x22[i2_u10 + 2, i1_u10] + t3_u10 * x22[i2_u10 + 3, i1_u10] + t4_u10 * x22[i2_u10 + 4, i1_u10] + t5_u10 * x22[i2_u10 + 5, i1_u10] + t6_u10 * x22[i2_u10 + 6, i1_u10] + t7_u10 * x22[i2_u10 + 7, i1_u10]
+        else:
+            gemm_packed(a10, x23, x22, a2, False, 1, BLAS)
+        # %12 = matmul(C@0, M_o) : f32[#rows, 4]
+        if C_state.shape[0] <= 3:
+            for i0_u11 in range(C_state.shape[0]):
+                for i1_u11 in range(4):
+                    a3[i0_u11, i1_u11] = c0
+                for i2_u11 in range(0, 16, 8):
+                    t0_u11 = C_state[i0_u11, i2_u11]
+                    t1_u11 = C_state[i0_u11, i2_u11 + 1]
+                    t2_u11 = C_state[i0_u11, i2_u11 + 2]
+                    t3_u11 = C_state[i0_u11, i2_u11 + 3]
+                    t4_u11 = C_state[i0_u11, i2_u11 + 4]
+                    t5_u11 = C_state[i0_u11, i2_u11 + 5]
+                    t6_u11 = C_state[i0_u11, i2_u11 + 6]
+                    t7_u11 = C_state[i0_u11, i2_u11 + 7]
+                    for i1_u11 in range(4):
+                        a3[i0_u11, i1_u11] += t0_u11 * x22[i2_u11, i1_u11] + t1_u11 * x22[i2_u11 + 1, i1_u11] + t2_u11 * x22[i2_u11 + 2, i1_u11] + t3_u11 * x22[i2_u11 + 3, i1_u11] + t4_u11 * x22[i2_u11 + 4, i1_u11] + t5_u11 * x22[i2_u11 + 5, i1_u11] + t6_u11 * x22[i2_u11 + 6, i1_u11] + t7_u11 * x22[i2_u11 + 7, i1_u11]
+        else:
+            gemm_packed(C_state, x23, x22, a3, False, 1, BLAS)
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -212,14 +283,88 @@ def rows_1(p0, args):
         b1 = n4 + it1
         a0 = x1[b1, m0:m1]
         a1 = x2[b1, m0:m1]
-        concat_0(m2, a2, a0, C_state)  # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
-        matmul_0(a2, a3, x5, x6)  # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
+        for i0_u12 in range(m2):
+            for i1_u12 in range(8):
+                a2[i0_u12, i1_u12] = a0[i0_u12, i1_u12]
+        for i2_u12 in range(m2):
+            for i3_u12 in range(16):
+                a2[i2_u12, 8 + i3_u12] = C_state[i2_u12, i3_u12]
+        # %1 = matmul(%0, M_A) : f32[#rows, 16]
+        if a2.shape[0] <= 3:
+            for i0_u13 in range(a2.shape[0]):
+                for i1_u13 in range(16):
+                    a3[i0_u13, i1_u13] = c0
+                for i2_u13 in range(0, 24, 8):
+                    t0_u13 = a2[i0_u13, i2_u13]
+                    t1_u13 = a2[i0_u13, i2_u13 + 1]
+                    t2_u13 = a2[i0_u13, i2_u13 + 2]
+                    t3_u13 = a2[i0_u13, i2_u13 + 3]
+                    t4_u13 = a2[i0_u13, i2_u13 + 4]
+                    t5_u13 = a2[i0_u13, i2_u13 + 5]
+                    t6_u13 = a2[i0_u13, i2_u13 + 6]
+                    t7_u13 = a2[i0_u13, i2_u13 + 7]
+                    for i1_u13 in range(16):
+                        a3[i0_u13, i1_u13] += t0_u13 * x5[i2_u13, i1_u13] + t1_u13 * x5[i2_u13 + 1, i1_u13] + t2_u13 * x5[i2_u13 + 2, i1_u13] + t3_u13 * x5[i2_u13 + 3, i1_u13] + t4_u13 * x5[i2_u13 + 4, i1_u13] + t5_u13 * x5[i2_u13 + 5, i1_u13] + t6_u13 * x5[i2_u13 + 6, i1_u13] + t7_u13 * x5[i2_u13 + 7, i1_u13]
+        else:
+            gemm_packed(a2, x6, x5, a3, False, 1, BLAS)
         fused_0(m2, a3, a4)  # fused: %2
-        matmul_1(a4, a5, x9, x10)  # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a4.shape[0] <= 3:
+            for i0_u14 in range(a4.shape[0]):
+                for i1_u14 in range(16):
+                    a5[i0_u14, i1_u14] = c0
+                for i2_u14 in range(0, 16, 8):
+                    t0_u14 = a4[i0_u14, i2_u14]
+                    t1_u14 = a4[i0_u14, i2_u14 + 1]
+                    t2_u14 = a4[i0_u14, i2_u14 + 2]
+                    t3_u14 = a4[i0_u14, i2_u14 + 3]
+                    t4_u14 = a4[i0_u14, i2_u14 + 4]
+                    t5_u14 = a4[i0_u14, i2_u14 + 5]
+                    t6_u14 = a4[i0_u14, i2_u14 + 6]
+                    t7_u14 = a4[i0_u14, i2_u14 + 7]
+                    for i1_u14 in range(16):
+                        a5[i0_u14, i1_u14] += t0_u14 * x9[i2_u14, i1_u14] + t1_u14 * x9[i2_u14 + 1, i1_u14] + t2_u14 * x9[i2_u14 + 2, i1_u14] + t3_u14 * x9[i2_u14 + 3, i1_u14] + t4_u14 * x9[i2_u14 + 4, i1_u14] + t5_u14 * x9[i2_u14 + 5, i1_u14] + t6_u14 * x9[i2_u14 + 6, i1_u14] + t7_u14 * x9[i2_u14 + 7, i1_u14]
+        else:
+            gemm_packed(a4, x10, x9, a5, False, 1, BLAS)
         fused_0(m2, a5, a6)  # fused: %4
-        matmul_1(a6, a7, x13, x14)  # %5 = matmul(%4, M_C) : f32[#rows, 16]
+        # %3 = matmul(%2, M_B) : f32[#rows, 16]
+        if a6.shape[0] <= 3:
+            for i0_u15 in range(a6.shape[0]):
+                for i1_u15 in range(16):
+                    a7[i0_u15, i1_u15] = c0
+                for i2_u15 in range(0, 16, 8):
+                    t0_u15 = a6[i0_u15, i2_u15]
+                    t1_u15 = a6[i0_u15, i2_u15 + 1]
+                    t2_u15 = a6[i0_u15, i2_u15 + 2]
+                    t3_u15 = a6[i0_u15, i2_u15 + 3]
+                    t4_u15 = a6[i0_u15, i2_u15 + 4]
+                    t5_u15 = a6[i0_u15, i2_u15 + 5]
+                    t6_u15 = a6[i0_u15, i2_u15 + 6]
+                    t7_u15 = a6[i0_u15, i2_u15 + 7]
+                    for i1_u15 in range(16):
+                        a7[i0_u15, i1_u15] += t0_u15 * x13[i2_u15, i1_u15] + t1_u15 * x13[i2_u15 + 1, i1_u15] + t2_u15 * x13[i2_u15 + 2, i1_u15] + t3_u15 * x13[i2_u15 + 3, i1_u15] + t4_u15 * x13[i2_u15 + 4, i1_u15] + t5_u15 * x13[i2_u15 + 5, i1_u15] + t6_u15 * x13[i2_u15 + 6, i1_u15] + t7_u15 * x13[i2_u15 + 7, i1_u15]
+        else:
+            gemm_packed(a6, x14, x13, a7, False, 1, BLAS)
         fused_0(m2, a7, C_state)  # fused: C@0
-        matmul_2(C_state, a1, x15, x16)  # %6 = matmul(C@0, M_o) : f32[#rows, 4]
+        # %12 = matmul(C@0, M_o) : f32[#rows, 4]
+        if C_state.shape[0] <= 3:
+            for i0_u16 in range(C_state.shape[0]):
+                for i1_u16 in range(4):
+                    a1[i0_u16, i1_u16] = c0
+                for i2_u16 in range(0, 16, 8):
+                    t0_u16 = C_state[i0_u16, i2_u16]
+                    t1_u16 = C_state[i0_u16, i2_u16 + 1]
+                    t2_u16 = C_state[i0_u16, i2_u16 + 2]
+                    t3_u16 = C_state[i0_u16, i2_u16 + 3]
+                    t4_u16 = C_state[i0_u16, i2_u16 + 4]
+                    t5_u16 = C_state[i0_u16, i2_u16 + 5]
+                    t6_u16 = C_state[i0_u16, i2_u16 + 6]
+                    t7_u16 = C_state[i0_u16, i2_u16 + 7]
+                    for i1_u16 in range(4):
+                        a1[i0_u16, i1_u16] += t0_u16 * x15[i2_u16, i1_u16] + t1_u16 * x15[i2_u16 + 1, i1_u16] + t2_u16 * x15[i2_u16 + 2, i1_u16] + t3_u16 * x15[i2_u16 + 3, i1_u16] + t4_u16 * x15[i2_u16 + 4, i1_u16] + t5_u16 * x15[i2_u16 + 5, i1_u16] + t6_u16 * x15[i2_u16 + 6, i1_u16] + t7_u16 * x15[i2_u16 + 7, i1_u16]
+        else:
+            gemm_packed(C_state, x16, x15, a1, False, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)

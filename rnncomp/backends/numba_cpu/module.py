@@ -21,7 +21,6 @@ FASTMATH_SOURCE = '{"nsz", "contract"}'  # approx.FASTMATH (why no more: see the
 _NJIT = '@njit(cache=True, fastmath=FASTMATH, error_model="numpy"'
 DECORATOR = _NJIT + ", no_cfunc_wrapper=True)"  # called from Python only
 KERNEL_DECORATOR = _NJIT + ", no_cpython_wrapper=True, no_cfunc_wrapper=True)"  # called only from program
-INLINE_DECORATOR = KERNEL_DECORATOR[:-1] + ', inline="always")'  # called from few places: inlined there
 BLOCK_DECORATOR = f'@cfunc("{BLOCK_SIGNATURE}", cache=True, fastmath=FASTMATH, error_model="numpy")'  # launch.py
 FUNCTION = "program"
 
@@ -74,7 +73,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
     for signature, kernel, kind in gen.kernel_writers:
         m.line("")
         m.line("")
-        m.line({"cfunc": BLOCK_DECORATOR, "inline": INLINE_DECORATOR}.get(kind, KERNEL_DECORATOR))
+        m.line(BLOCK_DECORATOR if kind == "cfunc" else KERNEL_DECORATOR)
         m.line(signature)
         m.extend(kernel)
     m.line("")

@@ -33,10 +33,12 @@ _NP = {"f32": "np.float32", "f64": "np.float64", "i32": "np.int32", "i64": "np.i
 _uids = itertools.count(1)
 
 
-# A kernel called from at most this many places, all inside row blocks, is inlined by Numba
-# (inline="always"): a partial unroll's k steps then run as one straight piece of code in their
-# block (at S, k=4: 0.39 -> 0.35 ms); a full unroll's T calls of one kernel, and `program`'s own
-# calls, stay calls (compile time stays flat in T, and the loop mode's as it was).
+# A kernel called from at most this many places, all inside row blocks, is written out at each call
+# (as a kernel called once is): a partial unroll's k steps then run as one straight piece of code in
+# their block (at S, k=4: 0.39 -> 0.35 ms). Written out rather than inlined by Numba (inline="always"):
+# Numba's inliner cost a cold compile 5% more (three_node, narx, layernorm_lstm; benchmarks/RESULTS.md).
+# A full unroll's T calls of one kernel, and `program`'s own calls, stay calls (compile time stays
+# flat in T, and separate functions compiled faster than the same code written into `program`).
 INLINE_CALLS = 8
 
 
@@ -90,7 +92,7 @@ class Units:
     kernel: KernelText | None
     kernels: dict[tuple[str, ...], KernelDef]  # code -> definition
     calls: list[tuple[tuple[str, ...], list[str], str]]  # (kernel, arguments, label)
-    kernel_writers: list[tuple[str, Writer, str]]  # (signature, body, "njit", "inline" or "cfunc")
+    kernel_writers: list[tuple[str, Writer, str]]  # (signature, body, "njit" or "cfunc")
     abi: dict[str, tuple]  # program's names -> ("int",) | ("array", dtype, rank) | ("pack", dtype)
     args: list
 
@@ -185,8 +187,7 @@ class Units:
                 numbered[d.kind] += 1
                 body = Writer(0)
                 body.lines = expand(d.text.lines, plain, 0, set(d.ir_names))
-                kind = "inline" if count[key] <= INLINE_CALLS and key not in outside else "njit"
-                self.kernel_writers.append((f"def {name}({', '.join(map(plain, d.params))}):", body, kind))
+                self.kernel_writers.append((f"def {name}({', '.join(map(plain, d.params))}):", body, "njit"))
             return names[key]
 
         def parallel(key: tuple, exprs: list[str], label: str, depth: int) -> list:
@@ -236,7 +237,8 @@ class Units:
                 if d.kind in PARALLEL:
                     out += parallel(key, exprs, label, depth + shift)
                     continue
-                if count[key] > 1:  # an int literal is passed as np.int64: Numba compiles a kernel per literal
+                if count[key] > (1 if key in outside else INLINE_CALLS):  # a call; an int literal is passed
+                    # as np.int64 (Numba compiles a kernel per literal)
                     args = ", ".join(f"np.int64({e})" if e.isdigit() else e for e in exprs)
                     out.append((depth + shift, f"{define(key)}({args})  # {label}", label))
                     continue
