@@ -61,6 +61,7 @@ class Kernel:
     dynamic_shared: int = 0  # bytes of dynamic shared memory per block, set at launch
     grid_syncs: int = 0  # a persistent kernel's grid-wide syncs per loop iteration
     steps: int = 1  # time steps per loop iteration (a persistent kernel of a k-unrolled loop: k)
+    cost: Any = None  # a persistent kernel's cost.StepCost
 
 
 class Context:

@@ -28,6 +28,7 @@ from passes.plan import in_place
 
 from ..common.writer import safe_name
 from .context import NUMBA_TYPE, Block
+from .cost import estimate
 from .errors import CudaBackendError
 from .gemm import DYNAMIC, OnChip, load_on_chip
 from .kernels import copy
@@ -97,6 +98,9 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     kernel, params = ctx.define("loop", doc, body, loop.label, local=frozenset({base}))
     blocks = ctx.cfg.sm_count
     k = ctx.kernels[-1]
+    copies = [p for i, p in enumerate(v.carry_params) if i not in inplace]
+    k.cost = estimate(plan, set(chips), ctx.dtype.numpy.itemsize, copies, v.stride)
+    k.cost.grid_syncs = ctx.syncs
     k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps = (
         ctx.cfg.persistent_threads,
         blocks,

@@ -6,14 +6,17 @@ once and how many grid-wide syncs one time step performs. `prog.resources(target
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ir import Program
 from ir.dtypes import DType
 
+from .cost import Figures, StepCost
 from .errors import CudaBackendError
 from .ptx import Compiled, compile_program
-from .targets import Occupancy, Target, occupancy, target
+from .targets import SYNC_SOURCE, Occupancy, Target, occupancy, target
+
+DEFAULT_DIMS = {"B": 4}  # the dims the per-step estimate is printed at (B <= 4: the persistent kernel's regime)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class KernelResources:
     blocks: int = 0  # a persistent kernel's cooperative grid (0: a data-sized grid)
     grid_syncs: float = 0.0  # a persistent kernel's grid-wide syncs per time step
     steps: int = 1  # time steps per loop iteration
+    cost: StepCost | None = None  # a persistent kernel's per-step cost model
+
+    def estimate(self, t: Target, dims: dict[str, int]) -> Figures | None:
+        """A persistent kernel's per-step figures at `dims` (None: not persistent)."""
+        if self.cost is None:
+            return None
+        return self.cost.at(dims, t.sync_ns, t.block_sync_ns)
 
     @property
     def persistent(self) -> bool:
@@ -55,6 +65,7 @@ class Resources:
     dtype: DType
     target: Target
     kernels: list[KernelResources]
+    dims: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DIMS))  # for the per-step estimates
 
     def persistent(self) -> list[KernelResources]:
         return [k for k in self.kernels if k.persistent]
@@ -95,7 +106,27 @@ class Resources:
                     f"({k.occupancy.blocks} block(s)/SM x {t.sms} SMs = {k.occupancy.blocks * t.sms}); "
                     f"{k.grid_syncs:g} grid-wide sync(s) per time step"
                 )
+                lines.append(f"  {self.step_text(k)}")
+        if self.persistent():
+            lines.append(f"per-step estimates: {SYNC_SOURCE}; FLOPs and bytes from the IR (backends/numba_cuda/cost.py)")
         return "\n".join(lines)
+
+    def step_text(self, k: KernelResources) -> str:
+        """The per-step estimate of persistent kernel `k`, at this report's dims."""
+        assert k.cost is not None
+        missing = sorted(k.cost.symbols() - set(self.dims))
+        if missing:
+            return f"per step: an estimate needs a value of dim(s) {', '.join(missing)}"
+        f = k.estimate(self.target, self.dims)
+        assert f is not None
+        at = ", ".join(f"{d}={v}" for d, v in self.dims.items() if d in k.cost.symbols()) or "these sizes"
+        syncs = f"{f.grid_syncs:g} grid sync(s) x {self.target.sync_ns / 1000:g} us"
+        if f.block_syncs:
+            syncs += f" + {f.block_syncs:g} block sync(s) x {self.target.block_sync_ns:g} ns"
+        return (
+            f"per step at {at} (estimate): {syncs} = {f.sync_ns / 1000:.3g} us of syncs; {f.flops:,.0f} FLOPs; "
+            f"{f.global_bytes:,.0f} bytes of global memory moved, {f.shared_bytes:,.0f} read from shared memory"
+        )
 
 
 def of_kernel(c: Compiled) -> KernelResources:
@@ -116,15 +147,19 @@ def of_kernel(c: Compiled) -> KernelResources:
         k.blocks,
         k.grid_syncs / k.steps if k.blocks else 0.0,
         k.steps,
+        k.cost,
     )
 
 
-def resources(prog: Program, dtype: DType, target_name: str, mode: bool | None = None) -> Resources:
-    """Compile every kernel of `prog` for the target and report what each uses. With mode=True
-    (persistent=True), a persistent kernel whose grid cannot be resident is an error naming the
-    limit it exceeds."""
+def resources(
+    prog: Program, dtype: DType, target_name: str, mode: bool | None = None, dims: dict[str, int] | None = None
+) -> Resources:
+    """Compile every kernel of `prog` for the target and report what each uses, with the per-step
+    estimates of persistent kernels at `dims` (default B=4). With mode=True (persistent=True), a
+    persistent kernel whose grid cannot be resident is an error naming the limit it exceeds."""
     t = target(target_name)
-    report = Resources(prog.name, dtype, t, [of_kernel(c) for c in compile_program(prog, dtype, t, mode)])
+    kernels = [of_kernel(c) for c in compile_program(prog, dtype, t, mode)]
+    report = Resources(prog.name, dtype, t, kernels, dict(DEFAULT_DIMS if dims is None else dims))
     if mode is True:
         for k in report.persistent():
             if not k.resident(t):
