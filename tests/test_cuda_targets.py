@@ -228,6 +228,13 @@ def test_resources_print_every_kernel():
     assert loop.blocks == 108 and loop.resident(report.target)
     assert "persistent: a cooperative grid of 108 blocks x 256 threads, resident" in text
     assert f"{loop.grid_syncs:g} grid-wide sync(s) per time step" in text
+    # tests/test_cuda_cost.py counts these by hand
+    assert "per step at B=4 (estimate): 2 grid sync(s) x 2 us = 4 us of syncs; 34,944 FLOPs; 9,216 bytes" in text
+    assert "assumed latencies, of the order Zhang et al." in text
+    assert "per step at B=1 (estimate): 2 grid sync(s) x 2 us = 4 us of syncs; 8,736 FLOPs" in str(
+        prog.resources(target="sm_80", dims={"B": 1})
+    )
+    assert "per step: an estimate needs a value of dim(s) B" in str(prog.resources(target="sm_80", dims={}))
     back = prog.resources(target="sm_90", grad=True, lengths=True)
     assert any(k.name.endswith("_matmul_tn") or "matmul_tn" in k.what for k in back.kernels)
 
@@ -246,6 +253,7 @@ def test_dump_prints_resources():
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("program elman (f32) on sm_90 (H100/H200, 132 SMs")
     assert "kernel" in out.stdout and "regs" in out.stdout and "grid-wide sync(s) per time step" in out.stdout
+    assert "per step at B=4 (estimate): " in out.stdout and " FLOPs; " in out.stdout
     bad = run("--stage", "numba-cuda", "--resources", "--target", "sm_70")
     assert (
         bad.returncode != 0 and "unknown CUDA target 'sm_70'; the known targets are sm_80 (A100), sm_90" in bad.stderr

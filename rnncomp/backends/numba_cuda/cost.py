@@ -7,8 +7,9 @@ The model, per unit of the body's schedule (a phase of the persistent kernel):
 - FLOPs: a matmul `a[M, K] @ b[K, N]` (or `a^T b`) counts 2*M*K*N; every elementwise op counts one
   per element of its result (a transcendental too); any other op one per element of its largest
   operand; views count nothing.
-- global bytes: each distinct operand read once (a view reads min(its size, its base's size): a
-  slice reads its part, a broadcast its source), each stored result written once; a weight the
+- global bytes: each distinct operand from outside the phase read once (a view reads min(its size, its base's size): a
+  slice reads its part, a broadcast its source), each stored result written once per place it goes
+  (a new state that is also a per-step output: twice); a weight the
   kernel holds in shared memory is read from there instead: M*K*N elements per step (each output
   reads its column). A carried state that is not updated in place is copied (read and written).
 Symbolic dims (the batch B) stay symbolic until `StepCost.at(env)`; a k-unrolled body's figures
@@ -78,7 +79,12 @@ class StepCost:
         total = lambda ts: sum(t.at(env) for t in ts) / k  # noqa: E731
         g, b = self.grid_syncs / k, self.block_syncs / k
         return Figures(
-            g, b, g * grid_sync_ns + b * block_sync_ns, total(self.flops), total(self.global_bytes), total(self.shared_bytes)
+            g,
+            b,
+            g * grid_sync_ns + b * block_sync_ns,
+            total(self.flops),
+            total(self.global_bytes),
+            total(self.shared_bytes),
         )
 
 
@@ -107,18 +113,25 @@ def read_term(n: Node, itemsize: int) -> Term:
     return numel_term(n, itemsize)
 
 
-def estimate(plan: BlockPlan, on_chip: set[int], itemsize: int, copies: list[Node], steps: int) -> StepCost:
-    """The cost of one iteration of a body scheduled as `plan`, whose weights `on_chip` (ids of the
-    matmuls' right operands) are held in shared memory; `copies`: carries copied back after the body."""
+def estimate(
+    plan: BlockPlan, results: list[Node], on_chip: set[int], itemsize: int, copies: list[Node], steps: int
+) -> StepCost:
+    """The cost of one iteration of a body scheduled as `plan` and yielding `results` (carries, then
+    per-step outputs), whose weights `on_chip` (ids of the matmuls' right operands) are held in
+    shared memory; `copies`: carries copied back after the body."""
     cost = StepCost(steps)
+
+    def writes(n: Node) -> Term:  # a value yielded twice (a state and a per-step output) is stored twice
+        return numel_term(n, itemsize * max(1, sum(r is n for r in results)))
+
     for unit in plan.units:
         if unit.group is not None:
             members = unit.group.nodes
             inside = unit.group.members
             cost.flops += [numel_term(m) for m in members if m.op not in VIEWS]
-            reads = _distinct(u.node for m in members for u in m.inputs if id(u.node) not in inside)
+            reads = _distinct(u.node for m in members for u in m.inputs if not _computed_in(u.node, inside))
             cost.global_bytes += [read_term(r, itemsize) for r in reads]
-            cost.global_bytes += [numel_term(r, itemsize) for r in unit.group.roots]
+            cost.global_bytes += [writes(r) for r in unit.group.roots]
             continue
         n = unit.node
         assert n is not None
@@ -137,10 +150,17 @@ def estimate(plan: BlockPlan, on_chip: set[int], itemsize: int, copies: list[Nod
             biggest = max(ins, key=lambda x: len(x.type.shape), default=n)  # type: ignore[union-attr]
             cost.flops.append(numel_term(biggest))
             cost.global_bytes += [read_term(x, itemsize) for x in _distinct(ins)]
-        cost.global_bytes.append(numel_term(n, itemsize))
+        cost.global_bytes.append(writes(n))
     for c in copies:
         cost.global_bytes.append(numel_term(c, 2 * itemsize))
     return cost
+
+
+def _computed_in(n: Node, members: set[int]) -> bool:
+    """Whether `n` is a member of a group, or a view of one (computed inline, not read from memory)."""
+    while id(n) not in members and n.op in VIEWS:
+        n = n.inputs[0].node
+    return id(n) in members
 
 
 def _distinct(nodes) -> list[Node]:

@@ -99,7 +99,7 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     blocks = ctx.cfg.sm_count
     k = ctx.kernels[-1]
     copies = [p for i, p in enumerate(v.carry_params) if i not in inplace]
-    k.cost = estimate(plan, set(chips), ctx.dtype.numpy.itemsize, copies, v.stride)
+    k.cost = estimate(plan, list(v.body.results), set(chips), ctx.dtype.numpy.itemsize, copies, v.stride)
     k.cost.grid_syncs = ctx.syncs
     k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps = (
         ctx.cfg.persistent_threads,

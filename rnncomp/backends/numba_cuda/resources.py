@@ -108,7 +108,9 @@ class Resources:
                 )
                 lines.append(f"  {self.step_text(k)}")
         if self.persistent():
-            lines.append(f"per-step estimates: {SYNC_SOURCE}; FLOPs and bytes from the IR (backends/numba_cuda/cost.py)")
+            lines.append(
+                f"per-step estimates: {SYNC_SOURCE}; FLOPs and bytes from the IR (backends/numba_cuda/cost.py)"
+            )
         return "\n".join(lines)
 
     def step_text(self, k: KernelResources) -> str:
