@@ -14,23 +14,23 @@ import rnncomp as rc
 from rnncomp import Param, Seq, State
 
 
-def make_layernorm_lstm(I: int, H: int, eps: float = 1e-5) -> rc.Cell:  # noqa: E741
-    """The LayerNorm LSTM cell for input size I and hidden size H."""
+def make_layernorm_lstm_any(eps: float = 1e-5) -> rc.Cell:
+    """The LayerNorm LSTM cell, written once for every input size I and hidden size H."""
 
     @rc.cell(name="layernorm_lstm")
     def cell(
-        x: Seq["B", I],  # noqa: F821  ("B" is a dim symbol, not a forward reference)
-        h: State["B", H],  # noqa: F821
-        c: State["B", H],  # noqa: F821
-        Wx: Param[I, 4 * H],
-        Wh: Param[H, 4 * H],
-        b: Param[4 * H],
-        gx: Param[4 * H],
-        bx: Param[4 * H],
-        gh: Param[4 * H],
-        bh: Param[4 * H],
-        gc: Param[H],
-        bc: Param[H],
+        x: Seq["B", "I"],  # noqa: F821  ("B", "I", "4*H" are dims, not forward references)
+        h: State["B", "H"],  # noqa: F821
+        c: State["B", "H"],  # noqa: F821
+        Wx: Param["I", "4*H"],  # noqa: F821
+        Wh: Param["H", "4*H"],  # noqa: F821
+        b: Param["4*H"],  # noqa: F821
+        gx: Param["4*H"],  # noqa: F821
+        bx: Param["4*H"],  # noqa: F821
+        gh: Param["4*H"],  # noqa: F821
+        bh: Param["4*H"],  # noqa: F821
+        gc: Param["H"],  # noqa: F821
+        bc: Param["H"],  # noqa: F821
     ):
         z = rc.layer_norm(x @ Wx, eps=eps, gain=gx, bias=bx) + rc.layer_norm(h @ Wh, eps=eps, gain=gh, bias=bh) + b
         i, f, g, o = rc.split(z, 4)
@@ -41,6 +41,12 @@ def make_layernorm_lstm(I: int, H: int, eps: float = 1e-5) -> rc.Cell:  # noqa: 
     return cell
 
 
+def make_layernorm_lstm(I: int, H: int, eps: float = 1e-5) -> rc.Cell:  # noqa: E741
+    """The LayerNorm LSTM cell for input size I and hidden size H."""
+    return rc.with_dims(make_layernorm_lstm_any(eps), I=I, H=H)
+
+
+layernorm_lstm_any = make_layernorm_lstm_any()
 layernorm_lstm = make_layernorm_lstm(16, 32)
 
 

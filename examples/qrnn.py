@@ -10,22 +10,23 @@ import rnncomp as rc
 from rnncomp import Param, Seq, State
 
 
+@rc.cell(name="qrnn")
+def qrnn_any(
+    x: Seq["B", "I"],  # noqa: F821  ("B", "I", "3*H" are dims, not forward references)
+    c: State["B", "H"],  # noqa: F821
+    W: Param["I", "3*H"],  # noqa: F821
+    b: Param["3*H"],  # noqa: F821
+):
+    """The fo-pooling QRNN layer, written once for every input size I and hidden size H."""
+    gz, gf, go = rc.split(x @ W + b, 3)
+    z, f, o = rc.tanh(gz), rc.sigmoid(gf), rc.sigmoid(go)
+    c_new = f * c + (1 - f) * z
+    return {"c": c_new, "h": o * c_new}
+
+
 def make_qrnn(I: int, H: int) -> rc.Cell:  # noqa: E741
     """The fo-pooling QRNN layer for input size I and hidden size H."""
-
-    @rc.cell(name="qrnn")
-    def cell(
-        x: Seq["B", I],  # noqa: F821  ("B" is a dim symbol, not a forward reference)
-        c: State["B", H],  # noqa: F821
-        W: Param[I, 3 * H],
-        b: Param[3 * H],
-    ):
-        gz, gf, go = rc.split(x @ W + b, 3)
-        z, f, o = rc.tanh(gz), rc.sigmoid(gf), rc.sigmoid(go)
-        c_new = f * c + (1 - f) * z
-        return {"c": c_new, "h": o * c_new}
-
-    return cell
+    return rc.with_dims(qrnn_any, I=I, H=H)
 
 
 qrnn = make_qrnn(16, 32)

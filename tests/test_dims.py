@@ -488,3 +488,64 @@ def test_a_static_input_with_a_dim_expression():
         args = {"x": rng.standard_normal((4, 2, n_in)), "s": rng.standard_normal((2, 2 * H))}
         args["W"] = rng.standard_normal((n_in, H))
         assert max_err(prog(**args), reference.run(cond, **args)) < 1e-12
+
+
+# ---------------------------------------------------------------- properties of the canonical form
+
+from fractions import Fraction  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SYMS = ("H", "I", "K")
+
+
+def _exprs():
+    """Random linear expressions as (text, exact value as a function of the symbols)."""
+    leaf = st.one_of(
+        st.integers(0, 9).map(lambda k: (str(k), lambda env, k=k: Fraction(k))),
+        st.sampled_from(_SYMS).map(lambda s: (s, lambda env, s=s: Fraction(env[s]))),
+    )
+
+    def grow(inner):
+        binary = st.tuples(inner, st.sampled_from("+-"), inner).map(
+            lambda t: (
+                f"({t[0][0]}{t[1]}{t[2][0]})",
+                lambda env, t=t: t[0][1](env) + t[2][1](env) if t[1] == "+" else t[0][1](env) - t[2][1](env),
+            )
+        )
+        scaled = st.tuples(inner, st.integers(1, 5), st.booleans()).map(
+            lambda t: (
+                f"{t[0][0]}*{t[1]}" if t[2] else f"{t[0][0]}//{t[1]}",
+                lambda env, t=t: t[0][1](env) * t[1] if t[2] else t[0][1](env) / t[1],
+            )
+        )
+        return binary | scaled
+
+    return st.recursive(leaf, grow, max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_exprs(), st.fixed_dictionaries({s: st.integers(0, 50) for s in _SYMS}))
+def test_the_canonical_form_means_the_same(expr, env):
+    text, exact = expr
+    terms, const = dimexpr.parse(text)
+    if not terms:  # a constant: an int dim, or an error when it is negative or not whole
+        if const.denominator == 1 and const >= 0:
+            assert dimexpr.canonical(text) == const == exact(env)
+        else:
+            with pytest.raises(dimexpr.DimError):
+                dimexpr.canonical(text)
+        return
+    canon = dimexpr.canonical(text)
+    assert dimexpr.canonical(canon) == canon  # idempotent
+    assert dimexpr.parse(canon) == dimexpr.parse(text)  # one linear form
+    for written in (canon, text):  # the IR text form reads both back as the canonical dim
+        c = parse_cell(f"cell c {{\n  seq x : f32[B, {written}]\n  out y = x\n}}\n")
+        assert c.seqs[0].type.shape == ("B", canon)
+    want = exact(env)
+    if want.denominator == 1 and want >= 0:
+        assert dimexpr.value(canon, env) == want
+    else:
+        with pytest.raises(dimexpr.DimError):
+            dimexpr.value(canon, env)
