@@ -56,6 +56,7 @@ EXAMPLES = [
     "mingru",
     "minlstm",
     "qrnn",
+    "conditioned_gru",
 ]
 UNROLLS = ["loop", 2, "full"]
 KINDS = ("infer", "train", "grad")
