@@ -134,6 +134,29 @@ def test_row_blocks_are_named_in_the_source_and_why_not():
     assert "rows in sequence:" in every and "works along the batch axis" in every and "run_blocks" not in every
 
 
+def test_program_that_only_joins_row_blocks_compiles_at_a_lower_llvm_level():
+    """optlevel.py: a `program` whose loops all run as row blocks says its LLVM level in its text
+    (so the cache key has it); one that runs a loop's steps itself (rows in sequence, a full
+    unroll) keeps Numba's. The level is set for the compile only."""
+    from numba.core import config
+
+    from ir.dtypes import DType
+    from rnncomp.backends.numba_cpu.module import generate
+    from rnncomp.backends.numba_cpu.optlevel import GLUE_LEVEL, llvm_level
+
+    blocks = generate(_final(_program("lstm", "loop", "float32", False, "numpy")), DType.f32)
+    assert blocks.llvm_level == GLUE_LEVEL < 3 and f"LLVM_LEVEL = {GLUE_LEVEL}" in blocks.source
+    for name, unroll in (("every_op", "loop"), ("lstm", "full")):
+        gen = generate(_final(_program(name, unroll, "float64", False, "numpy")), DType.f64)
+        assert gen.llvm_level is None and "LLVM_LEVEL" not in gen.source, (name, unroll)
+    before = int(config.OPT)
+    with llvm_level(1):
+        assert int(config.OPT) == 1
+    with llvm_level(None):
+        assert int(config.OPT) == before
+    assert int(config.OPT) == before
+
+
 def test_a_full_unroll_reuses_buffers_and_kernels_across_steps():
     """T copies of a step share their kernels (one per distinct step, called with the step as an
     argument) and a step's worth of buffers; per-step outputs are stored in their stack's slots."""

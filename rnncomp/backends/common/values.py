@@ -83,7 +83,8 @@ class Generated:
     """A generated module: its text, `program`'s parameters and outputs, and line -> IR node.
     `passed`: outputs that are arrays the runner passes in (name -> position in `args`), which
     `program` does not return (boxing a returned array costs compile time, not run time); `program`
-    returns the other outputs, in the order of `outputs`."""
+    returns the other outputs, in the order of `outputs`. `llvm_level`: a lower LLVM level for
+    `program` where its speed matters little (numba_cpu/optlevel.py)."""
 
     source: str
     args: list[Arg]
@@ -91,6 +92,7 @@ class Generated:
     owners: dict[int, str]
     function: str = "program"
     passed: dict[str, int] = field(default_factory=dict)
+    llvm_level: int | None = None  # LLVM's optimisation level for `program` (None: Numba's)
 
     @property
     def returned(self) -> list[str]:

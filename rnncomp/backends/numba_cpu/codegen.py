@@ -85,6 +85,7 @@ class Generator(Units, Blocks):
         self.kernel_writers: list[tuple[str, Writer, str]] = []
         self.abi: dict[str, tuple] = {}  # program's names a row block may be passed (see units.py)
         self.loop_depth = 0
+        self.steps_in_program = False  # a loop's steps run in `program` itself (not as row blocks)
         self.loop_results: dict[int, list[Ref]] = {}
         self.blk: Block | None = None
         self.part: Part | None = None  # the row block being emitted (a row-parallel loop's body)

@@ -42,6 +42,7 @@ def emit_loop(gen: Generator, node: Node) -> None:
         if plan is not None:  # a row block is passed arrays of program's by name (launch.py)
             xs = [x if _named(gen, x) else _copy_of(gen, u.node) for x, u in zip(xs, v.xs)]
         if plan is None:
+            gen.steps_in_program |= gen.part is None
             gen.w.comment(f"rows in sequence: {why}")
             consts = _consts(gen, v, {}, named=False)
         else:

@@ -15,6 +15,7 @@ from . import blas
 from .blocks import Block
 from .codegen import HELPERS, Generator
 from .launch import BLOCK_SIGNATURE, ROW_WORK_ENV, row_work
+from .optlevel import GLUE_LEVEL
 
 FASTMATH_SOURCE = '{"nsz", "contract"}'  # approx.FASTMATH (why no more: see there)
 _NJIT = '@njit(cache=True, fastmath=FASTMATH, error_model="numpy"'
@@ -65,6 +66,9 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
         m.line(f"BLAS = {blas.MODE}  # the BLAS the GEMM helpers call: {blas.BLAS.split(':')[0]}")
     if blocks:
         m.line(f"ROW_WORK = {row_work()}  # multiply-adds each block of rows must get ({ROW_WORK_ENV})")
+    level = GLUE_LEVEL if blocks and not gen.steps_in_program else None
+    if level is not None:
+        m.line(f"LLVM_LEVEL = {level}  # program only joins its row blocks and GEMMs: LLVM -O{level} (optlevel.py)")
     for text in gen.const_lines:
         m.line(text)
     for signature, kernel, kind in gen.kernel_writers:
@@ -100,7 +104,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
     m.extend(gen.alloc)
     m.extend(body)
     lines, owners = m.render()
-    return Generated("\n".join(lines) + "\n", gen.args, list(prog.outputs), owners, FUNCTION, passed)
+    return Generated("\n".join(lines) + "\n", gen.args, list(prog.outputs), owners, FUNCTION, passed, level)
 
 
 def generate_source(prog: Program, dtype: Any) -> str:

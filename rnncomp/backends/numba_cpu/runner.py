@@ -21,10 +21,11 @@ from ..threads import for_call
 from . import fpenv
 from .errors import NumbaCompileError
 from .module import generate
+from .optlevel import llvm_level
 from .pool import BufferPool
 
 HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "launch.py", "fpenv.py")  # what generated code imports
-HELPER_FILES += ("scan.py", "shaped.py", "../common/helpers.py", "../../../ir/philox.py")
+HELPER_FILES += ("scan.py", "shaped.py", "optlevel.py", "../common/helpers.py", "../../../ir/philox.py")
 
 
 def depends() -> dict[str, str]:
@@ -157,7 +158,8 @@ class Runner:
 
         types = tuple(numba.typeof(a) for a in args)
         try:
-            self.fn.compile(types)
+            with llvm_level(self.gen.llvm_level):
+                self.fn.compile(types)
         except Exception as e:  # noqa: BLE001  (Numba's typing errors are not all NumbaErrors)
             if self.entry.in_memory or not cache.caused_by_cache(e):
                 raise compile_error(self.prog, self.gen, self.path, e) from None
@@ -165,7 +167,8 @@ class Runner:
             for pos, _ in self.addresses:
                 args[pos] = self.template[pos]
             try:
-                self.fn.compile(types)
+                with llvm_level(self.gen.llvm_level):
+                    self.fn.compile(types)
             except Exception as e2:  # noqa: BLE001
                 raise compile_error(self.prog, self.gen, self.path, e2) from None
         self.entry.seal()
