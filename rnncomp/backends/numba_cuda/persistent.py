@@ -45,10 +45,14 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     names = name_nodes(v.body.nodes())
     why = unsuitable(v)
     chips: dict[int, OnChip] = {}
-    dynamic = 0
+    dynamic, one = 0, False
     if why is None:
-        cfg = ctx.cfg
-        chips, dynamic, why = on_chip(v, cfg.sm_count, cfg.shared_bytes, cfg.shared_optin, ctx.dtype.numpy.itemsize)
+        cfg, size = ctx.cfg, ctx.dtype.numpy.itemsize
+        if cfg.block_threads:  # the whole body in one block, when its weights fit that block
+            chips, dynamic, why = on_chip(v, 1, cfg.shared_bytes, cfg.shared_optin, size)
+            one = why is None
+        if not one:
+            chips, dynamic, why = on_chip(v, cfg.sm_count, cfg.shared_bytes, cfg.shared_optin, size)
     if why is not None:
         if cg.mode is True:
             raise CudaBackendError(f"backend option persistent=True, but loop {name} cannot run as one kernel: {why}")
@@ -59,7 +63,8 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     base, it = ctx.host_name("b"), "it"
 
     def body() -> str:
-        ctx.line("grid = cuda.cg.this_grid()")
+        if not one:
+            ctx.line("grid = cuda.cg.this_grid()")
         scope, _ = loop.scope(base)
         outer, ctx.blk = ctx.blk, Block(scope, names)
         try:
@@ -74,7 +79,7 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
         ctx.line(f"for {it} in range({loop.n_iter}):")
         with ctx.indent():
             ctx.line(f"{base} = {loop.base(it)}")
-            ctx.phases, ctx.on_chip = True, chips
+            ctx.phases, ctx.on_chip, ctx.one_block = True, chips, one
             try:
                 carry_to = {i: (loop.cs[i] if i in inplace else loop.ns[i]) for i in computed}
                 cg.iteration(loop, base, carry_to)
@@ -88,27 +93,30 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
                             lambda c=cur, n=nxt, d=dims: copy(ctx, c, d, n.at),
                         )
             finally:
-                ctx.phases, ctx.on_chip = False, {}
+                ctx.phases, ctx.on_chip, ctx.one_block = False, {}, False
         return ""
 
     held = ", ".join(f"{w.K}x{w.cols} of a {w.K}x{w.N} weight" for w in chips.values()) or "none"
     where = f"dynamic shared memory, {dynamic} bytes" if dynamic else "static shared memory"
-    doc = f"{loop.label}: every step in one launch. Held on chip per block ({where}): {held}."
-    ctx.syncs = 0
+    form = "one block, a block barrier between phases" if one else "a cooperative grid, a grid sync after each phase"
+    doc = f"{loop.label}: every step in one launch ({form}). Held on chip per block ({where}): {held}."
+    ctx.syncs = ctx.block_syncs = 0
     kernel, params = ctx.define("loop", doc, body, loop.label, local=frozenset({base}))
-    blocks = ctx.cfg.sm_count
+    blocks = 1 if one else ctx.cfg.sm_count
     k = ctx.kernels[-1]
     copies = [p for i, p in enumerate(v.carry_params) if i not in inplace]
     k.cost = estimate(plan, list(v.body.results), set(chips), ctx.dtype.numpy.itemsize, copies, v.stride)
-    k.cost.grid_syncs = ctx.syncs
-    k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps = (
-        ctx.cfg.persistent_threads,
+    k.cost.grid_syncs, k.cost.block_syncs = ctx.syncs, ctx.block_syncs
+    k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps, k.one_block = (
+        ctx.cfg.block_threads if one else ctx.cfg.persistent_threads,
         blocks,
         dynamic,
         ctx.syncs,
         v.stride,
+        one,
     )
-    return f"{kernel}, ({blocks}, PERSISTENT_THREADS, {dynamic}), {name!r}, {', '.join(params)}"
+    threads = "BLOCK_THREADS" if one else "PERSISTENT_THREADS"
+    return f"{kernel}, ({blocks}, {threads}, {dynamic}), {name!r}, {', '.join(params)}"
 
 
 def unsuitable(v: LoopView) -> str | None:
