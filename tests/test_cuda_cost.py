@@ -3,6 +3,8 @@ counted by hand for the LSTM example (I=16, H=32: gates 4H=128), generated for s
 compiling anything (the printed report, which needs the compiler wheels, is tested in
 test_cuda_targets.py)."""
 
+from dataclasses import replace
+
 import pytest
 
 import rnncomp as rc
@@ -12,10 +14,14 @@ from rnncomp.backends.numba_cuda.codegen import generate_with_context
 from tests.support import cell_of
 
 
-def persistent_kernel(name: str, unroll="loop", kind: str = "infer", lengths: bool = False, tgt: str = "sm_90"):
+def persistent_kernel(
+    name: str, unroll="loop", kind: str = "infer", lengths: bool = False, tgt: str = "sm_90", grid: bool = False
+):
+    """The persistent kernel of an example: one block where its weights fit one (grid=True: the cooperative grid)."""
     p = rc.compile(cell_of(name), length="T", unroll=unroll, backend="numpy", dtype="float32")
     prog = p._variant(kind, lengths, 2)[0]
-    _, ctx = generate_with_context(prog, p.dtype, targets.target(tgt).device_config())
+    cfg = targets.target(tgt).device_config()
+    _, ctx = generate_with_context(prog, p.dtype, replace(cfg, block_threads=0) if grid else cfg)
     loops = [k for k in ctx.kernels if k.cost is not None]  # a k-unrolled loop: the k-step loop, then the rest
     return max(loops, key=lambda k: k.steps)
 
@@ -40,9 +46,12 @@ def test_the_lstm_step_counted_by_hand():
     fused += (B * H + 2 * B * H) * F32  # write c, and h twice (the state and y[t])
     assert f.global_bytes == matmul + fused == 9216
     assert f.shared_bytes == B * H * G * F32  # every output reads its column of Wh
-    assert f.grid_syncs == 2 and f.block_syncs == 0  # after each phase
-    assert f.sync_ns == 2 * 1500.0
-    assert figures(persistent_kernel("lstm", tgt="sm_80"), "sm_80", B).sync_ns == 2 * 2000.0
+    assert f.grid_syncs == 0 and f.block_syncs == 2  # one block (Wh: 16 KB): a block barrier after each phase
+    assert f.sync_ns == 2 * 20.0
+    grid = figures(persistent_kernel("lstm", grid=True), "sm_90", B)  # the cooperative grid: the same work
+    assert (grid.flops, grid.global_bytes, grid.shared_bytes) == (f.flops, f.global_bytes, f.shared_bytes)
+    assert grid.grid_syncs == 2 and grid.block_syncs == 0 and grid.sync_ns == 2 * 1500.0
+    assert figures(persistent_kernel("lstm", tgt="sm_80", grid=True), "sm_80", B).sync_ns == 2 * 2000.0
 
 
 def test_the_figures_scale_with_the_batch():
@@ -57,7 +66,7 @@ def test_a_k_unrolled_loop_costs_the_same_per_step():
     k = persistent_kernel("lstm", unroll=2)
     loop, two = figures(persistent_kernel("lstm")), figures(k)
     assert k.steps == 2
-    assert two.flops == loop.flops and two.shared_bytes == loop.shared_bytes and two.grid_syncs == loop.grid_syncs
+    assert two.flops == loop.flops and two.shared_bytes == loop.shared_bytes and two.block_syncs == loop.block_syncs
 
 
 def test_lengths_add_the_selects():
@@ -67,7 +76,7 @@ def test_lengths_add_the_selects():
 
 def test_the_backward_has_an_estimate():
     f = figures(persistent_kernel("lstm", kind="grad"))
-    assert f.flops > 0 and f.global_bytes > 0 and f.grid_syncs >= 1
+    assert f.flops > 0 and f.global_bytes > 0 and f.block_syncs >= 1 and f.grid_syncs == 0
 
 
 def test_bad_dims_are_named():

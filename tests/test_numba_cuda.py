@@ -318,8 +318,49 @@ def test_the_persistent_kernel_runs_with_one_block(monkeypatch, mode):
     prog(**random_args(lstm, T, B))
     assert ran == [True, True]  # the k=2 loop and its remainder, each in one launch
     source = prog._variant("infer", False, None)[2].source
-    assert "grid = cuda.cg.this_grid()" in source and "grid.sync()" in source
+    assert "one block, a block barrier between phases" in source and "(1, BLOCK_THREADS, 0)" in source
+    assert "this_grid" not in source and "grid.sync()" not in source  # no cooperative launch needed
+    loop = source[source.index("def k3_loop") : source.index("def k4_")]
+    assert loop.count("cuda.syncthreads()") == 1 + 2 * 2  # after loading Wh; after each phase of 2 steps
     assert "w0 = cuda.shared.array((4, 16), float64)" in source  # Wh, kept on chip by the one block
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["all", "lengths"])
+@pytest.mark.parametrize("unroll", ["loop", 2])
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_the_one_block_form_runs_every_loop_of_the_examples(monkeypatch, name, unroll, lengths):
+    """persistent=True: every loop of the forward and the backward runs as one block (the examples'
+    weights fit one), and agrees with the numpy backend."""
+    ran = _count_persistent(monkeypatch)
+    check(name, unroll, lengths, persistent=True)
+    assert ran and all(ran)
+    prog = rc.compile(
+        CELLS[name], length="T", unroll=unroll, backend="numba-cuda", backend_options={"persistent": True}
+    )
+    for grad in (False, True):
+        source = prog.source(lengths=lengths, grad=grad)
+        assert "one block, a block barrier between phases" in source and "this_grid" not in source
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["all", "lengths"])
+@pytest.mark.parametrize("unroll", ["loop", 2])
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_the_cooperative_grid_form_agrees(monkeypatch, name, unroll, lengths):
+    """Where the weights do not fit one block, a cooperative grid with a grid sync after each phase
+    (here: the one-block form turned off; in the simulator the grid is one block)."""
+    from dataclasses import replace
+
+    from rnncomp.backends.numba_cuda import runner
+    from rnncomp.backends.numba_cuda.device import SIMULATED
+
+    monkeypatch.setattr(runner, "device_config", lambda: replace(SIMULATED, block_threads=0))
+    ran = _count_persistent(monkeypatch)
+    check(name, unroll, lengths, persistent=True)
+    assert ran and all(ran)
+    prog = rc.compile(CELLS[name], length="T", backend="numba-cuda", backend_options={"persistent": True})
+    source = prog.source()
+    assert "grid = cuda.cg.this_grid()" in source and "grid.sync()" in source
+    assert "(1, PERSISTENT_THREADS, 0)" in source and "a cooperative grid, a grid sync after each phase" in source
 
 
 def test_weights_past_static_shared_memory_go_to_dynamic_shared_memory(monkeypatch):
@@ -337,7 +378,7 @@ def test_weights_past_static_shared_memory_go_to_dynamic_shared_memory(monkeypat
     prog = rc.compile(lstm, length="T", backend="numba-cuda", dtype="float64", backend_options={"persistent": True})
     source = prog.source()
     assert "dyn = cuda.shared.array(0, float64)  # 512 bytes, set at launch" in source
-    assert "dyn[0 + kk * 16 + cl]" in source and "(1, PERSISTENT_THREADS, 512)" in source
+    assert "dyn[0 + kk * 16 + cl]" in source and "(1, BLOCK_THREADS, 512)" in source
     assert "cuda.shared.array((4, 16)" not in source
 
 
