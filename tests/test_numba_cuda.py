@@ -320,7 +320,8 @@ def test_the_persistent_kernel_runs_with_one_block(monkeypatch, mode):
     source = prog._variant("infer", False, None)[2].source
     assert "one block, a block barrier between phases" in source and "(1, BLOCK_THREADS, 0)" in source
     assert "this_grid" not in source and "grid.sync()" not in source  # no cooperative launch needed
-    loop = source[source.index("def k3_loop") : source.index("def k4_")]
+    start = source.index("_loop(")
+    loop = source[start : source.index("@cuda.jit", start)]
     assert loop.count("cuda.syncthreads()") == 1 + 2 * 2  # after loading Wh; after each phase of 2 steps
     assert "w0 = cuda.shared.array((4, 16), float64)" in source  # Wh, kept on chip by the one block
 
@@ -645,9 +646,17 @@ def test_variables_named_after_ir_nodes_never_take_a_printer_word(mode):
     ref = rc.compile(hostile, length="T", backend="numpy", dtype="float64")
     args = random_args(hostile, T, B, seed=5, inits=True)
     _close(cu(**args), ref(**args), "float64")
-    src = generate_source(cu._variant("infer", False, T)[0], "float64", mode=mode)
-    lines = [line.strip() for line in src.splitlines()]
-    for word in ("acc", "grid", "t0"):  # the nodes acc@0, grid@0, t0@0
-        assert any(line.startswith(f"{word}_ = ") and f"# {word}@0 = " in line for line in lines), word
-        assert not any(line.startswith(f"{word} = ") and f"# {word}@0 = " in line for line in lines), word
-    assert "grid_state[" in src and ("grid.sync()" in src) == mode
+    from dataclasses import replace
+
+    from rnncomp.backends.numba_cuda.device import NOMINAL_GPU
+
+    final = cu._variant("infer", False, T)[0]
+    src = generate_source(final, "float64", mode=mode)
+    grid_form = generate_source(final, "float64", replace(NOMINAL_GPU, block_threads=0), mode=mode)  # `grid` defined
+    for text in (src, grid_form):
+        lines = [line.strip() for line in text.splitlines()]
+        for word in ("acc", "grid", "t0"):  # the nodes acc@0, grid@0, t0@0
+            assert any(line.startswith(f"{word}_ = ") and f"# {word}@0 = " in line for line in lines), word
+            assert not any(line.startswith(f"{word} = ") and f"# {word}@0 = " in line for line in lines), word
+    assert "grid_state[" in src and ("one block, a block barrier" in src) == mode
+    assert ("grid = cuda.cg.this_grid()" in grid_form) == mode and ("grid.sync()" in grid_form) == mode
