@@ -1,20 +1,21 @@
-"""Persistent kernels: a whole loop, every step, in one cooperative launch (Persistent RNNs,
-Diamos et al. 2016).
+"""Persistent kernels: a whole loop, every step, in one launch (Persistent RNNs, Diamos et al. 2016).
 
-The kernel keeps the recurrent weights on chip: each weight a body multiplies by (a matmul whose
-right operand is a loop invariant) is split by columns over the blocks, and block b copies its
-columns into shared memory once, before the first step; the matmul then has each block compute
-exactly the columns it holds. Every other unit of the body (fused elementwise group, reduction,
-copy) is a grid-stride phase, the same code a kernel of its own would run, and the grid
-synchronises (`cuda.cg.this_grid().sync()`) after each phase, so a phase sees everything the
-previous ones wrote. A carried state is overwritten in place when its new value is computed by a
-fused group whose every read of the old value is at the thread's own index or in an earlier phase;
-otherwise the new value goes to the state's second buffer and is copied back after the body.
-
-It is chosen when the weights fit the shared memory of a block — static shared arrays up to 48 KB,
-beyond that one dynamic shared array, up to what the device grants on request (227 KB on an
-H100/H200) — and, at run time, when the grid (one block per multiprocessor; one block in the
-simulator) fits `max_cooperative_grid_blocks`.
+The kernel keeps the weights a body multiplies by (matmuls whose right operand is a loop
+invariant) on chip, in shared memory, copied there once before the first step. Every other unit of
+the body (fused elementwise group, reduction, copy) is a phase, the same code a kernel of its own
+would run, and the phases are ordered by a barrier after each, so a phase sees everything the
+previous ones wrote. The grid is sized by the work:
+- one block, when the weights fit one block's shared memory (static arrays up to 48 KB, beyond that
+  one dynamic array, up to what a block may request: 227 KB on an H100/H200, 163 KB on an A100):
+  the block holds every weight whole, its `BLOCK_THREADS` threads stride over each phase, and
+  `cuda.syncthreads()` is the barrier; no grid-wide sync, no cooperative launch;
+- otherwise a cooperative grid of one block per multiprocessor: each weight is split by columns
+  over the blocks, block b computes exactly the columns it holds, and the grid synchronises
+  (`cuda.cg.this_grid().sync()`) after each phase; chosen at run time when the grid fits
+  `max_cooperative_grid_blocks` (one block in the simulator).
+A carried state is overwritten in place when its new value is computed by a fused group whose every
+read of the old value is at the thread's own index or in an earlier phase; otherwise the new value
+goes to the state's second buffer and is copied back after the body.
 """
 
 from __future__ import annotations
