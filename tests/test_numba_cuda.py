@@ -574,6 +574,24 @@ def test_forced_persistent_kernel_whose_grid_does_not_fit_is_named():
     assert Runtime(None).persistent(Kernel(), (2, 8, 0), "%2") is False  # auto: run it step by step instead
 
 
+def test_forced_one_block_kernel_that_the_device_cannot_run_is_named():
+    class Compiled:
+        def max_cooperative_grid_blocks(self, threads):
+            return 0  # e.g. more registers a thread than 512 threads can have
+
+    class Kernel:
+        overloads = {None: Compiled()}
+
+    with pytest.raises(
+        CudaBackendError,
+        match=r"persistent kernel of loop %2 is one block of 512 threads with 0 bytes of dynamic shared memory, and "
+        r"the device cannot run such a block \(too few registers or too little shared memory per SM\); use "
+        r"persistent=None",
+    ):
+        Runtime(True).persistent(Kernel(), (1, 512, 0), "%2")
+    assert Runtime(None).persistent(Kernel(), (1, 512, 0), "%2") is False  # auto: run it step by step instead
+
+
 def test_a_persistent_kernel_that_fails_to_compile_falls_back_or_is_named():
     class Kernel:  # e.g. no libcudadevrt to link cuda.cg's grid sync against
         @property
