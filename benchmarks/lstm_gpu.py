@@ -10,10 +10,11 @@ arrays: the forward is `prog(**arrays)`, forward+backward `prog.value_and_grad("
 (outputs and gradients stay on the device). "rnncomp per-step" launches the loop body's kernels at
 every step (persistent=False); "rnncomp persistent" runs each loop in one launch with the recurrent
 weights in shared memory (persistent=True): one block where they fit one (config S), else a
-cooperative grid of a block per SM (reported as not applicable where they do not fit). `prog.resources()`
-prints the per-step estimate (syncs, FLOPs, bytes) that these times check. Before timing, every
-implementation's outputs and gradients are checked against PyTorch's (TF32 is off in PyTorch and JAX, so all compute in float32). Prints median times (ms) and ratios
-peer/rnncomp (> 1: rnncomp is faster); a missing peer is reported as missing.
+cooperative grid of a block per SM (reported as not applicable where they do not fit);
+`prog.resources()` prints the per-step estimate (syncs, FLOPs, bytes) these times check. Before
+timing, every implementation's outputs and gradients are checked against PyTorch's (TF32 is off in
+PyTorch and JAX, so all compute in float32). Prints median times (ms) and ratios peer/rnncomp
+(> 1: rnncomp is faster); a missing peer is reported as missing.
 """
 
 from __future__ import annotations
