@@ -236,7 +236,7 @@ def test_resources_print_every_kernel():
     text = str(report)
     assert text.startswith("program lstm (f32) on sm_80 (A100, 108 SMs")
     for k in report.kernels:
-        assert k.name in text and k.threads == 256
+        assert k.name in text and k.threads == (512 if k.one_block else 256)
     (loop,) = report.persistent()
     assert loop.blocks == 1 and loop.one_block and loop.resident(report.target)  # Wh (32x128) fits one block
     assert "persistent: one block x 512 threads (an ordinary launch), fits an SM; 0 grid-wide sync(s) per time " in text
@@ -302,8 +302,8 @@ def test_resources_of_another_backend_is_named():
 
 
 def test_a_persistent_grid_that_cannot_be_resident_names_the_limit(monkeypatch):
-    """A target whose SMs have a quarter of the registers: the grid of 256-thread blocks no longer fits."""
-    small = replace(targets.TARGETS["sm_90"], regs_per_sm=16384, regs_per_block=16384)
+    """A target whose SMs have a sixteenth of the registers: the grid of 256-thread blocks no longer fits."""
+    small = replace(targets.TARGETS["sm_90"], regs_per_sm=4096, regs_per_block=4096)
     monkeypatch.setitem(targets.TARGETS, "sm_90", small)
     cell = _sized("lstm", 512, 512)
     prog = rc.compile(cell, length="T", backend="numba-cuda", backend_options={"persistent": True})
@@ -311,7 +311,7 @@ def test_a_persistent_grid_that_cannot_be_resident_names_the_limit(monkeypatch):
         CudaBackendError,
         match=r"persistent=True, but kernel k\d+_loop \(node %\d+ = loop\(.*\) needs a cooperative grid of 132 blocks "
         r"resident at once, and sm_90 \(H100/H200, 132 SMs\) holds 0: 0 per SM, limited by registers: \d+ registers "
-        r"per thread x 256 threads \(an SM has 16384\)",
+        r"per thread x 256 threads \(an SM has 4096\)",
     ):
         prog.resources(target="sm_90")
     auto = rc.compile(cell, length="T", backend="numba-cuda").resources(target="sm_90")
