@@ -8,11 +8,13 @@ sum of outputs; gradients of the weights and the input). Every implementation wo
 already on the GPU and waits for the device before its clock stops. rnncomp runs on device
 arrays: the forward is `prog(**arrays)`, forward+backward `prog.value_and_grad("y", **arrays)`
 (outputs and gradients stay on the device). "rnncomp per-step" launches the loop body's kernels at
-every step (persistent=False); "rnncomp persistent" runs each loop in one cooperative launch with the
-recurrent weights in shared memory (persistent=True; reported as not applicable where they do not
-fit). Before timing, every implementation's outputs and gradients are checked against PyTorch's
-(TF32 is off in PyTorch and JAX, so all compute in float32). Prints median times (ms) and ratios
-peer/rnncomp (> 1: rnncomp is faster); a missing peer is reported as missing.
+every step (persistent=False); "rnncomp persistent" runs each loop in one launch with the recurrent
+weights in shared memory (persistent=True): one block where they fit one (config S), else a
+cooperative grid of a block per SM (reported as not applicable where they do not fit);
+`prog.resources()` prints the per-step estimate (syncs, FLOPs, bytes) these times check. Before
+timing, every implementation's outputs and gradients are checked against PyTorch's (TF32 is off in
+PyTorch and JAX, so all compute in float32). Prints median times (ms) and ratios peer/rnncomp
+(> 1: rnncomp is faster); a missing peer is reported as missing.
 """
 
 from __future__ import annotations

@@ -566,11 +566,19 @@ class CompiledProgram:
             raise ArgumentError(f"backend {self.backend!r} generates no source (it interprets the IR); use numba-cpu")
         return src
 
-    def resources(self, target: str = "sm_90", lengths: bool = False, T: int | None = None, grad: bool = False):
+    def resources(
+        self,
+        target: str = "sm_90",
+        lengths: bool = False,
+        T: int | None = None,
+        grad: bool = False,
+        dims: dict[str, int] | None = None,
+    ):
         """What each numba-cuda kernel of one variant uses on a GPU of `target` ("sm_80": A100,
         "sm_90": H100/H200), compiled for it here, without a GPU: registers, spills, shared memory,
         threads per block, resident blocks per SM, and for a persistent kernel whether its grid can be
-        resident and its grid-wide syncs per step. Printing it gives a table; needs the compiler wheels
+        resident, its grid-wide syncs per step and a per-step cost estimate (syncs at assumed latencies,
+        FLOPs, bytes moved) at `dims` (default B=4). Printing it gives a table; needs the compiler wheels
         (`pip install 'rnncomp[cuda-check]'`). With backend_options persistent=True, a persistent kernel
         whose grid cannot be resident is an error naming the limit it exceeds."""
         if self.backend != "numba-cuda":
@@ -579,9 +587,17 @@ class CompiledProgram:
             )
         from .backends.numba_cuda.resources import resources
 
+        if dims is not None and (
+            not isinstance(dims, dict)
+            or not all(isinstance(k, str) and type(v) is int and v >= 1 for k, v in dims.items())
+        ):
+            raise ArgumentError(
+                f"argument 'dims' of resources(): expected a dict of dim names to positive ints (e.g. {{'B': 4}}), "
+                f"got {dims!r}"
+            )
         kind = "grad" if grad else "infer"
         prog = self._variant(kind, lengths, T, window=grad and self.truncate is not None)[0]
-        return resources(prog, self.dtype, target, self.backend_options.get("persistent"))
+        return resources(prog, self.dtype, target, self.backend_options.get("persistent"), dims)
 
     def stages(
         self, lengths: bool = False, T: int | None = None, grad: bool = False, train: bool = False

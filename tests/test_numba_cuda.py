@@ -318,8 +318,50 @@ def test_the_persistent_kernel_runs_with_one_block(monkeypatch, mode):
     prog(**random_args(lstm, T, B))
     assert ran == [True, True]  # the k=2 loop and its remainder, each in one launch
     source = prog._variant("infer", False, None)[2].source
-    assert "grid = cuda.cg.this_grid()" in source and "grid.sync()" in source
+    assert "one block, a block barrier between phases" in source and "(1, BLOCK_THREADS, 0)" in source
+    assert "this_grid" not in source and "grid.sync()" not in source  # no cooperative launch needed
+    start = source.index("_loop(")
+    loop = source[start : source.index("@cuda.jit", start)]
+    assert loop.count("cuda.syncthreads()") == 1 + 2 * 2  # after loading Wh; after each phase of 2 steps
     assert "w0 = cuda.shared.array((4, 16), float64)" in source  # Wh, kept on chip by the one block
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["all", "lengths"])
+@pytest.mark.parametrize("unroll", ["loop", 2])
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_the_one_block_form_runs_every_loop_of_the_examples(monkeypatch, name, unroll, lengths):
+    """persistent=True: every loop of the forward and the backward runs as one block (the examples'
+    weights fit one), and agrees with the numpy backend."""
+    ran = _count_persistent(monkeypatch)
+    check(name, unroll, lengths, persistent=True)
+    assert ran and all(ran)
+    prog = rc.compile(
+        CELLS[name], length="T", unroll=unroll, backend="numba-cuda", backend_options={"persistent": True}
+    )
+    for grad in (False, True):
+        source = prog.source(lengths=lengths, grad=grad)
+        assert "one block, a block barrier between phases" in source and "this_grid" not in source
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["all", "lengths"])
+@pytest.mark.parametrize("unroll", ["loop", 2])
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_the_cooperative_grid_form_agrees(monkeypatch, name, unroll, lengths):
+    """Where the weights do not fit one block, a cooperative grid with a grid sync after each phase
+    (here: the one-block form turned off; in the simulator the grid is one block)."""
+    from dataclasses import replace
+
+    from rnncomp.backends.numba_cuda import runner
+    from rnncomp.backends.numba_cuda.device import SIMULATED
+
+    monkeypatch.setattr(runner, "device_config", lambda: replace(SIMULATED, block_threads=0))
+    ran = _count_persistent(monkeypatch)
+    check(name, unroll, lengths, persistent=True)
+    assert ran and all(ran)
+    prog = rc.compile(CELLS[name], length="T", backend="numba-cuda", backend_options={"persistent": True})
+    source = prog.source()
+    assert "grid = cuda.cg.this_grid()" in source and "grid.sync()" in source
+    assert "(1, PERSISTENT_THREADS, 0)" in source and "a cooperative grid, a grid sync after each phase" in source
 
 
 def test_weights_past_static_shared_memory_go_to_dynamic_shared_memory(monkeypatch):
@@ -337,7 +379,7 @@ def test_weights_past_static_shared_memory_go_to_dynamic_shared_memory(monkeypat
     prog = rc.compile(lstm, length="T", backend="numba-cuda", dtype="float64", backend_options={"persistent": True})
     source = prog.source()
     assert "dyn = cuda.shared.array(0, float64)  # 512 bytes, set at launch" in source
-    assert "dyn[0 + kk * 16 + cl]" in source and "(1, PERSISTENT_THREADS, 512)" in source
+    assert "dyn[0 + kk * 16 + cl]" in source and "(1, BLOCK_THREADS, 512)" in source
     assert "cuda.shared.array((4, 16)" not in source
 
 
@@ -532,6 +574,24 @@ def test_forced_persistent_kernel_whose_grid_does_not_fit_is_named():
     assert Runtime(None).persistent(Kernel(), (2, 8, 0), "%2") is False  # auto: run it step by step instead
 
 
+def test_forced_one_block_kernel_that_the_device_cannot_run_is_named():
+    class Compiled:
+        def max_cooperative_grid_blocks(self, threads):
+            return 0  # e.g. more registers a thread than 512 threads can have
+
+    class Kernel:
+        overloads = {None: Compiled()}
+
+    with pytest.raises(
+        CudaBackendError,
+        match=r"persistent kernel of loop %2 is one block of 512 threads with 0 bytes of dynamic shared memory, and "
+        r"the device cannot run such a block \(too few registers or too little shared memory per SM\); use "
+        r"persistent=None",
+    ):
+        Runtime(True).persistent(Kernel(), (1, 512, 0), "%2")
+    assert Runtime(None).persistent(Kernel(), (1, 512, 0), "%2") is False  # auto: run it step by step instead
+
+
 def test_a_persistent_kernel_that_fails_to_compile_falls_back_or_is_named():
     class Kernel:  # e.g. no libcudadevrt to link cuda.cg's grid sync against
         @property
@@ -604,9 +664,17 @@ def test_variables_named_after_ir_nodes_never_take_a_printer_word(mode):
     ref = rc.compile(hostile, length="T", backend="numpy", dtype="float64")
     args = random_args(hostile, T, B, seed=5, inits=True)
     _close(cu(**args), ref(**args), "float64")
-    src = generate_source(cu._variant("infer", False, T)[0], "float64", mode=mode)
-    lines = [line.strip() for line in src.splitlines()]
-    for word in ("acc", "grid", "t0"):  # the nodes acc@0, grid@0, t0@0
-        assert any(line.startswith(f"{word}_ = ") and f"# {word}@0 = " in line for line in lines), word
-        assert not any(line.startswith(f"{word} = ") and f"# {word}@0 = " in line for line in lines), word
-    assert "grid_state[" in src and ("grid.sync()" in src) == mode
+    from dataclasses import replace
+
+    from rnncomp.backends.numba_cuda.device import NOMINAL_GPU
+
+    final = cu._variant("infer", False, T)[0]
+    src = generate_source(final, "float64", mode=mode)
+    grid_form = generate_source(final, "float64", replace(NOMINAL_GPU, block_threads=0), mode=mode)  # `grid` defined
+    for text in (src, grid_form):
+        lines = [line.strip() for line in text.splitlines()]
+        for word in ("acc", "grid", "t0"):  # the nodes acc@0, grid@0, t0@0
+            assert any(line.startswith(f"{word}_ = ") and f"# {word}@0 = " in line for line in lines), word
+            assert not any(line.startswith(f"{word} = ") and f"# {word}@0 = " in line for line in lines), word
+    assert "grid_state[" in src and ("one block, a block barrier" in src) == mode
+    assert ("grid = cuda.cg.this_grid()" in grid_form) == mode and ("grid.sync()" in grid_form) == mode

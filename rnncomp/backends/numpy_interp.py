@@ -15,6 +15,7 @@ HANDLED = ("input", "loop")  # bound to arguments, or run by the interpreter its
 UNSUPPORTED: dict[str, str] = {  # ops of the table this backend does not run, and why
     "seq": "a cell's declaration (unrolling makes it a program input)",
     "param": "a cell's declaration (unrolling makes it a program input)",
+    "static": "a cell's declaration (unrolling makes it a program input)",
     "state": "a cell's declaration (unrolling makes it a program input)",
     "dropout_mask": "a cell's mask (unrolling makes it philox_mask of the step and the seed words)",
 }

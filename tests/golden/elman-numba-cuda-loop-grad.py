@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 c2 = np.float64(0.0)
@@ -48,13 +49,12 @@ def k1_copy(v1, in_U):
 
 @cuda.jit(cache=True)
 def k2_loop(v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
-    """%2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 16x16 of a 16x16 weight."""
+    w0 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w0[kk, cl] = v1[kk, col]
     cuda.syncthreads()
@@ -70,19 +70,19 @@ def k2_loop(v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
             v0[b0, i1, i0] = t3  # store %4
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@h@0' = matmul(%4, inv1) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i2 = row
                 acc = c0
                 for kk in range(16):
                     acc += v0[b0, i2, kk] * w0[kk, cl]
                 dstate_h_state[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -284,7 +284,7 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h
     # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [reverse: T iterations of 1 step(s) from step 0]
     k0_copy[grid_1d(d_B * 16)](d_B, dstate_h_state, in_dstate_h)
     k1_copy[grid_1d(16 * 16)](v1, in_U)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
+    if not rt.persistent(k2_loop, (1, BLOCK_THREADS, 0), '%2', v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
             k3_fused[grid_1d(d_B * 16)](d_B, in_grad_y, b1, dstate_h_state, in_trace_h, v0)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -68,30 +69,29 @@ def k1_copy(d_B, h_state, in_h):
 
 @cuda.jit(cache=True)
 def k2_loop(in_U, n0, d_B, h_state, v2, v0, in_b, v1):
-    """%2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 16x16 of a 16x16 weight."""
+    w0 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w0[kk, cl] = in_U[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it
         # phase: %0 = matmul(h@t-1, U) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i0 = row
                 acc = c0
                 for kk in range(16):
                     acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing h@0
         for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i1 = e0 % 16
@@ -102,7 +102,7 @@ def k2_loop(in_U, n0, d_B, h_state, v2, v0, in_b, v1):
             h = math.tanh(t1)  # h@0 = tanh(%2) : f32[B, 16]
             h_state[i2, i1] = h  # store h@0
             v1[b0, i2, i1] = h  # store h@0
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -169,7 +169,7 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, d_T, d_B, n0):
     k0_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, in_x, in_W, v0)
     # %2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T iterations of 1 step(s) from step 0]
     k1_copy[grid_1d(d_B * 16)](d_B, h_state, in_h)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_U, n0, d_B, h_state, v2, v0, in_b, v1):
+    if not rt.persistent(k2_loop, (1, BLOCK_THREADS, 0), '%2', in_U, n0, d_B, h_state, v2, v0, in_b, v1):
         for it0 in range(n0):
             b1 = it0
             k3_gemm[grid_gemm(d_B, 16)](d_B, h_state, in_U, v3)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 c2 = np.float64(0.0)
@@ -63,13 +64,12 @@ def k2_copy(v3, in_W_hh):
 
 @cuda.jit(cache=True)
 def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
-    """%3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch. Held on chip per block (static shared memory): 96x1 of a 96x32 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((96, 1), float32)
-    for e in range(cuda.threadIdx.x, 96, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight."""
+    w0 = cuda.shared.array((96, 32), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 32
+        cl = e - kk * 32
+        col = cuda.blockIdx.x * 32 + cl
         if col < 32:
             w0[kk, cl] = v3[kk, col]
     cuda.syncthreads()
@@ -104,19 +104,19 @@ def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3
             v1[b0, i1, 32 + i0] = t15  # store %17
             v2[b0, i1, 32 + i0] = t15  # store %17
             v1[b0, i1, 64 + i0] = t16  # store %18
-        grid.sync()
+        cuda.syncthreads()
         # phase: %20 = matmul(%19, inv1) : f32[B, 32]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
+            row = e // 32
+            cl = e - row * 32
+            col = cuda.blockIdx.x * 32 + cl
             if col < 32:
                 i2 = row
                 acc = c0
                 for kk in range(96):
                     acc += v1[b0, i2, kk] * w0[kk, cl]
                 v5[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i3 = e1 % 32
@@ -125,7 +125,7 @@ def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3
             t17 = v4[i4, i3] * in_res_0[b0, i4, i3]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
             dstate_h = t17 + v5[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
             dstate_h_state[i4, i3] = dstate_h  # store 'dstate@h@0'
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -368,7 +368,7 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
     k1_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
     k2_copy[grid_1d(96 * 32)](v3, in_W_hh)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
+    if not rt.persistent(k3_loop, (1, BLOCK_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
             k4_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1)

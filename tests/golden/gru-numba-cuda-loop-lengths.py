@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -77,30 +78,29 @@ def k1_copy(d_B, h_state, in_h):
 
 @cuda.jit(cache=True)
 def k2_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
-    """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x96 of a 32x96 weight."""
+    w0 = cuda.shared.array((32, 96), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w0[kk, cl] = in_W_hh[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it
         # phase: %3 = matmul(h@t-1, W_hh) : f32[B, 96]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 15 elementwise node(s) over [B, 32], storing h@0, %22
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -127,7 +127,7 @@ def k2_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, in_lengths, v1)
             t17 = t16 if b0 < in_lengths[i2] else c0  # %22 = select_active(t@0, lengths, %20, %21) : f32[B, 32]
             h_state[i2, i1] = h  # store h@0
             v1[b0, i2, i1] = t17  # store %22
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -212,7 +212,7 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_lengths, d_T,
     k0_gemm[grid_gemm(d_T * d_B, 96)](d_B, d_T, in_x, in_W_ih, v0)
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T iterations of 1 step(s) from step 0]
     k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
+    if not rt.persistent(k2_loop, (1, BLOCK_THREADS, 0), '%2', in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, in_lengths, v1):
         for it0 in range(n0):
             b1 = it0
             k3_gemm[grid_gemm(d_B, 96)](d_B, h_state, in_W_hh, v3)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -89,30 +90,29 @@ def k2_copy(d_T, d_B, v1):
 
 @cuda.jit(cache=True)
 def k3_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
-    """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x96 of a 32x96 weight."""
+    w0 = cuda.shared.array((32, 96), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w0[kk, cl] = in_W_hh[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it * 2
         # phase: %5 = matmul(h@t-1, W_hh) : f32[B, 96]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -136,19 +136,19 @@ def k3_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
             t15 = t3 * h_state[i2, i1]  # %21 = mul(%9, h@t-1) : f32[B, 32]
             h = t14 + t15  # h@0 = add(%20, %21) : f32[B, 32]
             v1[b0, i2, i1] = h  # store h@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %22 = matmul(h@0, W_hh) : f32[B, 96]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i3 = row
                 acc = c0
                 for kk in range(32):
                     acc += v1[b0, i3, kk] * w0[kk, cl]
                 v3[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@1
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i4 = e1 % 32
@@ -173,7 +173,7 @@ def k3_loop(in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
             h_1_ = t30 + t31  # h@1 = add(%37, %38) : f32[B, 32]
             h_state[i5, i4] = h_1_  # store h@1
             v1[(b0 + 1), i5, i4] = h_1_  # store h@1
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -293,30 +293,29 @@ def k7_fused(d_B, v0, b1, in_b_ih, v5, in_b_hh, v1, h_next):
 
 @cuda.jit(cache=True)
 def k8_loop(in_W_hh, n1, start0, d_B, h_state_1_, v7, v0, in_b_ih, in_b_hh, v6):
-    """%5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x96 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x96 of a 32x96 weight."""
+    w0 = cuda.shared.array((32, 96), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w0[kk, cl] = in_W_hh[kk, col]
     cuda.syncthreads()
     for it in range(n1):
         b2 = start0 + it
         # phase: %3 = matmul(h@t-1, W_hh) : f32[B, 96]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h_state_1_[i0, kk] * w0[kk, cl]
                 v7[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 13 elementwise node(s) over [B, 32], storing h@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -341,7 +340,7 @@ def k8_loop(in_W_hh, n1, start0, d_B, h_state_1_, v7, v0, in_b_ih, in_b_hh, v6):
             h = t14 + t15  # h@0 = add(%18, %19) : f32[B, 32]
             h_state_1_[i2, i1] = h  # store h@0
             v6[b2, i2, i1] = h  # store h@0
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -431,7 +430,7 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, d_T, d_B, n0, n1
     # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T//2 iterations of 2 step(s) from step 0]
     k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
     k2_copy[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
+    if not rt.persistent(k3_loop, (1, BLOCK_THREADS, 0), '%2', in_W_hh, n0, d_B, h_state, v2, v0, in_b_ih, in_b_hh, v1, v3):
         for it0 in range(n0):
             b1 = it0 * 2
             k4_gemm[grid_gemm(d_B, 96)](d_B, h_state, in_W_hh, v4)
@@ -442,7 +441,7 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, d_T, d_B, n0, n1
     # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     h_state_1_ = h_state  # taken over: nothing else reads it
     v6 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k8_loop, (132, PERSISTENT_THREADS, 0), '%5', in_W_hh, n1, start0, d_B, h_state_1_, v7, v0, in_b_ih, in_b_hh, v6):
+    if not rt.persistent(k8_loop, (1, BLOCK_THREADS, 0), '%5', in_W_hh, n1, start0, d_B, h_state_1_, v7, v0, in_b_ih, in_b_hh, v6):
         for it1 in range(n1):
             b3 = start0 + it1
             k9_gemm[grid_gemm(d_B, 96)](d_B, h_state_1_, in_W_hh, v8)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 c2 = np.float64(0.0)
@@ -73,13 +74,12 @@ def k3_copy(v2, in_Wh):
 
 @cuda.jit(cache=True)
 def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
-    """%3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): every step in one launch. Held on chip per block (static shared memory): 128x1 of a 128x32 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((128, 1), float32)
-    for e in range(cuda.threadIdx.x, 128, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 128x32 of a 128x32 weight."""
+    w0 = cuda.shared.array((128, 32), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 32
+        cl = e - kk * 32
+        col = cuda.blockIdx.x * 32 + cl
         if col < 32:
             w0[kk, cl] = v2[kk, col]
     cuda.syncthreads()
@@ -119,19 +119,19 @@ def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate
             v1[b0, i1, 64 + i0] = t18  # store %19
             v1[b0, i1, 96 + i0] = t22  # store %23
             dstate_c_state[i1, i0] = dstate_c  # store 'dstate@c@0'
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
+            row = e // 32
+            cl = e - row * 32
+            col = cuda.blockIdx.x * 32 + cl
             if col < 32:
                 i2 = row
                 acc = c0
                 for kk in range(128):
                     acc += v1[b0, i2, kk] * w0[kk, cl]
                 dstate_h_state[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -369,7 +369,7 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     k1_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
     k2_copy[grid_1d(d_B * 32)](d_B, dstate_c_state, in_dstate_c)
     k3_copy[grid_1d(128 * 32)](v2, in_Wh)
-    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
+    if not rt.persistent(k4_loop, (1, BLOCK_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
             k5_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1, dstate_c_next)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -86,30 +87,29 @@ def k2_copy(d_B, c_state, in_c):
 
 @cuda.jit(cache=True)
 def k3_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, in_lengths, v1):
-    """%2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x128 of a 32x128 weight."""
+    w0 = cuda.shared.array((32, 128), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 128
+        cl = e - kk * 128
+        col = cuda.blockIdx.x * 128 + cl
         if col < 128:
             w0[kk, cl] = in_Wh[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it
         # phase: %0 = matmul(h@t-1, Wh) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 14 elementwise node(s) over [B, 32], storing h@0, c@0, %17
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -138,7 +138,7 @@ def k3_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, in_lengths, v1):
             h_state[i2, i1] = h  # store h@0
             c_state[i2, i1] = c  # store c@0
             v1[b0, i2, i1] = t17  # store %17
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -228,7 +228,7 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_lengths, d_T, d_B, n0):
     # %2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T iterations of 1 step(s) from step 0]
     k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
     k2_copy[grid_1d(d_B * 32)](d_B, c_state, in_c)
-    if not rt.persistent(k3_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, in_lengths, v1):
+    if not rt.persistent(k3_loop, (1, BLOCK_THREADS, 0), '%2', in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, in_lengths, v1):
         for it0 in range(n0):
             b1 = it0
             k4_gemm[grid_gemm(d_B, 128)](d_B, h_state, in_Wh, v3)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -98,30 +99,29 @@ def k3_copy(d_T, d_B, v1):
 
 @cuda.jit(cache=True)
 def k4_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
-    """%2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x128 of a 32x128 weight."""
+    w0 = cuda.shared.array((32, 128), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 128
+        cl = e - kk * 128
+        col = cuda.blockIdx.x * 128 + cl
         if col < 128:
             w0[kk, cl] = in_Wh[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it * 2
         # phase: %0 = matmul(h@t-1, Wh) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -146,19 +146,19 @@ def k4_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
             h = t13 * t14  # h@0 = mul(%4, %13) : f32[B, 32]
             v3[i2, i1] = c  # store c@0
             v1[b0, i2, i1] = h  # store h@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %14 = matmul(h@0, Wh) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i3 = row
                 acc = c0
                 for kk in range(32):
                     acc += v1[b0, i3, kk] * w0[kk, cl]
                 v4[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c@1, h@1
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i4 = e1 % 32
@@ -184,7 +184,7 @@ def k4_loop(in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
             c_state[i5, i4] = c_1_  # store c@1
             h_state[i5, i4] = h_1_  # store h@1
             v1[(b0 + 1), i5, i4] = h_1_  # store h@1
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -306,30 +306,29 @@ def k8_fused(d_B, v0, b1, v7, in_b, v6, c_next, h_next, v1):
 
 @cuda.jit(cache=True)
 def k9_loop(in_Wh, n1, start0, d_B, h_state_1_, v9, v0, in_b, c_state_1_, v8):
-    """%6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x128 of a 32x128 weight."""
+    w0 = cuda.shared.array((32, 128), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 128
+        cl = e - kk * 128
+        col = cuda.blockIdx.x * 128 + cl
         if col < 128:
             w0[kk, cl] = in_Wh[kk, col]
     cuda.syncthreads()
     for it in range(n1):
         b2 = start0 + it
         # phase: %0 = matmul(h@t-1, Wh) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h_state_1_[i0, kk] * w0[kk, cl]
                 v9[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c@0, h@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -355,7 +354,7 @@ def k9_loop(in_Wh, n1, start0, d_B, h_state_1_, v9, v0, in_b, c_state_1_, v8):
             c_state_1_[i2, i1] = c  # store c@0
             h_state_1_[i2, i1] = h  # store h@0
             v8[b2, i2, i1] = h  # store h@0
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -452,7 +451,7 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0, n1, start0):
     k1_copy[grid_1d(d_B * 32)](d_B, h_state, in_h)
     k2_copy[grid_1d(d_B * 32)](d_B, c_state, in_c)
     k3_copy[grid_1d(d_T * d_B * 32)](d_T, d_B, v1)
-    if not rt.persistent(k4_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
+    if not rt.persistent(k4_loop, (1, BLOCK_THREADS, 0), '%2', in_Wh, n0, d_B, h_state, v2, v0, in_b, c_state, v3, v1, v4):
         for it0 in range(n0):
             b1 = it0 * 2
             k5_gemm[grid_gemm(d_B, 128)](d_B, h_state, in_Wh, v5)
@@ -464,7 +463,7 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, d_T, d_B, n0, n1, start0):
     h_state_1_ = h_state  # taken over: nothing else reads it
     c_state_1_ = c_state  # taken over: nothing else reads it
     v8 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%6', in_Wh, n1, start0, d_B, h_state_1_, v9, v0, in_b, c_state_1_, v8):
+    if not rt.persistent(k9_loop, (1, BLOCK_THREADS, 0), '%6', in_Wh, n1, start0, d_B, h_state_1_, v9, v0, in_b, c_state_1_, v8):
         for it1 in range(n1):
             b3 = start0 + it1
             k10_gemm[grid_gemm(d_B, 128)](d_B, h_state_1_, in_Wh, v10)

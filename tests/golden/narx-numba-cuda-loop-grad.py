@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 c2 = np.float64(0.0)
@@ -128,48 +129,47 @@ def k9_copy(v8, in_Wy2):
 
 @cuda.jit(cache=True)
 def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
-    """%8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x4 weight, 8x1 of a 8x8 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x4 of a 8x4 weight, 8x8 of a 8x8 weight."""
+    w0 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w0[kk, cl] = v3[kk, col]
-    w1 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w1[kk, cl] = v4[kk, col]
-    w2 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w2[kk, cl] = v5[kk, col]
-    w3 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w3 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w3[kk, cl] = v6[kk, col]
-    w4 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w4 = cuda.shared.array((8, 4), float32)
+    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
+        kk = e // 4
+        cl = e - kk * 4
+        col = cuda.blockIdx.x * 4 + cl
         if col < 4:
             w4[kk, cl] = v7[kk, col]
-    w5 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w5 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w5[kk, cl] = v8[kk, col]
     cuda.syncthreads()
@@ -185,19 +185,19 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
             v1[b0, i1, i0] = t3  # store %4
-        grid.sync()
+        cuda.syncthreads()
         # phase: %5 = matmul(%4, inv6) : f32[B, 8]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i2 = row
                 acc = c0
                 for kk in range(8):
                     acc += v1[b0, i2, kk] * w0[kk, cl]
                 v9[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 4 elementwise node(s) over [B, 8], storing %9
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i3 = e1 % 8
@@ -208,31 +208,31 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
             t6 = c1 - t5  # %8 = sub(%1, %7) : f32[B, 8]
             t7 = t4 * t6  # %9 = mul(%6, %8) : f32[B, 8]
             v2[b0, i4, i3] = t7  # store %9
-        grid.sync()
+        cuda.syncthreads()
         # phase: %10 = matmul(%9, inv7) : f32[B, 8]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i5 = row
                 acc = c0
                 for kk in range(8):
                     acc += v2[b0, i5, kk] * w1[kk, cl]
                 v10[i5, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %12 = matmul(%4, inv8) : f32[B, 8]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i6 = row
                 acc = c0
                 for kk in range(8):
                     acc += v1[b0, i6, kk] * w2[kk, cl]
                 v11[i6, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i7 = e2 % 8
@@ -241,57 +241,57 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
             t8 = dstate_y_d1_state[i8, i7] + v10[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
             dstate_y = t8 + v11[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
             dstate_y_state[i8, i7] = dstate_y  # store 'dstate@y@0'
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i9 = row
                 acc = c0
                 for kk in range(8):
                     acc += v2[b0, i9, kk] * w3[kk, cl]
                 dstate_s_state[i9, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: weights on chip in w4
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 4, cuda.blockDim.x):
+            row = e // 4
+            cl = e - row * 4
+            col = cuda.blockIdx.x * 4 + cl
             if col < 4:
                 i10 = row
                 acc = c0
                 for kk in range(8):
                     acc += v1[b0, i10, kk] * w4[kk, cl]
                 dstate_x_d0_next[i10, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: weights on chip in w5
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i11 = row
                 acc = c0
                 for kk in range(8):
                     acc += v1[b0, i11, kk] * w5[kk, cl]
                 dstate_y_d1_state[i11, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy 'dstate@x@d0@t-1' = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
             v0[b0, i13, i12] = dstate_x_d0_state[i13, i12]
-        grid.sync()
+        cuda.syncthreads()
         # phase: the new 'dstate@x@d0@0' becomes the current one
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i14 = e4 % 4
             r4 = e4 // 4
             i15 = r4
             dstate_x_d0_state[i15, i14] = dstate_x_d0_next[i15, i14]
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -961,7 +961,7 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     k7_copy[grid_1d(8 * 8)](v6, in_Us)
     k8_copy[grid_1d(8 * 4)](v7, in_Wx1)
     k9_copy[grid_1d(8 * 8)](v8, in_Wy2)
-    if not rt.persistent(k10_loop, (132, PERSISTENT_THREADS, 0), '%8', v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
+    if not rt.persistent(k10_loop, (1, BLOCK_THREADS, 0), '%8', v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
             k11_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, dstate_y_state, in_trace_y, v1)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -142,113 +143,112 @@ def k6_copy(d_T, d_B, v3):
 
 @cuda.jit(cache=True)
 def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y_state, v5, y_state_1_, v6, v7, s_state, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, x_next, in_x):
-    """%4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((4, 1), float32)
-    for e in range(cuda.threadIdx.x, 4, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 4x8 of a 4x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight."""
+    w0 = cuda.shared.array((4, 8), float32)
+    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w0[kk, cl] = in_Wx1[kk, col]
-    w1 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w1[kk, cl] = in_Wy1[kk, col]
-    w2 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w2[kk, cl] = in_Wy2[kk, col]
-    w3 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w3 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w3[kk, cl] = in_Ws[kk, col]
-    w4 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w4 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w4[kk, cl] = in_Us[kk, col]
-    w5 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w5 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w5[kk, cl] = in_Vs[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it * 2
         # phase: %1 = matmul(x@t-1, Wx1) : f32[B, 8]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i0 = row
                 acc = c0
                 for kk in range(4):
                     acc += x_state[i0, kk] * w0[kk, cl]
                 v4[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %3 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i1 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state[i1, kk] * w1[kk, cl]
                 v5[i1, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %5 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i2 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state_1_[i2, kk] * w2[kk, cl]
                 v6[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %7 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i3 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state[i3, kk] * w3[kk, cl]
                 v7[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %8 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i4 = row
                 acc = c0
                 for kk in range(8):
                     acc += s_state[i4, kk] * w4[kk, cl]
                 v8[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %6, s@0
         for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i5 = e0 % 8
@@ -261,19 +261,19 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y
             s = math.tanh(t3)  # s@0 = tanh(%9) : f32[B, 8]
             v9[i6, i5] = t2  # store %6
             v10[i6, i5] = s  # store s@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %10 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i7 = row
                 acc = c0
                 for kk in range(8):
                     acc += v10[i7, kk] * w5[kk, cl]
                 v11[i7, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i8 = e1 % 8
@@ -284,55 +284,55 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y
             y = math.tanh(t5)  # y@0 = tanh(%12) : f32[B, 8]
             y_state_1_[i9, i8] = y  # store y@0
             v3[b0, i9, i8] = y  # store y@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %13 = matmul(y@0, Wy1) : f32[B, 8]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i10 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state_1_[i10, kk] * w1[kk, cl]
                 v12[i10, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %15 = matmul(y@t-1, Wy2) : f32[B, 8]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i11 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state[i11, kk] * w2[kk, cl]
                 v13[i11, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %17 = matmul(y@0, Ws) : f32[B, 8]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i12 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state_1_[i12, kk] * w3[kk, cl]
                 v14[i12, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %18 = matmul(s@0, Us) : f32[B, 8]: weights on chip in w4
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i13 = row
                 acc = c0
                 for kk in range(8):
                     acc += v10[i13, kk] * w4[kk, cl]
                 v15[i13, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %16, s@1
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i14 = e2 % 8
@@ -345,19 +345,19 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y
             s_1_ = math.tanh(t9)  # s@1 = tanh(%19) : f32[B, 8]
             v16[i15, i14] = t8  # store %16
             s_state[i15, i14] = s_1_  # store s@1
-        grid.sync()
+        cuda.syncthreads()
         # phase: %20 = matmul(s@1, Vs) : f32[B, 8]: weights on chip in w5
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i16 = row
                 acc = c0
                 for kk in range(8):
                     acc += s_state[i16, kk] * w5[kk, cl]
                 v17[i16, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@1
         for e3 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i17 = e3 % 8
@@ -368,21 +368,21 @@ def k7_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y
             y_1_ = math.tanh(t11)  # y@1 = tanh(%22) : f32[B, 8]
             y_state[i18, i17] = y_1_  # store y@1
             v3[(b0 + 1), i18, i17] = y_1_  # store y@1
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy x@1 = input() : f32[B, 4]
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i19 = e4 % 4
             r4 = e4 // 4
             i20 = r4
             x_next[i20, i19] = in_x[(b0 + 1), i20, i19]
-        grid.sync()
+        cuda.syncthreads()
         # phase: the new x@1 becomes the current one
         for e5 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i21 = e5 % 4
             r5 = e5 // 4
             i22 = r5
             x_state[i22, i21] = x_next[i22, i21]
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -787,113 +787,112 @@ def k23_copy(d_B, x_next, in_x, b1):
 
 @cuda.jit(cache=True)
 def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_state_1_, v33, y_state_2_, v34, y_state_3_, v35, v36, s_state_1_, v37, v1, v38, v39, in_b, y_next_2_, v32, y_next_3_, x_next_1_, in_x):
-    """%10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 4x1 of a 4x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight, 8x1 of a 8x8 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((4, 1), float32)
-    for e in range(cuda.threadIdx.x, 4, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 4x8 of a 4x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight."""
+    w0 = cuda.shared.array((4, 8), float32)
+    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w0[kk, cl] = in_Wx1[kk, col]
-    w1 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w1[kk, cl] = in_Wy1[kk, col]
-    w2 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w2[kk, cl] = in_Wy2[kk, col]
-    w3 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w3 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w3[kk, cl] = in_Ws[kk, col]
-    w4 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w4 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w4[kk, cl] = in_Us[kk, col]
-    w5 = cuda.shared.array((8, 1), float32)
-    for e in range(cuda.threadIdx.x, 8, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w5 = cuda.shared.array((8, 8), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 8
+        cl = e - kk * 8
+        col = cuda.blockIdx.x * 8 + cl
         if col < 8:
             w5[kk, cl] = in_Vs[kk, col]
     cuda.syncthreads()
     for it in range(n1):
         b2 = start0 + it
         # phase: %0 = matmul(x@t-1, Wx1) : f32[B, 8]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i0 = row
                 acc = c0
                 for kk in range(4):
                     acc += x_state_1_[i0, kk] * w0[kk, cl]
                 v33[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %2 = matmul(y@t-1, Wy1) : f32[B, 8]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i1 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state_2_[i1, kk] * w1[kk, cl]
                 v34[i1, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %4 = matmul(y@t-2, Wy2) : f32[B, 8]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i2 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state_3_[i2, kk] * w2[kk, cl]
                 v35[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %6 = matmul(y@t-1, Ws) : f32[B, 8]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i3 = row
                 acc = c0
                 for kk in range(8):
                     acc += y_state_2_[i3, kk] * w3[kk, cl]
                 v36[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %7 = matmul(s@t-1, Us) : f32[B, 8]: weights on chip in w4
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i4 = row
                 acc = c0
                 for kk in range(8):
                     acc += s_state_1_[i4, kk] * w4[kk, cl]
                 v37[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 5 elementwise node(s) over [B, 8], storing %5, s@0
         for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i5 = e0 % 8
@@ -906,19 +905,19 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_sta
             s = math.tanh(t3)  # s@0 = tanh(%8) : f32[B, 8]
             v38[i6, i5] = t2  # store %5
             s_state_1_[i6, i5] = s  # store s@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %9 = matmul(s@0, Vs) : f32[B, 8]: weights on chip in w5
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
+            row = e // 8
+            cl = e - row * 8
+            col = cuda.blockIdx.x * 8 + cl
             if col < 8:
                 i7 = row
                 acc = c0
                 for kk in range(8):
                     acc += s_state_1_[i7, kk] * w5[kk, cl]
                 v39[i7, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 3 elementwise node(s) over [B, 8], storing y@0
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i8 = e1 % 8
@@ -929,42 +928,42 @@ def k24_loop(in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_sta
             y = math.tanh(t5)  # y@0 = tanh(%11) : f32[B, 8]
             y_next_2_[i9, i8] = y  # store y@0
             v32[b2, i9, i8] = y  # store y@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy y@t-1 = input() : f32[B, 8]
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i10 = e2 % 8
             r2 = e2 // 8
             i11 = r2
             y_next_3_[i11, i10] = y_state_2_[i11, i10]
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy x@0 = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
             x_next_1_[i13, i12] = in_x[b2, i13, i12]
-        grid.sync()
+        cuda.syncthreads()
         # phase: the new y@0 becomes the current one
         for e4 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i14 = e4 % 8
             r4 = e4 // 8
             i15 = r4
             y_state_2_[i15, i14] = y_next_2_[i15, i14]
-        grid.sync()
+        cuda.syncthreads()
         # phase: the new y@t-1 becomes the current one
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i16 = e5 % 8
             r5 = e5 // 8
             i17 = r5
             y_state_3_[i17, i16] = y_next_3_[i17, i16]
-        grid.sync()
+        cuda.syncthreads()
         # phase: the new x@0 becomes the current one
         for e6 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i18 = e6 % 4
             r6 = e6 // 4
             i19 = r6
             x_state_1_[i19, i18] = x_next_1_[i19, i18]
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -1282,7 +1281,7 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     k5_copy[grid_1d(d_B * 8)](d_B, s_state, in_s)
     x_state = v0  # taken over: nothing else reads it
     k6_copy[grid_1d(d_T * d_B * 8)](d_T, d_B, v3)
-    if not rt.persistent(k7_loop, (132, PERSISTENT_THREADS, 0), '%4', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y_state, v5, y_state_1_, v6, v7, s_state, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, x_next, in_x):
+    if not rt.persistent(k7_loop, (1, BLOCK_THREADS, 0), '%4', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n0, d_B, x_state, v4, y_state, v5, y_state_1_, v6, v7, s_state, v8, v1, v9, v10, v11, in_b, v3, v12, v13, v14, v15, v2, v16, v17, x_next, in_x):
         for it0 in range(n0):
             b1 = it0 * 2
             k8_gemm[grid_gemm(d_B, 8)](d_B, x_state, in_Wx1, v18)
@@ -1308,7 +1307,7 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     s_state_1_ = s_state  # taken over: nothing else reads it
     x_state_1_ = x_state  # taken over: nothing else reads it
     v32 = v3  # taken over: nothing else reads it
-    if not rt.persistent(k24_loop, (132, PERSISTENT_THREADS, 0), '%10', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_state_1_, v33, y_state_2_, v34, y_state_3_, v35, v36, s_state_1_, v37, v1, v38, v39, in_b, y_next_2_, v32, y_next_3_, x_next_1_, in_x):
+    if not rt.persistent(k24_loop, (1, BLOCK_THREADS, 0), '%10', in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, n1, start0, d_B, x_state_1_, v33, y_state_2_, v34, y_state_3_, v35, v36, s_state_1_, v37, v1, v38, v39, in_b, y_next_2_, v32, y_next_3_, x_next_1_, in_x):
         for it1 in range(n1):
             b3 = start0 + it1
             k25_gemm[grid_gemm(d_B, 8)](d_B, x_state_1_, in_Wx1, v40)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 c2 = np.float64(0.0)
@@ -128,27 +129,26 @@ def k8_copy(v6, in_Wh2):
 
 @cuda.jit(cache=True)
 def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
-    """%7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): every step in one launch. Held on chip per block (static shared memory): 96x1 of a 96x32 weight, 128x1 of a 128x32 weight, 96x1 of a 96x24 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((96, 1), float32)
-    for e in range(cuda.threadIdx.x, 96, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight, 128x32 of a 128x32 weight, 96x24 of a 96x24 weight."""
+    w0 = cuda.shared.array((96, 32), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 32
+        cl = e - kk * 32
+        col = cuda.blockIdx.x * 32 + cl
         if col < 32:
             w0[kk, cl] = v4[kk, col]
-    w1 = cuda.shared.array((128, 1), float32)
-    for e in range(cuda.threadIdx.x, 128, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((128, 32), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 32
+        cl = e - kk * 32
+        col = cuda.blockIdx.x * 32 + cl
         if col < 32:
             w1[kk, cl] = v5[kk, col]
-    w2 = cuda.shared.array((96, 1), float32)
-    for e in range(cuda.threadIdx.x, 96, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((96, 24), float32)
+    for e in range(cuda.threadIdx.x, 2304, cuda.blockDim.x):
+        kk = e // 24
+        cl = e - kk * 24
+        col = cuda.blockIdx.x * 24 + cl
         if col < 24:
             w2[kk, cl] = v6[kk, col]
     cuda.syncthreads()
@@ -188,19 +188,19 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
             v2[b0, i1, 48 + i0] = t18  # store %19
             v2[b0, i1, 72 + i0] = t22  # store %23
             dstate_c2_state[i1, i0] = dstate_c2_  # store 'dstate@c2@0'
-        grid.sync()
+        cuda.syncthreads()
         # phase: %25 = matmul(%24, inv3) : f32[B, 32]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
+            row = e // 32
+            cl = e - row * 32
+            col = cuda.blockIdx.x * 32 + cl
             if col < 32:
                 i2 = row
                 acc = c0
                 for kk in range(96):
                     acc += v2[b0, i2, kk] * w0[kk, cl]
                 v7[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 24 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0'
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i3 = e1 % 32
@@ -235,31 +235,31 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
             v3[b0, i4, 64 + i3] = t41  # store %44
             v3[b0, i4, 96 + i3] = t45  # store %48
             dstate_c1_state[i4, i3] = dstate_c1_  # store 'dstate@c1@0'
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
+            row = e // 32
+            cl = e - row * 32
+            col = cuda.blockIdx.x * 32 + cl
             if col < 32:
                 i5 = row
                 acc = c0
                 for kk in range(128):
                     acc += v3[b0, i5, kk] * w1[kk, cl]
                 dstate_h1_state[i5, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: 'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 24, cuda.blockDim.x):
+            row = e // 24
+            cl = e - row * 24
+            col = cuda.blockIdx.x * 24 + cl
             if col < 24:
                 i6 = row
                 acc = c0
                 for kk in range(96):
                     acc += v2[b0, i6, kk] * w2[kk, cl]
                 dstate_h2_state[i6, col] = acc
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -724,7 +724,7 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     k6_copy[grid_1d(96 * 32)](v4, in_Wx2)
     k7_copy[grid_1d(128 * 32)](v5, in_Wh1)
     k8_copy[grid_1d(96 * 24)](v6, in_Wh2)
-    if not rt.persistent(k9_loop, (132, PERSISTENT_THREADS, 0), '%7', v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
+    if not rt.persistent(k9_loop, (1, BLOCK_THREADS, 0), '%7', v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
             k10_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, dstate_c2_next)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -106,44 +107,43 @@ def k4_copy(d_B, c2_state, in_c2):
 
 @cuda.jit(cache=True)
 def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, h2_state, v4, in_b2, c2_state, v1):
-    """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x128 of a 32x128 weight, 32x96 of a 32x96 weight, 24x96 of a 24x96 weight."""
+    w0 = cuda.shared.array((32, 128), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 128
+        cl = e - kk * 128
+        col = cuda.blockIdx.x * 128 + cl
         if col < 128:
             w0[kk, cl] = in_Wh1[kk, col]
-    w1 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((32, 96), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w1[kk, cl] = in_Wx2[kk, col]
-    w2 = cuda.shared.array((24, 1), float32)
-    for e in range(cuda.threadIdx.x, 24, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((24, 96), float32)
+    for e in range(cuda.threadIdx.x, 2304, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w2[kk, cl] = in_Wh2[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it
         # phase: %0 = matmul(h1@t-1, Wh1) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h1_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -168,31 +168,31 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, 
             h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
             c1_state[i2, i1] = c1_  # store c1@0
             h1_state[i2, i1] = h1_  # store h1@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %14 = matmul(h1@0, Wx2) : f32[B, 96]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i3 = row
                 acc = c0
                 for kk in range(32):
                     acc += h1_state[i3, kk] * w1[kk, cl]
                 v3[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %15 = matmul(h2@t-1, Wh2) : f32[B, 96]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i4 = row
                 acc = c0
                 for kk in range(24):
                     acc += h2_state[i4, kk] * w2[kk, cl]
                 v4[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0
         for e1 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
             i5 = e1 % 24
@@ -218,7 +218,7 @@ def k5_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, 
             c2_state[i6, i5] = c2_  # store c2@0
             h2_state[i6, i5] = h2_  # store h2@0
             v1[b0, i6, i5] = h2_  # store h2@0
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -407,7 +407,7 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     k2_copy[grid_1d(d_B * 32)](d_B, c1_state, in_c1)
     k3_copy[grid_1d(d_B * 24)](d_B, h2_state, in_h2)
     k4_copy[grid_1d(d_B * 24)](d_B, c2_state, in_c2)
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, h2_state, v4, in_b2, c2_state, v1):
+    if not rt.persistent(k5_loop, (1, BLOCK_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, h2_state, v4, in_b2, c2_state, v1):
         for it0 in range(n0):
             b1 = it0
             k6_gemm[grid_gemm(d_B, 128)](d_B, h1_state, in_Wh1, v5)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -118,44 +119,43 @@ def k5_copy(d_T, d_B, v1):
 
 @cuda.jit(cache=True)
 def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, v4, v5, v6, v7, h2_state, v8, in_b2, c2_state, v9, v1, v10):
-    """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x128 of a 32x128 weight, 32x96 of a 32x96 weight, 24x96 of a 24x96 weight."""
+    w0 = cuda.shared.array((32, 128), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 128
+        cl = e - kk * 128
+        col = cuda.blockIdx.x * 128 + cl
         if col < 128:
             w0[kk, cl] = in_Wh1[kk, col]
-    w1 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((32, 96), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w1[kk, cl] = in_Wx2[kk, col]
-    w2 = cuda.shared.array((24, 1), float32)
-    for e in range(cuda.threadIdx.x, 24, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((24, 96), float32)
+    for e in range(cuda.threadIdx.x, 2304, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w2[kk, cl] = in_Wh2[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = it * 2
         # phase: %0 = matmul(h1@t-1, Wh1) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h1_state[i0, kk] * w0[kk, cl]
                 v2[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -180,19 +180,19 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, 
             h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
             v3[i2, i1] = c1_  # store c1@0
             v4[i2, i1] = h1_  # store h1@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %14 = matmul(h1@0, Wh1) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i3 = row
                 acc = c0
                 for kk in range(32):
                     acc += v4[i3, kk] * w0[kk, cl]
                 v5[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@1, h1@1
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i4 = e1 % 32
@@ -217,43 +217,43 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, 
             h1__1_ = t28 * t29  # h1@1 = mul(%18, %27) : f32[B, 32]
             c1_state[i5, i4] = c1__1_  # store c1@1
             h1_state[i5, i4] = h1__1_  # store h1@1
-        grid.sync()
+        cuda.syncthreads()
         # phase: %28 = matmul(h1@1, Wx2) : f32[B, 96]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i6 = row
                 acc = c0
                 for kk in range(32):
                     acc += h1_state[i6, kk] * w1[kk, cl]
                 v6[i6, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %29 = matmul(h1@0, Wx2) : f32[B, 96]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i7 = row
                 acc = c0
                 for kk in range(32):
                     acc += v4[i7, kk] * w1[kk, cl]
                 v7[i7, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %30 = matmul(h2@t-1, Wh2) : f32[B, 96]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i8 = row
                 acc = c0
                 for kk in range(24):
                     acc += h2_state[i8, kk] * w2[kk, cl]
                 v8[i8, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0
         for e2 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
             i9 = e2 % 24
@@ -278,19 +278,19 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, 
             h2_ = t43 * t44  # h2@0 = mul(%34, %43) : f32[B, 24]
             v9[i10, i9] = c2_  # store c2@0
             v1[b0, i10, i9] = h2_  # store h2@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %44 = matmul(h2@0, Wh2) : f32[B, 96]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i11 = row
                 acc = c0
                 for kk in range(24):
                     acc += v1[b0, i11, kk] * w2[kk, cl]
                 v10[i11, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@1, h2@1
         for e3 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
             i12 = e3 % 24
@@ -316,7 +316,7 @@ def k6_loop(in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, 
             c2_state[i13, i12] = c2__1_  # store c2@1
             h2_state[i13, i12] = h2__1_  # store h2@1
             v1[(b0 + 1), i13, i12] = h2__1_  # store h2@1
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -614,44 +614,43 @@ def k16_fused(d_B, v15, v19, in_b2, v18, c2_next, h2_next, v1, b1):
 
 @cuda.jit(cache=True)
 def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b1, c1_state_1_, v22, h2_state_1_, v23, in_b2, c2_state_1_, v20):
-    """%8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch. Held on chip per block (static shared memory): 32x1 of a 32x128 weight, 32x1 of a 32x96 weight, 24x1 of a 24x96 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 32x128 of a 32x128 weight, 32x96 of a 32x96 weight, 24x96 of a 24x96 weight."""
+    w0 = cuda.shared.array((32, 128), float32)
+    for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
+        kk = e // 128
+        cl = e - kk * 128
+        col = cuda.blockIdx.x * 128 + cl
         if col < 128:
             w0[kk, cl] = in_Wh1[kk, col]
-    w1 = cuda.shared.array((32, 1), float32)
-    for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((32, 96), float32)
+    for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w1[kk, cl] = in_Wx2[kk, col]
-    w2 = cuda.shared.array((24, 1), float32)
-    for e in range(cuda.threadIdx.x, 24, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((24, 96), float32)
+    for e in range(cuda.threadIdx.x, 2304, cuda.blockDim.x):
+        kk = e // 96
+        cl = e - kk * 96
+        col = cuda.blockIdx.x * 96 + cl
         if col < 96:
             w2[kk, cl] = in_Wh2[kk, col]
     cuda.syncthreads()
     for it in range(n1):
         b2 = start0 + it
         # phase: %0 = matmul(h1@t-1, Wh1) : f32[B, 128]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 128, cuda.blockDim.x):
+            row = e // 128
+            cl = e - row * 128
+            col = cuda.blockIdx.x * 128 + cl
             if col < 128:
                 i0 = row
                 acc = c0
                 for kk in range(32):
                     acc += h1_state_1_[i0, kk] * w0[kk, cl]
                 v21[i0, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 32], storing c1@0, h1@0
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i1 = e0 % 32
@@ -676,31 +675,31 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b
             h1_ = t13 * t14  # h1@0 = mul(%4, %13) : f32[B, 32]
             c1_state_1_[i2, i1] = c1_  # store c1@0
             h1_state_1_[i2, i1] = h1_  # store h1@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %14 = matmul(h1@0, Wx2) : f32[B, 96]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i3 = row
                 acc = c0
                 for kk in range(32):
                     acc += h1_state_1_[i3, kk] * w1[kk, cl]
                 v22[i3, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %15 = matmul(h2@t-1, Wh2) : f32[B, 96]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 96, cuda.blockDim.x):
+            row = e // 96
+            cl = e - row * 96
+            col = cuda.blockIdx.x * 96 + cl
             if col < 96:
                 i4 = row
                 acc = c0
                 for kk in range(24):
                     acc += h2_state_1_[i4, kk] * w2[kk, cl]
                 v23[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 11 elementwise node(s) over [B, 24], storing c2@0, h2@0
         for e1 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
             i5 = e1 % 24
@@ -726,7 +725,7 @@ def k17_loop(in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b
             c2_state_1_[i6, i5] = c2_  # store c2@0
             h2_state_1_[i6, i5] = h2_  # store h2@0
             v20[b2, i6, i5] = h2_  # store h2@0
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -940,7 +939,7 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     k3_copy[grid_1d(d_B * 24)](d_B, h2_state, in_h2)
     k4_copy[grid_1d(d_B * 24)](d_B, c2_state, in_c2)
     k5_copy[grid_1d(d_T * d_B * 24)](d_T, d_B, v1)
-    if not rt.persistent(k6_loop, (132, PERSISTENT_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, v4, v5, v6, v7, h2_state, v8, in_b2, c2_state, v9, v1, v10):
+    if not rt.persistent(k6_loop, (1, BLOCK_THREADS, 0), '%2', in_Wh1, in_Wx2, in_Wh2, n0, d_B, h1_state, v2, v0, in_b1, c1_state, v3, v4, v5, v6, v7, h2_state, v8, in_b2, c2_state, v9, v1, v10):
         for it0 in range(n0):
             b1 = it0 * 2
             k7_gemm[grid_gemm(d_B, 128)](d_B, h1_state, in_Wh1, v11)
@@ -960,7 +959,7 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     h2_state_1_ = h2_state  # taken over: nothing else reads it
     c2_state_1_ = c2_state  # taken over: nothing else reads it
     v20 = v1  # taken over: nothing else reads it
-    if not rt.persistent(k17_loop, (132, PERSISTENT_THREADS, 0), '%8', in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b1, c1_state_1_, v22, h2_state_1_, v23, in_b2, c2_state_1_, v20):
+    if not rt.persistent(k17_loop, (1, BLOCK_THREADS, 0), '%8', in_Wh1, in_Wx2, in_Wh2, n1, start0, d_B, h1_state_1_, v21, v0, in_b1, c1_state_1_, v22, h2_state_1_, v23, in_b2, c2_state_1_, v20):
         for it1 in range(n1):
             b3 = start0 + it1
             k18_gemm[grid_gemm(d_B, 128)](d_B, h1_state_1_, in_Wh1, v24)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
@@ -99,27 +100,26 @@ def k4_copy(v8, in_M_A):
 
 @cuda.jit(cache=True)
 def k5_loop(v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, dstate_C_next):
-    """%8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): every step in one launch. Held on chip per block (static shared memory): 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x24 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 16x16 of a 16x16 weight, 16x16 of a 16x16 weight, 16x24 of a 16x24 weight."""
+    w0 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w0[kk, cl] = v6[kk, col]
-    w1 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w1[kk, cl] = v7[kk, col]
-    w2 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((16, 24), float32)
+    for e in range(cuda.threadIdx.x, 384, cuda.blockDim.x):
+        kk = e // 24
+        cl = e - kk * 24
+        col = cuda.blockIdx.x * 24 + cl
         if col < 24:
             w2[kk, cl] = v8[kk, col]
     cuda.syncthreads()
@@ -135,19 +135,19 @@ def k5_loop(v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
             v2[b0, i1, i0] = t3  # store %4
-        grid.sync()
+        cuda.syncthreads()
         # phase: %5 = matmul(%4, inv4) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i2 = row
                 acc = c0
                 for kk in range(16):
                     acc += v2[b0, i2, kk] * w0[kk, cl]
                 v9[i2, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing %8
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i3 = e1 % 16
@@ -157,19 +157,19 @@ def k5_loop(v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_
             t5 = c1 - t4  # %7 = sub(%1, %6) : f32[B, 16]
             t6 = v9[i4, i3] * t5  # %8 = mul(%5, %7) : f32[B, 16]
             v3[b0, i4, i3] = t6  # store %8
-        grid.sync()
+        cuda.syncthreads()
         # phase: %9 = matmul(%8, inv5) : f32[B, 16]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i5 = row
                 acc = c0
                 for kk in range(16):
                     acc += v3[b0, i5, kk] * w1[kk, cl]
                 v10[i5, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 3 elementwise node(s) over [B, 16], storing %12
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i6 = e2 % 16
@@ -179,47 +179,47 @@ def k5_loop(v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_
             t8 = c1 - t7  # %11 = sub(%1, %10) : f32[B, 16]
             t9 = v10[i7, i6] * t8  # %12 = mul(%9, %11) : f32[B, 16]
             v4[b0, i7, i6] = t9  # store %12
-        grid.sync()
+        cuda.syncthreads()
         # phase: %13 = matmul(%12, inv6) : f32[B, 24]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 24, cuda.blockDim.x):
+            row = e // 24
+            cl = e - row * 24
+            col = cuda.blockIdx.x * 24 + cl
             if col < 24:
                 i8 = row
                 acc = c0
                 for kk in range(16):
                     acc += v4[b0, i8, kk] * w2[kk, cl]
                 v11[i8, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy 'grad@y@0' = input() : f32[B, 4]
         for e3 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
             i9 = e3 % 4
             r3 = e3 // 4
             i10 = r3
             v1[b0, i10, i9] = in_grad_y[b0, i10, i9]
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy %14 = slice(%13){axis=-1, start=0, stop=8} : f32[B, 8]
         for e4 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i11 = e4 % 8
             r4 = e4 // 8
             i12 = r4
             v5[b0, i12, i11] = v11[i12, i11]
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy 'dstate@C@0' = slice(%13){axis=-1, start=8, stop=24} : f32[B, 16]
         for e5 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i13 = e5 % 16
             r5 = e5 // 16
             i14 = r5
             dstate_C_next[i14, i13] = v11[i14, 8 + i13]
-        grid.sync()
+        cuda.syncthreads()
         # phase: the new 'dstate@C@0' becomes the current one
         for e6 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i15 = e6 % 16
             r6 = e6 // 16
             i16 = r6
             dstate_C_state[i16, i15] = dstate_C_next[i16, i15]
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -567,7 +567,7 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_res_0, in_res_1, 
     k2_copy[grid_1d(16 * 16)](v6, in_M_C)
     k3_copy[grid_1d(16 * 16)](v7, in_M_B)
     k4_copy[grid_1d(16 * 24)](v8, in_M_A)
-    if not rt.persistent(k5_loop, (132, PERSISTENT_THREADS, 0), '%8', v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, dstate_C_next):
+    if not rt.persistent(k5_loop, (1, BLOCK_THREADS, 0), '%8', v6, v7, v8, n0, d_B, dstate_C_state, v0, in_trace_C, v2, v9, in_res_0, v3, v10, in_res_1, v4, v11, v1, in_grad_y, v5, dstate_C_next):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
             k6_fused[grid_1d(d_B * 16)](d_B, dstate_C_state, v0, b1, in_trace_C, v2)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -36,34 +37,33 @@ def k0_copy(d_B, C_state, in_C):
 
 @cuda.jit(cache=True)
 def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, v4, v5, v6, v0):
-    """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((24, 1), float32)
-    for e in range(cuda.threadIdx.x, 24, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 24x16 of a 24x16 weight, 16x16 of a 16x16 weight, 16x16 of a 16x16 weight, 16x4 of a 16x4 weight."""
+    w0 = cuda.shared.array((24, 16), float32)
+    for e in range(cuda.threadIdx.x, 384, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w0[kk, cl] = in_M_A[kk, col]
-    w1 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w1[kk, cl] = in_M_B[kk, col]
-    w2 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w2[kk, cl] = in_M_C[kk, col]
-    w3 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w3 = cuda.shared.array((16, 4), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 4
+        cl = e - kk * 4
+        col = cuda.blockIdx.x * 4 + cl
         if col < 4:
             w3[kk, cl] = in_M_o[kk, col]
     cuda.syncthreads()
@@ -75,26 +75,26 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, 
             r0 = e0 // 8
             i1 = r0
             v1[i1, i0] = in_x[b0, i1, i0]
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
             v1[i3, 8 + i2] = C_state[i3, i2]
-        grid.sync()
+        cuda.syncthreads()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i4 = row
                 acc = c0
                 for kk in range(24):
                     acc += v1[i4, kk] * w0[kk, cl]
                 v2[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
@@ -102,19 +102,19 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, 
             i6 = r2
             t0 = math.tanh(v2[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
             v3[i6, i5] = t0  # store %2
-        grid.sync()
+        cuda.syncthreads()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i7 = row
                 acc = c0
                 for kk in range(16):
                     acc += v3[i7, kk] * w1[kk, cl]
                 v4[i7, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
@@ -122,19 +122,19 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, 
             i9 = r3
             t1 = math.tanh(v4[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
             v5[i9, i8] = t1  # store %4
-        grid.sync()
+        cuda.syncthreads()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i10 = row
                 acc = c0
                 for kk in range(16):
                     acc += v5[i10, kk] * w2[kk, cl]
                 v6[i10, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
@@ -142,19 +142,19 @@ def k1_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, 
             i12 = r4
             C = math.tanh(v6[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
             C_state[i12, i11] = C  # store C@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %6 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 4, cuda.blockDim.x):
+            row = e // 4
+            cl = e - row * 4
+            col = cuda.blockIdx.x * 4 + cl
             if col < 4:
                 i13 = row
                 acc = c0
                 for kk in range(16):
                     acc += C_state[i13, kk] * w3[kk, cl]
                 v0[b0, i13, col] = acc
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -359,7 +359,7 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T):
     v12 = cuda.device_array((d_B, 16), np.float32)
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T iterations of 1 step(s) from step 0]
     k0_copy[grid_1d(d_B * 16)](d_B, C_state, in_C)
-    if not rt.persistent(k1_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, v4, v5, v6, v0):
+    if not rt.persistent(k1_loop, (1, BLOCK_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v2, v3, v4, v5, v6, v0):
         for it0 in range(n0):
             b1 = it0
             k2_copy[grid_1d(d_B * 8)](d_B, v7, in_x, b1)

@@ -11,6 +11,7 @@ THREADS = 256  # threads per block of a grid-stride kernel
 MAX_BLOCKS = 4096  # blocks of a grid-stride kernel at most; it strides over the rest
 TILE = 16  # a GEMM block computes a TILE x TILE tile of the output
 PERSISTENT_THREADS = 256  # threads per block of a persistent kernel
+BLOCK_THREADS = 512  # threads of a one-block persistent kernel
 c0 = np.float32(0.0)
 
 
@@ -48,34 +49,33 @@ def k1_copy(d_T, d_B, v0):
 
 @cuda.jit(cache=True)
 def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
-    """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((24, 1), float32)
-    for e in range(cuda.threadIdx.x, 24, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 24x16 of a 24x16 weight, 16x16 of a 16x16 weight, 16x16 of a 16x16 weight, 16x4 of a 16x4 weight."""
+    w0 = cuda.shared.array((24, 16), float32)
+    for e in range(cuda.threadIdx.x, 384, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w0[kk, cl] = in_M_A[kk, col]
-    w1 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w1[kk, cl] = in_M_B[kk, col]
-    w2 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w2[kk, cl] = in_M_C[kk, col]
-    w3 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w3 = cuda.shared.array((16, 4), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 4
+        cl = e - kk * 4
+        col = cuda.blockIdx.x * 4 + cl
         if col < 4:
             w3[kk, cl] = in_M_o[kk, col]
     cuda.syncthreads()
@@ -87,26 +87,26 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             r0 = e0 // 8
             i1 = r0
             v1[i1, i0] = in_x[b0, i1, i0]
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
             v1[i3, 8 + i2] = C_state[i3, i2]
-        grid.sync()
+        cuda.syncthreads()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i4 = row
                 acc = c0
                 for kk in range(24):
                     acc += v1[i4, kk] * w0[kk, cl]
                 v3[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
@@ -114,19 +114,19 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             i6 = r2
             t0 = math.tanh(v3[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
             v4[i6, i5] = t0  # store %2
-        grid.sync()
+        cuda.syncthreads()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i7 = row
                 acc = c0
                 for kk in range(16):
                     acc += v4[i7, kk] * w1[kk, cl]
                 v5[i7, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
@@ -134,19 +134,19 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             i9 = r3
             t1 = math.tanh(v5[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
             v6[i9, i8] = t1  # store %4
-        grid.sync()
+        cuda.syncthreads()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i10 = row
                 acc = c0
                 for kk in range(16):
                     acc += v6[i10, kk] * w2[kk, cl]
                 v7[i10, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
@@ -154,26 +154,26 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             i12 = r4
             C = math.tanh(v7[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
             v2[i12, 8 + i11] = C  # store C@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy x@1 = input() : f32[B, 8]
         for e5 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i13 = e5 % 8
             r5 = e5 // 8
             i14 = r5
             v2[i14, i13] = in_x[(b0 + 1), i14, i13]
-        grid.sync()
+        cuda.syncthreads()
         # phase: %7 = matmul(%6, M_A) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i15 = row
                 acc = c0
                 for kk in range(24):
                     acc += v2[i15, kk] * w0[kk, cl]
                 v8[i15, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %8
         for e6 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i16 = e6 % 16
@@ -181,19 +181,19 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             i17 = r6
             t2 = math.tanh(v8[i17, i16])  # %8 = tanh(%7) : f32[B, 16]
             v9[i17, i16] = t2  # store %8
-        grid.sync()
+        cuda.syncthreads()
         # phase: %9 = matmul(%8, M_B) : f32[B, 16]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i18 = row
                 acc = c0
                 for kk in range(16):
                     acc += v9[i18, kk] * w1[kk, cl]
                 v10[i18, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %10
         for e7 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i19 = e7 % 16
@@ -201,19 +201,19 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             i20 = r7
             t3 = math.tanh(v10[i20, i19])  # %10 = tanh(%9) : f32[B, 16]
             v11[i20, i19] = t3  # store %10
-        grid.sync()
+        cuda.syncthreads()
         # phase: %11 = matmul(%10, M_C) : f32[B, 16]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i21 = row
                 acc = c0
                 for kk in range(16):
                     acc += v11[i21, kk] * w2[kk, cl]
                 v12[i21, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@1
         for e8 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i22 = e8 % 16
@@ -221,31 +221,31 @@ def k2_loop(in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, 
             i23 = r8
             C_1_ = math.tanh(v12[i23, i22])  # C@1 = tanh(%11) : f32[B, 16]
             C_state[i23, i22] = C_1_  # store C@1
-        grid.sync()
+        cuda.syncthreads()
         # phase: %12 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 4, cuda.blockDim.x):
+            row = e // 4
+            cl = e - row * 4
+            col = cuda.blockIdx.x * 4 + cl
             if col < 4:
                 i24 = row
                 acc = c0
                 for kk in range(16):
                     acc += v2[i24, 8 + kk] * w3[kk, cl]
                 v0[b0, i24, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: %13 = matmul(C@1, M_o) : f32[B, 4]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 4, cuda.blockDim.x):
+            row = e // 4
+            cl = e - row * 4
+            col = cuda.blockIdx.x * 4 + cl
             if col < 4:
                 i25 = row
                 acc = c0
                 for kk in range(16):
                     acc += C_state[i25, kk] * w3[kk, cl]
                 v0[(b0 + 1), i25, col] = acc
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -586,34 +586,33 @@ def k19_gemm(d_B, C_next, in_M_o, v0, b1):
 
 @cuda.jit(cache=True)
 def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state_1_, v27, v28, v29, v30, v31, v25):
-    """%4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch. Held on chip per block (static shared memory): 24x1 of a 24x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x16 weight, 16x1 of a 16x4 weight."""
-    grid = cuda.cg.this_grid()
-    w0 = cuda.shared.array((24, 1), float32)
-    for e in range(cuda.threadIdx.x, 24, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    """%4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 24x16 of a 24x16 weight, 16x16 of a 16x16 weight, 16x16 of a 16x16 weight, 16x4 of a 16x4 weight."""
+    w0 = cuda.shared.array((24, 16), float32)
+    for e in range(cuda.threadIdx.x, 384, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w0[kk, cl] = in_M_A[kk, col]
-    w1 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w1 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w1[kk, cl] = in_M_B[kk, col]
-    w2 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w2 = cuda.shared.array((16, 16), float32)
+    for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
+        kk = e // 16
+        cl = e - kk * 16
+        col = cuda.blockIdx.x * 16 + cl
         if col < 16:
             w2[kk, cl] = in_M_C[kk, col]
-    w3 = cuda.shared.array((16, 1), float32)
-    for e in range(cuda.threadIdx.x, 16, cuda.blockDim.x):
-        kk = e // 1
-        cl = e - kk * 1
-        col = cuda.blockIdx.x * 1 + cl
+    w3 = cuda.shared.array((16, 4), float32)
+    for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
+        kk = e // 4
+        cl = e - kk * 4
+        col = cuda.blockIdx.x * 4 + cl
         if col < 4:
             w3[kk, cl] = in_M_o[kk, col]
     cuda.syncthreads()
@@ -625,26 +624,26 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state
             r0 = e0 // 8
             i1 = r0
             v26[i1, i0] = in_x[b2, i1, i0]
-        grid.sync()
+        cuda.syncthreads()
         # phase: copy C@t-1 = input() : f32[B, 16]
         for e1 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i2 = e1 % 16
             r1 = e1 // 16
             i3 = r1
             v26[i3, 8 + i2] = C_state_1_[i3, i2]
-        grid.sync()
+        cuda.syncthreads()
         # phase: %1 = matmul(%0, M_A) : f32[B, 16]: weights on chip in w0
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i4 = row
                 acc = c0
                 for kk in range(24):
                     acc += v26[i4, kk] * w0[kk, cl]
                 v27[i4, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %2
         for e2 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i5 = e2 % 16
@@ -652,19 +651,19 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state
             i6 = r2
             t0 = math.tanh(v27[i6, i5])  # %2 = tanh(%1) : f32[B, 16]
             v28[i6, i5] = t0  # store %2
-        grid.sync()
+        cuda.syncthreads()
         # phase: %3 = matmul(%2, M_B) : f32[B, 16]: weights on chip in w1
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i7 = row
                 acc = c0
                 for kk in range(16):
                     acc += v28[i7, kk] * w1[kk, cl]
                 v29[i7, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing %4
         for e3 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i8 = e3 % 16
@@ -672,19 +671,19 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state
             i9 = r3
             t1 = math.tanh(v29[i9, i8])  # %4 = tanh(%3) : f32[B, 16]
             v30[i9, i8] = t1  # store %4
-        grid.sync()
+        cuda.syncthreads()
         # phase: %5 = matmul(%4, M_C) : f32[B, 16]: weights on chip in w2
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
+            row = e // 16
+            cl = e - row * 16
+            col = cuda.blockIdx.x * 16 + cl
             if col < 16:
                 i10 = row
                 acc = c0
                 for kk in range(16):
                     acc += v30[i10, kk] * w2[kk, cl]
                 v31[i10, col] = acc
-        grid.sync()
+        cuda.syncthreads()
         # phase: fused: 1 elementwise node(s) over [B, 16], storing C@0
         for e4 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i11 = e4 % 16
@@ -692,19 +691,19 @@ def k20_loop(in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state
             i12 = r4
             C = math.tanh(v31[i12, i11])  # C@0 = tanh(%5) : f32[B, 16]
             C_state_1_[i12, i11] = C  # store C@0
-        grid.sync()
+        cuda.syncthreads()
         # phase: %6 = matmul(C@0, M_o) : f32[B, 4]: weights on chip in w3
-        for e in range(cuda.threadIdx.x, d_B, cuda.blockDim.x):
-            row = e // 1
-            cl = e - row * 1
-            col = cuda.blockIdx.x * 1 + cl
+        for e in range(cuda.threadIdx.x, d_B * 4, cuda.blockDim.x):
+            row = e // 4
+            cl = e - row * 4
+            col = cuda.blockIdx.x * 4 + cl
             if col < 4:
                 i13 = row
                 acc = c0
                 for kk in range(16):
                     acc += C_state_1_[i13, kk] * w3[kk, cl]
                 v25[b2, i13, col] = acc
-        grid.sync()
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -937,7 +936,7 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, st
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T//2 iterations of 2 step(s) from step 0]
     k0_copy[grid_1d(d_B * 16)](d_B, C_state, in_C)
     k1_copy[grid_1d(d_T * d_B * 4)](d_T, d_B, v0)
-    if not rt.persistent(k2_loop, (132, PERSISTENT_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
+    if not rt.persistent(k2_loop, (1, BLOCK_THREADS, 0), '%1', in_M_A, in_M_B, in_M_C, in_M_o, n0, d_B, v1, in_x, C_state, v3, v4, v5, v6, v7, v2, v8, v9, v10, v11, v12, v0):
         for it0 in range(n0):
             b1 = it0 * 2
             k3_copy[grid_1d(d_B * 8)](d_B, v13, in_x, b1)
@@ -961,7 +960,7 @@ def program(rt, in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, d_B, d_T, n1, st
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     C_state_1_ = C_state  # taken over: nothing else reads it
     v25 = v0  # taken over: nothing else reads it
-    if not rt.persistent(k20_loop, (132, PERSISTENT_THREADS, 0), '%4', in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state_1_, v27, v28, v29, v30, v31, v25):
+    if not rt.persistent(k20_loop, (1, BLOCK_THREADS, 0), '%4', in_M_A, in_M_B, in_M_C, in_M_o, n1, start0, d_B, v26, in_x, C_state_1_, v27, v28, v29, v30, v31, v25):
         for it1 in range(n1):
             b3 = start0 + it1
             k21_copy[grid_1d(d_B * 8)](d_B, v32, in_x, b3)

@@ -372,6 +372,7 @@ EMIT: dict[str, Scalar | View | Kernel] = {**SCALARS, **VIEWS, **KERNELS}
 UNSUPPORTED: dict[str, str] = {
     "seq": "a cell's declaration (unrolling makes it a program input)",
     "param": "a cell's declaration (unrolling makes it a program input)",
+    "static": "a cell's declaration (unrolling makes it a program input)",
     "state": "a cell's declaration (unrolling makes it a program input)",
     "dropout_mask": "a cell's mask (unrolling makes it philox_mask of the step and the seed words)",
 }

@@ -416,6 +416,7 @@ def assemble(ctx: Context) -> Generated:
     m.line(f"MAX_BLOCKS = {cfg.max_blocks}  # blocks of a grid-stride kernel at most; it strides over the rest")
     m.line(f"TILE = {cfg.tile}  # a GEMM block computes a TILE x TILE tile of the output")
     m.line(f"PERSISTENT_THREADS = {cfg.persistent_threads}  # threads per block of a persistent kernel")
+    m.line(f"BLOCK_THREADS = {cfg.block_threads}  # threads of a one-block persistent kernel")
     for (text, dt), name in ctx.constants.items():
         m.line(f"{name} = {literal_source(text, dt)}")
     for text in _LAUNCH_HELPERS.splitlines():

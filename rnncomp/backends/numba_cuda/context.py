@@ -61,6 +61,8 @@ class Kernel:
     dynamic_shared: int = 0  # bytes of dynamic shared memory per block, set at launch
     grid_syncs: int = 0  # a persistent kernel's grid-wide syncs per loop iteration
     steps: int = 1  # time steps per loop iteration (a persistent kernel of a k-unrolled loop: k)
+    cost: Any = None  # a persistent kernel's cost.StepCost
+    one_block: bool = False  # a persistent kernel of one block (no grid sync, no cooperative launch)
 
 
 class Context:
@@ -83,6 +85,8 @@ class Context:
         self.launch = ""  # the launch configuration of the kernel last written
         self.phases = False  # writing a persistent kernel: each would-be kernel is a phase of it
         self.syncs = 0  # grid syncs written into the persistent kernel being written
+        self.one_block = False  # that kernel is one block: phases end with cuda.syncthreads(), not grid.sync()
+        self.block_syncs = 0  # the block barriers written between its phases
         self.arg_types: dict[str, tuple[str, int]] = {}  # host array name (plain) -> (numpy dtype, ndim)
         self.on_chip: dict[int, Any] = {}  # id(weight node) -> gemm.OnChip, in a persistent kernel
         self.blk: Block | None = None
@@ -219,14 +223,19 @@ class Context:
 
     def kernel(self, label: str, doc: str, body: Callable[[], str], owner: str | None = None) -> None:
         """Write a kernel whose body `body()` emits (it returns the launch configuration), and launch
-        it; inside a persistent kernel, write the body there as a phase, then synchronise the grid."""
+        it; inside a persistent kernel, write the body there as a phase, then synchronise the grid
+        (the block, in a one-block kernel)."""
         if self.phases:
             assert self.kw is not None
             with self.kw.owned_by(owner):
                 self.kw.comment(f"phase: {doc}")
                 body()
-                self.line("grid.sync()")
-                self.syncs += 1
+                if self.one_block:  # the whole grid is this block: a block barrier orders the phases
+                    self.line("cuda.syncthreads()")
+                    self.block_syncs += 1
+                else:
+                    self.line("grid.sync()")
+                    self.syncs += 1
             return
         name, params = self.define(label, doc, body, owner)
         with self.host.owned_by(owner):

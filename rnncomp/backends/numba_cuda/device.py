@@ -21,6 +21,9 @@ from .errors import CudaUnavailableError
 
 SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
 STATIC_SHARED_LIMIT = 48 * 1024  # bytes of static shared memory a kernel may declare (more: dynamic, on request)
+# A one-block persistent kernel's threads: half an SM's 2048, so that up to 128 registers a thread fit
+# the 64K-register file of an A100/H100 (tests/test_cuda_targets.py checks that the examples' do).
+BLOCK_THREADS = 512
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,12 @@ class DeviceConfig:
     tile: int  # GEMM tile edge (a GEMM block is tile x tile threads)
     persistent_threads: int  # threads per block of a persistent kernel
     shared_optin: int = STATIC_SHARED_LIMIT  # shared memory a block may have at most, dynamic, on request
+    block_threads: int = BLOCK_THREADS  # threads of a one-block persistent kernel (0: never one block)
 
 
 # The simulator runs every thread as a Python thread: few threads and blocks keep tests fast,
 # while two blocks of four threads still exercise grid-stride loops and block indexing.
-SIMULATED = DeviceConfig(True, 1, STATIC_SHARED_LIMIT, 4, 2, 4, 8)
+SIMULATED = DeviceConfig(True, 1, STATIC_SHARED_LIMIT, 4, 2, 4, 8, block_threads=8)
 # Source generated where no device can be asked (e.g. `rnncomp dump` on a machine without a GPU).
 NOMINAL_GPU = DeviceConfig(False, 132, STATIC_SHARED_LIMIT, 256, 4096, 16, 256, 227 * 1024)  # an H100/H200
 

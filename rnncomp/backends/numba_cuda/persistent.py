@@ -1,20 +1,21 @@
-"""Persistent kernels: a whole loop, every step, in one cooperative launch (Persistent RNNs,
-Diamos et al. 2016).
+"""Persistent kernels: a whole loop, every step, in one launch (Persistent RNNs, Diamos et al. 2016).
 
-The kernel keeps the recurrent weights on chip: each weight a body multiplies by (a matmul whose
-right operand is a loop invariant) is split by columns over the blocks, and block b copies its
-columns into shared memory once, before the first step; the matmul then has each block compute
-exactly the columns it holds. Every other unit of the body (fused elementwise group, reduction,
-copy) is a grid-stride phase, the same code a kernel of its own would run, and the grid
-synchronises (`cuda.cg.this_grid().sync()`) after each phase, so a phase sees everything the
-previous ones wrote. A carried state is overwritten in place when its new value is computed by a
-fused group whose every read of the old value is at the thread's own index or in an earlier phase;
-otherwise the new value goes to the state's second buffer and is copied back after the body.
-
-It is chosen when the weights fit the shared memory of a block — static shared arrays up to 48 KB,
-beyond that one dynamic shared array, up to what the device grants on request (227 KB on an
-H100/H200) — and, at run time, when the grid (one block per multiprocessor; one block in the
-simulator) fits `max_cooperative_grid_blocks`.
+The kernel keeps the weights a body multiplies by (matmuls whose right operand is a loop
+invariant) on chip, in shared memory, copied there once before the first step. Every other unit of
+the body (fused elementwise group, reduction, copy) is a phase, the same code a kernel of its own
+would run, and the phases are ordered by a barrier after each, so a phase sees everything the
+previous ones wrote. The grid is sized by the work:
+- one block, when the weights fit one block's shared memory (static arrays up to 48 KB, beyond that
+  one dynamic array, up to what a block may request: 227 KB on an H100/H200, 163 KB on an A100):
+  the block holds every weight whole, its `BLOCK_THREADS` threads stride over each phase, and
+  `cuda.syncthreads()` is the barrier; no grid-wide sync, no cooperative launch;
+- otherwise a cooperative grid of one block per multiprocessor: each weight is split by columns
+  over the blocks, block b computes exactly the columns it holds, and the grid synchronises
+  (`cuda.cg.this_grid().sync()`) after each phase; chosen at run time when the grid fits
+  `max_cooperative_grid_blocks` (one block in the simulator).
+A carried state is overwritten in place when its new value is computed by a fused group whose every
+read of the old value is at the thread's own index or in an earlier phase; otherwise the new value
+goes to the state's second buffer and is copied back after the body.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from passes.plan import in_place
 
 from ..common.writer import safe_name
 from .context import NUMBA_TYPE, Block
+from .cost import estimate
 from .errors import CudaBackendError
 from .gemm import DYNAMIC, OnChip, load_on_chip
 from .kernels import copy
@@ -44,10 +46,14 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     names = name_nodes(v.body.nodes())
     why = unsuitable(v)
     chips: dict[int, OnChip] = {}
-    dynamic = 0
+    dynamic, one = 0, False
     if why is None:
-        cfg = ctx.cfg
-        chips, dynamic, why = on_chip(v, cfg.sm_count, cfg.shared_bytes, cfg.shared_optin, ctx.dtype.numpy.itemsize)
+        cfg, size = ctx.cfg, ctx.dtype.numpy.itemsize
+        if cfg.block_threads:  # the whole body in one block, when its weights fit that block
+            chips, dynamic, why = on_chip(v, 1, cfg.shared_bytes, cfg.shared_optin, size)
+            one = why is None
+        if not one:
+            chips, dynamic, why = on_chip(v, cfg.sm_count, cfg.shared_bytes, cfg.shared_optin, size)
     if why is not None:
         if cg.mode is True:
             raise CudaBackendError(f"backend option persistent=True, but loop {name} cannot run as one kernel: {why}")
@@ -58,7 +64,8 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
     base, it = ctx.host_name("b"), "it"
 
     def body() -> str:
-        ctx.line("grid = cuda.cg.this_grid()")
+        if not one:
+            ctx.line("grid = cuda.cg.this_grid()")
         scope, _ = loop.scope(base)
         outer, ctx.blk = ctx.blk, Block(scope, names)
         try:
@@ -73,7 +80,7 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
         ctx.line(f"for {it} in range({loop.n_iter}):")
         with ctx.indent():
             ctx.line(f"{base} = {loop.base(it)}")
-            ctx.phases, ctx.on_chip = True, chips
+            ctx.phases, ctx.on_chip, ctx.one_block = True, chips, one
             try:
                 carry_to = {i: (loop.cs[i] if i in inplace else loop.ns[i]) for i in computed}
                 cg.iteration(loop, base, carry_to)
@@ -87,24 +94,30 @@ def emit(cg: Codegen, loop: Loop) -> str | None:
                             lambda c=cur, n=nxt, d=dims: copy(ctx, c, d, n.at),
                         )
             finally:
-                ctx.phases, ctx.on_chip = False, {}
+                ctx.phases, ctx.on_chip, ctx.one_block = False, {}, False
         return ""
 
     held = ", ".join(f"{w.K}x{w.cols} of a {w.K}x{w.N} weight" for w in chips.values()) or "none"
     where = f"dynamic shared memory, {dynamic} bytes" if dynamic else "static shared memory"
-    doc = f"{loop.label}: every step in one launch. Held on chip per block ({where}): {held}."
-    ctx.syncs = 0
+    form = "one block, a block barrier between phases" if one else "a cooperative grid, a grid sync after each phase"
+    doc = f"{loop.label}: every step in one launch ({form}). Held on chip per block ({where}): {held}."
+    ctx.syncs = ctx.block_syncs = 0
     kernel, params = ctx.define("loop", doc, body, loop.label, local=frozenset({base}))
-    blocks = ctx.cfg.sm_count
+    blocks = 1 if one else ctx.cfg.sm_count
     k = ctx.kernels[-1]
-    k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps = (
-        ctx.cfg.persistent_threads,
+    copies = [p for i, p in enumerate(v.carry_params) if i not in inplace]
+    k.cost = estimate(plan, list(v.body.results), set(chips), ctx.dtype.numpy.itemsize, copies, v.stride)
+    k.cost.grid_syncs, k.cost.block_syncs = ctx.syncs, ctx.block_syncs
+    k.threads, k.blocks, k.dynamic_shared, k.grid_syncs, k.steps, k.one_block = (
+        ctx.cfg.block_threads if one else ctx.cfg.persistent_threads,
         blocks,
         dynamic,
         ctx.syncs,
         v.stride,
+        one,
     )
-    return f"{kernel}, ({blocks}, PERSISTENT_THREADS, {dynamic}), {name!r}, {', '.join(params)}"
+    threads = "BLOCK_THREADS" if one else "PERSISTENT_THREADS"
+    return f"{kernel}, ({blocks}, {threads}, {dynamic}), {name!r}, {', '.join(params)}"
 
 
 def unsuitable(v: LoopView) -> str | None:

@@ -43,8 +43,8 @@ class Runtime:
 
     def persistent(self, kernel: Any, config: tuple[int, int, int], loop: str, *args: Any) -> bool:
         """Launch `kernel` as a cooperative grid of `config` = (blocks, threads, bytes of dynamic
-        shared memory) if the device can hold that grid; say whether it ran (when not, the host runs
-        the loop step by step)."""
+        shared memory) if the device can hold that grid (a one-block kernel, without a grid sync, is
+        an ordinary launch); say whether it ran (when not, the host runs the loop step by step)."""
         blocks, threads, shared = config
         if id(kernel) in self.broken:
             return False
@@ -71,6 +71,13 @@ class Runtime:
         if blocks <= limit:
             kernel[blocks, threads, 0, shared](*args)
             return True
+        if self.mode is True and blocks == 1:  # a one-block kernel: the block itself does not fit an SM
+            raise CudaBackendError(
+                f"backend option persistent=True, but the persistent kernel of loop {loop} is one block of {threads} "
+                f"threads with {shared} bytes of dynamic shared memory, and the device cannot run such a block "
+                "(too few registers or too little shared memory per SM); use persistent=None to fall back to one "
+                "launch per step"
+            )
         if self.mode is True:
             raise CudaBackendError(
                 f"backend option persistent=True, but the persistent kernel of loop {loop} needs a cooperative "

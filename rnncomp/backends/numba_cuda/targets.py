@@ -21,7 +21,7 @@ class Target:
     sms: int  # multiprocessors of the GPU the table assumes
     shared_per_sm: int  # bytes of shared memory an SM can give its blocks (the largest carveout)
     shared_per_block: int  # bytes a block may have at most (static + dynamic, the opt-in limit)
-    sync_ns: float  # an assumed grid-wide sync latency of a full cooperative grid (to be measured on one)
+    sync_ns: float  # an assumed grid-wide sync latency of a full cooperative grid (SYNC_SOURCE)
     regs_per_sm: int = 65536
     regs_per_block: int = 65536
     max_regs_per_thread: int = 255
@@ -33,11 +33,23 @@ class Target:
     shared_reserved: int = 1024  # bytes the system keeps per block (compute capability 8.0 on)
     shared_unit: int = 128  # shared memory is allocated in units of this many bytes
     warp: int = 32
+    block_sync_ns: float = 20.0  # an assumed `cuda.syncthreads()` latency (SYNC_SOURCE)
 
     def device_config(self) -> DeviceConfig:
         """What code generation assumes of this target (as device.device_config() would read from one)."""
         return DeviceConfig(False, self.sms, STATIC_SHARED_LIMIT, 256, 4096, 16, 256, self.shared_per_block)
 
+
+# Where the sync latencies come from. They are assumptions, not measurements on these GPUs: Zhang et
+# al., "A Study of Single and Multi-device Synchronization Methods in Nvidia GPUs" (IPDPS 2020,
+# arXiv:2004.05371) benchmarks `grid.sync()` of cooperative grids on P100/V100, at costs of the order
+# of microseconds for a grid of a block or more per SM, and a block barrier far cheaper (tens of
+# cycles: ~20 ns near 1.5 GHz). The A100 (2 us) and H100 (1.5 us) figures carry that order of
+# magnitude over; the paper's tables were not re-read for them. A GPU run is what checks them.
+SYNC_SOURCE = (
+    "assumed latencies, of the order Zhang et al. (IPDPS 2020, arXiv:2004.05371) measured on P100/V100; "
+    "not measured on this target"
+)
 
 TARGETS = {
     t.name: t
@@ -101,4 +113,4 @@ def occupancy(t: Target, threads: int, registers: int, shared: int) -> Occupancy
     return Occupancy(blocks, limits, blocks * warps)
 
 
-__all__ = ["DEFAULT_TARGET", "TARGETS", "Occupancy", "Target", "occupancy", "target"]
+__all__ = ["DEFAULT_TARGET", "SYNC_SOURCE", "TARGETS", "Occupancy", "Target", "occupancy", "target"]
