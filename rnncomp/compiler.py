@@ -297,8 +297,11 @@ class CompiledProgram:
                 opts["wrt"] = " ".join(sorted(wrt))
         return Pipeline([PASSES[HEADS[kind]].make(**opts)]) + self.tail
 
-    def _variant(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
-        """(final program, stages, runner) of one variant.
+    def _variant(
+        self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None, build=True
+    ):
+        """(final program, stages, runner) of one variant; with build=False a variant not yet built
+        gets no runner (None): resources() compiles for a target, not for this machine's device.
 
         `kind` is "infer" (the plain forward), "train" (forward keeping residuals), "segment" (a
         checkpointed forward's piece) or "grad" (the backward); `T` matters only for a full unroll.
@@ -321,6 +324,8 @@ class CompiledProgram:
         if key not in self._variants:
             pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
             prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
+            if not build:
+                return prog, stages, None
             runner = get_backend(self.backend)(
                 prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
             )
@@ -596,7 +601,7 @@ class CompiledProgram:
                 f"got {dims!r}"
             )
         kind = "grad" if grad else "infer"
-        prog = self._variant(kind, lengths, T, window=grad and self.truncate is not None)[0]
+        prog = self._variant(kind, lengths, T, window=grad and self.truncate is not None, build=False)[0]
         return resources(prog, self.dtype, target, self.backend_options.get("persistent"), dims)
 
     def stages(
