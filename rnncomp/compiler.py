@@ -592,14 +592,6 @@ class CompiledProgram:
             )
         from .backends.numba_cuda.resources import resources
 
-        if dims is not None and (
-            not isinstance(dims, dict)
-            or not all(isinstance(k, str) and type(v) is int and v >= 1 for k, v in dims.items())
-        ):
-            raise ArgumentError(
-                f"argument 'dims' of resources(): expected a dict of dim names to positive ints (e.g. {{'B': 4}}), "
-                f"got {dims!r}"
-            )
         kind = "grad" if grad else "infer"
         prog = self._variant(kind, lengths, T, window=grad and self.truncate is not None, build=False)[0]
         return resources(prog, self.dtype, target, self.backend_options.get("persistent"), dims)

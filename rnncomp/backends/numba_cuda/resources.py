@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ir import Program
+from ir import ArgumentError, Program
 from ir.dtypes import DType
 
 from .cost import Figures, StepCost
@@ -175,6 +175,13 @@ def resources(
     """Compile every kernel of `prog` for the target and report what each uses, with the per-step
     estimates of persistent kernels at `dims` (default B=4). With mode=True (persistent=True), a
     persistent kernel whose grid cannot be resident is an error naming the limit it exceeds."""
+    if dims is not None and (
+        not isinstance(dims, dict) or not all(isinstance(k, str) and type(v) is int and v >= 1 for k, v in dims.items())
+    ):
+        raise ArgumentError(
+            f"argument 'dims' of resources(): expected a dict of dim names to positive ints (e.g. {{'B': 4}}), "
+            f"got {dims!r}"
+        )
     t = target(target_name)
     kernels = [of_kernel(c) for c in compile_program(prog, dtype, t, mode)]
     report = Resources(prog.name, dtype, t, kernels, dict(DEFAULT_DIMS if dims is None else dims))
