@@ -488,7 +488,8 @@ class CompiledProgram:
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         if self._auto:
             return self._auto.value_and_grad(output, lengths, arrays, wrt, seed)
-        out, backward = self.vjp(lengths=lengths, wrt=wrt, seed=seed, **arrays)
+        # The backward runs before this call returns, so it may read the caller's arrays uncopied.
+        out, backward = self._vjp(lengths, arrays, copy=False, wrt=wrt, seed=seed)
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})
