@@ -541,6 +541,15 @@ class CompiledProgram:
         planner = self._auto.child(self._auto.last)._planner if self._auto else self._planner
         return planner.plan(T, dims)
 
+    def free_buffers(self) -> None:
+        """Hand back the arrays kept for reuse between calls (numba-cpu keeps up to two calls' worth per
+        program: GBs of residuals at T=10,000); the next call allocates afresh. Outputs you hold stay valid."""
+        for runner in [v[2] for v in self._variants.values()]:
+            if getattr(runner, "pool", None) is not None:
+                runner.pool.clear()
+        for child in self._auto._children.values() if self._auto else ():
+            child.free_buffers()
+
     def choice(self) -> list:
         """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,
         dims, dtype), each with the mode picked, the median seconds of every candidate and whether it
