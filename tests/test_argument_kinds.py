@@ -97,3 +97,33 @@ def test_the_copy_of_a_converted_argument_counts_too():
     assert (
         "the float64 C-contiguous copy of argument 'x' (shape (10000000000, 1, 64), float32) would need 4.7 TiB"
     ) in str(e.value)
+
+
+@rc.cell
+def _rnn(x: Seq["B", 3], h: State["B", 2], W: Param[3, 2]):  # noqa: F821
+    new = rc.tanh(x @ W + h)
+    return {"h": new, "y": new}
+
+
+def test_a_repeated_call_is_checked_as_the_first():
+    """A call with the last call's names, shapes and dtype reuses its binding (compiler._bind_again);
+    any other call is bound and checked afresh: a wrong shape, dtype or name after good calls is
+    still refused with the same message, and the state's zero init is a fresh array each call."""
+    prog = rc.compile(_rnn, backend="numpy", dtype="float64")
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((4, 5, 3)), rng.standard_normal((3, 2))
+    first, again = prog(x=x, W=W), prog(x=x, W=W)
+    np.testing.assert_array_equal(first["y"], again["y"])
+    again["h"][...] = 7.0  # the outputs are the caller's: the next call's zero init is not this
+    np.testing.assert_array_equal(prog(x=x, W=W)["y"], first["y"])
+    longer = prog(x=rng.standard_normal((6, 5, 3)), W=W)  # another T: bound afresh
+    assert longer["y"].shape == (6, 5, 2)
+    with pytest.raises(ArgumentError, match=r"argument 'W' \(param\): expected shape"):
+        prog(x=x, W=W[:2])
+    with pytest.raises(ArgumentError, match="expected a float array"):
+        prog(x=x, W=W.astype(np.int64))
+    with pytest.raises(ArgumentError, match="unknown argument 'V'"):
+        prog(x=x, W=W, V=W)
+    np.testing.assert_array_equal(
+        prog(x=x.astype(np.float32), W=W)["y"], prog(x=x.astype(np.float32).astype(np.float64), W=W)["y"]
+    )
