@@ -82,6 +82,8 @@ def _joinable(o: Node, gather: Node, plan: BlockPlan, results: list[Node], targe
     root = g is not None and any(r is o for r in g.roots)
     if gather.op == "stack":
         return root or (g is None and kind(o) == "kernel" and id(o) in plan.order)
+    if not root:
+        return False
     users = plan.users.get(id(o), [])
     alone = sum(u is gather for u in users) == 1 and all(u is gather or id(u) in g.members for u in users)  # type: ignore[union-attr]
-    return root and alone and not any(r is o for r in results) and not targets.get(id(o))
+    return alone and not any(r is o for r in results) and not targets.get(id(o))
