@@ -37,7 +37,7 @@ def matmul_0(x0, x1, x2, n1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_0(x0, n0, x1, x2):
-    # %71 = sum_to('rowsum@b_ih@0@0'){shape=(32,)} : f32[32]
+    # %71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]
     for i0 in range(32):
         x0[i0] = 0.0
     for i1 in range(n0):
@@ -147,7 +147,7 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     for i0_u2 in range(d_B):
         for i1_u2 in range(32):
             v7[i0_u2, i1_u2] = c1
-    # 11 elementwise node(s) in one loop, storing %18, 'rowsum@b_ih@0@2', 'rowsum@b_ih@1@2', 'rowsum@b_ih@2@2', 'rowsum@b_hh@2@2' : [B, 32]
+    # 11 elementwise node(s) in one loop, storing %18, 'rowsum@b_hh@0@2', 'rowsum@b_hh@1@2', 'rowsum@b_ih@2@2', 'rowsum@b_hh@2@2' : [B, 32]
     for i0_u3 in range(d_B):
         for i1_u3 in range(32):
             t0_u3 = v2[i0_u3, i1_u3] * v6[2, i0_u3, i1_u3]  # %12 = mul(%0, 'prev@h@2') : f32[B, 32]
@@ -157,18 +157,18 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
             t4_u3 = c0 - in0[2, i0_u3, i1_u3]  # %16 = sub(%3, 'res@0@2') : f32[B, 32]
             t5_u3 = in0[2, i0_u3, i1_u3] * t4_u3  # %17 = mul('res@0@2', %16) : f32[B, 32]
             t6_u3 = t3_u3 * t5_u3  # %18 = mul(%15, %17) : f32[B, 32]
-            rowsum_b_ih_0_ = v7[i0_u3, i1_u3] + v4[i0_u3, i1_u3]  # 'rowsum@b_ih@0@2' = add(%70, %10) : f32[B, 32]
-            rowsum_b_ih_1_ = v7[i0_u3, i1_u3] + t6_u3  # 'rowsum@b_ih@1@2' = add(%70, %18) : f32[B, 32]
+            rowsum_b_hh_0_ = v7[i0_u3, i1_u3] + v4[i0_u3, i1_u3]  # 'rowsum@b_hh@0@2' = add(%70, %10) : f32[B, 32]
+            rowsum_b_hh_1_ = v7[i0_u3, i1_u3] + t6_u3  # 'rowsum@b_hh@1@2' = add(%70, %18) : f32[B, 32]
             rowsum_b_ih_2_ = v7[i0_u3, i1_u3] + v3[i0_u3, i1_u3]  # 'rowsum@b_ih@2@2' = add(%70, %6) : f32[B, 32]
             rowsum_b_hh_2_ = v7[i0_u3, i1_u3] + v5[i0_u3, i1_u3]  # 'rowsum@b_hh@2@2' = add(%70, %19) : f32[B, 32]
             v8[i0_u3, i1_u3] = t6_u3
-            v9[i0_u3, i1_u3] = rowsum_b_ih_0_
-            v10[i0_u3, i1_u3] = rowsum_b_ih_1_
+            v9[i0_u3, i1_u3] = rowsum_b_hh_0_
+            v10[i0_u3, i1_u3] = rowsum_b_hh_1_
             v11[i0_u3, i1_u3] = rowsum_b_ih_2_
             v12[i0_u3, i1_u3] = rowsum_b_hh_2_
     concat_0(d_B, np.int64(2), v0, v4, v8, v5)  # %20 = concat(%10, %18, %19){axis=-1} : f32[B, 96]
     matmul_0(v0[2], v5, in_W_hh, n_threads)  # %22 = matmul(%20, %21) : f32[B, 32]
-    # 24 elementwise node(s) in one loop, storing %24, %28, %32, %39, %40, 'rowsum@b_ih@0@1', 'rowsum@b_ih@1@1', 'rowsum@b_ih@2@1', 'rowsum@b_hh@2@1' : [B, 32]
+    # 24 elementwise node(s) in one loop, storing %24, %28, %32, %39, %40, 'rowsum@b_hh@0@1', 'rowsum@b_hh@1@1', 'rowsum@b_ih@2@1', 'rowsum@b_hh@2@1' : [B, 32]
     for i0_u4 in range(d_B):
         for i1_u4 in range(32):
             t0_u4 = v2[i0_u4, i1_u4] * in0[2, i0_u4, i1_u4]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
@@ -191,8 +191,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
             t16_u4 = in0[1, i0_u4, i1_u4] * t15_u4  # %38 = mul('res@0@1', %37) : f32[B, 32]
             t17_u4 = t14_u4 * t16_u4  # %39 = mul(%36, %38) : f32[B, 32]
             t18_u4 = t6_u4 * in4[1, i0_u4, i1_u4]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
-            rowsum_b_ih_0__u4 = v9[i0_u4, i1_u4] + t10_u4  # 'rowsum@b_ih@0@1' = add('rowsum@b_ih@0@2', %32) : f32[B, 32]
-            rowsum_b_ih_1__u4 = v10[i0_u4, i1_u4] + t17_u4  # 'rowsum@b_ih@1@1' = add('rowsum@b_ih@1@2', %39) : f32[B, 32]
+            rowsum_b_hh_0__u4 = v9[i0_u4, i1_u4] + t10_u4  # 'rowsum@b_hh@0@1' = add('rowsum@b_hh@0@2', %32) : f32[B, 32]
+            rowsum_b_hh_1__u4 = v10[i0_u4, i1_u4] + t17_u4  # 'rowsum@b_hh@1@1' = add('rowsum@b_hh@1@2', %39) : f32[B, 32]
             rowsum_b_ih_2__u4 = v11[i0_u4, i1_u4] + t6_u4  # 'rowsum@b_ih@2@1' = add('rowsum@b_ih@2@2', %28) : f32[B, 32]
             rowsum_b_hh_2__u4 = v12[i0_u4, i1_u4] + t18_u4  # 'rowsum@b_hh@2@1' = add('rowsum@b_hh@2@2', %40) : f32[B, 32]
             v7[i0_u4, i1_u4] = t2_u4
@@ -200,13 +200,13 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
             v14[i0_u4, i1_u4] = t10_u4
             v15[i0_u4, i1_u4] = t17_u4
             v16[i0_u4, i1_u4] = t18_u4
-            v17[i0_u4, i1_u4] = rowsum_b_ih_0__u4
-            v18[i0_u4, i1_u4] = rowsum_b_ih_1__u4
+            v17[i0_u4, i1_u4] = rowsum_b_hh_0__u4
+            v18[i0_u4, i1_u4] = rowsum_b_hh_1__u4
             v19[i0_u4, i1_u4] = rowsum_b_ih_2__u4
             v20[i0_u4, i1_u4] = rowsum_b_hh_2__u4
     concat_0(d_B, np.int64(1), v0, v14, v15, v16)  # %41 = concat(%32, %39, %40){axis=-1} : f32[B, 96]
     matmul_0(v0[1], v16, in_W_hh, n_threads)  # %42 = matmul(%41, %21) : f32[B, 32]
-    # 23 elementwise node(s) in one loop, storing %47, %51, %58, %66, 'rowsum@b_ih@0@0', 'rowsum@b_ih@1@0', 'rowsum@b_ih@2@0', 'rowsum@b_hh@2@0', %77 : [B, 32]
+    # 23 elementwise node(s) in one loop, storing %47, %51, %58, %66, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_ih@2@0', 'rowsum@b_hh@2@0', %77 : [B, 32]
     for i0_u5 in range(d_B):
         for i1_u5 in range(32):
             dstate_h_u5 = v7[i0_u5, i1_u5] + v16[i0_u5, i1_u5]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
@@ -227,8 +227,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
             t14_u5 = in0[0, i0_u5, i1_u5] * t13_u5  # %57 = mul('res@0@0', %56) : f32[B, 32]
             t15_u5 = t12_u5 * t14_u5  # %58 = mul(%55, %57) : f32[B, 32]
             t16_u5 = t4_u5 * in4[0, i0_u5, i1_u5]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
-            rowsum_b_ih_0__u5 = v17[i0_u5, i1_u5] + t8_u5  # 'rowsum@b_ih@0@0' = add('rowsum@b_ih@0@1', %51) : f32[B, 32]
-            rowsum_b_ih_1__u5 = v18[i0_u5, i1_u5] + t15_u5  # 'rowsum@b_ih@1@0' = add('rowsum@b_ih@1@1', %58) : f32[B, 32]
+            rowsum_b_hh_0__u5 = v17[i0_u5, i1_u5] + t8_u5  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@1', %51) : f32[B, 32]
+            rowsum_b_hh_1__u5 = v18[i0_u5, i1_u5] + t15_u5  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@1', %58) : f32[B, 32]
             rowsum_b_ih_2__u5 = v19[i0_u5, i1_u5] + t4_u5  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@1', %47) : f32[B, 32]
             rowsum_b_hh_2__u5 = v20[i0_u5, i1_u5] + t16_u5  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@1', %66) : f32[B, 32]
             t17_u5 = t0_u5 * in0[0, i0_u5, i1_u5]  # %77 = mul(%43, 'res@0@0') : f32[B, 32]
@@ -236,8 +236,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
             v12[i0_u5, i1_u5] = t8_u5
             v11[i0_u5, i1_u5] = t15_u5
             v10[i0_u5, i1_u5] = t16_u5
-            v9[i0_u5, i1_u5] = rowsum_b_ih_0__u5
-            v2[i0_u5, i1_u5] = rowsum_b_ih_1__u5
+            v9[i0_u5, i1_u5] = rowsum_b_hh_0__u5
+            v2[i0_u5, i1_u5] = rowsum_b_hh_1__u5
             v21[i0_u5, i1_u5] = rowsum_b_ih_2__u5
             v22[i0_u5, i1_u5] = rowsum_b_hh_2__u5
             v23[i0_u5, i1_u5] = t17_u5
@@ -257,8 +257,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     a0_u8 = shaped(v6, (3 * d_B, 32))
     a1_u8 = shaped(v0, (3 * d_B, 96))
     gemm_tn(a0_u8, a1_u8, v26, n_threads, BLAS)
-    sum_to_0(v28, d_B, v9, v27)  # %71 = sum_to('rowsum@b_ih@0@0'){shape=(32,)} : f32[32]
-    sum_to_0(v30, d_B, v2, v29)  # %72 = sum_to('rowsum@b_ih@1@0'){shape=(32,)} : f32[32]
+    sum_to_0(v28, d_B, v9, v27)  # %71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]
+    sum_to_0(v30, d_B, v2, v29)  # %72 = sum_to('rowsum@b_hh@1@0'){shape=(32,)} : f32[32]
     sum_to_0(v32, d_B, v21, v31)  # %73 = sum_to('rowsum@b_ih@2@0'){shape=(32,)} : f32[32]
     concat_1(v33, v27, v29, v31)  # %74 = concat(%71, %72, %73){axis=0} : f32[96]
     sum_to_0(v35, d_B, v22, v34)  # %75 = sum_to('rowsum@b_hh@2@0'){shape=(32,)} : f32[32]

@@ -35,54 +35,50 @@ def rows_0(p0, args):
     x2 = block_array(args, 9, np.float32, 2)
     x3 = block_array(args, 12, np.float32, 2)
     x4 = block_array(args, 15, np.float32, 2)
-    x5 = block_array(args, 18, np.float32, 2)
-    x6 = block_array(args, 21, np.float32, 2)
-    n3 = block_int(args, 24)
-    x7 = block_array(args, 25, np.float32, 3)
-    x8 = block_array(args, 29, np.float32, 3)
-    x9 = block_array(args, 33, np.float32, 3)
-    x10 = block_array(args, 37, np.float32, 3)
-    x11 = block_array(args, 41, np.float32, 3)
-    x12 = block_array(args, 45, np.float32, 3)
-    x13 = block_array(args, 49, np.float32, 3)
-    x14 = block_array(args, 53, np.float32, 3)
-    x15 = block_array(args, 57, np.float32, 3)
+    n3 = block_int(args, 18)
+    x5 = block_array(args, 19, np.float32, 3)
+    x6 = block_array(args, 23, np.float32, 3)
+    x7 = block_array(args, 27, np.float32, 3)
+    x8 = block_array(args, 31, np.float32, 3)
+    x9 = block_array(args, 35, np.float32, 3)
+    x10 = block_array(args, 39, np.float32, 3)
+    x11 = block_array(args, 43, np.float32, 3)
+    x12 = block_array(args, 47, np.float32, 3)
+    x13 = block_array(args, 51, np.float32, 3)
+    x14 = block_array(args, 55, np.float32, 2)
+    x15 = block_array(args, 58, np.float32, 2)
     x16 = block_array(args, 61, np.float32, 2)
     x17 = block_array(args, 64, np.float32, 2)
     x18 = block_array(args, 67, np.float32, 2)
     x19 = block_array(args, 70, np.float32, 2)
     x20 = block_array(args, 73, np.float32, 2)
-    x21 = block_array(args, 76, np.float32, 2)
-    x22 = block_array(args, 79, np.float32, 2)
-    x23 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
+    x21 = (block_array(args, 76, np.float32, 1), block_int(args, 78))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a9 = x16[m0:m1]
-    a10 = x17[m0:m1]
-    a11 = x18[m0:m1]
-    a12 = x19[m0:m1]
-    a13 = x20[m0:m1]
-    a14 = x21[m0:m1]
+    a9 = x14[m0:m1]
+    a10 = x15[m0:m1]
+    a11 = x16[m0:m1]
+    a12 = x17[m0:m1]
+    a13 = x18[m0:m1]
+    a14 = x19[m0:m1]
     dstate_h_state = x0[m0:m1]
     rowsum_b_hh_0_state = x1[m0:m1]
     rowsum_b_hh_1_state = x2[m0:m1]
     rowsum_b_hh_2_state = x3[m0:m1]
-    rowsum_b_ih_0_state = x4[m0:m1]
-    rowsum_b_ih_1_state = x5[m0:m1]
-    rowsum_b_ih_2_state = x6[m0:m1]
+    rowsum_b_ih_2_state = x4[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a0 = x7[b0, m0:m1]
-        a1 = x8[b0, m0:m1]
-        a2 = x9[b0, m0:m1]
-        a3 = x10[b0, m0:m1]
-        a4 = x11[b0, m0:m1]
-        a5 = x12[b0, m0:m1]
-        a6 = x13[b0, m0:m1]
-        a7 = x14[b0, m0:m1]
-        a8 = x15[b0, m0:m1]
-        # 23 elementwise node(s) in one loop, storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@0@0', 'rowsum@b_ih@1@0', 'rowsum@b_ih@2@0' : [#rows, 32]
+        a0 = x5[b0, m0:m1]
+        a1 = x6[b0, m0:m1]
+        a2 = x7[b0, m0:m1]
+        a3 = x8[b0, m0:m1]
+        a4 = x9[b0, m0:m1]
+        a5 = x10[b0, m0:m1]
+        a6 = x11[b0, m0:m1]
+        a7 = x12[b0, m0:m1]
+        a8 = x13[b0, m0:m1]
+        # 21 elementwise node(s) in one loop, storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@2@0' : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
                 t0_u2 = a0[i0_u2, i1_u2] + dstate_h_state[i0_u2, i1_u2]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
@@ -105,8 +101,6 @@ def rows_0(p0, args):
                 rowsum_b_hh_0_ = rowsum_b_hh_0_state[i0_u2, i1_u2] + t8_u2  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@t-1', %10) : f32[#rows, 32]
                 rowsum_b_hh_1_ = rowsum_b_hh_1_state[i0_u2, i1_u2] + t15_u2  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@t-1', %17) : f32[#rows, 32]
                 rowsum_b_hh_2_ = rowsum_b_hh_2_state[i0_u2, i1_u2] + t16_u2  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@t-1', %18) : f32[#rows, 32]
-                rowsum_b_ih_0_ = rowsum_b_ih_0_state[i0_u2, i1_u2] + t8_u2  # 'rowsum@b_ih@0@0' = add('rowsum@b_ih@0@t-1', %10) : f32[#rows, 32]
-                rowsum_b_ih_1_ = rowsum_b_ih_1_state[i0_u2, i1_u2] + t15_u2  # 'rowsum@b_ih@1@0' = add('rowsum@b_ih@1@t-1', %17) : f32[#rows, 32]
                 rowsum_b_ih_2_ = rowsum_b_ih_2_state[i0_u2, i1_u2] + t4_u2  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@t-1', %6) : f32[#rows, 32]
                 a9[i0_u2, i1_u2] = t0_u2
                 a10[i0_u2, i1_u2] = t4_u2
@@ -116,8 +110,6 @@ def rows_0(p0, args):
                 rowsum_b_hh_0_state[i0_u2, i1_u2] = rowsum_b_hh_0_
                 rowsum_b_hh_1_state[i0_u2, i1_u2] = rowsum_b_hh_1_
                 rowsum_b_hh_2_state[i0_u2, i1_u2] = rowsum_b_hh_2_
-                rowsum_b_ih_0_state[i0_u2, i1_u2] = rowsum_b_ih_0_
-                rowsum_b_ih_1_state[i0_u2, i1_u2] = rowsum_b_ih_1_
                 rowsum_b_ih_2_state[i0_u2, i1_u2] = rowsum_b_ih_2_
         # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
         for i0_u3 in range(m2):
@@ -131,9 +123,9 @@ def rows_0(p0, args):
                 a7[i4_u3, 64 + i5_u3] = a13[i4_u3, i5_u3]
         # %20 = matmul(%19, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
-            rows_nt(a7, x22, a14, c0)
+            rows_nt(a7, x20, a14, c0)
         else:
-            gemm_packed(a7, x23, x22, a14, True, 1, BLAS)
+            gemm_packed(a7, x21, x20, a14, True, 1, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
@@ -176,7 +168,7 @@ def concat_0(x0, x1, x2, x3):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, d_B, v1, d_T, n0, v2, v3, v4, v5, v6, v7, v8, v9, v10, n_threads, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, f_rows_0):
+def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, d_B, v1, d_T, n0, v2, v3, v4, v5, v6, v7, v8, n_threads, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
     # in_x: input x : f32[T, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
@@ -207,33 +199,27 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     # v4: f32[B, 32]
     # v5: f32[B, 32]
     # v6: f32[B, 32]
-    # v7: f32[B, 32]
-    # v8: f32[B, 32]
-    # v9: f32[T, B, 96]
-    # v10: f32[T, B, 96]
+    # v7: f32[T, B, 96]
+    # v8: f32[T, B, 96]
+    # v9: f32[B, 32]
+    # v10: f32[B, 32]
     # v11: f32[B, 32]
     # v12: f32[B, 32]
     # v13: f32[B, 32]
     # v14: f32[B, 32]
-    # v15: f32[B, 32]
-    # v16: f32[B, 32]
-    # v17: f32[T, B, 16]
-    # v18: f32[16, 96]
-    # v19: f32[32, 96]
+    # v15: f32[T, B, 16]
+    # v16: f32[16, 96]
+    # v17: f32[32, 96]
+    # v18: f32[32]
+    # v19: f64[32]
     # v20: f32[32]
     # v21: f64[32]
     # v22: f32[32]
     # v23: f64[32]
-    # v24: f32[32]
-    # v25: f64[32]
-    # v26: f32[96]
-    # v27: f32[32]
-    # v28: f64[32]
-    # v29: f32[32]
-    # v30: f64[32]
-    # v31: f32[32]
-    # v32: f64[32]
-    # v33: f32[96]
+    # v24: f32[96]
+    # v25: f32[32]
+    # v26: f64[32]
+    # v27: f32[96]
     # %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     for i0_u0 in range(d_B):
         for i1_u0 in range(32):
@@ -247,37 +233,33 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
         for i2_u1 in range(d_B):
             for i3_u1 in range(32):
                 v1[0, i2_u1, i3_u1] = in_h[i2_u1, i3_u1]
-    # %4 = loop(dstate@h, %0, %0, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=7, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
+    # %4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
     copy_0(d_B, v2, in7)  # a copy of dstate@h = input() : f32[B, 32]
     copy_0(d_B, v3, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     copy_0(d_B, v4, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     copy_0(d_B, v5, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     copy_0(d_B, v6, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
-    copy_0(d_B, v7, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
-    copy_0(d_B, v8, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 4512, ROW_WORK)
+    np0 = blocks_for(n_threads, d_B, n0 * d_B * 4384, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_W_hh, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, v6, v7, v8, n0, in6, v1, in0, in1, in2, in3, in4, v9, v10, v11, v12, v13, v14, v15, v16, in_W_hh, pk0)))  # %4 = loop(dstate@h, %0, %0, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=7, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 85 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, v6, n0, in6, v1, in0, in1, in2, in3, in4, v7, v8, v9, v10, v11, v12, v13, v14, in_W_hh, pk0)))  # %4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 79 words of rows_0's parameters
     # %7 = matmul(%5, %6) : f32[T, B, 16]
-    a0_u7 = shaped(v10, (d_T * d_B, 96))
-    a1_u7 = shaped(v17, (d_T * d_B, 16))
+    a0_u7 = shaped(v8, (d_T * d_B, 96))
+    a1_u7 = shaped(v15, (d_T * d_B, 16))
     gemm_nt(a0_u7, in_W_ih, a1_u7, n_threads, BLAS)
     # %8 = matmul_tn(x, %5) : f32[16, 96]
     a0_u8 = shaped(in_x, (d_T * d_B, 16))
-    a1_u8 = shaped(v10, (d_T * d_B, 96))
-    gemm_tn(a0_u8, a1_u8, v18, n_threads, BLAS)
+    a1_u8 = shaped(v8, (d_T * d_B, 96))
+    gemm_tn(a0_u8, a1_u8, v16, n_threads, BLAS)
     # %10 = matmul_tn(%1, %9) : f32[32, 96]
     a0_u9 = shaped(v1, (d_T * d_B, 32))
-    a1_u9 = shaped(v9, (d_T * d_B, 96))
-    gemm_tn(a0_u9, a1_u9, v19, n_threads, BLAS)
-    sum_to_0(v21, d_B, v6, v20)  # %12 = sum_to(%11){shape=(32,)} : f32[32]
-    sum_to_0(v23, d_B, v7, v22)  # %14 = sum_to(%13){shape=(32,)} : f32[32]
-    sum_to_0(v25, d_B, v8, v24)  # %16 = sum_to(%15){shape=(32,)} : f32[32]
-    concat_0(v26, v20, v22, v24)  # %17 = concat(%12, %14, %16){axis=0} : f32[96]
-    sum_to_0(v28, d_B, v3, v27)  # %19 = sum_to(%18){shape=(32,)} : f32[32]
-    sum_to_0(v30, d_B, v4, v29)  # %21 = sum_to(%20){shape=(32,)} : f32[32]
-    sum_to_0(v32, d_B, v5, v31)  # %23 = sum_to(%22){shape=(32,)} : f32[32]
-    concat_0(v33, v27, v29, v31)  # %24 = concat(%19, %21, %23){axis=0} : f32[96]
+    a1_u9 = shaped(v7, (d_T * d_B, 96))
+    gemm_tn(a0_u9, a1_u9, v17, n_threads, BLAS)
+    sum_to_0(v19, d_B, v3, v18)  # %12 = sum_to(%11){shape=(32,)} : f32[32]
+    sum_to_0(v21, d_B, v4, v20)  # %14 = sum_to(%13){shape=(32,)} : f32[32]
+    sum_to_0(v23, d_B, v6, v22)  # %16 = sum_to(%15){shape=(32,)} : f32[32]
+    concat_0(v24, v18, v20, v22)  # %17 = concat(%12, %14, %16){axis=0} : f32[96]
+    sum_to_0(v26, d_B, v5, v25)  # %19 = sum_to(%18){shape=(32,)} : f32[32]
+    concat_0(v27, v18, v20, v25)  # %20 = concat(%12, %14, %19){axis=0} : f32[96]
     return ()

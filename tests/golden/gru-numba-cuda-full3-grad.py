@@ -78,7 +78,7 @@ def k2_zeros(d_B, v12):
 
 @cuda.jit(cache=True)
 def k3_fused(d_B, v10, v11, in_res_1, in_res_0, v12, v0, v4, v13, v14, v15, v16):
-    """fused: 11 elementwise node(s) over [B, 32], storing %18, 'rowsum@b_ih@0@2', 'rowsum@b_ih@1@2', 'rowsum@b_ih@2@2', 'rowsum@b_hh@2@2'"""
+    """fused: 11 elementwise node(s) over [B, 32], storing %18, 'rowsum@b_hh@0@2', 'rowsum@b_hh@1@2', 'rowsum@b_ih@2@2', 'rowsum@b_hh@2@2'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -90,14 +90,14 @@ def k3_fused(d_B, v10, v11, in_res_1, in_res_0, v12, v0, v4, v13, v14, v15, v16)
         t4 = c0 - in_res_0[2, i1, i0]  # %16 = sub(%3, 'res@0@2') : f32[B, 32]
         t5 = in_res_0[2, i1, i0] * t4  # %17 = mul('res@0@2', %16) : f32[B, 32]
         t6 = t3 * t5  # %18 = mul(%15, %17) : f32[B, 32]
-        rowsum_b_ih_0_ = v12[i1, i0] + v0[i1, i0]  # 'rowsum@b_ih@0@2' = add(%70, %10) : f32[B, 32]
-        rowsum_b_ih_1_ = v12[i1, i0] + t6  # 'rowsum@b_ih@1@2' = add(%70, %18) : f32[B, 32]
+        rowsum_b_hh_0_ = v12[i1, i0] + v0[i1, i0]  # 'rowsum@b_hh@0@2' = add(%70, %10) : f32[B, 32]
+        rowsum_b_hh_1_ = v12[i1, i0] + t6  # 'rowsum@b_hh@1@2' = add(%70, %18) : f32[B, 32]
         rowsum_b_ih_2_ = v12[i1, i0] + v4[i1, 64 + i0]  # 'rowsum@b_ih@2@2' = add(%70, %6) : f32[B, 32]
         rowsum_b_hh_2_ = v12[i1, i0] + v0[i1, 64 + i0]  # 'rowsum@b_hh@2@2' = add(%70, %19) : f32[B, 32]
         v0[i1, 32 + i0] = t6  # store %18
         v4[i1, 32 + i0] = t6  # store %18
-        v13[i1, i0] = rowsum_b_ih_0_  # store 'rowsum@b_ih@0@2'
-        v14[i1, i0] = rowsum_b_ih_1_  # store 'rowsum@b_ih@1@2'
+        v13[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@2'
+        v14[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@2'
         v15[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@2'
         v16[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@2'
 
@@ -134,7 +134,7 @@ def k4_gemm(d_B, v0, in_W_hh, v17):
 
 @cuda.jit(cache=True)
 def k5_fused(d_B, v10, in_res_0, v17, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v11, v13, v14, v15, v16, v18, v3, v1, v19, v20, v21, v22):
-    """fused: 24 elementwise node(s) over [B, 32], storing %24, %28, %32, %39, %40, 'rowsum@b_ih@0@1', 'rowsum@b_ih@1@1', 'rowsum@b_ih@2@1', 'rowsum@b_hh@2@1'"""
+    """fused: 24 elementwise node(s) over [B, 32], storing %24, %28, %32, %39, %40, 'rowsum@b_hh@0@1', 'rowsum@b_hh@1@1', 'rowsum@b_ih@2@1', 'rowsum@b_hh@2@1'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -159,8 +159,8 @@ def k5_fused(d_B, v10, in_res_0, v17, in_grad_y, in_res_2, in_res_1, in_res_3, i
         t16 = in_res_0[1, i1, i0] * t15  # %38 = mul('res@0@1', %37) : f32[B, 32]
         t17 = t14 * t16  # %39 = mul(%36, %38) : f32[B, 32]
         t18 = t6 * in_res_4[1, i1, i0]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
-        rowsum_b_ih_0_ = v13[i1, i0] + t10  # 'rowsum@b_ih@0@1' = add('rowsum@b_ih@0@2', %32) : f32[B, 32]
-        rowsum_b_ih_1_ = v14[i1, i0] + t17  # 'rowsum@b_ih@1@1' = add('rowsum@b_ih@1@2', %39) : f32[B, 32]
+        rowsum_b_hh_0_ = v13[i1, i0] + t10  # 'rowsum@b_hh@0@1' = add('rowsum@b_hh@0@2', %32) : f32[B, 32]
+        rowsum_b_hh_1_ = v14[i1, i0] + t17  # 'rowsum@b_hh@1@1' = add('rowsum@b_hh@1@2', %39) : f32[B, 32]
         rowsum_b_ih_2_ = v15[i1, i0] + t6  # 'rowsum@b_ih@2@1' = add('rowsum@b_ih@2@2', %28) : f32[B, 32]
         rowsum_b_hh_2_ = v16[i1, i0] + t18  # 'rowsum@b_hh@2@1' = add('rowsum@b_hh@2@2', %40) : f32[B, 32]
         v18[i1, i0] = t2  # store %24
@@ -170,8 +170,8 @@ def k5_fused(d_B, v10, in_res_0, v17, in_grad_y, in_res_2, in_res_1, in_res_3, i
         v1[i1, 32 + i0] = t17  # store %39
         v3[i1, 32 + i0] = t17  # store %39
         v1[i1, 64 + i0] = t18  # store %40
-        v19[i1, i0] = rowsum_b_ih_0_  # store 'rowsum@b_ih@0@1'
-        v20[i1, i0] = rowsum_b_ih_1_  # store 'rowsum@b_ih@1@1'
+        v19[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@1'
+        v20[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@1'
         v21[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@1'
         v22[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@1'
 
@@ -208,7 +208,7 @@ def k6_gemm(d_B, v1, in_W_hh, v23):
 
 @cuda.jit(cache=True)
 def k7_fused(d_B, v18, v23, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v11, in_res_0, v19, v20, v21, v22, v2, v6, v24, v25, v26, v27, v28):
-    """fused: 23 elementwise node(s) over [B, 32], storing %47, %51, %58, %66, 'rowsum@b_ih@0@0', 'rowsum@b_ih@1@0', 'rowsum@b_ih@2@0', 'rowsum@b_hh@2@0', %77"""
+    """fused: 23 elementwise node(s) over [B, 32], storing %47, %51, %58, %66, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_ih@2@0', 'rowsum@b_hh@2@0', %77"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -231,8 +231,8 @@ def k7_fused(d_B, v18, v23, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v
         t14 = in_res_0[0, i1, i0] * t13  # %57 = mul('res@0@0', %56) : f32[B, 32]
         t15 = t12 * t14  # %58 = mul(%55, %57) : f32[B, 32]
         t16 = t4 * in_res_4[0, i1, i0]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
-        rowsum_b_ih_0_ = v19[i1, i0] + t8  # 'rowsum@b_ih@0@0' = add('rowsum@b_ih@0@1', %51) : f32[B, 32]
-        rowsum_b_ih_1_ = v20[i1, i0] + t15  # 'rowsum@b_ih@1@0' = add('rowsum@b_ih@1@1', %58) : f32[B, 32]
+        rowsum_b_hh_0_ = v19[i1, i0] + t8  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@1', %51) : f32[B, 32]
+        rowsum_b_hh_1_ = v20[i1, i0] + t15  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@1', %58) : f32[B, 32]
         rowsum_b_ih_2_ = v21[i1, i0] + t4  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@1', %47) : f32[B, 32]
         rowsum_b_hh_2_ = v22[i1, i0] + t16  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@1', %66) : f32[B, 32]
         t17 = t0 * in_res_0[0, i1, i0]  # %77 = mul(%43, 'res@0@0') : f32[B, 32]
@@ -242,8 +242,8 @@ def k7_fused(d_B, v18, v23, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v
         v2[i1, 32 + i0] = t15  # store %58
         v6[i1, 32 + i0] = t15  # store %58
         v6[i1, 64 + i0] = t16  # store %66
-        v24[i1, i0] = rowsum_b_ih_0_  # store 'rowsum@b_ih@0@0'
-        v25[i1, i0] = rowsum_b_ih_1_  # store 'rowsum@b_ih@1@0'
+        v24[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@0'
+        v25[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@0'
         v26[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@0'
         v27[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@0'
         v28[i1, i0] = t17  # store %77
@@ -413,7 +413,7 @@ def k16_gemm(d_B, v11, v7, v31):
 
 @cuda.jit(cache=True)
 def k17_sum_to(d_B, v24, v8):
-    """%71 = sum_to('rowsum@b_ih@0@0'){shape=(32,)} : f32[32]"""
+    """%71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
@@ -424,7 +424,7 @@ def k17_sum_to(d_B, v24, v8):
 
 @cuda.jit(cache=True)
 def k18_copy(v9, v8):
-    """copy %71 = sum_to('rowsum@b_ih@0@0'){shape=(32,)} : f32[32]"""
+    """copy %71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         v9[i0] = v8[i0]
@@ -432,7 +432,7 @@ def k18_copy(v9, v8):
 
 @cuda.jit(cache=True)
 def k19_sum_to(d_B, v25, v8):
-    """%72 = sum_to('rowsum@b_ih@1@0'){shape=(32,)} : f32[32]"""
+    """%72 = sum_to('rowsum@b_hh@1@0'){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
@@ -443,7 +443,7 @@ def k19_sum_to(d_B, v25, v8):
 
 @cuda.jit(cache=True)
 def k20_copy(v9, v8):
-    """copy %72 = sum_to('rowsum@b_ih@1@0'){shape=(32,)} : f32[32]"""
+    """copy %72 = sum_to('rowsum@b_hh@1@0'){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         v9[32 + i0] = v8[32 + i0]

@@ -93,27 +93,7 @@ def k5_copy(d_B, rowsum_b_hh_2_state, v2):
 
 
 @cuda.jit(cache=True)
-def k6_copy(d_B, rowsum_b_ih_0_state, v2):
-    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
-    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
-        i0 = e0 % 32
-        r0 = e0 // 32
-        i1 = r0
-        rowsum_b_ih_0_state[i1, i0] = v2[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k7_copy(d_B, rowsum_b_ih_1_state, v2):
-    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
-    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
-        i0 = e0 % 32
-        r0 = e0 // 32
-        i1 = r0
-        rowsum_b_ih_1_state[i1, i0] = v2[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k8_copy(d_B, rowsum_b_ih_2_state, v2):
+def k6_copy(d_B, rowsum_b_ih_2_state, v2):
     """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -123,7 +103,7 @@ def k8_copy(d_B, rowsum_b_ih_2_state, v2):
 
 
 @cuda.jit(cache=True)
-def k9_copy(v6, in_W_hh):
+def k7_copy(v6, in_W_hh):
     """copy %3 = transpose(W_hh) : f32[96, 32]"""
     for e0 in range(cuda.grid(1), 96 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -133,8 +113,8 @@ def k9_copy(v6, in_W_hh):
 
 
 @cuda.jit(cache=True)
-def k10_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_0_state, rowsum_b_ih_1_state, rowsum_b_ih_2_state, v7, v5, v4, v8):
-    """%4 = loop(dstate@h, %0, %0, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=7, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight."""
+def k8_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v7, v5, v4, v8):
+    """%4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight."""
     w0 = cuda.shared.array((96, 32), float32)
     for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
         kk = e // 32
@@ -145,7 +125,7 @@ def k10_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
-        # phase: fused: 23 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@0@0', 'rowsum@b_ih@1@0', 'rowsum@b_ih@2@0'
+        # phase: fused: 21 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@2@0'
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i0 = e0 % 32
             r0 = e0 // 32
@@ -170,8 +150,6 @@ def k10_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_
             rowsum_b_hh_0_ = rowsum_b_hh_0_state[i1, i0] + t8  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@t-1', %10) : f32[B, 32]
             rowsum_b_hh_1_ = rowsum_b_hh_1_state[i1, i0] + t15  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@t-1', %17) : f32[B, 32]
             rowsum_b_hh_2_ = rowsum_b_hh_2_state[i1, i0] + t16  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@t-1', %18) : f32[B, 32]
-            rowsum_b_ih_0_ = rowsum_b_ih_0_state[i1, i0] + t8  # 'rowsum@b_ih@0@0' = add('rowsum@b_ih@0@t-1', %10) : f32[B, 32]
-            rowsum_b_ih_1_ = rowsum_b_ih_1_state[i1, i0] + t15  # 'rowsum@b_ih@1@0' = add('rowsum@b_ih@1@t-1', %17) : f32[B, 32]
             rowsum_b_ih_2_ = rowsum_b_ih_2_state[i1, i0] + t4  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@t-1', %6) : f32[B, 32]
             v7[i1, i0] = t0  # store %0
             v5[b0, i1, 64 + i0] = t4  # store %6
@@ -183,8 +161,6 @@ def k10_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_
             rowsum_b_hh_0_state[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@0'
             rowsum_b_hh_1_state[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@0'
             rowsum_b_hh_2_state[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@0'
-            rowsum_b_ih_0_state[i1, i0] = rowsum_b_ih_0_  # store 'rowsum@b_ih@0@0'
-            rowsum_b_ih_1_state[i1, i0] = rowsum_b_ih_1_  # store 'rowsum@b_ih@1@0'
             rowsum_b_ih_2_state[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@0'
         cuda.syncthreads()
         # phase: %20 = matmul(%19, inv1) : f32[B, 32]: weights on chip in w0
@@ -211,8 +187,8 @@ def k10_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_0_state, rowsum_b_ih_1_state, rowsum_b_ih_2_state, v9, v5, v4, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_0_next, rowsum_b_ih_1_next, rowsum_b_ih_2_next):
-    """fused: 23 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@0@0', 'rowsum@b_ih@1@0', 'rowsum@b_ih@2@0'"""
+def k9_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v9, v5, v4, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next):
+    """fused: 21 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@2@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -237,8 +213,6 @@ def k11_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, 
         rowsum_b_hh_0_ = rowsum_b_hh_0_state[i1, i0] + t8  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@t-1', %10) : f32[B, 32]
         rowsum_b_hh_1_ = rowsum_b_hh_1_state[i1, i0] + t15  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@t-1', %17) : f32[B, 32]
         rowsum_b_hh_2_ = rowsum_b_hh_2_state[i1, i0] + t16  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@t-1', %18) : f32[B, 32]
-        rowsum_b_ih_0_ = rowsum_b_ih_0_state[i1, i0] + t8  # 'rowsum@b_ih@0@0' = add('rowsum@b_ih@0@t-1', %10) : f32[B, 32]
-        rowsum_b_ih_1_ = rowsum_b_ih_1_state[i1, i0] + t15  # 'rowsum@b_ih@1@0' = add('rowsum@b_ih@1@t-1', %17) : f32[B, 32]
         rowsum_b_ih_2_ = rowsum_b_ih_2_state[i1, i0] + t4  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@t-1', %6) : f32[B, 32]
         v9[i1, i0] = t0  # store %0
         v5[b1, i1, 64 + i0] = t4  # store %6
@@ -250,13 +224,11 @@ def k11_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, 
         rowsum_b_hh_0_next[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@0'
         rowsum_b_hh_1_next[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@0'
         rowsum_b_hh_2_next[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@0'
-        rowsum_b_ih_0_next[i1, i0] = rowsum_b_ih_0_  # store 'rowsum@b_ih@0@0'
-        rowsum_b_ih_1_next[i1, i0] = rowsum_b_ih_1_  # store 'rowsum@b_ih@1@0'
         rowsum_b_ih_2_next[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@0'
 
 
 @cuda.jit(cache=True)
-def k12_gemm(d_B, v4, b1, v6, v10):
+def k10_gemm(d_B, v4, b1, v6, v10):
     """%20 = matmul(%19, inv1) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -286,7 +258,7 @@ def k12_gemm(d_B, v4, b1, v6, v10):
 
 
 @cuda.jit(cache=True)
-def k13_fused(d_B, v9, in_res_0, b1, v10, dstate_h_next):
+def k11_fused(d_B, v9, in_res_0, b1, v10, dstate_h_next):
     """fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -298,7 +270,7 @@ def k13_fused(d_B, v9, in_res_0, b1, v10, dstate_h_next):
 
 
 @cuda.jit(cache=True)
-def k14_gemm(d_B, d_T, v5, in_W_ih, v11):
+def k12_gemm(d_B, d_T, v5, in_W_ih, v11):
     """%7 = matmul(%5, %6) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -330,7 +302,7 @@ def k14_gemm(d_B, d_T, v5, in_W_ih, v11):
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_T, d_B, in_x, v5, v12):
+def k13_gemm(d_T, d_B, in_x, v5, v12):
     """%8 = matmul_tn(x, %5) : f32[16, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -365,7 +337,7 @@ def k15_gemm(d_T, d_B, in_x, v5, v12):
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_T, d_B, v3, v4, v13):
+def k14_gemm(d_T, d_B, v3, v4, v13):
     """%10 = matmul_tn(%1, %9) : f32[32, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -400,25 +372,41 @@ def k16_gemm(d_T, d_B, v3, v4, v13):
 
 
 @cuda.jit(cache=True)
-def k17_sum_to(d_B, rowsum_b_ih_0_state, v0):
+def k15_sum_to(d_B, rowsum_b_hh_0_state, v0):
     """%12 = sum_to(%11){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_B):
-            acc0 += rowsum_b_ih_0_state[j0, i0]
+            acc0 += rowsum_b_hh_0_state[j0, i0]
         v0[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k18_sum_to(d_B, rowsum_b_ih_1_state, v0):
+def k16_copy(v1, v0):
+    """copy %12 = sum_to(%11){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        v1[i0] = v0[i0]
+
+
+@cuda.jit(cache=True)
+def k17_sum_to(d_B, rowsum_b_hh_1_state, v0):
     """%14 = sum_to(%13){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
         for j0 in range(d_B):
-            acc0 += rowsum_b_ih_1_state[j0, i0]
+            acc0 += rowsum_b_hh_1_state[j0, i0]
         v0[32 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k18_copy(v1, v0):
+    """copy %14 = sum_to(%13){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        v1[32 + i0] = v0[32 + i0]
 
 
 @cuda.jit(cache=True)
@@ -433,30 +421,8 @@ def k19_sum_to(d_B, rowsum_b_ih_2_state, v0):
 
 
 @cuda.jit(cache=True)
-def k20_sum_to(d_B, rowsum_b_hh_0_state, v1):
+def k20_sum_to(d_B, rowsum_b_hh_2_state, v1):
     """%19 = sum_to(%18){shape=(32,)} : f32[32]"""
-    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
-        i0 = e0
-        acc0 = c2
-        for j0 in range(d_B):
-            acc0 += rowsum_b_hh_0_state[j0, i0]
-        v1[i0] = acc0
-
-
-@cuda.jit(cache=True)
-def k21_sum_to(d_B, rowsum_b_hh_1_state, v1):
-    """%21 = sum_to(%20){shape=(32,)} : f32[32]"""
-    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
-        i0 = e0
-        acc0 = c2
-        for j0 in range(d_B):
-            acc0 += rowsum_b_hh_1_state[j0, i0]
-        v1[32 + i0] = acc0
-
-
-@cuda.jit(cache=True)
-def k22_sum_to(d_B, rowsum_b_hh_2_state, v1):
-    """%23 = sum_to(%22){shape=(32,)} : f32[32]"""
     for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
@@ -493,15 +459,11 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     rowsum_b_hh_0_state = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_hh_1_state = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_hh_2_state = cuda.device_array((d_B, 32), np.float32)
-    rowsum_b_ih_0_state = cuda.device_array((d_B, 32), np.float32)
-    rowsum_b_ih_1_state = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_ih_2_state = cuda.device_array((d_B, 32), np.float32)
     dstate_h_next = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_hh_0_next = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_hh_1_next = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_hh_2_next = cuda.device_array((d_B, 32), np.float32)
-    rowsum_b_ih_0_next = cuda.device_array((d_B, 32), np.float32)
-    rowsum_b_ih_1_next = cuda.device_array((d_B, 32), np.float32)
     rowsum_b_ih_2_next = cuda.device_array((d_B, 32), np.float32)
     v4 = cuda.device_array((d_T, d_B, 96), np.float32)
     v5 = cuda.device_array((d_T, d_B, 96), np.float32)
@@ -515,31 +477,29 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     v13 = cuda.device_array((32, 96), np.float32)
     k0_zeros[grid_1d(d_B * 32)](d_B, v2)
     k1_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v3, in_h, in_trace_h)
-    # %4 = loop(dstate@h, %0, %0, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=7, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
+    # %4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
     k2_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
     k3_copy[grid_1d(d_B * 32)](d_B, rowsum_b_hh_0_state, v2)
     k4_copy[grid_1d(d_B * 32)](d_B, rowsum_b_hh_1_state, v2)
     k5_copy[grid_1d(d_B * 32)](d_B, rowsum_b_hh_2_state, v2)
-    k6_copy[grid_1d(d_B * 32)](d_B, rowsum_b_ih_0_state, v2)
-    k7_copy[grid_1d(d_B * 32)](d_B, rowsum_b_ih_1_state, v2)
-    k8_copy[grid_1d(d_B * 32)](d_B, rowsum_b_ih_2_state, v2)
-    k9_copy[grid_1d(96 * 32)](v6, in_W_hh)
-    if not rt.persistent(k10_loop, (1, BLOCK_THREADS, 0), '%4', v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_0_state, rowsum_b_ih_1_state, rowsum_b_ih_2_state, v7, v5, v4, v8):
+    k6_copy[grid_1d(d_B * 32)](d_B, rowsum_b_ih_2_state, v2)
+    k7_copy[grid_1d(96 * 32)](v6, in_W_hh)
+    if not rt.persistent(k8_loop, (1, BLOCK_THREADS, 0), '%4', v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v7, v5, v4, v8):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k11_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_0_state, rowsum_b_ih_1_state, rowsum_b_ih_2_state, v9, v5, v4, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_0_next, rowsum_b_ih_1_next, rowsum_b_ih_2_next)
-            k12_gemm[grid_gemm(d_B, 32)](d_B, v4, b1, v6, v10)
-            k13_fused[grid_1d(d_B * 32)](d_B, v9, in_res_0, b1, v10, dstate_h_next)
-            dstate_h_state, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_0_state, rowsum_b_ih_1_state, rowsum_b_ih_2_state, dstate_h_next, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_0_next, rowsum_b_ih_1_next, rowsum_b_ih_2_next = dstate_h_next, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_0_next, rowsum_b_ih_1_next, rowsum_b_ih_2_next, dstate_h_state, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_0_state, rowsum_b_ih_1_state, rowsum_b_ih_2_state  # the new states become the current ones
-    k14_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v5, in_W_ih, v11)
-    k15_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v5, v12)
-    k16_gemm[grid_gemm(32, 96)](d_T, d_B, v3, v4, v13)
-    k17_sum_to[grid_1d(32)](d_B, rowsum_b_ih_0_state, v0)
-    k18_sum_to[grid_1d(32)](d_B, rowsum_b_ih_1_state, v0)
+            k9_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v9, v5, v4, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next)
+            k10_gemm[grid_gemm(d_B, 32)](d_B, v4, b1, v6, v10)
+            k11_fused[grid_1d(d_B * 32)](d_B, v9, in_res_0, b1, v10, dstate_h_next)
+            dstate_h_state, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, dstate_h_next, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next = dstate_h_next, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next, dstate_h_state, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state  # the new states become the current ones
+    k12_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v5, in_W_ih, v11)
+    k13_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v5, v12)
+    k14_gemm[grid_gemm(32, 96)](d_T, d_B, v3, v4, v13)
+    k15_sum_to[grid_1d(32)](d_B, rowsum_b_hh_0_state, v0)
+    k16_copy[grid_1d(32)](v1, v0)
+    k17_sum_to[grid_1d(32)](d_B, rowsum_b_hh_1_state, v0)
+    k18_copy[grid_1d(32)](v1, v0)
     k19_sum_to[grid_1d(32)](d_B, rowsum_b_ih_2_state, v0)
-    k20_sum_to[grid_1d(32)](d_B, rowsum_b_hh_0_state, v1)
-    k21_sum_to[grid_1d(32)](d_B, rowsum_b_hh_1_state, v1)
-    k22_sum_to[grid_1d(32)](d_B, rowsum_b_hh_2_state, v1)
+    k20_sum_to[grid_1d(32)](d_B, rowsum_b_hh_2_state, v1)
     out0 = v11  # taken over: nothing else reads it
     out1 = v12  # taken over: nothing else reads it
     out2 = v13  # taken over: nothing else reads it
