@@ -58,6 +58,7 @@ HELPERS = {  # helper -> the module of this package that defines it
     "gemm_tn": "gemm",
     "pack_b": "gemm",
     "gemm_packed": "gemm",
+    "gemm_step": "stepgemm",
     "rows_nt": "gemm",
     "scan_chunked": "scan",
     "shaped": "shaped",
@@ -318,9 +319,13 @@ class Generator(Units, Blocks):
             self.w.line("else:")
             self.w.depth += 1
         if packed is not None:
-            self.helpers.add("gemm_packed")
             args = f"{A}, {self.local(packed[0], 'x')}, {weight}, {out}, {trans}"
-            self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
+            if self.part is not None and self.part.step is not None:  # a step's slices (stepgemm.py)
+                self.helpers.add("gemm_step")
+                self.w.line(f"gemm_step({args}, {self.value(self.part.step)}, BLAS)")
+            else:
+                self.helpers.add("gemm_packed")
+                self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
         else:
             self.gemm(A, weight, out, "gemm_nt" if trans else "gemm")
         if small:

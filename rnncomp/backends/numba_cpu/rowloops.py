@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ir import Node, TensorType
 from passes.rows import ROWS
 
@@ -47,6 +49,7 @@ class Part:
     writer: Writer
     pos: int  # where the block's views of buffers are inserted (before its time loop)
     depth: int
+    step: str | None = None  # program's count of column slices of each step's recurrent GEMMs (stepgemm.py)
 
     def _insert(self, text: str) -> None:
         self.writer.lines.insert(self.pos, (self.depth, text, self.writer.owner))
@@ -106,15 +109,32 @@ def row_step_work(gen: Generator, nodes) -> str:
     return f"({text})" if terms else text
 
 
-def open_part(gen: Generator, dim: int | str, parts: str, width: str) -> Part:
-    """The bounds of block BLOCK of `parts` blocks of `width` rows (in the block function being built)."""
+def recurrent_sizes(gen: Generator, v) -> tuple[str, str] | None:
+    """The loop's products with a loop-invariant weight (`h @ Wh`): their multiply-adds per row and
+    step, and their weights' bytes (expressions), or None where it has none."""
+    consts = {id(p) for p in v.const_params}
+    work, size = [], []
+    for n in v.body.nodes():
+        if n.op != "matmul" or id(n.inputs[1].node) not in consts or n.inputs[0].node is n.inputs[1].node:
+            continue
+        K, N = n.inputs[1].node.type.shape
+        work.append(gen.product([gen.dim(K), gen.dim(N)]))
+        size.append(gen.product([str(np.dtype(n.type.dtype.numpy).itemsize), gen.dim(K), gen.dim(N)]))
+    if not work:
+        return None
+    return f"({' + '.join(work)})", f"({' + '.join(size)})"
+
+
+def open_part(gen: Generator, dim: int | str, parts: str, width: str, step: str | None = None) -> Part:
+    """The bounds of block BLOCK of `parts` blocks of `width` rows (in the block function being built);
+    `step`: how many column slices its step GEMMs run in."""
     assert gen.kernel is not None
     gen.kernel.over = gen.value(parts)
     r0, r1, n = gen.tmp("m"), gen.tmp("m"), gen.tmp("m")
     gen.w.line(f"{r0} = {BLOCK} * {gen.value(width)}")
     gen.w.line(f"{r1} = min({gen.dim(dim)}, {r0} + {gen.value(width)})")
     gen.w.line(f"{n} = {r1} - {r0}")
-    return Part(n, r0, r1, dim, gen.kernel, gen.counter, gen.w, len(gen.w.lines), gen.w.depth)
+    return Part(n, r0, r1, dim, gen.kernel, gen.counter, gen.w, len(gen.w.lines), gen.w.depth, step)
 
 
 def transposed(gen: Generator, node: Node) -> Ref | None:
