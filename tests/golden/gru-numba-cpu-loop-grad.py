@@ -6,13 +6,15 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -42,6 +44,7 @@ def rows_0(p0, args):
     x15 = block_array(args, 58, np.float32, 2)
     x16 = block_array(args, 61, np.float32, 2)
     x17 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
+    n4 = block_int(args, 67)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -102,7 +105,7 @@ def rows_0(p0, args):
         if a7.shape[0] <= 3:
             rows_nt(a7, x16, a14, c0)
         else:
-            gemm_packed(a7, x17, x16, a14, True, 1, BLAS)
+            gemm_step(a7, x17, x16, a14, True, n4, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
@@ -190,10 +193,12 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
         for i1_u1 in range(32):
             v1[i0_u1, i1_u1] = in7[i0_u1, i1_u1]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 4128, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (96 * 32), (4 * 96 * 32), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 4128, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_W_hh, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in6, v0, in0, in1, in2, in3, in4, v2, v3, v4, v5, v6, v7, v8, v9, in_W_hh, pk0)))  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 67 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in6, v0, in0, in1, in2, in3, in4, v2, v3, v4, v5, v6, v7, v8, v9, in_W_hh, pk0, st0)))  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 68 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
     a0_u7 = shaped(v3, (d_T * d_B, 96))
     a1_u7 = shaped(v10, (d_T * d_B, 16))

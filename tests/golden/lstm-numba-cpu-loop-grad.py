@@ -6,14 +6,16 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -57,6 +59,7 @@ def rows_0(p0, args):
     x9 = block_array(args, 38, np.float32, 3)
     x10 = block_array(args, 42, np.float32, 2)
     x11 = (block_array(args, 45, np.float32, 1), block_int(args, 47))
+    n4 = block_int(args, 48)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -108,7 +111,7 @@ def rows_0(p0, args):
         if a7.shape[0] <= 3:
             rows_nt(a7, x10, dstate_h_state, c0)
         else:
-            gemm_packed(a7, x11, x10, dstate_h_state, True, 1, BLAS)
+            gemm_step(a7, x11, x10, dstate_h_state, True, n4, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -152,10 +155,12 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     copy_0(d_B, v1, in7)  # a copy of dstate@h = input() : f32[B, 32]
     copy_0(d_B, v2, in8)  # a copy of dstate@c = input() : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 5280, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (128 * 32), (4 * 128 * 32), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 5280, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, in6, in5, in0, in1, in2, v0, in3, v3, in_Wh, pk0)))  # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 48 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, in6, in5, in0, in1, in2, v0, in3, v3, in_Wh, pk0, st0)))  # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 49 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 16]
     a0_u2 = shaped(v3, (d_T * d_B, 128))
     a1_u2 = shaped(v4, (d_T * d_B, 16))

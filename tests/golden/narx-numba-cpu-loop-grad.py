@@ -6,13 +6,15 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -51,19 +53,20 @@ def rows_0(p0, args):
     x10 = block_array(args, 40, np.float32, 2)
     x11 = block_array(args, 43, np.float32, 2)
     x12 = (block_array(args, 46, np.float32, 1), block_int(args, 48))
-    x13 = block_array(args, 49, np.float32, 2)
-    x14 = block_array(args, 52, np.float32, 2)
-    x15 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
-    x16 = block_array(args, 58, np.float32, 2)
-    x17 = block_array(args, 61, np.float32, 2)
-    x18 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
-    x19 = block_array(args, 67, np.float32, 2)
-    x20 = (block_array(args, 70, np.float32, 1), block_int(args, 72))
-    x21 = block_array(args, 73, np.float32, 2)
-    x22 = block_array(args, 76, np.float32, 2)
-    x23 = (block_array(args, 79, np.float32, 1), block_int(args, 81))
-    x24 = block_array(args, 82, np.float32, 2)
-    x25 = (block_array(args, 85, np.float32, 1), block_int(args, 87))
+    n4 = block_int(args, 49)
+    x13 = block_array(args, 50, np.float32, 2)
+    x14 = block_array(args, 53, np.float32, 2)
+    x15 = (block_array(args, 56, np.float32, 1), block_int(args, 58))
+    x16 = block_array(args, 59, np.float32, 2)
+    x17 = block_array(args, 62, np.float32, 2)
+    x18 = (block_array(args, 65, np.float32, 1), block_int(args, 67))
+    x19 = block_array(args, 68, np.float32, 2)
+    x20 = (block_array(args, 71, np.float32, 1), block_int(args, 73))
+    x21 = block_array(args, 74, np.float32, 2)
+    x22 = block_array(args, 77, np.float32, 2)
+    x23 = (block_array(args, 80, np.float32, 1), block_int(args, 82))
+    x24 = block_array(args, 83, np.float32, 2)
+    x25 = (block_array(args, 86, np.float32, 1), block_int(args, 88))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -95,7 +98,7 @@ def rows_0(p0, args):
         if a4.shape[0] <= 3:
             rows_nt(a4, x11, a6, c0)
         else:
-            gemm_packed(a4, x12, x11, a6, True, 1, BLAS)
+            gemm_step(a4, x12, x11, a6, True, n4, BLAS)
         # 4 elementwise node(s) in one loop, storing %4 : [#rows, 8]
         for i0_u2 in range(m2):
             for i1_u2 in range(8):
@@ -108,12 +111,12 @@ def rows_0(p0, args):
         if a5.shape[0] <= 3:
             rows_nt(a5, x14, a7, c0)
         else:
-            gemm_packed(a5, x15, x14, a7, True, 1, BLAS)
+            gemm_step(a5, x15, x14, a7, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
             rows_nt(a4, x17, a8, c0)
         else:
-            gemm_packed(a4, x18, x17, a8, True, 1, BLAS)
+            gemm_step(a4, x18, x17, a8, True, n4, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [#rows, 8]
         for i0_u5 in range(m2):
             for i1_u5 in range(8):
@@ -124,17 +127,17 @@ def rows_0(p0, args):
         if a5.shape[0] <= 3:
             rows_nt(a5, x19, dstate_s_state, c0)
         else:
-            gemm_packed(a5, x20, x19, dstate_s_state, True, 1, BLAS)
+            gemm_step(a5, x20, x19, dstate_s_state, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
             rows_nt(a4, x22, a9, c0)
         else:
-            gemm_packed(a4, x23, x22, a9, True, 1, BLAS)
+            gemm_step(a4, x23, x22, a9, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
             rows_nt(a4, x24, dstate_y_d1_state, c0)
         else:
-            gemm_packed(a4, x25, x24, dstate_y_d1_state, True, 1, BLAS)
+            gemm_step(a4, x25, x24, dstate_y_d1_state, True, n4, BLAS)
         copy_1(m2, a3, dstate_x_d0_state)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
         copy_1(m2, dstate_x_d0_state, a9)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
 
@@ -232,7 +235,9 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     copy_1(d_B, v2, in8)  # a copy of 'dstate@x@d0' = input() : f32[B, 4]
     copy_0(d_B, v3, in9)  # a copy of 'dstate@y@d1' = input() : f32[B, 8]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 484, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 4 + 8 * 8), (4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 4 + 4 * 8 * 8), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 484, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Vs, True, w0, BLAS)  # inv6, once per call
     pk1 = pack_b(in_Ws, True, w0, BLAS)  # inv7, once per call
@@ -240,7 +245,7 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Us, True, w0, BLAS)  # inv9, once per call
     pk4 = pack_b(in_Wx1, True, w0, BLAS)  # inv10, once per call
     pk5 = pack_b(in_Wy2, True, w0, BLAS)  # inv11, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, v1, v2, v3, n0, in5, in2, in3, v4, v5, v6, v7, in_Vs, pk0, v8, in_Ws, pk1, v9, in_Wy1, pk2, in_Us, pk3, v10, in_Wx1, pk4, in_Wy2, pk5)))  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, v1, v2, v3, n0, in5, in2, in3, v4, v5, v6, v7, in_Vs, pk0, st0, v8, in_Ws, pk1, v9, in_Wy1, pk2, in_Us, pk3, v10, in_Wx1, pk4, in_Wy2, pk5)))  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 89 words of rows_0's parameters
     # %12 = matmul(%10, %11) : f32[T, B, 4]
     a0_u9 = shaped(v5, (d_T * d_B, 8))
     a1_u9 = shaped(v11, (d_T * d_B, 4))

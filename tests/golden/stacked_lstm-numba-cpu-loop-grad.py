@@ -6,14 +6,16 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -87,10 +89,11 @@ def rows_0(p0, args):
     x19 = block_array(args, 76, np.float32, 2)
     x20 = block_array(args, 79, np.float32, 2)
     x21 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
-    x22 = block_array(args, 85, np.float32, 2)
-    x23 = (block_array(args, 88, np.float32, 1), block_int(args, 90))
-    x24 = block_array(args, 91, np.float32, 2)
-    x25 = (block_array(args, 94, np.float32, 1), block_int(args, 96))
+    n4 = block_int(args, 85)
+    x22 = block_array(args, 86, np.float32, 2)
+    x23 = (block_array(args, 89, np.float32, 1), block_int(args, 91))
+    x24 = block_array(args, 92, np.float32, 2)
+    x25 = (block_array(args, 95, np.float32, 1), block_int(args, 97))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -152,7 +155,7 @@ def rows_0(p0, args):
         if a13.shape[0] <= 3:
             rows_nt(a13, x20, a15, c0)
         else:
-            gemm_packed(a13, x21, x20, a15, True, 1, BLAS)
+            gemm_step(a13, x21, x20, a15, True, n4, BLAS)
         # 24 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0' : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
@@ -189,12 +192,12 @@ def rows_0(p0, args):
         if a14.shape[0] <= 3:
             rows_nt(a14, x22, dstate_h1_state, c0)
         else:
-            gemm_packed(a14, x23, x22, dstate_h1_state, True, 1, BLAS)
+            gemm_step(a14, x23, x22, dstate_h1_state, True, n4, BLAS)
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
         if a13.shape[0] <= 3:
             rows_nt(a13, x24, dstate_h2_state, c0)
         else:
-            gemm_packed(a13, x25, x24, dstate_h2_state, True, 1, BLAS)
+            gemm_step(a13, x25, x24, dstate_h2_state, True, n4, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -264,12 +267,14 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     copy_1(d_B, v4, in15)  # a copy of dstate@h2 = input() : f32[B, 24]
     copy_1(d_B, v5, in16)  # a copy of dstate@c2 = input() : f32[B, 24]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 11512, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (96 * 32 + 128 * 32 + 96 * 24), (4 * 96 * 32 + 4 * 128 * 32 + 4 * 96 * 24), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 11512, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wx2, True, w0, BLAS)  # inv3, once per call
     pk1 = pack_b(in_Wh1, True, w0, BLAS)  # inv4, once per call
     pk2 = pack_b(in_Wh2, True, w0, BLAS)  # inv5, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, n0, in12, in11, in0, in1, in2, v0, in3, in9, in4, in5, in6, v1, in7, v6, v7, v8, in_Wx2, pk0, in_Wh1, pk1, in_Wh2, pk2)))  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 97 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, n0, in12, in11, in0, in1, in2, v0, in3, in9, in4, in5, in6, v1, in7, v6, v7, v8, in_Wx2, pk0, st0, in_Wh1, pk1, in_Wh2, pk2)))  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 98 words of rows_0's parameters
     # %10 = matmul(%8, %9) : f32[T, B, 16]
     a0_u5 = shaped(v7, (d_T * d_B, 128))
     a1_u5 = shaped(v9, (d_T * d_B, 16))

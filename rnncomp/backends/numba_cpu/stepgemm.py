@@ -85,4 +85,3 @@ def gemm_step(a, packed, b, out, trans, parts, mode):
         _gemm_cols_c(np.int64(False), m, n, k, _p(a), _p(buf), _p(out), a.itemsize, parts, mode)
     else:
         _gemm_cols_c(np.int64(trans), m, n, k, _p(a), _p(b), _p(out), a.itemsize, parts, mode)
-
