@@ -7,8 +7,9 @@ copies of an unrolled step) are one function: Numba compiles each once (see unit
 
 A loop whose batch rows are independent (passes/rows.py) becomes one `parallel=True` kernel that
 runs a block of rows per Numba thread through every step (rowloops.py); inside it GEMMs run on one
-thread each. Elsewhere a large GEMM is split across the threads (gemm.py); Numba's threads are the
-only ones: the BLAS never starts its own.
+thread each, except where the rows go to one block and each step's recurrent GEMM is split by columns
+across the threads instead (launch.step_parts, stepgemm.py). Elsewhere a large GEMM is split across
+the threads (gemm.py); Numba's threads are the only ones: the BLAS never starts its own.
 """
 
 from __future__ import annotations

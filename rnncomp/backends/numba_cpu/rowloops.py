@@ -16,6 +16,15 @@ Blocks write disjoint rows of shared buffers, so nothing needs a lock; a buffer 
 kernel's scratch of another shape) is private to each block. How many blocks: one per thread, but
 only as many as each gets ROW_WORK multiply-adds of the loop's estimated work (launch.blocks_for;
 `row_step_work` estimates a row's step: 4224 for an LSTM at H=32, a 32x128 product and 128 gates).
+
+Where the rows cannot usefully be split (a block of a few rows, or blocks that would each stream a
+weight too big for a core's cache at every step) but a step's recurrent products are big enough,
+the loop runs as one block and each step's products with a loop-invariant weight are split by
+columns across the threads instead (launch.step_parts decides, from `recurrent_sizes`; stepgemm.py):
+
+    st0 = step_parts(n_threads, d_B, d_B * (512 * 2048), (4 * 512 * 2048), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, ..., ROW_WORK)
+    ... gemm_step(h_state, pk0, Wh, out, False, st0, BLAS)   # in the block, each step
 """
 
 from __future__ import annotations
