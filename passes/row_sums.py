@@ -38,7 +38,8 @@ def add_row_sums(param: Node, ct: Node, sums: dict, slots: dict) -> tuple[int | 
         if piece.op == "zeros":
             out.append(piece.type.with_shape(piece.type.shape[lead:]))  # type: ignore[union-attr]
             continue
-        same = next((k for k, v in sums.items() if slots[k].role is Role.ROW_SUM and len(v) == 1 and v[0] is piece), None)
+        mine = (k for k, v in sums.items() if slots[k].role is Role.ROW_SUM and len(v) == 1 and v[0] is piece)
+        same = next(mine, None)
         if same is not None:  # another param's piece is this very value (a GRU's two biases): one sum
             out.append(same)
             continue

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 from rnncomp.backends.numba_cpu.shaped import shaped
 
@@ -17,6 +18,7 @@ c1 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 'dstate@h@2' = matmul(%4, %5) : f32[B, 16]
     gemm_nt(x0, x2, x1, n1, BLAS)
 
@@ -24,6 +26,7 @@ def matmul_0(x0, x1, x2, n1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads, v2, v3, v4, v5, v6, v7, v8, v9):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 8]
     # in_W: input W : f32[8, 16]
     # in_U: input U : f32[16, 16]

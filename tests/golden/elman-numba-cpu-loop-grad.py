@@ -6,13 +6,16 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -20,6 +23,7 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -31,6 +35,7 @@ def rows_0(p0, args):
     x4 = block_array(args, 18, np.float32, 3)
     x5 = block_array(args, 22, np.float32, 2)
     x6 = (block_array(args, 25, np.float32, 1), block_int(args, 27))
+    n4 = block_int(args, 28)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -55,12 +60,13 @@ def rows_0(p0, args):
         if a2.shape[0] <= 3:
             rows_nt(a2, x5, dstate_h_state, c0)
         else:
-            gemm_packed(a2, x6, x5, dstate_h_state, True, 1, BLAS)
+            gemm_step(a2, x6, x5, dstate_h_state, True, n4, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, n0, v1, v2, n_threads, v3, d_T, v4, v5, v6, v7, v8, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_W: input W : f32[8, 16]
     # in_U: input U : f32[16, 16]
@@ -95,10 +101,12 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, n0, v1, v2, n_
         for i1_u1 in range(16):
             v1[i0_u1, i1_u1] = in2[i0_u1, i1_u1]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 400, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (16 * 16), (4 * 16 * 16), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 400, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_U, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v0, n0, in1, in0, v2, in_U, pk0)))  # %3 = loop(dstate@h, %0, grad@y, trace@h, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=2, n_buf=1} : (f32[B, 16], f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 28 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v0, n0, in1, in0, v2, in_U, pk0, st0)))  # %3 = loop(dstate@h, %0, grad@y, trace@h, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=2, n_buf=1} : (f32[B, 16], f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 29 words of rows_0's parameters
     # %6 = matmul(%4, %5) : f32[T, B, 8]
     a0_u4 = shaped(v2, (d_T * d_B, 16))
     a1_u4 = shaped(v3, (d_T * d_B, 8))

@@ -6,14 +6,17 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -21,6 +24,7 @@ c1 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %1 = shift(trace@c, c){reverse=False} : f32[T, B, 32]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -34,6 +38,7 @@ def shift_0(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
@@ -41,6 +46,7 @@ def copy_0(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -61,6 +67,7 @@ def rows_0(p0, args):
     x13 = block_array(args, 50, np.float32, 3)
     x14 = block_array(args, 54, np.float32, 2)
     x15 = (block_array(args, 57, np.float32, 1), block_int(args, 59))
+    n4 = block_int(args, 60)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -124,11 +131,12 @@ def rows_0(p0, args):
         if a7.shape[0] <= 3:
             rows_nt(a7, x14, dstate_h_state, c0)
         else:
-            gemm_packed(a7, x15, x14, dstate_h_state, True, 1, BLAS)
+            gemm_step(a7, x15, x14, dstate_h_state, True, n4, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %12 = sum_to(%11){shape=(32,)} : f32[32]
     for i0 in range(32):
         x0[i0] = 0.0
@@ -142,6 +150,7 @@ def sum_to_0(x0, n0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, in6, in7, in8, v0, d_B, v1, d_T, n0, v2, v3, v4, v5, v6, v7, v8, n_threads, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx: input Wx : f32[16, 128]
     # in_Wh: input Wh : f32[32, 128]
@@ -200,10 +209,12 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     copy_0(d_B, v6, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     copy_0(d_B, v7, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 5536, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (128 * 32), (4 * 128 * 32), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 5536, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, v6, v7, n0, in6, in5, in0, in1, in2, v1, in3, v8, in_Wh, pk0)))  # %4 = loop(dstate@h, dstate@c, %0, %0, %0, %0, grad@y, trace@c, res@0, res@1, res@2, %1, res@3, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=6, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 60 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, v6, v7, n0, in6, in5, in0, in1, in2, v1, in3, v8, in_Wh, pk0, st0)))  # %4 = loop(dstate@h, dstate@c, %0, %0, %0, %0, grad@y, trace@c, res@0, res@1, res@2, %1, res@3, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=6, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 61 words of rows_0's parameters
     # %7 = matmul(%5, %6) : f32[T, B, 16]
     a0_u3 = shaped(v8, (d_T * d_B, 128))
     a1_u3 = shaped(v9, (d_T * d_B, 16))

@@ -6,13 +6,16 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -20,6 +23,7 @@ c1 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(8):
             x0[i0, i1] = x1[i0, i1]
@@ -27,6 +31,7 @@ def copy_0(n0, x0, x1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_1(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(4):
             x0[i0, i1] = x1[i0, i1]
@@ -34,6 +39,7 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -52,19 +58,20 @@ def rows_0(p0, args):
     x11 = block_array(args, 43, np.float32, 2)
     x12 = block_array(args, 46, np.float32, 2)
     x13 = (block_array(args, 49, np.float32, 1), block_int(args, 51))
-    x14 = block_array(args, 52, np.float32, 2)
-    x15 = block_array(args, 55, np.float32, 2)
-    x16 = (block_array(args, 58, np.float32, 1), block_int(args, 60))
-    x17 = block_array(args, 61, np.float32, 2)
-    x18 = block_array(args, 64, np.float32, 2)
-    x19 = (block_array(args, 67, np.float32, 1), block_int(args, 69))
-    x20 = block_array(args, 70, np.float32, 2)
-    x21 = (block_array(args, 73, np.float32, 1), block_int(args, 75))
-    x22 = block_array(args, 76, np.float32, 2)
-    x23 = block_array(args, 79, np.float32, 2)
-    x24 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
-    x25 = block_array(args, 85, np.float32, 2)
-    x26 = (block_array(args, 88, np.float32, 1), block_int(args, 90))
+    n4 = block_int(args, 52)
+    x14 = block_array(args, 53, np.float32, 2)
+    x15 = block_array(args, 56, np.float32, 2)
+    x16 = (block_array(args, 59, np.float32, 1), block_int(args, 61))
+    x17 = block_array(args, 62, np.float32, 2)
+    x18 = block_array(args, 65, np.float32, 2)
+    x19 = (block_array(args, 68, np.float32, 1), block_int(args, 70))
+    x20 = block_array(args, 71, np.float32, 2)
+    x21 = (block_array(args, 74, np.float32, 1), block_int(args, 76))
+    x22 = block_array(args, 77, np.float32, 2)
+    x23 = block_array(args, 80, np.float32, 2)
+    x24 = (block_array(args, 83, np.float32, 1), block_int(args, 85))
+    x25 = block_array(args, 86, np.float32, 2)
+    x26 = (block_array(args, 89, np.float32, 1), block_int(args, 91))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -99,7 +106,7 @@ def rows_0(p0, args):
         if a4.shape[0] <= 3:
             rows_nt(a4, x12, a6, c0)
         else:
-            gemm_packed(a4, x13, x12, a6, True, 1, BLAS)
+            gemm_step(a4, x13, x12, a6, True, n4, BLAS)
         # 4 elementwise node(s) in one loop, storing %9 : [#rows, 8]
         for i0_u3 in range(m2):
             for i1_u3 in range(8):
@@ -112,12 +119,12 @@ def rows_0(p0, args):
         if a5.shape[0] <= 3:
             rows_nt(a5, x15, a7, c0)
         else:
-            gemm_packed(a5, x16, x15, a7, True, 1, BLAS)
+            gemm_step(a5, x16, x15, a7, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
             rows_nt(a4, x18, a8, c0)
         else:
-            gemm_packed(a4, x19, x18, a8, True, 1, BLAS)
+            gemm_step(a4, x19, x18, a8, True, n4, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [#rows, 8]
         for i0_u6 in range(m2):
             for i1_u6 in range(8):
@@ -128,23 +135,24 @@ def rows_0(p0, args):
         if a5.shape[0] <= 3:
             rows_nt(a5, x20, dstate_s_state, c0)
         else:
-            gemm_packed(a5, x21, x20, dstate_s_state, True, 1, BLAS)
+            gemm_step(a5, x21, x20, dstate_s_state, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
             rows_nt(a4, x23, a9, c0)
         else:
-            gemm_packed(a4, x24, x23, a9, True, 1, BLAS)
+            gemm_step(a4, x24, x23, a9, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
             rows_nt(a4, x25, dstate_y_d1_state, c0)
         else:
-            gemm_packed(a4, x26, x25, dstate_y_d1_state, True, 1, BLAS)
+            gemm_step(a4, x26, x25, dstate_y_d1_state, True, n4, BLAS)
         copy_1(m2, a3, dstate_x_d0_state)  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
         copy_1(m2, dstate_x_d0_state, a9)  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, n1, x0, x1, x2, n2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %15 = matmul_tn(x, %11) : f32[4, 8]
     a0 = shaped(x0, (n0 * n1, 4))
     a1 = shaped(x1, (n0 * n1, 8))
@@ -153,6 +161,7 @@ def matmul_tn_0(n0, n1, x0, x1, x2, n2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %18 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -166,6 +175,7 @@ def shift_0(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, n1, x0, x1, x2, n2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %19 = matmul_tn(%18, %11) : f32[8, 8]
     a0 = shaped(x0, (n0 * n1, 8))
     a1 = shaped(x1, (n0 * n1, 8))
@@ -175,6 +185,7 @@ def matmul_tn_1(n0, n1, x0, x1, x2, n2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, v0, d_B, n0, v1, v2, v3, v4, v5, v6, v7, n_threads, v8, v9, v10, v11, v12, d_T, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
     # in_Wx1: input Wx1 : f32[4, 8]
@@ -241,7 +252,9 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     copy_1(d_B, v3, in8)  # a copy of 'dstate@x@d0' = input() : f32[B, 4]
     copy_0(d_B, v4, in9)  # a copy of 'dstate@y@d1' = input() : f32[B, 8]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 500, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 4 + 8 * 8), (4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 4 + 4 * 8 * 8), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 500, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Vs, True, w0, BLAS)  # inv6, once per call
     pk1 = pack_b(in_Ws, True, w0, BLAS)  # inv7, once per call
@@ -249,7 +262,7 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Us, True, w0, BLAS)  # inv9, once per call
     pk4 = pack_b(in_Wx1, True, w0, BLAS)  # inv10, once per call
     pk5 = pack_b(in_Wy2, True, w0, BLAS)  # inv11, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, v0, n0, in5, in2, in3, v5, v6, v7, v8, in_Vs, pk0, v9, in_Ws, pk1, v10, in_Wy1, pk2, in_Us, pk3, v11, in_Wx1, pk4, in_Wy2, pk5)))  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 91 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, v0, n0, in5, in2, in3, v5, v6, v7, v8, in_Vs, pk0, st0, v9, in_Ws, pk1, v10, in_Wy1, pk2, in_Us, pk3, v11, in_Wx1, pk4, in_Wy2, pk5)))  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 92 words of rows_0's parameters
     # %13 = matmul(%11, %12) : f32[T, B, 4]
     a0_u10 = shaped(v6, (d_T * d_B, 8))
     a1_u10 = shaped(v12, (d_T * d_B, 4))

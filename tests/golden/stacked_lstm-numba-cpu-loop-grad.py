@@ -6,14 +6,17 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 524288  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -21,6 +24,7 @@ c1 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %2 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -34,6 +38,7 @@ def shift_0(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_1(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %3 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -47,6 +52,7 @@ def shift_1(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
@@ -54,6 +60,7 @@ def copy_0(n0, x0, x1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_1(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(24):
             x0[i0, i1] = x1[i0, i1]
@@ -61,6 +68,7 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -95,10 +103,11 @@ def rows_0(p0, args):
     x27 = block_array(args, 100, np.float32, 2)
     x28 = block_array(args, 103, np.float32, 2)
     x29 = (block_array(args, 106, np.float32, 1), block_int(args, 108))
-    x30 = block_array(args, 109, np.float32, 2)
-    x31 = (block_array(args, 112, np.float32, 1), block_int(args, 114))
-    x32 = block_array(args, 115, np.float32, 2)
-    x33 = (block_array(args, 118, np.float32, 1), block_int(args, 120))
+    n4 = block_int(args, 109)
+    x30 = block_array(args, 110, np.float32, 2)
+    x31 = (block_array(args, 113, np.float32, 1), block_int(args, 115))
+    x32 = block_array(args, 116, np.float32, 2)
+    x33 = (block_array(args, 119, np.float32, 1), block_int(args, 121))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -176,7 +185,7 @@ def rows_0(p0, args):
         if a13.shape[0] <= 3:
             rows_nt(a13, x28, a15, c0)
         else:
-            gemm_packed(a13, x29, x28, a15, True, 1, BLAS)
+            gemm_step(a13, x29, x28, a15, True, n4, BLAS)
         # 28 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0', 'rowsum@b1@0@0', 'rowsum@b1@1@0', 'rowsum@b1@2@0', 'rowsum@b1@3@0' : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
@@ -221,16 +230,17 @@ def rows_0(p0, args):
         if a14.shape[0] <= 3:
             rows_nt(a14, x30, dstate_h1_state, c0)
         else:
-            gemm_packed(a14, x31, x30, dstate_h1_state, True, 1, BLAS)
+            gemm_step(a14, x31, x30, dstate_h1_state, True, n4, BLAS)
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
         if a13.shape[0] <= 3:
             rows_nt(a13, x32, dstate_h2_state, c0)
         else:
-            gemm_packed(a13, x33, x32, dstate_h2_state, True, 1, BLAS)
+            gemm_step(a13, x33, x32, dstate_h2_state, True, n4, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %17 = sum_to(%16){shape=(32,)} : f32[32]
     for i0 in range(32):
         x0[i0] = 0.0
@@ -243,6 +253,7 @@ def sum_to_0(x0, n0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_1(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %30 = sum_to(%29){shape=(24,)} : f32[24]
     for i0 in range(24):
         x0[i0] = 0.0
@@ -256,6 +267,7 @@ def sum_to_1(x0, n0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, d_B, v1, v2, d_T, v3, n0, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, n_threads, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
     # in_Wh1: input Wh1 : f32[32, 128]
@@ -360,12 +372,14 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     copy_0(d_B, v14, v1)  # a copy of %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     copy_0(d_B, v15, v1)  # a copy of %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 11960, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (96 * 32 + 128 * 32 + 96 * 24), (4 * 96 * 32 + 4 * 128 * 32 + 4 * 96 * 24), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 11960, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wx2, True, w0, BLAS)  # inv3, once per call
     pk1 = pack_b(in_Wh1, True, w0, BLAS)  # inv4, once per call
     pk2 = pack_b(in_Wh2, True, w0, BLAS)  # inv5, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, n0, in12, in11, in0, in1, in2, v2, in3, in9, in4, in5, in6, v3, in7, v16, v17, v18, in_Wx2, pk0, in_Wh1, pk1, in_Wh2, pk2)))  # %9 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, %0, %0, %0, %0, %1, %1, %1, %1, grad@y, trace@c2, res@0, res@1, res@2, %2, res@3, trace@c1, res@4, res@5, res@6, %3, res@7, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=12, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 121 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, n0, in12, in11, in0, in1, in2, v2, in3, in9, in4, in5, in6, v3, in7, v16, v17, v18, in_Wx2, pk0, st0, in_Wh1, pk1, in_Wh2, pk2)))  # %9 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, %0, %0, %0, %0, %1, %1, %1, %1, grad@y, trace@c2, res@0, res@1, res@2, %2, res@3, trace@c1, res@4, res@5, res@6, %3, res@7, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=12, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 122 words of rows_0's parameters
     # %12 = matmul(%10, %11) : f32[T, B, 16]
     a0_u7 = shaped(v17, (d_T * d_B, 128))
     a1_u7 = shaped(v19, (d_T * d_B, 16))

@@ -7,8 +7,9 @@ copies of an unrolled step) are one function: Numba compiles each once (see unit
 
 A loop whose batch rows are independent (passes/rows.py) becomes one `parallel=True` kernel that
 runs a block of rows per Numba thread through every step (rowloops.py); inside it GEMMs run on one
-thread each. Elsewhere a large GEMM is split across the threads (gemm.py); Numba's threads are the
-only ones: the BLAS never starts its own.
+thread each, except where the rows go to one block and each step's recurrent GEMM is split by columns
+across the threads instead (launch.step_parts, stepgemm.py). Elsewhere a large GEMM is split across
+the threads (gemm.py); Numba's threads are the only ones: the BLAS never starts its own.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from ..common.writer import Writer, describe, float_text
 from .blocks import Block, Blocks, Operand, Place
 from .emit import EMIT, View
 from .errors import NumbaBackendError
-from .rowloops import Part, transposed
+from .rowloops import Part, small_weight, transposed
 from .units import KernelText, Units
 
-SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
 CHUNK = 8  # terms of k a small product's loop nest adds per pass over the outputs
+
+
 NP = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
 MATH = ("exp", "log", "sqrt", "erf")  # scalar functions written as math.<name> in both dtypes
 HELPERS = {  # helper -> the module of this package that defines it
@@ -58,6 +60,7 @@ HELPERS = {  # helper -> the module of this package that defines it
     "gemm_tn": "gemm",
     "pack_b": "gemm",
     "gemm_packed": "gemm",
+    "gemm_step": "stepgemm",
     "rows_nt": "gemm",
     "scan_chunked": "scan",
     "shaped": "shaped",
@@ -310,7 +313,7 @@ class Generator(Units, Blocks):
         trans = packed[2] if packed else base is not None
         weight = self.arr(base) if base is not None else self.contiguous(b)
         K, N = b.node.type.shape  # type: ignore[union-attr]
-        small = self.loop_depth > 0 and isinstance(K, int) and isinstance(N, int) and K * N <= SMALL_WEIGHT
+        small = self.loop_depth > 0 and small_weight(b.node.type)  # type: ignore[arg-type]
         if small:
             self.w.line(f"if {A}.shape[0] <= {LOOP_ROWS}:")
             with self.w.indent():
@@ -318,9 +321,13 @@ class Generator(Units, Blocks):
             self.w.line("else:")
             self.w.depth += 1
         if packed is not None:
-            self.helpers.add("gemm_packed")
             args = f"{A}, {self.local(packed[0], 'x')}, {weight}, {out}, {trans}"
-            self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
+            if self.part is not None and self.part.step is not None:  # a step's slices (stepgemm.py)
+                self.helpers.add("gemm_step")
+                self.w.line(f"gemm_step({args}, {self.value(self.part.step)}, BLAS)")
+            else:
+                self.helpers.add("gemm_packed")
+                self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
         else:
             self.gemm(A, weight, out, "gemm_nt" if trans else "gemm")
         if small:

@@ -20,7 +20,7 @@ from passes.rows import ROWS, rows_plan
 
 from ..common.values import Index, Ref, Scope
 from ..common.writer import describe, safe_name
-from .rowloops import open_part, row_step_work, transposed
+from .rowloops import open_part, recurrent_sizes, row_step_work, small_weight, transposed
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -47,10 +47,16 @@ def emit_loop(gen: Generator, node: Node) -> None:
             consts = _consts(gen, v, {}, named=False)
         else:
             parts, width = gen.int_name("np"), gen.int_name("w")
-            D = gen.dim(plan.dim)
+            D, threads = gen.dim(plan.dim), gen.threads()
             gen.w.comment(f"batch rows independent: {parts} blocks of {width} rows, one per thread, as the work allows")
             work = f"{gen.value(n_iter)} * {D} * {row_step_work(gen, v.body.nodes())}"
-            gen.w.line(f"{parts} = blocks_for({gen.threads()}, {D}, {work}, ROW_WORK)")
+            sizes = recurrent_sizes(gen, v)
+            if sizes is not None:
+                step = gen.int_name("st")
+                gen.w.comment(f"or one block whose step GEMMs are split into {step} column slices, one per thread")
+                gen.w.line(f"{step} = step_parts({threads}, {D}, {D} * {sizes[0]}, {sizes[1]}, STEP_WORK)")
+                threads = f"1 if {step} > 1 else {threads}"
+            gen.w.line(f"{parts} = blocks_for({threads}, {D}, {work}, ROW_WORK)")
             gen.w.line(f"{width} = ({D} + {parts} - 1) // {parts}")
             consts = _consts(gen, v, {ROWS: width}, named=True)
     if plan is None:
@@ -58,7 +64,7 @@ def emit_loop(gen: Generator, node: Node) -> None:
     else:
 
         def rows() -> None:
-            part = open_part(gen, plan.dim, parts, width)
+            part = open_part(gen, plan.dim, parts, width, step if sizes is not None else None)
             gen.part = part
             try:
                 cs_p = [part.rows_of(gen, c, p) for c, p in zip(cs, v.carry_params)]
@@ -140,7 +146,10 @@ def _consts(gen: Generator, v: LoopView, dims: dict[str, str], named: bool) -> l
         weights = [n for n in uses if n.op == "matmul" and n.inputs[1].node is p and n.inputs[0].node is not p]
         if weights and p.type.rank == 2 and not ref.scalar:  # type: ignore[union-attr]
             base = transposed(gen, u.node)
-            operand = base or (ref if ref.contiguous else _copy_of(gen, u.node))
+            # a small weight that a loop nest may stream (codegen.matmul) is copied into a buffer of
+            # the pool, which starts on a cache line: the caller's array may not (pool.py)
+            copy = not ref.contiguous or (base is None and small_weight(p.type))  # type: ignore[arg-type]
+            operand = base or (_copy_of(gen, u.node) if copy else ref)
             lhs: TensorType = weights[0].inputs[0].node.type  # type: ignore[assignment]
             rows = gen.product([dims.get(d) or gen.dim(d) for d in lhs.shape[:-1]])  # type: ignore[arg-type]
             pk = gen.main_name("pk")
