@@ -30,7 +30,7 @@ OUTSIDE = [(h, b, 200) for h in (32, 128) for b in (1, 16, 64)]
 NEVER = str(1 << 62)  # RNNCOMP_STEP_WORK that no step reaches: no column splits
 
 
-def programs(cell: str, H: int, w: dict) -> dict:
+def programs(cell: str, H: int, w: dict, after: str | None = None) -> dict:
     """rnncomp's default program, generated without column splits and with them."""
     import numpy as np
 
@@ -39,7 +39,7 @@ def programs(cell: str, H: int, w: dict) -> dict:
     from rnncomp.backends.numba_cpu import launch
 
     out = {}
-    for name, work in (("before", NEVER), ("after", None)):
+    for name, work in (("before", NEVER), ("after", after)):
         if work is None:
             os.environ.pop(launch.STEP_WORK_ENV, None)
         else:
@@ -62,7 +62,8 @@ def chosen(prog, B: int, threads: int) -> str:
     m = re.search(r"(st\d+) = (step_parts\(.*\))\n\s*np\d+ = (blocks_for\(.*\))", src)
     if m is None:
         return "-"
-    env = {"n_threads": threads, "d_B": B, "n0": 1, "STEP_WORK": launch.step_work(), "ROW_WORK": launch.row_work()}
+    work = int(re.search(r"STEP_WORK = (\d+)", src).group(1))  # type: ignore[union-attr]
+    env = {"n_threads": threads, "d_B": B, "n0": 1, "STEP_WORK": work, "ROW_WORK": launch.row_work()}
     env.update(step_parts=launch.step_parts, blocks_for=launch.blocks_for)
     env[m.group(1)] = eval(m.group(2), env)  # noqa: S307 - the generator's own expression
     return f"{env[m.group(1)]}x{eval(m.group(3), env)}"  # noqa: S307
@@ -73,6 +74,7 @@ def main(argv=None) -> None:
     ap.add_argument("--cells", default="lstm,gru")
     ap.add_argument("--threads", default="2")
     ap.add_argument("--shapes", default="", help="H,B,T;H,B,T;... (default: class 1 and the shapes outside it)")
+    ap.add_argument("--step-work", default=None, help="RNNCOMP_STEP_WORK for 'after' (default: launch.STEP_WORK)")
     ap.add_argument("--budget", type=float, default=0.6, help="s of calls per implementation and pass kind")
     args = ap.parse_args(argv)
     import torch  # noqa: I001  (before rnncomp: its own MKL first, benchmarks/peers.py)
@@ -85,7 +87,7 @@ def main(argv=None) -> None:
     for cell in args.cells.split(","):
         for H in sorted({s[0] for s in shapes}):
             w = weights(cell, H, np)
-            progs = programs(cell, H, w)
+            progs = programs(cell, H, w, args.step_work)
             m = torch_module(cell, H, w)
             for _, B, T in [s for s in shapes if s[0] == H]:
                 x = np.random.default_rng(T * B).standard_normal((T, B, H), dtype=np.float32)

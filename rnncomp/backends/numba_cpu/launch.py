@@ -29,7 +29,10 @@ ROW_WORK = 1 << 23  # multiply-adds each block of a row-parallel loop must get (
 
 
 STEP_WORK_ENV = "RNNCOMP_STEP_WORK"
-STEP_WORK = 1 << 19  # multiply-adds a step's recurrent GEMM must give each thread to split it (a fork-join a step)
+# multiply-adds a step's recurrent GEMM must give each thread to split it, paying a fork-join a step:
+# 2 threads lost at 131K a slice (LSTM H=256 B=1) and won at 393K (GRU H=512 B=1, H=256 B=4), on
+# 2 idle cores (benchmarks/step_split.py --step-work; RESULTS.md "Column-split steps")
+STEP_WORK = 1 << 18
 CACHE_BYTES = 1 << 21  # a core's own cache (L2) that a row block's copy of the weights must fit in
 FEW_ROWS = 3  # (gemm.LOOP_ROWS) up to this many rows a block's product is a loop nest, not BLAS
 
