@@ -157,7 +157,8 @@ def test_no_child_where_it_cannot_pay(fresh, monkeypatch, why):
 
 def test_the_env_value_is_checked(monkeypatch):
     monkeypatch.setenv(ahead.ENV, "yes")
-    with pytest.raises(ArgumentError, match=r"RNNCOMP_COMPILE_AHEAD: expected 0 \(off\) or 1 \(on, the default\), got 'yes'"):
+    want = r"RNNCOMP_COMPILE_AHEAD: expected 0 \(off\) or 1 \(on, the default\), got 'yes'"
+    with pytest.raises(ArgumentError, match=want):
         ahead.enabled()
 
 
