@@ -529,7 +529,8 @@ class CompiledProgram:
             raise ArgumentError(f"argument 'output': unknown output {output!r}{hint}; outputs are {names}")
         if self._auto:
             return self._auto.value_and_grad(output, lengths, arrays, wrt, seed)
-        out, backward = self._vjp(lengths, arrays, copy=True, wrt=wrt, seed=seed, ahead=(output,))
+        # The backward runs before this call returns, so it may read the caller's arrays uncopied.
+        out, backward = self._vjp(lengths, arrays, copy=False, wrt=wrt, seed=seed, ahead=(output,))
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})
@@ -580,6 +581,15 @@ class CompiledProgram:
         """The schedule a training call of T and dims runs: unroll="auto"'s of the mode picked last."""
         planner = self._auto.child(self._auto.last)._planner if self._auto else self._planner
         return planner.plan(T, dims)
+
+    def free_buffers(self) -> None:
+        """Hand back the arrays kept for reuse between calls (numba-cpu keeps up to two calls' worth per
+        program: GBs of residuals at T=10,000); the next call allocates afresh. Outputs you hold stay valid."""
+        for runner in [v[2] for v in self._variants.values()]:
+            if getattr(runner, "pool", None) is not None:
+                runner.pool.clear()
+        for child in self._auto._children.values() if self._auto else ():
+            child.free_buffers()
 
     def choice(self) -> list:
         """unroll="auto": every choice of mode made so far, one per (kind, lengths or not, T bucket,

@@ -205,3 +205,23 @@ def test_a_cache_that_cannot_be_written_is_no_failure(monkeypatch, tmp_path):
     prog = rc.compile(cell, unroll="auto", backend="numpy")
     assert max_err(prog(**args), oracle(cell, **args)) <= 1e-5
     assert prog.choice()[0].source == "timed"
+
+
+def test_the_probe_times_short_calls_for_min_seconds_and_long_ones_for_rounds(monkeypatch):
+    """Rounds go on until both ROUNDS and MIN_SECONDS are reached (at most MAX_ROUNDS): a 1 ms call gets
+    hundreds of rounds, a 2 s call ROUNDS. A fake clock: each call advances it by its mode's cost."""
+    monkeypatch.setattr(autotune, "ROUNDS", 3)
+    monkeypatch.setattr(autotune, "MIN_SECONDS", 1.0)
+    clock = [0.0]
+    monkeypatch.setattr(autotune.time, "perf_counter", lambda: clock[0])
+    auto = rc.compile(cell_of("elman"), length="T", unroll="auto", backend="numpy")._auto
+    for cost, want in ((1e-3, 477), (2.0, 3)):  # 477 rounds of 2.1 ms: the first past 1 s
+        calls = {m: 0 for m in ("loop", 2)}
+
+        def run(m, cost=cost, calls=calls):
+            calls[m] += 1
+            clock[0] += cost * (1.0 if m == "loop" else 1.1)
+
+        times, _ = auto._time(["loop", 2], run)
+        assert calls["loop"] - 1 == calls[2] - 1 == want  # one untimed call each, then the rounds
+        assert times["loop"] == pytest.approx(cost) and times[2] == pytest.approx(1.1 * cost)

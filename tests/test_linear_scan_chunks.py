@@ -11,7 +11,7 @@ import pytest
 import rnncomp as rc
 from rnncomp.backends.numba_cpu import chunking
 from rnncomp.backends.numba_cpu.errors import NumbaBackendError
-from rnncomp.backends.numba_cpu.scan import chunks_for, scan_chunks, scan_steps
+from rnncomp.backends.numba_cpu.scan import chunks_for, scan_chunked, scan_chunks, scan_steps
 from tests.hand_rnns import load_example
 from tests.support import max_err, random_args, random_lengths
 
@@ -64,6 +64,57 @@ def test_every_chunk_count_agrees_with_the_sequential_recurrence(rev, bounds):
     want = sequential(a, b, h0, hi, lo, rev)
     for chunks in range(T + 1):  # one thread, uneven chunks, one step each, and chunks past the last step
         assert np.abs(chunked(a, b, h0, hi, lo, rev, chunks) - want).max() <= 1e-10, chunks
+
+
+@pytest.mark.parametrize("spans", [(1, 1, 3), (13, 1, 3), (1, 5, 3), (13, 5, 1), (1, 1, 1)])
+@pytest.mark.parametrize("which", ["a", "b", "both"])
+def test_broadcast_coefficients_agree_with_the_sequential_recurrence(spans, which):
+    """A coefficient broadcast along time, batch or features (a decay per feature: (1, 1, F)), through
+    the C ABI generated code calls, at every chunk count, with per-row bounds."""
+    T, B, F = 13, 5, 3
+    a, b, h0 = coefficients(T, B, F, np.float64, seed=2)
+    a_in = a[tuple(slice(0, n) for n in spans)].copy() if which in ("a", "both") else a
+    b_in = b[tuple(slice(0, n) for n in spans)].copy() if which in ("b", "both") else b
+    hi = random_lengths(T, B).astype(np.int64)
+    for rev in (False, True):
+        want = sequential(np.broadcast_to(a_in, a.shape), np.broadcast_to(b_in, b.shape), h0, hi, NONE, rev)
+        for threads in (1, 2, 3, 7):
+            out = np.full((T, B, F), np.nan)
+            scan_chunked(a_in, b_in, h0, out, hi, NONE, rev, threads, 1)
+            assert np.abs(out - want).max() <= 1e-10, (threads, rev)
+
+
+def test_which_coefficient_shapes_go_to_the_chunked_scan():
+    """(spans time, batch, features) per coefficient shape of a scan with output (T, B, 4, 5); None where
+    no (T|1, B|1, F|1) view exists (features partly broadcast, or a rank above the output's)."""
+    from rnncomp.backends.numba_cpu.emit import _scan_shape
+
+    out = ("T", "B", 4, 5)
+    assert _scan_shape(out, out) == (True, True, True)
+    assert _scan_shape((4, 5), out) == (False, False, True)  # a decay per feature
+    assert _scan_shape(("T", 1, 4, 5), out) == (True, False, True)
+    assert _scan_shape(("B", 1, 1), out) == (False, True, False)
+    assert _scan_shape((), out) == (False, False, False)
+    assert _scan_shape((4, 1), out) is None and _scan_shape((1, 5), out) is None
+    assert _scan_shape((2, "T", "B", 4, 5), out) is None
+
+
+def test_a_diagonal_rnn_runs_its_broadcast_decay_in_chunks_forward_and_backward():
+    """The real-diagonal linear RNN's decay is a param (H,): scanned in chunks in both directions, and
+    agreeing with the sequential program, forward and gradients, with lengths."""
+    cell = load_example("diagonal_rnn").make_diagonal_rnn(3, 4, 2)
+    T, B = 23, 3
+    args = random_args(cell, T, B, inits=True)
+    args["lam"] = np.random.default_rng(1).uniform(0.2, 0.99, 4)
+    prog = rc.compile(cell, backend="numba-cpu", dtype="float64")
+    assert "scan_chunked(" in prog.source() and "scan_chunked(" in prog.source(grad=True, lengths=True)
+    ref = rc.compile(cell, backend="numpy", dtype="float64", passes="simplify,hoist,simplify")
+    rng = np.random.default_rng(6)
+    for lengths in (None, random_lengths(T, B)):
+        kw = {} if lengths is None else {"lengths": lengths}
+        (o1, b1), (o2, b2) = prog.vjp(**kw, **args), ref.vjp(**kw, **args)
+        cot = {k: rng.standard_normal(v.shape) for k, v in o1.items()}
+        assert max(max_err(o1, o2), max_err(b1(cot), b2(cot))) <= 1e-10
 
 
 def test_short_sequences():

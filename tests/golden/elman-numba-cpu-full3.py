@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -16,12 +17,14 @@ BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %2 = matmul(h, U) : f32[B, 16]
     gemm(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, y0, x0, x1, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 3 elementwise node(s) in one loop, storing h@0 : [B, 16]
     for i0 in range(n0):
         for i1 in range(16):
@@ -34,6 +37,7 @@ def fused_0(n0, y0, x0, x1, x2, x3):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W, in_U, in_b, in_h, v0, v1, v2, d_B, n_threads, v3):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 8]
     # in_W: input W : f32[8, 16]
     # in_U: input U : f32[16, 16]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -20,6 +21,7 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -57,6 +59,7 @@ def rows_0(p0, args):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_threads, v2, d_T, v3, v4, v5, v6, v7, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_W: input W : f32[8, 16]
     # in_U: input U : f32[16, 16]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,6 +21,7 @@ c0 = np.float32(0.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -44,37 +46,38 @@ def rows_0(p0, args):
         a2 = x3[b0, m0:m1]
         # %0 = matmul(h@t-1, U) : f32[#rows, 16]
         if h_state.shape[0] <= 3:
-            for i0_u2 in range(h_state.shape[0]):
-                for i1_u2 in range(16):
-                    a3[i0_u2, i1_u2] = c0
-                for i2_u2 in range(0, 16, 8):
-                    t0_u2 = h_state[i0_u2, i2_u2]
-                    t1_u2 = h_state[i0_u2, i2_u2 + 1]
-                    t2_u2 = h_state[i0_u2, i2_u2 + 2]
-                    t3_u2 = h_state[i0_u2, i2_u2 + 3]
-                    t4_u2 = h_state[i0_u2, i2_u2 + 4]
-                    t5_u2 = h_state[i0_u2, i2_u2 + 5]
-                    t6_u2 = h_state[i0_u2, i2_u2 + 6]
-                    t7_u2 = h_state[i0_u2, i2_u2 + 7]
-                    for i1_u2 in range(16):
-                        a3[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
+            for i0_u3 in range(h_state.shape[0]):
+                for i1_u3 in range(16):
+                    a3[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 16, 8):
+                    t0_u3 = h_state[i0_u3, i2_u3]
+                    t1_u3 = h_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = h_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = h_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = h_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = h_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = h_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = h_state[i0_u3, i2_u3 + 7]
+                    for i1_u3 in range(16):
+                        a3[i0_u3, i1_u3] += t0_u3 * x5[i2_u3, i1_u3] + t1_u3 * x5[i2_u3 + 1, i1_u3] + t2_u3 * x5[i2_u3 + 2, i1_u3] + t3_u3 * x5[i2_u3 + 3, i1_u3] + t4_u3 * x5[i2_u3 + 4, i1_u3] + t5_u3 * x5[i2_u3 + 5, i1_u3] + t6_u3 * x5[i2_u3 + 6, i1_u3] + t7_u3 * x5[i2_u3 + 7, i1_u3]
         else:
             gemm_packed(h_state, x6, x5, a3, False, 1, BLAS)
         # 5 elementwise node(s) in one loop, storing h@0, %5 : [#rows, 16]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(16):
-                t0_u3 = a1[i0_u3, i1_u3] + a3[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
-                t1_u3 = t0_u3 + x7[i1_u3]  # %2 = add(%1, b) : f32[#rows, 16]
-                t2_u3 = tanh_f32(t1_u3)  # %3 = tanh(%2) : f32[#rows, 16]
-                h = t2_u3 if b0 < a0[i0_u3] else h_state[i0_u3, i1_u3]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[#rows, 16]
-                t3_u3 = t2_u3 if b0 < a0[i0_u3] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[#rows, 16]
-                h_state[i0_u3, i1_u3] = h
-                a2[i0_u3, i1_u3] = t3_u3
+        for i0_u4 in range(m2):
+            for i1_u4 in range(16):
+                t0_u4 = a1[i0_u4, i1_u4] + a3[i0_u4, i1_u4]  # %1 = add(xh1@0, %0) : f32[#rows, 16]
+                t1_u4 = t0_u4 + x7[i1_u4]  # %2 = add(%1, b) : f32[#rows, 16]
+                t2_u4 = tanh_f32(t1_u4)  # %3 = tanh(%2) : f32[#rows, 16]
+                h = t2_u4 if b0 < a0[i0_u4] else h_state[i0_u4, i1_u4]  # h@0 = select_active(t@0, lengths, %3, h@t-1) : f32[#rows, 16]
+                t3_u4 = t2_u4 if b0 < a0[i0_u4] else c0  # %5 = select_active(t@0, lengths, %3, %4) : f32[#rows, 16]
+                h_state[i0_u4, i1_u4] = h
+                a2[i0_u4, i1_u4] = t3_u4
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W, in_U, in_b, in_h, in_lengths, v0, d_T, d_B, n_threads, n0, v1, v2, v3, f_rows_0):
+def program(in_x, in_W, in_U, in_b, in_h, in_lengths, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_W: input W : f32[8, 16]
     # in_U: input U : f32[16, 16]
@@ -92,7 +95,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in_lengths, v0, d_T, d_B, n_threads, n
     # v0: f32[T, B, 16]
     # v1: f32[B, 16]
     # v2: f32[T, B, 16]
-    # v3: f32[B, 16]
+    # v3: f32[16, 16]
+    # v4: f32[B, 16]
     # %0 = matmul(x, W) : f32[T, B, 16]
     a0_u0 = shaped(in_x, (d_T * d_B, 8))
     a1_u0 = shaped(v0, (d_T * d_B, 16))
@@ -104,6 +108,9 @@ def program(in_x, in_W, in_U, in_b, in_h, in_lengths, v0, d_T, d_B, n_threads, n
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 369, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_U, False, w0, BLAS)  # U, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, in_lengths, n0, v0, v2, v3, in_U, pk0, in_b)))  # %2 = loop(h, %0, %1, U, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 28 words of rows_0's parameters
+    for i0_u2 in range(16):
+        for i1_u2 in range(16):
+            v3[i0_u2, i1_u2] = in_U[i0_u2, i1_u2]
+    pk0 = pack_b(v3, False, w0, BLAS)  # U, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, in_lengths, n0, v0, v2, v4, v3, pk0, in_b)))  # %2 = loop(h, %0, %1, U, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 28 words of rows_0's parameters
     return ()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -18,8 +19,17 @@ LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optleve
 c0 = np.float32(0.0)
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_0(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(16):
+        for i1 in range(16):
+            x0[i0, i1] = x1[i0, i1]
+
+
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -99,6 +109,7 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -149,8 +160,9 @@ def rows_1(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W, in_U, in_b, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, n1, start0, v5, f_rows_0, f_rows_1):
+def program(in_x, in_W, in_U, in_b, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, n1, start0, v6, v7, f_rows_0, f_rows_1):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_W: input W : f32[8, 16]
     # in_U: input U : f32[16, 16]
@@ -170,9 +182,11 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v
     # v0: f32[T, B, 16]
     # v1: f32[B, 16]
     # v2: f32[T, B, 16]
-    # v3: f32[B, 16]
+    # v3: f32[16, 16]
     # v4: f32[B, 16]
     # v5: f32[B, 16]
+    # v6: f32[16, 16]
+    # v7: f32[B, 16]
     # %0 = matmul(x, W) : f32[T, B, 16]
     a0_u0 = shaped(in_x, (d_T * d_B, 8))
     a1_u0 = shaped(v0, (d_T * d_B, 16))
@@ -188,12 +202,14 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 656, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_U, False, w0, BLAS)  # U, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v3, in_U, pk0, in_b, v4)))  # %2 = loop(h, %0, %1, U, b){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 29 words of rows_0's parameters
+    copy_0(v3, in_U)  # a copy of U = input() : f32[16, 16]
+    pk0 = pack_b(v3, False, w0, BLAS)  # U, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, in_b, v5)))  # %2 = loop(h, %0, %1, U, b){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 29 words of rows_0's parameters
     # %5 = loop(%3, %0, %4, U, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 336, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
-    pk1 = pack_b(in_U, False, w1, BLAS)  # U, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v5, in_U, pk1, in_b)))  # %5 = loop(%3, %0, %4, U, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 27 words of rows_1's parameters
+    copy_0(v6, in_U)  # a copy of U = input() : f32[16, 16]
+    pk1 = pack_b(v6, False, w1, BLAS)  # U, once per call
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v7, v6, pk1, in_b)))  # %5 = loop(%3, %0, %4, U, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 27 words of rows_1's parameters
     return ()

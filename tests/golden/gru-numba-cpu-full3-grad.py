@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 from rnncomp.backends.numba_cpu.shaped import shaped
 
@@ -16,6 +17,7 @@ c0 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def concat_0(n0, y0, x0, x1, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %20 = concat(%10, %18, %19){axis=-1} : f32[B, 96]
     for i0 in range(n0):
         for i1 in range(32):
@@ -30,12 +32,14 @@ def concat_0(n0, y0, x0, x1, x2, x3):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %22 = matmul(%20, %21) : f32[B, 32]
     gemm_nt(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %70 = sum_to(%62){shape=(96,)} : f32[96]
     for i0 in range(96):
         x0[i0] = 0.0
@@ -50,6 +54,7 @@ def sum_to_0(x0, n0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, v1, v2, v3, v4, v5, d_B, v6, v7, n_threads, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
     # in_W_hh: input W_hh : f32[32, 96]

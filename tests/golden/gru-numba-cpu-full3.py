@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -17,6 +18,7 @@ c0 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %5 = matmul(h, W_hh) : f32[B, 96]
     gemm(x0, x2, x1, n1, BLAS)
 
@@ -24,6 +26,7 @@ def matmul_0(x0, x1, x2, n1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, v1, v2, d_B, n_threads, v3, v4, v5):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
     # in_W_hh: input W_hh : f32[32, 96]

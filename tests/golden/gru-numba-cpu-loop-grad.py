@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -20,6 +21,7 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -123,6 +125,7 @@ def rows_0(p0, args):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_0(x0, n0, n1, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %10 = sum_to(%4){shape=(96,)} : f32[96]
     for i0 in range(96):
         x0[i0] = 0.0
@@ -137,6 +140,7 @@ def sum_to_0(x0, n0, n1, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, d_T, d_B, n0, v1, v2, v3, n_threads, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
     # in_W_hh: input W_hh : f32[32, 96]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -21,6 +22,7 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -44,49 +46,50 @@ def rows_0(p0, args):
         a1 = x2[b0, m0:m1]
         # %3 = matmul(h@t-1, W_hh) : f32[#rows, 96]
         if h_state.shape[0] <= 3:
-            for i0_u2 in range(h_state.shape[0]):
-                for i1_u2 in range(96):
-                    a2[i0_u2, i1_u2] = c0
-                for i2_u2 in range(0, 32, 8):
-                    t0_u2 = h_state[i0_u2, i2_u2]
-                    t1_u2 = h_state[i0_u2, i2_u2 + 1]
-                    t2_u2 = h_state[i0_u2, i2_u2 + 2]
-                    t3_u2 = h_state[i0_u2, i2_u2 + 3]
-                    t4_u2 = h_state[i0_u2, i2_u2 + 4]
-                    t5_u2 = h_state[i0_u2, i2_u2 + 5]
-                    t6_u2 = h_state[i0_u2, i2_u2 + 6]
-                    t7_u2 = h_state[i0_u2, i2_u2 + 7]
-                    for i1_u2 in range(96):
-                        a2[i0_u2, i1_u2] += t0_u2 * x4[i2_u2, i1_u2] + t1_u2 * x4[i2_u2 + 1, i1_u2] + t2_u2 * x4[i2_u2 + 2, i1_u2] + t3_u2 * x4[i2_u2 + 3, i1_u2] + t4_u2 * x4[i2_u2 + 4, i1_u2] + t5_u2 * x4[i2_u2 + 5, i1_u2] + t6_u2 * x4[i2_u2 + 6, i1_u2] + t7_u2 * x4[i2_u2 + 7, i1_u2]
+            for i0_u3 in range(h_state.shape[0]):
+                for i1_u3 in range(96):
+                    a2[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 32, 8):
+                    t0_u3 = h_state[i0_u3, i2_u3]
+                    t1_u3 = h_state[i0_u3, i2_u3 + 1]
+                    t2_u3 = h_state[i0_u3, i2_u3 + 2]
+                    t3_u3 = h_state[i0_u3, i2_u3 + 3]
+                    t4_u3 = h_state[i0_u3, i2_u3 + 4]
+                    t5_u3 = h_state[i0_u3, i2_u3 + 5]
+                    t6_u3 = h_state[i0_u3, i2_u3 + 6]
+                    t7_u3 = h_state[i0_u3, i2_u3 + 7]
+                    for i1_u3 in range(96):
+                        a2[i0_u3, i1_u3] += t0_u3 * x4[i2_u3, i1_u3] + t1_u3 * x4[i2_u3 + 1, i1_u3] + t2_u3 * x4[i2_u3 + 2, i1_u3] + t3_u3 * x4[i2_u3 + 3, i1_u3] + t4_u3 * x4[i2_u3 + 4, i1_u3] + t5_u3 * x4[i2_u3 + 5, i1_u3] + t6_u3 * x4[i2_u3 + 6, i1_u3] + t7_u3 * x4[i2_u3 + 7, i1_u3]
         else:
             gemm_packed(h_state, x5, x4, a2, False, 1, BLAS)
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(32):
-                t0_u3 = a0[i0_u3, 32 + i1_u3] + x6[32 + i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t1_u3 = a2[i0_u3, 32 + i1_u3] + x7[32 + i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
-                t2_u3 = t0_u3 + t1_u3  # %6 = add(%2, %5) : f32[#rows, 32]
-                t3_u3 = sigmoid_f32(t2_u3)  # %7 = sigmoid(%6) : f32[#rows, 32]
-                t4_u3 = c1 - t3_u3  # %8 = sub(%0, %7) : f32[#rows, 32]
-                t5_u3 = a0[i0_u3, 64 + i1_u3] + x6[64 + i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t6_u3 = a0[i0_u3, i1_u3] + x6[i1_u3]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
-                t7_u3 = a2[i0_u3, i1_u3] + x7[i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
-                t8_u3 = t6_u3 + t7_u3  # %12 = add(%10, %11) : f32[#rows, 32]
-                t9_u3 = sigmoid_f32(t8_u3)  # %13 = sigmoid(%12) : f32[#rows, 32]
-                t10_u3 = a2[i0_u3, 64 + i1_u3] + x7[64 + i1_u3]  # %4 = add(%3, b_hh) : f32[#rows, 96]
-                t11_u3 = t9_u3 * t10_u3  # %15 = mul(%13, %14) : f32[#rows, 32]
-                t12_u3 = t5_u3 + t11_u3  # %16 = add(%9, %15) : f32[#rows, 32]
-                t13_u3 = tanh_f32(t12_u3)  # %17 = tanh(%16) : f32[#rows, 32]
-                t14_u3 = t4_u3 * t13_u3  # %18 = mul(%8, %17) : f32[#rows, 32]
-                t15_u3 = t3_u3 * h_state[i0_u3, i1_u3]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
-                h = t14_u3 + t15_u3  # h@0 = add(%18, %19) : f32[#rows, 32]
-                a1[i0_u3, i1_u3] = h
-                h_state[i0_u3, i1_u3] = h
+        for i0_u4 in range(m2):
+            for i1_u4 in range(32):
+                t0_u4 = a0[i0_u4, 32 + i1_u4] + x6[32 + i1_u4]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t1_u4 = a2[i0_u4, 32 + i1_u4] + x7[32 + i1_u4]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t2_u4 = t0_u4 + t1_u4  # %6 = add(%2, %5) : f32[#rows, 32]
+                t3_u4 = sigmoid_f32(t2_u4)  # %7 = sigmoid(%6) : f32[#rows, 32]
+                t4_u4 = c1 - t3_u4  # %8 = sub(%0, %7) : f32[#rows, 32]
+                t5_u4 = a0[i0_u4, 64 + i1_u4] + x6[64 + i1_u4]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t6_u4 = a0[i0_u4, i1_u4] + x6[i1_u4]  # %1 = add(xh1@0, b_ih) : f32[#rows, 96]
+                t7_u4 = a2[i0_u4, i1_u4] + x7[i1_u4]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t8_u4 = t6_u4 + t7_u4  # %12 = add(%10, %11) : f32[#rows, 32]
+                t9_u4 = sigmoid_f32(t8_u4)  # %13 = sigmoid(%12) : f32[#rows, 32]
+                t10_u4 = a2[i0_u4, 64 + i1_u4] + x7[64 + i1_u4]  # %4 = add(%3, b_hh) : f32[#rows, 96]
+                t11_u4 = t9_u4 * t10_u4  # %15 = mul(%13, %14) : f32[#rows, 32]
+                t12_u4 = t5_u4 + t11_u4  # %16 = add(%9, %15) : f32[#rows, 32]
+                t13_u4 = tanh_f32(t12_u4)  # %17 = tanh(%16) : f32[#rows, 32]
+                t14_u4 = t4_u4 * t13_u4  # %18 = mul(%8, %17) : f32[#rows, 32]
+                t15_u4 = t3_u4 * h_state[i0_u4, i1_u4]  # %19 = mul(%7, h@t-1) : f32[#rows, 32]
+                h = t14_u4 + t15_u4  # h@0 = add(%18, %19) : f32[#rows, 32]
+                a1[i0_u4, i1_u4] = h
+                h_state[i0_u4, i1_u4] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v3, f_rows_0):
+def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
     # in_W_hh: input W_hh : f32[32, 96]
@@ -104,7 +107,8 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # v0: f32[T, B, 96]
     # v1: f32[B, 32]
     # v2: f32[T, B, 32]
-    # v3: f32[B, 96]
+    # v3: f32[32, 96]
+    # v4: f32[B, 96]
     # %0 = matmul(x, W_ih) : f32[T, B, 96]
     a0_u0 = shaped(in_x, (d_T * d_B, 16))
     a1_u0 = shaped(v0, (d_T * d_B, 96))
@@ -116,6 +120,9 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 3936, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_W_hh, False, w0, BLAS)  # W_hh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v3, in_W_hh, pk0, in_b_ih, in_b_hh)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 28 words of rows_0's parameters
+    for i0_u2 in range(32):
+        for i1_u2 in range(96):
+            v3[i0_u2, i1_u2] = in_W_hh[i0_u2, i1_u2]
+    pk0 = pack_b(v3, False, w0, BLAS)  # W_hh, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, in_b_ih, in_b_hh)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 28 words of rows_0's parameters
     return ()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -19,8 +20,17 @@ c0 = np.float32(0.0)
 c1 = np.float32(1.0)
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_0(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(32):
+        for i1 in range(96):
+            x0[i0, i1] = x1[i0, i1]
+
+
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -129,6 +139,7 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -194,8 +205,9 @@ def rows_1(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, n1, start0, v5, f_rows_0, f_rows_1):
+def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, n1, start0, v6, v7, f_rows_0, f_rows_1):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
     # in_W_hh: input W_hh : f32[32, 96]
@@ -216,9 +228,11 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # v0: f32[T, B, 96]
     # v1: f32[B, 32]
     # v2: f32[T, B, 32]
-    # v3: f32[B, 96]
+    # v3: f32[32, 96]
     # v4: f32[B, 96]
     # v5: f32[B, 96]
+    # v6: f32[32, 96]
+    # v7: f32[B, 96]
     # %0 = matmul(x, W_ih) : f32[T, B, 96]
     a0_u0 = shaped(in_x, (d_T * d_B, 16))
     a1_u0 = shaped(v0, (d_T * d_B, 96))
@@ -234,12 +248,14 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 7840, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_W_hh, False, w0, BLAS)  # W_hh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v3, in_W_hh, pk0, in_b_ih, in_b_hh, v4)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 31 words of rows_0's parameters
+    copy_0(v3, in_W_hh)  # a copy of W_hh = input() : f32[32, 96]
+    pk0 = pack_b(v3, False, w0, BLAS)  # W_hh, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, in_b_ih, in_b_hh, v5)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 31 words of rows_0's parameters
     # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 3936, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
-    pk1 = pack_b(in_W_hh, False, w1, BLAS)  # W_hh, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v5, in_W_hh, pk1, in_b_ih, in_b_hh)))  # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 29 words of rows_1's parameters
+    copy_0(v6, in_W_hh)  # a copy of W_hh = input() : f32[32, 96]
+    pk1 = pack_b(v6, False, w1, BLAS)  # W_hh, once per call
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v7, v6, pk1, in_b_ih, in_b_hh)))  # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 29 words of rows_1's parameters
     return ()

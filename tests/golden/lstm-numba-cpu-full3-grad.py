@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -17,6 +18,7 @@ c0 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %12 = shift(trace@c, c){reverse=False} : f32[3, B, 32]
     for s0 in range(1, 3):
         for i0 in range(n0):
@@ -30,6 +32,7 @@ def shift_0(n0, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 'dstate@h@2' = matmul(%25, %26) : f32[B, 32]
     gemm_nt(x0, x2, x1, n1, BLAS)
 
@@ -37,6 +40,7 @@ def matmul_0(x0, x1, x2, n1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, in6, in7, in8, v0, v1, d_B, v2, v3, n_threads, v4, v5, v6, v7, v8, v9):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
     # in_Wx: input Wx : f32[16, 128]
     # in_Wh: input Wh : f32[32, 128]

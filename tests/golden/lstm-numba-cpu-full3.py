@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -16,12 +17,14 @@ BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %2 = matmul(h, Wh) : f32[B, 128]
     gemm(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, y0, x0, x1, x2, x3, x4, x5):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 11 elementwise node(s) in one loop, storing c@0, h@0 : [B, 32]
     for i0 in range(n0):
         for i1 in range(32):
@@ -49,6 +52,7 @@ def fused_0(n0, y0, x0, x1, x2, x3, x4, x5):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, v1, v2, d_B, n_threads, v3, v4, v5):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
     # in_Wx: input Wx : f32[16, 128]
     # in_Wh: input Wh : f32[32, 128]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,6 +21,7 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
@@ -27,6 +29,7 @@ def copy_0(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -51,50 +54,51 @@ def rows_0(p0, args):
         a1 = x3[b0, m0:m1]
         # %0 = matmul(h@t-1, Wh) : f32[#rows, 128]
         if h_state.shape[0] <= 3:
-            for i0_u1 in range(h_state.shape[0]):
-                for i1_u1 in range(128):
-                    a2[i0_u1, i1_u1] = c0
-                for i2_u1 in range(0, 32, 8):
-                    t0_u1 = h_state[i0_u1, i2_u1]
-                    t1_u1 = h_state[i0_u1, i2_u1 + 1]
-                    t2_u1 = h_state[i0_u1, i2_u1 + 2]
-                    t3_u1 = h_state[i0_u1, i2_u1 + 3]
-                    t4_u1 = h_state[i0_u1, i2_u1 + 4]
-                    t5_u1 = h_state[i0_u1, i2_u1 + 5]
-                    t6_u1 = h_state[i0_u1, i2_u1 + 6]
-                    t7_u1 = h_state[i0_u1, i2_u1 + 7]
-                    for i1_u1 in range(128):
-                        a2[i0_u1, i1_u1] += t0_u1 * x5[i2_u1, i1_u1] + t1_u1 * x5[i2_u1 + 1, i1_u1] + t2_u1 * x5[i2_u1 + 2, i1_u1] + t3_u1 * x5[i2_u1 + 3, i1_u1] + t4_u1 * x5[i2_u1 + 4, i1_u1] + t5_u1 * x5[i2_u1 + 5, i1_u1] + t6_u1 * x5[i2_u1 + 6, i1_u1] + t7_u1 * x5[i2_u1 + 7, i1_u1]
+            for i0_u2 in range(h_state.shape[0]):
+                for i1_u2 in range(128):
+                    a2[i0_u2, i1_u2] = c0
+                for i2_u2 in range(0, 32, 8):
+                    t0_u2 = h_state[i0_u2, i2_u2]
+                    t1_u2 = h_state[i0_u2, i2_u2 + 1]
+                    t2_u2 = h_state[i0_u2, i2_u2 + 2]
+                    t3_u2 = h_state[i0_u2, i2_u2 + 3]
+                    t4_u2 = h_state[i0_u2, i2_u2 + 4]
+                    t5_u2 = h_state[i0_u2, i2_u2 + 5]
+                    t6_u2 = h_state[i0_u2, i2_u2 + 6]
+                    t7_u2 = h_state[i0_u2, i2_u2 + 7]
+                    for i1_u2 in range(128):
+                        a2[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
         else:
             gemm_packed(h_state, x6, x5, a2, False, 1, BLAS)
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(32):
-                t0_u2 = a0[i0_u2, 32 + i1_u2] + a2[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t1_u2 = t0_u2 + x7[32 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t2_u2 = sigmoid_f32(t1_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t3_u2 = t2_u2 * c_state[i0_u2, i1_u2]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
-                t4_u2 = a0[i0_u2, i1_u2] + a2[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t5_u2 = t4_u2 + x7[i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t6_u2 = sigmoid_f32(t5_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t7_u2 = a0[i0_u2, 64 + i1_u2] + a2[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t8_u2 = t7_u2 + x7[64 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t9_u2 = tanh_f32(t8_u2)  # %11 = tanh(%10) : f32[#rows, 32]
-                t10_u2 = t6_u2 * t9_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                c = t3_u2 + t10_u2  # c@0 = add(%7, %12) : f32[#rows, 32]
-                t11_u2 = a0[i0_u2, 96 + i1_u2] + a2[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t12_u2 = t11_u2 + x7[96 + i1_u2]  # %2 = add(%1, b) : f32[#rows, 128]
-                t13_u2 = sigmoid_f32(t12_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t14_u2 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
-                h = t13_u2 * t14_u2  # h@0 = mul(%4, %13) : f32[#rows, 32]
-                c_state[i0_u2, i1_u2] = c
-                a1[i0_u2, i1_u2] = h
-                h_state[i0_u2, i1_u2] = h
+        for i0_u3 in range(m2):
+            for i1_u3 in range(32):
+                t0_u3 = a0[i0_u3, 32 + i1_u3] + a2[i0_u3, 32 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u3 = t0_u3 + x7[32 + i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t2_u3 = sigmoid_f32(t1_u3)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t3_u3 = t2_u3 * c_state[i0_u3, i1_u3]  # %7 = mul(%6, c@t-1) : f32[#rows, 32]
+                t4_u3 = a0[i0_u3, i1_u3] + a2[i0_u3, i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t5_u3 = t4_u3 + x7[i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t6_u3 = sigmoid_f32(t5_u3)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t7_u3 = a0[i0_u3, 64 + i1_u3] + a2[i0_u3, 64 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u3 = t7_u3 + x7[64 + i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t9_u3 = tanh_f32(t8_u3)  # %11 = tanh(%10) : f32[#rows, 32]
+                t10_u3 = t6_u3 * t9_u3  # %12 = mul(%9, %11) : f32[#rows, 32]
+                c = t3_u3 + t10_u3  # c@0 = add(%7, %12) : f32[#rows, 32]
+                t11_u3 = a0[i0_u3, 96 + i1_u3] + a2[i0_u3, 96 + i1_u3]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t12_u3 = t11_u3 + x7[96 + i1_u3]  # %2 = add(%1, b) : f32[#rows, 128]
+                t13_u3 = sigmoid_f32(t12_u3)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t14_u3 = tanh_f32(c)  # %13 = tanh(c@0) : f32[#rows, 32]
+                h = t13_u3 * t14_u3  # h@0 = mul(%4, %13) : f32[#rows, 32]
+                c_state[i0_u3, i1_u3] = c
+                a1[i0_u3, i1_u3] = h
+                h_state[i0_u3, i1_u3] = h
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, f_rows_0):
+def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx: input Wx : f32[16, 128]
     # in_Wh: input Wh : f32[32, 128]
@@ -113,7 +117,8 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     # v1: f32[B, 32]
     # v2: f32[B, 32]
     # v3: f32[T, B, 32]
-    # v4: f32[B, 128]
+    # v4: f32[32, 128]
+    # v5: f32[B, 128]
     # %0 = matmul(x, Wx) : f32[T, B, 128]
     a0_u0 = shaped(in_x, (d_T * d_B, 16))
     a1_u0 = shaped(v0, (d_T * d_B, 128))
@@ -124,6 +129,9 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 4960, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_Wh, False, w0, BLAS)  # Wh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v4, in_Wh, pk0, in_b)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 29 words of rows_0's parameters
+    for i0_u1 in range(32):
+        for i1_u1 in range(128):
+            v4[i0_u1, i1_u1] = in_Wh[i0_u1, i1_u1]
+    pk0 = pack_b(v4, False, w0, BLAS)  # Wh, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v5, v4, pk0, in_b)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 29 words of rows_0's parameters
     return ()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,13 +21,23 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_1(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(32):
+        for i1 in range(128):
+            x0[i0, i1] = x1[i0, i1]
+
+
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -140,6 +151,7 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -207,8 +219,9 @@ def rows_1(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, n1, start0, v7, f_rows_0, f_rows_1):
+def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, v7, n1, start0, v8, v9, f_rows_0, f_rows_1):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx: input Wx : f32[16, 128]
     # in_Wh: input Wh : f32[32, 128]
@@ -230,10 +243,12 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     # v1: f32[B, 32]
     # v2: f32[B, 32]
     # v3: f32[T, B, 32]
-    # v4: f32[B, 128]
-    # v5: f32[B, 32]
-    # v6: f32[B, 128]
+    # v4: f32[32, 128]
+    # v5: f32[B, 128]
+    # v6: f32[B, 32]
     # v7: f32[B, 128]
+    # v8: f32[32, 128]
+    # v9: f32[B, 128]
     # %0 = matmul(x, Wx) : f32[T, B, 128]
     a0_u0 = shaped(in_x, (d_T * d_B, 16))
     a1_u0 = shaped(v0, (d_T * d_B, 128))
@@ -248,12 +263,14 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 9856, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_Wh, False, w0, BLAS)  # Wh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v4, in_Wh, pk0, v5, in_b, v6)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 35 words of rows_0's parameters
+    copy_1(v4, in_Wh)  # a copy of Wh = input() : f32[32, 128]
+    pk0 = pack_b(v4, False, w0, BLAS)  # Wh, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v5, v4, pk0, v6, in_b, v7)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 35 words of rows_0's parameters
     # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 4960, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
-    pk1 = pack_b(in_Wh, False, w1, BLAS)  # Wh, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, n1, start0, v0, v3, v7, in_Wh, pk1, in_b)))  # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 30 words of rows_1's parameters
+    copy_1(v8, in_Wh)  # a copy of Wh = input() : f32[32, 128]
+    pk1 = pack_b(v8, False, w1, BLAS)  # Wh, once per call
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, n1, start0, v0, v3, v9, v8, pk1, in_b)))  # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 30 words of rows_1's parameters
     return ()

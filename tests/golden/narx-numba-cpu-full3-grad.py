@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 from rnncomp.backends.numba_cpu.shaped import shaped
 
@@ -16,12 +17,14 @@ c0 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %6 = matmul(%4, %5) : f32[B, 8]
     gemm_nt(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, x1, y0, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 4 elementwise node(s) in one loop, storing %10 : [B, 8]
     for i0 in range(n0):
         for i1 in range(8):
@@ -34,6 +37,7 @@ def fused_0(n0, x0, x1, y0, x2, x3):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_1(n0, y0, x0, x1, x2, x3, x4, x5):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 6 elementwise node(s) in one loop, storing %19 : [B, 8]
     for i0 in range(n0):
         for i1 in range(8):
@@ -48,6 +52,7 @@ def fused_1(n0, y0, x0, x1, x2, x3, x4, x5):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %40 = matmul_tn(x, %36) : f32[4, 8]
     a0 = shaped(x0, (3 * n0, 4))
     a1 = shaped(x1, (3 * n0, 8))
@@ -56,6 +61,7 @@ def matmul_tn_0(n0, x0, x1, x2, n1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %43 = shift(trace@y, y){reverse=False} : f32[3, B, 8]
     for s0 in range(1, 3):
         for i0 in range(n0):
@@ -69,6 +75,7 @@ def shift_0(n0, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %44 = matmul_tn(%43, %36) : f32[8, 8]
     a0 = shaped(x0, (3 * n0, 8))
     a1 = shaped(x1, (3 * n0, 8))
@@ -78,6 +85,7 @@ def matmul_tn_1(n0, x0, x1, x2, n1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, v0, v1, d_B, v2, n_threads, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
     # in_Wx1: input Wx1 : f32[4, 8]

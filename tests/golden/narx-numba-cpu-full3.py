@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -17,6 +18,7 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(n0, x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %0 = matmul(x, Wx0) : f32[3, B, 8]
     a0 = shaped(x0, (3 * n0, 4))
     a1 = shaped(x1, (3 * n0, 8))
@@ -25,12 +27,14 @@ def matmul_0(n0, x0, x1, x2, n1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_1(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %3 = matmul(%2, Wx1) : f32[B, 8]
     gemm(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, x1, x2, x3, x4, x5, x6):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 4 elementwise node(s) in one loop, storing %21, s@1 : [B, 8]
     for i0 in range(n0):
         for i1 in range(8):
@@ -45,6 +49,7 @@ def fused_0(n0, x0, x1, x2, x3, x4, x5, x6):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, v0, v1, v2, d_B, n_threads, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
     # in_Wx1: input Wx1 : f32[4, 8]

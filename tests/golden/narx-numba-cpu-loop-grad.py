@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -20,6 +21,7 @@ c1 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(8):
             x0[i0, i1] = x1[i0, i1]
@@ -27,6 +29,7 @@ def copy_0(n0, x0, x1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_1(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(4):
             x0[i0, i1] = x1[i0, i1]
@@ -34,6 +37,7 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -141,6 +145,7 @@ def rows_0(p0, args):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, n1, x0, x1, x2, n2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %14 = matmul_tn(x, %10) : f32[4, 8]
     a0 = shaped(x0, (n0 * n1, 4))
     a1 = shaped(x1, (n0 * n1, 8))
@@ -149,6 +154,7 @@ def matmul_tn_0(n0, n1, x0, x1, x2, n2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -162,6 +168,7 @@ def shift_0(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, n1, x0, x1, x2, n2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %18 = matmul_tn(%17, %10) : f32[8, 8]
     a0 = shaped(x0, (n0 * n1, 8))
     a1 = shaped(x1, (n0 * n1, 8))
@@ -171,6 +178,7 @@ def matmul_tn_1(n0, n1, x0, x1, x2, n2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, n0, v0, d_B, v1, v2, v3, v4, v5, v6, n_threads, v7, v8, v9, v10, v11, d_T, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
     # in_Wx1: input Wx1 : f32[4, 8]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,13 +21,23 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
+        for i1 in range(8):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_1(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(8):
         for i1 in range(8):
             x0[i0, i1] = x1[i0, i1]
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -79,132 +90,133 @@ def rows_0(p0, args):
         a2 = x6[b0, m0:m1]
         # %0 = matmul(x@t-1, Wx1) : f32[#rows, 8]
         if x_state.shape[0] <= 3:
-            for i0_u2 in range(x_state.shape[0]):
-                for i1_u2 in range(8):
-                    a3[i0_u2, i1_u2] = c0
-                for i2_u2 in range(0, 4):
-                    t0_u2 = x_state[i0_u2, i2_u2]
-                    for i1_u2 in range(8):
-                        a3[i0_u2, i1_u2] += t0_u2 * x8[i2_u2, i1_u2]
+            for i0_u3 in range(x_state.shape[0]):
+                for i1_u3 in range(8):
+                    a3[i0_u3, i1_u3] = c0
+                for i2_u3 in range(0, 4):
+                    t0_u3 = x_state[i0_u3, i2_u3]
+                    for i1_u3 in range(8):
+                        a3[i0_u3, i1_u3] += t0_u3 * x8[i2_u3, i1_u3]
         else:
             gemm_packed(x_state, x9, x8, a3, False, 1, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state.shape[0] <= 3:
-            for i0_u3 in range(y_state.shape[0]):
-                for i1_u3 in range(8):
-                    a4[i0_u3, i1_u3] = c0
-                for i2_u3 in range(0, 8, 8):
-                    t0_u3 = y_state[i0_u3, i2_u3]
-                    t1_u3 = y_state[i0_u3, i2_u3 + 1]
-                    t2_u3 = y_state[i0_u3, i2_u3 + 2]
-                    t3_u3 = y_state[i0_u3, i2_u3 + 3]
-                    t4_u3 = y_state[i0_u3, i2_u3 + 4]
-                    t5_u3 = y_state[i0_u3, i2_u3 + 5]
-                    t6_u3 = y_state[i0_u3, i2_u3 + 6]
-                    t7_u3 = y_state[i0_u3, i2_u3 + 7]
-                    for i1_u3 in range(8):
-                        a4[i0_u3, i1_u3] += t0_u3 * x11[i2_u3, i1_u3] + t1_u3 * x11[i2_u3 + 1, i1_u3] + t2_u3 * x11[i2_u3 + 2, i1_u3] + t3_u3 * x11[i2_u3 + 3, i1_u3] + t4_u3 * x11[i2_u3 + 4, i1_u3] + t5_u3 * x11[i2_u3 + 5, i1_u3] + t6_u3 * x11[i2_u3 + 6, i1_u3] + t7_u3 * x11[i2_u3 + 7, i1_u3]
+            for i0_u4 in range(y_state.shape[0]):
+                for i1_u4 in range(8):
+                    a4[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 8, 8):
+                    t0_u4 = y_state[i0_u4, i2_u4]
+                    t1_u4 = y_state[i0_u4, i2_u4 + 1]
+                    t2_u4 = y_state[i0_u4, i2_u4 + 2]
+                    t3_u4 = y_state[i0_u4, i2_u4 + 3]
+                    t4_u4 = y_state[i0_u4, i2_u4 + 4]
+                    t5_u4 = y_state[i0_u4, i2_u4 + 5]
+                    t6_u4 = y_state[i0_u4, i2_u4 + 6]
+                    t7_u4 = y_state[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(8):
+                        a4[i0_u4, i1_u4] += t0_u4 * x11[i2_u4, i1_u4] + t1_u4 * x11[i2_u4 + 1, i1_u4] + t2_u4 * x11[i2_u4 + 2, i1_u4] + t3_u4 * x11[i2_u4 + 3, i1_u4] + t4_u4 * x11[i2_u4 + 4, i1_u4] + t5_u4 * x11[i2_u4 + 5, i1_u4] + t6_u4 * x11[i2_u4 + 6, i1_u4] + t7_u4 * x11[i2_u4 + 7, i1_u4]
         else:
             gemm_packed(y_state, x12, x11, a4, False, 1, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state_1_.shape[0] <= 3:
-            for i0_u4 in range(y_state_1_.shape[0]):
-                for i1_u4 in range(8):
-                    a5[i0_u4, i1_u4] = c0
-                for i2_u4 in range(0, 8, 8):
-                    t0_u4 = y_state_1_[i0_u4, i2_u4]
-                    t1_u4 = y_state_1_[i0_u4, i2_u4 + 1]
-                    t2_u4 = y_state_1_[i0_u4, i2_u4 + 2]
-                    t3_u4 = y_state_1_[i0_u4, i2_u4 + 3]
-                    t4_u4 = y_state_1_[i0_u4, i2_u4 + 4]
-                    t5_u4 = y_state_1_[i0_u4, i2_u4 + 5]
-                    t6_u4 = y_state_1_[i0_u4, i2_u4 + 6]
-                    t7_u4 = y_state_1_[i0_u4, i2_u4 + 7]
-                    for i1_u4 in range(8):
-                        a5[i0_u4, i1_u4] += t0_u4 * x14[i2_u4, i1_u4] + t1_u4 * x14[i2_u4 + 1, i1_u4] + t2_u4 * x14[i2_u4 + 2, i1_u4] + t3_u4 * x14[i2_u4 + 3, i1_u4] + t4_u4 * x14[i2_u4 + 4, i1_u4] + t5_u4 * x14[i2_u4 + 5, i1_u4] + t6_u4 * x14[i2_u4 + 6, i1_u4] + t7_u4 * x14[i2_u4 + 7, i1_u4]
+            for i0_u5 in range(y_state_1_.shape[0]):
+                for i1_u5 in range(8):
+                    a5[i0_u5, i1_u5] = c0
+                for i2_u5 in range(0, 8, 8):
+                    t0_u5 = y_state_1_[i0_u5, i2_u5]
+                    t1_u5 = y_state_1_[i0_u5, i2_u5 + 1]
+                    t2_u5 = y_state_1_[i0_u5, i2_u5 + 2]
+                    t3_u5 = y_state_1_[i0_u5, i2_u5 + 3]
+                    t4_u5 = y_state_1_[i0_u5, i2_u5 + 4]
+                    t5_u5 = y_state_1_[i0_u5, i2_u5 + 5]
+                    t6_u5 = y_state_1_[i0_u5, i2_u5 + 6]
+                    t7_u5 = y_state_1_[i0_u5, i2_u5 + 7]
+                    for i1_u5 in range(8):
+                        a5[i0_u5, i1_u5] += t0_u5 * x14[i2_u5, i1_u5] + t1_u5 * x14[i2_u5 + 1, i1_u5] + t2_u5 * x14[i2_u5 + 2, i1_u5] + t3_u5 * x14[i2_u5 + 3, i1_u5] + t4_u5 * x14[i2_u5 + 4, i1_u5] + t5_u5 * x14[i2_u5 + 5, i1_u5] + t6_u5 * x14[i2_u5 + 6, i1_u5] + t7_u5 * x14[i2_u5 + 7, i1_u5]
         else:
             gemm_packed(y_state_1_, x15, x14, a5, False, 1, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state.shape[0] <= 3:
-            for i0_u5 in range(y_state.shape[0]):
-                for i1_u5 in range(8):
-                    a6[i0_u5, i1_u5] = c0
-                for i2_u5 in range(0, 8, 8):
-                    t0_u5 = y_state[i0_u5, i2_u5]
-                    t1_u5 = y_state[i0_u5, i2_u5 + 1]
-                    t2_u5 = y_state[i0_u5, i2_u5 + 2]
-                    t3_u5 = y_state[i0_u5, i2_u5 + 3]
-                    t4_u5 = y_state[i0_u5, i2_u5 + 4]
-                    t5_u5 = y_state[i0_u5, i2_u5 + 5]
-                    t6_u5 = y_state[i0_u5, i2_u5 + 6]
-                    t7_u5 = y_state[i0_u5, i2_u5 + 7]
-                    for i1_u5 in range(8):
-                        a6[i0_u5, i1_u5] += t0_u5 * x17[i2_u5, i1_u5] + t1_u5 * x17[i2_u5 + 1, i1_u5] + t2_u5 * x17[i2_u5 + 2, i1_u5] + t3_u5 * x17[i2_u5 + 3, i1_u5] + t4_u5 * x17[i2_u5 + 4, i1_u5] + t5_u5 * x17[i2_u5 + 5, i1_u5] + t6_u5 * x17[i2_u5 + 6, i1_u5] + t7_u5 * x17[i2_u5 + 7, i1_u5]
+            for i0_u6 in range(y_state.shape[0]):
+                for i1_u6 in range(8):
+                    a6[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 8, 8):
+                    t0_u6 = y_state[i0_u6, i2_u6]
+                    t1_u6 = y_state[i0_u6, i2_u6 + 1]
+                    t2_u6 = y_state[i0_u6, i2_u6 + 2]
+                    t3_u6 = y_state[i0_u6, i2_u6 + 3]
+                    t4_u6 = y_state[i0_u6, i2_u6 + 4]
+                    t5_u6 = y_state[i0_u6, i2_u6 + 5]
+                    t6_u6 = y_state[i0_u6, i2_u6 + 6]
+                    t7_u6 = y_state[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(8):
+                        a6[i0_u6, i1_u6] += t0_u6 * x17[i2_u6, i1_u6] + t1_u6 * x17[i2_u6 + 1, i1_u6] + t2_u6 * x17[i2_u6 + 2, i1_u6] + t3_u6 * x17[i2_u6 + 3, i1_u6] + t4_u6 * x17[i2_u6 + 4, i1_u6] + t5_u6 * x17[i2_u6 + 5, i1_u6] + t6_u6 * x17[i2_u6 + 6, i1_u6] + t7_u6 * x17[i2_u6 + 7, i1_u6]
         else:
             gemm_packed(y_state, x18, x17, a6, False, 1, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if s_state.shape[0] <= 3:
-            for i0_u6 in range(s_state.shape[0]):
-                for i1_u6 in range(8):
-                    a7[i0_u6, i1_u6] = c0
-                for i2_u6 in range(0, 8, 8):
-                    t0_u6 = s_state[i0_u6, i2_u6]
-                    t1_u6 = s_state[i0_u6, i2_u6 + 1]
-                    t2_u6 = s_state[i0_u6, i2_u6 + 2]
-                    t3_u6 = s_state[i0_u6, i2_u6 + 3]
-                    t4_u6 = s_state[i0_u6, i2_u6 + 4]
-                    t5_u6 = s_state[i0_u6, i2_u6 + 5]
-                    t6_u6 = s_state[i0_u6, i2_u6 + 6]
-                    t7_u6 = s_state[i0_u6, i2_u6 + 7]
-                    for i1_u6 in range(8):
-                        a7[i0_u6, i1_u6] += t0_u6 * x20[i2_u6, i1_u6] + t1_u6 * x20[i2_u6 + 1, i1_u6] + t2_u6 * x20[i2_u6 + 2, i1_u6] + t3_u6 * x20[i2_u6 + 3, i1_u6] + t4_u6 * x20[i2_u6 + 4, i1_u6] + t5_u6 * x20[i2_u6 + 5, i1_u6] + t6_u6 * x20[i2_u6 + 6, i1_u6] + t7_u6 * x20[i2_u6 + 7, i1_u6]
+            for i0_u7 in range(s_state.shape[0]):
+                for i1_u7 in range(8):
+                    a7[i0_u7, i1_u7] = c0
+                for i2_u7 in range(0, 8, 8):
+                    t0_u7 = s_state[i0_u7, i2_u7]
+                    t1_u7 = s_state[i0_u7, i2_u7 + 1]
+                    t2_u7 = s_state[i0_u7, i2_u7 + 2]
+                    t3_u7 = s_state[i0_u7, i2_u7 + 3]
+                    t4_u7 = s_state[i0_u7, i2_u7 + 4]
+                    t5_u7 = s_state[i0_u7, i2_u7 + 5]
+                    t6_u7 = s_state[i0_u7, i2_u7 + 6]
+                    t7_u7 = s_state[i0_u7, i2_u7 + 7]
+                    for i1_u7 in range(8):
+                        a7[i0_u7, i1_u7] += t0_u7 * x20[i2_u7, i1_u7] + t1_u7 * x20[i2_u7 + 1, i1_u7] + t2_u7 * x20[i2_u7 + 2, i1_u7] + t3_u7 * x20[i2_u7 + 3, i1_u7] + t4_u7 * x20[i2_u7 + 4, i1_u7] + t5_u7 * x20[i2_u7 + 5, i1_u7] + t6_u7 * x20[i2_u7 + 6, i1_u7] + t7_u7 * x20[i2_u7 + 7, i1_u7]
         else:
             gemm_packed(s_state, x21, x20, a7, False, 1, BLAS)
         # 5 elementwise node(s) in one loop, storing %5, s@0 : [#rows, 8]
-        for i0_u7 in range(m2):
-            for i1_u7 in range(8):
-                t0_u7 = a1[i0_u7, i1_u7] + a3[i0_u7, i1_u7]  # %1 = add(xh1@0, %0) : f32[#rows, 8]
-                t1_u7 = t0_u7 + a4[i0_u7, i1_u7]  # %3 = add(%1, %2) : f32[#rows, 8]
-                t2_u7 = t1_u7 + a5[i0_u7, i1_u7]  # %5 = add(%3, %4) : f32[#rows, 8]
-                t3_u7 = a6[i0_u7, i1_u7] + a7[i0_u7, i1_u7]  # %8 = add(%6, %7) : f32[#rows, 8]
-                s = tanh_f32(t3_u7)  # s@0 = tanh(%8) : f32[#rows, 8]
-                a8[i0_u7, i1_u7] = t2_u7
-                s_state[i0_u7, i1_u7] = s
+        for i0_u8 in range(m2):
+            for i1_u8 in range(8):
+                t0_u8 = a1[i0_u8, i1_u8] + a3[i0_u8, i1_u8]  # %1 = add(xh1@0, %0) : f32[#rows, 8]
+                t1_u8 = t0_u8 + a4[i0_u8, i1_u8]  # %3 = add(%1, %2) : f32[#rows, 8]
+                t2_u8 = t1_u8 + a5[i0_u8, i1_u8]  # %5 = add(%3, %4) : f32[#rows, 8]
+                t3_u8 = a6[i0_u8, i1_u8] + a7[i0_u8, i1_u8]  # %8 = add(%6, %7) : f32[#rows, 8]
+                s = tanh_f32(t3_u8)  # s@0 = tanh(%8) : f32[#rows, 8]
+                a8[i0_u8, i1_u8] = t2_u8
+                s_state[i0_u8, i1_u8] = s
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if s_state.shape[0] <= 3:
-            for i0_u8 in range(s_state.shape[0]):
-                for i1_u8 in range(8):
-                    a9[i0_u8, i1_u8] = c0
-                for i2_u8 in range(0, 8, 8):
-                    t0_u8 = s_state[i0_u8, i2_u8]
-                    t1_u8 = s_state[i0_u8, i2_u8 + 1]
-                    t2_u8 = s_state[i0_u8, i2_u8 + 2]
-                    t3_u8 = s_state[i0_u8, i2_u8 + 3]
-                    t4_u8 = s_state[i0_u8, i2_u8 + 4]
-                    t5_u8 = s_state[i0_u8, i2_u8 + 5]
-                    t6_u8 = s_state[i0_u8, i2_u8 + 6]
-                    t7_u8 = s_state[i0_u8, i2_u8 + 7]
-                    for i1_u8 in range(8):
-                        a9[i0_u8, i1_u8] += t0_u8 * x24[i2_u8, i1_u8] + t1_u8 * x24[i2_u8 + 1, i1_u8] + t2_u8 * x24[i2_u8 + 2, i1_u8] + t3_u8 * x24[i2_u8 + 3, i1_u8] + t4_u8 * x24[i2_u8 + 4, i1_u8] + t5_u8 * x24[i2_u8 + 5, i1_u8] + t6_u8 * x24[i2_u8 + 6, i1_u8] + t7_u8 * x24[i2_u8 + 7, i1_u8]
+            for i0_u9 in range(s_state.shape[0]):
+                for i1_u9 in range(8):
+                    a9[i0_u9, i1_u9] = c0
+                for i2_u9 in range(0, 8, 8):
+                    t0_u9 = s_state[i0_u9, i2_u9]
+                    t1_u9 = s_state[i0_u9, i2_u9 + 1]
+                    t2_u9 = s_state[i0_u9, i2_u9 + 2]
+                    t3_u9 = s_state[i0_u9, i2_u9 + 3]
+                    t4_u9 = s_state[i0_u9, i2_u9 + 4]
+                    t5_u9 = s_state[i0_u9, i2_u9 + 5]
+                    t6_u9 = s_state[i0_u9, i2_u9 + 6]
+                    t7_u9 = s_state[i0_u9, i2_u9 + 7]
+                    for i1_u9 in range(8):
+                        a9[i0_u9, i1_u9] += t0_u9 * x24[i2_u9, i1_u9] + t1_u9 * x24[i2_u9 + 1, i1_u9] + t2_u9 * x24[i2_u9 + 2, i1_u9] + t3_u9 * x24[i2_u9 + 3, i1_u9] + t4_u9 * x24[i2_u9 + 4, i1_u9] + t5_u9 * x24[i2_u9 + 5, i1_u9] + t6_u9 * x24[i2_u9 + 6, i1_u9] + t7_u9 * x24[i2_u9 + 7, i1_u9]
         else:
             gemm_packed(s_state, x25, x24, a9, False, 1, BLAS)
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
-        for i0_u9 in range(m2):
-            for i1_u9 in range(8):
-                t0_u9 = a8[i0_u9, i1_u9] + a9[i0_u9, i1_u9]  # %10 = add(%5, %9) : f32[#rows, 8]
-                t1_u9 = t0_u9 + x26[i1_u9]  # %11 = add(%10, b) : f32[#rows, 8]
-                y = tanh_f32(t1_u9)  # y@0 = tanh(%11) : f32[#rows, 8]
-                a2[i0_u9, i1_u9] = y
+        for i0_u10 in range(m2):
+            for i1_u10 in range(8):
+                t0_u10 = a8[i0_u10, i1_u10] + a9[i0_u10, i1_u10]  # %10 = add(%5, %9) : f32[#rows, 8]
+                t1_u10 = t0_u10 + x26[i1_u10]  # %11 = add(%10, b) : f32[#rows, 8]
+                y = tanh_f32(t1_u10)  # y@0 = tanh(%11) : f32[#rows, 8]
+                a2[i0_u10, i1_u10] = y
         copy_0(m2, y_state_1_, y_state)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 1
         copy_0(m2, y_state, a2)  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): carried value 0
-        for i0_u10 in range(m2):
-            for i1_u10 in range(4):
-                x_state[i0_u10, i1_u10] = a0[i0_u10, i1_u10]
+        for i0_u11 in range(m2):
+            for i1_u11 in range(4):
+                x_state[i0_u11, i1_u11] = a0[i0_u11, i1_u11]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, v0, d_B, v1, d_T, n_threads, n0, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, f_rows_0):
+def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, v0, d_B, v1, d_T, n_threads, n0, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
     # in_Wx1: input Wx1 : f32[4, 8]
@@ -230,13 +242,19 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # v3: f32[B, 8]
     # v4: f32[B, 8]
     # v5: f32[T, B, 8]
-    # v6: f32[B, 8]
-    # v7: f32[B, 8]
-    # v8: f32[B, 8]
-    # v9: f32[B, 8]
-    # v10: f32[B, 8]
-    # v11: f32[B, 8]
+    # v6: f32[4, 8]
+    # v7: f32[8, 8]
+    # v8: f32[8, 8]
+    # v9: f32[8, 8]
+    # v10: f32[8, 8]
+    # v11: f32[8, 8]
     # v12: f32[B, 8]
+    # v13: f32[B, 8]
+    # v14: f32[B, 8]
+    # v15: f32[B, 8]
+    # v16: f32[B, 8]
+    # v17: f32[B, 8]
+    # v18: f32[B, 8]
     # %0 = zeros(){shape=('B', 4), dtype=f32} : f32[B, 4]
     for i0_u0 in range(d_B):
         for i1_u0 in range(4):
@@ -252,11 +270,19 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 456, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_Wx1, False, w0, BLAS)  # Wx1, once per call
-    pk1 = pack_b(in_Wy1, False, w0, BLAS)  # Wy1, once per call
-    pk2 = pack_b(in_Wy2, False, w0, BLAS)  # Wy2, once per call
-    pk3 = pack_b(in_Ws, False, w0, BLAS)  # Ws, once per call
-    pk4 = pack_b(in_Us, False, w0, BLAS)  # Us, once per call
-    pk5 = pack_b(in_Vs, False, w0, BLAS)  # Vs, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, n0, in_x, v1, v5, v6, in_Wx1, pk0, v7, in_Wy1, pk1, v8, in_Wy2, pk2, v9, in_Ws, pk3, v10, in_Us, pk4, v11, v12, in_Vs, pk5, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 87 words of rows_0's parameters
+    for i0_u2 in range(4):
+        for i1_u2 in range(8):
+            v6[i0_u2, i1_u2] = in_Wx1[i0_u2, i1_u2]
+    pk0 = pack_b(v6, False, w0, BLAS)  # Wx1, once per call
+    copy_1(v7, in_Wy1)  # a copy of Wy1 = input() : f32[8, 8]
+    pk1 = pack_b(v7, False, w0, BLAS)  # Wy1, once per call
+    copy_1(v8, in_Wy2)  # a copy of Wy2 = input() : f32[8, 8]
+    pk2 = pack_b(v8, False, w0, BLAS)  # Wy2, once per call
+    copy_1(v9, in_Ws)  # a copy of Ws = input() : f32[8, 8]
+    pk3 = pack_b(v9, False, w0, BLAS)  # Ws, once per call
+    copy_1(v10, in_Us)  # a copy of Us = input() : f32[8, 8]
+    pk4 = pack_b(v10, False, w0, BLAS)  # Us, once per call
+    copy_1(v11, in_Vs)  # a copy of Vs = input() : f32[8, 8]
+    pk5 = pack_b(v11, False, w0, BLAS)  # Vs, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, n0, in_x, v1, v5, v12, v6, pk0, v13, v7, pk1, v14, v8, pk2, v15, v9, pk3, v16, v10, pk4, v17, v18, v11, pk5, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 87 words of rows_0's parameters
     return ()

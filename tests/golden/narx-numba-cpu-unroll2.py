@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,6 +21,7 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(n0, n1, x0, x1, x2, n2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %1 = matmul(x, Wx0) : f32[T, B, 8]
     a0 = shaped(x0, (n0 * n1, 4))
     a1 = shaped(x1, (n0 * n1, 8))
@@ -28,13 +30,31 @@ def matmul_0(n0, n1, x0, x1, x2, n2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(8):
             x0[i0, i1] = x1[i0, i1]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_1(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(4):
+        for i1 in range(8):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_2(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(8):
+        for i1 in range(8):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_1(x0, x1, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
     if x0.shape[0] <= 3:
         for i0 in range(x0.shape[0]):
@@ -57,6 +77,7 @@ def matmul_1(x0, x1, x2, x3):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -191,6 +212,7 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -283,8 +305,9 @@ def rows_1(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, v0, d_B, v1, d_T, n_threads, v2, n0, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, n1, start0, v21, v22, v23, v24, v25, v26, v27, f_rows_0, f_rows_1):
+def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, v0, d_B, v1, d_T, n_threads, v2, n0, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, n1, start0, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, f_rows_0, f_rows_1):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
     # in_Wx1: input Wx1 : f32[4, 8]
@@ -314,12 +337,12 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # v4: f32[B, 8]
     # v5: f32[B, 8]
     # v6: f32[T, B, 8]
-    # v7: f32[B, 8]
-    # v8: f32[B, 8]
-    # v9: f32[B, 8]
-    # v10: f32[B, 8]
-    # v11: f32[B, 8]
-    # v12: f32[B, 8]
+    # v7: f32[4, 8]
+    # v8: f32[8, 8]
+    # v9: f32[8, 8]
+    # v10: f32[8, 8]
+    # v11: f32[8, 8]
+    # v12: f32[8, 8]
     # v13: f32[B, 8]
     # v14: f32[B, 8]
     # v15: f32[B, 8]
@@ -334,7 +357,19 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # v24: f32[B, 8]
     # v25: f32[B, 8]
     # v26: f32[B, 8]
-    # v27: f32[B, 8]
+    # v27: f32[4, 8]
+    # v28: f32[8, 8]
+    # v29: f32[8, 8]
+    # v30: f32[8, 8]
+    # v31: f32[8, 8]
+    # v32: f32[8, 8]
+    # v33: f32[B, 8]
+    # v34: f32[B, 8]
+    # v35: f32[B, 8]
+    # v36: f32[B, 8]
+    # v37: f32[B, 8]
+    # v38: f32[B, 8]
+    # v39: f32[B, 8]
     # %0 = zeros(){shape=('B', 4), dtype=f32} : f32[B, 4]
     for i0_u0 in range(d_B):
         for i1_u0 in range(4):
@@ -352,22 +387,34 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 868, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_Wx1, False, w0, BLAS)  # Wx1, once per call
-    pk1 = pack_b(in_Wy1, False, w0, BLAS)  # Wy1, once per call
-    pk2 = pack_b(in_Wy2, False, w0, BLAS)  # Wy2, once per call
-    pk3 = pack_b(in_Ws, False, w0, BLAS)  # Ws, once per call
-    pk4 = pack_b(in_Us, False, w0, BLAS)  # Us, once per call
-    pk5 = pack_b(in_Vs, False, w0, BLAS)  # Vs, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v3, v4, v5, v0, n0, in_x, v1, v2, v6, v7, in_Wx1, pk0, v8, in_Wy1, pk1, v9, in_Wy2, pk2, v10, in_Ws, pk3, v11, in_Us, pk4, v12, v13, v14, in_Vs, pk5, in_b, v15, v16, v17, v18, v19, v20)))  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 112 words of rows_0's parameters
+    copy_1(v7, in_Wx1)  # a copy of Wx1 = input() : f32[4, 8]
+    pk0 = pack_b(v7, False, w0, BLAS)  # Wx1, once per call
+    copy_2(v8, in_Wy1)  # a copy of Wy1 = input() : f32[8, 8]
+    pk1 = pack_b(v8, False, w0, BLAS)  # Wy1, once per call
+    copy_2(v9, in_Wy2)  # a copy of Wy2 = input() : f32[8, 8]
+    pk2 = pack_b(v9, False, w0, BLAS)  # Wy2, once per call
+    copy_2(v10, in_Ws)  # a copy of Ws = input() : f32[8, 8]
+    pk3 = pack_b(v10, False, w0, BLAS)  # Ws, once per call
+    copy_2(v11, in_Us)  # a copy of Us = input() : f32[8, 8]
+    pk4 = pack_b(v11, False, w0, BLAS)  # Us, once per call
+    copy_2(v12, in_Vs)  # a copy of Vs = input() : f32[8, 8]
+    pk5 = pack_b(v12, False, w0, BLAS)  # Vs, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v3, v4, v5, v0, n0, in_x, v1, v2, v6, v13, v7, pk0, v14, v8, pk1, v15, v9, pk2, v16, v10, pk3, v17, v11, pk4, v18, v19, v20, v12, pk5, in_b, v21, v22, v23, v24, v25, v26)))  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 112 words of rows_0's parameters
     # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 456, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
-    pk6 = pack_b(in_Wx1, False, w1, BLAS)  # Wx1, once per call
-    pk7 = pack_b(in_Wy1, False, w1, BLAS)  # Wy1, once per call
-    pk8 = pack_b(in_Wy2, False, w1, BLAS)  # Wy2, once per call
-    pk9 = pack_b(in_Ws, False, w1, BLAS)  # Ws, once per call
-    pk10 = pack_b(in_Us, False, w1, BLAS)  # Us, once per call
-    pk11 = pack_b(in_Vs, False, w1, BLAS)  # Vs, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v3, v4, v5, v0, n1, start0, in_x, v1, v6, v21, in_Wx1, pk6, v22, in_Wy1, pk7, v23, in_Wy2, pk8, v24, in_Ws, pk9, v25, in_Us, pk10, v26, v27, in_Vs, pk11, in_b)))  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_1's parameters
+    copy_1(v27, in_Wx1)  # a copy of Wx1 = input() : f32[4, 8]
+    pk6 = pack_b(v27, False, w1, BLAS)  # Wx1, once per call
+    copy_2(v28, in_Wy1)  # a copy of Wy1 = input() : f32[8, 8]
+    pk7 = pack_b(v28, False, w1, BLAS)  # Wy1, once per call
+    copy_2(v29, in_Wy2)  # a copy of Wy2 = input() : f32[8, 8]
+    pk8 = pack_b(v29, False, w1, BLAS)  # Wy2, once per call
+    copy_2(v30, in_Ws)  # a copy of Ws = input() : f32[8, 8]
+    pk9 = pack_b(v30, False, w1, BLAS)  # Ws, once per call
+    copy_2(v31, in_Us)  # a copy of Us = input() : f32[8, 8]
+    pk10 = pack_b(v31, False, w1, BLAS)  # Us, once per call
+    copy_2(v32, in_Vs)  # a copy of Vs = input() : f32[8, 8]
+    pk11 = pack_b(v32, False, w1, BLAS)  # Vs, once per call
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v3, v4, v5, v0, n1, start0, in_x, v1, v6, v33, v27, pk6, v34, v28, pk7, v35, v29, pk8, v36, v30, pk9, v37, v31, pk10, v38, v39, v32, pk11, in_b)))  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_1's parameters
     return ()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -17,6 +18,7 @@ c0 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %12 = shift(trace@c2, c2){reverse=False} : f32[3, B, 24]
     for s0 in range(1, 3):
         for i0 in range(n0):
@@ -30,12 +32,14 @@ def shift_0(n0, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %27 = matmul(%25, %26) : f32[B, 32]
     gemm_nt(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_1(n0, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %39 = shift(trace@c1, c1){reverse=False} : f32[3, B, 32]
     for s0 in range(1, 3):
         for i0 in range(n0):
@@ -49,6 +53,7 @@ def shift_1(n0, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, x1, x2, y0, x3, x4, x5, x6, x7, x8, x9, x10):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 24 elementwise node(s) in one loop, storing 'dstate@c1@2', %38, %43, %47, %51 : [B, 32]
     for i0 in range(n0):
         for i1 in range(32):
@@ -86,6 +91,7 @@ def fused_0(n0, x0, x1, x2, y0, x3, x4, x5, x6, x7, x8, x9, x10):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, v1, v2, d_B, v3, v4, n_threads, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
     # in_Wh1: input Wh1 : f32[32, 128]

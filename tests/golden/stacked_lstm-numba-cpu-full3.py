@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -16,12 +17,14 @@ BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %2 = matmul(h1, Wh1) : f32[B, 128]
     gemm(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, y0, x0, x1, x2, x3, x4, x5):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [B, 32]
     for i0 in range(n0):
         for i1 in range(32):
@@ -48,6 +51,7 @@ def fused_0(n0, y0, x0, x1, x2, x3, x4, x5):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_1(n0, x0, x1, x2, x3, x4, y0, x5):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [B, 24]
     for i0 in range(n0):
         for i1 in range(24):
@@ -75,6 +79,7 @@ def fused_1(n0, x0, x1, x2, x3, x4, y0, x5):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, v0, v1, v2, d_B, n_threads, v3, v4, v5, v6, v7, v8, v9, v10):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
     # in_Wh1: input Wh1 : f32[32, 128]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
@@ -21,6 +22,7 @@ c1 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %0 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -34,6 +36,7 @@ def shift_0(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_1(n0, n1, x0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %1 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]
     for s0 in range(1, n0):
         for i0 in range(n1):
@@ -47,6 +50,7 @@ def shift_1(n0, n1, x0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
@@ -54,6 +58,7 @@ def copy_0(n0, x0, x1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_1(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(24):
             x0[i0, i1] = x1[i0, i1]
@@ -61,6 +66,7 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -200,6 +206,7 @@ def rows_0(p0, args):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, d_T, d_B, v1, n0, v2, v3, v4, v5, v6, v7, n_threads, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
     # in_Wh1: input Wh1 : f32[32, 128]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,6 +21,7 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
@@ -27,6 +29,7 @@ def copy_0(n0, x0, x1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_1(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(24):
             x0[i0, i1] = x1[i0, i1]
@@ -34,6 +37,7 @@ def copy_1(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -75,114 +79,115 @@ def rows_0(p0, args):
         a2 = x6[b0, m0:m1]
         # %0 = matmul(h1@t-1, Wh1) : f32[#rows, 128]
         if h1_state.shape[0] <= 3:
-            for i0_u1 in range(h1_state.shape[0]):
-                for i1_u1 in range(128):
-                    a3[i0_u1, i1_u1] = c0
-                for i2_u1 in range(0, 32, 8):
-                    t0_u1 = h1_state[i0_u1, i2_u1]
-                    t1_u1 = h1_state[i0_u1, i2_u1 + 1]
-                    t2_u1 = h1_state[i0_u1, i2_u1 + 2]
-                    t3_u1 = h1_state[i0_u1, i2_u1 + 3]
-                    t4_u1 = h1_state[i0_u1, i2_u1 + 4]
-                    t5_u1 = h1_state[i0_u1, i2_u1 + 5]
-                    t6_u1 = h1_state[i0_u1, i2_u1 + 6]
-                    t7_u1 = h1_state[i0_u1, i2_u1 + 7]
-                    for i1_u1 in range(128):
-                        a3[i0_u1, i1_u1] += t0_u1 * x8[i2_u1, i1_u1] + t1_u1 * x8[i2_u1 + 1, i1_u1] + t2_u1 * x8[i2_u1 + 2, i1_u1] + t3_u1 * x8[i2_u1 + 3, i1_u1] + t4_u1 * x8[i2_u1 + 4, i1_u1] + t5_u1 * x8[i2_u1 + 5, i1_u1] + t6_u1 * x8[i2_u1 + 6, i1_u1] + t7_u1 * x8[i2_u1 + 7, i1_u1]
+            for i0_u4 in range(h1_state.shape[0]):
+                for i1_u4 in range(128):
+                    a3[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 32, 8):
+                    t0_u4 = h1_state[i0_u4, i2_u4]
+                    t1_u4 = h1_state[i0_u4, i2_u4 + 1]
+                    t2_u4 = h1_state[i0_u4, i2_u4 + 2]
+                    t3_u4 = h1_state[i0_u4, i2_u4 + 3]
+                    t4_u4 = h1_state[i0_u4, i2_u4 + 4]
+                    t5_u4 = h1_state[i0_u4, i2_u4 + 5]
+                    t6_u4 = h1_state[i0_u4, i2_u4 + 6]
+                    t7_u4 = h1_state[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(128):
+                        a3[i0_u4, i1_u4] += t0_u4 * x8[i2_u4, i1_u4] + t1_u4 * x8[i2_u4 + 1, i1_u4] + t2_u4 * x8[i2_u4 + 2, i1_u4] + t3_u4 * x8[i2_u4 + 3, i1_u4] + t4_u4 * x8[i2_u4 + 4, i1_u4] + t5_u4 * x8[i2_u4 + 5, i1_u4] + t6_u4 * x8[i2_u4 + 6, i1_u4] + t7_u4 * x8[i2_u4 + 7, i1_u4]
         else:
             gemm_packed(h1_state, x9, x8, a3, False, 1, BLAS)
         # 13 elementwise node(s) in one loop, storing %15, h1@0, c1@0 : [#rows, 32]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(32):
-                t0_u2 = a1[i0_u2, 96 + i1_u2] + a3[i0_u2, 96 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t1_u2 = t0_u2 + x11[96 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t2_u2 = sigmoid_f32(t1_u2)  # %4 = sigmoid(%3) : f32[#rows, 32]
-                t3_u2 = a1[i0_u2, 32 + i1_u2] + a3[i0_u2, 32 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t4_u2 = t3_u2 + x11[32 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t5_u2 = sigmoid_f32(t4_u2)  # %6 = sigmoid(%5) : f32[#rows, 32]
-                t6_u2 = t5_u2 * c1_state[i0_u2, i1_u2]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
-                t7_u2 = a1[i0_u2, i1_u2] + a3[i0_u2, i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t8_u2 = t7_u2 + x11[i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t9_u2 = sigmoid_f32(t8_u2)  # %9 = sigmoid(%8) : f32[#rows, 32]
-                t10_u2 = a1[i0_u2, 64 + i1_u2] + a3[i0_u2, 64 + i1_u2]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
-                t11_u2 = t10_u2 + x11[64 + i1_u2]  # %2 = add(%1, b1) : f32[#rows, 128]
-                t12_u2 = tanh_f32(t11_u2)  # %11 = tanh(%10) : f32[#rows, 32]
-                t13_u2 = t9_u2 * t12_u2  # %12 = mul(%9, %11) : f32[#rows, 32]
-                t14_u2 = t6_u2 + t13_u2  # %13 = add(%7, %12) : f32[#rows, 32]
-                t15_u2 = tanh_f32(t14_u2)  # %14 = tanh(%13) : f32[#rows, 32]
-                t16_u2 = t2_u2 * t15_u2  # %15 = mul(%4, %14) : f32[#rows, 32]
-                h1_ = t16_u2 if b0 < a0[i0_u2] else h1_state[i0_u2, i1_u2]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[#rows, 32]
-                c1_ = t14_u2 if b0 < a0[i0_u2] else c1_state[i0_u2, i1_u2]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[#rows, 32]
-                a4[i0_u2, i1_u2] = t16_u2
-                h1_state[i0_u2, i1_u2] = h1_
-                c1_state[i0_u2, i1_u2] = c1_
+        for i0_u5 in range(m2):
+            for i1_u5 in range(32):
+                t0_u5 = a1[i0_u5, 96 + i1_u5] + a3[i0_u5, 96 + i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t1_u5 = t0_u5 + x11[96 + i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t2_u5 = sigmoid_f32(t1_u5)  # %4 = sigmoid(%3) : f32[#rows, 32]
+                t3_u5 = a1[i0_u5, 32 + i1_u5] + a3[i0_u5, 32 + i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t4_u5 = t3_u5 + x11[32 + i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t5_u5 = sigmoid_f32(t4_u5)  # %6 = sigmoid(%5) : f32[#rows, 32]
+                t6_u5 = t5_u5 * c1_state[i0_u5, i1_u5]  # %7 = mul(%6, c1@t-1) : f32[#rows, 32]
+                t7_u5 = a1[i0_u5, i1_u5] + a3[i0_u5, i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t8_u5 = t7_u5 + x11[i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t9_u5 = sigmoid_f32(t8_u5)  # %9 = sigmoid(%8) : f32[#rows, 32]
+                t10_u5 = a1[i0_u5, 64 + i1_u5] + a3[i0_u5, 64 + i1_u5]  # %1 = add(xh1@0, %0) : f32[#rows, 128]
+                t11_u5 = t10_u5 + x11[64 + i1_u5]  # %2 = add(%1, b1) : f32[#rows, 128]
+                t12_u5 = tanh_f32(t11_u5)  # %11 = tanh(%10) : f32[#rows, 32]
+                t13_u5 = t9_u5 * t12_u5  # %12 = mul(%9, %11) : f32[#rows, 32]
+                t14_u5 = t6_u5 + t13_u5  # %13 = add(%7, %12) : f32[#rows, 32]
+                t15_u5 = tanh_f32(t14_u5)  # %14 = tanh(%13) : f32[#rows, 32]
+                t16_u5 = t2_u5 * t15_u5  # %15 = mul(%4, %14) : f32[#rows, 32]
+                h1_ = t16_u5 if b0 < a0[i0_u5] else h1_state[i0_u5, i1_u5]  # h1@0 = select_active(t@0, lengths, %15, h1@t-1) : f32[#rows, 32]
+                c1_ = t14_u5 if b0 < a0[i0_u5] else c1_state[i0_u5, i1_u5]  # c1@0 = select_active(t@0, lengths, %13, c1@t-1) : f32[#rows, 32]
+                a4[i0_u5, i1_u5] = t16_u5
+                h1_state[i0_u5, i1_u5] = h1_
+                c1_state[i0_u5, i1_u5] = c1_
         # %16 = matmul(%15, Wx2) : f32[#rows, 96]
         if a4.shape[0] <= 3:
-            for i0_u3 in range(a4.shape[0]):
-                for i1_u3 in range(96):
-                    a5[i0_u3, i1_u3] = c0
-                for i2_u3 in range(0, 32, 8):
-                    t0_u3 = a4[i0_u3, i2_u3]
-                    t1_u3 = a4[i0_u3, i2_u3 + 1]
-                    t2_u3 = a4[i0_u3, i2_u3 + 2]
-                    t3_u3 = a4[i0_u3, i2_u3 + 3]
-                    t4_u3 = a4[i0_u3, i2_u3 + 4]
-                    t5_u3 = a4[i0_u3, i2_u3 + 5]
-                    t6_u3 = a4[i0_u3, i2_u3 + 6]
-                    t7_u3 = a4[i0_u3, i2_u3 + 7]
-                    for i1_u3 in range(96):
-                        a5[i0_u3, i1_u3] += t0_u3 * x13[i2_u3, i1_u3] + t1_u3 * x13[i2_u3 + 1, i1_u3] + t2_u3 * x13[i2_u3 + 2, i1_u3] + t3_u3 * x13[i2_u3 + 3, i1_u3] + t4_u3 * x13[i2_u3 + 4, i1_u3] + t5_u3 * x13[i2_u3 + 5, i1_u3] + t6_u3 * x13[i2_u3 + 6, i1_u3] + t7_u3 * x13[i2_u3 + 7, i1_u3]
+            for i0_u6 in range(a4.shape[0]):
+                for i1_u6 in range(96):
+                    a5[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 32, 8):
+                    t0_u6 = a4[i0_u6, i2_u6]
+                    t1_u6 = a4[i0_u6, i2_u6 + 1]
+                    t2_u6 = a4[i0_u6, i2_u6 + 2]
+                    t3_u6 = a4[i0_u6, i2_u6 + 3]
+                    t4_u6 = a4[i0_u6, i2_u6 + 4]
+                    t5_u6 = a4[i0_u6, i2_u6 + 5]
+                    t6_u6 = a4[i0_u6, i2_u6 + 6]
+                    t7_u6 = a4[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(96):
+                        a5[i0_u6, i1_u6] += t0_u6 * x13[i2_u6, i1_u6] + t1_u6 * x13[i2_u6 + 1, i1_u6] + t2_u6 * x13[i2_u6 + 2, i1_u6] + t3_u6 * x13[i2_u6 + 3, i1_u6] + t4_u6 * x13[i2_u6 + 4, i1_u6] + t5_u6 * x13[i2_u6 + 5, i1_u6] + t6_u6 * x13[i2_u6 + 6, i1_u6] + t7_u6 * x13[i2_u6 + 7, i1_u6]
         else:
             gemm_packed(a4, x14, x13, a5, False, 1, BLAS)
         # %17 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         if h2_state.shape[0] <= 3:
-            for i0_u4 in range(h2_state.shape[0]):
-                for i1_u4 in range(96):
-                    a6[i0_u4, i1_u4] = c0
-                for i2_u4 in range(0, 24, 8):
-                    t0_u4 = h2_state[i0_u4, i2_u4]
-                    t1_u4 = h2_state[i0_u4, i2_u4 + 1]
-                    t2_u4 = h2_state[i0_u4, i2_u4 + 2]
-                    t3_u4 = h2_state[i0_u4, i2_u4 + 3]
-                    t4_u4 = h2_state[i0_u4, i2_u4 + 4]
-                    t5_u4 = h2_state[i0_u4, i2_u4 + 5]
-                    t6_u4 = h2_state[i0_u4, i2_u4 + 6]
-                    t7_u4 = h2_state[i0_u4, i2_u4 + 7]
-                    for i1_u4 in range(96):
-                        a6[i0_u4, i1_u4] += t0_u4 * x16[i2_u4, i1_u4] + t1_u4 * x16[i2_u4 + 1, i1_u4] + t2_u4 * x16[i2_u4 + 2, i1_u4] + t3_u4 * x16[i2_u4 + 3, i1_u4] + t4_u4 * x16[i2_u4 + 4, i1_u4] + t5_u4 * x16[i2_u4 + 5, i1_u4] + t6_u4 * x16[i2_u4 + 6, i1_u4] + t7_u4 * x16[i2_u4 + 7, i1_u4]
+            for i0_u7 in range(h2_state.shape[0]):
+                for i1_u7 in range(96):
+                    a6[i0_u7, i1_u7] = c0
+                for i2_u7 in range(0, 24, 8):
+                    t0_u7 = h2_state[i0_u7, i2_u7]
+                    t1_u7 = h2_state[i0_u7, i2_u7 + 1]
+                    t2_u7 = h2_state[i0_u7, i2_u7 + 2]
+                    t3_u7 = h2_state[i0_u7, i2_u7 + 3]
+                    t4_u7 = h2_state[i0_u7, i2_u7 + 4]
+                    t5_u7 = h2_state[i0_u7, i2_u7 + 5]
+                    t6_u7 = h2_state[i0_u7, i2_u7 + 6]
+                    t7_u7 = h2_state[i0_u7, i2_u7 + 7]
+                    for i1_u7 in range(96):
+                        a6[i0_u7, i1_u7] += t0_u7 * x16[i2_u7, i1_u7] + t1_u7 * x16[i2_u7 + 1, i1_u7] + t2_u7 * x16[i2_u7 + 2, i1_u7] + t3_u7 * x16[i2_u7 + 3, i1_u7] + t4_u7 * x16[i2_u7 + 4, i1_u7] + t5_u7 * x16[i2_u7 + 5, i1_u7] + t6_u7 * x16[i2_u7 + 6, i1_u7] + t7_u7 * x16[i2_u7 + 7, i1_u7]
         else:
             gemm_packed(h2_state, x17, x16, a6, False, 1, BLAS)
         # 14 elementwise node(s) in one loop, storing h2@0, c2@0, %34 : [#rows, 24]
-        for i0_u5 in range(m2):
-            for i1_u5 in range(24):
-                t0_u5 = a5[i0_u5, 72 + i1_u5] + a6[i0_u5, 72 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
-                t1_u5 = t0_u5 + x18[72 + i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
-                t2_u5 = sigmoid_f32(t1_u5)  # %21 = sigmoid(%20) : f32[#rows, 24]
-                t3_u5 = a5[i0_u5, 24 + i1_u5] + a6[i0_u5, 24 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
-                t4_u5 = t3_u5 + x18[24 + i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
-                t5_u5 = sigmoid_f32(t4_u5)  # %23 = sigmoid(%22) : f32[#rows, 24]
-                t6_u5 = t5_u5 * c2_state[i0_u5, i1_u5]  # %24 = mul(%23, c2@t-1) : f32[#rows, 24]
-                t7_u5 = a5[i0_u5, i1_u5] + a6[i0_u5, i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
-                t8_u5 = t7_u5 + x18[i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
-                t9_u5 = sigmoid_f32(t8_u5)  # %26 = sigmoid(%25) : f32[#rows, 24]
-                t10_u5 = a5[i0_u5, 48 + i1_u5] + a6[i0_u5, 48 + i1_u5]  # %18 = add(%16, %17) : f32[#rows, 96]
-                t11_u5 = t10_u5 + x18[48 + i1_u5]  # %19 = add(%18, b2) : f32[#rows, 96]
-                t12_u5 = tanh_f32(t11_u5)  # %28 = tanh(%27) : f32[#rows, 24]
-                t13_u5 = t9_u5 * t12_u5  # %29 = mul(%26, %28) : f32[#rows, 24]
-                t14_u5 = t6_u5 + t13_u5  # %30 = add(%24, %29) : f32[#rows, 24]
-                t15_u5 = tanh_f32(t14_u5)  # %31 = tanh(%30) : f32[#rows, 24]
-                t16_u5 = t2_u5 * t15_u5  # %32 = mul(%21, %31) : f32[#rows, 24]
-                h2_ = t16_u5 if b0 < a0[i0_u5] else h2_state[i0_u5, i1_u5]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[#rows, 24]
-                c2_ = t14_u5 if b0 < a0[i0_u5] else c2_state[i0_u5, i1_u5]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[#rows, 24]
-                t17_u5 = t16_u5 if b0 < a0[i0_u5] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[#rows, 24]
-                h2_state[i0_u5, i1_u5] = h2_
-                c2_state[i0_u5, i1_u5] = c2_
-                a2[i0_u5, i1_u5] = t17_u5
+        for i0_u8 in range(m2):
+            for i1_u8 in range(24):
+                t0_u8 = a5[i0_u8, 72 + i1_u8] + a6[i0_u8, 72 + i1_u8]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t1_u8 = t0_u8 + x18[72 + i1_u8]  # %19 = add(%18, b2) : f32[#rows, 96]
+                t2_u8 = sigmoid_f32(t1_u8)  # %21 = sigmoid(%20) : f32[#rows, 24]
+                t3_u8 = a5[i0_u8, 24 + i1_u8] + a6[i0_u8, 24 + i1_u8]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t4_u8 = t3_u8 + x18[24 + i1_u8]  # %19 = add(%18, b2) : f32[#rows, 96]
+                t5_u8 = sigmoid_f32(t4_u8)  # %23 = sigmoid(%22) : f32[#rows, 24]
+                t6_u8 = t5_u8 * c2_state[i0_u8, i1_u8]  # %24 = mul(%23, c2@t-1) : f32[#rows, 24]
+                t7_u8 = a5[i0_u8, i1_u8] + a6[i0_u8, i1_u8]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t8_u8 = t7_u8 + x18[i1_u8]  # %19 = add(%18, b2) : f32[#rows, 96]
+                t9_u8 = sigmoid_f32(t8_u8)  # %26 = sigmoid(%25) : f32[#rows, 24]
+                t10_u8 = a5[i0_u8, 48 + i1_u8] + a6[i0_u8, 48 + i1_u8]  # %18 = add(%16, %17) : f32[#rows, 96]
+                t11_u8 = t10_u8 + x18[48 + i1_u8]  # %19 = add(%18, b2) : f32[#rows, 96]
+                t12_u8 = tanh_f32(t11_u8)  # %28 = tanh(%27) : f32[#rows, 24]
+                t13_u8 = t9_u8 * t12_u8  # %29 = mul(%26, %28) : f32[#rows, 24]
+                t14_u8 = t6_u8 + t13_u8  # %30 = add(%24, %29) : f32[#rows, 24]
+                t15_u8 = tanh_f32(t14_u8)  # %31 = tanh(%30) : f32[#rows, 24]
+                t16_u8 = t2_u8 * t15_u8  # %32 = mul(%21, %31) : f32[#rows, 24]
+                h2_ = t16_u8 if b0 < a0[i0_u8] else h2_state[i0_u8, i1_u8]  # h2@0 = select_active(t@0, lengths, %32, h2@t-1) : f32[#rows, 24]
+                c2_ = t14_u8 if b0 < a0[i0_u8] else c2_state[i0_u8, i1_u8]  # c2@0 = select_active(t@0, lengths, %30, c2@t-1) : f32[#rows, 24]
+                t17_u8 = t16_u8 if b0 < a0[i0_u8] else c0  # %34 = select_active(t@0, lengths, %32, %33) : f32[#rows, 24]
+                h2_state[i0_u8, i1_u8] = h2_
+                c2_state[i0_u8, i1_u8] = c2_
+                a2[i0_u8, i1_u8] = t17_u8
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_lengths, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, v7, v8, v9, f_rows_0):
+def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_lengths, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
     # in_Wh1: input Wh1 : f32[32, 128]
@@ -209,10 +214,13 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # v3: f32[B, 24]
     # v4: f32[B, 24]
     # v5: f32[T, B, 24]
-    # v6: f32[B, 128]
-    # v7: f32[B, 32]
-    # v8: f32[B, 96]
-    # v9: f32[B, 96]
+    # v6: f32[32, 128]
+    # v7: f32[32, 96]
+    # v8: f32[24, 96]
+    # v9: f32[B, 128]
+    # v10: f32[B, 32]
+    # v11: f32[B, 96]
+    # v12: f32[B, 96]
     # %0 = matmul(x, Wx1) : f32[T, B, 128]
     a0_u0 = shaped(in_x, (d_T * d_B, 16))
     a1_u0 = shaped(v0, (d_T * d_B, 128))
@@ -225,8 +233,17 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 11025, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_Wh1, False, w0, BLAS)  # Wh1, once per call
-    pk1 = pack_b(in_Wx2, False, w0, BLAS)  # Wx2, once per call
-    pk2 = pack_b(in_Wh2, False, w0, BLAS)  # Wh2, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, in_lengths, n0, v0, v5, v6, in_Wh1, pk0, v7, in_b1, v8, in_Wx2, pk1, v9, in_Wh2, pk2, in_b2)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 60 words of rows_0's parameters
+    for i0_u1 in range(32):
+        for i1_u1 in range(128):
+            v6[i0_u1, i1_u1] = in_Wh1[i0_u1, i1_u1]
+    pk0 = pack_b(v6, False, w0, BLAS)  # Wh1, once per call
+    for i0_u2 in range(32):
+        for i1_u2 in range(96):
+            v7[i0_u2, i1_u2] = in_Wx2[i0_u2, i1_u2]
+    pk1 = pack_b(v7, False, w0, BLAS)  # Wx2, once per call
+    for i0_u3 in range(24):
+        for i1_u3 in range(96):
+            v8[i0_u3, i1_u3] = in_Wh2[i0_u3, i1_u3]
+    pk2 = pack_b(v8, False, w0, BLAS)  # Wh2, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, in_lengths, n0, v0, v5, v9, v6, pk0, v10, in_b1, v11, v7, pk1, v12, v8, pk2, in_b2)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 60 words of rows_0's parameters
     return ()

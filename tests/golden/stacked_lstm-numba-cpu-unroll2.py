@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
@@ -20,6 +21,7 @@ c0 = np.float32(0.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(32):
             x0[i0, i1] = x1[i0, i1]
@@ -27,13 +29,39 @@ def copy_0(n0, x0, x1):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy_1(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     for i0 in range(n0):
         for i1 in range(24):
             x0[i0, i1] = x1[i0, i1]
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_2(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(32):
+        for i1 in range(128):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_3(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(32):
+        for i1 in range(96):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_4(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(24):
+        for i1 in range(96):
+            x0[i0, i1] = x1[i0, i1]
+
+
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -284,6 +312,7 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -422,8 +451,9 @@ def rows_1(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, n1, start0, v15, v16, v17, f_rows_0, f_rows_1):
+def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, n1, start0, v18, v19, v20, v21, v22, v23, f_rows_0, f_rows_1):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
     # in_Wh1: input Wh1 : f32[32, 128]
@@ -452,18 +482,24 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # v3: f32[B, 24]
     # v4: f32[B, 24]
     # v5: f32[T, B, 24]
-    # v6: f32[B, 128]
-    # v7: f32[B, 32]
-    # v8: f32[B, 32]
+    # v6: f32[32, 128]
+    # v7: f32[32, 96]
+    # v8: f32[24, 96]
     # v9: f32[B, 128]
-    # v10: f32[B, 96]
-    # v11: f32[B, 96]
-    # v12: f32[B, 96]
-    # v13: f32[B, 24]
+    # v10: f32[B, 32]
+    # v11: f32[B, 32]
+    # v12: f32[B, 128]
+    # v13: f32[B, 96]
     # v14: f32[B, 96]
-    # v15: f32[B, 128]
-    # v16: f32[B, 96]
+    # v15: f32[B, 96]
+    # v16: f32[B, 24]
     # v17: f32[B, 96]
+    # v18: f32[32, 128]
+    # v19: f32[32, 96]
+    # v20: f32[24, 96]
+    # v21: f32[B, 128]
+    # v22: f32[B, 96]
+    # v23: f32[B, 96]
     # %0 = matmul(x, Wx1) : f32[T, B, 128]
     a0_u0 = shaped(in_x, (d_T * d_B, 16))
     a1_u0 = shaped(v0, (d_T * d_B, 128))
@@ -480,16 +516,22 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 21664, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_Wh1, False, w0, BLAS)  # Wh1, once per call
-    pk1 = pack_b(in_Wx2, False, w0, BLAS)  # Wx2, once per call
-    pk2 = pack_b(in_Wh2, False, w0, BLAS)  # Wh2, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v6, in_Wh1, pk0, v7, v8, in_b1, v9, v10, in_Wx2, pk1, v11, v12, in_Wh2, pk2, v13, in_b2, v14)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 73 words of rows_0's parameters
+    copy_2(v6, in_Wh1)  # a copy of Wh1 = input() : f32[32, 128]
+    pk0 = pack_b(v6, False, w0, BLAS)  # Wh1, once per call
+    copy_3(v7, in_Wx2)  # a copy of Wx2 = input() : f32[32, 96]
+    pk1 = pack_b(v7, False, w0, BLAS)  # Wx2, once per call
+    copy_4(v8, in_Wh2)  # a copy of Wh2 = input() : f32[24, 96]
+    pk2 = pack_b(v8, False, w0, BLAS)  # Wh2, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v9, v6, pk0, v10, v11, in_b1, v12, v13, v7, pk1, v14, v15, v8, pk2, v16, in_b2, v17)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 73 words of rows_0's parameters
     # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 10888, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
-    pk3 = pack_b(in_Wh1, False, w1, BLAS)  # Wh1, once per call
-    pk4 = pack_b(in_Wx2, False, w1, BLAS)  # Wx2, once per call
-    pk5 = pack_b(in_Wh2, False, w1, BLAS)  # Wh2, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, v3, v4, n1, start0, v0, v5, v15, in_Wh1, pk3, in_b1, v16, in_Wx2, pk4, v17, in_Wh2, pk5, in_b2)))  # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 56 words of rows_1's parameters
+    copy_2(v18, in_Wh1)  # a copy of Wh1 = input() : f32[32, 128]
+    pk3 = pack_b(v18, False, w1, BLAS)  # Wh1, once per call
+    copy_3(v19, in_Wx2)  # a copy of Wx2 = input() : f32[32, 96]
+    pk4 = pack_b(v19, False, w1, BLAS)  # Wx2, once per call
+    copy_4(v20, in_Wh2)  # a copy of Wh2 = input() : f32[24, 96]
+    pk5 = pack_b(v20, False, w1, BLAS)  # Wh2, once per call
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, v3, v4, n1, start0, v0, v5, v21, v18, pk3, in_b1, v22, v19, pk4, v23, v20, pk5, in_b2)))  # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 56 words of rows_1's parameters
     return ()

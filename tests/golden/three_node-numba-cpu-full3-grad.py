@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn
 from rnncomp.backends.numba_cpu.shaped import shaped
 
@@ -16,12 +17,14 @@ c0 = np.float32(1.0)
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %9 = matmul(%7, %8) : f32[B, 16]
     gemm_nt(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, y0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 3 elementwise node(s) in one loop, storing %12 : [B, 16]
     for i0 in range(n0):
         for i1 in range(16):
@@ -33,6 +36,7 @@ def fused_0(n0, x0, y0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_1(n0, x0, y0, x1, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 4 elementwise node(s) in one loop, storing %24 : [B, 16]
     for i0 in range(n0):
         for i1 in range(16):
@@ -45,6 +49,7 @@ def fused_1(n0, x0, y0, x1, x2, x3):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %55 = matmul_tn(res@1, %54) : f32[16, 16]
     a0 = shaped(x0, (3 * n0, 16))
     a1 = shaped(x1, (3 * n0, 16))
@@ -54,6 +59,7 @@ def matmul_tn_0(n0, x0, x1, x2, n1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4, in5, v0, v1, v2, v3, d_B, n_threads, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 8]
     # in_M_A: input M_A : f32[24, 16]
     # in_M_B: input M_B : f32[16, 16]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm
 
@@ -15,6 +16,7 @@ BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def concat_0(n0, x0, y0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %0 = concat(x@0, C){axis=-1} : f32[B, 24]
     for i0 in range(n0):
         for i1 in range(8):
@@ -26,12 +28,14 @@ def concat_0(n0, x0, y0, x1, x2):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_0(x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %1 = matmul(%0, M_A) : f32[B, 16]
     gemm(x0, x2, x1, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 1 elementwise node(s) in one loop, storing %2 : [B, 16]
     for i0 in range(n0):
         for i1 in range(16):
@@ -42,6 +46,7 @@ def fused_0(n0, x0, x1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, v0, v1, d_B, v2, n_threads, v3):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 8]
     # in_M_A: input M_A : f32[24, 16]
     # in_M_B: input M_B : f32[16, 16]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
@@ -20,6 +21,7 @@ c1 = np.float32(1.0)
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -113,6 +115,7 @@ def rows_0(p0, args):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, n1, x0, x1, x2, n2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %13 = matmul_tn(res@1, %12) : f32[16, 16]
     a0 = shaped(x0, (n0 * n1, 16))
     a1 = shaped(x1, (n0 * n1, 16))
@@ -122,6 +125,7 @@ def matmul_tn_0(n0, n1, x0, x1, x2, n2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4, in5, v0, d_T, d_B, n_threads, n0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_M_A: input M_A : f32[24, 16]
     # in_M_B: input M_B : f32[16, 16]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
@@ -17,8 +18,17 @@ LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optleve
 c0 = np.float32(0.0)
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_0(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(16):
+        for i1 in range(16):
+            x0[i0, i1] = x1[i0, i1]
+
+
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -55,104 +65,105 @@ def rows_0(p0, args):
         a0 = x1[b0, m0:m1]
         a1 = x2[b0, m0:m1]
         # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
-        for i0_u1 in range(m2):
-            for i1_u1 in range(8):
-                a2[i0_u1, i1_u1] = a0[i0_u1, i1_u1]
-        for i2_u1 in range(m2):
-            for i3_u1 in range(16):
-                a2[i2_u1, 8 + i3_u1] = C_state[i2_u1, i3_u1]
+        for i0_u3 in range(m2):
+            for i1_u3 in range(8):
+                a2[i0_u3, i1_u3] = a0[i0_u3, i1_u3]
+        for i2_u3 in range(m2):
+            for i3_u3 in range(16):
+                a2[i2_u3, 8 + i3_u3] = C_state[i2_u3, i3_u3]
         # %1 = matmul(%0, M_A) : f32[#rows, 16]
         if a2.shape[0] <= 3:
-            for i0_u2 in range(a2.shape[0]):
-                for i1_u2 in range(16):
-                    a3[i0_u2, i1_u2] = c0
-                for i2_u2 in range(0, 24, 8):
-                    t0_u2 = a2[i0_u2, i2_u2]
-                    t1_u2 = a2[i0_u2, i2_u2 + 1]
-                    t2_u2 = a2[i0_u2, i2_u2 + 2]
-                    t3_u2 = a2[i0_u2, i2_u2 + 3]
-                    t4_u2 = a2[i0_u2, i2_u2 + 4]
-                    t5_u2 = a2[i0_u2, i2_u2 + 5]
-                    t6_u2 = a2[i0_u2, i2_u2 + 6]
-                    t7_u2 = a2[i0_u2, i2_u2 + 7]
-                    for i1_u2 in range(16):
-                        a3[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
+            for i0_u4 in range(a2.shape[0]):
+                for i1_u4 in range(16):
+                    a3[i0_u4, i1_u4] = c0
+                for i2_u4 in range(0, 24, 8):
+                    t0_u4 = a2[i0_u4, i2_u4]
+                    t1_u4 = a2[i0_u4, i2_u4 + 1]
+                    t2_u4 = a2[i0_u4, i2_u4 + 2]
+                    t3_u4 = a2[i0_u4, i2_u4 + 3]
+                    t4_u4 = a2[i0_u4, i2_u4 + 4]
+                    t5_u4 = a2[i0_u4, i2_u4 + 5]
+                    t6_u4 = a2[i0_u4, i2_u4 + 6]
+                    t7_u4 = a2[i0_u4, i2_u4 + 7]
+                    for i1_u4 in range(16):
+                        a3[i0_u4, i1_u4] += t0_u4 * x5[i2_u4, i1_u4] + t1_u4 * x5[i2_u4 + 1, i1_u4] + t2_u4 * x5[i2_u4 + 2, i1_u4] + t3_u4 * x5[i2_u4 + 3, i1_u4] + t4_u4 * x5[i2_u4 + 4, i1_u4] + t5_u4 * x5[i2_u4 + 5, i1_u4] + t6_u4 * x5[i2_u4 + 6, i1_u4] + t7_u4 * x5[i2_u4 + 7, i1_u4]
         else:
             gemm_packed(a2, x6, x5, a3, False, 1, BLAS)
         # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
-        for i0_u3 in range(m2):
-            for i1_u3 in range(16):
-                t0_u3 = tanh_f32(a3[i0_u3, i1_u3])  # %2 = tanh(%1) : f32[#rows, 16]
-                a4[i0_u3, i1_u3] = t0_u3
+        for i0_u5 in range(m2):
+            for i1_u5 in range(16):
+                t0_u5 = tanh_f32(a3[i0_u5, i1_u5])  # %2 = tanh(%1) : f32[#rows, 16]
+                a4[i0_u5, i1_u5] = t0_u5
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a4.shape[0] <= 3:
-            for i0_u4 in range(a4.shape[0]):
-                for i1_u4 in range(16):
-                    a5[i0_u4, i1_u4] = c0
-                for i2_u4 in range(0, 16, 8):
-                    t0_u4 = a4[i0_u4, i2_u4]
-                    t1_u4 = a4[i0_u4, i2_u4 + 1]
-                    t2_u4 = a4[i0_u4, i2_u4 + 2]
-                    t3_u4 = a4[i0_u4, i2_u4 + 3]
-                    t4_u4 = a4[i0_u4, i2_u4 + 4]
-                    t5_u4 = a4[i0_u4, i2_u4 + 5]
-                    t6_u4 = a4[i0_u4, i2_u4 + 6]
-                    t7_u4 = a4[i0_u4, i2_u4 + 7]
-                    for i1_u4 in range(16):
-                        a5[i0_u4, i1_u4] += t0_u4 * x9[i2_u4, i1_u4] + t1_u4 * x9[i2_u4 + 1, i1_u4] + t2_u4 * x9[i2_u4 + 2, i1_u4] + t3_u4 * x9[i2_u4 + 3, i1_u4] + t4_u4 * x9[i2_u4 + 4, i1_u4] + t5_u4 * x9[i2_u4 + 5, i1_u4] + t6_u4 * x9[i2_u4 + 6, i1_u4] + t7_u4 * x9[i2_u4 + 7, i1_u4]
+            for i0_u6 in range(a4.shape[0]):
+                for i1_u6 in range(16):
+                    a5[i0_u6, i1_u6] = c0
+                for i2_u6 in range(0, 16, 8):
+                    t0_u6 = a4[i0_u6, i2_u6]
+                    t1_u6 = a4[i0_u6, i2_u6 + 1]
+                    t2_u6 = a4[i0_u6, i2_u6 + 2]
+                    t3_u6 = a4[i0_u6, i2_u6 + 3]
+                    t4_u6 = a4[i0_u6, i2_u6 + 4]
+                    t5_u6 = a4[i0_u6, i2_u6 + 5]
+                    t6_u6 = a4[i0_u6, i2_u6 + 6]
+                    t7_u6 = a4[i0_u6, i2_u6 + 7]
+                    for i1_u6 in range(16):
+                        a5[i0_u6, i1_u6] += t0_u6 * x9[i2_u6, i1_u6] + t1_u6 * x9[i2_u6 + 1, i1_u6] + t2_u6 * x9[i2_u6 + 2, i1_u6] + t3_u6 * x9[i2_u6 + 3, i1_u6] + t4_u6 * x9[i2_u6 + 4, i1_u6] + t5_u6 * x9[i2_u6 + 5, i1_u6] + t6_u6 * x9[i2_u6 + 6, i1_u6] + t7_u6 * x9[i2_u6 + 7, i1_u6]
         else:
             gemm_packed(a4, x10, x9, a5, False, 1, BLAS)
         # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
-        for i0_u5 in range(m2):
-            for i1_u5 in range(16):
-                t0_u5 = tanh_f32(a5[i0_u5, i1_u5])  # %2 = tanh(%1) : f32[#rows, 16]
-                a6[i0_u5, i1_u5] = t0_u5
+        for i0_u7 in range(m2):
+            for i1_u7 in range(16):
+                t0_u7 = tanh_f32(a5[i0_u7, i1_u7])  # %2 = tanh(%1) : f32[#rows, 16]
+                a6[i0_u7, i1_u7] = t0_u7
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a6.shape[0] <= 3:
-            for i0_u6 in range(a6.shape[0]):
-                for i1_u6 in range(16):
-                    a7[i0_u6, i1_u6] = c0
-                for i2_u6 in range(0, 16, 8):
-                    t0_u6 = a6[i0_u6, i2_u6]
-                    t1_u6 = a6[i0_u6, i2_u6 + 1]
-                    t2_u6 = a6[i0_u6, i2_u6 + 2]
-                    t3_u6 = a6[i0_u6, i2_u6 + 3]
-                    t4_u6 = a6[i0_u6, i2_u6 + 4]
-                    t5_u6 = a6[i0_u6, i2_u6 + 5]
-                    t6_u6 = a6[i0_u6, i2_u6 + 6]
-                    t7_u6 = a6[i0_u6, i2_u6 + 7]
-                    for i1_u6 in range(16):
-                        a7[i0_u6, i1_u6] += t0_u6 * x13[i2_u6, i1_u6] + t1_u6 * x13[i2_u6 + 1, i1_u6] + t2_u6 * x13[i2_u6 + 2, i1_u6] + t3_u6 * x13[i2_u6 + 3, i1_u6] + t4_u6 * x13[i2_u6 + 4, i1_u6] + t5_u6 * x13[i2_u6 + 5, i1_u6] + t6_u6 * x13[i2_u6 + 6, i1_u6] + t7_u6 * x13[i2_u6 + 7, i1_u6]
+            for i0_u8 in range(a6.shape[0]):
+                for i1_u8 in range(16):
+                    a7[i0_u8, i1_u8] = c0
+                for i2_u8 in range(0, 16, 8):
+                    t0_u8 = a6[i0_u8, i2_u8]
+                    t1_u8 = a6[i0_u8, i2_u8 + 1]
+                    t2_u8 = a6[i0_u8, i2_u8 + 2]
+                    t3_u8 = a6[i0_u8, i2_u8 + 3]
+                    t4_u8 = a6[i0_u8, i2_u8 + 4]
+                    t5_u8 = a6[i0_u8, i2_u8 + 5]
+                    t6_u8 = a6[i0_u8, i2_u8 + 6]
+                    t7_u8 = a6[i0_u8, i2_u8 + 7]
+                    for i1_u8 in range(16):
+                        a7[i0_u8, i1_u8] += t0_u8 * x13[i2_u8, i1_u8] + t1_u8 * x13[i2_u8 + 1, i1_u8] + t2_u8 * x13[i2_u8 + 2, i1_u8] + t3_u8 * x13[i2_u8 + 3, i1_u8] + t4_u8 * x13[i2_u8 + 4, i1_u8] + t5_u8 * x13[i2_u8 + 5, i1_u8] + t6_u8 * x13[i2_u8 + 6, i1_u8] + t7_u8 * x13[i2_u8 + 7, i1_u8]
         else:
             gemm_packed(a6, x14, x13, a7, False, 1, BLAS)
         # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
-        for i0_u7 in range(m2):
-            for i1_u7 in range(16):
-                t0_u7 = tanh_f32(a7[i0_u7, i1_u7])  # %2 = tanh(%1) : f32[#rows, 16]
-                C_state[i0_u7, i1_u7] = t0_u7
+        for i0_u9 in range(m2):
+            for i1_u9 in range(16):
+                t0_u9 = tanh_f32(a7[i0_u9, i1_u9])  # %2 = tanh(%1) : f32[#rows, 16]
+                C_state[i0_u9, i1_u9] = t0_u9
         # %6 = matmul(C@0, M_o) : f32[#rows, 4]
         if C_state.shape[0] <= 3:
-            for i0_u8 in range(C_state.shape[0]):
-                for i1_u8 in range(4):
-                    a1[i0_u8, i1_u8] = c0
-                for i2_u8 in range(0, 16, 8):
-                    t0_u8 = C_state[i0_u8, i2_u8]
-                    t1_u8 = C_state[i0_u8, i2_u8 + 1]
-                    t2_u8 = C_state[i0_u8, i2_u8 + 2]
-                    t3_u8 = C_state[i0_u8, i2_u8 + 3]
-                    t4_u8 = C_state[i0_u8, i2_u8 + 4]
-                    t5_u8 = C_state[i0_u8, i2_u8 + 5]
-                    t6_u8 = C_state[i0_u8, i2_u8 + 6]
-                    t7_u8 = C_state[i0_u8, i2_u8 + 7]
-                    for i1_u8 in range(4):
-                        a1[i0_u8, i1_u8] += t0_u8 * x15[i2_u8, i1_u8] + t1_u8 * x15[i2_u8 + 1, i1_u8] + t2_u8 * x15[i2_u8 + 2, i1_u8] + t3_u8 * x15[i2_u8 + 3, i1_u8] + t4_u8 * x15[i2_u8 + 4, i1_u8] + t5_u8 * x15[i2_u8 + 5, i1_u8] + t6_u8 * x15[i2_u8 + 6, i1_u8] + t7_u8 * x15[i2_u8 + 7, i1_u8]
+            for i0_u10 in range(C_state.shape[0]):
+                for i1_u10 in range(4):
+                    a1[i0_u10, i1_u10] = c0
+                for i2_u10 in range(0, 16, 8):
+                    t0_u10 = C_state[i0_u10, i2_u10]
+                    t1_u10 = C_state[i0_u10, i2_u10 + 1]
+                    t2_u10 = C_state[i0_u10, i2_u10 + 2]
+                    t3_u10 = C_state[i0_u10, i2_u10 + 3]
+                    t4_u10 = C_state[i0_u10, i2_u10 + 4]
+                    t5_u10 = C_state[i0_u10, i2_u10 + 5]
+                    t6_u10 = C_state[i0_u10, i2_u10 + 6]
+                    t7_u10 = C_state[i0_u10, i2_u10 + 7]
+                    for i1_u10 in range(4):
+                        a1[i0_u10, i1_u10] += t0_u10 * x15[i2_u10, i1_u10] + t1_u10 * x15[i2_u10 + 1, i1_u10] + t2_u10 * x15[i2_u10 + 2, i1_u10] + t3_u10 * x15[i2_u10 + 3, i1_u10] + t4_u10 * x15[i2_u10 + 4, i1_u10] + t5_u10 * x15[i2_u10 + 5, i1_u10] + t6_u10 * x15[i2_u10 + 6, i1_u10] + t7_u10 * x15[i2_u10 + 7, i1_u10]
         else:
             gemm_packed(C_state, x16, x15, a1, False, 1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threads, v2, v3, v4, v5, v6, v7, f_rows_0):
+def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threads, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_M_A: input M_A : f32[24, 16]
     # in_M_B: input M_B : f32[16, 16]
@@ -168,12 +179,16 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threa
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
     # v1: f32[T, B, 4]
-    # v2: f32[B, 24]
-    # v3: f32[B, 16]
-    # v4: f32[B, 16]
-    # v5: f32[B, 16]
-    # v6: f32[B, 16]
+    # v2: f32[24, 16]
+    # v3: f32[16, 16]
+    # v4: f32[16, 16]
+    # v5: f32[16, 4]
+    # v6: f32[B, 24]
     # v7: f32[B, 16]
+    # v8: f32[B, 16]
+    # v9: f32[B, 16]
+    # v10: f32[B, 16]
+    # v11: f32[B, 16]
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T iterations of 1 step(s) from step 0]
     for i0_u0 in range(d_B):
         for i1_u0 in range(16):
@@ -181,9 +196,17 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, n_threa
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 1056, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_M_A, False, w0, BLAS)  # M_A, once per call
-    pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call
-    pk2 = pack_b(in_M_C, False, w0, BLAS)  # M_C, once per call
-    pk3 = pack_b(in_M_o, False, w0, BLAS)  # M_o, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v2, v3, in_M_A, pk0, v4, v5, in_M_B, pk1, v6, v7, in_M_C, pk2, in_M_o, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 57 words of rows_0's parameters
+    for i0_u1 in range(24):
+        for i1_u1 in range(16):
+            v2[i0_u1, i1_u1] = in_M_A[i0_u1, i1_u1]
+    pk0 = pack_b(v2, False, w0, BLAS)  # M_A, once per call
+    copy_0(v3, in_M_B)  # a copy of M_B = input() : f32[16, 16]
+    pk1 = pack_b(v3, False, w0, BLAS)  # M_B, once per call
+    copy_0(v4, in_M_C)  # a copy of M_C = input() : f32[16, 16]
+    pk2 = pack_b(v4, False, w0, BLAS)  # M_C, once per call
+    for i0_u2 in range(16):
+        for i1_u2 in range(4):
+            v5[i0_u2, i1_u2] = in_M_o[i0_u2, i1_u2]
+    pk3 = pack_b(v5, False, w0, BLAS)  # M_o, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v6, v7, v2, pk0, v8, v9, v3, pk1, v10, v11, v4, pk2, v5, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 57 words of rows_0's parameters
     return ()

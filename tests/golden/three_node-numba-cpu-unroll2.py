@@ -6,6 +6,7 @@ import math
 import numpy as np
 from numba import cfunc, njit
 
+from rnncomp.backends.numba_cpu.vectors import wide_vectors
 from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
 from rnncomp.backends.numba_cpu.approx import tanh_f32
 from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
@@ -18,7 +19,32 @@ c0 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_0(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(24):
+        for i1 in range(16):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_1(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(16):
+        for i1 in range(16):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_2(x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(16):
+        for i1 in range(4):
+            x0[i0, i1] = x1[i0, i1]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fused_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
     for i0 in range(n0):
         for i1 in range(16):
@@ -28,6 +54,7 @@ def fused_0(n0, x0, x1):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_0(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -247,6 +274,7 @@ def rows_0(p0, args):
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
 def rows_1(p0, args):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     n0 = block_int(args, 0)
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
@@ -368,8 +396,9 @@ def rows_1(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_threads, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, n1, start0, v15, v16, v17, v18, v19, v20, f_rows_0, f_rows_1):
+def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_threads, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, n1, start0, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, f_rows_0, f_rows_1):
     """The whole program; its arguments and outputs are listed below."""
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
     # in_M_A: input M_A : f32[24, 16]
     # in_M_B: input M_B : f32[16, 16]
@@ -389,25 +418,33 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
     # v1: f32[T, B, 4]
-    # v2: f32[B, 24]
-    # v3: f32[B, 16]
-    # v4: f32[B, 16]
-    # v5: f32[B, 16]
-    # v6: f32[B, 16]
+    # v2: f32[24, 16]
+    # v3: f32[16, 16]
+    # v4: f32[16, 16]
+    # v5: f32[16, 4]
+    # v6: f32[B, 24]
     # v7: f32[B, 16]
     # v8: f32[B, 16]
-    # v9: f32[B, 24]
+    # v9: f32[B, 16]
     # v10: f32[B, 16]
     # v11: f32[B, 16]
     # v12: f32[B, 16]
-    # v13: f32[B, 16]
+    # v13: f32[B, 24]
     # v14: f32[B, 16]
-    # v15: f32[B, 24]
+    # v15: f32[B, 16]
     # v16: f32[B, 16]
     # v17: f32[B, 16]
     # v18: f32[B, 16]
-    # v19: f32[B, 16]
-    # v20: f32[B, 16]
+    # v19: f32[24, 16]
+    # v20: f32[16, 16]
+    # v21: f32[16, 16]
+    # v22: f32[16, 4]
+    # v23: f32[B, 24]
+    # v24: f32[B, 16]
+    # v25: f32[B, 16]
+    # v26: f32[B, 16]
+    # v27: f32[B, 16]
+    # v28: f32[B, 16]
     # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T//2 iterations of 2 step(s) from step 0]
     for i0_u0 in range(d_B):
         for i1_u0 in range(16):
@@ -419,18 +456,26 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
     np0 = blocks_for(n_threads, d_B, n0 * d_B * 2096, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
-    pk0 = pack_b(in_M_A, False, w0, BLAS)  # M_A, once per call
-    pk1 = pack_b(in_M_B, False, w0, BLAS)  # M_B, once per call
-    pk2 = pack_b(in_M_C, False, w0, BLAS)  # M_C, once per call
-    pk3 = pack_b(in_M_o, False, w0, BLAS)  # M_o, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v2, v3, in_M_A, pk0, v4, v5, in_M_B, pk1, v6, v7, in_M_C, pk2, v8, v9, v10, v11, v12, v13, v14, in_M_o, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 78 words of rows_0's parameters
+    copy_0(v2, in_M_A)  # a copy of M_A = input() : f32[24, 16]
+    pk0 = pack_b(v2, False, w0, BLAS)  # M_A, once per call
+    copy_1(v3, in_M_B)  # a copy of M_B = input() : f32[16, 16]
+    pk1 = pack_b(v3, False, w0, BLAS)  # M_B, once per call
+    copy_1(v4, in_M_C)  # a copy of M_C = input() : f32[16, 16]
+    pk2 = pack_b(v4, False, w0, BLAS)  # M_C, once per call
+    copy_2(v5, in_M_o)  # a copy of M_o = input() : f32[16, 4]
+    pk3 = pack_b(v5, False, w0, BLAS)  # M_o, once per call
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v6, v7, v2, pk0, v8, v9, v3, pk1, v10, v11, v4, pk2, v12, v13, v14, v15, v16, v17, v18, v5, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 78 words of rows_0's parameters
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
     np1 = blocks_for(n_threads, d_B, n1 * d_B * 1056, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
-    pk4 = pack_b(in_M_A, False, w1, BLAS)  # M_A, once per call
-    pk5 = pack_b(in_M_B, False, w1, BLAS)  # M_B, once per call
-    pk6 = pack_b(in_M_C, False, w1, BLAS)  # M_C, once per call
-    pk7 = pack_b(in_M_o, False, w1, BLAS)  # M_o, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v0, n1, start0, in_x, v1, v15, v16, in_M_A, pk4, v17, v18, in_M_B, pk5, v19, v20, in_M_C, pk6, in_M_o, pk7)))  # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 58 words of rows_1's parameters
+    copy_0(v19, in_M_A)  # a copy of M_A = input() : f32[24, 16]
+    pk4 = pack_b(v19, False, w1, BLAS)  # M_A, once per call
+    copy_1(v20, in_M_B)  # a copy of M_B = input() : f32[16, 16]
+    pk5 = pack_b(v20, False, w1, BLAS)  # M_B, once per call
+    copy_1(v21, in_M_C)  # a copy of M_C = input() : f32[16, 16]
+    pk6 = pack_b(v21, False, w1, BLAS)  # M_C, once per call
+    copy_2(v22, in_M_o)  # a copy of M_o = input() : f32[16, 4]
+    pk7 = pack_b(v22, False, w1, BLAS)  # M_o, once per call
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v0, n1, start0, in_x, v1, v23, v24, v19, pk4, v25, v26, v20, pk5, v27, v28, v21, pk6, v22, pk7)))  # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 58 words of rows_1's parameters
     return ()

@@ -61,7 +61,7 @@ RESERVED = frozenset(
     as_pointer block_args block_array block_int blocks_for carray
     cfunc cl col cuda dyn e float32 float64 gemm gemm_nt gemm_packed gemm_tn grid grid_1d grid_gemm it ka
     kb kk m math n n_threads njit np numba one p pack_b prange program q row rows_nt rt run_blocks sa sb shaped tx ty u
-    x z""".split()
+    wide_vectors x z""".split()
 )
 _PRINTER_PREFIXES = ("in_", "d_", "f_")  # inputs, dims and addresses: names the printers make from others
 _STEP = frozenset("0123456789")

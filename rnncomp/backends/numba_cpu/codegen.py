@@ -30,12 +30,13 @@ from ..common.writer import Writer, describe, float_text
 from .blocks import Block, Blocks, Operand, Place
 from .emit import EMIT, View
 from .errors import NumbaBackendError
-from .rowloops import Part, transposed
+from .rowloops import Part, small_weight, transposed
 from .units import KernelText, Units
 
-SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
 LOOP_ROWS = 3  # (gemm.py's: up to this many rows a loop nest beats BLAS)
 CHUNK = 8  # terms of k a small product's loop nest adds per pass over the outputs
+
+
 NP = {DType.f32: "np.float32", DType.f64: "np.float64", DType.i32: "np.int32", DType.i64: "np.int64"}
 MATH = ("exp", "log", "sqrt", "erf")  # scalar functions written as math.<name> in both dtypes
 HELPERS = {  # helper -> the module of this package that defines it
@@ -310,7 +311,7 @@ class Generator(Units, Blocks):
         trans = packed[2] if packed else base is not None
         weight = self.arr(base) if base is not None else self.contiguous(b)
         K, N = b.node.type.shape  # type: ignore[union-attr]
-        small = self.loop_depth > 0 and isinstance(K, int) and isinstance(N, int) and K * N <= SMALL_WEIGHT
+        small = self.loop_depth > 0 and small_weight(b.node.type)  # type: ignore[arg-type]
         if small:
             self.w.line(f"if {A}.shape[0] <= {LOOP_ROWS}:")
             with self.w.indent():

@@ -241,7 +241,7 @@ def _linear_scan(ctx, n: Node, out, args: list) -> None:
     dims, state = ctx.dims(n), init.node.type.shape
     T, rest = dims[0], dims[1:]
     rev = n.attrs["reverse"]
-    if rest and all(x.node.type.shape == n.type.shape for x in (a, b)):
+    if rest and all(_scan_shape(x.node.type.shape, n.type.shape) for x in (a, b)):
         _chunked_scan(ctx, n, out, (a, b, init, hi, lo))
         return
 
@@ -268,14 +268,39 @@ def _linear_scan(ctx, n: Node, out, args: list) -> None:
         step(t, lambda idx: out.at((f"{t} + 1" if rev else f"{t} - 1",) + idx))
 
 
+def _scan_shape(shape: tuple, out: tuple) -> tuple[bool, bool, bool] | None:
+    """Which of (time, batch, features) a coefficient of `shape` spans in a scan whose output is `out`
+    (T, B, ...): broadcast axes are False. None where it cannot be seen as a (T|1, B|1, F|1) array: a
+    rank above out's, or features only partly broadcast (F is the flattened rest of the state)."""
+    state = out[1:]
+    if len(shape) > len(out) or not state:
+        return None
+    per_step = len(shape) == len(out)
+    body = shape[1:] if per_step else shape
+    padded = (1,) * (len(state) - len(body)) + tuple(body)
+    if any(d != s and d != 1 for d, s in zip(padded, state)):
+        return None
+    feats = {d == s for d, s in zip(padded[1:], state[1:]) if s != 1}
+    if len(feats) > 1:
+        return None  # some feature axes spanned, others broadcast: no flat F view
+    return per_step, padded[0] == state[0], feats == {True}
+
+
 def _chunked_scan(ctx, n: Node, out, parts: tuple) -> None:
-    """A scan whose coefficients are whole (T, ...) arrays: scan.py's `scan_chunked`, split over time
-    into one chunk per thread where the work pays (scan.py `chunks_for`), else the same loop on one."""
+    """A scan whose coefficients are (T|1, B|1, F|1) arrays (per step or loop-invariant, broadcast over
+    the batch or the features): scan.py's `scan_chunked`, split over time into one chunk per thread
+    where the work pays (scan.py `chunks_for`), else the same loop on one."""
     a, b, init, hi, lo = parts
     T, *rest = ctx.dims(n)
     B, F = rest[0], ctx.product(rest[1:]) if len(rest) > 1 else "1"
     shape3 = f"({T}, {B}, {F})"
-    A, Bc = (ctx.bind(_shaped(ctx, ctx.contiguous(x), shape3)) for x in (a, b))
+
+    def coefficient(x) -> str:
+        spans = _scan_shape(x.node.type.shape, n.type.shape)
+        dims = [d if on else "1" for d, on in zip((T, B, F), spans)]  # type: ignore[arg-type]
+        return ctx.bind(_shaped(ctx, ctx.contiguous(x), f"({', '.join(dims)})"))
+
+    A, Bc = coefficient(a), coefficient(b)
     H = ctx.bind(_shaped(ctx, ctx.contiguous(init), f"({B}, {F})"))
     Out = ctx.bind(_shaped(ctx, out.array(), shape3))
     none = "np.empty(0, np.int64)"

@@ -20,7 +20,7 @@ from passes.rows import ROWS, rows_plan
 
 from ..common.values import Index, Ref, Scope
 from ..common.writer import describe, safe_name
-from .rowloops import open_part, row_step_work, transposed
+from .rowloops import open_part, row_step_work, small_weight, transposed
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -140,7 +140,10 @@ def _consts(gen: Generator, v: LoopView, dims: dict[str, str], named: bool) -> l
         weights = [n for n in uses if n.op == "matmul" and n.inputs[1].node is p and n.inputs[0].node is not p]
         if weights and p.type.rank == 2 and not ref.scalar:  # type: ignore[union-attr]
             base = transposed(gen, u.node)
-            operand = base or (ref if ref.contiguous else _copy_of(gen, u.node))
+            # a small weight that a loop nest may stream (codegen.matmul) is copied into a buffer of
+            # the pool, which starts on a cache line: the caller's array may not (pool.py)
+            copy = not ref.contiguous or (base is None and small_weight(p.type))  # type: ignore[arg-type]
+            operand = base or (_copy_of(gen, u.node) if copy else ref)
             lhs: TensorType = weights[0].inputs[0].node.type  # type: ignore[assignment]
             rows = gen.product([dims.get(d) or gen.dim(d) for d in lhs.shape[:-1]])  # type: ignore[arg-type]
             pk = gen.main_name("pk")

@@ -23,6 +23,7 @@ DECORATOR = _NJIT + ", no_cfunc_wrapper=True)"  # called from Python only
 KERNEL_DECORATOR = _NJIT + ", no_cpython_wrapper=True, no_cfunc_wrapper=True)"  # called only from program
 BLOCK_DECORATOR = f'@cfunc("{BLOCK_SIGNATURE}", cache=True, fastmath=FASTMATH, error_model="numpy")'  # launch.py
 FUNCTION = "program"
+WIDE = "wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)"
 
 
 def generate(prog: Program, dtype: DType) -> Generated:
@@ -53,6 +54,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
     numba = "from numba import cfunc, njit" if blocks else "from numba import njit"
     for line in ("", "import math", "", "import numpy as np", numba, ""):
         m.line(line)
+    m.line("from rnncomp.backends.numba_cpu.vectors import wide_vectors")
     if blocks:
         names = "block_args, block_array, block_int, blocks_for, run_blocks"
         m.line(f"from rnncomp.backends.numba_cpu.launch import {names}")
@@ -75,6 +77,8 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
         m.line("")
         m.line(BLOCK_DECORATOR if kind == "cfunc" else KERNEL_DECORATOR)
         m.line(signature)
+        with m.indent():
+            m.line(WIDE)
         m.extend(kernel)
     m.line("")
     m.line("")
@@ -82,6 +86,7 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
     m.line(f"def {FUNCTION}({', '.join(a.name for a in gen.args)}):")
     with m.indent():
         m.line('"""The whole program; its arguments and outputs are listed below."""')
+        m.line(WIDE)
         for a in gen.args:
             if a.kind == "input":
                 m.comment(f"{a.name}: input {safe_name(a.key)} : {prog.input(a.key).type}")

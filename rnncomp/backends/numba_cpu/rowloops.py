@@ -33,6 +33,14 @@ from .units import BLOCK, KernelText
 if TYPE_CHECKING:
     from .codegen import Generator
 
+SMALL_WEIGHT = 1 << 16  # k*n up to which a matmul also gets a loop nest of its own for a few rows
+
+
+def small_weight(t: TensorType) -> bool:
+    """Whether a right operand of this type gets a loop nest for a few rows (in a loop's body)."""
+    K, N = t.shape
+    return isinstance(K, int) and isinstance(N, int) and K * N <= SMALL_WEIGHT
+
 
 @dataclass
 class Part:

@@ -25,7 +25,7 @@ from .optlevel import llvm_level
 from .pool import BufferPool
 
 HELPER_FILES = ("approx.py", "kernels.py", "gemm.py", "blas.py", "launch.py", "fpenv.py")  # what generated code imports
-HELPER_FILES += ("scan.py", "shaped.py", "optlevel.py", "../common/helpers.py", "../../../ir/philox.py")
+HELPER_FILES += ("scan.py", "shaped.py", "optlevel.py", "vectors.py", "../common/helpers.py", "../../../ir/philox.py")
 
 
 def depends() -> dict[str, str]:

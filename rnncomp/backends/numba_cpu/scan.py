@@ -1,6 +1,7 @@
 """The linear_scan op on numba-cpu, parallel over time: steps in chunks, one chunk per thread.
 
-h[t] = a[t] * h[t-1] + b[t] over arrays (T, B, F) (F: the state's features, flattened). With one
+h[t] = a[t] * h[t-1] + b[t] over arrays (T, B, F) (F: the state's features, flattened; a coefficient
+may be broadcast along any of the three axes, e.g. a decay per feature, seen with zero strides). With one
 chunk it is the sequential loop (`scan_steps`, no parallel region). With c chunks (Blelloch's scan
 with one level, as in Martin and Cundy 2018): (1) each chunk is scanned locally from 0 (the first
 from the initial state), keeping the product A of its coefficients; (2) the carries into each chunk
@@ -155,26 +156,41 @@ def _v1(p, n, dtype):
     return carray(as_pointer(p, dtype), (n,))
 
 
+@njit(error_model="numpy")
+def _typed(pa, pb, ph0, pout, hi, lo, T, B, F, sa, sb, r, chunks, dt):
+    """_run on views of the pointers; a coefficient of a smaller shape (sa, sb: a flag per axis, 1 where
+    it spans T, B, F) is seen broadcast to (T, B, F) (zero strides: no copy). Whole coefficients take
+    the same strided path: one compile per dtype, and no slower (the scan is memory-bound: T=10,000,
+    B=8, F=256, float32, 48 ms strided vs 52 ms contiguous on one thread, 79 vs 80 ms in 2 chunks)."""
+    ta, ba, fa = _spans(sa, T, B, F)
+    tb, bb, fb = _spans(sb, T, B, F)
+    a = np.broadcast_to(_v3(pa, ta, ba, fa, dt), (T, B, F))
+    b = np.broadcast_to(_v3(pb, tb, bb, fb, dt), (T, B, F))
+    _run(a, b, carray(as_pointer(ph0, dt), (B, F)), _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+
+
+@njit(error_model="numpy")
+def _spans(flags, T, B, F):
+    return (T if flags & 4 else 1, B if flags & 2 else 1, F if flags & 1 else 1)
+
+
 @cfunc(
-    "void(int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64)", cache=True
+    "void(int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64,"
+    " int64)",
+    cache=True,
 )
-def _scan(pa, pb, ph0, pout, phi, plo, T, B, F, nhi, nlo, rev, chunks, itemsize):
+def _scan(pa, pb, ph0, pout, phi, plo, T, B, F, sa, sb, nhi, nlo, rev, chunks, itemsize):
     """scan_chunks on pointers: the C ABI behind `scan_chunked`."""
     hi, lo = _v1(phi, nhi, np.int64), _v1(plo, nlo, np.int64)
-    r = rev != 0
     if itemsize == 4:
-        dt = np.float32
-        h0 = carray(as_pointer(ph0, dt), (B, F))
-        _run(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+        _typed(pa, pb, ph0, pout, hi, lo, T, B, F, sa, sb, rev != 0, chunks, np.float32)
     else:
-        dt = np.float64
-        h0 = carray(as_pointer(ph0, dt), (B, F))
-        _run(_v3(pa, T, B, F, dt), _v3(pb, T, B, F, dt), h0, _v3(pout, T, B, F, dt), hi, lo, r, chunks)
+        _typed(pa, pb, ph0, pout, hi, lo, T, B, F, sa, sb, rev != 0, chunks, np.float64)
 
 
 llvm.add_symbol("rnncomp_scan", _scan.address)
 _i = types.int64
-_scan_c = types.ExternalFunction("rnncomp_scan", types.void(*[_i] * 14))
+_scan_c = types.ExternalFunction("rnncomp_scan", types.void(*[_i] * 16))
 
 
 @njit(cache=True, error_model="numpy")
@@ -184,8 +200,18 @@ def _p(x):
 
 @njit(cache=True, error_model="numpy")
 def scan_chunked(a, b, h0, out, hi, lo, rev, threads, min_work):
-    """out[T, B, F] = the linear scan of a, b (T, B, F) from h0 (B, F), C-contiguous; hi, lo: int64
+    """out[T, B, F] = the linear scan of a, b from h0 (B, F), C-contiguous; a and b are (T, B, F) or
+    broadcast along any of those axes (extent 1: a decay per feature is (1, 1, F)); hi, lo: int64
     bounds per row (empty: none); on as many chunks as `chunks_for` gives."""
     T, B, F = out.shape
     chunks = chunks_for(threads, T, B * F, min_work)
-    _scan_c(_p(a), _p(b), _p(h0), _p(out), _p(hi), _p(lo), T, B, F, hi.size, lo.size, np.int64(rev), chunks, a.itemsize)
+    sa, sb = _flags(a.shape, T, B, F), _flags(b.shape, T, B, F)
+    p, n = (_p(a), _p(b), _p(h0), _p(out), _p(hi), _p(lo)), (hi.size, lo.size, np.int64(rev), chunks, a.itemsize)
+    _scan_c(p[0], p[1], p[2], p[3], p[4], p[5], T, B, F, sa, sb, n[0], n[1], n[2], n[3], n[4])
+
+
+@njit(cache=True, error_model="numpy")
+def _flags(shape, T, B, F):
+    """A bit per axis a coefficient spans (4: time, 2: batch, 1: features); an extent 1 where the
+    output's is larger is broadcast (where both are 1 the axis counts as spanned)."""
+    return (4 if shape[0] == T else 0) | (2 if shape[1] == B else 0) | (1 if shape[2] == F else 0)
