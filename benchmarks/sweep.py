@@ -2,9 +2,11 @@
 
     python benchmarks/sweep.py [--quick] [--cells lstm,gru] [--threads 1,2] [--max-call 0.6]
                                [--budget 1.5] [--out benchmarks/sweep.md] [--figures benchmarks/figures]
+                               [--H 256,512] [--B 1,4] [--T 50,200]
 
 float32, one layer, I = H. Grid: H in {32, 64, 128, 256, 512, 1024}, B in {1, 4, 16, 64}, T in {50, 200,
-1000} (`--quick`: H in {32, 256, 1024}, B in {1, 16}, T in {50, 200}); a combination whose forward+backward
+1000} (`--quick`: H in {32, 256, 1024}, B in {1, 16}, T in {50, 200}; `--H`, `--B`, `--T`: those values
+instead); a combination whose forward+backward
 would take more than `--max-call` s a call on one thread (estimated from its GEMM FLOPs and per-step
 cost) is dropped and listed. For each kept shape, at each thread count (numba.set_num_threads and
 torch.set_num_threads in this one process), forward (PyTorch under no_grad) and forward+backward (loss =
@@ -136,7 +138,10 @@ def run(args) -> tuple[list[dict], list[tuple]]:
     import rnncomp as rc
     from benchmarks.cells import gru_cell, lstm_cell
 
-    grid = QUICK if args.quick else GRID
+    grid = dict(QUICK if args.quick else GRID)
+    for k in grid:
+        if getattr(args, k):
+            grid[k] = tuple(int(v) for v in getattr(args, k).split(","))
     thread_counts = [int(t) for t in args.threads.split(",")]
     rows: list[dict] = []
     dropped: list[tuple] = []
@@ -268,6 +273,8 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--budget", type=float, default=1.5, help="s of calls per implementation, pass kind and thread count"
     )
+    for k in GRID:
+        ap.add_argument(f"--{k}", default="", help=f"comma-separated values of {k} (default: the grid's)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "sweep.md"))
     ap.add_argument("--figures", default=os.path.join(ROOT, "benchmarks", "figures"))
     args = ap.parse_args(argv)

@@ -26,6 +26,7 @@ from .grad_rules import NEEDS, Builder, get_rule
 from .registry import Analyses, register_pass
 from .rewrite import inline_program
 from .roles import Role, Slot, cotangent, dstate, trace
+from .row_sums import add_row_sums, row_sum_gradient
 from .shadows import normalize_delays
 from .unroll import LENGTHS, LENGTHS_LO, UnrollOptions, unroll
 
@@ -43,6 +44,7 @@ class GradPlan:
     dx_gemm: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # seq -> [(dZ output, W param)]
     dp: dict[str, list[str]] = field(default_factory=dict)  # param -> per-step outputs to sum
     dp_gemm: dict[str, list[tuple]] = field(default_factory=dict)  # param -> [(A stack name, dZ output, mask | None)]
+    dp_rows: dict[str, list[tuple]] = field(default_factory=dict)  # param -> its row sums in the loop (row_sums.py)
     ds: dict[str, str] = field(default_factory=dict)  # static -> the backward state summing its cotangent
     ds_gemm: list[tuple] = field(default_factory=list)  # [(state summing dZ, static u, W, mask | None)]: Z = u @ W
     user_states: list[str] = field(default_factory=list)
@@ -246,10 +248,12 @@ class _Derive:
                     self.slots[slot.name] = slot
                     plan.ds[u.node.name] = slot.name  # type: ignore[index]
                 elif u.node.op == "param":
-                    # Sum over the batch after the loop, with the time sum: one reduction, and masking
-                    # by lengths still sees the batch axis.
+                    # A broadcast param's per-row cotangent: summed over the steps in the loop, per row,
+                    # then over the rows after it (row_sums.py); masking by lengths sees the rows.
                     if ct.op == "sum_to" and ct.inputs[0].node.type.rank > ct.type.rank:  # type: ignore[union-attr]
-                        ct = ct.inputs[0].node
+                        entry = add_row_sums(u.node, ct.inputs[0].node, self.sums, self.slots)
+                        plan.dp_rows.setdefault(u.node.name, []).append(entry)  # type: ignore[arg-type]
+                        continue
                     plan.dp.setdefault(u.node.name, []).append(self.out("dz", ct))  # type: ignore[arg-type]
                 elif u.node.op != "constant":
                     adj.setdefault(id(u.node), []).append(ct)
@@ -502,7 +506,7 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
             repl[name] = b("shift", trace_of(slot.of), init_of(slot.of), reverse=reverse)  # type: ignore[index]
         elif slot is not None and slot.role is Role.TRACE:
             repl[name] = trace_of(slot.of)  # type: ignore[index]
-        elif slot is not None and slot.role is Role.SUM:  # a sum over the steps starts at zero
+        elif slot is not None and slot.role in (Role.SUM, Role.ROW_SUM):  # a sum over the steps starts at zero
             t = n.type
             repl[name] = Node("zeros", (), {"shape": t.shape, "dtype": t.dtype}, t)  # type: ignore[union-attr]
         else:
@@ -519,6 +523,7 @@ def backward_program(plan: GradPlan, length, mode, reverse: bool, masked: bool, 
         if not plan.wants(p.name):  # type: ignore[arg-type]
             continue
         terms = [b("sum_to", outs[o], shape=p.type.shape) for o in plan.dp.get(p.name, [])]  # type: ignore[union-attr,index]
+        terms += [row_sum_gradient(b, e, outs, p.type) for e in plan.dp_rows.get(p.name, [])]  # type: ignore[arg-type,index]
         for a, dz, mask in plan.dp_gemm.get(p.name, []):  # type: ignore[arg-type]
             term = b("matmul_tn", _stack(a, inputs, repl), outs[dz])
             terms.append(term if mask is None else b("mul", term, _sequence_mask(mask, inputs[SEED])))

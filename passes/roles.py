@@ -26,6 +26,9 @@ class Role(Enum):
     # A state of the backward cell (init zeros) summing over the steps so far: static `of`'s cotangent
     # (depth 0), or the output cotangent of the `depth`-th matmul(of, W) of a static (a GEMM after the loop).
     SUM = "sum"
+    # A state of the backward cell (init zeros) summing, per row, piece `depth` of param `of`'s
+    # per-step cotangent over the steps so far (a bias's: passes/row_sums.py).
+    ROW_SUM = "rowsum"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Slot:
             return f"{self.of}@d{self.depth}"
         if self.role is Role.SUM and self.depth:
             return f"sum@{self.of}@{self.depth}"
+        if self.role is Role.ROW_SUM:
+            return f"rowsum@{self.of}@{self.depth}"
         return f"{self.role.value}@{self.of}"
 
 

@@ -160,7 +160,12 @@ def test_roles_between_grad_and_the_runtime_are_slots(name):
     assert made and all(plan.slots[k].name == k for k in made)
     assert {plan.slots[k].role for k in made} <= {Role.PREV, Role.TRACE, Role.RESIDUAL, Role.COTANGENT}
     assert {plan.slots[k].of for k in made if plan.slots[k].role is Role.COTANGENT} == set(plan.cell.outputs)
-    assert all(plan.slots[k].role is Role.DSTATE and k == dstate(plan.slots[k].of) for k in plan.bwd.states)
+    dstates = [k for k in plan.bwd.states if plan.slots[k].role is Role.DSTATE]
+    assert all(k == dstate(plan.slots[k].of) for k in dstates) and len(dstates) == len(plan.cell.state_types)
+    sums = [k for k in plan.bwd.states if k not in dstates]  # a bias's gradient, summed per row in the loop
+    params = {p.name for p in plan.cell.params}
+    assert all(plan.slots[k].role is Role.ROW_SUM and plan.slots[k].name == k for k in sums)
+    assert sums and all(plan.slots[k].of in params for k in sums)  # both cells add a bias
     assert all(plan.slots[k].role is Role.RESIDUAL for k in plan.residuals)
     shadows = [s for s in plan.cell.state_types if s not in plan.user_states]
     assert all(plan.slots[s].role is Role.SHADOW and plan.slots[s].name == s for s in shadows)

@@ -6,7 +6,8 @@ and `numba.set_num_threads(n)` (for the calling thread, at any time). A program 
 threads than `numba.get_num_threads()` says at the call; a cap N lowers that further, to at most N.
 A cap of 0, or above the cores this process may run on (os.sched_getaffinity) or above Numba's pool,
 is refused at compile time, naming the option. How many of those threads a loop or a GEMM actually
-uses is decided by its work (numba_cpu/launch.py `blocks_for`, numba_cpu/gemm.py `split_parts`).
+uses is decided by its work (numba_cpu/launch.py `blocks_for` and `step_parts`, numba_cpu/gemm.py
+`split_parts`).
 """
 
 from __future__ import annotations

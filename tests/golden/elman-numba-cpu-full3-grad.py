@@ -13,19 +13,7 @@ from rnncomp.backends.numba_cpu.shaped import shaped
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(1.0)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def fused_0(n0, y0, x0, x1, x2, x3):
-    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # 4 elementwise node(s) in one loop, storing %4 : [B, 16]
-    for i0 in range(n0):
-        for i1 in range(16):
-            t0 = x0[y0, i0, i1] + x1[i0, i1]  # %0 = add('grad@y@2', dstate@h) : f32[B, 16]
-            t1 = x2[y0, i0, i1] * x2[y0, i0, i1]  # %2 = mul('trace@h@2', 'trace@h@2') : f32[B, 16]
-            t2 = c0 - t1  # %3 = sub(%1, %2) : f32[B, 16]
-            t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
-            x3[y0, i0, i1] = t3
+c1 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -36,7 +24,7 @@ def matmul_0(x0, x1, x2, n1):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads, v2, v3, v4, v5, v6, v7):
+def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads, v2, v3, v4, v5, v6, v7, v8, v9):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 8]
@@ -54,46 +42,77 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, v1, n_threads,
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 16]
     # v1: f32[B, 16]
-    # v2: f32[3, B, 8]
-    # v3: f32[8, 16]
-    # v4: f32[3, B, 16]
-    # v5: f32[16, 16]
-    # v6: f32[16]
-    # v7: f64[16]
-    fused_0(d_B, np.int64(2), in1, in2, in0, v0)  # fused: %4
+    # v2: f32[3, B, 16]
+    # v3: f32[B, 16]
+    # v4: f32[B, 16]
+    # v5: f32[3, B, 8]
+    # v6: f32[8, 16]
+    # v7: f32[16, 16]
+    # v8: f32[16]
+    # v9: f64[16]
+    # 4 elementwise node(s) in one loop, storing %4 : [B, 16]
+    for i0_u0 in range(d_B):
+        for i1_u0 in range(16):
+            t0_u0 = in1[2, i0_u0, i1_u0] + in2[i0_u0, i1_u0]  # %0 = add('grad@y@2', dstate@h) : f32[B, 16]
+            t1_u0 = in0[2, i0_u0, i1_u0] * in0[2, i0_u0, i1_u0]  # %2 = mul('trace@h@2', 'trace@h@2') : f32[B, 16]
+            t2_u0 = c0 - t1_u0  # %3 = sub(%1, %2) : f32[B, 16]
+            t3_u0 = t0_u0 * t2_u0  # %4 = mul(%0, %3) : f32[B, 16]
+            v0[2, i0_u0, i1_u0] = t3_u0
     matmul_0(v0[2], v1, in_U, n_threads)  # 'dstate@h@2' = matmul(%4, %5) : f32[B, 16]
-    fused_0(d_B, np.int64(1), in1, v1, in0, v0)  # fused: %9
-    matmul_0(v0[1], v1, in_U, n_threads)  # 'dstate@h@1' = matmul(%9, %5) : f32[B, 16]
-    fused_0(d_B, np.int64(0), in1, v1, in0, v0)  # fused: %13
-    # %16 = matmul(%14, %15) : f32[3, B, 8]
-    a0_u0 = shaped(v0, (3 * d_B, 16))
-    a1_u0 = shaped(v2, (3 * d_B, 8))
-    gemm_nt(a0_u0, in_W, a1_u0, n_threads, BLAS)
-    # %17 = matmul_tn(x, %14) : f32[8, 16]
-    a0_u1 = shaped(in_x, (3 * d_B, 8))
-    a1_u1 = shaped(v0, (3 * d_B, 16))
-    gemm_tn(a0_u1, a1_u1, v3, n_threads, BLAS)
     # %18 = shift(trace@h, h){reverse=False} : f32[3, B, 16]
-    for s0_u2 in range(1, 3):
-        for i0_u2 in range(d_B):
-            for i1_u2 in range(16):
-                v4[s0_u2, i0_u2, i1_u2] = in0[s0_u2 - 1, i0_u2, i1_u2]
+    for s0_u1 in range(1, 3):
+        for i0_u1 in range(d_B):
+            for i1_u1 in range(16):
+                v2[s0_u1, i0_u1, i1_u1] = in0[s0_u1 - 1, i0_u1, i1_u1]
     if 3 > 0:
-        for i2_u2 in range(d_B):
-            for i3_u2 in range(16):
-                v4[0, i2_u2, i3_u2] = in_h[i2_u2, i3_u2]
+        for i2_u1 in range(d_B):
+            for i3_u1 in range(16):
+                v2[0, i2_u1, i3_u1] = in_h[i2_u1, i3_u1]
+    # %20 = zeros(){shape=('B', 16), dtype=f32} : f32[B, 16]
+    for i0_u2 in range(d_B):
+        for i1_u2 in range(16):
+            v3[i0_u2, i1_u2] = c1
+    # 6 elementwise node(s) in one loop, storing %9, 'rowsum@b@0@1' : [B, 16]
+    for i0_u3 in range(d_B):
+        for i1_u3 in range(16):
+            t0_u3 = in1[1, i0_u3, i1_u3] + v1[i0_u3, i1_u3]  # %6 = add('grad@y@1', 'dstate@h@2') : f32[B, 16]
+            t1_u3 = in0[1, i0_u3, i1_u3] * in0[1, i0_u3, i1_u3]  # %7 = mul('trace@h@1', 'trace@h@1') : f32[B, 16]
+            t2_u3 = c0 - t1_u3  # %8 = sub(%1, %7) : f32[B, 16]
+            t3_u3 = t0_u3 * t2_u3  # %9 = mul(%6, %8) : f32[B, 16]
+            rowsum_b_0_ = v3[i0_u3, i1_u3] + v0[2, i0_u3, i1_u3]  # 'rowsum@b@0@2' = add(%20, %4) : f32[B, 16]
+            rowsum_b_0__1_ = rowsum_b_0_ + t3_u3  # 'rowsum@b@0@1' = add('rowsum@b@0@2', %9) : f32[B, 16]
+            v0[1, i0_u3, i1_u3] = t3_u3
+            v4[i0_u3, i1_u3] = rowsum_b_0__1_
+    matmul_0(v0[1], v3, in_U, n_threads)  # 'dstate@h@1' = matmul(%9, %5) : f32[B, 16]
+    # 5 elementwise node(s) in one loop, storing %13, 'rowsum@b@0@0' : [B, 16]
+    for i0_u4 in range(d_B):
+        for i1_u4 in range(16):
+            t0_u4 = in1[0, i0_u4, i1_u4] + v3[i0_u4, i1_u4]  # %10 = add('grad@y@0', 'dstate@h@1') : f32[B, 16]
+            t1_u4 = in0[0, i0_u4, i1_u4] * in0[0, i0_u4, i1_u4]  # %11 = mul('trace@h@0', 'trace@h@0') : f32[B, 16]
+            t2_u4 = c0 - t1_u4  # %12 = sub(%1, %11) : f32[B, 16]
+            t3_u4 = t0_u4 * t2_u4  # %13 = mul(%10, %12) : f32[B, 16]
+            rowsum_b_0__u4 = v4[i0_u4, i1_u4] + t3_u4  # 'rowsum@b@0@0' = add('rowsum@b@0@1', %13) : f32[B, 16]
+            v0[0, i0_u4, i1_u4] = t3_u4
+            v1[i0_u4, i1_u4] = rowsum_b_0__u4
+    # %16 = matmul(%14, %15) : f32[3, B, 8]
+    a0_u5 = shaped(v0, (3 * d_B, 16))
+    a1_u5 = shaped(v5, (3 * d_B, 8))
+    gemm_nt(a0_u5, in_W, a1_u5, n_threads, BLAS)
+    # %17 = matmul_tn(x, %14) : f32[8, 16]
+    a0_u6 = shaped(in_x, (3 * d_B, 8))
+    a1_u6 = shaped(v0, (3 * d_B, 16))
+    gemm_tn(a0_u6, a1_u6, v6, n_threads, BLAS)
     # %19 = matmul_tn(%18, %14) : f32[16, 16]
-    a0_u3 = shaped(v4, (3 * d_B, 16))
-    a1_u3 = shaped(v0, (3 * d_B, 16))
-    gemm_tn(a0_u3, a1_u3, v5, n_threads, BLAS)
-    # %20 = sum_to(%14){shape=(16,)} : f32[16]
-    for i0_u4 in range(16):
-        v7[i0_u4] = 0.0
-    for i1_u4 in range(3):
-        for i2_u4 in range(d_B):
-            for i3_u4 in range(16):
-                v7[i3_u4] += v0[i1_u4, i2_u4, i3_u4]
-    for i4_u4 in range(16):
-        v6[i4_u4] = v7[i4_u4]
-    matmul_0(v0[0], v1, in_U, n_threads)  # 'dstate@h@0' = matmul(%13, %5) : f32[B, 16]
+    a0_u7 = shaped(v2, (3 * d_B, 16))
+    a1_u7 = shaped(v0, (3 * d_B, 16))
+    gemm_tn(a0_u7, a1_u7, v7, n_threads, BLAS)
+    # %21 = sum_to('rowsum@b@0@0'){shape=(16,)} : f32[16]
+    for i0_u8 in range(16):
+        v9[i0_u8] = 0.0
+    for i1_u8 in range(d_B):
+        for i2_u8 in range(16):
+            v9[i2_u8] += v1[i1_u8, i2_u8]
+    for i3_u8 in range(16):
+        v8[i3_u8] = v9[i3_u8]
+    matmul_0(v0[0], v3, in_U, n_threads)  # 'dstate@h@0' = matmul(%13, %5) : f32[B, 16]
     return ()

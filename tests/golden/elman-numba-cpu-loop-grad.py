@@ -7,13 +7,15 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -26,38 +28,43 @@ def rows_0(p0, args):
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
     x0 = block_array(args, 3, np.float32, 2)
-    n3 = block_int(args, 6)
-    x1 = block_array(args, 7, np.float32, 3)
-    x2 = block_array(args, 11, np.float32, 3)
-    x3 = block_array(args, 15, np.float32, 3)
-    x4 = block_array(args, 19, np.float32, 2)
-    x5 = (block_array(args, 22, np.float32, 1), block_int(args, 24))
+    x1 = block_array(args, 6, np.float32, 2)
+    n3 = block_int(args, 9)
+    x2 = block_array(args, 10, np.float32, 3)
+    x3 = block_array(args, 14, np.float32, 3)
+    x4 = block_array(args, 18, np.float32, 3)
+    x5 = block_array(args, 22, np.float32, 2)
+    x6 = (block_array(args, 25, np.float32, 1), block_int(args, 27))
+    n4 = block_int(args, 28)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
     dstate_h_state = x0[m0:m1]
+    rowsum_b_0_state = x1[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a0 = x1[b0, m0:m1]
-        a1 = x2[b0, m0:m1]
-        a2 = x3[b0, m0:m1]
-        # 4 elementwise node(s) in one loop, storing %4 : [#rows, 16]
-        for i0_u1 in range(m2):
-            for i1_u1 in range(16):
-                t0_u1 = a0[i0_u1, i1_u1] + dstate_h_state[i0_u1, i1_u1]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 16]
-                t1_u1 = a1[i0_u1, i1_u1] * a1[i0_u1, i1_u1]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[#rows, 16]
-                t2_u1 = c1 - t1_u1  # %3 = sub(%1, %2) : f32[#rows, 16]
-                t3_u1 = t0_u1 * t2_u1  # %4 = mul(%0, %3) : f32[#rows, 16]
-                a2[i0_u1, i1_u1] = t3_u1
+        a0 = x2[b0, m0:m1]
+        a1 = x3[b0, m0:m1]
+        a2 = x4[b0, m0:m1]
+        # 5 elementwise node(s) in one loop, storing %4, 'rowsum@b@0@0' : [#rows, 16]
+        for i0_u2 in range(m2):
+            for i1_u2 in range(16):
+                t0_u2 = a0[i0_u2, i1_u2] + dstate_h_state[i0_u2, i1_u2]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 16]
+                t1_u2 = a1[i0_u2, i1_u2] * a1[i0_u2, i1_u2]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[#rows, 16]
+                t2_u2 = c1 - t1_u2  # %3 = sub(%1, %2) : f32[#rows, 16]
+                t3_u2 = t0_u2 * t2_u2  # %4 = mul(%0, %3) : f32[#rows, 16]
+                rowsum_b_0_ = rowsum_b_0_state[i0_u2, i1_u2] + t3_u2  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %4) : f32[#rows, 16]
+                a2[i0_u2, i1_u2] = t3_u2
+                rowsum_b_0_state[i0_u2, i1_u2] = rowsum_b_0_
         # 'dstate@h@0' = matmul(%4, inv1) : f32[#rows, 16]
         if a2.shape[0] <= 3:
-            rows_nt(a2, x4, dstate_h_state, c0)
+            rows_nt(a2, x5, dstate_h_state, c0)
         else:
-            gemm_packed(a2, x5, x4, dstate_h_state, True, 1, BLAS)
+            gemm_step(a2, x6, x5, dstate_h_state, True, n4, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_threads, v2, d_T, v3, v4, v5, v6, v7, f_rows_0):
+def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, v0, d_B, n0, v1, v2, n_threads, v3, d_T, v4, v5, v6, v7, v8, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 8]
@@ -68,8 +75,8 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
     # in0: input trace@h : f32[T, B, 16]
     # in1: input grad@y : f32[T, B, 16]
     # in2: input dstate@h : f32[B, 16]
-    # n0: loop trip count T
     # d_B: dim B
+    # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # d_T: dim T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
@@ -77,50 +84,56 @@ def program(in_x, in_W, in_U, in_b, in_h, in0, in1, in2, n0, v0, d_B, v1, n_thre
     # and in buffers or inputs passed in: x, W, U, b, h
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 16]
-    # v1: f32[T, B, 16]
-    # v2: f32[T, B, 8]
-    # v3: f32[8, 16]
-    # v4: f32[T, B, 16]
-    # v5: f32[16, 16]
-    # v6: f32[16]
-    # v7: f64[16]
-    # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [reverse: T iterations of 1 step(s) from step 0]
+    # v1: f32[B, 16]
+    # v2: f32[T, B, 16]
+    # v3: f32[T, B, 8]
+    # v4: f32[8, 16]
+    # v5: f32[T, B, 16]
+    # v6: f32[16, 16]
+    # v7: f32[16]
+    # v8: f64[16]
+    # %0 = zeros(){shape=('B', 16), dtype=f32} : f32[B, 16]
     for i0_u0 in range(d_B):
         for i1_u0 in range(16):
-            v0[i0_u0, i1_u0] = in2[i0_u0, i1_u0]
+            v0[i0_u0, i1_u0] = c0
+    # %3 = loop(dstate@h, %0, grad@y, trace@h, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=2, n_buf=1} : (f32[B, 16], f32[B, 16], f32[T, B, 16]) [reverse: T iterations of 1 step(s) from step 0]
+    for i0_u1 in range(d_B):
+        for i1_u1 in range(16):
+            v1[i0_u1, i1_u1] = in2[i0_u1, i1_u1]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 368, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (16 * 16), (4 * 16 * 16), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 400, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_U, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in1, in0, v1, in_U, pk0)))  # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 25 words of rows_0's parameters
-    # %5 = matmul(%3, %4) : f32[T, B, 8]
-    a0_u3 = shaped(v1, (d_T * d_B, 16))
-    a1_u3 = shaped(v2, (d_T * d_B, 8))
-    gemm_nt(a0_u3, in_W, a1_u3, n_threads, BLAS)
-    # %6 = matmul_tn(x, %3) : f32[8, 16]
-    a0_u4 = shaped(in_x, (d_T * d_B, 8))
-    a1_u4 = shaped(v1, (d_T * d_B, 16))
-    gemm_tn(a0_u4, a1_u4, v3, n_threads, BLAS)
-    # %7 = shift(trace@h, h){reverse=False} : f32[T, B, 16]
-    for s0_u5 in range(1, d_T):
-        for i0_u5 in range(d_B):
-            for i1_u5 in range(16):
-                v4[s0_u5, i0_u5, i1_u5] = in0[s0_u5 - 1, i0_u5, i1_u5]
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v0, n0, in1, in0, v2, in_U, pk0, st0)))  # %3 = loop(dstate@h, %0, grad@y, trace@h, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=2, n_buf=1} : (f32[B, 16], f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 29 words of rows_0's parameters
+    # %6 = matmul(%4, %5) : f32[T, B, 8]
+    a0_u4 = shaped(v2, (d_T * d_B, 16))
+    a1_u4 = shaped(v3, (d_T * d_B, 8))
+    gemm_nt(a0_u4, in_W, a1_u4, n_threads, BLAS)
+    # %7 = matmul_tn(x, %4) : f32[8, 16]
+    a0_u5 = shaped(in_x, (d_T * d_B, 8))
+    a1_u5 = shaped(v2, (d_T * d_B, 16))
+    gemm_tn(a0_u5, a1_u5, v4, n_threads, BLAS)
+    # %8 = shift(trace@h, h){reverse=False} : f32[T, B, 16]
+    for s0_u6 in range(1, d_T):
+        for i0_u6 in range(d_B):
+            for i1_u6 in range(16):
+                v5[s0_u6, i0_u6, i1_u6] = in0[s0_u6 - 1, i0_u6, i1_u6]
     if d_T > 0:
-        for i2_u5 in range(d_B):
-            for i3_u5 in range(16):
-                v4[0, i2_u5, i3_u5] = in_h[i2_u5, i3_u5]
-    # %8 = matmul_tn(%7, %3) : f32[16, 16]
-    a0_u6 = shaped(v4, (d_T * d_B, 16))
-    a1_u6 = shaped(v1, (d_T * d_B, 16))
-    gemm_tn(a0_u6, a1_u6, v5, n_threads, BLAS)
-    # %9 = sum_to(%3){shape=(16,)} : f32[16]
-    for i0_u7 in range(16):
-        v7[i0_u7] = 0.0
-    for i1_u7 in range(d_T):
-        for i2_u7 in range(d_B):
-            for i3_u7 in range(16):
-                v7[i3_u7] += v1[i1_u7, i2_u7, i3_u7]
-    for i4_u7 in range(16):
-        v6[i4_u7] = v7[i4_u7]
+        for i2_u6 in range(d_B):
+            for i3_u6 in range(16):
+                v5[0, i2_u6, i3_u6] = in_h[i2_u6, i3_u6]
+    # %9 = matmul_tn(%8, %4) : f32[16, 16]
+    a0_u7 = shaped(v5, (d_T * d_B, 16))
+    a1_u7 = shaped(v2, (d_T * d_B, 16))
+    gemm_tn(a0_u7, a1_u7, v6, n_threads, BLAS)
+    # %11 = sum_to(%10){shape=(16,)} : f32[16]
+    for i0_u8 in range(16):
+        v8[i0_u8] = 0.0
+    for i1_u8 in range(d_B):
+        for i2_u8 in range(16):
+            v8[i2_u8] += v0[i1_u8, i2_u8]
+    for i3_u8 in range(16):
+        v7[i3_u8] = v8[i3_u8]
     return ()

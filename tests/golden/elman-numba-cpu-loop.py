@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -32,7 +34,8 @@ def rows_0(p0, args):
     x3 = block_array(args, 15, np.float32, 2)
     x4 = block_array(args, 18, np.float32, 2)
     x5 = (block_array(args, 21, np.float32, 1), block_int(args, 23))
-    x6 = block_array(args, 24, np.float32, 1)
+    n4 = block_int(args, 24)
+    x6 = block_array(args, 25, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -59,7 +62,7 @@ def rows_0(p0, args):
                     for i1_u3 in range(16):
                         a2[i0_u3, i1_u3] += t0_u3 * x4[i2_u3, i1_u3] + t1_u3 * x4[i2_u3 + 1, i1_u3] + t2_u3 * x4[i2_u3 + 2, i1_u3] + t3_u3 * x4[i2_u3 + 3, i1_u3] + t4_u3 * x4[i2_u3 + 4, i1_u3] + t5_u3 * x4[i2_u3 + 5, i1_u3] + t6_u3 * x4[i2_u3 + 6, i1_u3] + t7_u3 * x4[i2_u3 + 7, i1_u3]
         else:
-            gemm_packed(h_state, x5, x4, a2, False, 1, BLAS)
+            gemm_step(h_state, x5, x4, a2, False, n4, BLAS)
         # 3 elementwise node(s) in one loop, storing h@0 : [#rows, 16]
         for i0_u4 in range(m2):
             for i1_u4 in range(16):
@@ -101,11 +104,13 @@ def program(in_x, in_W, in_U, in_b, in_h, v0, d_T, d_B, n_threads, n0, v1, v2, v
         for i1_u1 in range(16):
             v1[i0_u1, i1_u1] = in_h[i0_u1, i1_u1]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 336, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (16 * 16), (4 * 16 * 16), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 336, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     for i0_u2 in range(16):
         for i1_u2 in range(16):
             v3[i0_u2, i1_u2] = in_U[i0_u2, i1_u2]
     pk0 = pack_b(v3, False, w0, BLAS)  # U, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, in_b)))  # %2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 26 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, st0, in_b)))  # %2 = loop(h, %0, %1, U, b){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 16]): blocks of rows in parallel: the 27 words of rows_0's parameters
     return ()

@@ -72,8 +72,33 @@ def k1_gemm(d_B, v0, in_U, v1):
 
 
 @cuda.jit(cache=True)
-def k2_fused(d_B, in_grad_y, v1, in_trace_h, v0):
-    """fused: 4 elementwise node(s) over [B, 16], storing %9"""
+def k2_shift(d_B, v2, in_h, in_trace_h):
+    """%18 = shift(trace@h, h){reverse=False} : f32[3, B, 16]"""
+    for e0 in range(cuda.grid(1), 3 * d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v2[i2, i1, i0] = in_h[i1, i0]
+        else:
+            v2[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k3_zeros(d_B, v3):
+    """%20 = zeros(){shape=('B', 16), dtype=f32} : f32[B, 16]"""
+    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0
+        v3[i1, i0] = c1
+
+
+@cuda.jit(cache=True)
+def k4_fused(d_B, in_grad_y, v1, in_trace_h, v3, v0, v4):
+    """fused: 6 elementwise node(s) over [B, 16], storing %9, 'rowsum@b@0@1'"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
@@ -82,11 +107,14 @@ def k2_fused(d_B, in_grad_y, v1, in_trace_h, v0):
         t1 = in_trace_h[1, i1, i0] * in_trace_h[1, i1, i0]  # %7 = mul('trace@h@1', 'trace@h@1') : f32[B, 16]
         t2 = c0 - t1  # %8 = sub(%1, %7) : f32[B, 16]
         t3 = t0 * t2  # %9 = mul(%6, %8) : f32[B, 16]
+        rowsum_b_0_ = v3[i1, i0] + v0[2, i1, i0]  # 'rowsum@b@0@2' = add(%20, %4) : f32[B, 16]
+        rowsum_b_0__1_ = rowsum_b_0_ + t3  # 'rowsum@b@0@1' = add('rowsum@b@0@2', %9) : f32[B, 16]
         v0[1, i1, i0] = t3  # store %9
+        v4[i1, i0] = rowsum_b_0__1_  # store 'rowsum@b@0@1'
 
 
 @cuda.jit(cache=True)
-def k3_gemm(d_B, v0, in_U, v2):
+def k5_gemm(d_B, v0, in_U, v5):
     """'dstate@h@1' = matmul(%9, %5) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -112,25 +140,27 @@ def k3_gemm(d_B, v0, in_U, v2):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v2[i0, col] = acc
+        v5[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, in_grad_y, v2, in_trace_h, v0):
-    """fused: 4 elementwise node(s) over [B, 16], storing %13"""
+def k6_fused(d_B, in_grad_y, v5, in_trace_h, v4, v0, v6):
+    """fused: 5 elementwise node(s) over [B, 16], storing %13, 'rowsum@b@0@0'"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        t0 = in_grad_y[0, i1, i0] + v2[i1, i0]  # %10 = add('grad@y@0', 'dstate@h@1') : f32[B, 16]
+        t0 = in_grad_y[0, i1, i0] + v5[i1, i0]  # %10 = add('grad@y@0', 'dstate@h@1') : f32[B, 16]
         t1 = in_trace_h[0, i1, i0] * in_trace_h[0, i1, i0]  # %11 = mul('trace@h@0', 'trace@h@0') : f32[B, 16]
         t2 = c0 - t1  # %12 = sub(%1, %11) : f32[B, 16]
         t3 = t0 * t2  # %13 = mul(%10, %12) : f32[B, 16]
+        rowsum_b_0_ = v4[i1, i0] + t3  # 'rowsum@b@0@0' = add('rowsum@b@0@1', %13) : f32[B, 16]
         v0[0, i1, i0] = t3  # store %13
+        v6[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v0, in_W, v3):
+def k7_gemm(d_B, v0, in_W, v7):
     """%16 = matmul(%14, %15) : f32[3, B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -158,11 +188,11 @@ def k5_gemm(d_B, v0, in_W, v3):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 3 * d_B and col < 8:
-        v3[i1, i0, col] = acc
+        v7[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, in_x, v0, v4):
+def k8_gemm(d_B, in_x, v0, v8):
     """%17 = matmul_tn(x, %14) : f32[8, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -193,26 +223,11 @@ def k6_gemm(d_B, in_x, v0, v4):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 16:
-        v4[row, col] = acc
+        v8[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k7_shift(d_B, v5, in_h, in_trace_h):
-    """%18 = shift(trace@h, h){reverse=False} : f32[3, B, 16]"""
-    for e0 in range(cuda.grid(1), 3 * d_B * 16, cuda.gridsize(1)):
-        i0 = e0 % 16
-        r0 = e0 // 16
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v5[i2, i1, i0] = in_h[i1, i0]
-        else:
-            v5[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k8_gemm(d_B, v5, v0, v6):
+def k9_gemm(d_B, v2, v0, v9):
     """%19 = matmul_tn(%18, %14) : f32[16, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -227,7 +242,7 @@ def k8_gemm(d_B, v5, v0, v6):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v5[i1, i0, row]
+            sa[ty, tx] = v2[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -243,23 +258,22 @@ def k8_gemm(d_B, v5, v0, v6):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 16:
-        v6[row, col] = acc
+        v9[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_sum_to(d_B, v0, v7):
-    """%20 = sum_to(%14){shape=(16,)} : f32[16]"""
+def k10_sum_to(d_B, v6, v10):
+    """%21 = sum_to('rowsum@b@0@0'){shape=(16,)} : f32[16]"""
     for e0 in range(cuda.grid(1), 16, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(3):
-            for j1 in range(d_B):
-                acc0 += v0[j0, j1, i0]
-        v7[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += v6[j0, i0]
+        v10[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, v0, in_U, v8):
+def k11_gemm(d_B, v0, in_U, v11):
     """'dstate@h@0' = matmul(%13, %5) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -285,7 +299,7 @@ def k10_gemm(d_B, v0, in_U, v8):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 16:
-        v8[i0, col] = acc
+        v11[i0, col] = acc
 
 
 def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h, d_B):
@@ -302,27 +316,31 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h
     # returns: x, W, U, b, h
     v0 = cuda.device_array((3, d_B, 16), np.float32)
     v1 = cuda.device_array((d_B, 16), np.float32)
-    v2 = cuda.device_array((d_B, 16), np.float32)
-    v3 = cuda.device_array((3, d_B, 8), np.float32)
-    v4 = cuda.device_array((8, 16), np.float32)
-    v5 = cuda.device_array((3, d_B, 16), np.float32)
-    v6 = cuda.device_array((16, 16), np.float32)
-    v7 = cuda.device_array((16,), np.float32)
-    v8 = cuda.device_array((d_B, 16), np.float32)
+    v2 = cuda.device_array((3, d_B, 16), np.float32)
+    v3 = cuda.device_array((d_B, 16), np.float32)
+    v4 = cuda.device_array((d_B, 16), np.float32)
+    v5 = cuda.device_array((d_B, 16), np.float32)
+    v6 = cuda.device_array((d_B, 16), np.float32)
+    v7 = cuda.device_array((3, d_B, 8), np.float32)
+    v8 = cuda.device_array((8, 16), np.float32)
+    v9 = cuda.device_array((16, 16), np.float32)
+    v10 = cuda.device_array((16,), np.float32)
+    v11 = cuda.device_array((d_B, 16), np.float32)
     k0_fused[grid_1d(d_B * 16)](d_B, in_grad_y, in_dstate_h, in_trace_h, v0)
     k1_gemm[grid_gemm(d_B, 16)](d_B, v0, in_U, v1)
-    k2_fused[grid_1d(d_B * 16)](d_B, in_grad_y, v1, in_trace_h, v0)
-    k3_gemm[grid_gemm(d_B, 16)](d_B, v0, in_U, v2)
-    k4_fused[grid_1d(d_B * 16)](d_B, in_grad_y, v2, in_trace_h, v0)
-    k5_gemm[grid_gemm(3 * d_B, 8)](d_B, v0, in_W, v3)
-    k6_gemm[grid_gemm(8, 16)](d_B, in_x, v0, v4)
-    k7_shift[grid_1d(3 * d_B * 16)](d_B, v5, in_h, in_trace_h)
-    k8_gemm[grid_gemm(16, 16)](d_B, v5, v0, v6)
-    k9_sum_to[grid_1d(16)](d_B, v0, v7)
-    k10_gemm[grid_gemm(d_B, 16)](d_B, v0, in_U, v8)
-    out0 = v3  # taken over: nothing else reads it
-    out1 = v4  # taken over: nothing else reads it
-    out2 = v6  # taken over: nothing else reads it
-    out3 = v7  # taken over: nothing else reads it
-    out4 = v8  # taken over: nothing else reads it
+    k2_shift[grid_1d(3 * d_B * 16)](d_B, v2, in_h, in_trace_h)
+    k3_zeros[grid_1d(d_B * 16)](d_B, v3)
+    k4_fused[grid_1d(d_B * 16)](d_B, in_grad_y, v1, in_trace_h, v3, v0, v4)
+    k5_gemm[grid_gemm(d_B, 16)](d_B, v0, in_U, v5)
+    k6_fused[grid_1d(d_B * 16)](d_B, in_grad_y, v5, in_trace_h, v4, v0, v6)
+    k7_gemm[grid_gemm(3 * d_B, 8)](d_B, v0, in_W, v7)
+    k8_gemm[grid_gemm(8, 16)](d_B, in_x, v0, v8)
+    k9_gemm[grid_gemm(16, 16)](d_B, v2, v0, v9)
+    k10_sum_to[grid_1d(16)](d_B, v6, v10)
+    k11_gemm[grid_gemm(d_B, 16)](d_B, v0, in_U, v11)
+    out0 = v7  # taken over: nothing else reads it
+    out1 = v8  # taken over: nothing else reads it
+    out2 = v9  # taken over: nothing else reads it
+    out3 = v10  # taken over: nothing else reads it
+    out4 = v11  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, )

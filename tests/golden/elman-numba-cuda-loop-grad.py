@@ -28,7 +28,17 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_copy(d_B, dstate_h_state, in_dstate_h):
+def k0_zeros(d_B, v0):
+    """%0 = zeros(){shape=('B', 16), dtype=f32} : f32[B, 16]"""
+    for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
+        i0 = e0 % 16
+        r0 = e0 // 16
+        i1 = r0
+        v0[i1, i0] = c0
+
+
+@cuda.jit(cache=True)
+def k1_copy(d_B, dstate_h_state, in_dstate_h):
     """copy dstate@h = input() : f32[B, 16]"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
@@ -38,29 +48,29 @@ def k0_copy(d_B, dstate_h_state, in_dstate_h):
 
 
 @cuda.jit(cache=True)
-def k1_copy(v1, in_U):
-    """copy %1 = transpose(U) : f32[16, 16]"""
+def k2_copy(v2, in_U):
+    """copy %2 = transpose(U) : f32[16, 16]"""
     for e0 in range(cuda.grid(1), 16 * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
         i1 = r0
-        v1[i1, i0] = in_U[i0, i1]
+        v2[i1, i0] = in_U[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k2_loop(v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
-    """%2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 16x16 of a 16x16 weight."""
+def k3_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, rowsum_b_0_state, v1):
+    """%3 = loop(dstate@h, %0, grad@y, trace@h, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=2, n_buf=1} : (f32[B, 16], f32[B, 16], f32[T, B, 16]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 16x16 of a 16x16 weight."""
     w0 = cuda.shared.array((16, 16), float32)
     for e in range(cuda.threadIdx.x, 256, cuda.blockDim.x):
         kk = e // 16
         cl = e - kk * 16
         col = cuda.blockIdx.x * 16 + cl
         if col < 16:
-            w0[kk, cl] = v1[kk, col]
+            w0[kk, cl] = v2[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
-        # phase: fused: 4 elementwise node(s) over [B, 16], storing %4
+        # phase: fused: 5 elementwise node(s) over [B, 16], storing %4, 'rowsum@b@0@0'
         for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
             i0 = e0 % 16
             r0 = e0 // 16
@@ -69,7 +79,9 @@ def k2_loop(v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
             t1 = in_trace_h[b0, i1, i0] * in_trace_h[b0, i1, i0]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[B, 16]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
-            v0[b0, i1, i0] = t3  # store %4
+            rowsum_b_0_ = rowsum_b_0_state[i1, i0] + t3  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %4) : f32[B, 16]
+            v1[b0, i1, i0] = t3  # store %4
+            rowsum_b_0_state[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
         cuda.syncthreads()
         # phase: 'dstate@h@0' = matmul(%4, inv1) : f32[B, 16]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B * 16, cuda.blockDim.x):
@@ -80,14 +92,14 @@ def k2_loop(v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
                 i2 = row
                 acc = c0
                 for kk in range(16):
-                    acc += v0[b0, i2, kk] * w0[kk, cl]
+                    acc += v1[b0, i2, kk] * w0[kk, cl]
                 dstate_h_state[i2, col] = acc
         cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
-def k3_fused(d_B, in_grad_y, b1, dstate_h_state, in_trace_h, v0):
-    """fused: 4 elementwise node(s) over [B, 16], storing %4"""
+def k4_fused(d_B, in_grad_y, b1, dstate_h_state, in_trace_h, rowsum_b_0_state, v1, rowsum_b_0_next):
+    """fused: 5 elementwise node(s) over [B, 16], storing %4, 'rowsum@b@0@0'"""
     for e0 in range(cuda.grid(1), d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
@@ -96,11 +108,13 @@ def k3_fused(d_B, in_grad_y, b1, dstate_h_state, in_trace_h, v0):
         t1 = in_trace_h[b1, i1, i0] * in_trace_h[b1, i1, i0]  # %2 = mul('trace@h@0', 'trace@h@0') : f32[B, 16]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 16]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 16]
-        v0[b1, i1, i0] = t3  # store %4
+        rowsum_b_0_ = rowsum_b_0_state[i1, i0] + t3  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %4) : f32[B, 16]
+        v1[b1, i1, i0] = t3  # store %4
+        rowsum_b_0_next[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
 
 
 @cuda.jit(cache=True)
-def k4_gemm(d_B, v0, b1, v1, dstate_h_next):
+def k5_gemm(d_B, v1, b1, v2, dstate_h_next):
     """'dstate@h@0' = matmul(%4, inv1) : f32[B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -113,12 +127,12 @@ def k4_gemm(d_B, v0, b1, v1, dstate_h_next):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_B and ka < 16:
-            sa[ty, tx] = v0[b1, i0, ka]
+            sa[ty, tx] = v1[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 16 and col < 16:
-            sb[ty, tx] = v1[kb, col]
+            sb[ty, tx] = v2[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -130,8 +144,8 @@ def k4_gemm(d_B, v0, b1, v1, dstate_h_next):
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, d_T, v0, in_W, v2):
-    """%5 = matmul(%3, %4) : f32[T, B, 8]: tiled GEMM"""
+def k6_gemm(d_B, d_T, v1, in_W, v3):
+    """%6 = matmul(%4, %5) : f32[T, B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -145,7 +159,7 @@ def k5_gemm(d_B, d_T, v0, in_W, v2):
     for k0 in range(0, 16, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 16:
-            sa[ty, tx] = v0[i1, i0, ka]
+            sa[ty, tx] = v1[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -158,12 +172,12 @@ def k5_gemm(d_B, d_T, v0, in_W, v2):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 8:
-        v2[i1, i0, col] = acc
+        v3[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_T, d_B, in_x, v0, v3):
-    """%6 = matmul_tn(x, %3) : f32[8, 16]: tiled GEMM"""
+def k7_gemm(d_T, d_B, in_x, v1, v4):
+    """%7 = matmul_tn(x, %4) : f32[8, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -185,7 +199,7 @@ def k6_gemm(d_T, d_B, in_x, v0, v3):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v0[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -193,12 +207,12 @@ def k6_gemm(d_T, d_B, in_x, v0, v3):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 16:
-        v3[row, col] = acc
+        v4[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k7_shift(d_T, d_B, v4, in_h, in_trace_h):
-    """%7 = shift(trace@h, h){reverse=False} : f32[T, B, 16]"""
+def k8_shift(d_T, d_B, v5, in_h, in_trace_h):
+    """%8 = shift(trace@h, h){reverse=False} : f32[T, B, 16]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 16, cuda.gridsize(1)):
         i0 = e0 % 16
         r0 = e0 // 16
@@ -206,14 +220,14 @@ def k7_shift(d_T, d_B, v4, in_h, in_trace_h):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v4[i2, i1, i0] = in_h[i1, i0]
+            v5[i2, i1, i0] = in_h[i1, i0]
         else:
-            v4[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+            v5[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_T, d_B, v4, v0, v5):
-    """%8 = matmul_tn(%7, %3) : f32[16, 16]: tiled GEMM"""
+def k9_gemm(d_T, d_B, v5, v1, v6):
+    """%9 = matmul_tn(%8, %4) : f32[16, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -227,7 +241,7 @@ def k8_gemm(d_T, d_B, v4, v0, v5):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v4[i1, i0, row]
+            sa[ty, tx] = v5[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -235,7 +249,7 @@ def k8_gemm(d_T, d_B, v4, v0, v5):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v0[i3, i2, col]
+            sb[ty, tx] = v1[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -243,22 +257,21 @@ def k8_gemm(d_T, d_B, v4, v0, v5):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 16:
-        v5[row, col] = acc
+        v6[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_sum_to(d_T, d_B, v0, v6):
-    """%9 = sum_to(%3){shape=(16,)} : f32[16]"""
+def k10_sum_to(d_B, rowsum_b_0_state, v7):
+    """%11 = sum_to(%10){shape=(16,)} : f32[16]"""
     for e0 in range(cuda.grid(1), 16, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v0[j0, j1, i0]
-        v6[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b_0_state[j0, i0]
+        v7[i0] = acc0
 
 
-def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h, n0, d_B, d_T):
+def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h, d_B, n0, d_T):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 8]
     # in_W: input W : f32[8, 16]
@@ -268,36 +281,40 @@ def program(rt, in_x, in_W, in_U, in_b, in_h, in_trace_h, in_grad_y, in_dstate_h
     # in_trace_h: input trace@h : f32[T, B, 16]
     # in_grad_y: input grad@y : f32[T, B, 16]
     # in_dstate_h: input dstate@h : f32[B, 16]
-    # n0: loop count T
     # d_B: dim B
+    # n0: loop count T
     # d_T: dim T
     # returns: x, W, U, b, h
+    v0 = cuda.device_array((d_B, 16), np.float32)
     dstate_h_state = cuda.device_array((d_B, 16), np.float32)
     dstate_h_next = cuda.device_array((d_B, 16), np.float32)
-    v0 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v1 = cuda.device_array((16, 16), np.float32)
-    v2 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v3 = cuda.device_array((8, 16), np.float32)
-    v4 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v5 = cuda.device_array((16, 16), np.float32)
-    v6 = cuda.device_array((16,), np.float32)
-    # %2 = loop(dstate@h, grad@y, trace@h, %0, %1){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=2, n_buf=1} : (f32[B, 16], f32[T, B, 16]) [reverse: T iterations of 1 step(s) from step 0]
-    k0_copy[grid_1d(d_B * 16)](d_B, dstate_h_state, in_dstate_h)
-    k1_copy[grid_1d(16 * 16)](v1, in_U)
-    if not rt.persistent(k2_loop, (1, BLOCK_THREADS, 0), '%2', v1, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, v0):
+    rowsum_b_0_next = cuda.device_array((d_B, 16), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v2 = cuda.device_array((16, 16), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v4 = cuda.device_array((8, 16), np.float32)
+    v5 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v6 = cuda.device_array((16, 16), np.float32)
+    v7 = cuda.device_array((16,), np.float32)
+    k0_zeros[grid_1d(d_B * 16)](d_B, v0)
+    # %3 = loop(dstate@h, %0, grad@y, trace@h, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=2, n_buf=1} : (f32[B, 16], f32[B, 16], f32[T, B, 16]) [reverse: T iterations of 1 step(s) from step 0]
+    k1_copy[grid_1d(d_B * 16)](d_B, dstate_h_state, in_dstate_h)
+    rowsum_b_0_state = v0  # taken over: nothing else reads it
+    k2_copy[grid_1d(16 * 16)](v2, in_U)
+    if not rt.persistent(k3_loop, (1, BLOCK_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, dstate_h_state, in_trace_h, rowsum_b_0_state, v1):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k3_fused[grid_1d(d_B * 16)](d_B, in_grad_y, b1, dstate_h_state, in_trace_h, v0)
-            k4_gemm[grid_gemm(d_B, 16)](d_B, v0, b1, v1, dstate_h_next)
-            dstate_h_state, dstate_h_next = dstate_h_next, dstate_h_state  # the new states become the current ones
-    k5_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, v0, in_W, v2)
-    k6_gemm[grid_gemm(8, 16)](d_T, d_B, in_x, v0, v3)
-    k7_shift[grid_1d(d_T * d_B * 16)](d_T, d_B, v4, in_h, in_trace_h)
-    k8_gemm[grid_gemm(16, 16)](d_T, d_B, v4, v0, v5)
-    k9_sum_to[grid_1d(16)](d_T, d_B, v0, v6)
-    out0 = v2  # taken over: nothing else reads it
-    out1 = v3  # taken over: nothing else reads it
-    out2 = v5  # taken over: nothing else reads it
-    out3 = v6  # taken over: nothing else reads it
+            k4_fused[grid_1d(d_B * 16)](d_B, in_grad_y, b1, dstate_h_state, in_trace_h, rowsum_b_0_state, v1, rowsum_b_0_next)
+            k5_gemm[grid_gemm(d_B, 16)](d_B, v1, b1, v2, dstate_h_next)
+            dstate_h_state, rowsum_b_0_state, dstate_h_next, rowsum_b_0_next = dstate_h_next, rowsum_b_0_next, dstate_h_state, rowsum_b_0_state  # the new states become the current ones
+    k6_gemm[grid_gemm(d_T * d_B, 8)](d_B, d_T, v1, in_W, v3)
+    k7_gemm[grid_gemm(8, 16)](d_T, d_B, in_x, v1, v4)
+    k8_shift[grid_1d(d_T * d_B * 16)](d_T, d_B, v5, in_h, in_trace_h)
+    k9_gemm[grid_gemm(16, 16)](d_T, d_B, v5, v1, v6)
+    k10_sum_to[grid_1d(16)](d_B, rowsum_b_0_state, v7)
+    out0 = v3  # taken over: nothing else reads it
+    out1 = v4  # taken over: nothing else reads it
+    out2 = v6  # taken over: nothing else reads it
+    out3 = v7  # taken over: nothing else reads it
     out4 = dstate_h_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, )

@@ -13,6 +13,7 @@ from rnncomp.backends.numba_cpu.shaped import shaped
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(1.0)
+c1 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -40,19 +41,30 @@ def matmul_0(x0, x1, x2, n1):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sum_to_0(x0, n0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %70 = sum_to(%62){shape=(96,)} : f32[96]
-    for i0 in range(96):
+    # %71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]
+    for i0 in range(32):
         x0[i0] = 0.0
-    for i1 in range(3):
-        for i2 in range(n0):
-            for i3 in range(96):
-                x0[i3] += x1[i1, i2, i3]
-    for i4 in range(96):
-        x2[i4] = x0[i4]
+    for i1 in range(n0):
+        for i2 in range(32):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(32):
+        x2[i3] = x0[i3]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def concat_1(x0, x1, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %74 = concat(%71, %72, %73){axis=0} : f32[96]
+    for i0 in range(32):
+        x0[i0] = x1[i0]
+    for i1 in range(32):
+        x0[32 + i1] = x2[i1]
+    for i2 in range(32):
+        x0[64 + i2] = x3[i2]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, v1, v2, v3, v4, v5, d_B, v6, v7, n_threads, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22):
+def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, v1, v2, v3, v4, v5, d_B, v6, v7, v8, v9, v10, v11, v12, n_threads, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
@@ -90,13 +102,27 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     # v13: f32[B, 32]
     # v14: f32[B, 32]
     # v15: f32[B, 32]
-    # v16: f32[3, B, 16]
-    # v17: f32[16, 96]
-    # v18: f32[32, 96]
-    # v19: f32[96]
-    # v20: f64[96]
-    # v21: f32[96]
-    # v22: f64[96]
+    # v16: f32[B, 32]
+    # v17: f32[B, 32]
+    # v18: f32[B, 32]
+    # v19: f32[B, 32]
+    # v20: f32[B, 32]
+    # v21: f32[B, 32]
+    # v22: f32[B, 32]
+    # v23: f32[B, 32]
+    # v24: f32[3, B, 16]
+    # v25: f32[16, 96]
+    # v26: f32[32, 96]
+    # v27: f32[32]
+    # v28: f64[32]
+    # v29: f32[32]
+    # v30: f64[32]
+    # v31: f32[32]
+    # v32: f64[32]
+    # v33: f32[96]
+    # v34: f32[32]
+    # v35: f64[32]
+    # v36: f32[96]
     # 10 elementwise node(s) in one loop, storing %0, %6, %10, %19 : [B, 32]
     for i0_u0 in range(d_B):
         for i1_u0 in range(32):
@@ -123,98 +149,130 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
         for i2_u1 in range(d_B):
             for i3_u1 in range(32):
                 v6[0, i2_u1, i3_u1] = in_h[i2_u1, i3_u1]
-    # 7 elementwise node(s) in one loop, storing %18 : [B, 32]
+    # %70 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     for i0_u2 in range(d_B):
         for i1_u2 in range(32):
-            t0_u2 = v2[i0_u2, i1_u2] * v6[2, i0_u2, i1_u2]  # %12 = mul(%0, 'prev@h@2') : f32[B, 32]
-            t1_u2 = v2[i0_u2, i1_u2] * in1[2, i0_u2, i1_u2]  # %13 = mul(%0, 'res@1@2') : f32[B, 32]
-            t2_u2 = -t1_u2  # %14 = neg(%13) : f32[B, 32]
-            t3_u2 = t0_u2 + t2_u2  # %15 = add(%12, %14) : f32[B, 32]
-            t4_u2 = c0 - in0[2, i0_u2, i1_u2]  # %16 = sub(%3, 'res@0@2') : f32[B, 32]
-            t5_u2 = in0[2, i0_u2, i1_u2] * t4_u2  # %17 = mul('res@0@2', %16) : f32[B, 32]
-            t6_u2 = t3_u2 * t5_u2  # %18 = mul(%15, %17) : f32[B, 32]
-            v7[i0_u2, i1_u2] = t6_u2
-    concat_0(d_B, np.int64(2), v0, v4, v7, v5)  # %20 = concat(%10, %18, %19){axis=-1} : f32[B, 96]
-    matmul_0(v0[2], v5, in_W_hh, n_threads)  # %22 = matmul(%20, %21) : f32[B, 32]
-    # 20 elementwise node(s) in one loop, storing %24, %28, %32, %39, %40 : [B, 32]
+            v7[i0_u2, i1_u2] = c1
+    # 11 elementwise node(s) in one loop, storing %18, 'rowsum@b_hh@0@2', 'rowsum@b_hh@1@2', 'rowsum@b_ih@2@2', 'rowsum@b_hh@2@2' : [B, 32]
     for i0_u3 in range(d_B):
         for i1_u3 in range(32):
-            t0_u3 = v2[i0_u3, i1_u3] * in0[2, i0_u3, i1_u3]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
-            dstate_h = t0_u3 + v5[i0_u3, i1_u3]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
-            t1_u3 = in6[1, i0_u3, i1_u3] + dstate_h  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
-            t2_u3 = t1_u3 * in0[1, i0_u3, i1_u3]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
-            t3_u3 = t1_u3 * in2[1, i0_u3, i1_u3]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
-            t4_u3 = in1[1, i0_u3, i1_u3] * in1[1, i0_u3, i1_u3]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]
-            t5_u3 = c0 - t4_u3  # %27 = sub(%3, %26) : f32[B, 32]
-            t6_u3 = t3_u3 * t5_u3  # %28 = mul(%25, %27) : f32[B, 32]
-            t7_u3 = t6_u3 * in3[1, i0_u3, i1_u3]  # %29 = mul(%28, 'res@3@1') : f32[B, 32]
-            t8_u3 = c0 - in4[1, i0_u3, i1_u3]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
-            t9_u3 = in4[1, i0_u3, i1_u3] * t8_u3  # %31 = mul('res@4@1', %30) : f32[B, 32]
-            t10_u3 = t7_u3 * t9_u3  # %32 = mul(%29, %31) : f32[B, 32]
-            t11_u3 = t1_u3 * v6[1, i0_u3, i1_u3]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
-            t12_u3 = t1_u3 * in1[1, i0_u3, i1_u3]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
-            t13_u3 = -t12_u3  # %35 = neg(%34) : f32[B, 32]
-            t14_u3 = t11_u3 + t13_u3  # %36 = add(%33, %35) : f32[B, 32]
-            t15_u3 = c0 - in0[1, i0_u3, i1_u3]  # %37 = sub(%3, 'res@0@1') : f32[B, 32]
-            t16_u3 = in0[1, i0_u3, i1_u3] * t15_u3  # %38 = mul('res@0@1', %37) : f32[B, 32]
-            t17_u3 = t14_u3 * t16_u3  # %39 = mul(%36, %38) : f32[B, 32]
-            t18_u3 = t6_u3 * in4[1, i0_u3, i1_u3]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
-            v8[i0_u3, i1_u3] = t2_u3
-            v9[i0_u3, i1_u3] = t6_u3
-            v10[i0_u3, i1_u3] = t10_u3
-            v11[i0_u3, i1_u3] = t17_u3
-            v12[i0_u3, i1_u3] = t18_u3
-    concat_0(d_B, np.int64(1), v0, v10, v11, v12)  # %41 = concat(%32, %39, %40){axis=-1} : f32[B, 96]
-    matmul_0(v0[1], v12, in_W_hh, n_threads)  # %42 = matmul(%41, %21) : f32[B, 32]
-    # 19 elementwise node(s) in one loop, storing %47, %51, %58, %66, %72 : [B, 32]
+            t0_u3 = v2[i0_u3, i1_u3] * v6[2, i0_u3, i1_u3]  # %12 = mul(%0, 'prev@h@2') : f32[B, 32]
+            t1_u3 = v2[i0_u3, i1_u3] * in1[2, i0_u3, i1_u3]  # %13 = mul(%0, 'res@1@2') : f32[B, 32]
+            t2_u3 = -t1_u3  # %14 = neg(%13) : f32[B, 32]
+            t3_u3 = t0_u3 + t2_u3  # %15 = add(%12, %14) : f32[B, 32]
+            t4_u3 = c0 - in0[2, i0_u3, i1_u3]  # %16 = sub(%3, 'res@0@2') : f32[B, 32]
+            t5_u3 = in0[2, i0_u3, i1_u3] * t4_u3  # %17 = mul('res@0@2', %16) : f32[B, 32]
+            t6_u3 = t3_u3 * t5_u3  # %18 = mul(%15, %17) : f32[B, 32]
+            rowsum_b_hh_0_ = v7[i0_u3, i1_u3] + v4[i0_u3, i1_u3]  # 'rowsum@b_hh@0@2' = add(%70, %10) : f32[B, 32]
+            rowsum_b_hh_1_ = v7[i0_u3, i1_u3] + t6_u3  # 'rowsum@b_hh@1@2' = add(%70, %18) : f32[B, 32]
+            rowsum_b_ih_2_ = v7[i0_u3, i1_u3] + v3[i0_u3, i1_u3]  # 'rowsum@b_ih@2@2' = add(%70, %6) : f32[B, 32]
+            rowsum_b_hh_2_ = v7[i0_u3, i1_u3] + v5[i0_u3, i1_u3]  # 'rowsum@b_hh@2@2' = add(%70, %19) : f32[B, 32]
+            v8[i0_u3, i1_u3] = t6_u3
+            v9[i0_u3, i1_u3] = rowsum_b_hh_0_
+            v10[i0_u3, i1_u3] = rowsum_b_hh_1_
+            v11[i0_u3, i1_u3] = rowsum_b_ih_2_
+            v12[i0_u3, i1_u3] = rowsum_b_hh_2_
+    concat_0(d_B, np.int64(2), v0, v4, v8, v5)  # %20 = concat(%10, %18, %19){axis=-1} : f32[B, 96]
+    matmul_0(v0[2], v5, in_W_hh, n_threads)  # %22 = matmul(%20, %21) : f32[B, 32]
+    # 24 elementwise node(s) in one loop, storing %24, %28, %32, %39, %40, 'rowsum@b_hh@0@1', 'rowsum@b_hh@1@1', 'rowsum@b_ih@2@1', 'rowsum@b_hh@2@1' : [B, 32]
     for i0_u4 in range(d_B):
         for i1_u4 in range(32):
-            dstate_h_u4 = v8[i0_u4, i1_u4] + v12[i0_u4, i1_u4]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
-            t0_u4 = in6[0, i0_u4, i1_u4] + dstate_h_u4  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
-            t1_u4 = t0_u4 * in2[0, i0_u4, i1_u4]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
-            t2_u4 = in1[0, i0_u4, i1_u4] * in1[0, i0_u4, i1_u4]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
-            t3_u4 = c0 - t2_u4  # %46 = sub(%3, %45) : f32[B, 32]
-            t4_u4 = t1_u4 * t3_u4  # %47 = mul(%44, %46) : f32[B, 32]
-            t5_u4 = t4_u4 * in3[0, i0_u4, i1_u4]  # %48 = mul(%47, 'res@3@0') : f32[B, 32]
-            t6_u4 = c0 - in4[0, i0_u4, i1_u4]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
-            t7_u4 = in4[0, i0_u4, i1_u4] * t6_u4  # %50 = mul('res@4@0', %49) : f32[B, 32]
-            t8_u4 = t5_u4 * t7_u4  # %51 = mul(%48, %50) : f32[B, 32]
-            t9_u4 = t0_u4 * v6[0, i0_u4, i1_u4]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
-            t10_u4 = t0_u4 * in1[0, i0_u4, i1_u4]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
-            t11_u4 = -t10_u4  # %54 = neg(%53) : f32[B, 32]
-            t12_u4 = t9_u4 + t11_u4  # %55 = add(%52, %54) : f32[B, 32]
-            t13_u4 = c0 - in0[0, i0_u4, i1_u4]  # %56 = sub(%3, 'res@0@0') : f32[B, 32]
-            t14_u4 = in0[0, i0_u4, i1_u4] * t13_u4  # %57 = mul('res@0@0', %56) : f32[B, 32]
-            t15_u4 = t12_u4 * t14_u4  # %58 = mul(%55, %57) : f32[B, 32]
-            t16_u4 = t4_u4 * in4[0, i0_u4, i1_u4]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
-            t17_u4 = t0_u4 * in0[0, i0_u4, i1_u4]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
-            v5[i0_u4, i1_u4] = t4_u4
-            v2[i0_u4, i1_u4] = t8_u4
-            v13[i0_u4, i1_u4] = t15_u4
-            v14[i0_u4, i1_u4] = t16_u4
+            t0_u4 = v2[i0_u4, i1_u4] * in0[2, i0_u4, i1_u4]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
+            dstate_h = t0_u4 + v5[i0_u4, i1_u4]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
+            t1_u4 = in6[1, i0_u4, i1_u4] + dstate_h  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+            t2_u4 = t1_u4 * in0[1, i0_u4, i1_u4]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
+            t3_u4 = t1_u4 * in2[1, i0_u4, i1_u4]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
+            t4_u4 = in1[1, i0_u4, i1_u4] * in1[1, i0_u4, i1_u4]  # %26 = mul('res@1@1', 'res@1@1') : f32[B, 32]
+            t5_u4 = c0 - t4_u4  # %27 = sub(%3, %26) : f32[B, 32]
+            t6_u4 = t3_u4 * t5_u4  # %28 = mul(%25, %27) : f32[B, 32]
+            t7_u4 = t6_u4 * in3[1, i0_u4, i1_u4]  # %29 = mul(%28, 'res@3@1') : f32[B, 32]
+            t8_u4 = c0 - in4[1, i0_u4, i1_u4]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
+            t9_u4 = in4[1, i0_u4, i1_u4] * t8_u4  # %31 = mul('res@4@1', %30) : f32[B, 32]
+            t10_u4 = t7_u4 * t9_u4  # %32 = mul(%29, %31) : f32[B, 32]
+            t11_u4 = t1_u4 * v6[1, i0_u4, i1_u4]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
+            t12_u4 = t1_u4 * in1[1, i0_u4, i1_u4]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
+            t13_u4 = -t12_u4  # %35 = neg(%34) : f32[B, 32]
+            t14_u4 = t11_u4 + t13_u4  # %36 = add(%33, %35) : f32[B, 32]
+            t15_u4 = c0 - in0[1, i0_u4, i1_u4]  # %37 = sub(%3, 'res@0@1') : f32[B, 32]
+            t16_u4 = in0[1, i0_u4, i1_u4] * t15_u4  # %38 = mul('res@0@1', %37) : f32[B, 32]
+            t17_u4 = t14_u4 * t16_u4  # %39 = mul(%36, %38) : f32[B, 32]
+            t18_u4 = t6_u4 * in4[1, i0_u4, i1_u4]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
+            rowsum_b_hh_0__u4 = v9[i0_u4, i1_u4] + t10_u4  # 'rowsum@b_hh@0@1' = add('rowsum@b_hh@0@2', %32) : f32[B, 32]
+            rowsum_b_hh_1__u4 = v10[i0_u4, i1_u4] + t17_u4  # 'rowsum@b_hh@1@1' = add('rowsum@b_hh@1@2', %39) : f32[B, 32]
+            rowsum_b_ih_2__u4 = v11[i0_u4, i1_u4] + t6_u4  # 'rowsum@b_ih@2@1' = add('rowsum@b_ih@2@2', %28) : f32[B, 32]
+            rowsum_b_hh_2__u4 = v12[i0_u4, i1_u4] + t18_u4  # 'rowsum@b_hh@2@1' = add('rowsum@b_hh@2@2', %40) : f32[B, 32]
+            v7[i0_u4, i1_u4] = t2_u4
+            v13[i0_u4, i1_u4] = t6_u4
+            v14[i0_u4, i1_u4] = t10_u4
             v15[i0_u4, i1_u4] = t17_u4
-    concat_0(d_B, np.int64(0), v1, v2, v13, v5)  # %59 = concat(%51, %58, %47){axis=-1} : f32[B, 96]
-    concat_0(d_B, np.int64(1), v1, v10, v11, v9)  # %60 = concat(%32, %39, %28){axis=-1} : f32[B, 96]
-    concat_0(d_B, np.int64(2), v1, v4, v7, v3)  # %61 = concat(%10, %18, %6){axis=-1} : f32[B, 96]
+            v16[i0_u4, i1_u4] = t18_u4
+            v17[i0_u4, i1_u4] = rowsum_b_hh_0__u4
+            v18[i0_u4, i1_u4] = rowsum_b_hh_1__u4
+            v19[i0_u4, i1_u4] = rowsum_b_ih_2__u4
+            v20[i0_u4, i1_u4] = rowsum_b_hh_2__u4
+    concat_0(d_B, np.int64(1), v0, v14, v15, v16)  # %41 = concat(%32, %39, %40){axis=-1} : f32[B, 96]
+    matmul_0(v0[1], v16, in_W_hh, n_threads)  # %42 = matmul(%41, %21) : f32[B, 32]
+    # 23 elementwise node(s) in one loop, storing %47, %51, %58, %66, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_ih@2@0', 'rowsum@b_hh@2@0', %77 : [B, 32]
+    for i0_u5 in range(d_B):
+        for i1_u5 in range(32):
+            dstate_h_u5 = v7[i0_u5, i1_u5] + v16[i0_u5, i1_u5]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
+            t0_u5 = in6[0, i0_u5, i1_u5] + dstate_h_u5  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
+            t1_u5 = t0_u5 * in2[0, i0_u5, i1_u5]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
+            t2_u5 = in1[0, i0_u5, i1_u5] * in1[0, i0_u5, i1_u5]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
+            t3_u5 = c0 - t2_u5  # %46 = sub(%3, %45) : f32[B, 32]
+            t4_u5 = t1_u5 * t3_u5  # %47 = mul(%44, %46) : f32[B, 32]
+            t5_u5 = t4_u5 * in3[0, i0_u5, i1_u5]  # %48 = mul(%47, 'res@3@0') : f32[B, 32]
+            t6_u5 = c0 - in4[0, i0_u5, i1_u5]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
+            t7_u5 = in4[0, i0_u5, i1_u5] * t6_u5  # %50 = mul('res@4@0', %49) : f32[B, 32]
+            t8_u5 = t5_u5 * t7_u5  # %51 = mul(%48, %50) : f32[B, 32]
+            t9_u5 = t0_u5 * v6[0, i0_u5, i1_u5]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
+            t10_u5 = t0_u5 * in1[0, i0_u5, i1_u5]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
+            t11_u5 = -t10_u5  # %54 = neg(%53) : f32[B, 32]
+            t12_u5 = t9_u5 + t11_u5  # %55 = add(%52, %54) : f32[B, 32]
+            t13_u5 = c0 - in0[0, i0_u5, i1_u5]  # %56 = sub(%3, 'res@0@0') : f32[B, 32]
+            t14_u5 = in0[0, i0_u5, i1_u5] * t13_u5  # %57 = mul('res@0@0', %56) : f32[B, 32]
+            t15_u5 = t12_u5 * t14_u5  # %58 = mul(%55, %57) : f32[B, 32]
+            t16_u5 = t4_u5 * in4[0, i0_u5, i1_u5]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
+            rowsum_b_hh_0__u5 = v17[i0_u5, i1_u5] + t8_u5  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@1', %51) : f32[B, 32]
+            rowsum_b_hh_1__u5 = v18[i0_u5, i1_u5] + t15_u5  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@1', %58) : f32[B, 32]
+            rowsum_b_ih_2__u5 = v19[i0_u5, i1_u5] + t4_u5  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@1', %47) : f32[B, 32]
+            rowsum_b_hh_2__u5 = v20[i0_u5, i1_u5] + t16_u5  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@1', %66) : f32[B, 32]
+            t17_u5 = t0_u5 * in0[0, i0_u5, i1_u5]  # %77 = mul(%43, 'res@0@0') : f32[B, 32]
+            v5[i0_u5, i1_u5] = t4_u5
+            v12[i0_u5, i1_u5] = t8_u5
+            v11[i0_u5, i1_u5] = t15_u5
+            v10[i0_u5, i1_u5] = t16_u5
+            v9[i0_u5, i1_u5] = rowsum_b_hh_0__u5
+            v2[i0_u5, i1_u5] = rowsum_b_hh_1__u5
+            v21[i0_u5, i1_u5] = rowsum_b_ih_2__u5
+            v22[i0_u5, i1_u5] = rowsum_b_hh_2__u5
+            v23[i0_u5, i1_u5] = t17_u5
+    concat_0(d_B, np.int64(0), v1, v12, v11, v5)  # %59 = concat(%51, %58, %47){axis=-1} : f32[B, 96]
+    concat_0(d_B, np.int64(1), v1, v14, v15, v13)  # %60 = concat(%32, %39, %28){axis=-1} : f32[B, 96]
+    concat_0(d_B, np.int64(2), v1, v4, v8, v3)  # %61 = concat(%10, %18, %6){axis=-1} : f32[B, 96]
     # %64 = matmul(%62, %63) : f32[3, B, 16]
-    a0_u5 = shaped(v1, (3 * d_B, 96))
-    a1_u5 = shaped(v16, (3 * d_B, 16))
-    gemm_nt(a0_u5, in_W_ih, a1_u5, n_threads, BLAS)
+    a0_u6 = shaped(v1, (3 * d_B, 96))
+    a1_u6 = shaped(v24, (3 * d_B, 16))
+    gemm_nt(a0_u6, in_W_ih, a1_u6, n_threads, BLAS)
     # %65 = matmul_tn(x, %62) : f32[16, 96]
-    a0_u6 = shaped(in_x, (3 * d_B, 16))
-    a1_u6 = shaped(v1, (3 * d_B, 96))
-    gemm_tn(a0_u6, a1_u6, v17, n_threads, BLAS)
-    concat_0(d_B, np.int64(0), v0, v2, v13, v14)  # %67 = concat(%51, %58, %66){axis=-1} : f32[B, 96]
+    a0_u7 = shaped(in_x, (3 * d_B, 16))
+    a1_u7 = shaped(v1, (3 * d_B, 96))
+    gemm_tn(a0_u7, a1_u7, v25, n_threads, BLAS)
+    concat_0(d_B, np.int64(0), v0, v12, v11, v10)  # %67 = concat(%51, %58, %66){axis=-1} : f32[B, 96]
     # %69 = matmul_tn(%11, %68) : f32[32, 96]
-    a0_u7 = shaped(v6, (3 * d_B, 32))
-    a1_u7 = shaped(v0, (3 * d_B, 96))
-    gemm_tn(a0_u7, a1_u7, v18, n_threads, BLAS)
-    sum_to_0(v20, d_B, v1, v19)  # %70 = sum_to(%62){shape=(96,)} : f32[96]
-    sum_to_0(v22, d_B, v0, v21)  # %71 = sum_to(%68){shape=(96,)} : f32[96]
-    matmul_0(v0[0], v14, in_W_hh, n_threads)  # %73 = matmul(%67, %21) : f32[B, 32]
+    a0_u8 = shaped(v6, (3 * d_B, 32))
+    a1_u8 = shaped(v0, (3 * d_B, 96))
+    gemm_tn(a0_u8, a1_u8, v26, n_threads, BLAS)
+    sum_to_0(v28, d_B, v9, v27)  # %71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]
+    sum_to_0(v30, d_B, v2, v29)  # %72 = sum_to('rowsum@b_hh@1@0'){shape=(32,)} : f32[32]
+    sum_to_0(v32, d_B, v21, v31)  # %73 = sum_to('rowsum@b_ih@2@0'){shape=(32,)} : f32[32]
+    concat_1(v33, v27, v29, v31)  # %74 = concat(%71, %72, %73){axis=0} : f32[96]
+    sum_to_0(v35, d_B, v22, v34)  # %75 = sum_to('rowsum@b_hh@2@0'){shape=(32,)} : f32[32]
+    concat_1(v36, v27, v29, v34)  # %76 = concat(%71, %72, %75){axis=0} : f32[96]
+    matmul_0(v0[0], v22, in_W_hh, n_threads)  # %78 = matmul(%67, %21) : f32[B, 32]
     # 1 elementwise node(s) in one loop, storing 'dstate@h@0' : [B, 32]
-    for i0_u8 in range(d_B):
-        for i1_u8 in range(32):
-            dstate_h_u8 = v15[i0_u8, i1_u8] + v14[i0_u8, i1_u8]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
-            v13[i0_u8, i1_u8] = dstate_h_u8
+    for i0_u9 in range(d_B):
+        for i1_u9 in range(32):
+            dstate_h_u9 = v23[i0_u9, i1_u9] + v22[i0_u9, i1_u9]  # 'dstate@h@0' = add(%77, %78) : f32[B, 32]
+            v21[i0_u9, i1_u9] = dstate_h_u9
     return ()

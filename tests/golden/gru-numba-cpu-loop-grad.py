@@ -7,16 +7,26 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def copy_0(n0, x0, x1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    for i0 in range(n0):
+        for i1 in range(32):
+            x0[i0, i1] = x1[i0, i1]
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -26,46 +36,55 @@ def rows_0(p0, args):
     n1 = block_int(args, 1)
     n2 = block_int(args, 2)
     x0 = block_array(args, 3, np.float32, 2)
-    n3 = block_int(args, 6)
-    x1 = block_array(args, 7, np.float32, 3)
-    x2 = block_array(args, 11, np.float32, 3)
-    x3 = block_array(args, 15, np.float32, 3)
-    x4 = block_array(args, 19, np.float32, 3)
-    x5 = block_array(args, 23, np.float32, 3)
-    x6 = block_array(args, 27, np.float32, 3)
-    x7 = block_array(args, 31, np.float32, 3)
-    x8 = block_array(args, 35, np.float32, 3)
-    x9 = block_array(args, 39, np.float32, 3)
-    x10 = block_array(args, 43, np.float32, 2)
-    x11 = block_array(args, 46, np.float32, 2)
-    x12 = block_array(args, 49, np.float32, 2)
-    x13 = block_array(args, 52, np.float32, 2)
+    x1 = block_array(args, 6, np.float32, 2)
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    x4 = block_array(args, 15, np.float32, 2)
+    n3 = block_int(args, 18)
+    x5 = block_array(args, 19, np.float32, 3)
+    x6 = block_array(args, 23, np.float32, 3)
+    x7 = block_array(args, 27, np.float32, 3)
+    x8 = block_array(args, 31, np.float32, 3)
+    x9 = block_array(args, 35, np.float32, 3)
+    x10 = block_array(args, 39, np.float32, 3)
+    x11 = block_array(args, 43, np.float32, 3)
+    x12 = block_array(args, 47, np.float32, 3)
+    x13 = block_array(args, 51, np.float32, 3)
     x14 = block_array(args, 55, np.float32, 2)
     x15 = block_array(args, 58, np.float32, 2)
     x16 = block_array(args, 61, np.float32, 2)
-    x17 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
+    x17 = block_array(args, 64, np.float32, 2)
+    x18 = block_array(args, 67, np.float32, 2)
+    x19 = block_array(args, 70, np.float32, 2)
+    x20 = block_array(args, 73, np.float32, 2)
+    x21 = (block_array(args, 76, np.float32, 1), block_int(args, 78))
+    n4 = block_int(args, 79)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a9 = x10[m0:m1]
-    a10 = x11[m0:m1]
-    a11 = x12[m0:m1]
-    a12 = x13[m0:m1]
-    a13 = x14[m0:m1]
-    a14 = x15[m0:m1]
+    a9 = x14[m0:m1]
+    a10 = x15[m0:m1]
+    a11 = x16[m0:m1]
+    a12 = x17[m0:m1]
+    a13 = x18[m0:m1]
+    a14 = x19[m0:m1]
     dstate_h_state = x0[m0:m1]
+    rowsum_b_hh_0_state = x1[m0:m1]
+    rowsum_b_hh_1_state = x2[m0:m1]
+    rowsum_b_hh_2_state = x3[m0:m1]
+    rowsum_b_ih_2_state = x4[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a0 = x1[b0, m0:m1]
-        a1 = x2[b0, m0:m1]
-        a2 = x3[b0, m0:m1]
-        a3 = x4[b0, m0:m1]
-        a4 = x5[b0, m0:m1]
-        a5 = x6[b0, m0:m1]
-        a6 = x7[b0, m0:m1]
-        a7 = x8[b0, m0:m1]
-        a8 = x9[b0, m0:m1]
-        # 17 elementwise node(s) in one loop, storing %0, %6, %10, %17, %18 : [#rows, 32]
+        a0 = x5[b0, m0:m1]
+        a1 = x6[b0, m0:m1]
+        a2 = x7[b0, m0:m1]
+        a3 = x8[b0, m0:m1]
+        a4 = x9[b0, m0:m1]
+        a5 = x10[b0, m0:m1]
+        a6 = x11[b0, m0:m1]
+        a7 = x12[b0, m0:m1]
+        a8 = x13[b0, m0:m1]
+        # 21 elementwise node(s) in one loop, storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@2@0' : [#rows, 32]
         for i0_u2 in range(m2):
             for i1_u2 in range(32):
                 t0_u2 = a0[i0_u2, i1_u2] + dstate_h_state[i0_u2, i1_u2]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
@@ -85,11 +104,19 @@ def rows_0(p0, args):
                 t14_u2 = a2[i0_u2, i1_u2] * t13_u2  # %16 = mul('res@0@0', %15) : f32[#rows, 32]
                 t15_u2 = t12_u2 * t14_u2  # %17 = mul(%14, %16) : f32[#rows, 32]
                 t16_u2 = t4_u2 * a6[i0_u2, i1_u2]  # %18 = mul(%6, 'res@4@0') : f32[#rows, 32]
+                rowsum_b_hh_0_ = rowsum_b_hh_0_state[i0_u2, i1_u2] + t8_u2  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@t-1', %10) : f32[#rows, 32]
+                rowsum_b_hh_1_ = rowsum_b_hh_1_state[i0_u2, i1_u2] + t15_u2  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@t-1', %17) : f32[#rows, 32]
+                rowsum_b_hh_2_ = rowsum_b_hh_2_state[i0_u2, i1_u2] + t16_u2  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@t-1', %18) : f32[#rows, 32]
+                rowsum_b_ih_2_ = rowsum_b_ih_2_state[i0_u2, i1_u2] + t4_u2  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@t-1', %6) : f32[#rows, 32]
                 a9[i0_u2, i1_u2] = t0_u2
                 a10[i0_u2, i1_u2] = t4_u2
                 a11[i0_u2, i1_u2] = t8_u2
                 a12[i0_u2, i1_u2] = t15_u2
                 a13[i0_u2, i1_u2] = t16_u2
+                rowsum_b_hh_0_state[i0_u2, i1_u2] = rowsum_b_hh_0_
+                rowsum_b_hh_1_state[i0_u2, i1_u2] = rowsum_b_hh_1_
+                rowsum_b_hh_2_state[i0_u2, i1_u2] = rowsum_b_hh_2_
+                rowsum_b_ih_2_state[i0_u2, i1_u2] = rowsum_b_ih_2_
         # %19 = concat(%10, %17, %18){axis=-1} : f32[#rows, 96]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
@@ -102,9 +129,9 @@ def rows_0(p0, args):
                 a7[i4_u3, 64 + i5_u3] = a13[i4_u3, i5_u3]
         # %20 = matmul(%19, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
-            rows_nt(a7, x16, a14, c0)
+            rows_nt(a7, x20, a14, c0)
         else:
-            gemm_packed(a7, x17, x16, a14, True, 1, BLAS)
+            gemm_step(a7, x21, x20, a14, True, n4, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@h@0' : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
@@ -124,21 +151,32 @@ def rows_0(p0, args):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def sum_to_0(x0, n0, n1, x1, x2):
+def sum_to_0(x0, n0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %10 = sum_to(%4){shape=(96,)} : f32[96]
-    for i0 in range(96):
+    # %12 = sum_to(%11){shape=(32,)} : f32[32]
+    for i0 in range(32):
         x0[i0] = 0.0
     for i1 in range(n0):
-        for i2 in range(n1):
-            for i3 in range(96):
-                x0[i3] += x1[i1, i2, i3]
-    for i4 in range(96):
-        x2[i4] = x0[i4]
+        for i2 in range(32):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(32):
+        x2[i3] = x0[i3]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def concat_0(x0, x1, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %17 = concat(%12, %14, %16){axis=0} : f32[96]
+    for i0 in range(32):
+        x0[i0] = x1[i0]
+    for i1 in range(32):
+        x0[32 + i1] = x2[i1]
+    for i2 in range(32):
+        x0[64 + i2] = x3[i2]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, d_T, d_B, n0, v1, v2, v3, n_threads, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, f_rows_0):
+def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, in4, in5, in6, in7, v0, d_B, v1, d_T, n0, v2, v3, v4, v5, v6, v7, v8, n_threads, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
@@ -155,61 +193,84 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in0, in1, in2, in3, 
     # in5: input trace@h : f32[T, B, 32]
     # in6: input grad@y : f32[T, B, 32]
     # in7: input dstate@h : f32[B, 32]
-    # d_T: dim T
     # d_B: dim B
+    # d_T: dim T
     # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # returns: nothing
     # and in buffers or inputs passed in: x, W_ih, W_hh, b_ih, b_hh, h
     # buffers (uninitialised, passed in by the runner from its pool):
-    # v0: f32[T, B, 32]
-    # v1: f32[B, 32]
-    # v2: f32[T, B, 96]
-    # v3: f32[T, B, 96]
+    # v0: f32[B, 32]
+    # v1: f32[T, B, 32]
+    # v2: f32[B, 32]
+    # v3: f32[B, 32]
     # v4: f32[B, 32]
     # v5: f32[B, 32]
     # v6: f32[B, 32]
-    # v7: f32[B, 32]
-    # v8: f32[B, 32]
+    # v7: f32[T, B, 96]
+    # v8: f32[T, B, 96]
     # v9: f32[B, 32]
-    # v10: f32[T, B, 16]
-    # v11: f32[16, 96]
-    # v12: f32[32, 96]
-    # v13: f32[96]
-    # v14: f64[96]
-    # v15: f32[96]
-    # v16: f64[96]
-    # %0 = shift(trace@h, h){reverse=False} : f32[T, B, 32]
-    for s0_u0 in range(1, d_T):
-        for i0_u0 in range(d_B):
-            for i1_u0 in range(32):
-                v0[s0_u0, i0_u0, i1_u0] = in5[s0_u0 - 1, i0_u0, i1_u0]
+    # v10: f32[B, 32]
+    # v11: f32[B, 32]
+    # v12: f32[B, 32]
+    # v13: f32[B, 32]
+    # v14: f32[B, 32]
+    # v15: f32[T, B, 16]
+    # v16: f32[16, 96]
+    # v17: f32[32, 96]
+    # v18: f32[32]
+    # v19: f64[32]
+    # v20: f32[32]
+    # v21: f64[32]
+    # v22: f32[32]
+    # v23: f64[32]
+    # v24: f32[96]
+    # v25: f32[32]
+    # v26: f64[32]
+    # v27: f32[96]
+    # %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    for i0_u0 in range(d_B):
+        for i1_u0 in range(32):
+            v0[i0_u0, i1_u0] = c0
+    # %1 = shift(trace@h, h){reverse=False} : f32[T, B, 32]
+    for s0_u1 in range(1, d_T):
+        for i0_u1 in range(d_B):
+            for i1_u1 in range(32):
+                v1[s0_u1, i0_u1, i1_u1] = in5[s0_u1 - 1, i0_u1, i1_u1]
     if d_T > 0:
-        for i2_u0 in range(d_B):
-            for i3_u0 in range(32):
-                v0[0, i2_u0, i3_u0] = in_h[i2_u0, i3_u0]
-    # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
-    for i0_u1 in range(d_B):
-        for i1_u1 in range(32):
-            v1[i0_u1, i1_u1] = in7[i0_u1, i1_u1]
+        for i2_u1 in range(d_B):
+            for i3_u1 in range(32):
+                v1[0, i2_u1, i3_u1] = in_h[i2_u1, i3_u1]
+    # %4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
+    copy_0(d_B, v2, in7)  # a copy of dstate@h = input() : f32[B, 32]
+    copy_0(d_B, v3, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v4, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v5, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v6, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 4128, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (96 * 32), (4 * 96 * 32), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 4384, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_W_hh, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in6, v0, in0, in1, in2, in3, in4, v2, v3, v4, v5, v6, v7, v8, v9, in_W_hh, pk0)))  # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 67 words of rows_0's parameters
-    # %6 = matmul(%4, %5) : f32[T, B, 16]
-    a0_u7 = shaped(v3, (d_T * d_B, 96))
-    a1_u7 = shaped(v10, (d_T * d_B, 16))
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, v6, n0, in6, v1, in0, in1, in2, in3, in4, v7, v8, v9, v10, v11, v12, v13, v14, in_W_hh, pk0, st0)))  # %4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]): blocks of rows in parallel: the 80 words of rows_0's parameters
+    # %7 = matmul(%5, %6) : f32[T, B, 16]
+    a0_u7 = shaped(v8, (d_T * d_B, 96))
+    a1_u7 = shaped(v15, (d_T * d_B, 16))
     gemm_nt(a0_u7, in_W_ih, a1_u7, n_threads, BLAS)
-    # %7 = matmul_tn(x, %4) : f32[16, 96]
+    # %8 = matmul_tn(x, %5) : f32[16, 96]
     a0_u8 = shaped(in_x, (d_T * d_B, 16))
-    a1_u8 = shaped(v3, (d_T * d_B, 96))
-    gemm_tn(a0_u8, a1_u8, v11, n_threads, BLAS)
-    # %9 = matmul_tn(%0, %8) : f32[32, 96]
-    a0_u9 = shaped(v0, (d_T * d_B, 32))
-    a1_u9 = shaped(v2, (d_T * d_B, 96))
-    gemm_tn(a0_u9, a1_u9, v12, n_threads, BLAS)
-    sum_to_0(v14, d_T, d_B, v3, v13)  # %10 = sum_to(%4){shape=(96,)} : f32[96]
-    sum_to_0(v16, d_T, d_B, v2, v15)  # %11 = sum_to(%8){shape=(96,)} : f32[96]
+    a1_u8 = shaped(v8, (d_T * d_B, 96))
+    gemm_tn(a0_u8, a1_u8, v16, n_threads, BLAS)
+    # %10 = matmul_tn(%1, %9) : f32[32, 96]
+    a0_u9 = shaped(v1, (d_T * d_B, 32))
+    a1_u9 = shaped(v7, (d_T * d_B, 96))
+    gemm_tn(a0_u9, a1_u9, v17, n_threads, BLAS)
+    sum_to_0(v19, d_B, v3, v18)  # %12 = sum_to(%11){shape=(32,)} : f32[32]
+    sum_to_0(v21, d_B, v4, v20)  # %14 = sum_to(%13){shape=(32,)} : f32[32]
+    sum_to_0(v23, d_B, v6, v22)  # %16 = sum_to(%15){shape=(32,)} : f32[32]
+    concat_0(v24, v18, v20, v22)  # %17 = concat(%12, %14, %16){axis=0} : f32[96]
+    sum_to_0(v26, d_B, v5, v25)  # %19 = sum_to(%18){shape=(32,)} : f32[32]
+    concat_0(v27, v18, v20, v25)  # %20 = concat(%12, %14, %19){axis=0} : f32[96]
     return ()

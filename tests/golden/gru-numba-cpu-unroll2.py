@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -41,9 +43,10 @@ def rows_0(p0, args):
     x3 = block_array(args, 15, np.float32, 2)
     x4 = block_array(args, 18, np.float32, 2)
     x5 = (block_array(args, 21, np.float32, 1), block_int(args, 23))
-    x6 = block_array(args, 24, np.float32, 1)
-    x7 = block_array(args, 26, np.float32, 1)
-    x8 = block_array(args, 28, np.float32, 2)
+    n4 = block_int(args, 24)
+    x6 = block_array(args, 25, np.float32, 1)
+    x7 = block_array(args, 27, np.float32, 1)
+    x8 = block_array(args, 29, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -73,7 +76,7 @@ def rows_0(p0, args):
                     for i1_u3 in range(96):
                         a4[i0_u3, i1_u3] += t0_u3 * x4[i2_u3, i1_u3] + t1_u3 * x4[i2_u3 + 1, i1_u3] + t2_u3 * x4[i2_u3 + 2, i1_u3] + t3_u3 * x4[i2_u3 + 3, i1_u3] + t4_u3 * x4[i2_u3 + 4, i1_u3] + t5_u3 * x4[i2_u3 + 5, i1_u3] + t6_u3 * x4[i2_u3 + 6, i1_u3] + t7_u3 * x4[i2_u3 + 7, i1_u3]
         else:
-            gemm_packed(h_state, x5, x4, a4, False, 1, BLAS)
+            gemm_step(h_state, x5, x4, a4, False, n4, BLAS)
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
         for i0_u4 in range(m2):
             for i1_u4 in range(32):
@@ -112,7 +115,7 @@ def rows_0(p0, args):
                     for i1_u5 in range(96):
                         a5[i0_u5, i1_u5] += t0_u5 * x4[i2_u5, i1_u5] + t1_u5 * x4[i2_u5 + 1, i1_u5] + t2_u5 * x4[i2_u5 + 2, i1_u5] + t3_u5 * x4[i2_u5 + 3, i1_u5] + t4_u5 * x4[i2_u5 + 4, i1_u5] + t5_u5 * x4[i2_u5 + 5, i1_u5] + t6_u5 * x4[i2_u5 + 6, i1_u5] + t7_u5 * x4[i2_u5 + 7, i1_u5]
         else:
-            gemm_packed(a2, x5, x4, a5, False, 1, BLAS)
+            gemm_step(a2, x5, x4, a5, False, n4, BLAS)
         # 13 elementwise node(s) in one loop, storing h@1 : [#rows, 32]
         for i0_u6 in range(m2):
             for i1_u6 in range(32):
@@ -151,8 +154,9 @@ def rows_1(p0, args):
     x3 = block_array(args, 16, np.float32, 2)
     x4 = block_array(args, 19, np.float32, 2)
     x5 = (block_array(args, 22, np.float32, 1), block_int(args, 24))
-    x6 = block_array(args, 25, np.float32, 1)
-    x7 = block_array(args, 27, np.float32, 1)
+    n5 = block_int(args, 25)
+    x6 = block_array(args, 26, np.float32, 1)
+    x7 = block_array(args, 28, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -179,7 +183,7 @@ def rows_1(p0, args):
                     for i1_u7 in range(96):
                         a2[i0_u7, i1_u7] += t0_u7 * x4[i2_u7, i1_u7] + t1_u7 * x4[i2_u7 + 1, i1_u7] + t2_u7 * x4[i2_u7 + 2, i1_u7] + t3_u7 * x4[i2_u7 + 3, i1_u7] + t4_u7 * x4[i2_u7 + 4, i1_u7] + t5_u7 * x4[i2_u7 + 5, i1_u7] + t6_u7 * x4[i2_u7 + 6, i1_u7] + t7_u7 * x4[i2_u7 + 7, i1_u7]
         else:
-            gemm_packed(h_state, x5, x4, a2, False, 1, BLAS)
+            gemm_step(h_state, x5, x4, a2, False, n5, BLAS)
         # 13 elementwise node(s) in one loop, storing h@0 : [#rows, 32]
         for i0_u8 in range(m2):
             for i1_u8 in range(32):
@@ -246,16 +250,20 @@ def program(in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, v0, d_T, d_B, n_thre
             for i2_u2 in range(32):
                 v2[i0_u2, i1_u2, i2_u2] = c0
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 7840, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (32 * 96 + 32 * 96), (4 * 32 * 96 + 4 * 32 * 96), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 7840, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     copy_0(v3, in_W_hh)  # a copy of W_hh = input() : f32[32, 96]
     pk0 = pack_b(v3, False, w0, BLAS)  # W_hh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, in_b_ih, in_b_hh, v5)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 31 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, v0, v2, v4, v3, pk0, st0, in_b_ih, in_b_hh, v5)))  # %2 = loop(h, %0, %1, W_hh, b_ih, b_hh){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 32 words of rows_0's parameters
     # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
-    np1 = blocks_for(n_threads, d_B, n1 * d_B * 3936, ROW_WORK)
+    # or one block whose step GEMMs are split into st1 column slices, one per thread
+    st1 = step_parts(n_threads, d_B, d_B * (32 * 96), (4 * 32 * 96), STEP_WORK)
+    np1 = blocks_for(1 if st1 > 1 else n_threads, d_B, n1 * d_B * 3936, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     copy_0(v6, in_W_hh)  # a copy of W_hh = input() : f32[32, 96]
     pk1 = pack_b(v6, False, w1, BLAS)  # W_hh, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v7, v6, pk1, in_b_ih, in_b_hh)))  # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 29 words of rows_1's parameters
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, n1, start0, v0, v2, v7, v6, pk1, st1, in_b_ih, in_b_hh)))  # %5 = loop(%3, %0, %4, W_hh, b_ih, b_hh){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 30 words of rows_1's parameters
     return ()

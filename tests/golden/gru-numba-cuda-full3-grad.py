@@ -28,7 +28,7 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4, v8, v4, v0):
+def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4, v10, v4, v0):
     """fused: 10 elementwise node(s) over [B, 32], storing %0, %6, %10, %19"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -44,7 +44,7 @@ def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4
         t7 = in_res_4[2, i1, i0] * t6  # %9 = mul('res@4@2', %8) : f32[B, 32]
         t8 = t5 * t7  # %10 = mul(%7, %9) : f32[B, 32]
         t9 = t4 * in_res_4[2, i1, i0]  # %19 = mul(%6, 'res@4@2') : f32[B, 32]
-        v8[i1, i0] = t0  # store %0
+        v10[i1, i0] = t0  # store %0
         v4[i1, 64 + i0] = t4  # store %6
         v0[i1, i0] = t8  # store %10
         v4[i1, i0] = t8  # store %10
@@ -52,7 +52,7 @@ def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4
 
 
 @cuda.jit(cache=True)
-def k1_shift(d_B, v9, in_h, in_trace_h):
+def k1_shift(d_B, v11, in_h, in_trace_h):
     """%11 = shift(trace@h, h){reverse=False} : f32[3, B, 32]"""
     for e0 in range(cuda.grid(1), 3 * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -61,31 +61,49 @@ def k1_shift(d_B, v9, in_h, in_trace_h):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v9[i2, i1, i0] = in_h[i1, i0]
+            v11[i2, i1, i0] = in_h[i1, i0]
         else:
-            v9[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+            v11[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_fused(d_B, v8, v9, in_res_1, in_res_0, v0, v4):
-    """fused: 7 elementwise node(s) over [B, 32], storing %18"""
+def k2_zeros(d_B, v12):
+    """%70 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v8[i1, i0] * v9[2, i1, i0]  # %12 = mul(%0, 'prev@h@2') : f32[B, 32]
-        t1 = v8[i1, i0] * in_res_1[2, i1, i0]  # %13 = mul(%0, 'res@1@2') : f32[B, 32]
+        v12[i1, i0] = c1
+
+
+@cuda.jit(cache=True)
+def k3_fused(d_B, v10, v11, in_res_1, in_res_0, v12, v0, v4, v13, v14, v15, v16):
+    """fused: 11 elementwise node(s) over [B, 32], storing %18, 'rowsum@b_hh@0@2', 'rowsum@b_hh@1@2', 'rowsum@b_ih@2@2', 'rowsum@b_hh@2@2'"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        t0 = v10[i1, i0] * v11[2, i1, i0]  # %12 = mul(%0, 'prev@h@2') : f32[B, 32]
+        t1 = v10[i1, i0] * in_res_1[2, i1, i0]  # %13 = mul(%0, 'res@1@2') : f32[B, 32]
         t2 = -t1  # %14 = neg(%13) : f32[B, 32]
         t3 = t0 + t2  # %15 = add(%12, %14) : f32[B, 32]
         t4 = c0 - in_res_0[2, i1, i0]  # %16 = sub(%3, 'res@0@2') : f32[B, 32]
         t5 = in_res_0[2, i1, i0] * t4  # %17 = mul('res@0@2', %16) : f32[B, 32]
         t6 = t3 * t5  # %18 = mul(%15, %17) : f32[B, 32]
+        rowsum_b_hh_0_ = v12[i1, i0] + v0[i1, i0]  # 'rowsum@b_hh@0@2' = add(%70, %10) : f32[B, 32]
+        rowsum_b_hh_1_ = v12[i1, i0] + t6  # 'rowsum@b_hh@1@2' = add(%70, %18) : f32[B, 32]
+        rowsum_b_ih_2_ = v12[i1, i0] + v4[i1, 64 + i0]  # 'rowsum@b_ih@2@2' = add(%70, %6) : f32[B, 32]
+        rowsum_b_hh_2_ = v12[i1, i0] + v0[i1, 64 + i0]  # 'rowsum@b_hh@2@2' = add(%70, %19) : f32[B, 32]
         v0[i1, 32 + i0] = t6  # store %18
         v4[i1, 32 + i0] = t6  # store %18
+        v13[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@2'
+        v14[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@2'
+        v15[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@2'
+        v16[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@2'
 
 
 @cuda.jit(cache=True)
-def k3_gemm(d_B, v0, in_W_hh, v10):
+def k4_gemm(d_B, v0, in_W_hh, v17):
     """%22 = matmul(%20, %21) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -111,18 +129,18 @@ def k3_gemm(d_B, v0, in_W_hh, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v10[i0, col] = acc
+        v17[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, v8, in_res_0, v10, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v9, v11, v3, v1):
-    """fused: 20 elementwise node(s) over [B, 32], storing %24, %28, %32, %39, %40"""
+def k5_fused(d_B, v10, in_res_0, v17, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v11, v13, v14, v15, v16, v18, v3, v1, v19, v20, v21, v22):
+    """fused: 24 elementwise node(s) over [B, 32], storing %24, %28, %32, %39, %40, 'rowsum@b_hh@0@1', 'rowsum@b_hh@1@1', 'rowsum@b_ih@2@1', 'rowsum@b_hh@2@1'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v8[i1, i0] * in_res_0[2, i1, i0]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
-        dstate_h = t0 + v10[i1, i0]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
+        t0 = v10[i1, i0] * in_res_0[2, i1, i0]  # %1 = mul(%0, 'res@0@2') : f32[B, 32]
+        dstate_h = t0 + v17[i1, i0]  # 'dstate@h@2' = add(%1, %22) : f32[B, 32]
         t1 = in_grad_y[1, i1, i0] + dstate_h  # %23 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
         t2 = t1 * in_res_0[1, i1, i0]  # %24 = mul(%23, 'res@0@1') : f32[B, 32]
         t3 = t1 * in_res_2[1, i1, i0]  # %25 = mul(%23, 'res@2@1') : f32[B, 32]
@@ -133,7 +151,7 @@ def k4_fused(d_B, v8, in_res_0, v10, in_grad_y, in_res_2, in_res_1, in_res_3, in
         t8 = c0 - in_res_4[1, i1, i0]  # %30 = sub(%3, 'res@4@1') : f32[B, 32]
         t9 = in_res_4[1, i1, i0] * t8  # %31 = mul('res@4@1', %30) : f32[B, 32]
         t10 = t7 * t9  # %32 = mul(%29, %31) : f32[B, 32]
-        t11 = t1 * v9[1, i1, i0]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
+        t11 = t1 * v11[1, i1, i0]  # %33 = mul(%23, 'prev@h@1') : f32[B, 32]
         t12 = t1 * in_res_1[1, i1, i0]  # %34 = mul(%23, 'res@1@1') : f32[B, 32]
         t13 = -t12  # %35 = neg(%34) : f32[B, 32]
         t14 = t11 + t13  # %36 = add(%33, %35) : f32[B, 32]
@@ -141,17 +159,25 @@ def k4_fused(d_B, v8, in_res_0, v10, in_grad_y, in_res_2, in_res_1, in_res_3, in
         t16 = in_res_0[1, i1, i0] * t15  # %38 = mul('res@0@1', %37) : f32[B, 32]
         t17 = t14 * t16  # %39 = mul(%36, %38) : f32[B, 32]
         t18 = t6 * in_res_4[1, i1, i0]  # %40 = mul(%28, 'res@4@1') : f32[B, 32]
-        v11[i1, i0] = t2  # store %24
+        rowsum_b_hh_0_ = v13[i1, i0] + t10  # 'rowsum@b_hh@0@1' = add('rowsum@b_hh@0@2', %32) : f32[B, 32]
+        rowsum_b_hh_1_ = v14[i1, i0] + t17  # 'rowsum@b_hh@1@1' = add('rowsum@b_hh@1@2', %39) : f32[B, 32]
+        rowsum_b_ih_2_ = v15[i1, i0] + t6  # 'rowsum@b_ih@2@1' = add('rowsum@b_ih@2@2', %28) : f32[B, 32]
+        rowsum_b_hh_2_ = v16[i1, i0] + t18  # 'rowsum@b_hh@2@1' = add('rowsum@b_hh@2@2', %40) : f32[B, 32]
+        v18[i1, i0] = t2  # store %24
         v3[i1, 64 + i0] = t6  # store %28
         v1[i1, i0] = t10  # store %32
         v3[i1, i0] = t10  # store %32
         v1[i1, 32 + i0] = t17  # store %39
         v3[i1, 32 + i0] = t17  # store %39
         v1[i1, 64 + i0] = t18  # store %40
+        v19[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@1'
+        v20[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@1'
+        v21[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@1'
+        v22[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@1'
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v1, in_W_hh, v12):
+def k6_gemm(d_B, v1, in_W_hh, v23):
     """%42 = matmul(%41, %21) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -177,17 +203,17 @@ def k5_gemm(d_B, v1, in_W_hh, v12):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v12[i0, col] = acc
+        v23[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v11, v12, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v9, in_res_0, v2, v6, v13):
-    """fused: 19 elementwise node(s) over [B, 32], storing %47, %51, %58, %66, %72"""
+def k7_fused(d_B, v18, v23, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v11, in_res_0, v19, v20, v21, v22, v2, v6, v24, v25, v26, v27, v28):
+    """fused: 23 elementwise node(s) over [B, 32], storing %47, %51, %58, %66, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_ih@2@0', 'rowsum@b_hh@2@0', %77"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        dstate_h = v11[i1, i0] + v12[i1, i0]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
+        dstate_h = v18[i1, i0] + v23[i1, i0]  # 'dstate@h@1' = add(%24, %42) : f32[B, 32]
         t0 = in_grad_y[0, i1, i0] + dstate_h  # %43 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
         t1 = t0 * in_res_2[0, i1, i0]  # %44 = mul(%43, 'res@2@0') : f32[B, 32]
         t2 = in_res_1[0, i1, i0] * in_res_1[0, i1, i0]  # %45 = mul('res@1@0', 'res@1@0') : f32[B, 32]
@@ -197,7 +223,7 @@ def k6_fused(d_B, v11, v12, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v
         t6 = c0 - in_res_4[0, i1, i0]  # %49 = sub(%3, 'res@4@0') : f32[B, 32]
         t7 = in_res_4[0, i1, i0] * t6  # %50 = mul('res@4@0', %49) : f32[B, 32]
         t8 = t5 * t7  # %51 = mul(%48, %50) : f32[B, 32]
-        t9 = t0 * v9[0, i1, i0]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
+        t9 = t0 * v11[0, i1, i0]  # %52 = mul(%43, 'prev@h@0') : f32[B, 32]
         t10 = t0 * in_res_1[0, i1, i0]  # %53 = mul(%43, 'res@1@0') : f32[B, 32]
         t11 = -t10  # %54 = neg(%53) : f32[B, 32]
         t12 = t9 + t11  # %55 = add(%52, %54) : f32[B, 32]
@@ -205,18 +231,26 @@ def k6_fused(d_B, v11, v12, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v
         t14 = in_res_0[0, i1, i0] * t13  # %57 = mul('res@0@0', %56) : f32[B, 32]
         t15 = t12 * t14  # %58 = mul(%55, %57) : f32[B, 32]
         t16 = t4 * in_res_4[0, i1, i0]  # %66 = mul(%47, 'res@4@0') : f32[B, 32]
-        t17 = t0 * in_res_0[0, i1, i0]  # %72 = mul(%43, 'res@0@0') : f32[B, 32]
+        rowsum_b_hh_0_ = v19[i1, i0] + t8  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@1', %51) : f32[B, 32]
+        rowsum_b_hh_1_ = v20[i1, i0] + t15  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@1', %58) : f32[B, 32]
+        rowsum_b_ih_2_ = v21[i1, i0] + t4  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@1', %47) : f32[B, 32]
+        rowsum_b_hh_2_ = v22[i1, i0] + t16  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@1', %66) : f32[B, 32]
+        t17 = t0 * in_res_0[0, i1, i0]  # %77 = mul(%43, 'res@0@0') : f32[B, 32]
         v2[i1, 64 + i0] = t4  # store %47
         v2[i1, i0] = t8  # store %51
         v6[i1, i0] = t8  # store %51
         v2[i1, 32 + i0] = t15  # store %58
         v6[i1, 32 + i0] = t15  # store %58
         v6[i1, 64 + i0] = t16  # store %66
-        v13[i1, i0] = t17  # store %72
+        v24[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@0'
+        v25[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@0'
+        v26[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@0'
+        v27[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@0'
+        v28[i1, i0] = t17  # store %77
 
 
 @cuda.jit(cache=True)
-def k7_copy(d_B, v5, v2):
+def k8_copy(d_B, v5, v2):
     """copy %59 = concat(%51, %58, %47){axis=-1} : f32[B, 96]"""
     for e0 in range(cuda.grid(1), d_B * 96, cuda.gridsize(1)):
         i0 = e0 % 96
@@ -226,7 +260,7 @@ def k7_copy(d_B, v5, v2):
 
 
 @cuda.jit(cache=True)
-def k8_copy(d_B, v5, v3):
+def k9_copy(d_B, v5, v3):
     """copy %60 = concat(%32, %39, %28){axis=-1} : f32[B, 96]"""
     for e0 in range(cuda.grid(1), d_B * 96, cuda.gridsize(1)):
         i0 = e0 % 96
@@ -236,7 +270,7 @@ def k8_copy(d_B, v5, v3):
 
 
 @cuda.jit(cache=True)
-def k9_copy(d_B, v5, v4):
+def k10_copy(d_B, v5, v4):
     """copy %61 = concat(%10, %18, %6){axis=-1} : f32[B, 96]"""
     for e0 in range(cuda.grid(1), d_B * 96, cuda.gridsize(1)):
         i0 = e0 % 96
@@ -246,7 +280,7 @@ def k9_copy(d_B, v5, v4):
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, v5, in_W_ih, v14):
+def k11_gemm(d_B, v5, in_W_ih, v29):
     """%64 = matmul(%62, %63) : f32[3, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -274,11 +308,11 @@ def k10_gemm(d_B, v5, in_W_ih, v14):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 3 * d_B and col < 16:
-        v14[i1, i0, col] = acc
+        v29[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, in_x, v5, v15):
+def k12_gemm(d_B, in_x, v5, v30):
     """%65 = matmul_tn(x, %62) : f32[16, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -309,11 +343,11 @@ def k11_gemm(d_B, in_x, v5, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 96:
-        v15[row, col] = acc
+        v30[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_copy(d_B, v7, v6):
+def k13_copy(d_B, v7, v6):
     """copy %67 = concat(%51, %58, %66){axis=-1} : f32[B, 96]"""
     for e0 in range(cuda.grid(1), d_B * 96, cuda.gridsize(1)):
         i0 = e0 % 96
@@ -323,7 +357,7 @@ def k12_copy(d_B, v7, v6):
 
 
 @cuda.jit(cache=True)
-def k13_copy(d_B, v7, v1):
+def k14_copy(d_B, v7, v1):
     """copy %41 = concat(%32, %39, %40){axis=-1} : f32[B, 96]"""
     for e0 in range(cuda.grid(1), d_B * 96, cuda.gridsize(1)):
         i0 = e0 % 96
@@ -333,7 +367,7 @@ def k13_copy(d_B, v7, v1):
 
 
 @cuda.jit(cache=True)
-def k14_copy(d_B, v7, v0):
+def k15_copy(d_B, v7, v0):
     """copy %20 = concat(%10, %18, %19){axis=-1} : f32[B, 96]"""
     for e0 in range(cuda.grid(1), d_B * 96, cuda.gridsize(1)):
         i0 = e0 % 96
@@ -343,7 +377,7 @@ def k14_copy(d_B, v7, v0):
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_B, v9, v7, v16):
+def k16_gemm(d_B, v11, v7, v31):
     """%69 = matmul_tn(%11, %68) : f32[32, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -358,7 +392,7 @@ def k15_gemm(d_B, v9, v7, v16):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v9[i1, i0, row]
+            sa[ty, tx] = v11[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -374,36 +408,72 @@ def k15_gemm(d_B, v9, v7, v16):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 96:
-        v16[row, col] = acc
+        v31[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k16_sum_to(d_B, v5, v17):
-    """%70 = sum_to(%62){shape=(96,)} : f32[96]"""
-    for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
+def k17_sum_to(d_B, v24, v8):
+    """%71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(3):
-            for j1 in range(d_B):
-                acc0 += v5[j0, j1, i0]
-        v17[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += v24[j0, i0]
+        v8[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k17_sum_to(d_B, v7, v18):
-    """%71 = sum_to(%68){shape=(96,)} : f32[96]"""
-    for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
+def k18_copy(v9, v8):
+    """copy %71 = sum_to('rowsum@b_hh@0@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        v9[i0] = v8[i0]
+
+
+@cuda.jit(cache=True)
+def k19_sum_to(d_B, v25, v8):
+    """%72 = sum_to('rowsum@b_hh@1@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(3):
-            for j1 in range(d_B):
-                acc0 += v7[j0, j1, i0]
-        v18[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += v25[j0, i0]
+        v8[32 + i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, v6, in_W_hh, v19):
-    """%73 = matmul(%67, %21) : f32[B, 32]: tiled GEMM"""
+def k20_copy(v9, v8):
+    """copy %72 = sum_to('rowsum@b_hh@1@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        v9[32 + i0] = v8[32 + i0]
+
+
+@cuda.jit(cache=True)
+def k21_sum_to(d_B, v26, v8):
+    """%73 = sum_to('rowsum@b_ih@2@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += v26[j0, i0]
+        v8[64 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k22_sum_to(d_B, v27, v9):
+    """%75 = sum_to('rowsum@b_hh@2@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += v27[j0, i0]
+        v9[64 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k23_gemm(d_B, v6, in_W_hh, v32):
+    """%78 = matmul(%67, %21) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -428,18 +498,18 @@ def k18_gemm(d_B, v6, in_W_hh, v19):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v19[i0, col] = acc
+        v32[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_fused(d_B, v13, v19, v20):
+def k24_fused(d_B, v28, v32, v33):
     """fused: 1 elementwise node(s) over [B, 32], storing 'dstate@h@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        dstate_h = v13[i1, i0] + v19[i1, i0]  # 'dstate@h@0' = add(%72, %73) : f32[B, 32]
-        v20[i1, i0] = dstate_h  # store 'dstate@h@0'
+        dstate_h = v28[i1, i0] + v32[i1, i0]  # 'dstate@h@0' = add(%77, %78) : f32[B, 32]
+        v33[i1, i0] = dstate_h  # store 'dstate@h@0'
 
 
 def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_trace_h, in_grad_y, in_dstate_h, d_B):
@@ -468,43 +538,61 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     v5 = cuda.device_array((3, d_B, 96), np.float32)
     v6 = cuda.device_array((d_B, 96), np.float32)
     v7 = cuda.device_array((3, d_B, 96), np.float32)
-    v8 = cuda.device_array((d_B, 32), np.float32)
-    v9 = cuda.device_array((3, d_B, 32), np.float32)
+    v8 = cuda.device_array((96,), np.float32)
+    v9 = cuda.device_array((96,), np.float32)
     v10 = cuda.device_array((d_B, 32), np.float32)
-    v11 = cuda.device_array((d_B, 32), np.float32)
+    v11 = cuda.device_array((3, d_B, 32), np.float32)
     v12 = cuda.device_array((d_B, 32), np.float32)
     v13 = cuda.device_array((d_B, 32), np.float32)
-    v14 = cuda.device_array((3, d_B, 16), np.float32)
-    v15 = cuda.device_array((16, 96), np.float32)
-    v16 = cuda.device_array((32, 96), np.float32)
-    v17 = cuda.device_array((96,), np.float32)
-    v18 = cuda.device_array((96,), np.float32)
+    v14 = cuda.device_array((d_B, 32), np.float32)
+    v15 = cuda.device_array((d_B, 32), np.float32)
+    v16 = cuda.device_array((d_B, 32), np.float32)
+    v17 = cuda.device_array((d_B, 32), np.float32)
+    v18 = cuda.device_array((d_B, 32), np.float32)
     v19 = cuda.device_array((d_B, 32), np.float32)
     v20 = cuda.device_array((d_B, 32), np.float32)
-    k0_fused[grid_1d(d_B * 32)](d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4, v8, v4, v0)
-    k1_shift[grid_1d(3 * d_B * 32)](d_B, v9, in_h, in_trace_h)
-    k2_fused[grid_1d(d_B * 32)](d_B, v8, v9, in_res_1, in_res_0, v0, v4)
-    k3_gemm[grid_gemm(d_B, 32)](d_B, v0, in_W_hh, v10)
-    k4_fused[grid_1d(d_B * 32)](d_B, v8, in_res_0, v10, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v9, v11, v3, v1)
-    k5_gemm[grid_gemm(d_B, 32)](d_B, v1, in_W_hh, v12)
-    k6_fused[grid_1d(d_B * 32)](d_B, v11, v12, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v9, in_res_0, v2, v6, v13)
-    k7_copy[grid_1d(d_B * 96)](d_B, v5, v2)
-    k8_copy[grid_1d(d_B * 96)](d_B, v5, v3)
-    k9_copy[grid_1d(d_B * 96)](d_B, v5, v4)
-    k10_gemm[grid_gemm(3 * d_B, 16)](d_B, v5, in_W_ih, v14)
-    k11_gemm[grid_gemm(16, 96)](d_B, in_x, v5, v15)
-    k12_copy[grid_1d(d_B * 96)](d_B, v7, v6)
-    k13_copy[grid_1d(d_B * 96)](d_B, v7, v1)
-    k14_copy[grid_1d(d_B * 96)](d_B, v7, v0)
-    k15_gemm[grid_gemm(32, 96)](d_B, v9, v7, v16)
-    k16_sum_to[grid_1d(96)](d_B, v5, v17)
-    k17_sum_to[grid_1d(96)](d_B, v7, v18)
-    k18_gemm[grid_gemm(d_B, 32)](d_B, v6, in_W_hh, v19)
-    k19_fused[grid_1d(d_B * 32)](d_B, v13, v19, v20)
-    out0 = v14  # taken over: nothing else reads it
-    out1 = v15  # taken over: nothing else reads it
-    out2 = v16  # taken over: nothing else reads it
-    out3 = v17  # taken over: nothing else reads it
-    out4 = v18  # taken over: nothing else reads it
-    out5 = v20  # taken over: nothing else reads it
+    v21 = cuda.device_array((d_B, 32), np.float32)
+    v22 = cuda.device_array((d_B, 32), np.float32)
+    v23 = cuda.device_array((d_B, 32), np.float32)
+    v24 = cuda.device_array((d_B, 32), np.float32)
+    v25 = cuda.device_array((d_B, 32), np.float32)
+    v26 = cuda.device_array((d_B, 32), np.float32)
+    v27 = cuda.device_array((d_B, 32), np.float32)
+    v28 = cuda.device_array((d_B, 32), np.float32)
+    v29 = cuda.device_array((3, d_B, 16), np.float32)
+    v30 = cuda.device_array((16, 96), np.float32)
+    v31 = cuda.device_array((32, 96), np.float32)
+    v32 = cuda.device_array((d_B, 32), np.float32)
+    v33 = cuda.device_array((d_B, 32), np.float32)
+    k0_fused[grid_1d(d_B * 32)](d_B, in_grad_y, in_dstate_h, in_res_2, in_res_1, in_res_3, in_res_4, v10, v4, v0)
+    k1_shift[grid_1d(3 * d_B * 32)](d_B, v11, in_h, in_trace_h)
+    k2_zeros[grid_1d(d_B * 32)](d_B, v12)
+    k3_fused[grid_1d(d_B * 32)](d_B, v10, v11, in_res_1, in_res_0, v12, v0, v4, v13, v14, v15, v16)
+    k4_gemm[grid_gemm(d_B, 32)](d_B, v0, in_W_hh, v17)
+    k5_fused[grid_1d(d_B * 32)](d_B, v10, in_res_0, v17, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v11, v13, v14, v15, v16, v18, v3, v1, v19, v20, v21, v22)
+    k6_gemm[grid_gemm(d_B, 32)](d_B, v1, in_W_hh, v23)
+    k7_fused[grid_1d(d_B * 32)](d_B, v18, v23, in_grad_y, in_res_2, in_res_1, in_res_3, in_res_4, v11, in_res_0, v19, v20, v21, v22, v2, v6, v24, v25, v26, v27, v28)
+    k8_copy[grid_1d(d_B * 96)](d_B, v5, v2)
+    k9_copy[grid_1d(d_B * 96)](d_B, v5, v3)
+    k10_copy[grid_1d(d_B * 96)](d_B, v5, v4)
+    k11_gemm[grid_gemm(3 * d_B, 16)](d_B, v5, in_W_ih, v29)
+    k12_gemm[grid_gemm(16, 96)](d_B, in_x, v5, v30)
+    k13_copy[grid_1d(d_B * 96)](d_B, v7, v6)
+    k14_copy[grid_1d(d_B * 96)](d_B, v7, v1)
+    k15_copy[grid_1d(d_B * 96)](d_B, v7, v0)
+    k16_gemm[grid_gemm(32, 96)](d_B, v11, v7, v31)
+    k17_sum_to[grid_1d(32)](d_B, v24, v8)
+    k18_copy[grid_1d(32)](v9, v8)
+    k19_sum_to[grid_1d(32)](d_B, v25, v8)
+    k20_copy[grid_1d(32)](v9, v8)
+    k21_sum_to[grid_1d(32)](d_B, v26, v8)
+    k22_sum_to[grid_1d(32)](d_B, v27, v9)
+    k23_gemm[grid_gemm(d_B, 32)](d_B, v6, in_W_hh, v32)
+    k24_fused[grid_1d(d_B * 32)](d_B, v28, v32, v33)
+    out0 = v29  # taken over: nothing else reads it
+    out1 = v30  # taken over: nothing else reads it
+    out2 = v31  # taken over: nothing else reads it
+    out3 = v8  # taken over: nothing else reads it
+    out4 = v9  # taken over: nothing else reads it
+    out5 = v33  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

@@ -28,8 +28,18 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_shift(d_T, d_B, v0, in_h, in_trace_h):
-    """%0 = shift(trace@h, h){reverse=False} : f32[T, B, 32]"""
+def k0_zeros(d_B, v2):
+    """%0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        v2[i1, i0] = c0
+
+
+@cuda.jit(cache=True)
+def k1_shift(d_T, d_B, v3, in_h, in_trace_h):
+    """%1 = shift(trace@h, h){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -37,13 +47,13 @@ def k0_shift(d_T, d_B, v0, in_h, in_trace_h):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v0[i2, i1, i0] = in_h[i1, i0]
+            v3[i2, i1, i0] = in_h[i1, i0]
         else:
-            v0[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+            v3[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, dstate_h_state, in_dstate_h):
+def k2_copy(d_B, dstate_h_state, in_dstate_h):
     """copy dstate@h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -53,29 +63,69 @@ def k1_copy(d_B, dstate_h_state, in_dstate_h):
 
 
 @cuda.jit(cache=True)
-def k2_copy(v3, in_W_hh):
-    """copy %2 = transpose(W_hh) : f32[96, 32]"""
+def k3_copy(d_B, rowsum_b_hh_0_state, v2):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_hh_0_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k4_copy(d_B, rowsum_b_hh_1_state, v2):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_hh_1_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k5_copy(d_B, rowsum_b_hh_2_state, v2):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_hh_2_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k6_copy(d_B, rowsum_b_ih_2_state, v2):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_ih_2_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k7_copy(v6, in_W_hh):
+    """copy %3 = transpose(W_hh) : f32[96, 32]"""
     for e0 in range(cuda.grid(1), 96 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v3[i1, i0] = in_W_hh[i0, i1]
+        v6[i1, i0] = in_W_hh[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
-    """%3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight."""
+def k8_loop(v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v7, v5, v4, v8):
+    """%4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight."""
     w0 = cuda.shared.array((96, 32), float32)
     for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
         kk = e // 32
         cl = e - kk * 32
         col = cuda.blockIdx.x * 32 + cl
         if col < 32:
-            w0[kk, cl] = v3[kk, col]
+            w0[kk, cl] = v6[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
-        # phase: fused: 17 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18
+        # phase: fused: 21 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@2@0'
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i0 = e0 % 32
             r0 = e0 // 32
@@ -89,7 +139,7 @@ def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3
             t6 = c1 - in_res_4[b0, i1, i0]  # %8 = sub(%3, 'res@4@0') : f32[B, 32]
             t7 = in_res_4[b0, i1, i0] * t6  # %9 = mul('res@4@0', %8) : f32[B, 32]
             t8 = t5 * t7  # %10 = mul(%7, %9) : f32[B, 32]
-            t9 = t0 * v0[b0, i1, i0]  # %11 = mul(%0, 'prev@h@0') : f32[B, 32]
+            t9 = t0 * v3[b0, i1, i0]  # %11 = mul(%0, 'prev@h@0') : f32[B, 32]
             t10 = t0 * in_res_1[b0, i1, i0]  # %12 = mul(%0, 'res@1@0') : f32[B, 32]
             t11 = -t10  # %13 = neg(%12) : f32[B, 32]
             t12 = t9 + t11  # %14 = add(%11, %13) : f32[B, 32]
@@ -97,13 +147,21 @@ def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3
             t14 = in_res_0[b0, i1, i0] * t13  # %16 = mul('res@0@0', %15) : f32[B, 32]
             t15 = t12 * t14  # %17 = mul(%14, %16) : f32[B, 32]
             t16 = t4 * in_res_4[b0, i1, i0]  # %18 = mul(%6, 'res@4@0') : f32[B, 32]
-            v4[i1, i0] = t0  # store %0
-            v2[b0, i1, 64 + i0] = t4  # store %6
-            v1[b0, i1, i0] = t8  # store %10
-            v2[b0, i1, i0] = t8  # store %10
-            v1[b0, i1, 32 + i0] = t15  # store %17
-            v2[b0, i1, 32 + i0] = t15  # store %17
-            v1[b0, i1, 64 + i0] = t16  # store %18
+            rowsum_b_hh_0_ = rowsum_b_hh_0_state[i1, i0] + t8  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@t-1', %10) : f32[B, 32]
+            rowsum_b_hh_1_ = rowsum_b_hh_1_state[i1, i0] + t15  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@t-1', %17) : f32[B, 32]
+            rowsum_b_hh_2_ = rowsum_b_hh_2_state[i1, i0] + t16  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@t-1', %18) : f32[B, 32]
+            rowsum_b_ih_2_ = rowsum_b_ih_2_state[i1, i0] + t4  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@t-1', %6) : f32[B, 32]
+            v7[i1, i0] = t0  # store %0
+            v5[b0, i1, 64 + i0] = t4  # store %6
+            v4[b0, i1, i0] = t8  # store %10
+            v5[b0, i1, i0] = t8  # store %10
+            v4[b0, i1, 32 + i0] = t15  # store %17
+            v5[b0, i1, 32 + i0] = t15  # store %17
+            v4[b0, i1, 64 + i0] = t16  # store %18
+            rowsum_b_hh_0_state[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@0'
+            rowsum_b_hh_1_state[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@0'
+            rowsum_b_hh_2_state[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@0'
+            rowsum_b_ih_2_state[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@0'
         cuda.syncthreads()
         # phase: %20 = matmul(%19, inv1) : f32[B, 32]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
@@ -114,23 +172,23 @@ def k3_loop(v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3
                 i2 = row
                 acc = c0
                 for kk in range(96):
-                    acc += v1[b0, i2, kk] * w0[kk, cl]
-                v5[i2, col] = acc
+                    acc += v4[b0, i2, kk] * w0[kk, cl]
+                v8[i2, col] = acc
         cuda.syncthreads()
         # phase: fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i3 = e1 % 32
             r1 = e1 // 32
             i4 = r1
-            t17 = v4[i4, i3] * in_res_0[b0, i4, i3]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
-            dstate_h = t17 + v5[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
+            t17 = v7[i4, i3] * in_res_0[b0, i4, i3]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
+            dstate_h = t17 + v8[i4, i3]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
             dstate_h_state[i4, i3] = dstate_h  # store 'dstate@h@0'
         cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1):
-    """fused: 17 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18"""
+def k9_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v9, v5, v4, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next):
+    """fused: 21 elementwise node(s) over [B, 32], storing %0, %6, %10, %17, %18, 'rowsum@b_hh@0@0', 'rowsum@b_hh@1@0', 'rowsum@b_hh@2@0', 'rowsum@b_ih@2@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -144,7 +202,7 @@ def k4_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, i
         t6 = c1 - in_res_4[b1, i1, i0]  # %8 = sub(%3, 'res@4@0') : f32[B, 32]
         t7 = in_res_4[b1, i1, i0] * t6  # %9 = mul('res@4@0', %8) : f32[B, 32]
         t8 = t5 * t7  # %10 = mul(%7, %9) : f32[B, 32]
-        t9 = t0 * v0[b1, i1, i0]  # %11 = mul(%0, 'prev@h@0') : f32[B, 32]
+        t9 = t0 * v3[b1, i1, i0]  # %11 = mul(%0, 'prev@h@0') : f32[B, 32]
         t10 = t0 * in_res_1[b1, i1, i0]  # %12 = mul(%0, 'res@1@0') : f32[B, 32]
         t11 = -t10  # %13 = neg(%12) : f32[B, 32]
         t12 = t9 + t11  # %14 = add(%11, %13) : f32[B, 32]
@@ -152,17 +210,25 @@ def k4_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, i
         t14 = in_res_0[b1, i1, i0] * t13  # %16 = mul('res@0@0', %15) : f32[B, 32]
         t15 = t12 * t14  # %17 = mul(%14, %16) : f32[B, 32]
         t16 = t4 * in_res_4[b1, i1, i0]  # %18 = mul(%6, 'res@4@0') : f32[B, 32]
-        v6[i1, i0] = t0  # store %0
-        v2[b1, i1, 64 + i0] = t4  # store %6
-        v1[b1, i1, i0] = t8  # store %10
-        v2[b1, i1, i0] = t8  # store %10
-        v1[b1, i1, 32 + i0] = t15  # store %17
-        v2[b1, i1, 32 + i0] = t15  # store %17
-        v1[b1, i1, 64 + i0] = t16  # store %18
+        rowsum_b_hh_0_ = rowsum_b_hh_0_state[i1, i0] + t8  # 'rowsum@b_hh@0@0' = add('rowsum@b_hh@0@t-1', %10) : f32[B, 32]
+        rowsum_b_hh_1_ = rowsum_b_hh_1_state[i1, i0] + t15  # 'rowsum@b_hh@1@0' = add('rowsum@b_hh@1@t-1', %17) : f32[B, 32]
+        rowsum_b_hh_2_ = rowsum_b_hh_2_state[i1, i0] + t16  # 'rowsum@b_hh@2@0' = add('rowsum@b_hh@2@t-1', %18) : f32[B, 32]
+        rowsum_b_ih_2_ = rowsum_b_ih_2_state[i1, i0] + t4  # 'rowsum@b_ih@2@0' = add('rowsum@b_ih@2@t-1', %6) : f32[B, 32]
+        v9[i1, i0] = t0  # store %0
+        v5[b1, i1, 64 + i0] = t4  # store %6
+        v4[b1, i1, i0] = t8  # store %10
+        v5[b1, i1, i0] = t8  # store %10
+        v4[b1, i1, 32 + i0] = t15  # store %17
+        v5[b1, i1, 32 + i0] = t15  # store %17
+        v4[b1, i1, 64 + i0] = t16  # store %18
+        rowsum_b_hh_0_next[i1, i0] = rowsum_b_hh_0_  # store 'rowsum@b_hh@0@0'
+        rowsum_b_hh_1_next[i1, i0] = rowsum_b_hh_1_  # store 'rowsum@b_hh@1@0'
+        rowsum_b_hh_2_next[i1, i0] = rowsum_b_hh_2_  # store 'rowsum@b_hh@2@0'
+        rowsum_b_ih_2_next[i1, i0] = rowsum_b_ih_2_  # store 'rowsum@b_ih@2@0'
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v1, b1, v3, v7):
+def k10_gemm(d_B, v4, b1, v6, v10):
     """%20 = matmul(%19, inv1) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -175,12 +241,12 @@ def k5_gemm(d_B, v1, b1, v3, v7):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_B and ka < 96:
-            sa[ty, tx] = v1[b1, i0, ka]
+            sa[ty, tx] = v4[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 96 and col < 32:
-            sb[ty, tx] = v3[kb, col]
+            sb[ty, tx] = v6[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -188,24 +254,24 @@ def k5_gemm(d_B, v1, b1, v3, v7):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v7[i0, col] = acc
+        v10[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, v6, in_res_0, b1, v7, dstate_h_next):
+def k11_fused(d_B, v9, in_res_0, b1, v10, dstate_h_next):
     """fused: 2 elementwise node(s) over [B, 32], storing 'dstate@h@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v6[i1, i0] * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
-        dstate_h = t0 + v7[i1, i0]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
+        t0 = v9[i1, i0] * in_res_0[b1, i1, i0]  # %1 = mul(%0, 'res@0@0') : f32[B, 32]
+        dstate_h = t0 + v10[i1, i0]  # 'dstate@h@0' = add(%1, %20) : f32[B, 32]
         dstate_h_next[i1, i0] = dstate_h  # store 'dstate@h@0'
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, d_T, v2, in_W_ih, v8):
-    """%6 = matmul(%4, %5) : f32[T, B, 16]: tiled GEMM"""
+def k12_gemm(d_B, d_T, v5, in_W_ih, v11):
+    """%7 = matmul(%5, %6) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -219,7 +285,7 @@ def k7_gemm(d_B, d_T, v2, in_W_ih, v8):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 96:
-            sa[ty, tx] = v2[i1, i0, ka]
+            sa[ty, tx] = v5[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -232,12 +298,12 @@ def k7_gemm(d_B, d_T, v2, in_W_ih, v8):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 16:
-        v8[i1, i0, col] = acc
+        v11[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_T, d_B, in_x, v2, v9):
-    """%7 = matmul_tn(x, %4) : f32[16, 96]: tiled GEMM"""
+def k13_gemm(d_T, d_B, in_x, v5, v12):
+    """%8 = matmul_tn(x, %5) : f32[16, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -259,7 +325,7 @@ def k8_gemm(d_T, d_B, in_x, v2, v9):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v5[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -267,12 +333,12 @@ def k8_gemm(d_T, d_B, in_x, v2, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 96:
-        v9[row, col] = acc
+        v12[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_gemm(d_T, d_B, v0, v1, v10):
-    """%9 = matmul_tn(%0, %8) : f32[32, 96]: tiled GEMM"""
+def k14_gemm(d_T, d_B, v3, v4, v13):
+    """%10 = matmul_tn(%1, %9) : f32[32, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -286,7 +352,7 @@ def k9_gemm(d_T, d_B, v0, v1, v10):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v0[i1, i0, row]
+            sa[ty, tx] = v3[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -294,7 +360,7 @@ def k9_gemm(d_T, d_B, v0, v1, v10):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v4[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -302,34 +368,70 @@ def k9_gemm(d_T, d_B, v0, v1, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 96:
-        v10[row, col] = acc
+        v13[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_sum_to(d_T, d_B, v2, v11):
-    """%10 = sum_to(%4){shape=(96,)} : f32[96]"""
-    for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
+def k15_sum_to(d_B, rowsum_b_hh_0_state, v0):
+    """%12 = sum_to(%11){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v2[j0, j1, i0]
-        v11[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b_hh_0_state[j0, i0]
+        v0[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k11_sum_to(d_T, d_B, v1, v12):
-    """%11 = sum_to(%8){shape=(96,)} : f32[96]"""
-    for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
+def k16_copy(v1, v0):
+    """copy %12 = sum_to(%11){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        v1[i0] = v0[i0]
+
+
+@cuda.jit(cache=True)
+def k17_sum_to(d_B, rowsum_b_hh_1_state, v0):
+    """%14 = sum_to(%13){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v1[j0, j1, i0]
-        v12[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b_hh_1_state[j0, i0]
+        v0[32 + i0] = acc0
 
 
-def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_trace_h, in_grad_y, in_dstate_h, d_T, d_B, n0):
+@cuda.jit(cache=True)
+def k18_copy(v1, v0):
+    """copy %14 = sum_to(%13){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        v1[32 + i0] = v0[32 + i0]
+
+
+@cuda.jit(cache=True)
+def k19_sum_to(d_B, rowsum_b_ih_2_state, v0):
+    """%16 = sum_to(%15){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b_ih_2_state[j0, i0]
+        v0[64 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k20_sum_to(d_B, rowsum_b_hh_2_state, v1):
+    """%19 = sum_to(%18){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b_hh_2_state[j0, i0]
+        v1[64 + i0] = acc0
+
+
+def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_trace_h, in_grad_y, in_dstate_h, d_B, d_T, n0):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 16]
     # in_W_ih: input W_ih : f32[16, 96]
@@ -345,45 +447,63 @@ def program(rt, in_x, in_W_ih, in_W_hh, in_b_ih, in_b_hh, in_h, in_res_0, in_res
     # in_trace_h: input trace@h : f32[T, B, 32]
     # in_grad_y: input grad@y : f32[T, B, 32]
     # in_dstate_h: input dstate@h : f32[B, 32]
-    # d_T: dim T
     # d_B: dim B
+    # d_T: dim T
     # n0: loop count T
     # returns: x, W_ih, W_hh, b_ih, b_hh, h
-    v0 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v0 = cuda.device_array((96,), np.float32)
+    v1 = cuda.device_array((96,), np.float32)
+    v2 = cuda.device_array((d_B, 32), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 32), np.float32)
     dstate_h_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_hh_0_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_hh_1_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_hh_2_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_ih_2_state = cuda.device_array((d_B, 32), np.float32)
     dstate_h_next = cuda.device_array((d_B, 32), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v2 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v3 = cuda.device_array((96, 32), np.float32)
-    v4 = cuda.device_array((d_B, 32), np.float32)
-    v5 = cuda.device_array((d_B, 32), np.float32)
-    v6 = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_hh_0_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_hh_1_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_hh_2_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_ih_2_next = cuda.device_array((d_B, 32), np.float32)
+    v4 = cuda.device_array((d_T, d_B, 96), np.float32)
+    v5 = cuda.device_array((d_T, d_B, 96), np.float32)
+    v6 = cuda.device_array((96, 32), np.float32)
     v7 = cuda.device_array((d_B, 32), np.float32)
-    v8 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v9 = cuda.device_array((16, 96), np.float32)
-    v10 = cuda.device_array((32, 96), np.float32)
-    v11 = cuda.device_array((96,), np.float32)
-    v12 = cuda.device_array((96,), np.float32)
-    k0_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v0, in_h, in_trace_h)
-    # %3 = loop(dstate@h, grad@y, %0, res@0, res@1, res@2, res@3, res@4, %1, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=7, n_buf=2} : (f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
-    k2_copy[grid_1d(96 * 32)](v3, in_W_hh)
-    if not rt.persistent(k3_loop, (1, BLOCK_THREADS, 0), '%3', v3, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v4, v2, v1, v5):
+    v8 = cuda.device_array((d_B, 32), np.float32)
+    v9 = cuda.device_array((d_B, 32), np.float32)
+    v10 = cuda.device_array((d_B, 32), np.float32)
+    v11 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v12 = cuda.device_array((16, 96), np.float32)
+    v13 = cuda.device_array((32, 96), np.float32)
+    k0_zeros[grid_1d(d_B * 32)](d_B, v2)
+    k1_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v3, in_h, in_trace_h)
+    # %4 = loop(dstate@h, %0, %0, %0, %0, grad@y, %1, res@0, res@1, res@2, res@3, res@4, %2, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=7, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 96]) [reverse: T iterations of 1 step(s) from step 0]
+    k2_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
+    k3_copy[grid_1d(d_B * 32)](d_B, rowsum_b_hh_0_state, v2)
+    k4_copy[grid_1d(d_B * 32)](d_B, rowsum_b_hh_1_state, v2)
+    k5_copy[grid_1d(d_B * 32)](d_B, rowsum_b_hh_2_state, v2)
+    k6_copy[grid_1d(d_B * 32)](d_B, rowsum_b_ih_2_state, v2)
+    k7_copy[grid_1d(96 * 32)](v6, in_W_hh)
+    if not rt.persistent(k8_loop, (1, BLOCK_THREADS, 0), '%4', v6, n0, d_B, in_grad_y, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v7, v5, v4, v8):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k4_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v0, in_res_0, v6, v2, v1)
-            k5_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v3, v7)
-            k6_fused[grid_1d(d_B * 32)](d_B, v6, in_res_0, b1, v7, dstate_h_next)
-            dstate_h_state, dstate_h_next = dstate_h_next, dstate_h_state  # the new states become the current ones
-    k7_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v2, in_W_ih, v8)
-    k8_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v2, v9)
-    k9_gemm[grid_gemm(32, 96)](d_T, d_B, v0, v1, v10)
-    k10_sum_to[grid_1d(96)](d_T, d_B, v2, v11)
-    k11_sum_to[grid_1d(96)](d_T, d_B, v1, v12)
-    out0 = v8  # taken over: nothing else reads it
-    out1 = v9  # taken over: nothing else reads it
-    out2 = v10  # taken over: nothing else reads it
-    out3 = v11  # taken over: nothing else reads it
-    out4 = v12  # taken over: nothing else reads it
+            k9_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_2, in_res_1, in_res_3, in_res_4, v3, in_res_0, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, v9, v5, v4, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next)
+            k10_gemm[grid_gemm(d_B, 32)](d_B, v4, b1, v6, v10)
+            k11_fused[grid_1d(d_B * 32)](d_B, v9, in_res_0, b1, v10, dstate_h_next)
+            dstate_h_state, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state, dstate_h_next, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next = dstate_h_next, rowsum_b_hh_0_next, rowsum_b_hh_1_next, rowsum_b_hh_2_next, rowsum_b_ih_2_next, dstate_h_state, rowsum_b_hh_0_state, rowsum_b_hh_1_state, rowsum_b_hh_2_state, rowsum_b_ih_2_state  # the new states become the current ones
+    k12_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v5, in_W_ih, v11)
+    k13_gemm[grid_gemm(16, 96)](d_T, d_B, in_x, v5, v12)
+    k14_gemm[grid_gemm(32, 96)](d_T, d_B, v3, v4, v13)
+    k15_sum_to[grid_1d(32)](d_B, rowsum_b_hh_0_state, v0)
+    k16_copy[grid_1d(32)](v1, v0)
+    k17_sum_to[grid_1d(32)](d_B, rowsum_b_hh_1_state, v0)
+    k18_copy[grid_1d(32)](v1, v0)
+    k19_sum_to[grid_1d(32)](d_B, rowsum_b_ih_2_state, v0)
+    k20_sum_to[grid_1d(32)](d_B, rowsum_b_hh_2_state, v1)
+    out0 = v11  # taken over: nothing else reads it
+    out1 = v12  # taken over: nothing else reads it
+    out2 = v13  # taken over: nothing else reads it
+    out3 = v0  # taken over: nothing else reads it
+    out4 = v1  # taken over: nothing else reads it
     out5 = dstate_h_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

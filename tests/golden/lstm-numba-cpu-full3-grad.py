@@ -14,6 +14,7 @@ from rnncomp.backends.numba_cpu.shaped import shaped
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(1.0)
+c1 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -37,8 +38,21 @@ def matmul_0(x0, x1, x2, n1):
     gemm_nt(x0, x2, x1, n1, BLAS)
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %82 = sum_to('rowsum@b@0@0'){shape=(32,)} : f32[32]
+    for i0 in range(32):
+        x0[i0] = 0.0
+    for i1 in range(n0):
+        for i2 in range(32):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(32):
+        x2[i3] = x0[i3]
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, in6, in7, in8, v0, v1, d_B, v2, v3, n_threads, v4, v5, v6, v7, v8, v9):
+def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, in6, in7, in8, v0, v1, v2, v3, v4, d_B, v5, v6, v7, v8, v9, v10, v11, v12, n_threads, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
@@ -63,14 +77,30 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[3, B, 128]
     # v1: f32[B, 32]
-    # v2: f32[3, B, 32]
+    # v2: f32[B, 32]
     # v3: f32[B, 32]
     # v4: f32[B, 32]
-    # v5: f32[3, B, 16]
-    # v6: f32[16, 128]
-    # v7: f32[32, 128]
-    # v8: f32[128]
-    # v9: f64[128]
+    # v5: f32[3, B, 32]
+    # v6: f32[3, B, 32]
+    # v7: f32[B, 32]
+    # v8: f32[B, 32]
+    # v9: f32[B, 32]
+    # v10: f32[B, 32]
+    # v11: f32[B, 32]
+    # v12: f32[B, 32]
+    # v13: f32[B, 32]
+    # v14: f32[3, B, 16]
+    # v15: f32[16, 128]
+    # v16: f32[32, 128]
+    # v17: f32[32]
+    # v18: f64[32]
+    # v19: f32[32]
+    # v20: f64[32]
+    # v21: f32[32]
+    # v22: f64[32]
+    # v23: f32[32]
+    # v24: f64[32]
+    # v25: f32[128]
     # 19 elementwise node(s) in one loop, storing %7, %11, %20, %24 : [B, 32]
     for i0_u0 in range(d_B):
         for i1_u0 in range(32):
@@ -94,106 +124,151 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
             t17_u0 = in0[2, i0_u0, i1_u0] * t16_u0  # %23 = mul('res@0@2', %22) : f32[B, 32]
             t18_u0 = t15_u0 * t17_u0  # %24 = mul(%21, %23) : f32[B, 32]
             v1[i0_u0, i1_u0] = t6_u0
-            v0[2, i0_u0, i1_u0] = t10_u0
-            v0[2, i0_u0, 64 + i1_u0] = t14_u0
-            v0[2, i0_u0, 96 + i1_u0] = t18_u0
-    shift_0(d_B, v2, in5, in_c)  # %12 = shift(trace@c, c){reverse=False} : f32[3, B, 32]
-    # 4 elementwise node(s) in one loop, storing %16 : [B, 32]
+            v2[i0_u0, i1_u0] = t10_u0
+            v3[i0_u0, i1_u0] = t14_u0
+            v4[i0_u0, i1_u0] = t18_u0
+    shift_0(d_B, v5, in5, in_c)  # %12 = shift(trace@c, c){reverse=False} : f32[3, B, 32]
+    shift_0(d_B, v6, in4, in_h)  # %79 = shift(trace@h, h){reverse=False} : f32[3, B, 32]
+    # %81 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     for i0_u1 in range(d_B):
         for i1_u1 in range(32):
-            t0_u1 = v1[i0_u1, i1_u1] * v2[2, i0_u1, i1_u1]  # %13 = mul(%7, 'prev@c@2') : f32[B, 32]
-            t1_u1 = c0 - in3[2, i0_u1, i1_u1]  # %14 = sub(%2, 'res@3@2') : f32[B, 32]
-            t2_u1 = in3[2, i0_u1, i1_u1] * t1_u1  # %15 = mul('res@3@2', %14) : f32[B, 32]
-            t3_u1 = t0_u1 * t2_u1  # %16 = mul(%13, %15) : f32[B, 32]
-            v0[2, i0_u1, 32 + i1_u1] = t3_u1
-    matmul_0(v0[2], v3, in_Wh, n_threads)  # 'dstate@h@2' = matmul(%25, %26) : f32[B, 32]
-    # 25 elementwise node(s) in one loop, storing 'dstate@c@1', %37, %41, %45, %49 : [B, 32]
+            v7[i0_u1, i1_u1] = c1
+    # 8 elementwise node(s) in one loop, storing %16, 'rowsum@b@0@2', 'rowsum@b@1@2', 'rowsum@b@2@2', 'rowsum@b@3@2' : [B, 32]
     for i0_u2 in range(d_B):
         for i1_u2 in range(32):
-            dstate_c = v1[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
-            t0_u2 = in6[1, i0_u2, i1_u2] + v3[i0_u2, i1_u2]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
-            t1_u2 = t0_u2 * in0[1, i0_u2, i1_u2]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
-            t2_u2 = tanh_f32(in5[1, i0_u2, i1_u2])  # %29 = tanh('trace@c@1') : f32[B, 32]
-            t3_u2 = t2_u2 * t2_u2  # %30 = mul(%29, %29) : f32[B, 32]
-            t4_u2 = c0 - t3_u2  # %31 = sub(%2, %30) : f32[B, 32]
-            t5_u2 = t1_u2 * t4_u2  # %32 = mul(%28, %31) : f32[B, 32]
-            t6_u2 = dstate_c + t5_u2  # %33 = add('dstate@c@2', %32) : f32[B, 32]
-            dstate_c_1_ = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
-            t7_u2 = t6_u2 * in1[1, i0_u2, i1_u2]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
-            t8_u2 = c0 - in2[1, i0_u2, i1_u2]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
-            t9_u2 = in2[1, i0_u2, i1_u2] * t8_u2  # %36 = mul('res@2@1', %35) : f32[B, 32]
-            t10_u2 = t7_u2 * t9_u2  # %37 = mul(%34, %36) : f32[B, 32]
-            t11_u2 = t6_u2 * v2[1, i0_u2, i1_u2]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
-            t12_u2 = c0 - in3[1, i0_u2, i1_u2]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
-            t13_u2 = in3[1, i0_u2, i1_u2] * t12_u2  # %40 = mul('res@3@1', %39) : f32[B, 32]
-            t14_u2 = t11_u2 * t13_u2  # %41 = mul(%38, %40) : f32[B, 32]
-            t15_u2 = t6_u2 * in2[1, i0_u2, i1_u2]  # %42 = mul(%33, 'res@2@1') : f32[B, 32]
-            t16_u2 = in1[1, i0_u2, i1_u2] * in1[1, i0_u2, i1_u2]  # %43 = mul('res@1@1', 'res@1@1') : f32[B, 32]
-            t17_u2 = c0 - t16_u2  # %44 = sub(%2, %43) : f32[B, 32]
-            t18_u2 = t15_u2 * t17_u2  # %45 = mul(%42, %44) : f32[B, 32]
-            t19_u2 = t0_u2 * t2_u2  # %46 = mul(%27, %29) : f32[B, 32]
-            t20_u2 = c0 - in0[1, i0_u2, i1_u2]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
-            t21_u2 = in0[1, i0_u2, i1_u2] * t20_u2  # %48 = mul('res@0@1', %47) : f32[B, 32]
-            t22_u2 = t19_u2 * t21_u2  # %49 = mul(%46, %48) : f32[B, 32]
-            v4[i0_u2, i1_u2] = dstate_c_1_
-            v0[1, i0_u2, i1_u2] = t10_u2
-            v0[1, i0_u2, 32 + i1_u2] = t14_u2
-            v0[1, i0_u2, 64 + i1_u2] = t18_u2
-            v0[1, i0_u2, 96 + i1_u2] = t22_u2
-    matmul_0(v0[1], v3, in_Wh, n_threads)  # 'dstate@h@1' = matmul(%50, %26) : f32[B, 32]
-    # 24 elementwise node(s) in one loop, storing %61, %65, %69, %73, 'dstate@c@0' : [B, 32]
+            t0_u2 = v1[i0_u2, i1_u2] * v5[2, i0_u2, i1_u2]  # %13 = mul(%7, 'prev@c@2') : f32[B, 32]
+            t1_u2 = c0 - in3[2, i0_u2, i1_u2]  # %14 = sub(%2, 'res@3@2') : f32[B, 32]
+            t2_u2 = in3[2, i0_u2, i1_u2] * t1_u2  # %15 = mul('res@3@2', %14) : f32[B, 32]
+            t3_u2 = t0_u2 * t2_u2  # %16 = mul(%13, %15) : f32[B, 32]
+            rowsum_b_0_ = v7[i0_u2, i1_u2] + v2[i0_u2, i1_u2]  # 'rowsum@b@0@2' = add(%81, %11) : f32[B, 32]
+            rowsum_b_1_ = v7[i0_u2, i1_u2] + t3_u2  # 'rowsum@b@1@2' = add(%81, %16) : f32[B, 32]
+            rowsum_b_2_ = v7[i0_u2, i1_u2] + v3[i0_u2, i1_u2]  # 'rowsum@b@2@2' = add(%81, %20) : f32[B, 32]
+            rowsum_b_3_ = v7[i0_u2, i1_u2] + v4[i0_u2, i1_u2]  # 'rowsum@b@3@2' = add(%81, %24) : f32[B, 32]
+            v8[i0_u2, i1_u2] = t3_u2
+            v9[i0_u2, i1_u2] = rowsum_b_0_
+            v10[i0_u2, i1_u2] = rowsum_b_1_
+            v11[i0_u2, i1_u2] = rowsum_b_2_
+            v12[i0_u2, i1_u2] = rowsum_b_3_
+    # %25 = concat(%11, %16, %20, %24){axis=-1} : f32[B, 128]
     for i0_u3 in range(d_B):
         for i1_u3 in range(32):
-            t0_u3 = in6[0, i0_u3, i1_u3] + v3[i0_u3, i1_u3]  # %51 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
-            t1_u3 = t0_u3 * in0[0, i0_u3, i1_u3]  # %52 = mul(%51, 'res@0@0') : f32[B, 32]
-            t2_u3 = tanh_f32(in5[0, i0_u3, i1_u3])  # %53 = tanh('trace@c@0') : f32[B, 32]
-            t3_u3 = t2_u3 * t2_u3  # %54 = mul(%53, %53) : f32[B, 32]
-            t4_u3 = c0 - t3_u3  # %55 = sub(%2, %54) : f32[B, 32]
-            t5_u3 = t1_u3 * t4_u3  # %56 = mul(%52, %55) : f32[B, 32]
-            t6_u3 = v4[i0_u3, i1_u3] + t5_u3  # %57 = add('dstate@c@1', %56) : f32[B, 32]
-            t7_u3 = t6_u3 * in1[0, i0_u3, i1_u3]  # %58 = mul(%57, 'res@1@0') : f32[B, 32]
-            t8_u3 = c0 - in2[0, i0_u3, i1_u3]  # %59 = sub(%2, 'res@2@0') : f32[B, 32]
-            t9_u3 = in2[0, i0_u3, i1_u3] * t8_u3  # %60 = mul('res@2@0', %59) : f32[B, 32]
-            t10_u3 = t7_u3 * t9_u3  # %61 = mul(%58, %60) : f32[B, 32]
-            t11_u3 = t6_u3 * v2[0, i0_u3, i1_u3]  # %62 = mul(%57, 'prev@c@0') : f32[B, 32]
-            t12_u3 = c0 - in3[0, i0_u3, i1_u3]  # %63 = sub(%2, 'res@3@0') : f32[B, 32]
-            t13_u3 = in3[0, i0_u3, i1_u3] * t12_u3  # %64 = mul('res@3@0', %63) : f32[B, 32]
-            t14_u3 = t11_u3 * t13_u3  # %65 = mul(%62, %64) : f32[B, 32]
-            t15_u3 = t6_u3 * in2[0, i0_u3, i1_u3]  # %66 = mul(%57, 'res@2@0') : f32[B, 32]
-            t16_u3 = in1[0, i0_u3, i1_u3] * in1[0, i0_u3, i1_u3]  # %67 = mul('res@1@0', 'res@1@0') : f32[B, 32]
-            t17_u3 = c0 - t16_u3  # %68 = sub(%2, %67) : f32[B, 32]
-            t18_u3 = t15_u3 * t17_u3  # %69 = mul(%66, %68) : f32[B, 32]
-            t19_u3 = t0_u3 * t2_u3  # %70 = mul(%51, %53) : f32[B, 32]
-            t20_u3 = c0 - in0[0, i0_u3, i1_u3]  # %71 = sub(%2, 'res@0@0') : f32[B, 32]
-            t21_u3 = in0[0, i0_u3, i1_u3] * t20_u3  # %72 = mul('res@0@0', %71) : f32[B, 32]
-            t22_u3 = t19_u3 * t21_u3  # %73 = mul(%70, %72) : f32[B, 32]
-            dstate_c_u3 = t6_u3 * in3[0, i0_u3, i1_u3]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
-            v0[0, i0_u3, i1_u3] = t10_u3
-            v0[0, i0_u3, 32 + i1_u3] = t14_u3
-            v0[0, i0_u3, 64 + i1_u3] = t18_u3
-            v0[0, i0_u3, 96 + i1_u3] = t22_u3
-            v1[i0_u3, i1_u3] = dstate_c_u3
+            v0[2, i0_u3, i1_u3] = v2[i0_u3, i1_u3]
+    for i2_u3 in range(d_B):
+        for i3_u3 in range(32):
+            v0[2, i2_u3, 32 + i3_u3] = v8[i2_u3, i3_u3]
+    for i4_u3 in range(d_B):
+        for i5_u3 in range(32):
+            v0[2, i4_u3, 64 + i5_u3] = v3[i4_u3, i5_u3]
+    for i6_u3 in range(d_B):
+        for i7_u3 in range(32):
+            v0[2, i6_u3, 96 + i7_u3] = v4[i6_u3, i7_u3]
+    matmul_0(v0[2], v8, in_Wh, n_threads)  # 'dstate@h@2' = matmul(%25, %26) : f32[B, 32]
+    # 29 elementwise node(s) in one loop, storing 'dstate@c@1', %37, %41, %45, %49, 'rowsum@b@0@1', 'rowsum@b@1@1', 'rowsum@b@2@1', 'rowsum@b@3@1' : [B, 32]
+    for i0_u4 in range(d_B):
+        for i1_u4 in range(32):
+            dstate_c = v1[i0_u4, i1_u4] * in3[2, i0_u4, i1_u4]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
+            t0_u4 = in6[1, i0_u4, i1_u4] + v8[i0_u4, i1_u4]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+            t1_u4 = t0_u4 * in0[1, i0_u4, i1_u4]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
+            t2_u4 = tanh_f32(in5[1, i0_u4, i1_u4])  # %29 = tanh('trace@c@1') : f32[B, 32]
+            t3_u4 = t2_u4 * t2_u4  # %30 = mul(%29, %29) : f32[B, 32]
+            t4_u4 = c0 - t3_u4  # %31 = sub(%2, %30) : f32[B, 32]
+            t5_u4 = t1_u4 * t4_u4  # %32 = mul(%28, %31) : f32[B, 32]
+            t6_u4 = dstate_c + t5_u4  # %33 = add('dstate@c@2', %32) : f32[B, 32]
+            dstate_c_1_ = t6_u4 * in3[1, i0_u4, i1_u4]  # 'dstate@c@1' = mul(%33, 'res@3@1') : f32[B, 32]
+            t7_u4 = t6_u4 * in1[1, i0_u4, i1_u4]  # %34 = mul(%33, 'res@1@1') : f32[B, 32]
+            t8_u4 = c0 - in2[1, i0_u4, i1_u4]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
+            t9_u4 = in2[1, i0_u4, i1_u4] * t8_u4  # %36 = mul('res@2@1', %35) : f32[B, 32]
+            t10_u4 = t7_u4 * t9_u4  # %37 = mul(%34, %36) : f32[B, 32]
+            t11_u4 = t6_u4 * v5[1, i0_u4, i1_u4]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
+            t12_u4 = c0 - in3[1, i0_u4, i1_u4]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
+            t13_u4 = in3[1, i0_u4, i1_u4] * t12_u4  # %40 = mul('res@3@1', %39) : f32[B, 32]
+            t14_u4 = t11_u4 * t13_u4  # %41 = mul(%38, %40) : f32[B, 32]
+            t15_u4 = t6_u4 * in2[1, i0_u4, i1_u4]  # %42 = mul(%33, 'res@2@1') : f32[B, 32]
+            t16_u4 = in1[1, i0_u4, i1_u4] * in1[1, i0_u4, i1_u4]  # %43 = mul('res@1@1', 'res@1@1') : f32[B, 32]
+            t17_u4 = c0 - t16_u4  # %44 = sub(%2, %43) : f32[B, 32]
+            t18_u4 = t15_u4 * t17_u4  # %45 = mul(%42, %44) : f32[B, 32]
+            t19_u4 = t0_u4 * t2_u4  # %46 = mul(%27, %29) : f32[B, 32]
+            t20_u4 = c0 - in0[1, i0_u4, i1_u4]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
+            t21_u4 = in0[1, i0_u4, i1_u4] * t20_u4  # %48 = mul('res@0@1', %47) : f32[B, 32]
+            t22_u4 = t19_u4 * t21_u4  # %49 = mul(%46, %48) : f32[B, 32]
+            rowsum_b_0__u4 = v9[i0_u4, i1_u4] + t10_u4  # 'rowsum@b@0@1' = add('rowsum@b@0@2', %37) : f32[B, 32]
+            rowsum_b_1__u4 = v10[i0_u4, i1_u4] + t14_u4  # 'rowsum@b@1@1' = add('rowsum@b@1@2', %41) : f32[B, 32]
+            rowsum_b_2__u4 = v11[i0_u4, i1_u4] + t18_u4  # 'rowsum@b@2@1' = add('rowsum@b@2@2', %45) : f32[B, 32]
+            rowsum_b_3__u4 = v12[i0_u4, i1_u4] + t22_u4  # 'rowsum@b@3@1' = add('rowsum@b@3@2', %49) : f32[B, 32]
+            v4[i0_u4, i1_u4] = dstate_c_1_
+            v0[1, i0_u4, i1_u4] = t10_u4
+            v0[1, i0_u4, 32 + i1_u4] = t14_u4
+            v0[1, i0_u4, 64 + i1_u4] = t18_u4
+            v0[1, i0_u4, 96 + i1_u4] = t22_u4
+            v3[i0_u4, i1_u4] = rowsum_b_0__u4
+            v2[i0_u4, i1_u4] = rowsum_b_1__u4
+            v7[i0_u4, i1_u4] = rowsum_b_2__u4
+            v13[i0_u4, i1_u4] = rowsum_b_3__u4
+    matmul_0(v0[1], v8, in_Wh, n_threads)  # 'dstate@h@1' = matmul(%50, %26) : f32[B, 32]
+    # 28 elementwise node(s) in one loop, storing %61, %65, %69, %73, 'rowsum@b@0@0', 'rowsum@b@1@0', 'rowsum@b@2@0', 'rowsum@b@3@0', 'dstate@c@0' : [B, 32]
+    for i0_u5 in range(d_B):
+        for i1_u5 in range(32):
+            t0_u5 = in6[0, i0_u5, i1_u5] + v8[i0_u5, i1_u5]  # %51 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
+            t1_u5 = t0_u5 * in0[0, i0_u5, i1_u5]  # %52 = mul(%51, 'res@0@0') : f32[B, 32]
+            t2_u5 = tanh_f32(in5[0, i0_u5, i1_u5])  # %53 = tanh('trace@c@0') : f32[B, 32]
+            t3_u5 = t2_u5 * t2_u5  # %54 = mul(%53, %53) : f32[B, 32]
+            t4_u5 = c0 - t3_u5  # %55 = sub(%2, %54) : f32[B, 32]
+            t5_u5 = t1_u5 * t4_u5  # %56 = mul(%52, %55) : f32[B, 32]
+            t6_u5 = v4[i0_u5, i1_u5] + t5_u5  # %57 = add('dstate@c@1', %56) : f32[B, 32]
+            t7_u5 = t6_u5 * in1[0, i0_u5, i1_u5]  # %58 = mul(%57, 'res@1@0') : f32[B, 32]
+            t8_u5 = c0 - in2[0, i0_u5, i1_u5]  # %59 = sub(%2, 'res@2@0') : f32[B, 32]
+            t9_u5 = in2[0, i0_u5, i1_u5] * t8_u5  # %60 = mul('res@2@0', %59) : f32[B, 32]
+            t10_u5 = t7_u5 * t9_u5  # %61 = mul(%58, %60) : f32[B, 32]
+            t11_u5 = t6_u5 * v5[0, i0_u5, i1_u5]  # %62 = mul(%57, 'prev@c@0') : f32[B, 32]
+            t12_u5 = c0 - in3[0, i0_u5, i1_u5]  # %63 = sub(%2, 'res@3@0') : f32[B, 32]
+            t13_u5 = in3[0, i0_u5, i1_u5] * t12_u5  # %64 = mul('res@3@0', %63) : f32[B, 32]
+            t14_u5 = t11_u5 * t13_u5  # %65 = mul(%62, %64) : f32[B, 32]
+            t15_u5 = t6_u5 * in2[0, i0_u5, i1_u5]  # %66 = mul(%57, 'res@2@0') : f32[B, 32]
+            t16_u5 = in1[0, i0_u5, i1_u5] * in1[0, i0_u5, i1_u5]  # %67 = mul('res@1@0', 'res@1@0') : f32[B, 32]
+            t17_u5 = c0 - t16_u5  # %68 = sub(%2, %67) : f32[B, 32]
+            t18_u5 = t15_u5 * t17_u5  # %69 = mul(%66, %68) : f32[B, 32]
+            t19_u5 = t0_u5 * t2_u5  # %70 = mul(%51, %53) : f32[B, 32]
+            t20_u5 = c0 - in0[0, i0_u5, i1_u5]  # %71 = sub(%2, 'res@0@0') : f32[B, 32]
+            t21_u5 = in0[0, i0_u5, i1_u5] * t20_u5  # %72 = mul('res@0@0', %71) : f32[B, 32]
+            t22_u5 = t19_u5 * t21_u5  # %73 = mul(%70, %72) : f32[B, 32]
+            rowsum_b_0__u5 = v3[i0_u5, i1_u5] + t10_u5  # 'rowsum@b@0@0' = add('rowsum@b@0@1', %61) : f32[B, 32]
+            rowsum_b_1__u5 = v2[i0_u5, i1_u5] + t14_u5  # 'rowsum@b@1@0' = add('rowsum@b@1@1', %65) : f32[B, 32]
+            rowsum_b_2__u5 = v7[i0_u5, i1_u5] + t18_u5  # 'rowsum@b@2@0' = add('rowsum@b@2@1', %69) : f32[B, 32]
+            rowsum_b_3__u5 = v13[i0_u5, i1_u5] + t22_u5  # 'rowsum@b@3@0' = add('rowsum@b@3@1', %73) : f32[B, 32]
+            dstate_c_u5 = t6_u5 * in3[0, i0_u5, i1_u5]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
+            v0[0, i0_u5, i1_u5] = t10_u5
+            v0[0, i0_u5, 32 + i1_u5] = t14_u5
+            v0[0, i0_u5, 64 + i1_u5] = t18_u5
+            v0[0, i0_u5, 96 + i1_u5] = t22_u5
+            v12[i0_u5, i1_u5] = rowsum_b_0__u5
+            v11[i0_u5, i1_u5] = rowsum_b_1__u5
+            v10[i0_u5, i1_u5] = rowsum_b_2__u5
+            v9[i0_u5, i1_u5] = rowsum_b_3__u5
+            v1[i0_u5, i1_u5] = dstate_c_u5
     # %77 = matmul(%75, %76) : f32[3, B, 16]
-    a0_u4 = shaped(v0, (3 * d_B, 128))
-    a1_u4 = shaped(v5, (3 * d_B, 16))
-    gemm_nt(a0_u4, in_Wx, a1_u4, n_threads, BLAS)
+    a0_u6 = shaped(v0, (3 * d_B, 128))
+    a1_u6 = shaped(v14, (3 * d_B, 16))
+    gemm_nt(a0_u6, in_Wx, a1_u6, n_threads, BLAS)
     # %78 = matmul_tn(x, %75) : f32[16, 128]
-    a0_u5 = shaped(in_x, (3 * d_B, 16))
-    a1_u5 = shaped(v0, (3 * d_B, 128))
-    gemm_tn(a0_u5, a1_u5, v6, n_threads, BLAS)
-    shift_0(d_B, v2, in4, in_h)  # %79 = shift(trace@h, h){reverse=False} : f32[3, B, 32]
+    a0_u7 = shaped(in_x, (3 * d_B, 16))
+    a1_u7 = shaped(v0, (3 * d_B, 128))
+    gemm_tn(a0_u7, a1_u7, v15, n_threads, BLAS)
     # %80 = matmul_tn(%79, %75) : f32[32, 128]
-    a0_u6 = shaped(v2, (3 * d_B, 32))
-    a1_u6 = shaped(v0, (3 * d_B, 128))
-    gemm_tn(a0_u6, a1_u6, v7, n_threads, BLAS)
-    # %81 = sum_to(%75){shape=(128,)} : f32[128]
-    for i0_u7 in range(128):
-        v9[i0_u7] = 0.0
-    for i1_u7 in range(3):
-        for i2_u7 in range(d_B):
-            for i3_u7 in range(128):
-                v9[i3_u7] += v0[i1_u7, i2_u7, i3_u7]
-    for i4_u7 in range(128):
-        v8[i4_u7] = v9[i4_u7]
-    matmul_0(v0[0], v3, in_Wh, n_threads)  # 'dstate@h@0' = matmul(%74, %26) : f32[B, 32]
+    a0_u8 = shaped(v6, (3 * d_B, 32))
+    a1_u8 = shaped(v0, (3 * d_B, 128))
+    gemm_tn(a0_u8, a1_u8, v16, n_threads, BLAS)
+    sum_to_0(v18, d_B, v12, v17)  # %82 = sum_to('rowsum@b@0@0'){shape=(32,)} : f32[32]
+    sum_to_0(v20, d_B, v11, v19)  # %83 = sum_to('rowsum@b@1@0'){shape=(32,)} : f32[32]
+    sum_to_0(v22, d_B, v10, v21)  # %84 = sum_to('rowsum@b@2@0'){shape=(32,)} : f32[32]
+    sum_to_0(v24, d_B, v9, v23)  # %85 = sum_to('rowsum@b@3@0'){shape=(32,)} : f32[32]
+    # %86 = concat(%82, %83, %84, %85){axis=0} : f32[128]
+    for i0_u9 in range(32):
+        v25[i0_u9] = v17[i0_u9]
+    for i1_u9 in range(32):
+        v25[32 + i1_u9] = v19[i1_u9]
+    for i2_u9 in range(32):
+        v25[64 + i2_u9] = v21[i2_u9]
+    for i3_u9 in range(32):
+        v25[96 + i3_u9] = v23[i3_u9]
+    matmul_0(v0[0], v9, in_Wh, n_threads)  # 'dstate@h@0' = matmul(%74, %26) : f32[B, 32]
     return ()

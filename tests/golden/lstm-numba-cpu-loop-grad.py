@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -23,7 +25,7 @@ c1 = np.float32(1.0)
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %0 = shift(trace@c, c){reverse=False} : f32[T, B, 32]
+    # %1 = shift(trace@c, c){reverse=False} : f32[T, B, 32]
     for s0 in range(1, n0):
         for i0 in range(n1):
             for i1 in range(32):
@@ -50,73 +52,103 @@ def rows_0(p0, args):
     n2 = block_int(args, 2)
     x0 = block_array(args, 3, np.float32, 2)
     x1 = block_array(args, 6, np.float32, 2)
-    n3 = block_int(args, 9)
-    x2 = block_array(args, 10, np.float32, 3)
-    x3 = block_array(args, 14, np.float32, 3)
-    x4 = block_array(args, 18, np.float32, 3)
-    x5 = block_array(args, 22, np.float32, 3)
-    x6 = block_array(args, 26, np.float32, 3)
-    x7 = block_array(args, 30, np.float32, 3)
-    x8 = block_array(args, 34, np.float32, 3)
-    x9 = block_array(args, 38, np.float32, 3)
-    x10 = block_array(args, 42, np.float32, 2)
-    x11 = (block_array(args, 45, np.float32, 1), block_int(args, 47))
+    x2 = block_array(args, 9, np.float32, 2)
+    x3 = block_array(args, 12, np.float32, 2)
+    x4 = block_array(args, 15, np.float32, 2)
+    x5 = block_array(args, 18, np.float32, 2)
+    n3 = block_int(args, 21)
+    x6 = block_array(args, 22, np.float32, 3)
+    x7 = block_array(args, 26, np.float32, 3)
+    x8 = block_array(args, 30, np.float32, 3)
+    x9 = block_array(args, 34, np.float32, 3)
+    x10 = block_array(args, 38, np.float32, 3)
+    x11 = block_array(args, 42, np.float32, 3)
+    x12 = block_array(args, 46, np.float32, 3)
+    x13 = block_array(args, 50, np.float32, 3)
+    x14 = block_array(args, 54, np.float32, 2)
+    x15 = (block_array(args, 57, np.float32, 1), block_int(args, 59))
+    n4 = block_int(args, 60)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
     dstate_h_state = x0[m0:m1]
     dstate_c_state = x1[m0:m1]
+    rowsum_b_0_state = x2[m0:m1]
+    rowsum_b_1_state = x3[m0:m1]
+    rowsum_b_2_state = x4[m0:m1]
+    rowsum_b_3_state = x5[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a0 = x2[b0, m0:m1]
-        a1 = x3[b0, m0:m1]
-        a2 = x4[b0, m0:m1]
-        a3 = x5[b0, m0:m1]
-        a4 = x6[b0, m0:m1]
-        a5 = x7[b0, m0:m1]
-        a6 = x8[b0, m0:m1]
-        a7 = x9[b0, m0:m1]
-        # 24 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c@0' : [#rows, 32]
-        for i0_u0 in range(m2):
-            for i1_u0 in range(32):
-                t0_u0 = a0[i0_u0, i1_u0] + dstate_h_state[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
-                t1_u0 = t0_u0 * a2[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
-                t2_u0 = tanh_f32(a1[i0_u0, i1_u0])  # %3 = tanh('trace@c@0') : f32[#rows, 32]
-                t3_u0 = t2_u0 * t2_u0  # %4 = mul(%3, %3) : f32[#rows, 32]
-                t4_u0 = c1 - t3_u0  # %5 = sub(%2, %4) : f32[#rows, 32]
-                t5_u0 = t1_u0 * t4_u0  # %6 = mul(%1, %5) : f32[#rows, 32]
-                t6_u0 = dstate_c_state[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c@t-1', %6) : f32[#rows, 32]
-                t7_u0 = t6_u0 * a3[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 32]
-                t8_u0 = c1 - a4[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 32]
-                t9_u0 = a4[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 32]
-                t10_u0 = t7_u0 * t9_u0  # %11 = mul(%8, %10) : f32[#rows, 32]
-                t11_u0 = t6_u0 * a5[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c@0') : f32[#rows, 32]
-                t12_u0 = c1 - a6[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 32]
-                t13_u0 = a6[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 32]
-                t14_u0 = t11_u0 * t13_u0  # %15 = mul(%12, %14) : f32[#rows, 32]
-                t15_u0 = t6_u0 * a4[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 32]
-                t16_u0 = a3[i0_u0, i1_u0] * a3[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 32]
-                t17_u0 = c1 - t16_u0  # %18 = sub(%2, %17) : f32[#rows, 32]
-                t18_u0 = t15_u0 * t17_u0  # %19 = mul(%16, %18) : f32[#rows, 32]
-                t19_u0 = t0_u0 * t2_u0  # %20 = mul(%0, %3) : f32[#rows, 32]
-                t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 32]
-                t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 32]
-                t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 32]
-                dstate_c = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[#rows, 32]
-                a7[i0_u0, i1_u0] = t10_u0
-                a7[i0_u0, 32 + i1_u0] = t14_u0
-                a7[i0_u0, 64 + i1_u0] = t18_u0
-                a7[i0_u0, 96 + i1_u0] = t22_u0
-                dstate_c_state[i0_u0, i1_u0] = dstate_c
+        a0 = x6[b0, m0:m1]
+        a1 = x7[b0, m0:m1]
+        a2 = x8[b0, m0:m1]
+        a3 = x9[b0, m0:m1]
+        a4 = x10[b0, m0:m1]
+        a5 = x11[b0, m0:m1]
+        a6 = x12[b0, m0:m1]
+        a7 = x13[b0, m0:m1]
+        # 28 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c@0', 'rowsum@b@0@0', 'rowsum@b@1@0', 'rowsum@b@2@0', 'rowsum@b@3@0' : [#rows, 32]
+        for i0_u1 in range(m2):
+            for i1_u1 in range(32):
+                t0_u1 = a0[i0_u1, i1_u1] + dstate_h_state[i0_u1, i1_u1]  # %0 = add('grad@y@0', 'dstate@h@t-1') : f32[#rows, 32]
+                t1_u1 = t0_u1 * a2[i0_u1, i1_u1]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 32]
+                t2_u1 = tanh_f32(a1[i0_u1, i1_u1])  # %3 = tanh('trace@c@0') : f32[#rows, 32]
+                t3_u1 = t2_u1 * t2_u1  # %4 = mul(%3, %3) : f32[#rows, 32]
+                t4_u1 = c1 - t3_u1  # %5 = sub(%2, %4) : f32[#rows, 32]
+                t5_u1 = t1_u1 * t4_u1  # %6 = mul(%1, %5) : f32[#rows, 32]
+                t6_u1 = dstate_c_state[i0_u1, i1_u1] + t5_u1  # %7 = add('dstate@c@t-1', %6) : f32[#rows, 32]
+                t7_u1 = t6_u1 * a3[i0_u1, i1_u1]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 32]
+                t8_u1 = c1 - a4[i0_u1, i1_u1]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 32]
+                t9_u1 = a4[i0_u1, i1_u1] * t8_u1  # %10 = mul('res@2@0', %9) : f32[#rows, 32]
+                t10_u1 = t7_u1 * t9_u1  # %11 = mul(%8, %10) : f32[#rows, 32]
+                t11_u1 = t6_u1 * a5[i0_u1, i1_u1]  # %12 = mul(%7, 'prev@c@0') : f32[#rows, 32]
+                t12_u1 = c1 - a6[i0_u1, i1_u1]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 32]
+                t13_u1 = a6[i0_u1, i1_u1] * t12_u1  # %14 = mul('res@3@0', %13) : f32[#rows, 32]
+                t14_u1 = t11_u1 * t13_u1  # %15 = mul(%12, %14) : f32[#rows, 32]
+                t15_u1 = t6_u1 * a4[i0_u1, i1_u1]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 32]
+                t16_u1 = a3[i0_u1, i1_u1] * a3[i0_u1, i1_u1]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 32]
+                t17_u1 = c1 - t16_u1  # %18 = sub(%2, %17) : f32[#rows, 32]
+                t18_u1 = t15_u1 * t17_u1  # %19 = mul(%16, %18) : f32[#rows, 32]
+                t19_u1 = t0_u1 * t2_u1  # %20 = mul(%0, %3) : f32[#rows, 32]
+                t20_u1 = c1 - a2[i0_u1, i1_u1]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 32]
+                t21_u1 = a2[i0_u1, i1_u1] * t20_u1  # %22 = mul('res@0@0', %21) : f32[#rows, 32]
+                t22_u1 = t19_u1 * t21_u1  # %23 = mul(%20, %22) : f32[#rows, 32]
+                dstate_c = t6_u1 * a6[i0_u1, i1_u1]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[#rows, 32]
+                rowsum_b_0_ = rowsum_b_0_state[i0_u1, i1_u1] + t10_u1  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %11) : f32[#rows, 32]
+                rowsum_b_1_ = rowsum_b_1_state[i0_u1, i1_u1] + t14_u1  # 'rowsum@b@1@0' = add('rowsum@b@1@t-1', %15) : f32[#rows, 32]
+                rowsum_b_2_ = rowsum_b_2_state[i0_u1, i1_u1] + t18_u1  # 'rowsum@b@2@0' = add('rowsum@b@2@t-1', %19) : f32[#rows, 32]
+                rowsum_b_3_ = rowsum_b_3_state[i0_u1, i1_u1] + t22_u1  # 'rowsum@b@3@0' = add('rowsum@b@3@t-1', %23) : f32[#rows, 32]
+                a7[i0_u1, i1_u1] = t10_u1
+                a7[i0_u1, 32 + i1_u1] = t14_u1
+                a7[i0_u1, 64 + i1_u1] = t18_u1
+                a7[i0_u1, 96 + i1_u1] = t22_u1
+                dstate_c_state[i0_u1, i1_u1] = dstate_c
+                rowsum_b_0_state[i0_u1, i1_u1] = rowsum_b_0_
+                rowsum_b_1_state[i0_u1, i1_u1] = rowsum_b_1_
+                rowsum_b_2_state[i0_u1, i1_u1] = rowsum_b_2_
+                rowsum_b_3_state[i0_u1, i1_u1] = rowsum_b_3_
         # 'dstate@h@0' = matmul(%24, inv1) : f32[#rows, 32]
         if a7.shape[0] <= 3:
-            rows_nt(a7, x10, dstate_h_state, c0)
+            rows_nt(a7, x14, dstate_h_state, c0)
         else:
-            gemm_packed(a7, x11, x10, dstate_h_state, True, 1, BLAS)
+            gemm_step(a7, x15, x14, dstate_h_state, True, n4, BLAS)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %12 = sum_to(%11){shape=(32,)} : f32[32]
+    for i0 in range(32):
+        x0[i0] = 0.0
+    for i1 in range(n0):
+        for i2 in range(32):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(32):
+        x2[i3] = x0[i3]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, in6, in7, in8, v0, d_T, d_B, n0, v1, v2, v3, n_threads, v4, v5, v6, v7, v8, v9, f_rows_0):
+def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, in6, in7, in8, v0, d_B, v1, d_T, n0, v2, v3, v4, v5, v6, v7, v8, n_threads, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
@@ -134,53 +166,79 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in0, in1, in2, in3, in4, in5, 
     # in6: input grad@y : f32[T, B, 32]
     # in7: input dstate@h : f32[B, 32]
     # in8: input dstate@c : f32[B, 32]
-    # d_T: dim T
     # d_B: dim B
+    # d_T: dim T
     # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # returns: nothing
     # and in buffers or inputs passed in: x, Wx, Wh, b, h, c
     # buffers (uninitialised, passed in by the runner from its pool):
-    # v0: f32[T, B, 32]
-    # v1: f32[B, 32]
+    # v0: f32[B, 32]
+    # v1: f32[T, B, 32]
     # v2: f32[B, 32]
-    # v3: f32[T, B, 128]
-    # v4: f32[T, B, 16]
-    # v5: f32[16, 128]
-    # v6: f32[T, B, 32]
-    # v7: f32[32, 128]
-    # v8: f32[128]
-    # v9: f64[128]
-    shift_0(d_T, d_B, v0, in5, in_c)  # %0 = shift(trace@c, c){reverse=False} : f32[T, B, 32]
-    # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    copy_0(d_B, v1, in7)  # a copy of dstate@h = input() : f32[B, 32]
-    copy_0(d_B, v2, in8)  # a copy of dstate@c = input() : f32[B, 32]
+    # v3: f32[B, 32]
+    # v4: f32[B, 32]
+    # v5: f32[B, 32]
+    # v6: f32[B, 32]
+    # v7: f32[B, 32]
+    # v8: f32[T, B, 128]
+    # v9: f32[T, B, 16]
+    # v10: f32[16, 128]
+    # v11: f32[T, B, 32]
+    # v12: f32[32, 128]
+    # v13: f32[32]
+    # v14: f64[32]
+    # v15: f32[32]
+    # v16: f64[32]
+    # v17: f32[32]
+    # v18: f64[32]
+    # v19: f32[32]
+    # v20: f64[32]
+    # v21: f32[128]
+    # %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    for i0_u0 in range(d_B):
+        for i1_u0 in range(32):
+            v0[i0_u0, i1_u0] = c0
+    shift_0(d_T, d_B, v1, in5, in_c)  # %1 = shift(trace@c, c){reverse=False} : f32[T, B, 32]
+    # %4 = loop(dstate@h, dstate@c, %0, %0, %0, %0, grad@y, trace@c, res@0, res@1, res@2, %1, res@3, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=6, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
+    copy_0(d_B, v2, in7)  # a copy of dstate@h = input() : f32[B, 32]
+    copy_0(d_B, v3, in8)  # a copy of dstate@c = input() : f32[B, 32]
+    copy_0(d_B, v4, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v5, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v6, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v7, v0)  # a copy of %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 5280, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (128 * 32), (4 * 128 * 32), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 5536, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wh, True, w0, BLAS)  # inv1, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, in6, in5, in0, in1, in2, v0, in3, v3, in_Wh, pk0)))  # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 48 words of rows_0's parameters
-    # %6 = matmul(%4, %5) : f32[T, B, 16]
-    a0_u2 = shaped(v3, (d_T * d_B, 128))
-    a1_u2 = shaped(v4, (d_T * d_B, 16))
-    gemm_nt(a0_u2, in_Wx, a1_u2, n_threads, BLAS)
-    # %7 = matmul_tn(x, %4) : f32[16, 128]
-    a0_u3 = shaped(in_x, (d_T * d_B, 16))
-    a1_u3 = shaped(v3, (d_T * d_B, 128))
-    gemm_tn(a0_u3, a1_u3, v5, n_threads, BLAS)
-    shift_0(d_T, d_B, v6, in4, in_h)  # %8 = shift(trace@h, h){reverse=False} : f32[T, B, 32]
-    # %9 = matmul_tn(%8, %4) : f32[32, 128]
-    a0_u4 = shaped(v6, (d_T * d_B, 32))
-    a1_u4 = shaped(v3, (d_T * d_B, 128))
-    gemm_tn(a0_u4, a1_u4, v7, n_threads, BLAS)
-    # %10 = sum_to(%4){shape=(128,)} : f32[128]
-    for i0_u5 in range(128):
-        v9[i0_u5] = 0.0
-    for i1_u5 in range(d_T):
-        for i2_u5 in range(d_B):
-            for i3_u5 in range(128):
-                v9[i3_u5] += v3[i1_u5, i2_u5, i3_u5]
-    for i4_u5 in range(128):
-        v8[i4_u5] = v9[i4_u5]
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, v6, v7, n0, in6, in5, in0, in1, in2, v1, in3, v8, in_Wh, pk0, st0)))  # %4 = loop(dstate@h, dstate@c, %0, %0, %0, %0, grad@y, trace@c, res@0, res@1, res@2, %1, res@3, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=6, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 128]): blocks of rows in parallel: the 61 words of rows_0's parameters
+    # %7 = matmul(%5, %6) : f32[T, B, 16]
+    a0_u3 = shaped(v8, (d_T * d_B, 128))
+    a1_u3 = shaped(v9, (d_T * d_B, 16))
+    gemm_nt(a0_u3, in_Wx, a1_u3, n_threads, BLAS)
+    # %8 = matmul_tn(x, %5) : f32[16, 128]
+    a0_u4 = shaped(in_x, (d_T * d_B, 16))
+    a1_u4 = shaped(v8, (d_T * d_B, 128))
+    gemm_tn(a0_u4, a1_u4, v10, n_threads, BLAS)
+    shift_0(d_T, d_B, v11, in4, in_h)  # %9 = shift(trace@h, h){reverse=False} : f32[T, B, 32]
+    # %10 = matmul_tn(%9, %5) : f32[32, 128]
+    a0_u5 = shaped(v11, (d_T * d_B, 32))
+    a1_u5 = shaped(v8, (d_T * d_B, 128))
+    gemm_tn(a0_u5, a1_u5, v12, n_threads, BLAS)
+    sum_to_0(v14, d_B, v4, v13)  # %12 = sum_to(%11){shape=(32,)} : f32[32]
+    sum_to_0(v16, d_B, v5, v15)  # %14 = sum_to(%13){shape=(32,)} : f32[32]
+    sum_to_0(v18, d_B, v6, v17)  # %16 = sum_to(%15){shape=(32,)} : f32[32]
+    sum_to_0(v20, d_B, v7, v19)  # %18 = sum_to(%17){shape=(32,)} : f32[32]
+    # %19 = concat(%12, %14, %16, %18){axis=0} : f32[128]
+    for i0_u6 in range(32):
+        v21[i0_u6] = v13[i0_u6]
+    for i1_u6 in range(32):
+        v21[32 + i1_u6] = v15[i1_u6]
+    for i2_u6 in range(32):
+        v21[64 + i2_u6] = v17[i2_u6]
+    for i3_u6 in range(32):
+        v21[96 + i3_u6] = v19[i3_u6]
     return ()

@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -42,7 +44,8 @@ def rows_0(p0, args):
     x5 = block_array(args, 20, np.float32, 2)
     x6 = block_array(args, 23, np.float32, 2)
     x7 = (block_array(args, 26, np.float32, 1), block_int(args, 28))
-    x8 = block_array(args, 29, np.float32, 1)
+    n4 = block_int(args, 29)
+    x8 = block_array(args, 30, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -71,7 +74,7 @@ def rows_0(p0, args):
                     for i1_u2 in range(128):
                         a3[i0_u2, i1_u2] += t0_u2 * x6[i2_u2, i1_u2] + t1_u2 * x6[i2_u2 + 1, i1_u2] + t2_u2 * x6[i2_u2 + 2, i1_u2] + t3_u2 * x6[i2_u2 + 3, i1_u2] + t4_u2 * x6[i2_u2 + 4, i1_u2] + t5_u2 * x6[i2_u2 + 5, i1_u2] + t6_u2 * x6[i2_u2 + 6, i1_u2] + t7_u2 * x6[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(h_state, x7, x6, a3, False, 1, BLAS)
+            gemm_step(h_state, x7, x6, a3, False, n4, BLAS)
         # 14 elementwise node(s) in one loop, storing h@0, c@0, %17 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
@@ -133,11 +136,13 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_lengths, v0, d_T, d_B, n_th
     copy_0(d_B, v1, in_h)  # a copy of h = input() : f32[B, 32]
     copy_0(d_B, v2, in_c)  # a copy of c = input() : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 5057, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (32 * 128), (4 * 32 * 128), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 5057, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     for i0_u1 in range(32):
         for i1_u1 in range(128):
             v4[i0_u1, i1_u1] = in_Wh[i0_u1, i1_u1]
     pk0 = pack_b(v4, False, w0, BLAS)  # Wh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, in_lengths, n0, v0, v3, v5, v4, pk0, in_b)))  # %2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 31 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, in_lengths, n0, v0, v3, v5, v4, pk0, st0, in_b)))  # %2 = loop(h, c, %0, %1, Wh, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 32 words of rows_0's parameters
     return ()

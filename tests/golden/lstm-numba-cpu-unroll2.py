@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -49,9 +51,10 @@ def rows_0(p0, args):
     x4 = block_array(args, 18, np.float32, 2)
     x5 = block_array(args, 21, np.float32, 2)
     x6 = (block_array(args, 24, np.float32, 1), block_int(args, 26))
-    x7 = block_array(args, 27, np.float32, 2)
-    x8 = block_array(args, 30, np.float32, 1)
-    x9 = block_array(args, 32, np.float32, 2)
+    n4 = block_int(args, 27)
+    x7 = block_array(args, 28, np.float32, 2)
+    x8 = block_array(args, 31, np.float32, 1)
+    x9 = block_array(args, 33, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -83,7 +86,7 @@ def rows_0(p0, args):
                     for i1_u2 in range(128):
                         a4[i0_u2, i1_u2] += t0_u2 * x5[i2_u2, i1_u2] + t1_u2 * x5[i2_u2 + 1, i1_u2] + t2_u2 * x5[i2_u2 + 2, i1_u2] + t3_u2 * x5[i2_u2 + 3, i1_u2] + t4_u2 * x5[i2_u2 + 4, i1_u2] + t5_u2 * x5[i2_u2 + 5, i1_u2] + t6_u2 * x5[i2_u2 + 6, i1_u2] + t7_u2 * x5[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(h_state, x6, x5, a4, False, 1, BLAS)
+            gemm_step(h_state, x6, x5, a4, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
@@ -123,7 +126,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(128):
                         a6[i0_u4, i1_u4] += t0_u4 * x5[i2_u4, i1_u4] + t1_u4 * x5[i2_u4 + 1, i1_u4] + t2_u4 * x5[i2_u4 + 2, i1_u4] + t3_u4 * x5[i2_u4 + 3, i1_u4] + t4_u4 * x5[i2_u4 + 4, i1_u4] + t5_u4 * x5[i2_u4 + 5, i1_u4] + t6_u4 * x5[i2_u4 + 6, i1_u4] + t7_u4 * x5[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a2, x6, x5, a6, False, 1, BLAS)
+            gemm_step(a2, x6, x5, a6, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c@1, h@1 : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
@@ -164,7 +167,8 @@ def rows_1(p0, args):
     x4 = block_array(args, 19, np.float32, 2)
     x5 = block_array(args, 22, np.float32, 2)
     x6 = (block_array(args, 25, np.float32, 1), block_int(args, 27))
-    x7 = block_array(args, 28, np.float32, 1)
+    n5 = block_int(args, 28)
+    x7 = block_array(args, 29, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -192,7 +196,7 @@ def rows_1(p0, args):
                     for i1_u6 in range(128):
                         a2[i0_u6, i1_u6] += t0_u6 * x5[i2_u6, i1_u6] + t1_u6 * x5[i2_u6 + 1, i1_u6] + t2_u6 * x5[i2_u6 + 2, i1_u6] + t3_u6 * x5[i2_u6 + 3, i1_u6] + t4_u6 * x5[i2_u6 + 4, i1_u6] + t5_u6 * x5[i2_u6 + 5, i1_u6] + t6_u6 * x5[i2_u6 + 6, i1_u6] + t7_u6 * x5[i2_u6 + 7, i1_u6]
         else:
-            gemm_packed(h_state, x6, x5, a2, False, 1, BLAS)
+            gemm_step(h_state, x6, x5, a2, False, n5, BLAS)
         # 11 elementwise node(s) in one loop, storing c@0, h@0 : [#rows, 32]
         for i0_u7 in range(m2):
             for i1_u7 in range(32):
@@ -261,16 +265,20 @@ def program(in_x, in_Wx, in_Wh, in_b, in_h, in_c, v0, d_T, d_B, n_threads, n0, v
             for i2_u1 in range(32):
                 v3[i0_u1, i1_u1, i2_u1] = c0
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 9856, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (32 * 128 + 32 * 128), (4 * 32 * 128 + 4 * 32 * 128), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 9856, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     copy_1(v4, in_Wh)  # a copy of Wh = input() : f32[32, 128]
     pk0 = pack_b(v4, False, w0, BLAS)  # Wh, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v5, v4, pk0, v6, in_b, v7)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 35 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, n0, v0, v3, v5, v4, pk0, st0, v6, in_b, v7)))  # %2 = loop(h, c, %0, %1, Wh, b){length=T//2, start=0, stride=2, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 36 words of rows_0's parameters
     # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
-    np1 = blocks_for(n_threads, d_B, n1 * d_B * 4960, ROW_WORK)
+    # or one block whose step GEMMs are split into st1 column slices, one per thread
+    st1 = step_parts(n_threads, d_B, d_B * (32 * 128), (4 * 32 * 128), STEP_WORK)
+    np1 = blocks_for(1 if st1 > 1 else n_threads, d_B, n1 * d_B * 4960, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     copy_1(v8, in_Wh)  # a copy of Wh = input() : f32[32, 128]
     pk1 = pack_b(v8, False, w1, BLAS)  # Wh, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, n1, start0, v0, v3, v9, v8, pk1, in_b)))  # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 30 words of rows_1's parameters
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, n1, start0, v0, v3, v9, v8, pk1, st1, in_b)))  # %6 = loop(%3, %4, %0, %5, Wh, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=2, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 32]): blocks of rows in parallel: the 31 words of rows_1's parameters
     return ()

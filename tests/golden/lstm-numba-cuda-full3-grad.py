@@ -28,7 +28,7 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_0, in_trace_c, in_dstate_c, in_res_1, in_res_2, v4, v0):
+def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_0, in_trace_c, in_dstate_c, in_res_1, in_res_2, v5, v0):
     """fused: 19 elementwise node(s) over [B, 32], storing %7, %11, %20, %24"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -53,14 +53,14 @@ def k0_fused(d_B, in_grad_y, in_dstate_h, in_res_0, in_trace_c, in_dstate_c, in_
         t16 = c0 - in_res_0[2, i1, i0]  # %22 = sub(%2, 'res@0@2') : f32[B, 32]
         t17 = in_res_0[2, i1, i0] * t16  # %23 = mul('res@0@2', %22) : f32[B, 32]
         t18 = t15 * t17  # %24 = mul(%21, %23) : f32[B, 32]
-        v4[i1, i0] = t6  # store %7
+        v5[i1, i0] = t6  # store %7
         v0[i1, i0] = t10  # store %11
         v0[i1, 64 + i0] = t14  # store %20
         v0[i1, 96 + i0] = t18  # store %24
 
 
 @cuda.jit(cache=True)
-def k1_shift(d_B, v5, in_c, in_trace_c):
+def k1_shift(d_B, v6, in_c, in_trace_c):
     """%12 = shift(trace@c, c){reverse=False} : f32[3, B, 32]"""
     for e0 in range(cuda.grid(1), 3 * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -69,27 +69,60 @@ def k1_shift(d_B, v5, in_c, in_trace_c):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v5[i2, i1, i0] = in_c[i1, i0]
+            v6[i2, i1, i0] = in_c[i1, i0]
         else:
-            v5[i2, i1, i0] = in_trace_c[i2 - 1, i1, i0]
+            v6[i2, i1, i0] = in_trace_c[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_fused(d_B, v4, v5, in_res_3, v0):
-    """fused: 4 elementwise node(s) over [B, 32], storing %16"""
+def k2_shift(d_B, v7, in_h, in_trace_h):
+    """%79 = shift(trace@h, h){reverse=False} : f32[3, B, 32]"""
+    for e0 in range(cuda.grid(1), 3 * d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v7[i2, i1, i0] = in_h[i1, i0]
+        else:
+            v7[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k3_zeros(d_B, v8):
+    """%81 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = v4[i1, i0] * v5[2, i1, i0]  # %13 = mul(%7, 'prev@c@2') : f32[B, 32]
-        t1 = c0 - in_res_3[2, i1, i0]  # %14 = sub(%2, 'res@3@2') : f32[B, 32]
-        t2 = in_res_3[2, i1, i0] * t1  # %15 = mul('res@3@2', %14) : f32[B, 32]
-        t3 = t0 * t2  # %16 = mul(%13, %15) : f32[B, 32]
-        v0[i1, 32 + i0] = t3  # store %16
+        v8[i1, i0] = c1
 
 
 @cuda.jit(cache=True)
-def k3_gemm(d_B, v0, in_Wh, v6):
+def k4_fused(d_B, v5, v6, in_res_3, v8, v0, v9, v10, v11, v12):
+    """fused: 8 elementwise node(s) over [B, 32], storing %16, 'rowsum@b@0@2', 'rowsum@b@1@2', 'rowsum@b@2@2', 'rowsum@b@3@2'"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        t0 = v5[i1, i0] * v6[2, i1, i0]  # %13 = mul(%7, 'prev@c@2') : f32[B, 32]
+        t1 = c0 - in_res_3[2, i1, i0]  # %14 = sub(%2, 'res@3@2') : f32[B, 32]
+        t2 = in_res_3[2, i1, i0] * t1  # %15 = mul('res@3@2', %14) : f32[B, 32]
+        t3 = t0 * t2  # %16 = mul(%13, %15) : f32[B, 32]
+        rowsum_b_0_ = v8[i1, i0] + v0[i1, i0]  # 'rowsum@b@0@2' = add(%81, %11) : f32[B, 32]
+        rowsum_b_1_ = v8[i1, i0] + t3  # 'rowsum@b@1@2' = add(%81, %16) : f32[B, 32]
+        rowsum_b_2_ = v8[i1, i0] + v0[i1, 64 + i0]  # 'rowsum@b@2@2' = add(%81, %20) : f32[B, 32]
+        rowsum_b_3_ = v8[i1, i0] + v0[i1, 96 + i0]  # 'rowsum@b@3@2' = add(%81, %24) : f32[B, 32]
+        v0[i1, 32 + i0] = t3  # store %16
+        v9[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@2'
+        v10[i1, i0] = rowsum_b_1_  # store 'rowsum@b@1@2'
+        v11[i1, i0] = rowsum_b_2_  # store 'rowsum@b@2@2'
+        v12[i1, i0] = rowsum_b_3_  # store 'rowsum@b@3@2'
+
+
+@cuda.jit(cache=True)
+def k5_gemm(d_B, v0, in_Wh, v13):
     """'dstate@h@2' = matmul(%25, %26) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -115,18 +148,18 @@ def k3_gemm(d_B, v0, in_Wh, v6):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v6[i0, col] = acc
+        v13[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k4_fused(d_B, v4, in_res_3, in_grad_y, v6, in_res_0, in_trace_c, in_res_1, in_res_2, v5, v7, v1):
-    """fused: 25 elementwise node(s) over [B, 32], storing 'dstate@c@1', %37, %41, %45, %49"""
+def k6_fused(d_B, v5, in_res_3, in_grad_y, v13, in_res_0, in_trace_c, in_res_1, in_res_2, v6, v9, v10, v11, v12, v14, v1, v15, v16, v17, v18):
+    """fused: 29 elementwise node(s) over [B, 32], storing 'dstate@c@1', %37, %41, %45, %49, 'rowsum@b@0@1', 'rowsum@b@1@1', 'rowsum@b@2@1', 'rowsum@b@3@1'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        dstate_c = v4[i1, i0] * in_res_3[2, i1, i0]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
-        t0 = in_grad_y[1, i1, i0] + v6[i1, i0]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
+        dstate_c = v5[i1, i0] * in_res_3[2, i1, i0]  # 'dstate@c@2' = mul(%7, 'res@3@2') : f32[B, 32]
+        t0 = in_grad_y[1, i1, i0] + v13[i1, i0]  # %27 = add('grad@y@1', 'dstate@h@2') : f32[B, 32]
         t1 = t0 * in_res_0[1, i1, i0]  # %28 = mul(%27, 'res@0@1') : f32[B, 32]
         t2 = math.tanh(in_trace_c[1, i1, i0])  # %29 = tanh('trace@c@1') : f32[B, 32]
         t3 = t2 * t2  # %30 = mul(%29, %29) : f32[B, 32]
@@ -138,7 +171,7 @@ def k4_fused(d_B, v4, in_res_3, in_grad_y, v6, in_res_0, in_trace_c, in_res_1, i
         t8 = c0 - in_res_2[1, i1, i0]  # %35 = sub(%2, 'res@2@1') : f32[B, 32]
         t9 = in_res_2[1, i1, i0] * t8  # %36 = mul('res@2@1', %35) : f32[B, 32]
         t10 = t7 * t9  # %37 = mul(%34, %36) : f32[B, 32]
-        t11 = t6 * v5[1, i1, i0]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
+        t11 = t6 * v6[1, i1, i0]  # %38 = mul(%33, 'prev@c@1') : f32[B, 32]
         t12 = c0 - in_res_3[1, i1, i0]  # %39 = sub(%2, 'res@3@1') : f32[B, 32]
         t13 = in_res_3[1, i1, i0] * t12  # %40 = mul('res@3@1', %39) : f32[B, 32]
         t14 = t11 * t13  # %41 = mul(%38, %40) : f32[B, 32]
@@ -150,15 +183,23 @@ def k4_fused(d_B, v4, in_res_3, in_grad_y, v6, in_res_0, in_trace_c, in_res_1, i
         t20 = c0 - in_res_0[1, i1, i0]  # %47 = sub(%2, 'res@0@1') : f32[B, 32]
         t21 = in_res_0[1, i1, i0] * t20  # %48 = mul('res@0@1', %47) : f32[B, 32]
         t22 = t19 * t21  # %49 = mul(%46, %48) : f32[B, 32]
-        v7[i1, i0] = dstate_c_1_  # store 'dstate@c@1'
+        rowsum_b_0_ = v9[i1, i0] + t10  # 'rowsum@b@0@1' = add('rowsum@b@0@2', %37) : f32[B, 32]
+        rowsum_b_1_ = v10[i1, i0] + t14  # 'rowsum@b@1@1' = add('rowsum@b@1@2', %41) : f32[B, 32]
+        rowsum_b_2_ = v11[i1, i0] + t18  # 'rowsum@b@2@1' = add('rowsum@b@2@2', %45) : f32[B, 32]
+        rowsum_b_3_ = v12[i1, i0] + t22  # 'rowsum@b@3@1' = add('rowsum@b@3@2', %49) : f32[B, 32]
+        v14[i1, i0] = dstate_c_1_  # store 'dstate@c@1'
         v1[i1, i0] = t10  # store %37
         v1[i1, 32 + i0] = t14  # store %41
         v1[i1, 64 + i0] = t18  # store %45
         v1[i1, 96 + i0] = t22  # store %49
+        v15[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@1'
+        v16[i1, i0] = rowsum_b_1_  # store 'rowsum@b@1@1'
+        v17[i1, i0] = rowsum_b_2_  # store 'rowsum@b@2@1'
+        v18[i1, i0] = rowsum_b_3_  # store 'rowsum@b@3@1'
 
 
 @cuda.jit(cache=True)
-def k5_gemm(d_B, v1, in_Wh, v8):
+def k7_gemm(d_B, v1, in_Wh, v19):
     """'dstate@h@1' = matmul(%50, %26) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -184,28 +225,28 @@ def k5_gemm(d_B, v1, in_Wh, v8):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v8[i0, col] = acc
+        v19[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k6_fused(d_B, in_grad_y, v8, in_res_0, in_trace_c, v7, in_res_1, in_res_2, v5, in_res_3, v2, v9):
-    """fused: 24 elementwise node(s) over [B, 32], storing %61, %65, %69, %73, 'dstate@c@0'"""
+def k8_fused(d_B, in_grad_y, v19, in_res_0, in_trace_c, v14, in_res_1, in_res_2, v6, in_res_3, v15, v16, v17, v18, v2, v20, v21, v22, v23, v24):
+    """fused: 28 elementwise node(s) over [B, 32], storing %61, %65, %69, %73, 'rowsum@b@0@0', 'rowsum@b@1@0', 'rowsum@b@2@0', 'rowsum@b@3@0', 'dstate@c@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = in_grad_y[0, i1, i0] + v8[i1, i0]  # %51 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
+        t0 = in_grad_y[0, i1, i0] + v19[i1, i0]  # %51 = add('grad@y@0', 'dstate@h@1') : f32[B, 32]
         t1 = t0 * in_res_0[0, i1, i0]  # %52 = mul(%51, 'res@0@0') : f32[B, 32]
         t2 = math.tanh(in_trace_c[0, i1, i0])  # %53 = tanh('trace@c@0') : f32[B, 32]
         t3 = t2 * t2  # %54 = mul(%53, %53) : f32[B, 32]
         t4 = c0 - t3  # %55 = sub(%2, %54) : f32[B, 32]
         t5 = t1 * t4  # %56 = mul(%52, %55) : f32[B, 32]
-        t6 = v7[i1, i0] + t5  # %57 = add('dstate@c@1', %56) : f32[B, 32]
+        t6 = v14[i1, i0] + t5  # %57 = add('dstate@c@1', %56) : f32[B, 32]
         t7 = t6 * in_res_1[0, i1, i0]  # %58 = mul(%57, 'res@1@0') : f32[B, 32]
         t8 = c0 - in_res_2[0, i1, i0]  # %59 = sub(%2, 'res@2@0') : f32[B, 32]
         t9 = in_res_2[0, i1, i0] * t8  # %60 = mul('res@2@0', %59) : f32[B, 32]
         t10 = t7 * t9  # %61 = mul(%58, %60) : f32[B, 32]
-        t11 = t6 * v5[0, i1, i0]  # %62 = mul(%57, 'prev@c@0') : f32[B, 32]
+        t11 = t6 * v6[0, i1, i0]  # %62 = mul(%57, 'prev@c@0') : f32[B, 32]
         t12 = c0 - in_res_3[0, i1, i0]  # %63 = sub(%2, 'res@3@0') : f32[B, 32]
         t13 = in_res_3[0, i1, i0] * t12  # %64 = mul('res@3@0', %63) : f32[B, 32]
         t14 = t11 * t13  # %65 = mul(%62, %64) : f32[B, 32]
@@ -217,16 +258,24 @@ def k6_fused(d_B, in_grad_y, v8, in_res_0, in_trace_c, v7, in_res_1, in_res_2, v
         t20 = c0 - in_res_0[0, i1, i0]  # %71 = sub(%2, 'res@0@0') : f32[B, 32]
         t21 = in_res_0[0, i1, i0] * t20  # %72 = mul('res@0@0', %71) : f32[B, 32]
         t22 = t19 * t21  # %73 = mul(%70, %72) : f32[B, 32]
+        rowsum_b_0_ = v15[i1, i0] + t10  # 'rowsum@b@0@0' = add('rowsum@b@0@1', %61) : f32[B, 32]
+        rowsum_b_1_ = v16[i1, i0] + t14  # 'rowsum@b@1@0' = add('rowsum@b@1@1', %65) : f32[B, 32]
+        rowsum_b_2_ = v17[i1, i0] + t18  # 'rowsum@b@2@0' = add('rowsum@b@2@1', %69) : f32[B, 32]
+        rowsum_b_3_ = v18[i1, i0] + t22  # 'rowsum@b@3@0' = add('rowsum@b@3@1', %73) : f32[B, 32]
         dstate_c = t6 * in_res_3[0, i1, i0]  # 'dstate@c@0' = mul(%57, 'res@3@0') : f32[B, 32]
         v2[i1, i0] = t10  # store %61
         v2[i1, 32 + i0] = t14  # store %65
         v2[i1, 64 + i0] = t18  # store %69
         v2[i1, 96 + i0] = t22  # store %73
-        v9[i1, i0] = dstate_c  # store 'dstate@c@0'
+        v20[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
+        v21[i1, i0] = rowsum_b_1_  # store 'rowsum@b@1@0'
+        v22[i1, i0] = rowsum_b_2_  # store 'rowsum@b@2@0'
+        v23[i1, i0] = rowsum_b_3_  # store 'rowsum@b@3@0'
+        v24[i1, i0] = dstate_c  # store 'dstate@c@0'
 
 
 @cuda.jit(cache=True)
-def k7_copy(d_B, v3, v2):
+def k9_copy(d_B, v3, v2):
     """copy %74 = concat(%61, %65, %69, %73){axis=-1} : f32[B, 128]"""
     for e0 in range(cuda.grid(1), d_B * 128, cuda.gridsize(1)):
         i0 = e0 % 128
@@ -236,7 +285,7 @@ def k7_copy(d_B, v3, v2):
 
 
 @cuda.jit(cache=True)
-def k8_copy(d_B, v3, v1):
+def k10_copy(d_B, v3, v1):
     """copy %50 = concat(%37, %41, %45, %49){axis=-1} : f32[B, 128]"""
     for e0 in range(cuda.grid(1), d_B * 128, cuda.gridsize(1)):
         i0 = e0 % 128
@@ -246,7 +295,7 @@ def k8_copy(d_B, v3, v1):
 
 
 @cuda.jit(cache=True)
-def k9_copy(d_B, v3, v0):
+def k11_copy(d_B, v3, v0):
     """copy %25 = concat(%11, %16, %20, %24){axis=-1} : f32[B, 128]"""
     for e0 in range(cuda.grid(1), d_B * 128, cuda.gridsize(1)):
         i0 = e0 % 128
@@ -256,7 +305,7 @@ def k9_copy(d_B, v3, v0):
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, v3, in_Wx, v10):
+def k12_gemm(d_B, v3, in_Wx, v25):
     """%77 = matmul(%75, %76) : f32[3, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -284,11 +333,11 @@ def k10_gemm(d_B, v3, in_Wx, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 3 * d_B and col < 16:
-        v10[i1, i0, col] = acc
+        v25[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, in_x, v3, v11):
+def k13_gemm(d_B, in_x, v3, v26):
     """%78 = matmul_tn(x, %75) : f32[16, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -319,26 +368,11 @@ def k11_gemm(d_B, in_x, v3, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 128:
-        v11[row, col] = acc
+        v26[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_shift(d_B, v12, in_h, in_trace_h):
-    """%79 = shift(trace@h, h){reverse=False} : f32[3, B, 32]"""
-    for e0 in range(cuda.grid(1), 3 * d_B * 32, cuda.gridsize(1)):
-        i0 = e0 % 32
-        r0 = e0 // 32
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v12[i2, i1, i0] = in_h[i1, i0]
-        else:
-            v12[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k13_gemm(d_B, v12, v3, v13):
+def k14_gemm(d_B, v7, v3, v27):
     """%80 = matmul_tn(%79, %75) : f32[32, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -353,7 +387,7 @@ def k13_gemm(d_B, v12, v3, v13):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v12[i1, i0, row]
+            sa[ty, tx] = v7[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -369,23 +403,55 @@ def k13_gemm(d_B, v12, v3, v13):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 128:
-        v13[row, col] = acc
+        v27[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k14_sum_to(d_B, v3, v14):
-    """%81 = sum_to(%75){shape=(128,)} : f32[128]"""
-    for e0 in range(cuda.grid(1), 128, cuda.gridsize(1)):
+def k15_sum_to(d_B, v20, v4):
+    """%82 = sum_to('rowsum@b@0@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(3):
-            for j1 in range(d_B):
-                acc0 += v3[j0, j1, i0]
-        v14[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += v20[j0, i0]
+        v4[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_B, v2, in_Wh, v15):
+def k16_sum_to(d_B, v21, v4):
+    """%83 = sum_to('rowsum@b@1@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += v21[j0, i0]
+        v4[32 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k17_sum_to(d_B, v22, v4):
+    """%84 = sum_to('rowsum@b@2@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += v22[j0, i0]
+        v4[64 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k18_sum_to(d_B, v23, v4):
+    """%85 = sum_to('rowsum@b@3@0'){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += v23[j0, i0]
+        v4[96 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k19_gemm(d_B, v2, in_Wh, v28):
     """'dstate@h@0' = matmul(%74, %26) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -411,7 +477,7 @@ def k15_gemm(d_B, v2, in_Wh, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v15[i0, col] = acc
+        v28[i0, col] = acc
 
 
 def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res_2, in_res_3, in_trace_h, in_trace_c, in_grad_y, in_dstate_h, in_dstate_c, d_B):
@@ -437,38 +503,55 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     v1 = cuda.device_array((d_B, 128), np.float32)
     v2 = cuda.device_array((d_B, 128), np.float32)
     v3 = cuda.device_array((3, d_B, 128), np.float32)
-    v4 = cuda.device_array((d_B, 32), np.float32)
-    v5 = cuda.device_array((3, d_B, 32), np.float32)
-    v6 = cuda.device_array((d_B, 32), np.float32)
-    v7 = cuda.device_array((d_B, 32), np.float32)
+    v4 = cuda.device_array((128,), np.float32)
+    v5 = cuda.device_array((d_B, 32), np.float32)
+    v6 = cuda.device_array((3, d_B, 32), np.float32)
+    v7 = cuda.device_array((3, d_B, 32), np.float32)
     v8 = cuda.device_array((d_B, 32), np.float32)
     v9 = cuda.device_array((d_B, 32), np.float32)
-    v10 = cuda.device_array((3, d_B, 16), np.float32)
-    v11 = cuda.device_array((16, 128), np.float32)
-    v12 = cuda.device_array((3, d_B, 32), np.float32)
-    v13 = cuda.device_array((32, 128), np.float32)
-    v14 = cuda.device_array((128,), np.float32)
+    v10 = cuda.device_array((d_B, 32), np.float32)
+    v11 = cuda.device_array((d_B, 32), np.float32)
+    v12 = cuda.device_array((d_B, 32), np.float32)
+    v13 = cuda.device_array((d_B, 32), np.float32)
+    v14 = cuda.device_array((d_B, 32), np.float32)
     v15 = cuda.device_array((d_B, 32), np.float32)
-    k0_fused[grid_1d(d_B * 32)](d_B, in_grad_y, in_dstate_h, in_res_0, in_trace_c, in_dstate_c, in_res_1, in_res_2, v4, v0)
-    k1_shift[grid_1d(3 * d_B * 32)](d_B, v5, in_c, in_trace_c)
-    k2_fused[grid_1d(d_B * 32)](d_B, v4, v5, in_res_3, v0)
-    k3_gemm[grid_gemm(d_B, 32)](d_B, v0, in_Wh, v6)
-    k4_fused[grid_1d(d_B * 32)](d_B, v4, in_res_3, in_grad_y, v6, in_res_0, in_trace_c, in_res_1, in_res_2, v5, v7, v1)
-    k5_gemm[grid_gemm(d_B, 32)](d_B, v1, in_Wh, v8)
-    k6_fused[grid_1d(d_B * 32)](d_B, in_grad_y, v8, in_res_0, in_trace_c, v7, in_res_1, in_res_2, v5, in_res_3, v2, v9)
-    k7_copy[grid_1d(d_B * 128)](d_B, v3, v2)
-    k8_copy[grid_1d(d_B * 128)](d_B, v3, v1)
-    k9_copy[grid_1d(d_B * 128)](d_B, v3, v0)
-    k10_gemm[grid_gemm(3 * d_B, 16)](d_B, v3, in_Wx, v10)
-    k11_gemm[grid_gemm(16, 128)](d_B, in_x, v3, v11)
-    k12_shift[grid_1d(3 * d_B * 32)](d_B, v12, in_h, in_trace_h)
-    k13_gemm[grid_gemm(32, 128)](d_B, v12, v3, v13)
-    k14_sum_to[grid_1d(128)](d_B, v3, v14)
-    k15_gemm[grid_gemm(d_B, 32)](d_B, v2, in_Wh, v15)
-    out0 = v10  # taken over: nothing else reads it
-    out1 = v11  # taken over: nothing else reads it
-    out2 = v13  # taken over: nothing else reads it
-    out3 = v14  # taken over: nothing else reads it
-    out4 = v15  # taken over: nothing else reads it
-    out5 = v9  # taken over: nothing else reads it
+    v16 = cuda.device_array((d_B, 32), np.float32)
+    v17 = cuda.device_array((d_B, 32), np.float32)
+    v18 = cuda.device_array((d_B, 32), np.float32)
+    v19 = cuda.device_array((d_B, 32), np.float32)
+    v20 = cuda.device_array((d_B, 32), np.float32)
+    v21 = cuda.device_array((d_B, 32), np.float32)
+    v22 = cuda.device_array((d_B, 32), np.float32)
+    v23 = cuda.device_array((d_B, 32), np.float32)
+    v24 = cuda.device_array((d_B, 32), np.float32)
+    v25 = cuda.device_array((3, d_B, 16), np.float32)
+    v26 = cuda.device_array((16, 128), np.float32)
+    v27 = cuda.device_array((32, 128), np.float32)
+    v28 = cuda.device_array((d_B, 32), np.float32)
+    k0_fused[grid_1d(d_B * 32)](d_B, in_grad_y, in_dstate_h, in_res_0, in_trace_c, in_dstate_c, in_res_1, in_res_2, v5, v0)
+    k1_shift[grid_1d(3 * d_B * 32)](d_B, v6, in_c, in_trace_c)
+    k2_shift[grid_1d(3 * d_B * 32)](d_B, v7, in_h, in_trace_h)
+    k3_zeros[grid_1d(d_B * 32)](d_B, v8)
+    k4_fused[grid_1d(d_B * 32)](d_B, v5, v6, in_res_3, v8, v0, v9, v10, v11, v12)
+    k5_gemm[grid_gemm(d_B, 32)](d_B, v0, in_Wh, v13)
+    k6_fused[grid_1d(d_B * 32)](d_B, v5, in_res_3, in_grad_y, v13, in_res_0, in_trace_c, in_res_1, in_res_2, v6, v9, v10, v11, v12, v14, v1, v15, v16, v17, v18)
+    k7_gemm[grid_gemm(d_B, 32)](d_B, v1, in_Wh, v19)
+    k8_fused[grid_1d(d_B * 32)](d_B, in_grad_y, v19, in_res_0, in_trace_c, v14, in_res_1, in_res_2, v6, in_res_3, v15, v16, v17, v18, v2, v20, v21, v22, v23, v24)
+    k9_copy[grid_1d(d_B * 128)](d_B, v3, v2)
+    k10_copy[grid_1d(d_B * 128)](d_B, v3, v1)
+    k11_copy[grid_1d(d_B * 128)](d_B, v3, v0)
+    k12_gemm[grid_gemm(3 * d_B, 16)](d_B, v3, in_Wx, v25)
+    k13_gemm[grid_gemm(16, 128)](d_B, in_x, v3, v26)
+    k14_gemm[grid_gemm(32, 128)](d_B, v7, v3, v27)
+    k15_sum_to[grid_1d(32)](d_B, v20, v4)
+    k16_sum_to[grid_1d(32)](d_B, v21, v4)
+    k17_sum_to[grid_1d(32)](d_B, v22, v4)
+    k18_sum_to[grid_1d(32)](d_B, v23, v4)
+    k19_gemm[grid_gemm(d_B, 32)](d_B, v2, in_Wh, v28)
+    out0 = v25  # taken over: nothing else reads it
+    out1 = v26  # taken over: nothing else reads it
+    out2 = v27  # taken over: nothing else reads it
+    out3 = v4  # taken over: nothing else reads it
+    out4 = v28  # taken over: nothing else reads it
+    out5 = v24  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

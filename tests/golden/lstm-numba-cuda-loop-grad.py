@@ -28,8 +28,18 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_shift(d_T, d_B, v0, in_c, in_trace_c):
-    """%0 = shift(trace@c, c){reverse=False} : f32[T, B, 32]"""
+def k0_zeros(d_B, v1):
+    """%0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        v1[i1, i0] = c0
+
+
+@cuda.jit(cache=True)
+def k1_shift(d_T, d_B, v2, in_c, in_trace_c):
+    """%1 = shift(trace@c, c){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -37,13 +47,13 @@ def k0_shift(d_T, d_B, v0, in_c, in_trace_c):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v0[i2, i1, i0] = in_c[i1, i0]
+            v2[i2, i1, i0] = in_c[i1, i0]
         else:
-            v0[i2, i1, i0] = in_trace_c[i2 - 1, i1, i0]
+            v2[i2, i1, i0] = in_trace_c[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, dstate_h_state, in_dstate_h):
+def k2_copy(d_B, dstate_h_state, in_dstate_h):
     """copy dstate@h = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -53,7 +63,7 @@ def k1_copy(d_B, dstate_h_state, in_dstate_h):
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, dstate_c_state, in_dstate_c):
+def k3_copy(d_B, dstate_c_state, in_dstate_c):
     """copy dstate@c = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -63,29 +73,69 @@ def k2_copy(d_B, dstate_c_state, in_dstate_c):
 
 
 @cuda.jit(cache=True)
-def k3_copy(v2, in_Wh):
-    """copy %2 = transpose(Wh) : f32[128, 32]"""
+def k4_copy(d_B, rowsum_b_0_state, v1):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_0_state[i1, i0] = v1[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k5_copy(d_B, rowsum_b_1_state, v1):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_1_state[i1, i0] = v1[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k6_copy(d_B, rowsum_b_2_state, v1):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_2_state[i1, i0] = v1[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k7_copy(d_B, rowsum_b_3_state, v1):
+    """copy %0 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b_3_state[i1, i0] = v1[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k8_copy(v4, in_Wh):
+    """copy %3 = transpose(Wh) : f32[128, 32]"""
     for e0 in range(cuda.grid(1), 128 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v2[i1, i0] = in_Wh[i0, i1]
+        v4[i1, i0] = in_Wh[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
-    """%3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 128x32 of a 128x32 weight."""
+def k9_loop(v4, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v2, in_res_3, rowsum_b_0_state, rowsum_b_1_state, rowsum_b_2_state, rowsum_b_3_state, v3):
+    """%4 = loop(dstate@h, dstate@c, %0, %0, %0, %0, grad@y, trace@c, res@0, res@1, res@2, %1, res@3, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=6, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 128]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 128x32 of a 128x32 weight."""
     w0 = cuda.shared.array((128, 32), float32)
     for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
         kk = e // 32
         cl = e - kk * 32
         col = cuda.blockIdx.x * 32 + cl
         if col < 32:
-            w0[kk, cl] = v2[kk, col]
+            w0[kk, cl] = v4[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
-        # phase: fused: 24 elementwise node(s) over [B, 32], storing %11, %15, %19, %23, 'dstate@c@0'
+        # phase: fused: 28 elementwise node(s) over [B, 32], storing %11, %15, %19, %23, 'dstate@c@0', 'rowsum@b@0@0', 'rowsum@b@1@0', 'rowsum@b@2@0', 'rowsum@b@3@0'
         for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i0 = e0 % 32
             r0 = e0 // 32
@@ -101,7 +151,7 @@ def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate
             t8 = c1 - in_res_2[b0, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 32]
             t9 = in_res_2[b0, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 32]
             t10 = t7 * t9  # %11 = mul(%8, %10) : f32[B, 32]
-            t11 = t6 * v0[b0, i1, i0]  # %12 = mul(%7, 'prev@c@0') : f32[B, 32]
+            t11 = t6 * v2[b0, i1, i0]  # %12 = mul(%7, 'prev@c@0') : f32[B, 32]
             t12 = c1 - in_res_3[b0, i1, i0]  # %13 = sub(%2, 'res@3@0') : f32[B, 32]
             t13 = in_res_3[b0, i1, i0] * t12  # %14 = mul('res@3@0', %13) : f32[B, 32]
             t14 = t11 * t13  # %15 = mul(%12, %14) : f32[B, 32]
@@ -114,11 +164,19 @@ def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate
             t21 = in_res_0[b0, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 32]
             t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 32]
             dstate_c = t6 * in_res_3[b0, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
-            v1[b0, i1, i0] = t10  # store %11
-            v1[b0, i1, 32 + i0] = t14  # store %15
-            v1[b0, i1, 64 + i0] = t18  # store %19
-            v1[b0, i1, 96 + i0] = t22  # store %23
+            rowsum_b_0_ = rowsum_b_0_state[i1, i0] + t10  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %11) : f32[B, 32]
+            rowsum_b_1_ = rowsum_b_1_state[i1, i0] + t14  # 'rowsum@b@1@0' = add('rowsum@b@1@t-1', %15) : f32[B, 32]
+            rowsum_b_2_ = rowsum_b_2_state[i1, i0] + t18  # 'rowsum@b@2@0' = add('rowsum@b@2@t-1', %19) : f32[B, 32]
+            rowsum_b_3_ = rowsum_b_3_state[i1, i0] + t22  # 'rowsum@b@3@0' = add('rowsum@b@3@t-1', %23) : f32[B, 32]
+            v3[b0, i1, i0] = t10  # store %11
+            v3[b0, i1, 32 + i0] = t14  # store %15
+            v3[b0, i1, 64 + i0] = t18  # store %19
+            v3[b0, i1, 96 + i0] = t22  # store %23
             dstate_c_state[i1, i0] = dstate_c  # store 'dstate@c@0'
+            rowsum_b_0_state[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
+            rowsum_b_1_state[i1, i0] = rowsum_b_1_  # store 'rowsum@b@1@0'
+            rowsum_b_2_state[i1, i0] = rowsum_b_2_  # store 'rowsum@b@2@0'
+            rowsum_b_3_state[i1, i0] = rowsum_b_3_  # store 'rowsum@b@3@0'
         cuda.syncthreads()
         # phase: 'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
@@ -129,14 +187,14 @@ def k4_loop(v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate
                 i2 = row
                 acc = c0
                 for kk in range(128):
-                    acc += v1[b0, i2, kk] * w0[kk, cl]
+                    acc += v3[b0, i2, kk] * w0[kk, cl]
                 dstate_h_state[i2, col] = acc
         cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1, dstate_c_next):
-    """fused: 24 elementwise node(s) over [B, 32], storing %11, %15, %19, %23, 'dstate@c@0'"""
+def k10_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v2, in_res_3, rowsum_b_0_state, rowsum_b_1_state, rowsum_b_2_state, rowsum_b_3_state, v3, dstate_c_next, rowsum_b_0_next, rowsum_b_1_next, rowsum_b_2_next, rowsum_b_3_next):
+    """fused: 28 elementwise node(s) over [B, 32], storing %11, %15, %19, %23, 'dstate@c@0', 'rowsum@b@0@0', 'rowsum@b@1@0', 'rowsum@b@2@0', 'rowsum@b@3@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -152,7 +210,7 @@ def k5_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_
         t8 = c1 - in_res_2[b1, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 32]
         t9 = in_res_2[b1, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 32]
         t10 = t7 * t9  # %11 = mul(%8, %10) : f32[B, 32]
-        t11 = t6 * v0[b1, i1, i0]  # %12 = mul(%7, 'prev@c@0') : f32[B, 32]
+        t11 = t6 * v2[b1, i1, i0]  # %12 = mul(%7, 'prev@c@0') : f32[B, 32]
         t12 = c1 - in_res_3[b1, i1, i0]  # %13 = sub(%2, 'res@3@0') : f32[B, 32]
         t13 = in_res_3[b1, i1, i0] * t12  # %14 = mul('res@3@0', %13) : f32[B, 32]
         t14 = t11 * t13  # %15 = mul(%12, %14) : f32[B, 32]
@@ -165,15 +223,23 @@ def k5_fused(d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_
         t21 = in_res_0[b1, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 32]
         t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 32]
         dstate_c = t6 * in_res_3[b1, i1, i0]  # 'dstate@c@0' = mul(%7, 'res@3@0') : f32[B, 32]
-        v1[b1, i1, i0] = t10  # store %11
-        v1[b1, i1, 32 + i0] = t14  # store %15
-        v1[b1, i1, 64 + i0] = t18  # store %19
-        v1[b1, i1, 96 + i0] = t22  # store %23
+        rowsum_b_0_ = rowsum_b_0_state[i1, i0] + t10  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %11) : f32[B, 32]
+        rowsum_b_1_ = rowsum_b_1_state[i1, i0] + t14  # 'rowsum@b@1@0' = add('rowsum@b@1@t-1', %15) : f32[B, 32]
+        rowsum_b_2_ = rowsum_b_2_state[i1, i0] + t18  # 'rowsum@b@2@0' = add('rowsum@b@2@t-1', %19) : f32[B, 32]
+        rowsum_b_3_ = rowsum_b_3_state[i1, i0] + t22  # 'rowsum@b@3@0' = add('rowsum@b@3@t-1', %23) : f32[B, 32]
+        v3[b1, i1, i0] = t10  # store %11
+        v3[b1, i1, 32 + i0] = t14  # store %15
+        v3[b1, i1, 64 + i0] = t18  # store %19
+        v3[b1, i1, 96 + i0] = t22  # store %23
         dstate_c_next[i1, i0] = dstate_c  # store 'dstate@c@0'
+        rowsum_b_0_next[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
+        rowsum_b_1_next[i1, i0] = rowsum_b_1_  # store 'rowsum@b@1@0'
+        rowsum_b_2_next[i1, i0] = rowsum_b_2_  # store 'rowsum@b@2@0'
+        rowsum_b_3_next[i1, i0] = rowsum_b_3_  # store 'rowsum@b@3@0'
 
 
 @cuda.jit(cache=True)
-def k6_gemm(d_B, v1, b1, v2, dstate_h_next):
+def k11_gemm(d_B, v3, b1, v4, dstate_h_next):
     """'dstate@h@0' = matmul(%24, inv1) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -186,12 +252,12 @@ def k6_gemm(d_B, v1, b1, v2, dstate_h_next):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_B and ka < 128:
-            sa[ty, tx] = v1[b1, i0, ka]
+            sa[ty, tx] = v3[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 128 and col < 32:
-            sb[ty, tx] = v2[kb, col]
+            sb[ty, tx] = v4[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -203,8 +269,8 @@ def k6_gemm(d_B, v1, b1, v2, dstate_h_next):
 
 
 @cuda.jit(cache=True)
-def k7_gemm(d_B, d_T, v1, in_Wx, v3):
-    """%6 = matmul(%4, %5) : f32[T, B, 16]: tiled GEMM"""
+def k12_gemm(d_B, d_T, v3, in_Wx, v5):
+    """%7 = matmul(%5, %6) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -218,7 +284,7 @@ def k7_gemm(d_B, d_T, v1, in_Wx, v3):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 128:
-            sa[ty, tx] = v1[i1, i0, ka]
+            sa[ty, tx] = v3[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -231,12 +297,12 @@ def k7_gemm(d_B, d_T, v1, in_Wx, v3):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 16:
-        v3[i1, i0, col] = acc
+        v5[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k8_gemm(d_T, d_B, in_x, v1, v4):
-    """%7 = matmul_tn(x, %4) : f32[16, 128]: tiled GEMM"""
+def k13_gemm(d_T, d_B, in_x, v3, v6):
+    """%8 = matmul_tn(x, %5) : f32[16, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -258,7 +324,7 @@ def k8_gemm(d_T, d_B, in_x, v1, v4):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v3[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -266,12 +332,12 @@ def k8_gemm(d_T, d_B, in_x, v1, v4):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 128:
-        v4[row, col] = acc
+        v6[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k9_shift(d_T, d_B, v5, in_h, in_trace_h):
-    """%8 = shift(trace@h, h){reverse=False} : f32[T, B, 32]"""
+def k14_shift(d_T, d_B, v7, in_h, in_trace_h):
+    """%9 = shift(trace@h, h){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -279,14 +345,14 @@ def k9_shift(d_T, d_B, v5, in_h, in_trace_h):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v5[i2, i1, i0] = in_h[i1, i0]
+            v7[i2, i1, i0] = in_h[i1, i0]
         else:
-            v5[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
+            v7[i2, i1, i0] = in_trace_h[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_T, d_B, v5, v1, v6):
-    """%9 = matmul_tn(%8, %4) : f32[32, 128]: tiled GEMM"""
+def k15_gemm(d_T, d_B, v7, v3, v8):
+    """%10 = matmul_tn(%9, %5) : f32[32, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -300,7 +366,7 @@ def k10_gemm(d_T, d_B, v5, v1, v6):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v5[i1, i0, row]
+            sa[ty, tx] = v7[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -308,7 +374,7 @@ def k10_gemm(d_T, d_B, v5, v1, v6):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v3[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -316,22 +382,54 @@ def k10_gemm(d_T, d_B, v5, v1, v6):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 128:
-        v6[row, col] = acc
+        v8[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_sum_to(d_T, d_B, v1, v7):
-    """%10 = sum_to(%4){shape=(128,)} : f32[128]"""
-    for e0 in range(cuda.grid(1), 128, cuda.gridsize(1)):
+def k16_sum_to(d_B, rowsum_b_0_state, v0):
+    """%12 = sum_to(%11){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v1[j0, j1, i0]
-        v7[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b_0_state[j0, i0]
+        v0[i0] = acc0
 
 
-def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res_2, in_res_3, in_trace_h, in_trace_c, in_grad_y, in_dstate_h, in_dstate_c, d_T, d_B, n0):
+@cuda.jit(cache=True)
+def k17_sum_to(d_B, rowsum_b_1_state, v0):
+    """%14 = sum_to(%13){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b_1_state[j0, i0]
+        v0[32 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k18_sum_to(d_B, rowsum_b_2_state, v0):
+    """%16 = sum_to(%15){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b_2_state[j0, i0]
+        v0[64 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k19_sum_to(d_B, rowsum_b_3_state, v0):
+    """%18 = sum_to(%17){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b_3_state[j0, i0]
+        v0[96 + i0] = acc0
+
+
+def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res_2, in_res_3, in_trace_h, in_trace_c, in_grad_y, in_dstate_h, in_dstate_c, d_B, d_T, n0):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 16]
     # in_Wx: input Wx : f32[16, 128]
@@ -348,42 +446,59 @@ def program(rt, in_x, in_Wx, in_Wh, in_b, in_h, in_c, in_res_0, in_res_1, in_res
     # in_grad_y: input grad@y : f32[T, B, 32]
     # in_dstate_h: input dstate@h : f32[B, 32]
     # in_dstate_c: input dstate@c : f32[B, 32]
-    # d_T: dim T
     # d_B: dim B
+    # d_T: dim T
     # n0: loop count T
     # returns: x, Wx, Wh, b, h, c
-    v0 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v0 = cuda.device_array((128,), np.float32)
+    v1 = cuda.device_array((d_B, 32), np.float32)
+    v2 = cuda.device_array((d_T, d_B, 32), np.float32)
     dstate_h_state = cuda.device_array((d_B, 32), np.float32)
     dstate_c_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_0_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_1_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_2_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_3_state = cuda.device_array((d_B, 32), np.float32)
     dstate_h_next = cuda.device_array((d_B, 32), np.float32)
     dstate_c_next = cuda.device_array((d_B, 32), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 128), np.float32)
-    v2 = cuda.device_array((128, 32), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v4 = cuda.device_array((16, 128), np.float32)
-    v5 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v6 = cuda.device_array((32, 128), np.float32)
-    v7 = cuda.device_array((128,), np.float32)
-    k0_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v0, in_c, in_trace_c)
-    # %3 = loop(dstate@h, dstate@c, grad@y, trace@c, res@0, res@1, res@2, %0, res@3, %1, %2){length=T, start=0, stride=1, reverse=True, n_carry=2, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    k1_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
-    k2_copy[grid_1d(d_B * 32)](d_B, dstate_c_state, in_dstate_c)
-    k3_copy[grid_1d(128 * 32)](v2, in_Wh)
-    if not rt.persistent(k4_loop, (1, BLOCK_THREADS, 0), '%3', v2, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1):
+    rowsum_b_0_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_1_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_2_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b_3_next = cuda.device_array((d_B, 32), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 128), np.float32)
+    v4 = cuda.device_array((128, 32), np.float32)
+    v5 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v6 = cuda.device_array((16, 128), np.float32)
+    v7 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v8 = cuda.device_array((32, 128), np.float32)
+    k0_zeros[grid_1d(d_B * 32)](d_B, v1)
+    k1_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v2, in_c, in_trace_c)
+    # %4 = loop(dstate@h, dstate@c, %0, %0, %0, %0, grad@y, trace@c, res@0, res@1, res@2, %1, res@3, %2, %3){length=T, start=0, stride=1, reverse=True, n_carry=6, n_xs=7, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
+    k2_copy[grid_1d(d_B * 32)](d_B, dstate_h_state, in_dstate_h)
+    k3_copy[grid_1d(d_B * 32)](d_B, dstate_c_state, in_dstate_c)
+    k4_copy[grid_1d(d_B * 32)](d_B, rowsum_b_0_state, v1)
+    k5_copy[grid_1d(d_B * 32)](d_B, rowsum_b_1_state, v1)
+    k6_copy[grid_1d(d_B * 32)](d_B, rowsum_b_2_state, v1)
+    k7_copy[grid_1d(d_B * 32)](d_B, rowsum_b_3_state, v1)
+    k8_copy[grid_1d(128 * 32)](v4, in_Wh)
+    if not rt.persistent(k9_loop, (1, BLOCK_THREADS, 0), '%4', v4, n0, d_B, in_grad_y, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v2, in_res_3, rowsum_b_0_state, rowsum_b_1_state, rowsum_b_2_state, rowsum_b_3_state, v3):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k5_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v0, in_res_3, v1, dstate_c_next)
-            k6_gemm[grid_gemm(d_B, 32)](d_B, v1, b1, v2, dstate_h_next)
-            dstate_h_state, dstate_c_state, dstate_h_next, dstate_c_next = dstate_h_next, dstate_c_next, dstate_h_state, dstate_c_state  # the new states become the current ones
-    k7_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v1, in_Wx, v3)
-    k8_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v1, v4)
-    k9_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v5, in_h, in_trace_h)
-    k10_gemm[grid_gemm(32, 128)](d_T, d_B, v5, v1, v6)
-    k11_sum_to[grid_1d(128)](d_T, d_B, v1, v7)
-    out0 = v3  # taken over: nothing else reads it
-    out1 = v4  # taken over: nothing else reads it
-    out2 = v6  # taken over: nothing else reads it
-    out3 = v7  # taken over: nothing else reads it
+            k10_fused[grid_1d(d_B * 32)](d_B, in_grad_y, b1, dstate_h_state, in_res_0, in_trace_c, dstate_c_state, in_res_1, in_res_2, v2, in_res_3, rowsum_b_0_state, rowsum_b_1_state, rowsum_b_2_state, rowsum_b_3_state, v3, dstate_c_next, rowsum_b_0_next, rowsum_b_1_next, rowsum_b_2_next, rowsum_b_3_next)
+            k11_gemm[grid_gemm(d_B, 32)](d_B, v3, b1, v4, dstate_h_next)
+            dstate_h_state, dstate_c_state, rowsum_b_0_state, rowsum_b_1_state, rowsum_b_2_state, rowsum_b_3_state, dstate_h_next, dstate_c_next, rowsum_b_0_next, rowsum_b_1_next, rowsum_b_2_next, rowsum_b_3_next = dstate_h_next, dstate_c_next, rowsum_b_0_next, rowsum_b_1_next, rowsum_b_2_next, rowsum_b_3_next, dstate_h_state, dstate_c_state, rowsum_b_0_state, rowsum_b_1_state, rowsum_b_2_state, rowsum_b_3_state  # the new states become the current ones
+    k12_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v3, in_Wx, v5)
+    k13_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v3, v6)
+    k14_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v7, in_h, in_trace_h)
+    k15_gemm[grid_gemm(32, 128)](d_T, d_B, v7, v3, v8)
+    k16_sum_to[grid_1d(32)](d_B, rowsum_b_0_state, v0)
+    k17_sum_to[grid_1d(32)](d_B, rowsum_b_1_state, v0)
+    k18_sum_to[grid_1d(32)](d_B, rowsum_b_2_state, v0)
+    k19_sum_to[grid_1d(32)](d_B, rowsum_b_3_state, v0)
+    out0 = v5  # taken over: nothing else reads it
+    out1 = v6  # taken over: nothing else reads it
+    out2 = v8  # taken over: nothing else reads it
+    out3 = v0  # taken over: nothing else reads it
     out4 = dstate_h_state  # taken over: nothing else reads it
     out5 = dstate_c_state  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, )

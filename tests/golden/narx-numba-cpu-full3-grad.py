@@ -13,6 +13,7 @@ from rnncomp.backends.numba_cpu.shaped import shaped
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(1.0)
+c1 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -20,43 +21,6 @@ def matmul_0(x0, x1, x2, n1):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %6 = matmul(%4, %5) : f32[B, 8]
     gemm_nt(x0, x2, x1, n1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def fused_0(n0, x0, x1, y0, x2, x3):
-    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # 4 elementwise node(s) in one loop, storing %10 : [B, 8]
-    for i0 in range(n0):
-        for i1 in range(8):
-            t0 = x0[i0, i1] + x1[i0, i1]  # %7 = add(dstate@s, %6) : f32[B, 8]
-            t1 = x2[y0, i0, i1] * x2[y0, i0, i1]  # %8 = mul('trace@s@2', 'trace@s@2') : f32[B, 8]
-            t2 = c0 - t1  # %9 = sub(%1, %8) : f32[B, 8]
-            t3 = t0 * t2  # %10 = mul(%7, %9) : f32[B, 8]
-            x3[y0, i0, i1] = t3
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def fused_1(n0, y0, x0, x1, x2, x3, x4, x5):
-    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # 6 elementwise node(s) in one loop, storing %19 : [B, 8]
-    for i0 in range(n0):
-        for i1 in range(8):
-            t0 = x1[i0, i1] + x2[i0, i1]  # %13 = add('dstate@y@d1', %12) : f32[B, 8]
-            dstate_y = t0 + x3[i0, i1]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
-            t1 = x0[y0, i0, i1] + dstate_y  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
-            t2 = x4[y0, i0, i1] * x4[y0, i0, i1]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
-            t3 = c0 - t2  # %18 = sub(%1, %17) : f32[B, 8]
-            t4 = t1 * t3  # %19 = mul(%16, %18) : f32[B, 8]
-            x5[y0, i0, i1] = t4
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def matmul_tn_0(n0, x0, x1, x2, n1):
-    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %40 = matmul_tn(x, %36) : f32[4, 8]
-    a0 = shaped(x0, (3 * n0, 4))
-    a1 = shaped(x1, (3 * n0, 8))
-    gemm_tn(a0, a1, x2, n1, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -74,6 +38,45 @@ def shift_0(n0, x0, x1, x2):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fused_0(n0, y0, x0, x1, x2, x3, x4, x5, x6, x7):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # 7 elementwise node(s) in one loop, storing %19, 'rowsum@b@0@1' : [B, 8]
+    for i0 in range(n0):
+        for i1 in range(8):
+            t0 = x1[i0, i1] + x2[i0, i1]  # %13 = add('dstate@y@d1', %12) : f32[B, 8]
+            dstate_y = t0 + x3[i0, i1]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
+            t1 = x0[y0, i0, i1] + dstate_y  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
+            t2 = x4[y0, i0, i1] * x4[y0, i0, i1]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
+            t3 = c0 - t2  # %18 = sub(%1, %17) : f32[B, 8]
+            t4 = t1 * t3  # %19 = mul(%16, %18) : f32[B, 8]
+            rowsum_b_0_ = x5[i0, i1] + t4  # 'rowsum@b@0@1' = add('rowsum@b@0@2', %19) : f32[B, 8]
+            x6[y0, i0, i1] = t4
+            x7[i0, i1] = rowsum_b_0_
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fused_1(n0, x0, x1, y0, x2, x3):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # 4 elementwise node(s) in one loop, storing %28 : [B, 8]
+    for i0 in range(n0):
+        for i1 in range(8):
+            t0 = x0[i0, i1] + x1[i0, i1]  # %25 = add('dstate@s@2', %24) : f32[B, 8]
+            t1 = x2[y0, i0, i1] * x2[y0, i0, i1]  # %26 = mul('trace@s@1', 'trace@s@1') : f32[B, 8]
+            t2 = c0 - t1  # %27 = sub(%1, %26) : f32[B, 8]
+            t3 = t0 * t2  # %28 = mul(%25, %27) : f32[B, 8]
+            x3[y0, i0, i1] = t3
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def matmul_tn_0(n0, x0, x1, x2, n1):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %40 = matmul_tn(x, %36) : f32[4, 8]
+    a0 = shaped(x0, (3 * n0, 4))
+    a1 = shaped(x1, (3 * n0, 8))
+    gemm_tn(a0, a1, x2, n1, BLAS)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, x0, x1, x2, n1):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %44 = matmul_tn(%43, %36) : f32[8, 8]
@@ -83,7 +86,7 @@ def matmul_tn_1(n0, x0, x1, x2, n1):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, v0, v1, d_B, v2, n_threads, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23):
+def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, v0, v1, d_B, v2, n_threads, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 4]
@@ -117,25 +120,26 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # v2: f32[B, 8]
     # v3: f32[B, 8]
     # v4: f32[B, 4]
-    # v5: f32[B, 4]
+    # v5: f32[B, 8]
     # v6: f32[3, B, 4]
-    # v7: f32[B, 8]
-    # v8: f32[3, B, 4]
-    # v9: f32[3, B, 4]
-    # v10: f32[4, 8]
-    # v11: f32[3, B, 4]
-    # v12: f32[4, 8]
-    # v13: f32[3, B, 8]
-    # v14: f32[8, 8]
-    # v15: f32[3, B, 8]
-    # v16: f32[8, 8]
-    # v17: f32[8, 8]
-    # v18: f32[3, B, 8]
+    # v7: f32[3, B, 8]
+    # v8: f32[3, B, 8]
+    # v9: f32[3, B, 8]
+    # v10: f32[B, 8]
+    # v11: f32[B, 8]
+    # v12: f32[B, 4]
+    # v13: f32[3, B, 4]
+    # v14: f32[3, B, 4]
+    # v15: f32[3, B, 4]
+    # v16: f32[4, 8]
+    # v17: f32[4, 8]
+    # v18: f32[8, 8]
     # v19: f32[8, 8]
     # v20: f32[8, 8]
-    # v21: f32[8]
-    # v22: f64[8]
-    # v23: f32[B, 8]
+    # v21: f32[8, 8]
+    # v22: f32[8, 8]
+    # v23: f32[8]
+    # v24: f64[8]
     # 4 elementwise node(s) in one loop, storing %4 : [B, 8]
     for i0_u0 in range(d_B):
         for i1_u0 in range(8):
@@ -145,80 +149,92 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
             t3_u0 = t0_u0 * t2_u0  # %4 = mul(%0, %3) : f32[B, 8]
             v1[2, i0_u0, i1_u0] = t3_u0
     matmul_0(v1[2], v2, in_Vs, n_threads)  # %6 = matmul(%4, %5) : f32[B, 8]
-    fused_0(d_B, in7, v2, np.int64(2), in3, v0)  # fused: %10
-    matmul_0(v0[2], v2, in_Ws, n_threads)  # %12 = matmul(%10, %11) : f32[B, 8]
     matmul_0(v1[2], v3, in_Wy1, n_threads)  # %15 = matmul(%4, %14) : f32[B, 8]
-    fused_1(d_B, np.int64(1), in5, in9, v2, v3, in2, v1)  # fused: %19
-    matmul_0(v1[1], v4, in_Wx1, n_threads)  # 'dstate@x@d0@1' = matmul(%19, %20) : f32[B, 4]
-    matmul_0(v1[2], v5, in_Wx1, n_threads)  # 'dstate@x@d0@2' = matmul(%4, %20) : f32[B, 4]
-    # %21 = stack('dstate@x@d0@1', 'dstate@x@d0@2', 'dstate@x@d0') : f32[3, B, 4]
-    for i0_u1 in range(d_B):
-        for i1_u1 in range(4):
-            v6[0, i0_u1, i1_u1] = v4[i0_u1, i1_u1]
-    for i2_u1 in range(d_B):
-        for i3_u1 in range(4):
-            v6[1, i2_u1, i3_u1] = v5[i2_u1, i3_u1]
-    for i4_u1 in range(d_B):
-        for i5_u1 in range(4):
-            v6[2, i4_u1, i5_u1] = in8[i4_u1, i5_u1]
-    matmul_0(v1[2], v3, in_Wy2, n_threads)  # 'dstate@y@d1@2' = matmul(%4, %22) : f32[B, 8]
-    matmul_0(v0[2], v2, in_Us, n_threads)  # 'dstate@s@2' = matmul(%10, %23) : f32[B, 8]
-    matmul_0(v1[1], v7, in_Vs, n_threads)  # %24 = matmul(%19, %5) : f32[B, 8]
-    fused_0(d_B, v2, v7, np.int64(1), in3, v0)  # fused: %28
-    matmul_0(v0[1], v7, in_Ws, n_threads)  # %29 = matmul(%28, %11) : f32[B, 8]
-    matmul_0(v1[1], v2, in_Wy1, n_threads)  # %31 = matmul(%19, %14) : f32[B, 8]
-    fused_1(d_B, np.int64(0), in5, v3, v7, v2, in2, v1)  # fused: %35
-    # %38 = matmul(%36, %37) : f32[3, B, 4]
-    a0_u2 = shaped(v1, (3 * d_B, 8))
-    a1_u2 = shaped(v8, (3 * d_B, 4))
-    gemm_nt(a0_u2, in_Wx0, a1_u2, n_threads, BLAS)
-    # 1 elementwise node(s) in one loop, storing %39 : [3, B, 4]
-    for i0_u3 in range(3):
-        for i1_u3 in range(d_B):
-            for i2_u3 in range(4):
-                t0_u3 = v6[i0_u3, i1_u3, i2_u3] + v8[i0_u3, i1_u3, i2_u3]  # %39 = add(%21, %38) : f32[3, B, 4]
-                v9[i0_u3, i1_u3, i2_u3] = t0_u3
-    matmul_tn_0(d_B, in_x, v1, v10, n_threads)  # %40 = matmul_tn(x, %36) : f32[4, 8]
+    matmul_0(v1[2], v4, in_Wx1, n_threads)  # 'dstate@x@d0@2' = matmul(%4, %20) : f32[B, 4]
+    matmul_0(v1[2], v5, in_Wy2, n_threads)  # 'dstate@y@d1@2' = matmul(%4, %22) : f32[B, 8]
     # %41 = shift('trace@x@d0', x@d0){reverse=False} : f32[3, B, 4]
-    for s0_u4 in range(1, 3):
-        for i0_u4 in range(d_B):
-            for i1_u4 in range(4):
-                v11[s0_u4, i0_u4, i1_u4] = in4[s0_u4 - 1, i0_u4, i1_u4]
+    for s0_u1 in range(1, 3):
+        for i0_u1 in range(d_B):
+            for i1_u1 in range(4):
+                v6[s0_u1, i0_u1, i1_u1] = in4[s0_u1 - 1, i0_u1, i1_u1]
     if 3 > 0:
-        for i2_u4 in range(d_B):
-            for i3_u4 in range(4):
-                v11[0, i2_u4, i3_u4] = in0[i2_u4, i3_u4]
-    matmul_tn_0(d_B, v11, v1, v12, n_threads)  # %42 = matmul_tn(%41, %36) : f32[4, 8]
-    shift_0(d_B, v13, in2, in_y)  # %43 = shift(trace@y, y){reverse=False} : f32[3, B, 8]
-    matmul_tn_1(d_B, v13, v1, v14, n_threads)  # %44 = matmul_tn(%43, %36) : f32[8, 8]
-    shift_0(d_B, v15, v13, in1)  # %45 = shift(%43, y@d1){reverse=False} : f32[3, B, 8]
-    matmul_tn_1(d_B, v15, v1, v16, n_threads)  # %46 = matmul_tn(%45, %36) : f32[8, 8]
-    matmul_0(v0[1], v2, in_Us, n_threads)  # 'dstate@s@1' = matmul(%28, %23) : f32[B, 8]
-    matmul_0(v1[0], v7, in_Vs, n_threads)  # %47 = matmul(%35, %5) : f32[B, 8]
-    fused_0(d_B, v2, v7, np.int64(0), in3, v0)  # fused: %51
-    matmul_tn_1(d_B, v13, v0, v17, n_threads)  # %53 = matmul_tn(%43, %52) : f32[8, 8]
-    shift_0(d_B, v18, in3, in_s)  # %54 = shift(trace@s, s){reverse=False} : f32[3, B, 8]
-    matmul_tn_1(d_B, v18, v0, v19, n_threads)  # %55 = matmul_tn(%54, %52) : f32[8, 8]
-    matmul_tn_1(d_B, in3, v1, v20, n_threads)  # %56 = matmul_tn(trace@s, %36) : f32[8, 8]
-    # %57 = sum_to(%36){shape=(8,)} : f32[8]
-    for i0_u5 in range(8):
-        v22[i0_u5] = 0.0
-    for i1_u5 in range(3):
-        for i2_u5 in range(d_B):
-            for i3_u5 in range(8):
-                v22[i3_u5] += v1[i1_u5, i2_u5, i3_u5]
-    for i4_u5 in range(8):
-        v21[i4_u5] = v22[i4_u5]
-    matmul_0(v1[1], v7, in_Wy2, n_threads)  # 'dstate@y@d1@1' = matmul(%19, %22) : f32[B, 8]
-    matmul_0(v0[0], v2, in_Ws, n_threads)  # %58 = matmul(%51, %11) : f32[B, 8]
-    matmul_0(v1[0], v3, in_Wy1, n_threads)  # %60 = matmul(%35, %14) : f32[B, 8]
+        for i2_u1 in range(d_B):
+            for i3_u1 in range(4):
+                v6[0, i2_u1, i3_u1] = in0[i2_u1, i3_u1]
+    shift_0(d_B, v7, in2, in_y)  # %43 = shift(trace@y, y){reverse=False} : f32[3, B, 8]
+    shift_0(d_B, v8, v7, in1)  # %45 = shift(%43, y@d1){reverse=False} : f32[3, B, 8]
+    shift_0(d_B, v9, in3, in_s)  # %54 = shift(trace@s, s){reverse=False} : f32[3, B, 8]
+    # %57 = zeros(){shape=('B', 8), dtype=f32} : f32[B, 8]
+    for i0_u2 in range(d_B):
+        for i1_u2 in range(8):
+            v10[i0_u2, i1_u2] = c1
+    # 5 elementwise node(s) in one loop, storing %10, 'rowsum@b@0@2' : [B, 8]
+    for i0_u3 in range(d_B):
+        for i1_u3 in range(8):
+            t0_u3 = in7[i0_u3, i1_u3] + v2[i0_u3, i1_u3]  # %7 = add(dstate@s, %6) : f32[B, 8]
+            t1_u3 = in3[2, i0_u3, i1_u3] * in3[2, i0_u3, i1_u3]  # %8 = mul('trace@s@2', 'trace@s@2') : f32[B, 8]
+            t2_u3 = c0 - t1_u3  # %9 = sub(%1, %8) : f32[B, 8]
+            t3_u3 = t0_u3 * t2_u3  # %10 = mul(%7, %9) : f32[B, 8]
+            rowsum_b_0_ = v10[i0_u3, i1_u3] + v1[2, i0_u3, i1_u3]  # 'rowsum@b@0@2' = add(%57, %4) : f32[B, 8]
+            v0[2, i0_u3, i1_u3] = t3_u3
+            v11[i0_u3, i1_u3] = rowsum_b_0_
+    matmul_0(v0[2], v10, in_Ws, n_threads)  # %12 = matmul(%10, %11) : f32[B, 8]
+    fused_0(d_B, np.int64(1), in5, in9, v10, v3, in2, v11, v1, v2)  # fused: %19, 'rowsum@b@0@1'
+    matmul_0(v1[1], v12, in_Wx1, n_threads)  # 'dstate@x@d0@1' = matmul(%19, %20) : f32[B, 4]
+    # %21 = stack('dstate@x@d0@1', 'dstate@x@d0@2', 'dstate@x@d0') : f32[3, B, 4]
+    for i0_u4 in range(d_B):
+        for i1_u4 in range(4):
+            v13[0, i0_u4, i1_u4] = v12[i0_u4, i1_u4]
+    for i2_u4 in range(d_B):
+        for i3_u4 in range(4):
+            v13[1, i2_u4, i3_u4] = v4[i2_u4, i3_u4]
+    for i4_u4 in range(d_B):
+        for i5_u4 in range(4):
+            v13[2, i4_u4, i5_u4] = in8[i4_u4, i5_u4]
+    matmul_0(v0[2], v10, in_Us, n_threads)  # 'dstate@s@2' = matmul(%10, %23) : f32[B, 8]
+    matmul_0(v1[1], v11, in_Vs, n_threads)  # %24 = matmul(%19, %5) : f32[B, 8]
+    fused_1(d_B, v10, v11, np.int64(1), in3, v0)  # fused: %28
+    matmul_0(v0[1], v11, in_Ws, n_threads)  # %29 = matmul(%28, %11) : f32[B, 8]
+    matmul_0(v1[1], v10, in_Wy1, n_threads)  # %31 = matmul(%19, %14) : f32[B, 8]
+    fused_0(d_B, np.int64(0), in5, v5, v11, v10, in2, v2, v1, v3)  # fused: %35, 'rowsum@b@0@0'
+    # %38 = matmul(%36, %37) : f32[3, B, 4]
+    a0_u5 = shaped(v1, (3 * d_B, 8))
+    a1_u5 = shaped(v14, (3 * d_B, 4))
+    gemm_nt(a0_u5, in_Wx0, a1_u5, n_threads, BLAS)
+    # 1 elementwise node(s) in one loop, storing %39 : [3, B, 4]
+    for i0_u6 in range(3):
+        for i1_u6 in range(d_B):
+            for i2_u6 in range(4):
+                t0_u6 = v13[i0_u6, i1_u6, i2_u6] + v14[i0_u6, i1_u6, i2_u6]  # %39 = add(%21, %38) : f32[3, B, 4]
+                v15[i0_u6, i1_u6, i2_u6] = t0_u6
+    matmul_tn_0(d_B, in_x, v1, v16, n_threads)  # %40 = matmul_tn(x, %36) : f32[4, 8]
+    matmul_tn_0(d_B, v6, v1, v17, n_threads)  # %42 = matmul_tn(%41, %36) : f32[4, 8]
+    matmul_tn_1(d_B, v7, v1, v18, n_threads)  # %44 = matmul_tn(%43, %36) : f32[8, 8]
+    matmul_tn_1(d_B, v8, v1, v19, n_threads)  # %46 = matmul_tn(%45, %36) : f32[8, 8]
+    matmul_0(v0[1], v10, in_Us, n_threads)  # 'dstate@s@1' = matmul(%28, %23) : f32[B, 8]
+    matmul_0(v1[0], v11, in_Vs, n_threads)  # %47 = matmul(%35, %5) : f32[B, 8]
+    fused_1(d_B, v10, v11, np.int64(0), in3, v0)  # fused: %51
+    matmul_tn_1(d_B, v7, v0, v20, n_threads)  # %53 = matmul_tn(%43, %52) : f32[8, 8]
+    matmul_tn_1(d_B, v9, v0, v21, n_threads)  # %55 = matmul_tn(%54, %52) : f32[8, 8]
+    matmul_tn_1(d_B, in3, v1, v22, n_threads)  # %56 = matmul_tn(trace@s, %36) : f32[8, 8]
+    # %58 = sum_to('rowsum@b@0@0'){shape=(8,)} : f32[8]
+    for i0_u7 in range(8):
+        v24[i0_u7] = 0.0
+    for i1_u7 in range(d_B):
+        for i2_u7 in range(8):
+            v24[i2_u7] += v3[i1_u7, i2_u7]
+    for i3_u7 in range(8):
+        v23[i3_u7] = v24[i3_u7]
+    matmul_0(v1[1], v11, in_Wy2, n_threads)  # 'dstate@y@d1@1' = matmul(%19, %22) : f32[B, 8]
+    matmul_0(v0[0], v10, in_Ws, n_threads)  # %59 = matmul(%51, %11) : f32[B, 8]
+    matmul_0(v1[0], v2, in_Wy1, n_threads)  # %61 = matmul(%35, %14) : f32[B, 8]
     # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [B, 8]
-    for i0_u6 in range(d_B):
-        for i1_u6 in range(8):
-            t0_u6 = v7[i0_u6, i1_u6] + v2[i0_u6, i1_u6]  # %59 = add('dstate@y@d1@1', %58) : f32[B, 8]
-            dstate_y = t0_u6 + v3[i0_u6, i1_u6]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
-            v23[i0_u6, i1_u6] = dstate_y
-    matmul_0(v0[0], v2, in_Us, n_threads)  # 'dstate@s@0' = matmul(%51, %23) : f32[B, 8]
-    matmul_0(v1[0], v5, in_Wx1, n_threads)  # 'dstate@x@d0@0' = matmul(%35, %20) : f32[B, 4]
-    matmul_0(v1[0], v7, in_Wy2, n_threads)  # 'dstate@y@d1@0' = matmul(%35, %22) : f32[B, 8]
+    for i0_u8 in range(d_B):
+        for i1_u8 in range(8):
+            t0_u8 = v11[i0_u8, i1_u8] + v10[i0_u8, i1_u8]  # %60 = add('dstate@y@d1@1', %59) : f32[B, 8]
+            dstate_y = t0_u8 + v2[i0_u8, i1_u8]  # 'dstate@y@0' = add(%60, %61) : f32[B, 8]
+            v5[i0_u8, i1_u8] = dstate_y
+    matmul_0(v0[0], v10, in_Us, n_threads)  # 'dstate@s@0' = matmul(%51, %23) : f32[B, 8]
+    matmul_0(v1[0], v12, in_Wx1, n_threads)  # 'dstate@x@d0@0' = matmul(%35, %20) : f32[B, 4]
+    matmul_0(v1[0], v11, in_Wy2, n_threads)  # 'dstate@y@d1@0' = matmul(%35, %22) : f32[B, 8]
     return ()

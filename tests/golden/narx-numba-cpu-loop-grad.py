@@ -7,13 +7,15 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -45,108 +47,113 @@ def rows_0(p0, args):
     x1 = block_array(args, 6, np.float32, 2)
     x2 = block_array(args, 9, np.float32, 2)
     x3 = block_array(args, 12, np.float32, 2)
-    n3 = block_int(args, 15)
-    x4 = block_array(args, 16, np.float32, 3)
-    x5 = block_array(args, 20, np.float32, 3)
-    x6 = block_array(args, 24, np.float32, 3)
-    x7 = block_array(args, 28, np.float32, 3)
-    x8 = block_array(args, 32, np.float32, 3)
-    x9 = block_array(args, 36, np.float32, 3)
-    x10 = block_array(args, 40, np.float32, 2)
+    x4 = block_array(args, 15, np.float32, 2)
+    n3 = block_int(args, 18)
+    x5 = block_array(args, 19, np.float32, 3)
+    x6 = block_array(args, 23, np.float32, 3)
+    x7 = block_array(args, 27, np.float32, 3)
+    x8 = block_array(args, 31, np.float32, 3)
+    x9 = block_array(args, 35, np.float32, 3)
+    x10 = block_array(args, 39, np.float32, 3)
     x11 = block_array(args, 43, np.float32, 2)
-    x12 = (block_array(args, 46, np.float32, 1), block_int(args, 48))
-    x13 = block_array(args, 49, np.float32, 2)
-    x14 = block_array(args, 52, np.float32, 2)
-    x15 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
-    x16 = block_array(args, 58, np.float32, 2)
-    x17 = block_array(args, 61, np.float32, 2)
-    x18 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
-    x19 = block_array(args, 67, np.float32, 2)
-    x20 = (block_array(args, 70, np.float32, 1), block_int(args, 72))
-    x21 = block_array(args, 73, np.float32, 2)
-    x22 = block_array(args, 76, np.float32, 2)
-    x23 = (block_array(args, 79, np.float32, 1), block_int(args, 81))
-    x24 = block_array(args, 82, np.float32, 2)
-    x25 = (block_array(args, 85, np.float32, 1), block_int(args, 87))
+    x12 = block_array(args, 46, np.float32, 2)
+    x13 = (block_array(args, 49, np.float32, 1), block_int(args, 51))
+    n4 = block_int(args, 52)
+    x14 = block_array(args, 53, np.float32, 2)
+    x15 = block_array(args, 56, np.float32, 2)
+    x16 = (block_array(args, 59, np.float32, 1), block_int(args, 61))
+    x17 = block_array(args, 62, np.float32, 2)
+    x18 = block_array(args, 65, np.float32, 2)
+    x19 = (block_array(args, 68, np.float32, 1), block_int(args, 70))
+    x20 = block_array(args, 71, np.float32, 2)
+    x21 = (block_array(args, 74, np.float32, 1), block_int(args, 76))
+    x22 = block_array(args, 77, np.float32, 2)
+    x23 = block_array(args, 80, np.float32, 2)
+    x24 = (block_array(args, 83, np.float32, 1), block_int(args, 85))
+    x25 = block_array(args, 86, np.float32, 2)
+    x26 = (block_array(args, 89, np.float32, 1), block_int(args, 91))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a6 = x10[m0:m1]
-    a7 = x13[m0:m1]
-    a8 = x16[m0:m1]
-    a9 = x21[m0:m1]
+    a6 = x11[m0:m1]
+    a7 = x14[m0:m1]
+    a8 = x17[m0:m1]
+    a9 = x22[m0:m1]
     dstate_y_state = x0[m0:m1]
     dstate_s_state = x1[m0:m1]
     dstate_x_d0_state = x2[m0:m1]
     dstate_y_d1_state = x3[m0:m1]
+    rowsum_b_0_state = x4[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a0 = x4[b0, m0:m1]
-        a1 = x5[b0, m0:m1]
-        a2 = x6[b0, m0:m1]
-        a3 = x7[b0, m0:m1]
-        a4 = x8[b0, m0:m1]
-        a5 = x9[b0, m0:m1]
-        # 4 elementwise node(s) in one loop, storing %4 : [#rows, 8]
-        for i0_u0 in range(m2):
-            for i1_u0 in range(8):
-                t0_u0 = a0[i0_u0, i1_u0] + dstate_y_state[i0_u0, i1_u0]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[#rows, 8]
-                t1_u0 = a1[i0_u0, i1_u0] * a1[i0_u0, i1_u0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[#rows, 8]
-                t2_u0 = c1 - t1_u0  # %3 = sub(%1, %2) : f32[#rows, 8]
-                t3_u0 = t0_u0 * t2_u0  # %4 = mul(%0, %3) : f32[#rows, 8]
-                a4[i0_u0, i1_u0] = t3_u0
+        a0 = x5[b0, m0:m1]
+        a1 = x6[b0, m0:m1]
+        a2 = x7[b0, m0:m1]
+        a3 = x8[b0, m0:m1]
+        a4 = x9[b0, m0:m1]
+        a5 = x10[b0, m0:m1]
+        # 5 elementwise node(s) in one loop, storing %4, 'rowsum@b@0@0' : [#rows, 8]
+        for i0_u1 in range(m2):
+            for i1_u1 in range(8):
+                t0_u1 = a0[i0_u1, i1_u1] + dstate_y_state[i0_u1, i1_u1]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[#rows, 8]
+                t1_u1 = a1[i0_u1, i1_u1] * a1[i0_u1, i1_u1]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[#rows, 8]
+                t2_u1 = c1 - t1_u1  # %3 = sub(%1, %2) : f32[#rows, 8]
+                t3_u1 = t0_u1 * t2_u1  # %4 = mul(%0, %3) : f32[#rows, 8]
+                rowsum_b_0_ = rowsum_b_0_state[i0_u1, i1_u1] + t3_u1  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %4) : f32[#rows, 8]
+                a4[i0_u1, i1_u1] = t3_u1
+                rowsum_b_0_state[i0_u1, i1_u1] = rowsum_b_0_
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
-            rows_nt(a4, x11, a6, c0)
+            rows_nt(a4, x12, a6, c0)
         else:
-            gemm_packed(a4, x12, x11, a6, True, 1, BLAS)
-        # 4 elementwise node(s) in one loop, storing %4 : [#rows, 8]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(8):
-                t0_u2 = dstate_s_state[i0_u2, i1_u2] + a6[i0_u2, i1_u2]  # %0 = add('grad@out@0', 'dstate@y@t-1') : f32[#rows, 8]
-                t1_u2 = a2[i0_u2, i1_u2] * a2[i0_u2, i1_u2]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[#rows, 8]
-                t2_u2 = c1 - t1_u2  # %3 = sub(%1, %2) : f32[#rows, 8]
-                t3_u2 = t0_u2 * t2_u2  # %4 = mul(%0, %3) : f32[#rows, 8]
-                a5[i0_u2, i1_u2] = t3_u2
+            gemm_step(a4, x13, x12, a6, True, n4, BLAS)
+        # 4 elementwise node(s) in one loop, storing %9 : [#rows, 8]
+        for i0_u3 in range(m2):
+            for i1_u3 in range(8):
+                t0_u3 = dstate_s_state[i0_u3, i1_u3] + a6[i0_u3, i1_u3]  # %6 = add('dstate@s@t-1', %5) : f32[#rows, 8]
+                t1_u3 = a2[i0_u3, i1_u3] * a2[i0_u3, i1_u3]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[#rows, 8]
+                t2_u3 = c1 - t1_u3  # %8 = sub(%1, %7) : f32[#rows, 8]
+                t3_u3 = t0_u3 * t2_u3  # %9 = mul(%6, %8) : f32[#rows, 8]
+                a5[i0_u3, i1_u3] = t3_u3
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a5.shape[0] <= 3:
-            rows_nt(a5, x14, a7, c0)
+            rows_nt(a5, x15, a7, c0)
         else:
-            gemm_packed(a5, x15, x14, a7, True, 1, BLAS)
+            gemm_step(a5, x16, x15, a7, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
-            rows_nt(a4, x17, a8, c0)
+            rows_nt(a4, x18, a8, c0)
         else:
-            gemm_packed(a4, x18, x17, a8, True, 1, BLAS)
+            gemm_step(a4, x19, x18, a8, True, n4, BLAS)
         # 2 elementwise node(s) in one loop, storing 'dstate@y@0' : [#rows, 8]
-        for i0_u5 in range(m2):
-            for i1_u5 in range(8):
-                t0_u5 = dstate_y_d1_state[i0_u5, i1_u5] + a7[i0_u5, i1_u5]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
-                dstate_y = t0_u5 + a8[i0_u5, i1_u5]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
-                dstate_y_state[i0_u5, i1_u5] = dstate_y
+        for i0_u6 in range(m2):
+            for i1_u6 in range(8):
+                t0_u6 = dstate_y_d1_state[i0_u6, i1_u6] + a7[i0_u6, i1_u6]  # %11 = add('dstate@y@d1@t-1', %10) : f32[#rows, 8]
+                dstate_y = t0_u6 + a8[i0_u6, i1_u6]  # 'dstate@y@0' = add(%11, %12) : f32[#rows, 8]
+                dstate_y_state[i0_u6, i1_u6] = dstate_y
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a5.shape[0] <= 3:
-            rows_nt(a5, x19, dstate_s_state, c0)
+            rows_nt(a5, x20, dstate_s_state, c0)
         else:
-            gemm_packed(a5, x20, x19, dstate_s_state, True, 1, BLAS)
+            gemm_step(a5, x21, x20, dstate_s_state, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
-            rows_nt(a4, x22, a9, c0)
+            rows_nt(a4, x23, a9, c0)
         else:
-            gemm_packed(a4, x23, x22, a9, True, 1, BLAS)
+            gemm_step(a4, x24, x23, a9, True, n4, BLAS)
         # %5 = matmul(%4, inv6) : f32[#rows, 8]
         if a4.shape[0] <= 3:
-            rows_nt(a4, x24, dstate_y_d1_state, c0)
+            rows_nt(a4, x25, dstate_y_d1_state, c0)
         else:
-            gemm_packed(a4, x25, x24, dstate_y_d1_state, True, 1, BLAS)
-        copy_1(m2, a3, dstate_x_d0_state)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
-        copy_1(m2, dstate_x_d0_state, a9)  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
+            gemm_step(a4, x26, x25, dstate_y_d1_state, True, n4, BLAS)
+        copy_1(m2, a3, dstate_x_d0_state)  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): a per-step result
+        copy_1(m2, dstate_x_d0_state, a9)  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): carried value 2
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_0(n0, n1, x0, x1, x2, n2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %14 = matmul_tn(x, %10) : f32[4, 8]
+    # %15 = matmul_tn(x, %11) : f32[4, 8]
     a0 = shaped(x0, (n0 * n1, 4))
     a1 = shaped(x1, (n0 * n1, 8))
     gemm_tn(a0, a1, x2, n2, BLAS)
@@ -155,7 +162,7 @@ def matmul_tn_0(n0, n1, x0, x1, x2, n2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
+    # %18 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
     for s0 in range(1, n0):
         for i0 in range(n1):
             for i1 in range(8):
@@ -169,14 +176,14 @@ def shift_0(n0, n1, x0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def matmul_tn_1(n0, n1, x0, x1, x2, n2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %18 = matmul_tn(%17, %10) : f32[8, 8]
+    # %19 = matmul_tn(%18, %11) : f32[8, 8]
     a0 = shaped(x0, (n0 * n1, 8))
     a1 = shaped(x1, (n0 * n1, 8))
     gemm_tn(a0, a1, x2, n2, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, n0, v0, d_B, v1, v2, v3, v4, v5, v6, n_threads, v7, v8, v9, v10, v11, d_T, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, f_rows_0):
+def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, v0, d_B, n0, v1, v2, v3, v4, v5, v6, v7, n_threads, v8, v9, v10, v11, v12, d_T, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 4]
@@ -200,8 +207,8 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # in7: input dstate@s : f32[B, 8]
     # in8: input 'dstate@x@d0' : f32[B, 4]
     # in9: input 'dstate@y@d1' : f32[B, 8]
-    # n0: loop trip count T
     # d_B: dim B
+    # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # d_T: dim T
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
@@ -210,37 +217,44 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     # buffers (uninitialised, passed in by the runner from its pool):
     # v0: f32[B, 8]
     # v1: f32[B, 8]
-    # v2: f32[B, 4]
-    # v3: f32[B, 8]
-    # v4: f32[T, B, 4]
-    # v5: f32[T, B, 8]
+    # v2: f32[B, 8]
+    # v3: f32[B, 4]
+    # v4: f32[B, 8]
+    # v5: f32[T, B, 4]
     # v6: f32[T, B, 8]
-    # v7: f32[B, 8]
+    # v7: f32[T, B, 8]
     # v8: f32[B, 8]
     # v9: f32[B, 8]
-    # v10: f32[B, 4]
-    # v11: f32[T, B, 4]
+    # v10: f32[B, 8]
+    # v11: f32[B, 4]
     # v12: f32[T, B, 4]
-    # v13: f32[4, 8]
-    # v14: f32[T, B, 4]
-    # v15: f32[4, 8]
-    # v16: f32[T, B, 8]
-    # v17: f32[8, 8]
-    # v18: f32[T, B, 8]
-    # v19: f32[8, 8]
+    # v13: f32[T, B, 4]
+    # v14: f32[4, 8]
+    # v15: f32[T, B, 4]
+    # v16: f32[4, 8]
+    # v17: f32[T, B, 8]
+    # v18: f32[8, 8]
+    # v19: f32[T, B, 8]
     # v20: f32[8, 8]
-    # v21: f32[T, B, 8]
-    # v22: f32[8, 8]
+    # v21: f32[8, 8]
+    # v22: f32[T, B, 8]
     # v23: f32[8, 8]
-    # v24: f32[8]
-    # v25: f64[8]
-    # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
-    copy_0(d_B, v0, in6)  # a copy of dstate@y = input() : f32[B, 8]
-    copy_0(d_B, v1, in7)  # a copy of dstate@s = input() : f32[B, 8]
-    copy_1(d_B, v2, in8)  # a copy of 'dstate@x@d0' = input() : f32[B, 4]
-    copy_0(d_B, v3, in9)  # a copy of 'dstate@y@d1' = input() : f32[B, 8]
+    # v24: f32[8, 8]
+    # v25: f32[8]
+    # v26: f64[8]
+    # %0 = zeros(){shape=('B', 8), dtype=f32} : f32[B, 8]
+    for i0_u0 in range(d_B):
+        for i1_u0 in range(8):
+            v0[i0_u0, i1_u0] = c0
+    # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
+    copy_0(d_B, v1, in6)  # a copy of dstate@y = input() : f32[B, 8]
+    copy_0(d_B, v2, in7)  # a copy of dstate@s = input() : f32[B, 8]
+    copy_1(d_B, v3, in8)  # a copy of 'dstate@x@d0' = input() : f32[B, 4]
+    copy_0(d_B, v4, in9)  # a copy of 'dstate@y@d1' = input() : f32[B, 8]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 484, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 4 + 8 * 8), (4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 4 + 4 * 8 * 8), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 500, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Vs, True, w0, BLAS)  # inv6, once per call
     pk1 = pack_b(in_Ws, True, w0, BLAS)  # inv7, once per call
@@ -248,43 +262,42 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk3 = pack_b(in_Us, True, w0, BLAS)  # inv9, once per call
     pk4 = pack_b(in_Wx1, True, w0, BLAS)  # inv10, once per call
     pk5 = pack_b(in_Wy2, True, w0, BLAS)  # inv11, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, v1, v2, v3, n0, in5, in2, in3, v4, v5, v6, v7, in_Vs, pk0, v8, in_Ws, pk1, v9, in_Wy1, pk2, in_Us, pk3, v10, in_Wx1, pk4, in_Wy2, pk5)))  # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_0's parameters
-    # %12 = matmul(%10, %11) : f32[T, B, 4]
-    a0_u9 = shaped(v5, (d_T * d_B, 8))
-    a1_u9 = shaped(v11, (d_T * d_B, 4))
-    gemm_nt(a0_u9, in_Wx0, a1_u9, n_threads, BLAS)
-    # 1 elementwise node(s) in one loop, storing %13 : [T, B, 4]
-    for i0_u10 in range(d_T):
-        for i1_u10 in range(d_B):
-            for i2_u10 in range(4):
-                t0_u10 = v4[i0_u10, i1_u10, i2_u10] + v11[i0_u10, i1_u10, i2_u10]  # %13 = add(%9, %12) : f32[T, B, 4]
-                v12[i0_u10, i1_u10, i2_u10] = t0_u10
-    matmul_tn_0(d_T, d_B, in_x, v5, v13, n_threads)  # %14 = matmul_tn(x, %10) : f32[4, 8]
-    # %15 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]
-    for s0_u11 in range(1, d_T):
-        for i0_u11 in range(d_B):
-            for i1_u11 in range(4):
-                v14[s0_u11, i0_u11, i1_u11] = in4[s0_u11 - 1, i0_u11, i1_u11]
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, v0, n0, in5, in2, in3, v5, v6, v7, v8, in_Vs, pk0, st0, v9, in_Ws, pk1, v10, in_Wy1, pk2, in_Us, pk3, v11, in_Wx1, pk4, in_Wy2, pk5)))  # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): blocks of rows in parallel: the 92 words of rows_0's parameters
+    # %13 = matmul(%11, %12) : f32[T, B, 4]
+    a0_u10 = shaped(v6, (d_T * d_B, 8))
+    a1_u10 = shaped(v12, (d_T * d_B, 4))
+    gemm_nt(a0_u10, in_Wx0, a1_u10, n_threads, BLAS)
+    # 1 elementwise node(s) in one loop, storing %14 : [T, B, 4]
+    for i0_u11 in range(d_T):
+        for i1_u11 in range(d_B):
+            for i2_u11 in range(4):
+                t0_u11 = v5[i0_u11, i1_u11, i2_u11] + v12[i0_u11, i1_u11, i2_u11]  # %14 = add(%10, %13) : f32[T, B, 4]
+                v13[i0_u11, i1_u11, i2_u11] = t0_u11
+    matmul_tn_0(d_T, d_B, in_x, v6, v14, n_threads)  # %15 = matmul_tn(x, %11) : f32[4, 8]
+    # %16 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]
+    for s0_u12 in range(1, d_T):
+        for i0_u12 in range(d_B):
+            for i1_u12 in range(4):
+                v15[s0_u12, i0_u12, i1_u12] = in4[s0_u12 - 1, i0_u12, i1_u12]
     if d_T > 0:
-        for i2_u11 in range(d_B):
-            for i3_u11 in range(4):
-                v14[0, i2_u11, i3_u11] = in0[i2_u11, i3_u11]
-    matmul_tn_0(d_T, d_B, v14, v5, v15, n_threads)  # %16 = matmul_tn(%15, %10) : f32[4, 8]
-    shift_0(d_T, d_B, v16, in2, in_y)  # %17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
-    matmul_tn_1(d_T, d_B, v16, v5, v17, n_threads)  # %18 = matmul_tn(%17, %10) : f32[8, 8]
-    shift_0(d_T, d_B, v18, v16, in1)  # %19 = shift(%17, y@d1){reverse=False} : f32[T, B, 8]
-    matmul_tn_1(d_T, d_B, v18, v5, v19, n_threads)  # %20 = matmul_tn(%19, %10) : f32[8, 8]
-    matmul_tn_1(d_T, d_B, v16, v6, v20, n_threads)  # %22 = matmul_tn(%17, %21) : f32[8, 8]
-    shift_0(d_T, d_B, v21, in3, in_s)  # %23 = shift(trace@s, s){reverse=False} : f32[T, B, 8]
-    matmul_tn_1(d_T, d_B, v21, v6, v22, n_threads)  # %24 = matmul_tn(%23, %21) : f32[8, 8]
-    matmul_tn_1(d_T, d_B, in3, v5, v23, n_threads)  # %25 = matmul_tn(trace@s, %10) : f32[8, 8]
-    # %26 = sum_to(%10){shape=(8,)} : f32[8]
-    for i0_u12 in range(8):
-        v25[i0_u12] = 0.0
-    for i1_u12 in range(d_T):
         for i2_u12 in range(d_B):
-            for i3_u12 in range(8):
-                v25[i3_u12] += v5[i1_u12, i2_u12, i3_u12]
-    for i4_u12 in range(8):
-        v24[i4_u12] = v25[i4_u12]
+            for i3_u12 in range(4):
+                v15[0, i2_u12, i3_u12] = in0[i2_u12, i3_u12]
+    matmul_tn_0(d_T, d_B, v15, v6, v16, n_threads)  # %17 = matmul_tn(%16, %11) : f32[4, 8]
+    shift_0(d_T, d_B, v17, in2, in_y)  # %18 = shift(trace@y, y){reverse=False} : f32[T, B, 8]
+    matmul_tn_1(d_T, d_B, v17, v6, v18, n_threads)  # %19 = matmul_tn(%18, %11) : f32[8, 8]
+    shift_0(d_T, d_B, v19, v17, in1)  # %20 = shift(%18, y@d1){reverse=False} : f32[T, B, 8]
+    matmul_tn_1(d_T, d_B, v19, v6, v20, n_threads)  # %21 = matmul_tn(%20, %11) : f32[8, 8]
+    matmul_tn_1(d_T, d_B, v17, v7, v21, n_threads)  # %23 = matmul_tn(%18, %22) : f32[8, 8]
+    shift_0(d_T, d_B, v22, in3, in_s)  # %24 = shift(trace@s, s){reverse=False} : f32[T, B, 8]
+    matmul_tn_1(d_T, d_B, v22, v7, v23, n_threads)  # %25 = matmul_tn(%24, %22) : f32[8, 8]
+    matmul_tn_1(d_T, d_B, in3, v6, v24, n_threads)  # %26 = matmul_tn(trace@s, %11) : f32[8, 8]
+    # %28 = sum_to(%27){shape=(8,)} : f32[8]
+    for i0_u13 in range(8):
+        v26[i0_u13] = 0.0
+    for i1_u13 in range(d_B):
+        for i2_u13 in range(8):
+            v26[i2_u13] += v0[i1_u13, i2_u13]
+    for i3_u13 in range(8):
+        v25[i3_u13] = v26[i3_u13]
     return ()

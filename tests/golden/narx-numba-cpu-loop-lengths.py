@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -53,25 +55,26 @@ def rows_0(p0, args):
     x8 = block_array(args, 30, np.float32, 2)
     x9 = block_array(args, 33, np.float32, 2)
     x10 = (block_array(args, 36, np.float32, 1), block_int(args, 38))
-    x11 = block_array(args, 39, np.float32, 2)
-    x12 = block_array(args, 42, np.float32, 2)
-    x13 = (block_array(args, 45, np.float32, 1), block_int(args, 47))
-    x14 = block_array(args, 48, np.float32, 2)
-    x15 = block_array(args, 51, np.float32, 2)
-    x16 = (block_array(args, 54, np.float32, 1), block_int(args, 56))
-    x17 = block_array(args, 57, np.float32, 2)
-    x18 = block_array(args, 60, np.float32, 2)
-    x19 = (block_array(args, 63, np.float32, 1), block_int(args, 65))
-    x20 = block_array(args, 66, np.float32, 2)
-    x21 = block_array(args, 69, np.float32, 2)
-    x22 = (block_array(args, 72, np.float32, 1), block_int(args, 74))
-    x23 = block_array(args, 75, np.float32, 2)
-    x24 = block_array(args, 78, np.float32, 2)
-    x25 = block_array(args, 81, np.float32, 2)
-    x26 = block_array(args, 84, np.float32, 2)
-    x27 = (block_array(args, 87, np.float32, 1), block_int(args, 89))
-    x28 = block_array(args, 90, np.float32, 2)
-    x29 = block_array(args, 93, np.float32, 1)
+    n4 = block_int(args, 39)
+    x11 = block_array(args, 40, np.float32, 2)
+    x12 = block_array(args, 43, np.float32, 2)
+    x13 = (block_array(args, 46, np.float32, 1), block_int(args, 48))
+    x14 = block_array(args, 49, np.float32, 2)
+    x15 = block_array(args, 52, np.float32, 2)
+    x16 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
+    x17 = block_array(args, 58, np.float32, 2)
+    x18 = block_array(args, 61, np.float32, 2)
+    x19 = (block_array(args, 64, np.float32, 1), block_int(args, 66))
+    x20 = block_array(args, 67, np.float32, 2)
+    x21 = block_array(args, 70, np.float32, 2)
+    x22 = (block_array(args, 73, np.float32, 1), block_int(args, 75))
+    x23 = block_array(args, 76, np.float32, 2)
+    x24 = block_array(args, 79, np.float32, 2)
+    x25 = block_array(args, 82, np.float32, 2)
+    x26 = block_array(args, 85, np.float32, 2)
+    x27 = (block_array(args, 88, np.float32, 1), block_int(args, 90))
+    x28 = block_array(args, 91, np.float32, 2)
+    x29 = block_array(args, 94, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -104,7 +107,7 @@ def rows_0(p0, args):
                     for i1_u3 in range(8):
                         a4[i0_u3, i1_u3] += t0_u3 * x9[i2_u3, i1_u3]
         else:
-            gemm_packed(x_state, x10, x9, a4, False, 1, BLAS)
+            gemm_step(x_state, x10, x9, a4, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state.shape[0] <= 3:
             for i0_u4 in range(y_state.shape[0]):
@@ -122,7 +125,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(8):
                         a5[i0_u4, i1_u4] += t0_u4 * x12[i2_u4, i1_u4] + t1_u4 * x12[i2_u4 + 1, i1_u4] + t2_u4 * x12[i2_u4 + 2, i1_u4] + t3_u4 * x12[i2_u4 + 3, i1_u4] + t4_u4 * x12[i2_u4 + 4, i1_u4] + t5_u4 * x12[i2_u4 + 5, i1_u4] + t6_u4 * x12[i2_u4 + 6, i1_u4] + t7_u4 * x12[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(y_state, x13, x12, a5, False, 1, BLAS)
+            gemm_step(y_state, x13, x12, a5, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state_1_.shape[0] <= 3:
             for i0_u5 in range(y_state_1_.shape[0]):
@@ -140,7 +143,7 @@ def rows_0(p0, args):
                     for i1_u5 in range(8):
                         a6[i0_u5, i1_u5] += t0_u5 * x15[i2_u5, i1_u5] + t1_u5 * x15[i2_u5 + 1, i1_u5] + t2_u5 * x15[i2_u5 + 2, i1_u5] + t3_u5 * x15[i2_u5 + 3, i1_u5] + t4_u5 * x15[i2_u5 + 4, i1_u5] + t5_u5 * x15[i2_u5 + 5, i1_u5] + t6_u5 * x15[i2_u5 + 6, i1_u5] + t7_u5 * x15[i2_u5 + 7, i1_u5]
         else:
-            gemm_packed(y_state_1_, x16, x15, a6, False, 1, BLAS)
+            gemm_step(y_state_1_, x16, x15, a6, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state.shape[0] <= 3:
             for i0_u6 in range(y_state.shape[0]):
@@ -158,7 +161,7 @@ def rows_0(p0, args):
                     for i1_u6 in range(8):
                         a7[i0_u6, i1_u6] += t0_u6 * x18[i2_u6, i1_u6] + t1_u6 * x18[i2_u6 + 1, i1_u6] + t2_u6 * x18[i2_u6 + 2, i1_u6] + t3_u6 * x18[i2_u6 + 3, i1_u6] + t4_u6 * x18[i2_u6 + 4, i1_u6] + t5_u6 * x18[i2_u6 + 5, i1_u6] + t6_u6 * x18[i2_u6 + 6, i1_u6] + t7_u6 * x18[i2_u6 + 7, i1_u6]
         else:
-            gemm_packed(y_state, x19, x18, a7, False, 1, BLAS)
+            gemm_step(y_state, x19, x18, a7, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if s_state.shape[0] <= 3:
             for i0_u7 in range(s_state.shape[0]):
@@ -176,7 +179,7 @@ def rows_0(p0, args):
                     for i1_u7 in range(8):
                         a8[i0_u7, i1_u7] += t0_u7 * x21[i2_u7, i1_u7] + t1_u7 * x21[i2_u7 + 1, i1_u7] + t2_u7 * x21[i2_u7 + 2, i1_u7] + t3_u7 * x21[i2_u7 + 3, i1_u7] + t4_u7 * x21[i2_u7 + 4, i1_u7] + t5_u7 * x21[i2_u7 + 5, i1_u7] + t6_u7 * x21[i2_u7 + 6, i1_u7] + t7_u7 * x21[i2_u7 + 7, i1_u7]
         else:
-            gemm_packed(s_state, x22, x21, a8, False, 1, BLAS)
+            gemm_step(s_state, x22, x21, a8, False, n4, BLAS)
         # 6 elementwise node(s) in one loop, storing %5, %9, s@0 : [#rows, 8]
         for i0_u8 in range(m2):
             for i1_u8 in range(8):
@@ -206,7 +209,7 @@ def rows_0(p0, args):
                     for i1_u9 in range(8):
                         a11[i0_u9, i1_u9] += t0_u9 * x26[i2_u9, i1_u9] + t1_u9 * x26[i2_u9 + 1, i1_u9] + t2_u9 * x26[i2_u9 + 2, i1_u9] + t3_u9 * x26[i2_u9 + 3, i1_u9] + t4_u9 * x26[i2_u9 + 4, i1_u9] + t5_u9 * x26[i2_u9 + 5, i1_u9] + t6_u9 * x26[i2_u9 + 6, i1_u9] + t7_u9 * x26[i2_u9 + 7, i1_u9]
         else:
-            gemm_packed(a10, x27, x26, a11, False, 1, BLAS)
+            gemm_step(a10, x27, x26, a11, False, n4, BLAS)
         # 5 elementwise node(s) in one loop, storing y@0, %16 : [#rows, 8]
         for i0_u10 in range(m2):
             for i1_u10 in range(8):
@@ -284,7 +287,9 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     copy_0(d_B, v3, in_y)  # a copy of y = input() : f32[B, 8]
     copy_0(d_B, v4, in_s)  # a copy of s = input() : f32[B, 8]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 485, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (4 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8), (4 * 4 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 485, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     for i0_u2 in range(4):
         for i1_u2 in range(8):
@@ -300,5 +305,5 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk4 = pack_b(v10, False, w0, BLAS)  # Us, once per call
     copy_1(v11, in_Vs)  # a copy of Vs = input() : f32[8, 8]
     pk5 = pack_b(v11, False, w0, BLAS)  # Vs, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, in_lengths, n0, in_x, v1, v5, v12, v6, pk0, v13, v7, pk1, v14, v8, pk2, v15, v9, pk3, v16, v10, pk4, v17, v18, v19, v11, pk5, v20, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 95 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, in_lengths, n0, in_x, v1, v5, v12, v6, pk0, st0, v13, v7, pk1, v14, v8, pk2, v15, v9, pk3, v16, v10, pk4, v17, v18, v19, v11, pk5, v20, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b, lengths){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 96 words of rows_0's parameters
     return ()

@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -52,23 +54,24 @@ def rows_0(p0, args):
     x7 = block_array(args, 28, np.float32, 2)
     x8 = block_array(args, 31, np.float32, 2)
     x9 = (block_array(args, 34, np.float32, 1), block_int(args, 36))
-    x10 = block_array(args, 37, np.float32, 2)
-    x11 = block_array(args, 40, np.float32, 2)
-    x12 = (block_array(args, 43, np.float32, 1), block_int(args, 45))
-    x13 = block_array(args, 46, np.float32, 2)
-    x14 = block_array(args, 49, np.float32, 2)
-    x15 = (block_array(args, 52, np.float32, 1), block_int(args, 54))
-    x16 = block_array(args, 55, np.float32, 2)
-    x17 = block_array(args, 58, np.float32, 2)
-    x18 = (block_array(args, 61, np.float32, 1), block_int(args, 63))
-    x19 = block_array(args, 64, np.float32, 2)
-    x20 = block_array(args, 67, np.float32, 2)
-    x21 = (block_array(args, 70, np.float32, 1), block_int(args, 72))
-    x22 = block_array(args, 73, np.float32, 2)
-    x23 = block_array(args, 76, np.float32, 2)
-    x24 = block_array(args, 79, np.float32, 2)
-    x25 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
-    x26 = block_array(args, 85, np.float32, 1)
+    n4 = block_int(args, 37)
+    x10 = block_array(args, 38, np.float32, 2)
+    x11 = block_array(args, 41, np.float32, 2)
+    x12 = (block_array(args, 44, np.float32, 1), block_int(args, 46))
+    x13 = block_array(args, 47, np.float32, 2)
+    x14 = block_array(args, 50, np.float32, 2)
+    x15 = (block_array(args, 53, np.float32, 1), block_int(args, 55))
+    x16 = block_array(args, 56, np.float32, 2)
+    x17 = block_array(args, 59, np.float32, 2)
+    x18 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
+    x19 = block_array(args, 65, np.float32, 2)
+    x20 = block_array(args, 68, np.float32, 2)
+    x21 = (block_array(args, 71, np.float32, 1), block_int(args, 73))
+    x22 = block_array(args, 74, np.float32, 2)
+    x23 = block_array(args, 77, np.float32, 2)
+    x24 = block_array(args, 80, np.float32, 2)
+    x25 = (block_array(args, 83, np.float32, 1), block_int(args, 85))
+    x26 = block_array(args, 86, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -98,7 +101,7 @@ def rows_0(p0, args):
                     for i1_u3 in range(8):
                         a3[i0_u3, i1_u3] += t0_u3 * x8[i2_u3, i1_u3]
         else:
-            gemm_packed(x_state, x9, x8, a3, False, 1, BLAS)
+            gemm_step(x_state, x9, x8, a3, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state.shape[0] <= 3:
             for i0_u4 in range(y_state.shape[0]):
@@ -116,7 +119,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(8):
                         a4[i0_u4, i1_u4] += t0_u4 * x11[i2_u4, i1_u4] + t1_u4 * x11[i2_u4 + 1, i1_u4] + t2_u4 * x11[i2_u4 + 2, i1_u4] + t3_u4 * x11[i2_u4 + 3, i1_u4] + t4_u4 * x11[i2_u4 + 4, i1_u4] + t5_u4 * x11[i2_u4 + 5, i1_u4] + t6_u4 * x11[i2_u4 + 6, i1_u4] + t7_u4 * x11[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(y_state, x12, x11, a4, False, 1, BLAS)
+            gemm_step(y_state, x12, x11, a4, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state_1_.shape[0] <= 3:
             for i0_u5 in range(y_state_1_.shape[0]):
@@ -134,7 +137,7 @@ def rows_0(p0, args):
                     for i1_u5 in range(8):
                         a5[i0_u5, i1_u5] += t0_u5 * x14[i2_u5, i1_u5] + t1_u5 * x14[i2_u5 + 1, i1_u5] + t2_u5 * x14[i2_u5 + 2, i1_u5] + t3_u5 * x14[i2_u5 + 3, i1_u5] + t4_u5 * x14[i2_u5 + 4, i1_u5] + t5_u5 * x14[i2_u5 + 5, i1_u5] + t6_u5 * x14[i2_u5 + 6, i1_u5] + t7_u5 * x14[i2_u5 + 7, i1_u5]
         else:
-            gemm_packed(y_state_1_, x15, x14, a5, False, 1, BLAS)
+            gemm_step(y_state_1_, x15, x14, a5, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if y_state.shape[0] <= 3:
             for i0_u6 in range(y_state.shape[0]):
@@ -152,7 +155,7 @@ def rows_0(p0, args):
                     for i1_u6 in range(8):
                         a6[i0_u6, i1_u6] += t0_u6 * x17[i2_u6, i1_u6] + t1_u6 * x17[i2_u6 + 1, i1_u6] + t2_u6 * x17[i2_u6 + 2, i1_u6] + t3_u6 * x17[i2_u6 + 3, i1_u6] + t4_u6 * x17[i2_u6 + 4, i1_u6] + t5_u6 * x17[i2_u6 + 5, i1_u6] + t6_u6 * x17[i2_u6 + 6, i1_u6] + t7_u6 * x17[i2_u6 + 7, i1_u6]
         else:
-            gemm_packed(y_state, x18, x17, a6, False, 1, BLAS)
+            gemm_step(y_state, x18, x17, a6, False, n4, BLAS)
         # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
         if s_state.shape[0] <= 3:
             for i0_u7 in range(s_state.shape[0]):
@@ -170,7 +173,7 @@ def rows_0(p0, args):
                     for i1_u7 in range(8):
                         a7[i0_u7, i1_u7] += t0_u7 * x20[i2_u7, i1_u7] + t1_u7 * x20[i2_u7 + 1, i1_u7] + t2_u7 * x20[i2_u7 + 2, i1_u7] + t3_u7 * x20[i2_u7 + 3, i1_u7] + t4_u7 * x20[i2_u7 + 4, i1_u7] + t5_u7 * x20[i2_u7 + 5, i1_u7] + t6_u7 * x20[i2_u7 + 6, i1_u7] + t7_u7 * x20[i2_u7 + 7, i1_u7]
         else:
-            gemm_packed(s_state, x21, x20, a7, False, 1, BLAS)
+            gemm_step(s_state, x21, x20, a7, False, n4, BLAS)
         # 5 elementwise node(s) in one loop, storing %5, s@0 : [#rows, 8]
         for i0_u8 in range(m2):
             for i1_u8 in range(8):
@@ -198,7 +201,7 @@ def rows_0(p0, args):
                     for i1_u9 in range(8):
                         a9[i0_u9, i1_u9] += t0_u9 * x24[i2_u9, i1_u9] + t1_u9 * x24[i2_u9 + 1, i1_u9] + t2_u9 * x24[i2_u9 + 2, i1_u9] + t3_u9 * x24[i2_u9 + 3, i1_u9] + t4_u9 * x24[i2_u9 + 4, i1_u9] + t5_u9 * x24[i2_u9 + 5, i1_u9] + t6_u9 * x24[i2_u9 + 6, i1_u9] + t7_u9 * x24[i2_u9 + 7, i1_u9]
         else:
-            gemm_packed(s_state, x25, x24, a9, False, 1, BLAS)
+            gemm_step(s_state, x25, x24, a9, False, n4, BLAS)
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
         for i0_u10 in range(m2):
             for i1_u10 in range(8):
@@ -268,7 +271,9 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     copy_0(d_B, v3, in_y)  # a copy of y = input() : f32[B, 8]
     copy_0(d_B, v4, in_s)  # a copy of s = input() : f32[B, 8]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 456, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (4 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8), (4 * 4 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 456, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     for i0_u2 in range(4):
         for i1_u2 in range(8):
@@ -284,5 +289,5 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk4 = pack_b(v10, False, w0, BLAS)  # Us, once per call
     copy_1(v11, in_Vs)  # a copy of Vs = input() : f32[8, 8]
     pk5 = pack_b(v11, False, w0, BLAS)  # Vs, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, n0, in_x, v1, v5, v12, v6, pk0, v13, v7, pk1, v14, v8, pk2, v15, v9, pk3, v16, v10, pk4, v17, v18, v11, pk5, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 87 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v0, n0, in_x, v1, v5, v12, v6, pk0, st0, v13, v7, pk1, v14, v8, pk2, v15, v9, pk3, v16, v10, pk4, v17, v18, v11, pk5, in_b)))  # %3 = loop(y, y, s, %0, x, %1, %2, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_0's parameters
     return ()

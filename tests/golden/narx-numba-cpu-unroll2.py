@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -53,7 +55,7 @@ def copy_2(x0, x1):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def matmul_1(x0, x1, x2, x3):
+def matmul_1(x0, x1, x2, x3, n1):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
     if x0.shape[0] <= 3:
@@ -72,7 +74,7 @@ def matmul_1(x0, x1, x2, x3):
                 for i1 in range(8):
                     x1[i0, i1] += t0 * x2[i2, i1] + t1 * x2[i2 + 1, i1] + t2 * x2[i2 + 2, i1] + t3 * x2[i2 + 3, i1] + t4 * x2[i2 + 4, i1] + t5 * x2[i2 + 5, i1] + t6 * x2[i2 + 6, i1] + t7 * x2[i2 + 7, i1]
     else:
-        gemm_packed(x0, x3, x2, x1, False, 1, BLAS)
+        gemm_step(x0, x3, x2, x1, False, n1, BLAS)
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -93,30 +95,31 @@ def rows_0(p0, args):
     x8 = block_array(args, 32, np.float32, 2)
     x9 = block_array(args, 35, np.float32, 2)
     x10 = (block_array(args, 38, np.float32, 1), block_int(args, 40))
-    x11 = block_array(args, 41, np.float32, 2)
-    x12 = block_array(args, 44, np.float32, 2)
-    x13 = (block_array(args, 47, np.float32, 1), block_int(args, 49))
-    x14 = block_array(args, 50, np.float32, 2)
-    x15 = block_array(args, 53, np.float32, 2)
-    x16 = (block_array(args, 56, np.float32, 1), block_int(args, 58))
-    x17 = block_array(args, 59, np.float32, 2)
-    x18 = block_array(args, 62, np.float32, 2)
-    x19 = (block_array(args, 65, np.float32, 1), block_int(args, 67))
-    x20 = block_array(args, 68, np.float32, 2)
-    x21 = block_array(args, 71, np.float32, 2)
-    x22 = (block_array(args, 74, np.float32, 1), block_int(args, 76))
-    x23 = block_array(args, 77, np.float32, 2)
-    x24 = block_array(args, 80, np.float32, 2)
-    x25 = block_array(args, 83, np.float32, 2)
-    x26 = block_array(args, 86, np.float32, 2)
-    x27 = (block_array(args, 89, np.float32, 1), block_int(args, 91))
-    x28 = block_array(args, 92, np.float32, 1)
-    x29 = block_array(args, 94, np.float32, 2)
-    x30 = block_array(args, 97, np.float32, 2)
-    x31 = block_array(args, 100, np.float32, 2)
-    x32 = block_array(args, 103, np.float32, 2)
-    x33 = block_array(args, 106, np.float32, 2)
-    x34 = block_array(args, 109, np.float32, 2)
+    n4 = block_int(args, 41)
+    x11 = block_array(args, 42, np.float32, 2)
+    x12 = block_array(args, 45, np.float32, 2)
+    x13 = (block_array(args, 48, np.float32, 1), block_int(args, 50))
+    x14 = block_array(args, 51, np.float32, 2)
+    x15 = block_array(args, 54, np.float32, 2)
+    x16 = (block_array(args, 57, np.float32, 1), block_int(args, 59))
+    x17 = block_array(args, 60, np.float32, 2)
+    x18 = block_array(args, 63, np.float32, 2)
+    x19 = (block_array(args, 66, np.float32, 1), block_int(args, 68))
+    x20 = block_array(args, 69, np.float32, 2)
+    x21 = block_array(args, 72, np.float32, 2)
+    x22 = (block_array(args, 75, np.float32, 1), block_int(args, 77))
+    x23 = block_array(args, 78, np.float32, 2)
+    x24 = block_array(args, 81, np.float32, 2)
+    x25 = block_array(args, 84, np.float32, 2)
+    x26 = block_array(args, 87, np.float32, 2)
+    x27 = (block_array(args, 90, np.float32, 1), block_int(args, 92))
+    x28 = block_array(args, 93, np.float32, 1)
+    x29 = block_array(args, 95, np.float32, 2)
+    x30 = block_array(args, 98, np.float32, 2)
+    x31 = block_array(args, 101, np.float32, 2)
+    x32 = block_array(args, 104, np.float32, 2)
+    x33 = block_array(args, 107, np.float32, 2)
+    x34 = block_array(args, 110, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -158,11 +161,11 @@ def rows_0(p0, args):
                     for i1_u2 in range(8):
                         a8[i0_u2, i1_u2] += t0_u2 * x9[i2_u2, i1_u2]
         else:
-            gemm_packed(x_state, x10, x9, a8, False, 1, BLAS)
-        matmul_1(y_state, a9, x12, x13)  # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_1(y_state_1_, a10, x15, x16)  # %5 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_1(y_state, a11, x18, x19)  # %7 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_1(s_state, a12, x21, x22)  # %8 = matmul(s@t-1, Us) : f32[#rows, 8]
+            gemm_step(x_state, x10, x9, a8, False, n4, BLAS)
+        matmul_1(y_state, a9, x12, x13, n4)  # %3 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_1(y_state_1_, a10, x15, x16, n4)  # %5 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_1(y_state, a11, x18, x19, n4)  # %7 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_1(s_state, a12, x21, x22, n4)  # %8 = matmul(s@t-1, Us) : f32[#rows, 8]
         # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
         for i0_u3 in range(m2):
             for i1_u3 in range(8):
@@ -173,7 +176,7 @@ def rows_0(p0, args):
                 s = tanh_f32(t3_u3)  # s@0 = tanh(%9) : f32[#rows, 8]
                 a13[i0_u3, i1_u3] = t2_u3
                 a14[i0_u3, i1_u3] = s
-        matmul_1(a14, a15, x26, x27)  # %10 = matmul(s@0, Vs) : f32[#rows, 8]
+        matmul_1(a14, a15, x26, x27, n4)  # %10 = matmul(s@0, Vs) : f32[#rows, 8]
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
         for i0_u4 in range(m2):
             for i1_u4 in range(8):
@@ -182,10 +185,10 @@ def rows_0(p0, args):
                 y = tanh_f32(t1_u4)  # y@0 = tanh(%12) : f32[#rows, 8]
                 a6[i0_u4, i1_u4] = y
                 y_state_1_[i0_u4, i1_u4] = y
-        matmul_1(a6, a16, x12, x13)  # %13 = matmul(y@0, Wy1) : f32[#rows, 8]
-        matmul_1(y_state, a17, x15, x16)  # %15 = matmul(y@t-1, Wy2) : f32[#rows, 8]
-        matmul_1(a6, a18, x18, x19)  # %17 = matmul(y@0, Ws) : f32[#rows, 8]
-        matmul_1(a14, a19, x21, x22)  # %18 = matmul(s@0, Us) : f32[#rows, 8]
+        matmul_1(a6, a16, x12, x13, n4)  # %13 = matmul(y@0, Wy1) : f32[#rows, 8]
+        matmul_1(y_state, a17, x15, x16, n4)  # %15 = matmul(y@t-1, Wy2) : f32[#rows, 8]
+        matmul_1(a6, a18, x18, x19, n4)  # %17 = matmul(y@0, Ws) : f32[#rows, 8]
+        matmul_1(a14, a19, x21, x22, n4)  # %18 = matmul(s@0, Us) : f32[#rows, 8]
         # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
         for i0_u5 in range(m2):
             for i1_u5 in range(8):
@@ -196,7 +199,7 @@ def rows_0(p0, args):
                 s_u5 = tanh_f32(t3_u5)  # s@0 = tanh(%9) : f32[#rows, 8]
                 a20[i0_u5, i1_u5] = t2_u5
                 s_state[i0_u5, i1_u5] = s_u5
-        matmul_1(s_state, a21, x26, x27)  # %20 = matmul(s@1, Vs) : f32[#rows, 8]
+        matmul_1(s_state, a21, x26, x27, n4)  # %20 = matmul(s@1, Vs) : f32[#rows, 8]
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
         for i0_u6 in range(m2):
             for i1_u6 in range(8):
@@ -228,23 +231,24 @@ def rows_1(p0, args):
     x7 = block_array(args, 29, np.float32, 2)
     x8 = block_array(args, 32, np.float32, 2)
     x9 = (block_array(args, 35, np.float32, 1), block_int(args, 37))
-    x10 = block_array(args, 38, np.float32, 2)
-    x11 = block_array(args, 41, np.float32, 2)
-    x12 = (block_array(args, 44, np.float32, 1), block_int(args, 46))
-    x13 = block_array(args, 47, np.float32, 2)
-    x14 = block_array(args, 50, np.float32, 2)
-    x15 = (block_array(args, 53, np.float32, 1), block_int(args, 55))
-    x16 = block_array(args, 56, np.float32, 2)
-    x17 = block_array(args, 59, np.float32, 2)
-    x18 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
-    x19 = block_array(args, 65, np.float32, 2)
-    x20 = block_array(args, 68, np.float32, 2)
-    x21 = (block_array(args, 71, np.float32, 1), block_int(args, 73))
-    x22 = block_array(args, 74, np.float32, 2)
-    x23 = block_array(args, 77, np.float32, 2)
-    x24 = block_array(args, 80, np.float32, 2)
-    x25 = (block_array(args, 83, np.float32, 1), block_int(args, 85))
-    x26 = block_array(args, 86, np.float32, 1)
+    n5 = block_int(args, 38)
+    x10 = block_array(args, 39, np.float32, 2)
+    x11 = block_array(args, 42, np.float32, 2)
+    x12 = (block_array(args, 45, np.float32, 1), block_int(args, 47))
+    x13 = block_array(args, 48, np.float32, 2)
+    x14 = block_array(args, 51, np.float32, 2)
+    x15 = (block_array(args, 54, np.float32, 1), block_int(args, 56))
+    x16 = block_array(args, 57, np.float32, 2)
+    x17 = block_array(args, 60, np.float32, 2)
+    x18 = (block_array(args, 63, np.float32, 1), block_int(args, 65))
+    x19 = block_array(args, 66, np.float32, 2)
+    x20 = block_array(args, 69, np.float32, 2)
+    x21 = (block_array(args, 72, np.float32, 1), block_int(args, 74))
+    x22 = block_array(args, 75, np.float32, 2)
+    x23 = block_array(args, 78, np.float32, 2)
+    x24 = block_array(args, 81, np.float32, 2)
+    x25 = (block_array(args, 84, np.float32, 1), block_int(args, 86))
+    x26 = block_array(args, 87, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -274,11 +278,11 @@ def rows_1(p0, args):
                     for i1_u8 in range(8):
                         a3[i0_u8, i1_u8] += t0_u8 * x8[i2_u8, i1_u8]
         else:
-            gemm_packed(x_state, x9, x8, a3, False, 1, BLAS)
-        matmul_1(y_state, a4, x11, x12)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
-        matmul_1(y_state_1_, a5, x14, x15)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
-        matmul_1(y_state, a6, x17, x18)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
-        matmul_1(s_state, a7, x20, x21)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
+            gemm_step(x_state, x9, x8, a3, False, n5, BLAS)
+        matmul_1(y_state, a4, x11, x12, n5)  # %2 = matmul(y@t-1, Wy1) : f32[#rows, 8]
+        matmul_1(y_state_1_, a5, x14, x15, n5)  # %4 = matmul(y@t-2, Wy2) : f32[#rows, 8]
+        matmul_1(y_state, a6, x17, x18, n5)  # %6 = matmul(y@t-1, Ws) : f32[#rows, 8]
+        matmul_1(s_state, a7, x20, x21, n5)  # %7 = matmul(s@t-1, Us) : f32[#rows, 8]
         # 5 elementwise node(s) in one loop, storing %6, s@0 : [#rows, 8]
         for i0_u9 in range(m2):
             for i1_u9 in range(8):
@@ -289,7 +293,7 @@ def rows_1(p0, args):
                 s = tanh_f32(t3_u9)  # s@0 = tanh(%9) : f32[#rows, 8]
                 a8[i0_u9, i1_u9] = t2_u9
                 s_state[i0_u9, i1_u9] = s
-        matmul_1(s_state, a9, x24, x25)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
+        matmul_1(s_state, a9, x24, x25, n5)  # %9 = matmul(s@0, Vs) : f32[#rows, 8]
         # 3 elementwise node(s) in one loop, storing y@0 : [#rows, 8]
         for i0_u10 in range(m2):
             for i1_u10 in range(8):
@@ -385,7 +389,9 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
             for i2_u1 in range(8):
                 v6[i0_u1, i1_u1, i2_u1] = c0
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 868, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (4 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8), (4 * 4 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 868, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     copy_1(v7, in_Wx1)  # a copy of Wx1 = input() : f32[4, 8]
     pk0 = pack_b(v7, False, w0, BLAS)  # Wx1, once per call
@@ -399,10 +405,12 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk4 = pack_b(v11, False, w0, BLAS)  # Us, once per call
     copy_2(v12, in_Vs)  # a copy of Vs = input() : f32[8, 8]
     pk5 = pack_b(v12, False, w0, BLAS)  # Vs, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v3, v4, v5, v0, n0, in_x, v1, v2, v6, v13, v7, pk0, v14, v8, pk1, v15, v9, pk2, v16, v10, pk3, v17, v11, pk4, v18, v19, v20, v12, pk5, in_b, v21, v22, v23, v24, v25, v26)))  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 112 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v3, v4, v5, v0, n0, in_x, v1, v2, v6, v13, v7, pk0, st0, v14, v8, pk1, v15, v9, pk2, v16, v10, pk3, v17, v11, pk4, v18, v19, v20, v12, pk5, in_b, v21, v22, v23, v24, v25, v26)))  # %4 = loop(y, y, s, %0, x, %1, %2, %3, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=3, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 113 words of rows_0's parameters
     # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
-    np1 = blocks_for(n_threads, d_B, n1 * d_B * 456, ROW_WORK)
+    # or one block whose step GEMMs are split into st1 column slices, one per thread
+    st1 = step_parts(n_threads, d_B, d_B * (4 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8 + 8 * 8), (4 * 4 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8 + 4 * 8 * 8), STEP_WORK)
+    np1 = blocks_for(1 if st1 > 1 else n_threads, d_B, n1 * d_B * 456, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     copy_1(v27, in_Wx1)  # a copy of Wx1 = input() : f32[4, 8]
     pk6 = pack_b(v27, False, w1, BLAS)  # Wx1, once per call
@@ -416,5 +424,5 @@ def program(in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_
     pk10 = pack_b(v31, False, w1, BLAS)  # Us, once per call
     copy_2(v32, in_Vs)  # a copy of Vs = input() : f32[8, 8]
     pk11 = pack_b(v32, False, w1, BLAS)  # Vs, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v3, v4, v5, v0, n1, start0, in_x, v1, v6, v33, v27, pk6, v34, v28, pk7, v35, v29, pk8, v36, v30, pk9, v37, v31, pk10, v38, v39, v32, pk11, in_b)))  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 88 words of rows_1's parameters
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v3, v4, v5, v0, n1, start0, in_x, v1, v6, v33, v27, pk6, st1, v34, v28, pk7, v35, v29, pk8, v36, v30, pk9, v37, v31, pk10, v38, v39, v32, pk11, in_b)))  # %10 = loop(%5, %6, %7, %8, x, %1, %9, Wx1, Wy1, Wy2, Ws, Us, Vs, b){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=2, n_buf=1} : (f32[B, 8], f32[B, 8], f32[B, 8], f32[B, 4], f32[T, B, 8]): blocks of rows in parallel: the 89 words of rows_1's parameters
     return ()

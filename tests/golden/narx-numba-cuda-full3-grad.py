@@ -72,51 +72,7 @@ def k1_gemm(d_B, v1, in_Vs, v3):
 
 
 @cuda.jit(cache=True)
-def k2_fused(d_B, in_dstate_s, v3, in_trace_s, v2):
-    """fused: 4 elementwise node(s) over [B, 8], storing %10"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        t0 = in_dstate_s[i1, i0] + v3[i1, i0]  # %7 = add(dstate@s, %6) : f32[B, 8]
-        t1 = in_trace_s[2, i1, i0] * in_trace_s[2, i1, i0]  # %8 = mul('trace@s@2', 'trace@s@2') : f32[B, 8]
-        t2 = c0 - t1  # %9 = sub(%1, %8) : f32[B, 8]
-        t3 = t0 * t2  # %10 = mul(%7, %9) : f32[B, 8]
-        v2[2, i1, i0] = t3  # store %10
-
-
-@cuda.jit(cache=True)
-def k3_gemm(d_B, v2, in_Ws, v4):
-    """%12 = matmul(%10, %11) : f32[B, 8]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c1
-    for k0 in range(0, 8, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 8:
-            sa[ty, tx] = v2[2, i0, ka]
-        else:
-            sa[ty, tx] = c1
-        kb = k0 + ty
-        if kb < 8 and col < 8:
-            sb[ty, tx] = in_Ws[col, kb]
-        else:
-            sb[ty, tx] = c1
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 8:
-        v4[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k4_gemm(d_B, v1, in_Wy1, v5):
+def k2_gemm(d_B, v1, in_Wy1, v4):
     """%15 = matmul(%4, %14) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -142,57 +98,11 @@ def k4_gemm(d_B, v1, in_Wy1, v5):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v5[i0, col] = acc
+        v4[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k5_fused(d_B, in_dstate_y_d1, v4, v5, in_grad_out, in_trace_y, v1):
-    """fused: 6 elementwise node(s) over [B, 8], storing %19"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        t0 = in_dstate_y_d1[i1, i0] + v4[i1, i0]  # %13 = add('dstate@y@d1', %12) : f32[B, 8]
-        dstate_y = t0 + v5[i1, i0]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
-        t1 = in_grad_out[1, i1, i0] + dstate_y  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
-        t2 = in_trace_y[1, i1, i0] * in_trace_y[1, i1, i0]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
-        t3 = c0 - t2  # %18 = sub(%1, %17) : f32[B, 8]
-        t4 = t1 * t3  # %19 = mul(%16, %18) : f32[B, 8]
-        v1[1, i1, i0] = t4  # store %19
-
-
-@cuda.jit(cache=True)
-def k6_gemm(d_B, v1, in_Wx1, v0):
-    """'dstate@x@d0@1' = matmul(%19, %20) : f32[B, 4]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c1
-    for k0 in range(0, 8, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 8:
-            sa[ty, tx] = v1[1, i0, ka]
-        else:
-            sa[ty, tx] = c1
-        kb = k0 + ty
-        if kb < 8 and col < 4:
-            sb[ty, tx] = in_Wx1[col, kb]
-        else:
-            sb[ty, tx] = c1
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 4:
-        v0[0, i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k7_gemm(d_B, v1, in_Wx1, v0):
+def k3_gemm(d_B, v1, in_Wx1, v0):
     """'dstate@x@d0@2' = matmul(%4, %20) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -222,17 +132,7 @@ def k7_gemm(d_B, v1, in_Wx1, v0):
 
 
 @cuda.jit(cache=True)
-def k8_copy(d_B, v0, in_dstate_x_d0):
-    """copy 'dstate@x@d0' = input() : f32[B, 4]"""
-    for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
-        i0 = e0 % 4
-        r0 = e0 // 4
-        i1 = r0
-        v0[2, i1, i0] = in_dstate_x_d0[i1, i0]
-
-
-@cuda.jit(cache=True)
-def k9_gemm(d_B, v1, in_Wy2, v6):
+def k4_gemm(d_B, v1, in_Wy2, v5):
     """'dstate@y@d1@2' = matmul(%4, %22) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -258,11 +158,185 @@ def k9_gemm(d_B, v1, in_Wy2, v6):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v6[i0, col] = acc
+        v5[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k10_gemm(d_B, v2, in_Us, v7):
+def k5_shift(d_B, v6, in_x_d0, in_trace_x_d0):
+    """%41 = shift('trace@x@d0', x@d0){reverse=False} : f32[3, B, 4]"""
+    for e0 in range(cuda.grid(1), 3 * d_B * 4, cuda.gridsize(1)):
+        i0 = e0 % 4
+        r0 = e0 // 4
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v6[i2, i1, i0] = in_x_d0[i1, i0]
+        else:
+            v6[i2, i1, i0] = in_trace_x_d0[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k6_shift(d_B, v7, in_y, in_trace_y):
+    """%43 = shift(trace@y, y){reverse=False} : f32[3, B, 8]"""
+    for e0 in range(cuda.grid(1), 3 * d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v7[i2, i1, i0] = in_y[i1, i0]
+        else:
+            v7[i2, i1, i0] = in_trace_y[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k7_shift(d_B, v8, in_y_d1, v7):
+    """%45 = shift(%43, y@d1){reverse=False} : f32[3, B, 8]"""
+    for e0 in range(cuda.grid(1), 3 * d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v8[i2, i1, i0] = in_y_d1[i1, i0]
+        else:
+            v8[i2, i1, i0] = v7[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k8_shift(d_B, v9, in_s, in_trace_s):
+    """%54 = shift(trace@s, s){reverse=False} : f32[3, B, 8]"""
+    for e0 in range(cuda.grid(1), 3 * d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v9[i2, i1, i0] = in_s[i1, i0]
+        else:
+            v9[i2, i1, i0] = in_trace_s[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k9_zeros(d_B, v10):
+    """%57 = zeros(){shape=('B', 8), dtype=f32} : f32[B, 8]"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        v10[i1, i0] = c1
+
+
+@cuda.jit(cache=True)
+def k10_fused(d_B, in_dstate_s, v3, in_trace_s, v10, v1, v2, v11):
+    """fused: 5 elementwise node(s) over [B, 8], storing %10, 'rowsum@b@0@2'"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        t0 = in_dstate_s[i1, i0] + v3[i1, i0]  # %7 = add(dstate@s, %6) : f32[B, 8]
+        t1 = in_trace_s[2, i1, i0] * in_trace_s[2, i1, i0]  # %8 = mul('trace@s@2', 'trace@s@2') : f32[B, 8]
+        t2 = c0 - t1  # %9 = sub(%1, %8) : f32[B, 8]
+        t3 = t0 * t2  # %10 = mul(%7, %9) : f32[B, 8]
+        rowsum_b_0_ = v10[i1, i0] + v1[2, i1, i0]  # 'rowsum@b@0@2' = add(%57, %4) : f32[B, 8]
+        v2[2, i1, i0] = t3  # store %10
+        v11[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@2'
+
+
+@cuda.jit(cache=True)
+def k11_gemm(d_B, v2, in_Ws, v12):
+    """%12 = matmul(%10, %11) : f32[B, 8]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c1
+    for k0 in range(0, 8, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 8:
+            sa[ty, tx] = v2[2, i0, ka]
+        else:
+            sa[ty, tx] = c1
+        kb = k0 + ty
+        if kb < 8 and col < 8:
+            sb[ty, tx] = in_Ws[col, kb]
+        else:
+            sb[ty, tx] = c1
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 8:
+        v12[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k12_fused(d_B, in_dstate_y_d1, v12, v4, in_grad_out, in_trace_y, v11, v1, v13):
+    """fused: 7 elementwise node(s) over [B, 8], storing %19, 'rowsum@b@0@1'"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        t0 = in_dstate_y_d1[i1, i0] + v12[i1, i0]  # %13 = add('dstate@y@d1', %12) : f32[B, 8]
+        dstate_y = t0 + v4[i1, i0]  # 'dstate@y@2' = add(%13, %15) : f32[B, 8]
+        t1 = in_grad_out[1, i1, i0] + dstate_y  # %16 = add('grad@out@1', 'dstate@y@2') : f32[B, 8]
+        t2 = in_trace_y[1, i1, i0] * in_trace_y[1, i1, i0]  # %17 = mul('trace@y@1', 'trace@y@1') : f32[B, 8]
+        t3 = c0 - t2  # %18 = sub(%1, %17) : f32[B, 8]
+        t4 = t1 * t3  # %19 = mul(%16, %18) : f32[B, 8]
+        rowsum_b_0_ = v11[i1, i0] + t4  # 'rowsum@b@0@1' = add('rowsum@b@0@2', %19) : f32[B, 8]
+        v1[1, i1, i0] = t4  # store %19
+        v13[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@1'
+
+
+@cuda.jit(cache=True)
+def k13_gemm(d_B, v1, in_Wx1, v0):
+    """'dstate@x@d0@1' = matmul(%19, %20) : f32[B, 4]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c1
+    for k0 in range(0, 8, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 8:
+            sa[ty, tx] = v1[1, i0, ka]
+        else:
+            sa[ty, tx] = c1
+        kb = k0 + ty
+        if kb < 8 and col < 4:
+            sb[ty, tx] = in_Wx1[col, kb]
+        else:
+            sb[ty, tx] = c1
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 4:
+        v0[0, i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k14_copy(d_B, v0, in_dstate_x_d0):
+    """copy 'dstate@x@d0' = input() : f32[B, 4]"""
+    for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
+        i0 = e0 % 4
+        r0 = e0 // 4
+        i1 = r0
+        v0[2, i1, i0] = in_dstate_x_d0[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k15_gemm(d_B, v2, in_Us, v14):
     """'dstate@s@2' = matmul(%10, %23) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -288,11 +362,11 @@ def k10_gemm(d_B, v2, in_Us, v7):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v7[i0, col] = acc
+        v14[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, v1, in_Vs, v8):
+def k16_gemm(d_B, v1, in_Vs, v15):
     """%24 = matmul(%19, %5) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -318,17 +392,17 @@ def k11_gemm(d_B, v1, in_Vs, v8):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v8[i0, col] = acc
+        v15[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, v7, v8, in_trace_s, v2):
+def k17_fused(d_B, v14, v15, in_trace_s, v2):
     """fused: 4 elementwise node(s) over [B, 8], storing %28"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v7[i1, i0] + v8[i1, i0]  # %25 = add('dstate@s@2', %24) : f32[B, 8]
+        t0 = v14[i1, i0] + v15[i1, i0]  # %25 = add('dstate@s@2', %24) : f32[B, 8]
         t1 = in_trace_s[1, i1, i0] * in_trace_s[1, i1, i0]  # %26 = mul('trace@s@1', 'trace@s@1') : f32[B, 8]
         t2 = c0 - t1  # %27 = sub(%1, %26) : f32[B, 8]
         t3 = t0 * t2  # %28 = mul(%25, %27) : f32[B, 8]
@@ -336,7 +410,7 @@ def k12_fused(d_B, v7, v8, in_trace_s, v2):
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, v2, in_Ws, v9):
+def k18_gemm(d_B, v2, in_Ws, v16):
     """%29 = matmul(%28, %11) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -362,11 +436,11 @@ def k13_gemm(d_B, v2, in_Ws, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v9[i0, col] = acc
+        v16[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k14_gemm(d_B, v1, in_Wy1, v10):
+def k19_gemm(d_B, v1, in_Wy1, v17):
     """%31 = matmul(%19, %14) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -392,27 +466,29 @@ def k14_gemm(d_B, v1, in_Wy1, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v10[i0, col] = acc
+        v17[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k15_fused(d_B, v6, v9, v10, in_grad_out, in_trace_y, v1):
-    """fused: 6 elementwise node(s) over [B, 8], storing %35"""
+def k20_fused(d_B, v5, v16, v17, in_grad_out, in_trace_y, v13, v1, v18):
+    """fused: 7 elementwise node(s) over [B, 8], storing %35, 'rowsum@b@0@0'"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v6[i1, i0] + v9[i1, i0]  # %30 = add('dstate@y@d1@2', %29) : f32[B, 8]
-        dstate_y = t0 + v10[i1, i0]  # 'dstate@y@1' = add(%30, %31) : f32[B, 8]
+        t0 = v5[i1, i0] + v16[i1, i0]  # %30 = add('dstate@y@d1@2', %29) : f32[B, 8]
+        dstate_y = t0 + v17[i1, i0]  # 'dstate@y@1' = add(%30, %31) : f32[B, 8]
         t1 = in_grad_out[0, i1, i0] + dstate_y  # %32 = add('grad@out@0', 'dstate@y@1') : f32[B, 8]
         t2 = in_trace_y[0, i1, i0] * in_trace_y[0, i1, i0]  # %33 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
         t3 = c0 - t2  # %34 = sub(%1, %33) : f32[B, 8]
         t4 = t1 * t3  # %35 = mul(%32, %34) : f32[B, 8]
+        rowsum_b_0_ = v13[i1, i0] + t4  # 'rowsum@b@0@0' = add('rowsum@b@0@1', %35) : f32[B, 8]
         v1[0, i1, i0] = t4  # store %35
+        v18[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_B, v1, in_Wx0, v11):
+def k21_gemm(d_B, v1, in_Wx0, v19):
     """%38 = matmul(%36, %37) : f32[3, B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -440,11 +516,11 @@ def k16_gemm(d_B, v1, in_Wx0, v11):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 3 * d_B and col < 4:
-        v11[i1, i0, col] = acc
+        v19[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k17_fused(d_B, v0, v11, v12):
+def k22_fused(d_B, v0, v19, v20):
     """fused: 1 elementwise node(s) over [3, B, 4], storing %39"""
     for e0 in range(cuda.grid(1), 3 * d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
@@ -452,12 +528,12 @@ def k17_fused(d_B, v0, v11, v12):
         i1 = r0 % d_B
         r1 = r0 // d_B
         i2 = r1
-        t0 = v0[i2, i1, i0] + v11[i2, i1, i0]  # %39 = add(%21, %38) : f32[3, B, 4]
-        v12[i2, i1, i0] = t0  # store %39
+        t0 = v0[i2, i1, i0] + v19[i2, i1, i0]  # %39 = add(%21, %38) : f32[3, B, 4]
+        v20[i2, i1, i0] = t0  # store %39
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, in_x, v1, v13):
+def k23_gemm(d_B, in_x, v1, v21):
     """%40 = matmul_tn(x, %36) : f32[4, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -488,26 +564,11 @@ def k18_gemm(d_B, in_x, v1, v13):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 4 and col < 8:
-        v13[row, col] = acc
+        v21[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_shift(d_B, v14, in_x_d0, in_trace_x_d0):
-    """%41 = shift('trace@x@d0', x@d0){reverse=False} : f32[3, B, 4]"""
-    for e0 in range(cuda.grid(1), 3 * d_B * 4, cuda.gridsize(1)):
-        i0 = e0 % 4
-        r0 = e0 // 4
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v14[i2, i1, i0] = in_x_d0[i1, i0]
-        else:
-            v14[i2, i1, i0] = in_trace_x_d0[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k20_gemm(d_B, v14, v1, v15):
+def k24_gemm(d_B, v6, v1, v22):
     """%42 = matmul_tn(%41, %36) : f32[4, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -522,7 +583,7 @@ def k20_gemm(d_B, v14, v1, v15):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v14[i1, i0, row]
+            sa[ty, tx] = v6[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -538,26 +599,11 @@ def k20_gemm(d_B, v14, v1, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 4 and col < 8:
-        v15[row, col] = acc
+        v22[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k21_shift(d_B, v16, in_y, in_trace_y):
-    """%43 = shift(trace@y, y){reverse=False} : f32[3, B, 8]"""
-    for e0 in range(cuda.grid(1), 3 * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v16[i2, i1, i0] = in_y[i1, i0]
-        else:
-            v16[i2, i1, i0] = in_trace_y[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k22_gemm(d_B, v16, v1, v17):
+def k25_gemm(d_B, v7, v1, v23):
     """%44 = matmul_tn(%43, %36) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -572,7 +618,7 @@ def k22_gemm(d_B, v16, v1, v17):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v16[i1, i0, row]
+            sa[ty, tx] = v7[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -588,26 +634,11 @@ def k22_gemm(d_B, v16, v1, v17):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v17[row, col] = acc
+        v23[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k23_shift(d_B, v18, in_y_d1, v16):
-    """%45 = shift(%43, y@d1){reverse=False} : f32[3, B, 8]"""
-    for e0 in range(cuda.grid(1), 3 * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v18[i2, i1, i0] = in_y_d1[i1, i0]
-        else:
-            v18[i2, i1, i0] = v16[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k24_gemm(d_B, v18, v1, v19):
+def k26_gemm(d_B, v8, v1, v24):
     """%46 = matmul_tn(%45, %36) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -622,7 +653,7 @@ def k24_gemm(d_B, v18, v1, v19):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v18[i1, i0, row]
+            sa[ty, tx] = v8[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -638,11 +669,11 @@ def k24_gemm(d_B, v18, v1, v19):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v19[row, col] = acc
+        v24[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k25_gemm(d_B, v2, in_Us, v20):
+def k27_gemm(d_B, v2, in_Us, v25):
     """'dstate@s@1' = matmul(%28, %23) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -668,11 +699,11 @@ def k25_gemm(d_B, v2, in_Us, v20):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v20[i0, col] = acc
+        v25[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k26_gemm(d_B, v1, in_Vs, v21):
+def k28_gemm(d_B, v1, in_Vs, v26):
     """%47 = matmul(%35, %5) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -698,17 +729,17 @@ def k26_gemm(d_B, v1, in_Vs, v21):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v21[i0, col] = acc
+        v26[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k27_fused(d_B, v20, v21, in_trace_s, v2):
+def k29_fused(d_B, v25, v26, in_trace_s, v2):
     """fused: 4 elementwise node(s) over [B, 8], storing %51"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v20[i1, i0] + v21[i1, i0]  # %48 = add('dstate@s@1', %47) : f32[B, 8]
+        t0 = v25[i1, i0] + v26[i1, i0]  # %48 = add('dstate@s@1', %47) : f32[B, 8]
         t1 = in_trace_s[0, i1, i0] * in_trace_s[0, i1, i0]  # %49 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
         t2 = c0 - t1  # %50 = sub(%1, %49) : f32[B, 8]
         t3 = t0 * t2  # %51 = mul(%48, %50) : f32[B, 8]
@@ -716,7 +747,7 @@ def k27_fused(d_B, v20, v21, in_trace_s, v2):
 
 
 @cuda.jit(cache=True)
-def k28_gemm(d_B, v16, v2, v22):
+def k30_gemm(d_B, v7, v2, v27):
     """%53 = matmul_tn(%43, %52) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -731,7 +762,7 @@ def k28_gemm(d_B, v16, v2, v22):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v16[i1, i0, row]
+            sa[ty, tx] = v7[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -747,26 +778,11 @@ def k28_gemm(d_B, v16, v2, v22):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v22[row, col] = acc
+        v27[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k29_shift(d_B, v23, in_s, in_trace_s):
-    """%54 = shift(trace@s, s){reverse=False} : f32[3, B, 8]"""
-    for e0 in range(cuda.grid(1), 3 * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v23[i2, i1, i0] = in_s[i1, i0]
-        else:
-            v23[i2, i1, i0] = in_trace_s[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k30_gemm(d_B, v23, v2, v24):
+def k31_gemm(d_B, v9, v2, v28):
     """%55 = matmul_tn(%54, %52) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -781,7 +797,7 @@ def k30_gemm(d_B, v23, v2, v24):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v23[i1, i0, row]
+            sa[ty, tx] = v9[i1, i0, row]
         else:
             sa[ty, tx] = c1
         kb = k0 + ty
@@ -797,11 +813,11 @@ def k30_gemm(d_B, v23, v2, v24):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v24[row, col] = acc
+        v28[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k31_gemm(d_B, in_trace_s, v1, v25):
+def k32_gemm(d_B, in_trace_s, v1, v29):
     """%56 = matmul_tn(trace@s, %36) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -832,23 +848,22 @@ def k31_gemm(d_B, in_trace_s, v1, v25):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v25[row, col] = acc
+        v29[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k32_sum_to(d_B, v1, v26):
-    """%57 = sum_to(%36){shape=(8,)} : f32[8]"""
+def k33_sum_to(d_B, v18, v30):
+    """%58 = sum_to('rowsum@b@0@0'){shape=(8,)} : f32[8]"""
     for e0 in range(cuda.grid(1), 8, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(3):
-            for j1 in range(d_B):
-                acc0 += v1[j0, j1, i0]
-        v26[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += v18[j0, i0]
+        v30[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k33_gemm(d_B, v1, in_Wy2, v27):
+def k34_gemm(d_B, v1, in_Wy2, v31):
     """'dstate@y@d1@1' = matmul(%19, %22) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -874,12 +889,12 @@ def k33_gemm(d_B, v1, in_Wy2, v27):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v27[i0, col] = acc
+        v31[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k34_gemm(d_B, v2, in_Ws, v28):
-    """%58 = matmul(%51, %11) : f32[B, 8]: tiled GEMM"""
+def k35_gemm(d_B, v2, in_Ws, v32):
+    """%59 = matmul(%51, %11) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -904,12 +919,12 @@ def k34_gemm(d_B, v2, in_Ws, v28):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v28[i0, col] = acc
+        v32[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k35_gemm(d_B, v1, in_Wy1, v29):
-    """%60 = matmul(%35, %14) : f32[B, 8]: tiled GEMM"""
+def k36_gemm(d_B, v1, in_Wy1, v33):
+    """%61 = matmul(%35, %14) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -934,23 +949,23 @@ def k35_gemm(d_B, v1, in_Wy1, v29):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v29[i0, col] = acc
+        v33[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k36_fused(d_B, v27, v28, v29, v30):
+def k37_fused(d_B, v31, v32, v33, v34):
     """fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        t0 = v27[i1, i0] + v28[i1, i0]  # %59 = add('dstate@y@d1@1', %58) : f32[B, 8]
-        dstate_y = t0 + v29[i1, i0]  # 'dstate@y@0' = add(%59, %60) : f32[B, 8]
-        v30[i1, i0] = dstate_y  # store 'dstate@y@0'
+        t0 = v31[i1, i0] + v32[i1, i0]  # %60 = add('dstate@y@d1@1', %59) : f32[B, 8]
+        dstate_y = t0 + v33[i1, i0]  # 'dstate@y@0' = add(%60, %61) : f32[B, 8]
+        v34[i1, i0] = dstate_y  # store 'dstate@y@0'
 
 
 @cuda.jit(cache=True)
-def k37_gemm(d_B, v2, in_Us, v31):
+def k38_gemm(d_B, v2, in_Us, v35):
     """'dstate@s@0' = matmul(%51, %23) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -976,11 +991,11 @@ def k37_gemm(d_B, v2, in_Us, v31):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v31[i0, col] = acc
+        v35[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k38_gemm(d_B, v1, in_Wx1, v32):
+def k39_gemm(d_B, v1, in_Wx1, v36):
     """'dstate@x@d0@0' = matmul(%35, %20) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1006,11 +1021,11 @@ def k38_gemm(d_B, v1, in_Wx1, v32):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 4:
-        v32[i0, col] = acc
+        v36[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k39_gemm(d_B, v1, in_Wy2, v33):
+def k40_gemm(d_B, v1, in_Wy2, v37):
     """'dstate@y@d1@0' = matmul(%35, %22) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -1036,7 +1051,7 @@ def k39_gemm(d_B, v1, in_Wy2, v33):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
-        v33[i0, col] = acc
+        v37[i0, col] = acc
 
 
 def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in_x_d0, in_y_d1, in_trace_y, in_trace_s, in_trace_x_d0, in_grad_out, in_dstate_y, in_dstate_s, in_dstate_x_d0, in_dstate_y_d1, d_B):
@@ -1070,85 +1085,90 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     v3 = cuda.device_array((d_B, 8), np.float32)
     v4 = cuda.device_array((d_B, 8), np.float32)
     v5 = cuda.device_array((d_B, 8), np.float32)
-    v6 = cuda.device_array((d_B, 8), np.float32)
-    v7 = cuda.device_array((d_B, 8), np.float32)
-    v8 = cuda.device_array((d_B, 8), np.float32)
-    v9 = cuda.device_array((d_B, 8), np.float32)
+    v6 = cuda.device_array((3, d_B, 4), np.float32)
+    v7 = cuda.device_array((3, d_B, 8), np.float32)
+    v8 = cuda.device_array((3, d_B, 8), np.float32)
+    v9 = cuda.device_array((3, d_B, 8), np.float32)
     v10 = cuda.device_array((d_B, 8), np.float32)
-    v11 = cuda.device_array((3, d_B, 4), np.float32)
-    v12 = cuda.device_array((3, d_B, 4), np.float32)
-    v13 = cuda.device_array((4, 8), np.float32)
-    v14 = cuda.device_array((3, d_B, 4), np.float32)
-    v15 = cuda.device_array((4, 8), np.float32)
-    v16 = cuda.device_array((3, d_B, 8), np.float32)
-    v17 = cuda.device_array((8, 8), np.float32)
-    v18 = cuda.device_array((3, d_B, 8), np.float32)
-    v19 = cuda.device_array((8, 8), np.float32)
-    v20 = cuda.device_array((d_B, 8), np.float32)
-    v21 = cuda.device_array((d_B, 8), np.float32)
-    v22 = cuda.device_array((8, 8), np.float32)
-    v23 = cuda.device_array((3, d_B, 8), np.float32)
+    v11 = cuda.device_array((d_B, 8), np.float32)
+    v12 = cuda.device_array((d_B, 8), np.float32)
+    v13 = cuda.device_array((d_B, 8), np.float32)
+    v14 = cuda.device_array((d_B, 8), np.float32)
+    v15 = cuda.device_array((d_B, 8), np.float32)
+    v16 = cuda.device_array((d_B, 8), np.float32)
+    v17 = cuda.device_array((d_B, 8), np.float32)
+    v18 = cuda.device_array((d_B, 8), np.float32)
+    v19 = cuda.device_array((3, d_B, 4), np.float32)
+    v20 = cuda.device_array((3, d_B, 4), np.float32)
+    v21 = cuda.device_array((4, 8), np.float32)
+    v22 = cuda.device_array((4, 8), np.float32)
+    v23 = cuda.device_array((8, 8), np.float32)
     v24 = cuda.device_array((8, 8), np.float32)
-    v25 = cuda.device_array((8, 8), np.float32)
-    v26 = cuda.device_array((8,), np.float32)
-    v27 = cuda.device_array((d_B, 8), np.float32)
-    v28 = cuda.device_array((d_B, 8), np.float32)
-    v29 = cuda.device_array((d_B, 8), np.float32)
-    v30 = cuda.device_array((d_B, 8), np.float32)
+    v25 = cuda.device_array((d_B, 8), np.float32)
+    v26 = cuda.device_array((d_B, 8), np.float32)
+    v27 = cuda.device_array((8, 8), np.float32)
+    v28 = cuda.device_array((8, 8), np.float32)
+    v29 = cuda.device_array((8, 8), np.float32)
+    v30 = cuda.device_array((8,), np.float32)
     v31 = cuda.device_array((d_B, 8), np.float32)
-    v32 = cuda.device_array((d_B, 4), np.float32)
+    v32 = cuda.device_array((d_B, 8), np.float32)
     v33 = cuda.device_array((d_B, 8), np.float32)
+    v34 = cuda.device_array((d_B, 8), np.float32)
+    v35 = cuda.device_array((d_B, 8), np.float32)
+    v36 = cuda.device_array((d_B, 4), np.float32)
+    v37 = cuda.device_array((d_B, 8), np.float32)
     k0_fused[grid_1d(d_B * 8)](d_B, in_grad_out, in_dstate_y, in_trace_y, v1)
     k1_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Vs, v3)
-    k2_fused[grid_1d(d_B * 8)](d_B, in_dstate_s, v3, in_trace_s, v2)
-    k3_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Ws, v4)
-    k4_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy1, v5)
-    k5_fused[grid_1d(d_B * 8)](d_B, in_dstate_y_d1, v4, v5, in_grad_out, in_trace_y, v1)
-    k6_gemm[grid_gemm(d_B, 4)](d_B, v1, in_Wx1, v0)
-    k7_gemm[grid_gemm(d_B, 4)](d_B, v1, in_Wx1, v0)
-    k8_copy[grid_1d(d_B * 4)](d_B, v0, in_dstate_x_d0)
-    k9_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy2, v6)
-    k10_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Us, v7)
-    k11_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Vs, v8)
-    k12_fused[grid_1d(d_B * 8)](d_B, v7, v8, in_trace_s, v2)
-    k13_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Ws, v9)
-    k14_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy1, v10)
-    k15_fused[grid_1d(d_B * 8)](d_B, v6, v9, v10, in_grad_out, in_trace_y, v1)
-    k16_gemm[grid_gemm(3 * d_B, 4)](d_B, v1, in_Wx0, v11)
-    k17_fused[grid_1d(3 * d_B * 4)](d_B, v0, v11, v12)
-    k18_gemm[grid_gemm(4, 8)](d_B, in_x, v1, v13)
-    k19_shift[grid_1d(3 * d_B * 4)](d_B, v14, in_x_d0, in_trace_x_d0)
-    k20_gemm[grid_gemm(4, 8)](d_B, v14, v1, v15)
-    k21_shift[grid_1d(3 * d_B * 8)](d_B, v16, in_y, in_trace_y)
-    k22_gemm[grid_gemm(8, 8)](d_B, v16, v1, v17)
-    k23_shift[grid_1d(3 * d_B * 8)](d_B, v18, in_y_d1, v16)
-    k24_gemm[grid_gemm(8, 8)](d_B, v18, v1, v19)
-    k25_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Us, v20)
-    k26_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Vs, v21)
-    k27_fused[grid_1d(d_B * 8)](d_B, v20, v21, in_trace_s, v2)
-    k28_gemm[grid_gemm(8, 8)](d_B, v16, v2, v22)
-    k29_shift[grid_1d(3 * d_B * 8)](d_B, v23, in_s, in_trace_s)
-    k30_gemm[grid_gemm(8, 8)](d_B, v23, v2, v24)
-    k31_gemm[grid_gemm(8, 8)](d_B, in_trace_s, v1, v25)
-    k32_sum_to[grid_1d(8)](d_B, v1, v26)
-    k33_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy2, v27)
-    k34_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Ws, v28)
-    k35_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy1, v29)
-    k36_fused[grid_1d(d_B * 8)](d_B, v27, v28, v29, v30)
-    k37_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Us, v31)
-    k38_gemm[grid_gemm(d_B, 4)](d_B, v1, in_Wx1, v32)
-    k39_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy2, v33)
-    out0 = v12  # taken over: nothing else reads it
-    out1 = v13  # taken over: nothing else reads it
-    out2 = v15  # taken over: nothing else reads it
-    out3 = v17  # taken over: nothing else reads it
-    out4 = v19  # taken over: nothing else reads it
-    out5 = v22  # taken over: nothing else reads it
-    out6 = v24  # taken over: nothing else reads it
-    out7 = v25  # taken over: nothing else reads it
-    out8 = v26  # taken over: nothing else reads it
-    out9 = v30  # taken over: nothing else reads it
-    out10 = v31  # taken over: nothing else reads it
-    out11 = v32  # taken over: nothing else reads it
-    out12 = v33  # taken over: nothing else reads it
+    k2_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy1, v4)
+    k3_gemm[grid_gemm(d_B, 4)](d_B, v1, in_Wx1, v0)
+    k4_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy2, v5)
+    k5_shift[grid_1d(3 * d_B * 4)](d_B, v6, in_x_d0, in_trace_x_d0)
+    k6_shift[grid_1d(3 * d_B * 8)](d_B, v7, in_y, in_trace_y)
+    k7_shift[grid_1d(3 * d_B * 8)](d_B, v8, in_y_d1, v7)
+    k8_shift[grid_1d(3 * d_B * 8)](d_B, v9, in_s, in_trace_s)
+    k9_zeros[grid_1d(d_B * 8)](d_B, v10)
+    k10_fused[grid_1d(d_B * 8)](d_B, in_dstate_s, v3, in_trace_s, v10, v1, v2, v11)
+    k11_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Ws, v12)
+    k12_fused[grid_1d(d_B * 8)](d_B, in_dstate_y_d1, v12, v4, in_grad_out, in_trace_y, v11, v1, v13)
+    k13_gemm[grid_gemm(d_B, 4)](d_B, v1, in_Wx1, v0)
+    k14_copy[grid_1d(d_B * 4)](d_B, v0, in_dstate_x_d0)
+    k15_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Us, v14)
+    k16_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Vs, v15)
+    k17_fused[grid_1d(d_B * 8)](d_B, v14, v15, in_trace_s, v2)
+    k18_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Ws, v16)
+    k19_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy1, v17)
+    k20_fused[grid_1d(d_B * 8)](d_B, v5, v16, v17, in_grad_out, in_trace_y, v13, v1, v18)
+    k21_gemm[grid_gemm(3 * d_B, 4)](d_B, v1, in_Wx0, v19)
+    k22_fused[grid_1d(3 * d_B * 4)](d_B, v0, v19, v20)
+    k23_gemm[grid_gemm(4, 8)](d_B, in_x, v1, v21)
+    k24_gemm[grid_gemm(4, 8)](d_B, v6, v1, v22)
+    k25_gemm[grid_gemm(8, 8)](d_B, v7, v1, v23)
+    k26_gemm[grid_gemm(8, 8)](d_B, v8, v1, v24)
+    k27_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Us, v25)
+    k28_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Vs, v26)
+    k29_fused[grid_1d(d_B * 8)](d_B, v25, v26, in_trace_s, v2)
+    k30_gemm[grid_gemm(8, 8)](d_B, v7, v2, v27)
+    k31_gemm[grid_gemm(8, 8)](d_B, v9, v2, v28)
+    k32_gemm[grid_gemm(8, 8)](d_B, in_trace_s, v1, v29)
+    k33_sum_to[grid_1d(8)](d_B, v18, v30)
+    k34_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy2, v31)
+    k35_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Ws, v32)
+    k36_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy1, v33)
+    k37_fused[grid_1d(d_B * 8)](d_B, v31, v32, v33, v34)
+    k38_gemm[grid_gemm(d_B, 8)](d_B, v2, in_Us, v35)
+    k39_gemm[grid_gemm(d_B, 4)](d_B, v1, in_Wx1, v36)
+    k40_gemm[grid_gemm(d_B, 8)](d_B, v1, in_Wy2, v37)
+    out0 = v20  # taken over: nothing else reads it
+    out1 = v21  # taken over: nothing else reads it
+    out2 = v22  # taken over: nothing else reads it
+    out3 = v23  # taken over: nothing else reads it
+    out4 = v24  # taken over: nothing else reads it
+    out5 = v27  # taken over: nothing else reads it
+    out6 = v28  # taken over: nothing else reads it
+    out7 = v29  # taken over: nothing else reads it
+    out8 = v30  # taken over: nothing else reads it
+    out9 = v34  # taken over: nothing else reads it
+    out10 = v35  # taken over: nothing else reads it
+    out11 = v36  # taken over: nothing else reads it
+    out12 = v37  # taken over: nothing else reads it
     return (out0, out1, out2, out3, out4, out5, out6, out7, out8, out9, out10, out11, out12, )

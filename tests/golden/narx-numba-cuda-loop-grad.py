@@ -28,7 +28,17 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_copy(d_B, dstate_y_state, in_dstate_y):
+def k0_zeros(d_B, v0):
+    """%0 = zeros(){shape=('B', 8), dtype=f32} : f32[B, 8]"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        v0[i1, i0] = c0
+
+
+@cuda.jit(cache=True)
+def k1_copy(d_B, dstate_y_state, in_dstate_y):
     """copy dstate@y = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -38,7 +48,7 @@ def k0_copy(d_B, dstate_y_state, in_dstate_y):
 
 
 @cuda.jit(cache=True)
-def k1_copy(d_B, dstate_s_state, in_dstate_s):
+def k2_copy(d_B, dstate_s_state, in_dstate_s):
     """copy dstate@s = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -48,7 +58,7 @@ def k1_copy(d_B, dstate_s_state, in_dstate_s):
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, dstate_x_d0_state, in_dstate_x_d0):
+def k3_copy(d_B, dstate_x_d0_state, in_dstate_x_d0):
     """copy 'dstate@x@d0' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
@@ -58,7 +68,7 @@ def k2_copy(d_B, dstate_x_d0_state, in_dstate_x_d0):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, dstate_y_d1_state, in_dstate_y_d1):
+def k4_copy(d_B, dstate_y_d1_state, in_dstate_y_d1):
     """copy 'dstate@y@d1' = input() : f32[B, 8]"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
@@ -68,114 +78,114 @@ def k3_copy(d_B, dstate_y_d1_state, in_dstate_y_d1):
 
 
 @cuda.jit(cache=True)
-def k4_copy(v3, in_Vs):
-    """copy %2 = transpose(Vs) : f32[8, 8]"""
+def k5_copy(v4, in_Vs):
+    """copy %3 = transpose(Vs) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v3[i1, i0] = in_Vs[i0, i1]
+        v4[i1, i0] = in_Vs[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k5_copy(v4, in_Ws):
-    """copy %3 = transpose(Ws) : f32[8, 8]"""
+def k6_copy(v5, in_Ws):
+    """copy %4 = transpose(Ws) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v4[i1, i0] = in_Ws[i0, i1]
+        v5[i1, i0] = in_Ws[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k6_copy(v5, in_Wy1):
-    """copy %4 = transpose(Wy1) : f32[8, 8]"""
+def k7_copy(v6, in_Wy1):
+    """copy %5 = transpose(Wy1) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v5[i1, i0] = in_Wy1[i0, i1]
+        v6[i1, i0] = in_Wy1[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k7_copy(v6, in_Us):
-    """copy %5 = transpose(Us) : f32[8, 8]"""
+def k8_copy(v7, in_Us):
+    """copy %6 = transpose(Us) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v6[i1, i0] = in_Us[i0, i1]
+        v7[i1, i0] = in_Us[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k8_copy(v7, in_Wx1):
-    """copy %6 = transpose(Wx1) : f32[8, 4]"""
+def k9_copy(v8, in_Wx1):
+    """copy %7 = transpose(Wx1) : f32[8, 4]"""
     for e0 in range(cuda.grid(1), 8 * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        v7[i1, i0] = in_Wx1[i0, i1]
+        v8[i1, i0] = in_Wx1[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k9_copy(v8, in_Wy2):
-    """copy %7 = transpose(Wy2) : f32[8, 8]"""
+def k10_copy(v9, in_Wy2):
+    """copy %8 = transpose(Wy2) : f32[8, 8]"""
     for e0 in range(cuda.grid(1), 8 * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
         i1 = r0
-        v8[i1, i0] = in_Wy2[i0, i1]
+        v9[i1, i0] = in_Wy2[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
-    """%8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x4 of a 8x4 weight, 8x8 of a 8x8 weight."""
+def k11_loop(v4, v5, v6, v7, v8, v9, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, rowsum_b_0_state, v2, v10, dstate_s_state, in_trace_s, v3, v11, v12, dstate_y_d1_state, dstate_x_d0_next, v1, dstate_x_d0_state):
+    """%9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x8 of a 8x8 weight, 8x4 of a 8x4 weight, 8x8 of a 8x8 weight."""
     w0 = cuda.shared.array((8, 8), float32)
     for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
         kk = e // 8
         cl = e - kk * 8
         col = cuda.blockIdx.x * 8 + cl
         if col < 8:
-            w0[kk, cl] = v3[kk, col]
+            w0[kk, cl] = v4[kk, col]
     w1 = cuda.shared.array((8, 8), float32)
     for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
         kk = e // 8
         cl = e - kk * 8
         col = cuda.blockIdx.x * 8 + cl
         if col < 8:
-            w1[kk, cl] = v4[kk, col]
+            w1[kk, cl] = v5[kk, col]
     w2 = cuda.shared.array((8, 8), float32)
     for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
         kk = e // 8
         cl = e - kk * 8
         col = cuda.blockIdx.x * 8 + cl
         if col < 8:
-            w2[kk, cl] = v5[kk, col]
+            w2[kk, cl] = v6[kk, col]
     w3 = cuda.shared.array((8, 8), float32)
     for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
         kk = e // 8
         cl = e - kk * 8
         col = cuda.blockIdx.x * 8 + cl
         if col < 8:
-            w3[kk, cl] = v6[kk, col]
+            w3[kk, cl] = v7[kk, col]
     w4 = cuda.shared.array((8, 4), float32)
     for e in range(cuda.threadIdx.x, 32, cuda.blockDim.x):
         kk = e // 4
         cl = e - kk * 4
         col = cuda.blockIdx.x * 4 + cl
         if col < 4:
-            w4[kk, cl] = v7[kk, col]
+            w4[kk, cl] = v8[kk, col]
     w5 = cuda.shared.array((8, 8), float32)
     for e in range(cuda.threadIdx.x, 64, cuda.blockDim.x):
         kk = e // 8
         cl = e - kk * 8
         col = cuda.blockIdx.x * 8 + cl
         if col < 8:
-            w5[kk, cl] = v8[kk, col]
+            w5[kk, cl] = v9[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
-        # phase: fused: 4 elementwise node(s) over [B, 8], storing %4
+        # phase: fused: 5 elementwise node(s) over [B, 8], storing %4, 'rowsum@b@0@0'
         for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i0 = e0 % 8
             r0 = e0 // 8
@@ -184,7 +194,9 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
             t1 = in_trace_y[b0, i1, i0] * in_trace_y[b0, i1, i0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
             t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
             t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
-            v1[b0, i1, i0] = t3  # store %4
+            rowsum_b_0_ = rowsum_b_0_state[i1, i0] + t3  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %4) : f32[B, 8]
+            v2[b0, i1, i0] = t3  # store %4
+            rowsum_b_0_state[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
         cuda.syncthreads()
         # phase: %5 = matmul(%4, inv6) : f32[B, 8]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
@@ -195,19 +207,19 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
                 i2 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v1[b0, i2, kk] * w0[kk, cl]
-                v9[i2, col] = acc
+                    acc += v2[b0, i2, kk] * w0[kk, cl]
+                v10[i2, col] = acc
         cuda.syncthreads()
         # phase: fused: 4 elementwise node(s) over [B, 8], storing %9
         for e1 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i3 = e1 % 8
             r1 = e1 // 8
             i4 = r1
-            t4 = dstate_s_state[i4, i3] + v9[i4, i3]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
+            t4 = dstate_s_state[i4, i3] + v10[i4, i3]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
             t5 = in_trace_s[b0, i4, i3] * in_trace_s[b0, i4, i3]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
             t6 = c1 - t5  # %8 = sub(%1, %7) : f32[B, 8]
             t7 = t4 * t6  # %9 = mul(%6, %8) : f32[B, 8]
-            v2[b0, i4, i3] = t7  # store %9
+            v3[b0, i4, i3] = t7  # store %9
         cuda.syncthreads()
         # phase: %10 = matmul(%9, inv7) : f32[B, 8]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
@@ -218,8 +230,8 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
                 i5 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v2[b0, i5, kk] * w1[kk, cl]
-                v10[i5, col] = acc
+                    acc += v3[b0, i5, kk] * w1[kk, cl]
+                v11[i5, col] = acc
         cuda.syncthreads()
         # phase: %12 = matmul(%4, inv8) : f32[B, 8]: weights on chip in w2
         for e in range(cuda.threadIdx.x, d_B * 8, cuda.blockDim.x):
@@ -230,16 +242,16 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
                 i6 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v1[b0, i6, kk] * w2[kk, cl]
-                v11[i6, col] = acc
+                    acc += v2[b0, i6, kk] * w2[kk, cl]
+                v12[i6, col] = acc
         cuda.syncthreads()
         # phase: fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'
         for e2 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
             i7 = e2 % 8
             r2 = e2 // 8
             i8 = r2
-            t8 = dstate_y_d1_state[i8, i7] + v10[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
-            dstate_y = t8 + v11[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
+            t8 = dstate_y_d1_state[i8, i7] + v11[i8, i7]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
+            dstate_y = t8 + v12[i8, i7]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
             dstate_y_state[i8, i7] = dstate_y  # store 'dstate@y@0'
         cuda.syncthreads()
         # phase: 'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: weights on chip in w3
@@ -251,7 +263,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
                 i9 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v2[b0, i9, kk] * w3[kk, cl]
+                    acc += v3[b0, i9, kk] * w3[kk, cl]
                 dstate_s_state[i9, col] = acc
         cuda.syncthreads()
         # phase: 'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: weights on chip in w4
@@ -263,7 +275,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
                 i10 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v1[b0, i10, kk] * w4[kk, cl]
+                    acc += v2[b0, i10, kk] * w4[kk, cl]
                 dstate_x_d0_next[i10, col] = acc
         cuda.syncthreads()
         # phase: 'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: weights on chip in w5
@@ -275,7 +287,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
                 i11 = row
                 acc = c0
                 for kk in range(8):
-                    acc += v1[b0, i11, kk] * w5[kk, cl]
+                    acc += v2[b0, i11, kk] * w5[kk, cl]
                 dstate_y_d1_state[i11, col] = acc
         cuda.syncthreads()
         # phase: copy 'dstate@x@d0@t-1' = input() : f32[B, 4]
@@ -283,7 +295,7 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
             i12 = e3 % 4
             r3 = e3 // 4
             i13 = r3
-            v0[b0, i13, i12] = dstate_x_d0_state[i13, i12]
+            v1[b0, i13, i12] = dstate_x_d0_state[i13, i12]
         cuda.syncthreads()
         # phase: the new 'dstate@x@d0@0' becomes the current one
         for e4 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
@@ -295,8 +307,8 @@ def k10_loop(v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_tr
 
 
 @cuda.jit(cache=True)
-def k11_fused(d_B, in_grad_out, b1, dstate_y_state, in_trace_y, v1):
-    """fused: 4 elementwise node(s) over [B, 8], storing %4"""
+def k12_fused(d_B, in_grad_out, b1, dstate_y_state, in_trace_y, rowsum_b_0_state, v2, rowsum_b_0_next):
+    """fused: 5 elementwise node(s) over [B, 8], storing %4, 'rowsum@b@0@0'"""
     for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
@@ -305,56 +317,14 @@ def k11_fused(d_B, in_grad_out, b1, dstate_y_state, in_trace_y, v1):
         t1 = in_trace_y[b1, i1, i0] * in_trace_y[b1, i1, i0]  # %2 = mul('trace@y@0', 'trace@y@0') : f32[B, 8]
         t2 = c1 - t1  # %3 = sub(%1, %2) : f32[B, 8]
         t3 = t0 * t2  # %4 = mul(%0, %3) : f32[B, 8]
-        v1[b1, i1, i0] = t3  # store %4
+        rowsum_b_0_ = rowsum_b_0_state[i1, i0] + t3  # 'rowsum@b@0@0' = add('rowsum@b@0@t-1', %4) : f32[B, 8]
+        v2[b1, i1, i0] = t3  # store %4
+        rowsum_b_0_next[i1, i0] = rowsum_b_0_  # store 'rowsum@b@0@0'
 
 
 @cuda.jit(cache=True)
-def k12_gemm(d_B, v1, b1, v3, v12):
+def k13_gemm(d_B, v2, b1, v4, v13):
     """%5 = matmul(%4, inv6) : f32[B, 8]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    i0 = row
-    acc = c0
-    for k0 in range(0, 8, TILE):
-        ka = k0 + tx
-        if row < d_B and ka < 8:
-            sa[ty, tx] = v1[b1, i0, ka]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < 8 and col < 8:
-            sb[ty, tx] = v3[kb, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < d_B and col < 8:
-        v12[i0, col] = acc
-
-
-@cuda.jit(cache=True)
-def k13_fused(d_B, dstate_s_state, v12, in_trace_s, b1, v2):
-    """fused: 4 elementwise node(s) over [B, 8], storing %9"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        t0 = dstate_s_state[i1, i0] + v12[i1, i0]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
-        t1 = in_trace_s[b1, i1, i0] * in_trace_s[b1, i1, i0]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
-        t2 = c1 - t1  # %8 = sub(%1, %7) : f32[B, 8]
-        t3 = t0 * t2  # %9 = mul(%6, %8) : f32[B, 8]
-        v2[b1, i1, i0] = t3  # store %9
-
-
-@cuda.jit(cache=True)
-def k14_gemm(d_B, v2, b1, v4, v13):
-    """%10 = matmul(%9, inv7) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -383,8 +353,22 @@ def k14_gemm(d_B, v2, b1, v4, v13):
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_B, v1, b1, v5, v14):
-    """%12 = matmul(%4, inv8) : f32[B, 8]: tiled GEMM"""
+def k14_fused(d_B, dstate_s_state, v13, in_trace_s, b1, v3):
+    """fused: 4 elementwise node(s) over [B, 8], storing %9"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        t0 = dstate_s_state[i1, i0] + v13[i1, i0]  # %6 = add('dstate@s@t-1', %5) : f32[B, 8]
+        t1 = in_trace_s[b1, i1, i0] * in_trace_s[b1, i1, i0]  # %7 = mul('trace@s@0', 'trace@s@0') : f32[B, 8]
+        t2 = c1 - t1  # %8 = sub(%1, %7) : f32[B, 8]
+        t3 = t0 * t2  # %9 = mul(%6, %8) : f32[B, 8]
+        v3[b1, i1, i0] = t3  # store %9
+
+
+@cuda.jit(cache=True)
+def k15_gemm(d_B, v3, b1, v5, v14):
+    """%10 = matmul(%9, inv7) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -396,7 +380,7 @@ def k15_gemm(d_B, v1, b1, v5, v14):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v1[b1, i0, ka]
+            sa[ty, tx] = v3[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -413,20 +397,8 @@ def k15_gemm(d_B, v1, b1, v5, v14):
 
 
 @cuda.jit(cache=True)
-def k16_fused(d_B, dstate_y_d1_state, v13, v14, dstate_y_next):
-    """fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'"""
-    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0
-        t0 = dstate_y_d1_state[i1, i0] + v13[i1, i0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
-        dstate_y = t0 + v14[i1, i0]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
-        dstate_y_next[i1, i0] = dstate_y  # store 'dstate@y@0'
-
-
-@cuda.jit(cache=True)
-def k17_gemm(d_B, v2, b1, v6, dstate_s_next):
-    """'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: tiled GEMM"""
+def k16_gemm(d_B, v2, b1, v6, v15):
+    """%12 = matmul(%4, inv8) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -451,11 +423,53 @@ def k17_gemm(d_B, v2, b1, v6, dstate_s_next):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 8:
+        v15[i0, col] = acc
+
+
+@cuda.jit(cache=True)
+def k17_fused(d_B, dstate_y_d1_state, v14, v15, dstate_y_next):
+    """fused: 2 elementwise node(s) over [B, 8], storing 'dstate@y@0'"""
+    for e0 in range(cuda.grid(1), d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0
+        t0 = dstate_y_d1_state[i1, i0] + v14[i1, i0]  # %11 = add('dstate@y@d1@t-1', %10) : f32[B, 8]
+        dstate_y = t0 + v15[i1, i0]  # 'dstate@y@0' = add(%11, %12) : f32[B, 8]
+        dstate_y_next[i1, i0] = dstate_y  # store 'dstate@y@0'
+
+
+@cuda.jit(cache=True)
+def k18_gemm(d_B, v3, b1, v7, dstate_s_next):
+    """'dstate@s@0' = matmul(%9, inv9) : f32[B, 8]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    i0 = row
+    acc = c0
+    for k0 in range(0, 8, TILE):
+        ka = k0 + tx
+        if row < d_B and ka < 8:
+            sa[ty, tx] = v3[b1, i0, ka]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < 8 and col < 8:
+            sb[ty, tx] = v7[kb, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < d_B and col < 8:
         dstate_s_next[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_B, v1, b1, v7, dstate_x_d0_next):
+def k19_gemm(d_B, v2, b1, v8, dstate_x_d0_next):
     """'dstate@x@d0@0' = matmul(%4, inv10) : f32[B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -468,12 +482,12 @@ def k18_gemm(d_B, v1, b1, v7, dstate_x_d0_next):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v1[b1, i0, ka]
+            sa[ty, tx] = v2[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 8 and col < 4:
-            sb[ty, tx] = v7[kb, col]
+            sb[ty, tx] = v8[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -485,7 +499,7 @@ def k18_gemm(d_B, v1, b1, v7, dstate_x_d0_next):
 
 
 @cuda.jit(cache=True)
-def k19_gemm(d_B, v1, b1, v8, dstate_y_d1_next):
+def k20_gemm(d_B, v2, b1, v9, dstate_y_d1_next):
     """'dstate@y@d1@0' = matmul(%4, inv11) : f32[B, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -498,12 +512,12 @@ def k19_gemm(d_B, v1, b1, v8, dstate_y_d1_next):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_B and ka < 8:
-            sa[ty, tx] = v1[b1, i0, ka]
+            sa[ty, tx] = v2[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 8 and col < 8:
-            sb[ty, tx] = v8[kb, col]
+            sb[ty, tx] = v9[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -515,18 +529,18 @@ def k19_gemm(d_B, v1, b1, v8, dstate_y_d1_next):
 
 
 @cuda.jit(cache=True)
-def k20_copy(d_B, v0, b1, dstate_x_d0_state):
+def k21_copy(d_B, v1, b1, dstate_x_d0_state):
     """copy 'dstate@x@d0@t-1' = input() : f32[B, 4]"""
     for e0 in range(cuda.grid(1), d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0
-        v0[b1, i1, i0] = dstate_x_d0_state[i1, i0]
+        v1[b1, i1, i0] = dstate_x_d0_state[i1, i0]
 
 
 @cuda.jit(cache=True)
-def k21_gemm(d_B, d_T, v1, in_Wx0, v15):
-    """%12 = matmul(%10, %11) : f32[T, B, 4]: tiled GEMM"""
+def k22_gemm(d_B, d_T, v2, in_Wx0, v16):
+    """%13 = matmul(%11, %12) : f32[T, B, 4]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -540,7 +554,7 @@ def k21_gemm(d_B, d_T, v1, in_Wx0, v15):
     for k0 in range(0, 8, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 8:
-            sa[ty, tx] = v1[i1, i0, ka]
+            sa[ty, tx] = v2[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -553,25 +567,25 @@ def k21_gemm(d_B, d_T, v1, in_Wx0, v15):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 4:
-        v15[i1, i0, col] = acc
+        v16[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k22_fused(d_T, d_B, v0, v15, v16):
-    """fused: 1 elementwise node(s) over [T, B, 4], storing %13"""
+def k23_fused(d_T, d_B, v1, v16, v17):
+    """fused: 1 elementwise node(s) over [T, B, 4], storing %14"""
     for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
         i1 = r0 % d_B
         r1 = r0 // d_B
         i2 = r1
-        t0 = v0[i2, i1, i0] + v15[i2, i1, i0]  # %13 = add(%9, %12) : f32[T, B, 4]
-        v16[i2, i1, i0] = t0  # store %13
+        t0 = v1[i2, i1, i0] + v16[i2, i1, i0]  # %14 = add(%10, %13) : f32[T, B, 4]
+        v17[i2, i1, i0] = t0  # store %14
 
 
 @cuda.jit(cache=True)
-def k23_gemm(d_T, d_B, in_x, v1, v17):
-    """%14 = matmul_tn(x, %10) : f32[4, 8]: tiled GEMM"""
+def k24_gemm(d_T, d_B, in_x, v2, v18):
+    """%15 = matmul_tn(x, %11) : f32[4, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -593,7 +607,7 @@ def k23_gemm(d_T, d_B, in_x, v1, v17):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -601,12 +615,12 @@ def k23_gemm(d_T, d_B, in_x, v1, v17):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 4 and col < 8:
-        v17[row, col] = acc
+        v18[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k24_shift(d_T, d_B, v18, in_x_d0, in_trace_x_d0):
-    """%15 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]"""
+def k25_shift(d_T, d_B, v19, in_x_d0, in_trace_x_d0):
+    """%16 = shift('trace@x@d0', x@d0){reverse=False} : f32[T, B, 4]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 4, cuda.gridsize(1)):
         i0 = e0 % 4
         r0 = e0 // 4
@@ -614,14 +628,14 @@ def k24_shift(d_T, d_B, v18, in_x_d0, in_trace_x_d0):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v18[i2, i1, i0] = in_x_d0[i1, i0]
+            v19[i2, i1, i0] = in_x_d0[i1, i0]
         else:
-            v18[i2, i1, i0] = in_trace_x_d0[i2 - 1, i1, i0]
+            v19[i2, i1, i0] = in_trace_x_d0[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k25_gemm(d_T, d_B, v18, v1, v19):
-    """%16 = matmul_tn(%15, %10) : f32[4, 8]: tiled GEMM"""
+def k26_gemm(d_T, d_B, v19, v2, v20):
+    """%17 = matmul_tn(%16, %11) : f32[4, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -635,7 +649,7 @@ def k25_gemm(d_T, d_B, v18, v1, v19):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v18[i1, i0, row]
+            sa[ty, tx] = v19[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -643,7 +657,7 @@ def k25_gemm(d_T, d_B, v18, v1, v19):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -651,12 +665,12 @@ def k25_gemm(d_T, d_B, v18, v1, v19):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 4 and col < 8:
-        v19[row, col] = acc
+        v20[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k26_shift(d_T, d_B, v20, in_y, in_trace_y):
-    """%17 = shift(trace@y, y){reverse=False} : f32[T, B, 8]"""
+def k27_shift(d_T, d_B, v21, in_y, in_trace_y):
+    """%18 = shift(trace@y, y){reverse=False} : f32[T, B, 8]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
@@ -664,14 +678,14 @@ def k26_shift(d_T, d_B, v20, in_y, in_trace_y):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v20[i2, i1, i0] = in_y[i1, i0]
+            v21[i2, i1, i0] = in_y[i1, i0]
         else:
-            v20[i2, i1, i0] = in_trace_y[i2 - 1, i1, i0]
+            v21[i2, i1, i0] = in_trace_y[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k27_gemm(d_T, d_B, v20, v1, v21):
-    """%18 = matmul_tn(%17, %10) : f32[8, 8]: tiled GEMM"""
+def k28_gemm(d_T, d_B, v21, v2, v22):
+    """%19 = matmul_tn(%18, %11) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -685,7 +699,7 @@ def k27_gemm(d_T, d_B, v20, v1, v21):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v20[i1, i0, row]
+            sa[ty, tx] = v21[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -693,7 +707,7 @@ def k27_gemm(d_T, d_B, v20, v1, v21):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -701,12 +715,12 @@ def k27_gemm(d_T, d_B, v20, v1, v21):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v21[row, col] = acc
+        v22[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k28_shift(d_T, d_B, v22, in_y_d1, v20):
-    """%19 = shift(%17, y@d1){reverse=False} : f32[T, B, 8]"""
+def k29_shift(d_T, d_B, v23, in_y_d1, v21):
+    """%20 = shift(%18, y@d1){reverse=False} : f32[T, B, 8]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
         i0 = e0 % 8
         r0 = e0 // 8
@@ -714,14 +728,14 @@ def k28_shift(d_T, d_B, v22, in_y_d1, v20):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v22[i2, i1, i0] = in_y_d1[i1, i0]
+            v23[i2, i1, i0] = in_y_d1[i1, i0]
         else:
-            v22[i2, i1, i0] = v20[i2 - 1, i1, i0]
+            v23[i2, i1, i0] = v21[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k29_gemm(d_T, d_B, v22, v1, v23):
-    """%20 = matmul_tn(%19, %10) : f32[8, 8]: tiled GEMM"""
+def k30_gemm(d_T, d_B, v23, v2, v24):
+    """%21 = matmul_tn(%20, %11) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -735,42 +749,7 @@ def k29_gemm(d_T, d_B, v22, v1, v23):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v22[i1, i0, row]
-        else:
-            sa[ty, tx] = c0
-        kb = k0 + ty
-        if kb < d_T * d_B and col < 8:
-            i2 = kb % d_B
-            r1 = kb // d_B
-            i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
-        else:
-            sb[ty, tx] = c0
-        cuda.syncthreads()
-        for kk in range(TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
-        cuda.syncthreads()
-    if row < 8 and col < 8:
-        v23[row, col] = acc
-
-
-@cuda.jit(cache=True)
-def k30_gemm(d_T, d_B, v20, v2, v24):
-    """%22 = matmul_tn(%17, %21) : f32[8, 8]: tiled GEMM"""
-    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
-    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    row = cuda.blockIdx.y * TILE + ty
-    col = cuda.blockIdx.x * TILE + tx
-    acc = c0
-    for k0 in range(0, d_T * d_B, TILE):
-        ka = k0 + tx
-        if row < 8 and ka < d_T * d_B:
-            i0 = ka % d_B
-            r0 = ka // d_B
-            i1 = r0
-            sa[ty, tx] = v20[i1, i0, row]
+            sa[ty, tx] = v23[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -790,23 +769,8 @@ def k30_gemm(d_T, d_B, v20, v2, v24):
 
 
 @cuda.jit(cache=True)
-def k31_shift(d_T, d_B, v25, in_s, in_trace_s):
-    """%23 = shift(trace@s, s){reverse=False} : f32[T, B, 8]"""
-    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
-        i0 = e0 % 8
-        r0 = e0 // 8
-        i1 = r0 % d_B
-        r1 = r0 // d_B
-        i2 = r1
-        if i2 == 0:
-            v25[i2, i1, i0] = in_s[i1, i0]
-        else:
-            v25[i2, i1, i0] = in_trace_s[i2 - 1, i1, i0]
-
-
-@cuda.jit(cache=True)
-def k32_gemm(d_T, d_B, v25, v2, v26):
-    """%24 = matmul_tn(%23, %21) : f32[8, 8]: tiled GEMM"""
+def k31_gemm(d_T, d_B, v21, v3, v25):
+    """%23 = matmul_tn(%18, %22) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -820,7 +784,7 @@ def k32_gemm(d_T, d_B, v25, v2, v26):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v25[i1, i0, row]
+            sa[ty, tx] = v21[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -828,7 +792,7 @@ def k32_gemm(d_T, d_B, v25, v2, v26):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v3[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -836,12 +800,62 @@ def k32_gemm(d_T, d_B, v25, v2, v26):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v26[row, col] = acc
+        v25[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k33_gemm(d_T, d_B, in_trace_s, v1, v27):
-    """%25 = matmul_tn(trace@s, %10) : f32[8, 8]: tiled GEMM"""
+def k32_shift(d_T, d_B, v26, in_s, in_trace_s):
+    """%24 = shift(trace@s, s){reverse=False} : f32[T, B, 8]"""
+    for e0 in range(cuda.grid(1), d_T * d_B * 8, cuda.gridsize(1)):
+        i0 = e0 % 8
+        r0 = e0 // 8
+        i1 = r0 % d_B
+        r1 = r0 // d_B
+        i2 = r1
+        if i2 == 0:
+            v26[i2, i1, i0] = in_s[i1, i0]
+        else:
+            v26[i2, i1, i0] = in_trace_s[i2 - 1, i1, i0]
+
+
+@cuda.jit(cache=True)
+def k33_gemm(d_T, d_B, v26, v3, v27):
+    """%25 = matmul_tn(%24, %22) : f32[8, 8]: tiled GEMM"""
+    sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
+    sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    row = cuda.blockIdx.y * TILE + ty
+    col = cuda.blockIdx.x * TILE + tx
+    acc = c0
+    for k0 in range(0, d_T * d_B, TILE):
+        ka = k0 + tx
+        if row < 8 and ka < d_T * d_B:
+            i0 = ka % d_B
+            r0 = ka // d_B
+            i1 = r0
+            sa[ty, tx] = v26[i1, i0, row]
+        else:
+            sa[ty, tx] = c0
+        kb = k0 + ty
+        if kb < d_T * d_B and col < 8:
+            i2 = kb % d_B
+            r1 = kb // d_B
+            i3 = r1
+            sb[ty, tx] = v3[i3, i2, col]
+        else:
+            sb[ty, tx] = c0
+        cuda.syncthreads()
+        for kk in range(TILE):
+            acc += sa[ty, kk] * sb[kk, tx]
+        cuda.syncthreads()
+    if row < 8 and col < 8:
+        v27[row, col] = acc
+
+
+@cuda.jit(cache=True)
+def k34_gemm(d_T, d_B, in_trace_s, v2, v28):
+    """%26 = matmul_tn(trace@s, %11) : f32[8, 8]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -863,7 +877,7 @@ def k33_gemm(d_T, d_B, in_trace_s, v1, v27):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v1[i3, i2, col]
+            sb[ty, tx] = v2[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -871,22 +885,21 @@ def k33_gemm(d_T, d_B, in_trace_s, v1, v27):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 8 and col < 8:
-        v27[row, col] = acc
+        v28[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k34_sum_to(d_T, d_B, v1, v28):
-    """%26 = sum_to(%10){shape=(8,)} : f32[8]"""
+def k35_sum_to(d_B, rowsum_b_0_state, v29):
+    """%28 = sum_to(%27){shape=(8,)} : f32[8]"""
     for e0 in range(cuda.grid(1), 8, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v1[j0, j1, i0]
-        v28[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b_0_state[j0, i0]
+        v29[i0] = acc0
 
 
-def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in_x_d0, in_y_d1, in_trace_y, in_trace_s, in_trace_x_d0, in_grad_out, in_dstate_y, in_dstate_s, in_dstate_x_d0, in_dstate_y_d1, n0, d_B, d_T):
+def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b, in_y, in_s, in_x_d0, in_y_d1, in_trace_y, in_trace_s, in_trace_x_d0, in_grad_out, in_dstate_y, in_dstate_s, in_dstate_x_d0, in_dstate_y_d1, d_B, n0, d_T):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 4]
     # in_Wx0: input Wx0 : f32[4, 8]
@@ -909,10 +922,11 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     # in_dstate_s: input dstate@s : f32[B, 8]
     # in_dstate_x_d0: input 'dstate@x@d0' : f32[B, 4]
     # in_dstate_y_d1: input 'dstate@y@d1' : f32[B, 8]
-    # n0: loop count T
     # d_B: dim B
+    # n0: loop count T
     # d_T: dim T
     # returns: x, Wx0, Wx1, Wy1, Wy2, Ws, Us, Vs, b, y, s, x@d0, y@d1
+    v0 = cuda.device_array((d_B, 8), np.float32)
     dstate_y_state = cuda.device_array((d_B, 8), np.float32)
     dstate_s_state = cuda.device_array((d_B, 8), np.float32)
     dstate_x_d0_state = cuda.device_array((d_B, 4), np.float32)
@@ -921,83 +935,86 @@ def program(rt, in_x, in_Wx0, in_Wx1, in_Wy1, in_Wy2, in_Ws, in_Us, in_Vs, in_b,
     dstate_s_next = cuda.device_array((d_B, 8), np.float32)
     dstate_x_d0_next = cuda.device_array((d_B, 4), np.float32)
     dstate_y_d1_next = cuda.device_array((d_B, 8), np.float32)
-    v0 = cuda.device_array((d_T, d_B, 4), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 8), np.float32)
+    rowsum_b_0_next = cuda.device_array((d_B, 8), np.float32)
+    v1 = cuda.device_array((d_T, d_B, 4), np.float32)
     v2 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v3 = cuda.device_array((8, 8), np.float32)
+    v3 = cuda.device_array((d_T, d_B, 8), np.float32)
     v4 = cuda.device_array((8, 8), np.float32)
     v5 = cuda.device_array((8, 8), np.float32)
     v6 = cuda.device_array((8, 8), np.float32)
-    v7 = cuda.device_array((8, 4), np.float32)
-    v8 = cuda.device_array((8, 8), np.float32)
-    v9 = cuda.device_array((d_B, 8), np.float32)
+    v7 = cuda.device_array((8, 8), np.float32)
+    v8 = cuda.device_array((8, 4), np.float32)
+    v9 = cuda.device_array((8, 8), np.float32)
     v10 = cuda.device_array((d_B, 8), np.float32)
     v11 = cuda.device_array((d_B, 8), np.float32)
     v12 = cuda.device_array((d_B, 8), np.float32)
     v13 = cuda.device_array((d_B, 8), np.float32)
     v14 = cuda.device_array((d_B, 8), np.float32)
-    v15 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v15 = cuda.device_array((d_B, 8), np.float32)
     v16 = cuda.device_array((d_T, d_B, 4), np.float32)
-    v17 = cuda.device_array((4, 8), np.float32)
-    v18 = cuda.device_array((d_T, d_B, 4), np.float32)
-    v19 = cuda.device_array((4, 8), np.float32)
-    v20 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v21 = cuda.device_array((8, 8), np.float32)
-    v22 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v23 = cuda.device_array((8, 8), np.float32)
+    v17 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v18 = cuda.device_array((4, 8), np.float32)
+    v19 = cuda.device_array((d_T, d_B, 4), np.float32)
+    v20 = cuda.device_array((4, 8), np.float32)
+    v21 = cuda.device_array((d_T, d_B, 8), np.float32)
+    v22 = cuda.device_array((8, 8), np.float32)
+    v23 = cuda.device_array((d_T, d_B, 8), np.float32)
     v24 = cuda.device_array((8, 8), np.float32)
-    v25 = cuda.device_array((d_T, d_B, 8), np.float32)
-    v26 = cuda.device_array((8, 8), np.float32)
+    v25 = cuda.device_array((8, 8), np.float32)
+    v26 = cuda.device_array((d_T, d_B, 8), np.float32)
     v27 = cuda.device_array((8, 8), np.float32)
-    v28 = cuda.device_array((8,), np.float32)
-    # %8 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', grad@out, trace@y, trace@s, %0, %1, %1, %2, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
-    k0_copy[grid_1d(d_B * 8)](d_B, dstate_y_state, in_dstate_y)
-    k1_copy[grid_1d(d_B * 8)](d_B, dstate_s_state, in_dstate_s)
-    k2_copy[grid_1d(d_B * 4)](d_B, dstate_x_d0_state, in_dstate_x_d0)
-    k3_copy[grid_1d(d_B * 8)](d_B, dstate_y_d1_state, in_dstate_y_d1)
-    k4_copy[grid_1d(8 * 8)](v3, in_Vs)
-    k5_copy[grid_1d(8 * 8)](v4, in_Ws)
-    k6_copy[grid_1d(8 * 8)](v5, in_Wy1)
-    k7_copy[grid_1d(8 * 8)](v6, in_Us)
-    k8_copy[grid_1d(8 * 4)](v7, in_Wx1)
-    k9_copy[grid_1d(8 * 8)](v8, in_Wy2)
-    if not rt.persistent(k10_loop, (1, BLOCK_THREADS, 0), '%8', v3, v4, v5, v6, v7, v8, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, v1, v9, dstate_s_state, in_trace_s, v2, v10, v11, dstate_y_d1_state, dstate_x_d0_next, v0, dstate_x_d0_state):
+    v28 = cuda.device_array((8, 8), np.float32)
+    v29 = cuda.device_array((8,), np.float32)
+    k0_zeros[grid_1d(d_B * 8)](d_B, v0)
+    # %9 = loop(dstate@y, dstate@s, 'dstate@x@d0', 'dstate@y@d1', %0, grad@out, trace@y, trace@s, %1, %2, %2, %3, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=5, n_xs=3, n_buf=3} : (f32[B, 8], f32[B, 8], f32[B, 4], f32[B, 8], f32[B, 8], f32[T, B, 4], f32[T, B, 8], f32[T, B, 8]) [reverse: T iterations of 1 step(s) from step 0]
+    k1_copy[grid_1d(d_B * 8)](d_B, dstate_y_state, in_dstate_y)
+    k2_copy[grid_1d(d_B * 8)](d_B, dstate_s_state, in_dstate_s)
+    k3_copy[grid_1d(d_B * 4)](d_B, dstate_x_d0_state, in_dstate_x_d0)
+    k4_copy[grid_1d(d_B * 8)](d_B, dstate_y_d1_state, in_dstate_y_d1)
+    rowsum_b_0_state = v0  # taken over: nothing else reads it
+    k5_copy[grid_1d(8 * 8)](v4, in_Vs)
+    k6_copy[grid_1d(8 * 8)](v5, in_Ws)
+    k7_copy[grid_1d(8 * 8)](v6, in_Wy1)
+    k8_copy[grid_1d(8 * 8)](v7, in_Us)
+    k9_copy[grid_1d(8 * 4)](v8, in_Wx1)
+    k10_copy[grid_1d(8 * 8)](v9, in_Wy2)
+    if not rt.persistent(k11_loop, (1, BLOCK_THREADS, 0), '%9', v4, v5, v6, v7, v8, v9, n0, d_B, in_grad_out, dstate_y_state, in_trace_y, rowsum_b_0_state, v2, v10, dstate_s_state, in_trace_s, v3, v11, v12, dstate_y_d1_state, dstate_x_d0_next, v1, dstate_x_d0_state):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k11_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, dstate_y_state, in_trace_y, v1)
-            k12_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v3, v12)
-            k13_fused[grid_1d(d_B * 8)](d_B, dstate_s_state, v12, in_trace_s, b1, v2)
-            k14_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v4, v13)
-            k15_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v5, v14)
-            k16_fused[grid_1d(d_B * 8)](d_B, dstate_y_d1_state, v13, v14, dstate_y_next)
-            k17_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v6, dstate_s_next)
-            k18_gemm[grid_gemm(d_B, 4)](d_B, v1, b1, v7, dstate_x_d0_next)
-            k19_gemm[grid_gemm(d_B, 8)](d_B, v1, b1, v8, dstate_y_d1_next)
-            k20_copy[grid_1d(d_B * 4)](d_B, v0, b1, dstate_x_d0_state)
-            dstate_y_state, dstate_s_state, dstate_x_d0_state, dstate_y_d1_state, dstate_y_next, dstate_s_next, dstate_x_d0_next, dstate_y_d1_next = dstate_y_next, dstate_s_next, dstate_x_d0_next, dstate_y_d1_next, dstate_y_state, dstate_s_state, dstate_x_d0_state, dstate_y_d1_state  # the new states become the current ones
-    k21_gemm[grid_gemm(d_T * d_B, 4)](d_B, d_T, v1, in_Wx0, v15)
-    k22_fused[grid_1d(d_T * d_B * 4)](d_T, d_B, v0, v15, v16)
-    k23_gemm[grid_gemm(4, 8)](d_T, d_B, in_x, v1, v17)
-    k24_shift[grid_1d(d_T * d_B * 4)](d_T, d_B, v18, in_x_d0, in_trace_x_d0)
-    k25_gemm[grid_gemm(4, 8)](d_T, d_B, v18, v1, v19)
-    k26_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v20, in_y, in_trace_y)
-    k27_gemm[grid_gemm(8, 8)](d_T, d_B, v20, v1, v21)
-    k28_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v22, in_y_d1, v20)
-    k29_gemm[grid_gemm(8, 8)](d_T, d_B, v22, v1, v23)
-    k30_gemm[grid_gemm(8, 8)](d_T, d_B, v20, v2, v24)
-    k31_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v25, in_s, in_trace_s)
-    k32_gemm[grid_gemm(8, 8)](d_T, d_B, v25, v2, v26)
-    k33_gemm[grid_gemm(8, 8)](d_T, d_B, in_trace_s, v1, v27)
-    k34_sum_to[grid_1d(8)](d_T, d_B, v1, v28)
-    out0 = v16  # taken over: nothing else reads it
-    out1 = v17  # taken over: nothing else reads it
-    out2 = v19  # taken over: nothing else reads it
-    out3 = v21  # taken over: nothing else reads it
-    out4 = v23  # taken over: nothing else reads it
-    out5 = v24  # taken over: nothing else reads it
-    out6 = v26  # taken over: nothing else reads it
-    out7 = v27  # taken over: nothing else reads it
-    out8 = v28  # taken over: nothing else reads it
+            k12_fused[grid_1d(d_B * 8)](d_B, in_grad_out, b1, dstate_y_state, in_trace_y, rowsum_b_0_state, v2, rowsum_b_0_next)
+            k13_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v4, v13)
+            k14_fused[grid_1d(d_B * 8)](d_B, dstate_s_state, v13, in_trace_s, b1, v3)
+            k15_gemm[grid_gemm(d_B, 8)](d_B, v3, b1, v5, v14)
+            k16_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v6, v15)
+            k17_fused[grid_1d(d_B * 8)](d_B, dstate_y_d1_state, v14, v15, dstate_y_next)
+            k18_gemm[grid_gemm(d_B, 8)](d_B, v3, b1, v7, dstate_s_next)
+            k19_gemm[grid_gemm(d_B, 4)](d_B, v2, b1, v8, dstate_x_d0_next)
+            k20_gemm[grid_gemm(d_B, 8)](d_B, v2, b1, v9, dstate_y_d1_next)
+            k21_copy[grid_1d(d_B * 4)](d_B, v1, b1, dstate_x_d0_state)
+            dstate_y_state, dstate_s_state, dstate_x_d0_state, dstate_y_d1_state, rowsum_b_0_state, dstate_y_next, dstate_s_next, dstate_x_d0_next, dstate_y_d1_next, rowsum_b_0_next = dstate_y_next, dstate_s_next, dstate_x_d0_next, dstate_y_d1_next, rowsum_b_0_next, dstate_y_state, dstate_s_state, dstate_x_d0_state, dstate_y_d1_state, rowsum_b_0_state  # the new states become the current ones
+    k22_gemm[grid_gemm(d_T * d_B, 4)](d_B, d_T, v2, in_Wx0, v16)
+    k23_fused[grid_1d(d_T * d_B * 4)](d_T, d_B, v1, v16, v17)
+    k24_gemm[grid_gemm(4, 8)](d_T, d_B, in_x, v2, v18)
+    k25_shift[grid_1d(d_T * d_B * 4)](d_T, d_B, v19, in_x_d0, in_trace_x_d0)
+    k26_gemm[grid_gemm(4, 8)](d_T, d_B, v19, v2, v20)
+    k27_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v21, in_y, in_trace_y)
+    k28_gemm[grid_gemm(8, 8)](d_T, d_B, v21, v2, v22)
+    k29_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v23, in_y_d1, v21)
+    k30_gemm[grid_gemm(8, 8)](d_T, d_B, v23, v2, v24)
+    k31_gemm[grid_gemm(8, 8)](d_T, d_B, v21, v3, v25)
+    k32_shift[grid_1d(d_T * d_B * 8)](d_T, d_B, v26, in_s, in_trace_s)
+    k33_gemm[grid_gemm(8, 8)](d_T, d_B, v26, v3, v27)
+    k34_gemm[grid_gemm(8, 8)](d_T, d_B, in_trace_s, v2, v28)
+    k35_sum_to[grid_1d(8)](d_B, rowsum_b_0_state, v29)
+    out0 = v17  # taken over: nothing else reads it
+    out1 = v18  # taken over: nothing else reads it
+    out2 = v20  # taken over: nothing else reads it
+    out3 = v22  # taken over: nothing else reads it
+    out4 = v24  # taken over: nothing else reads it
+    out5 = v25  # taken over: nothing else reads it
+    out6 = v27  # taken over: nothing else reads it
+    out7 = v28  # taken over: nothing else reads it
+    out8 = v29  # taken over: nothing else reads it
     out9 = dstate_y_state  # taken over: nothing else reads it
     out10 = dstate_s_state  # taken over: nothing else reads it
     out11 = dstate_x_d0_state  # taken over: nothing else reads it

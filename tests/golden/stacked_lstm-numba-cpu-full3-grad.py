@@ -14,6 +14,7 @@ from rnncomp.backends.numba_cpu.shaped import shaped
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 c0 = np.float32(1.0)
+c1 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -31,13 +32,6 @@ def shift_0(n0, x0, x1, x2):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def matmul_0(x0, x1, x2, n1):
-    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %27 = matmul(%25, %26) : f32[B, 32]
-    gemm_nt(x0, x2, x1, n1, BLAS)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_1(n0, x0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # %39 = shift(trace@c1, c1){reverse=False} : f32[3, B, 32]
@@ -52,44 +46,40 @@ def shift_1(n0, x0, x1, x2):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def fused_0(n0, x0, x1, x2, y0, x3, x4, x5, x6, x7, x8, x9, x10):
+def matmul_0(x0, x1, x2, n1):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # 24 elementwise node(s) in one loop, storing 'dstate@c1@2', %38, %43, %47, %51 : [B, 32]
-    for i0 in range(n0):
-        for i1 in range(32):
-            t0 = x1[i0, i1] + x2[i0, i1]  # %28 = add(dstate@h1, %27) : f32[B, 32]
-            t1 = t0 * x3[y0, i0, i1]  # %29 = mul(%28, 'res@4@2') : f32[B, 32]
-            t2 = tanh_f32(x4[y0, i0, i1])  # %30 = tanh('trace@c1@2') : f32[B, 32]
-            t3 = t2 * t2  # %31 = mul(%30, %30) : f32[B, 32]
-            t4 = c0 - t3  # %32 = sub(%2, %31) : f32[B, 32]
-            t5 = t1 * t4  # %33 = mul(%29, %32) : f32[B, 32]
-            t6 = x0[i0, i1] + t5  # %34 = add(dstate@c1, %33) : f32[B, 32]
-            dstate_c1_ = t6 * x5[y0, i0, i1]  # 'dstate@c1@2' = mul(%34, 'res@7@2') : f32[B, 32]
-            t7 = t6 * x6[y0, i0, i1]  # %35 = mul(%34, 'res@5@2') : f32[B, 32]
-            t8 = c0 - x7[y0, i0, i1]  # %36 = sub(%2, 'res@6@2') : f32[B, 32]
-            t9 = x7[y0, i0, i1] * t8  # %37 = mul('res@6@2', %36) : f32[B, 32]
-            t10 = t7 * t9  # %38 = mul(%35, %37) : f32[B, 32]
-            t11 = t6 * x8[y0, i0, i1]  # %40 = mul(%34, 'prev@c1@2') : f32[B, 32]
-            t12 = c0 - x5[y0, i0, i1]  # %41 = sub(%2, 'res@7@2') : f32[B, 32]
-            t13 = x5[y0, i0, i1] * t12  # %42 = mul('res@7@2', %41) : f32[B, 32]
-            t14 = t11 * t13  # %43 = mul(%40, %42) : f32[B, 32]
-            t15 = t6 * x7[y0, i0, i1]  # %44 = mul(%34, 'res@6@2') : f32[B, 32]
-            t16 = x6[y0, i0, i1] * x6[y0, i0, i1]  # %45 = mul('res@5@2', 'res@5@2') : f32[B, 32]
-            t17 = c0 - t16  # %46 = sub(%2, %45) : f32[B, 32]
-            t18 = t15 * t17  # %47 = mul(%44, %46) : f32[B, 32]
-            t19 = t0 * t2  # %48 = mul(%28, %30) : f32[B, 32]
-            t20 = c0 - x3[y0, i0, i1]  # %49 = sub(%2, 'res@4@2') : f32[B, 32]
-            t21 = x3[y0, i0, i1] * t20  # %50 = mul('res@4@2', %49) : f32[B, 32]
-            t22 = t19 * t21  # %51 = mul(%48, %50) : f32[B, 32]
-            x9[i0, i1] = dstate_c1_
-            x10[y0, i0, i1] = t10
-            x10[y0, i0, 32 + i1] = t14
-            x10[y0, i0, 64 + i1] = t18
-            x10[y0, i0, 96 + i1] = t22
+    # %27 = matmul(%25, %26) : f32[B, 32]
+    gemm_nt(x0, x2, x1, n1, BLAS)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %160 = sum_to('rowsum@b1@0@0'){shape=(32,)} : f32[32]
+    for i0 in range(32):
+        x0[i0] = 0.0
+    for i1 in range(n0):
+        for i2 in range(32):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(32):
+        x2[i3] = x0[i3]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sum_to_1(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %170 = sum_to('rowsum@b2@0@0'){shape=(24,)} : f32[24]
+    for i0 in range(24):
+        x0[i0] = 0.0
+    for i1 in range(n0):
+        for i2 in range(24):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(24):
+        x2[i3] = x0[i3]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, v1, v2, d_B, v3, v4, n_threads, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19):
+def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, v1, v2, v3, v4, v5, d_B, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, n_threads, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47, v48, v49, v50, v51):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[3, B, 16]
@@ -128,23 +118,55 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # v0: f32[3, B, 96]
     # v1: f32[3, B, 128]
     # v2: f32[B, 24]
-    # v3: f32[3, B, 24]
-    # v4: f32[B, 32]
-    # v5: f32[3, B, 32]
-    # v6: f32[B, 32]
-    # v7: f32[B, 24]
-    # v8: f32[B, 24]
+    # v3: f32[B, 24]
+    # v4: f32[B, 24]
+    # v5: f32[B, 24]
+    # v6: f32[3, B, 24]
+    # v7: f32[3, B, 32]
+    # v8: f32[3, B, 32]
     # v9: f32[B, 32]
-    # v10: f32[B, 32]
-    # v11: f32[3, B, 16]
-    # v12: f32[16, 128]
-    # v13: f32[32, 128]
-    # v14: f32[128]
-    # v15: f64[128]
-    # v16: f32[32, 96]
-    # v17: f32[24, 96]
-    # v18: f32[96]
-    # v19: f64[96]
+    # v10: f32[3, B, 24]
+    # v11: f32[B, 24]
+    # v12: f32[B, 24]
+    # v13: f32[B, 24]
+    # v14: f32[B, 24]
+    # v15: f32[B, 24]
+    # v16: f32[B, 24]
+    # v17: f32[B, 32]
+    # v18: f32[B, 32]
+    # v19: f32[B, 32]
+    # v20: f32[B, 32]
+    # v21: f32[B, 32]
+    # v22: f32[B, 32]
+    # v23: f32[B, 24]
+    # v24: f32[B, 32]
+    # v25: f32[B, 32]
+    # v26: f32[B, 32]
+    # v27: f32[B, 32]
+    # v28: f32[B, 32]
+    # v29: f32[3, B, 16]
+    # v30: f32[16, 128]
+    # v31: f32[32, 128]
+    # v32: f32[32]
+    # v33: f64[32]
+    # v34: f32[32]
+    # v35: f64[32]
+    # v36: f32[32]
+    # v37: f64[32]
+    # v38: f32[32]
+    # v39: f64[32]
+    # v40: f32[128]
+    # v41: f32[32, 96]
+    # v42: f32[24, 96]
+    # v43: f32[24]
+    # v44: f64[24]
+    # v45: f32[24]
+    # v46: f64[24]
+    # v47: f32[24]
+    # v48: f64[24]
+    # v49: f32[24]
+    # v50: f64[24]
+    # v51: f32[96]
     # 19 elementwise node(s) in one loop, storing %7, %11, %20, %24 : [B, 24]
     for i0_u0 in range(d_B):
         for i1_u0 in range(24):
@@ -168,165 +190,304 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             t17_u0 = in0[2, i0_u0, i1_u0] * t16_u0  # %23 = mul('res@0@2', %22) : f32[B, 24]
             t18_u0 = t15_u0 * t17_u0  # %24 = mul(%21, %23) : f32[B, 24]
             v2[i0_u0, i1_u0] = t6_u0
-            v0[2, i0_u0, i1_u0] = t10_u0
-            v0[2, i0_u0, 48 + i1_u0] = t14_u0
-            v0[2, i0_u0, 72 + i1_u0] = t18_u0
-    shift_0(d_B, v3, in11, in_c2)  # %12 = shift(trace@c2, c2){reverse=False} : f32[3, B, 24]
-    # 4 elementwise node(s) in one loop, storing %16 : [B, 24]
+            v3[i0_u0, i1_u0] = t10_u0
+            v4[i0_u0, i1_u0] = t14_u0
+            v5[i0_u0, i1_u0] = t18_u0
+    shift_0(d_B, v6, in11, in_c2)  # %12 = shift(trace@c2, c2){reverse=False} : f32[3, B, 24]
+    shift_1(d_B, v7, in9, in_c1)  # %39 = shift(trace@c1, c1){reverse=False} : f32[3, B, 32]
+    shift_1(d_B, v8, in8, in_h1)  # %157 = shift(trace@h1, h1){reverse=False} : f32[3, B, 32]
+    # %159 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     for i0_u1 in range(d_B):
-        for i1_u1 in range(24):
-            t0_u1 = v2[i0_u1, i1_u1] * v3[2, i0_u1, i1_u1]  # %13 = mul(%7, 'prev@c2@2') : f32[B, 24]
-            t1_u1 = c0 - in3[2, i0_u1, i1_u1]  # %14 = sub(%2, 'res@3@2') : f32[B, 24]
-            t2_u1 = in3[2, i0_u1, i1_u1] * t1_u1  # %15 = mul('res@3@2', %14) : f32[B, 24]
-            t3_u1 = t0_u1 * t2_u1  # %16 = mul(%13, %15) : f32[B, 24]
-            v0[2, i0_u1, 24 + i1_u1] = t3_u1
-    matmul_0(v0[2], v4, in_Wx2, n_threads)  # %27 = matmul(%25, %26) : f32[B, 32]
-    shift_1(d_B, v5, in9, in_c1)  # %39 = shift(trace@c1, c1){reverse=False} : f32[3, B, 32]
-    fused_0(d_B, in14, in13, v4, np.int64(2), in4, in9, in7, in5, in6, v5, v6, v1)  # fused: 'dstate@c1@2', %38, %43, %47, %51
-    matmul_0(v1[2], v4, in_Wh1, n_threads)  # 'dstate@h1@2' = matmul(%52, %53) : f32[B, 32]
-    matmul_0(v0[2], v7, in_Wh2, n_threads)  # 'dstate@h2@2' = matmul(%25, %54) : f32[B, 24]
-    # 25 elementwise node(s) in one loop, storing %65, %69, %73, %77, 'dstate@c2@1' : [B, 24]
+        for i1_u1 in range(32):
+            v9[i0_u1, i1_u1] = c1
+    shift_0(d_B, v10, in10, in_h2)  # %167 = shift(trace@h2, h2){reverse=False} : f32[3, B, 24]
+    # %169 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]
     for i0_u2 in range(d_B):
         for i1_u2 in range(24):
-            dstate_c2_ = v2[i0_u2, i1_u2] * in3[2, i0_u2, i1_u2]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
-            t0_u2 = in12[1, i0_u2, i1_u2] + v7[i0_u2, i1_u2]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
-            t1_u2 = t0_u2 * in0[1, i0_u2, i1_u2]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
-            t2_u2 = tanh_f32(in11[1, i0_u2, i1_u2])  # %57 = tanh('trace@c2@1') : f32[B, 24]
-            t3_u2 = t2_u2 * t2_u2  # %58 = mul(%57, %57) : f32[B, 24]
-            t4_u2 = c0 - t3_u2  # %59 = sub(%2, %58) : f32[B, 24]
-            t5_u2 = t1_u2 * t4_u2  # %60 = mul(%56, %59) : f32[B, 24]
-            t6_u2 = dstate_c2_ + t5_u2  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
-            t7_u2 = t6_u2 * in1[1, i0_u2, i1_u2]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
-            t8_u2 = c0 - in2[1, i0_u2, i1_u2]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
-            t9_u2 = in2[1, i0_u2, i1_u2] * t8_u2  # %64 = mul('res@2@1', %63) : f32[B, 24]
-            t10_u2 = t7_u2 * t9_u2  # %65 = mul(%62, %64) : f32[B, 24]
-            t11_u2 = t6_u2 * v3[1, i0_u2, i1_u2]  # %66 = mul(%61, 'prev@c2@1') : f32[B, 24]
-            t12_u2 = c0 - in3[1, i0_u2, i1_u2]  # %67 = sub(%2, 'res@3@1') : f32[B, 24]
-            t13_u2 = in3[1, i0_u2, i1_u2] * t12_u2  # %68 = mul('res@3@1', %67) : f32[B, 24]
-            t14_u2 = t11_u2 * t13_u2  # %69 = mul(%66, %68) : f32[B, 24]
-            t15_u2 = t6_u2 * in2[1, i0_u2, i1_u2]  # %70 = mul(%61, 'res@2@1') : f32[B, 24]
-            t16_u2 = in1[1, i0_u2, i1_u2] * in1[1, i0_u2, i1_u2]  # %71 = mul('res@1@1', 'res@1@1') : f32[B, 24]
-            t17_u2 = c0 - t16_u2  # %72 = sub(%2, %71) : f32[B, 24]
-            t18_u2 = t15_u2 * t17_u2  # %73 = mul(%70, %72) : f32[B, 24]
-            t19_u2 = t0_u2 * t2_u2  # %74 = mul(%55, %57) : f32[B, 24]
-            t20_u2 = c0 - in0[1, i0_u2, i1_u2]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
-            t21_u2 = in0[1, i0_u2, i1_u2] * t20_u2  # %76 = mul('res@0@1', %75) : f32[B, 24]
-            t22_u2 = t19_u2 * t21_u2  # %77 = mul(%74, %76) : f32[B, 24]
-            dstate_c2__1_ = t6_u2 * in3[1, i0_u2, i1_u2]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
-            v0[1, i0_u2, i1_u2] = t10_u2
-            v0[1, i0_u2, 24 + i1_u2] = t14_u2
-            v0[1, i0_u2, 48 + i1_u2] = t18_u2
-            v0[1, i0_u2, 72 + i1_u2] = t22_u2
-            v8[i0_u2, i1_u2] = dstate_c2__1_
-    matmul_0(v0[1], v9, in_Wx2, n_threads)  # %79 = matmul(%78, %26) : f32[B, 32]
-    fused_0(d_B, v6, v4, v9, np.int64(1), in4, in9, in7, in5, in6, v5, v10, v1)  # fused: 'dstate@c1@1', %90, %94, %98, %102
-    matmul_0(v1[1], v9, in_Wh1, n_threads)  # 'dstate@h1@1' = matmul(%103, %53) : f32[B, 32]
-    matmul_0(v0[1], v7, in_Wh2, n_threads)  # 'dstate@h2@1' = matmul(%78, %54) : f32[B, 24]
-    # 24 elementwise node(s) in one loop, storing %114, %118, %122, %126, 'dstate@c2@0' : [B, 24]
+            v11[i0_u2, i1_u2] = c1
+    # 8 elementwise node(s) in one loop, storing %16, 'rowsum@b2@0@2', 'rowsum@b2@1@2', 'rowsum@b2@2@2', 'rowsum@b2@3@2' : [B, 24]
     for i0_u3 in range(d_B):
         for i1_u3 in range(24):
-            t0_u3 = in12[0, i0_u3, i1_u3] + v7[i0_u3, i1_u3]  # %104 = add('grad@y@0', 'dstate@h2@1') : f32[B, 24]
-            t1_u3 = t0_u3 * in0[0, i0_u3, i1_u3]  # %105 = mul(%104, 'res@0@0') : f32[B, 24]
-            t2_u3 = tanh_f32(in11[0, i0_u3, i1_u3])  # %106 = tanh('trace@c2@0') : f32[B, 24]
-            t3_u3 = t2_u3 * t2_u3  # %107 = mul(%106, %106) : f32[B, 24]
-            t4_u3 = c0 - t3_u3  # %108 = sub(%2, %107) : f32[B, 24]
-            t5_u3 = t1_u3 * t4_u3  # %109 = mul(%105, %108) : f32[B, 24]
-            t6_u3 = v8[i0_u3, i1_u3] + t5_u3  # %110 = add('dstate@c2@1', %109) : f32[B, 24]
-            t7_u3 = t6_u3 * in1[0, i0_u3, i1_u3]  # %111 = mul(%110, 'res@1@0') : f32[B, 24]
-            t8_u3 = c0 - in2[0, i0_u3, i1_u3]  # %112 = sub(%2, 'res@2@0') : f32[B, 24]
-            t9_u3 = in2[0, i0_u3, i1_u3] * t8_u3  # %113 = mul('res@2@0', %112) : f32[B, 24]
-            t10_u3 = t7_u3 * t9_u3  # %114 = mul(%111, %113) : f32[B, 24]
-            t11_u3 = t6_u3 * v3[0, i0_u3, i1_u3]  # %115 = mul(%110, 'prev@c2@0') : f32[B, 24]
-            t12_u3 = c0 - in3[0, i0_u3, i1_u3]  # %116 = sub(%2, 'res@3@0') : f32[B, 24]
-            t13_u3 = in3[0, i0_u3, i1_u3] * t12_u3  # %117 = mul('res@3@0', %116) : f32[B, 24]
-            t14_u3 = t11_u3 * t13_u3  # %118 = mul(%115, %117) : f32[B, 24]
-            t15_u3 = t6_u3 * in2[0, i0_u3, i1_u3]  # %119 = mul(%110, 'res@2@0') : f32[B, 24]
-            t16_u3 = in1[0, i0_u3, i1_u3] * in1[0, i0_u3, i1_u3]  # %120 = mul('res@1@0', 'res@1@0') : f32[B, 24]
-            t17_u3 = c0 - t16_u3  # %121 = sub(%2, %120) : f32[B, 24]
-            t18_u3 = t15_u3 * t17_u3  # %122 = mul(%119, %121) : f32[B, 24]
-            t19_u3 = t0_u3 * t2_u3  # %123 = mul(%104, %106) : f32[B, 24]
-            t20_u3 = c0 - in0[0, i0_u3, i1_u3]  # %124 = sub(%2, 'res@0@0') : f32[B, 24]
-            t21_u3 = in0[0, i0_u3, i1_u3] * t20_u3  # %125 = mul('res@0@0', %124) : f32[B, 24]
-            t22_u3 = t19_u3 * t21_u3  # %126 = mul(%123, %125) : f32[B, 24]
-            dstate_c2__u3 = t6_u3 * in3[0, i0_u3, i1_u3]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
-            v0[0, i0_u3, i1_u3] = t10_u3
-            v0[0, i0_u3, 24 + i1_u3] = t14_u3
-            v0[0, i0_u3, 48 + i1_u3] = t18_u3
-            v0[0, i0_u3, 72 + i1_u3] = t22_u3
-            v2[i0_u3, i1_u3] = dstate_c2__u3
-    matmul_0(v0[0], v4, in_Wx2, n_threads)  # %128 = matmul(%127, %26) : f32[B, 32]
-    # 24 elementwise node(s) in one loop, storing %139, %143, %147, %151, 'dstate@c1@0' : [B, 32]
+            t0_u3 = v2[i0_u3, i1_u3] * v6[2, i0_u3, i1_u3]  # %13 = mul(%7, 'prev@c2@2') : f32[B, 24]
+            t1_u3 = c0 - in3[2, i0_u3, i1_u3]  # %14 = sub(%2, 'res@3@2') : f32[B, 24]
+            t2_u3 = in3[2, i0_u3, i1_u3] * t1_u3  # %15 = mul('res@3@2', %14) : f32[B, 24]
+            t3_u3 = t0_u3 * t2_u3  # %16 = mul(%13, %15) : f32[B, 24]
+            rowsum_b2_0_ = v11[i0_u3, i1_u3] + v3[i0_u3, i1_u3]  # 'rowsum@b2@0@2' = add(%169, %11) : f32[B, 24]
+            rowsum_b2_1_ = v11[i0_u3, i1_u3] + t3_u3  # 'rowsum@b2@1@2' = add(%169, %16) : f32[B, 24]
+            rowsum_b2_2_ = v11[i0_u3, i1_u3] + v4[i0_u3, i1_u3]  # 'rowsum@b2@2@2' = add(%169, %20) : f32[B, 24]
+            rowsum_b2_3_ = v11[i0_u3, i1_u3] + v5[i0_u3, i1_u3]  # 'rowsum@b2@3@2' = add(%169, %24) : f32[B, 24]
+            v12[i0_u3, i1_u3] = t3_u3
+            v13[i0_u3, i1_u3] = rowsum_b2_0_
+            v14[i0_u3, i1_u3] = rowsum_b2_1_
+            v15[i0_u3, i1_u3] = rowsum_b2_2_
+            v16[i0_u3, i1_u3] = rowsum_b2_3_
+    # %25 = concat(%11, %16, %20, %24){axis=-1} : f32[B, 96]
     for i0_u4 in range(d_B):
-        for i1_u4 in range(32):
-            t0_u4 = v9[i0_u4, i1_u4] + v4[i0_u4, i1_u4]  # %129 = add('dstate@h1@1', %128) : f32[B, 32]
-            t1_u4 = t0_u4 * in4[0, i0_u4, i1_u4]  # %130 = mul(%129, 'res@4@0') : f32[B, 32]
-            t2_u4 = tanh_f32(in9[0, i0_u4, i1_u4])  # %131 = tanh('trace@c1@0') : f32[B, 32]
-            t3_u4 = t2_u4 * t2_u4  # %132 = mul(%131, %131) : f32[B, 32]
-            t4_u4 = c0 - t3_u4  # %133 = sub(%2, %132) : f32[B, 32]
-            t5_u4 = t1_u4 * t4_u4  # %134 = mul(%130, %133) : f32[B, 32]
-            t6_u4 = v10[i0_u4, i1_u4] + t5_u4  # %135 = add('dstate@c1@1', %134) : f32[B, 32]
-            t7_u4 = t6_u4 * in5[0, i0_u4, i1_u4]  # %136 = mul(%135, 'res@5@0') : f32[B, 32]
-            t8_u4 = c0 - in6[0, i0_u4, i1_u4]  # %137 = sub(%2, 'res@6@0') : f32[B, 32]
-            t9_u4 = in6[0, i0_u4, i1_u4] * t8_u4  # %138 = mul('res@6@0', %137) : f32[B, 32]
-            t10_u4 = t7_u4 * t9_u4  # %139 = mul(%136, %138) : f32[B, 32]
-            t11_u4 = t6_u4 * v5[0, i0_u4, i1_u4]  # %140 = mul(%135, 'prev@c1@0') : f32[B, 32]
-            t12_u4 = c0 - in7[0, i0_u4, i1_u4]  # %141 = sub(%2, 'res@7@0') : f32[B, 32]
-            t13_u4 = in7[0, i0_u4, i1_u4] * t12_u4  # %142 = mul('res@7@0', %141) : f32[B, 32]
-            t14_u4 = t11_u4 * t13_u4  # %143 = mul(%140, %142) : f32[B, 32]
-            t15_u4 = t6_u4 * in6[0, i0_u4, i1_u4]  # %144 = mul(%135, 'res@6@0') : f32[B, 32]
-            t16_u4 = in5[0, i0_u4, i1_u4] * in5[0, i0_u4, i1_u4]  # %145 = mul('res@5@0', 'res@5@0') : f32[B, 32]
-            t17_u4 = c0 - t16_u4  # %146 = sub(%2, %145) : f32[B, 32]
-            t18_u4 = t15_u4 * t17_u4  # %147 = mul(%144, %146) : f32[B, 32]
-            t19_u4 = t0_u4 * t2_u4  # %148 = mul(%129, %131) : f32[B, 32]
-            t20_u4 = c0 - in4[0, i0_u4, i1_u4]  # %149 = sub(%2, 'res@4@0') : f32[B, 32]
-            t21_u4 = in4[0, i0_u4, i1_u4] * t20_u4  # %150 = mul('res@4@0', %149) : f32[B, 32]
-            t22_u4 = t19_u4 * t21_u4  # %151 = mul(%148, %150) : f32[B, 32]
-            dstate_c1_ = t6_u4 * in7[0, i0_u4, i1_u4]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
-            v1[0, i0_u4, i1_u4] = t10_u4
-            v1[0, i0_u4, 32 + i1_u4] = t14_u4
-            v1[0, i0_u4, 64 + i1_u4] = t18_u4
-            v1[0, i0_u4, 96 + i1_u4] = t22_u4
-            v6[i0_u4, i1_u4] = dstate_c1_
+        for i1_u4 in range(24):
+            v0[2, i0_u4, i1_u4] = v3[i0_u4, i1_u4]
+    for i2_u4 in range(d_B):
+        for i3_u4 in range(24):
+            v0[2, i2_u4, 24 + i3_u4] = v12[i2_u4, i3_u4]
+    for i4_u4 in range(d_B):
+        for i5_u4 in range(24):
+            v0[2, i4_u4, 48 + i5_u4] = v4[i4_u4, i5_u4]
+    for i6_u4 in range(d_B):
+        for i7_u4 in range(24):
+            v0[2, i6_u4, 72 + i7_u4] = v5[i6_u4, i7_u4]
+    matmul_0(v0[2], v17, in_Wx2, n_threads)  # %27 = matmul(%25, %26) : f32[B, 32]
+    # 28 elementwise node(s) in one loop, storing 'dstate@c1@2', %38, %43, %47, %51, 'rowsum@b1@0@2', 'rowsum@b1@1@2', 'rowsum@b1@2@2', 'rowsum@b1@3@2' : [B, 32]
+    for i0_u5 in range(d_B):
+        for i1_u5 in range(32):
+            t0_u5 = in13[i0_u5, i1_u5] + v17[i0_u5, i1_u5]  # %28 = add(dstate@h1, %27) : f32[B, 32]
+            t1_u5 = t0_u5 * in4[2, i0_u5, i1_u5]  # %29 = mul(%28, 'res@4@2') : f32[B, 32]
+            t2_u5 = tanh_f32(in9[2, i0_u5, i1_u5])  # %30 = tanh('trace@c1@2') : f32[B, 32]
+            t3_u5 = t2_u5 * t2_u5  # %31 = mul(%30, %30) : f32[B, 32]
+            t4_u5 = c0 - t3_u5  # %32 = sub(%2, %31) : f32[B, 32]
+            t5_u5 = t1_u5 * t4_u5  # %33 = mul(%29, %32) : f32[B, 32]
+            t6_u5 = in14[i0_u5, i1_u5] + t5_u5  # %34 = add(dstate@c1, %33) : f32[B, 32]
+            dstate_c1_ = t6_u5 * in7[2, i0_u5, i1_u5]  # 'dstate@c1@2' = mul(%34, 'res@7@2') : f32[B, 32]
+            t7_u5 = t6_u5 * in5[2, i0_u5, i1_u5]  # %35 = mul(%34, 'res@5@2') : f32[B, 32]
+            t8_u5 = c0 - in6[2, i0_u5, i1_u5]  # %36 = sub(%2, 'res@6@2') : f32[B, 32]
+            t9_u5 = in6[2, i0_u5, i1_u5] * t8_u5  # %37 = mul('res@6@2', %36) : f32[B, 32]
+            t10_u5 = t7_u5 * t9_u5  # %38 = mul(%35, %37) : f32[B, 32]
+            t11_u5 = t6_u5 * v7[2, i0_u5, i1_u5]  # %40 = mul(%34, 'prev@c1@2') : f32[B, 32]
+            t12_u5 = c0 - in7[2, i0_u5, i1_u5]  # %41 = sub(%2, 'res@7@2') : f32[B, 32]
+            t13_u5 = in7[2, i0_u5, i1_u5] * t12_u5  # %42 = mul('res@7@2', %41) : f32[B, 32]
+            t14_u5 = t11_u5 * t13_u5  # %43 = mul(%40, %42) : f32[B, 32]
+            t15_u5 = t6_u5 * in6[2, i0_u5, i1_u5]  # %44 = mul(%34, 'res@6@2') : f32[B, 32]
+            t16_u5 = in5[2, i0_u5, i1_u5] * in5[2, i0_u5, i1_u5]  # %45 = mul('res@5@2', 'res@5@2') : f32[B, 32]
+            t17_u5 = c0 - t16_u5  # %46 = sub(%2, %45) : f32[B, 32]
+            t18_u5 = t15_u5 * t17_u5  # %47 = mul(%44, %46) : f32[B, 32]
+            t19_u5 = t0_u5 * t2_u5  # %48 = mul(%28, %30) : f32[B, 32]
+            t20_u5 = c0 - in4[2, i0_u5, i1_u5]  # %49 = sub(%2, 'res@4@2') : f32[B, 32]
+            t21_u5 = in4[2, i0_u5, i1_u5] * t20_u5  # %50 = mul('res@4@2', %49) : f32[B, 32]
+            t22_u5 = t19_u5 * t21_u5  # %51 = mul(%48, %50) : f32[B, 32]
+            rowsum_b1_0_ = v9[i0_u5, i1_u5] + t10_u5  # 'rowsum@b1@0@2' = add(%159, %38) : f32[B, 32]
+            rowsum_b1_1_ = v9[i0_u5, i1_u5] + t14_u5  # 'rowsum@b1@1@2' = add(%159, %43) : f32[B, 32]
+            rowsum_b1_2_ = v9[i0_u5, i1_u5] + t18_u5  # 'rowsum@b1@2@2' = add(%159, %47) : f32[B, 32]
+            rowsum_b1_3_ = v9[i0_u5, i1_u5] + t22_u5  # 'rowsum@b1@3@2' = add(%159, %51) : f32[B, 32]
+            v18[i0_u5, i1_u5] = dstate_c1_
+            v1[2, i0_u5, i1_u5] = t10_u5
+            v1[2, i0_u5, 32 + i1_u5] = t14_u5
+            v1[2, i0_u5, 64 + i1_u5] = t18_u5
+            v1[2, i0_u5, 96 + i1_u5] = t22_u5
+            v19[i0_u5, i1_u5] = rowsum_b1_0_
+            v20[i0_u5, i1_u5] = rowsum_b1_1_
+            v21[i0_u5, i1_u5] = rowsum_b1_2_
+            v22[i0_u5, i1_u5] = rowsum_b1_3_
+    matmul_0(v1[2], v17, in_Wh1, n_threads)  # 'dstate@h1@2' = matmul(%52, %53) : f32[B, 32]
+    matmul_0(v0[2], v12, in_Wh2, n_threads)  # 'dstate@h2@2' = matmul(%25, %54) : f32[B, 24]
+    # 29 elementwise node(s) in one loop, storing %65, %69, %73, %77, 'dstate@c2@1', 'rowsum@b2@0@1', 'rowsum@b2@1@1', 'rowsum@b2@2@1', 'rowsum@b2@3@1' : [B, 24]
+    for i0_u6 in range(d_B):
+        for i1_u6 in range(24):
+            dstate_c2_ = v2[i0_u6, i1_u6] * in3[2, i0_u6, i1_u6]  # 'dstate@c2@2' = mul(%7, 'res@3@2') : f32[B, 24]
+            t0_u6 = in12[1, i0_u6, i1_u6] + v12[i0_u6, i1_u6]  # %55 = add('grad@y@1', 'dstate@h2@2') : f32[B, 24]
+            t1_u6 = t0_u6 * in0[1, i0_u6, i1_u6]  # %56 = mul(%55, 'res@0@1') : f32[B, 24]
+            t2_u6 = tanh_f32(in11[1, i0_u6, i1_u6])  # %57 = tanh('trace@c2@1') : f32[B, 24]
+            t3_u6 = t2_u6 * t2_u6  # %58 = mul(%57, %57) : f32[B, 24]
+            t4_u6 = c0 - t3_u6  # %59 = sub(%2, %58) : f32[B, 24]
+            t5_u6 = t1_u6 * t4_u6  # %60 = mul(%56, %59) : f32[B, 24]
+            t6_u6 = dstate_c2_ + t5_u6  # %61 = add('dstate@c2@2', %60) : f32[B, 24]
+            t7_u6 = t6_u6 * in1[1, i0_u6, i1_u6]  # %62 = mul(%61, 'res@1@1') : f32[B, 24]
+            t8_u6 = c0 - in2[1, i0_u6, i1_u6]  # %63 = sub(%2, 'res@2@1') : f32[B, 24]
+            t9_u6 = in2[1, i0_u6, i1_u6] * t8_u6  # %64 = mul('res@2@1', %63) : f32[B, 24]
+            t10_u6 = t7_u6 * t9_u6  # %65 = mul(%62, %64) : f32[B, 24]
+            t11_u6 = t6_u6 * v6[1, i0_u6, i1_u6]  # %66 = mul(%61, 'prev@c2@1') : f32[B, 24]
+            t12_u6 = c0 - in3[1, i0_u6, i1_u6]  # %67 = sub(%2, 'res@3@1') : f32[B, 24]
+            t13_u6 = in3[1, i0_u6, i1_u6] * t12_u6  # %68 = mul('res@3@1', %67) : f32[B, 24]
+            t14_u6 = t11_u6 * t13_u6  # %69 = mul(%66, %68) : f32[B, 24]
+            t15_u6 = t6_u6 * in2[1, i0_u6, i1_u6]  # %70 = mul(%61, 'res@2@1') : f32[B, 24]
+            t16_u6 = in1[1, i0_u6, i1_u6] * in1[1, i0_u6, i1_u6]  # %71 = mul('res@1@1', 'res@1@1') : f32[B, 24]
+            t17_u6 = c0 - t16_u6  # %72 = sub(%2, %71) : f32[B, 24]
+            t18_u6 = t15_u6 * t17_u6  # %73 = mul(%70, %72) : f32[B, 24]
+            t19_u6 = t0_u6 * t2_u6  # %74 = mul(%55, %57) : f32[B, 24]
+            t20_u6 = c0 - in0[1, i0_u6, i1_u6]  # %75 = sub(%2, 'res@0@1') : f32[B, 24]
+            t21_u6 = in0[1, i0_u6, i1_u6] * t20_u6  # %76 = mul('res@0@1', %75) : f32[B, 24]
+            t22_u6 = t19_u6 * t21_u6  # %77 = mul(%74, %76) : f32[B, 24]
+            dstate_c2__1_ = t6_u6 * in3[1, i0_u6, i1_u6]  # 'dstate@c2@1' = mul(%61, 'res@3@1') : f32[B, 24]
+            rowsum_b2_0__u6 = v13[i0_u6, i1_u6] + t10_u6  # 'rowsum@b2@0@1' = add('rowsum@b2@0@2', %65) : f32[B, 24]
+            rowsum_b2_1__u6 = v14[i0_u6, i1_u6] + t14_u6  # 'rowsum@b2@1@1' = add('rowsum@b2@1@2', %69) : f32[B, 24]
+            rowsum_b2_2__u6 = v15[i0_u6, i1_u6] + t18_u6  # 'rowsum@b2@2@1' = add('rowsum@b2@2@2', %73) : f32[B, 24]
+            rowsum_b2_3__u6 = v16[i0_u6, i1_u6] + t22_u6  # 'rowsum@b2@3@1' = add('rowsum@b2@3@2', %77) : f32[B, 24]
+            v0[1, i0_u6, i1_u6] = t10_u6
+            v0[1, i0_u6, 24 + i1_u6] = t14_u6
+            v0[1, i0_u6, 48 + i1_u6] = t18_u6
+            v0[1, i0_u6, 72 + i1_u6] = t22_u6
+            v5[i0_u6, i1_u6] = dstate_c2__1_
+            v4[i0_u6, i1_u6] = rowsum_b2_0__u6
+            v3[i0_u6, i1_u6] = rowsum_b2_1__u6
+            v11[i0_u6, i1_u6] = rowsum_b2_2__u6
+            v23[i0_u6, i1_u6] = rowsum_b2_3__u6
+    matmul_0(v0[1], v9, in_Wx2, n_threads)  # %79 = matmul(%78, %26) : f32[B, 32]
+    # 28 elementwise node(s) in one loop, storing 'dstate@c1@1', %90, %94, %98, %102, 'rowsum@b1@0@1', 'rowsum@b1@1@1', 'rowsum@b1@2@1', 'rowsum@b1@3@1' : [B, 32]
+    for i0_u7 in range(d_B):
+        for i1_u7 in range(32):
+            t0_u7 = v17[i0_u7, i1_u7] + v9[i0_u7, i1_u7]  # %80 = add('dstate@h1@2', %79) : f32[B, 32]
+            t1_u7 = t0_u7 * in4[1, i0_u7, i1_u7]  # %81 = mul(%80, 'res@4@1') : f32[B, 32]
+            t2_u7 = tanh_f32(in9[1, i0_u7, i1_u7])  # %82 = tanh('trace@c1@1') : f32[B, 32]
+            t3_u7 = t2_u7 * t2_u7  # %83 = mul(%82, %82) : f32[B, 32]
+            t4_u7 = c0 - t3_u7  # %84 = sub(%2, %83) : f32[B, 32]
+            t5_u7 = t1_u7 * t4_u7  # %85 = mul(%81, %84) : f32[B, 32]
+            t6_u7 = v18[i0_u7, i1_u7] + t5_u7  # %86 = add('dstate@c1@2', %85) : f32[B, 32]
+            dstate_c1__u7 = t6_u7 * in7[1, i0_u7, i1_u7]  # 'dstate@c1@1' = mul(%86, 'res@7@1') : f32[B, 32]
+            t7_u7 = t6_u7 * in5[1, i0_u7, i1_u7]  # %87 = mul(%86, 'res@5@1') : f32[B, 32]
+            t8_u7 = c0 - in6[1, i0_u7, i1_u7]  # %88 = sub(%2, 'res@6@1') : f32[B, 32]
+            t9_u7 = in6[1, i0_u7, i1_u7] * t8_u7  # %89 = mul('res@6@1', %88) : f32[B, 32]
+            t10_u7 = t7_u7 * t9_u7  # %90 = mul(%87, %89) : f32[B, 32]
+            t11_u7 = t6_u7 * v7[1, i0_u7, i1_u7]  # %91 = mul(%86, 'prev@c1@1') : f32[B, 32]
+            t12_u7 = c0 - in7[1, i0_u7, i1_u7]  # %92 = sub(%2, 'res@7@1') : f32[B, 32]
+            t13_u7 = in7[1, i0_u7, i1_u7] * t12_u7  # %93 = mul('res@7@1', %92) : f32[B, 32]
+            t14_u7 = t11_u7 * t13_u7  # %94 = mul(%91, %93) : f32[B, 32]
+            t15_u7 = t6_u7 * in6[1, i0_u7, i1_u7]  # %95 = mul(%86, 'res@6@1') : f32[B, 32]
+            t16_u7 = in5[1, i0_u7, i1_u7] * in5[1, i0_u7, i1_u7]  # %96 = mul('res@5@1', 'res@5@1') : f32[B, 32]
+            t17_u7 = c0 - t16_u7  # %97 = sub(%2, %96) : f32[B, 32]
+            t18_u7 = t15_u7 * t17_u7  # %98 = mul(%95, %97) : f32[B, 32]
+            t19_u7 = t0_u7 * t2_u7  # %99 = mul(%80, %82) : f32[B, 32]
+            t20_u7 = c0 - in4[1, i0_u7, i1_u7]  # %100 = sub(%2, 'res@4@1') : f32[B, 32]
+            t21_u7 = in4[1, i0_u7, i1_u7] * t20_u7  # %101 = mul('res@4@1', %100) : f32[B, 32]
+            t22_u7 = t19_u7 * t21_u7  # %102 = mul(%99, %101) : f32[B, 32]
+            rowsum_b1_0__u7 = v19[i0_u7, i1_u7] + t10_u7  # 'rowsum@b1@0@1' = add('rowsum@b1@0@2', %90) : f32[B, 32]
+            rowsum_b1_1__u7 = v20[i0_u7, i1_u7] + t14_u7  # 'rowsum@b1@1@1' = add('rowsum@b1@1@2', %94) : f32[B, 32]
+            rowsum_b1_2__u7 = v21[i0_u7, i1_u7] + t18_u7  # 'rowsum@b1@2@1' = add('rowsum@b1@2@2', %98) : f32[B, 32]
+            rowsum_b1_3__u7 = v22[i0_u7, i1_u7] + t22_u7  # 'rowsum@b1@3@1' = add('rowsum@b1@3@2', %102) : f32[B, 32]
+            v24[i0_u7, i1_u7] = dstate_c1__u7
+            v1[1, i0_u7, i1_u7] = t10_u7
+            v1[1, i0_u7, 32 + i1_u7] = t14_u7
+            v1[1, i0_u7, 64 + i1_u7] = t18_u7
+            v1[1, i0_u7, 96 + i1_u7] = t22_u7
+            v25[i0_u7, i1_u7] = rowsum_b1_0__u7
+            v26[i0_u7, i1_u7] = rowsum_b1_1__u7
+            v27[i0_u7, i1_u7] = rowsum_b1_2__u7
+            v28[i0_u7, i1_u7] = rowsum_b1_3__u7
+    matmul_0(v1[1], v9, in_Wh1, n_threads)  # 'dstate@h1@1' = matmul(%103, %53) : f32[B, 32]
+    matmul_0(v0[1], v12, in_Wh2, n_threads)  # 'dstate@h2@1' = matmul(%78, %54) : f32[B, 24]
+    # 28 elementwise node(s) in one loop, storing %114, %118, %122, %126, 'rowsum@b2@0@0', 'rowsum@b2@1@0', 'rowsum@b2@2@0', 'rowsum@b2@3@0', 'dstate@c2@0' : [B, 24]
+    for i0_u8 in range(d_B):
+        for i1_u8 in range(24):
+            t0_u8 = in12[0, i0_u8, i1_u8] + v12[i0_u8, i1_u8]  # %104 = add('grad@y@0', 'dstate@h2@1') : f32[B, 24]
+            t1_u8 = t0_u8 * in0[0, i0_u8, i1_u8]  # %105 = mul(%104, 'res@0@0') : f32[B, 24]
+            t2_u8 = tanh_f32(in11[0, i0_u8, i1_u8])  # %106 = tanh('trace@c2@0') : f32[B, 24]
+            t3_u8 = t2_u8 * t2_u8  # %107 = mul(%106, %106) : f32[B, 24]
+            t4_u8 = c0 - t3_u8  # %108 = sub(%2, %107) : f32[B, 24]
+            t5_u8 = t1_u8 * t4_u8  # %109 = mul(%105, %108) : f32[B, 24]
+            t6_u8 = v5[i0_u8, i1_u8] + t5_u8  # %110 = add('dstate@c2@1', %109) : f32[B, 24]
+            t7_u8 = t6_u8 * in1[0, i0_u8, i1_u8]  # %111 = mul(%110, 'res@1@0') : f32[B, 24]
+            t8_u8 = c0 - in2[0, i0_u8, i1_u8]  # %112 = sub(%2, 'res@2@0') : f32[B, 24]
+            t9_u8 = in2[0, i0_u8, i1_u8] * t8_u8  # %113 = mul('res@2@0', %112) : f32[B, 24]
+            t10_u8 = t7_u8 * t9_u8  # %114 = mul(%111, %113) : f32[B, 24]
+            t11_u8 = t6_u8 * v6[0, i0_u8, i1_u8]  # %115 = mul(%110, 'prev@c2@0') : f32[B, 24]
+            t12_u8 = c0 - in3[0, i0_u8, i1_u8]  # %116 = sub(%2, 'res@3@0') : f32[B, 24]
+            t13_u8 = in3[0, i0_u8, i1_u8] * t12_u8  # %117 = mul('res@3@0', %116) : f32[B, 24]
+            t14_u8 = t11_u8 * t13_u8  # %118 = mul(%115, %117) : f32[B, 24]
+            t15_u8 = t6_u8 * in2[0, i0_u8, i1_u8]  # %119 = mul(%110, 'res@2@0') : f32[B, 24]
+            t16_u8 = in1[0, i0_u8, i1_u8] * in1[0, i0_u8, i1_u8]  # %120 = mul('res@1@0', 'res@1@0') : f32[B, 24]
+            t17_u8 = c0 - t16_u8  # %121 = sub(%2, %120) : f32[B, 24]
+            t18_u8 = t15_u8 * t17_u8  # %122 = mul(%119, %121) : f32[B, 24]
+            t19_u8 = t0_u8 * t2_u8  # %123 = mul(%104, %106) : f32[B, 24]
+            t20_u8 = c0 - in0[0, i0_u8, i1_u8]  # %124 = sub(%2, 'res@0@0') : f32[B, 24]
+            t21_u8 = in0[0, i0_u8, i1_u8] * t20_u8  # %125 = mul('res@0@0', %124) : f32[B, 24]
+            t22_u8 = t19_u8 * t21_u8  # %126 = mul(%123, %125) : f32[B, 24]
+            rowsum_b2_0__u8 = v4[i0_u8, i1_u8] + t10_u8  # 'rowsum@b2@0@0' = add('rowsum@b2@0@1', %114) : f32[B, 24]
+            rowsum_b2_1__u8 = v3[i0_u8, i1_u8] + t14_u8  # 'rowsum@b2@1@0' = add('rowsum@b2@1@1', %118) : f32[B, 24]
+            rowsum_b2_2__u8 = v11[i0_u8, i1_u8] + t18_u8  # 'rowsum@b2@2@0' = add('rowsum@b2@2@1', %122) : f32[B, 24]
+            rowsum_b2_3__u8 = v23[i0_u8, i1_u8] + t22_u8  # 'rowsum@b2@3@0' = add('rowsum@b2@3@1', %126) : f32[B, 24]
+            dstate_c2__u8 = t6_u8 * in3[0, i0_u8, i1_u8]  # 'dstate@c2@0' = mul(%110, 'res@3@0') : f32[B, 24]
+            v0[0, i0_u8, i1_u8] = t10_u8
+            v0[0, i0_u8, 24 + i1_u8] = t14_u8
+            v0[0, i0_u8, 48 + i1_u8] = t18_u8
+            v0[0, i0_u8, 72 + i1_u8] = t22_u8
+            v16[i0_u8, i1_u8] = rowsum_b2_0__u8
+            v15[i0_u8, i1_u8] = rowsum_b2_1__u8
+            v14[i0_u8, i1_u8] = rowsum_b2_2__u8
+            v13[i0_u8, i1_u8] = rowsum_b2_3__u8
+            v2[i0_u8, i1_u8] = dstate_c2__u8
+    matmul_0(v0[0], v17, in_Wx2, n_threads)  # %128 = matmul(%127, %26) : f32[B, 32]
+    # 28 elementwise node(s) in one loop, storing %139, %143, %147, %151, 'rowsum@b1@0@0', 'rowsum@b1@1@0', 'rowsum@b1@2@0', 'rowsum@b1@3@0', 'dstate@c1@0' : [B, 32]
+    for i0_u9 in range(d_B):
+        for i1_u9 in range(32):
+            t0_u9 = v9[i0_u9, i1_u9] + v17[i0_u9, i1_u9]  # %129 = add('dstate@h1@1', %128) : f32[B, 32]
+            t1_u9 = t0_u9 * in4[0, i0_u9, i1_u9]  # %130 = mul(%129, 'res@4@0') : f32[B, 32]
+            t2_u9 = tanh_f32(in9[0, i0_u9, i1_u9])  # %131 = tanh('trace@c1@0') : f32[B, 32]
+            t3_u9 = t2_u9 * t2_u9  # %132 = mul(%131, %131) : f32[B, 32]
+            t4_u9 = c0 - t3_u9  # %133 = sub(%2, %132) : f32[B, 32]
+            t5_u9 = t1_u9 * t4_u9  # %134 = mul(%130, %133) : f32[B, 32]
+            t6_u9 = v24[i0_u9, i1_u9] + t5_u9  # %135 = add('dstate@c1@1', %134) : f32[B, 32]
+            t7_u9 = t6_u9 * in5[0, i0_u9, i1_u9]  # %136 = mul(%135, 'res@5@0') : f32[B, 32]
+            t8_u9 = c0 - in6[0, i0_u9, i1_u9]  # %137 = sub(%2, 'res@6@0') : f32[B, 32]
+            t9_u9 = in6[0, i0_u9, i1_u9] * t8_u9  # %138 = mul('res@6@0', %137) : f32[B, 32]
+            t10_u9 = t7_u9 * t9_u9  # %139 = mul(%136, %138) : f32[B, 32]
+            t11_u9 = t6_u9 * v7[0, i0_u9, i1_u9]  # %140 = mul(%135, 'prev@c1@0') : f32[B, 32]
+            t12_u9 = c0 - in7[0, i0_u9, i1_u9]  # %141 = sub(%2, 'res@7@0') : f32[B, 32]
+            t13_u9 = in7[0, i0_u9, i1_u9] * t12_u9  # %142 = mul('res@7@0', %141) : f32[B, 32]
+            t14_u9 = t11_u9 * t13_u9  # %143 = mul(%140, %142) : f32[B, 32]
+            t15_u9 = t6_u9 * in6[0, i0_u9, i1_u9]  # %144 = mul(%135, 'res@6@0') : f32[B, 32]
+            t16_u9 = in5[0, i0_u9, i1_u9] * in5[0, i0_u9, i1_u9]  # %145 = mul('res@5@0', 'res@5@0') : f32[B, 32]
+            t17_u9 = c0 - t16_u9  # %146 = sub(%2, %145) : f32[B, 32]
+            t18_u9 = t15_u9 * t17_u9  # %147 = mul(%144, %146) : f32[B, 32]
+            t19_u9 = t0_u9 * t2_u9  # %148 = mul(%129, %131) : f32[B, 32]
+            t20_u9 = c0 - in4[0, i0_u9, i1_u9]  # %149 = sub(%2, 'res@4@0') : f32[B, 32]
+            t21_u9 = in4[0, i0_u9, i1_u9] * t20_u9  # %150 = mul('res@4@0', %149) : f32[B, 32]
+            t22_u9 = t19_u9 * t21_u9  # %151 = mul(%148, %150) : f32[B, 32]
+            rowsum_b1_0__u9 = v25[i0_u9, i1_u9] + t10_u9  # 'rowsum@b1@0@0' = add('rowsum@b1@0@1', %139) : f32[B, 32]
+            rowsum_b1_1__u9 = v26[i0_u9, i1_u9] + t14_u9  # 'rowsum@b1@1@0' = add('rowsum@b1@1@1', %143) : f32[B, 32]
+            rowsum_b1_2__u9 = v27[i0_u9, i1_u9] + t18_u9  # 'rowsum@b1@2@0' = add('rowsum@b1@2@1', %147) : f32[B, 32]
+            rowsum_b1_3__u9 = v28[i0_u9, i1_u9] + t22_u9  # 'rowsum@b1@3@0' = add('rowsum@b1@3@1', %151) : f32[B, 32]
+            dstate_c1__u9 = t6_u9 * in7[0, i0_u9, i1_u9]  # 'dstate@c1@0' = mul(%135, 'res@7@0') : f32[B, 32]
+            v1[0, i0_u9, i1_u9] = t10_u9
+            v1[0, i0_u9, 32 + i1_u9] = t14_u9
+            v1[0, i0_u9, 64 + i1_u9] = t18_u9
+            v1[0, i0_u9, 96 + i1_u9] = t22_u9
+            v22[i0_u9, i1_u9] = rowsum_b1_0__u9
+            v21[i0_u9, i1_u9] = rowsum_b1_1__u9
+            v20[i0_u9, i1_u9] = rowsum_b1_2__u9
+            v19[i0_u9, i1_u9] = rowsum_b1_3__u9
+            v18[i0_u9, i1_u9] = dstate_c1__u9
     # %155 = matmul(%153, %154) : f32[3, B, 16]
-    a0_u5 = shaped(v1, (3 * d_B, 128))
-    a1_u5 = shaped(v11, (3 * d_B, 16))
-    gemm_nt(a0_u5, in_Wx1, a1_u5, n_threads, BLAS)
+    a0_u10 = shaped(v1, (3 * d_B, 128))
+    a1_u10 = shaped(v29, (3 * d_B, 16))
+    gemm_nt(a0_u10, in_Wx1, a1_u10, n_threads, BLAS)
     # %156 = matmul_tn(x, %153) : f32[16, 128]
-    a0_u6 = shaped(in_x, (3 * d_B, 16))
-    a1_u6 = shaped(v1, (3 * d_B, 128))
-    gemm_tn(a0_u6, a1_u6, v12, n_threads, BLAS)
-    shift_1(d_B, v5, in8, in_h1)  # %157 = shift(trace@h1, h1){reverse=False} : f32[3, B, 32]
+    a0_u11 = shaped(in_x, (3 * d_B, 16))
+    a1_u11 = shaped(v1, (3 * d_B, 128))
+    gemm_tn(a0_u11, a1_u11, v30, n_threads, BLAS)
     # %158 = matmul_tn(%157, %153) : f32[32, 128]
-    a0_u7 = shaped(v5, (3 * d_B, 32))
-    a1_u7 = shaped(v1, (3 * d_B, 128))
-    gemm_tn(a0_u7, a1_u7, v13, n_threads, BLAS)
-    # %159 = sum_to(%153){shape=(128,)} : f32[128]
-    for i0_u8 in range(128):
-        v15[i0_u8] = 0.0
-    for i1_u8 in range(3):
-        for i2_u8 in range(d_B):
-            for i3_u8 in range(128):
-                v15[i3_u8] += v1[i1_u8, i2_u8, i3_u8]
-    for i4_u8 in range(128):
-        v14[i4_u8] = v15[i4_u8]
-    # %161 = matmul_tn(trace@h1, %160) : f32[32, 96]
-    a0_u9 = shaped(in8, (3 * d_B, 32))
-    a1_u9 = shaped(v0, (3 * d_B, 96))
-    gemm_tn(a0_u9, a1_u9, v16, n_threads, BLAS)
-    shift_0(d_B, v3, in10, in_h2)  # %162 = shift(trace@h2, h2){reverse=False} : f32[3, B, 24]
-    # %163 = matmul_tn(%162, %160) : f32[24, 96]
-    a0_u10 = shaped(v3, (3 * d_B, 24))
-    a1_u10 = shaped(v0, (3 * d_B, 96))
-    gemm_tn(a0_u10, a1_u10, v17, n_threads, BLAS)
-    # %164 = sum_to(%160){shape=(96,)} : f32[96]
-    for i0_u11 in range(96):
-        v19[i0_u11] = 0.0
-    for i1_u11 in range(3):
-        for i2_u11 in range(d_B):
-            for i3_u11 in range(96):
-                v19[i3_u11] += v0[i1_u11, i2_u11, i3_u11]
-    for i4_u11 in range(96):
-        v18[i4_u11] = v19[i4_u11]
-    matmul_0(v1[0], v4, in_Wh1, n_threads)  # 'dstate@h1@0' = matmul(%152, %53) : f32[B, 32]
-    matmul_0(v0[0], v7, in_Wh2, n_threads)  # 'dstate@h2@0' = matmul(%127, %54) : f32[B, 24]
+    a0_u12 = shaped(v8, (3 * d_B, 32))
+    a1_u12 = shaped(v1, (3 * d_B, 128))
+    gemm_tn(a0_u12, a1_u12, v31, n_threads, BLAS)
+    sum_to_0(v33, d_B, v22, v32)  # %160 = sum_to('rowsum@b1@0@0'){shape=(32,)} : f32[32]
+    sum_to_0(v35, d_B, v21, v34)  # %161 = sum_to('rowsum@b1@1@0'){shape=(32,)} : f32[32]
+    sum_to_0(v37, d_B, v20, v36)  # %162 = sum_to('rowsum@b1@2@0'){shape=(32,)} : f32[32]
+    sum_to_0(v39, d_B, v19, v38)  # %163 = sum_to('rowsum@b1@3@0'){shape=(32,)} : f32[32]
+    # %164 = concat(%160, %161, %162, %163){axis=0} : f32[128]
+    for i0_u13 in range(32):
+        v40[i0_u13] = v32[i0_u13]
+    for i1_u13 in range(32):
+        v40[32 + i1_u13] = v34[i1_u13]
+    for i2_u13 in range(32):
+        v40[64 + i2_u13] = v36[i2_u13]
+    for i3_u13 in range(32):
+        v40[96 + i3_u13] = v38[i3_u13]
+    # %166 = matmul_tn(trace@h1, %165) : f32[32, 96]
+    a0_u14 = shaped(in8, (3 * d_B, 32))
+    a1_u14 = shaped(v0, (3 * d_B, 96))
+    gemm_tn(a0_u14, a1_u14, v41, n_threads, BLAS)
+    # %168 = matmul_tn(%167, %165) : f32[24, 96]
+    a0_u15 = shaped(v10, (3 * d_B, 24))
+    a1_u15 = shaped(v0, (3 * d_B, 96))
+    gemm_tn(a0_u15, a1_u15, v42, n_threads, BLAS)
+    sum_to_1(v44, d_B, v16, v43)  # %170 = sum_to('rowsum@b2@0@0'){shape=(24,)} : f32[24]
+    sum_to_1(v46, d_B, v15, v45)  # %171 = sum_to('rowsum@b2@1@0'){shape=(24,)} : f32[24]
+    sum_to_1(v48, d_B, v14, v47)  # %172 = sum_to('rowsum@b2@2@0'){shape=(24,)} : f32[24]
+    sum_to_1(v50, d_B, v13, v49)  # %173 = sum_to('rowsum@b2@3@0'){shape=(24,)} : f32[24]
+    # %174 = concat(%170, %171, %172, %173){axis=0} : f32[96]
+    for i0_u16 in range(24):
+        v51[i0_u16] = v43[i0_u16]
+    for i1_u16 in range(24):
+        v51[24 + i1_u16] = v45[i1_u16]
+    for i2_u16 in range(24):
+        v51[48 + i2_u16] = v47[i2_u16]
+    for i3_u16 in range(24):
+        v51[72 + i3_u16] = v49[i3_u16]
+    matmul_0(v1[0], v19, in_Wh1, n_threads)  # 'dstate@h1@0' = matmul(%152, %53) : f32[B, 32]
+    matmul_0(v0[0], v13, in_Wh2, n_threads)  # 'dstate@h2@0' = matmul(%127, %54) : f32[B, 24]
     return ()

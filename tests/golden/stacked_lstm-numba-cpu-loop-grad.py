@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -23,7 +25,7 @@ c1 = np.float32(1.0)
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_0(n0, n1, x0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %0 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]
+    # %2 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]
     for s0 in range(1, n0):
         for i0 in range(n1):
             for i1 in range(24):
@@ -37,7 +39,7 @@ def shift_0(n0, n1, x0, x1, x2):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def shift_1(n0, n1, x0, x1, x2):
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
-    # %1 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]
+    # %3 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]
     for s0 in range(1, n0):
         for i0 in range(n1):
             for i1 in range(32):
@@ -74,137 +76,196 @@ def rows_0(p0, args):
     x1 = block_array(args, 6, np.float32, 2)
     x2 = block_array(args, 9, np.float32, 2)
     x3 = block_array(args, 12, np.float32, 2)
-    n3 = block_int(args, 15)
-    x4 = block_array(args, 16, np.float32, 3)
-    x5 = block_array(args, 20, np.float32, 3)
-    x6 = block_array(args, 24, np.float32, 3)
-    x7 = block_array(args, 28, np.float32, 3)
-    x8 = block_array(args, 32, np.float32, 3)
-    x9 = block_array(args, 36, np.float32, 3)
-    x10 = block_array(args, 40, np.float32, 3)
-    x11 = block_array(args, 44, np.float32, 3)
-    x12 = block_array(args, 48, np.float32, 3)
-    x13 = block_array(args, 52, np.float32, 3)
-    x14 = block_array(args, 56, np.float32, 3)
-    x15 = block_array(args, 60, np.float32, 3)
-    x16 = block_array(args, 64, np.float32, 3)
-    x17 = block_array(args, 68, np.float32, 3)
-    x18 = block_array(args, 72, np.float32, 3)
-    x19 = block_array(args, 76, np.float32, 2)
-    x20 = block_array(args, 79, np.float32, 2)
-    x21 = (block_array(args, 82, np.float32, 1), block_int(args, 84))
-    x22 = block_array(args, 85, np.float32, 2)
-    x23 = (block_array(args, 88, np.float32, 1), block_int(args, 90))
-    x24 = block_array(args, 91, np.float32, 2)
-    x25 = (block_array(args, 94, np.float32, 1), block_int(args, 96))
+    x4 = block_array(args, 15, np.float32, 2)
+    x5 = block_array(args, 18, np.float32, 2)
+    x6 = block_array(args, 21, np.float32, 2)
+    x7 = block_array(args, 24, np.float32, 2)
+    x8 = block_array(args, 27, np.float32, 2)
+    x9 = block_array(args, 30, np.float32, 2)
+    x10 = block_array(args, 33, np.float32, 2)
+    x11 = block_array(args, 36, np.float32, 2)
+    n3 = block_int(args, 39)
+    x12 = block_array(args, 40, np.float32, 3)
+    x13 = block_array(args, 44, np.float32, 3)
+    x14 = block_array(args, 48, np.float32, 3)
+    x15 = block_array(args, 52, np.float32, 3)
+    x16 = block_array(args, 56, np.float32, 3)
+    x17 = block_array(args, 60, np.float32, 3)
+    x18 = block_array(args, 64, np.float32, 3)
+    x19 = block_array(args, 68, np.float32, 3)
+    x20 = block_array(args, 72, np.float32, 3)
+    x21 = block_array(args, 76, np.float32, 3)
+    x22 = block_array(args, 80, np.float32, 3)
+    x23 = block_array(args, 84, np.float32, 3)
+    x24 = block_array(args, 88, np.float32, 3)
+    x25 = block_array(args, 92, np.float32, 3)
+    x26 = block_array(args, 96, np.float32, 3)
+    x27 = block_array(args, 100, np.float32, 2)
+    x28 = block_array(args, 103, np.float32, 2)
+    x29 = (block_array(args, 106, np.float32, 1), block_int(args, 108))
+    n4 = block_int(args, 109)
+    x30 = block_array(args, 110, np.float32, 2)
+    x31 = (block_array(args, 113, np.float32, 1), block_int(args, 115))
+    x32 = block_array(args, 116, np.float32, 2)
+    x33 = (block_array(args, 119, np.float32, 1), block_int(args, 121))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
-    a15 = x19[m0:m1]
+    a15 = x27[m0:m1]
     dstate_h1_state = x0[m0:m1]
     dstate_c1_state = x1[m0:m1]
     dstate_h2_state = x2[m0:m1]
     dstate_c2_state = x3[m0:m1]
+    rowsum_b2_0_state = x4[m0:m1]
+    rowsum_b2_1_state = x5[m0:m1]
+    rowsum_b2_2_state = x6[m0:m1]
+    rowsum_b2_3_state = x7[m0:m1]
+    rowsum_b1_0_state = x8[m0:m1]
+    rowsum_b1_1_state = x9[m0:m1]
+    rowsum_b1_2_state = x10[m0:m1]
+    rowsum_b1_3_state = x11[m0:m1]
     for it0 in range(n3):
         b0 = 0 + (n3 - 1 - it0)
-        a0 = x4[b0, m0:m1]
-        a1 = x5[b0, m0:m1]
-        a2 = x6[b0, m0:m1]
-        a3 = x7[b0, m0:m1]
-        a4 = x8[b0, m0:m1]
-        a5 = x9[b0, m0:m1]
-        a6 = x10[b0, m0:m1]
-        a7 = x11[b0, m0:m1]
-        a8 = x12[b0, m0:m1]
-        a9 = x13[b0, m0:m1]
-        a10 = x14[b0, m0:m1]
-        a11 = x15[b0, m0:m1]
-        a12 = x16[b0, m0:m1]
-        a13 = x17[b0, m0:m1]
-        a14 = x18[b0, m0:m1]
-        # 24 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c2@0' : [#rows, 24]
-        for i0_u0 in range(m2):
-            for i1_u0 in range(24):
-                t0_u0 = a0[i0_u0, i1_u0] + dstate_h2_state[i0_u0, i1_u0]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[#rows, 24]
-                t1_u0 = t0_u0 * a2[i0_u0, i1_u0]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 24]
-                t2_u0 = tanh_f32(a1[i0_u0, i1_u0])  # %3 = tanh('trace@c2@0') : f32[#rows, 24]
-                t3_u0 = t2_u0 * t2_u0  # %4 = mul(%3, %3) : f32[#rows, 24]
-                t4_u0 = c1 - t3_u0  # %5 = sub(%2, %4) : f32[#rows, 24]
-                t5_u0 = t1_u0 * t4_u0  # %6 = mul(%1, %5) : f32[#rows, 24]
-                t6_u0 = dstate_c2_state[i0_u0, i1_u0] + t5_u0  # %7 = add('dstate@c2@t-1', %6) : f32[#rows, 24]
-                t7_u0 = t6_u0 * a3[i0_u0, i1_u0]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 24]
-                t8_u0 = c1 - a4[i0_u0, i1_u0]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 24]
-                t9_u0 = a4[i0_u0, i1_u0] * t8_u0  # %10 = mul('res@2@0', %9) : f32[#rows, 24]
-                t10_u0 = t7_u0 * t9_u0  # %11 = mul(%8, %10) : f32[#rows, 24]
-                t11_u0 = t6_u0 * a5[i0_u0, i1_u0]  # %12 = mul(%7, 'prev@c2@0') : f32[#rows, 24]
-                t12_u0 = c1 - a6[i0_u0, i1_u0]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 24]
-                t13_u0 = a6[i0_u0, i1_u0] * t12_u0  # %14 = mul('res@3@0', %13) : f32[#rows, 24]
-                t14_u0 = t11_u0 * t13_u0  # %15 = mul(%12, %14) : f32[#rows, 24]
-                t15_u0 = t6_u0 * a4[i0_u0, i1_u0]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 24]
-                t16_u0 = a3[i0_u0, i1_u0] * a3[i0_u0, i1_u0]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 24]
-                t17_u0 = c1 - t16_u0  # %18 = sub(%2, %17) : f32[#rows, 24]
-                t18_u0 = t15_u0 * t17_u0  # %19 = mul(%16, %18) : f32[#rows, 24]
-                t19_u0 = t0_u0 * t2_u0  # %20 = mul(%0, %3) : f32[#rows, 24]
-                t20_u0 = c1 - a2[i0_u0, i1_u0]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
-                t21_u0 = a2[i0_u0, i1_u0] * t20_u0  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
-                t22_u0 = t19_u0 * t21_u0  # %23 = mul(%20, %22) : f32[#rows, 24]
-                dstate_c2_ = t6_u0 * a6[i0_u0, i1_u0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
-                a13[i0_u0, i1_u0] = t10_u0
-                a13[i0_u0, 24 + i1_u0] = t14_u0
-                a13[i0_u0, 48 + i1_u0] = t18_u0
-                a13[i0_u0, 72 + i1_u0] = t22_u0
-                dstate_c2_state[i0_u0, i1_u0] = dstate_c2_
+        a0 = x12[b0, m0:m1]
+        a1 = x13[b0, m0:m1]
+        a2 = x14[b0, m0:m1]
+        a3 = x15[b0, m0:m1]
+        a4 = x16[b0, m0:m1]
+        a5 = x17[b0, m0:m1]
+        a6 = x18[b0, m0:m1]
+        a7 = x19[b0, m0:m1]
+        a8 = x20[b0, m0:m1]
+        a9 = x21[b0, m0:m1]
+        a10 = x22[b0, m0:m1]
+        a11 = x23[b0, m0:m1]
+        a12 = x24[b0, m0:m1]
+        a13 = x25[b0, m0:m1]
+        a14 = x26[b0, m0:m1]
+        # 28 elementwise node(s) in one loop, storing %11, %15, %19, %23, 'dstate@c2@0', 'rowsum@b2@0@0', 'rowsum@b2@1@0', 'rowsum@b2@2@0', 'rowsum@b2@3@0' : [#rows, 24]
+        for i0_u2 in range(m2):
+            for i1_u2 in range(24):
+                t0_u2 = a0[i0_u2, i1_u2] + dstate_h2_state[i0_u2, i1_u2]  # %0 = add('grad@y@0', 'dstate@h2@t-1') : f32[#rows, 24]
+                t1_u2 = t0_u2 * a2[i0_u2, i1_u2]  # %1 = mul(%0, 'res@0@0') : f32[#rows, 24]
+                t2_u2 = tanh_f32(a1[i0_u2, i1_u2])  # %3 = tanh('trace@c2@0') : f32[#rows, 24]
+                t3_u2 = t2_u2 * t2_u2  # %4 = mul(%3, %3) : f32[#rows, 24]
+                t4_u2 = c1 - t3_u2  # %5 = sub(%2, %4) : f32[#rows, 24]
+                t5_u2 = t1_u2 * t4_u2  # %6 = mul(%1, %5) : f32[#rows, 24]
+                t6_u2 = dstate_c2_state[i0_u2, i1_u2] + t5_u2  # %7 = add('dstate@c2@t-1', %6) : f32[#rows, 24]
+                t7_u2 = t6_u2 * a3[i0_u2, i1_u2]  # %8 = mul(%7, 'res@1@0') : f32[#rows, 24]
+                t8_u2 = c1 - a4[i0_u2, i1_u2]  # %9 = sub(%2, 'res@2@0') : f32[#rows, 24]
+                t9_u2 = a4[i0_u2, i1_u2] * t8_u2  # %10 = mul('res@2@0', %9) : f32[#rows, 24]
+                t10_u2 = t7_u2 * t9_u2  # %11 = mul(%8, %10) : f32[#rows, 24]
+                t11_u2 = t6_u2 * a5[i0_u2, i1_u2]  # %12 = mul(%7, 'prev@c2@0') : f32[#rows, 24]
+                t12_u2 = c1 - a6[i0_u2, i1_u2]  # %13 = sub(%2, 'res@3@0') : f32[#rows, 24]
+                t13_u2 = a6[i0_u2, i1_u2] * t12_u2  # %14 = mul('res@3@0', %13) : f32[#rows, 24]
+                t14_u2 = t11_u2 * t13_u2  # %15 = mul(%12, %14) : f32[#rows, 24]
+                t15_u2 = t6_u2 * a4[i0_u2, i1_u2]  # %16 = mul(%7, 'res@2@0') : f32[#rows, 24]
+                t16_u2 = a3[i0_u2, i1_u2] * a3[i0_u2, i1_u2]  # %17 = mul('res@1@0', 'res@1@0') : f32[#rows, 24]
+                t17_u2 = c1 - t16_u2  # %18 = sub(%2, %17) : f32[#rows, 24]
+                t18_u2 = t15_u2 * t17_u2  # %19 = mul(%16, %18) : f32[#rows, 24]
+                t19_u2 = t0_u2 * t2_u2  # %20 = mul(%0, %3) : f32[#rows, 24]
+                t20_u2 = c1 - a2[i0_u2, i1_u2]  # %21 = sub(%2, 'res@0@0') : f32[#rows, 24]
+                t21_u2 = a2[i0_u2, i1_u2] * t20_u2  # %22 = mul('res@0@0', %21) : f32[#rows, 24]
+                t22_u2 = t19_u2 * t21_u2  # %23 = mul(%20, %22) : f32[#rows, 24]
+                dstate_c2_ = t6_u2 * a6[i0_u2, i1_u2]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[#rows, 24]
+                rowsum_b2_0_ = rowsum_b2_0_state[i0_u2, i1_u2] + t10_u2  # 'rowsum@b2@0@0' = add('rowsum@b2@0@t-1', %11) : f32[#rows, 24]
+                rowsum_b2_1_ = rowsum_b2_1_state[i0_u2, i1_u2] + t14_u2  # 'rowsum@b2@1@0' = add('rowsum@b2@1@t-1', %15) : f32[#rows, 24]
+                rowsum_b2_2_ = rowsum_b2_2_state[i0_u2, i1_u2] + t18_u2  # 'rowsum@b2@2@0' = add('rowsum@b2@2@t-1', %19) : f32[#rows, 24]
+                rowsum_b2_3_ = rowsum_b2_3_state[i0_u2, i1_u2] + t22_u2  # 'rowsum@b2@3@0' = add('rowsum@b2@3@t-1', %23) : f32[#rows, 24]
+                a13[i0_u2, i1_u2] = t10_u2
+                a13[i0_u2, 24 + i1_u2] = t14_u2
+                a13[i0_u2, 48 + i1_u2] = t18_u2
+                a13[i0_u2, 72 + i1_u2] = t22_u2
+                dstate_c2_state[i0_u2, i1_u2] = dstate_c2_
+                rowsum_b2_0_state[i0_u2, i1_u2] = rowsum_b2_0_
+                rowsum_b2_1_state[i0_u2, i1_u2] = rowsum_b2_1_
+                rowsum_b2_2_state[i0_u2, i1_u2] = rowsum_b2_2_
+                rowsum_b2_3_state[i0_u2, i1_u2] = rowsum_b2_3_
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
         if a13.shape[0] <= 3:
-            rows_nt(a13, x20, a15, c0)
+            rows_nt(a13, x28, a15, c0)
         else:
-            gemm_packed(a13, x21, x20, a15, True, 1, BLAS)
-        # 24 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0' : [#rows, 32]
-        for i0_u2 in range(m2):
-            for i1_u2 in range(32):
-                t0_u2 = dstate_h1_state[i0_u2, i1_u2] + a15[i0_u2, i1_u2]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
-                t1_u2 = t0_u2 * a8[i0_u2, i1_u2]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
-                t2_u2 = tanh_f32(a7[i0_u2, i1_u2])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
-                t3_u2 = t2_u2 * t2_u2  # %29 = mul(%28, %28) : f32[#rows, 32]
-                t4_u2 = c1 - t3_u2  # %30 = sub(%2, %29) : f32[#rows, 32]
-                t5_u2 = t1_u2 * t4_u2  # %31 = mul(%27, %30) : f32[#rows, 32]
-                t6_u2 = dstate_c1_state[i0_u2, i1_u2] + t5_u2  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
-                t7_u2 = t6_u2 * a9[i0_u2, i1_u2]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
-                t8_u2 = c1 - a10[i0_u2, i1_u2]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
-                t9_u2 = a10[i0_u2, i1_u2] * t8_u2  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
-                t10_u2 = t7_u2 * t9_u2  # %36 = mul(%33, %35) : f32[#rows, 32]
-                t11_u2 = t6_u2 * a11[i0_u2, i1_u2]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
-                t12_u2 = c1 - a12[i0_u2, i1_u2]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
-                t13_u2 = a12[i0_u2, i1_u2] * t12_u2  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
-                t14_u2 = t11_u2 * t13_u2  # %40 = mul(%37, %39) : f32[#rows, 32]
-                t15_u2 = t6_u2 * a10[i0_u2, i1_u2]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
-                t16_u2 = a9[i0_u2, i1_u2] * a9[i0_u2, i1_u2]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
-                t17_u2 = c1 - t16_u2  # %43 = sub(%2, %42) : f32[#rows, 32]
-                t18_u2 = t15_u2 * t17_u2  # %44 = mul(%41, %43) : f32[#rows, 32]
-                t19_u2 = t0_u2 * t2_u2  # %45 = mul(%26, %28) : f32[#rows, 32]
-                t20_u2 = c1 - a8[i0_u2, i1_u2]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
-                t21_u2 = a8[i0_u2, i1_u2] * t20_u2  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
-                t22_u2 = t19_u2 * t21_u2  # %48 = mul(%45, %47) : f32[#rows, 32]
-                dstate_c1_ = t6_u2 * a12[i0_u2, i1_u2]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
-                a14[i0_u2, i1_u2] = t10_u2
-                a14[i0_u2, 32 + i1_u2] = t14_u2
-                a14[i0_u2, 64 + i1_u2] = t18_u2
-                a14[i0_u2, 96 + i1_u2] = t22_u2
-                dstate_c1_state[i0_u2, i1_u2] = dstate_c1_
+            gemm_step(a13, x29, x28, a15, True, n4, BLAS)
+        # 28 elementwise node(s) in one loop, storing %36, %40, %44, %48, 'dstate@c1@0', 'rowsum@b1@0@0', 'rowsum@b1@1@0', 'rowsum@b1@2@0', 'rowsum@b1@3@0' : [#rows, 32]
+        for i0_u4 in range(m2):
+            for i1_u4 in range(32):
+                t0_u4 = dstate_h1_state[i0_u4, i1_u4] + a15[i0_u4, i1_u4]  # %26 = add('dstate@h1@t-1', %25) : f32[#rows, 32]
+                t1_u4 = t0_u4 * a8[i0_u4, i1_u4]  # %27 = mul(%26, 'res@4@0') : f32[#rows, 32]
+                t2_u4 = tanh_f32(a7[i0_u4, i1_u4])  # %28 = tanh('trace@c1@0') : f32[#rows, 32]
+                t3_u4 = t2_u4 * t2_u4  # %29 = mul(%28, %28) : f32[#rows, 32]
+                t4_u4 = c1 - t3_u4  # %30 = sub(%2, %29) : f32[#rows, 32]
+                t5_u4 = t1_u4 * t4_u4  # %31 = mul(%27, %30) : f32[#rows, 32]
+                t6_u4 = dstate_c1_state[i0_u4, i1_u4] + t5_u4  # %32 = add('dstate@c1@t-1', %31) : f32[#rows, 32]
+                t7_u4 = t6_u4 * a9[i0_u4, i1_u4]  # %33 = mul(%32, 'res@5@0') : f32[#rows, 32]
+                t8_u4 = c1 - a10[i0_u4, i1_u4]  # %34 = sub(%2, 'res@6@0') : f32[#rows, 32]
+                t9_u4 = a10[i0_u4, i1_u4] * t8_u4  # %35 = mul('res@6@0', %34) : f32[#rows, 32]
+                t10_u4 = t7_u4 * t9_u4  # %36 = mul(%33, %35) : f32[#rows, 32]
+                t11_u4 = t6_u4 * a11[i0_u4, i1_u4]  # %37 = mul(%32, 'prev@c1@0') : f32[#rows, 32]
+                t12_u4 = c1 - a12[i0_u4, i1_u4]  # %38 = sub(%2, 'res@7@0') : f32[#rows, 32]
+                t13_u4 = a12[i0_u4, i1_u4] * t12_u4  # %39 = mul('res@7@0', %38) : f32[#rows, 32]
+                t14_u4 = t11_u4 * t13_u4  # %40 = mul(%37, %39) : f32[#rows, 32]
+                t15_u4 = t6_u4 * a10[i0_u4, i1_u4]  # %41 = mul(%32, 'res@6@0') : f32[#rows, 32]
+                t16_u4 = a9[i0_u4, i1_u4] * a9[i0_u4, i1_u4]  # %42 = mul('res@5@0', 'res@5@0') : f32[#rows, 32]
+                t17_u4 = c1 - t16_u4  # %43 = sub(%2, %42) : f32[#rows, 32]
+                t18_u4 = t15_u4 * t17_u4  # %44 = mul(%41, %43) : f32[#rows, 32]
+                t19_u4 = t0_u4 * t2_u4  # %45 = mul(%26, %28) : f32[#rows, 32]
+                t20_u4 = c1 - a8[i0_u4, i1_u4]  # %46 = sub(%2, 'res@4@0') : f32[#rows, 32]
+                t21_u4 = a8[i0_u4, i1_u4] * t20_u4  # %47 = mul('res@4@0', %46) : f32[#rows, 32]
+                t22_u4 = t19_u4 * t21_u4  # %48 = mul(%45, %47) : f32[#rows, 32]
+                dstate_c1_ = t6_u4 * a12[i0_u4, i1_u4]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[#rows, 32]
+                rowsum_b1_0_ = rowsum_b1_0_state[i0_u4, i1_u4] + t10_u4  # 'rowsum@b1@0@0' = add('rowsum@b1@0@t-1', %36) : f32[#rows, 32]
+                rowsum_b1_1_ = rowsum_b1_1_state[i0_u4, i1_u4] + t14_u4  # 'rowsum@b1@1@0' = add('rowsum@b1@1@t-1', %40) : f32[#rows, 32]
+                rowsum_b1_2_ = rowsum_b1_2_state[i0_u4, i1_u4] + t18_u4  # 'rowsum@b1@2@0' = add('rowsum@b1@2@t-1', %44) : f32[#rows, 32]
+                rowsum_b1_3_ = rowsum_b1_3_state[i0_u4, i1_u4] + t22_u4  # 'rowsum@b1@3@0' = add('rowsum@b1@3@t-1', %48) : f32[#rows, 32]
+                a14[i0_u4, i1_u4] = t10_u4
+                a14[i0_u4, 32 + i1_u4] = t14_u4
+                a14[i0_u4, 64 + i1_u4] = t18_u4
+                a14[i0_u4, 96 + i1_u4] = t22_u4
+                dstate_c1_state[i0_u4, i1_u4] = dstate_c1_
+                rowsum_b1_0_state[i0_u4, i1_u4] = rowsum_b1_0_
+                rowsum_b1_1_state[i0_u4, i1_u4] = rowsum_b1_1_
+                rowsum_b1_2_state[i0_u4, i1_u4] = rowsum_b1_2_
+                rowsum_b1_3_state[i0_u4, i1_u4] = rowsum_b1_3_
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
         if a14.shape[0] <= 3:
-            rows_nt(a14, x22, dstate_h1_state, c0)
+            rows_nt(a14, x30, dstate_h1_state, c0)
         else:
-            gemm_packed(a14, x23, x22, dstate_h1_state, True, 1, BLAS)
+            gemm_step(a14, x31, x30, dstate_h1_state, True, n4, BLAS)
         # %25 = matmul(%24, inv3) : f32[#rows, 32]
         if a13.shape[0] <= 3:
-            rows_nt(a13, x24, dstate_h2_state, c0)
+            rows_nt(a13, x32, dstate_h2_state, c0)
         else:
-            gemm_packed(a13, x25, x24, dstate_h2_state, True, 1, BLAS)
+            gemm_step(a13, x33, x32, dstate_h2_state, True, n4, BLAS)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sum_to_0(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %17 = sum_to(%16){shape=(32,)} : f32[32]
+    for i0 in range(32):
+        x0[i0] = 0.0
+    for i1 in range(n0):
+        for i2 in range(32):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(32):
+        x2[i3] = x0[i3]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sum_to_1(x0, n0, x1, x2):
+    wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
+    # %30 = sum_to(%29){shape=(24,)} : f32[24]
+    for i0 in range(24):
+        x0[i0] = 0.0
+    for i1 in range(n0):
+        for i2 in range(24):
+            x0[i2] += x1[i1, i2]
+    for i3 in range(24):
+        x2[i3] = x0[i3]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, d_T, d_B, v1, n0, v2, v3, v4, v5, v6, v7, n_threads, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, f_rows_0):
+def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in0, in1, in2, in3, in4, in5, in6, in7, in8, in9, in10, in11, in12, in13, in14, in15, in16, v0, d_B, v1, v2, d_T, v3, n0, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, n_threads, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, f_rows_0):
     """The whole program; its arguments and outputs are listed below."""
     wide_vectors()  # LLVM may use 512-bit vectors here (vectors.py)
     # in_x: input x : f32[T, B, 16]
@@ -235,86 +296,136 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     # in14: input dstate@c1 : f32[B, 32]
     # in15: input dstate@h2 : f32[B, 24]
     # in16: input dstate@c2 : f32[B, 24]
-    # d_T: dim T
     # d_B: dim B
+    # d_T: dim T
     # n0: loop trip count T
     # n_threads: threads a large GEMM is split across (numba.get_num_threads())
     # f_rows_0: the address of rows_0 (a row block, run on Numba's threads)
     # returns: nothing
     # and in buffers or inputs passed in: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
     # buffers (uninitialised, passed in by the runner from its pool):
-    # v0: f32[T, B, 24]
-    # v1: f32[T, B, 32]
-    # v2: f32[B, 32]
-    # v3: f32[B, 32]
-    # v4: f32[B, 24]
-    # v5: f32[B, 24]
-    # v6: f32[T, B, 96]
-    # v7: f32[T, B, 128]
-    # v8: f32[B, 32]
-    # v9: f32[T, B, 16]
-    # v10: f32[16, 128]
-    # v11: f32[T, B, 32]
-    # v12: f32[32, 128]
-    # v13: f32[128]
-    # v14: f64[128]
-    # v15: f32[32, 96]
-    # v16: f32[T, B, 24]
-    # v17: f32[24, 96]
-    # v18: f32[96]
-    # v19: f64[96]
-    shift_0(d_T, d_B, v0, in11, in_c2)  # %0 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]
-    shift_1(d_T, d_B, v1, in9, in_c1)  # %1 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]
-    # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    copy_0(d_B, v2, in13)  # a copy of dstate@h1 = input() : f32[B, 32]
-    copy_0(d_B, v3, in14)  # a copy of dstate@c1 = input() : f32[B, 32]
-    copy_1(d_B, v4, in15)  # a copy of dstate@h2 = input() : f32[B, 24]
-    copy_1(d_B, v5, in16)  # a copy of dstate@c2 = input() : f32[B, 24]
+    # v0: f32[B, 24]
+    # v1: f32[B, 32]
+    # v2: f32[T, B, 24]
+    # v3: f32[T, B, 32]
+    # v4: f32[B, 32]
+    # v5: f32[B, 32]
+    # v6: f32[B, 24]
+    # v7: f32[B, 24]
+    # v8: f32[B, 24]
+    # v9: f32[B, 24]
+    # v10: f32[B, 24]
+    # v11: f32[B, 24]
+    # v12: f32[B, 32]
+    # v13: f32[B, 32]
+    # v14: f32[B, 32]
+    # v15: f32[B, 32]
+    # v16: f32[T, B, 96]
+    # v17: f32[T, B, 128]
+    # v18: f32[B, 32]
+    # v19: f32[T, B, 16]
+    # v20: f32[16, 128]
+    # v21: f32[T, B, 32]
+    # v22: f32[32, 128]
+    # v23: f32[32]
+    # v24: f64[32]
+    # v25: f32[32]
+    # v26: f64[32]
+    # v27: f32[32]
+    # v28: f64[32]
+    # v29: f32[32]
+    # v30: f64[32]
+    # v31: f32[128]
+    # v32: f32[32, 96]
+    # v33: f32[T, B, 24]
+    # v34: f32[24, 96]
+    # v35: f32[24]
+    # v36: f64[24]
+    # v37: f32[24]
+    # v38: f64[24]
+    # v39: f32[24]
+    # v40: f64[24]
+    # v41: f32[24]
+    # v42: f64[24]
+    # v43: f32[96]
+    # %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]
+    for i0_u0 in range(d_B):
+        for i1_u0 in range(24):
+            v0[i0_u0, i1_u0] = c0
+    # %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    for i0_u1 in range(d_B):
+        for i1_u1 in range(32):
+            v1[i0_u1, i1_u1] = c0
+    shift_0(d_T, d_B, v2, in11, in_c2)  # %2 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]
+    shift_1(d_T, d_B, v3, in9, in_c1)  # %3 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]
+    # %9 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, %0, %0, %0, %0, %1, %1, %1, %1, grad@y, trace@c2, res@0, res@1, res@2, %2, res@3, trace@c1, res@4, res@5, res@6, %3, res@7, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=12, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
+    copy_0(d_B, v4, in13)  # a copy of dstate@h1 = input() : f32[B, 32]
+    copy_0(d_B, v5, in14)  # a copy of dstate@c1 = input() : f32[B, 32]
+    copy_1(d_B, v6, in15)  # a copy of dstate@h2 = input() : f32[B, 24]
+    copy_1(d_B, v7, in16)  # a copy of dstate@c2 = input() : f32[B, 24]
+    copy_1(d_B, v8, v0)  # a copy of %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]
+    copy_1(d_B, v9, v0)  # a copy of %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]
+    copy_1(d_B, v10, v0)  # a copy of %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]
+    copy_1(d_B, v11, v0)  # a copy of %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]
+    copy_0(d_B, v12, v1)  # a copy of %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v13, v1)  # a copy of %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v14, v1)  # a copy of %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
+    copy_0(d_B, v15, v1)  # a copy of %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 11512, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (96 * 32 + 128 * 32 + 96 * 24), (4 * 96 * 32 + 4 * 128 * 32 + 4 * 96 * 24), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 11960, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_Wx2, True, w0, BLAS)  # inv3, once per call
     pk1 = pack_b(in_Wh1, True, w0, BLAS)  # inv4, once per call
     pk2 = pack_b(in_Wh2, True, w0, BLAS)  # inv5, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v2, v3, v4, v5, n0, in12, in11, in0, in1, in2, v0, in3, in9, in4, in5, in6, v1, in7, v6, v7, v8, in_Wx2, pk0, in_Wh1, pk1, in_Wh2, pk2)))  # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 97 words of rows_0's parameters
-    # %10 = matmul(%8, %9) : f32[T, B, 16]
-    a0_u5 = shaped(v7, (d_T * d_B, 128))
-    a1_u5 = shaped(v9, (d_T * d_B, 16))
-    gemm_nt(a0_u5, in_Wx1, a1_u5, n_threads, BLAS)
-    # %11 = matmul_tn(x, %8) : f32[16, 128]
-    a0_u6 = shaped(in_x, (d_T * d_B, 16))
-    a1_u6 = shaped(v7, (d_T * d_B, 128))
-    gemm_tn(a0_u6, a1_u6, v10, n_threads, BLAS)
-    shift_1(d_T, d_B, v11, in8, in_h1)  # %12 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]
-    # %13 = matmul_tn(%12, %8) : f32[32, 128]
-    a0_u7 = shaped(v11, (d_T * d_B, 32))
-    a1_u7 = shaped(v7, (d_T * d_B, 128))
-    gemm_tn(a0_u7, a1_u7, v12, n_threads, BLAS)
-    # %14 = sum_to(%8){shape=(128,)} : f32[128]
-    for i0_u8 in range(128):
-        v14[i0_u8] = 0.0
-    for i1_u8 in range(d_T):
-        for i2_u8 in range(d_B):
-            for i3_u8 in range(128):
-                v14[i3_u8] += v7[i1_u8, i2_u8, i3_u8]
-    for i4_u8 in range(128):
-        v13[i4_u8] = v14[i4_u8]
-    # %16 = matmul_tn(trace@h1, %15) : f32[32, 96]
-    a0_u9 = shaped(in8, (d_T * d_B, 32))
-    a1_u9 = shaped(v6, (d_T * d_B, 96))
-    gemm_tn(a0_u9, a1_u9, v15, n_threads, BLAS)
-    shift_0(d_T, d_B, v16, in10, in_h2)  # %17 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]
-    # %18 = matmul_tn(%17, %15) : f32[24, 96]
-    a0_u10 = shaped(v16, (d_T * d_B, 24))
-    a1_u10 = shaped(v6, (d_T * d_B, 96))
-    gemm_tn(a0_u10, a1_u10, v17, n_threads, BLAS)
-    # %19 = sum_to(%15){shape=(96,)} : f32[96]
-    for i0_u11 in range(96):
-        v19[i0_u11] = 0.0
-    for i1_u11 in range(d_T):
-        for i2_u11 in range(d_B):
-            for i3_u11 in range(96):
-                v19[i3_u11] += v6[i1_u11, i2_u11, i3_u11]
-    for i4_u11 in range(96):
-        v18[i4_u11] = v19[i4_u11]
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, n0, in12, in11, in0, in1, in2, v2, in3, in9, in4, in5, in6, v3, in7, v16, v17, v18, in_Wx2, pk0, st0, in_Wh1, pk1, in_Wh2, pk2)))  # %9 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, %0, %0, %0, %0, %1, %1, %1, %1, grad@y, trace@c2, res@0, res@1, res@2, %2, res@3, trace@c1, res@4, res@5, res@6, %3, res@7, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=12, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 128]): blocks of rows in parallel: the 122 words of rows_0's parameters
+    # %12 = matmul(%10, %11) : f32[T, B, 16]
+    a0_u7 = shaped(v17, (d_T * d_B, 128))
+    a1_u7 = shaped(v19, (d_T * d_B, 16))
+    gemm_nt(a0_u7, in_Wx1, a1_u7, n_threads, BLAS)
+    # %13 = matmul_tn(x, %10) : f32[16, 128]
+    a0_u8 = shaped(in_x, (d_T * d_B, 16))
+    a1_u8 = shaped(v17, (d_T * d_B, 128))
+    gemm_tn(a0_u8, a1_u8, v20, n_threads, BLAS)
+    shift_1(d_T, d_B, v21, in8, in_h1)  # %14 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]
+    # %15 = matmul_tn(%14, %10) : f32[32, 128]
+    a0_u9 = shaped(v21, (d_T * d_B, 32))
+    a1_u9 = shaped(v17, (d_T * d_B, 128))
+    gemm_tn(a0_u9, a1_u9, v22, n_threads, BLAS)
+    sum_to_0(v24, d_B, v12, v23)  # %17 = sum_to(%16){shape=(32,)} : f32[32]
+    sum_to_0(v26, d_B, v13, v25)  # %19 = sum_to(%18){shape=(32,)} : f32[32]
+    sum_to_0(v28, d_B, v14, v27)  # %21 = sum_to(%20){shape=(32,)} : f32[32]
+    sum_to_0(v30, d_B, v15, v29)  # %23 = sum_to(%22){shape=(32,)} : f32[32]
+    # %24 = concat(%17, %19, %21, %23){axis=0} : f32[128]
+    for i0_u10 in range(32):
+        v31[i0_u10] = v23[i0_u10]
+    for i1_u10 in range(32):
+        v31[32 + i1_u10] = v25[i1_u10]
+    for i2_u10 in range(32):
+        v31[64 + i2_u10] = v27[i2_u10]
+    for i3_u10 in range(32):
+        v31[96 + i3_u10] = v29[i3_u10]
+    # %26 = matmul_tn(trace@h1, %25) : f32[32, 96]
+    a0_u11 = shaped(in8, (d_T * d_B, 32))
+    a1_u11 = shaped(v16, (d_T * d_B, 96))
+    gemm_tn(a0_u11, a1_u11, v32, n_threads, BLAS)
+    shift_0(d_T, d_B, v33, in10, in_h2)  # %27 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]
+    # %28 = matmul_tn(%27, %25) : f32[24, 96]
+    a0_u12 = shaped(v33, (d_T * d_B, 24))
+    a1_u12 = shaped(v16, (d_T * d_B, 96))
+    gemm_tn(a0_u12, a1_u12, v34, n_threads, BLAS)
+    sum_to_1(v36, d_B, v8, v35)  # %30 = sum_to(%29){shape=(24,)} : f32[24]
+    sum_to_1(v38, d_B, v9, v37)  # %32 = sum_to(%31){shape=(24,)} : f32[24]
+    sum_to_1(v40, d_B, v10, v39)  # %34 = sum_to(%33){shape=(24,)} : f32[24]
+    sum_to_1(v42, d_B, v11, v41)  # %36 = sum_to(%35){shape=(24,)} : f32[24]
+    # %37 = concat(%30, %32, %34, %36){axis=0} : f32[96]
+    for i0_u13 in range(24):
+        v43[i0_u13] = v35[i0_u13]
+    for i1_u13 in range(24):
+        v43[24 + i1_u13] = v37[i1_u13]
+    for i2_u13 in range(24):
+        v43[48 + i2_u13] = v39[i2_u13]
+    for i3_u13 in range(24):
+        v43[72 + i3_u13] = v41[i3_u13]
     return ()

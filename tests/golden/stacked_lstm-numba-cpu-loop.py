@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -51,14 +53,15 @@ def rows_0(p0, args):
     x6 = block_array(args, 24, np.float32, 2)
     x7 = block_array(args, 27, np.float32, 2)
     x8 = (block_array(args, 30, np.float32, 1), block_int(args, 32))
-    x9 = block_array(args, 33, np.float32, 1)
-    x10 = block_array(args, 35, np.float32, 2)
-    x11 = block_array(args, 38, np.float32, 2)
-    x12 = (block_array(args, 41, np.float32, 1), block_int(args, 43))
-    x13 = block_array(args, 44, np.float32, 2)
-    x14 = block_array(args, 47, np.float32, 2)
-    x15 = (block_array(args, 50, np.float32, 1), block_int(args, 52))
-    x16 = block_array(args, 53, np.float32, 1)
+    n4 = block_int(args, 33)
+    x9 = block_array(args, 34, np.float32, 1)
+    x10 = block_array(args, 36, np.float32, 2)
+    x11 = block_array(args, 39, np.float32, 2)
+    x12 = (block_array(args, 42, np.float32, 1), block_int(args, 44))
+    x13 = block_array(args, 45, np.float32, 2)
+    x14 = block_array(args, 48, np.float32, 2)
+    x15 = (block_array(args, 51, np.float32, 1), block_int(args, 53))
+    x16 = block_array(args, 54, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -90,7 +93,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(128):
                         a2[i0_u4, i1_u4] += t0_u4 * x7[i2_u4, i1_u4] + t1_u4 * x7[i2_u4 + 1, i1_u4] + t2_u4 * x7[i2_u4 + 2, i1_u4] + t3_u4 * x7[i2_u4 + 3, i1_u4] + t4_u4 * x7[i2_u4 + 4, i1_u4] + t5_u4 * x7[i2_u4 + 5, i1_u4] + t6_u4 * x7[i2_u4 + 6, i1_u4] + t7_u4 * x7[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(h1_state, x8, x7, a2, False, 1, BLAS)
+            gemm_step(h1_state, x8, x7, a2, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
@@ -130,7 +133,7 @@ def rows_0(p0, args):
                     for i1_u6 in range(96):
                         a3[i0_u6, i1_u6] += t0_u6 * x11[i2_u6, i1_u6] + t1_u6 * x11[i2_u6 + 1, i1_u6] + t2_u6 * x11[i2_u6 + 2, i1_u6] + t3_u6 * x11[i2_u6 + 3, i1_u6] + t4_u6 * x11[i2_u6 + 4, i1_u6] + t5_u6 * x11[i2_u6 + 5, i1_u6] + t6_u6 * x11[i2_u6 + 6, i1_u6] + t7_u6 * x11[i2_u6 + 7, i1_u6]
         else:
-            gemm_packed(h1_state, x12, x11, a3, False, 1, BLAS)
+            gemm_step(h1_state, x12, x11, a3, False, n4, BLAS)
         # %15 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         if h2_state.shape[0] <= 3:
             for i0_u7 in range(h2_state.shape[0]):
@@ -148,7 +151,7 @@ def rows_0(p0, args):
                     for i1_u7 in range(96):
                         a4[i0_u7, i1_u7] += t0_u7 * x14[i2_u7, i1_u7] + t1_u7 * x14[i2_u7 + 1, i1_u7] + t2_u7 * x14[i2_u7 + 2, i1_u7] + t3_u7 * x14[i2_u7 + 3, i1_u7] + t4_u7 * x14[i2_u7 + 4, i1_u7] + t5_u7 * x14[i2_u7 + 5, i1_u7] + t6_u7 * x14[i2_u7 + 6, i1_u7] + t7_u7 * x14[i2_u7 + 7, i1_u7]
         else:
-            gemm_packed(h2_state, x15, x14, a4, False, 1, BLAS)
+            gemm_step(h2_state, x15, x14, a4, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
         for i0_u8 in range(m2):
             for i1_u8 in range(24):
@@ -219,7 +222,9 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     copy_1(d_B, v3, in_h2)  # a copy of h2 = input() : f32[B, 24]
     copy_1(d_B, v4, in_c2)  # a copy of c2 = input() : f32[B, 24]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 10888, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (32 * 128 + 32 * 96 + 24 * 96), (4 * 32 * 128 + 4 * 32 * 96 + 4 * 24 * 96), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 10888, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     for i0_u1 in range(32):
         for i1_u1 in range(128):
@@ -233,5 +238,5 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
         for i1_u3 in range(96):
             v8[i0_u3, i1_u3] = in_Wh2[i0_u3, i1_u3]
     pk2 = pack_b(v8, False, w0, BLAS)  # Wh2, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v9, v6, pk0, in_b1, v10, v7, pk1, v11, v8, pk2, in_b2)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 55 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v9, v6, pk0, st0, in_b1, v10, v7, pk1, v11, v8, pk2, in_b2)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T, start=0, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 56 words of rows_0's parameters
     return ()

@@ -7,14 +7,16 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import sigmoid_f32, tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm, gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import gemm, pack_b
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -75,20 +77,21 @@ def rows_0(p0, args):
     x6 = block_array(args, 24, np.float32, 2)
     x7 = block_array(args, 27, np.float32, 2)
     x8 = (block_array(args, 30, np.float32, 1), block_int(args, 32))
-    x9 = block_array(args, 33, np.float32, 2)
-    x10 = block_array(args, 36, np.float32, 2)
-    x11 = block_array(args, 39, np.float32, 1)
-    x12 = block_array(args, 41, np.float32, 2)
-    x13 = block_array(args, 44, np.float32, 2)
-    x14 = block_array(args, 47, np.float32, 2)
-    x15 = (block_array(args, 50, np.float32, 1), block_int(args, 52))
-    x16 = block_array(args, 53, np.float32, 2)
-    x17 = block_array(args, 56, np.float32, 2)
-    x18 = block_array(args, 59, np.float32, 2)
-    x19 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
-    x20 = block_array(args, 65, np.float32, 2)
-    x21 = block_array(args, 68, np.float32, 1)
-    x22 = block_array(args, 70, np.float32, 2)
+    n4 = block_int(args, 33)
+    x9 = block_array(args, 34, np.float32, 2)
+    x10 = block_array(args, 37, np.float32, 2)
+    x11 = block_array(args, 40, np.float32, 1)
+    x12 = block_array(args, 42, np.float32, 2)
+    x13 = block_array(args, 45, np.float32, 2)
+    x14 = block_array(args, 48, np.float32, 2)
+    x15 = (block_array(args, 51, np.float32, 1), block_int(args, 53))
+    x16 = block_array(args, 54, np.float32, 2)
+    x17 = block_array(args, 57, np.float32, 2)
+    x18 = block_array(args, 60, np.float32, 2)
+    x19 = (block_array(args, 63, np.float32, 1), block_int(args, 65))
+    x20 = block_array(args, 66, np.float32, 2)
+    x21 = block_array(args, 69, np.float32, 1)
+    x22 = block_array(args, 71, np.float32, 2)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -128,7 +131,7 @@ def rows_0(p0, args):
                     for i1_u2 in range(128):
                         a4[i0_u2, i1_u2] += t0_u2 * x7[i2_u2, i1_u2] + t1_u2 * x7[i2_u2 + 1, i1_u2] + t2_u2 * x7[i2_u2 + 2, i1_u2] + t3_u2 * x7[i2_u2 + 3, i1_u2] + t4_u2 * x7[i2_u2 + 4, i1_u2] + t5_u2 * x7[i2_u2 + 5, i1_u2] + t6_u2 * x7[i2_u2 + 6, i1_u2] + t7_u2 * x7[i2_u2 + 7, i1_u2]
         else:
-            gemm_packed(h1_state, x8, x7, a4, False, 1, BLAS)
+            gemm_step(h1_state, x8, x7, a4, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u3 in range(m2):
             for i1_u3 in range(32):
@@ -168,7 +171,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(128):
                         a7[i0_u4, i1_u4] += t0_u4 * x7[i2_u4, i1_u4] + t1_u4 * x7[i2_u4 + 1, i1_u4] + t2_u4 * x7[i2_u4 + 2, i1_u4] + t3_u4 * x7[i2_u4 + 3, i1_u4] + t4_u4 * x7[i2_u4 + 4, i1_u4] + t5_u4 * x7[i2_u4 + 5, i1_u4] + t6_u4 * x7[i2_u4 + 6, i1_u4] + t7_u4 * x7[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a6, x8, x7, a7, False, 1, BLAS)
+            gemm_step(a6, x8, x7, a7, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u5 in range(m2):
             for i1_u5 in range(32):
@@ -208,7 +211,7 @@ def rows_0(p0, args):
                     for i1_u6 in range(96):
                         a8[i0_u6, i1_u6] += t0_u6 * x14[i2_u6, i1_u6] + t1_u6 * x14[i2_u6 + 1, i1_u6] + t2_u6 * x14[i2_u6 + 2, i1_u6] + t3_u6 * x14[i2_u6 + 3, i1_u6] + t4_u6 * x14[i2_u6 + 4, i1_u6] + t5_u6 * x14[i2_u6 + 5, i1_u6] + t6_u6 * x14[i2_u6 + 6, i1_u6] + t7_u6 * x14[i2_u6 + 7, i1_u6]
         else:
-            gemm_packed(h1_state, x15, x14, a8, False, 1, BLAS)
+            gemm_step(h1_state, x15, x14, a8, False, n4, BLAS)
         # %28 = matmul(h1@1, Wx2) : f32[#rows, 96]
         if a6.shape[0] <= 3:
             for i0_u7 in range(a6.shape[0]):
@@ -226,7 +229,7 @@ def rows_0(p0, args):
                     for i1_u7 in range(96):
                         a9[i0_u7, i1_u7] += t0_u7 * x14[i2_u7, i1_u7] + t1_u7 * x14[i2_u7 + 1, i1_u7] + t2_u7 * x14[i2_u7 + 2, i1_u7] + t3_u7 * x14[i2_u7 + 3, i1_u7] + t4_u7 * x14[i2_u7 + 4, i1_u7] + t5_u7 * x14[i2_u7 + 5, i1_u7] + t6_u7 * x14[i2_u7 + 6, i1_u7] + t7_u7 * x14[i2_u7 + 7, i1_u7]
         else:
-            gemm_packed(a6, x15, x14, a9, False, 1, BLAS)
+            gemm_step(a6, x15, x14, a9, False, n4, BLAS)
         # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         if h2_state.shape[0] <= 3:
             for i0_u8 in range(h2_state.shape[0]):
@@ -244,7 +247,7 @@ def rows_0(p0, args):
                     for i1_u8 in range(96):
                         a10[i0_u8, i1_u8] += t0_u8 * x18[i2_u8, i1_u8] + t1_u8 * x18[i2_u8 + 1, i1_u8] + t2_u8 * x18[i2_u8 + 2, i1_u8] + t3_u8 * x18[i2_u8 + 3, i1_u8] + t4_u8 * x18[i2_u8 + 4, i1_u8] + t5_u8 * x18[i2_u8 + 5, i1_u8] + t6_u8 * x18[i2_u8 + 6, i1_u8] + t7_u8 * x18[i2_u8 + 7, i1_u8]
         else:
-            gemm_packed(h2_state, x19, x18, a10, False, 1, BLAS)
+            gemm_step(h2_state, x19, x18, a10, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
         for i0_u9 in range(m2):
             for i1_u9 in range(24):
@@ -284,7 +287,7 @@ def rows_0(p0, args):
                     for i1_u10 in range(96):
                         a12[i0_u10, i1_u10] += t0_u10 * x18[i2_u10, i1_u10] + t1_u10 * x18[i2_u10 + 1, i1_u10] + t2_u10 * x18[i2_u10 + 2, i1_u10] + t3_u10 * x18[i2_u10 + 3, i1_u10] + t4_u10 * x18[i2_u10 + 4, i1_u10] + t5_u10 * x18[i2_u10 + 5, i1_u10] + t6_u10 * x18[i2_u10 + 6, i1_u10] + t7_u10 * x18[i2_u10 + 7, i1_u10]
         else:
-            gemm_packed(a2, x19, x18, a12, False, 1, BLAS)
+            gemm_step(a2, x19, x18, a12, False, n4, BLAS)
         # 11 elementwise node(s) in one loop, storing c2@1, h2@1 : [#rows, 24]
         for i0_u11 in range(m2):
             for i1_u11 in range(24):
@@ -327,14 +330,15 @@ def rows_1(p0, args):
     x6 = block_array(args, 25, np.float32, 2)
     x7 = block_array(args, 28, np.float32, 2)
     x8 = (block_array(args, 31, np.float32, 1), block_int(args, 33))
-    x9 = block_array(args, 34, np.float32, 1)
-    x10 = block_array(args, 36, np.float32, 2)
-    x11 = block_array(args, 39, np.float32, 2)
-    x12 = (block_array(args, 42, np.float32, 1), block_int(args, 44))
-    x13 = block_array(args, 45, np.float32, 2)
-    x14 = block_array(args, 48, np.float32, 2)
-    x15 = (block_array(args, 51, np.float32, 1), block_int(args, 53))
-    x16 = block_array(args, 54, np.float32, 1)
+    n5 = block_int(args, 34)
+    x9 = block_array(args, 35, np.float32, 1)
+    x10 = block_array(args, 37, np.float32, 2)
+    x11 = block_array(args, 40, np.float32, 2)
+    x12 = (block_array(args, 43, np.float32, 1), block_int(args, 45))
+    x13 = block_array(args, 46, np.float32, 2)
+    x14 = block_array(args, 49, np.float32, 2)
+    x15 = (block_array(args, 52, np.float32, 1), block_int(args, 54))
+    x16 = block_array(args, 55, np.float32, 1)
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -366,7 +370,7 @@ def rows_1(p0, args):
                     for i1_u12 in range(128):
                         a2[i0_u12, i1_u12] += t0_u12 * x7[i2_u12, i1_u12] + t1_u12 * x7[i2_u12 + 1, i1_u12] + t2_u12 * x7[i2_u12 + 2, i1_u12] + t3_u12 * x7[i2_u12 + 3, i1_u12] + t4_u12 * x7[i2_u12 + 4, i1_u12] + t5_u12 * x7[i2_u12 + 5, i1_u12] + t6_u12 * x7[i2_u12 + 6, i1_u12] + t7_u12 * x7[i2_u12 + 7, i1_u12]
         else:
-            gemm_packed(h1_state, x8, x7, a2, False, 1, BLAS)
+            gemm_step(h1_state, x8, x7, a2, False, n5, BLAS)
         # 11 elementwise node(s) in one loop, storing c1@0, h1@0 : [#rows, 32]
         for i0_u13 in range(m2):
             for i1_u13 in range(32):
@@ -406,7 +410,7 @@ def rows_1(p0, args):
                     for i1_u14 in range(96):
                         a3[i0_u14, i1_u14] += t0_u14 * x11[i2_u14, i1_u14] + t1_u14 * x11[i2_u14 + 1, i1_u14] + t2_u14 * x11[i2_u14 + 2, i1_u14] + t3_u14 * x11[i2_u14 + 3, i1_u14] + t4_u14 * x11[i2_u14 + 4, i1_u14] + t5_u14 * x11[i2_u14 + 5, i1_u14] + t6_u14 * x11[i2_u14 + 6, i1_u14] + t7_u14 * x11[i2_u14 + 7, i1_u14]
         else:
-            gemm_packed(h1_state, x12, x11, a3, False, 1, BLAS)
+            gemm_step(h1_state, x12, x11, a3, False, n5, BLAS)
         # %30 = matmul(h2@t-1, Wh2) : f32[#rows, 96]
         if h2_state.shape[0] <= 3:
             for i0_u15 in range(h2_state.shape[0]):
@@ -424,7 +428,7 @@ def rows_1(p0, args):
                     for i1_u15 in range(96):
                         a4[i0_u15, i1_u15] += t0_u15 * x14[i2_u15, i1_u15] + t1_u15 * x14[i2_u15 + 1, i1_u15] + t2_u15 * x14[i2_u15 + 2, i1_u15] + t3_u15 * x14[i2_u15 + 3, i1_u15] + t4_u15 * x14[i2_u15 + 4, i1_u15] + t5_u15 * x14[i2_u15 + 5, i1_u15] + t6_u15 * x14[i2_u15 + 6, i1_u15] + t7_u15 * x14[i2_u15 + 7, i1_u15]
         else:
-            gemm_packed(h2_state, x15, x14, a4, False, 1, BLAS)
+            gemm_step(h2_state, x15, x14, a4, False, n5, BLAS)
         # 11 elementwise node(s) in one loop, storing c2@0, h2@0 : [#rows, 24]
         for i0_u16 in range(m2):
             for i1_u16 in range(24):
@@ -514,7 +518,9 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
             for i2_u1 in range(24):
                 v5[i0_u1, i1_u1, i2_u1] = c0
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 21664, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (32 * 128 + 32 * 128 + 32 * 96 + 32 * 96 + 24 * 96 + 24 * 96), (4 * 32 * 128 + 4 * 32 * 128 + 4 * 32 * 96 + 4 * 32 * 96 + 4 * 24 * 96 + 4 * 24 * 96), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 21664, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     copy_2(v6, in_Wh1)  # a copy of Wh1 = input() : f32[32, 128]
     pk0 = pack_b(v6, False, w0, BLAS)  # Wh1, once per call
@@ -522,10 +528,12 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk1 = pack_b(v7, False, w0, BLAS)  # Wx2, once per call
     copy_4(v8, in_Wh2)  # a copy of Wh2 = input() : f32[24, 96]
     pk2 = pack_b(v8, False, w0, BLAS)  # Wh2, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v9, v6, pk0, v10, v11, in_b1, v12, v13, v7, pk1, v14, v15, v8, pk2, v16, in_b2, v17)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 73 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, v2, v3, v4, n0, v0, v5, v9, v6, pk0, st0, v10, v11, in_b1, v12, v13, v7, pk1, v14, v15, v8, pk2, v16, in_b2, v17)))  # %2 = loop(h1, c1, h2, c2, %0, %1, Wh1, b1, Wx2, Wh2, b2){length=T//2, start=0, stride=2, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 74 words of rows_0's parameters
     # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
-    np1 = blocks_for(n_threads, d_B, n1 * d_B * 10888, ROW_WORK)
+    # or one block whose step GEMMs are split into st1 column slices, one per thread
+    st1 = step_parts(n_threads, d_B, d_B * (32 * 128 + 32 * 96 + 24 * 96), (4 * 32 * 128 + 4 * 32 * 96 + 4 * 24 * 96), STEP_WORK)
+    np1 = blocks_for(1 if st1 > 1 else n_threads, d_B, n1 * d_B * 10888, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     copy_2(v18, in_Wh1)  # a copy of Wh1 = input() : f32[32, 128]
     pk3 = pack_b(v18, False, w1, BLAS)  # Wh1, once per call
@@ -533,5 +541,5 @@ def program(in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in
     pk4 = pack_b(v19, False, w1, BLAS)  # Wx2, once per call
     copy_4(v20, in_Wh2)  # a copy of Wh2 = input() : f32[24, 96]
     pk5 = pack_b(v20, False, w1, BLAS)  # Wh2, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, v3, v4, n1, start0, v0, v5, v21, v18, pk3, in_b1, v22, v19, pk4, v23, v20, pk5, in_b2)))  # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 56 words of rows_1's parameters
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v1, v2, v3, v4, n1, start0, v0, v5, v21, v18, pk3, st1, in_b1, v22, v19, pk4, v23, v20, pk5, in_b2)))  # %8 = loop(%3, %4, %5, %6, %0, %7, Wh1, b1, Wx2, Wh2, b2){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=4, n_xs=1, n_buf=1} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 24]): blocks of rows in parallel: the 57 words of rows_1's parameters
     return ()

@@ -28,8 +28,28 @@ def grid_gemm(m, n):
 
 
 @cuda.jit(cache=True)
-def k0_shift(d_T, d_B, v0, in_c2, in_trace_c2):
-    """%0 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]"""
+def k0_zeros(d_B, v2):
+    """%0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]"""
+    for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
+        i0 = e0 % 24
+        r0 = e0 // 24
+        i1 = r0
+        v2[i1, i0] = c0
+
+
+@cuda.jit(cache=True)
+def k1_zeros(d_B, v3):
+    """%1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        v3[i1, i0] = c0
+
+
+@cuda.jit(cache=True)
+def k2_shift(d_T, d_B, v4, in_c2, in_trace_c2):
+    """%2 = shift(trace@c2, c2){reverse=False} : f32[T, B, 24]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
@@ -37,14 +57,14 @@ def k0_shift(d_T, d_B, v0, in_c2, in_trace_c2):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v0[i2, i1, i0] = in_c2[i1, i0]
+            v4[i2, i1, i0] = in_c2[i1, i0]
         else:
-            v0[i2, i1, i0] = in_trace_c2[i2 - 1, i1, i0]
+            v4[i2, i1, i0] = in_trace_c2[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k1_shift(d_T, d_B, v1, in_c1, in_trace_c1):
-    """%1 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]"""
+def k3_shift(d_T, d_B, v5, in_c1, in_trace_c1):
+    """%3 = shift(trace@c1, c1){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -52,13 +72,13 @@ def k1_shift(d_T, d_B, v1, in_c1, in_trace_c1):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v1[i2, i1, i0] = in_c1[i1, i0]
+            v5[i2, i1, i0] = in_c1[i1, i0]
         else:
-            v1[i2, i1, i0] = in_trace_c1[i2 - 1, i1, i0]
+            v5[i2, i1, i0] = in_trace_c1[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k2_copy(d_B, dstate_h1_state, in_dstate_h1):
+def k4_copy(d_B, dstate_h1_state, in_dstate_h1):
     """copy dstate@h1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -68,7 +88,7 @@ def k2_copy(d_B, dstate_h1_state, in_dstate_h1):
 
 
 @cuda.jit(cache=True)
-def k3_copy(d_B, dstate_c1_state, in_dstate_c1):
+def k5_copy(d_B, dstate_c1_state, in_dstate_c1):
     """copy dstate@c1 = input() : f32[B, 32]"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
@@ -78,7 +98,7 @@ def k3_copy(d_B, dstate_c1_state, in_dstate_c1):
 
 
 @cuda.jit(cache=True)
-def k4_copy(d_B, dstate_h2_state, in_dstate_h2):
+def k6_copy(d_B, dstate_h2_state, in_dstate_h2):
     """copy dstate@h2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -88,7 +108,7 @@ def k4_copy(d_B, dstate_h2_state, in_dstate_h2):
 
 
 @cuda.jit(cache=True)
-def k5_copy(d_B, dstate_c2_state, in_dstate_c2):
+def k7_copy(d_B, dstate_c2_state, in_dstate_c2):
     """copy dstate@c2 = input() : f32[B, 24]"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
@@ -98,63 +118,143 @@ def k5_copy(d_B, dstate_c2_state, in_dstate_c2):
 
 
 @cuda.jit(cache=True)
-def k6_copy(v4, in_Wx2):
-    """copy %4 = transpose(Wx2) : f32[96, 32]"""
+def k8_copy(d_B, rowsum_b2_0_state, v2):
+    """copy %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]"""
+    for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
+        i0 = e0 % 24
+        r0 = e0 // 24
+        i1 = r0
+        rowsum_b2_0_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k9_copy(d_B, rowsum_b2_1_state, v2):
+    """copy %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]"""
+    for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
+        i0 = e0 % 24
+        r0 = e0 // 24
+        i1 = r0
+        rowsum_b2_1_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k10_copy(d_B, rowsum_b2_2_state, v2):
+    """copy %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]"""
+    for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
+        i0 = e0 % 24
+        r0 = e0 // 24
+        i1 = r0
+        rowsum_b2_2_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k11_copy(d_B, rowsum_b2_3_state, v2):
+    """copy %0 = zeros(){shape=('B', 24), dtype=f32} : f32[B, 24]"""
+    for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
+        i0 = e0 % 24
+        r0 = e0 // 24
+        i1 = r0
+        rowsum_b2_3_state[i1, i0] = v2[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k12_copy(d_B, rowsum_b1_0_state, v3):
+    """copy %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b1_0_state[i1, i0] = v3[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k13_copy(d_B, rowsum_b1_1_state, v3):
+    """copy %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b1_1_state[i1, i0] = v3[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k14_copy(d_B, rowsum_b1_2_state, v3):
+    """copy %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b1_2_state[i1, i0] = v3[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k15_copy(d_B, rowsum_b1_3_state, v3):
+    """copy %1 = zeros(){shape=('B', 32), dtype=f32} : f32[B, 32]"""
+    for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
+        i0 = e0 % 32
+        r0 = e0 // 32
+        i1 = r0
+        rowsum_b1_3_state[i1, i0] = v3[i1, i0]
+
+
+@cuda.jit(cache=True)
+def k16_copy(v8, in_Wx2):
+    """copy %6 = transpose(Wx2) : f32[96, 32]"""
     for e0 in range(cuda.grid(1), 96 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v4[i1, i0] = in_Wx2[i0, i1]
+        v8[i1, i0] = in_Wx2[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k7_copy(v5, in_Wh1):
-    """copy %5 = transpose(Wh1) : f32[128, 32]"""
+def k17_copy(v9, in_Wh1):
+    """copy %7 = transpose(Wh1) : f32[128, 32]"""
     for e0 in range(cuda.grid(1), 128 * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        v5[i1, i0] = in_Wh1[i0, i1]
+        v9[i1, i0] = in_Wh1[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k8_copy(v6, in_Wh2):
-    """copy %6 = transpose(Wh2) : f32[96, 24]"""
+def k18_copy(v10, in_Wh2):
+    """copy %8 = transpose(Wh2) : f32[96, 24]"""
     for e0 in range(cuda.grid(1), 96 * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
         i1 = r0
-        v6[i1, i0] = in_Wh2[i0, i1]
+        v10[i1, i0] = in_Wh2[i0, i1]
 
 
 @cuda.jit(cache=True)
-def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
-    """%7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight, 128x32 of a 128x32 weight, 96x24 of a 96x24 weight."""
+def k19_loop(v8, v9, v10, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v4, in_res_3, rowsum_b2_0_state, rowsum_b2_1_state, rowsum_b2_2_state, rowsum_b2_3_state, v6, v11, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v5, in_res_7, rowsum_b1_0_state, rowsum_b1_1_state, rowsum_b1_2_state, rowsum_b1_3_state, v7):
+    """%9 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, %0, %0, %0, %0, %1, %1, %1, %1, grad@y, trace@c2, res@0, res@1, res@2, %2, res@3, trace@c1, res@4, res@5, res@6, %3, res@7, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=12, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 128]): every step in one launch (one block, a block barrier between phases). Held on chip per block (static shared memory): 96x32 of a 96x32 weight, 128x32 of a 128x32 weight, 96x24 of a 96x24 weight."""
     w0 = cuda.shared.array((96, 32), float32)
     for e in range(cuda.threadIdx.x, 3072, cuda.blockDim.x):
         kk = e // 32
         cl = e - kk * 32
         col = cuda.blockIdx.x * 32 + cl
         if col < 32:
-            w0[kk, cl] = v4[kk, col]
+            w0[kk, cl] = v8[kk, col]
     w1 = cuda.shared.array((128, 32), float32)
     for e in range(cuda.threadIdx.x, 4096, cuda.blockDim.x):
         kk = e // 32
         cl = e - kk * 32
         col = cuda.blockIdx.x * 32 + cl
         if col < 32:
-            w1[kk, cl] = v5[kk, col]
+            w1[kk, cl] = v9[kk, col]
     w2 = cuda.shared.array((96, 24), float32)
     for e in range(cuda.threadIdx.x, 2304, cuda.blockDim.x):
         kk = e // 24
         cl = e - kk * 24
         col = cuda.blockIdx.x * 24 + cl
         if col < 24:
-            w2[kk, cl] = v6[kk, col]
+            w2[kk, cl] = v10[kk, col]
     cuda.syncthreads()
     for it in range(n0):
         b0 = (n0 - 1 - it)
-        # phase: fused: 24 elementwise node(s) over [B, 24], storing %11, %15, %19, %23, 'dstate@c2@0'
+        # phase: fused: 28 elementwise node(s) over [B, 24], storing %11, %15, %19, %23, 'dstate@c2@0', 'rowsum@b2@0@0', 'rowsum@b2@1@0', 'rowsum@b2@2@0', 'rowsum@b2@3@0'
         for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
             i0 = e0 % 24
             r0 = e0 // 24
@@ -170,7 +270,7 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
             t8 = c1 - in_res_2[b0, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 24]
             t9 = in_res_2[b0, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 24]
             t10 = t7 * t9  # %11 = mul(%8, %10) : f32[B, 24]
-            t11 = t6 * v0[b0, i1, i0]  # %12 = mul(%7, 'prev@c2@0') : f32[B, 24]
+            t11 = t6 * v4[b0, i1, i0]  # %12 = mul(%7, 'prev@c2@0') : f32[B, 24]
             t12 = c1 - in_res_3[b0, i1, i0]  # %13 = sub(%2, 'res@3@0') : f32[B, 24]
             t13 = in_res_3[b0, i1, i0] * t12  # %14 = mul('res@3@0', %13) : f32[B, 24]
             t14 = t11 * t13  # %15 = mul(%12, %14) : f32[B, 24]
@@ -183,11 +283,19 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
             t21 = in_res_0[b0, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 24]
             t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 24]
             dstate_c2_ = t6 * in_res_3[b0, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
-            v2[b0, i1, i0] = t10  # store %11
-            v2[b0, i1, 24 + i0] = t14  # store %15
-            v2[b0, i1, 48 + i0] = t18  # store %19
-            v2[b0, i1, 72 + i0] = t22  # store %23
+            rowsum_b2_0_ = rowsum_b2_0_state[i1, i0] + t10  # 'rowsum@b2@0@0' = add('rowsum@b2@0@t-1', %11) : f32[B, 24]
+            rowsum_b2_1_ = rowsum_b2_1_state[i1, i0] + t14  # 'rowsum@b2@1@0' = add('rowsum@b2@1@t-1', %15) : f32[B, 24]
+            rowsum_b2_2_ = rowsum_b2_2_state[i1, i0] + t18  # 'rowsum@b2@2@0' = add('rowsum@b2@2@t-1', %19) : f32[B, 24]
+            rowsum_b2_3_ = rowsum_b2_3_state[i1, i0] + t22  # 'rowsum@b2@3@0' = add('rowsum@b2@3@t-1', %23) : f32[B, 24]
+            v6[b0, i1, i0] = t10  # store %11
+            v6[b0, i1, 24 + i0] = t14  # store %15
+            v6[b0, i1, 48 + i0] = t18  # store %19
+            v6[b0, i1, 72 + i0] = t22  # store %23
             dstate_c2_state[i1, i0] = dstate_c2_  # store 'dstate@c2@0'
+            rowsum_b2_0_state[i1, i0] = rowsum_b2_0_  # store 'rowsum@b2@0@0'
+            rowsum_b2_1_state[i1, i0] = rowsum_b2_1_  # store 'rowsum@b2@1@0'
+            rowsum_b2_2_state[i1, i0] = rowsum_b2_2_  # store 'rowsum@b2@2@0'
+            rowsum_b2_3_state[i1, i0] = rowsum_b2_3_  # store 'rowsum@b2@3@0'
         cuda.syncthreads()
         # phase: %25 = matmul(%24, inv3) : f32[B, 32]: weights on chip in w0
         for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
@@ -198,15 +306,15 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
                 i2 = row
                 acc = c0
                 for kk in range(96):
-                    acc += v2[b0, i2, kk] * w0[kk, cl]
-                v7[i2, col] = acc
+                    acc += v6[b0, i2, kk] * w0[kk, cl]
+                v11[i2, col] = acc
         cuda.syncthreads()
-        # phase: fused: 24 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0'
+        # phase: fused: 28 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0', 'rowsum@b1@0@0', 'rowsum@b1@1@0', 'rowsum@b1@2@0', 'rowsum@b1@3@0'
         for e1 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
             i3 = e1 % 32
             r1 = e1 // 32
             i4 = r1
-            t23 = dstate_h1_state[i4, i3] + v7[i4, i3]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
+            t23 = dstate_h1_state[i4, i3] + v11[i4, i3]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
             t24 = t23 * in_res_4[b0, i4, i3]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
             t25 = math.tanh(in_trace_c1[b0, i4, i3])  # %28 = tanh('trace@c1@0') : f32[B, 32]
             t26 = t25 * t25  # %29 = mul(%28, %28) : f32[B, 32]
@@ -217,7 +325,7 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
             t31 = c1 - in_res_6[b0, i4, i3]  # %34 = sub(%2, 'res@6@0') : f32[B, 32]
             t32 = in_res_6[b0, i4, i3] * t31  # %35 = mul('res@6@0', %34) : f32[B, 32]
             t33 = t30 * t32  # %36 = mul(%33, %35) : f32[B, 32]
-            t34 = t29 * v1[b0, i4, i3]  # %37 = mul(%32, 'prev@c1@0') : f32[B, 32]
+            t34 = t29 * v5[b0, i4, i3]  # %37 = mul(%32, 'prev@c1@0') : f32[B, 32]
             t35 = c1 - in_res_7[b0, i4, i3]  # %38 = sub(%2, 'res@7@0') : f32[B, 32]
             t36 = in_res_7[b0, i4, i3] * t35  # %39 = mul('res@7@0', %38) : f32[B, 32]
             t37 = t34 * t36  # %40 = mul(%37, %39) : f32[B, 32]
@@ -230,11 +338,19 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
             t44 = in_res_4[b0, i4, i3] * t43  # %47 = mul('res@4@0', %46) : f32[B, 32]
             t45 = t42 * t44  # %48 = mul(%45, %47) : f32[B, 32]
             dstate_c1_ = t29 * in_res_7[b0, i4, i3]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
-            v3[b0, i4, i3] = t33  # store %36
-            v3[b0, i4, 32 + i3] = t37  # store %40
-            v3[b0, i4, 64 + i3] = t41  # store %44
-            v3[b0, i4, 96 + i3] = t45  # store %48
+            rowsum_b1_0_ = rowsum_b1_0_state[i4, i3] + t33  # 'rowsum@b1@0@0' = add('rowsum@b1@0@t-1', %36) : f32[B, 32]
+            rowsum_b1_1_ = rowsum_b1_1_state[i4, i3] + t37  # 'rowsum@b1@1@0' = add('rowsum@b1@1@t-1', %40) : f32[B, 32]
+            rowsum_b1_2_ = rowsum_b1_2_state[i4, i3] + t41  # 'rowsum@b1@2@0' = add('rowsum@b1@2@t-1', %44) : f32[B, 32]
+            rowsum_b1_3_ = rowsum_b1_3_state[i4, i3] + t45  # 'rowsum@b1@3@0' = add('rowsum@b1@3@t-1', %48) : f32[B, 32]
+            v7[b0, i4, i3] = t33  # store %36
+            v7[b0, i4, 32 + i3] = t37  # store %40
+            v7[b0, i4, 64 + i3] = t41  # store %44
+            v7[b0, i4, 96 + i3] = t45  # store %48
             dstate_c1_state[i4, i3] = dstate_c1_  # store 'dstate@c1@0'
+            rowsum_b1_0_state[i4, i3] = rowsum_b1_0_  # store 'rowsum@b1@0@0'
+            rowsum_b1_1_state[i4, i3] = rowsum_b1_1_  # store 'rowsum@b1@1@0'
+            rowsum_b1_2_state[i4, i3] = rowsum_b1_2_  # store 'rowsum@b1@2@0'
+            rowsum_b1_3_state[i4, i3] = rowsum_b1_3_  # store 'rowsum@b1@3@0'
         cuda.syncthreads()
         # phase: 'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: weights on chip in w1
         for e in range(cuda.threadIdx.x, d_B * 32, cuda.blockDim.x):
@@ -245,7 +361,7 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
                 i5 = row
                 acc = c0
                 for kk in range(128):
-                    acc += v3[b0, i5, kk] * w1[kk, cl]
+                    acc += v7[b0, i5, kk] * w1[kk, cl]
                 dstate_h1_state[i5, col] = acc
         cuda.syncthreads()
         # phase: 'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: weights on chip in w2
@@ -257,14 +373,14 @@ def k9_loop(v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_
                 i6 = row
                 acc = c0
                 for kk in range(96):
-                    acc += v2[b0, i6, kk] * w2[kk, cl]
+                    acc += v6[b0, i6, kk] * w2[kk, cl]
                 dstate_h2_state[i6, col] = acc
         cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
-def k10_fused(d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, dstate_c2_next):
-    """fused: 24 elementwise node(s) over [B, 24], storing %11, %15, %19, %23, 'dstate@c2@0'"""
+def k20_fused(d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v4, in_res_3, rowsum_b2_0_state, rowsum_b2_1_state, rowsum_b2_2_state, rowsum_b2_3_state, v6, dstate_c2_next, rowsum_b2_0_next, rowsum_b2_1_next, rowsum_b2_2_next, rowsum_b2_3_next):
+    """fused: 28 elementwise node(s) over [B, 24], storing %11, %15, %19, %23, 'dstate@c2@0', 'rowsum@b2@0@0', 'rowsum@b2@1@0', 'rowsum@b2@2@0', 'rowsum@b2@3@0'"""
     for e0 in range(cuda.grid(1), d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
@@ -280,7 +396,7 @@ def k10_fused(d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate
         t8 = c1 - in_res_2[b1, i1, i0]  # %9 = sub(%2, 'res@2@0') : f32[B, 24]
         t9 = in_res_2[b1, i1, i0] * t8  # %10 = mul('res@2@0', %9) : f32[B, 24]
         t10 = t7 * t9  # %11 = mul(%8, %10) : f32[B, 24]
-        t11 = t6 * v0[b1, i1, i0]  # %12 = mul(%7, 'prev@c2@0') : f32[B, 24]
+        t11 = t6 * v4[b1, i1, i0]  # %12 = mul(%7, 'prev@c2@0') : f32[B, 24]
         t12 = c1 - in_res_3[b1, i1, i0]  # %13 = sub(%2, 'res@3@0') : f32[B, 24]
         t13 = in_res_3[b1, i1, i0] * t12  # %14 = mul('res@3@0', %13) : f32[B, 24]
         t14 = t11 * t13  # %15 = mul(%12, %14) : f32[B, 24]
@@ -293,15 +409,23 @@ def k10_fused(d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate
         t21 = in_res_0[b1, i1, i0] * t20  # %22 = mul('res@0@0', %21) : f32[B, 24]
         t22 = t19 * t21  # %23 = mul(%20, %22) : f32[B, 24]
         dstate_c2_ = t6 * in_res_3[b1, i1, i0]  # 'dstate@c2@0' = mul(%7, 'res@3@0') : f32[B, 24]
-        v2[b1, i1, i0] = t10  # store %11
-        v2[b1, i1, 24 + i0] = t14  # store %15
-        v2[b1, i1, 48 + i0] = t18  # store %19
-        v2[b1, i1, 72 + i0] = t22  # store %23
+        rowsum_b2_0_ = rowsum_b2_0_state[i1, i0] + t10  # 'rowsum@b2@0@0' = add('rowsum@b2@0@t-1', %11) : f32[B, 24]
+        rowsum_b2_1_ = rowsum_b2_1_state[i1, i0] + t14  # 'rowsum@b2@1@0' = add('rowsum@b2@1@t-1', %15) : f32[B, 24]
+        rowsum_b2_2_ = rowsum_b2_2_state[i1, i0] + t18  # 'rowsum@b2@2@0' = add('rowsum@b2@2@t-1', %19) : f32[B, 24]
+        rowsum_b2_3_ = rowsum_b2_3_state[i1, i0] + t22  # 'rowsum@b2@3@0' = add('rowsum@b2@3@t-1', %23) : f32[B, 24]
+        v6[b1, i1, i0] = t10  # store %11
+        v6[b1, i1, 24 + i0] = t14  # store %15
+        v6[b1, i1, 48 + i0] = t18  # store %19
+        v6[b1, i1, 72 + i0] = t22  # store %23
         dstate_c2_next[i1, i0] = dstate_c2_  # store 'dstate@c2@0'
+        rowsum_b2_0_next[i1, i0] = rowsum_b2_0_  # store 'rowsum@b2@0@0'
+        rowsum_b2_1_next[i1, i0] = rowsum_b2_1_  # store 'rowsum@b2@1@0'
+        rowsum_b2_2_next[i1, i0] = rowsum_b2_2_  # store 'rowsum@b2@2@0'
+        rowsum_b2_3_next[i1, i0] = rowsum_b2_3_  # store 'rowsum@b2@3@0'
 
 
 @cuda.jit(cache=True)
-def k11_gemm(d_B, v2, b1, v4, v8):
+def k21_gemm(d_B, v6, b1, v8, v12):
     """%25 = matmul(%24, inv3) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -314,12 +438,12 @@ def k11_gemm(d_B, v2, b1, v4, v8):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_B and ka < 96:
-            sa[ty, tx] = v2[b1, i0, ka]
+            sa[ty, tx] = v6[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 96 and col < 32:
-            sb[ty, tx] = v4[kb, col]
+            sb[ty, tx] = v8[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -327,17 +451,17 @@ def k11_gemm(d_B, v2, b1, v4, v8):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_B and col < 32:
-        v8[i0, col] = acc
+        v12[i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k12_fused(d_B, dstate_h1_state, v8, in_res_4, b1, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3, dstate_c1_next):
-    """fused: 24 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0'"""
+def k22_fused(d_B, dstate_h1_state, v12, in_res_4, b1, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v5, in_res_7, rowsum_b1_0_state, rowsum_b1_1_state, rowsum_b1_2_state, rowsum_b1_3_state, v7, dstate_c1_next, rowsum_b1_0_next, rowsum_b1_1_next, rowsum_b1_2_next, rowsum_b1_3_next):
+    """fused: 28 elementwise node(s) over [B, 32], storing %36, %40, %44, %48, 'dstate@c1@0', 'rowsum@b1@0@0', 'rowsum@b1@1@0', 'rowsum@b1@2@0', 'rowsum@b1@3@0'"""
     for e0 in range(cuda.grid(1), d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
         i1 = r0
-        t0 = dstate_h1_state[i1, i0] + v8[i1, i0]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
+        t0 = dstate_h1_state[i1, i0] + v12[i1, i0]  # %26 = add('dstate@h1@t-1', %25) : f32[B, 32]
         t1 = t0 * in_res_4[b1, i1, i0]  # %27 = mul(%26, 'res@4@0') : f32[B, 32]
         t2 = math.tanh(in_trace_c1[b1, i1, i0])  # %28 = tanh('trace@c1@0') : f32[B, 32]
         t3 = t2 * t2  # %29 = mul(%28, %28) : f32[B, 32]
@@ -348,7 +472,7 @@ def k12_fused(d_B, dstate_h1_state, v8, in_res_4, b1, in_trace_c1, dstate_c1_sta
         t8 = c1 - in_res_6[b1, i1, i0]  # %34 = sub(%2, 'res@6@0') : f32[B, 32]
         t9 = in_res_6[b1, i1, i0] * t8  # %35 = mul('res@6@0', %34) : f32[B, 32]
         t10 = t7 * t9  # %36 = mul(%33, %35) : f32[B, 32]
-        t11 = t6 * v1[b1, i1, i0]  # %37 = mul(%32, 'prev@c1@0') : f32[B, 32]
+        t11 = t6 * v5[b1, i1, i0]  # %37 = mul(%32, 'prev@c1@0') : f32[B, 32]
         t12 = c1 - in_res_7[b1, i1, i0]  # %38 = sub(%2, 'res@7@0') : f32[B, 32]
         t13 = in_res_7[b1, i1, i0] * t12  # %39 = mul('res@7@0', %38) : f32[B, 32]
         t14 = t11 * t13  # %40 = mul(%37, %39) : f32[B, 32]
@@ -361,15 +485,23 @@ def k12_fused(d_B, dstate_h1_state, v8, in_res_4, b1, in_trace_c1, dstate_c1_sta
         t21 = in_res_4[b1, i1, i0] * t20  # %47 = mul('res@4@0', %46) : f32[B, 32]
         t22 = t19 * t21  # %48 = mul(%45, %47) : f32[B, 32]
         dstate_c1_ = t6 * in_res_7[b1, i1, i0]  # 'dstate@c1@0' = mul(%32, 'res@7@0') : f32[B, 32]
-        v3[b1, i1, i0] = t10  # store %36
-        v3[b1, i1, 32 + i0] = t14  # store %40
-        v3[b1, i1, 64 + i0] = t18  # store %44
-        v3[b1, i1, 96 + i0] = t22  # store %48
+        rowsum_b1_0_ = rowsum_b1_0_state[i1, i0] + t10  # 'rowsum@b1@0@0' = add('rowsum@b1@0@t-1', %36) : f32[B, 32]
+        rowsum_b1_1_ = rowsum_b1_1_state[i1, i0] + t14  # 'rowsum@b1@1@0' = add('rowsum@b1@1@t-1', %40) : f32[B, 32]
+        rowsum_b1_2_ = rowsum_b1_2_state[i1, i0] + t18  # 'rowsum@b1@2@0' = add('rowsum@b1@2@t-1', %44) : f32[B, 32]
+        rowsum_b1_3_ = rowsum_b1_3_state[i1, i0] + t22  # 'rowsum@b1@3@0' = add('rowsum@b1@3@t-1', %48) : f32[B, 32]
+        v7[b1, i1, i0] = t10  # store %36
+        v7[b1, i1, 32 + i0] = t14  # store %40
+        v7[b1, i1, 64 + i0] = t18  # store %44
+        v7[b1, i1, 96 + i0] = t22  # store %48
         dstate_c1_next[i1, i0] = dstate_c1_  # store 'dstate@c1@0'
+        rowsum_b1_0_next[i1, i0] = rowsum_b1_0_  # store 'rowsum@b1@0@0'
+        rowsum_b1_1_next[i1, i0] = rowsum_b1_1_  # store 'rowsum@b1@1@0'
+        rowsum_b1_2_next[i1, i0] = rowsum_b1_2_  # store 'rowsum@b1@2@0'
+        rowsum_b1_3_next[i1, i0] = rowsum_b1_3_  # store 'rowsum@b1@3@0'
 
 
 @cuda.jit(cache=True)
-def k13_gemm(d_B, v3, b1, v5, dstate_h1_next):
+def k23_gemm(d_B, v7, b1, v9, dstate_h1_next):
     """'dstate@h1@0' = matmul(%49, inv4) : f32[B, 32]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -382,12 +514,12 @@ def k13_gemm(d_B, v3, b1, v5, dstate_h1_next):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_B and ka < 128:
-            sa[ty, tx] = v3[b1, i0, ka]
+            sa[ty, tx] = v7[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 128 and col < 32:
-            sb[ty, tx] = v5[kb, col]
+            sb[ty, tx] = v9[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -399,7 +531,7 @@ def k13_gemm(d_B, v3, b1, v5, dstate_h1_next):
 
 
 @cuda.jit(cache=True)
-def k14_gemm(d_B, v2, b1, v6, dstate_h2_next):
+def k24_gemm(d_B, v6, b1, v10, dstate_h2_next):
     """'dstate@h2@0' = matmul(%24, inv5) : f32[B, 24]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
@@ -412,12 +544,12 @@ def k14_gemm(d_B, v2, b1, v6, dstate_h2_next):
     for k0 in range(0, 96, TILE):
         ka = k0 + tx
         if row < d_B and ka < 96:
-            sa[ty, tx] = v2[b1, i0, ka]
+            sa[ty, tx] = v6[b1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
         if kb < 96 and col < 24:
-            sb[ty, tx] = v6[kb, col]
+            sb[ty, tx] = v10[kb, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -429,8 +561,8 @@ def k14_gemm(d_B, v2, b1, v6, dstate_h2_next):
 
 
 @cuda.jit(cache=True)
-def k15_gemm(d_B, d_T, v3, in_Wx1, v9):
-    """%10 = matmul(%8, %9) : f32[T, B, 16]: tiled GEMM"""
+def k25_gemm(d_B, d_T, v7, in_Wx1, v13):
+    """%12 = matmul(%10, %11) : f32[T, B, 16]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -444,7 +576,7 @@ def k15_gemm(d_B, d_T, v3, in_Wx1, v9):
     for k0 in range(0, 128, TILE):
         ka = k0 + tx
         if row < d_T * d_B and ka < 128:
-            sa[ty, tx] = v3[i1, i0, ka]
+            sa[ty, tx] = v7[i1, i0, ka]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -457,12 +589,12 @@ def k15_gemm(d_B, d_T, v3, in_Wx1, v9):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < d_T * d_B and col < 16:
-        v9[i1, i0, col] = acc
+        v13[i1, i0, col] = acc
 
 
 @cuda.jit(cache=True)
-def k16_gemm(d_T, d_B, in_x, v3, v10):
-    """%11 = matmul_tn(x, %8) : f32[16, 128]: tiled GEMM"""
+def k26_gemm(d_T, d_B, in_x, v7, v14):
+    """%13 = matmul_tn(x, %10) : f32[16, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -484,7 +616,7 @@ def k16_gemm(d_T, d_B, in_x, v3, v10):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v7[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -492,12 +624,12 @@ def k16_gemm(d_T, d_B, in_x, v3, v10):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 16 and col < 128:
-        v10[row, col] = acc
+        v14[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k17_shift(d_T, d_B, v11, in_h1, in_trace_h1):
-    """%12 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]"""
+def k27_shift(d_T, d_B, v15, in_h1, in_trace_h1):
+    """%14 = shift(trace@h1, h1){reverse=False} : f32[T, B, 32]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 32, cuda.gridsize(1)):
         i0 = e0 % 32
         r0 = e0 // 32
@@ -505,14 +637,14 @@ def k17_shift(d_T, d_B, v11, in_h1, in_trace_h1):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v11[i2, i1, i0] = in_h1[i1, i0]
+            v15[i2, i1, i0] = in_h1[i1, i0]
         else:
-            v11[i2, i1, i0] = in_trace_h1[i2 - 1, i1, i0]
+            v15[i2, i1, i0] = in_trace_h1[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k18_gemm(d_T, d_B, v11, v3, v12):
-    """%13 = matmul_tn(%12, %8) : f32[32, 128]: tiled GEMM"""
+def k28_gemm(d_T, d_B, v15, v7, v16):
+    """%15 = matmul_tn(%14, %10) : f32[32, 128]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -526,7 +658,7 @@ def k18_gemm(d_T, d_B, v11, v3, v12):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v11[i1, i0, row]
+            sa[ty, tx] = v15[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -534,7 +666,7 @@ def k18_gemm(d_T, d_B, v11, v3, v12):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v3[i3, i2, col]
+            sb[ty, tx] = v7[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -542,24 +674,56 @@ def k18_gemm(d_T, d_B, v11, v3, v12):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 128:
-        v12[row, col] = acc
+        v16[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k19_sum_to(d_T, d_B, v3, v13):
-    """%14 = sum_to(%8){shape=(128,)} : f32[128]"""
-    for e0 in range(cuda.grid(1), 128, cuda.gridsize(1)):
+def k29_sum_to(d_B, rowsum_b1_0_state, v0):
+    """%17 = sum_to(%16){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v3[j0, j1, i0]
-        v13[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b1_0_state[j0, i0]
+        v0[i0] = acc0
 
 
 @cuda.jit(cache=True)
-def k20_gemm(d_T, d_B, in_trace_h1, v2, v14):
-    """%16 = matmul_tn(trace@h1, %15) : f32[32, 96]: tiled GEMM"""
+def k30_sum_to(d_B, rowsum_b1_1_state, v0):
+    """%19 = sum_to(%18){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b1_1_state[j0, i0]
+        v0[32 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k31_sum_to(d_B, rowsum_b1_2_state, v0):
+    """%21 = sum_to(%20){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b1_2_state[j0, i0]
+        v0[64 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k32_sum_to(d_B, rowsum_b1_3_state, v0):
+    """%23 = sum_to(%22){shape=(32,)} : f32[32]"""
+    for e0 in range(cuda.grid(1), 32, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b1_3_state[j0, i0]
+        v0[96 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k33_gemm(d_T, d_B, in_trace_h1, v6, v17):
+    """%26 = matmul_tn(trace@h1, %25) : f32[32, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -581,7 +745,7 @@ def k20_gemm(d_T, d_B, in_trace_h1, v2, v14):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v6[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -589,12 +753,12 @@ def k20_gemm(d_T, d_B, in_trace_h1, v2, v14):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 32 and col < 96:
-        v14[row, col] = acc
+        v17[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k21_shift(d_T, d_B, v15, in_h2, in_trace_h2):
-    """%17 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]"""
+def k34_shift(d_T, d_B, v18, in_h2, in_trace_h2):
+    """%27 = shift(trace@h2, h2){reverse=False} : f32[T, B, 24]"""
     for e0 in range(cuda.grid(1), d_T * d_B * 24, cuda.gridsize(1)):
         i0 = e0 % 24
         r0 = e0 // 24
@@ -602,14 +766,14 @@ def k21_shift(d_T, d_B, v15, in_h2, in_trace_h2):
         r1 = r0 // d_B
         i2 = r1
         if i2 == 0:
-            v15[i2, i1, i0] = in_h2[i1, i0]
+            v18[i2, i1, i0] = in_h2[i1, i0]
         else:
-            v15[i2, i1, i0] = in_trace_h2[i2 - 1, i1, i0]
+            v18[i2, i1, i0] = in_trace_h2[i2 - 1, i1, i0]
 
 
 @cuda.jit(cache=True)
-def k22_gemm(d_T, d_B, v15, v2, v16):
-    """%18 = matmul_tn(%17, %15) : f32[24, 96]: tiled GEMM"""
+def k35_gemm(d_T, d_B, v18, v6, v19):
+    """%28 = matmul_tn(%27, %25) : f32[24, 96]: tiled GEMM"""
     sa = cuda.shared.array((TILE, TILE), float32)  # A[rows of this block, k0:k0+TILE]
     sb = cuda.shared.array((TILE, TILE), float32)  # B[k0:k0+TILE, columns of this block]
     tx = cuda.threadIdx.x
@@ -623,7 +787,7 @@ def k22_gemm(d_T, d_B, v15, v2, v16):
             i0 = ka % d_B
             r0 = ka // d_B
             i1 = r0
-            sa[ty, tx] = v15[i1, i0, row]
+            sa[ty, tx] = v18[i1, i0, row]
         else:
             sa[ty, tx] = c0
         kb = k0 + ty
@@ -631,7 +795,7 @@ def k22_gemm(d_T, d_B, v15, v2, v16):
             i2 = kb % d_B
             r1 = kb // d_B
             i3 = r1
-            sb[ty, tx] = v2[i3, i2, col]
+            sb[ty, tx] = v6[i3, i2, col]
         else:
             sb[ty, tx] = c0
         cuda.syncthreads()
@@ -639,22 +803,54 @@ def k22_gemm(d_T, d_B, v15, v2, v16):
             acc += sa[ty, kk] * sb[kk, tx]
         cuda.syncthreads()
     if row < 24 and col < 96:
-        v16[row, col] = acc
+        v19[row, col] = acc
 
 
 @cuda.jit(cache=True)
-def k23_sum_to(d_T, d_B, v2, v17):
-    """%19 = sum_to(%15){shape=(96,)} : f32[96]"""
-    for e0 in range(cuda.grid(1), 96, cuda.gridsize(1)):
+def k36_sum_to(d_B, rowsum_b2_0_state, v1):
+    """%30 = sum_to(%29){shape=(24,)} : f32[24]"""
+    for e0 in range(cuda.grid(1), 24, cuda.gridsize(1)):
         i0 = e0
         acc0 = c2
-        for j0 in range(d_T):
-            for j1 in range(d_B):
-                acc0 += v2[j0, j1, i0]
-        v17[i0] = acc0
+        for j0 in range(d_B):
+            acc0 += rowsum_b2_0_state[j0, i0]
+        v1[i0] = acc0
 
 
-def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_res_5, in_res_6, in_res_7, in_trace_h1, in_trace_c1, in_trace_h2, in_trace_c2, in_grad_y, in_dstate_h1, in_dstate_c1, in_dstate_h2, in_dstate_c2, d_T, d_B, n0):
+@cuda.jit(cache=True)
+def k37_sum_to(d_B, rowsum_b2_1_state, v1):
+    """%32 = sum_to(%31){shape=(24,)} : f32[24]"""
+    for e0 in range(cuda.grid(1), 24, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b2_1_state[j0, i0]
+        v1[24 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k38_sum_to(d_B, rowsum_b2_2_state, v1):
+    """%34 = sum_to(%33){shape=(24,)} : f32[24]"""
+    for e0 in range(cuda.grid(1), 24, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b2_2_state[j0, i0]
+        v1[48 + i0] = acc0
+
+
+@cuda.jit(cache=True)
+def k39_sum_to(d_B, rowsum_b2_3_state, v1):
+    """%36 = sum_to(%35){shape=(24,)} : f32[24]"""
+    for e0 in range(cuda.grid(1), 24, cuda.gridsize(1)):
+        i0 = e0
+        acc0 = c2
+        for j0 in range(d_B):
+            acc0 += rowsum_b2_3_state[j0, i0]
+        v1[72 + i0] = acc0
+
+
+def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1, in_h2, in_c2, in_res_0, in_res_1, in_res_2, in_res_3, in_res_4, in_res_5, in_res_6, in_res_7, in_trace_h1, in_trace_c1, in_trace_h2, in_trace_c2, in_grad_y, in_dstate_h1, in_dstate_c1, in_dstate_h2, in_dstate_c2, d_B, d_T, n0):
     """The whole program on the device: allocate, then launch; `rt` is the runtime (runner.py)."""
     # in_x: input x : f32[T, B, 16]
     # in_Wx1: input Wx1 : f32[16, 128]
@@ -684,71 +880,105 @@ def program(rt, in_x, in_Wx1, in_Wh1, in_b1, in_Wx2, in_Wh2, in_b2, in_h1, in_c1
     # in_dstate_c1: input dstate@c1 : f32[B, 32]
     # in_dstate_h2: input dstate@h2 : f32[B, 24]
     # in_dstate_c2: input dstate@c2 : f32[B, 24]
-    # d_T: dim T
     # d_B: dim B
+    # d_T: dim T
     # n0: loop count T
     # returns: x, Wx1, Wh1, b1, Wx2, Wh2, b2, h1, c1, h2, c2
-    v0 = cuda.device_array((d_T, d_B, 24), np.float32)
-    v1 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v0 = cuda.device_array((128,), np.float32)
+    v1 = cuda.device_array((96,), np.float32)
+    v2 = cuda.device_array((d_B, 24), np.float32)
+    v3 = cuda.device_array((d_B, 32), np.float32)
+    v4 = cuda.device_array((d_T, d_B, 24), np.float32)
+    v5 = cuda.device_array((d_T, d_B, 32), np.float32)
     dstate_h1_state = cuda.device_array((d_B, 32), np.float32)
     dstate_c1_state = cuda.device_array((d_B, 32), np.float32)
     dstate_h2_state = cuda.device_array((d_B, 24), np.float32)
     dstate_c2_state = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_0_state = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_1_state = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_2_state = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_3_state = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b1_0_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b1_1_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b1_2_state = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b1_3_state = cuda.device_array((d_B, 32), np.float32)
     dstate_h1_next = cuda.device_array((d_B, 32), np.float32)
     dstate_c1_next = cuda.device_array((d_B, 32), np.float32)
     dstate_h2_next = cuda.device_array((d_B, 24), np.float32)
     dstate_c2_next = cuda.device_array((d_B, 24), np.float32)
-    v2 = cuda.device_array((d_T, d_B, 96), np.float32)
-    v3 = cuda.device_array((d_T, d_B, 128), np.float32)
-    v4 = cuda.device_array((96, 32), np.float32)
-    v5 = cuda.device_array((128, 32), np.float32)
-    v6 = cuda.device_array((96, 24), np.float32)
-    v7 = cuda.device_array((d_B, 32), np.float32)
-    v8 = cuda.device_array((d_B, 32), np.float32)
-    v9 = cuda.device_array((d_T, d_B, 16), np.float32)
-    v10 = cuda.device_array((16, 128), np.float32)
-    v11 = cuda.device_array((d_T, d_B, 32), np.float32)
-    v12 = cuda.device_array((32, 128), np.float32)
-    v13 = cuda.device_array((128,), np.float32)
-    v14 = cuda.device_array((32, 96), np.float32)
-    v15 = cuda.device_array((d_T, d_B, 24), np.float32)
-    v16 = cuda.device_array((24, 96), np.float32)
-    v17 = cuda.device_array((96,), np.float32)
-    k0_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v0, in_c2, in_trace_c2)
-    k1_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v1, in_c1, in_trace_c1)
-    # %7 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, grad@y, trace@c2, res@0, res@1, res@2, %0, res@3, trace@c1, res@4, res@5, res@6, %1, res@7, %2, %3, %4, %5, %6){length=T, start=0, stride=1, reverse=True, n_carry=4, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[T, B, 96], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
-    k2_copy[grid_1d(d_B * 32)](d_B, dstate_h1_state, in_dstate_h1)
-    k3_copy[grid_1d(d_B * 32)](d_B, dstate_c1_state, in_dstate_c1)
-    k4_copy[grid_1d(d_B * 24)](d_B, dstate_h2_state, in_dstate_h2)
-    k5_copy[grid_1d(d_B * 24)](d_B, dstate_c2_state, in_dstate_c2)
-    k6_copy[grid_1d(96 * 32)](v4, in_Wx2)
-    k7_copy[grid_1d(128 * 32)](v5, in_Wh1)
-    k8_copy[grid_1d(96 * 24)](v6, in_Wh2)
-    if not rt.persistent(k9_loop, (1, BLOCK_THREADS, 0), '%7', v4, v5, v6, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, v7, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3):
+    rowsum_b2_0_next = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_1_next = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_2_next = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b2_3_next = cuda.device_array((d_B, 24), np.float32)
+    rowsum_b1_0_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b1_1_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b1_2_next = cuda.device_array((d_B, 32), np.float32)
+    rowsum_b1_3_next = cuda.device_array((d_B, 32), np.float32)
+    v6 = cuda.device_array((d_T, d_B, 96), np.float32)
+    v7 = cuda.device_array((d_T, d_B, 128), np.float32)
+    v8 = cuda.device_array((96, 32), np.float32)
+    v9 = cuda.device_array((128, 32), np.float32)
+    v10 = cuda.device_array((96, 24), np.float32)
+    v11 = cuda.device_array((d_B, 32), np.float32)
+    v12 = cuda.device_array((d_B, 32), np.float32)
+    v13 = cuda.device_array((d_T, d_B, 16), np.float32)
+    v14 = cuda.device_array((16, 128), np.float32)
+    v15 = cuda.device_array((d_T, d_B, 32), np.float32)
+    v16 = cuda.device_array((32, 128), np.float32)
+    v17 = cuda.device_array((32, 96), np.float32)
+    v18 = cuda.device_array((d_T, d_B, 24), np.float32)
+    v19 = cuda.device_array((24, 96), np.float32)
+    k0_zeros[grid_1d(d_B * 24)](d_B, v2)
+    k1_zeros[grid_1d(d_B * 32)](d_B, v3)
+    k2_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v4, in_c2, in_trace_c2)
+    k3_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v5, in_c1, in_trace_c1)
+    # %9 = loop(dstate@h1, dstate@c1, dstate@h2, dstate@c2, %0, %0, %0, %0, %1, %1, %1, %1, grad@y, trace@c2, res@0, res@1, res@2, %2, res@3, trace@c1, res@4, res@5, res@6, %3, res@7, %4, %5, %6, %7, %8){length=T, start=0, stride=1, reverse=True, n_carry=12, n_xs=13, n_buf=2} : (f32[B, 32], f32[B, 32], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 24], f32[B, 32], f32[B, 32], f32[B, 32], f32[B, 32], f32[T, B, 96], f32[T, B, 128]) [reverse: T iterations of 1 step(s) from step 0]
+    k4_copy[grid_1d(d_B * 32)](d_B, dstate_h1_state, in_dstate_h1)
+    k5_copy[grid_1d(d_B * 32)](d_B, dstate_c1_state, in_dstate_c1)
+    k6_copy[grid_1d(d_B * 24)](d_B, dstate_h2_state, in_dstate_h2)
+    k7_copy[grid_1d(d_B * 24)](d_B, dstate_c2_state, in_dstate_c2)
+    k8_copy[grid_1d(d_B * 24)](d_B, rowsum_b2_0_state, v2)
+    k9_copy[grid_1d(d_B * 24)](d_B, rowsum_b2_1_state, v2)
+    k10_copy[grid_1d(d_B * 24)](d_B, rowsum_b2_2_state, v2)
+    k11_copy[grid_1d(d_B * 24)](d_B, rowsum_b2_3_state, v2)
+    k12_copy[grid_1d(d_B * 32)](d_B, rowsum_b1_0_state, v3)
+    k13_copy[grid_1d(d_B * 32)](d_B, rowsum_b1_1_state, v3)
+    k14_copy[grid_1d(d_B * 32)](d_B, rowsum_b1_2_state, v3)
+    k15_copy[grid_1d(d_B * 32)](d_B, rowsum_b1_3_state, v3)
+    k16_copy[grid_1d(96 * 32)](v8, in_Wx2)
+    k17_copy[grid_1d(128 * 32)](v9, in_Wh1)
+    k18_copy[grid_1d(96 * 24)](v10, in_Wh2)
+    if not rt.persistent(k19_loop, (1, BLOCK_THREADS, 0), '%9', v8, v9, v10, n0, d_B, in_grad_y, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v4, in_res_3, rowsum_b2_0_state, rowsum_b2_1_state, rowsum_b2_2_state, rowsum_b2_3_state, v6, v11, dstate_h1_state, in_res_4, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v5, in_res_7, rowsum_b1_0_state, rowsum_b1_1_state, rowsum_b1_2_state, rowsum_b1_3_state, v7):
         for it0 in range(n0):
             b1 = (n0 - 1 - it0)
-            k10_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v0, in_res_3, v2, dstate_c2_next)
-            k11_gemm[grid_gemm(d_B, 32)](d_B, v2, b1, v4, v8)
-            k12_fused[grid_1d(d_B * 32)](d_B, dstate_h1_state, v8, in_res_4, b1, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v1, in_res_7, v3, dstate_c1_next)
-            k13_gemm[grid_gemm(d_B, 32)](d_B, v3, b1, v5, dstate_h1_next)
-            k14_gemm[grid_gemm(d_B, 24)](d_B, v2, b1, v6, dstate_h2_next)
-            dstate_h1_state, dstate_c1_state, dstate_h2_state, dstate_c2_state, dstate_h1_next, dstate_c1_next, dstate_h2_next, dstate_c2_next = dstate_h1_next, dstate_c1_next, dstate_h2_next, dstate_c2_next, dstate_h1_state, dstate_c1_state, dstate_h2_state, dstate_c2_state  # the new states become the current ones
-    k15_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v3, in_Wx1, v9)
-    k16_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v3, v10)
-    k17_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v11, in_h1, in_trace_h1)
-    k18_gemm[grid_gemm(32, 128)](d_T, d_B, v11, v3, v12)
-    k19_sum_to[grid_1d(128)](d_T, d_B, v3, v13)
-    k20_gemm[grid_gemm(32, 96)](d_T, d_B, in_trace_h1, v2, v14)
-    k21_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v15, in_h2, in_trace_h2)
-    k22_gemm[grid_gemm(24, 96)](d_T, d_B, v15, v2, v16)
-    k23_sum_to[grid_1d(96)](d_T, d_B, v2, v17)
-    out0 = v9  # taken over: nothing else reads it
-    out1 = v10  # taken over: nothing else reads it
-    out2 = v12  # taken over: nothing else reads it
-    out3 = v13  # taken over: nothing else reads it
-    out4 = v14  # taken over: nothing else reads it
-    out5 = v16  # taken over: nothing else reads it
-    out6 = v17  # taken over: nothing else reads it
+            k20_fused[grid_1d(d_B * 24)](d_B, in_grad_y, b1, dstate_h2_state, in_res_0, in_trace_c2, dstate_c2_state, in_res_1, in_res_2, v4, in_res_3, rowsum_b2_0_state, rowsum_b2_1_state, rowsum_b2_2_state, rowsum_b2_3_state, v6, dstate_c2_next, rowsum_b2_0_next, rowsum_b2_1_next, rowsum_b2_2_next, rowsum_b2_3_next)
+            k21_gemm[grid_gemm(d_B, 32)](d_B, v6, b1, v8, v12)
+            k22_fused[grid_1d(d_B * 32)](d_B, dstate_h1_state, v12, in_res_4, b1, in_trace_c1, dstate_c1_state, in_res_5, in_res_6, v5, in_res_7, rowsum_b1_0_state, rowsum_b1_1_state, rowsum_b1_2_state, rowsum_b1_3_state, v7, dstate_c1_next, rowsum_b1_0_next, rowsum_b1_1_next, rowsum_b1_2_next, rowsum_b1_3_next)
+            k23_gemm[grid_gemm(d_B, 32)](d_B, v7, b1, v9, dstate_h1_next)
+            k24_gemm[grid_gemm(d_B, 24)](d_B, v6, b1, v10, dstate_h2_next)
+            dstate_h1_state, dstate_c1_state, dstate_h2_state, dstate_c2_state, rowsum_b2_0_state, rowsum_b2_1_state, rowsum_b2_2_state, rowsum_b2_3_state, rowsum_b1_0_state, rowsum_b1_1_state, rowsum_b1_2_state, rowsum_b1_3_state, dstate_h1_next, dstate_c1_next, dstate_h2_next, dstate_c2_next, rowsum_b2_0_next, rowsum_b2_1_next, rowsum_b2_2_next, rowsum_b2_3_next, rowsum_b1_0_next, rowsum_b1_1_next, rowsum_b1_2_next, rowsum_b1_3_next = dstate_h1_next, dstate_c1_next, dstate_h2_next, dstate_c2_next, rowsum_b2_0_next, rowsum_b2_1_next, rowsum_b2_2_next, rowsum_b2_3_next, rowsum_b1_0_next, rowsum_b1_1_next, rowsum_b1_2_next, rowsum_b1_3_next, dstate_h1_state, dstate_c1_state, dstate_h2_state, dstate_c2_state, rowsum_b2_0_state, rowsum_b2_1_state, rowsum_b2_2_state, rowsum_b2_3_state, rowsum_b1_0_state, rowsum_b1_1_state, rowsum_b1_2_state, rowsum_b1_3_state  # the new states become the current ones
+    k25_gemm[grid_gemm(d_T * d_B, 16)](d_B, d_T, v7, in_Wx1, v13)
+    k26_gemm[grid_gemm(16, 128)](d_T, d_B, in_x, v7, v14)
+    k27_shift[grid_1d(d_T * d_B * 32)](d_T, d_B, v15, in_h1, in_trace_h1)
+    k28_gemm[grid_gemm(32, 128)](d_T, d_B, v15, v7, v16)
+    k29_sum_to[grid_1d(32)](d_B, rowsum_b1_0_state, v0)
+    k30_sum_to[grid_1d(32)](d_B, rowsum_b1_1_state, v0)
+    k31_sum_to[grid_1d(32)](d_B, rowsum_b1_2_state, v0)
+    k32_sum_to[grid_1d(32)](d_B, rowsum_b1_3_state, v0)
+    k33_gemm[grid_gemm(32, 96)](d_T, d_B, in_trace_h1, v6, v17)
+    k34_shift[grid_1d(d_T * d_B * 24)](d_T, d_B, v18, in_h2, in_trace_h2)
+    k35_gemm[grid_gemm(24, 96)](d_T, d_B, v18, v6, v19)
+    k36_sum_to[grid_1d(24)](d_B, rowsum_b2_0_state, v1)
+    k37_sum_to[grid_1d(24)](d_B, rowsum_b2_1_state, v1)
+    k38_sum_to[grid_1d(24)](d_B, rowsum_b2_2_state, v1)
+    k39_sum_to[grid_1d(24)](d_B, rowsum_b2_3_state, v1)
+    out0 = v13  # taken over: nothing else reads it
+    out1 = v14  # taken over: nothing else reads it
+    out2 = v16  # taken over: nothing else reads it
+    out3 = v0  # taken over: nothing else reads it
+    out4 = v17  # taken over: nothing else reads it
+    out5 = v19  # taken over: nothing else reads it
+    out6 = v1  # taken over: nothing else reads it
     out7 = dstate_h1_state  # taken over: nothing else reads it
     out8 = dstate_c1_state  # taken over: nothing else reads it
     out9 = dstate_h2_state  # taken over: nothing else reads it

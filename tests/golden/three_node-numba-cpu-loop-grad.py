@@ -7,13 +7,15 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
-from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_packed, gemm_tn, pack_b, rows_nt
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
+from rnncomp.backends.numba_cpu.gemm import gemm_nt, gemm_tn, pack_b, rows_nt
 from rnncomp.backends.numba_cpu.shaped import shaped
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 c1 = np.float32(1.0)
@@ -40,12 +42,13 @@ def rows_0(p0, args):
     x11 = block_array(args, 47, np.float32, 2)
     x12 = block_array(args, 50, np.float32, 2)
     x13 = (block_array(args, 53, np.float32, 1), block_int(args, 55))
-    x14 = block_array(args, 56, np.float32, 2)
-    x15 = block_array(args, 59, np.float32, 2)
-    x16 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
-    x17 = block_array(args, 65, np.float32, 2)
-    x18 = block_array(args, 68, np.float32, 2)
-    x19 = (block_array(args, 71, np.float32, 1), block_int(args, 73))
+    n4 = block_int(args, 56)
+    x14 = block_array(args, 57, np.float32, 2)
+    x15 = block_array(args, 60, np.float32, 2)
+    x16 = (block_array(args, 63, np.float32, 1), block_int(args, 65))
+    x17 = block_array(args, 66, np.float32, 2)
+    x18 = block_array(args, 69, np.float32, 2)
+    x19 = (block_array(args, 72, np.float32, 1), block_int(args, 74))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -77,7 +80,7 @@ def rows_0(p0, args):
         if a6.shape[0] <= 3:
             rows_nt(a6, x12, a10, c0)
         else:
-            gemm_packed(a6, x13, x12, a10, True, 1, BLAS)
+            gemm_step(a6, x13, x12, a10, True, n4, BLAS)
         # 3 elementwise node(s) in one loop, storing %8 : [#rows, 16]
         for i0_u4 in range(m2):
             for i1_u4 in range(16):
@@ -89,7 +92,7 @@ def rows_0(p0, args):
         if a7.shape[0] <= 3:
             rows_nt(a7, x15, a11, c0)
         else:
-            gemm_packed(a7, x16, x15, a11, True, 1, BLAS)
+            gemm_step(a7, x16, x15, a11, True, n4, BLAS)
         # 3 elementwise node(s) in one loop, storing %8 : [#rows, 16]
         for i0_u6 in range(m2):
             for i1_u6 in range(16):
@@ -101,7 +104,7 @@ def rows_0(p0, args):
         if a8.shape[0] <= 3:
             rows_nt(a8, x18, a12, c0)
         else:
-            gemm_packed(a8, x19, x18, a12, True, 1, BLAS)
+            gemm_step(a8, x19, x18, a12, True, n4, BLAS)
         for i0_u8 in range(m2):
             for i1_u8 in range(4):
                 a5[i0_u8, i1_u8] = a0[i0_u8, i1_u8]
@@ -169,12 +172,14 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in0, in1, in2, in3, in4,
         for i1_u1 in range(16):
             v1[i0_u1, i1_u1] = in5[i0_u1, i1_u1]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 1164, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (16 * 16 + 16 * 16 + 16 * 24), (4 * 16 * 16 + 4 * 16 * 16 + 4 * 16 * 24), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 1164, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     pk0 = pack_b(in_M_C, True, w0, BLAS)  # inv4, once per call
     pk1 = pack_b(in_M_B, True, w0, BLAS)  # inv5, once per call
     pk2 = pack_b(in_M_A, True, w0, BLAS)  # inv6, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in4, in3, in0, in1, v0, v2, v3, v4, v5, v6, v7, in_M_C, pk0, v8, in_M_B, pk1, v9, in_M_A, pk2)))  # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): blocks of rows in parallel: the 74 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v1, n0, in4, in3, in0, in1, v0, v2, v3, v4, v5, v6, v7, in_M_C, pk0, st0, v8, in_M_B, pk1, v9, in_M_A, pk2)))  # %8 = loop(dstate@C, grad@y, trace@C, res@0, res@1, %1, %2, %3, %3, %3, %4, %5, %6, %7){length=T, start=0, stride=1, reverse=True, n_carry=1, n_xs=5, n_buf=5} : (f32[B, 16], f32[T, B, 4], f32[T, B, 16], f32[T, B, 16], f32[T, B, 16], f32[T, B, 8]): blocks of rows in parallel: the 75 words of rows_0's parameters
     # %11 = matmul_tn(res@2, %10) : f32[24, 16]
     a0_u11 = shaped(in2, (d_T * d_B, 24))
     a1_u11 = shaped(v5, (d_T * d_B, 16))

@@ -7,13 +7,15 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import pack_b
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -41,18 +43,19 @@ def rows_0(p0, args):
     x5 = block_array(args, 20, np.float32, 2)
     x6 = block_array(args, 23, np.float32, 2)
     x7 = (block_array(args, 26, np.float32, 1), block_int(args, 28))
-    x8 = block_array(args, 29, np.float32, 2)
-    x9 = block_array(args, 32, np.float32, 2)
-    x10 = block_array(args, 35, np.float32, 2)
-    x11 = (block_array(args, 38, np.float32, 1), block_int(args, 40))
-    x12 = block_array(args, 41, np.float32, 2)
-    x13 = block_array(args, 44, np.float32, 2)
-    x14 = block_array(args, 47, np.float32, 2)
-    x15 = (block_array(args, 50, np.float32, 1), block_int(args, 52))
-    x16 = block_array(args, 53, np.float32, 2)
-    x17 = block_array(args, 56, np.float32, 2)
-    x18 = block_array(args, 59, np.float32, 2)
-    x19 = (block_array(args, 62, np.float32, 1), block_int(args, 64))
+    n4 = block_int(args, 29)
+    x8 = block_array(args, 30, np.float32, 2)
+    x9 = block_array(args, 33, np.float32, 2)
+    x10 = block_array(args, 36, np.float32, 2)
+    x11 = (block_array(args, 39, np.float32, 1), block_int(args, 41))
+    x12 = block_array(args, 42, np.float32, 2)
+    x13 = block_array(args, 45, np.float32, 2)
+    x14 = block_array(args, 48, np.float32, 2)
+    x15 = (block_array(args, 51, np.float32, 1), block_int(args, 53))
+    x16 = block_array(args, 54, np.float32, 2)
+    x17 = block_array(args, 57, np.float32, 2)
+    x18 = block_array(args, 60, np.float32, 2)
+    x19 = (block_array(args, 63, np.float32, 1), block_int(args, 65))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -94,7 +97,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(16):
                         a4[i0_u4, i1_u4] += t0_u4 * x6[i2_u4, i1_u4] + t1_u4 * x6[i2_u4 + 1, i1_u4] + t2_u4 * x6[i2_u4 + 2, i1_u4] + t3_u4 * x6[i2_u4 + 3, i1_u4] + t4_u4 * x6[i2_u4 + 4, i1_u4] + t5_u4 * x6[i2_u4 + 5, i1_u4] + t6_u4 * x6[i2_u4 + 6, i1_u4] + t7_u4 * x6[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a3, x7, x6, a4, False, 1, BLAS)
+            gemm_step(a3, x7, x6, a4, False, n4, BLAS)
         # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
         for i0_u5 in range(m2):
             for i1_u5 in range(16):
@@ -117,7 +120,7 @@ def rows_0(p0, args):
                     for i1_u6 in range(16):
                         a6[i0_u6, i1_u6] += t0_u6 * x10[i2_u6, i1_u6] + t1_u6 * x10[i2_u6 + 1, i1_u6] + t2_u6 * x10[i2_u6 + 2, i1_u6] + t3_u6 * x10[i2_u6 + 3, i1_u6] + t4_u6 * x10[i2_u6 + 4, i1_u6] + t5_u6 * x10[i2_u6 + 5, i1_u6] + t6_u6 * x10[i2_u6 + 6, i1_u6] + t7_u6 * x10[i2_u6 + 7, i1_u6]
         else:
-            gemm_packed(a5, x11, x10, a6, False, 1, BLAS)
+            gemm_step(a5, x11, x10, a6, False, n4, BLAS)
         # 1 elementwise node(s) in one loop, storing %2 : [#rows, 16]
         for i0_u7 in range(m2):
             for i1_u7 in range(16):
@@ -140,7 +143,7 @@ def rows_0(p0, args):
                     for i1_u8 in range(16):
                         a8[i0_u8, i1_u8] += t0_u8 * x14[i2_u8, i1_u8] + t1_u8 * x14[i2_u8 + 1, i1_u8] + t2_u8 * x14[i2_u8 + 2, i1_u8] + t3_u8 * x14[i2_u8 + 3, i1_u8] + t4_u8 * x14[i2_u8 + 4, i1_u8] + t5_u8 * x14[i2_u8 + 5, i1_u8] + t6_u8 * x14[i2_u8 + 6, i1_u8] + t7_u8 * x14[i2_u8 + 7, i1_u8]
         else:
-            gemm_packed(a7, x15, x14, a8, False, 1, BLAS)
+            gemm_step(a7, x15, x14, a8, False, n4, BLAS)
         # 2 elementwise node(s) in one loop, storing %6, C@0 : [#rows, 16]
         for i0_u9 in range(m2):
             for i1_u9 in range(16):
@@ -165,7 +168,7 @@ def rows_0(p0, args):
                     for i1_u10 in range(4):
                         a10[i0_u10, i1_u10] += t0_u10 * x18[i2_u10, i1_u10] + t1_u10 * x18[i2_u10 + 1, i1_u10] + t2_u10 * x18[i2_u10 + 2, i1_u10] + t3_u10 * x18[i2_u10 + 3, i1_u10] + t4_u10 * x18[i2_u10 + 4, i1_u10] + t5_u10 * x18[i2_u10 + 5, i1_u10] + t6_u10 * x18[i2_u10 + 6, i1_u10] + t7_u10 * x18[i2_u10 + 7, i1_u10]
         else:
-            gemm_packed(a9, x19, x18, a10, False, 1, BLAS)
+            gemm_step(a9, x19, x18, a10, False, n4, BLAS)
         # 1 elementwise node(s) in one loop, storing %9 : [#rows, 4]
         for i0_u11 in range(m2):
             for i1_u11 in range(4):
@@ -210,7 +213,9 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, v0, d_B,
         for i1_u0 in range(16):
             v0[i0_u0, i1_u0] = in_C[i0_u0, i1_u0]
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 1077, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (24 * 16 + 16 * 16 + 16 * 16 + 16 * 4), (4 * 24 * 16 + 4 * 16 * 16 + 4 * 16 * 16 + 4 * 16 * 4), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 1077, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     for i0_u1 in range(24):
         for i1_u1 in range(16):
@@ -224,5 +229,5 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, in_lengths, n0, v0, d_B,
         for i1_u2 in range(4):
             v5[i0_u2, i1_u2] = in_M_o[i0_u2, i1_u2]
     pk3 = pack_b(v5, False, w0, BLAS)  # M_o, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, in_lengths, n0, in_x, v1, v6, v7, v2, pk0, v8, v9, v3, pk1, v10, v11, v4, pk2, v12, v13, v5, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 65 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, in_lengths, n0, in_x, v1, v6, v7, v2, pk0, st0, v8, v9, v3, pk1, v10, v11, v4, pk2, v12, v13, v5, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o, lengths){length=T, start=0, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 66 words of rows_0's parameters
     return ()

@@ -7,13 +7,15 @@ import numpy as np
 from numba import cfunc, njit
 
 from rnncomp.backends.numba_cpu.vectors import wide_vectors
-from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks
+from rnncomp.backends.numba_cpu.launch import block_args, block_array, block_int, blocks_for, run_blocks, step_parts
 from rnncomp.backends.numba_cpu.approx import tanh_f32
-from rnncomp.backends.numba_cpu.gemm import gemm_packed, pack_b
+from rnncomp.backends.numba_cpu.gemm import pack_b
+from rnncomp.backends.numba_cpu.stepgemm import gemm_step
 
 FASTMATH = {"nsz", "contract"}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's
 BLAS = <mode>  # the BLAS the GEMM helpers call: <found at import>
 ROW_WORK = 1  # multiply-adds each block of rows must get (RNNCOMP_ROW_WORK)
+STEP_WORK = 262144  # multiply-adds each slice of a step's GEMM must get (RNNCOMP_STEP_WORK)
 LLVM_LEVEL = 1  # program only joins its row blocks and GEMMs: LLVM -O1 (optlevel.py)
 c0 = np.float32(0.0)
 
@@ -66,23 +68,24 @@ def rows_0(p0, args):
     x4 = block_array(args, 18, np.float32, 2)
     x5 = block_array(args, 21, np.float32, 2)
     x6 = (block_array(args, 24, np.float32, 1), block_int(args, 26))
-    x7 = block_array(args, 27, np.float32, 2)
-    x8 = block_array(args, 30, np.float32, 2)
-    x9 = block_array(args, 33, np.float32, 2)
-    x10 = (block_array(args, 36, np.float32, 1), block_int(args, 38))
-    x11 = block_array(args, 39, np.float32, 2)
-    x12 = block_array(args, 42, np.float32, 2)
-    x13 = block_array(args, 45, np.float32, 2)
-    x14 = (block_array(args, 48, np.float32, 1), block_int(args, 50))
-    x15 = block_array(args, 51, np.float32, 2)
-    x16 = block_array(args, 54, np.float32, 2)
-    x17 = block_array(args, 57, np.float32, 2)
-    x18 = block_array(args, 60, np.float32, 2)
-    x19 = block_array(args, 63, np.float32, 2)
-    x20 = block_array(args, 66, np.float32, 2)
-    x21 = block_array(args, 69, np.float32, 2)
-    x22 = block_array(args, 72, np.float32, 2)
-    x23 = (block_array(args, 75, np.float32, 1), block_int(args, 77))
+    n4 = block_int(args, 27)
+    x7 = block_array(args, 28, np.float32, 2)
+    x8 = block_array(args, 31, np.float32, 2)
+    x9 = block_array(args, 34, np.float32, 2)
+    x10 = (block_array(args, 37, np.float32, 1), block_int(args, 39))
+    x11 = block_array(args, 40, np.float32, 2)
+    x12 = block_array(args, 43, np.float32, 2)
+    x13 = block_array(args, 46, np.float32, 2)
+    x14 = (block_array(args, 49, np.float32, 1), block_int(args, 51))
+    x15 = block_array(args, 52, np.float32, 2)
+    x16 = block_array(args, 55, np.float32, 2)
+    x17 = block_array(args, 58, np.float32, 2)
+    x18 = block_array(args, 61, np.float32, 2)
+    x19 = block_array(args, 64, np.float32, 2)
+    x20 = block_array(args, 67, np.float32, 2)
+    x21 = block_array(args, 70, np.float32, 2)
+    x22 = block_array(args, 73, np.float32, 2)
+    x23 = (block_array(args, 76, np.float32, 1), block_int(args, 78))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -130,7 +133,7 @@ def rows_0(p0, args):
                     for i1_u3 in range(16):
                         a5[i0_u3, i1_u3] += t0_u3 * x5[i2_u3, i1_u3] + t1_u3 * x5[i2_u3 + 1, i1_u3] + t2_u3 * x5[i2_u3 + 2, i1_u3] + t3_u3 * x5[i2_u3 + 3, i1_u3] + t4_u3 * x5[i2_u3 + 4, i1_u3] + t5_u3 * x5[i2_u3 + 5, i1_u3] + t6_u3 * x5[i2_u3 + 6, i1_u3] + t7_u3 * x5[i2_u3 + 7, i1_u3]
         else:
-            gemm_packed(a4, x6, x5, a5, False, 1, BLAS)
+            gemm_step(a4, x6, x5, a5, False, n4, BLAS)
         fused_0(m2, a5, a6)  # fused: %2
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a6.shape[0] <= 3:
@@ -149,7 +152,7 @@ def rows_0(p0, args):
                     for i1_u4 in range(16):
                         a7[i0_u4, i1_u4] += t0_u4 * x9[i2_u4, i1_u4] + t1_u4 * x9[i2_u4 + 1, i1_u4] + t2_u4 * x9[i2_u4 + 2, i1_u4] + t3_u4 * x9[i2_u4 + 3, i1_u4] + t4_u4 * x9[i2_u4 + 4, i1_u4] + t5_u4 * x9[i2_u4 + 5, i1_u4] + t6_u4 * x9[i2_u4 + 6, i1_u4] + t7_u4 * x9[i2_u4 + 7, i1_u4]
         else:
-            gemm_packed(a6, x10, x9, a7, False, 1, BLAS)
+            gemm_step(a6, x10, x9, a7, False, n4, BLAS)
         fused_0(m2, a7, a8)  # fused: %4
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a8.shape[0] <= 3:
@@ -168,7 +171,7 @@ def rows_0(p0, args):
                     for i1_u5 in range(16):
                         a9[i0_u5, i1_u5] += t0_u5 * x13[i2_u5, i1_u5] + t1_u5 * x13[i2_u5 + 1, i1_u5] + t2_u5 * x13[i2_u5 + 2, i1_u5] + t3_u5 * x13[i2_u5 + 3, i1_u5] + t4_u5 * x13[i2_u5 + 4, i1_u5] + t5_u5 * x13[i2_u5 + 5, i1_u5] + t6_u5 * x13[i2_u5 + 6, i1_u5] + t7_u5 * x13[i2_u5 + 7, i1_u5]
         else:
-            gemm_packed(a8, x14, x13, a9, False, 1, BLAS)
+            gemm_step(a8, x14, x13, a9, False, n4, BLAS)
         fused_0(m2, a9, a10)  # fused: C@0
         # %0 = concat(x@0, C@t-1){axis=-1} : f32[#rows, 24]
         for i0_u6 in range(m2):
@@ -194,7 +197,7 @@ def rows_0(p0, args):
                     for i1_u7 in range(16):
                         a12[i0_u7, i1_u7] += t0_u7 * x5[i2_u7, i1_u7] + t1_u7 * x5[i2_u7 + 1, i1_u7] + t2_u7 * x5[i2_u7 + 2, i1_u7] + t3_u7 * x5[i2_u7 + 3, i1_u7] + t4_u7 * x5[i2_u7 + 4, i1_u7] + t5_u7 * x5[i2_u7 + 5, i1_u7] + t6_u7 * x5[i2_u7 + 6, i1_u7] + t7_u7 * x5[i2_u7 + 7, i1_u7]
         else:
-            gemm_packed(a11, x6, x5, a12, False, 1, BLAS)
+            gemm_step(a11, x6, x5, a12, False, n4, BLAS)
         fused_0(m2, a12, a13)  # fused: %8
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a13.shape[0] <= 3:
@@ -213,7 +216,7 @@ def rows_0(p0, args):
                     for i1_u8 in range(16):
                         a14[i0_u8, i1_u8] += t0_u8 * x9[i2_u8, i1_u8] + t1_u8 * x9[i2_u8 + 1, i1_u8] + t2_u8 * x9[i2_u8 + 2, i1_u8] + t3_u8 * x9[i2_u8 + 3, i1_u8] + t4_u8 * x9[i2_u8 + 4, i1_u8] + t5_u8 * x9[i2_u8 + 5, i1_u8] + t6_u8 * x9[i2_u8 + 6, i1_u8] + t7_u8 * x9[i2_u8 + 7, i1_u8]
         else:
-            gemm_packed(a13, x10, x9, a14, False, 1, BLAS)
+            gemm_step(a13, x10, x9, a14, False, n4, BLAS)
         fused_0(m2, a14, a15)  # fused: %10
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a15.shape[0] <= 3:
@@ -232,7 +235,7 @@ def rows_0(p0, args):
                     for i1_u9 in range(16):
                         a16[i0_u9, i1_u9] += t0_u9 * x13[i2_u9, i1_u9] + t1_u9 * x13[i2_u9 + 1, i1_u9] + t2_u9 * x13[i2_u9 + 2, i1_u9] + t3_u9 * x13[i2_u9 + 3, i1_u9] + t4_u9 * x13[i2_u9 + 4, i1_u9] + t5_u9 * x13[i2_u9 + 5, i1_u9] + t6_u9 * x13[i2_u9 + 6, i1_u9] + t7_u9 * x13[i2_u9 + 7, i1_u9]
         else:
-            gemm_packed(a15, x14, x13, a16, False, 1, BLAS)
+            gemm_step(a15, x14, x13, a16, False, n4, BLAS)
         fused_0(m2, a16, C_state)  # fused: C@1
         # %12 = matmul(C@0, M_o) : f32[#rows, 4]
         if a10.shape[0] <= 3:
@@ -251,7 +254,7 @@ def rows_0(p0, args):
                     for i1_u10 in range(4):
                         a2[i0_u10, i1_u10] += t0_u10 * x22[i2_u10, i1_u10] + t1_u10 * x22[i2_u10 + 1, i1_u10] + t2_u10 * x22[i2_u10 + 2, i1_u10] + t3_u10 * x22[i2_u10 + 3, i1_u10] + t4_u10 * x22[i2_u10 + 4, i1_u10] + t5_u10 * x22[i2_u10 + 5, i1_u10] + t6_u10 * x22[i2_u10 + 6, i1_u10] + t7_u10 * x22[i2_u10 + 7, i1_u10]
         else:
-            gemm_packed(a10, x23, x22, a2, False, 1, BLAS)
+            gemm_step(a10, x23, x22, a2, False, n4, BLAS)
         # %12 = matmul(C@0, M_o) : f32[#rows, 4]
         if C_state.shape[0] <= 3:
             for i0_u11 in range(C_state.shape[0]):
@@ -269,7 +272,7 @@ def rows_0(p0, args):
                     for i1_u11 in range(4):
                         a3[i0_u11, i1_u11] += t0_u11 * x22[i2_u11, i1_u11] + t1_u11 * x22[i2_u11 + 1, i1_u11] + t2_u11 * x22[i2_u11 + 2, i1_u11] + t3_u11 * x22[i2_u11 + 3, i1_u11] + t4_u11 * x22[i2_u11 + 4, i1_u11] + t5_u11 * x22[i2_u11 + 5, i1_u11] + t6_u11 * x22[i2_u11 + 6, i1_u11] + t7_u11 * x22[i2_u11 + 7, i1_u11]
         else:
-            gemm_packed(C_state, x23, x22, a3, False, 1, BLAS)
+            gemm_step(C_state, x23, x22, a3, False, n4, BLAS)
 
 
 @cfunc("void(int64, int64)", cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -287,16 +290,17 @@ def rows_1(p0, args):
     x4 = block_array(args, 19, np.float32, 2)
     x5 = block_array(args, 22, np.float32, 2)
     x6 = (block_array(args, 25, np.float32, 1), block_int(args, 27))
-    x7 = block_array(args, 28, np.float32, 2)
-    x8 = block_array(args, 31, np.float32, 2)
-    x9 = block_array(args, 34, np.float32, 2)
-    x10 = (block_array(args, 37, np.float32, 1), block_int(args, 39))
-    x11 = block_array(args, 40, np.float32, 2)
-    x12 = block_array(args, 43, np.float32, 2)
-    x13 = block_array(args, 46, np.float32, 2)
-    x14 = (block_array(args, 49, np.float32, 1), block_int(args, 51))
-    x15 = block_array(args, 52, np.float32, 2)
-    x16 = (block_array(args, 55, np.float32, 1), block_int(args, 57))
+    n5 = block_int(args, 28)
+    x7 = block_array(args, 29, np.float32, 2)
+    x8 = block_array(args, 32, np.float32, 2)
+    x9 = block_array(args, 35, np.float32, 2)
+    x10 = (block_array(args, 38, np.float32, 1), block_int(args, 40))
+    x11 = block_array(args, 41, np.float32, 2)
+    x12 = block_array(args, 44, np.float32, 2)
+    x13 = block_array(args, 47, np.float32, 2)
+    x14 = (block_array(args, 50, np.float32, 1), block_int(args, 52))
+    x15 = block_array(args, 53, np.float32, 2)
+    x16 = (block_array(args, 56, np.float32, 1), block_int(args, 58))
     m0 = p0 * n1
     m1 = min(n2, m0 + n1)
     m2 = m1 - m0
@@ -335,7 +339,7 @@ def rows_1(p0, args):
                     for i1_u13 in range(16):
                         a3[i0_u13, i1_u13] += t0_u13 * x5[i2_u13, i1_u13] + t1_u13 * x5[i2_u13 + 1, i1_u13] + t2_u13 * x5[i2_u13 + 2, i1_u13] + t3_u13 * x5[i2_u13 + 3, i1_u13] + t4_u13 * x5[i2_u13 + 4, i1_u13] + t5_u13 * x5[i2_u13 + 5, i1_u13] + t6_u13 * x5[i2_u13 + 6, i1_u13] + t7_u13 * x5[i2_u13 + 7, i1_u13]
         else:
-            gemm_packed(a2, x6, x5, a3, False, 1, BLAS)
+            gemm_step(a2, x6, x5, a3, False, n5, BLAS)
         fused_0(m2, a3, a4)  # fused: %2
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a4.shape[0] <= 3:
@@ -354,7 +358,7 @@ def rows_1(p0, args):
                     for i1_u14 in range(16):
                         a5[i0_u14, i1_u14] += t0_u14 * x9[i2_u14, i1_u14] + t1_u14 * x9[i2_u14 + 1, i1_u14] + t2_u14 * x9[i2_u14 + 2, i1_u14] + t3_u14 * x9[i2_u14 + 3, i1_u14] + t4_u14 * x9[i2_u14 + 4, i1_u14] + t5_u14 * x9[i2_u14 + 5, i1_u14] + t6_u14 * x9[i2_u14 + 6, i1_u14] + t7_u14 * x9[i2_u14 + 7, i1_u14]
         else:
-            gemm_packed(a4, x10, x9, a5, False, 1, BLAS)
+            gemm_step(a4, x10, x9, a5, False, n5, BLAS)
         fused_0(m2, a5, a6)  # fused: %4
         # %3 = matmul(%2, M_B) : f32[#rows, 16]
         if a6.shape[0] <= 3:
@@ -373,7 +377,7 @@ def rows_1(p0, args):
                     for i1_u15 in range(16):
                         a7[i0_u15, i1_u15] += t0_u15 * x13[i2_u15, i1_u15] + t1_u15 * x13[i2_u15 + 1, i1_u15] + t2_u15 * x13[i2_u15 + 2, i1_u15] + t3_u15 * x13[i2_u15 + 3, i1_u15] + t4_u15 * x13[i2_u15 + 4, i1_u15] + t5_u15 * x13[i2_u15 + 5, i1_u15] + t6_u15 * x13[i2_u15 + 6, i1_u15] + t7_u15 * x13[i2_u15 + 7, i1_u15]
         else:
-            gemm_packed(a6, x14, x13, a7, False, 1, BLAS)
+            gemm_step(a6, x14, x13, a7, False, n5, BLAS)
         fused_0(m2, a7, C_state)  # fused: C@0
         # %12 = matmul(C@0, M_o) : f32[#rows, 4]
         if C_state.shape[0] <= 3:
@@ -392,7 +396,7 @@ def rows_1(p0, args):
                     for i1_u16 in range(4):
                         a1[i0_u16, i1_u16] += t0_u16 * x15[i2_u16, i1_u16] + t1_u16 * x15[i2_u16 + 1, i1_u16] + t2_u16 * x15[i2_u16 + 2, i1_u16] + t3_u16 * x15[i2_u16 + 3, i1_u16] + t4_u16 * x15[i2_u16 + 4, i1_u16] + t5_u16 * x15[i2_u16 + 5, i1_u16] + t6_u16 * x15[i2_u16 + 6, i1_u16] + t7_u16 * x15[i2_u16 + 7, i1_u16]
         else:
-            gemm_packed(C_state, x16, x15, a1, False, 1, BLAS)
+            gemm_step(C_state, x16, x15, a1, False, n5, BLAS)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
@@ -454,7 +458,9 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
             for i2_u1 in range(4):
                 v1[i0_u1, i1_u1, i2_u1] = c0
     # batch rows independent: np0 blocks of w0 rows, one per thread, as the work allows
-    np0 = blocks_for(n_threads, d_B, n0 * d_B * 2096, ROW_WORK)
+    # or one block whose step GEMMs are split into st0 column slices, one per thread
+    st0 = step_parts(n_threads, d_B, d_B * (24 * 16 + 16 * 16 + 16 * 16 + 24 * 16 + 16 * 16 + 16 * 16 + 16 * 4 + 16 * 4), (4 * 24 * 16 + 4 * 16 * 16 + 4 * 16 * 16 + 4 * 24 * 16 + 4 * 16 * 16 + 4 * 16 * 16 + 4 * 16 * 4 + 4 * 16 * 4), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, n0 * d_B * 2096, ROW_WORK)
     w0 = (d_B + np0 - 1) // np0
     copy_0(v2, in_M_A)  # a copy of M_A = input() : f32[24, 16]
     pk0 = pack_b(v2, False, w0, BLAS)  # M_A, once per call
@@ -464,10 +470,12 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     pk2 = pack_b(v4, False, w0, BLAS)  # M_C, once per call
     copy_2(v5, in_M_o)  # a copy of M_o = input() : f32[16, 4]
     pk3 = pack_b(v5, False, w0, BLAS)  # M_o, once per call
-    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v6, v7, v2, pk0, v8, v9, v3, pk1, v10, v11, v4, pk2, v12, v13, v14, v15, v16, v17, v18, v5, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 78 words of rows_0's parameters
+    run_blocks(f_rows_0, np0, block_args((np0, w0, d_B, v0, n0, in_x, v1, v6, v7, v2, pk0, st0, v8, v9, v3, pk1, v10, v11, v4, pk2, v12, v13, v14, v15, v16, v17, v18, v5, pk3)))  # %1 = loop(C, x, %0, M_A, M_B, M_C, M_o){length=T//2, start=0, stride=2, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 79 words of rows_0's parameters
     # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]) [forward: T%2 iterations of 1 step(s) from step (T//2)*2]
     # batch rows independent: np1 blocks of w1 rows, one per thread, as the work allows
-    np1 = blocks_for(n_threads, d_B, n1 * d_B * 1056, ROW_WORK)
+    # or one block whose step GEMMs are split into st1 column slices, one per thread
+    st1 = step_parts(n_threads, d_B, d_B * (24 * 16 + 16 * 16 + 16 * 16 + 16 * 4), (4 * 24 * 16 + 4 * 16 * 16 + 4 * 16 * 16 + 4 * 16 * 4), STEP_WORK)
+    np1 = blocks_for(1 if st1 > 1 else n_threads, d_B, n1 * d_B * 1056, ROW_WORK)
     w1 = (d_B + np1 - 1) // np1
     copy_0(v19, in_M_A)  # a copy of M_A = input() : f32[24, 16]
     pk4 = pack_b(v19, False, w1, BLAS)  # M_A, once per call
@@ -477,5 +485,5 @@ def program(in_x, in_M_A, in_M_B, in_M_C, in_M_o, in_C, n0, v0, d_B, v1, d_T, n_
     pk6 = pack_b(v21, False, w1, BLAS)  # M_C, once per call
     copy_2(v22, in_M_o)  # a copy of M_o = input() : f32[16, 4]
     pk7 = pack_b(v22, False, w1, BLAS)  # M_o, once per call
-    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v0, n1, start0, in_x, v1, v23, v24, v19, pk4, v25, v26, v20, pk5, v27, v28, v21, pk6, v22, pk7)))  # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 58 words of rows_1's parameters
+    run_blocks(f_rows_1, np1, block_args((np1, w1, d_B, v0, n1, start0, in_x, v1, v23, v24, v19, pk4, st1, v25, v26, v20, pk5, v27, v28, v21, pk6, v22, pk7)))  # %4 = loop(%2, x, %3, M_A, M_B, M_C, M_o){length=T%2, start=(T//2)*2, stride=1, reverse=False, n_carry=1, n_xs=1, n_buf=1} : (f32[B, 16], f32[T, B, 4]): blocks of rows in parallel: the 59 words of rows_1's parameters
     return ()

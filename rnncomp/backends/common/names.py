@@ -57,11 +57,11 @@ def plain(text: str) -> str:
 # Python's keywords and builtins. A variable named after an IR node never takes one of these:
 # tests/test_golden.py checks that every such word in generated code is listed here.
 RESERVED = frozenset(
-    """BLAS BLOCK_THREADS FASTMATH LLVM_LEVEL MAX_BLOCKS PERSISTENT_THREADS ROW_WORK THREADS TILE acc args
+    """BLAS BLOCK_THREADS FASTMATH LLVM_LEVEL MAX_BLOCKS PERSISTENT_THREADS ROW_WORK STEP_WORK THREADS TILE acc args
     as_pointer block_args block_array block_int blocks_for carray
-    cfunc cl col cuda dyn e float32 float64 gemm gemm_nt gemm_packed gemm_tn grid grid_1d grid_gemm it ka
-    kb kk m math n n_threads njit np numba one p pack_b prange program q row rows_nt rt run_blocks sa sb shaped tx ty u
-    wide_vectors x z""".split()
+    cfunc cl col cuda dyn e float32 float64 gemm gemm_nt gemm_packed gemm_step gemm_tn grid grid_1d grid_gemm it ka
+    kb kk m math n n_threads njit np numba one p pack_b prange program q row rows_nt rt run_blocks sa sb
+    shaped step_parts tx ty u wide_vectors x z""".split()
 )
 _PRINTER_PREFIXES = ("in_", "d_", "f_")  # inputs, dims and addresses: names the printers make from others
 _STEP = frozenset("0123456789")

@@ -5,7 +5,7 @@ gives the module's text. Pipeline: passes/fuse.py plans each block (fused groups
 passes/plan.py's rules decide storage (in-place states, buffer lifetimes, zeros never stored),
 codegen.py (with blocks.py, loops.py, units.py) writes `program` and its kernels from the op table in emit.py, module.py
 assembles the text, common/cache.py stores and imports it, runner.py calls it (buffers from
-pool.py). approx.py, kernels.py and gemm.py (over blas.py) are the helpers generated code imports;
+pool.py). approx.py, kernels.py, gemm.py (over blas.py) and stepgemm.py are the helpers generated code imports;
 they and runner.py import Numba, nothing else here does.
 """
 

@@ -7,8 +7,9 @@ copies of an unrolled step) are one function: Numba compiles each once (see unit
 
 A loop whose batch rows are independent (passes/rows.py) becomes one `parallel=True` kernel that
 runs a block of rows per Numba thread through every step (rowloops.py); inside it GEMMs run on one
-thread each. Elsewhere a large GEMM is split across the threads (gemm.py); Numba's threads are the
-only ones: the BLAS never starts its own.
+thread each, except where the rows go to one block and each step's recurrent GEMM is split by columns
+across the threads instead (launch.step_parts, stepgemm.py). Elsewhere a large GEMM is split across
+the threads (gemm.py); Numba's threads are the only ones: the BLAS never starts its own.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ HELPERS = {  # helper -> the module of this package that defines it
     "gemm_tn": "gemm",
     "pack_b": "gemm",
     "gemm_packed": "gemm",
+    "gemm_step": "stepgemm",
     "rows_nt": "gemm",
     "scan_chunked": "scan",
     "shaped": "shaped",
@@ -319,9 +321,13 @@ class Generator(Units, Blocks):
             self.w.line("else:")
             self.w.depth += 1
         if packed is not None:
-            self.helpers.add("gemm_packed")
             args = f"{A}, {self.local(packed[0], 'x')}, {weight}, {out}, {trans}"
-            self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
+            if self.part is not None and self.part.step is not None:  # a step's slices (stepgemm.py)
+                self.helpers.add("gemm_step")
+                self.w.line(f"gemm_step({args}, {self.value(self.part.step)}, BLAS)")
+            else:
+                self.helpers.add("gemm_packed")
+                self.w.line(f"gemm_packed({args}, {self.threads()}, BLAS)")
         else:
             self.gemm(A, weight, out, "gemm_nt" if trans else "gemm")
         if small:

@@ -5,7 +5,7 @@ the weight gradient) take C-contiguous 2-D arrays, a thread count and `blas.MODE
 is split into one block of columns (or rows) per Numba thread, each a single-threaded BLAS call (on
 2 cores that ran 32x256 @ 256x1024 in 146 us where OpenBLAS's own 2 threads took 245), but only
 into parts of at least SPLIT_WORK multiply-adds (`split_parts`). Inside a loop whose batch rows run
-in parallel, the thread count is 1.
+in parallel, the thread count is 1 (a recurrent step's GEMM split by columns instead: stepgemm.py).
 
 `pack_b` / `gemm_packed`: a loop-invariant right operand (a recurrent weight) prepared once before
 the loop: packed by MKL when available, a transposed copy for the loop nest when it multiplies a

@@ -28,6 +28,15 @@ ROW_WORK_ENV = "RNNCOMP_ROW_WORK"
 ROW_WORK = 1 << 23  # multiply-adds each block of a row-parallel loop must get (benchmarks/parallel_work.py)
 
 
+STEP_WORK_ENV = "RNNCOMP_STEP_WORK"
+# multiply-adds a step's recurrent GEMM must give each thread to split it, paying a fork-join a step:
+# 2 threads lost at 131K a slice (LSTM H=256 B=1) and won at 393K (GRU H=512 B=1, H=256 B=4), on
+# 2 idle cores (benchmarks/step_split.py --step-work; RESULTS.md "Column-split steps")
+STEP_WORK = 1 << 18
+CACHE_BYTES = 1 << 21  # a core's own cache (L2) that a row block's copy of the weights must fit in
+FEW_ROWS = 3  # (gemm.LOOP_ROWS) up to this many rows a block's product is a loop nest, not BLAS
+
+
 def row_work() -> int:
     """ROW_WORK, or RNNCOMP_ROW_WORK where set (a generated module holds it as a constant: its text,
     and so its cache entry, changes with it; the test suite sets 1, so that small loops run in blocks)."""
@@ -41,6 +50,26 @@ def blocks_for(threads, rows, work, min_work):
     row and step, estimated by the generator). A loop too small for that runs as one block on the
     calling thread: no fork-join, nothing left for another thread to wake for."""
     return max(1, min(threads, rows, work // max(1, min_work)))
+
+
+def step_work() -> int:
+    """STEP_WORK, or RNNCOMP_STEP_WORK where set (a constant of the generated module, as ROW_WORK)."""
+    return positive_env(STEP_WORK_ENV, STEP_WORK)
+
+
+@njit("int64(int64, int64, int64, int64, int64)", cache=True)
+def step_parts(threads, rows, work, weight_bytes, min_work):
+    """How many column slices each step's recurrent GEMM of a row-parallel loop is split into
+    (stepgemm.py; 1: none, the rows go to blocks_for): at most `threads`, only as many as each gets
+    `min_work` of the step's `work` (its recurrent multiply-adds over every row), and only where the
+    rows cannot usefully be split instead: a block of a few rows, or of rows whose weights
+    (`weight_bytes`) do not fit in a core's own cache, which every block would stream at every step."""
+    parts = max(1, min(threads, work // max(1, min_work)))
+    if parts < 2:
+        return 1
+    if rows // threads > FEW_ROWS and weight_bytes <= CACHE_BYTES:
+        return 1
+    return parts
 
 
 @intrinsic

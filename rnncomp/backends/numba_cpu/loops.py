@@ -20,7 +20,7 @@ from passes.rows import ROWS, rows_plan
 
 from ..common.values import Index, Ref, Scope
 from ..common.writer import describe, safe_name
-from .rowloops import open_part, row_step_work, small_weight, transposed
+from .rowloops import open_part, recurrent_sizes, row_step_work, small_weight, transposed
 
 if TYPE_CHECKING:
     from .codegen import Generator
@@ -47,10 +47,16 @@ def emit_loop(gen: Generator, node: Node) -> None:
             consts = _consts(gen, v, {}, named=False)
         else:
             parts, width = gen.int_name("np"), gen.int_name("w")
-            D = gen.dim(plan.dim)
+            D, threads = gen.dim(plan.dim), gen.threads()
             gen.w.comment(f"batch rows independent: {parts} blocks of {width} rows, one per thread, as the work allows")
             work = f"{gen.value(n_iter)} * {D} * {row_step_work(gen, v.body.nodes())}"
-            gen.w.line(f"{parts} = blocks_for({gen.threads()}, {D}, {work}, ROW_WORK)")
+            sizes = recurrent_sizes(gen, v)
+            if sizes is not None:
+                step = gen.int_name("st")
+                gen.w.comment(f"or one block whose step GEMMs are split into {step} column slices, one per thread")
+                gen.w.line(f"{step} = step_parts({threads}, {D}, {D} * {sizes[0]}, {sizes[1]}, STEP_WORK)")
+                threads = f"1 if {step} > 1 else {threads}"
+            gen.w.line(f"{parts} = blocks_for({threads}, {D}, {work}, ROW_WORK)")
             gen.w.line(f"{width} = ({D} + {parts} - 1) // {parts}")
             consts = _consts(gen, v, {ROWS: width}, named=True)
     if plan is None:
@@ -58,7 +64,7 @@ def emit_loop(gen: Generator, node: Node) -> None:
     else:
 
         def rows() -> None:
-            part = open_part(gen, plan.dim, parts, width)
+            part = open_part(gen, plan.dim, parts, width, step if sizes is not None else None)
             gen.part = part
             try:
                 cs_p = [part.rows_of(gen, c, p) for c, p in zip(cs, v.carry_params)]

@@ -14,7 +14,7 @@ from ..common.writer import Writer, safe_name
 from . import blas
 from .blocks import Block
 from .codegen import HELPERS, Generator
-from .launch import BLOCK_SIGNATURE, ROW_WORK_ENV, row_work
+from .launch import BLOCK_SIGNATURE, ROW_WORK_ENV, STEP_WORK_ENV, row_work, step_work
 from .optlevel import GLUE_LEVEL
 
 FASTMATH_SOURCE = '{"nsz", "contract"}'  # approx.FASTMATH (why no more: see there)
@@ -56,17 +56,18 @@ def _assemble(gen: Generator, prog: Program, body: Writer, passed: dict[str, int
         m.line(line)
     m.line("from rnncomp.backends.numba_cpu.vectors import wide_vectors")
     if blocks:
-        names = "block_args, block_array, block_int, blocks_for, run_blocks"
+        names = "block_args, block_array, block_int, blocks_for, run_blocks, step_parts"
         m.line(f"from rnncomp.backends.numba_cpu.launch import {names}")
     for mod in sorted({HELPERS[h] for h in gen.helpers}):
         names = ", ".join(sorted(h for h in gen.helpers if HELPERS[h] == mod))
         m.line(f"from rnncomp.backends.numba_cpu.{mod} import {names}")
     m.line("")
     m.line(f"FASTMATH = {FASTMATH_SOURCE}  # no nnan/ninf/reassoc/afn/arcp: results as NumPy's")
-    if any(HELPERS[h] == "gemm" for h in gen.helpers):
+    if any(HELPERS[h] in ("gemm", "stepgemm") for h in gen.helpers):
         m.line(f"BLAS = {blas.MODE}  # the BLAS the GEMM helpers call: {blas.BLAS.split(':')[0]}")
     if blocks:
         m.line(f"ROW_WORK = {row_work()}  # multiply-adds each block of rows must get ({ROW_WORK_ENV})")
+        m.line(f"STEP_WORK = {step_work()}  # multiply-adds each slice of a step's GEMM must get ({STEP_WORK_ENV})")
     level = GLUE_LEVEL if blocks and not gen.steps_in_program else None
     if level is not None:
         m.line(f"LLVM_LEVEL = {level}  # program only joins its row blocks and GEMMs: LLVM -O{level} (optlevel.py)")

@@ -16,12 +16,23 @@ Blocks write disjoint rows of shared buffers, so nothing needs a lock; a buffer 
 kernel's scratch of another shape) is private to each block. How many blocks: one per thread, but
 only as many as each gets ROW_WORK multiply-adds of the loop's estimated work (launch.blocks_for;
 `row_step_work` estimates a row's step: 4224 for an LSTM at H=32, a 32x128 product and 128 gates).
+
+Where the rows cannot usefully be split (a block of a few rows, or blocks that would each stream a
+weight too big for a core's cache at every step) but a step's recurrent products are big enough,
+the loop runs as one block and each step's products with a loop-invariant weight are split by
+columns across the threads instead (launch.step_parts decides, from `recurrent_sizes`; stepgemm.py):
+
+    st0 = step_parts(n_threads, d_B, d_B * (512 * 2048), (4 * 512 * 2048), STEP_WORK)
+    np0 = blocks_for(1 if st0 > 1 else n_threads, d_B, ..., ROW_WORK)
+    ... gemm_step(h_state, pk0, Wh, out, False, st0, BLAS)   # in the block, each step
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ir import Node, TensorType
 from passes.rows import ROWS
@@ -55,6 +66,7 @@ class Part:
     writer: Writer
     pos: int  # where the block's views of buffers are inserted (before its time loop)
     depth: int
+    step: str | None = None  # program's count of column slices of each step's recurrent GEMMs (stepgemm.py)
 
     def _insert(self, text: str) -> None:
         self.writer.lines.insert(self.pos, (self.depth, text, self.writer.owner))
@@ -114,15 +126,32 @@ def row_step_work(gen: Generator, nodes) -> str:
     return f"({text})" if terms else text
 
 
-def open_part(gen: Generator, dim: int | str, parts: str, width: str) -> Part:
-    """The bounds of block BLOCK of `parts` blocks of `width` rows (in the block function being built)."""
+def recurrent_sizes(gen: Generator, v) -> tuple[str, str] | None:
+    """The loop's products with a loop-invariant weight (`h @ Wh`): their multiply-adds per row and
+    step, and their weights' bytes (expressions), or None where it has none."""
+    consts = {id(p) for p in v.const_params}
+    work, size = [], []
+    for n in v.body.nodes():
+        if n.op != "matmul" or id(n.inputs[1].node) not in consts or n.inputs[0].node is n.inputs[1].node:
+            continue
+        K, N = n.inputs[1].node.type.shape
+        work.append(gen.product([gen.dim(K), gen.dim(N)]))
+        size.append(gen.product([str(np.dtype(n.type.dtype.numpy).itemsize), gen.dim(K), gen.dim(N)]))
+    if not work:
+        return None
+    return f"({' + '.join(work)})", f"({' + '.join(size)})"
+
+
+def open_part(gen: Generator, dim: int | str, parts: str, width: str, step: str | None = None) -> Part:
+    """The bounds of block BLOCK of `parts` blocks of `width` rows (in the block function being built);
+    `step`: how many column slices its step GEMMs run in."""
     assert gen.kernel is not None
     gen.kernel.over = gen.value(parts)
     r0, r1, n = gen.tmp("m"), gen.tmp("m"), gen.tmp("m")
     gen.w.line(f"{r0} = {BLOCK} * {gen.value(width)}")
     gen.w.line(f"{r1} = min({gen.dim(dim)}, {r0} + {gen.value(width)})")
     gen.w.line(f"{n} = {r1} - {r0}")
-    return Part(n, r0, r1, dim, gen.kernel, gen.counter, gen.w, len(gen.w.lines), gen.w.depth)
+    return Part(n, r0, r1, dim, gen.kernel, gen.counter, gen.w, len(gen.w.lines), gen.w.depth, step)
 
 
 def transposed(gen: Generator, node: Node) -> Ref | None:

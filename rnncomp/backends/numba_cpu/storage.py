@@ -1,8 +1,9 @@
 """Where a block's values are stored: joined into the array of the concat or stack that gathers
 them, and in buffers reused once their values are dead (a mixin of the generator, for blocks.py).
 
-- A concat whose operands are fused loops' results read by nothing else: those loops store
-  straight into the concat's array (a window of it each). A stack: each operand (a fused loop's
+- A concat whose operands are fused loops' results read by nothing else (or only inside their own
+  loop, as a local: a bias's row sum): those loops store straight into the concat's array (a window
+  of it each). A stack: each operand (a fused loop's
   result or a kernel's) lives in its slot of the stack's array from the start, so a fully unrolled
   program's per-step outputs need neither buffers of their own nor a copy.
 - A buffer made for a value is handed back after the last unit that reads it (directly or through
@@ -76,10 +77,13 @@ class Storage:
 
 def _joinable(o: Node, gather: Node, plan: BlockPlan, results: list[Node], targets: dict) -> bool:
     """An operand that can be stored straight into the concat (a fused loop's result read by
-    nothing else) or stack (any fused loop's or kernel's result)."""
+    nothing else outside its loop) or stack (any fused loop's or kernel's result)."""
     g = plan.group_of.get(id(o))
     root = g is not None and any(r is o for r in g.roots)
     if gather.op == "stack":
         return root or (g is None and kind(o) == "kernel" and id(o) in plan.order)
-    alone = plan.users.get(id(o)) == [gather] and not any(r is o for r in results)
-    return root and alone and not targets.get(id(o))
+    if not root:
+        return False
+    users = plan.users.get(id(o), [])
+    alone = sum(u is gather for u in users) == 1 and all(u is gather or id(u) in g.members for u in users)  # type: ignore[union-attr]
+    return alone and not any(r is o for r in results) and not targets.get(id(o))
