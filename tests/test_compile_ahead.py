@@ -53,6 +53,7 @@ def fresh(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNCOMP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(ahead.ENV, raising=False)
     monkeypatch.setattr(ahead.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(ahead.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     joins: list[bool] = []
     join = ahead.Ahead.join
 
@@ -140,7 +141,7 @@ def test_a_failing_forward_cancels_the_child(fresh, monkeypatch):
 
 @pytest.mark.parametrize(
     "why",
-    ["off", "one core", "warm"],
+    ["off", "one core", "no free core", "warm"],
 )
 def test_no_child_where_it_cannot_pay(fresh, monkeypatch, why):
     check(9)  # the cache filled (a child per module that was not there)
@@ -149,6 +150,8 @@ def test_no_child_where_it_cannot_pay(fresh, monkeypatch, why):
         monkeypatch.setenv(ahead.ENV, "0")
     elif why == "one core":
         monkeypatch.setattr(ahead.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    elif why == "no free core":
+        monkeypatch.setattr(ahead.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
     n = 9 if why == "warm" else 10
     monkeypatch.setattr(ahead.os, "fork", lambda: pytest.fail("forked"))
     check(n)

@@ -6,7 +6,7 @@ manifest: common/cache.py) and exits; the parent, when it first needs the module
 and builds the runner as usual, which then loads what the child left (as a warm start does). Whatever
 becomes of the child (it fails, is killed, stalls, is reaped by someone else) the parent's own build
 compiles whatever is missing, with the errors it would have raised anyway: the child only ever saves
-work. Off with RNNCOMP_COMPILE_AHEAD=0, on one core, without fork(), and when the module's entry is
+work. Off with RNNCOMP_COMPILE_AHEAD=0, on one core or no free one (the load), without fork(), and when the module's entry is
 in the cache already (warm: nothing to overlap) or the cache cannot be used.
 """
 
@@ -29,8 +29,9 @@ STALL = 10.0  # seconds without CPU time after which a child is taken as stuck: 
 
 
 def enabled() -> bool:
-    """Whether modules may be compiled ahead here: RNNCOMP_COMPILE_AHEAD unset or 1, fork() exists
-    and this process may run on two cores or more (on one the child would only take turns)."""
+    """Whether modules may be compiled ahead here: RNNCOMP_COMPILE_AHEAD unset or 1, fork() exists,
+    this process may run on two cores or more and the 1-minute load leaves one free (else the child
+    would only take turns with the parent: benchmarks/RESULTS.md, the cold compile's third pass)."""
     value = os.environ.get(ENV, "").strip()
     if value not in ("", "0", "1"):
         raise ArgumentError(f"environment variable {ENV}: expected 0 (off) or 1 (on, the default), got {value!r}")
@@ -40,7 +41,11 @@ def enabled() -> bool:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return cores >= 2
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return cores >= 2 and busy <= cores - 1  # a core to spare (at load 5 on 2 cores it cost 2-40% wall)
 
 
 def compile_ahead(prog: Program, options: dict[str, Any]) -> Ahead | None:
