@@ -6,8 +6,8 @@ manifest: common/cache.py) and exits; the parent, when it first needs the module
 and builds the runner as usual, which then loads what the child left (as a warm start does). Whatever
 becomes of the child (it fails, is killed, stalls, is reaped by someone else) the parent's own build
 compiles whatever is missing, with the errors it would have raised anyway: the child only ever saves
-work. Off with RNNCOMP_COMPILE_AHEAD=0, on one core or no free one (the load), without fork(), and when the module's entry is
-in the cache already (warm: nothing to overlap) or the cache cannot be used.
+work. Off with RNNCOMP_COMPILE_AHEAD=0, on one core or with none free (the 1-minute load), without
+fork(), and when the module's entry is in the cache already (warm: nothing to overlap).
 """
 
 from __future__ import annotations
