@@ -26,7 +26,7 @@ from passes.unroll import LENGTHS_LO, has_masks
 from .arguments import LENGTHS, bind, is_device_array, signature
 from .autotune import AutoUnroll
 from .backends.denormals import resolve as resolve_denormals
-from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
+from .backends.registry import DEVICE_ARRAYS, compile_ahead, default_backend, get_backend
 from .backends.threads import resolve as resolve_threads
 from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
 from .masks import SEED, seed_words
@@ -253,6 +253,7 @@ class CompiledProgram:
                 f"argument 'length': symbol {length!r} is already a dim of cell {cell.name!r}; pick another"
             )
         self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
+        self._ahead: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}  # (prog, stages, child) compiling ahead
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
@@ -322,15 +323,47 @@ class CompiledProgram:
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
         key = (kind, masked, spec, window, outputs, wrt)
         if key not in self._variants:
-            pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
-            prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
+            if key in self._ahead:  # its passes ran already; its module is compiling in a child
+                prog, stages, child = self._ahead[key] if not build else self._ahead.pop(key)
+                if build and child is not None:
+                    child.join()  # then the runner loads what the child compiled (or compiles the rest)
+            else:
+                pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
+                prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             if not build:
                 return prog, stages, None
-            runner = get_backend(self.backend)(
-                prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
-            )
+            runner = get_backend(self.backend)(prog, self._options())
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
+
+    def _options(self) -> dict[str, Any]:
+        return {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
+
+    def _compile_ahead(self, lengths, cotangents, wrt) -> None:
+        """Start compiling the backward a call's `backward(cotangents)` will run in a child process
+        (backends/numba_cpu/ahead.py), so that it overlaps the forward's compile; the key is the one
+        `Trainer.backward` asks for. Not for a full unroll (its programs are per leaf length)."""
+        if self.unroll == "full" or self._auto:
+            return
+        outputs = self.plan.cell.outputs
+        given = frozenset(k for k in cotangents if k in outputs)
+        given = None if len(given) == len(outputs) else given
+        window = self.truncate is not None
+        masked = lengths is not None or window
+        key = ("grad", masked, self.tsym, window, given, wrt)
+        if key in self._variants or key in self._ahead:
+            return
+        prog, stages = PassManager(self.pipeline_for("grad", masked, self.tsym, window, given, wrt)).run(
+            self.cell, self.analyses
+        )
+        self._ahead[key] = (prog, stages, compile_ahead(self.backend, prog, self._options()))
+
+    def _cancel_ahead(self) -> None:
+        """Stop the children compiling ahead (the call that started them failed); their passes stay."""
+        for key, (prog, stages, child) in list(self._ahead.items()):
+            if child is not None:
+                child.cancel()
+            self._ahead[key] = (prog, stages, None)
 
     def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
         return self._variant(kind, masked, T, window, outputs, wrt)[2]
@@ -457,9 +490,11 @@ class CompiledProgram:
                 )
         return None if set(items) == set(names) else frozenset(items)
 
-    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None, seed=None):
+    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None, seed=None, ahead=None):
         """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
-        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
+        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters).
+        `ahead`: the outputs the backward will be given cotangents for, when known (value_and_grad):
+        its program then compiles in a child while the forward's compiles here."""
         default = self._wrt(wrt)
         if self._auto:
             return self._auto.vjp(lengths, arrays, wrt, seed)  # the chosen mode's vjp (it copies)
@@ -468,7 +503,13 @@ class CompiledProgram:
             if copy and a is arrays.get(k) and not is_device_array(a):
                 b.arrays[k] = a.copy()
         trainer = Trainer(self, b)
-        out, run = trainer.forward(b, b.lengths)
+        if ahead is not None:
+            self._compile_ahead(b.lengths, ahead, default)
+        try:
+            out, run = trainer.forward(b, b.lengths)
+        except BaseException:
+            self._cancel_ahead()
+            raise
 
         return out, Backward(self, trainer, run, default)
 
@@ -489,7 +530,7 @@ class CompiledProgram:
         if self._auto:
             return self._auto.value_and_grad(output, lengths, arrays, wrt, seed)
         # The backward runs before this call returns, so it may read the caller's arrays uncopied.
-        out, backward = self._vjp(lengths, arrays, copy=False, wrt=wrt, seed=seed)
+        out, backward = self._vjp(lengths, arrays, copy=False, wrt=wrt, seed=seed, ahead=(output,))
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})
