@@ -26,9 +26,10 @@ from passes.unroll import LENGTHS_LO, has_masks
 from .arguments import LENGTHS, Bound, bind, is_device_array, signature
 from .autotune import AutoUnroll
 from .backends.denormals import resolve as resolve_denormals
-from .backends.registry import DEVICE_ARRAYS, default_backend, get_backend
+from .backends.registry import DEVICE_ARRAYS, compile_ahead, default_backend, get_backend
 from .backends.threads import resolve as resolve_threads
-from .checkpointing import Planner, ScheduleView, memory_report, parse_checkpoint
+from .checkpointing import Planner, parse_checkpoint
+from .inspection import Inspection
 from .masks import SEED, seed_words
 from .sized import SizedProgram, check_dims
 from .training import Trainer
@@ -236,7 +237,7 @@ class Backward:
         return self._trainer.backward(self._run, cotangents, chosen)
 
 
-class CompiledProgram:
+class CompiledProgram(Inspection):
     """A compiled cell: call it with arrays; inspect any stage with `.ir(stage)`."""
 
     def __init__(self, cell: Cell, length, unroll, backend: str, dtype: DType, reverse: bool, tail: Pipeline):
@@ -253,6 +254,7 @@ class CompiledProgram:
                 f"argument 'length': symbol {length!r} is already a dim of cell {cell.name!r}; pick another"
             )
         self._variants: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
+        self._ahead: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}  # (prog, stages, child) compiling ahead
         self.truncate: int | None = None
         self.checkpoint: int | str | None = None
         self._signature = signature(self.cell, self.tsym)  # what a call takes (checked per call)
@@ -323,15 +325,47 @@ class CompiledProgram:
             spec = self.length if fixed else self.tsym  # type: ignore[assignment]
         key = (kind, masked, spec, window, outputs, wrt)
         if key not in self._variants:
-            pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
-            prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
+            if key in self._ahead:  # its passes ran already; its module is compiling in a child
+                prog, stages, child = self._ahead[key] if not build else self._ahead.pop(key)
+                if build and child is not None:
+                    child.join()  # then the runner loads what the child compiled (or compiles the rest)
+            else:
+                pipeline = self.pipeline_for(kind, masked, spec, window, outputs, wrt)
+                prog, stages = PassManager(pipeline).run(self.cell, self.analyses)
             if not build:
                 return prog, stages, None
-            runner = get_backend(self.backend)(
-                prog, {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
-            )
+            runner = get_backend(self.backend)(prog, self._options())
             self._variants[key] = (prog, stages, runner)
         return self._variants[key]
+
+    def _options(self) -> dict[str, Any]:
+        return {**self.backend_options, "dtype": self.dtype, "denormals": self.denormals}
+
+    def _compile_ahead(self, lengths, cotangents, wrt) -> None:
+        """Start compiling the backward a call's `backward(cotangents)` will run in a child process
+        (backends/numba_cpu/ahead.py), so that it overlaps the forward's compile; the key is the one
+        `Trainer.backward` asks for. Not for a full unroll (its programs are per leaf length)."""
+        if self.unroll == "full" or self._auto:
+            return
+        outputs = self.plan.cell.outputs
+        given = frozenset(k for k in cotangents if k in outputs)
+        given = None if len(given) == len(outputs) else given
+        window = self.truncate is not None
+        masked = lengths is not None or window
+        key = ("grad", masked, self.tsym, window, given, wrt)
+        if key in self._variants or key in self._ahead:
+            return
+        prog, stages = PassManager(self.pipeline_for("grad", masked, self.tsym, window, given, wrt)).run(
+            self.cell, self.analyses
+        )
+        self._ahead[key] = (prog, stages, compile_ahead(self.backend, prog, self._options()))
+
+    def _cancel_ahead(self) -> None:
+        """Stop the children compiling ahead (the call that started them failed); their passes stay."""
+        for key, (prog, stages, child) in list(self._ahead.items()):
+            if child is not None:
+                child.cancel()
+            self._ahead[key] = (prog, stages, None)
 
     def _runner(self, kind: str, masked: bool, T: int | None, window: bool = False, outputs=None, wrt=None):
         return self._variant(kind, masked, T, window, outputs, wrt)[2]
@@ -487,9 +521,11 @@ class CompiledProgram:
                 )
         return None if set(items) == set(names) else frozenset(items)
 
-    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None, seed=None):
+    def _vjp(self, lengths, arrays: dict, copy: bool, wrt=None, seed=None, ahead=None):
         """`vjp`; with `copy=False` the backward reads the caller's host arrays as they are, for a caller
-        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters)."""
+        that guarantees they stay unchanged until then (rnncomp.torch: autograd's version counters).
+        `ahead`: the outputs the backward will be given cotangents for, when known (value_and_grad):
+        its program then compiles in a child while the forward's compiles here."""
         default = self._wrt(wrt)
         if self._auto:
             return self._auto.vjp(lengths, arrays, wrt, seed)  # the chosen mode's vjp (it copies)
@@ -498,7 +534,13 @@ class CompiledProgram:
             if copy and a is arrays.get(k) and not is_device_array(a):
                 b.arrays[k] = a.copy()
         trainer = Trainer(self, b)
-        out, run = trainer.forward(b, b.lengths)
+        if ahead is not None:
+            self._compile_ahead(b.lengths, ahead, default)
+        try:
+            out, run = trainer.forward(b, b.lengths)
+        except BaseException:
+            self._cancel_ahead()
+            raise
 
         return out, Backward(self, trainer, run, default)
 
@@ -519,7 +561,7 @@ class CompiledProgram:
         if self._auto:
             return self._auto.value_and_grad(output, lengths, arrays, wrt, seed)
         # The backward runs before this call returns, so it may read the caller's arrays uncopied.
-        out, backward = self._vjp(lengths, arrays, copy=False, wrt=wrt, seed=seed)
+        out, backward = self._vjp(lengths, arrays, copy=False, wrt=wrt, seed=seed, ahead=(output,))
         ops = backward.ops  # type: ignore[attr-defined]
         loss = ops.total(out[output])
         return loss, backward({output: self._ones(ops, out[output])})
@@ -531,45 +573,6 @@ class CompiledProgram:
         if getattr(self, "_ones_cache", (None,))[0] != key:
             self._ones_cache = (key, ops.ones_like(like))
         return self._ones_cache[1]
-
-    def memory(self, /, T: int, **dims: int) -> dict[str, float]:
-        """Bytes the backward pass needs for a length T (bind other dims, e.g. B=32).
-
-        `kept`: held from the forward until the backward (every step's residuals, or the checkpointed
-        states and the forward's last leaf: its residuals and the state it starts from); `peak`: the
-        most held at any time (checkpoints plus one live leaf; within the budget of
-        `checkpoint="64MiB"`); `recompute`: forward runs per step (1.0 for plain BPTT, about 2 for
-        `checkpoint=k`); `per_step`: residual bytes of one step; `budget`: the budget's bytes, if
-        one was given. Inference keeps nothing. With unroll="auto", the plan of the mode picked last
-        (in units of its iterations). Example: `prog.memory(T=1000, B=32)["peak"]`.
-        """
-        plan = self.plan
-        types = [*plan.saved().values(), *plan.cell.state_types.values()]
-        needed = sorted({d for t in types for d in t.shape if isinstance(d, str)})
-        for name, v in {"T": T, **dims}.items():
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ArgumentError(f"memory(): {name}={v!r} must be an int >= 0")
-        unknown = sorted(set(dims) - set(needed))
-        if unknown:
-            raise ArgumentError(f"memory(): unknown dim {unknown[0]!r}; the dims to bind are {needed}")
-        missing = [d for d in needed if d not in dims]
-        if missing:
-            given = ", ".join(f"{d}=..." for d in missing)
-            raise ArgumentError(f"memory(): dim {missing[0]!r} is not bound; pass it too, e.g. memory(T={T}, {given})")
-        return memory_report(self._plan_of(int(T), {k: int(v) for k, v in dims.items()}))
-
-    def schedule(self, /, T: int, **dims: int) -> ScheduleView:
-        """The checkpoint schedule of a training call of length T (bind other dims, e.g. B=32): which steps
-        are stored, how many times each step's forward runs, the bytes kept and at peak. Printing it shows
-        a summary; `.runs` (per step), `.stored` and `.actions` hold the details."""
-        self.memory(T, **dims)  # the same checks of T and dims
-        what = {None: "plain BPTT", "sqrt": 'checkpoint="sqrt"'}.get(self.checkpoint, f"checkpoint={self.checkpoint!r}")
-        return ScheduleView(self._plan_of(int(T), {k: int(v) for k, v in dims.items()}), what)
-
-    def _plan_of(self, T: int, dims: dict):
-        """The schedule a training call of T and dims runs: unroll="auto"'s of the mode picked last."""
-        planner = self._auto.child(self._auto.last)._planner if self._auto else self._planner
-        return planner.plan(T, dims)
 
     def free_buffers(self) -> None:
         """Hand back the arrays kept for reuse between calls (numba-cpu keeps up to two calls' worth per
@@ -587,61 +590,6 @@ class CompiledProgram:
         if not self._auto:
             raise ArgumentError(f"choice(): this program has unroll={self.unroll!r}; only unroll='auto' chooses")
         return self._auto.choices()
-
-    # -- inspection
-    def ir(self, stage: str = "hoist", lengths: bool = False, T: int | None = None, grad: bool = False) -> str:
-        """The text of a stage: "cell", "unroll", "grad", "grad_forward", or any pipeline pass by name.
-
-        A pass name refers to the forward's pipeline, or the backward's with `grad=True`
-        ("simplify#2" for a repeated pass).
-        """
-        if stage == "cell":
-            return str(self.cell)
-        stages = self.stages(lengths, T, grad or stage == "grad", train=stage == "grad_forward")
-        if stage not in stages:
-            raise ArgumentError(f"argument 'stage': unknown stage {stage!r}; stages: {['cell'] + list(stages)}")
-        return str(stages[stage])
-
-    def source(self, lengths: bool = False, T: int | None = None, grad: bool = False) -> str:
-        """The generated source of this program's backend (numba-cpu, numba-cuda) for one variant."""
-        kind = "grad" if grad else "infer"
-        runner = self._variant(kind, lengths, T, window=grad and self.truncate is not None)[2]
-        src = getattr(runner, "source", None)
-        if src is None:
-            raise ArgumentError(f"backend {self.backend!r} generates no source (it interprets the IR); use numba-cpu")
-        return src
-
-    def resources(
-        self,
-        target: str = "sm_90",
-        lengths: bool = False,
-        T: int | None = None,
-        grad: bool = False,
-        dims: dict[str, int] | None = None,
-    ):
-        """What each numba-cuda kernel of one variant uses on a GPU of `target` ("sm_80": A100,
-        "sm_90": H100/H200), compiled for it here, without a GPU: registers, spills, shared memory,
-        threads per block, resident blocks per SM, and for a persistent kernel whether its grid can be
-        resident, its grid-wide syncs per step and a per-step cost estimate (syncs at assumed latencies,
-        FLOPs, bytes moved) at `dims` (default B=4). Printing it gives a table; needs the compiler wheels
-        (`pip install 'rnncomp[cuda-check]'`). With backend_options persistent=True, a persistent kernel
-        whose grid cannot be resident is an error naming the limit it exceeds."""
-        if self.backend != "numba-cuda":
-            raise ArgumentError(
-                f"resources(): backend {self.backend!r} runs no CUDA kernels; compile with backend='numba-cuda'"
-            )
-        from .backends.numba_cuda.resources import resources
-
-        kind = "grad" if grad else "infer"
-        prog = self._variant(kind, lengths, T, window=grad and self.truncate is not None, build=False)[0]
-        return resources(prog, self.dtype, target, self.backend_options.get("persistent"), dims)
-
-    def stages(
-        self, lengths: bool = False, T: int | None = None, grad: bool = False, train: bool = False
-    ) -> dict[str, Any]:
-        """Every stage's IR object, in pipeline order (of the backward with `grad`, training forward with `train`)."""
-        kind = "grad" if grad else "train" if train else "infer"
-        return dict(self._variant(kind, lengths, T, window=grad and self.truncate is not None)[1])
 
     def __repr__(self) -> str:
         return (

@@ -55,6 +55,19 @@ def test_no_input_gradient_gemm_when_no_seq_is_asked():
     assert "x" in full.outputs and text.count("matmul") < str(full).count("matmul")
 
 
+def test_row_sums_only_for_an_asked_bias():
+    """A bias's per-row sums in the backward loop (passes/row_sums.py) exist only when its gradient
+    is asked for; without it the backward keeps no running sum for it."""
+    prog = rc.compile(cell_of("lstm"), dtype="float64", backend="numpy")
+    args = random_args(prog.cell, T, B)
+    _, full = prog.value_and_grad("y", **args)
+    for wrt, summed in ((["Wh"], False), (["b"], True)):
+        _, some = prog.value_and_grad("y", wrt=wrt, **args)
+        np.testing.assert_allclose(some[wrt[0]], full[wrt[0]], rtol=1e-12, atol=1e-12)
+        grad = str(next(v[0] for k, v in prog._variants.items() if k[0] == "grad" and k[-1] == frozenset(wrt)))
+        assert ("rowsum@b@" in grad) is summed
+
+
 def test_only_the_output_layer_skips_the_recurrence():
     """A param that no state depends on gets its gradient without any cotangent through time."""
     g = rc.Graph("g")

@@ -37,6 +37,17 @@ BACKENDS: dict[str, Callable[[Program, dict[str, Any]], Runner]] = {
 DEVICE_ARRAYS = frozenset({"numba-cuda"})  # backends whose runners take device arrays and keep outputs there
 
 
+def compile_ahead(name: str, prog: Program, options: dict[str, Any]) -> Any:
+    """Start compiling the module backend `name` would build for `prog` in a child process (numba-cpu:
+    numba_cpu/ahead.py); a handle whose `join()` the caller awaits before building the runner, or None
+    (another backend, or off)."""
+    if name != "numba-cpu":
+        return None
+    from .numba_cpu.ahead import compile_ahead as start
+
+    return start(prog, options)
+
+
 def device_ops(name: str) -> Any:
     """The array operations (rnncomp.array_ops) a device-array backend's training glue runs on the device."""
     if name not in DEVICE_ARRAYS:

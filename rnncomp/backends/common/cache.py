@@ -154,13 +154,17 @@ def _in_memory(source: str, key: str, name: str) -> Entry:
     return Entry(mod, path, source, key, name, in_memory=True)
 
 
+def entry_path(source: str, options: dict[str, Any], *, backend: str, depends: dict[str, str] | None = None) -> Path:
+    """Where the entry for `source` lives (whether or not it is there yet): `<dir>/<key>.py`."""
+    return cache_dir() / f"{cache_key(source, {**options, 'backend': backend}, depends)}.py"
+
+
 def load(source: str, options: dict[str, Any], *, backend: str, depends: dict[str, str] | None = None) -> Entry:
     """The module for `source`, from the cache (written there first if missing or broken), or
     compiled in memory if the cache cannot be used. `backend` names the module
     (`rnncomp_<backend>_<key>`); `depends` joins the key (see the module)."""
-    folder = cache_dir()
-    key = cache_key(source, {**options, "backend": backend}, depends)
-    path = folder / f"{key}.py"
+    path = entry_path(source, options, backend=backend, depends=depends)
+    folder, key = path.parent, path.stem
     name = f"rnncomp_{backend}_{key[:20]}"
     try:
         folder.mkdir(parents=True, exist_ok=True)

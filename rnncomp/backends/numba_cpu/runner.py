@@ -150,13 +150,34 @@ class Runner:
             return None
         return np.full(numba.config.NUMBA_NUM_THREADS, 0xFFFFFFFF, np.uint32)
 
+    def signature(self) -> tuple:
+        """The Numba types of every call's arguments, known before any call: C-contiguous arrays of
+        the declared dtypes and ranks, Python ints (as `arguments` makes them); what ahead.py compiles."""
+        from numba import from_dtype, typeof, types
+
+        sig: list[Any] = []
+        for a in self.gen.args:
+            if a.kind == "input":
+                t = self.prog.input(a.key).type
+                sig.append(types.Array(from_dtype(t.dtype.numpy), t.rank, "C"))  # type: ignore[union-attr]
+            elif a.kind == "buffer":
+                sig.append(types.Array(from_dtype(np.dtype(a.key.dtype.numpy)), len(a.key.shape), "C"))
+            elif a.kind == "const":
+                sig.append(typeof(a.key))
+            else:  # dims, trip counts, thread counts, row-block addresses
+                sig.append(types.int64)
+        return tuple(sig)
+
     def _compile(self, args: list[Any]) -> None:
         """Compile (or load from Numba's cache) for these argument types, once: every call passes
-        C-contiguous arrays of the declared dtypes and Python ints. A failure names the IR node; a
-        failure of Numba's cache files (unreadable, or a full disk) means compiling in memory."""
+        C-contiguous arrays of the declared dtypes and Python ints."""
         import numba
 
-        types = tuple(numba.typeof(a) for a in args)
+        self.compile_for(tuple(numba.typeof(a) for a in args), args)
+
+    def compile_for(self, types: tuple, args: list[Any] | None = None) -> None:
+        """Compile (or load) `program` for `types`. A failure names the IR node; a failure of Numba's
+        cache files (unreadable, or a full disk) means compiling in memory (`args`' addresses follow)."""
         try:
             with llvm_level(self.gen.llvm_level):
                 self.fn.compile(types)
@@ -165,7 +186,8 @@ class Runner:
                 raise compile_error(self.prog, self.gen, self.path, e) from None
             self._use(self.entry.without_cache(e))
             for pos, _ in self.addresses:
-                args[pos] = self.template[pos]
+                if args is not None:
+                    args[pos] = self.template[pos]
             try:
                 with llvm_level(self.gen.llvm_level):
                     self.fn.compile(types)
